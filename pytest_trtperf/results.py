@@ -1,0 +1,265 @@
+"""Frozen result objects: what a measurement produced and what the gate decided.
+
+Everything here is plain data with ``to_dict`` / ``from_dict`` so results can
+cross the xdist wire, land in ``--trt-json`` and be compared with baselines.
+Times are milliseconds unless a name says otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+#: Verdict statuses. ``regression`` is the only one that fails a test (plus
+#: ``missing`` under ``--trt-missing-baseline=fail``).
+STATUSES = (
+    "pass",  # within tolerance or not significant
+    "regression",  # slower beyond tolerance and significant
+    "improved",  # faster beyond tolerance and significant (reported, never failed)
+    "missing",  # no baseline for this result
+    "incomparable",  # baseline from another device class / configuration
+    "updated",  # --trt-baseline=update: this result becomes the baseline
+    "off",  # --trt-baseline=off
+)
+
+
+@dataclass(frozen=True)
+class SeriesStats:
+    """Summary of one timing series, in milliseconds."""
+
+    n: int
+    median: float
+    mean: float
+    min: float
+    max: float
+    p90: float
+    p95: float
+    p99: float
+    stdev: float
+    #: Distribution-free confidence interval of the median (order statistics).
+    median_ci: tuple[float, float]
+
+    @property
+    def median_ms(self) -> float:
+        return self.median
+
+    @property
+    def mean_ms(self) -> float:
+        return self.mean
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["median_ci"] = list(self.median_ci)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SeriesStats":
+        kw = {f.name: d[f.name] for f in fields(cls)}
+        kw["median_ci"] = tuple(kw["median_ci"])
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Compact form of a sample: ``n`` and its quantile function at evenly spaced
+    probabilities (first = min, last = max). Enough to redraw a sample of the
+    same size for the statistical test, at a fixed size on disk."""
+
+    n: int
+    quantiles_ms: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "quantiles_ms": list(self.quantiles_ms)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Distribution":
+        return cls(n=int(d["n"]), quantiles_ms=tuple(float(x) for x in d["quantiles_ms"]))
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """What the device was doing during the measured window.
+
+    ``flags`` marks conditions that make the numbers suspect: ``power_throttle``,
+    ``thermal_throttle``, ``busy`` (other processes on the GPU), ``clocks_unlocked``
+    when locking was asked for and failed.
+    """
+
+    kind: str = "host"
+    sm_clock_mhz_min: float | None = None
+    sm_clock_mhz_median: float | None = None
+    mem_clock_mhz_median: float | None = None
+    power_w_median: float | None = None
+    power_w_max: float | None = None
+    temperature_c_max: float | None = None
+    throttle_reasons: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+    clocks_locked: str = "off"
+    samples: int = 0
+    #: Time series for reports: list of (t_s, sm_mhz, mem_mhz, power_w, temp_c).
+    timeline: tuple[tuple[float, float, float, float, float], ...] = ()
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flags)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["throttle_reasons"] = list(self.throttle_reasons)
+        d["flags"] = list(self.flags)
+        d["timeline"] = [list(t) for t in self.timeline]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "DeviceState":
+        kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
+        kw["throttle_reasons"] = tuple(kw.get("throttle_reasons", ()))
+        kw["flags"] = tuple(kw.get("flags", ()))
+        kw["timeline"] = tuple(tuple(t) for t in kw.get("timeline", ()))
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's decision for one result."""
+
+    status: str
+    metric: str
+    tolerance: float
+    baseline_value: float | None = None
+    current_value: float | None = None
+    #: current/baseline - 1 for time metrics; baseline/current - 1 for
+    #: throughput, so a positive change always means slower.
+    change: float | None = None
+    #: Confidence interval of ``change``.
+    ci: tuple[float, float] | None = None
+    confidence: float | None = None
+    message: str = ""
+    #: Set when the first measurement looked like a regression and the gate
+    #: measured again before deciding.
+    remeasured: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "regression"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ci"] = list(self.ci) if self.ci is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Verdict":
+        kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
+        if kw.get("ci") is not None:
+            kw["ci"] = tuple(kw["ci"])
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One named measurement: ``<test id>::<name>``."""
+
+    id: str
+    nodeid: str
+    name: str | None
+    kind: str
+    mode: str
+    latency: SeriesStats
+    throughput: float  # inferences per second, host wall time
+    distribution: Distribution
+    stop_reason: str
+    warmup_iterations: int
+    warmup_s: float
+    measured_s: float
+    config_hash: str
+    identity: Mapping[str, Any]
+    fingerprint: Mapping[str, Any]
+    device_class: str
+    device_state: DeviceState = field(default_factory=DeviceState)
+    extra: Mapping[str, SeriesStats] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    verdict: Verdict | None = None
+    #: Optional per-layer profile (TensorRT): list of {"name", "ms"}.
+    layers: tuple[Mapping[str, Any], ...] = ()
+    location: tuple[str, int] | None = None  # (file, line) of the test
+
+    # Friendly accessors matching the design's vocabulary.
+    @property
+    def gpu_compute(self) -> SeriesStats | None:
+        return self.extra.get("gpu_compute")
+
+    @property
+    def enqueue(self) -> SeriesStats | None:
+        return self.extra.get("enqueue")
+
+    @property
+    def h2d(self) -> SeriesStats | None:
+        return self.extra.get("h2d")
+
+    @property
+    def d2h(self) -> SeriesStats | None:
+        return self.extra.get("d2h")
+
+    @property
+    def flagged(self) -> bool:
+        return self.device_state.flagged
+
+    def metric_value(self, metric: str) -> float:
+        """The value of ``metric`` for this result (ms, or inferences/s)."""
+        if metric == "throughput":
+            return self.throughput
+        return float(getattr(self.latency, metric))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "nodeid": self.nodeid,
+            "name": self.name,
+            "kind": self.kind,
+            "mode": self.mode,
+            "latency_ms": self.latency.to_dict(),
+            "throughput": self.throughput,
+            "distribution": self.distribution.to_dict(),
+            "stop_reason": self.stop_reason,
+            "warmup_iterations": self.warmup_iterations,
+            "warmup_s": self.warmup_s,
+            "measured_s": self.measured_s,
+            "config_hash": self.config_hash,
+            "identity": dict(self.identity),
+            "fingerprint": dict(self.fingerprint),
+            "device_class": self.device_class,
+            "device_state": self.device_state.to_dict(),
+            "extra_ms": {k: v.to_dict() for k, v in self.extra.items()},
+            "notes": list(self.notes),
+            "verdict": self.verdict.to_dict() if self.verdict else None,
+            "layers": [dict(x) for x in self.layers],
+            "location": list(self.location) if self.location else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Result":
+        return cls(
+            id=d["id"],
+            nodeid=d["nodeid"],
+            name=d.get("name"),
+            kind=d["kind"],
+            mode=d["mode"],
+            latency=SeriesStats.from_dict(d["latency_ms"]),
+            throughput=float(d["throughput"]),
+            distribution=Distribution.from_dict(d["distribution"]),
+            stop_reason=d["stop_reason"],
+            warmup_iterations=int(d["warmup_iterations"]),
+            warmup_s=float(d["warmup_s"]),
+            measured_s=float(d["measured_s"]),
+            config_hash=d["config_hash"],
+            identity=d.get("identity", {}),
+            fingerprint=d.get("fingerprint", {}),
+            device_class=d["device_class"],
+            device_state=DeviceState.from_dict(d.get("device_state", {})),
+            extra={k: SeriesStats.from_dict(v) for k, v in d.get("extra_ms", {}).items()},
+            notes=tuple(d.get("notes", ())),
+            verdict=Verdict.from_dict(d["verdict"]) if d.get("verdict") else None,
+            layers=tuple(d.get("layers", ())),
+            location=tuple(d["location"]) if d.get("location") else None,  # type: ignore[arg-type]
+        )

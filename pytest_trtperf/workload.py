@@ -1,0 +1,77 @@
+"""The contract between the measurement core and anything that can be timed.
+
+The core (``measure.py``) knows nothing about TensorRT, CUDA or torch: it asks a
+:class:`Workload` to run ``n`` iterations and gets a :class:`Batch` of timings
+back. Running in batches lets GPU workloads record events for many iterations
+and synchronise once, so the Python loop stays out of the measured time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+import numpy as np
+
+#: Names of optional per-iteration series a workload may report next to the
+#: primary latency series. All values are seconds.
+EXTRA_SERIES = ("gpu_compute", "enqueue", "h2d", "d2h")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Timings of ``n`` consecutive iterations.
+
+    ``latency_s`` is the primary series the gate works on: host wall time for a
+    host workload, GPU compute time (CUDA events) for a GPU workload in latency
+    mode, the interval between completions in throughput mode.
+    ``wall_s`` is the host wall time of the whole batch, from which throughput
+    is computed as ``iterations * inferences_per_iteration / wall_s``.
+    """
+
+    latency_s: np.ndarray
+    wall_s: float
+    extra: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def iterations(self) -> int:
+        return int(self.latency_s.shape[0])
+
+
+@runtime_checkable
+class Workload(Protocol):
+    """Something the core can time. Implementations live in ``workloads/``."""
+
+    #: "host", "cuda", "torch" or "tensorrt": part of the baseline fingerprint.
+    kind: str
+    #: Inferences (samples of a batch) per iteration; throughput counts these.
+    inferences_per_iteration: int
+
+    def setup(self) -> None:
+        """Allocate, capture graphs, build: everything outside the timed loop."""
+
+    def run(self, iterations: int) -> Batch:
+        """Run ``iterations`` iterations and return their timings."""
+
+    def teardown(self) -> None:
+        """Release what :meth:`setup` took. Called even when ``run`` raised."""
+
+    def identity(self) -> Mapping[str, Any]:
+        """JSON-able description that changes whenever the timed work changes.
+
+        Hashed into the result's ``config_hash``; a baseline taken with another
+        configuration is reported as incomparable.
+        """
+
+    def notes(self) -> tuple[str, ...]:
+        """Things the user should know about this run (e.g. graph fallback)."""
+
+
+@runtime_checkable
+class StateMonitor(Protocol):
+    """Watches the device during a measured window (NVML on GPUs)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> Any:
+        """Stop watching and return a ``results.DeviceState``."""
