@@ -1,0 +1,283 @@
+"""What the GPU was doing during a measured window, read from NVML.
+
+A result taken while the card sat at its power cap, ran hot, or shared the GPU
+with another process is not comparable with one that did not; the sampler
+records enough to flag such results (``results.DeviceState.flags``) and to plot
+clocks and power next to the latency.
+
+Cost: one background thread waking every ``interval_s`` for five NVML reads
+(SM/memory clock, power, temperature, clock-event reasons); the process list,
+a heavier call, is read at start, at stop and every ``PROCESS_EVERY`` samples.
+NVML calls go through ctypes, which releases the GIL while the driver answers.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from . import nvml
+from .errors import BackendUnavailable
+from .results import DeviceState
+
+#: Read the process list every this many samples (plus at start and stop).
+PROCESS_EVERY = 25
+#: At most this many points go into ``DeviceState.timeline`` (evenly thinned).
+TIMELINE_POINTS = 256
+
+POWER_REASONS = frozenset({"sw_power_cap", "hw_power_brake_slowdown"})
+THERMAL_REASONS = frozenset({"sw_thermal_slowdown", "hw_thermal_slowdown"})
+
+
+@dataclass(frozen=True)
+class Sample:
+    t_s: float
+    sm_mhz: float
+    mem_mhz: float
+    power_w: float
+    temp_c: float
+    reasons: int
+
+
+def flags_for(reasons: Iterable[str], busy: bool) -> tuple[str, ...]:
+    """The flags a window earns from the reasons seen in it and other processes.
+
+    ``hw_slowdown`` (NVML: high temperature, power brake or power draw; the
+    driver does not say which) gets its own flag rather than a guess.
+    """
+    seen = set(reasons)
+    flags = []
+    if seen & POWER_REASONS:
+        flags.append("power_throttle")
+    if seen & THERMAL_REASONS:
+        flags.append("thermal_throttle")
+    if "hw_slowdown" in seen:
+        flags.append("hw_slowdown")
+    if busy:
+        flags.append("busy")
+    return tuple(flags)
+
+
+def others_on_gpu(pids: Iterable[int], ours: Iterable[int]) -> tuple[int, ...]:
+    """PIDs on the GPU that are not this test session's.
+
+    Inside a container NVML lists host PIDs, so our own process does not
+    appear under its own PID; when none of ``ours`` is listed, one unmatched
+    process is taken to be us.
+    """
+    pids = tuple(pids)
+    ours = set(ours)
+    others = tuple(p for p in pids if p not in ours)
+    if len(others) == len(pids) and others:  # we are not listed: PID namespace
+        others = others[1:]
+    return others
+
+
+class DeviceStateSampler:
+    """``workload.StateMonitor`` over NVML for one CUDA device.
+
+    ``cuda_device_index`` is the index as CUDA numbers devices in this process
+    (after ``CUDA_VISIBLE_DEVICES``); it is mapped to the NVML handle by UUID or
+    PCI bus id (:func:`resolve_cuda_device`), never by NVML index.
+    """
+
+    def __init__(
+        self,
+        cuda_device_index: int = 0,
+        interval_s: float = 0.01,
+        *,
+        nvml: "nvml_mod.Device | None" = None,  # the device to read (else resolved at start)
+        clocks_locked: str = "off",
+        extra_flags: tuple[str, ...] = (),
+        own_pids: Callable[[], Iterable[int]] | None = None,
+    ) -> None:
+        self.cuda_device_index = cuda_device_index
+        self.interval_s = max(float(interval_s), 0.001)
+        self._device = nvml
+        self.clocks_locked = clocks_locked
+        self.extra_flags = extra_flags
+        self._own_pids = own_pids or (lambda: (os.getpid(),))
+        self._samples: list[Sample] = []
+        self._pids: set[int] = set()
+        self._errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._t0 = 0.0
+        self._session = False
+
+    # ---- StateMonitor ------------------------------------------------------
+    def start(self) -> None:
+        """Begin sampling; raises ``BackendUnavailable`` without NVML."""
+        if self._thread is not None:
+            raise RuntimeError("DeviceStateSampler.start() called twice")
+        nvml_mod.init()
+        self._session = True
+        if self._device is None:
+            self._device = resolve_cuda_device(self.cuda_device_index)
+        self._samples, self._pids, self._errors = [], set(), []
+        self._stop.clear()
+        self._t0 = time.perf_counter()
+        self._read_processes()
+        self._sample()
+        self._thread = threading.Thread(target=self._run, name="trtperf-nvml-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> DeviceState:
+        """Stop sampling and summarise the window."""
+        if self._thread is None:
+            raise RuntimeError("DeviceStateSampler.stop() without start()")
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        try:
+            self._sample()
+            self._read_processes()
+        finally:
+            if self._session:
+                nvml_mod.shutdown()
+                self._session = False
+        return self.summary()
+
+    # ---- internals ---------------------------------------------------------
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+            n += 1
+            if n % PROCESS_EVERY == 0:
+                self._read_processes()
+
+    def _sample(self) -> None:
+        d = self._device
+        assert d is not None
+        try:
+            s = Sample(
+                t_s=time.perf_counter() - self._t0,
+                sm_mhz=float(d.clock("sm")),
+                mem_mhz=float(d.clock("mem")),
+                power_w=d.power_w(),
+                temp_c=float(d.temperature_c()),
+                reasons=d.event_reasons(),
+            )
+        except Exception as exc:  # a read failing must not kill the measurement
+            if len(self._errors) < 3:
+                self._errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        self._samples.append(s)
+
+    def _read_processes(self) -> None:
+        assert self._device is not None
+        try:
+            self._pids.update(self._device.compute_pids())
+        except Exception as exc:
+            if len(self._errors) < 3:
+                self._errors.append(f"{type(exc).__name__}: {exc}")
+
+    def summary(self) -> DeviceState:
+        samples = list(self._samples)
+        mask = 0
+        for s in samples:
+            mask |= s.reasons
+        reasons = nvml.decode_reasons(mask)
+        busy = bool(others_on_gpu(sorted(self._pids), self._own_pids()))
+        flags = flags_for(reasons, busy) + tuple(f for f in self.extra_flags if f)
+        if not samples:
+            return DeviceState(kind="gpu", throttle_reasons=reasons, flags=flags, clocks_locked=self.clocks_locked)
+        sm = [s.sm_mhz for s in samples]
+        power = [s.power_w for s in samples]
+        step = max(1, -(-len(samples) // TIMELINE_POINTS))
+        timeline = tuple((s.t_s, s.sm_mhz, s.mem_mhz, s.power_w, s.temp_c) for s in samples[::step])
+        return DeviceState(
+            kind="gpu",
+            sm_clock_mhz_min=min(sm),
+            sm_clock_mhz_median=statistics.median(sm),
+            mem_clock_mhz_median=statistics.median(s.mem_mhz for s in samples),
+            power_w_median=statistics.median(power),
+            power_w_max=max(power),
+            temperature_c_max=max(s.temp_c for s in samples),
+            throttle_reasons=reasons,
+            flags=flags,
+            clocks_locked=self.clocks_locked,
+            samples=len(samples),
+            timeline=timeline,
+        )
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        """The first few NVML read errors of the window (reads are best-effort)."""
+        return tuple(self._errors)
+
+
+# ``nvml`` is also the keyword the brief names for injection; keep the module
+# reachable under another name inside methods.
+nvml_mod = nvml
+
+
+def resolve_cuda_device(cuda_device_index: int = 0) -> nvml.Device:
+    """The NVML device that CUDA calls ``cuda_device_index`` in this process.
+
+    Order of trust: a UUID in ``CUDA_VISIBLE_DEVICES`` (what the xdist pinning
+    sets), then the PCI bus id that CUDA reports, then (only without
+    ``CUDA_VISIBLE_DEVICES``) the NVML index.
+    """
+    from . import gpu_pinning
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        entries = gpu_pinning.parse_visible(visible)
+        if cuda_device_index < len(entries) and entries[cuda_device_index].startswith("GPU-"):
+            return gpu_pinning.device_for_entry(entries[cuda_device_index], cuda_device_index)
+    bus_id = cuda_pci_bus_id(cuda_device_index)
+    if bus_id:
+        return nvml.by_pci_bus_id(bus_id)
+    if visible is not None:
+        entries = gpu_pinning.parse_visible(visible)
+        if cuda_device_index >= len(entries):
+            raise BackendUnavailable(f"no CUDA device {cuda_device_index} with CUDA_VISIBLE_DEVICES={visible!r}")
+        return gpu_pinning.device_for_entry(entries[cuda_device_index], cuda_device_index)
+    return nvml.by_index(cuda_device_index)
+
+
+def cuda_pci_bus_id(cuda_device_index: int) -> str | None:
+    """PCI bus id of a CUDA device through the driver API, or None without CUDA."""
+    try:
+        from cuda.bindings import driver  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    try:
+        (err,) = driver.cuInit(0)
+        if err != driver.CUresult.CUDA_SUCCESS:
+            return None
+        err, dev = driver.cuDeviceGet(cuda_device_index)
+        if err != driver.CUresult.CUDA_SUCCESS:
+            return None
+        err, raw = driver.cuDeviceGetPCIBusId(32, dev)
+        if err != driver.CUresult.CUDA_SUCCESS:
+            return None
+    except Exception:
+        return None
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return text.split("\x00", 1)[0] or None
+
+
+def make_monitor(
+    cuda_device_index: int = 0,
+    interval_s: float = 0.01,
+    **kwargs: object,
+) -> DeviceStateSampler | None:
+    """A sampler for the device, or None when NVML or the device is missing."""
+    try:
+        with nvml.session():
+            device = resolve_cuda_device(cuda_device_index)
+    except BackendUnavailable:
+        return None
+    except Exception as exc:
+        if nvml.is_nvml_error(exc):
+            return None
+        raise
+    del device  # resolved again in start(): handles need not outlive an NVML session
+    return DeviceStateSampler(cuda_device_index, interval_s, **kwargs)  # type: ignore[arg-type]
