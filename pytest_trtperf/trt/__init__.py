@@ -1,0 +1,30 @@
+"""TensorRT / TensorRT-RTX adapter: build, cache, load, run, profile.
+
+Knows nothing about pytest except :mod:`.options`. Importing this package does
+not import TensorRT; :func:`.backend.load_backend` does, on first use.
+"""
+
+from __future__ import annotations
+
+from .api import engine_from_plan, get_engine, make_workload
+from .backend import Backend, load_backend
+from .engine import EngineHandle
+from .options import TrtOptions, add_options
+from .progress import ProgressEvent, line_printer
+from .spec import EngineSpec
+from .tensors import TensorInfo
+
+__all__ = [
+    "Backend",
+    "EngineHandle",
+    "EngineSpec",
+    "ProgressEvent",
+    "TensorInfo",
+    "TrtOptions",
+    "add_options",
+    "engine_from_plan",
+    "get_engine",
+    "line_printer",
+    "load_backend",
+    "make_workload",
+]

@@ -1,0 +1,104 @@
+"""Built plans on disk, so a suite builds each engine once per machine type.
+
+The key covers everything that changes the plan: the ONNX bytes, the build
+configuration, the library and version, and the GPU (name + compute
+capability, or ``no-gpu``). Each entry is ``<key>.plan`` plus ``<key>.json``
+(checksum, size, I/O tensors); a plan whose checksum does not match (truncated
+write, foreign file) is rebuilt with a warning, never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from .atomic import atomic_write
+
+SCHEMA = 1
+
+
+class EngineCacheWarning(UserWarning):
+    """A cache entry was unusable and will be rebuilt."""
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    key: str
+    plan: bytes
+    meta: Mapping[str, Any]
+    path: Path
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, streamed (ONNX models can be gigabytes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_key(onnx_digest: str, build_config: Mapping[str, Any], library: Mapping[str, str], gpu: str) -> str:
+    blob = json.dumps(
+        {"schema": SCHEMA, "onnx": onnx_digest, "build": build_config, "library": dict(library), "gpu": gpu},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+class EngineCache:
+    """A directory of plans. Safe for concurrent xdist workers: writes are atomic."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def paths(self, key: str) -> tuple[Path, Path]:
+        return self.directory / f"{key}.plan", self.directory / f"{key}.json"
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The entry for ``key``; None when absent or unusable (with a warning)."""
+        plan_path, meta_path = self.paths(key)
+        if not plan_path.exists() and not meta_path.exists():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            plan = plan_path.read_bytes()
+        except (OSError, ValueError) as exc:
+            self._discard(key, f"unreadable ({type(exc).__name__})")
+            return None
+        if meta.get("schema") != SCHEMA:
+            self._discard(key, f"written by another cache schema ({meta.get('schema')!r})")
+            return None
+        if len(plan) != meta.get("size") or hashlib.sha256(plan).hexdigest() != meta.get("sha256"):
+            self._discard(key, f"truncated or foreign ({len(plan)} bytes, expected {meta.get('size')})")
+            return None
+        return CacheEntry(key=key, plan=plan, meta=meta, path=plan_path)
+
+    def put(self, key: str, plan: bytes, meta: Mapping[str, Any]) -> CacheEntry:
+        """Store ``plan`` (plan first, metadata last: metadata marks it complete)."""
+        plan_path, meta_path = self.paths(key)
+        full = dict(meta)
+        full.update(schema=SCHEMA, size=len(plan), sha256=hashlib.sha256(plan).hexdigest(), created=time.time())
+        atomic_write(plan_path, plan)
+        atomic_write(meta_path, json.dumps(full, sort_keys=True, indent=1).encode())
+        return CacheEntry(key=key, plan=plan, meta=full, path=plan_path)
+
+    def discard(self, key: str, reason: str) -> None:
+        """Drop an entry found bad after loading (e.g. the library rejects it)."""
+        self._discard(key, reason)
+
+    def _discard(self, key: str, reason: str) -> None:
+        plan_path, meta_path = self.paths(key)
+        warnings.warn(
+            EngineCacheWarning(f"engine cache entry {plan_path} is {reason}; rebuilding it"), stacklevel=3
+        )
+        for p in (plan_path, meta_path):
+            try:
+                p.unlink()
+            except OSError:
+                pass

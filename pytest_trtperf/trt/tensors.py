@@ -1,0 +1,96 @@
+"""Plain descriptions of an engine's I/O tensors.
+
+Kept apart from live TensorRT objects so the engine cache can store them next
+to a plan and shape checks work on machines that cannot deserialize engines
+(no GPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+Shape = tuple[int, ...]
+#: (min, opt, max) of one input under one optimization profile.
+ProfileRange = tuple[Shape, Shape, Shape]
+
+#: TensorRT ``DataType`` member name -> our dtype name.
+DTYPE_NAMES = {
+    "FLOAT": "float32",
+    "HALF": "float16",
+    "BF16": "bfloat16",
+    "INT8": "int8",
+    "INT32": "int32",
+    "INT64": "int64",
+    "BOOL": "bool",
+    "UINT8": "uint8",
+    "FP8": "float8_e4m3fn",
+    "INT4": "int4",
+    "FP4": "float4_e2m1fn",
+    "E8M0": "float8_e8m0fnu",
+}
+
+#: Bytes per element for types numpy lacks (sub-byte types round up).
+_ITEMSIZE = {"bfloat16": 2, "float8_e4m3fn": 1, "int4": 1, "float4_e2m1fn": 1, "float8_e8m0fnu": 1}
+
+
+def dtype_name(trt_dtype: Any) -> str:
+    """Our name for a TensorRT ``DataType`` (enum member or its name)."""
+    name = getattr(trt_dtype, "name", str(trt_dtype)).split(".")[-1]
+    return DTYPE_NAMES.get(name, name.lower())
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """A numpy dtype for ``name``; ``ml_dtypes`` for bfloat16/fp8 when installed,
+    else an unsigned integer of the same size (the bytes are what matters)."""
+    try:
+        return np.dtype(name)
+    except TypeError:
+        pass
+    try:
+        import ml_dtypes  # type: ignore[import-not-found]
+
+        return np.dtype(getattr(ml_dtypes, name))
+    except (ImportError, AttributeError, TypeError):
+        return np.dtype(f"uint{8 * _ITEMSIZE.get(name, 1)}")
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One I/O tensor: ``shape`` has -1 for dynamic dimensions."""
+
+    name: str
+    mode: str  # "input" | "output"
+    dtype: str
+    shape: Shape
+    #: One (min, opt, max) per optimization profile; inputs only.
+    profiles: tuple[ProfileRange, ...] = ()
+
+    @property
+    def is_input(self) -> bool:
+        return self.mode == "input"
+
+    @property
+    def dynamic(self) -> bool:
+        return any(d < 0 for d in self.shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "mode": self.mode,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "profiles": [[list(s) for s in p] for p in self.profiles],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TensorInfo":
+        return cls(
+            name=d["name"],
+            mode=d["mode"],
+            dtype=d["dtype"],
+            shape=tuple(d["shape"]),
+            profiles=tuple(tuple(tuple(s) for s in p) for p in d.get("profiles", ())),  # type: ignore[misc]
+        )
