@@ -1,0 +1,216 @@
+"""Time a torch callable on the GPU with the same machinery as CudaWorkload.
+
+:class:`TorchWorkload` takes ``fn()`` (no arguments: a module call, a
+Torch-TensorRT engine, any torch code) that launches its work on torch's
+*current* stream. Setup makes a side stream current, warms ``fn`` up, and
+captures it with ``torch.cuda.CUDAGraph`` (on by default). If capture fails
+(``fn`` syncs, calls ``.item()``, allocates outside the graph pool, ...) the
+capture is ended, the error cleared, and ``fn`` itself is timed; notes() says so.
+Timing is delegated to :class:`~pytest_trtperf.workloads.cuda.CudaWorkload` on
+that stream, so events, modes, blocking sync and chunking are identical.
+
+torch is optional: importing this module never imports it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Mapping
+
+from .. import cuda
+from ..errors import BackendUnavailable, UsageError
+from ..workload import Batch
+from .cuda import CudaWorkload
+
+_TORCH_HINT = "pip install torch (a CUDA build)"
+
+
+def _torch() -> Any:
+    """torch with a usable GPU, or BackendUnavailable in one line."""
+    try:
+        import torch
+    except ImportError:
+        raise BackendUnavailable(f"torch is not installed (needed for timer='torch'): {_TORCH_HINT}") from None
+    if not torch.cuda.is_available():
+        raise BackendUnavailable("torch sees no CUDA GPU (CPU-only build or no device)")
+    return torch
+
+
+def torch_cuda_initialized() -> bool:
+    """True when the process already uses torch on CUDA (without importing torch)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return False
+    try:
+        return bool(torch.cuda.is_initialized())
+    except Exception:
+        return False
+
+
+class TorchWorkload:
+    """Times ``fn()`` on torch's current stream (kind ``"torch"``)."""
+
+    kind = "torch"
+
+    def __init__(
+        self,
+        fn: Callable[[], Any],
+        *,
+        mode: str = "latency",
+        streams: int = 1,
+        cuda_graph: bool = True,
+        blocking_sync: bool = False,
+        inferences_per_iteration: int = 1,
+        identity: Mapping[str, Any] | None = None,
+        capture_mode: str = "thread_local",
+        warmup_calls: int = 3,
+        queue_depth: int = 2,
+    ) -> None:
+        if not callable(fn):
+            raise UsageError("TorchWorkload needs a callable fn() that runs on torch's current stream")
+        if capture_mode not in cuda.CAPTURE_MODES:
+            raise UsageError(f"capture_mode={capture_mode!r} is not one of {', '.join(cuda.CAPTURE_MODES)}")
+        self.fn = fn
+        self.cuda_graph = bool(cuda_graph)
+        self.capture_mode = capture_mode
+        self.warmup_calls = max(1, int(warmup_calls))
+        self.inferences_per_iteration = int(inferences_per_iteration)
+        self._opts = dict(mode=mode, streams=int(streams), blocking_sync=bool(blocking_sync),
+                          inferences_per_iteration=int(inferences_per_iteration),
+                          queue_depth=int(queue_depth))
+        # Validate the shared options now (no GPU needed), as CudaWorkload does.
+        CudaWorkload(lambda h: None, cuda_graph=False, **self._opts)  # type: ignore[arg-type]
+        self._user_identity = dict(identity or {})
+        self._inner: CudaWorkload | None = None
+        self._torch_streams: list[Any] = []
+        self._graphs: list[Any] = []
+        self._notes: list[str] = []
+
+    # ------------------------------------------------------------ contract
+
+    @property
+    def graph_used(self) -> bool:
+        return bool(self._graphs)
+
+    def identity(self) -> Mapping[str, Any]:
+        ident: dict[str, Any] = {
+            "kind": self.kind,
+            "mode": self._opts["mode"],
+            "streams": self._opts["streams"],
+            "cuda_graph": self.cuda_graph,
+            "sync": "blocking" if self._opts["blocking_sync"] else "spin",
+            "transfers": False,
+            "inferences_per_iteration": self.inferences_per_iteration,
+        }
+        ident.update(self._user_identity)
+        return ident
+
+    def notes(self) -> tuple[str, ...]:
+        inner = self._inner.notes() if self._inner is not None else ()
+        return tuple(self._notes) + tuple(inner)
+
+    def setup(self) -> None:
+        if self._inner is not None:
+            return
+        torch = _torch()
+        cuda.require_gpu()
+        self._notes = []
+        try:
+            self._torch_streams = [torch.cuda.Stream() for _ in range(self._opts["streams"])]
+            for ts in self._torch_streams:
+                with torch.cuda.stream(ts):
+                    for _ in range(self.warmup_calls):
+                        self.fn()
+                ts.synchronize()
+            if self.cuda_graph:
+                self._capture_all(torch)
+            self._inner = self._make_inner(torch)
+            self._inner.setup()
+        except BaseException:
+            self.teardown()
+            raise
+
+    def run(self, iterations: int) -> Batch:
+        if self._inner is None:
+            raise UsageError("TorchWorkload.run() called before setup()")
+        torch = _torch()
+        with torch.cuda.stream(self._torch_streams[0]):
+            return self._inner.run(iterations)
+
+    def teardown(self) -> None:
+        if self._inner is not None:
+            self._inner.teardown()
+            self._inner = None
+        self._graphs = []
+        self._torch_streams = []
+
+    # --------------------------------------------------------------- setup
+
+    def _capture_all(self, torch: Any) -> None:
+        graphs = []
+        for ts in self._torch_streams:
+            why = self._capture_one(torch, ts, graphs)
+            if why is not None:
+                self._notes.append(
+                    f"CUDA graph capture of the torch callable failed, timing it eagerly instead: {why}")
+                graphs = []
+                break
+        self._graphs = graphs
+
+    def _capture_one(self, torch: Any, ts: Any, graphs: list[Any]) -> str | None:
+        g = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(g, stream=ts, capture_error_mode=self.capture_mode):
+                self.fn()
+        except Exception as exc:
+            del g
+            _recover_stream(torch, ts)
+            return _one_line(exc)
+        g.replay()
+        ts.synchronize()
+        graphs.append(g)
+        return None
+
+    def _make_inner(self, torch: Any) -> CudaWorkload:
+        by_handle = {int(ts.cuda_stream): ts for ts in self._torch_streams}
+        targets = ([g.replay for g in self._graphs] if self._graphs
+                   else [self.fn] * len(self._torch_streams))
+        target_by_handle = {h: t for h, t in zip(by_handle, targets)}
+        if len(by_handle) == 1:
+            (target,) = targets
+
+            def enqueue(_h: int) -> None:
+                target()
+        else:
+            set_stream = torch.cuda.set_stream
+
+            def enqueue(h: int) -> None:
+                set_stream(by_handle[h])
+                target_by_handle[h]()
+
+        return CudaWorkload(enqueue, cuda_graph=False, stream=list(by_handle),
+                            **self._opts)  # type: ignore[arg-type]
+
+
+def _recover_stream(torch: Any, ts: Any) -> None:
+    """After a failed capture: end it if torch did not, clear errors, sync."""
+    try:
+        cuda.abandon_capture(int(ts.cuda_stream))
+    except Exception:
+        pass
+    try:
+        torch.cuda.synchronize()
+    except Exception:
+        pass
+    try:
+        cuda.get_last_error()
+    except Exception:
+        pass
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+__all__ = ["TorchWorkload", "torch_cuda_initialized"]
