@@ -1,0 +1,246 @@
+"""The ``trt_bench`` fixture object.
+
+It resolves what to time (a host callable, a CUDA-stream callable, a torch
+callable, a TensorRT engine), measures it through the engine-agnostic core,
+judges the result against its baseline, and keeps the results of the test so
+the plugin can report them and fail the test after it ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import sys
+from typing import Any, Callable, Mapping, TypeVar
+
+import pytest
+
+from . import stats
+from .config import MeasureOptions, perf_overrides
+from .errors import BackendUnavailable, UsageError
+from .fingerprint import Fingerprint, host_fingerprint
+from .gate import judge
+from .measure import Measurement, MeasureSettings, measure
+from .results import DeviceState, Result
+from .session import SessionState, config_hash, result_id
+from .workload import Workload
+
+F = TypeVar("F", bound=Callable[..., Any])
+TIMERS = ("auto", "host", "cuda", "torch")
+
+
+def user_errors(fn: F) -> F:
+    """Turn our one-line errors into a failed/skipped test without a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(self: "TrtBench", *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except UsageError as e:
+            pytest.fail(str(e), pytrace=False)
+        except BackendUnavailable as e:
+            if self._state.settings.require_gpu:
+                pytest.fail(f"{e} (--trt-require-gpu)", pytrace=False)
+            pytest.skip(str(e))
+
+    return wrapper  # type: ignore[return-value]
+
+
+class TrtBench:
+    """What a test gets as ``trt_bench``."""
+
+    def __init__(self, item: pytest.Item, state: SessionState) -> None:
+        self._item = item
+        self._state = state
+        self.results: list[Result] = []
+        self._ids: set[str] = set()
+        self._missing_fails: dict[str, bool] = {}
+
+    # -- public API ---------------------------------------------------------
+    @user_errors
+    def measure(self, target: Any, *, name: str | None = None, timer: str = "auto",
+                inferences_per_iteration: int = 1, **overrides: Any) -> Result:
+        """Time ``target`` and judge it against its baseline.
+
+        ``target`` is a :class:`~pytest_trtperf.workload.Workload`, an engine
+        from :meth:`engine`, or a callable: timed with the host clock
+        (``timer="host"``), on a CUDA stream (``timer="cuda"``; the callable
+        takes the stream handle), or on torch's current stream
+        (``timer="torch"``). ``"auto"`` picks torch when torch has initialised
+        CUDA, else the host clock. Keyword overrides take the ``trt_perf``
+        marker's arguments (``tolerance="3%"``, ``metric="p99"``, ...).
+        """
+        opts = self._options(overrides)
+        workload = self._resolve(target, timer=timer, opts=opts, inferences_per_iteration=inferences_per_iteration,
+                                 shapes=None, inputs=None)
+        return self._run(workload, name=name, opts=opts)
+
+    @user_errors
+    def __call__(self, *, name: str | None = None, shapes: Mapping[str, Any] | None = None,
+                 inputs: Any = None, **overrides: Any) -> Result:
+        """Build (cached) or load the engine of the test's ``trt_engine`` marker,
+        then measure and judge it."""
+        marker = self._item.get_closest_marker("trt_engine")
+        if marker is None:
+            raise UsageError(f"{self._item.nodeid}: trt_bench() needs @pytest.mark.trt_engine(onnx=... or "
+                             f"engine=...) on the test; to time a callable use trt_bench.measure(fn)")
+        opts = self._options(overrides)
+        engine = self._trt().engine_from_marker(marker, where=self._item.nodeid, progress=self._progress)
+        workload = self._trt().make_workload(engine, shapes=shapes, inputs=inputs, options=opts)
+        return self._run(workload, name=name, opts=opts)
+
+    @user_errors
+    def engine(self, onnx: str | None = None, **kwargs: Any) -> Any:
+        """Build (cached) or load an engine without measuring it; pass it to
+        :meth:`measure` with ``shapes=`` to time it at a given shape."""
+        return self._trt().engine_from_kwargs(onnx=onnx, where=self._item.nodeid, progress=self._progress,
+                                              rootdir=str(self._item.path.parent), **kwargs)
+
+    # -- internals ----------------------------------------------------------
+    def _options(self, overrides: Mapping[str, Any]) -> MeasureOptions:
+        where = self._item.nodeid
+        try:
+            marker_kw = perf_overrides(list(self._item.iter_markers("trt_perf")))
+        except UsageError as e:
+            raise UsageError(f"{where}: {e}") from None
+        opts = self._state.settings.measure.with_overrides(marker_kw, where=f"{where}: @pytest.mark.trt_perf")
+        return opts.with_overrides(overrides, where=f"{where}: trt_bench.measure()")
+
+    def _trt(self) -> Any:
+        try:
+            from .trt import api
+        except ImportError as e:  # pragma: no cover - only while trt/ is absent
+            raise BackendUnavailable(f"TensorRT support is not available ({e})") from None
+        return api
+
+    def _progress(self, text: str) -> None:
+        reporter = self._item.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and self._item.config.get_verbosity() >= 0:
+            reporter.write_line(f"[trtperf] {text}")
+
+    def _resolve(self, target: Any, *, timer: str, opts: MeasureOptions, inferences_per_iteration: int,
+                 shapes: Any, inputs: Any) -> Workload:
+        if timer not in TIMERS:
+            raise UsageError(f"{self._item.nodeid}: timer={timer!r} is not one of {', '.join(TIMERS)}")
+        if isinstance(target, Workload) and not callable(target):
+            return target
+        if hasattr(target, "__trtperf_engine__"):
+            return self._trt().make_workload(target, shapes=shapes, inputs=inputs, options=opts)
+        if not callable(target):
+            raise UsageError(f"{self._item.nodeid}: trt_bench.measure() needs a callable, a Workload or an "
+                             f"engine, got {type(target).__name__}")
+        if timer == "auto":
+            timer = "torch" if _torch_cuda_initialized() else "host"
+        if timer == "host":
+            from .workloads.host import HostWorkload
+
+            return HostWorkload(target, inferences_per_iteration=inferences_per_iteration)
+        gpu_kw = dict(mode=opts.mode, streams=opts.streams, cuda_graph=opts.cuda_graph,
+                      blocking_sync=opts.blocking_sync, inferences_per_iteration=inferences_per_iteration)
+        if timer == "cuda":
+            from .workloads.cuda import CudaWorkload
+
+            return CudaWorkload(target, **gpu_kw)
+        from .workloads.torch import TorchWorkload
+
+        return TorchWorkload(target, **gpu_kw)
+
+    def _fingerprint(self, workload: Workload) -> Fingerprint:
+        if workload.kind == "host":
+            return host_fingerprint()
+        from .gpu_identity import gpu_fingerprint_for
+
+        return gpu_fingerprint_for(workload, clocks=self._state.clock_state())
+
+    def _measure_once(self, workload: Workload, opts: MeasureOptions) -> Measurement:
+        monitor = None
+        if workload.kind != "host" and self._state.monitor_factory is not None:
+            monitor = self._state.monitor_factory()
+        lock = self._state.measurement_lock() if self._state.measurement_lock else contextlib.nullcontext()
+        with lock:
+            return measure(workload, MeasureSettings.from_options(opts), monitor)
+
+    def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions) -> Result:
+        rid = result_id(self._item.nodeid, name)
+        if rid in self._ids:
+            raise UsageError(f"{self._item.nodeid}: two measurements named {name!r} in one test; give each "
+                             f"trt_bench.measure() call a distinct name=")
+        self._ids.add(rid)
+        self._missing_fails[rid] = opts.missing_baseline == "fail"
+        fp = self._fingerprint(workload)
+        workload.setup()
+        try:
+            identity = {"kind": workload.kind, "mode": opts.mode if workload.kind != "host" else "latency",
+                        **dict(workload.identity())}
+            result = self._build(rid, name, workload, self._measure_once(workload, opts), fp, identity, opts)
+            verdict = self._judge(result, opts)
+            if verdict.status == "regression" and (opts.remeasure or result.flagged):
+                # Confirm before crying wolf: a fresh measurement decides. A run
+                # flagged for throttling or a busy GPU is always re-measured.
+                result = self._build(rid, name, workload, self._measure_once(workload, opts), fp, identity, opts)
+                verdict = dataclasses.replace(self._judge(result, opts), remeasured=True)
+            notes = tuple(workload.notes())
+        finally:
+            workload.teardown()
+        result = dataclasses.replace(result, verdict=verdict, notes=result.notes + notes)
+        self.results.append(result)
+        return result
+
+    def _build(self, rid: str, name: str | None, workload: Workload, m: Measurement, fp: Fingerprint,
+               identity: Mapping[str, Any], opts: MeasureOptions) -> Result:
+        extra = {k: stats.summarize(v, opts.confidence) for k, v in m.extra.items() if len(v)}
+        state = m.device_state if isinstance(m.device_state, DeviceState) else DeviceState(kind=workload.kind)
+        path = str(self._item.path)
+        line = (self._item.location[1] or 0) + 1 if self._item.location[1] is not None else 0
+        return Result(
+            id=rid,
+            nodeid=self._item.nodeid,
+            name=name,
+            kind=workload.kind,
+            mode=str(identity.get("mode", "latency")),
+            latency=stats.summarize(m.latency_s, opts.confidence),
+            throughput=m.throughput,
+            distribution=stats.compress(m.latency_s),
+            stop_reason=m.stop_reason,
+            warmup_iterations=m.warmup_iterations,
+            warmup_s=m.warmup_s,
+            measured_s=m.wall_s,
+            config_hash=config_hash(identity),
+            identity=dict(identity),
+            fingerprint=fp.to_dict(),
+            device_class=fp.device_class,
+            device_state=state,
+            extra=extra,
+            notes=tuple(m.notes),
+            location=(path, line),
+        )
+
+    def _judge(self, result: Result, opts: MeasureOptions) -> Any:
+        s = self._state.settings
+        entry = None
+        if s.baseline_mode == "compare":
+            entry = self._state.store.lookup(result.device_class, result.id)
+        return judge(result, entry, baseline_mode=s.baseline_mode, metric=opts.metric, tolerance=opts.tolerance,
+                     confidence=opts.confidence, missing_baseline=opts.missing_baseline,
+                     baseline_path=str(self._state.store.path_for(result.device_class)))
+
+    def failures(self) -> list[str]:
+        """Messages of the results that fail the test."""
+        out = []
+        for r in self.results:
+            if r.verdict is None:
+                continue
+            if r.verdict.status == "regression":
+                out.append(r.verdict.message + (" (confirmed by a second measurement)" if r.verdict.remeasured else ""))
+            elif r.verdict.status == "missing" and self._missing_fails.get(r.id, False):
+                out.append(r.verdict.message + " (--trt-missing-baseline=fail)")
+        return out
+
+
+def _torch_cuda_initialized() -> bool:
+    torch = sys.modules.get("torch")
+    try:
+        return bool(torch is not None and torch.cuda.is_initialized())
+    except Exception:  # noqa: BLE001 - any torch oddity means "not torch"
+        return False

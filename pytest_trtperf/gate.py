@@ -1,0 +1,95 @@
+"""The verdict for one result against its baseline.
+
+Fails only when the chosen metric is slower than the baseline by more than the
+tolerance AND the slowdown is significant given both samples' noise
+(``stats.compare``). Faster is reported, never failed. A baseline from another
+device class, clock state, workload kind, mode or configuration is never
+compared: it is ``incomparable``.
+"""
+
+from __future__ import annotations
+
+from .baseline import BaselineEntry
+from .fingerprint import Fingerprint, incomparable_reason, info_changes
+from .results import Result, Verdict
+from .stats import compare, decide
+
+_METRIC_WORDS = {
+    "median": "median latency",
+    "mean": "mean latency",
+    "p90": "p90 latency",
+    "p95": "p95 latency",
+    "p99": "p99 latency",
+    "throughput": "throughput",
+}
+
+
+def fmt_value(metric: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if metric == "throughput":
+        return f"{value:,.1f}/s"
+    if value >= 100:
+        return f"{value:.1f} ms"
+    if value >= 1:
+        return f"{value:.3f} ms"
+    return f"{value * 1000:.2f} us"
+
+
+def fmt_change(change: float | None, ci: tuple[float, float] | None = None) -> str:
+    if change is None:
+        return "-"
+    text = f"{change * 100:+.1f}%"
+    if ci is not None:
+        text += f" [{ci[0] * 100:+.1f}%, {ci[1] * 100:+.1f}%]"
+    return text
+
+
+def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, metric: str, tolerance: float,
+          confidence: float, missing_baseline: str, baseline_path: str) -> Verdict:
+    """Decide one result. Never raises for data reasons: everything becomes a
+    status with a message."""
+    base = dict(metric=metric, tolerance=tolerance, confidence=confidence)
+    current_value = result.metric_value(metric)
+    if baseline_mode == "off":
+        return Verdict(status="off", current_value=current_value, **base)
+    if baseline_mode == "update":
+        return Verdict(status="updated", current_value=current_value,
+                       message=f"{result.id}: baseline will be written to {baseline_path}", **base)
+    if entry is None:
+        fix = "run pytest --trt-baseline=update to record one"
+        return Verdict(status="missing", current_value=current_value,
+                       message=f"{result.id}: no baseline in {baseline_path}; {fix}", **base)
+    reason = incomparable_reason(entry.fingerprint, Fingerprint.from_dict(result.fingerprint))
+    if reason is None and entry.kind != result.kind:
+        reason = f"workload kind {entry.kind!r} != {result.kind!r}"
+    if reason is None and entry.mode != result.mode:
+        reason = f"mode {entry.mode!r} != {result.mode!r}"
+    if reason is None and entry.config_hash != result.config_hash:
+        reason = f"configuration changed (config hash {entry.config_hash} != {result.config_hash})"
+    if reason is not None:
+        return Verdict(status="incomparable", current_value=current_value,
+                       baseline_value=entry.metric_value(metric),
+                       message=f"{result.id}: baseline not comparable: {reason}; refresh it with "
+                               f"pytest --trt-baseline=update", **base)
+
+    cmp = compare(entry.distribution, result.distribution, metric=metric, confidence=confidence, seed=result.id)
+    status = decide(cmp, tolerance)
+    words = _METRIC_WORDS.get(metric, metric)
+    baseline_value = entry.metric_value(metric)
+    ci_text = f"{confidence:.0%} CI {fmt_change(cmp.ci[0])}..{fmt_change(cmp.ci[1])}"
+    values = f"{fmt_value(metric, baseline_value)} -> {fmt_value(metric, current_value)}"
+    if status == "regression":
+        msg = (f"{result.id}: {words} regressed {fmt_change(cmp.change)} ({values}, {ci_text}, "
+               f"tolerance {tolerance:.1%})")
+    elif status == "improved":
+        msg = f"{result.id}: {words} improved {fmt_change(cmp.change)} ({values}, {ci_text})"
+    else:
+        msg = f"{result.id}: {words} {fmt_change(cmp.change)} ({values}, {ci_text}) within tolerance {tolerance:.1%}"
+    changes = info_changes(entry.fingerprint, Fingerprint.from_dict(result.fingerprint))
+    if changes:
+        msg += f"; environment changed: {', '.join(changes)}"
+    if result.device_state.flags:
+        msg += f"; device flags: {', '.join(result.device_state.flags)}"
+    return Verdict(status=status, baseline_value=baseline_value, current_value=current_value, change=cmp.change,
+                   ci=cmp.ci, message=msg, **base)

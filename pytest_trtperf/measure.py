@@ -1,0 +1,189 @@
+"""Warm-up, the batched timing loop and the adaptive stopping rule.
+
+Engine-agnostic: it drives any :class:`~pytest_trtperf.workload.Workload`.
+
+Warm-up runs by time (trtexec's 200 ms) and for at least a few iterations so
+lazy initialisation and clock ramp-up stay out. Measurement then runs in
+batches that grow with the elapsed time (about a tenth of it), so the
+stopping check costs little and GPU workloads synchronise rarely. After the
+minimum time and iterations, it stops as soon as the confidence interval of
+the median is narrower than the target (nvbench's ``stdrel`` idea, on the
+median), with a hard cap on time and iterations.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from .stats import median_ci_rel_width
+from .workload import Batch, StateMonitor, Workload
+
+#: Why a measurement stopped.
+STOP_REASONS = ("converged", "max_time", "max_iterations", "iterations", "duration")
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How long to warm up and measure; built from ``config.MeasureOptions``."""
+
+    warmup_s: float = 0.2
+    min_warmup_iterations: int = 5
+    min_time_s: float = 0.5
+    max_time_s: float = 5.0
+    min_iterations: int = 10
+    max_iterations: int = 10_000_000
+    target_rel_ci: float = 0.01
+    confidence: float = 0.99
+    iterations: int | None = None
+    duration_s: float | None = None
+
+    @classmethod
+    def from_options(cls, o: Any) -> "MeasureSettings":
+        return cls(
+            warmup_s=o.warmup_s,
+            min_warmup_iterations=o.min_warmup_iterations,
+            min_time_s=o.min_time_s,
+            max_time_s=o.max_time_s,
+            min_iterations=o.min_iterations,
+            max_iterations=o.max_iterations,
+            target_rel_ci=o.target_rel_ci,
+            confidence=o.confidence,
+            iterations=o.iterations,
+            duration_s=o.duration_s,
+        )
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Raw outcome of one measured window (seconds)."""
+
+    latency_s: np.ndarray
+    extra: Mapping[str, np.ndarray]
+    wall_s: float
+    inferences: int
+    warmup_iterations: int
+    warmup_s: float
+    stop_reason: str
+    rel_ci: float
+    device_state: Any = None
+    batches: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def iterations(self) -> int:
+        return int(self.latency_s.shape[0])
+
+    @property
+    def throughput(self) -> float:
+        return self.inferences / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def _warm_up(workload: Workload, s: MeasureSettings) -> tuple[int, float, float]:
+    """Run until warm-up time and iterations are both reached.
+
+    Returns (iterations, seconds, estimated seconds per iteration).
+    """
+    done = 0
+    per_iter = 0.0
+    batch = 1
+    start = time.perf_counter()
+    while True:
+        b = workload.run(batch)
+        done += b.iterations
+        per_iter = b.wall_s / max(b.iterations, 1)
+        elapsed = time.perf_counter() - start
+        if elapsed >= s.warmup_s and done >= s.min_warmup_iterations:
+            return done, elapsed, per_iter
+        remaining = max(s.warmup_s - elapsed, 0.0)
+        # Double, but never overshoot the warm-up by much.
+        cap = int(remaining / per_iter) + 1 if per_iter > 0 else batch * 2
+        batch = max(1, min(batch * 2, cap, 1 << 20))
+
+
+def _next_batch(per_iter: float, elapsed: float, s: MeasureSettings, done: int, fixed_left: int | None) -> int:
+    # A batch lasts about a tenth of what has elapsed (at least 10 ms), so the
+    # stopping check runs O(log) times early and ~10 times a second later.
+    target_s = min(max(0.1 * elapsed, 0.01), 0.25)
+    if s.duration_s is None and s.iterations is None:
+        target_s = min(target_s, max(s.max_time_s - elapsed, 0.001))
+    n = int(target_s / per_iter) if per_iter > 0 else 1
+    n = max(1, min(n, 1 << 20))
+    limit = fixed_left if fixed_left is not None else s.max_iterations - done
+    return max(1, min(n, limit))
+
+
+def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor | None = None) -> Measurement:
+    """Warm up, then measure until the stopping rule says enough.
+
+    ``workload.setup()`` must have been called; the caller owns teardown.
+    """
+    s = settings
+    warm_iters, warm_s, per_iter = _warm_up(workload, s)
+
+    chunks: list[Batch] = []
+    done = 0
+    wall = 0.0
+    rel_ci = float("inf")
+    stop = ""
+    if monitor is not None:
+        monitor.start()
+    try:
+        start = time.perf_counter()
+        while True:
+            elapsed = time.perf_counter() - start
+            fixed_left = s.iterations - done if s.iterations is not None else None
+            b = workload.run(_next_batch(per_iter, elapsed, s, done, fixed_left))
+            chunks.append(b)
+            done += b.iterations
+            wall += b.wall_s
+            if b.iterations:
+                per_iter = b.wall_s / b.iterations
+            elapsed = time.perf_counter() - start
+            if s.iterations is not None:
+                if done >= s.iterations:
+                    stop = "iterations"
+                    break
+                continue
+            if s.duration_s is not None:
+                if elapsed >= s.duration_s:
+                    stop = "duration"
+                    break
+                continue
+            if elapsed >= s.min_time_s and done >= s.min_iterations:
+                rel_ci = median_ci_rel_width(np.concatenate([c.latency_s for c in chunks]), s.confidence)
+                if rel_ci <= s.target_rel_ci:
+                    stop = "converged"
+                    break
+            if elapsed >= s.max_time_s:
+                stop = "max_time"
+                break
+            if done >= s.max_iterations:
+                stop = "max_iterations"
+                break
+    finally:
+        state = monitor.stop() if monitor is not None else None
+
+    latency = np.concatenate([c.latency_s for c in chunks]).astype(np.float64, copy=False)
+    if stop != "converged":
+        rel_ci = median_ci_rel_width(latency, s.confidence)
+    extra_keys = set().union(*(c.extra.keys() for c in chunks))
+    extra = {
+        k: np.concatenate([np.asarray(c.extra[k], dtype=np.float64) for c in chunks if k in c.extra])
+        for k in sorted(extra_keys)
+    }
+    return Measurement(
+        latency_s=latency,
+        extra=extra,
+        wall_s=wall,
+        inferences=done * max(int(getattr(workload, "inferences_per_iteration", 1)), 1),
+        warmup_iterations=warm_iters,
+        warmup_s=warm_s,
+        stop_reason=stop,
+        rel_ci=rel_ci,
+        device_state=state,
+        batches=len(chunks),
+    )

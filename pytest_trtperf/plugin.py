@@ -1,0 +1,176 @@
+"""pytest hooks only. Each hook is a few lines that call plain, testable code.
+
+Results travel from the process that measured them to the controller as an
+attribute of the test's report (``report.trtperf``), which pytest-xdist
+serialises like any other report field, so a serial run and ``-n N`` follow
+the same path and only the controller writes baselines and reports.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Generator
+
+import pytest
+
+from . import report as report_mod
+from .config import PERF_ARGS, Settings, add_options
+from .errors import BaselineFileError, UsageError
+from .fixture import TrtBench
+from .results import Result
+from .session import SessionState, now_iso
+from .fingerprint import git_commit
+
+STATE_KEY = pytest.StashKey[SessionState]()
+BENCH_KEY = pytest.StashKey[TrtBench]()
+
+#: Optional components that add options and hooks when their code is present.
+_COMPONENTS = ("pytest_trtperf.gpu_plugin", "pytest_trtperf.trt.options")
+
+
+def _component(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+    for name in _COMPONENTS:
+        mod = _component(name)
+        if mod is not None and hasattr(mod, "add_options"):
+            mod.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "trt_perf(metric=, tolerance=, warmup_ms=, min_time=, max_time=, iterations=, duration=, "
+        "mode=, ...): how pytest-trtperf measures and gates this test")
+    config.addinivalue_line(
+        "markers", "trt_engine(onnx= or engine=, shapes=, min_shapes=, opt_shapes=, max_shapes=, ...): the "
+        "TensorRT engine trt_bench() builds or loads")
+    try:
+        settings = Settings.from_pytest_config(config)
+    except UsageError as e:
+        raise pytest.UsageError(str(e)) from None
+    state = SessionState.create(settings, is_controller=not hasattr(config, "workerinput"))
+    config.stash[STATE_KEY] = state
+    config.pluginmanager.register(SessionHooks(state), "trtperf-session")
+    gpu = _component("pytest_trtperf.gpu_plugin")
+    if gpu is not None and hasattr(gpu, "GpuSessionPlugin"):
+        try:
+            plugin = gpu.GpuSessionPlugin(config)
+        except UsageError as e:
+            raise pytest.UsageError(str(e)) from None
+        config.pluginmanager.register(plugin, "trtperf-gpu")
+        state.clock_state = plugin.clock_state
+        state.measurement_lock = plugin.measurement_lock
+        state.monitor_factory = plugin.make_monitor
+
+
+@pytest.fixture
+def trt_bench(request: pytest.FixtureRequest) -> TrtBench:
+    """Measure inference performance and gate it against the test's baseline."""
+    bench = TrtBench(request.node, request.config.stash[STATE_KEY])
+    request.node.stash[BENCH_KEY] = bench
+    return bench
+
+
+def marker_error(item: pytest.Item) -> str | None:
+    """One-line message for bad marker arguments, or None."""
+    for mark in item.iter_markers("trt_perf"):
+        if mark.args:
+            return f"{item.nodeid}: @pytest.mark.trt_perf takes keyword arguments only, got {mark.args!r}"
+        unknown = sorted(set(mark.kwargs) - set(PERF_ARGS))
+        if unknown:
+            return (f"{item.nodeid}: unknown trt_perf argument {unknown[0]!r} "
+                    f"(known: {', '.join(sorted(PERF_ARGS))})")
+    spec = _component("pytest_trtperf.trt.spec")
+    validate = getattr(spec, "validate_marker", None)
+    for mark in item.iter_markers("trt_engine"):
+        if validate is not None:
+            try:
+                validate(mark, where=item.nodeid)
+            except UsageError as e:
+                return str(e)
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    error = marker_error(item)
+    if error:
+        pytest.fail(error, pytrace=False)
+    result = yield
+    bench = item.stash.get(BENCH_KEY, None)
+    failures = bench.failures() if bench is not None else []
+    if failures:
+        pytest.fail("\n".join(failures), pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, Any]:
+    bench = item.stash.get(BENCH_KEY, None) if call.when == "call" else None
+    if bench is not None:
+        item.user_properties.extend(report_mod.junit_properties(bench.results))
+    rep = yield
+    if bench is not None and bench.results:
+        rep.trtperf = [r.to_dict() for r in bench.results]
+    return rep
+
+
+class SessionHooks:
+    """Hooks that need the session state: validation at start, collecting
+    results from reports, writing baselines and reports at the end."""
+
+    def __init__(self, state: SessionState) -> None:
+        self.state = state
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.state.settings.baseline_mode in ("compare", "update"):
+            try:
+                self.state.store.validate_all()
+            except BaselineFileError as e:
+                raise pytest.UsageError(str(e)) from None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "trtperf", None)
+        if data and report.when == "call":
+            self.state.collected.extend(Result.from_dict(d) for d in data)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        state = self.state
+        if not state.is_controller:
+            return
+        s = state.settings
+        if s.baseline_mode == "update" and state.collected:
+            if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR):
+                state.write_error = "the session was interrupted; baselines are left as they were"
+            else:
+                try:
+                    paths = state.store.write(state.collected, timestamp=now_iso(),
+                                              git_commit=git_commit(str(s.rootdir)))
+                    state.written = [str(p) for p in paths]
+                except (BaselineFileError, OSError) as e:
+                    state.write_error = str(e)
+                    session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        if s.json_path is not None:
+            doc = report_mod.json_document(state.collected, settings=s, started=state.started,
+                                           finished=now_iso(), exitstatus=int(session.exitstatus),
+                                           written=state.written)
+            report_mod.write_json(s.json_path, doc)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        state = self.state
+        if not state.is_controller or not (state.collected or state.write_error):
+            return
+        tr = terminalreporter
+        tr.write_sep("-", "trtperf")
+        if state.collected:
+            for line in report_mod.format_table(state.collected):
+                tr.write_line(line)
+        for line in report_mod.summary_lines(state.collected, baseline_mode=state.settings.baseline_mode,
+                                             written=state.written, write_error=state.write_error):
+            tr.write_line(line)

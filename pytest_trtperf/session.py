@@ -1,0 +1,56 @@
+"""State shared by one pytest session: settings, the baseline store, and the
+results the controller collected. Plain code, no hooks."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, ContextManager, Mapping
+
+from .baseline import BaselineStore
+from .config import Settings
+from .results import Result
+
+
+@dataclass
+class SessionState:
+    settings: Settings
+    store: BaselineStore
+    is_controller: bool = True
+    #: Results the controller received from test reports (serial or xdist).
+    collected: list[Result] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    write_error: str | None = None
+    started: str = field(default_factory=lambda: now_iso())
+    #: Hooks other components plug in (GPU plugin): clock state for the
+    #: fingerprint, a lock around measured windows, a device-state monitor.
+    clock_state: Callable[[], str] = lambda: "off"
+    measurement_lock: Callable[[], ContextManager[Any]] | None = None
+    monitor_factory: Callable[[], Any] | None = None
+
+    @classmethod
+    def create(cls, settings: Settings, *, is_controller: bool) -> "SessionState":
+        return cls(settings=settings, store=BaselineStore(settings.baseline_dir), is_controller=is_controller)
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+_XDIST_SUFFIX = re.compile(r"@[^\]:]*$")
+
+
+def result_id(nodeid: str, name: str | None) -> str:
+    """Stable id: the test's node id (relative to the rootdir, identical under
+    xdist, with any ``@group`` suffix of --dist loadgroup removed), plus the
+    measurement's name."""
+    nodeid = _XDIST_SUFFIX.sub("", nodeid)
+    return f"{nodeid}::{name}" if name else nodeid
+
+
+def config_hash(identity: Mapping[str, Any]) -> str:
+    blob = json.dumps(identity, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
