@@ -1,0 +1,360 @@
+"""A TensorRT engine as a Workload (kind ``"tensorrt"``).
+
+Timing is the GPU core's :class:`~pytest_trtperf.workloads.cuda.CudaWorkload`
+unchanged (events, graphs, enqueue-ahead, streams, transfers, sync modes); this
+module only prepares what ``execute_async_v3`` needs: one execution context per
+stream (a context must not run on two streams at once), input shapes, device
+buffers filled with the chosen inputs, an output allocator for data-dependent
+output shapes, and one plain warm-up enqueue per context *before* any CUDA
+graph capture (TensorRT does lazy work on its first enqueue).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from .. import cuda
+from ..errors import TrtPerfError, UsageError
+from ..trt.engine import EngineHandle, LiveEngine, deserialize
+from ..trt.inputs import load_inputs, resolve_shapes, user_shapes
+from ..trt.profiler import make_profiler, summarize
+from ..trt.tensors import TensorInfo, numpy_dtype
+from ..workload import Batch
+
+
+class EnqueueFailed(TrtPerfError):
+    """``execute_async_v3`` returned False."""
+
+
+def _make_output_allocator(trt: Any) -> Any:
+    """An ``IOutputAllocator`` that grows one device buffer per output and
+    remembers the shape TensorRT reports (data-dependent output shapes)."""
+
+    class OutputAllocator(trt.IOutputAllocator):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.IOutputAllocator.__init__(self)
+            self.buffers: dict[str, cuda.DeviceBuffer] = {}
+            self.shapes: dict[str, tuple[int, ...]] = {}
+
+        def reallocate_output(self, tensor_name: str, memory: int, size: int, alignment: int) -> int:
+            return self.reallocate_output_async(tensor_name, memory, size, alignment, 0)
+
+        def reallocate_output_async(self, tensor_name: str, memory: int, size: int, alignment: int, stream: int) -> int:
+            buf = self.buffers.get(tensor_name)
+            if buf is None or buf.nbytes < size:
+                if buf is not None:
+                    buf.close()
+                buf = cuda.DeviceBuffer(max(int(size), 1))
+                self.buffers[tensor_name] = buf
+            return buf.ptr
+
+        def notify_shape(self, tensor_name: str, shape: Any) -> None:
+            self.shapes[tensor_name] = tuple(shape)
+
+        def close(self) -> None:
+            for b in self.buffers.values():
+                b.close()
+            self.buffers.clear()
+
+    return OutputAllocator()
+
+
+@dataclass
+class _Slot:
+    """One execution context bound to one stream, with its own buffers."""
+
+    stream: cuda.Stream
+    context: Any
+    buffers: dict[str, cuda.DeviceBuffer] = field(default_factory=dict)
+    allocator: Any = None
+    pinned: dict[str, cuda.PinnedBuffer] = field(default_factory=dict)
+
+
+class TensorRTWorkload:
+    """Runs an :class:`EngineHandle` at fixed shapes; see module docstring."""
+
+    kind = "tensorrt"
+
+    def __init__(
+        self,
+        engine: EngineHandle,
+        shapes: Mapping[str, tuple[int, ...]] | None = None,
+        inputs: Mapping[str, Any] | str | None = None,
+        *,
+        seed: int = 0,
+        profile_layers: bool = False,
+        profile_iterations: int = 10,
+        mode: str = "latency",
+        streams: int = 1,
+        cuda_graph: bool = True,
+        blocking_sync: bool = False,
+        transfers: bool = False,
+        inferences_per_iteration: int | None = None,
+        **cuda_opts: Any,
+    ) -> None:
+        self.engine = engine
+        self._requested = dict(shapes or {})
+        self._user_inputs = inputs
+        self.seed = int(seed)
+        self.profile_layers = bool(profile_layers)
+        self.profile_iterations = int(profile_iterations)
+        self.mode = mode
+        self.n_streams = int(streams)
+        self.cuda_graph = bool(cuda_graph)
+        self.blocking_sync = bool(blocking_sync)
+        self.with_transfers = bool(transfers)
+        self._ipi = inferences_per_iteration
+        self._cuda_opts = cuda_opts
+        self.inferences_per_iteration = int(inferences_per_iteration or 1)
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.live: LiveEngine | None = None
+        self._slots: dict[int, _Slot] = {}
+        self._host: dict[str, np.ndarray] = {}
+        self._inner: Any = None
+        self._notes: list[str] = list(engine.notes)
+        self._layers: tuple[Mapping[str, Any], ...] = ()
+        self._ran = False
+        # Shapes can be checked now when the I/O is known (ONNX builds): a bad
+        # shape fails before any GPU work, with the engine's allowed range.
+        if engine.io:
+            self.shapes = self._resolve(engine.io)
+            self._set_ipi()
+
+    # ------------------------------------------------------------ contract
+    def identity(self) -> Mapping[str, Any]:
+        ident: dict[str, Any] = {
+            "kind": self.kind,
+            "engine": dict(self.engine.identity),
+            "shapes": {k: list(v) for k, v in sorted(self.shapes.items())},
+            "inputs": self._inputs_digest(),
+            "mode": self.mode,
+            "streams": self.n_streams,
+            "cuda_graph": self.cuda_graph,
+            "sync": "blocking" if self.blocking_sync else "spin",
+            "transfers": self.with_transfers,
+        }
+        return ident
+
+    def notes(self) -> tuple[str, ...]:
+        inner = tuple(self._inner.notes()) if self._inner is not None else ()
+        return tuple(dict.fromkeys((*self._notes, *inner)))
+
+    def layers(self) -> tuple[Mapping[str, Any], ...]:
+        """Per-layer times from the profiling pass (empty unless ``profile_layers``)."""
+        return self._layers
+
+    @property
+    def device_memory_bytes(self) -> int | None:
+        return self.live.device_memory_bytes if self.live is not None else None
+
+    def setup(self) -> None:
+        from .cuda import CudaWorkload
+
+        cuda.require_gpu()
+        try:
+            self.live = deserialize(self.engine)
+            self.shapes = self._resolve(self.live.io)
+            self._host = load_inputs(self._inputs(), self.shapes, self._user_inputs, self.seed, self.engine.where)
+            self._set_ipi()
+            for _ in range(self.n_streams):
+                slot = self._make_slot()
+                self._slots[slot.stream.handle] = slot
+                self._enqueue(slot.stream.handle)  # TensorRT's lazy init, outside capture
+                slot.stream.synchronize()
+            mem = self.device_memory_bytes
+            if mem is not None:
+                self._notes.append(f"engine device memory: {mem / (1 << 20):.1f} MiB per context")
+            transfers = (self._h2d, self._d2h) if self.with_transfers else None
+            self._inner = CudaWorkload(
+                self._enqueue,
+                mode=self.mode,
+                streams=self.n_streams,
+                cuda_graph=self.cuda_graph,
+                blocking_sync=self.blocking_sync,
+                transfers=transfers,
+                inferences_per_iteration=self.inferences_per_iteration,
+                identity=self.identity(),
+                stream=list(self._slots),
+                **self._cuda_opts,
+            )
+            self._inner.setup()
+        except BaseException:
+            self.teardown()
+            raise
+
+    def run(self, iterations: int) -> Batch:
+        if self._inner is None:
+            raise UsageError("TensorRTWorkload.run() called before setup()")
+        batch = self._inner.run(iterations)
+        self._ran = True
+        return batch
+
+    def teardown(self) -> None:
+        try:
+            if self.profile_layers and self._ran and self._slots:
+                self._profile_pass()
+        finally:
+            if self._inner is not None:
+                self._inner.teardown()
+                self._inner = None
+            for slot in self._slots.values():
+                slot.stream.synchronize()
+                for b in (*slot.buffers.values(), *slot.pinned.values()):
+                    b.close()
+                if slot.allocator is not None:
+                    slot.allocator.close()
+                slot.context = None
+                slot.stream.close()
+            self._slots = {}
+            self.live = None
+
+    # -------------------------------------------------------------- helpers
+    def _inputs(self) -> tuple[TensorInfo, ...]:
+        assert self.live is not None
+        return tuple(t for t in self.live.io if t.is_input)
+
+    def _resolve(self, io: tuple[TensorInfo, ...]) -> dict[str, tuple[int, ...]]:
+        ins = tuple(t for t in io if t.is_input)
+        default = {**dict(self.engine.run_shapes), **user_shapes(self._user_inputs, self.engine.where)}
+        return resolve_shapes(ins, self._requested, default, self.engine.where)
+
+    def _set_ipi(self) -> None:
+        """Inferences per iteration: the batch (first dim of the first input) unless given."""
+        if self._ipi is None:
+            first = next(iter(self.shapes.values()), ())
+            self.inferences_per_iteration = int(first[0]) if first else 1
+
+    def _inputs_digest(self) -> str:
+        """Random inputs are identified by their seed, user data by its bytes."""
+        user = self._user_inputs
+        if user is None:
+            return f"random:{self.seed}"
+        h = hashlib.sha256()
+        items = [("", user)] if isinstance(user, (str, bytes)) else sorted(user.items(), key=lambda kv: kv[0])
+        for name, value in items:
+            h.update(name.encode())
+            if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
+                with open(value, "rb") as f:
+                    h.update(f.read())
+            else:
+                h.update(np.ascontiguousarray(np.asarray(value)).tobytes())
+        return "data:" + h.hexdigest()[:16]
+
+    def _make_slot(self) -> _Slot:
+        assert self.live is not None
+        trt = self.engine.backend.module
+        context = self.live.engine.create_execution_context()
+        if context is None:
+            raise UsageError(f"{self.engine.where}: could not create an execution context for {self.engine.source} (out of GPU memory?)")
+        slot = _Slot(stream=cuda.Stream(non_blocking=True), context=context)
+        for name, shape in self.shapes.items():
+            if not context.set_input_shape(name, shape):
+                t = next(t for t in self.live.io if t.name == name)
+                lo, _, hi = t.profiles[0] if t.profiles else (t.shape, t.shape, t.shape)
+                raise UsageError(
+                    f"{self.engine.where}: input {name!r} shape {shape} rejected by TensorRT; allowed min {lo} .. max {hi}"
+                )
+        for name, arr in self._host.items():
+            buf = cuda.DeviceBuffer(max(arr.nbytes, 1))
+            slot.buffers[name] = buf
+            pinned = cuda.PinnedBuffer(max(arr.nbytes, 1))
+            pinned.array()[: arr.nbytes] = np.frombuffer(arr.tobytes(), dtype=np.uint8)
+            slot.pinned[name] = pinned
+            cuda.memcpy_h2d_async(buf.ptr, pinned.ptr, arr.nbytes, slot.stream)
+            context.set_tensor_address(name, buf.ptr)
+        for t in self.live.io:
+            if t.is_input:
+                continue
+            shape = tuple(context.get_tensor_shape(t.name))
+            if any(d < 0 for d in shape):  # data-dependent: TensorRT asks for memory
+                if slot.allocator is None:
+                    slot.allocator = _make_output_allocator(trt)
+                context.set_output_allocator(t.name, slot.allocator)
+                self._add_note(f"output {t.name!r} has a data-dependent shape; using an output allocator")
+                continue
+            nbytes = int(np.prod(shape)) * numpy_dtype(t.dtype).itemsize
+            buf = cuda.DeviceBuffer(max(nbytes, 1))
+            slot.buffers[t.name] = buf
+            slot.pinned[t.name] = cuda.PinnedBuffer(max(nbytes, 1))
+            context.set_tensor_address(t.name, buf.ptr)
+        slot.stream.synchronize()
+        return slot
+
+    def _enqueue(self, stream: int) -> None:
+        slot = self._slots.get(stream)
+        if slot is None:
+            raise EnqueueFailed(f"{self.engine.where}: no execution context for stream 0x{stream:x}")
+        if not slot.context.execute_async_v3(stream):
+            errors = self.live.logger.errors if self.live is not None else []
+            raise EnqueueFailed(
+                f"{self.engine.where}: TensorRT execute_async_v3 failed for {self.engine.source}"
+                + (f": {errors[-1]}" if errors else "")
+            )
+
+    def _copies(self, stream: int, inputs: bool) -> list[tuple[int, int, int]]:
+        slot = self._slots[stream]
+        out = []
+        for name, pinned in slot.pinned.items():
+            is_input = name in self._host
+            if is_input != inputs or name not in slot.buffers:
+                continue
+            out.append((slot.buffers[name].ptr, pinned.ptr, slot.buffers[name].nbytes))
+        return out
+
+    def _h2d(self, stream: int) -> None:
+        for dev, host, n in self._copies(stream, inputs=True):
+            cuda.memcpy_h2d_async(dev, host, n, stream)
+
+    def _d2h(self, stream: int) -> None:
+        for dev, host, n in self._copies(stream, inputs=False):
+            cuda.memcpy_d2h_async(host, dev, n, stream)
+
+    def output(self, name: str) -> np.ndarray:
+        """Copy one output of the first context back to the host (for checks)."""
+        slot = next(iter(self._slots.values()))
+        t = next(t for t in self.live.io if t.name == name)  # type: ignore[union-attr]
+        shape = tuple(slot.context.get_tensor_shape(name))
+        if slot.allocator is not None and name in slot.allocator.shapes:
+            shape = slot.allocator.shapes[name]
+        dtype = numpy_dtype(t.dtype)
+        n = int(np.prod(shape)) * dtype.itemsize
+        ptr = slot.buffers[name].ptr if name in slot.buffers else slot.allocator.buffers[name].ptr
+        host = cuda.PinnedBuffer(max(n, 1))
+        try:
+            cuda.memcpy_d2h_async(host.ptr, ptr, n, slot.stream)
+            slot.stream.synchronize()
+            return host.array()[:n].view(dtype).reshape(shape).copy()
+        finally:
+            host.close()
+
+    def _profile_pass(self) -> None:
+        """Per-layer times on the first context, plain enqueues, after measuring."""
+        assert self.live is not None
+        slot = next(iter(self._slots.values()))
+        profiler = make_profiler(self.engine.backend.module)
+        try:
+            slot.context.profiler = profiler
+            for _ in range(self.profile_iterations):
+                self._enqueue(slot.stream.handle)
+                slot.stream.synchronize()
+                if not getattr(slot.context, "enqueue_emits_profile", True):
+                    slot.context.report_to_profiler()
+            self._layers = summarize(profiler.order, profiler.times, self.live.layer_info())
+        except Exception as exc:  # noqa: BLE001 - a profile is extra; the measurement stands
+            self._add_note(f"per-layer profiling failed: {type(exc).__name__}: {exc}")
+        finally:
+            try:
+                slot.context.profiler = None
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _add_note(self, note: str) -> None:
+        if note not in self._notes:
+            self._notes.append(note)
+
+    def __repr__(self) -> str:
+        return f"TensorRTWorkload({self.engine.source!r}, shapes={self.shapes}, mode={self.mode!r})"
