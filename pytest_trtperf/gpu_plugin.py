@@ -1,0 +1,375 @@
+"""pytest hooks for the GPU side of a session: clock lock/restore, one xdist
+worker per GPU, and the NVML sampler the ``trt_bench`` fixture attaches.
+
+Wiring (all that ``plugin.py`` needs)::
+
+    def pytest_addoption(parser, pluginmanager):
+        gpu_plugin.add_options(parser, pluginmanager)
+
+    def pytest_configure(config):
+        config.pluginmanager.register(gpu_plugin.GpuSessionPlugin(config), gpu_plugin.PLUGIN_NAME)
+
+``add_options`` also registers the ``-n auto`` hook, which xdist calls before
+``pytest_configure``. The fixture reaches the plugin with :func:`get`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ContextManager
+
+import pytest
+
+from . import device_state, gpu_pinning, nvml
+from .clocks import ClockController, LockOutcome, LockSpec, RestoreGuard
+from .errors import BackendUnavailable, UsageError
+from .gpu_pinning import GpuLock, VisibleGpu
+
+PLUGIN_NAME = "trtperf-gpu"
+EARLY_PLUGIN_NAME = "trtperf-gpu-early"
+#: Key in xdist's ``workerinput`` carrying a worker's GPU assignment.
+WORKERINPUT_KEY = "trtperf_gpu"
+
+
+def add_options(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager | None = None) -> None:
+    """Register the options (each also an ini key) and the ``-n auto`` hook."""
+    group = parser.getgroup("trtperf", "TensorRT performance tests")
+    group.addoption(
+        "--trt-lock-clocks",
+        dest="trt_lock_clocks",
+        default=None,
+        metavar="off|base|max|MHZ",
+        help="lock the SM clock of every GPU used for the session (needs root); "
+        "base = default applications clock, max = highest supported, or MHz (snapped). Default: off",
+    )
+    group.addoption(
+        "--trt-lock-memory-clocks",
+        dest="trt_lock_memory_clocks",
+        default=None,
+        metavar="off|base|max|MHZ",
+        help="also lock the memory clock (Ampere or newer, needs root). Default: off",
+    )
+    group.addoption(
+        "--trt-lock-clocks-strict",
+        dest="trt_lock_clocks_strict",
+        action="store_true",
+        default=None,
+        help="fail the session when clocks cannot be locked instead of warning and running unlocked",
+    )
+    group.addoption(
+        "--trt-allow-gpu-sharing",
+        dest="trt_allow_gpu_sharing",
+        action="store_true",
+        default=None,
+        help="allow more xdist workers than GPUs; measured windows on a shared GPU are serialised",
+    )
+    group.addoption(
+        "--trt-nvml-interval-ms",
+        dest="trt_nvml_interval_ms",
+        default=None,
+        metavar="MS",
+        help="NVML sampling interval during measurements (default 10 ms)",
+    )
+    parser.addini("trt_lock_clocks", "off|base|max|MHz: lock GPU clocks for the session", default="off")
+    parser.addini("trt_lock_memory_clocks", "off|base|max|MHz: lock GPU memory clocks", default="off")
+    parser.addini("trt_lock_clocks_strict", "fail when clocks cannot be locked", type="bool", default=False)
+    parser.addini("trt_allow_gpu_sharing", "allow more xdist workers than GPUs", type="bool", default=False)
+    parser.addini("trt_nvml_interval_ms", "NVML sampling interval in ms", default="10")
+
+    if pluginmanager is None:  # best effort: the Parser knows its Config
+        config = getattr(getattr(parser, "_processopt", None), "__self__", None)
+        pluginmanager = getattr(config, "pluginmanager", None)
+    if pluginmanager is not None and not pluginmanager.has_plugin(EARLY_PLUGIN_NAME):
+        pluginmanager.register(AutoWorkersHook(), EARLY_PLUGIN_NAME)
+
+
+class AutoWorkersHook:
+    """``-n auto``: one worker per visible GPU (xdist asks before configure)."""
+
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_xdist_auto_num_workers(self, config: pytest.Config) -> int | None:
+        if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+            return None  # the user's explicit choice wins (xdist reads it)
+        try:
+            with nvml.session():
+                n = len(gpu_pinning.visible_gpus())
+        except Exception:
+            return None  # no NVML / no driver: xdist's CPU count
+        return n or None
+
+
+@dataclass(frozen=True)
+class GpuSettings:
+    lock_sm: LockSpec
+    lock_mem: LockSpec
+    strict: bool
+    allow_sharing: bool
+    interval_s: float
+    baseline_mode: str
+    state_dir: Path
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> "GpuSettings":
+        sm = LockSpec.parse(_opt(config, "trt_lock_clocks", "off"), "--trt-lock-clocks")
+        mem = LockSpec.parse(_opt(config, "trt_lock_memory_clocks", "off"), "--trt-lock-memory-clocks")
+        raw_ms = _opt(config, "trt_nvml_interval_ms", "10")
+        try:
+            ms = float(raw_ms)
+            if ms <= 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise UsageError(f"--trt-nvml-interval-ms={raw_ms!r} is not valid; use a positive number of milliseconds such as 10") from None
+        baseline_dir = _opt(config, "trt_baseline_dir", None) or ".trtperf"
+        base = Path(baseline_dir)
+        if not base.is_absolute():
+            base = Path(config.rootpath) / base
+        return cls(
+            lock_sm=sm,
+            lock_mem=mem,
+            strict=bool(_opt(config, "trt_lock_clocks_strict", False)),
+            allow_sharing=bool(_opt(config, "trt_allow_gpu_sharing", False)),
+            interval_s=ms / 1000.0,
+            baseline_mode=str(_opt(config, "trt_baseline", "compare") or "compare"),
+            state_dir=base / ".state",
+        )
+
+
+def _opt(config: pytest.Config, name: str, default: Any) -> Any:
+    """CLI value, else ini value, else ``default`` (also when another plugin's
+    option, such as ``trt_baseline_dir``, is not registered)."""
+    value = config.getoption(name, default=None)
+    if value is not None:
+        return value
+    try:
+        value = config.getini(name)
+    except (ValueError, KeyError):
+        return default
+    return default if value in (None, "", []) else value
+
+
+def get(config: pytest.Config) -> "GpuSessionPlugin | None":
+    """The session's GPU plugin (for the fixture and the report)."""
+    return config.pluginmanager.get_plugin(PLUGIN_NAME)
+
+
+class GpuSessionPlugin:
+    """Holds the GPU state of one pytest process (controller or xdist worker)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        try:
+            self.settings = GpuSettings.from_config(config)
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        workerinput = getattr(config, "workerinput", None)
+        self.worker_id: str | None = workerinput.get("workerid") if workerinput else None
+        self.gpus: list[VisibleGpu] = []
+        self.assignment: VisibleGpu | None = None
+        self.shared = False
+        self.workers = 0
+        self.outcome = LockOutcome("off")
+        self.messages: list[str] = []
+        self._controller: ClockController | None = None
+        self._guard: RestoreGuard | None = None
+        self._gpu_lock: GpuLock | None = None
+        self._nvml_held = False
+        self._pid_file: Path | None = None
+        self._nvml_error: str | None = None
+        self._lock_requested = False
+
+    # ---- configure ---------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        if self.worker_id is not None:
+            self._configure_worker(getattr(config, "workerinput", {}))
+        else:
+            self._configure_controller(config)
+
+    def _configure_worker(self, workerinput: dict[str, Any]) -> None:
+        """Pin this worker to its GPU before any test can initialise CUDA."""
+        info = workerinput.get(WORKERINPUT_KEY)
+        if not info:
+            return
+        self.assignment = VisibleGpu.from_dict(info["gpu"])
+        os.environ["CUDA_VISIBLE_DEVICES"] = self.assignment.cuda_id
+        self.shared = bool(info.get("shared"))
+        self.workers = int(info.get("workers", 0))
+        self.outcome = LockOutcome(info.get("clock_state", "off"))
+        self._lock_requested = bool(info.get("lock_requested"))
+        if self.shared:
+            self._gpu_lock = GpuLock(self.settings.state_dir, self.assignment.cuda_id)
+            try:
+                self._pid_file = gpu_pinning.register_pid(self.settings.state_dir, self.assignment.cuda_id, os.getpid())
+            except OSError:
+                self._pid_file = None
+
+    def _configure_controller(self, config: pytest.Config) -> None:
+        self.workers = _xdist_workers(config)
+        self._lock_requested = self._wants_lock(config)
+        if not (self.workers or self._lock_requested):
+            return
+        try:
+            with nvml.session():
+                self.gpus = gpu_pinning.visible_gpus()
+        except BackendUnavailable as exc:
+            self._nvml_error = str(exc)
+            return
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        except Exception as exc:
+            if not nvml.is_nvml_error(exc):
+                raise
+            self._nvml_error = f"NVML error while listing GPUs: {exc}"
+            return
+        if self.workers:
+            try:
+                gpu_pinning.check_worker_count(
+                    self.workers, len(self.gpus), self.settings.baseline_mode, self.settings.allow_sharing
+                )
+            except UsageError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            self.shared = self.workers > len(self.gpus) > 0
+
+    def _wants_lock(self, config: pytest.Config) -> bool:
+        s = self.settings
+        return not (s.lock_sm.off and s.lock_mem.off) and not config.getoption("collectonly", False)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """Controller: tell worker ``gwK`` which GPU is its own."""
+        if not self.gpus:
+            return
+        worker_id = node.workerinput["workerid"]
+        gpu = gpu_pinning.assign(worker_id, self.gpus)
+        node.workerinput[WORKERINPUT_KEY] = {
+            "gpu": gpu.to_dict(),
+            "shared": self.shared,
+            "workers": self.workers,
+            "clock_state": self.outcome.for_gpu(gpu.cuda_id),
+            "lock_requested": self._lock_requested,
+        }
+
+    # ---- session: lock and restore ------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Controller: report stale locks, then lock (before xdist starts workers)."""
+        if self.worker_id is not None:
+            return
+        s = self.settings
+        controller = ClockController(s.state_dir, s.lock_sm, s.lock_mem, strict=s.strict)
+        for line in controller.stale_locks():
+            self._say(line)
+        if not self._lock_requested:
+            return
+        self._controller = controller
+        self._guard = RestoreGuard(self._restore)
+        self._guard.install()
+        try:
+            self.outcome = controller.lock(self._gpus_to_lock())
+        except UsageError as exc:
+            self._restore()
+            raise pytest.UsageError(str(exc)) from None
+        if self.outcome.warning:
+            self._say(self.outcome.warning)
+        for note in self.outcome.notes:
+            self._say(f"trtperf: {note}")
+
+    def _gpus_to_lock(self) -> list[VisibleGpu]:
+        """xdist: the GPUs workers get; otherwise every visible GPU."""
+        if self.workers:
+            return self.gpus[: min(self.workers, len(self.gpus))]
+        return list(self.gpus)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self._restore()
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._restore()
+        if self._guard is not None:
+            self._guard.uninstall()
+        if self._pid_file is not None:
+            with contextlib.suppress(OSError):
+                self._pid_file.unlink()
+        if self._nvml_held:
+            self._nvml_held = False
+            nvml.shutdown()
+
+    def _restore(self) -> None:
+        if self._controller is None:
+            return
+        for problem in self._controller.restore():
+            self._say(problem)
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        lines = []
+        if self._lock_requested:
+            lines.append(f"trtperf clocks: {self.outcome.state}")
+        if self.workers and self.gpus:
+            pins = ", ".join(
+                f"gw{k}->{gpu_pinning.assign(f'gw{k}', self.gpus).cuda_id}" for k in range(self.workers)
+            )
+            lines.append(f"trtperf GPU pinning ({'shared, serialised' if self.shared else 'one per worker'}): {pins}")
+        elif self.workers and self._nvml_error:
+            lines.append(f"trtperf GPU pinning: off ({self._nvml_error})")
+        return lines
+
+    def _say(self, line: str) -> None:
+        self.messages.append(line)
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(line, yellow=True)
+        else:
+            print(line, file=sys.stderr)
+
+    # ---- what the fixture uses ---------------------------------------------
+    def clock_state(self) -> str:
+        """``off``, ``sm=1980``, ``sm=1980,mem=2619`` or ``failed:<why>`` for the
+        GPU this process measures on; goes into results and the fingerprint."""
+        if self.assignment is not None:
+            return self.outcome.for_gpu(self.assignment.cuda_id)
+        if self.gpus:
+            return self.outcome.for_gpu(self.gpus[0].cuda_id)
+        return self.outcome.state
+
+    def measurement_lock(self) -> ContextManager[None]:
+        """Wrap each measured window: serialises workers sharing a GPU."""
+        if self._gpu_lock is not None:
+            return self._gpu_lock.hold()
+        return contextlib.nullcontext()
+
+    def make_monitor(self, interval_s: float | None = None) -> device_state.DeviceStateSampler | None:
+        """An NVML sampler for CUDA device 0 of this process, or None without NVML."""
+        if not self._nvml_held:
+            try:
+                nvml.init()
+            except BackendUnavailable:
+                return None
+            self._nvml_held = True  # keep NVML up: init per measurement is slow
+        state = self.clock_state()
+        own = self._own_pids
+        return device_state.make_monitor(
+            0,
+            interval_s if interval_s is not None else self.settings.interval_s,
+            clocks_locked=state,
+            extra_flags=("clocks_unlocked",) if state.startswith("failed:") else (),
+            own_pids=own,
+        )
+
+    def _own_pids(self) -> set[int]:
+        pids = {os.getpid()}
+        if self.shared and self.assignment is not None:
+            pids |= gpu_pinning.session_pids(self.settings.state_dir, self.assignment.cuda_id)
+        return pids
+
+
+def _xdist_workers(config: pytest.Config) -> int:
+    """Number of xdist workers this controller will start (0 without xdist)."""
+    if config.getoption("dist", "no") == "no" or config.getoption("collectonly", False):
+        return 0
+    tx = config.getoption("tx", None) or []
+    return len(tx)
