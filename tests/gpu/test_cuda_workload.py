@@ -1,0 +1,162 @@
+"""CudaWorkload on a real GPU, against kernels of known duration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_trtperf import cuda
+from pytest_trtperf.workload import Batch, Workload
+from pytest_trtperf.workloads.cuda import CHUNK, CudaWorkload, TransferSpec, make_gpu_workload
+
+pytestmark = pytest.mark.gpu
+
+US = 1e-6
+
+
+def _spin(kernels, ns: int):
+    return lambda h: kernels.spin(h, ns)
+
+
+def _measure(w: CudaWorkload, n: int) -> Batch:
+    w.setup()
+    try:
+        w.run(10)  # warm
+        return w.run(n)
+    finally:
+        w.teardown()
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_latency_mode_matches_kernel_duration(kernels, graph: bool) -> None:
+    w = CudaWorkload(_spin(kernels, 100_000), cuda_graph=graph)
+    assert isinstance(w, Workload)
+    w.setup()
+    try:
+        assert w.graph_used is graph and w.notes() == ()
+        b = w.run(300)
+    finally:
+        w.teardown()
+    assert b.iterations == 300 and set(b.extra) == {"gpu_compute", "enqueue"}
+    med = float(np.median(b.latency_s))
+    assert 100 * US <= med <= 104 * US, med
+    np.testing.assert_array_equal(b.latency_s, b.extra["gpu_compute"])
+    assert b.wall_s >= 300 * 100 * US
+    assert 0 < float(np.median(b.extra["enqueue"])) < 1e-3
+
+
+def test_graphs_beat_stream_launches_for_many_tiny_kernels(kernels) -> None:
+    def twenty(h: int) -> None:
+        for _ in range(20):
+            kernels.spin(h, 1000)
+
+    g = np.median(_measure(CudaWorkload(twenty, cuda_graph=True), 300).latency_s)
+    s = np.median(_measure(CudaWorkload(twenty, cuda_graph=False), 300).latency_s)
+    assert s / g >= 1.5, (s, g)
+
+
+def _syncing(kernels, how: str):
+    rt = cuda.runtime()
+
+    def enqueue(h: int) -> None:
+        if how == "legacy_stream":
+            kernels.spin(0, 100_000)
+            return
+        kernels.spin(h, 100_000)
+        if how == "raises":
+            cuda.stream_synchronize(h)  # raises CudaError while capturing
+        else:
+            rt.cudaStreamSynchronize(h)  # breaks capture, error ignored
+    return enqueue
+
+
+@pytest.mark.parametrize("how", ["raises", "ignores_error", "legacy_stream"])
+def test_capture_failure_falls_back_to_plain_enqueue(kernels, how: str) -> None:
+    w = CudaWorkload(_syncing(kernels, how))
+    w.setup()
+    try:
+        assert not w.graph_used
+        assert len(w.notes()) == 1 and "capture" in w.notes()[0] and "\n" not in w.notes()[0]
+        assert cuda.capture_status(w._streams[0]) == "none"
+        b = w.run(50)
+    finally:
+        w.teardown()
+    assert cuda.peek_last_error() is None
+    if how != "legacy_stream":  # work on another stream is not ours to time
+        assert 100 * US <= np.median(b.latency_s) <= 110 * US
+
+
+def test_blocking_sync_is_recorded_and_accurate(kernels) -> None:
+    w = CudaWorkload(_spin(kernels, 100_000), blocking_sync=True)
+    assert w.identity()["sync"] == "blocking"
+    assert CudaWorkload(_spin(kernels, 1)).identity()["sync"] == "spin"
+    med = np.median(_measure(w, 200).latency_s)
+    assert 100 * US <= med <= 104 * US
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_transfers_are_timed_and_really_copy(kernels, graph: bool) -> None:
+    n = 4 << 20  # 16 MiB of float32
+    dev = cuda.DeviceBuffer(4 * n)
+    spec = TransferSpec.pinned(inputs=[(dev.ptr, 4 * n)], outputs=[(dev.ptr, 4 * n)])
+    x = spec.buffers[0].array(np.float32).copy()
+    w = CudaWorkload(lambda h: kernels.add_one(h, dev.ptr, n), transfers=spec, cuda_graph=graph)
+    w.setup()
+    try:
+        assert w.graph_used is graph
+        b = w.run(20)
+        stats = {k: float(np.median(v)) for k, v in b.extra.items()}
+    finally:
+        w.teardown()
+    out = spec.buffers[1].array(np.float32)
+    np.testing.assert_array_equal(out, x + np.float32(1))  # each iteration reloads the input
+    spec.close()
+    dev.close()
+    assert set(stats) == {"gpu_compute", "enqueue", "h2d", "d2h"}
+    # 16 MiB cannot cross PCIe/C2C faster than 200 GB/s
+    assert stats["h2d"] > 4 * n / 200e9 and stats["d2h"] > 4 * n / 200e9
+    parts = b.extra["h2d"] + b.extra["gpu_compute"] + b.extra["d2h"]
+    np.testing.assert_allclose(b.latency_s, parts, rtol=0.02, atol=5e-6)
+
+
+def test_throughput_mode_keeps_the_gpu_busy(kernels) -> None:
+    w = CudaWorkload(_spin(kernels, 20_000), mode="throughput")
+    b = _measure(w, 3000)
+    per_inf = b.wall_s / b.iterations
+    assert 20 * US <= per_inf <= 24 * US, per_inf
+    assert 20 * US <= np.median(b.latency_s) <= 23 * US
+    assert 20 * US <= np.median(b.extra["gpu_compute"]) <= 23 * US
+
+
+def test_throughput_mode_overlaps_streams(kernels) -> None:
+    one = _measure(CudaWorkload(_spin(kernels, 200_000), mode="throughput"), 200)
+    two = _measure(CudaWorkload(_spin(kernels, 200_000), mode="throughput", streams=2), 200)
+    # two one-thread kernels run side by side: half the interval per inference
+    assert two.wall_s / 200 < 0.7 * one.wall_s / 200
+    assert np.median(two.latency_s) < 0.7 * np.median(one.latency_s)
+
+
+def test_inferences_per_iteration_scales_throughput_interval(kernels) -> None:
+    b = _measure(CudaWorkload(_spin(kernels, 40_000), mode="throughput",
+                              inferences_per_iteration=4), 500)
+    assert 10 * US <= np.median(b.latency_s) <= 11.5 * US
+
+
+def test_runs_longer_than_a_chunk(kernels) -> None:
+    b = _measure(CudaWorkload(_spin(kernels, 5_000)), CHUNK + 7)
+    assert b.iterations == CHUNK + 7
+    assert b.latency_s.min() >= 5 * US and np.median(b.latency_s) <= 7 * US
+
+
+def test_external_stream_is_used_and_not_destroyed(kernels) -> None:
+    s = cuda.Stream()
+    w = CudaWorkload(_spin(kernels, 10_000), stream=s.handle)
+    _measure(w, 20)
+    s.synchronize()  # still valid after teardown
+    s.close()
+
+
+def test_make_gpu_workload_picks_by_signature(kernels) -> None:
+    assert isinstance(make_gpu_workload(lambda h: None), CudaWorkload)
+    assert make_gpu_workload(lambda: None).kind == "torch"
+    assert isinstance(make_gpu_workload(lambda: None, timer="cuda"), CudaWorkload)
