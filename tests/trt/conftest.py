@@ -1,0 +1,58 @@
+"""Fixtures for the TensorRT tests: the real TensorRT-RTX backend, tiny ONNX
+models, and the FakeTensorRT backend for execution-side tests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from pytest_trtperf.errors import BackendUnavailable  # noqa: E402
+from pytest_trtperf.trt import backend as backend_mod  # noqa: E402
+from pytest_trtperf.trt.options import TrtOptions  # noqa: E402
+from tests import onnx_models  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def rtx() -> backend_mod.Backend:
+    """The real TensorRT-RTX backend; the test skips with one line without it."""
+    try:
+        return backend_mod.load_backend("tensorrt_rtx")
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with mlp.onnx, cnn.onnx, encoder.onnx, two_inputs.onnx, broken.onnx."""
+    pytest.importorskip("onnx", reason="needs onnx to generate test models (pip install onnx)")
+    d = tmp_path_factory.mktemp("models")
+    onnx_models.mlp(d / "mlp.onnx")
+    onnx_models.cnn(d / "cnn.onnx")
+    onnx_models.encoder_block(d / "encoder.onnx")
+    onnx_models.two_inputs(d / "two_inputs.onnx")
+    onnx_models.broken(d / "broken.onnx")
+    return d
+
+
+@pytest.fixture
+def options(tmp_path: Path) -> TrtOptions:
+    """Options with a fresh engine cache and timing cache under ``tmp_path``."""
+    return TrtOptions.from_values(backend="tensorrt_rtx", engine_cache=str(tmp_path / "engines"))
+
+
+@pytest.fixture(scope="session")
+def fake_trt():
+    from tests.fakes import fake_tensorrt
+
+    return fake_tensorrt
+
+
+@pytest.fixture(scope="session")
+def fake_backend(fake_trt) -> backend_mod.Backend:
+    return backend_mod.from_module(fake_trt, "tensorrt")

@@ -1,0 +1,74 @@
+"""TrtOptions from real pytest option parsing and ini files (pytester)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_trtperf.errors import UsageError
+from pytest_trtperf.trt.options import TrtOptions
+
+CONFTEST = """
+import json
+from pytest_trtperf.trt.options import TrtOptions, add_options
+
+def pytest_addoption(parser):
+    add_options(parser)
+"""
+
+TEST = """
+import json
+from pytest_trtperf.trt.options import TrtOptions
+
+def test_opts(request):
+    o = TrtOptions.from_pytest_config(request.config)
+    print("OPTS=" + json.dumps({k: (str(v) if v is not None else None) for k, v in vars(o).items()}))
+"""
+
+
+def _opts(pytester: pytest.Pytester, *args: str) -> dict:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_opts=TEST)
+    result = pytester.runpytest_subprocess("-p", "no:trtperf", "-s", *args)
+    line = next(x for x in result.outlines if x.startswith("OPTS=") or "OPTS=" in x)
+    import json
+
+    return json.loads(line.split("OPTS=", 1)[1])
+
+
+def test_defaults_and_command_line(pytester: pytest.Pytester) -> None:
+    opts = _opts(pytester, "--trt-engine-cache=eng", "--trt-profile-layers", "--trt-backend=tensorrt_rtx")
+    assert opts["backend"] == "tensorrt_rtx"
+    assert opts["engine_cache"] == str(pytester.path / "eng")
+    assert opts["timing_cache"] == str(pytester.path / "eng" / "timing.cache")
+    assert opts["profile_layers"] == "True" and opts["allow_engine_host_code"] == "False"
+
+
+def test_default_engine_cache_is_pytest_cache_dir(pytester: pytest.Pytester) -> None:
+    opts = _opts(pytester)
+    assert opts["engine_cache"].endswith("trtperf-engines") and ".pytest_cache" in opts["engine_cache"]
+    assert opts["backend"] == "auto" and opts["profile_layers"] == "False"
+
+
+def test_ini_keys_and_off(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ntrt_engine_cache = off\ntrt_allow_engine_host_code = true\ntrt_backend = tensorrt\n")
+    opts = _opts(pytester)
+    assert opts["engine_cache"] is None and opts["timing_cache"] is None
+    assert opts["allow_engine_host_code"] == "True" and opts["backend"] == "tensorrt"
+
+
+def test_bad_backend_choice_is_rejected(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(CONFTEST)
+    result = pytester.runpytest_subprocess("-p", "no:trtperf", "--trt-backend=onnxruntime")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*--trt-backend*invalid choice*"])
+
+
+def test_from_values_validation(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--trt-backend='x'"):
+        TrtOptions.from_values(backend="x")
+    with pytest.raises(UsageError, match="--trt-profile-layers"):
+        TrtOptions.from_values(profile_layers="maybe")
+    o = TrtOptions.from_values(engine_cache=None, timing_cache="tc.bin", rootdir=tmp_path)
+    assert o.engine_cache is None and o.timing_cache == tmp_path / "tc.bin"
