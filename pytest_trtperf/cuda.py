@@ -121,7 +121,7 @@ def as_handle(obj: Any) -> int:
         from cuda.bindings.utils import get_cuda_native_handle  # 13.x
 
         return int(get_cuda_native_handle(obj))
-    except ImportError:  # 12.x: int() is the documented way
+    except (ImportError, TypeError):  # 12.x (int() is the documented way) or a foreign type
         return int(obj)
 
 
