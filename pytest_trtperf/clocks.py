@@ -180,7 +180,7 @@ class ClockController:
         self.option_text = option_text or f"--trt-lock-clocks={sm.value}" + (
             "" if mem.off else f" --trt-lock-memory-clocks={mem.value}"
         )
-        self._locked: list[tuple[nvml.Device, GpuLockPlan]] = []
+        self._locked: list[tuple[nvml.Device, str, str]] = []  # (device, cuda_id, 'sm'|'mem')
         self._rlock = threading.RLock()
         self._nvml_ref = False
         self.state_file = self.state_dir / f"{STATE_PREFIX}{socket.gethostname()}-{os.getpid()}.json"
@@ -232,12 +232,13 @@ class ClockController:
                 plans2 = [(d, plan_for(d, g.cuda_id, self.sm, self.mem)) for d, g in plans]
                 self._write_state(plans2, status="locking")
                 for device, plan in plans2:
-                    # Recorded first, so a failure midway restores what was set.
-                    self._locked.append((device, plan))
+                    # Recorded as each call succeeds: a failure midway resets what was set.
                     if plan.mem_mhz is not None:
                         device.lock_memory_clocks(plan.mem_mhz)
+                        self._locked.append((device, plan.cuda_id, "mem"))
                     if plan.sm_mhz is not None:
                         device.lock_gpu_clocks(plan.sm_mhz)
+                        self._locked.append((device, plan.cuda_id, "sm"))
                 self._write_state(plans2, status="locked")
             except Exception as exc:
                 if not nvml.is_nvml_error(exc):
@@ -267,20 +268,14 @@ class ClockController:
         problems: list[str] = []
         with self._rlock:
             while self._locked:
-                device, plan = self._locked.pop()
-                for what, reset, needed in (
-                    ("SM", device.reset_gpu_clocks, plan.sm_mhz is not None),
-                    ("memory", device.reset_memory_clocks, plan.mem_mhz is not None),
-                ):
-                    if not needed:
-                        continue
-                    try:
-                        reset()
-                    except Exception as exc:  # keep resetting the others
-                        problems.append(
-                            f"trtperf: could not reset {what} clocks of {plan.cuda_id} ({exc}); "
-                            f"run: {reset_command(plan.cuda_id, sm=what == 'SM', mem=what == 'memory')}"
-                        )
+                device, cuda_id, what = self._locked.pop()
+                try:
+                    device.reset_gpu_clocks() if what == "sm" else device.reset_memory_clocks()
+                except Exception as exc:  # keep resetting the others
+                    problems.append(
+                        f"trtperf: could not reset {'SM' if what == 'sm' else 'memory'} clocks of {cuda_id} ({exc}); "
+                        f"run: {reset_command(cuda_id, sm=what == 'sm', mem=what == 'mem')}"
+                    )
             if not problems:
                 self._remove_state()
             if self._nvml_ref:
