@@ -117,10 +117,13 @@ class Backend:
         """Attach a timing cache (``data`` empty: a fresh one). False if unreadable."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            cache = config.create_timing_cache(data)
-            if cache is None:
+            try:
+                cache = config.create_timing_cache(data)
+                return cache is not None and bool(config.set_timing_cache(cache, False))
+            except Exception:  # noqa: BLE001 - TensorRT raises on a corrupt cache blob
+                if not data:
+                    raise
                 return False
-            return bool(config.set_timing_cache(cache, False))
 
     def timing_cache_bytes(self, config: Any) -> bytes | None:
         with warnings.catch_warnings():

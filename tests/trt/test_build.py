@@ -1,0 +1,150 @@
+"""Real TensorRT-RTX builds from generated ONNX models (no GPU needed to build)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_trtperf.errors import UsageError
+from pytest_trtperf.trt.build import build_plan
+from pytest_trtperf.trt.progress import ProgressEvent, line_printer
+from pytest_trtperf.trt.spec import EngineSpec
+
+WHERE = "test_x.py::test_build"
+FAST = {"optimization_level": 0}
+
+
+def spec(models: Path, name: str, **kw) -> EngineSpec:
+    return EngineSpec.create(WHERE, models, onnx=name, **{**FAST, **kw})
+
+
+def test_static_shapes_build_a_plan_with_io(rtx, models: Path) -> None:
+    result = build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (4, 64)}))
+    assert result.plan[:4] == b"vtrt"  # a TensorRT-RTX plan
+    ins = [t for t in result.io if t.is_input]
+    outs = [t for t in result.io if not t.is_input]
+    assert [(t.name, t.dtype, t.shape) for t in ins] == [("input", "float32", (-1, 64))]
+    assert ins[0].profiles == (((4, 64), (4, 64), (4, 64)),)
+    assert [(t.name, t.shape) for t in outs] == [("output", (-1, 10))]
+
+
+def test_min_opt_max_profile_several_inputs(rtx, models: Path) -> None:
+    s = spec(
+        models,
+        "two_inputs.onnx",
+        min_shapes={"a": (1, 16), "b": (1, 16)},
+        opt_shapes={"a": (8, 16), "b": (8, 16)},
+        max_shapes={"a": (32, 16), "b": (32, 16)},
+    )
+    result = build_plan(rtx, s)
+    profiles = {t.name: t.profiles for t in result.io if t.is_input}
+    assert profiles == {"a": (((1, 16), (8, 16), (32, 16)),), "b": (((1, 16), (8, 16), (32, 16)),)}
+
+
+@pytest.mark.parametrize("model, shape", [("cnn.onnx", (2, 3, 32, 32)), ("encoder.onnx", (2, 16, 32))])
+def test_cnn_and_transformer_block_build(rtx, models: Path, model: str, shape: tuple) -> None:
+    result = build_plan(rtx, spec(models, model, shapes={"input": shape}, profiling_verbosity="detailed"))
+    assert len(result.plan) > 10_000
+
+
+def test_parser_errors_are_one_readable_line(rtx, models: Path) -> None:
+    with pytest.raises(UsageError) as exc:
+        build_plan(rtx, spec(models, "broken.onnx", shapes={"input": (1, 4)}))
+    msg = str(exc.value)
+    assert "\n" not in msg
+    assert WHERE in msg and str(models / "broken.onnx") in msg
+    assert "NoSuchOperatorXyz" in msg  # the failing node's operator, from the parser's error list
+
+
+def test_garbage_file_and_missing_file(rtx, models: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a protobuf" * 10)
+    with pytest.raises(UsageError, match=r"could not parse .*junk\.onnx: .*ONNX model"):
+        build_plan(rtx, EngineSpec.create(WHERE, onnx=junk, shapes={"input": (1, 4)}))
+    with pytest.raises(UsageError, match=r"ONNX model not found: .*nope\.onnx"):
+        build_plan(rtx, EngineSpec.create(WHERE, onnx=tmp_path / "nope.onnx"))
+
+
+@pytest.mark.parametrize(
+    "kw, fragment",
+    [
+        ({}, "input 'input' of mlp.onnx has dynamic shape (?, 64)"),
+        ({"shapes": {"inptu": (1, 64)}}, "mlp.onnx has no input 'inptu'; its inputs are input"),
+        ({"shapes": {"input": (4, 65)}}, "input 'input' of mlp.onnx has shape (?, 64); (4, 65) does not fit it"),
+        ({"shapes": {"input": (4, 64, 1)}}, "(4, 64, 1) does not fit it"),
+    ],
+)
+def test_shape_errors_name_the_input(rtx, models: Path, kw: dict, fragment: str) -> None:
+    with pytest.raises(UsageError) as exc:
+        build_plan(rtx, spec(models, "mlp.onnx", **kw))
+    assert fragment in str(exc.value) and WHERE in str(exc.value)
+
+
+def test_precision_flags_are_explained_on_strongly_typed_backends(rtx, models: Path) -> None:
+    with pytest.raises(UsageError) as exc:
+        build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (1, 64)}, precision="fp16"))
+    assert "precision='fp16'" in str(exc.value) and "TensorRT-RTX" in str(exc.value) and "export" in str(exc.value)
+    with pytest.raises(UsageError, match="strongly_typed=False is not possible"):
+        build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (1, 64)}, strongly_typed=False))
+
+
+def test_unknown_builder_flag(rtx, models: Path) -> None:
+    with pytest.raises(UsageError, match="builder flag 'NO_SUCH_FLAG' does not exist in TensorRT-RTX"):
+        build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (1, 64)}, builder_flags=["no_such_flag"]))
+
+
+def test_build_options_pass_through(rtx, models: Path) -> None:
+    """Workspace, pools, verbosity and passthrough flags are accepted by the real builder."""
+    s = spec(
+        models,
+        "mlp.onnx",
+        shapes={"input": (2, 64)},
+        workspace_mb=64,
+        memory_pools={"tactic_shared_memory": 1},
+        profiling_verbosity="layer_names_only",
+        weight_streaming=True,
+    )
+    assert build_plan(rtx, s).plan[:4] == b"vtrt"
+
+
+def test_progress_monitor_reports_nested_phases(rtx, models: Path) -> None:
+    events: list[ProgressEvent] = []
+    build_plan(rtx, spec(models, "cnn.onnx", shapes={"input": (1, 3, 32, 32)}), progress=events.append)
+    starts = [e for e in events if e.kind == "start"]
+    finishes = [e for e in events if e.kind == "finish"]
+    assert starts[0].depth == 0 and starts[0].phase == finishes[-1].phase  # the whole build wraps the rest
+    assert len(starts) == len(finishes) >= 3
+    assert any(e.depth >= 2 for e in starts)
+    assert all(b.elapsed_s >= a.elapsed_s for a, b in zip(events, events[1:]))
+    lines: list[str] = []
+    printer = line_printer(lines.append, "cnn.onnx", max_depth=0)
+    for e in events:
+        printer(e)
+    assert len(lines) == 2 and lines[0].startswith("trtperf: building cnn.onnx:") and lines[1].endswith("s)")
+
+
+def test_broken_progress_callback_does_not_break_the_build(rtx, models: Path) -> None:
+    def boom(event: ProgressEvent) -> None:
+        raise RuntimeError("callback bug")
+
+    assert build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (1, 64)}), progress=boom).plan
+
+
+def test_timing_cache_is_saved_and_reloaded(rtx, models: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "tc" / "timing.cache"
+    first = build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (1, 64)}), timing_cache=cache)
+    assert cache.is_file() and cache.stat().st_size > 0
+    saved = cache.read_bytes()
+    second = build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (1, 64)}), timing_cache=cache)
+    assert second.plan[:4] == b"vtrt"
+    assert cache.read_bytes()[:16] == saved[:16]  # reloaded and written back, same format
+    assert "ignores timing caches" in " ".join(first.notes)  # TensorRT-RTX says it is a no-op
+
+
+def test_corrupt_timing_cache_is_replaced_with_a_note(rtx, models: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "timing.cache"
+    cache.write_bytes(b"\x00garbage" * 8)
+    result = build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (1, 64)}), timing_cache=cache)
+    assert result.plan[:4] == b"vtrt"
+    assert cache.read_bytes() != b"\x00garbage" * 8
