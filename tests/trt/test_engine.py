@@ -1,0 +1,104 @@
+"""Loading plans: one-line errors for foreign, truncated and wrong-version files;
+I/O introspection of a deserialized engine (FakeTensorRT at the execution boundary)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_trtperf.errors import BackendUnavailable, UsageError
+from pytest_trtperf.trt.api import engine_from_plan, get_engine
+from pytest_trtperf.trt.engine import deserialize, introspect, read_engine_file
+from pytest_trtperf.trt.spec import EngineSpec
+from pytest_trtperf.cuda import unavailable_reason as gpu_missing_reason
+
+WHERE = "test_x.py::test_load"
+
+FAKE_IO = [
+    {"name": "images", "mode": "input", "dtype": "HALF", "shape": [-1, 3, 8, 8],
+     "profiles": [[[1, 3, 8, 8], [4, 3, 8, 8], [16, 3, 8, 8]]]},
+    {"name": "ids", "mode": "input", "dtype": "INT64", "shape": [-1, 5],
+     "profiles": [[[1, 5], [4, 5], [16, 5]]]},
+    {"name": "logits", "mode": "output", "dtype": "FLOAT", "shape": [-1, 10]},
+]
+
+
+def test_missing_and_tiny_engine_files(rtx, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"engine file not found: .*none\.plan"):
+        read_engine_file(rtx, tmp_path / "none.plan", WHERE, "no-gpu", False)
+    tiny = tmp_path / "tiny.plan"
+    tiny.write_bytes(b"vtrt")
+    with pytest.raises(UsageError, match=r"tiny\.plan is not a TensorRT engine \(4 bytes\)"):
+        read_engine_file(rtx, tiny, WHERE, "no-gpu", False)
+
+
+def test_plan_from_the_other_library_is_named(rtx, tmp_path: Path) -> None:
+    other = tmp_path / "trt10.plan"
+    other.write_bytes(b"ftrt" + b"\x00" * 4096)
+    with pytest.raises(UsageError) as exc:
+        read_engine_file(rtx, other, WHERE, "no-gpu", False)
+    msg = str(exc.value)
+    assert "built by TensorRT, not TensorRT-RTX" in msg and "rebuild it with TensorRT-RTX" in msg and WHERE in msg
+
+
+def test_malformed_file_is_detected_by_the_library(rtx, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.plan"
+    junk.write_bytes(b"x" * 4096)
+    with pytest.raises(UsageError, match="not a valid or complete engine"):
+        read_engine_file(rtx, junk, WHERE, "no-gpu", False)
+
+
+def test_real_plan_loads_as_handle_and_needs_a_gpu_to_deserialize(rtx, models: Path, options, tmp_path: Path) -> None:
+    built = get_engine(EngineSpec.create(WHERE, models, onnx="mlp.onnx", shapes={"input": (2, 64)}, optimization_level=0), options)
+    plan = tmp_path / "mlp.plan"
+    plan.write_bytes(built.plan)
+    spec = EngineSpec.create(WHERE, tmp_path, engine="mlp.plan", shapes={"input": (2, 64)})
+    handle = get_engine(spec, options)
+    assert handle.plan == built.plan and handle.plan_path == plan and handle.io == ()
+    assert handle.run_shapes == {"input": (2, 64)}
+    if gpu_missing_reason() is None:
+        pytest.skip("this machine has a GPU; the no-GPU path is what is tested here")
+    with pytest.raises(BackendUnavailable, match="no usable GPU"):
+        deserialize(handle)
+
+
+def test_fake_engine_introspection(fake_backend, fake_trt) -> None:
+    handle = engine_from_plan(fake_backend, fake_trt.make_plan(FAKE_IO), WHERE, "fake.plan")
+    live = deserialize(handle)
+    io = {t.name: t for t in live.io}
+    assert [t.name for t in live.io] == ["images", "ids", "logits"]
+    assert io["images"].dtype == "float16" and io["ids"].dtype == "int64" and io["logits"].dtype == "float32"
+    assert io["images"].profiles == (((1, 3, 8, 8), (4, 3, 8, 8), (16, 3, 8, 8)),)
+    assert io["logits"].mode == "output" and io["logits"].profiles == ()
+    assert live.device_memory_bytes == 1 << 20
+    assert introspect(fake_backend, live.engine) == live.io
+    assert [layer["Name"] for layer in live.layer_info()["Layers"]] == ["fake_layer_0"]
+
+
+def test_wrong_version_plan_says_so_in_one_line(fake_backend, fake_trt) -> None:
+    handle = engine_from_plan(fake_backend, fake_trt.make_plan(FAKE_IO, version="10.3.0"), WHERE, "old.plan")
+    with pytest.raises(UsageError) as exc:
+        deserialize(handle)
+    msg = str(exc.value)
+    assert "\n" not in msg and "old.plan" in msg and "expecting library version 10.9.0 got 10.3.0" in msg
+    assert "rebuild it with TensorRT 10.9.0" in msg
+
+
+def test_rtx_plan_given_to_full_tensorrt(fake_backend, rtx, models: Path, options) -> None:
+    built = get_engine(EngineSpec.create(WHERE, models, onnx="mlp.onnx", shapes={"input": (1, 64)}, optimization_level=0), options)
+    handle = engine_from_plan(fake_backend, built.plan, WHERE, "rtx.plan")
+    with pytest.raises(UsageError, match="built by TensorRT-RTX, not TensorRT 10.9.0"):
+        deserialize(handle)
+
+
+def test_host_code_stays_off_unless_opted_in(fake_backend, fake_trt) -> None:
+    plan = fake_trt.make_plan(FAKE_IO)
+    assert deserialize(engine_from_plan(fake_backend, plan, WHERE)).runtime.engine_host_code_allowed is False
+    live = deserialize(engine_from_plan(fake_backend, plan, WHERE, allow_host_code=True))
+    assert live.runtime.engine_host_code_allowed is True
+
+
+def test_real_runtime_host_code_default_is_off(rtx) -> None:
+    runtime = rtx.module.Runtime(rtx.logger())
+    assert runtime.engine_host_code_allowed is False  # we rely on this default
