@@ -1,0 +1,3 @@
+"""The plugin's own tests run pytest inside pytest (pytester)."""
+
+pytest_plugins = ["pytester"]

@@ -1,0 +1,44 @@
+"""Helpers for the plugin's own tests: a host workload
+whose cost is set from outside (so a slowdown can be injected by an exact,
+controlled amount of extra work)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: Hashing a buffer is stable across processes on our CI machines (C code, no
+#: allocation); TRTPERF_TEST_SCALE multiplies the bytes hashed.
+HASH_TEST = '''
+import hashlib, os
+import pytest
+
+DATA = memoryview(b"\\x5a" * 8_000_000)
+SCALE = float(os.environ.get("TRTPERF_TEST_SCALE", "1"))
+N = int({nbytes} * SCALE)
+
+
+def test_hash(trt_bench):
+    trt_bench.measure(lambda: hashlib.sha256(DATA[:N]).digest())
+'''
+
+#: Keep each measurement short; the statistics still converge on this workload.
+FAST = ["--trt-warmup-ms=50", "--trt-min-time=0.3", "--trt-max-time=2", "-p", "no:cacheprovider"]
+
+
+def hash_test(nbytes: int = 300_000) -> str:
+    return HASH_TEST.format(nbytes=nbytes)
+
+
+def baseline_files(pytester: pytest.Pytester) -> list[Path]:
+    d = pytester.path / ".trtperf"
+    return sorted(d.glob("*.json")) if d.is_dir() else []
+
+
+def load_baseline(pytester: pytest.Pytester) -> dict[str, Any]:
+    files = baseline_files(pytester)
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())

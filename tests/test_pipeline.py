@@ -1,0 +1,292 @@
+"""The whole loop for real: measure -> baseline -> statistical gate -> report.
+
+Every test runs pytest itself (pytester) on real host workloads, with real
+JSON files on disk. Slowdowns are injected by hashing more bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from helpers import FAST, baseline_files, hash_test, load_baseline
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(test_perf=hash_test())
+    return pytester
+
+
+def run(p: pytest.Pytester, *args: str, scale: float = 1.0, subprocess_: bool = False) -> pytest.RunResult:
+    os.environ["TRTPERF_TEST_SCALE"] = str(scale)
+    try:
+        if subprocess_:
+            return p.runpytest_subprocess(*FAST, *args)
+        return p.runpytest(*FAST, *args)
+    finally:
+        os.environ.pop("TRTPERF_TEST_SCALE", None)
+
+
+def test_update_then_compare_passes(suite: pytest.Pytester) -> None:
+    r = run(suite, "--trt-baseline=update")
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*trtperf*", "*test_perf.py::test_hash*median*updated*", "baseline written: *.json"])
+    data = load_baseline(suite)
+    entry = data["results"]["test_perf.py::test_hash"]
+    assert data["schema_version"] == 1
+    assert entry["distribution"]["n"] == entry["latency_ms"]["n"] >= 10
+    assert len(entry["distribution"]["quantiles_ms"]) == 101
+    assert entry["fingerprint"]["critical"] == {"kind": "host"}
+
+    r = run(suite)
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*test_perf.py::test_hash*median*pass*"])
+
+
+def test_thirty_percent_slower_fails_with_message(suite: pytest.Pytester) -> None:
+    run(suite, "--trt-baseline=update").assert_outcomes(passed=1)
+    r = run(suite, scale=1.3, subprocess_=True)
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines([
+        "*test_perf.py::test_hash: median latency regressed +*% (* -> *, 99% CI +*..+*, tolerance 5.0%)*",
+    ])
+    assert "Traceback" not in r.stdout.str()
+    change = float(r.stdout.str().split("regressed +")[1].split("%")[0])
+    assert 15 < change < 60, change
+
+
+def test_faster_is_reported_not_failed(suite: pytest.Pytester) -> None:
+    run(suite, "--trt-baseline=update", scale=1.5).assert_outcomes(passed=1)
+    r = run(suite, scale=1.0)
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*test_hash*improved*"])
+
+
+def test_twenty_no_change_compares_never_fail(suite: pytest.Pytester) -> None:
+    run(suite, "--trt-baseline=update").assert_outcomes(passed=1)
+    outcomes = []
+    for _ in range(20):
+        r = run(suite)
+        outcomes.append(r.parseoutcomes())
+    failures = [o for o in outcomes if o.get("failed")]
+    assert failures == [], outcomes
+
+
+def test_two_percent_slowdown_passes_five_percent_tolerance(suite: pytest.Pytester) -> None:
+    run(suite, "--trt-baseline=update").assert_outcomes(passed=1)
+    r = run(suite, "--trt-tolerance=5%", scale=1.02)
+    r.assert_outcomes(passed=1)
+
+
+def test_per_test_tolerance_and_metric_from_marker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_perf=hash_test().replace(
+        "def test_hash", "@pytest.mark.trt_perf(tolerance='80%', metric='p99')\ndef test_hash"))
+    run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    r = run(pytester, scale=1.3)
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*test_hash*p99*pass*"])
+
+
+@pytest.mark.parametrize("content,what", [
+    (b'{"schema_version": 1, "results": {', "truncated"),
+    (b"\x00\x01garbage", "corrupt"),
+    (b'{"schema_version": 99, "tool": {"version": "9.0"}, "device_class": "x", "results": {}}', "schema 99"),
+    (b'{"schema_version": 1, "device_class": "x", "results": {"a": {"kind": "host"}}}', "malformed"),
+])
+@pytest.mark.parametrize("mode", ["compare", "update"])
+def test_bad_baseline_file_is_a_usage_error_and_untouched(suite: pytest.Pytester, content: bytes, what: str,
+                                                          mode: str) -> None:
+    d = suite.path / ".trtperf"
+    d.mkdir()
+    bad = d / "host-some-cpu-cpython.json"
+    bad.write_bytes(content)
+    before = bad.stat().st_mtime_ns
+    r = run(suite, f"--trt-baseline={mode}", subprocess_=True)
+    assert r.ret == 4
+    errors = [line for line in r.stderr.lines if line.startswith("ERROR:")]
+    assert len(errors) == 1, r.stderr.lines
+    assert str(bad) in errors[0] and what in errors[0]
+    assert "Traceback" not in r.stderr.str() + r.stdout.str()
+    assert bad.read_bytes() == content and bad.stat().st_mtime_ns == before
+    assert sorted(p.name for p in d.iterdir()) == [bad.name]
+
+
+def test_update_merges_and_keeps_other_entries(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_perf=hash_test() + "\n\ndef test_other(trt_bench):\n"
+                                                "    trt_bench.measure(lambda: sum(range(100)))\n")
+    run(pytester, "--trt-baseline=update").assert_outcomes(passed=2)
+    first = load_baseline(pytester)["results"]
+    run(pytester, "--trt-baseline=update", "-k", "test_other").assert_outcomes(passed=1, deselected=1)
+    second = load_baseline(pytester)["results"]
+    assert set(second) == {"test_perf.py::test_hash", "test_perf.py::test_other"}
+    assert second["test_perf.py::test_hash"] == first["test_perf.py::test_hash"]
+    assert second["test_perf.py::test_other"]["timestamp"] >= first["test_perf.py::test_other"]["timestamp"]
+
+
+def test_sigkill_during_update_leaves_previous_file_intact(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_perf=hash_test() + "\n\ndef test_slow(trt_bench):\n"
+                                                "    import time\n"
+                                                "    open('started', 'w').close()\n"
+                                                "    trt_bench.measure(lambda: time.sleep(0.001), max_time=60, "
+                                                "min_time=60)\n")
+    run(pytester, "--trt-baseline=update", "-k", "test_hash").assert_outcomes(passed=1, deselected=1)
+    path = baseline_files(pytester)[0]
+    before = path.read_bytes()
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", *FAST, "--trt-baseline=update"],
+                            cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (pytester.path / "started").exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert path.read_bytes() == before
+    json.loads(before)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_interrupted_update_writes_nothing(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_perf=hash_test() + "\n\ndef test_stop(trt_bench):\n"
+                                                "    trt_bench.measure(lambda: None)\n"
+                                                "    raise KeyboardInterrupt\n")
+    r = run(pytester, "--trt-baseline=update", subprocess_=True)
+    assert r.ret == 2
+    assert baseline_files(pytester) == []
+    r.stdout.fnmatch_lines(["*baseline NOT written: the session was interrupted*"])
+
+
+@pytest.mark.parametrize("workers", ["2"])
+def test_xdist_matches_serial(pytester: pytest.Pytester, workers: str) -> None:
+    body = hash_test()
+    for i in range(4):
+        body += (f"\n\ndef test_case_{i}(trt_bench):\n"
+                 f"    trt_bench.measure(lambda: hashlib.sha256(DATA[:{50_000 * (i + 1)}]).digest(), name='n{i}')\n")
+    pytester.makepyfile(test_perf=body)
+    serial = run(pytester, "--trt-baseline=update", "--trt-json=serial.json", subprocess_=True)
+    serial.assert_outcomes(passed=5)
+    serial_file = load_baseline(pytester)
+    for p in baseline_files(pytester):
+        p.unlink()
+    par = run(pytester, "--trt-baseline=update", "-n", workers, "--trt-json=par.json", subprocess_=True)
+    par.assert_outcomes(passed=5)
+    par_file = load_baseline(pytester)
+    assert par_file.keys() == serial_file.keys()
+    assert par_file["results"].keys() == serial_file["results"].keys()
+    assert par_file["device_class"] == serial_file["device_class"]
+    for key, entry in serial_file["results"].items():
+        assert par_file["results"][key].keys() == entry.keys()
+        assert par_file["results"][key]["config_hash"] == entry["config_hash"]
+    # And a compare under xdist reaches the same verdicts as a serial compare
+    # (a wide tolerance: this checks the plumbing, not two cores' contention).
+    v_serial = run(pytester, "--trt-json=s.json", "--trt-tolerance=30%", subprocess_=True)
+    v_par = run(pytester, "-n", workers, "--trt-json=p.json", "--trt-tolerance=30%", subprocess_=True)
+    verdicts = lambda name: {r["id"]: r["verdict"]["status"]  # noqa: E731
+                             for r in json.loads((pytester.path / name).read_text())["results"]}
+    assert v_serial.ret == v_par.ret == 0
+    assert verdicts("s.json") == verdicts("p.json")
+    assert set(verdicts("p.json").values()) == {"pass"}
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/abs/path", "a" * 5000, "ünïcødé-名前-🚀", "x\\y\nz", ".."])
+def test_hostile_result_names_stay_inside_the_baseline_dir(pytester: pytest.Pytester, name: str) -> None:
+    pytester.makepyfile(test_perf=hash_test().replace(".digest())", f".digest(), name={name!r})"))
+    before = {p for p in pytester.path.rglob("*")}
+    run(pytester, "--trt-baseline=update", "--trt-max-time=0.5").assert_outcomes(passed=1)
+    created = {p for p in pytester.path.rglob("*")} - before
+    base = pytester.path / ".trtperf"
+    assert created and all(p == base or base in p.parents for p in created), created
+    assert f"test_perf.py::test_hash::{name}" in load_baseline(pytester)["results"]
+    r = run(pytester, "--trt-max-time=0.5")
+    r.assert_outcomes(passed=1)
+
+
+def test_missing_baseline_passes_with_note_or_fails_on_request(suite: pytest.Pytester) -> None:
+    r = run(suite)
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*test_hash*missing*", "*have no baseline; record them with pytest --trt-baseline=update*"])
+    r = run(suite, "--trt-missing-baseline=fail")
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*test_hash: no baseline in *; run pytest --trt-baseline=update to record one*"])
+
+
+def test_several_named_measurements_are_separate_results(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_perf="""
+        import hashlib
+        DATA = b"x" * 100_000
+        def test_sweep(trt_bench):
+            for n in (1_000, 10_000, 100_000):
+                r = trt_bench.measure(lambda: hashlib.sha256(DATA[:n]).digest(), name=f"n{n}")
+                assert r.id.endswith(f"::n{n}")
+        def test_dup(trt_bench):
+            trt_bench.measure(lambda: None, name="a")
+            trt_bench.measure(lambda: None, name="a")
+    """)
+    r = run(pytester, "--trt-baseline=update", "--trt-max-time=0.5")
+    r.assert_outcomes(passed=1, failed=1)
+    r.stdout.fnmatch_lines(["*test_dup: two measurements named 'a' in one test; give each*"])
+    assert set(load_baseline(pytester)["results"]) >= {f"test_perf.py::test_sweep::n{n}" for n in (1000, 10000, 100000)}
+
+
+def test_unknown_marker_argument_fails_that_test_only(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_perf="""
+        import pytest
+        @pytest.mark.trt_perf(tolerence="5%")
+        def test_typo(trt_bench):
+            trt_bench.measure(lambda: None)
+        def test_fine():
+            pass
+    """)
+    r = run(pytester, "--trt-baseline=off")
+    r.assert_outcomes(passed=1, failed=1)
+    r.stdout.fnmatch_lines(["*test_typo: unknown trt_perf argument 'tolerence' (known: *"])
+    assert "Traceback" not in r.stdout.str()
+
+
+def test_bad_option_value_is_a_one_line_usage_error(suite: pytest.Pytester) -> None:
+    r = run(suite, "--trt-tolerance=lots", subprocess_=True)
+    assert r.ret == 4
+    r.stderr.fnmatch_lines(["ERROR: --trt-tolerance: 'lots' is not a fraction; write it as 5% or 0.05"])
+
+
+def test_ini_keys_configure_the_plugin(suite: pytest.Pytester) -> None:
+    suite.makeini("[pytest]\ntrt_baseline_dir = perf/baselines\ntrt_metric = mean\n")
+    run(suite, "--trt-baseline=update").assert_outcomes(passed=1)
+    assert len(list((suite.path / "perf" / "baselines").glob("*.json"))) == 1
+    r = run(suite)
+    r.stdout.fnmatch_lines(["*test_hash*mean*pass*"])
+
+
+def test_json_report_and_junit_properties(suite: pytest.Pytester) -> None:
+    run(suite, "--trt-baseline=update").assert_outcomes(passed=1)
+    r = run(suite, "--trt-json=out/results.json", "--junitxml=junit.xml")
+    r.assert_outcomes(passed=1)
+    doc = json.loads((suite.path / "out" / "results.json").read_text())
+    assert doc["schema_version"] == 1 and doc["session"]["baseline_mode"] == "compare"
+    (res,) = doc["results"]
+    assert res["id"] == "test_perf.py::test_hash"
+    assert res["verdict"]["status"] == "pass" and res["verdict"]["ci"][0] < res["verdict"]["ci"][1]
+    assert res["latency_ms"]["median"] > 0 and res["throughput"] > 0
+    props = {p.get("name"): p.get("value") for p in ET.parse(suite.path / "junit.xml").iter("property")}
+    assert props["trtperf.verdict"] == "pass"
+    assert float(props["trtperf.median_ms"]) == pytest.approx(res["latency_ms"]["median"], rel=1e-4)
+
+
+def test_baseline_off_measures_without_files(suite: pytest.Pytester) -> None:
+    r = run(suite, "--trt-baseline=off")
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*test_hash*off*"])
+    assert not (suite.path / ".trtperf").exists()
+
+
+def test_plugin_can_be_disabled(suite: pytest.Pytester) -> None:
+    r = suite.runpytest_subprocess("-p", "no:trtperf", "-p", "no:cacheprovider")
+    r.assert_outcomes(errors=1)
+    r.stdout.fnmatch_lines(["*fixture 'trt_bench' not found*"])
