@@ -401,13 +401,15 @@ def _launcher() -> Any:
     global _launcher_obj
     with _launcher_lock:
         if _launcher_obj is None:
-            try:
-                _launcher_obj = _DriverLauncher()
-            except Exception as exc:  # noqa: BLE001 - no NVRTC: try cupy
+            errors = []
+            for cls in (_DriverLauncher, _TorchLauncher, _CupyLauncher):
                 try:
-                    _launcher_obj = _CupyLauncher()
-                except Exception as exc2:  # noqa: BLE001
-                    raise RuntimeError(f"FakeTensorRT cannot launch kernels: {exc}; cupy: {exc2}") from exc2
+                    _launcher_obj = cls()
+                    break
+                except Exception as exc:  # noqa: BLE001 - e.g. no NVRTC: try the next way
+                    errors.append(f"{cls.__name__}: {type(exc).__name__}: {exc}")
+            else:
+                raise RuntimeError("FakeTensorRT cannot launch kernels: " + "; ".join(errors))
         return _launcher_obj
 
 
@@ -488,3 +490,31 @@ class _CupyLauncher(_DriverLauncher):
         blocks = max(1, min(64, (n_out + 255) // 256))
         with cp.cuda.ExternalStream(stream):
             self._kernel((blocks,), (256,), (np.uint64(src), np.uint64(dst), np.uint64(n_in), np.uint64(n_out), np.uint64(ns)))
+
+
+class _TorchLauncher(_DriverLauncher):
+    """No NVRTC: ``torch.cuda._sleep`` (a real spin kernel) on the caller's stream,
+    plus a device-to-device copy so the output holds input bytes."""
+
+    def __init__(self) -> None:
+        import torch
+        from cuda.bindings import runtime as rt
+
+        if not torch.cuda.is_available():
+            raise RuntimeError("torch sees no GPU")
+        torch.cuda.init()
+        self._torch = torch
+        self._rt = rt
+        _ok(rt.cudaFree(0), "cudaFree(0)")
+        err, dev = rt.cudaGetDevice()
+        khz = _ok(rt.cudaDeviceGetAttribute(rt.cudaDeviceAttr.cudaDevAttrClockRate, dev), "clock rate")
+        self._cycles_per_ns = max(int(khz), 1) / 1e6
+
+    def launch(self, stream: int, src: int, dst: int, n_in: int, n_out: int, ns: int) -> None:
+        torch = self._torch
+        n = min(n_in, n_out)
+        if n and src and dst:
+            kind = self._rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice
+            _ok((self._rt.cudaMemcpyAsync(dst, src, n, kind, stream)[0],), "cudaMemcpyAsync")
+        with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
+            torch.cuda._sleep(int(ns * self._cycles_per_ns))
