@@ -144,6 +144,9 @@ def _opt(config: pytest.Config, name: str, default: Any) -> Any:
     value = config.getoption(name, default=None)
     if value is not None:
         return value
+    inidict = getattr(getattr(config, "_parser", None), "_inidict", None)
+    if isinstance(inidict, dict) and name not in inidict:
+        return default  # not registered (yet): asking would warn
     try:
         value = config.getini(name)
     except (ValueError, KeyError):
