@@ -14,10 +14,12 @@ Method (see DESIGN.md section 3):
   GPU stays out of the event pair (a hand loop that syncs every iteration pays
   it, a few microseconds). With transfers, events split H2D / compute / D2H and
   the latency is their sum (trtexec's latency with data transfers).
-* **throughput** mode: one ahead on each of ``streams`` streams, round robin.
-  The primary series is the per-inference interval between completions (GPU
-  clock, over a window of one completion per stream); ``wall_s`` is the host
-  wall time from which the core computes inferences per second.
+* **throughput** mode: one ahead on each of ``streams`` streams, round robin,
+  one completion event per iteration. The primary series is the per-inference
+  interval between completions (GPU clock, over a window of one completion per
+  stream); ``wall_s`` is the host wall time from which the core computes
+  inferences per second; ``gpu_compute`` is completion-to-completion time on
+  the iteration's own stream (its GPU time while the GPU is kept fed).
 * CUDA graphs are on by default: each phase is captured once in :meth:`setup`
   and replayed with ``cudaGraphLaunch``. If capture fails the workload runs the
   plain enqueue and says why in :meth:`notes`.
@@ -436,6 +438,9 @@ class CudaWorkload:
             raise cuda.CudaError("workload enqueue", 0, err, "error left by the workload")
 
     def _run_throughput(self, n: int) -> Batch:
+        """One completion event per iteration (a start event per iteration
+        costs GPU time between back-to-back inferences); the previous
+        completion on the same stream serves as the start."""
         S = self.n_streams
         comp = np.empty(n)
         enq = np.empty(n)
@@ -445,23 +450,25 @@ class CudaWorkload:
         done = 0
         while done < n:
             m = min(CHUNK, n - done)
-            evs = self._ensure_events(2 * m + 1)
+            evs = self._ensure_events(m + S)
             wall += self._throughput_chunk(m, evs, enq[done:done + m])
-            origin = evs[2 * m]
+            origins = evs[m:m + S]
             for i in range(m):
-                comp[done + i] = self._elapsed(evs[2 * i], evs[2 * i + 1])
-                done_t[done + i] = self._elapsed(origin, evs[2 * i + 1])
+                prev = evs[i - S] if i >= S else origins[i % S]
+                comp[done + i] = self._elapsed(prev, evs[i])
+                done_t[done + i] = self._elapsed(origins[0], evs[i])
             c = np.sort(done_t[done:done + m])
-            prev = np.concatenate([np.zeros(min(S, m)), c[:-S] if m > S else c[:0]])
+            prev_c = np.concatenate([np.zeros(min(S, m)), c[:-S] if m > S else c[:0]])
             width = np.minimum(np.arange(1, m + 1), S)
-            lat[done:done + m] = (c - prev) / width
+            lat[done:done + m] = (c - prev_c) / width
             done += m
         ipi = self.inferences_per_iteration
         extra = {"gpu_compute": comp / 1e3, "enqueue": enq}
         return Batch(latency_s=lat / 1e3 / ipi, wall_s=wall, extra=extra)
 
     def _throughput_chunk(self, m: int, evs: list[Any], enq_out: np.ndarray) -> float:
-        """One ahead per stream, round robin; sync once. Returns wall seconds."""
+        """Round robin over streams, ``queue_depth`` in flight on each; sync
+        once. ``evs[:m]`` completions, ``evs[m:m+S]`` per-stream origins."""
         rt = cuda.runtime()
         record = rt.cudaEventRecord
         S = self.n_streams
@@ -472,15 +479,12 @@ class CudaWorkload:
         ahead = S * self.queue_depth
         pc = time.perf_counter
         t_start = pc()
-        cuda.check("cudaEventRecord", record(evs[2 * m], handles[0]))
+        for k, h in enumerate(handles):
+            cuda.check("cudaEventRecord", record(evs[m + k], h))
         for i in range(m):
             k = i % S
-            s = handles[k]
             if i >= ahead:
-                wait(evs[2 * (i - ahead) + 1])
-            err = record(evs[2 * i], s)[0]
-            if err:
-                cuda.check("cudaEventRecord", (err,))
+                wait(evs[i - ahead])
             for j, launch in enumerate(launches[k]):
                 if j == compute_idx:
                     t0 = pc()
@@ -488,11 +492,11 @@ class CudaWorkload:
                     enq_out[i] = pc() - t0
                 else:
                     launch()
-            err = record(evs[2 * i + 1], s)[0]
+            err = record(evs[i], handles[k])[0]
             if err:
                 cuda.check("cudaEventRecord", (err,))
         for i in range(max(0, m - S), m):
-            wait(evs[2 * i + 1])
+            wait(evs[i])
         wall = pc() - t_start
         self._check_workload_error()
         return wall

@@ -164,7 +164,9 @@ class TorchWorkload:
                 self.fn()
         except Exception as exc:
             del g
-            _recover_stream(torch, ts)
+            warning = _recover_stream(torch, ts)
+            if warning is not None:
+                self._notes.append(warning)
             return _one_line(exc)
         g.replay()
         ts.synchronize()
@@ -192,20 +194,29 @@ class TorchWorkload:
                             **self._opts)  # type: ignore[arg-type]
 
 
-def _recover_stream(torch: Any, ts: Any) -> None:
-    """After a failed capture: end it if torch did not, clear errors, sync."""
+def _recover_stream(torch: Any, ts: Any) -> str | None:
+    """After a failed capture: end it if torch did not, clear errors, and put
+    torch's CUDA RNG back in eager mode (a capture that dies before torch's
+    capture_end leaves the generator "capturing": the next random op raises
+    "Offset increment outside graph capture"). A trivial capture that succeeds
+    runs the generator's capture epilogue. Returns a warning or None."""
+    for step in (lambda: cuda.abandon_capture(int(ts.cuda_stream)), torch.cuda.synchronize,
+                 cuda.get_last_error):
+        try:
+            step()
+        except Exception:
+            pass
     try:
-        cuda.abandon_capture(int(ts.cuda_stream))
-    except Exception:
-        pass
-    try:
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g, stream=ts):
+            torch.zeros(1, device="cuda").add_(1)
+        del g
+        torch.rand(1, device="cuda")
         torch.cuda.synchronize()
-    except Exception:
-        pass
-    try:
+        return None
+    except Exception as exc:
         cuda.get_last_error()
-    except Exception:
-        pass
+        return f"torch may be unusable after the failed capture ({_one_line(exc)}); use cuda_graph=False"
 
 
 def _one_line(exc: BaseException) -> str:

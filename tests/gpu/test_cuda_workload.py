@@ -83,7 +83,8 @@ def test_capture_failure_falls_back_to_plain_enqueue(kernels, how: str) -> None:
         w.teardown()
     assert cuda.peek_last_error() is None
     if how != "legacy_stream":  # work on another stream is not ours to time
-        assert 100 * US <= np.median(b.latency_s) <= 110 * US
+        # the enqueue syncs, so each event pair also holds host launch latency
+        assert 100 * US <= np.median(b.latency_s) <= 130 * US
 
 
 def test_blocking_sync_is_recorded_and_accurate(kernels) -> None:
@@ -99,6 +100,7 @@ def test_transfers_are_timed_and_really_copy(kernels, graph: bool) -> None:
     n = 4 << 20  # 16 MiB of float32
     dev = cuda.DeviceBuffer(4 * n)
     spec = TransferSpec.pinned(inputs=[(dev.ptr, 4 * n)], outputs=[(dev.ptr, 4 * n)])
+    spec.buffers[0].array(np.float32)[:] = np.random.default_rng(2).standard_normal(n)
     x = spec.buffers[0].array(np.float32).copy()
     w = CudaWorkload(lambda h: kernels.add_one(h, dev.ptr, n), transfers=spec, cuda_graph=graph)
     w.setup()
@@ -123,9 +125,10 @@ def test_throughput_mode_keeps_the_gpu_busy(kernels) -> None:
     w = CudaWorkload(_spin(kernels, 20_000), mode="throughput")
     b = _measure(w, 3000)
     per_inf = b.wall_s / b.iterations
-    assert 20 * US <= per_inf <= 24 * US, per_inf
-    assert 20 * US <= np.median(b.latency_s) <= 23 * US
-    assert 20 * US <= np.median(b.extra["gpu_compute"]) <= 23 * US
+    # kernel + GPU launch overhead measured ~22.9 us on H100; sync-each gives ~32
+    assert 20 * US <= per_inf <= 25 * US, per_inf
+    assert 20 * US <= np.median(b.latency_s) <= 24.5 * US
+    assert 20 * US <= np.median(b.extra["gpu_compute"]) <= 24.5 * US
 
 
 def test_throughput_mode_overlaps_streams(kernels) -> None:
@@ -143,9 +146,9 @@ def test_inferences_per_iteration_scales_throughput_interval(kernels) -> None:
 
 
 def test_runs_longer_than_a_chunk(kernels) -> None:
-    b = _measure(CudaWorkload(_spin(kernels, 5_000)), CHUNK + 7)
+    b = _measure(CudaWorkload(_spin(kernels, 20_000)), CHUNK + 7)
     assert b.iterations == CHUNK + 7
-    assert b.latency_s.min() >= 5 * US and np.median(b.latency_s) <= 7 * US
+    assert b.latency_s.min() >= 20 * US and np.median(b.latency_s) <= 24 * US
 
 
 def test_external_stream_is_used_and_not_destroyed(kernels) -> None:
