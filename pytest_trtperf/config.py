@@ -265,11 +265,12 @@ def add_options(parser: Any) -> None:
     """Register the core options and their ini keys."""
     group = parser.getgroup("trtperf", "TensorRT performance tests (pytest-trtperf)")
     for opt in OPTIONS:
+        text = opt.help.replace("%", "%%")  # argparse formats help with %
         if opt.kind == "bool":
-            group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=opt.help)
+            group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=text)
             parser.addini(opt.dest, opt.help, type="bool", default=False)
         else:
-            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, help=opt.help)
+            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, help=text)
             parser.addini(opt.dest, opt.help, default="")
 
 

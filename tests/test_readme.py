@@ -1,0 +1,56 @@
+"""The README is part of the product: its examples run, and every option and
+marker argument the plugin registers is documented there."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pytest_trtperf.config import PERF_ARGS
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def examples() -> dict[str, str]:
+    """Python blocks of the README that start with ``# test_<name>.py``."""
+    out = {}
+    for block in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S):
+        first = block.splitlines()[0]
+        m = re.fullmatch(r"# (test_\w+)\.py", first.strip())
+        if m:
+            out[m.group(1)] = block
+    return out
+
+
+def test_readme_has_runnable_examples() -> None:
+    assert len(examples()) >= 3
+
+
+@pytest.mark.parametrize("name", sorted(examples()))
+def test_readme_example_runs(pytester: pytest.Pytester, name: str) -> None:
+    pytester.makepyfile(**{name: examples()[name]})
+    r = pytester.runpytest("--trt-baseline=update", "--trt-max-time=1", "--trt-min-time=0.2",
+                           "-p", "no:cacheprovider")
+    assert r.ret == 0, r.stdout.str()
+    r.stdout.fnmatch_lines(["*updated*"])
+
+
+def registered_options(pytester: pytest.Pytester) -> set[str]:
+    r = pytester.runpytest("--help")
+    return set(re.findall(r"(--trt-[a-z0-9-]+)", r.stdout.str()))
+
+
+def test_every_option_is_in_the_readme(pytester: pytest.Pytester) -> None:
+    text = README.read_text()
+    options = registered_options(pytester)
+    assert "--trt-baseline" in options
+    missing = sorted(o for o in options if f"`{o}" not in text)
+    assert missing == []
+
+
+def test_every_marker_argument_is_in_the_readme() -> None:
+    text = README.read_text()
+    missing = sorted(a for a in PERF_ARGS if f"`{a}`" not in text)
+    assert missing == []
