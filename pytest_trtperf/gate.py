@@ -9,6 +9,7 @@ compared: it is ``incomparable``.
 
 from __future__ import annotations
 
+from .attribution import attribution_text
 from .baseline import BaselineEntry
 from .fingerprint import Fingerprint, incomparable_reason, info_changes
 from .results import Result, Verdict
@@ -91,5 +92,7 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
         msg += f"; environment changed: {', '.join(changes)}"
     if result.device_state.flags:
         msg += f"; device flags: {', '.join(result.device_state.flags)}"
+    if status == "regression":
+        msg += attribution_text(entry.layers, result.layers)  # where the time went, when both have profiles
     return Verdict(status=status, baseline_value=baseline_value, current_value=current_value, change=cmp.change,
                    ci=cmp.ci, message=msg, **base)
