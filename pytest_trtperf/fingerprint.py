@@ -106,13 +106,20 @@ _SLUG_BAD = re.compile(r"[^a-z0-9._-]+")
 
 
 def slug(device_class: str) -> str:
-    """File-name-safe form of a device class: lowercase ``[a-z0-9._-]``,
-    never starting with a dot, at most 80 characters plus a short hash."""
+    """File-name-safe form of a device class: lowercase ``[a-z0-9._-]``, never
+    starting with a dot, at most about 90 characters. When anything but white
+    space had to be replaced, or the name was cut, a short hash of the full
+    name keeps distinct classes in distinct files."""
     import hashlib
 
-    s = _SLUG_BAD.sub("-", device_class.lower()).strip("-.") or "device"
+    spaced = "-".join(device_class.lower().split())
+    s = _SLUG_BAD.sub("-", spaced).strip("-.")
+    lossy = s != spaced or not s
+    s = s or "device"
     if len(s) > 80:
-        s = s[:80].rstrip("-.") + "-" + hashlib.sha256(device_class.encode()).hexdigest()[:8]
+        s, lossy = s[:80].rstrip("-."), True
+    if lossy:
+        s += "-" + hashlib.sha256(device_class.encode()).hexdigest()[:8]
     return s
 
 

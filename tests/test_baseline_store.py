@@ -1,0 +1,110 @@
+"""The JSON store with real files: validation, merge, atomicity, locking."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pytest_trtperf import baseline, stats
+from pytest_trtperf.errors import BaselineFileError
+from pytest_trtperf.fingerprint import host_fingerprint
+from pytest_trtperf.results import Result
+
+
+def make_result(rid: str, scale: float = 1.0) -> Result:
+    x = np.random.default_rng(abs(hash(rid)) % 2**32).normal(1.0, 0.02, 500) * scale * 1e-3
+    fp = host_fingerprint()
+    return Result(id=rid, nodeid=rid.split("::")[0], name=None, kind="host", mode="latency",
+                  latency=stats.summarize(x), throughput=1.0 / x.mean(), distribution=stats.compress(x),
+                  stop_reason="converged", warmup_iterations=5, warmup_s=0.2, measured_s=0.5,
+                  config_hash="abc", identity={}, fingerprint=fp.to_dict(), device_class=fp.device_class)
+
+
+def test_round_trip_and_merge(tmp_path: Path) -> None:
+    store = baseline.BaselineStore(tmp_path)
+    (path,) = store.write([make_result("t.py::a")], timestamp="T1", git_commit=None)
+    store.write([make_result("t.py::b")], timestamp="T2", git_commit="f" * 40)
+    f = baseline.read_file(path)
+    assert set(f.entries) == {"t.py::a", "t.py::b"}
+    assert f.entries["t.py::a"].timestamp == "T1" and f.entries["t.py::b"].git_commit == "f" * 40
+    assert f.entries["t.py::a"].distribution == make_result("t.py::a").distribution
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp or lock files left
+
+
+def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = baseline.BaselineStore(tmp_path)
+    (path,) = store.write([make_result("t.py::a")], timestamp="T1", git_commit=None)
+    before = path.read_bytes()
+
+    def boom(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        store.write([make_result("t.py::b")], timestamp="T2", git_commit=None)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_permissions_are_kept(tmp_path: Path) -> None:
+    store = baseline.BaselineStore(tmp_path)
+    (path,) = store.write([make_result("t.py::a")], timestamp="T1", git_commit=None)
+    path.chmod(0o640)
+    store.write([make_result("t.py::b")], timestamp="T2", git_commit=None)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_corrupt_file_is_refused_and_not_overwritten(tmp_path: Path) -> None:
+    store = baseline.BaselineStore(tmp_path)
+    path = store.path_for(host_fingerprint().device_class)
+    path.write_text('{"schema_version": 1, "results": {"x": ')
+    with pytest.raises(BaselineFileError, match="truncated"):
+        store.write([make_result("t.py::a")], timestamp="T", git_commit=None)
+    assert path.read_text() == '{"schema_version": 1, "results": {"x": '
+
+
+def test_error_messages_are_one_line(tmp_path: Path) -> None:
+    p = tmp_path / "x.json"
+    for content in (b"", b"[1, 2]", b'{"schema_version": "one"}', b'{"schema_version": 7}', b"\xff\xfe"):
+        p.write_bytes(content)
+        with pytest.raises(BaselineFileError) as e:
+            baseline.read_file(p)
+        assert "\n" not in str(e.value) and str(p) in str(e.value)
+
+
+def _writer(directory: str, i: int) -> None:
+    store = baseline.BaselineStore(Path(directory))
+    for j in range(5):
+        store.write([make_result(f"t.py::w{i}_{j}")], timestamp="T", git_commit=None)
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), i)) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    (path,) = baseline.BaselineStore(tmp_path).files()
+    ids = set(json.loads(path.read_text())["results"])
+    assert ids == {f"t.py::w{i}_{j}" for i in range(4) for j in range(5)}
+
+
+def test_file_names_are_safe_slugs(tmp_path: Path) -> None:
+    store = baseline.BaselineStore(tmp_path)
+    for cls in ("../../etc/passwd", "/abs", "NVIDIA H100 80GB HBM3 sm90 trt10.13", "名前" * 100, ".."):
+        p = store.path_for(cls)
+        assert p.parent == tmp_path and not p.name.startswith(".") and len(p.name) < 100
+
+
+def test_distinct_classes_get_distinct_files(tmp_path: Path) -> None:
+    store = baseline.BaselineStore(tmp_path)
+    names = ["名前", "名字", "GPU/A", "GPU:A", "a" * 200, "a" * 199]
+    assert len({store.path_for(n) for n in names}) == len(names)
+    assert store.path_for("NVIDIA H100 sm90 trt10.13").name == "nvidia-h100-sm90-trt10.13.json"
