@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf import clocks, nvml
+from pytest_trtperf import nvml
 from pytest_trtperf.clocks import ClockController, LockSpec, plan_for, snap
 from pytest_trtperf.errors import UsageError
 from pytest_trtperf.gpu_pinning import VisibleGpu
