@@ -14,6 +14,7 @@ from typing import Any, Generator
 import pytest
 
 from . import report as report_mod
+from . import report_github, report_html
 from .config import PERF_ARGS, Settings, add_options
 from .errors import BaselineFileError, UsageError
 from .fixture import TrtBench
@@ -127,6 +128,8 @@ class SessionHooks:
 
     def __init__(self, state: SessionState) -> None:
         self.state = state
+        #: Lines about reports written at session end (HTML report, job summary).
+        self.output_lines: list[str] = []
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.state.settings.baseline_mode in ("compare", "update"):
@@ -145,6 +148,8 @@ class SessionHooks:
         if not state.is_controller:
             return
         s = state.settings
+        # The HTML report shows the baselines as they were before an update.
+        entries = report_html.baseline_entries(state.store, state.collected) if s.report_path else {}
         if s.baseline_mode == "update" and state.collected:
             if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR):
                 state.write_error = "the session was interrupted; baselines are left as they were"
@@ -161,6 +166,10 @@ class SessionHooks:
                                            finished=now_iso(), exitstatus=int(session.exitstatus),
                                            written=state.written)
             report_mod.write_json(s.json_path, doc)
+        self.output_lines += report_github.write_step_summary(state.collected)
+        if s.report_path is not None:
+            self.output_lines.append(report_html.write_report(
+                s.report_path, state.collected, entries, generated=now_iso(), baseline_mode=s.baseline_mode))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         state = self.state
@@ -173,4 +182,6 @@ class SessionHooks:
                 tr.write_line(line)
         for line in report_mod.summary_lines(state.collected, baseline_mode=state.settings.baseline_mode,
                                              written=state.written, write_error=state.write_error):
+            tr.write_line(line)
+        for line in self.output_lines + report_github.annotations_for(state.collected, state.settings.rootdir):
             tr.write_line(line)

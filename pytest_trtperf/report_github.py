@@ -1,0 +1,170 @@
+"""GitHub Actions output: a Markdown job summary and error annotations.
+
+A red check mark is only useful if the page it leads to says what moved. The
+job summary (``$GITHUB_STEP_SUMMARY``) gets a table of every result,
+regressions first; a failing result also prints an ``::error`` workflow
+command, so GitHub marks the test's line in the pull request's diff.
+Pure text functions plus two tiny writers; the plugin decides when to call them.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .gate import fmt_change, fmt_value
+from .report import sort_results
+from .results import Result
+
+#: Above this many rows, the full table is folded into <details>.
+FOLD_ROWS = 20
+#: GitHub refuses step summaries over 1 MiB; stay well below.
+MAX_ROWS = 1000
+MAX_ID = 120
+
+_ICON = {"regression": "\u274c", "improved": "\U0001f680", "missing": "\u2753", "incomparable": "\u26a0\ufe0f",
+         "pass": "\u2705", "updated": "\U0001f4dd", "off": "\u2796"}
+_ATTENTION = ("regression", "incomparable", "missing")
+
+
+def enabled(environ: Mapping[str, str] | None = None) -> tuple[Path | None, bool]:
+    """(summary file, annotations on) from the environment GitHub sets."""
+    env = os.environ if environ is None else environ
+    path = env.get("GITHUB_STEP_SUMMARY") or None
+    return (Path(path) if path else None, env.get("GITHUB_ACTIONS") == "true")
+
+
+def md_cell(text: str, max_len: int | None = None) -> str:
+    """Text safe inside a Markdown table cell: GitHub renders HTML in cells, so
+    escape it; pipes and newlines would break the row."""
+    if max_len is not None and len(text) > max_len:
+        keep = max_len - 1
+        text = text[: keep // 2] + "\u2026" + text[len(text) - (keep - keep // 2):]
+    text = html.escape(text, quote=False).replace("|", "\\|").replace("`", "&#96;")
+    return " ".join(text.split())
+
+
+def _row(r: Result) -> str:
+    v = r.verdict
+    metric = v.metric if v else "median"
+    status = v.status if v else "off"
+    verdict = f"{_ICON.get(status, '')} **{status}**" if status in _ATTENTION else f"{_ICON.get(status, '')} {status}"
+    if v and v.remeasured:
+        verdict += " (re-measured)"
+    cells = [
+        md_cell(r.id, MAX_ID),
+        metric,
+        md_cell(fmt_value(metric, v.baseline_value if v else None)),
+        md_cell(fmt_value(metric, r.metric_value(metric))),
+        md_cell(fmt_change(v.change if v else None, v.ci if v else None)),
+        verdict,
+        md_cell(", ".join(r.device_state.flags) or "-"),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+_HEAD = ["| result | metric | baseline | current | change [CI] | verdict | GPU flags |",
+         "| --- | --- | ---: | ---: | ---: | --- | --- |"]
+
+
+def _table(results: Sequence[Result]) -> list[str]:
+    rows = [_row(r) for r in results[:MAX_ROWS]]
+    if len(results) > MAX_ROWS:
+        rows.append(f"| \u2026 {len(results) - MAX_ROWS} more results in the --trt-json output | | | | | | |")
+    return [*_HEAD, *rows]
+
+
+def counts_line(results: Sequence[Result]) -> str:
+    counts: dict[str, int] = {}
+    for r in results:
+        s = r.verdict.status if r.verdict else "off"
+        counts[s] = counts.get(s, 0) + 1
+    order = [s for s in _ICON if s in counts]
+    return ", ".join(f"{_ICON[s]} {counts[s]} {s}" for s in order)
+
+
+def step_summary(results: Sequence[Result], *, title: str = "pytest-trtperf") -> str:
+    """The Markdown section appended to the job summary."""
+    ordered = sort_results(results)
+    out = [f"## {md_cell(title)}", "", counts_line(ordered), ""]
+    if len(ordered) <= FOLD_ROWS:
+        out += _table(ordered)
+    else:
+        attention = [r for r in ordered if r.verdict and r.verdict.status in _ATTENTION]
+        if attention:
+            out += _table(attention) + [""]
+        out += ["<details>", f"<summary>All {len(ordered)} results</summary>", "", *_table(ordered), "",
+                "</details>"]
+    messages = [r.verdict.message for r in ordered if r.verdict and r.verdict.status == "regression"]
+    if messages:
+        out += ["", "<details open>", "<summary>Regression details</summary>", "", "```text"]
+        out += [m.replace("```", "'''") for m in messages] + ["```", "", "</details>"]
+    return "\n".join(out) + "\n\n"
+
+
+def append_step_summary(path: Path, text: str) -> None:
+    """Append (GitHub concatenates what every step wrote)."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _escape_data(s: str) -> str:
+    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(s: str) -> str:
+    return _escape_data(s).replace(":", "%3A").replace(",", "%2C")
+
+
+def relative_path(path: str, roots: Sequence[Path]) -> str:
+    """``path`` relative to the first root containing it (the workspace, then
+    the rootdir); unchanged when outside all of them."""
+    p = Path(path)
+    for root in roots:
+        try:
+            return p.resolve().relative_to(root.resolve()).as_posix()
+        except (ValueError, OSError):
+            continue
+    return p.as_posix()
+
+
+def annotations(results: Sequence[Result], roots: Sequence[Path]) -> list[str]:
+    """``::error`` for regressions, ``::warning`` for incomparable baselines."""
+    out = []
+    for r in sort_results(results):
+        v = r.verdict
+        if v is None or v.status not in ("regression", "incomparable"):
+            continue
+        level = "error" if v.status == "regression" else "warning"
+        props = [f"title={_escape_property('trtperf ' + v.status + ': ' + r.id[:200])}"]
+        if r.location:
+            props.insert(0, f"file={_escape_property(relative_path(str(r.location[0]), roots))}")
+            props.insert(1, f"line={int(r.location[1])}")
+        out.append(f"::{level} {','.join(props)}::{_escape_data(v.message)}")
+    return out
+
+
+def write_step_summary(results: Sequence[Result], environ: Mapping[str, str] | None = None) -> list[str]:
+    """Append the summary when ``$GITHUB_STEP_SUMMARY`` is set; returns lines
+    for the terminal (an unwritable file is reported, never raised)."""
+    path, _ = enabled(environ)
+    if path is None or not results:
+        return []
+    try:
+        append_step_summary(path, step_summary(results))
+    except OSError as e:
+        return [f"GitHub job summary NOT written: {path}: {e.strerror or e}"]
+    return []
+
+
+def annotations_for(results: Sequence[Result], rootdir: Path,
+                    environ: Mapping[str, str] | None = None) -> list[str]:
+    """Workflow commands to print, only under GitHub Actions. Paths are made
+    relative to ``$GITHUB_WORKSPACE`` (the repository), else to the rootdir."""
+    env = os.environ if environ is None else environ
+    if not enabled(env)[1]:
+        return []
+    roots = [Path(env["GITHUB_WORKSPACE"])] if env.get("GITHUB_WORKSPACE") else []
+    return annotations(results, [*roots, rootdir])

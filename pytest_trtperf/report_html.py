@@ -1,0 +1,312 @@
+"""``--trt-report=report.html``: one self-contained page to look at.
+
+People would rather look than read: per result, this run's latency
+distribution over the baseline's, the verdict, the GPU state over the measured
+window and the layers whose time changed most; a summary on top. Everything is
+inline (CSS, plots as base64 SVG images), so the file opens from a CI artifact
+with no network. Plots need matplotlib (extra ``plots``); without it the page
+still has every table and says how to get the plots. The page shell and plot
+helpers are shared with ``history.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from . import __version__
+from .attribution import most_changed
+from .baseline import BaselineEntry, atomic_write_text
+from .errors import BaselineFileError
+from .gate import fmt_change, fmt_value
+from .report import sort_results
+from .results import Distribution, Result
+
+PLOTS_HINT = "Plots need matplotlib: pip install 'pytest-trtperf[plots]'"
+COLORS = {"regression": "#c62828", "improved": "#2e7d32", "pass": "#1565c0", "missing": "#757575",
+          "incomparable": "#ef6c00", "updated": "#6a1b9a", "off": "#757575"}
+BASELINE_COLOR = "#9e9e9e"
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#212121;background:#fafafa}
+header{background:#263238;color:#fff;padding:16px 24px}header h1{margin:0;font-size:22px}
+header p{margin:4px 0 0;color:#cfd8dc;font-size:13px}
+main{padding:16px 24px;max-width:1200px}
+section{background:#fff;border:1px solid #e0e0e0;border-left:6px solid #9e9e9e;border-radius:4px;
+ padding:12px 16px;margin:16px 0}
+h2{font-size:17px;margin:4px 0 8px;word-break:break-all}h3{font-size:14px;margin:14px 0 6px;color:#455a64}
+code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:90%}
+table{border-collapse:collapse;font-size:13px;margin:4px 0}
+th,td{border-bottom:1px solid #eeeeee;padding:3px 10px;text-align:left;vertical-align:top}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+tbody td:first-child{max-width:520px;word-break:break-all}
+.badge{display:inline-block;color:#fff;border-radius:3px;padding:1px 7px;font-size:12px;font-weight:600;
+ text-transform:uppercase;vertical-align:middle}
+.msg{white-space:pre-wrap;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;background:#f5f5f5;
+ padding:6px 8px;border-radius:3px;word-break:break-all}
+.grid{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
+.plot img{max-width:100%;height:auto}
+.hint{background:#fff8e1;border:1px solid #ffe082;padding:8px 12px;border-radius:4px}
+.counts span{margin-right:14px}.flags{color:#ef6c00;font-weight:600}
+.bar{display:inline-block;height:10px;vertical-align:middle}
+"""
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def page(title: str, subtitle: str, body: str) -> str:
+    """The HTML document around ``body``: inline CSS, no scripts, no links."""
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body><header><h1>{esc(title)}</h1>"
+            f"<p>{esc(subtitle)}</p></header>\n<main>\n{body}\n</main></body></html>\n")
+
+
+def badge(status: str) -> str:
+    return f'<span class="badge" style="background:{COLORS.get(status, "#757575")}">{esc(status)}</span>'
+
+
+def table(head: Sequence[str], rows: Iterable[Sequence[str]], num_cols: Sequence[int] = ()) -> str:
+    """Rows are already-escaped HTML cells."""
+    th = "".join(f'<th class="num">{h}</th>' if i in num_cols else f"<th>{h}</th>" for i, h in enumerate(head))
+    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in num_cols else f"<td>{c}</td>"
+                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# -- plots -------------------------------------------------------------------
+
+def figure_factory() -> Callable[..., Any] | None:
+    """matplotlib's ``Figure`` (no pyplot: no global backend state in the user's
+    process), or None when matplotlib is not installed."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    return Figure
+
+
+def img(fig: Any, alt: str) -> str:
+    """A figure as an inline SVG image. A data: URI keeps each plot's element
+    ids apart and needs no network."""
+    import matplotlib
+
+    buf = io.BytesIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "trtperf"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight")
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<div class="plot"><img alt="{esc(alt)}" src="data:image/svg+xml;base64,{data}"></div>'
+
+
+def _ecdf_xy(dist: Distribution) -> tuple[list[float], list[float]]:
+    q = list(dist.quantiles_ms)
+    k = len(q) - 1
+    return q, [i / k for i in range(k + 1)]
+
+
+def plot_distribution(Figure: Callable[..., Any], current: Distribution, baseline: Distribution | None,
+                      status: str) -> str:
+    """ECDF of this run over the baseline's, x clipped to the 1st..99th
+    percentiles of both so one outlier cannot squash the picture."""
+    fig = Figure(figsize=(5.6, 3.0))
+    ax = fig.add_subplot()
+    lo_hi: list[float] = []
+    for dist, label, color in ((baseline, "baseline", BASELINE_COLOR), (current, "this run", COLORS.get(status))):
+        if dist is None:
+            continue
+        x, y = _ecdf_xy(dist)
+        ax.step(x, y, where="post", color=color, lw=2, label=f"{label} (n={dist.n})")
+        mid = dist.quantiles_ms[len(dist.quantiles_ms) // 2]
+        ax.axvline(mid, color=color, lw=1, ls="--")
+        k = len(x) - 1
+        lo_hi += [x[max(1, k // 100)], x[min(k - 1, k - k // 100)]]
+    lo, hi = min(lo_hi), max(lo_hi)
+    pad = (hi - lo) * 0.08 or max(abs(hi) * 0.01, 1e-6)
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("latency per iteration (ms)")
+    ax.set_ylabel("fraction of iterations")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return img(fig, "latency distribution: this run over the baseline")
+
+
+def plot_timeline(Figure: Callable[..., Any], timeline: Sequence[Sequence[float]]) -> str:
+    """Clocks, power and temperature over the measured window."""
+    t = [p[0] for p in timeline]
+    fig = Figure(figsize=(5.6, 3.4))
+    axes = fig.subplots(3, 1, sharex=True)
+    groups = [[(1, "SM clock"), (2, "memory clock")], [(3, "power")], [(4, "temperature")]]
+    units = ["MHz", "W", "\u00b0C"]
+    for ax, group, unit in zip(axes, groups, units):
+        for col, label in group:
+            ax.plot(t, [p[col] for p in timeline], lw=1.5, label=label)
+        ax.set_ylabel(unit, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right", fontsize=7, frameon=False)
+    axes[-1].set_xlabel("time in the measured window (s)")
+    return img(fig, "GPU clocks, power and temperature during the run")
+
+
+# -- the report --------------------------------------------------------------
+
+def baseline_entries(store: Any, results: Sequence[Result]) -> dict[str, BaselineEntry]:
+    """The baseline of every result, read before an update overwrites them.
+    A file that cannot be read just leaves its results without a baseline."""
+    out: dict[str, BaselineEntry] = {}
+    for r in results:
+        try:
+            entry = store.lookup(r.device_class, r.id)
+        except (BaselineFileError, OSError):
+            entry = None
+        if entry is not None:
+            out[r.id] = entry
+    return out
+
+
+def _status(r: Result) -> str:
+    return r.verdict.status if r.verdict else "off"
+
+
+def _summary(results: Sequence[Result], plots: bool) -> str:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[_status(r)] = counts.get(_status(r), 0) + 1
+    parts = [f'<p class="counts">{"".join(f"<span>{badge(s)} {n}</span>" for s, n in counts.items())}</p>']
+    if not plots:
+        parts.append(f'<p class="hint">{esc(PLOTS_HINT)}</p>')
+    rows = []
+    for i, r in enumerate(results):
+        v = r.verdict
+        metric = v.metric if v else "median"
+        rows.append([f'<a href="#r{i}"><code>{esc(r.id)}</code></a>', esc(metric),
+                     esc(fmt_value(metric, v.baseline_value if v else None)),
+                     esc(fmt_value(metric, r.metric_value(metric))),
+                     esc(fmt_change(v.change if v else None, v.ci if v else None)), badge(_status(r)),
+                     f'<span class="flags">{esc(", ".join(r.device_state.flags))}</span>'
+                     if r.device_state.flags else "-"])
+    head = ["result", "metric", "baseline", "current", "change [CI]", "verdict", "GPU flags"]
+    return "<h2>Summary</h2>" + "\n".join(parts) + table(head, rows, num_cols=(2, 3, 4))
+
+
+def _stats_table(r: Result, entry: BaselineEntry | None) -> str:
+    rows = []
+    for key in ("n", "median", "mean", "p90", "p99", "min", "max", "stdev"):
+        cur = getattr(r.latency, key)
+        base = getattr(entry.latency, key) if entry else None
+        if key == "n":
+            rows.append([key, esc(base if base is not None else "-"), esc(cur), ""])
+            continue
+        fmt = (lambda x: "-" if x is None or not math.isfinite(x) else f"{x:.4g} ms")
+        change = fmt_change(cur / base - 1) if base and cur is not None and math.isfinite(base) else "-"
+        rows.append([key, esc(fmt(base)), esc(fmt(cur)), esc(change if key != "stdev" else "")])
+    rows.append(["throughput", esc(fmt_value("throughput", entry.throughput if entry else None)),
+                 esc(fmt_value("throughput", r.throughput)), ""])
+    return table(["", "baseline", "this run", "change"], rows, num_cols=(1, 2, 3))
+
+
+def _device_state(r: Result, Figure: Callable[..., Any] | None) -> str:
+    ds = r.device_state
+    parts = []
+    if ds.timeline and Figure is not None:
+        parts.append(plot_timeline(Figure, ds.timeline))
+    info = [("kind", ds.kind), ("clocks locked", ds.clocks_locked), ("samples", ds.samples),
+            ("SM clock min / median", _pair(ds.sm_clock_mhz_min, ds.sm_clock_mhz_median, "MHz")),
+            ("memory clock median", _pair(None, ds.mem_clock_mhz_median, "MHz")),
+            ("power median / max", _pair(ds.power_w_median, ds.power_w_max, "W")),
+            ("temperature max", _pair(None, ds.temperature_c_max, "\u00b0C")),
+            ("throttle reasons", ", ".join(ds.throttle_reasons) or "-"),
+            ("flags", ", ".join(ds.flags) or "-")]
+    parts.append(table(["", ""], ([esc(k), esc(v)] for k, v in info if v not in (None, "", "-") or k == "flags")))
+    return '<div class="grid">' + "".join(parts) + "</div>"
+
+
+def _pair(a: float | None, b: float | None, unit: str) -> str:
+    vals = [f"{x:.0f}" for x in (a, b) if x is not None]
+    return f"{' / '.join(vals)} {unit}" if vals else ""
+
+
+def _layers(r: Result, entry: BaselineEntry | None) -> str:
+    if entry is None or not entry.layers or not r.layers:
+        return ""
+    deltas = most_changed(entry.layers, r.layers, 10)
+    if not deltas:
+        return ""
+    biggest = max(abs(d.delta_ms) for d in deltas) or 1.0
+    rows = []
+    for d in deltas:
+        width = int(120 * abs(d.delta_ms) / biggest)
+        color = COLORS["regression"] if d.delta_ms > 0 else COLORS["improved"]
+        rel = "new" if d.baseline_ms is None else ("gone" if d.current_ms is None else fmt_change(d.change))
+        rows.append([f"<code>{esc(d.name)}</code>", esc("-" if d.baseline_ms is None else f"{d.baseline_ms:.3f}"),
+                     esc("-" if d.current_ms is None else f"{d.current_ms:.3f}"), esc(f"{d.delta_ms:+.3f}"),
+                     esc(rel), f'<span class="bar" style="width:{width}px;background:{color}"></span>'])
+    return ("<h3>Layers whose time changed most</h3>"
+            + table(["layer", "baseline ms", "this run ms", "change ms", "change", ""], rows, num_cols=(1, 2, 3, 4)))
+
+
+def _quantiles(r: Result, entry: BaselineEntry | None) -> str:
+    cur = r.distribution.quantiles_ms
+    base = entry.distribution.quantiles_ms if entry else None
+    rows = []
+    for pct in (0, 1, 10, 25, 50, 75, 90, 99, 100):
+        c = cur[round(pct / 100 * (len(cur) - 1))]
+        b = base[round(pct / 100 * (len(base) - 1))] if base else None
+        rows.append([f"p{pct}", esc("-" if b is None else f"{b:.4g}"), esc(f"{c:.4g}")])
+    return ("<details><summary>quantiles (ms)</summary>"
+            + table(["", "baseline", "this run"], rows, num_cols=(1, 2)) + "</details>")
+
+
+def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..., Any] | None) -> str:
+    status = _status(r)
+    v = r.verdict
+    parts = [f'<section id="r{i}" class="result" data-status="{esc(status)}" '
+             f'style="border-left-color:{COLORS.get(status, "#9e9e9e")}">',
+             f"<h2>{badge(status)} <code>{esc(r.id)}</code></h2>"]
+    if v is not None and v.message:
+        parts.append(f'<div class="msg">{esc(v.message)}</div>')
+    meta = [f"{esc(r.kind)} / {esc(r.mode)}", f"stopped: {esc(r.stop_reason)}", f"device class: {esc(r.device_class)}"]
+    if entry is not None:
+        meta.append(f"baseline from {esc(entry.timestamp)}" + (f" (commit {esc(entry.git_commit[:12])})"
+                                                                if entry.git_commit else ""))
+    parts.append(f"<p>{' &middot; '.join(meta)}</p>")
+    grid = []
+    if Figure is not None:
+        grid.append(plot_distribution(Figure, r.distribution, entry.distribution if entry else None, status))
+    grid.append("<div>" + _stats_table(r, entry) + _quantiles(r, entry) + "</div>")
+    parts.append('<div class="grid">' + "".join(grid) + "</div>")
+    parts.append("<h3>GPU state during the run</h3>" + _device_state(r, Figure))
+    parts.append(_layers(r, entry))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def render(results: Sequence[Result], entries: Mapping[str, BaselineEntry], *, generated: str,
+           baseline_mode: str = "compare", plots: bool = True) -> str:
+    """The whole page as a string."""
+    Figure = figure_factory() if plots else None
+    ordered = sort_results(results)
+    body = [_summary(ordered, Figure is not None)]
+    body += [_section(i, r, entries.get(r.id), Figure) for i, r in enumerate(ordered)]
+    if not ordered:
+        body.append("<p>No results were measured in this session.</p>")
+    subtitle = f"{generated} \u00b7 baseline mode {baseline_mode} \u00b7 pytest-trtperf {__version__}"
+    return page("pytest-trtperf report", subtitle, "\n".join(body))
+
+
+def write_report(path: Path, results: Sequence[Result], entries: Mapping[str, BaselineEntry], *,
+                 generated: str, baseline_mode: str) -> str:
+    """Write the report; returns the line for the terminal summary (never
+    raises for an unwritable path: a report must not hide the test outcome)."""
+    try:
+        atomic_write_text(path, render(results, entries, generated=generated, baseline_mode=baseline_mode))
+    except OSError as e:
+        return f"HTML report NOT written: {path}: {e.strerror or e}"
+    return f"HTML report: {path}"
