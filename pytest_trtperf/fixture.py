@@ -60,7 +60,8 @@ class TrtBench:
     # -- public API ---------------------------------------------------------
     @user_errors
     def measure(self, target: Any, *, name: str | None = None, timer: str = "auto",
-                inferences_per_iteration: int = 1, **overrides: Any) -> Result:
+                inferences_per_iteration: int = 1, shapes: Mapping[str, Any] | None = None,
+                inputs: Any = None, **overrides: Any) -> Result:
         """Time ``target`` and judge it against its baseline.
 
         ``target`` is a :class:`~pytest_trtperf.workload.Workload`, an engine
@@ -70,10 +71,15 @@ class TrtBench:
         (``timer="torch"``). ``"auto"`` picks torch when torch has initialised
         CUDA, else the host clock. Keyword overrides take the ``trt_perf``
         marker's arguments (``tolerance="3%"``, ``metric="p99"``, ...).
+        ``shapes`` and ``inputs`` apply to engines: the input shapes to run at
+        (within the engine's profile) and the data to feed.
         """
         opts = self._options(overrides)
+        if (shapes is not None or inputs is not None) and not hasattr(target, "__trtperf_engine__"):
+            raise UsageError(f"{self._item.nodeid}: shapes= and inputs= apply to engines from trt_bench.engine(), "
+                             f"not to a {type(target).__name__}")
         workload = self._resolve(target, timer=timer, opts=opts, inferences_per_iteration=inferences_per_iteration,
-                                 shapes=None, inputs=None)
+                                 shapes=shapes, inputs=inputs)
         return self._run(workload, name=name, opts=opts)
 
     @user_errors
