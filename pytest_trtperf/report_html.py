@@ -51,6 +51,7 @@ tbody td:first-child{max-width:520px;word-break:break-all}
 .grid{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 .plot img{max-width:100%;height:auto}
 .hint{background:#fff8e1;border:1px solid #ffe082;padding:8px 12px;border-radius:4px}
+.meta{color:#607d8b;font-size:13px;margin:6px 0}
 .counts span{margin-right:14px}.flags{color:#ef6c00;font-weight:600}
 .bar{display:inline-block;height:10px;vertical-align:middle}
 """
@@ -112,8 +113,9 @@ def _ecdf_xy(dist: Distribution) -> tuple[list[float], list[float]]:
 
 def plot_distribution(Figure: Callable[..., Any], current: Distribution, baseline: Distribution | None,
                       status: str) -> str:
-    """ECDF of this run over the baseline's, x clipped to the 1st..99th
-    percentiles of both so one outlier cannot squash the picture."""
+    """ECDF of this run over the baseline's. The x axis spans the 1st..95th
+    percentiles of both, so a long tail cannot squash the picture (the
+    quantile table next to it has the tail)."""
     fig = Figure(figsize=(5.6, 3.0))
     ax = fig.add_subplot()
     lo_hi: list[float] = []
@@ -125,12 +127,12 @@ def plot_distribution(Figure: Callable[..., Any], current: Distribution, baselin
         mid = dist.quantiles_ms[len(dist.quantiles_ms) // 2]
         ax.axvline(mid, color=color, lw=1, ls="--")
         k = len(x) - 1
-        lo_hi += [x[max(1, k // 100)], x[min(k - 1, k - k // 100)]]
+        lo_hi += [x[round(k * 0.01)], x[round(k * 0.95)]]
     lo, hi = min(lo_hi), max(lo_hi)
     pad = (hi - lo) * 0.08 or max(abs(hi) * 0.01, 1e-6)
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("latency per iteration (ms)")
+    ax.set_xlabel("latency per iteration (ms), p1..p95 shown")
     ax.set_ylabel("fraction of iterations")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
@@ -214,6 +216,8 @@ def _stats_table(r: Result, entry: BaselineEntry | None) -> str:
 
 def _device_state(r: Result, Figure: Callable[..., Any] | None) -> str:
     ds = r.device_state
+    if ds.kind == "host" and not ds.samples:
+        return '<p class="meta">host-timed workload: no GPU state sampled</p>'
     parts = []
     if ds.timeline and Figure is not None:
         parts.append(plot_timeline(Figure, ds.timeline))
@@ -276,7 +280,7 @@ def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..
     if entry is not None:
         meta.append(f"baseline from {esc(entry.timestamp)}" + (f" (commit {esc(entry.git_commit[:12])})"
                                                                 if entry.git_commit else ""))
-    parts.append(f"<p>{' &middot; '.join(meta)}</p>")
+    parts.append(f'<p class="meta">{" &middot; ".join(meta)}</p>')
     grid = []
     if Figure is not None:
         grid.append(plot_distribution(Figure, r.distribution, entry.distribution if entry else None, status))
