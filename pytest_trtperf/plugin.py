@@ -25,10 +25,6 @@ from .fingerprint import git_commit
 STATE_KEY = pytest.StashKey[SessionState]()
 BENCH_KEY = pytest.StashKey[TrtBench]()
 
-#: Optional components that add options and hooks when their code is present.
-_COMPONENTS = ("pytest_trtperf.gpu_plugin", "pytest_trtperf.trt.options")
-
-
 def _component(name: str) -> Any:
     try:
         return importlib.import_module(name)
@@ -36,12 +32,14 @@ def _component(name: str) -> Any:
         return None
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     add_options(parser)
-    for name in _COMPONENTS:
-        mod = _component(name)
-        if mod is not None and hasattr(mod, "add_options"):
-            mod.add_options(parser)
+    gpu = _component("pytest_trtperf.gpu_plugin")
+    if gpu is not None:
+        gpu.add_options(parser, pluginmanager)
+    trt = _component("pytest_trtperf.trt.options")
+    if trt is not None:
+        trt.add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
