@@ -1,0 +1,104 @@
+"""The ``pytest-trtperf`` console script: things done outside a test session.
+
+* ``history``: each result's median over the git history of the baseline
+  files, as an HTML page (and a text summary), so a slow creep shows.
+* ``report``: the HTML report again from a ``--trt-json`` document.
+* ``schema``: where the ``--trt-json`` JSON Schema is, or its text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+from .config import parse_fraction
+from .errors import UsageError
+
+
+def schema_text() -> str:
+    """The JSON Schema of the ``--trt-json`` document (draft 2020-12)."""
+    return resources.files("pytest_trtperf").joinpath("schemas/trtperf-json.schema.json").read_text(encoding="utf-8")
+
+
+def _now() -> str:
+    from .session import now_iso
+
+    return now_iso()
+
+
+def _history(args: argparse.Namespace) -> int:
+    from . import history
+    from .baseline import atomic_write_text
+
+    tolerance = parse_fraction(args.tolerance, what="--tolerance")
+    series = history.collect(Path(args.baseline_dir), max_commits=args.max_commits)
+    for line in history.summary_lines(series, tolerance):
+        print(line)
+    text = history.render(series, tolerance=tolerance, generated=_now(), source=str(args.baseline_dir),
+                          plots=not args.no_plots)
+    atomic_write_text(Path(args.output), text)
+    print(f"history: {len(series)} result(s), written to {args.output}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .baseline import BaselineStore
+    from .report_html import baseline_entries, write_report
+    from .results import Result
+
+    try:
+        doc = json.loads(Path(args.json).read_text(encoding="utf-8"))
+        results = [Result.from_dict(d) for d in doc["results"]]
+        mode = str(doc.get("session", {}).get("baseline_mode", "compare"))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{args.json} is not a readable --trt-json document ({type(e).__name__}: {e})") from None
+    bdir = args.baseline_dir or doc.get("session", {}).get("baseline_dir")
+    entries = baseline_entries(BaselineStore(Path(bdir)), results) if bdir and mode != "update" else {}
+    line = write_report(Path(args.output), results, entries, generated=_now(), baseline_mode=mode)
+    print(line)
+    return 0 if "NOT written" not in line else 1
+
+
+def _schema(args: argparse.Namespace) -> int:
+    print(schema_text(), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pytest-trtperf", description="pytest-trtperf tools outside a test session")
+    sub = p.add_subparsers(dest="command", required=True)
+    h = sub.add_parser("history", help="plot each result's median over the committed baselines' git history")
+    h.add_argument("--baseline-dir", default=".trtperf", help="directory of the baseline files (default .trtperf)")
+    h.add_argument("--output", "-o", default="trtperf-history.html", help="HTML file to write")
+    h.add_argument("--max-commits", type=int, default=None, help="only the newest N commits touching the files")
+    h.add_argument("--tolerance", default="5%", help="drift above which a slow creep is marked (default 5%%)")
+    h.add_argument("--no-plots", action="store_true", help="tables only, even with matplotlib installed")
+    h.set_defaults(func=_history)
+    r = sub.add_parser("report", help="render the HTML report from a --trt-json document")
+    r.add_argument("json", help="the --trt-json file")
+    r.add_argument("--baseline-dir", default=None, help="baselines to show (default: the document's)")
+    r.add_argument("--output", "-o", default="trtperf-report.html")
+    r.set_defaults(func=_report)
+    s = sub.add_parser("schema", help="print the JSON Schema of the --trt-json document")
+    s.set_defaults(func=_schema)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UsageError as e:
+        print(f"pytest-trtperf: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"pytest-trtperf: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
