@@ -1,0 +1,77 @@
+"""The --trt-json document validates against the packaged JSON Schema, and the
+schema rejects what it should (so a field added to Result without updating
+the schema fails here)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from helpers import FAST, hash_test
+from pytest_trtperf import cli
+from pytest_trtperf.report import JSON_SCHEMA_VERSION
+
+jsonschema = pytest.importorskip("jsonschema")
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    s = json.loads(cli.schema_text())
+    jsonschema.Draft202012Validator.check_schema(s)
+    return s
+
+
+@pytest.fixture
+def document(pytester: pytest.Pytester) -> dict:
+    pytester.makepyfile(test_perf=hash_test() + "\n\ndef test_named(trt_bench):\n"
+                                                "    trt_bench.measure(lambda: sum(range(300)), name='sum')\n")
+    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=2)
+    # The verdicts do not matter here (tiny host workloads on shared cores), the document does.
+    r = pytester.runpytest(*FAST, "--trt-json=r.json", "--trt-tolerance=80%")
+    assert r.ret in (0, 1)
+    return json.loads((pytester.path / "r.json").read_text())
+
+
+def test_schema_version_matches_the_writer(schema: dict) -> None:
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["properties"]["schema_version"]["const"] == JSON_SCHEMA_VERSION
+
+
+def test_real_run_document_is_valid(schema: dict, document: dict) -> None:
+    jsonschema.validate(document, schema, cls=jsonschema.Draft202012Validator)
+    assert len(document["results"]) == 2
+    assert all(r["verdict"]["status"] in ("pass", "improved", "regression") for r in document["results"])
+
+
+def test_documents_with_gpu_fields_are_valid(schema: dict, document: dict) -> None:
+    doc = copy.deepcopy(document)
+    r = doc["results"][0]
+    r["device_state"].update(kind="cuda", samples=3, flags=["power_throttle"], sm_clock_mhz_median=1980.0,
+                             timeline=[[0.0, 1980, 2619, 650.5, 61], [0.1, 1950, 2619, 700, 62]])
+    r["layers"] = [{"name": "gemm", "ms": 1.5, "type": "Gemm"}]
+    r["extra_ms"] = {"gpu_compute": r["latency_ms"]}
+    r["verdict"] = None
+    jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda d: d.__setitem__("schema_version", 2),
+    lambda d: d["results"][0].__setitem__("surprise", 1),
+    lambda d: d["results"][0]["latency_ms"].pop("median"),
+    lambda d: d["results"][0]["verdict"].__setitem__("status", "maybe"),
+    lambda d: d["results"][0].__setitem__("location", ["x.py", "12"]),
+    lambda d: d["results"][0]["device_state"].__setitem__("timeline", [[0.0, 1.0]]),
+    lambda d: d["session"].__setitem__("baseline_mode", "sometimes"),
+])
+def test_schema_rejects_malformed_documents(schema: dict, document: dict, mutate) -> None:
+    doc = copy.deepcopy(document)
+    mutate(doc)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
+
+
+def test_schema_is_package_data_and_printed_by_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out)["title"] == "pytest-trtperf --trt-json document"
