@@ -45,7 +45,8 @@ def table_rows(md: str) -> list[list[str]]:
 
 def test_real_run_appends_summary_and_annotates_the_failing_test(pytester: pytest.Pytester,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    body = hash_test() + "\n\ndef test_small(trt_bench):\n    trt_bench.measure(lambda: sum(range(200)))\n"
+    body = hash_test() + ("\n\ndef test_small(trt_bench):\n"
+                          "    trt_bench.measure(lambda: hashlib.sha256(DATA[:100_000]).digest())\n")
     pytester.makepyfile(test_perf=body)
     pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=2)
     summary = pytester.path / "step_summary.md"
@@ -54,7 +55,7 @@ def test_real_run_appends_summary_and_annotates_the_failing_test(pytester: pytes
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
     monkeypatch.setenv("TRTPERF_TEST_SCALE", "1.6")
-    r = pytester.runpytest_subprocess(*FAST, "--trt-tolerance=10%")
+    r = pytester.runpytest_subprocess(*FAST, "--trt-tolerance=25%")
     r.assert_outcomes(failed=1, passed=1)
 
     md = summary.read_text(encoding="utf-8")
@@ -65,7 +66,7 @@ def test_real_run_appends_summary_and_annotates_the_failing_test(pytester: pytes
     assert hash_row[1] == "median" and "**regression**" in hash_row[5]
     change = re.fullmatch(r"\+(\d+\.\d)% \[\+(\d+\.\d)%, \+(\d+\.\d)%\]", hash_row[4])
     assert change, hash_row[4]
-    assert float(change[2]) <= float(change[1]) <= float(change[3]) and float(change[1]) > 10
+    assert float(change[2]) <= float(change[1]) <= float(change[3]) and float(change[1]) > 25
     assert "Regression details" in md and "test_perf.py::test_hash: median latency regressed" in md
 
     written = (pytester.path / "test_perf.py").read_text().splitlines()
