@@ -233,8 +233,9 @@ def _device_state(r: Result, Figure: Callable[..., Any] | None) -> str:
 
 
 def _pair(a: float | None, b: float | None, unit: str) -> str:
-    vals = [f"{x:.0f}" for x in (a, b) if x is not None]
-    return f"{' / '.join(vals)} {unit}" if vals else ""
+    if a is None and b is None:
+        return ""
+    return " / ".join("-" if x is None else f"{x:.0f}" for x in (a, b) if x is not None or a is not None) + f" {unit}"
 
 
 def _layers(r: Result, entry: BaselineEntry | None) -> str:
