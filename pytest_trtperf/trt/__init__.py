@@ -6,7 +6,7 @@ not import TensorRT; :func:`.backend.load_backend` does, on first use.
 
 from __future__ import annotations
 
-from .api import engine_from_plan, get_engine, make_workload
+from .api import engine_from_kwargs, engine_from_marker, engine_from_plan, get_engine, make_workload
 from .backend import Backend, load_backend
 from .engine import EngineHandle
 from .options import TrtOptions, add_options
@@ -22,6 +22,8 @@ __all__ = [
     "TensorInfo",
     "TrtOptions",
     "add_options",
+    "engine_from_kwargs",
+    "engine_from_marker",
     "engine_from_plan",
     "get_engine",
     "line_printer",

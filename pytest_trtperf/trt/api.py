@@ -9,15 +9,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 from ..errors import UsageError
 from .backend import Backend, load_backend
 from .build import build_plan
 from .engine import EngineHandle, plan_identity, read_engine_file
 from .engine_cache import EngineCache, cache_key, file_digest
-from .options import TrtOptions
-from .progress import ProgressCallback
+from .options import TrtOptions, session_options
+from .progress import ProgressCallback, ProgressEvent, line_printer
 from .spec import EngineSpec
 from .tensors import TensorInfo
 
@@ -37,7 +38,7 @@ def get_engine(
     gpu = backend.gpu_identity()
     if spec.engine is not None:
         handle = read_engine_file(backend, spec.engine, spec.where, gpu, options.allow_engine_host_code)
-        return _replace(handle, run_shapes=spec.run_shapes())
+        return _replace(handle, run_shapes=spec.run_shapes(), run_inputs=spec.inputs, seed=spec.seed)
     assert spec.onnx is not None
     if not spec.onnx.is_file():
         raise UsageError(f"{spec.where}: ONNX model not found: {spec.onnx}")
@@ -70,6 +71,8 @@ def get_engine(
             plan_path=entry.path,
             allow_host_code=options.allow_engine_host_code,
             run_shapes=spec.run_shapes(),
+            run_inputs=spec.inputs,
+            seed=spec.seed,
         )
     result = build_plan(backend, spec, timing_cache=options.timing_cache, progress=progress)
     plan_path = None
@@ -101,6 +104,8 @@ def get_engine(
         notes=result.notes,
         allow_host_code=options.allow_engine_host_code,
         run_shapes=spec.run_shapes(),
+        run_inputs=spec.inputs,
+        seed=spec.seed,
     )
 
 
@@ -122,20 +127,87 @@ def make_workload(
     shapes: Mapping[str, tuple[int, ...]] | None = None,
     inputs: Mapping[str, Any] | str | None = None,
     *,
-    seed: int = 0,
-    profile_layers: bool = False,
+    options: Any = None,
+    seed: int | None = None,
+    profile_layers: bool | None = None,
     **cuda_opts: Any,
 ) -> Any:
-    """A Workload running ``engine`` at ``shapes`` (default: the spec's run shapes).
+    """A Workload running ``engine`` at ``shapes`` (default: the spec's run shapes)
+    with ``inputs`` (default: the spec's ``inputs=``, else seeded random data).
 
-    ``cuda_opts`` go unchanged to the GPU core's ``CudaWorkload`` (mode,
-    streams, cuda_graph, blocking_sync, transfers). With ``profile_layers`` the
-    workload collects per-layer times in a separate pass after measuring
-    (``workload.layers()``).
+    ``options`` is the lead's ``MeasureOptions`` (mode, streams, cuda_graph,
+    blocking_sync, include_transfers are read from it); ``cuda_opts`` go
+    unchanged to the GPU core's ``CudaWorkload`` and win over ``options``.
+    ``profile_layers`` (default: ``--trt-profile-layers``) adds a per-layer
+    pass after measuring, read with ``workload.layers()``.
     """
     from ..workloads.tensorrt import TensorRTWorkload
 
-    return TensorRTWorkload(engine, shapes=shapes, inputs=inputs, seed=seed, profile_layers=profile_layers, **cuda_opts)
+    kw: dict[str, Any] = {}
+    if options is not None:
+        for ours, theirs in (("mode", "mode"), ("streams", "streams"), ("cuda_graph", "cuda_graph"),
+                             ("blocking_sync", "blocking_sync"), ("transfers", "include_transfers")):
+            if hasattr(options, theirs):
+                kw[ours] = getattr(options, theirs)
+    kw.update(cuda_opts)
+    if profile_layers is None:
+        profile_layers = session_options().profile_layers
+    return TensorRTWorkload(
+        engine,
+        shapes=shapes,
+        inputs=inputs if inputs is not None else engine.run_inputs,
+        seed=engine.seed if seed is None else seed,
+        profile_layers=profile_layers,
+        **kw,
+    )
+
+
+def engine_from_marker(
+    marker: Any,
+    where: str,
+    progress: Callable[[str], None] | None = None,
+    base_dir: str | Path | None = None,
+    options: TrtOptions | None = None,
+) -> EngineHandle:
+    """``trt_bench()``: the engine of a ``@pytest.mark.trt_engine`` marker.
+
+    ``progress`` takes text lines (build phases, cache hits); ``base_dir`` is
+    the test file's directory, against which relative paths resolve.
+    """
+    spec = EngineSpec.from_marker(marker, where, base_dir)
+    return _get_with_text(spec, options, progress)
+
+
+def engine_from_kwargs(
+    onnx: str | Path | None = None,
+    *,
+    where: str,
+    progress: Callable[[str], None] | None = None,
+    rootdir: str | Path | None = None,
+    options: TrtOptions | None = None,
+    **kwargs: Any,
+) -> EngineHandle:
+    """``trt_bench.engine("m.onnx" | "m.plan", min_shapes=..., ...)``."""
+    if onnx is not None:
+        key = "onnx" if str(onnx).lower().endswith(".onnx") else "engine"
+        if key in kwargs:
+            raise UsageError(f"{where}: trt_bench.engine() got the model twice (positional and {key}=)")
+        kwargs[key] = onnx
+    spec = EngineSpec.create(where, rootdir, **kwargs)
+    return _get_with_text(spec, options, progress)
+
+
+def _get_with_text(spec: EngineSpec, options: TrtOptions | None, progress: Callable[[str], None] | None) -> EngineHandle:
+    options = options or session_options()
+    label = spec.source.name
+    events: ProgressCallback | None = line_printer(progress, label) if progress is not None else None
+    handle = get_engine(spec, options, events)
+    if progress is not None:
+        if handle.cache_hit:
+            progress(f"{label}: engine from cache {handle.plan_path}")
+        elif handle.build_seconds is not None:
+            progress(f"{label}: built with {handle.backend.label} in {handle.build_seconds:.1f}s")
+    return handle
 
 
 def _replace(handle: EngineHandle, **changes: Any) -> EngineHandle:

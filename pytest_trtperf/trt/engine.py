@@ -26,6 +26,9 @@ _NO_GPU = ("cudaError 35", "cudaError 100", "no CUDA-capable device", "driver ve
 class EngineHandle:
     """A built or loaded plan and what is known about it without a GPU."""
 
+    #: Lets the fixture recognise an engine passed to ``trt_bench.measure``.
+    __trtperf_engine__ = True
+
     plan: bytes = field(repr=False)
     backend: Backend
     where: str
@@ -40,6 +43,9 @@ class EngineHandle:
     allow_host_code: bool = False
     #: Default run shapes from the spec (``shapes`` or ``opt_shapes``).
     run_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    #: Default input data (``inputs=`` of the spec) and seed for random inputs.
+    run_inputs: Any = field(default=None, repr=False, compare=False)
+    seed: int = 0
 
     @property
     def inputs(self) -> tuple[TensorInfo, ...]:

@@ -90,6 +90,23 @@ class TrtOptions:
         return cls.from_values(**values, default_cache_dir=default_cache, rootdir=Path(str(config.rootpath)))
 
 
+_session: TrtOptions | None = None
+
+
+def configure(config: Any) -> TrtOptions:
+    """Read the options once per session (``pytest_configure``) for :func:`session_options`."""
+    global _session
+    _session = TrtOptions.from_pytest_config(config)
+    return _session
+
+
+def session_options() -> TrtOptions:
+    """The session's options; outside pytest, defaults with a cache in ``.pytest_cache``."""
+    if _session is not None:
+        return _session
+    return TrtOptions.from_values(default_cache_dir=Path.cwd() / ".pytest_cache" / "d" / "trtperf-engines")
+
+
 def _bool(value: Any, name: str) -> bool:
     if value is None or isinstance(value, bool):
         return bool(value)

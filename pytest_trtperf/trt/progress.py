@@ -82,8 +82,8 @@ def line_printer(write: Callable[[str], None], label: str, max_depth: int = 1) -
             return
         indent = "  " * event.depth
         if event.kind == "start":
-            write(f"trtperf: building {label}: {indent}{event.phase}...")
+            write(f"building {label}: {indent}{event.phase}...")
         else:
-            write(f"trtperf: building {label}: {indent}{event.phase} done ({event.elapsed_s:.1f}s)")
+            write(f"building {label}: {indent}{event.phase} done ({event.elapsed_s:.1f}s)")
 
     return callback

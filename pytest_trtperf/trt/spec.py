@@ -188,3 +188,8 @@ def _shapes(value: Any, key: str, where: str) -> dict[str, Shape]:
             raise UsageError(f"{where}: {key}[{name!r}]={dims}: dimensions must be positive")
         out[str(name)] = dims
     return out
+
+
+def validate_marker(marker: Any, where: str) -> None:
+    """Check a ``trt_engine`` marker's arguments at collection/run time (no I/O)."""
+    EngineSpec.from_marker(marker, where, None)

@@ -121,7 +121,7 @@ def test_progress_monitor_reports_nested_phases(rtx, models: Path) -> None:
     printer = line_printer(lines.append, "cnn.onnx", max_depth=0)
     for e in events:
         printer(e)
-    assert len(lines) == 2 and lines[0].startswith("trtperf: building cnn.onnx:") and lines[1].endswith("s)")
+    assert len(lines) == 2 and lines[0].startswith("building cnn.onnx:") and lines[1].endswith("s)")
 
 
 def test_broken_progress_callback_does_not_break_the_build(rtx, models: Path) -> None:

@@ -65,3 +65,34 @@ def test_setup_without_gpu_is_backend_unavailable(cnn) -> None:
     with pytest.raises(BackendUnavailable):
         w.setup()
     w.teardown()  # safe after a failed setup
+
+
+def test_fixture_entry_points_marker_kwargs_and_progress_text(rtx, models: Path, options) -> None:
+    from types import SimpleNamespace
+
+    from pytest_trtperf.trt.api import engine_from_kwargs, engine_from_marker
+    from pytest_trtperf.trt.spec import validate_marker
+
+    lines: list[str] = []
+    mark = SimpleNamespace(args=("mlp.onnx",), kwargs={"shapes": {"input": (4, 64)}, "optimization_level": 0, "seed": 7})
+    validate_marker(mark, WHERE)
+    h = engine_from_marker(mark, WHERE, lines.append, base_dir=models, options=options)
+    assert h.__trtperf_engine__ and h.seed == 7 and h.run_shapes == {"input": (4, 64)}
+    assert lines[0].startswith("building mlp.onnx: ") and "built with TensorRT-RTX" in lines[-1]
+    lines.clear()
+    h2 = engine_from_kwargs("mlp.onnx", where=WHERE, progress=lines.append, rootdir=models, options=options,
+                            shapes={"input": (4, 64)}, optimization_level=0)
+    assert h2.cache_hit and lines == [f"mlp.onnx: engine from cache {h2.plan_path}"]
+    with pytest.raises(UsageError, match="unknown trt_engine argument 'optimisation_level'"):
+        validate_marker(SimpleNamespace(args=(), kwargs={"onnx": "m.onnx", "optimisation_level": 1}), WHERE)
+
+
+def test_measure_options_map_to_cuda_workload_options(cnn) -> None:
+    from types import SimpleNamespace
+
+    opts = SimpleNamespace(mode="throughput", streams=3, cuda_graph=False, blocking_sync=True, include_transfers=True)
+    w = make_workload(cnn, options=opts, profile_layers=False)
+    ident = w.identity()
+    assert (ident["mode"], ident["streams"], ident["cuda_graph"], ident["sync"], ident["transfers"]) == (
+        "throughput", 3, False, "blocking", True)
+    assert make_workload(cnn, options=opts, streams=1, mode="latency").identity()["streams"] == 1  # explicit wins
