@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import pytest
 
-from . import stats
+from . import progress, stats
 from .config import MeasureOptions, perf_overrides
 from .errors import BackendUnavailable, UsageError
 from .fingerprint import Fingerprint, host_fingerprint
@@ -56,6 +56,7 @@ class TrtBench:
         self.results: list[Result] = []
         self._ids: set[str] = set()
         self._missing_fails: dict[str, bool] = {}
+        self._prog: progress.Progress | None = None
 
     # -- public API ---------------------------------------------------------
     @user_errors
@@ -121,9 +122,19 @@ class TrtBench:
         return api
 
     def _progress(self, text: str) -> None:
-        reporter = self._item.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None and self._item.config.get_verbosity() >= 0:
-            reporter.write_line(f"[trtperf] {text}")
+        """One line per engine-build phase in logs, a status line on a TTY."""
+        if self._prog is None:
+            self._prog = progress.for_config(self._item.config, "")
+        self._prog.phase(text)
+
+    def _measure_bar(self, rid: str, opts: MeasureOptions) -> progress.Progress | None:
+        """A bar on a TTY; in logs only for long measurements (>= 10 s)."""
+        bar = progress.for_config(self._item.config, rid)
+        longest = opts.duration_s if opts.duration_s is not None else opts.max_time_s
+        if not bar.sink.interactive and (longest < 10 or opts.iterations is not None):
+            return None
+        bar.phase("measuring")
+        return bar
 
     def _resolve(self, target: Any, *, timer: str, opts: MeasureOptions, inferences_per_iteration: int,
                  shapes: Any, inputs: Any) -> Workload:
@@ -159,13 +170,19 @@ class TrtBench:
 
         return gpu_fingerprint_for(workload, clocks=self._state.clock_state())
 
-    def _measure_once(self, workload: Workload, opts: MeasureOptions) -> Measurement:
+    def _measure_once(self, workload: Workload, opts: MeasureOptions, rid: str = "") -> Measurement:
         monitor = None
         if workload.kind != "host" and self._state.monitor_factory is not None:
             monitor = self._state.monitor_factory()
         lock = self._state.measurement_lock() if self._state.measurement_lock else contextlib.nullcontext()
         with lock:
-            return measure(workload, MeasureSettings.from_options(opts), monitor)
+            bar = self._measure_bar(rid, opts)
+            try:
+                return measure(workload, MeasureSettings.from_options(opts), monitor,
+                               on_progress=bar.update if bar is not None else None)
+            finally:
+                if bar is not None:
+                    bar.done("measured")
 
     def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions) -> Result:
         rid = result_id(self._item.nodeid, name)
@@ -179,12 +196,12 @@ class TrtBench:
         try:
             identity = {"kind": workload.kind, "mode": opts.mode if workload.kind != "host" else "latency",
                         **dict(workload.identity())}
-            result = self._build(rid, name, workload, self._measure_once(workload, opts), fp, identity, opts)
+            result = self._build(rid, name, workload, self._measure_once(workload, opts, rid), fp, identity, opts)
             verdict = self._judge(result, opts)
             if verdict.status == "regression" and (opts.remeasure or result.flagged):
                 # Confirm before crying wolf: a fresh measurement decides. A run
                 # flagged for throttling or a busy GPU is always re-measured.
-                result = self._build(rid, name, workload, self._measure_once(workload, opts), fp, identity, opts)
+                result = self._build(rid, name, workload, self._measure_once(workload, opts, rid), fp, identity, opts)
                 verdict = dataclasses.replace(self._judge(result, opts), remeasured=True)
             notes = tuple(workload.notes())
         finally:

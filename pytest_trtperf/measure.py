@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -116,10 +116,13 @@ def _next_batch(per_iter: float, elapsed: float, s: MeasureSettings, done: int, 
     return max(1, min(n, limit))
 
 
-def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor | None = None) -> Measurement:
+def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor | None = None,
+            on_progress: Callable[[float], None] | None = None) -> Measurement:
     """Warm up, then measure until the stopping rule says enough.
 
     ``workload.setup()`` must have been called; the caller owns teardown.
+    ``on_progress`` gets the fraction of the longest possible run done so far
+    after each batch (for a progress bar; the adaptive stop may end sooner).
     """
     s = settings
     warm_iters, warm_s, per_iter = _warm_up(workload, s)
@@ -143,6 +146,9 @@ def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor
             if b.iterations:
                 per_iter = b.wall_s / b.iterations
             elapsed = time.perf_counter() - start
+            if on_progress is not None:
+                on_progress(done / s.iterations if s.iterations is not None
+                            else elapsed / (s.duration_s if s.duration_s is not None else s.max_time_s))
             if s.iterations is not None:
                 if done >= s.iterations:
                     stop = "iterations"
