@@ -31,20 +31,34 @@ TIMERS = ("auto", "host", "cuda", "torch")
 
 
 def user_errors(fn: F) -> F:
-    """Turn our one-line errors into a failed/skipped test without a traceback."""
+    """Turn our one-line errors into a failed/skipped test without a traceback
+    (raised outside the ``except`` block so no exception chain is printed)."""
 
     @functools.wraps(fn)
     def wrapper(self: "TrtBench", *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(self, *args, **kwargs)
         except UsageError as e:
-            pytest.fail(str(e), pytrace=False)
+            failure: str | None = str(e)
+            skip = None
         except BackendUnavailable as e:
+            failure, skip = None, str(e)
             if self._state.settings.require_gpu:
-                pytest.fail(f"{e} (--trt-require-gpu)", pytrace=False)
-            pytest.skip(str(e))
+                failure, skip = f"{skip} (--trt-require-gpu)", None
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
+        _skip_at_test(str(skip))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _skip_at_test(reason: str) -> None:
+    """Skip, reported at the test's location rather than inside the plugin."""
+    try:
+        exc = pytest.skip.Exception(reason, allow_module_level=False, _use_item_location=True)  # type: ignore[call-arg]
+    except TypeError:  # pragma: no cover - pytest without the private flag
+        pytest.skip(reason)
+    raise exc
 
 
 class TrtBench:
