@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import UsageError
-from .backend import Backend, load_backend
+from .backend import Backend, load_backend, no_gc
 from .build import build_plan
 from .engine import EngineHandle, plan_identity, read_engine_file
 from .engine_cache import EngineCache, cache_key, file_digest
@@ -54,7 +54,8 @@ def get_engine(
     cache = EngineCache(options.engine_cache) if options.engine_cache is not None else None
     entry = cache.get(key) if cache is not None else None
     if entry is not None and cache is not None:
-        problem = backend.plan_problem(backend.module.Runtime(backend.logger()), entry.plan)
+        with no_gc():
+            problem = backend.plan_problem(backend.module.Runtime(backend.logger()), entry.plan)
         if problem:
             cache.discard(key, problem)
             entry = None

@@ -14,16 +14,15 @@ calls one vocabulary:
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
-import logging
 import threading
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..errors import BackendUnavailable, UsageError
-
-log = logging.getLogger("pytest_trtperf.trt")
 
 #: ``--trt-backend`` values, and the modules each one may import, in order.
 BACKEND_MODULES: dict[str, tuple[str, ...]] = {
@@ -110,7 +109,7 @@ class Backend:
 
     # -- objects ----------------------------------------------------------
     def logger(self, verbose: bool = False) -> "Any":
-        """An ``ILogger`` that keeps errors for messages and forwards to ``logging``."""
+        """An ``ILogger`` that keeps errors and warnings for one-line messages."""
         return _make_logger(self.module, verbose)
 
     def set_timing_cache(self, config: Any, data: bytes) -> bool:
@@ -170,6 +169,36 @@ class Backend:
         return gpu_identity()
 
 
+_gc_depth = 0
+_gc_lock = threading.Lock()
+_gc_was_enabled = False
+
+
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """Pause Python's cyclic GC around TensorRT calls.
+
+    TensorRT calls our Python logger/monitor while holding internal locks. If
+    the GC runs inside such a callback and frees an *older* TensorRT object
+    (kept alive by an exception traceback cycle), that object's destructor
+    waits on the same lock: a deadlock we hit in the test suite. Objects are
+    freed by reference counting instead (see ``strip_traceback``).
+    """
+    global _gc_depth, _gc_was_enabled
+    with _gc_lock:
+        if _gc_depth == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_depth += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_depth -= 1
+            if _gc_depth == 0 and _gc_was_enabled:
+                gc.enable()
+
+
 def _make_logger(trt: Any, verbose: bool) -> Any:
     severity = trt.ILogger.Severity
 
@@ -181,16 +210,18 @@ def _make_logger(trt: Any, verbose: bool) -> Any:
             self.min_severity = severity.VERBOSE if verbose else severity.WARNING
             self.errors: list[str] = []
             self.warnings: list[str] = []
+            self.messages: list[str] = []
 
         def log(self, sev: Any, msg: str) -> None:
+            # Called from TensorRT's own threads while it may hold internal
+            # locks: only list appends here (atomic under the GIL), never
+            # ``logging``, whose module lock deadlocked the builder.
             if sev in (severity.INTERNAL_ERROR, severity.ERROR):
                 self.errors.append(msg)
-                log.debug("TensorRT error: %s", msg)
             elif sev == severity.WARNING:
                 self.warnings.append(msg)
-                log.debug("TensorRT warning: %s", msg)
-            else:
-                log.debug("TensorRT: %s", msg)
+            elif verbose:
+                self.messages.append(msg)
 
     return CapturingLogger()
 

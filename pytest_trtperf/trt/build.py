@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import UsageError
 from .atomic import atomic_write
-from .backend import Backend
+from .backend import Backend, no_gc
 from .progress import ProgressCallback, make_monitor
 from .spec import EngineSpec
 from .tensors import TensorInfo, dtype_name
@@ -41,6 +41,18 @@ def build_plan(
     progress: ProgressCallback | None = None,
 ) -> BuildResult:
     """Parse ``spec.onnx``, configure the builder from ``spec`` and build a plan."""
+    with no_gc():
+        try:
+            return _build(backend, spec, timing_cache, progress)
+        except UsageError as exc:
+            # Drop the frames holding builder/network/parser so they die now,
+            # by refcount, not later inside some TensorRT callback (see no_gc).
+            raise exc.with_traceback(None) from None
+
+
+def _build(
+    backend: Backend, spec: EngineSpec, timing_cache: Path | None, progress: ProgressCallback | None
+) -> BuildResult:
     trt = backend.module
     onnx_path = spec.onnx
     if onnx_path is None:

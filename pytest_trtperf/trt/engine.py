@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import BackendUnavailable, UsageError
-from .backend import Backend
+from .backend import Backend, no_gc
 from .tensors import TensorInfo, dtype_name
 
 #: Logger fragments meaning "there is no usable GPU here", not "bad engine".
@@ -99,6 +99,14 @@ class LiveEngine:
 
 def deserialize(handle: EngineHandle) -> LiveEngine:
     """Deserialize ``handle.plan``; one-line errors for every way this fails."""
+    with no_gc():
+        try:
+            return _deserialize(handle)
+        except (UsageError, BackendUnavailable) as exc:
+            raise exc.with_traceback(None) from None
+
+
+def _deserialize(handle: EngineHandle) -> LiveEngine:
     backend = handle.backend
     trt = backend.module
     logger = backend.logger()
@@ -159,8 +167,8 @@ def read_engine_file(backend: Backend, path: Path, where: str, gpu: str, allow_h
     plan = path.read_bytes()
     if len(plan) < 64:
         raise UsageError(f"{where}: {path} is not a TensorRT engine ({len(plan)} bytes)")
-    runtime = backend.module.Runtime(backend.logger())
-    problem = backend.plan_problem(runtime, plan)
+    with no_gc():
+        problem = backend.plan_problem(backend.module.Runtime(backend.logger()), plan)
     if problem:
         raise UsageError(f"{where}: cannot load engine {path}: {problem}; rebuild it with {backend.label} ({gpu})")
     return EngineHandle(

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import cuda
 from ..errors import TrtPerfError, UsageError
+from ..trt.backend import no_gc
 from ..trt.engine import EngineHandle, LiveEngine, deserialize
 from ..trt.inputs import load_inputs, resolve_shapes, user_shapes
 from ..trt.profiler import make_profiler, summarize
@@ -152,6 +153,10 @@ class TensorRTWorkload:
         return self.live.device_memory_bytes if self.live is not None else None
 
     def setup(self) -> None:
+        with no_gc():
+            self._setup()
+
+    def _setup(self) -> None:
         from .cuda import CudaWorkload
 
         cuda.require_gpu()
@@ -189,14 +194,16 @@ class TensorRTWorkload:
     def run(self, iterations: int) -> Batch:
         if self._inner is None:
             raise UsageError("TensorRTWorkload.run() called before setup()")
-        batch = self._inner.run(iterations)
+        with no_gc():  # TensorRT may call our output allocator during enqueue
+            batch = self._inner.run(iterations)
         self._ran = True
         return batch
 
     def teardown(self) -> None:
         try:
             if self.profile_layers and self._ran and self._slots:
-                self._profile_pass()
+                with no_gc():
+                    self._profile_pass()
         finally:
             if self._inner is not None:
                 self._inner.teardown()
