@@ -1,0 +1,62 @@
+"""TensorRT workloads on a small MLP: a dynamic-shape batch sweep over one
+engine, a throughput test on two streams, and loading a saved engine file.
+
+Models come from ``models/make_models.py`` (generated, no download). On a
+machine without TensorRT or a GPU this module skips with one line.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location("example_models", Path(__file__).parent / "models" / "make_models.py")
+models = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(models)
+if (reason := models.tensorrt_unavailable()) is not None:
+    pytest.skip(reason, allow_module_level=True)
+MODELS = models.ensure()
+MLP = str(MODELS / "mlp.onnx")
+PLAN = MODELS / "mlp_b1-256.plan"
+
+
+def test_batch_sweep(trt_bench):
+    """One engine with a min/opt/max profile, measured at several batch sizes."""
+    engine = trt_bench.engine(
+        MLP,
+        min_shapes={"input": (1, 256)},
+        opt_shapes={"input": (64, 256)},
+        max_shapes={"input": (256, 256)},
+    )
+    for bs in (1, 16, 64, 256):
+        trt_bench.measure(engine, shapes={"input": (bs, 256)}, name=f"bs{bs}")
+
+
+@pytest.mark.trt_engine(onnx=MLP, shapes={"input": (256, 256)})
+@pytest.mark.trt_perf(metric="throughput", mode="throughput", streams=2, tolerance="5%")
+def test_mlp_throughput(trt_bench):
+    result = trt_bench()
+    assert result.throughput > 0  # inferences per second (256 per iteration)
+
+
+@pytest.fixture(scope="module")
+def saved_engine():
+    """Build the engine once and save it, like ``trtexec --saveEngine``."""
+    from pytest_trtperf.trt import EngineSpec, get_engine
+    from pytest_trtperf.trt.options import session_options
+
+    spec = EngineSpec.create(
+        "example_suite: save engine",
+        onnx=MLP,
+        min_shapes={"input": (1, 256)},
+        opt_shapes={"input": (32, 256)},
+        max_shapes={"input": (256, 256)},
+    )
+    PLAN.write_bytes(get_engine(spec, session_options()).plan)
+    return PLAN
+
+
+@pytest.mark.trt_engine(engine=str(PLAN), shapes={"input": (32, 256)})
+def test_load_engine_file(trt_bench, saved_engine):
+    result = trt_bench()  # deserializes the plan; I/O, dtypes and profile come from the engine
+    assert result.latency.median_ms > 0
