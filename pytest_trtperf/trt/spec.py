@@ -50,7 +50,7 @@ class EngineSpec:
     version_compatible: bool = False
     weight_streaming: bool = False
     builder_flags: tuple[str, ...] = ()
-    inputs: Mapping[str, Any] | str | None = None
+    inputs: Mapping[str, Any] | str | None = field(default=None, compare=False)
     seed: int = 0
 
     # -- construction -----------------------------------------------------

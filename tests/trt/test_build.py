@@ -148,3 +148,27 @@ def test_corrupt_timing_cache_is_replaced_with_a_note(rtx, models: Path, tmp_pat
     result = build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (1, 64)}), timing_cache=cache)
     assert result.plan[:4] == b"vtrt"
     assert cache.read_bytes() != b"\x00garbage" * 8
+
+
+def test_builder_failures_surface_the_library_error_in_one_line(rtx, models: Path) -> None:
+    """version_compatible reaches the real builder; where the library cannot honour
+    it (TensorRT-RTX wheels ship no lean runtime) its own error is the message."""
+    try:
+        result = build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (1, 64)}, version_compatible=True))
+    except UsageError as exc:
+        msg = str(exc)
+        assert "\n" not in msg and msg.startswith(f"{WHERE}: TensorRT-RTX") and "failed to build" in msg
+        assert "Error Code" in msg  # the builder's own words, not a generic failure
+    else:
+        assert result.plan
+
+
+def test_gc_is_restored_after_builds_and_errors(rtx, models: Path) -> None:
+    import gc
+
+    assert gc.isenabled()
+    build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (1, 64)}))
+    assert gc.isenabled()
+    with pytest.raises(UsageError):
+        build_plan(rtx, spec(models, "broken.onnx", shapes={"input": (1, 4)}))
+    assert gc.isenabled()
