@@ -15,7 +15,6 @@ if str(ROOT) not in sys.path:
 from pytest_trtperf.errors import BackendUnavailable  # noqa: E402
 from pytest_trtperf.trt import backend as backend_mod  # noqa: E402
 from pytest_trtperf.trt.options import TrtOptions  # noqa: E402
-from tests import onnx_models  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +30,8 @@ def rtx() -> backend_mod.Backend:
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with mlp.onnx, cnn.onnx, encoder.onnx, two_inputs.onnx, broken.onnx."""
     pytest.importorskip("onnx", reason="needs onnx to generate test models (pip install onnx)")
+    from tests import onnx_models
+
     d = tmp_path_factory.mktemp("models")
     onnx_models.mlp(d / "mlp.onnx")
     onnx_models.cnn(d / "cnn.onnx")
