@@ -107,7 +107,8 @@ class TrtBench:
             raise UsageError(f"{self._item.nodeid}: trt_bench() needs @pytest.mark.trt_engine(onnx=... or "
                              f"engine=...) on the test; to time a callable use trt_bench.measure(fn)")
         opts = self._options(overrides)
-        engine = self._trt().engine_from_marker(marker, where=self._item.nodeid, progress=self._progress)
+        engine = self._trt().engine_from_marker(marker, where=self._item.nodeid, progress=self._progress,
+                                                base_dir=self._item.path.parent)
         workload = self._trt().make_workload(engine, shapes=shapes, inputs=inputs, options=opts)
         return self._run(workload, name=name, opts=opts)
 
@@ -218,9 +219,13 @@ class TrtBench:
                 result = self._build(rid, name, workload, self._measure_once(workload, opts, rid), fp, identity, opts)
                 verdict = dataclasses.replace(self._judge(result, opts), remeasured=True)
             notes = tuple(workload.notes())
+            # TensorRT workloads: per-layer profile and the engine's device memory.
+            layers = tuple(getattr(workload, "layers", lambda: ())() or ())
+            memory = getattr(workload, "device_memory_bytes", None)
         finally:
             workload.teardown()
-        result = dataclasses.replace(result, verdict=verdict, notes=result.notes + notes)
+        result = dataclasses.replace(result, verdict=verdict, notes=result.notes + notes, layers=layers,
+                                     device_memory_bytes=memory if isinstance(memory, int) else None)
         self.results.append(result)
         return result
 

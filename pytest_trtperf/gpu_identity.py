@@ -45,6 +45,8 @@ def gpu_fingerprint_for(workload: Any, *, clocks: str) -> Fingerprint:
     if lib is not None:
         backend, trt_version = lib.split(" ", 1)
         extra["trt_backend"] = backend
+        engine = identity.get("engine", {})
+        extra["model"] = engine.get("onnx_sha256") or engine.get("plan_sha256")
     fp = gpu_fingerprint(kind=workload.kind, gpu_name=info.name,
                          compute_capability=f"{info.compute_capability[0]}.{info.compute_capability[1]}",
                          trt_version=trt_version, clocks=clocks, info=extra)

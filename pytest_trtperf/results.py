@@ -183,6 +183,8 @@ class Result:
     #: Optional per-layer profile (TensorRT): list of {"name", "ms"}.
     layers: tuple[Mapping[str, Any], ...] = ()
     location: tuple[str, int] | None = None  # (file, line) of the test
+    #: Device memory the engine needs (TensorRT), in bytes.
+    device_memory_bytes: int | None = None
 
     # Friendly accessors matching the design's vocabulary.
     @property
@@ -235,6 +237,7 @@ class Result:
             "verdict": self.verdict.to_dict() if self.verdict else None,
             "layers": [dict(x) for x in self.layers],
             "location": list(self.location) if self.location else None,
+            "device_memory_bytes": self.device_memory_bytes,
         }
 
     @classmethod
@@ -262,4 +265,5 @@ class Result:
             verdict=Verdict.from_dict(d["verdict"]) if d.get("verdict") else None,
             layers=tuple(d.get("layers", ())),
             location=tuple(d["location"]) if d.get("location") else None,  # type: ignore[arg-type]
+            device_memory_bytes=d.get("device_memory_bytes"),
         )

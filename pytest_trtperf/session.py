@@ -51,6 +51,22 @@ def result_id(nodeid: str, name: str | None) -> str:
     return f"{nodeid}::{name}" if name else nodeid
 
 
+#: Engine identity fields that are not configuration: the model under test
+#: (a new model version is what the gate must judge, not refuse to compare),
+#: the library's patch version and the GPU (both in the fingerprint), the file name.
+_NOT_CONFIG = frozenset({"onnx_sha256", "plan_sha256", "version", "gpu", "source"})
+
+
+def config_identity(identity: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(identity)
+    engine = out.get("engine")
+    if isinstance(engine, Mapping):
+        out["engine"] = {k: v for k, v in engine.items() if k not in _NOT_CONFIG}
+    return out
+
+
 def config_hash(identity: Mapping[str, Any]) -> str:
-    blob = json.dumps(identity, sort_keys=True, default=str).encode()
+    """Hash of what was configured (shapes, precision, mode, graphs, ...); a
+    baseline with another hash is incomparable."""
+    blob = json.dumps(config_identity(identity), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

@@ -57,6 +57,18 @@ class EngineCache:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
+    def ensure_directory(self) -> None:
+        """Create the cache directory, ignored by git: plans are large, binary
+        and specific to one machine, so they must never land in a commit even
+        when the cache sits inside the committed baseline directory."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        ignore = self.directory / ".gitignore"
+        if not ignore.exists():
+            try:
+                ignore.write_text("*\n")
+            except OSError:
+                pass
+
     def paths(self, key: str) -> tuple[Path, Path]:
         return self.directory / f"{key}.plan", self.directory / f"{key}.json"
 
@@ -84,6 +96,7 @@ class EngineCache:
         plan_path, meta_path = self.paths(key)
         full = dict(meta)
         full.update(schema=SCHEMA, size=len(plan), sha256=hashlib.sha256(plan).hexdigest(), created=time.time())
+        self.ensure_directory()
         atomic_write(plan_path, plan)
         atomic_write(meta_path, json.dumps(full, sort_keys=True, indent=1).encode())
         return CacheEntry(key=key, plan=plan, meta=full, path=plan_path)

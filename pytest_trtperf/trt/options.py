@@ -74,7 +74,8 @@ class TrtOptions:
 
     @classmethod
     def from_pytest_config(cls, config: Any) -> "TrtOptions":
-        """Command line first, then ini; the default engine cache is pytest's cache dir."""
+        """Command line first, then ini; the default engine cache is ``engines/``
+        inside the baseline directory (``.trtperf/`` by default), git-ignored."""
         values: dict[str, Any] = {}
         for opt, ini, _help, _kind in _OPTIONS:
             dest = opt[2:].replace("-", "_")
@@ -83,11 +84,14 @@ class TrtOptions:
                 ini_value = config.getini(ini)
                 value = ini_value if ini_value not in ("", None, []) else value
             values[dest[4:]] = value
-        default_cache = None
-        cache = getattr(config, "cache", None)
-        if cache is not None:
-            default_cache = Path(cache.mkdir("trtperf-engines"))
-        return cls.from_values(**values, default_cache_dir=default_cache, rootdir=Path(str(config.rootpath)))
+        rootdir = Path(str(config.rootpath))
+        try:
+            bdir = config.getoption("trt_baseline_dir", default=None) or config.getini("trt_baseline_dir")
+        except ValueError:  # the core's options are not registered (plugin used piecemeal)
+            bdir = None
+        base = Path(str(bdir)) if bdir else Path(".trtperf")
+        default_cache = (base if base.is_absolute() else rootdir / base) / "engines"
+        return cls.from_values(**values, default_cache_dir=default_cache, rootdir=rootdir)
 
 
 _session: TrtOptions | None = None
@@ -101,10 +105,10 @@ def configure(config: Any) -> TrtOptions:
 
 
 def session_options() -> TrtOptions:
-    """The session's options; outside pytest, defaults with a cache in ``.pytest_cache``."""
+    """The session's options; outside pytest, defaults with a cache in ``.trtperf/engines``."""
     if _session is not None:
         return _session
-    return TrtOptions.from_values(default_cache_dir=Path.cwd() / ".pytest_cache" / "d" / "trtperf-engines")
+    return TrtOptions.from_values(default_cache_dir=Path.cwd() / ".trtperf" / "engines")
 
 
 def _bool(value: Any, name: str) -> bool:

@@ -42,6 +42,8 @@ def test_second_get_is_a_cache_hit_and_much_faster(rtx, models: Path, options: T
     assert hit_s < build_s / 5, (hit_s, build_s)
     assert first.plan_path is not None and first.plan_path.parent == options.engine_cache
     assert options.timing_cache is not None and options.timing_cache.is_file()
+    # Plans never end up in a commit, even inside the committed baseline dir.
+    assert (options.engine_cache / ".gitignore").read_text() == "*\n"
 
 
 def test_identity_is_stable_and_tracks_build_config(rtx, models: Path, options: TrtOptions) -> None:

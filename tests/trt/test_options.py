@@ -45,10 +45,19 @@ def test_defaults_and_command_line(pytester: pytest.Pytester) -> None:
     assert opts["profile_layers"] == "True" and opts["allow_engine_host_code"] == "False"
 
 
-def test_default_engine_cache_is_pytest_cache_dir(pytester: pytest.Pytester) -> None:
+def test_default_engine_cache_is_inside_the_baseline_dir(pytester: pytest.Pytester) -> None:
     opts = _opts(pytester)
-    assert opts["engine_cache"].endswith("trtperf-engines") and ".pytest_cache" in opts["engine_cache"]
+    assert opts["engine_cache"] == str(pytester.path / ".trtperf" / "engines")
     assert opts["backend"] == "auto" and opts["profile_layers"] == "False"
+
+
+def test_engine_cache_follows_the_baseline_dir(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_opts=TEST)
+    result = pytester.runpytest_subprocess("-s", "--trt-baseline-dir=perf/base")
+    line = next(x for x in result.outlines if "OPTS=" in x)
+    import json
+
+    assert json.loads(line.split("OPTS=", 1)[1])["engine_cache"] == str(pytester.path / "perf" / "base" / "engines")
 
 
 def test_ini_keys_and_off(pytester: pytest.Pytester) -> None:
