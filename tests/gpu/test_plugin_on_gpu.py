@@ -1,0 +1,76 @@
+"""The whole loop on real CUDA: a fixed-duration kernel measured through the
+plugin (CUDA events, graphs, NVML state), baselined, then gated after the
+kernel got 30% longer."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.gpu
+
+KERNELS = Path(__file__).with_name("gpu_kernels.py")
+
+TEST = f'''
+import importlib.util, os
+import pytest
+
+spec = importlib.util.spec_from_file_location("k", {str(KERNELS)!r})
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+K = mod.Kernels()
+NS = int(float(os.environ.get("SPIN_SCALE", "1")) * 200_000)
+
+
+def test_spin(trt_bench):
+    r = trt_bench.measure(lambda stream: K.spin(stream, NS), timer="cuda", name="spin200us")
+    assert r.kind == "cuda" and r.gpu_compute is not None
+    assert r.device_state.samples > 0 and r.device_state.sm_clock_mhz_median
+'''
+
+ARGS = ["-p", "pytest_trtperf.plugin", "-p", "no:cacheprovider", "--trt-max-time=2", "--trt-json=out.json"]
+
+
+def run(p: pytest.Pytester, *args: str, scale: float = 1.0) -> pytest.RunResult:
+    os.environ["SPIN_SCALE"] = str(scale)
+    try:
+        return p.runpytest_subprocess(*ARGS, *args)
+    finally:
+        os.environ.pop("SPIN_SCALE", None)
+
+
+def test_update_compare_and_a_thirty_percent_slower_kernel(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_gpu=TEST)
+    run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    (path,) = (pytester.path / ".trtperf").glob("*.json")
+    entry = json.loads(path.read_text())["results"]["test_gpu.py::test_spin::spin200us"]
+    assert entry["kind"] == "cuda" and entry["fingerprint"]["critical"]["kind"] == "cuda"
+    assert 0.2 <= entry["latency_ms"]["median"] < 0.21  # 200 us kernel, events add a few us
+
+    ok = run(pytester)
+    ok.assert_outcomes(passed=1)
+    doc = json.loads((pytester.path / "out.json").read_text())
+    (res,) = doc["results"]
+    assert res["verdict"]["status"] == "pass", res["verdict"]
+    assert res["identity"]["cuda_graph"] is True
+
+    slow = run(pytester, scale=1.3)
+    slow.assert_outcomes(failed=1)
+    slow.stdout.fnmatch_lines(["*spin200us: median latency regressed +*%*"])
+    res = json.loads((pytester.path / "out.json").read_text())["results"][0]
+    assert 0.25 < res["verdict"]["change"] < 0.35
+
+
+def test_xdist_single_worker_is_pinned_to_the_gpu(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_gpu=TEST + '''
+
+def test_env():
+    from pathlib import Path
+    Path("visible.txt").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
+''')
+    r = pytester.runpytest_subprocess(*ARGS, "-n", "1", "--trt-baseline=update")
+    r.assert_outcomes(passed=2)
+    assert (pytester.path / "visible.txt").read_text().startswith("GPU-")  # pinned by UUID
