@@ -17,7 +17,7 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 cat "$OUT/env.txt"
 python3 bench/nvml_probe.py > "$OUT/nvml_probe.txt" 2>&1; echo "nvml_probe rc=$?"
 python3 -m pytest tests/gpu tests/trt -m gpu -p pytest_trtperf.plugin -p no:cacheprovider -q -rs \
-  --junitxml="$OUT/gpu_tests.xml" > "$OUT/gpu_tests.txt" 2>&1; echo "gpu tests rc=$?"
+  > "$OUT/gpu_tests.txt" 2>&1; echo "gpu tests rc=$?"
 tail -5 "$OUT/gpu_tests.txt"
 cd example_suite && rm -rf .trtperf-gpu && \
 python3 -m pytest . -p pytest_trtperf.plugin -p no:cacheprovider -q -rs --trt-baseline-dir=.trtperf-gpu \
