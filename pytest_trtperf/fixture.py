@@ -83,8 +83,10 @@ class TrtBench:
         from :meth:`engine`, or a callable: timed with the host clock
         (``timer="host"``), on a CUDA stream (``timer="cuda"``; the callable
         takes the stream handle), or on torch's current stream
-        (``timer="torch"``). ``"auto"`` picks torch when torch has initialised
-        CUDA, else the host clock. Keyword overrides take the ``trt_perf``
+        (``timer="torch"``). ``"auto"`` picks CUDA for a one-argument
+        callable and the host clock otherwise; once torch has initialised
+        CUDA, the host clock waits for the GPU after each call (end-to-end
+        time, with a note suggesting ``timer="torch"``). Keyword overrides take the ``trt_perf``
         marker's arguments (``tolerance="3%"``, ``metric="p99"``, ...).
         ``shapes`` and ``inputs`` apply to engines: the input shapes to run at
         (within the engine's profile) and the data to feed.
@@ -163,7 +165,16 @@ class TrtBench:
             raise UsageError(f"{self._item.nodeid}: trt_bench.measure() needs a callable, a Workload or an "
                              f"engine, got {type(target).__name__}")
         if timer == "auto":
-            timer = "torch" if _torch_cuda_initialized() else "host"
+            timer = "cuda" if _takes_stream(target) else "host"
+            if timer == "host" and _torch_cuda_initialized():
+                # A zero-argument callable may enqueue torch GPU work: time it
+                # end to end (host clock + synchronize) so it is never too short.
+                import torch
+
+                from .workloads.host import HostWorkload
+
+                return HostWorkload(target, inferences_per_iteration=inferences_per_iteration,
+                                    sync=torch.cuda.synchronize, sync_name="torch.cuda.synchronize")
         if timer == "host":
             from .workloads.host import HostWorkload
 
@@ -278,6 +289,18 @@ class TrtBench:
             elif r.verdict.status == "missing" and self._missing_fails.get(r.id, False):
                 out.append(r.verdict.message + " (--trt-missing-baseline=fail)")
         return out
+
+
+def _takes_stream(fn: Any) -> bool:
+    """True for ``lambda stream: ...``: exactly one required positional parameter."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    required = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    return len(required) == 1 and not any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
 def _torch_cuda_initialized() -> bool:

@@ -69,3 +69,4 @@ def test_gpu_tests_fail_instead_of_skipping_with_require_gpu(pytester: pytest.Py
                           cwd=pytester.path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stdout
     assert "(--trt-require-gpu)" in proc.stdout and "1 failed" in proc.stdout
+

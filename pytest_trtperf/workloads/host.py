@@ -21,10 +21,14 @@ class HostWorkload:
     kind = "host"
 
     def __init__(self, fn: Callable[[], Any], *, inferences_per_iteration: int = 1,
-                 identity: Mapping[str, Any] | None = None) -> None:
+                 identity: Mapping[str, Any] | None = None, sync: Callable[[], Any] | None = None,
+                 sync_name: str = "") -> None:
         if not callable(fn):
             raise TypeError(f"trt_bench.measure() needs a callable, got {type(fn).__name__}")
-        self._fn = fn
+        # With ``sync`` (e.g. torch.cuda.synchronize) each call is timed until
+        # the GPU work it enqueued has finished: end-to-end, never too short.
+        self._fn = fn if sync is None else (lambda: (fn(), sync()))
+        self._sync_name = sync_name if sync is not None else ""
         self.inferences_per_iteration = int(inferences_per_iteration)
         self._identity = dict(identity or {})
 
@@ -47,8 +51,14 @@ class HostWorkload:
         """Nothing to release."""
 
     def identity(self) -> Mapping[str, Any]:
-        return {"timer": "perf_counter", "inferences_per_iteration": self.inferences_per_iteration,
-                **self._identity}
+        ident = {"timer": "perf_counter", "inferences_per_iteration": self.inferences_per_iteration,
+                 **self._identity}
+        if self._sync_name:
+            ident["sync"] = self._sync_name
+        return ident
 
     def notes(self) -> tuple[str, ...]:
+        if self._sync_name:
+            return (f"timed with the host clock and {self._sync_name}() after each call, because torch has "
+                    f"initialised CUDA; pass timer='torch' for CUDA-event timing of the GPU work alone",)
         return ()

@@ -74,3 +74,26 @@ def test_env():
     r = pytester.runpytest_subprocess(*ARGS, "-n", "1", "--trt-baseline=update")
     r.assert_outcomes(passed=2)
     assert (pytester.path / "visible.txt").read_text().startswith("GPU-")  # pinned by UUID
+
+
+def test_auto_timer_with_torch_is_end_to_end_and_explicit_torch_uses_events(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("torch")
+    pytester.makepyfile(test_torch='''
+        import numpy as np
+        import torch
+
+        A = torch.randn(4096, 4096, device="cuda", dtype=torch.float16)
+        IMG = np.random.default_rng(0).random((512, 512)).astype(np.float32)
+
+        def test_modes(trt_bench):
+            events = trt_bench.measure(lambda: A @ A, timer="torch", name="events")
+            auto = trt_bench.measure(lambda: A @ A, name="auto")
+            host = trt_bench.measure(lambda: np.sort(IMG, axis=1), name="numpy")
+            assert events.kind == "torch" and auto.kind == "host" and auto.identity["sync"]
+            # End to end is never shorter than the GPU time alone.
+            assert auto.latency.median >= 0.95 * events.latency.median
+            # Host work after torch initialised CUDA is timed as host work, not as an empty graph.
+            assert host.latency.median > 0.1 and "timer='torch'" in host.notes[0]
+    ''')
+    r = pytester.runpytest_subprocess(*ARGS, "--trt-baseline=off")
+    r.assert_outcomes(passed=1)
