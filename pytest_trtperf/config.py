@@ -218,14 +218,20 @@ class Settings:
             return _raw(config, opts[dest])
 
         rootdir = Path(str(config.rootpath))
-        bdir = raw("trt_baseline_dir")
-        baseline_dir = Path(bdir) if bdir else rootdir / ".trtperf"
-        if not baseline_dir.is_absolute():
-            baseline_dir = rootdir / baseline_dir
-
         def opt_path(dest: str) -> Path | None:
-            v = raw(dest)
-            return Path(v).resolve() if v else None
+            """A path from the command line is relative to where pytest was
+            started (like --junitxml); one from the ini file to that file."""
+            cli = config.getoption(dest, default=None)
+            if cli:
+                base = Path(str(config.invocation_params.dir))
+                return (base / Path(cli).expanduser()).resolve()
+            ini = config.getini(dest)
+            if ini:
+                base = Path(str(config.inipath.parent)) if config.inipath else rootdir
+                return (base / Path(str(ini)).expanduser()).resolve()
+            return None
+
+        baseline_dir = opt_path("trt_baseline_dir") or rootdir / ".trtperf"
 
         m = MeasureOptions(
             metric=_choice(raw("trt_metric"), METRICS, what="--trt-metric"),

@@ -53,14 +53,14 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = Settings.from_pytest_config(config)
     except UsageError as e:
         raise pytest.UsageError(str(e)) from None
+    state = SessionState.create(settings, is_controller=not hasattr(config, "workerinput"))
+    config.stash[STATE_KEY] = state
     trt = _component("pytest_trtperf.trt.options")
     if trt is not None:
         try:
             trt.configure(config)
         except UsageError as e:
             raise pytest.UsageError(str(e)) from None
-    state = SessionState.create(settings, is_controller=not hasattr(config, "workerinput"))
-    config.stash[STATE_KEY] = state
     config.pluginmanager.register(SessionHooks(state), "trtperf-session")
     gpu = _component("pytest_trtperf.gpu_plugin")
     if gpu is not None and hasattr(gpu, "GpuSessionPlugin"):

@@ -290,3 +290,15 @@ def test_plugin_can_be_disabled(suite: pytest.Pytester) -> None:
     r = suite.runpytest_subprocess("-p", "no:trtperf", "-p", "no:cacheprovider")
     r.assert_outcomes(errors=1)
     r.stdout.fnmatch_lines(["*fixture 'trt_bench' not found*"])
+
+
+def test_paths_from_the_command_line_are_relative_to_the_invocation_dir(suite: pytest.Pytester) -> None:
+    sub = suite.path / "sub"
+    sub.mkdir()
+    suite.makeini("[pytest]\n")
+    os.chdir(sub)
+    r = run(suite, "--trt-baseline=update", "--trt-baseline-dir=base", "--trt-json=out.json",
+            str(suite.path / "test_perf.py"), subprocess_=True)
+    r.assert_outcomes(passed=1)
+    assert len(list((sub / "base").glob("*.json"))) == 1 and (sub / "out.json").is_file()
+    assert not (suite.path / "base").exists()

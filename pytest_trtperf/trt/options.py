@@ -85,13 +85,26 @@ class TrtOptions:
                 value = ini_value if ini_value not in ("", None, []) else value
             values[dest[4:]] = value
         rootdir = Path(str(config.rootpath))
-        try:
-            bdir = config.getoption("trt_baseline_dir", default=None) or config.getini("trt_baseline_dir")
-        except ValueError:  # the core's options are not registered (plugin used piecemeal)
-            bdir = None
-        base = Path(str(bdir)) if bdir else Path(".trtperf")
-        default_cache = (base if base.is_absolute() else rootdir / base) / "engines"
+        default_cache = _baseline_dir(config, rootdir) / "engines"
         return cls.from_values(**values, default_cache_dir=default_cache, rootdir=rootdir)
+
+
+def _baseline_dir(config: Any, rootdir: Path) -> Path:
+    """The core's baseline directory (the engine cache lives inside it)."""
+    try:
+        from ..plugin import STATE_KEY
+
+        state = config.stash.get(STATE_KEY, None)
+    except ImportError:  # pragma: no cover
+        state = None
+    if state is not None:
+        return Path(state.settings.baseline_dir)
+    try:
+        bdir = config.getoption("trt_baseline_dir", default=None) or config.getini("trt_baseline_dir")
+    except ValueError:  # the core's options are not registered (used piecemeal)
+        bdir = None
+    base = Path(str(bdir)) if bdir else Path(".trtperf")
+    return base if base.is_absolute() else rootdir / base
 
 
 _session: TrtOptions | None = None
