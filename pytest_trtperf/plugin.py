@@ -13,17 +13,17 @@ from typing import Any, Generator
 
 import pytest
 
+from . import outputs
 from . import report as report_mod
-from . import report_github, report_html
 from .config import PERF_ARGS, Settings, add_options
 from .errors import BaselineFileError, UsageError
 from .fixture import TrtBench
 from .results import Result
-from .session import SessionState, now_iso
-from .fingerprint import git_commit
+from .session import SessionState
 
 STATE_KEY = pytest.StashKey[SessionState]()
 BENCH_KEY = pytest.StashKey[TrtBench]()
+
 
 def _component(name: str) -> Any:
     try:
@@ -148,44 +148,14 @@ class SessionHooks:
             self.state.collected.extend(Result.from_dict(d) for d in data)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        state = self.state
-        if not state.is_controller:
-            return
-        s = state.settings
-        # The HTML report shows the baselines as they were before an update.
-        entries = report_html.baseline_entries(state.store, state.collected) if s.report_path else {}
-        if s.baseline_mode == "update" and state.collected:
-            if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR):
-                state.write_error = "the session was interrupted; baselines are left as they were"
-            else:
-                try:
-                    paths = state.store.write(state.collected, timestamp=now_iso(),
-                                              git_commit=git_commit(str(s.rootdir)))
-                    state.written = [str(p) for p in paths]
-                except (BaselineFileError, OSError) as e:
-                    state.write_error = str(e)
-                    session.exitstatus = pytest.ExitCode.USAGE_ERROR
-        if s.json_path is not None:
-            doc = report_mod.json_document(state.collected, settings=s, started=state.started,
-                                           finished=now_iso(), exitstatus=int(session.exitstatus),
-                                           written=state.written)
-            report_mod.write_json(s.json_path, doc)
-        self.output_lines += report_github.write_step_summary(state.collected)
-        if s.report_path is not None:
-            self.output_lines.append(report_html.write_report(
-                s.report_path, state.collected, entries, generated=now_iso(), baseline_mode=s.baseline_mode))
+        if self.state.is_controller:
+            self.output_lines, status = outputs.write_outputs(self.state, int(exitstatus))
+            if status is not None:
+                session.exitstatus = status
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         state = self.state
-        if not state.is_controller or not (state.collected or state.write_error):
-            return
-        tr = terminalreporter
-        tr.write_sep("-", "trtperf")
-        if state.collected:
-            for line in report_mod.format_table(state.collected):
-                tr.write_line(line)
-        for line in report_mod.summary_lines(state.collected, baseline_mode=state.settings.baseline_mode,
-                                             written=state.written, write_error=state.write_error):
-            tr.write_line(line)
-        for line in self.output_lines + report_github.annotations_for(state.collected, state.settings.rootdir):
-            tr.write_line(line)
+        if state.is_controller and (state.collected or state.write_error or self.output_lines):
+            terminalreporter.write_sep("-", "trtperf")
+            for line in outputs.terminal_lines(state, self.output_lines):
+                terminalreporter.write_line(line)

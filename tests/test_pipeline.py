@@ -302,3 +302,11 @@ def test_paths_from_the_command_line_are_relative_to_the_invocation_dir(suite: p
     r.assert_outcomes(passed=1)
     assert len(list((sub / "base").glob("*.json"))) == 1 and (sub / "out.json").is_file()
     assert not (suite.path / "base").exists()
+
+
+def test_unwritable_json_path_is_one_line_and_exit_4(suite: pytest.Pytester) -> None:
+    (suite.path / "blocker").write_text("a file, not a directory")
+    r = run(suite, "--trt-baseline=off", "--trt-json=blocker/out.json", subprocess_=True)
+    assert r.ret == 4
+    r.stdout.fnmatch_lines(["--trt-json: could not write */blocker/out.json (*); check the path"])
+    assert "Traceback" not in r.stdout.str() + r.stderr.str()
