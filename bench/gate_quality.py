@@ -139,7 +139,7 @@ class NvmlSampler:
             import pynvml
 
             pynvml.nvmlInit()
-            h = pynvml.nvmlDeviceGetHandleByIndex(int(os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]))
+            h = pynvml.nvmlDeviceGetHandleByIndex(0)  # the one visible GPU
             reasons = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
                 pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
         except Exception as exc:  # noqa: BLE001 - no NVML: record that, measure anyway
@@ -642,6 +642,7 @@ class OurRule:
     opts: MeasureOptions
     points: int = stats.QUANTILE_POINTS
     throttle_aware: bool = False  # proposal: a throttled final run is not failed
+    never_remeasure: bool = False  # not even a run flagged for throttling
 
     def settings(self) -> MeasureSettings:
         return MeasureSettings.from_options(self.opts)
@@ -684,7 +685,7 @@ class Evaluator:
         c = self.outcome(cand, 0, rule)
         status = self._decide(b, c, rule, cand)
         seconds, remeasured, trunc = c.seconds, False, c.truncated
-        if status == "regression" and (rule.opts.remeasure or c.throttled):
+        if status == "regression" and not rule.never_remeasure and (rule.opts.remeasure or c.throttled):
             c2 = self.outcome(cand, c.end, rule)
             status = self._decide(b, c2, rule, cand)
             seconds, remeasured, trunc = seconds + c2.seconds, True, trunc or c2.truncated
@@ -810,12 +811,14 @@ def tuning_rules(tolerance: float) -> list[Any]:
     r = dataclasses.replace
     return [
         OurRule("ours (defaults)", base),
-        OurRule("no re-measure", r(base, remeasure=False)),
+        OurRule("no re-measure unless throttled", r(base, remeasure=False)),
+        OurRule("never re-measure", base, never_remeasure=True),
         OurRule("confidence 0.95", r(base, confidence=0.95)),
         OurRule("confidence 0.999", r(base, confidence=0.999)),
         OurRule("min_time 0.1 s", r(base, min_time_s=0.1)),
         OurRule("min_time 0.25 s", r(base, min_time_s=0.25)),
         OurRule("min_time 1.0 s", r(base, min_time_s=1.0)),
+        OurRule("warm-up 1 s", r(base, warmup_s=1.0)),
         OurRule("target CI 0.5%", r(base, target_rel_ci=0.005)),
         OurRule("target CI 2%", r(base, target_rel_ci=0.02)),
         OurRule("max_time 1 s", r(base, max_time_s=1.0)),
