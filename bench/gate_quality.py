@@ -817,6 +817,7 @@ def tuning_rules(tolerance: float) -> list[Any]:
         OurRule("confidence 0.999", r(base, confidence=0.999)),
         OurRule("min_time 0.1 s", r(base, min_time_s=0.1)),
         OurRule("min_time 0.25 s", r(base, min_time_s=0.25)),
+        OurRule("min_time 0.5 s (old default)", r(base, min_time_s=0.5)),
         OurRule("min_time 1.0 s", r(base, min_time_s=1.0)),
         OurRule("warm-up 1 s", r(base, warmup_s=1.0)),
         OurRule("target CI 0.5%", r(base, target_rel_ci=0.005)),

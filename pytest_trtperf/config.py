@@ -52,8 +52,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("--trt-no-remeasure", "Decide on the first measurement: do not measure again to confirm a "
            "suspected regression.", False, "bool"),
     Option("--trt-warmup-ms", "Warm-up time before measuring (default 200 ms, as trtexec).", "200"),
-    Option("--trt-min-time", "Measure at least this many seconds before the adaptive stop (default 0.5).",
-           "0.5"),
+    Option("--trt-min-time", "Measure at least this many seconds before the adaptive stop (default 1: one "
+           "period of the GPU power-cap controller, see bench/RESULTS.md 'Gate quality').", "1"),
     Option("--trt-max-time", "Hard cap on measured seconds per result (default 5).", "5"),
     Option("--trt-target-ci", "Stop when the confidence interval of the median is narrower than this, "
            "relative to the median (default 1%).", "1%"),
@@ -117,7 +117,7 @@ class MeasureOptions:
     remeasure: bool = True
     warmup_s: float = 0.2
     min_warmup_iterations: int = 5
-    min_time_s: float = 0.5
+    min_time_s: float = 1.0  # >= one ~1 s power-cap controller period (bench/RESULTS.md, Gate quality)
     max_time_s: float = 5.0
     min_iterations: int = 10
     max_iterations: int = 10_000_000
