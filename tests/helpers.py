@@ -42,3 +42,20 @@ def load_baseline(pytester: pytest.Pytester) -> dict[str, Any]:
     files = baseline_files(pytester)
     assert len(files) == 1, files
     return json.loads(files[0].read_text())
+
+
+#: The fake NVML module (tests/fakes/fake_nvml.py) and the repository root.
+FAKE_NVML = Path(__file__).parent / "fakes" / "fake_nvml.py"
+REPO = Path(__file__).resolve().parents[1]
+
+#: Exactly the wiring plugin.py does for the GPU plugin, for pytester runs that
+#: block the installed plugin with ``-p no:trtperf``.
+GPU_PLUGIN_WIRING = """
+from pytest_trtperf import gpu_plugin
+
+def pytest_addoption(parser, pluginmanager):
+    gpu_plugin.add_options(parser, pluginmanager)
+
+def pytest_configure(config):
+    config.pluginmanager.register(gpu_plugin.GpuSessionPlugin(config), gpu_plugin.PLUGIN_NAME)
+"""

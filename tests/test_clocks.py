@@ -23,20 +23,8 @@ from pytest_trtperf.gpu_pinning import VisibleGpu
 
 pytest_plugins = ["pytester"]
 
-FAKE = Path(__file__).parent / "fakes" / "fake_nvml.py"
-REPO = Path(__file__).resolve().parents[1]
+from helpers import FAKE_NVML as FAKE, GPU_PLUGIN_WIRING as WIRING, REPO
 
-#: Exactly the wiring the lead's plugin.py does (the real plugin is blocked
-#: with ``-p no:trtperf`` so this works whether or not it is installed).
-WIRING = """
-from pytest_trtperf import gpu_plugin
-
-def pytest_addoption(parser, pluginmanager):
-    gpu_plugin.add_options(parser, pluginmanager)
-
-def pytest_configure(config):
-    config.pluginmanager.register(gpu_plugin.GpuSessionPlugin(config), gpu_plugin.PLUGIN_NAME)
-"""
 
 #: A test that reports what it sees, then waits to be killed.
 SLOW_TEST = """

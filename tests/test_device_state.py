@@ -14,7 +14,7 @@ from pytest_trtperf.device_state import DeviceStateSampler, flags_for, others_on
 from pytest_trtperf.results import DeviceState
 from pytest_trtperf.workload import StateMonitor
 
-FAKE = Path(__file__).parent / "fakes" / "fake_nvml.py"
+from helpers import FAKE_NVML as FAKE
 
 
 @pytest.fixture

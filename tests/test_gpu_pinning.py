@@ -14,18 +14,8 @@ from pytest_trtperf.gpu_pinning import VisibleGpu, assign, check_worker_count, p
 
 pytest_plugins = ["pytester"]
 
-FAKE = Path(__file__).parent / "fakes" / "fake_nvml.py"
-REPO = Path(__file__).resolve().parents[1]
+from helpers import FAKE_NVML as FAKE, GPU_PLUGIN_WIRING as WIRING, REPO
 
-WIRING = """
-from pytest_trtperf import gpu_plugin
-
-def pytest_addoption(parser, pluginmanager):
-    gpu_plugin.add_options(parser, pluginmanager)
-
-def pytest_configure(config):
-    config.pluginmanager.register(gpu_plugin.GpuSessionPlugin(config), gpu_plugin.PLUGIN_NAME)
-"""
 
 #: Every worker runs this (``--dist each``) and reports what it sees.
 REPORT_TEST = """

@@ -18,7 +18,7 @@ from .build import build_plan
 from .engine import EngineHandle, plan_identity, read_engine_file
 from .engine_cache import EngineCache, cache_key, file_digest
 from .options import TrtOptions, session_options
-from .progress import ProgressCallback, ProgressEvent, line_printer
+from .progress import ProgressCallback, line_printer
 from .spec import EngineSpec
 from .tensors import TensorInfo
 

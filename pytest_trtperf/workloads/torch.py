@@ -163,7 +163,6 @@ class TorchWorkload:
             with torch.cuda.graph(g, stream=ts, capture_error_mode=self.capture_mode):
                 self.fn()
         except Exception as exc:
-            del g
             warning = _recover_stream(torch, ts)
             if warning is not None:
                 self._notes.append(warning)
