@@ -44,6 +44,9 @@ class BaselineEntry:
     git_commit: str | None
     flags: tuple[str, ...] = ()
     layers: tuple[Mapping[str, Any], ...] = ()
+    #: Median SM clock during the baseline's measured window (GPU workloads):
+    #: lets a verdict say when a change came with a clock change.
+    sm_clock_mhz: float | None = None
 
     def metric_value(self, metric: str) -> float:
         return self.throughput if metric == "throughput" else float(getattr(self.latency, metric))
@@ -63,6 +66,7 @@ class BaselineEntry:
             git_commit=git_commit,
             flags=tuple(r.device_state.flags),
             layers=tuple(r.layers),
+            sm_clock_mhz=r.device_state.sm_clock_mhz_median,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +82,7 @@ class BaselineEntry:
             "git_commit": self.git_commit,
             "flags": list(self.flags),
             "layers": [dict(x) for x in self.layers],
+            "sm_clock_mhz": self.sm_clock_mhz,
         }
 
     @classmethod
@@ -98,6 +103,7 @@ class BaselineEntry:
             git_commit=d.get("git_commit"),
             flags=tuple(d.get("flags", ())),
             layers=tuple(d.get("layers", ())),
+            sm_clock_mhz=d.get("sm_clock_mhz"),
         )
 
 

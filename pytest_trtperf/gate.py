@@ -46,6 +46,18 @@ def fmt_change(change: float | None, ci: tuple[float, float] | None = None) -> s
     return text
 
 
+def clock_change(baseline_mhz: float | None, current_mhz: float | None, threshold: float = 0.02) -> str:
+    """'SM clock 1245 MHz vs 1545 MHz in the baseline (-19.4%)' when the median
+    SM clock moved by more than ``threshold``: a slowdown that comes with a
+    clock drop is the card (power cap, heat), not the code."""
+    if not baseline_mhz or not current_mhz:
+        return ""
+    change = current_mhz / baseline_mhz - 1.0
+    if abs(change) < threshold:
+        return ""
+    return f"SM clock {current_mhz:.0f} MHz vs {baseline_mhz:.0f} MHz in the baseline ({change * 100:+.1f}%)"
+
+
 def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, metric: str, tolerance: float,
           confidence: float, missing_baseline: str, baseline_path: str) -> Verdict:
     """Decide one result. Never raises for data reasons: everything becomes a
@@ -90,6 +102,9 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     changes = info_changes(entry.fingerprint, Fingerprint.from_dict(result.fingerprint))
     if changes:
         msg += f"; environment changed: {', '.join(changes)}"
+    clock = clock_change(entry.sm_clock_mhz, result.device_state.sm_clock_mhz_median)
+    if clock:
+        msg += f"; {clock}"
     if result.device_state.flags:
         msg += f"; device flags: {', '.join(result.device_state.flags)}"
     if status == "regression":

@@ -32,7 +32,7 @@ class MeasureSettings:
 
     warmup_s: float = 0.2
     min_warmup_iterations: int = 5
-    min_time_s: float = 0.5
+    min_time_s: float = 1.0
     max_time_s: float = 5.0
     min_iterations: int = 10
     max_iterations: int = 10_000_000
