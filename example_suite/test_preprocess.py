@@ -9,19 +9,31 @@ import pytest
 
 RNG = np.random.default_rng(0)
 IMAGE = RNG.integers(0, 256, size=(256, 256, 3), dtype=np.uint8)
+# Host timings move a few percent between processes (memory placement, CPU
+# frequency, neighbours on a shared runner), more than GPU timings do; 10% keeps
+# the gate quiet for these and still catches a real regression of the step.
+pytestmark = pytest.mark.trt_perf(tolerance="10%")
+
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+SCALE = (1.0 / (255.0 * STD)).astype(np.float32)
+SHIFT = (MEAN / STD).astype(np.float32)
+# Buffers are allocated once, as a serving loop would: fresh multi-megabyte
+# allocations per call make host timings swing between processes.
+CROP = np.empty((224, 224, 3), dtype=np.float32)
+OUT = np.empty((3, 224, 224), dtype=np.float32)
 
 
-def preprocess(image: np.ndarray) -> np.ndarray:
-    """Center-crop 224, scale to [0, 1], normalise, HWC -> CHW."""
+def preprocess(image: np.ndarray, out: np.ndarray = OUT) -> np.ndarray:
+    """Center-crop 224, scale to [0, 1], normalise, HWC -> CHW, into ``out``."""
     top = (image.shape[0] - 224) // 2
     left = (image.shape[1] - 224) // 2
-    crop = image[top:top + 224, left:left + 224].astype(np.float32) / 255.0
-    return np.ascontiguousarray(((crop - MEAN) / STD).transpose(2, 0, 1))
+    np.multiply(image[top:top + 224, left:left + 224], SCALE, out=CROP)
+    np.subtract(CROP, SHIFT, out=CROP)
+    out[...] = CROP.transpose(2, 0, 1)
+    return out
 
 
-@pytest.mark.trt_perf(tolerance="10%")
 def test_preprocess_latency(trt_bench):
     result = trt_bench.measure(lambda: preprocess(IMAGE))
     assert result.latency.median_ms < 50  # an absolute budget on top of the baseline gate

@@ -84,9 +84,10 @@ class TrtBench:
         (``timer="host"``), on a CUDA stream (``timer="cuda"``; the callable
         takes the stream handle), or on torch's current stream
         (``timer="torch"``). ``"auto"`` picks CUDA for a one-argument
-        callable and the host clock otherwise; once torch has initialised
-        CUDA, the host clock waits for the GPU after each call (end-to-end
-        time, with a note suggesting ``timer="torch"``). Keyword overrides take the ``trt_perf``
+        callable and the host clock otherwise; when the callable leaves torch
+        GPU work running on return, the host clock waits for the GPU after each
+        call (end-to-end time, with a note suggesting ``timer="torch"``).
+        Keyword overrides take the ``trt_perf``
         marker's arguments (``tolerance="3%"``, ``metric="p99"``, ...).
         ``shapes`` and ``inputs`` apply to engines: the input shapes to run at
         (within the engine's profile) and the data to feed.
@@ -166,9 +167,9 @@ class TrtBench:
                              f"engine, got {type(target).__name__}")
         if timer == "auto":
             timer = "cuda" if _takes_stream(target) else "host"
-            if timer == "host" and _torch_cuda_initialized():
-                # A zero-argument callable may enqueue torch GPU work: time it
-                # end to end (host clock + synchronize) so it is never too short.
+            if timer == "host" and _enqueues_torch_gpu_work(target):
+                # The callable leaves torch GPU work running when it returns: time
+                # it end to end (host clock + synchronize) so it is never too short.
                 import torch
 
                 from .workloads.host import HostWorkload
@@ -303,9 +304,20 @@ def _takes_stream(fn: Any) -> bool:
     return len(required) == 1 and not any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
-def _torch_cuda_initialized() -> bool:
+def _enqueues_torch_gpu_work(fn: Any, probes: int = 3) -> bool:
+    """Does ``fn()`` return while GPU work it enqueued on torch's current
+    stream is still running? Only asked once torch has initialised CUDA; a
+    pure host function leaves the stream idle."""
     torch = sys.modules.get("torch")
     try:
-        return bool(torch is not None and torch.cuda.is_initialized())
+        if torch is None or not torch.cuda.is_initialized():
+            return False
+        stream = torch.cuda.current_stream()
+        for _ in range(probes):
+            torch.cuda.synchronize()
+            fn()
+            if not stream.query():
+                return True
+        return False
     except Exception:  # noqa: BLE001 - any torch oddity means "not torch"
         return False
