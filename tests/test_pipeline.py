@@ -53,7 +53,9 @@ def test_update_then_compare_passes(suite: pytest.Pytester) -> None:
 
 def test_thirty_percent_slower_fails_with_message(suite: pytest.Pytester) -> None:
     run(suite, "--trt-baseline=update").assert_outcomes(passed=1)
-    r = run(suite, scale=1.3, subprocess_=True)
+    # In-process: this machine's processes differ by up to ~25% in host speed
+    # (bench/RESULTS.md); the gate's arithmetic is what is under test here.
+    r = run(suite, scale=1.3)
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines([
         "*test_perf.py::test_hash: median latency regressed +*% (* -> *, 99% CI +*..+*, tolerance 5.0%)*",
@@ -185,9 +187,10 @@ def test_xdist_matches_serial(pytester: pytest.Pytester, workers: str) -> None:
         assert par_file["results"][key].keys() == entry.keys()
         assert par_file["results"][key]["config_hash"] == entry["config_hash"]
     # And a compare under xdist reaches the same verdicts as a serial compare
-    # (a wide tolerance: this checks the plumbing, not two cores' contention).
-    v_serial = run(pytester, "--trt-json=s.json", "--trt-tolerance=30%", subprocess_=True)
-    v_par = run(pytester, "-n", workers, "--trt-json=p.json", "--trt-tolerance=30%", subprocess_=True)
+    # (a wide tolerance: this checks the plumbing, not the speed differences
+    # between processes and two cores' contention).
+    v_serial = run(pytester, "--trt-json=s.json", "--trt-tolerance=60%", subprocess_=True)
+    v_par = run(pytester, "-n", workers, "--trt-json=p.json", "--trt-tolerance=60%", subprocess_=True)
     verdicts = lambda name: {r["id"]: r["verdict"]["status"]  # noqa: E731
                              for r in json.loads((pytester.path / name).read_text())["results"]}
     assert v_serial.ret == v_par.ret == 0
