@@ -43,6 +43,24 @@ class Sample:
     reasons: int
 
 
+#: A throttle reason flags a window only when it was read in at least this
+#: share of its samples: a reason still asserted at the window's first read
+#: (left over from the previous test's load) is recorded but does not flag.
+FLAG_SHARE = 0.1
+
+
+def persistent_reasons(masks: list[int], share: float = FLAG_SHARE) -> tuple[str, ...]:
+    """Reasons present in at least ``share`` of the samples' reason masks."""
+    if not masks:
+        return ()
+    counts: dict[str, int] = {}
+    for m in masks:
+        for name in nvml.decode_reasons(m):
+            counts[name] = counts.get(name, 0) + 1
+    need = max(1, int(share * len(masks) + 0.999999))
+    return tuple(sorted(n for n, c in counts.items() if c >= need))
+
+
 def flags_for(reasons: Iterable[str], busy: bool) -> tuple[str, ...]:
     """The flags a window earns from the reasons seen in it and other processes.
 
@@ -184,7 +202,8 @@ class DeviceStateSampler:
             mask |= s.reasons
         reasons = nvml.decode_reasons(mask)
         busy = bool(others_on_gpu(sorted(self._pids), self._own_pids()))
-        flags = flags_for(reasons, busy) + tuple(f for f in self.extra_flags if f)
+        flags = flags_for(persistent_reasons([s.reasons for s in samples]), busy) + tuple(
+            f for f in self.extra_flags if f)
         if not samples:
             return DeviceState(kind="gpu", throttle_reasons=reasons, flags=flags, clocks_locked=self.clocks_locked)
         sm = [s.sm_mhz for s in samples]

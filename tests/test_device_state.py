@@ -233,3 +233,15 @@ def test_nvml_refcount_shuts_down_once(fake) -> None:
     nvml.shutdown()
     with pytest.raises(mod.NVMLError_Uninitialized):
         mod.nvmlDeviceGetCount()
+
+
+def test_a_reason_left_over_at_the_window_edge_does_not_flag() -> None:
+    from pytest_trtperf.device_state import flags_for, persistent_reasons
+
+    cap, idle = 0x004, 0x000  # nvmlClocksEventReasonSwPowerCap, none
+    leftover = [cap] + [idle] * 19
+    assert persistent_reasons(leftover) == ()
+    assert flags_for(persistent_reasons(leftover), busy=False) == ()
+    sustained = [cap] * 5 + [idle] * 15
+    assert flags_for(persistent_reasons(sustained), busy=False) == ("power_throttle",)
+    assert persistent_reasons([cap]) == ("sw_power_cap",)  # one sample is the whole window
