@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import UsageError
+from .measure import MeasureSettings
 
 BASELINE_MODES = ("compare", "update", "off")
 METRICS = ("median", "mean", "p90", "p95", "p99", "throughput")
@@ -106,22 +107,26 @@ def _choice(value: Any, choices: tuple[str, ...], *, what: str) -> str:
     return text
 
 
+_CORE = MeasureSettings()
+
+
 @dataclass(frozen=True)
 class MeasureOptions:
     """Everything that decides how one measurement runs and is judged."""
 
     metric: str = "median"
     tolerance: float = 0.05
-    confidence: float = 0.99
+    confidence: float = _CORE.confidence
     missing_baseline: str = "pass"
     remeasure: bool = True
-    warmup_s: float = 0.2
-    min_warmup_iterations: int = 5
-    min_time_s: float = 1.0  # >= one ~1 s power-cap controller period (bench/RESULTS.md, Gate quality)
-    max_time_s: float = 5.0
-    min_iterations: int = 10
-    max_iterations: int = 10_000_000
-    target_rel_ci: float = 0.01
+    # How long to measure: the measurement core's defaults (one source of truth).
+    warmup_s: float = _CORE.warmup_s
+    min_warmup_iterations: int = _CORE.min_warmup_iterations
+    min_time_s: float = _CORE.min_time_s
+    max_time_s: float = _CORE.max_time_s
+    min_iterations: int = _CORE.min_iterations
+    max_iterations: int = _CORE.max_iterations
+    target_rel_ci: float = _CORE.target_rel_ci
     iterations: int | None = None
     duration_s: float | None = None
     mode: str = "latency"

@@ -32,6 +32,8 @@ class MeasureSettings:
 
     warmup_s: float = 0.2
     min_warmup_iterations: int = 5
+    #: At least one period (~1 s) of the GPU's power-cap controller
+    #: (bench/RESULTS.md, "Gate quality").
     min_time_s: float = 1.0
     max_time_s: float = 5.0
     min_iterations: int = 10
