@@ -32,6 +32,7 @@ class Option:
     help: str
     default: Any = None
     kind: str = "str"  # str | bool | float | int | path
+    metavar: str | None = None
 
     @property
     def dest(self) -> str:
@@ -41,30 +42,31 @@ class Option:
 #: Options owned by the core. Workload-specific modules add their own.
 OPTIONS: tuple[Option, ...] = (
     Option("--trt-baseline", "compare (default): gate against baselines; update: measure and "
-           "write baselines; off: measure only.", "compare"),
+           "write baselines; off: measure only.", "compare", metavar="compare|update|off"),
     Option("--trt-baseline-dir", "Directory of the JSON baselines (default: .trtperf/ under the rootdir).",
-           None, "path"),
-    Option("--trt-tolerance", "Slowdown allowed before a test fails, e.g. 5% or 0.05 (default 5%).", "5%"),
+           None, "path", metavar="DIR"),
+    Option("--trt-tolerance", "Slowdown allowed before a test fails, e.g. 5% or 0.05 (default 5%).", "5%", metavar="FRACTION"),
     Option("--trt-metric", "Metric the gate compares: median (default), mean, p90, p95, p99, throughput.",
-           "median"),
-    Option("--trt-confidence", "Confidence level of the statistical test (default 0.99).", "0.99"),
+           "median", metavar="METRIC"),
+    Option("--trt-confidence", "Confidence level of the statistical test (default 0.99).", "0.99", metavar="LEVEL"),
     Option("--trt-missing-baseline", "pass (default, with a note) or fail when a result has no baseline.",
-           "pass"),
+           "pass", metavar="pass|fail"),
     Option("--trt-no-remeasure", "Decide on the first measurement: do not measure again to confirm a "
            "suspected regression.", False, "bool"),
-    Option("--trt-warmup-ms", "Warm-up time before measuring (default 200 ms, as trtexec).", "200"),
+    Option("--trt-warmup-ms", "Warm-up time before measuring (default 200 ms, as trtexec).", "200", metavar="MS"),
     Option("--trt-min-time", "Measure at least this many seconds before the adaptive stop (default 1: one "
-           "period of the GPU power-cap controller, see bench/RESULTS.md 'Gate quality').", "1"),
-    Option("--trt-max-time", "Hard cap on measured seconds per result (default 5).", "5"),
+           "period of the GPU power-cap controller, see bench/RESULTS.md 'Gate quality').", "1", metavar="SECONDS"),
+    Option("--trt-max-time", "Hard cap on measured seconds per result (default 5).", "5", metavar="SECONDS"),
     Option("--trt-target-ci", "Stop when the confidence interval of the median is narrower than this, "
-           "relative to the median (default 1%).", "1%"),
+           "relative to the median (default 1%).", "1%", metavar="FRACTION"),
     Option("--trt-duration", "Measure for exactly this many seconds (turns the adaptive stop off), like "
-           "trtexec --duration.", None),
+           "trtexec --duration.", None, metavar="SECONDS"),
     Option("--trt-iterations", "Measure exactly this many iterations (turns the adaptive stop off), like "
-           "trtexec --iterations.", None),
-    Option("--trt-mode", "latency (default: one inference in flight) or throughput (enqueue ahead).",
-           "latency"),
-    Option("--trt-streams", "Streams in throughput mode (default 1), like trtexec --infStreams.", "1"),
+           "trtexec --iterations.", None, metavar="N"),
+    Option("--trt-mode", "latency (default: inferences one after another, GPU time per inference) or throughput "
+           "(enqueue ahead, inferences per second).",
+           "latency", metavar="latency|throughput"),
+    Option("--trt-streams", "Streams in throughput mode (default 1), like trtexec --infStreams.", "1", metavar="N"),
     Option("--trt-no-cuda-graph", "Do not capture the enqueue in a CUDA graph (trtexec without "
            "--useCudaGraph).", False, "bool"),
     Option("--trt-blocking-sync", "Block on events instead of spin-waiting (trtexec --useSpinWait off).",
@@ -73,8 +75,8 @@ OPTIONS: tuple[Option, ...] = (
            "(trtexec --includeDataTransfers).", False, "bool"),
     Option("--trt-require-gpu", "Fail, instead of skip, tests that need a GPU or TensorRT when none is "
            "available.", False, "bool"),
-    Option("--trt-json", "Write every result and verdict to this JSON file.", None, "path"),
-    Option("--trt-report", "Write a self-contained HTML report to this file.", None, "path"),
+    Option("--trt-json", "Write every result and verdict to this JSON file.", None, "path", metavar="PATH"),
+    Option("--trt-report", "Write a self-contained HTML report to this file.", None, "path", metavar="PATH"),
 )
 
 
@@ -281,7 +283,7 @@ def add_options(parser: Any) -> None:
             group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=text)
             parser.addini(opt.dest, opt.help, type="bool", default=False)
         else:
-            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, help=text)
+            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, help=text, metavar=opt.metavar)
             parser.addini(opt.dest, opt.help, default="")
 
 

@@ -18,7 +18,7 @@ from .backend import BACKEND_CHOICES
 #: (option, ini key, help, kind). ``kind``: "choice", "path", "bool".
 _OPTIONS = (
     ("--trt-backend", "trt_backend", "auto|tensorrt|tensorrt_rtx: which library builds and runs engines (default auto: TensorRT, then TensorRT-RTX)", "choice"),
-    ("--trt-engine-cache", "trt_engine_cache", "directory for built engines keyed by model, build config, TensorRT version and GPU; 'off' rebuilds every time (default: pytest's cache dir)", "path"),
+    ("--trt-engine-cache", "trt_engine_cache", "directory for built engines keyed by model, build config, TensorRT version and GPU; 'off' rebuilds every time (default: engines/ inside the baseline directory, git-ignored)", "path"),
     ("--trt-timing-cache", "trt_timing_cache", "timing cache file loaded before and saved after each build, like trtexec --timingCacheFile (default: <engine cache>/timing.cache; 'off' disables)", "path"),
     ("--trt-allow-engine-host-code", "trt_allow_engine_host_code", "allow loading engines that contain host code (version-compatible lean runtime, plugins); off by default for safety", "bool"),
     ("--trt-profile-layers", "trt_profile_layers", "after measuring, run once more with TensorRT's profiler and attach per-layer times to each result (trtexec --dumpProfile)", "bool"),
