@@ -9,10 +9,12 @@ import pytest
 
 RNG = np.random.default_rng(0)
 IMAGE = RNG.integers(0, 256, size=(256, 256, 3), dtype=np.uint8)
-# Host timings move a few percent between processes (memory placement, CPU
-# frequency, neighbours on a shared runner), more than GPU timings do; 10% keeps
-# the gate quiet for these and still catches a real regression of the step.
-pytestmark = pytest.mark.trt_perf(tolerance="10%")
+# Host timings move between processes far more than GPU timings do: on the
+# virtual machines we measured on, this preprocessing ran up to 41% slower in one
+# process than in the next (bench/RESULTS.md), while the GEMM on the GPU stayed
+# within 2%. A loose gate here still catches a step that doubles; keep the tight
+# tolerances for the GPU.
+pytestmark = pytest.mark.trt_perf(tolerance="50%")
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
