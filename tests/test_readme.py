@@ -54,3 +54,12 @@ def test_every_marker_argument_is_in_the_readme() -> None:
     text = README.read_text()
     missing = sorted(a for a in PERF_ARGS if f"`{a}`" not in text)
     assert missing == []
+
+
+def test_ci_runs_the_readme_set_up_commands_as_written() -> None:
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
+    setup = [b.strip() for b in blocks if "pip install -e" in b]
+    assert len(setup) == 2 and any("example_suite" in b for b in setup) and any("pytest tests" in b for b in setup)
+    ci = (README.parent / ".ci" / "run").read_text().splitlines()
+    for command in setup:
+        assert command in ci, command
