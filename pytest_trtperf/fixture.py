@@ -236,7 +236,7 @@ class TrtBench:
             memory = getattr(workload, "device_memory_bytes", None)
         finally:
             workload.teardown()
-        result = dataclasses.replace(result, verdict=verdict, notes=result.notes + notes, layers=layers,
+        result = dataclasses.replace(result, verdict=verdict, notes=notes, layers=layers,
                                      device_memory_bytes=memory if isinstance(memory, int) else None)
         self.results.append(result)
         return result
@@ -246,7 +246,8 @@ class TrtBench:
         extra = {k: stats.summarize(v, opts.confidence) for k, v in m.extra.items() if len(v)}
         state = m.device_state if isinstance(m.device_state, DeviceState) else DeviceState(kind=workload.kind)
         path = str(self._item.path)
-        line = (self._item.location[1] or 0) + 1 if self._item.location[1] is not None else 0
+        lineno = self._item.location[1]  # 0-based, None when unknown
+        line = lineno + 1 if lineno is not None else 0
         return Result(
             id=rid,
             nodeid=self._item.nodeid,
@@ -266,7 +267,6 @@ class TrtBench:
             device_class=fp.device_class,
             device_state=state,
             extra=extra,
-            notes=tuple(m.notes),
             location=(path, line),
         )
 

@@ -14,7 +14,7 @@ median), with a hard cap on time and iterations.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -70,10 +70,8 @@ class Measurement:
     warmup_iterations: int
     warmup_s: float
     stop_reason: str
-    rel_ci: float
     device_state: Any = None
     batches: int = 0
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def iterations(self) -> int:
@@ -132,7 +130,6 @@ def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor
     chunks: list[Batch] = []
     done = 0
     wall = 0.0
-    rel_ci = float("inf")
     stop = ""
     if monitor is not None:
         monitor.start()
@@ -162,8 +159,8 @@ def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor
                     break
                 continue
             if elapsed >= s.min_time_s and done >= s.min_iterations:
-                rel_ci = median_ci_rel_width(np.concatenate([c.latency_s for c in chunks]), s.confidence)
-                if rel_ci <= s.target_rel_ci:
+                if median_ci_rel_width(np.concatenate([c.latency_s for c in chunks]),
+                                       s.confidence) <= s.target_rel_ci:
                     stop = "converged"
                     break
             if elapsed >= s.max_time_s:
@@ -176,8 +173,6 @@ def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor
         state = monitor.stop() if monitor is not None else None
 
     latency = np.concatenate([c.latency_s for c in chunks]).astype(np.float64, copy=False)
-    if stop != "converged":
-        rel_ci = median_ci_rel_width(latency, s.confidence)
     extra_keys = set().union(*(c.extra.keys() for c in chunks))
     extra = {
         k: np.concatenate([np.asarray(c.extra[k], dtype=np.float64) for c in chunks if k in c.extra])
@@ -191,7 +186,6 @@ def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor
         warmup_iterations=warm_iters,
         warmup_s=warm_s,
         stop_reason=stop,
-        rel_ci=rel_ci,
         device_state=state,
         batches=len(chunks),
     )
