@@ -22,7 +22,7 @@ from .errors import BackendUnavailable, UsageError
 from .fingerprint import Fingerprint, host_fingerprint
 from .gate import judge
 from .measure import Measurement, MeasureSettings, measure
-from .results import DeviceState, Result
+from .results import DeviceState, Result, Verdict
 from .session import SessionState, config_hash, result_id
 from .workload import Workload
 
@@ -270,14 +270,13 @@ class TrtBench:
             location=(path, line),
         )
 
-    def _judge(self, result: Result, opts: MeasureOptions) -> Any:
+    def _judge(self, result: Result, opts: MeasureOptions) -> Verdict:
         s = self._state.settings
         entry = None
         if s.baseline_mode == "compare":
             entry = self._state.store.lookup(result.device_class, result.id)
         return judge(result, entry, baseline_mode=s.baseline_mode, metric=opts.metric, tolerance=opts.tolerance,
-                     confidence=opts.confidence, missing_baseline=opts.missing_baseline,
-                     baseline_path=str(self._state.store.path_for(result.device_class)))
+                     confidence=opts.confidence, baseline_path=str(self._state.store.path_for(result.device_class)))
 
     def failures(self) -> list[str]:
         """Messages of the results that fail the test."""

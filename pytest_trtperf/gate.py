@@ -59,7 +59,7 @@ def clock_change(baseline_mhz: float | None, current_mhz: float | None, threshol
 
 
 def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, metric: str, tolerance: float,
-          confidence: float, missing_baseline: str, baseline_path: str) -> Verdict:
+          confidence: float, baseline_path: str) -> Verdict:
     """Decide one result. Never raises for data reasons: everything becomes a
     status with a message."""
     base = dict(metric=metric, tolerance=tolerance, confidence=confidence)

@@ -58,8 +58,7 @@ def terminal_lines(state: SessionState, extra: list[str]) -> list[str]:
     out: list[str] = []
     if state.collected:
         out += report_mod.format_table(state.collected)
-    out += report_mod.summary_lines(state.collected, baseline_mode=state.settings.baseline_mode,
-                                    written=state.written, write_error=state.write_error)
+    out += report_mod.summary_lines(state.collected, written=state.written, write_error=state.write_error)
     out += extra
     out += report_github.annotations_for(state.collected, state.settings.rootdir)
     return out

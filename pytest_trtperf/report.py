@@ -53,8 +53,7 @@ def format_table(results: Sequence[Result], *, max_id: int = 60) -> list[str]:
     return [line(HEADER), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
-def summary_lines(results: Sequence[Result], *, baseline_mode: str, written: Sequence[str],
-                  write_error: str | None) -> list[str]:
+def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_error: str | None) -> list[str]:
     """Everything the terminal summary prints below the table."""
     out: list[str] = []
     counts: dict[str, int] = {}

@@ -76,7 +76,7 @@ def _result(samples_ms: np.ndarray, layers: list[dict]) -> Result:
 def _judge(base: Result, cur: Result):
     entry = BaselineEntry.from_result(base, timestamp="2024-01-01T00:00:00+00:00", git_commit=None)
     return judge(cur, entry, baseline_mode="compare", metric="median", tolerance=0.05, confidence=0.99,
-                 missing_baseline="pass", baseline_path="b.json")
+                 baseline_path="b.json")
 
 
 def test_gate_regression_message_lists_layers() -> None:

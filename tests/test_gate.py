@@ -28,7 +28,7 @@ def result(scale: float = 1.0, *, clocks: str = "off", sm: float | None = 1545.0
 
 def verdict(base: Result, cur: Result, **kw: object):  # type: ignore[no-untyped-def]
     entry = BaselineEntry.from_result(base, timestamp="T", git_commit=None)
-    args = dict(baseline_mode="compare", metric="median", tolerance=0.05, confidence=0.99, missing_baseline="pass",
+    args = dict(baseline_mode="compare", metric="median", tolerance=0.05, confidence=0.99,
                 baseline_path="b.json")
     args.update(kw)
     return judge(cur, entry, **args)  # type: ignore[arg-type]
