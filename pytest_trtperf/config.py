@@ -287,15 +287,14 @@ def add_options(parser: Any) -> None:
             parser.addini(opt.dest, opt.help, default="")
 
 
-def perf_overrides(markers: list[Any]) -> dict[str, Any]:
-    """Merge ``trt_perf`` marker kwargs; the closest marker (first) wins."""
+def perf_overrides(markers: list[Any], *, where: str) -> dict[str, Any]:
+    """Merge ``trt_perf`` marker kwargs (the closest marker, first, wins) and
+    validate them: names and values, with one-line errors naming ``where``."""
     merged: dict[str, Any] = {}
     for mark in reversed(markers):
         if mark.args:
-            raise _positional(mark)
+            raise UsageError(f"{where}: @pytest.mark.{mark.name} takes keyword arguments only, "
+                             f"got {mark.args!r}")
         merged.update(mark.kwargs)
+    MeasureOptions().with_overrides(merged, where=where)
     return merged
-
-
-def _positional(mark: Any) -> UsageError:
-    return UsageError(f"@pytest.mark.{mark.name} takes keyword arguments only, got positional {mark.args!r}")

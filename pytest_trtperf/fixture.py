@@ -125,11 +125,8 @@ class TrtBench:
     # -- internals ----------------------------------------------------------
     def _options(self, overrides: Mapping[str, Any]) -> MeasureOptions:
         where = self._item.nodeid
-        try:
-            marker_kw = perf_overrides(list(self._item.iter_markers("trt_perf")))
-        except UsageError as e:
-            raise UsageError(f"{where}: {e}") from None
-        opts = self._state.settings.measure.with_overrides(marker_kw, where=f"{where}: @pytest.mark.trt_perf")
+        marker_kw = perf_overrides(list(self._item.iter_markers("trt_perf")), where=where)
+        opts = self._state.settings.measure.with_overrides(marker_kw, where=where)
         return opts.with_overrides(overrides, where=f"{where}: trt_bench.measure()")
 
     def _trt(self) -> Any:

@@ -15,7 +15,7 @@ import pytest
 
 from . import outputs
 from . import report as report_mod
-from .config import PERF_ARGS, Settings, add_options
+from .config import Settings, add_options, perf_overrides
 from .errors import BaselineFileError, UsageError
 from .fixture import TrtBench
 from .results import Result
@@ -83,14 +83,12 @@ def trt_bench(request: pytest.FixtureRequest) -> TrtBench:
 
 
 def marker_error(item: pytest.Item) -> str | None:
-    """One-line message for bad marker arguments, or None."""
-    for mark in item.iter_markers("trt_perf"):
-        if mark.args:
-            return f"{item.nodeid}: @pytest.mark.trt_perf takes keyword arguments only, got {mark.args!r}"
-        unknown = sorted(set(mark.kwargs) - set(PERF_ARGS))
-        if unknown:
-            return (f"{item.nodeid}: unknown trt_perf argument {unknown[0]!r} "
-                    f"(known: {', '.join(sorted(PERF_ARGS))})")
+    """One-line message for bad marker arguments, or None. Checked before the
+    test runs, through the same validation the fixture uses."""
+    try:
+        perf_overrides(list(item.iter_markers("trt_perf")), where=item.nodeid)
+    except UsageError as e:
+        return str(e)
     spec = _component("pytest_trtperf.trt.spec")
     validate = getattr(spec, "validate_marker", None)
     for mark in item.iter_markers("trt_engine"):

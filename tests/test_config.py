@@ -38,3 +38,17 @@ def test_marker_overrides_are_validated() -> None:
         MeasureOptions().with_overrides({"tolerence": "3%"}, where="t")
     with pytest.raises(UsageError, match="mode"):
         MeasureOptions().with_overrides({"mode": "fast"}, where="t")
+
+
+def test_marker_values_are_checked_before_the_test_runs(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_perf='''
+        import pytest
+
+        @pytest.mark.trt_perf(tolerance="lots")
+        def test_bad_value(trt_bench):
+            raise AssertionError("the test body must not run")
+    ''')
+    r = pytester.runpytest("-p", "no:cacheprovider", "--trt-baseline=off")
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*test_bad_value: tolerance: 'lots' is not a fraction; write it as 5% or 0.05*"])
+    assert "the test body must not run" not in r.stdout.str()
