@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import io
 import threading
-from dataclasses import dataclass
 
 import pytest
 
 from pytest_trtperf.progress import NullSink, Progress, StreamSink, trt_callback
+from pytest_trtperf.trt.progress import ProgressEvent as Event
 
 
 class Clock:
@@ -80,16 +80,6 @@ def test_threads_do_not_interleave_lines() -> None:
         t.join()
     lines = out.getvalue().splitlines()
     assert len(lines) == 800 and all(line.startswith("[trtperf] t: phase ") for line in lines)
-
-
-@dataclass(frozen=True)
-class Event:  # same fields as trt.progress.ProgressEvent
-    kind: str
-    phase: str
-    depth: int
-    step: int = 0
-    steps: int = 0
-    elapsed_s: float = 0.0
 
 
 def test_trt_callback_maps_build_events() -> None:
