@@ -215,19 +215,8 @@ def host_overhead(k: Any, rows: list[dict[str, Any]]) -> None:
     noop = min(w.run(20000).wall_s / 20000 for _ in range(3)) / US
     w.teardown()
 
-    rt = cuda.runtime()
-    s = cuda.Stream()
-    ge = cuda.capture(s, lambda h: k.spin(h, 1000)).instantiate()
     n = 20000
-    ge.launch(s)
-    s.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        rt.cudaGraphLaunch(ge.obj, s.handle)
-    s.synchronize()
-    bare = (time.perf_counter() - t0) / n / US
-    ge.close()
-    s.close()
+    bare = back_to_back_floor(k, 1000, n=n)
     w = CudaWorkload(lambda h: k.spin(h, 1000), cuda_graph=True)
     w.setup()
     w.run(1000)
