@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_trtperf import cuda  # noqa: E402
+from pytest_trtperf.gpu import cuda  # noqa: E402
 from pytest_trtperf.workloads.cuda import CudaWorkload  # noqa: E402
 
 US = 1e-6
@@ -269,7 +269,7 @@ def sampler_perturbation(rows: list[dict[str, Any]]) -> None:
                          reached=False, via="-"))
         return
     try:
-        from pytest_trtperf.device_state import DeviceStateSampler
+        from pytest_trtperf.gpu.device_state import DeviceStateSampler
 
         make: Callable[[], Any] = lambda: DeviceStateSampler(0, interval_s=0.01)  # noqa: E731
         which = "device_state.DeviceStateSampler(10 ms)"

@@ -31,7 +31,7 @@ def _now() -> str:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from . import history
+    from .report import history
     from .baseline import atomic_write_text
 
     tolerance = parse_fraction(args.tolerance, what="--tolerance")
@@ -47,7 +47,7 @@ def _history(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from .baseline import BaselineStore
-    from .report_html import baseline_entries, write_report
+    from .report.html import baseline_entries, write_report
     from .results import Result
 
     try:

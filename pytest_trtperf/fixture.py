@@ -16,7 +16,8 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import pytest
 
-from . import progress, stats
+from .report import progress
+from . import stats
 from .config import MeasureOptions, perf_overrides
 from .errors import BackendUnavailable, UsageError
 from .fingerprint import Fingerprint, host_fingerprint
@@ -190,7 +191,7 @@ class TrtBench:
     def _fingerprint(self, workload: Workload) -> Fingerprint:
         if workload.kind == "host":
             return host_fingerprint()
-        from .gpu_identity import gpu_fingerprint_for
+        from .gpu.identity import gpu_fingerprint_for
 
         return gpu_fingerprint_for(workload, clocks=self._state.clock_state())
 

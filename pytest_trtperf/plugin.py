@@ -13,8 +13,8 @@ from typing import Any, Generator
 
 import pytest
 
-from . import outputs
-from . import report as report_mod
+from .report import outputs
+from .report import terminal as report_mod
 from .config import Settings, add_options, perf_overrides
 from .errors import BaselineFileError, UsageError
 from .fixture import TrtBench
@@ -34,7 +34,7 @@ def _component(name: str) -> Any:
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     add_options(parser)
-    gpu = _component("pytest_trtperf.gpu_plugin")
+    gpu = _component("pytest_trtperf.gpu.session")
     if gpu is not None:
         gpu.add_options(parser, pluginmanager)
     trt = _component("pytest_trtperf.trt.options")
@@ -62,7 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
         except UsageError as e:
             raise pytest.UsageError(str(e)) from None
     config.pluginmanager.register(SessionHooks(state), "trtperf-session")
-    gpu = _component("pytest_trtperf.gpu_plugin")
+    gpu = _component("pytest_trtperf.gpu.session")
     if gpu is not None and hasattr(gpu, "GpuSessionPlugin"):
         try:
             plugin = gpu.GpuSessionPlugin(config)

@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: Exactly the wiring plugin.py does for the GPU plugin, for pytester runs that
 #: block the installed plugin with ``-p no:trtperf``.
 GPU_PLUGIN_WIRING = """
-from pytest_trtperf import gpu_plugin
+from pytest_trtperf.gpu import session as gpu_plugin
 
 def pytest_addoption(parser, pluginmanager):
     gpu_plugin.add_options(parser, pluginmanager)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf import nvml
-from pytest_trtperf.clocks import ClockController, LockSpec, plan_for, snap
+from pytest_trtperf.gpu import nvml
+from pytest_trtperf.gpu.clocks import ClockController, LockSpec, plan_for, snap
 from pytest_trtperf.errors import UsageError
-from pytest_trtperf.gpu_pinning import VisibleGpu
+from pytest_trtperf.gpu.pinning import VisibleGpu
 
 pytest_plugins = ["pytester"]
 
@@ -29,7 +29,7 @@ from helpers import FAKE_NVML as FAKE, GPU_PLUGIN_WIRING as WIRING, REPO
 #: A test that reports what it sees, then waits to be killed.
 SLOW_TEST = """
 import json, os, time
-from pytest_trtperf import gpu_plugin
+from pytest_trtperf.gpu import session as gpu_plugin
 
 def test_slow(request, tmp_path_factory):
     state = json.load(open(os.environ["TRTPERF_FAKE_NVML_STATE"]))
@@ -48,7 +48,7 @@ def test_slow(request, tmp_path_factory):
 
 CHECK_TEST = """
 import json, os
-from pytest_trtperf import gpu_plugin
+from pytest_trtperf.gpu import session as gpu_plugin
 
 def test_sees_lock(request):
     state = json.load(open(os.environ["TRTPERF_FAKE_NVML_STATE"]))
@@ -199,7 +199,7 @@ def test_restore_guard_restores_on_sigterm_then_terminates(fake, tmp_path) -> No
     code = f"""
 import os, signal, sys, time
 sys.path.insert(0, {str(REPO)!r})
-from pytest_trtperf import clocks, gpu_pinning
+from pytest_trtperf.gpu import clocks, pinning as gpu_pinning
 ctl = clocks.ClockController({str(tmp_path / 'st')!r}, clocks.LockSpec("max"))
 g = [gpu_pinning.VisibleGpu({mod.make_gpu(0)["uuid"]!r}, None, "")]
 print(ctl.lock(g).state, flush=True)
@@ -255,7 +255,7 @@ def test_no_permission_one_warning_line_and_run_continues(pytester, fake) -> Non
     pytester.makeconftest(WIRING)
     pytester.makepyfile(
         """
-from pytest_trtperf import gpu_plugin
+from pytest_trtperf.gpu import session as gpu_plugin
 
 def test_state(request):
     plugin = gpu_plugin.get(request.config)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf import device_state, nvml
-from pytest_trtperf.device_state import DeviceStateSampler, flags_for, others_on_gpu
+from pytest_trtperf.gpu import device_state, nvml
+from pytest_trtperf.gpu.device_state import DeviceStateSampler, flags_for, others_on_gpu
 from pytest_trtperf.results import DeviceState
 from pytest_trtperf.workload import StateMonitor
 
@@ -236,7 +236,7 @@ def test_nvml_refcount_shuts_down_once(fake) -> None:
 
 
 def test_a_reason_left_over_at_the_window_edge_does_not_flag() -> None:
-    from pytest_trtperf.device_state import flags_for, persistent_reasons
+    from pytest_trtperf.gpu.device_state import flags_for, persistent_reasons
 
     cap, idle = 0x004, 0x000  # nvmlClocksEventReasonSwPowerCap, none
     leftover = [cap] + [idle] * 19

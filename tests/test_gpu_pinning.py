@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf import gpu_pinning, nvml
+from pytest_trtperf.gpu import pinning as gpu_pinning, nvml
 from pytest_trtperf.errors import UsageError
-from pytest_trtperf.gpu_pinning import VisibleGpu, assign, check_worker_count, parse_visible
+from pytest_trtperf.gpu.pinning import VisibleGpu, assign, check_worker_count, parse_visible
 
 pytest_plugins = ["pytester"]
 
@@ -20,7 +20,7 @@ from helpers import FAKE_NVML as FAKE, GPU_PLUGIN_WIRING as WIRING, REPO
 #: Every worker runs this (``--dist each``) and reports what it sees.
 REPORT_TEST = """
 import json, os
-from pytest_trtperf import gpu_plugin
+from pytest_trtperf.gpu import session as gpu_plugin
 
 def test_report(request):
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -36,7 +36,7 @@ def test_report(request):
 SHARING_TEST = """
 import json, os, time
 import pytest
-from pytest_trtperf import gpu_plugin
+from pytest_trtperf.gpu import session as gpu_plugin
 
 @pytest.mark.parametrize("i", range(6))
 def test_window(request, i):
@@ -228,7 +228,7 @@ def test_sibling_workers_on_a_shared_gpu_are_not_busy(pytester, fake) -> None:
     pytester.makepyfile(
         """
 import json, os, time
-from pytest_trtperf import gpu_plugin
+from pytest_trtperf.gpu import session as gpu_plugin
 
 def barrier(name):
     # both workers stay alive (registered) until both got here

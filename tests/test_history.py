@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from helpers import FAST, hash_test
-from pytest_trtperf import cli, history
+from pytest_trtperf import cli
+from pytest_trtperf.report import history
 from pytest_trtperf.baseline import dumps
 from pytest_trtperf.errors import UsageError
 from test_report_html import Page, assert_self_contained, svg_of

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import FAST, hash_test
 from pytest_trtperf import cli
-from pytest_trtperf.report import JSON_SCHEMA_VERSION
+from pytest_trtperf.report.terminal import JSON_SCHEMA_VERSION
 
 jsonschema = pytest.importorskip("jsonschema")
 

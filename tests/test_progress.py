@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from pytest_trtperf.progress import NullSink, Progress, StreamSink, trt_callback
+from pytest_trtperf.report.progress import NullSink, Progress, StreamSink, trt_callback
 from pytest_trtperf.trt.progress import ProgressEvent as Event
 
 
@@ -99,7 +99,7 @@ def test_trt_callback_maps_build_events() -> None:
 
 
 PROGRESS_TEST = """
-from pytest_trtperf.progress import for_config
+from pytest_trtperf.report.progress import for_config
 
 def test_long(request):
     with for_config(request.config, "big.onnx") as p:

@@ -19,7 +19,7 @@ from helpers import FAST, hash_test
 from pytest_trtperf import stats
 from pytest_trtperf.baseline import BaselineEntry
 from pytest_trtperf.fingerprint import host_fingerprint
-from pytest_trtperf.report_html import PLOTS_HINT, render
+from pytest_trtperf.report.html import PLOTS_HINT, render
 from pytest_trtperf.results import DeviceState, Result, Verdict
 
 
@@ -218,7 +218,7 @@ def test_empty_session_renders() -> None:
 
 
 def test_report_is_written_atomically(tmp_path: Path) -> None:
-    from pytest_trtperf.report_html import write_report
+    from pytest_trtperf.report.html import write_report
 
     out = tmp_path / "deep" / "r.html"
     assert write_report(out, [make("a", 1.0)], {}, generated="now", baseline_mode="off") == f"HTML report: {out}"

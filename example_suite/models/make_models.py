@@ -158,7 +158,7 @@ def tensorrt_unavailable() -> str | None:
     from pytest_trtperf.trt.backend import load_backend
 
     try:
-        from pytest_trtperf import cuda
+        from pytest_trtperf.gpu import cuda
 
         gpu = cuda.unavailable_reason()
     except ImportError:

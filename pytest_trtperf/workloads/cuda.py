@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .. import cuda
+from ..gpu import cuda
 from ..errors import UsageError
 from ..workload import Batch
 

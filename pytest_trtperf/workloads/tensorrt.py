@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .. import cuda
+from ..gpu import cuda
 from ..errors import TrtPerfError, UsageError
 from ..trt.backend import no_gc
 from ..trt.engine import EngineHandle, LiveEngine, deserialize

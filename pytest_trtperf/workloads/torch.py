@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable, Mapping
 
-from .. import cuda
+from ..gpu import cuda
 from ..errors import BackendUnavailable, UsageError
 from ..workload import Batch
 from .cuda import CudaWorkload

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pytest_trtperf import cuda
+from pytest_trtperf.gpu import cuda
 
 _HERE = Path(__file__).parent
 

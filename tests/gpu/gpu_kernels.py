@@ -40,7 +40,7 @@ class Kernels:
     def __init__(self) -> None:
         from cuda.bindings import driver, nvrtc
 
-        from pytest_trtperf import cuda
+        from pytest_trtperf.gpu import cuda
 
         cuda.runtime().cudaFree(0)  # make the primary context current
         major, minor = cuda.compute_capability()

@@ -1,4 +1,4 @@
-"""pytest_trtperf.cuda on a real GPU: device info, events, graphs, memory, errors."""
+"""pytest_trtperf.gpu.cuda on a real GPU: device info, events, graphs, memory, errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from pytest_trtperf import cuda
+from pytest_trtperf.gpu import cuda
 
 pytestmark = pytest.mark.gpu
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_trtperf import cuda
+from pytest_trtperf.gpu import cuda
 from pytest_trtperf.workload import Batch, Workload
 from pytest_trtperf.workloads.cuda import CHUNK, CudaWorkload, TransferSpec, make_gpu_workload
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_trtperf import cuda
+from pytest_trtperf.gpu import cuda
 from pytest_trtperf.workloads.torch import TorchWorkload
 
 pytestmark = pytest.mark.gpu

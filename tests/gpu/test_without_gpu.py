@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf import cuda
+from pytest_trtperf.gpu import cuda
 from pytest_trtperf.errors import UsageError
 from pytest_trtperf.workloads.cuda import CudaWorkload, TransferSpec, make_gpu_workload
 from pytest_trtperf.workloads.torch import TorchWorkload
@@ -34,7 +34,7 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_import_without_cuda_python_and_one_line_error() -> None:
     code = BLOCK_CUDA + textwrap.dedent("""
-        import pytest_trtperf.cuda as c
+        import pytest_trtperf.gpu.cuda as c
         import pytest_trtperf.workloads.cuda as wc
         import pytest_trtperf.workloads.torch as wt
         from pytest_trtperf.errors import BackendUnavailable
@@ -72,7 +72,7 @@ def test_old_12x_layout_is_used_as_fallback() -> None:
         sys.modules["cuda.cudart"] = fake
         import cuda
         cuda.cudart = fake
-        import pytest_trtperf.cuda as c
+        import pytest_trtperf.gpu.cuda as c
         print(getattr(c.runtime(), "MARK", "new-layout"))
     """)
     proc = _python(code)

@@ -11,7 +11,7 @@ from pytest_trtperf.errors import BackendUnavailable, UsageError
 from pytest_trtperf.trt.api import engine_from_plan, get_engine
 from pytest_trtperf.trt.engine import deserialize, introspect, read_engine_file
 from pytest_trtperf.trt.spec import EngineSpec
-from pytest_trtperf.cuda import unavailable_reason as gpu_missing_reason
+from pytest_trtperf.gpu.cuda import unavailable_reason as gpu_missing_reason
 
 WHERE = "test_x.py::test_load"
 

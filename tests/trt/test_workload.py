@@ -57,7 +57,7 @@ def test_identity_tracks_shapes_inputs_and_timing_options(cnn) -> None:
 
 
 def test_setup_without_gpu_is_backend_unavailable(cnn) -> None:
-    from pytest_trtperf import cuda
+    from pytest_trtperf.gpu import cuda
 
     if cuda.unavailable_reason() is None:
         pytest.skip("this machine has a GPU")

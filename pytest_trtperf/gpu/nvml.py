@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Iterator
 
-from .errors import BackendUnavailable
+from ..errors import BackendUnavailable
 
 #: Environment variable naming the NVML module to use instead of ``pynvml``.
 ENV_MODULE = "TRTPERF_NVML_MODULE"

@@ -24,10 +24,10 @@ from typing import Any, ContextManager
 
 import pytest
 
-from . import device_state, gpu_pinning, nvml
+from . import device_state, pinning as gpu_pinning, nvml
 from .clocks import ClockController, LockOutcome, LockSpec, RestoreGuard
-from .errors import BackendUnavailable, UsageError
-from .gpu_pinning import GpuLock, VisibleGpu
+from ..errors import BackendUnavailable, UsageError
+from .pinning import GpuLock, VisibleGpu
 
 PLUGIN_NAME = "trtperf-gpu"
 EARLY_PLUGIN_NAME = "trtperf-gpu-early"

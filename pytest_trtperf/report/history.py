@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import __version__
-from .errors import UsageError
-from .report_html import badge, esc, figure_factory, img, page, table, PLOTS_HINT
+from .. import __version__
+from ..errors import UsageError
+from .html import badge, esc, figure_factory, img, page, table, PLOTS_HINT
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .gate import fmt_change, fmt_value
-from .report import sort_results
-from .results import Result
+from ..gate import fmt_change, fmt_value
+from .terminal import sort_results
+from ..results import Result
 
 #: Above this many rows, the full table is folded into <details>.
 FOLD_ROWS = 20

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from . import cuda
-from .fingerprint import Fingerprint, gpu_fingerprint
+from ..fingerprint import Fingerprint, gpu_fingerprint
 
 
 def library_line(identity: Mapping[str, Any]) -> str | None:

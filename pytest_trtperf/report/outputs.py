@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import report as report_mod
-from . import report_github, report_html
-from .errors import BaselineFileError
-from .fingerprint import git_commit
-from .session import SessionState, now_iso
+from . import terminal as report_mod
+from . import github as report_github, html as report_html
+from ..errors import BaselineFileError
+from ..fingerprint import git_commit
+from ..session import SessionState, now_iso
 
 #: pytest exit codes (ints, so this module needs no pytest import).
 INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR = 2, 3, 4

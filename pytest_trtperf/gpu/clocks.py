@@ -27,8 +27,8 @@ from types import FrameType
 from typing import Any, Callable, Mapping, Sequence
 
 from . import nvml
-from .errors import BackendUnavailable, UsageError
-from .gpu_pinning import VisibleGpu, device_for_entry
+from ..errors import BackendUnavailable, UsageError
+from .pinning import VisibleGpu, device_for_entry
 
 STATE_PREFIX = "clocks-"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from . import __version__
-from .baseline import atomic_write_text, dumps
-from .gate import fmt_change, fmt_value
-from .results import Result
+from .. import __version__
+from ..baseline import atomic_write_text, dumps
+from ..gate import fmt_change, fmt_value
+from ..results import Result
 
 #: Version of the --trt-json document (see schemas/trtperf-json.schema.json).
 JSON_SCHEMA_VERSION = 1

@@ -18,13 +18,13 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from . import __version__
-from .attribution import most_changed
-from .baseline import BaselineEntry, atomic_write_text
-from .errors import BaselineFileError
-from .gate import fmt_change, fmt_value
-from .report import sort_results
-from .results import Distribution, Result
+from .. import __version__
+from ..attribution import most_changed
+from ..baseline import BaselineEntry, atomic_write_text
+from ..errors import BaselineFileError
+from ..gate import fmt_change, fmt_value
+from .terminal import sort_results
+from ..results import Distribution, Result
 
 PLOTS_HINT = "Plots need matplotlib: pip install 'pytest-trtperf[plots]'"
 COLORS = {"regression": "#c62828", "improved": "#2e7d32", "pass": "#1565c0", "missing": "#757575",

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from . import nvml
-from .errors import BackendUnavailable
-from .results import DeviceState
+from ..errors import BackendUnavailable
+from ..results import DeviceState
 
 #: Read the process list every this many samples (plus at start and stop).
 PROCESS_EVERY = 25
@@ -243,7 +243,7 @@ def resolve_cuda_device(cuda_device_index: int = 0) -> nvml.Device:
     sets), then the PCI bus id that CUDA reports, then (only without
     ``CUDA_VISIBLE_DEVICES``) the NVML index.
     """
-    from . import gpu_pinning
+    from . import pinning as gpu_pinning
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import nvml
-from .errors import UsageError
+from ..errors import UsageError
 
 try:  # POSIX; elsewhere sharing runs unserialised
     import fcntl
