@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 
+import numpy  # noqa: F401 - loaded before pytester's in-process runs: they drop modules
+# first imported inside them from sys.modules, and numpy cannot be imported twice.
 import pytest
 
 

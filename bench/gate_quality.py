@@ -14,7 +14,7 @@ Two steps, so that tuning never needs new device time:
    rule is replayed on the recorded samples. Our rule runs the real
    ``measure.measure`` (adaptive stop) on a replayed clock, then the real
    ``stats.compress`` / ``stats.compare`` / ``stats.decide``, and re-measures
-   on the samples that follow, as ``fixture.TrtBench`` does.
+   on the samples that follow, through ``runner.confirm`` (the plugin's own policy).
 
 Peers, on the same samples and tolerance:
 
@@ -63,6 +63,7 @@ from pytest_trtperf import stats  # noqa: E402
 from pytest_trtperf.config import MeasureOptions  # noqa: E402
 from pytest_trtperf.measure import MeasureSettings, measure  # noqa: E402
 from pytest_trtperf.results import Distribution  # noqa: E402
+from pytest_trtperf.runner import confirm  # noqa: E402
 from pytest_trtperf.workload import Batch  # noqa: E402
 
 #: Injected slowdowns (fractions); 0.0 appears twice per process so the
@@ -681,18 +682,23 @@ class Evaluator:
         return self._cache[key]
 
     def ours(self, base: Slot, cand: Slot, rule: OurRule) -> Verdict:
+        """The plugin's own policy (``runner.confirm``) over replayed windows:
+        a re-measurement continues where the first measurement ended."""
         b = self.outcome(base, 0, rule)
-        c = self.outcome(cand, 0, rule)
-        status = self._decide(b, c, rule, cand)
-        seconds, remeasured, trunc = c.seconds, False, c.truncated
-        if status == "regression" and not rule.never_remeasure and (rule.opts.remeasure or c.throttled):
-            c2 = self.outcome(cand, c.end, rule)
-            status = self._decide(b, c2, rule, cand)
-            seconds, remeasured, trunc = seconds + c2.seconds, True, trunc or c2.truncated
-            c = c2
+        runs: list[Outcome] = []
+
+        def measure_once() -> Outcome:
+            runs.append(self.outcome(cand, runs[-1].end if runs else 0, rule))
+            return runs[-1]
+
+        c, status, remeasured = confirm(
+            measure_once, lambda c: self._decide(b, c, rule, cand), is_regression=lambda s: s == "regression",
+            remeasure=rule.opts.remeasure and not rule.never_remeasure,
+            flagged=lambda c: c.throttled and not rule.never_remeasure)
         if status == "regression" and rule.throttle_aware and c.throttled:
             status = "inconclusive"
-        return Verdict(status == "regression", seconds, remeasured, trunc)
+        return Verdict(status == "regression", sum(r.seconds for r in runs), remeasured,
+                       any(r.truncated for r in runs))
 
     def _decide(self, b: Outcome, c: Outcome, rule: OurRule, cand: Slot) -> str:
         cmp = stats.compare(b.dist, c.dist, metric=rule.opts.metric, confidence=rule.opts.confidence,

@@ -40,10 +40,10 @@ def test_mlp_throughput(trt_bench):
 
 
 @pytest.fixture(scope="module")
-def saved_engine():
+def saved_engine(pytestconfig):
     """Build the engine once and save it, like ``trtexec --saveEngine``."""
+    from pytest_trtperf.plugin import session_settings
     from pytest_trtperf.trt import EngineSpec, get_engine
-    from pytest_trtperf.trt.options import session_options
 
     spec = EngineSpec.create(
         "example_suite: save engine",
@@ -52,7 +52,7 @@ def saved_engine():
         opt_shapes={"input": (32, 256)},
         max_shapes={"input": (256, 256)},
     )
-    PLAN.write_bytes(get_engine(spec, session_options()).plan)
+    PLAN.write_bytes(get_engine(spec, session_settings(pytestconfig).trt).plan)
     return PLAN
 
 

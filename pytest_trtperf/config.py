@@ -1,10 +1,19 @@
-"""Frozen settings, built once: from pytest's options/ini (``Settings``) and from
-the ``trt_perf`` marker (``PerfSpec``), merged per measurement (``MeasureOptions``).
+"""Every option, ini key and marker argument, resolved once into frozen settings.
+
+This is the only module that reads pytest's options and ini values. The
+session's :class:`Settings` holds three parts that are handed down to the
+components that need them: the core (:class:`MeasureOptions` for measuring and
+gating, baseline mode and paths), the GPU part (:class:`GpuSettings`) and the
+TensorRT part (:class:`~pytest_trtperf.trt.options.TrtOptions`).
 
 Every command-line option is also an ini key of the same name without the
-leading dashes and with underscores (``--trt-tolerance`` → ``trt_tolerance``).
-The command line wins over the ini file, the ini file over the default; a marker
-wins over both; keyword arguments of ``trt_bench.measure`` win over the marker.
+leading dashes and with underscores (``--trt-tolerance`` -> ``trt_tolerance``).
+The command line wins over the ini file, the ini file over the default; a
+``trt_perf`` marker wins over both; keyword arguments of ``trt_bench.measure``
+win over the marker. Paths from the command line are relative to where pytest
+was started (like ``--junitxml``), paths from the ini file to that file.
+
+Importing this module is cheap (no numpy): pytest loads it with the plugin.
 """
 
 from __future__ import annotations
@@ -16,97 +25,159 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import UsageError
-from .measure import MeasureSettings
+from .gpu.clocks import LockSpec
+from .trt.options import BACKEND_CHOICES, OFF, TrtOptions
 
 BASELINE_MODES = ("compare", "update", "off")
 METRICS = ("median", "mean", "p90", "p95", "p99", "throughput")
 MODES = ("latency", "throughput")
 MISSING = ("pass", "fail")
 
+#: Upper bounds that keep a typo from running for hours or filling memory
+#: (10 million samples are 80 MB; an hour is longer than any CI step wants).
+MAX_SECONDS = 3600.0
+MAX_WARMUP_MS = 600_000.0
+MAX_ITERATIONS = 10_000_000
+MAX_STREAMS = 64
 
-@dataclass(frozen=True)
-class Option:
-    """One CLI option that is also an ini key."""
-
-    flag: str
-    help: str
-    default: Any = None
-    kind: str = "str"  # str | bool | float | int | path
-    metavar: str | None = None
-
-    @property
-    def dest(self) -> str:
-        return self.flag.lstrip("-").replace("-", "_")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
 
 
-#: Options owned by the core. Workload-specific modules add their own.
-OPTIONS: tuple[Option, ...] = (
-    Option("--trt-baseline", "compare (default): gate against baselines; update: measure and "
-           "write baselines; off: measure only.", "compare", metavar="compare|update|off"),
-    Option("--trt-baseline-dir", "Directory of the JSON baselines (default: .trtperf/ under the rootdir).",
-           None, "path", metavar="DIR"),
-    Option("--trt-tolerance", "Slowdown allowed before a test fails, e.g. 5% or 0.05 (default 5%).", "5%", metavar="FRACTION"),
-    Option("--trt-metric", "Metric the gate compares: median (default), mean, p90, p95, p99, throughput.",
-           "median", metavar="METRIC"),
-    Option("--trt-confidence", "Confidence level of the statistical test (default 0.99).", "0.99", metavar="LEVEL"),
-    Option("--trt-missing-baseline", "pass (default, with a note) or fail when a result has no baseline.",
-           "pass", metavar="pass|fail"),
-    Option("--trt-no-remeasure", "Decide on the first measurement: do not measure again to confirm a "
-           "suspected regression.", False, "bool"),
-    Option("--trt-warmup-ms", "Warm-up time before measuring (default 200 ms, as trtexec).", "200", metavar="MS"),
-    Option("--trt-min-time", "Measure at least this many seconds before the adaptive stop (default 1: one "
-           "period of the GPU power-cap controller, see bench/RESULTS.md 'Gate quality').", "1", metavar="SECONDS"),
-    Option("--trt-max-time", "Hard cap on measured seconds per result (default 5).", "5", metavar="SECONDS"),
-    Option("--trt-target-ci", "Stop when the confidence interval of the median is narrower than this, "
-           "relative to the median (default 1%).", "1%", metavar="FRACTION"),
-    Option("--trt-duration", "Measure for exactly this many seconds (turns the adaptive stop off), like "
-           "trtexec --duration.", None, metavar="SECONDS"),
-    Option("--trt-iterations", "Measure exactly this many iterations (turns the adaptive stop off), like "
-           "trtexec --iterations.", None, metavar="N"),
-    Option("--trt-mode", "latency (default: inferences one after another, GPU time per inference) or throughput "
-           "(enqueue ahead, inferences per second).",
-           "latency", metavar="latency|throughput"),
-    Option("--trt-streams", "Streams in throughput mode (default 1), like trtexec --infStreams.", "1", metavar="N"),
-    Option("--trt-no-cuda-graph", "Do not capture the enqueue in a CUDA graph (trtexec without "
-           "--useCudaGraph).", False, "bool"),
-    Option("--trt-blocking-sync", "Block on events instead of spin-waiting (trtexec --useSpinWait off).",
-           False, "bool"),
-    Option("--trt-include-transfers", "Copy inputs H2D and outputs D2H every iteration and report them "
-           "(trtexec --includeDataTransfers).", False, "bool"),
-    Option("--trt-require-gpu", "Fail, instead of skip, tests that need a GPU or TensorRT when none is "
-           "available.", False, "bool"),
-    Option("--trt-json", "Write every result and verdict to this JSON file.", None, "path", metavar="PATH"),
-    Option("--trt-report", "Write a self-contained HTML report to this file.", None, "path", metavar="PATH"),
-)
+# -- value parsers: one line naming ``what`` on bad input ----------------------
+def parse_fraction(value: Any, *, what: str, bare_max: float | None = None) -> float:
+    """``"5%"``, ``"0.05"`` or ``0.05`` -> ``0.05``.
 
-
-def parse_fraction(value: Any, *, what: str) -> float:
-    """``"5%"``, ``"0.05"`` or ``0.05`` → ``0.05``. Raises a one-line UsageError."""
+    With ``bare_max``, a number without ``%`` above it is refused: a tolerance
+    of ``5`` would mean 500%, a gate that never fires.
+    """
+    if isinstance(value, bool):
+        raise UsageError(f"{what}: {value!r} is not a fraction; write it as 5% or 0.05")
     text = str(value).strip()
+    percent = text.endswith("%")
     try:
-        out = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+        out = float(text[:-1]) / 100.0 if percent else float(text)
     except ValueError:
         raise UsageError(f"{what}: {value!r} is not a fraction; write it as 5% or 0.05") from None
     if not math.isfinite(out) or out < 0:
         raise UsageError(f"{what}: {value!r} must be a non-negative number such as 5% or 0.05")
+    if bare_max is not None and not percent and out > bare_max:
+        raise UsageError(f"{what}: {value!r} would mean {out:.0%}; write {_g(out)}% or {_g(out / 100)} "
+                         f"(a bare number is a fraction: 0.05 = 5%)")
     return out
 
 
-def _positive(value: Any, *, what: str, cast: Callable[[Any], Any] = float, allow_zero: bool = False) -> Any:
+def _g(x: float) -> str:
+    return f"{x:g}"
+
+
+def parse_number(value: Any, *, what: str, low: float, high: float, low_open: bool = False,
+                 integer: bool = False) -> Any:
+    """A finite number within [low, high] (or (low, high] with ``low_open``).
+
+    NaN and infinity are refused: a NaN duration never ends, a NaN warm-up
+    fails every test deep inside the measurement loop.
+    """
+    if isinstance(value, bool):
+        raise UsageError(f"{what}: {value!r} is not a number")
+    text = str(value).strip()
     try:
-        out = cast(str(value).strip())
+        out: Any = float(text)
     except ValueError:
         raise UsageError(f"{what}: {value!r} is not a number") from None
-    if (out < 0) if allow_zero else (out <= 0):
-        raise UsageError(f"{what}: {value!r} must be {'>= 0' if allow_zero else '> 0'}")
+    if not math.isfinite(out):
+        raise UsageError(f"{what}: {value!r} must be a finite number")
+    if integer:
+        if out != int(out):
+            raise UsageError(f"{what}: {value!r} is not a whole number")
+        out = int(out)
+    bad_low = out <= low if low_open else out < low
+    if bad_low or out > high:
+        lo = f"> {_g(low)}" if low_open else f">= {_g(low)}"
+        raise UsageError(f"{what}: {value!r} must be {lo} and <= {_g(high)}")
     return out
 
 
-def _choice(value: Any, choices: tuple[str, ...], *, what: str) -> str:
+def parse_choice(value: Any, choices: tuple[str, ...], *, what: str) -> str:
     text = str(value).strip().lower()
     if text not in choices:
         raise UsageError(f"{what}: {value!r} is not one of {', '.join(choices)}")
     return text
+
+
+def parse_bool(value: Any, *, what: str) -> bool:
+    """``True``/``False``, or an ini spelling (true/false, yes/no, on/off, 1/0)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise UsageError(f"{what}: {value!r} is not a boolean; use true or false")
+
+
+def _strict_bool(value: Any, what: str) -> bool:
+    """Marker and keyword arguments take real booleans only."""
+    if isinstance(value, bool):
+        return value
+    raise UsageError(f"{what}: {value!r} must be True or False")
+
+
+def _confidence(value: Any, what: str) -> float:
+    c = parse_fraction(value, what=what)
+    if not 0.5 <= c < 1.0:
+        raise UsageError(f"{what}: {value!r} must be between 0.5 and 1 (e.g. 0.99)")
+    return c
+
+
+def _target_ci(value: Any, what: str) -> float:
+    c = parse_fraction(value, what=what)
+    if not 0 < c <= 1:
+        raise UsageError(f"{what}: {value!r} must be above 0 and at most 100% (e.g. 1%)")
+    return c
+
+
+def _seconds(value: Any, what: str) -> float:
+    return float(parse_number(value, what=what, low=0, high=MAX_SECONDS, low_open=True))
+
+
+def _ms_to_s(value: Any, what: str) -> float:
+    return float(parse_number(value, what=what, low=0, high=MAX_WARMUP_MS)) / 1000.0
+
+
+def _count(value: Any, what: str) -> int:
+    return int(parse_number(value, what=what, low=1, high=MAX_ITERATIONS, integer=True))
+
+
+def _streams(value: Any, what: str) -> int:
+    return int(parse_number(value, what=what, low=1, high=MAX_STREAMS, integer=True))
+
+
+# -- measurement settings -------------------------------------------------------
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How long to warm up and measure: what the measurement loop needs.
+
+    Its defaults are the defaults of every option and marker argument below.
+    """
+
+    warmup_s: float = 0.2
+    min_warmup_iterations: int = 5
+    #: At least one period (~1 s) of the GPU's power-cap controller
+    #: (bench/RESULTS.md, "Gate quality").
+    min_time_s: float = 1.0
+    max_time_s: float = 5.0
+    min_iterations: int = 10
+    max_iterations: int = MAX_ITERATIONS
+    target_rel_ci: float = 0.01
+    confidence: float = 0.99
+    iterations: int | None = None
+    duration_s: float | None = None
+
+    @classmethod
+    def from_options(cls, o: "MeasureOptions") -> "MeasureSettings":
+        return cls(**{f.name: getattr(o, f.name) for f in dataclasses.fields(cls)})
 
 
 _CORE = MeasureSettings()
@@ -121,7 +192,6 @@ class MeasureOptions:
     confidence: float = _CORE.confidence
     missing_baseline: str = "pass"
     remeasure: bool = True
-    # How long to measure: the measurement core's defaults (one source of truth).
     warmup_s: float = _CORE.warmup_s
     min_warmup_iterations: int = _CORE.min_warmup_iterations
     min_time_s: float = _CORE.min_time_s
@@ -138,7 +208,8 @@ class MeasureOptions:
     include_transfers: bool = False
 
     def with_overrides(self, overrides: Mapping[str, Any], *, where: str) -> "MeasureOptions":
-        """Apply marker or keyword overrides (user vocabulary, validated)."""
+        """Apply marker or keyword overrides (user vocabulary), then check the
+        same cross-field rules as the command line."""
         if not overrides:
             return self
         updates: dict[str, Any] = {}
@@ -148,66 +219,217 @@ class MeasureOptions:
                 raise UsageError(f"{where}: unknown trt_perf argument {key!r} (known: {known})")
             field_name, convert = PERF_ARGS[key]
             updates[field_name] = convert(value, f"{where}: {key}")
-        return dataclasses.replace(self, **updates)
+        if "iterations" in updates and "duration_s" in updates:
+            raise UsageError(f"{where}: iterations= and duration= both given; a measurement stops on one of them")
+        # A fixed stop set here replaces the other fixed stop from a lower layer.
+        if "iterations" in updates:
+            updates.setdefault("duration_s", None)
+        if "duration_s" in updates:
+            updates.setdefault("iterations", None)
+        out = dataclasses.replace(self, **updates)
+        out.check(where=f"{where}:")
+        return out
+
+    def check(self, *, where: str = "") -> None:
+        """Rules between fields, for the command line and markers alike."""
+        prefix = f"{where} " if where else ""
+        if self.max_time_s < self.min_time_s:
+            raise UsageError(f"{prefix}max_time ({self.max_time_s:g} s) is shorter than min_time "
+                             f"({self.min_time_s:g} s); raise the cap or lower the minimum")
+        if self.max_iterations < self.min_iterations:
+            raise UsageError(f"{prefix}max_iterations ({self.max_iterations}) is below min_iterations "
+                             f"({self.min_iterations})")
 
 
-def _conv_ms(v: Any, what: str) -> float:
-    return _positive(v, what=what, allow_zero=True) / 1000.0
-
-
-def _conv_bool(v: Any, what: str) -> bool:
-    if isinstance(v, bool):
-        return v
-    raise UsageError(f"{what}: {v!r} must be True or False")
-
-
-#: trt_perf marker / measure() keyword → (MeasureOptions field, converter).
+#: trt_perf marker / measure() keyword -> (MeasureOptions field, converter).
 PERF_ARGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
-    "metric": ("metric", lambda v, w: _choice(v, METRICS, what=w)),
-    "tolerance": ("tolerance", lambda v, w: parse_fraction(v, what=w)),
-    "confidence": ("confidence", lambda v, w: _confidence(v, w)),
-    "missing_baseline": ("missing_baseline", lambda v, w: _choice(v, MISSING, what=w)),
-    "remeasure": ("remeasure", _conv_bool),
-    "warmup_ms": ("warmup_s", _conv_ms),
-    "min_time": ("min_time_s", lambda v, w: _positive(v, what=w)),
-    "max_time": ("max_time_s", lambda v, w: _positive(v, what=w)),
-    "min_iterations": ("min_iterations", lambda v, w: _positive(v, what=w, cast=int)),
-    "max_iterations": ("max_iterations", lambda v, w: _positive(v, what=w, cast=int)),
-    "target_ci": ("target_rel_ci", lambda v, w: parse_fraction(v, what=w)),
-    "iterations": ("iterations", lambda v, w: _positive(v, what=w, cast=int)),
-    "duration": ("duration_s", lambda v, w: _positive(v, what=w)),
-    "mode": ("mode", lambda v, w: _choice(v, MODES, what=w)),
-    "streams": ("streams", lambda v, w: _positive(v, what=w, cast=int)),
-    "cuda_graph": ("cuda_graph", _conv_bool),
-    "blocking_sync": ("blocking_sync", _conv_bool),
-    "include_transfers": ("include_transfers", _conv_bool),
+    "metric": ("metric", lambda v, w: parse_choice(v, METRICS, what=w)),
+    "tolerance": ("tolerance", lambda v, w: parse_fraction(v, what=w, bare_max=1.0)),
+    "confidence": ("confidence", _confidence),
+    "missing_baseline": ("missing_baseline", lambda v, w: parse_choice(v, MISSING, what=w)),
+    "remeasure": ("remeasure", _strict_bool),
+    "warmup_ms": ("warmup_s", _ms_to_s),
+    "min_time": ("min_time_s", _seconds),
+    "max_time": ("max_time_s", _seconds),
+    "min_iterations": ("min_iterations", _count),
+    "max_iterations": ("max_iterations", _count),
+    "target_ci": ("target_rel_ci", _target_ci),
+    "iterations": ("iterations", _count),
+    "duration": ("duration_s", _seconds),
+    "mode": ("mode", lambda v, w: parse_choice(v, MODES, what=w)),
+    "streams": ("streams", _streams),
+    "cuda_graph": ("cuda_graph", _strict_bool),
+    "blocking_sync": ("blocking_sync", _strict_bool),
+    "include_transfers": ("include_transfers", _strict_bool),
 }
 
 
-def _confidence(v: Any, what: str) -> float:
-    c = parse_fraction(v, what=what)
-    if not 0.5 <= c < 1.0:
-        raise UsageError(f"{what}: {v!r} must be between 0.5 and 1 (e.g. 0.99)")
-    return c
+# -- GPU settings ----------------------------------------------------------------
+@dataclass(frozen=True)
+class GpuSettings:
+    """Clock locking, GPU sharing under xdist, NVML sampling."""
+
+    lock_sm: LockSpec = field(default_factory=LockSpec)
+    lock_mem: LockSpec = field(default_factory=LockSpec)
+    strict: bool = False
+    allow_sharing: bool = False
+    interval_s: float = 0.01
+    #: Clock-lock state files and per-GPU locks: ``.state/`` in the baseline directory.
+    state_dir: Path = Path(".trtperf/.state")
 
 
-def _raw(config: Any, opt: Option) -> Any:
-    """CLI value if given, else the ini value, else the option's default."""
-    value = config.getoption(opt.dest, default=None)
-    if opt.kind == "bool":
-        if value:
-            return True
-        ini = config.getini(opt.dest)
-        return bool(ini) if not isinstance(ini, str) else ini.strip().lower() in ("1", "true", "yes", "on")
-    if value is None:
-        ini = config.getini(opt.dest)
-        value = ini if ini not in ("", None, []) else None
-    return opt.default if value is None else value
+# -- the option table ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Option:
+    """One command-line option that is also an ini key."""
+
+    flag: str
+    help: str
+    default: Any = None
+    kind: str = "str"  # str | bool | path
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+OPTIONS: tuple[Option, ...] = (
+    # core: baselines and the gate
+    Option("--trt-baseline", "compare (default): gate against baselines; update: measure and "
+           "write baselines; off: measure only.", "compare", metavar="compare|update|off"),
+    Option("--trt-baseline-dir", "Directory of the JSON baselines (default: .trtperf/ under the rootdir).",
+           None, "path", metavar="DIR"),
+    Option("--trt-tolerance", "Slowdown allowed before a test fails, e.g. 5% or 0.05 (default 5%); a bare "
+           "number above 1 is refused.", "5%", metavar="FRACTION"),
+    Option("--trt-metric", "Metric the gate compares: median (default), mean, p90, p95, p99, throughput.",
+           "median", metavar="METRIC"),
+    Option("--trt-confidence", "Confidence level of the statistical test (default 0.99).", "0.99", metavar="LEVEL"),
+    Option("--trt-missing-baseline", "pass (default, with a note) or fail when a result has no baseline.",
+           "pass", metavar="pass|fail"),
+    Option("--trt-no-remeasure", "Decide on the first measurement: do not measure again to confirm a "
+           "suspected regression.", False, "bool"),
+    # core: how to measure
+    Option("--trt-warmup-ms", "Warm-up time before measuring (default 200 ms, as trtexec).", "200", metavar="MS"),
+    Option("--trt-min-time", "Measure at least this many seconds before the adaptive stop (default 1: one "
+           "period of the GPU power-cap controller).", "1", metavar="SECONDS"),
+    Option("--trt-max-time", "Hard cap on measured seconds per result (default 5).", "5", metavar="SECONDS"),
+    Option("--trt-target-ci", "Stop when the confidence interval of the median is narrower than this, "
+           "relative to the median (default 1%).", "1%", metavar="FRACTION"),
+    Option("--trt-duration", "Measure for exactly this many seconds (turns the adaptive stop off), like "
+           "trtexec --duration.", None, metavar="SECONDS"),
+    Option("--trt-iterations", "Measure exactly this many iterations (turns the adaptive stop off), like "
+           "trtexec --iterations.", None, metavar="N"),
+    Option("--trt-mode", "latency (default: inferences one after another, GPU time per inference) or throughput "
+           "(enqueue ahead, inferences per second).", "latency", metavar="latency|throughput"),
+    Option("--trt-streams", "Streams in throughput mode (default 1), like trtexec --infStreams.", "1", metavar="N"),
+    Option("--trt-no-cuda-graph", "Do not capture the enqueue in a CUDA graph (trtexec without "
+           "--useCudaGraph).", False, "bool"),
+    Option("--trt-blocking-sync", "Block on events instead of spin-waiting (trtexec --useSpinWait off).",
+           False, "bool"),
+    Option("--trt-include-transfers", "Copy inputs H2D and outputs D2H every iteration and report them "
+           "(trtexec --includeDataTransfers).", False, "bool"),
+    Option("--trt-require-gpu", "Fail, instead of skip, tests that need a GPU or TensorRT when none is "
+           "available.", False, "bool"),
+    # core: outputs
+    Option("--trt-json", "Write every result and verdict to this JSON file.", None, "path", metavar="PATH"),
+    Option("--trt-report", "Write a self-contained HTML report to this file.", None, "path", metavar="PATH"),
+    # GPU
+    Option("--trt-lock-clocks", "Lock the SM clock of every GPU used for the session (needs root): off "
+           "(default), base (default applications clock), max, or MHz (snapped).", "off",
+           metavar="off|base|max|MHZ"),
+    Option("--trt-lock-memory-clocks", "Also lock the memory clock (Ampere or newer, needs root): off (default), "
+           "base, max or MHz.", "off", metavar="off|base|max|MHZ"),
+    Option("--trt-lock-clocks-strict", "Fail the session when clocks cannot be locked instead of warning "
+           "and running unlocked.", False, "bool"),
+    Option("--trt-allow-gpu-sharing", "Allow more xdist workers than GPUs; measured windows on a shared GPU "
+           "are serialised.", False, "bool"),
+    Option("--trt-nvml-interval-ms", "NVML sampling interval during measurements (default 10 ms).", "10",
+           metavar="MS"),
+    # TensorRT
+    Option("--trt-backend", "auto|tensorrt|tensorrt_rtx: which library builds and runs engines (default auto: "
+           "TensorRT, then TensorRT-RTX).", "auto", metavar="auto|tensorrt|tensorrt_rtx"),
+    Option("--trt-engine-cache", "Directory for built engines keyed by model, build config, TensorRT version "
+           "and GPU; 'off' rebuilds every time (default: engines/ inside the baseline directory, git-ignored).",
+           None, "path", metavar="DIR|off"),
+    Option("--trt-timing-cache", "Timing cache file loaded before and saved after each build, like trtexec "
+           "--timingCacheFile (default: <engine cache>/timing.cache; 'off' disables).", None, "path",
+           metavar="PATH|off"),
+    Option("--trt-allow-engine-host-code", "Allow loading engines that contain host code (version-compatible "
+           "lean runtime, plugins); off by default for safety.", False, "bool"),
+    Option("--trt-profile-layers", "After measuring, run once more with TensorRT's profiler and attach "
+           "per-layer times to each result (trtexec --dumpProfile).", False, "bool"),
+)
+
+
+def add_options(parser: Any) -> None:
+    """Register every option and its ini key (``pytest_addoption``)."""
+    group = parser.getgroup("trtperf", "TensorRT performance tests (pytest-trtperf)")
+    for opt in OPTIONS:
+        text = opt.help.replace("%", "%%")  # argparse formats help with %
+        if opt.kind == "bool":
+            group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=text)
+        else:
+            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, help=text, metavar=opt.metavar)
+        # Booleans are ini strings too, so a bad spelling is an error naming the key.
+        parser.addini(opt.dest, opt.help, default="")
+
+
+class _Reader:
+    """The one reader of pytest's options and ini values."""
+
+    _OPTS = {o.dest: o for o in OPTIONS}
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.rootdir = Path(str(config.rootpath))
+
+    def raw(self, dest: str) -> tuple[Any, str]:
+        """(value, label): the command line's, else the ini file's, else the default."""
+        opt = self._OPTS[dest]
+        value = self.config.getoption(dest, default=None)
+        if value is not None:
+            return value, opt.flag
+        ini = self.config.getini(dest)
+        if ini not in ("", None, []):
+            return ini, f"{dest} (ini)"
+        return opt.default, opt.flag
+
+    def from_cli(self, dest: str) -> bool:
+        return self.config.getoption(dest, default=None) is not None
+
+    def get(self, dest: str, parse: Callable[[Any, str], Any]) -> Any:
+        value, label = self.raw(dest)
+        return parse(value, label)
+
+    def optional(self, dest: str, parse: Callable[[Any, str], Any]) -> Any:
+        value, label = self.raw(dest)
+        return None if value is None else parse(value, label)
+
+    def flag(self, dest: str) -> bool:
+        value, label = self.raw(dest)
+        return parse_bool(value, what=label)
+
+    def path(self, dest: str, *, allow_off: bool = False) -> Path | None | str:
+        """A path, None when unset, or ``"off"`` when ``allow_off`` and the
+        value says off."""
+        cli = self.config.getoption(dest, default=None)
+        if cli not in (None, ""):
+            text, base = str(cli), Path(str(self.config.invocation_params.dir))
+        else:
+            ini = self.config.getini(dest)
+            if ini in ("", None, []):
+                return None
+            inipath = getattr(self.config, "inipath", None)
+            text, base = str(ini), Path(str(inipath.parent)) if inipath else self.rootdir
+        if allow_off and text.strip().lower() in OFF:
+            return "off"
+        return (base / Path(text.strip()).expanduser()).resolve()
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Session-wide settings from the command line and the ini file."""
+    """Session-wide settings: the core's, the GPU part, the TensorRT part."""
 
     baseline_mode: str
     baseline_dir: Path
@@ -216,80 +438,101 @@ class Settings:
     json_path: Path | None
     report_path: Path | None
     measure: MeasureOptions = field(default_factory=MeasureOptions)
+    gpu: GpuSettings = field(default_factory=GpuSettings)
+    trt: TrtOptions = field(default_factory=TrtOptions)
 
     @classmethod
     def from_pytest_config(cls, config: Any) -> "Settings":
-        opts = {o.dest: o for o in OPTIONS}
-
-        def raw(dest: str) -> Any:
-            return _raw(config, opts[dest])
-
-        rootdir = Path(str(config.rootpath))
-        def opt_path(dest: str) -> Path | None:
-            """A path from the command line is relative to where pytest was
-            started (like --junitxml); one from the ini file to that file."""
-            cli = config.getoption(dest, default=None)
-            if cli:
-                base = Path(str(config.invocation_params.dir))
-                return (base / Path(cli).expanduser()).resolve()
-            ini = config.getini(dest)
-            if ini:
-                base = Path(str(config.inipath.parent)) if config.inipath else rootdir
-                return (base / Path(str(ini)).expanduser()).resolve()
-            return None
-
-        baseline_dir = opt_path("trt_baseline_dir") or rootdir / ".trtperf"
-
+        r = _Reader(config)
+        baseline_dir = r.path("trt_baseline_dir")
+        assert not isinstance(baseline_dir, str)
+        baseline_dir = baseline_dir or r.rootdir / ".trtperf"
+        iterations, duration = r.optional("trt_iterations", _count), r.optional("trt_duration", _seconds)
+        if iterations is not None and duration is not None:
+            # The command line wins over the ini file; in one place, both is an error.
+            from_cli = [d for d in ("trt_iterations", "trt_duration") if r.from_cli(d)]
+            if len(from_cli) != 1:
+                raise UsageError("--trt-iterations and --trt-duration both given; a measurement stops on one "
+                                 "of them: keep one")
+            iterations, duration = (iterations, None) if from_cli == ["trt_iterations"] else (None, duration)
         m = MeasureOptions(
-            metric=_choice(raw("trt_metric"), METRICS, what="--trt-metric"),
-            tolerance=parse_fraction(raw("trt_tolerance"), what="--trt-tolerance"),
-            confidence=_confidence(raw("trt_confidence"), "--trt-confidence"),
-            missing_baseline=_choice(raw("trt_missing_baseline"), MISSING, what="--trt-missing-baseline"),
-            remeasure=not raw("trt_no_remeasure"),
-            warmup_s=_conv_ms(raw("trt_warmup_ms"), "--trt-warmup-ms"),
-            min_time_s=_positive(raw("trt_min_time"), what="--trt-min-time"),
-            max_time_s=_positive(raw("trt_max_time"), what="--trt-max-time"),
-            target_rel_ci=parse_fraction(raw("trt_target_ci"), what="--trt-target-ci"),
-            iterations=(_positive(raw("trt_iterations"), what="--trt-iterations", cast=int)
-                        if raw("trt_iterations") is not None else None),
-            duration_s=(_positive(raw("trt_duration"), what="--trt-duration")
-                        if raw("trt_duration") is not None else None),
-            mode=_choice(raw("trt_mode"), MODES, what="--trt-mode"),
-            streams=_positive(raw("trt_streams"), what="--trt-streams", cast=int),
-            cuda_graph=not raw("trt_no_cuda_graph"),
-            blocking_sync=bool(raw("trt_blocking_sync")),
-            include_transfers=bool(raw("trt_include_transfers")),
+            metric=r.get("trt_metric", lambda v, w: parse_choice(v, METRICS, what=w)),
+            tolerance=r.get("trt_tolerance", lambda v, w: parse_fraction(v, what=w, bare_max=1.0)),
+            confidence=r.get("trt_confidence", _confidence),
+            missing_baseline=r.get("trt_missing_baseline", lambda v, w: parse_choice(v, MISSING, what=w)),
+            remeasure=not r.flag("trt_no_remeasure"),
+            warmup_s=r.get("trt_warmup_ms", _ms_to_s),
+            min_time_s=r.get("trt_min_time", _seconds),
+            max_time_s=r.get("trt_max_time", _seconds),
+            target_rel_ci=r.get("trt_target_ci", _target_ci),
+            iterations=iterations,
+            duration_s=duration,
+            mode=r.get("trt_mode", lambda v, w: parse_choice(v, MODES, what=w)),
+            streams=r.get("trt_streams", _streams),
+            cuda_graph=not r.flag("trt_no_cuda_graph"),
+            blocking_sync=r.flag("trt_blocking_sync"),
+            include_transfers=r.flag("trt_include_transfers"),
         )
-        if m.max_time_s < m.min_time_s:
-            raise UsageError(f"--trt-max-time ({m.max_time_s:g} s) is shorter than --trt-min-time "
-                             f"({m.min_time_s:g} s); raise the cap or lower the minimum")
+        m.check(where="--trt-max-time/--trt-min-time:")
+        gpu = GpuSettings(
+            lock_sm=r.get("trt_lock_clocks", lambda v, w: LockSpec.parse(v, w)),
+            lock_mem=r.get("trt_lock_memory_clocks", lambda v, w: LockSpec.parse(v, w)),
+            strict=r.flag("trt_lock_clocks_strict"),
+            allow_sharing=r.flag("trt_allow_gpu_sharing"),
+            interval_s=r.get("trt_nvml_interval_ms", lambda v, w: float(
+                parse_number(v, what=w, low=1, high=10_000))) / 1000.0,
+            state_dir=baseline_dir / ".state",
+        )
+        engine_cache = r.path("trt_engine_cache", allow_off=True)
+        timing_cache = r.path("trt_timing_cache", allow_off=True)
+        cache_dir = None if engine_cache == "off" else (engine_cache or baseline_dir / "engines")
+        assert not isinstance(cache_dir, str)
+        trt = TrtOptions(
+            backend=r.get("trt_backend", lambda v, w: parse_choice(v, BACKEND_CHOICES, what=w)),
+            engine_cache=cache_dir,
+            timing_cache=(None if timing_cache == "off" else
+                          timing_cache or (cache_dir / "timing.cache" if cache_dir is not None else None)),
+            allow_engine_host_code=r.flag("trt_allow_engine_host_code"),
+            profile_layers=r.flag("trt_profile_layers"),
+        )
         return cls(
-            baseline_mode=_choice(raw("trt_baseline"), BASELINE_MODES, what="--trt-baseline"),
+            baseline_mode=r.get("trt_baseline", lambda v, w: parse_choice(v, BASELINE_MODES, what=w)),
             baseline_dir=baseline_dir,
-            rootdir=rootdir,
-            require_gpu=bool(raw("trt_require_gpu")),
-            json_path=opt_path("trt_json"),
-            report_path=opt_path("trt_report"),
+            rootdir=r.rootdir,
+            require_gpu=r.flag("trt_require_gpu"),
+            json_path=_plain_path(r.path("trt_json")),
+            report_path=_plain_path(r.path("trt_report")),
             measure=m,
+            gpu=gpu,
+            trt=trt,
         )
 
 
-def add_options(parser: Any) -> None:
-    """Register the core options and their ini keys."""
-    group = parser.getgroup("trtperf", "TensorRT performance tests (pytest-trtperf)")
-    for opt in OPTIONS:
-        text = opt.help.replace("%", "%%")  # argparse formats help with %
-        if opt.kind == "bool":
-            group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=text)
-            parser.addini(opt.dest, opt.help, type="bool", default=False)
-        else:
-            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, help=text, metavar=opt.metavar)
-            parser.addini(opt.dest, opt.help, default="")
+def _plain_path(p: Path | None | str) -> Path | None:
+    assert not isinstance(p, str)
+    return p
+
+
+def measurement_name(value: Any, *, where: str) -> str | None:
+    """``name=`` of a measurement: a non-empty string or None. Anything else
+    (an object, a number) would put a memory address or a changing repr into
+    the result id, so every run would look like a new measurement."""
+    if value is None or (isinstance(value, str) and value.strip()):
+        return value
+    raise UsageError(f"{where}: name={value!r} must be a non-empty string such as name=\"bs16\"")
+
+
+def inferences_per_iteration(value: Any, *, where: str) -> int:
+    """``inferences_per_iteration=``: a positive whole number (a batch size)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UsageError(f"{where}: inferences_per_iteration={value!r} must be a positive whole number")
+    return int(parse_number(value, what=f"{where}: inferences_per_iteration", low=1, high=2**31, integer=True))
 
 
 def perf_overrides(markers: list[Any], *, where: str) -> dict[str, Any]:
     """Merge ``trt_perf`` marker kwargs (the closest marker, first, wins) and
-    validate them: names and values, with one-line errors naming ``where``."""
+    validate them: names, values and cross-field rules, with one-line errors
+    naming ``where``."""
     merged: dict[str, Any] = {}
     for mark in reversed(markers):
         if mark.args:

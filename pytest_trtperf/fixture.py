@@ -1,30 +1,27 @@
-"""The ``trt_bench`` fixture object.
+"""The ``trt_bench`` fixture object: the pytest adapter of :mod:`.runner`.
 
-It resolves what to time (a host callable, a CUDA-stream callable, a torch
-callable, a TensorRT engine), measures it through the engine-agnostic core,
-judges the result against its baseline, and keeps the results of the test so
-the plugin can report them and fail the test after it ran.
+It turns what a test passes (a host callable, a CUDA-stream callable, a torch
+callable, a TensorRT engine, markers) into a workload and options, hands them
+to the runner, and keeps the test's results so the plugin can report them and
+fail the test after it ran. The measure/judge/re-measure policy lives in the
+runner, not here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import functools
 import sys
 from typing import Any, Callable, Mapping, TypeVar
 
 import pytest
 
-from .report import progress
-from . import stats
-from .config import MeasureOptions, perf_overrides
+from .config import MeasureOptions, inferences_per_iteration as check_inferences, measurement_name, perf_overrides
 from .errors import BackendUnavailable, UsageError
-from .fingerprint import Fingerprint, host_fingerprint
-from .gate import judge
-from .measure import Measurement, MeasureSettings, measure
-from .results import DeviceState, Result, Verdict
-from .session import SessionState, config_hash, result_id
+from .identity import result_id
+from .report import progress
+from .results import Result
+from .runner import Runner, Target
+from .session import SessionState
 from .workload import Workload
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,6 +69,7 @@ class TrtBench:
         self._ids: set[str] = set()
         self._missing_fails: dict[str, bool] = {}
         self._prog: progress.Progress | None = None
+        self._runner = Runner(state.settings, state.store, state.gpu, progress=self._measure_bar)
 
     # -- public API ---------------------------------------------------------
     @user_errors
@@ -93,6 +91,9 @@ class TrtBench:
         ``shapes`` and ``inputs`` apply to engines: the input shapes to run at
         (within the engine's profile) and the data to feed.
         """
+        where = f"{self._item.nodeid}: trt_bench.measure()"
+        name = measurement_name(name, where=where)
+        inferences_per_iteration = check_inferences(inferences_per_iteration, where=where)
         opts = self._options(overrides)
         if (shapes is not None or inputs is not None) and not hasattr(target, "__trtperf_engine__"):
             raise UsageError(f"{self._item.nodeid}: shapes= and inputs= apply to engines from trt_bench.engine(), "
@@ -110,18 +111,19 @@ class TrtBench:
         if marker is None:
             raise UsageError(f"{self._item.nodeid}: trt_bench() needs @pytest.mark.trt_engine(onnx=... or "
                              f"engine=...) on the test; to time a callable use trt_bench.measure(fn)")
+        name = measurement_name(name, where=f"{self._item.nodeid}: trt_bench()")
         opts = self._options(overrides)
-        engine = self._trt().engine_from_marker(marker, where=self._item.nodeid, progress=self._progress,
-                                                base_dir=self._item.path.parent)
-        workload = self._trt().make_workload(engine, shapes=shapes, inputs=inputs, options=opts)
+        engine = self._trt().engine_from_marker(marker, where=self._item.nodeid, options=self._state.settings.trt,
+                                                progress=self._progress, base_dir=self._item.path.parent)
+        workload = self._engine_workload(engine, shapes=shapes, inputs=inputs, opts=opts)
         return self._run(workload, name=name, opts=opts)
 
     @user_errors
     def engine(self, onnx: str | None = None, **kwargs: Any) -> Any:
         """Build (cached) or load an engine without measuring it; pass it to
         :meth:`measure` with ``shapes=`` to time it at a given shape."""
-        return self._trt().engine_from_kwargs(onnx=onnx, where=self._item.nodeid, progress=self._progress,
-                                              rootdir=str(self._item.path.parent), **kwargs)
+        return self._trt().engine_from_kwargs(onnx=onnx, where=self._item.nodeid, options=self._state.settings.trt,
+                                              progress=self._progress, rootdir=str(self._item.path.parent), **kwargs)
 
     # -- internals ----------------------------------------------------------
     def _options(self, overrides: Mapping[str, Any]) -> MeasureOptions:
@@ -143,9 +145,9 @@ class TrtBench:
             self._prog = progress.for_config(self._item.config, "")
         self._prog.phase(text)
 
-    def _measure_bar(self, rid: str, opts: MeasureOptions) -> progress.Progress | None:
+    def _measure_bar(self, target: Target, opts: MeasureOptions) -> progress.Progress | None:
         """A bar on a TTY; in logs only for long measurements (>= 10 s)."""
-        bar = progress.for_config(self._item.config, rid)
+        bar = progress.for_config(self._item.config, target.id)
         longest = opts.duration_s if opts.duration_s is not None else opts.max_time_s
         if not bar.sink.interactive and (longest < 10 or opts.iterations is not None):
             return None
@@ -159,7 +161,7 @@ class TrtBench:
         if isinstance(target, Workload) and not callable(target):
             return target
         if hasattr(target, "__trtperf_engine__"):
-            return self._trt().make_workload(target, shapes=shapes, inputs=inputs, options=opts)
+            return self._engine_workload(target, shapes=shapes, inputs=inputs, opts=opts)
         if not callable(target):
             raise UsageError(f"{self._item.nodeid}: trt_bench.measure() needs a callable, a Workload or an "
                              f"engine, got {type(target).__name__}")
@@ -188,26 +190,9 @@ class TrtBench:
 
         return TorchWorkload(target, **gpu_kw)
 
-    def _fingerprint(self, workload: Workload) -> Fingerprint:
-        if workload.kind == "host":
-            return host_fingerprint()
-        from .gpu.identity import gpu_fingerprint_for
-
-        return gpu_fingerprint_for(workload, clocks=self._state.clock_state())
-
-    def _measure_once(self, workload: Workload, opts: MeasureOptions, rid: str = "") -> Measurement:
-        monitor = None
-        if workload.kind != "host" and self._state.monitor_factory is not None:
-            monitor = self._state.monitor_factory()
-        lock = self._state.measurement_lock() if self._state.measurement_lock else contextlib.nullcontext()
-        with lock:
-            bar = self._measure_bar(rid, opts)
-            try:
-                return measure(workload, MeasureSettings.from_options(opts), monitor,
-                               on_progress=bar.update if bar is not None else None)
-            finally:
-                if bar is not None:
-                    bar.done("measured")
+    def _engine_workload(self, engine: Any, *, shapes: Any, inputs: Any, opts: MeasureOptions) -> Workload:
+        return self._trt().make_workload(engine, shapes=shapes, inputs=inputs, options=opts,
+                                         profile_layers=self._state.settings.trt.profile_layers)
 
     def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions) -> Result:
         rid = result_id(self._item.nodeid, name)
@@ -216,65 +201,12 @@ class TrtBench:
                              f"trt_bench.measure() call a distinct name=")
         self._ids.add(rid)
         self._missing_fails[rid] = opts.missing_baseline == "fail"
-        fp = self._fingerprint(workload)
-        workload.setup()
-        try:
-            identity = {"kind": workload.kind, "mode": opts.mode if workload.kind != "host" else "latency",
-                        **dict(workload.identity())}
-            result = self._build(rid, name, workload, self._measure_once(workload, opts, rid), fp, identity, opts)
-            verdict = self._judge(result, opts)
-            if verdict.status == "regression" and (opts.remeasure or result.flagged):
-                # Confirm before crying wolf: a fresh measurement decides. A run
-                # flagged for throttling or a busy GPU is always re-measured.
-                result = self._build(rid, name, workload, self._measure_once(workload, opts, rid), fp, identity, opts)
-                verdict = dataclasses.replace(self._judge(result, opts), remeasured=True)
-            notes = tuple(workload.notes())
-            # TensorRT workloads: per-layer profile and the engine's device memory.
-            layers = tuple(getattr(workload, "layers", lambda: ())() or ())
-            memory = getattr(workload, "device_memory_bytes", None)
-        finally:
-            workload.teardown()
-        result = dataclasses.replace(result, verdict=verdict, notes=notes, layers=layers,
-                                     device_memory_bytes=memory if isinstance(memory, int) else None)
+        lineno = self._item.location[1]  # 0-based, None when unknown
+        target = Target(id=rid, nodeid=self._item.nodeid, name=name,
+                        location=(str(self._item.path), lineno + 1 if lineno is not None else 0))
+        result = self._runner.run(workload, target, opts)
         self.results.append(result)
         return result
-
-    def _build(self, rid: str, name: str | None, workload: Workload, m: Measurement, fp: Fingerprint,
-               identity: Mapping[str, Any], opts: MeasureOptions) -> Result:
-        extra = {k: stats.summarize(v, opts.confidence) for k, v in m.extra.items() if len(v)}
-        state = m.device_state if isinstance(m.device_state, DeviceState) else DeviceState(kind=workload.kind)
-        path = str(self._item.path)
-        lineno = self._item.location[1]  # 0-based, None when unknown
-        line = lineno + 1 if lineno is not None else 0
-        return Result(
-            id=rid,
-            nodeid=self._item.nodeid,
-            name=name,
-            kind=workload.kind,
-            mode=str(identity.get("mode", "latency")),
-            latency=stats.summarize(m.latency_s, opts.confidence),
-            throughput=m.throughput,
-            distribution=stats.compress(m.latency_s),
-            stop_reason=m.stop_reason,
-            warmup_iterations=m.warmup_iterations,
-            warmup_s=m.warmup_s,
-            measured_s=m.wall_s,
-            config_hash=config_hash(identity),
-            identity=dict(identity),
-            fingerprint=fp.to_dict(),
-            device_class=fp.device_class,
-            device_state=state,
-            extra=extra,
-            location=(path, line),
-        )
-
-    def _judge(self, result: Result, opts: MeasureOptions) -> Verdict:
-        s = self._state.settings
-        entry = None
-        if s.baseline_mode == "compare":
-            entry = self._state.store.lookup(result.device_class, result.id)
-        return judge(result, entry, baseline_mode=s.baseline_mode, metric=opts.metric, tolerance=opts.tolerance,
-                     confidence=opts.confidence, baseline_path=str(self._state.store.path_for(result.device_class)))
 
     def failures(self) -> list[str]:
         """Messages of the results that fail the test."""

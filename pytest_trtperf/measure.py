@@ -19,44 +19,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .config import MeasureSettings
 from .stats import median_ci_rel_width
 from .workload import Batch, StateMonitor, Workload
 
 #: Why a measurement stopped.
 STOP_REASONS = ("converged", "max_time", "max_iterations", "iterations", "duration")
-
-
-@dataclass(frozen=True)
-class MeasureSettings:
-    """How long to warm up and measure; built from ``config.MeasureOptions``."""
-
-    warmup_s: float = 0.2
-    min_warmup_iterations: int = 5
-    #: At least one period (~1 s) of the GPU's power-cap controller
-    #: (bench/RESULTS.md, "Gate quality").
-    min_time_s: float = 1.0
-    max_time_s: float = 5.0
-    min_iterations: int = 10
-    max_iterations: int = 10_000_000
-    target_rel_ci: float = 0.01
-    confidence: float = 0.99
-    iterations: int | None = None
-    duration_s: float | None = None
-
-    @classmethod
-    def from_options(cls, o: Any) -> "MeasureSettings":
-        return cls(
-            warmup_s=o.warmup_s,
-            min_warmup_iterations=o.min_warmup_iterations,
-            min_time_s=o.min_time_s,
-            max_time_s=o.max_time_s,
-            min_iterations=o.min_iterations,
-            max_iterations=o.max_iterations,
-            target_rel_ci=o.target_rel_ci,
-            confidence=o.confidence,
-            iterations=o.iterations,
-            duration_s=o.duration_s,
-        )
 
 
 @dataclass(frozen=True)

@@ -4,42 +4,41 @@ Results travel from the process that measured them to the controller as an
 attribute of the test's report (``report.trtperf``), which pytest-xdist
 serialises like any other report field, so a serial run and ``-n N`` follow
 the same path and only the controller writes baselines and reports.
+
+Loading the plugin is cheap: the fixture (numpy, the measurement core) and the
+report modules are imported when a test uses ``trt_bench`` or a session has
+something to write, not when pytest starts.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, Generator
+from typing import TYPE_CHECKING, Any, Generator
 
 import pytest
 
-from .report import outputs
-from .report import terminal as report_mod
 from .config import Settings, add_options, perf_overrides
 from .errors import BaselineFileError, UsageError
-from .fixture import TrtBench
+from .gpu.session import PLUGIN_NAME as GPU_PLUGIN_NAME
+from .gpu.session import GpuSessionPlugin, register_auto_workers
 from .results import Result
 from .session import SessionState
 
+if TYPE_CHECKING:
+    from .fixture import TrtBench
+
 STATE_KEY = pytest.StashKey[SessionState]()
-BENCH_KEY = pytest.StashKey[TrtBench]()
+BENCH_KEY = pytest.StashKey["TrtBench"]()
 
 
-def _component(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
+def session_settings(config: pytest.Config) -> Settings:
+    """The session's resolved settings (for conftest fixtures that build
+    engines themselves, e.g. ``get_engine(spec, session_settings(config).trt)``)."""
+    return config.stash[STATE_KEY].settings
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     add_options(parser)
-    gpu = _component("pytest_trtperf.gpu.session")
-    if gpu is not None:
-        gpu.add_options(parser, pluginmanager)
-    trt = _component("pytest_trtperf.trt.options")
-    if trt is not None:
-        trt.add_options(parser)
+    register_auto_workers(pluginmanager)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,28 +54,17 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(e)) from None
     state = SessionState.create(settings, is_controller=not hasattr(config, "workerinput"))
     config.stash[STATE_KEY] = state
-    trt = _component("pytest_trtperf.trt.options")
-    if trt is not None:
-        try:
-            trt.configure(config)
-        except UsageError as e:
-            raise pytest.UsageError(str(e)) from None
     config.pluginmanager.register(SessionHooks(state), "trtperf-session")
-    gpu = _component("pytest_trtperf.gpu.session")
-    if gpu is not None and hasattr(gpu, "GpuSessionPlugin"):
-        try:
-            plugin = gpu.GpuSessionPlugin(config)
-        except UsageError as e:
-            raise pytest.UsageError(str(e)) from None
-        config.pluginmanager.register(plugin, "trtperf-gpu")
-        state.clock_state = plugin.clock_state
-        state.measurement_lock = plugin.measurement_lock
-        state.monitor_factory = plugin.make_monitor
+    gpu = GpuSessionPlugin(config, settings.gpu, settings.baseline_mode)
+    config.pluginmanager.register(gpu, GPU_PLUGIN_NAME)
+    state.gpu = gpu
 
 
 @pytest.fixture
-def trt_bench(request: pytest.FixtureRequest) -> TrtBench:
+def trt_bench(request: pytest.FixtureRequest) -> "TrtBench":
     """Measure inference performance and gate it against the test's baseline."""
+    from .fixture import TrtBench
+
     bench = TrtBench(request.node, request.config.stash[STATE_KEY])
     request.node.stash[BENCH_KEY] = bench
     return bench
@@ -87,16 +75,14 @@ def marker_error(item: pytest.Item) -> str | None:
     test runs, through the same validation the fixture uses."""
     try:
         perf_overrides(list(item.iter_markers("trt_perf")), where=item.nodeid)
+        engine_marks = list(item.iter_markers("trt_engine"))
+        if engine_marks:
+            from .trt.spec import validate_marker
+
+            for mark in engine_marks:
+                validate_marker(mark, where=item.nodeid)
     except UsageError as e:
         return str(e)
-    spec = _component("pytest_trtperf.trt.spec")
-    validate = getattr(spec, "validate_marker", None)
-    for mark in item.iter_markers("trt_engine"):
-        if validate is not None:
-            try:
-                validate(mark, where=item.nodeid)
-            except UsageError as e:
-                return str(e)
     return None
 
 
@@ -117,7 +103,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, Any]:
     bench = item.stash.get(BENCH_KEY, None) if call.when == "call" else None
     if bench is not None:
-        item.user_properties.extend(report_mod.junit_properties(bench.results))
+        from .report.terminal import junit_properties
+
+        item.user_properties.extend(junit_properties(bench.results))
     rep = yield
     if bench is not None and bench.results:
         rep.trtperf = [r.to_dict() for r in bench.results]
@@ -146,7 +134,9 @@ class SessionHooks:
             self.state.collected.extend(Result.from_dict(d) for d in data)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.state.is_controller:
+        if self.state.is_controller and self._has_outputs():
+            from .report import outputs
+
             self.output_lines, status = outputs.write_outputs(self.state, int(exitstatus))
             if status is not None:
                 session.exitstatus = status
@@ -154,6 +144,13 @@ class SessionHooks:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         state = self.state
         if state.is_controller and (state.collected or state.write_error or self.output_lines):
+            from .report import outputs
+
             terminalreporter.write_sep("-", "trtperf")
             for line in outputs.terminal_lines(state, self.output_lines):
                 terminalreporter.write_line(line)
+
+    def _has_outputs(self) -> bool:
+        """Anything to write: results, or a --trt-json / --trt-report document."""
+        s = self.state.settings
+        return bool(self.state.collected) or s.json_path is not None or s.report_path is not None

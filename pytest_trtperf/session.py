@@ -4,15 +4,15 @@ results the controller collected. Plain code, no hooks."""
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import json
-import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Mapping
+from typing import TYPE_CHECKING
 
 from .baseline import BaselineStore
 from .config import Settings
 from .results import Result
+
+if TYPE_CHECKING:
+    from .runner import GpuSide
 
 
 @dataclass
@@ -25,11 +25,8 @@ class SessionState:
     written: list[str] = field(default_factory=list)
     write_error: str | None = None
     started: str = field(default_factory=lambda: now_iso())
-    #: Hooks other components plug in (GPU plugin): clock state for the
-    #: fingerprint, a lock around measured windows, a device-state monitor.
-    clock_state: Callable[[], str] = lambda: "off"
-    measurement_lock: Callable[[], ContextManager[Any]] | None = None
-    monitor_factory: Callable[[], Any] | None = None
+    #: The GPU part of the session (clock state, per-GPU lock, NVML monitor).
+    gpu: GpuSide | None = None
 
     @classmethod
     def create(cls, settings: Settings, *, is_controller: bool) -> "SessionState":
@@ -38,35 +35,3 @@ class SessionState:
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-_XDIST_SUFFIX = re.compile(r"@[^\]:]*$")
-
-
-def result_id(nodeid: str, name: str | None) -> str:
-    """Stable id: the test's node id (relative to the rootdir, identical under
-    xdist, with any ``@group`` suffix of --dist loadgroup removed), plus the
-    measurement's name."""
-    nodeid = _XDIST_SUFFIX.sub("", nodeid)
-    return f"{nodeid}::{name}" if name else nodeid
-
-
-#: Engine identity fields that are not configuration: the model under test
-#: (a new model version is what the gate must judge, not refuse to compare),
-#: the library's patch version and the GPU (both in the fingerprint), the file name.
-_NOT_CONFIG = frozenset({"onnx_sha256", "plan_sha256", "version", "gpu", "source"})
-
-
-def config_identity(identity: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(identity)
-    engine = out.get("engine")
-    if isinstance(engine, Mapping):
-        out["engine"] = {k: v for k, v in engine.items() if k not in _NOT_CONFIG}
-    return out
-
-
-def config_hash(identity: Mapping[str, Any]) -> str:
-    """Hash of what was configured (shapes, precision, mode, graphs, ...); a
-    baseline with another hash is incomparable."""
-    blob = json.dumps(config_identity(identity), sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]

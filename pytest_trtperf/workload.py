@@ -9,9 +9,10 @@ and synchronise once, so the Python loop stays out of the measured time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is loaded by whoever makes a Batch, not by loading the plugin
+    import numpy as np
 
 #: Names of optional per-iteration series a workload may report next to the
 #: primary latency series. All values are seconds.
@@ -65,6 +66,18 @@ class Workload(Protocol):
 
     def notes(self) -> tuple[str, ...]:
         """Things the user should know about this run (e.g. graph fallback)."""
+
+
+@runtime_checkable
+class ProfiledWorkload(Workload, Protocol):
+    """A workload that also reports what an engine knows about itself
+    (TensorRT): per-layer times and the device memory it needs."""
+
+    #: Device memory the engine's execution context needs, in bytes, or None.
+    device_memory_bytes: int | None
+
+    def layers(self) -> Sequence[Mapping[str, Any]]:
+        """Per-layer profile ({"name", "ms", ...}), empty unless profiling was asked for."""
 
 
 @runtime_checkable

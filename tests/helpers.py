@@ -51,11 +51,19 @@ REPO = Path(__file__).resolve().parents[1]
 #: Exactly the wiring plugin.py does for the GPU plugin, for pytester runs that
 #: block the installed plugin with ``-p no:trtperf``.
 GPU_PLUGIN_WIRING = """
+import pytest
+from pytest_trtperf.config import Settings, add_options
+from pytest_trtperf.errors import UsageError
 from pytest_trtperf.gpu import session as gpu_plugin
 
 def pytest_addoption(parser, pluginmanager):
-    gpu_plugin.add_options(parser, pluginmanager)
+    add_options(parser)
+    gpu_plugin.register_auto_workers(pluginmanager)
 
 def pytest_configure(config):
-    config.pluginmanager.register(gpu_plugin.GpuSessionPlugin(config), gpu_plugin.PLUGIN_NAME)
+    try:
+        s = Settings.from_pytest_config(config)
+    except UsageError as e:
+        raise pytest.UsageError(str(e)) from None
+    config.pluginmanager.register(gpu_plugin.GpuSessionPlugin(config, s.gpu, s.baseline_mode), gpu_plugin.PLUGIN_NAME)
 """

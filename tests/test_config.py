@@ -52,3 +52,157 @@ def test_marker_values_are_checked_before_the_test_runs(pytester: pytest.Pyteste
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines(["*test_bad_value: tolerance: 'lots' is not a fraction; write it as 5% or 0.05*"])
     assert "the test body must not run" not in r.stdout.str()
+
+
+# ---- one settings owner: regressions of the three-readers era ------------------------
+SETTINGS_PROBE = '''
+import json
+from pytest_trtperf.plugin import session_settings
+
+def test_probe(request):
+    s = session_settings(request.config)
+    print("SETTINGS=" + json.dumps({"baseline_dir": str(s.baseline_dir), "state_dir": str(s.gpu.state_dir),
+                                    "engine_cache": str(s.trt.engine_cache), "mode": s.baseline_mode}))
+'''
+
+
+def _probe(pytester: pytest.Pytester, *args: str) -> dict:
+    import json
+
+    r = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", *args)
+    line = next(x for x in r.outlines if "SETTINGS=" in x)
+    return json.loads(line.split("SETTINGS=", 1)[1])
+
+
+def test_baseline_dir_is_resolved_once_for_core_gpu_and_tensorrt(pytester: pytest.Pytester) -> None:
+    """``cd sub && pytest --trt-baseline-dir=bl``: the clock-lock state and the
+    engine cache live in the same ``sub/bl`` the baselines use (the GPU part
+    used to put its state under the rootdir's ``bl``)."""
+    pytester.makeini("[pytest]\n")
+    sub = pytester.path / "sub"
+    sub.mkdir()
+    (sub / "test_probe.py").write_text(SETTINGS_PROBE)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(sub)
+        got = _probe(pytester, "--trt-baseline-dir=bl", "--trt-baseline=OFF", "test_probe.py")
+    assert got["baseline_dir"] == str(sub / "bl")
+    assert got["state_dir"] == str(sub / "bl" / ".state")
+    assert got["engine_cache"] == str(sub / "bl" / "engines")
+    assert got["mode"] == "off"
+
+
+def test_upper_case_off_with_more_workers_than_gpus_is_no_usage_error(pytester: pytest.Pytester,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--trt-baseline=OFF -n 2`` on one GPU: measuring only, so sharing the GPU
+    is allowed; the worker-count check used to compare ``"off"`` case-sensitively."""
+    import os
+    import sys
+
+    from helpers import FAKE_NVML, REPO
+
+    state = pytester.path / "nvml-state.json"
+    monkeypatch.setenv("TRTPERF_NVML_MODULE", str(FAKE_NVML))
+    monkeypatch.setenv("TRTPERF_FAKE_NVML_STATE", str(state))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    sys.path.insert(0, str(FAKE_NVML.parent))
+    try:
+        import fake_nvml  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    fake_nvml.write_state(state, [fake_nvml.make_gpu(0)])
+    pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--trt-baseline=OFF")
+    assert r.ret == 0, r.stdout.str() + r.stderr.str()
+    r2 = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--trt-baseline=COMPARE")
+    assert r2.ret == pytest.ExitCode.USAGE_ERROR
+    r2.stderr.fnmatch_lines(["*pytest -n 2 with 1 visible GPU(s)*"])
+
+
+# ---- every numeric option, ini value and marker argument is validated in one place ---
+@pytest.mark.parametrize("arg", [
+    "--trt-duration=nan", "--trt-duration=inf", "--trt-duration=0", "--trt-duration=100000",
+    "--trt-warmup-ms=nan", "--trt-warmup-ms=inf", "--trt-warmup-ms=-1",
+    "--trt-min-time=nan", "--trt-max-time=nan", "--trt-max-time=inf",
+    "--trt-iterations=100000000000", "--trt-iterations=2.5", "--trt-iterations=0",
+    "--trt-streams=0", "--trt-target-ci=0", "--trt-target-ci=nan", "--trt-confidence=1",
+    "--trt-nvml-interval-ms=nan", "--trt-tolerance=5", "--trt-tolerance=inf",
+])
+def test_bad_numbers_on_the_command_line_are_one_line_usage_errors(pytester: pytest.Pytester, arg: str) -> None:
+    pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", arg)
+    assert r.ret == pytest.ExitCode.USAGE_ERROR, r.stdout.str()
+    flag = arg.split("=")[0]
+    errors = [line for line in r.errlines if flag in line]
+    assert len(errors) == 1 and "Traceback" not in r.stderr.str(), r.stderr.str()
+
+
+def test_tolerance_bare_number_above_one_suggests_percent() -> None:
+    with pytest.raises(UsageError) as e:
+        parse_fraction("5", what="--trt-tolerance", bare_max=1.0)
+    assert "'5' would mean 500%; write 5% or 0.05" in str(e.value)
+    assert parse_fraction("1", what="t", bare_max=1.0) == 1.0  # a bare number <= 1 is a fraction
+    assert parse_fraction("150%", what="t", bare_max=1.0) == 1.5  # explicit percent is taken as written
+
+
+@pytest.mark.parametrize("ini", ["trt_tolerance = 10", "trt_require_gpu = maybe", "trt_duration = nan"])
+def test_bad_ini_values_name_the_key(pytester: pytest.Pytester, ini: str) -> None:
+    key = ini.split(" = ")[0]
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    r.stderr.fnmatch_lines([f"*{key} (ini)*"])
+
+
+def test_iterations_and_duration_together_are_refused_but_the_command_line_beats_the_ini(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--trt-iterations=10", "--trt-duration=1")
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    r.stderr.fnmatch_lines(["*--trt-iterations and --trt-duration both given*"])
+    pytester.makeini("[pytest]\ntrt_duration = 1\n")
+    pytester.makepyfile(test_probe='''
+from pytest_trtperf.plugin import session_settings
+
+def test_probe(request):
+    m = session_settings(request.config).measure
+    assert (m.iterations, m.duration_s) == (10, None)
+''')
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--trt-iterations=10").assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"warmup_ms": float("nan")}, "warmup_ms: nan must be a finite number"),
+    ({"min_time": 5, "max_time": 0.1}, "max_time (0.1 s) is shorter than min_time (5 s)"),
+    ({"duration": float("inf")}, "duration: inf must be a finite number"),
+    ({"iterations": 2.5}, "iterations: 2.5 is not a whole number"),
+    ({"iterations": 10, "duration": 1}, "iterations= and duration= both given"),
+    ({"tolerance": 5}, "tolerance: 5 would mean 500%"),
+    ({"min_iterations": 50, "max_iterations": 10}, "max_iterations (10) is below min_iterations (50)"),
+])
+def test_marker_obeys_the_command_line_rules(kwargs: dict, message: str) -> None:
+    with pytest.raises(UsageError) as e:
+        MeasureOptions().with_overrides(kwargs, where="t.py::test")
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_marker_fixed_stop_replaces_the_command_lines_other_one() -> None:
+    base = MeasureOptions(duration_s=2.0)
+    assert base.with_overrides({"iterations": 50}, where="t").duration_s is None
+    assert MeasureOptions(iterations=5).with_overrides({"duration": 1}, where="t").iterations is None
+
+
+@pytest.mark.parametrize("call, message", [
+    ("trt_bench.measure(lambda: None, inferences_per_iteration=0)", "inferences_per_iteration: 0 must be >= 1"),
+    ("trt_bench.measure(lambda: None, inferences_per_iteration=-5)", "inferences_per_iteration: -5 must be >= 1"),
+    ("trt_bench.measure(lambda: None, inferences_per_iteration='abc')", "inferences_per_iteration: 'abc' is not a number"),
+    ("trt_bench.measure(lambda: None, name=object())", "name=<object object at"),
+    ("trt_bench.measure(lambda: None, name=3)", "name=3 must be a non-empty string"),
+])
+def test_measure_arguments_take_only_what_makes_sense(pytester: pytest.Pytester, call: str, message: str) -> None:
+    pytester.makepyfile(test_args=f"def test_args(trt_bench):\n    {call}\n")
+    r = pytester.runpytest("-p", "no:cacheprovider", "--trt-baseline=off")
+    r.assert_outcomes(failed=1)
+    failure = [line for line in r.outlines if message in line]
+    assert failure, r.stdout.str()
+    assert "Traceback" not in r.stdout.str() and "pytest_trtperf/" not in r.stdout.str()

@@ -1,16 +1,10 @@
 """pytest hooks for the GPU side of a session: clock lock/restore, one xdist
 worker per GPU, and the NVML sampler the ``trt_bench`` fixture attaches.
 
-Wiring (all that ``plugin.py`` needs)::
-
-    def pytest_addoption(parser, pluginmanager):
-        gpu_plugin.add_options(parser, pluginmanager)
-
-    def pytest_configure(config):
-        config.pluginmanager.register(gpu_plugin.GpuSessionPlugin(config), gpu_plugin.PLUGIN_NAME)
-
-``add_options`` also registers the ``-n auto`` hook, which xdist calls before
-``pytest_configure``. The fixture reaches the plugin with :func:`get`.
+``plugin.py`` registers :class:`AutoWorkersHook` from ``pytest_addoption``
+(xdist asks for ``-n auto`` before ``pytest_configure``) and a
+:class:`GpuSessionPlugin` built from the session's frozen
+:class:`~pytest_trtperf.config.GpuSettings` at configure time.
 """
 
 from __future__ import annotations
@@ -18,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ContextManager
 
 import pytest
 
 from . import device_state, pinning as gpu_pinning, nvml
-from .clocks import ClockController, LockOutcome, LockSpec, RestoreGuard
+from .clocks import ClockController, LockOutcome, RestoreGuard
+from ..config import GpuSettings
 from ..errors import BackendUnavailable, UsageError
 from .pinning import GpuLock, VisibleGpu
 
@@ -35,55 +29,9 @@ EARLY_PLUGIN_NAME = "trtperf-gpu-early"
 WORKERINPUT_KEY = "trtperf_gpu"
 
 
-def add_options(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager | None = None) -> None:
-    """Register the options (each also an ini key) and the ``-n auto`` hook."""
-    group = parser.getgroup("trtperf", "TensorRT performance tests")
-    group.addoption(
-        "--trt-lock-clocks",
-        dest="trt_lock_clocks",
-        default=None,
-        metavar="off|base|max|MHZ",
-        help="lock the SM clock of every GPU used for the session (needs root); "
-        "base = default applications clock, max = highest supported, or MHz (snapped). Default: off",
-    )
-    group.addoption(
-        "--trt-lock-memory-clocks",
-        dest="trt_lock_memory_clocks",
-        default=None,
-        metavar="off|base|max|MHZ",
-        help="also lock the memory clock (Ampere or newer, needs root). Default: off",
-    )
-    group.addoption(
-        "--trt-lock-clocks-strict",
-        dest="trt_lock_clocks_strict",
-        action="store_true",
-        default=None,
-        help="fail the session when clocks cannot be locked instead of warning and running unlocked",
-    )
-    group.addoption(
-        "--trt-allow-gpu-sharing",
-        dest="trt_allow_gpu_sharing",
-        action="store_true",
-        default=None,
-        help="allow more xdist workers than GPUs; measured windows on a shared GPU are serialised",
-    )
-    group.addoption(
-        "--trt-nvml-interval-ms",
-        dest="trt_nvml_interval_ms",
-        default=None,
-        metavar="MS",
-        help="NVML sampling interval during measurements (default 10 ms)",
-    )
-    parser.addini("trt_lock_clocks", "off|base|max|MHz: lock GPU clocks for the session", default="off")
-    parser.addini("trt_lock_memory_clocks", "off|base|max|MHz: lock GPU memory clocks", default="off")
-    parser.addini("trt_lock_clocks_strict", "fail when clocks cannot be locked", type="bool", default=False)
-    parser.addini("trt_allow_gpu_sharing", "allow more xdist workers than GPUs", type="bool", default=False)
-    parser.addini("trt_nvml_interval_ms", "NVML sampling interval in ms", default="10")
-
-    if pluginmanager is None:  # best effort: the Parser knows its Config
-        config = getattr(getattr(parser, "_processopt", None), "__self__", None)
-        pluginmanager = getattr(config, "pluginmanager", None)
-    if pluginmanager is not None and not pluginmanager.has_plugin(EARLY_PLUGIN_NAME):
+def register_auto_workers(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Register the ``-n auto`` hook once (xdist calls it before configure)."""
+    if not pluginmanager.has_plugin(EARLY_PLUGIN_NAME):
         pluginmanager.register(AutoWorkersHook(), EARLY_PLUGIN_NAME)
 
 
@@ -102,72 +50,18 @@ class AutoWorkersHook:
         return n or None
 
 
-@dataclass(frozen=True)
-class GpuSettings:
-    lock_sm: LockSpec
-    lock_mem: LockSpec
-    strict: bool
-    allow_sharing: bool
-    interval_s: float
-    baseline_mode: str
-    state_dir: Path
-
-    @classmethod
-    def from_config(cls, config: pytest.Config) -> "GpuSettings":
-        sm = LockSpec.parse(_opt(config, "trt_lock_clocks", "off"), "--trt-lock-clocks")
-        mem = LockSpec.parse(_opt(config, "trt_lock_memory_clocks", "off"), "--trt-lock-memory-clocks")
-        raw_ms = _opt(config, "trt_nvml_interval_ms", "10")
-        try:
-            ms = float(raw_ms)
-            if ms <= 0:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise UsageError(f"--trt-nvml-interval-ms={raw_ms!r} is not valid; use a positive number of milliseconds such as 10") from None
-        baseline_dir = _opt(config, "trt_baseline_dir", None) or ".trtperf"
-        base = Path(baseline_dir)
-        if not base.is_absolute():
-            base = Path(config.rootpath) / base
-        return cls(
-            lock_sm=sm,
-            lock_mem=mem,
-            strict=bool(_opt(config, "trt_lock_clocks_strict", False)),
-            allow_sharing=bool(_opt(config, "trt_allow_gpu_sharing", False)),
-            interval_s=ms / 1000.0,
-            baseline_mode=str(_opt(config, "trt_baseline", "compare") or "compare"),
-            state_dir=base / ".state",
-        )
-
-
-def _opt(config: pytest.Config, name: str, default: Any) -> Any:
-    """CLI value, else ini value, else ``default`` (also when another plugin's
-    option, such as ``trt_baseline_dir``, is not registered)."""
-    value = config.getoption(name, default=None)
-    if value is not None:
-        return value
-    inidict = getattr(getattr(config, "_parser", None), "_inidict", None)
-    if isinstance(inidict, dict) and name not in inidict:
-        return default  # not registered (yet): asking would warn
-    try:
-        value = config.getini(name)
-    except (ValueError, KeyError):
-        return default
-    return default if value in (None, "", []) else value
-
-
 def get(config: pytest.Config) -> "GpuSessionPlugin | None":
-    """The session's GPU plugin (for the fixture and the report)."""
+    """The session's GPU plugin (tests and the report reach it by name)."""
     return config.pluginmanager.get_plugin(PLUGIN_NAME)
 
 
 class GpuSessionPlugin:
     """Holds the GPU state of one pytest process (controller or xdist worker)."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, settings: GpuSettings, baseline_mode: str) -> None:
         self.config = config
-        try:
-            self.settings = GpuSettings.from_config(config)
-        except UsageError as exc:
-            raise pytest.UsageError(str(exc)) from None
+        self.settings = settings
+        self.baseline_mode = baseline_mode
         workerinput = getattr(config, "workerinput", None)
         self.worker_id: str | None = workerinput.get("workerid") if workerinput else None
         self.gpus: list[VisibleGpu] = []
@@ -231,7 +125,7 @@ class GpuSessionPlugin:
         if self.workers:
             try:
                 gpu_pinning.check_worker_count(
-                    self.workers, len(self.gpus), self.settings.baseline_mode, self.settings.allow_sharing
+                    self.workers, len(self.gpus), self.baseline_mode, self.settings.allow_sharing
                 )
             except UsageError as exc:
                 raise pytest.UsageError(str(exc)) from None

@@ -1,6 +1,6 @@
 """TensorRT / TensorRT-RTX adapter: build, cache, load, run, profile.
 
-Knows nothing about pytest except :mod:`.options`. Importing this package does
+Knows nothing about pytest: settings arrive as :class:`.options.TrtOptions`. Importing this package does
 not import TensorRT; :func:`.backend.load_backend` does, on first use.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from .api import engine_from_kwargs, engine_from_marker, engine_from_plan, get_engine, make_workload
 from .backend import Backend, load_backend
 from .engine import EngineHandle
-from .options import TrtOptions, add_options
+from .options import TrtOptions
 from .progress import ProgressEvent, line_printer
 from .spec import EngineSpec
 from .tensors import TensorInfo
@@ -21,7 +21,6 @@ __all__ = [
     "ProgressEvent",
     "TensorInfo",
     "TrtOptions",
-    "add_options",
     "engine_from_kwargs",
     "engine_from_marker",
     "engine_from_plan",

@@ -17,7 +17,7 @@ from .backend import Backend, load_backend, no_gc
 from .build import build_plan
 from .engine import EngineHandle, plan_identity, read_engine_file
 from .engine_cache import EngineCache, cache_key, file_digest
-from .options import TrtOptions, session_options
+from .options import TrtOptions
 from .progress import ProgressCallback, line_printer
 from .spec import EngineSpec
 from .tensors import TensorInfo
@@ -130,7 +130,7 @@ def make_workload(
     *,
     options: Any = None,
     seed: int | None = None,
-    profile_layers: bool | None = None,
+    profile_layers: bool = False,
     **cuda_opts: Any,
 ) -> Any:
     """A Workload running ``engine`` at ``shapes`` (default: the spec's run shapes)
@@ -139,8 +139,8 @@ def make_workload(
     ``options`` is the lead's ``MeasureOptions`` (mode, streams, cuda_graph,
     blocking_sync, include_transfers are read from it); ``cuda_opts`` go
     unchanged to the GPU core's ``CudaWorkload`` and win over ``options``.
-    ``profile_layers`` (default: ``--trt-profile-layers``) adds a per-layer
-    pass after measuring, read with ``workload.layers()``.
+    ``profile_layers`` (``--trt-profile-layers``) adds a per-layer pass after
+    measuring, read with ``workload.layers()``.
     """
     from ..workloads.tensorrt import TensorRTWorkload
 
@@ -151,8 +151,6 @@ def make_workload(
             if hasattr(options, theirs):
                 kw[ours] = getattr(options, theirs)
     kw.update(cuda_opts)
-    if profile_layers is None:
-        profile_layers = session_options().profile_layers
     return TensorRTWorkload(
         engine,
         shapes=shapes,
@@ -168,7 +166,8 @@ def engine_from_marker(
     where: str,
     progress: Callable[[str], None] | None = None,
     base_dir: str | Path | None = None,
-    options: TrtOptions | None = None,
+    *,
+    options: TrtOptions,
 ) -> EngineHandle:
     """``trt_bench()``: the engine of a ``@pytest.mark.trt_engine`` marker.
 
@@ -185,7 +184,7 @@ def engine_from_kwargs(
     where: str,
     progress: Callable[[str], None] | None = None,
     rootdir: str | Path | None = None,
-    options: TrtOptions | None = None,
+    options: TrtOptions,
     **kwargs: Any,
 ) -> EngineHandle:
     """``trt_bench.engine("m.onnx" | "m.plan", min_shapes=..., ...)``."""
@@ -198,8 +197,7 @@ def engine_from_kwargs(
     return _get_with_text(spec, options, progress)
 
 
-def _get_with_text(spec: EngineSpec, options: TrtOptions | None, progress: Callable[[str], None] | None) -> EngineHandle:
-    options = options or session_options()
+def _get_with_text(spec: EngineSpec, options: TrtOptions, progress: Callable[[str], None] | None) -> EngineHandle:
     label = spec.source.name
     events: ProgressCallback | None = line_printer(progress, label) if progress is not None else None
     handle = get_engine(spec, options, events)

@@ -8,9 +8,10 @@ to a plan and shape checks work on machines that cannot deserialize engines
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 Shape = tuple[int, ...]
 #: (min, opt, max) of one input under one optimization profile.
@@ -45,6 +46,8 @@ def dtype_name(trt_dtype: Any) -> str:
 def numpy_dtype(name: str) -> np.dtype:
     """A numpy dtype for ``name``; ``ml_dtypes`` for bfloat16/fp8 when installed,
     else an unsigned integer of the same size (the bytes are what matters)."""
+    import numpy as np  # here, not at the top: loading the plugin must not load numpy
+
     try:
         return np.dtype(name)
     except TypeError:

@@ -9,28 +9,19 @@ import pytest
 from pytest_trtperf.errors import UsageError
 from pytest_trtperf.trt.options import TrtOptions
 
-CONFTEST = """
-import json
-from pytest_trtperf.trt.options import TrtOptions, add_options
-
-def pytest_addoption(parser):
-    add_options(parser)
-"""
-
 TEST = """
 import json
-from pytest_trtperf.trt.options import TrtOptions
+from pytest_trtperf.plugin import session_settings
 
 def test_opts(request):
-    o = TrtOptions.from_pytest_config(request.config)
+    o = session_settings(request.config).trt
     print("OPTS=" + json.dumps({k: (str(v) if v is not None else None) for k, v in vars(o).items()}))
 """
 
 
 def _opts(pytester: pytest.Pytester, *args: str) -> dict:
-    pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_opts=TEST)
-    result = pytester.runpytest_subprocess("-p", "no:trtperf", "-s", *args)
+    result = pytester.runpytest_subprocess("-s", *args)
     line = next(x for x in result.outlines if x.startswith("OPTS=") or "OPTS=" in x)
     import json
 
@@ -68,10 +59,9 @@ def test_ini_keys_and_off(pytester: pytest.Pytester) -> None:
 
 
 def test_bad_backend_choice_is_rejected(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(CONFTEST)
-    result = pytester.runpytest_subprocess("-p", "no:trtperf", "--trt-backend=onnxruntime")
-    assert result.ret != 0
-    result.stderr.fnmatch_lines(["*--trt-backend*invalid choice*"])
+    result = pytester.runpytest_subprocess("--trt-backend=onnxruntime")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--trt-backend: 'onnxruntime' is not one of auto, tensorrt, tensorrt_rtx*"])
 
 
 def test_from_values_validation(tmp_path: Path) -> None:
