@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_trtperf.gpu import device_state, nvml
+from pytest_trtperf.gpu import pinning as gpu_pinning
 from pytest_trtperf.gpu.device_state import DeviceStateSampler, flags_for, others_on_gpu
 from pytest_trtperf.results import DeviceState
 from pytest_trtperf.workload import StateMonitor
@@ -25,7 +26,7 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("TRTPERF_FAKE_NVML_STATE", str(state))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     # CUDA is absent here; keep the PCI-bus-id path from touching a real driver.
-    monkeypatch.setattr(device_state, "cuda_pci_bus_id", lambda index: None)
+    monkeypatch.setattr(gpu_pinning, "cuda_pci_bus_id", lambda index: None)
     nvml.reset_module()
     mod = nvml.module()
     mod.write_state(state, [mod.make_gpu(0), mod.make_gpu(1, power_mw=95000, temperature=41)])
@@ -176,10 +177,10 @@ def test_device_by_pci_bus_id_when_cuda_reports_one(fake, monkeypatch) -> None:
     mod, _ = fake
     bus1 = mod.make_gpu(1)["pci_bus_id"]
     short = "0000:" + bus1.split(":", 1)[1].lower()  # CUDA's 4-digit domain, lower case
-    monkeypatch.setattr(device_state, "cuda_pci_bus_id", lambda index: short)
+    monkeypatch.setattr(gpu_pinning, "cuda_pci_bus_id", lambda index: short)
     assert nvml.init()
     try:
-        dev = device_state.resolve_cuda_device(0)
+        dev = gpu_pinning.resolve_cuda_device(0)
         assert dev.uuid() == mod.make_gpu(1)["uuid"]
     finally:
         nvml.shutdown()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from . import nvml
+from .pinning import resolve_cuda_device
 from ..errors import BackendUnavailable
 from ..results import DeviceState
 
@@ -234,53 +235,6 @@ class DeviceStateSampler:
 # ``nvml`` is also the keyword the brief names for injection; keep the module
 # reachable under another name inside methods.
 nvml_mod = nvml
-
-
-def resolve_cuda_device(cuda_device_index: int = 0) -> nvml.Device:
-    """The NVML device that CUDA calls ``cuda_device_index`` in this process.
-
-    Order of trust: a UUID in ``CUDA_VISIBLE_DEVICES`` (what the xdist pinning
-    sets), then the PCI bus id that CUDA reports, then (only without
-    ``CUDA_VISIBLE_DEVICES``) the NVML index.
-    """
-    from . import pinning as gpu_pinning
-
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        entries = gpu_pinning.parse_visible(visible)
-        if cuda_device_index < len(entries) and entries[cuda_device_index].startswith("GPU-"):
-            return gpu_pinning.device_for_entry(entries[cuda_device_index], cuda_device_index)
-    bus_id = cuda_pci_bus_id(cuda_device_index)
-    if bus_id:
-        return nvml.by_pci_bus_id(bus_id)
-    if visible is not None:
-        entries = gpu_pinning.parse_visible(visible)
-        if cuda_device_index >= len(entries):
-            raise BackendUnavailable(f"no CUDA device {cuda_device_index} with CUDA_VISIBLE_DEVICES={visible!r}")
-        return gpu_pinning.device_for_entry(entries[cuda_device_index], cuda_device_index)
-    return nvml.by_index(cuda_device_index)
-
-
-def cuda_pci_bus_id(cuda_device_index: int) -> str | None:
-    """PCI bus id of a CUDA device through the driver API, or None without CUDA."""
-    try:
-        from cuda.bindings import driver  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    try:
-        (err,) = driver.cuInit(0)
-        if err != driver.CUresult.CUDA_SUCCESS:
-            return None
-        err, dev = driver.cuDeviceGet(cuda_device_index)
-        if err != driver.CUresult.CUDA_SUCCESS:
-            return None
-        err, raw = driver.cuDeviceGetPCIBusId(32, dev)
-        if err != driver.CUresult.CUDA_SUCCESS:
-            return None
-    except Exception:
-        return None
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    return text.split("\x00", 1)[0] or None
 
 
 def make_monitor(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import nvml
-from ..errors import UsageError
+from ..errors import BackendUnavailable, UsageError
 
 try:  # POSIX; elsewhere sharing runs unserialised
     import fcntl
@@ -82,8 +82,6 @@ def device_for_entry(entry: str, position: int | None = None) -> nvml.Device:
             raise UsageError(f"CUDA_VISIBLE_DEVICES entry {entry!r} names {len(matches)} GPUs; use full GPU UUIDs (nvidia-smi -L)")
         return matches[0]
     if position is not None:
-        from .device_state import cuda_pci_bus_id
-
         bus = cuda_pci_bus_id(position)
         if bus:
             return nvml.by_pci_bus_id(bus)
@@ -198,3 +196,48 @@ def session_pids(directory: str | os.PathLike[str], cuda_id: str) -> set[int]:
         return {int(p.name) for p in d.iterdir() if p.name.isdigit()}
     except OSError:
         return set()
+
+
+def resolve_cuda_device(cuda_device_index: int = 0) -> nvml.Device:
+    """The NVML device that CUDA calls ``cuda_device_index`` in this process.
+
+    Order of trust: a UUID in ``CUDA_VISIBLE_DEVICES`` (what the xdist pinning
+    sets), then the PCI bus id that CUDA reports, then (only without
+    ``CUDA_VISIBLE_DEVICES``) the NVML index.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        entries = parse_visible(visible)
+        if cuda_device_index < len(entries) and entries[cuda_device_index].startswith("GPU-"):
+            return device_for_entry(entries[cuda_device_index], cuda_device_index)
+    bus_id = cuda_pci_bus_id(cuda_device_index)
+    if bus_id:
+        return nvml.by_pci_bus_id(bus_id)
+    if visible is not None:
+        entries = parse_visible(visible)
+        if cuda_device_index >= len(entries):
+            raise BackendUnavailable(f"no CUDA device {cuda_device_index} with CUDA_VISIBLE_DEVICES={visible!r}")
+        return device_for_entry(entries[cuda_device_index], cuda_device_index)
+    return nvml.by_index(cuda_device_index)
+
+
+def cuda_pci_bus_id(cuda_device_index: int) -> str | None:
+    """PCI bus id of a CUDA device through the driver API, or None without CUDA."""
+    try:
+        from cuda.bindings import driver  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    try:
+        (err,) = driver.cuInit(0)
+        if err != driver.CUresult.CUDA_SUCCESS:
+            return None
+        err, dev = driver.cuDeviceGet(cuda_device_index)
+        if err != driver.CUresult.CUDA_SUCCESS:
+            return None
+        err, raw = driver.cuDeviceGetPCIBusId(32, dev)
+        if err != driver.CUresult.CUDA_SUCCESS:
+            return None
+    except Exception:
+        return None
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return text.split("\x00", 1)[0] or None
