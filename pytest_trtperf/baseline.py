@@ -14,13 +14,13 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from . import __version__
 from .errors import BaselineFileError
+from .files import atomic_write
 from .fingerprint import Fingerprint, slug
 from .results import Distribution, Result, SeriesStats
 
@@ -186,40 +186,6 @@ def dumps(data: Mapping[str, Any]) -> str:
     return _dump(_finite(data), "") + "\n"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file,
-    never a partial one, even if the process is killed midway."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, _mode_for(path)) if hasattr(os, "fchmod") else None
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError, AttributeError):
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
-def _mode_for(path: Path) -> int:
-    """Keep an existing file's permissions; new files get 0666 & ~umask."""
-    try:
-        return path.stat().st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
 @contextlib.contextmanager
 def directory_lock(directory: Path) -> Iterator[None]:
     """Exclusive advisory lock on a directory. Locking the directory itself
@@ -302,7 +268,7 @@ class BaselineStore:
                     "device_class": device_class,
                     "results": entries,
                 }
-                atomic_write_text(path, dumps(doc))
+                atomic_write(path, dumps(doc))
             self._cache.pop(path.name, None)
             written.append(path)
         return written

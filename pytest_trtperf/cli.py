@@ -32,7 +32,7 @@ def _now() -> str:
 
 def _history(args: argparse.Namespace) -> int:
     from .report import history
-    from .baseline import atomic_write_text
+    from .files import atomic_write
 
     tolerance = parse_fraction(args.tolerance, what="--tolerance")
     series = history.collect(Path(args.baseline_dir), max_commits=args.max_commits)
@@ -40,7 +40,7 @@ def _history(args: argparse.Namespace) -> int:
         print(line)
     text = history.render(series, tolerance=tolerance, generated=_now(), source=str(args.baseline_dir),
                           plots=not args.no_plots)
-    atomic_write_text(Path(args.output), text)
+    atomic_write(Path(args.output), text)
     print(f"history: {len(series)} result(s), written to {args.output}")
     return 0
 

@@ -10,7 +10,6 @@ runner, not here.
 from __future__ import annotations
 
 import functools
-import sys
 from typing import Any, Callable, Mapping, TypeVar
 
 import pytest
@@ -23,9 +22,9 @@ from .results import Result
 from .runner import Runner, Target
 from .session import SessionState
 from .workload import Workload
+from .workloads.select import for_callable
 
 F = TypeVar("F", bound=Callable[..., Any])
-TIMERS = ("auto", "host", "cuda", "torch")
 
 
 def user_errors(fn: F) -> F:
@@ -156,39 +155,12 @@ class TrtBench:
 
     def _resolve(self, target: Any, *, timer: str, opts: MeasureOptions, inferences_per_iteration: int,
                  shapes: Any, inputs: Any) -> Workload:
-        if timer not in TIMERS:
-            raise UsageError(f"{self._item.nodeid}: timer={timer!r} is not one of {', '.join(TIMERS)}")
         if isinstance(target, Workload) and not callable(target):
             return target
         if hasattr(target, "__trtperf_engine__"):
             return self._engine_workload(target, shapes=shapes, inputs=inputs, opts=opts)
-        if not callable(target):
-            raise UsageError(f"{self._item.nodeid}: trt_bench.measure() needs a callable, a Workload or an "
-                             f"engine, got {type(target).__name__}")
-        if timer == "auto":
-            timer = "cuda" if _takes_stream(target) else "host"
-            if timer == "host" and _enqueues_torch_gpu_work(target):
-                # The callable leaves torch GPU work running when it returns: time
-                # it end to end (host clock + synchronize) so it is never too short.
-                import torch
-
-                from .workloads.host import HostWorkload
-
-                return HostWorkload(target, inferences_per_iteration=inferences_per_iteration,
-                                    sync=torch.cuda.synchronize, sync_name="torch.cuda.synchronize")
-        if timer == "host":
-            from .workloads.host import HostWorkload
-
-            return HostWorkload(target, inferences_per_iteration=inferences_per_iteration)
-        gpu_kw = dict(mode=opts.mode, streams=opts.streams, cuda_graph=opts.cuda_graph,
-                      blocking_sync=opts.blocking_sync, inferences_per_iteration=inferences_per_iteration)
-        if timer == "cuda":
-            from .workloads.cuda import CudaWorkload
-
-            return CudaWorkload(target, **gpu_kw)
-        from .workloads.torch import TorchWorkload
-
-        return TorchWorkload(target, **gpu_kw)
+        return for_callable(target, timer=timer, opts=opts, inferences_per_iteration=inferences_per_iteration,
+                            where=f"{self._item.nodeid}: trt_bench.measure()")
 
     def _engine_workload(self, engine: Any, *, shapes: Any, inputs: Any, opts: MeasureOptions) -> Workload:
         return self._trt().make_workload(engine, shapes=shapes, inputs=inputs, options=opts,
@@ -219,34 +191,3 @@ class TrtBench:
             elif r.verdict.status == "missing" and self._missing_fails.get(r.id, False):
                 out.append(r.verdict.message + " (--trt-missing-baseline=fail)")
         return out
-
-
-def _takes_stream(fn: Any) -> bool:
-    """True for ``lambda stream: ...``: exactly one required positional parameter."""
-    import inspect
-
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    required = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
-    return len(required) == 1 and not any(p.kind == p.VAR_POSITIONAL for p in params)
-
-
-def _enqueues_torch_gpu_work(fn: Any, probes: int = 3) -> bool:
-    """Does ``fn()`` return while GPU work it enqueued on torch's current
-    stream is still running? Only asked once torch has initialised CUDA; a
-    pure host function leaves the stream idle."""
-    torch = sys.modules.get("torch")
-    try:
-        if torch is None or not torch.cuda.is_initialized():
-            return False
-        stream = torch.cuda.current_stream()
-        for _ in range(probes):
-            torch.cuda.synchronize()
-            fn()
-            if not stream.query():
-                return True
-        return False
-    except Exception:  # noqa: BLE001 - any torch oddity means "not torch"
-        return False

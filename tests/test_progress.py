@@ -8,8 +8,7 @@ import threading
 
 import pytest
 
-from pytest_trtperf.report.progress import NullSink, Progress, StreamSink, trt_callback
-from pytest_trtperf.trt.progress import ProgressEvent as Event
+from pytest_trtperf.report.progress import NullSink, Progress, StreamSink
 
 
 class Clock:
@@ -80,22 +79,6 @@ def test_threads_do_not_interleave_lines() -> None:
         t.join()
     lines = out.getvalue().splitlines()
     assert len(lines) == 800 and all(line.startswith("[trtperf] t: phase ") for line in lines)
-
-
-def test_trt_callback_maps_build_events() -> None:
-    out = io.StringIO()
-    cb = trt_callback(Progress(StreamSink(out, interactive=False), "m.onnx", clock=Clock()))
-    for e in [Event("start", "Building engine", 0, 0, 3), Event("start", "Tactic selection", 1, 0, 10),
-              Event("start", "inner", 2, 0, 5), Event("step", "inner", 2, 1, 5),
-              Event("step", "Tactic selection", 1, 5, 10), Event("finish", "Tactic selection", 1),
-              Event("start", "Serialization", 1), Event("finish", "Building engine", 0)]:
-        cb(e)
-    assert out.getvalue().splitlines() == [
-        "[trtperf] m.onnx: Building engine",
-        "[trtperf] m.onnx: Building engine / Tactic selection",
-        "[trtperf] m.onnx: Building engine / Serialization",
-        "[trtperf] m.onnx: Building engine done in 0.0s",
-    ]
 
 
 PROGRESS_TEST = """

@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import nvml
 from ..errors import BackendUnavailable, UsageError
+from ..files import ignore_in_git
 from .pinning import VisibleGpu, device_for_entry
 
 STATE_PREFIX = "clocks-"
@@ -290,7 +291,7 @@ class ClockController:
     # ---- state file -------------------------------------------------------
     def _write_state(self, plans: list[tuple[nvml.Device, GpuLockPlan]], status: str) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        _self_ignoring(self.state_dir)
+        ignore_in_git(self.state_dir)
         data = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -351,16 +352,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _self_ignoring(directory: Path) -> None:
-    """State files must never end up in a commit next to the baselines."""
-    ignore = directory / ".gitignore"
-    if not ignore.exists():
-        try:
-            ignore.write_text("*\n")
-        except OSError:
-            pass
 
 
 # ---- restoring on the way out ---------------------------------------------

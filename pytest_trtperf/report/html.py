@@ -20,8 +20,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .. import __version__
 from ..attribution import most_changed
-from ..baseline import BaselineEntry, atomic_write_text
+from ..baseline import BaselineEntry
 from ..errors import BaselineFileError
+from ..files import atomic_write
 from ..gate import fmt_change, fmt_value
 from .terminal import sort_results
 from ..results import Distribution, Result
@@ -311,7 +312,7 @@ def write_report(path: Path, results: Sequence[Result], entries: Mapping[str, Ba
     """Write the report; returns the line for the terminal summary (never
     raises for an unwritable path: a report must not hide the test outcome)."""
     try:
-        atomic_write_text(path, render(results, entries, generated=generated, baseline_mode=baseline_mode))
+        atomic_write(path, render(results, entries, generated=generated, baseline_mode=baseline_mode))
     except OSError as e:
         return f"HTML report NOT written: {path}: {e.strerror or e}"
     return f"HTML report: {path}"

@@ -172,25 +172,3 @@ def for_config(config: Any, label: str, **kwargs: Any) -> Progress:
     capman = config.pluginmanager.get_plugin("capturemanager")
     sink: Sink = NullSink() if reporter is None or config.get_verbosity() < 0 else ReporterSink(reporter, capman)
     return Progress(sink, label, **kwargs)
-
-
-def trt_callback(progress: Progress, max_depth: int = 1) -> Callable[[Any], None]:
-    """Adapter for ``trt.progress.ProgressEvent`` (TensorRT's build monitor):
-    phases up to ``max_depth`` become ``phase``, their steps ``update``, the
-    end of the top phase ``done``."""
-    names: dict[int, str] = {}
-
-    def callback(event: Any) -> None:
-        if event.depth > max_depth:
-            return
-        if event.kind == "start":
-            names[event.depth] = event.phase
-            progress.phase(" / ".join(names[d] for d in sorted(names) if d <= event.depth))
-            for d in [d for d in names if d > event.depth]:
-                del names[d]
-        elif event.kind == "step" and event.steps and names.get(max(names, default=-1)) == event.phase:
-            progress.update(event.step / event.steps)
-        elif event.kind == "finish" and event.depth == 0:
-            progress.done(f"{event.phase} done")
-
-    return callback

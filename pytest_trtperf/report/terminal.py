@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .. import __version__
-from ..baseline import atomic_write_text, dumps
+from ..baseline import dumps
+from ..files import atomic_write
 from ..gate import fmt_change, fmt_value
 from ..results import Result
 
@@ -95,7 +96,7 @@ def json_document(results: Sequence[Result], *, settings: Any, started: str, fin
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
-    atomic_write_text(path, dumps(doc))
+    atomic_write(path, dumps(doc))
 
 
 def junit_properties(results: Sequence[Result]) -> list[tuple[str, Any]]:

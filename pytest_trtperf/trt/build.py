@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from .atomic import atomic_write
+from ..files import atomic_write
 from .backend import Backend, no_gc
 from .progress import ProgressCallback, make_monitor
 from .spec import EngineSpec

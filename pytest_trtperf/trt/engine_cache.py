@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .atomic import atomic_write
+from ..files import atomic_write, ignore_in_git
 
 SCHEMA = 1
 
@@ -62,12 +62,7 @@ class EngineCache:
         and specific to one machine, so they must never land in a commit even
         when the cache sits inside the committed baseline directory."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        ignore = self.directory / ".gitignore"
-        if not ignore.exists():
-            try:
-                ignore.write_text("*\n")
-            except OSError:
-                pass
+        ignore_in_git(self.directory)
 
     def paths(self, key: str) -> tuple[Path, Path]:
         return self.directory / f"{key}.plan", self.directory / f"{key}.json"

@@ -513,40 +513,4 @@ class CudaWorkload:
                 f"cuda_graph={self.cuda_graph}, blocking_sync={self.blocking_sync})")
 
 
-TIMERS = ("auto", "cuda", "torch")
-
-
-def _takes_one_arg(fn: Callable[..., Any]) -> bool:
-    import inspect
-
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return False
-    params = [p for p in sig.parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
-    return len(params) == 1 or any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values())
-
-
-def make_gpu_workload(fn: Callable[..., Any], timer: str = "auto", **options: Any) -> Any:
-    """Pick the GPU workload for ``fn``.
-
-    ``timer="cuda"``: ``fn(stream_handle)`` -> :class:`CudaWorkload`.
-    ``timer="torch"``: ``fn()`` on torch's current stream -> ``TorchWorkload``.
-    ``timer="auto"``: CUDA when ``fn`` takes exactly one argument (the stream),
-    torch when it takes none. ``options`` are the chosen class's keyword options.
-    """
-    if timer not in TIMERS:
-        raise UsageError(f"timer={timer!r} is not one of {', '.join(TIMERS)}")
-    if timer == "auto":
-        timer = "cuda" if _takes_one_arg(fn) else "torch"
-    if timer == "cuda":
-        return CudaWorkload(fn, **options)
-    if options.pop("transfers", None) is not None:
-        raise UsageError("transfers= is not supported with timer='torch': copy inside fn instead")
-    from .torch import TorchWorkload
-
-    return TorchWorkload(fn, **options)
-
-
-__all__ = ["CHUNK", "Copy", "CudaWorkload", "MODES", "TIMERS", "TransferSpec", "make_gpu_workload"]
+__all__ = ["CHUNK", "Copy", "CudaWorkload", "MODES", "TransferSpec"]

@@ -7,7 +7,7 @@ import pytest
 
 from pytest_trtperf.gpu import cuda
 from pytest_trtperf.workload import Batch, Workload
-from pytest_trtperf.workloads.cuda import CHUNK, CudaWorkload, TransferSpec, make_gpu_workload
+from pytest_trtperf.workloads.cuda import CHUNK, CudaWorkload, TransferSpec
 
 pytestmark = pytest.mark.gpu
 
@@ -157,9 +157,3 @@ def test_external_stream_is_used_and_not_destroyed(kernels) -> None:
     _measure(w, 20)
     s.synchronize()  # still valid after teardown
     s.close()
-
-
-def test_make_gpu_workload_picks_by_signature(kernels) -> None:
-    assert isinstance(make_gpu_workload(lambda h: None), CudaWorkload)
-    assert make_gpu_workload(lambda: None).kind == "torch"
-    assert isinstance(make_gpu_workload(lambda: None, timer="cuda"), CudaWorkload)

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_trtperf.gpu import cuda
 from pytest_trtperf.errors import UsageError
-from pytest_trtperf.workloads.cuda import CudaWorkload, TransferSpec, make_gpu_workload
+from pytest_trtperf.workloads.cuda import CudaWorkload, TransferSpec
 from pytest_trtperf.workloads.torch import TorchWorkload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,10 +99,6 @@ def test_bad_options_are_one_line_usage_errors(kwargs, needle) -> None:
 def test_torch_workload_validates_without_torch_or_gpu() -> None:
     with pytest.raises(UsageError):
         TorchWorkload(lambda: None, mode="nope")
-    with pytest.raises(UsageError):
-        make_gpu_workload(lambda: None, timer="opencl")
-    with pytest.raises(UsageError):
-        make_gpu_workload(lambda: None, timer="torch", transfers=(print, print))
 
 
 def test_identity_records_the_options() -> None:
