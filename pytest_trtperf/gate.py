@@ -13,6 +13,7 @@ from .attribution import attribution_text
 from .baseline import BaselineEntry
 from .fingerprint import Fingerprint, incomparable_reason, info_changes
 from .results import Result, Verdict
+from .report.format import fmt_change, fmt_value
 from .stats import compare, decide
 
 _METRIC_WORDS = {
@@ -23,27 +24,6 @@ _METRIC_WORDS = {
     "p99": "p99 latency",
     "throughput": "throughput",
 }
-
-
-def fmt_value(metric: str, value: float | None) -> str:
-    if value is None:
-        return "-"
-    if metric == "throughput":
-        return f"{value:,.1f}/s"
-    if value >= 100:
-        return f"{value:.1f} ms"
-    if value >= 1:
-        return f"{value:.3f} ms"
-    return f"{value * 1000:.2f} us"
-
-
-def fmt_change(change: float | None, ci: tuple[float, float] | None = None) -> str:
-    if change is None:
-        return "-"
-    text = f"{change * 100:+.1f}%"
-    if ci is not None:
-        text += f" [{ci[0] * 100:+.1f}%, {ci[1] * 100:+.1f}%]"
-    return text
 
 
 def clock_change(baseline_mhz: float | None, current_mhz: float | None, threshold: float = 0.02) -> str:

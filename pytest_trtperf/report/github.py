@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..gate import fmt_change, fmt_value
+from .format import fmt_change, fmt_value
 from .terminal import sort_results
 from ..results import Result
 

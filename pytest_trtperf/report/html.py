@@ -23,7 +23,7 @@ from ..attribution import most_changed
 from ..baseline import BaselineEntry
 from ..errors import BaselineFileError
 from ..files import atomic_write
-from ..gate import fmt_change, fmt_value
+from .format import fmt_change, fmt_value
 from .terminal import sort_results
 from ..results import Distribution, Result
 

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Sequence
 from .. import __version__
 from ..baseline import dumps
 from ..files import atomic_write
-from ..gate import fmt_change, fmt_value
+from .format import fmt_change, fmt_value
 from ..results import Result
 
 #: Version of the --trt-json document (see schemas/trtperf-json.schema.json).
