@@ -1,12 +1,42 @@
-"""pytest-trtperf: TensorRT inference performance as ordinary pytest tests."""
+"""pytest-trtperf: TensorRT inference performance as ordinary pytest tests.
+
+The public names below are loaded on first use: pytest imports this package
+with the plugin in every session, also in projects that never measure.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING, Any
 
 from .errors import BackendUnavailable, TrtPerfError, UsageError
-from .results import DeviceState, Distribution, Result, SeriesStats, Verdict
-from .workload import Batch, Workload
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .results import DeviceState, Distribution, Result, SeriesStats, Verdict
+    from .workload import Batch, Workload
+
+#: Public name -> the module that defines it.
+_LAZY = {
+    "DeviceState": "results",
+    "Distribution": "results",
+    "Result": "results",
+    "SeriesStats": "results",
+    "Verdict": "results",
+    "Batch": "workload",
+    "Workload": "workload",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "__version__",

@@ -4,7 +4,7 @@ This is the only module that reads pytest's options and ini values. The
 session's :class:`Settings` holds three parts that are handed down to the
 components that need them: the core (:class:`MeasureOptions` for measuring and
 gating, baseline mode and paths), the GPU part (:class:`GpuSettings`) and the
-TensorRT part (:class:`~pytest_trtperf.trt.options.TrtOptions`).
+TensorRT part (:class:`TrtOptions`).
 
 Every command-line option is also an ini key of the same name without the
 leading dashes and with underscores (``--trt-tolerance`` -> ``trt_tolerance``).
@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import UsageError
-from .gpu.clocks import LockSpec
-from .trt.options import BACKEND_CHOICES, OFF, TrtOptions
 
 BASELINE_MODES = ("compare", "update", "off")
 METRICS = ("median", "mean", "p90", "p95", "p99", "throughput")
@@ -266,6 +265,30 @@ PERF_ARGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
 
 # -- GPU settings ----------------------------------------------------------------
 @dataclass(frozen=True)
+class LockSpec:
+    """``off``, ``base`` (default applications clock), ``max`` or MHz."""
+
+    value: str = "off"
+
+    @classmethod
+    def parse(cls, text: object, option: str = "--trt-lock-clocks") -> "LockSpec":
+        s = str(text if text is not None else "off").strip().lower()
+        if s in ("", "off", "none", "no", "false", "0"):
+            return cls("off")
+        if s in ("base", "max"):
+            return cls(s)
+        if s.endswith("mhz"):
+            s = s[:-3].strip()
+        if s.isdigit() and int(s) > 0:
+            return cls(str(int(s)))
+        raise UsageError(f"{option}={text!r} is not valid; use off, base, max or a clock in MHz such as 1410")
+
+    @property
+    def off(self) -> bool:
+        return self.value == "off"
+
+
+@dataclass(frozen=True)
 class GpuSettings:
     """Clock locking, GPU sharing under xdist, NVML sampling."""
 
@@ -276,6 +299,60 @@ class GpuSettings:
     interval_s: float = 0.01
     #: Clock-lock state files and per-GPU locks: ``.state/`` in the baseline directory.
     state_dir: Path = Path(".trtperf/.state")
+
+
+# -- TensorRT settings ------------------------------------------------------------
+#: ``--trt-backend`` values (``trt/backend.py`` maps each to the modules it imports).
+BACKEND_CHOICES = ("auto", "tensorrt", "tensorrt_rtx")
+#: Values that switch a cache off.
+OFF = ("off", "none", "no", "false", "0")
+
+
+@dataclass(frozen=True)
+class TrtOptions:
+    """Session-wide TensorRT settings. ``None`` paths mean "disabled"."""
+
+    backend: str = "auto"
+    engine_cache: Path | None = None
+    timing_cache: Path | None = None
+    allow_engine_host_code: bool = False
+    profile_layers: bool = False
+
+    @classmethod
+    def from_values(
+        cls,
+        backend: str | None = None,
+        engine_cache: str | os.PathLike[str] | None = None,
+        timing_cache: str | os.PathLike[str] | None = None,
+        allow_engine_host_code: bool | str | None = None,
+        profile_layers: bool | str | None = None,
+        default_cache_dir: Path | None = None,
+        rootdir: Path | None = None,
+    ) -> "TrtOptions":
+        """Options for scripts and tests outside a pytest session. Relative
+        paths are taken from ``rootdir`` (default: the current directory)."""
+        backend = (backend or "auto").strip()
+        if backend not in BACKEND_CHOICES:
+            raise UsageError(f"--trt-backend={backend!r}: choose one of {', '.join(BACKEND_CHOICES)}")
+        root = rootdir or Path.cwd()
+
+        def path(value: Any, default: Path | None) -> Path | None:
+            if value is None or str(value).strip() == "":
+                return default
+            if str(value).strip().lower() in OFF:
+                return None
+            p = Path(str(value)).expanduser()
+            return p if p.is_absolute() else root / p
+
+        cache = path(engine_cache, default_cache_dir)
+        timing = path(timing_cache, cache / "timing.cache" if cache is not None else None)
+        return cls(
+            backend=backend,
+            engine_cache=cache,
+            timing_cache=timing,
+            allow_engine_host_code=parse_bool(allow_engine_host_code or False, what="--trt-allow-engine-host-code"),
+            profile_layers=parse_bool(profile_layers or False, what="--trt-profile-layers"),
+        )
 
 
 # -- the option table ---------------------------------------------------------------

@@ -20,7 +20,6 @@ from .config import Settings, add_options, perf_overrides
 from .errors import BaselineFileError, UsageError
 from .gpu.session import PLUGIN_NAME as GPU_PLUGIN_NAME
 from .gpu.session import GpuSessionPlugin, register_auto_workers
-from .results import Result
 from .session import SessionState
 
 if TYPE_CHECKING:
@@ -122,7 +121,8 @@ class SessionHooks:
         self.output_lines: list[str] = []
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if self.state.settings.baseline_mode in ("compare", "update"):
+        s = self.state.settings
+        if s.baseline_mode in ("compare", "update") and s.baseline_dir.exists():
             try:
                 self.state.store.validate_all()
             except BaselineFileError as e:
@@ -131,6 +131,8 @@ class SessionHooks:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "trtperf", None)
         if data and report.when == "call":
+            from .results import Result
+
             self.state.collected.extend(Result.from_dict(d) for d in data)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

@@ -7,18 +7,17 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .baseline import BaselineStore
 from .config import Settings
-from .results import Result
 
 if TYPE_CHECKING:
+    from .baseline import BaselineStore
+    from .results import Result
     from .runner import GpuSide
 
 
 @dataclass
 class SessionState:
     settings: Settings
-    store: BaselineStore
     is_controller: bool = True
     #: Results the controller received from test reports (serial or xdist).
     collected: list[Result] = field(default_factory=list)
@@ -28,9 +27,21 @@ class SessionState:
     #: The GPU part of the session (clock state, per-GPU lock, NVML monitor).
     gpu: GpuSide | None = None
 
+    _store: BaselineStore | None = field(default=None, repr=False)
+
     @classmethod
     def create(cls, settings: Settings, *, is_controller: bool) -> "SessionState":
-        return cls(settings=settings, store=BaselineStore(settings.baseline_dir), is_controller=is_controller)
+        return cls(settings=settings, is_controller=is_controller)
+
+    @property
+    def store(self) -> BaselineStore:
+        """The baseline store, opened on first use (a session that measures
+        nothing never loads the baseline code)."""
+        if self._store is None:
+            from .baseline import BaselineStore
+
+            self._store = BaselineStore(self.settings.baseline_dir)
+        return self._store
 
 
 def now_iso() -> str:

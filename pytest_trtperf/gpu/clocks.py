@@ -27,35 +27,12 @@ from types import FrameType
 from typing import Any, Callable, Mapping, Sequence
 
 from . import nvml
+from ..config import LockSpec
 from ..errors import BackendUnavailable, UsageError
 from ..files import ignore_in_git
 from .pinning import VisibleGpu, device_for_entry
 
 STATE_PREFIX = "clocks-"
-
-
-@dataclass(frozen=True)
-class LockSpec:
-    """``off``, ``base`` (default applications clock), ``max`` or MHz."""
-
-    value: str = "off"
-
-    @classmethod
-    def parse(cls, text: object, option: str = "--trt-lock-clocks") -> "LockSpec":
-        s = str(text if text is not None else "off").strip().lower()
-        if s in ("", "off", "none", "no", "false", "0"):
-            return cls("off")
-        if s in ("base", "max"):
-            return cls(s)
-        if s.endswith("mhz"):
-            s = s[:-3].strip()
-        if s.isdigit() and int(s) > 0:
-            return cls(str(int(s)))
-        raise UsageError(f"{option}={text!r} is not valid; use off, base, max or a clock in MHz such as 1410")
-
-    @property
-    def off(self) -> bool:
-        return self.value == "off"
 
 
 @dataclass(frozen=True)

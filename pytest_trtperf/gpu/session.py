@@ -13,15 +13,17 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import TYPE_CHECKING, Any, ContextManager
 
 import pytest
 
-from . import device_state, pinning as gpu_pinning, nvml
-from .clocks import ClockController, LockOutcome, RestoreGuard
 from ..config import GpuSettings
 from ..errors import BackendUnavailable, UsageError
-from .pinning import GpuLock, VisibleGpu
+
+if TYPE_CHECKING:  # loaded when a GPU is used, not when pytest loads the plugin
+    from .clocks import ClockController, LockOutcome, RestoreGuard
+    from .device_state import DeviceStateSampler
+    from .pinning import GpuLock, VisibleGpu
 
 PLUGIN_NAME = "trtperf-gpu"
 EARLY_PLUGIN_NAME = "trtperf-gpu-early"
@@ -42,9 +44,11 @@ class AutoWorkersHook:
     def pytest_xdist_auto_num_workers(self, config: pytest.Config) -> int | None:
         if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
             return None  # the user's explicit choice wins (xdist reads it)
+        from . import nvml, pinning
+
         try:
             with nvml.session():
-                n = len(gpu_pinning.visible_gpus())
+                n = len(pinning.visible_gpus())
         except Exception:
             return None  # no NVML / no driver: xdist's CPU count
         return n or None
@@ -68,7 +72,8 @@ class GpuSessionPlugin:
         self.assignment: VisibleGpu | None = None
         self.shared = False
         self.workers = 0
-        self.outcome = LockOutcome("off")
+        #: Clock-lock outcome; None until clocks were locked (or a worker was told).
+        self.outcome: LockOutcome | None = None
         self.messages: list[str] = []
         self._controller: ClockController | None = None
         self._guard: RestoreGuard | None = None
@@ -91,16 +96,19 @@ class GpuSessionPlugin:
         info = workerinput.get(WORKERINPUT_KEY)
         if not info:
             return
-        self.assignment = VisibleGpu.from_dict(info["gpu"])
+        from . import pinning
+        from .clocks import LockOutcome
+
+        self.assignment = pinning.VisibleGpu.from_dict(info["gpu"])
         os.environ["CUDA_VISIBLE_DEVICES"] = self.assignment.cuda_id
         self.shared = bool(info.get("shared"))
         self.workers = int(info.get("workers", 0))
         self.outcome = LockOutcome(info.get("clock_state", "off"))
         self._lock_requested = bool(info.get("lock_requested"))
         if self.shared:
-            self._gpu_lock = GpuLock(self.settings.state_dir, self.assignment.cuda_id)
+            self._gpu_lock = pinning.GpuLock(self.settings.state_dir, self.assignment.cuda_id)
             try:
-                self._pid_file = gpu_pinning.register_pid(self.settings.state_dir, self.assignment.cuda_id, os.getpid())
+                self._pid_file = pinning.register_pid(self.settings.state_dir, self.assignment.cuda_id, os.getpid())
             except OSError:
                 self._pid_file = None
 
@@ -109,9 +117,11 @@ class GpuSessionPlugin:
         self._lock_requested = self._wants_lock(config)
         if not (self.workers or self._lock_requested):
             return
+        from . import nvml, pinning
+
         try:
             with nvml.session():
-                self.gpus = gpu_pinning.visible_gpus()
+                self.gpus = pinning.visible_gpus()
         except BackendUnavailable as exc:
             self._nvml_error = str(exc)
             return
@@ -124,7 +134,7 @@ class GpuSessionPlugin:
             return
         if self.workers:
             try:
-                gpu_pinning.check_worker_count(
+                pinning.check_worker_count(
                     self.workers, len(self.gpus), self.baseline_mode, self.settings.allow_sharing
                 )
             except UsageError as exc:
@@ -140,13 +150,15 @@ class GpuSessionPlugin:
         """Controller: tell worker ``gwK`` which GPU is its own."""
         if not self.gpus:
             return
+        from . import pinning
+
         worker_id = node.workerinput["workerid"]
-        gpu = gpu_pinning.assign(worker_id, self.gpus)
+        gpu = pinning.assign(worker_id, self.gpus)
         node.workerinput[WORKERINPUT_KEY] = {
             "gpu": gpu.to_dict(),
             "shared": self.shared,
             "workers": self.workers,
-            "clock_state": self.outcome.for_gpu(gpu.cuda_id),
+            "clock_state": self.outcome.for_gpu(gpu.cuda_id) if self.outcome is not None else "off",
             "lock_requested": self._lock_requested,
         }
 
@@ -157,6 +169,10 @@ class GpuSessionPlugin:
         if self.worker_id is not None:
             return
         s = self.settings
+        if not (self._lock_requested or s.state_dir.is_dir()):
+            return  # no lock asked for and no state a killed session could have left
+        from .clocks import ClockController, RestoreGuard
+
         controller = ClockController(s.state_dir, s.lock_sm, s.lock_mem, strict=s.strict)
         for line in controller.stale_locks():
             self._say(line)
@@ -193,6 +209,8 @@ class GpuSessionPlugin:
             with contextlib.suppress(OSError):
                 self._pid_file.unlink()
         if self._nvml_held:
+            from . import nvml
+
             self._nvml_held = False
             nvml.shutdown()
 
@@ -205,10 +223,12 @@ class GpuSessionPlugin:
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         lines = []
         if self._lock_requested:
-            lines.append(f"trtperf clocks: {self.outcome.state}")
+            lines.append(f"trtperf clocks: {self.outcome.state if self.outcome is not None else 'off'}")
         if self.workers and self.gpus:
+            from . import pinning
+
             pins = ", ".join(
-                f"gw{k}->{gpu_pinning.assign(f'gw{k}', self.gpus).cuda_id}" for k in range(self.workers)
+                f"gw{k}->{pinning.assign(f'gw{k}', self.gpus).cuda_id}" for k in range(self.workers)
             )
             lines.append(f"trtperf GPU pinning ({'shared, serialised' if self.shared else 'one per worker'}): {pins}")
         elif self.workers and self._nvml_error:
@@ -227,6 +247,8 @@ class GpuSessionPlugin:
     def clock_state(self) -> str:
         """``off``, ``sm=1980``, ``sm=1980,mem=2619`` or ``failed:<why>`` for the
         GPU this process measures on; goes into results and the fingerprint."""
+        if self.outcome is None:
+            return "off"
         if self.assignment is not None:
             return self.outcome.for_gpu(self.assignment.cuda_id)
         if self.gpus:
@@ -239,8 +261,10 @@ class GpuSessionPlugin:
             return self._gpu_lock.hold()
         return contextlib.nullcontext()
 
-    def make_monitor(self, interval_s: float | None = None) -> device_state.DeviceStateSampler | None:
+    def make_monitor(self, interval_s: float | None = None) -> DeviceStateSampler | None:
         """An NVML sampler for CUDA device 0 of this process, or None without NVML."""
+        from . import device_state, nvml
+
         if not self._nvml_held:
             try:
                 nvml.init()
@@ -260,7 +284,9 @@ class GpuSessionPlugin:
     def _own_pids(self) -> set[int]:
         pids = {os.getpid()}
         if self.shared and self.assignment is not None:
-            pids |= gpu_pinning.session_pids(self.settings.state_dir, self.assignment.cuda_id)
+            from . import pinning
+
+            pids |= pinning.session_pids(self.settings.state_dir, self.assignment.cuda_id)
         return pids
 
 

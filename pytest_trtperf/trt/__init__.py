@@ -9,7 +9,7 @@ from __future__ import annotations
 from .api import engine_from_kwargs, engine_from_marker, engine_from_plan, get_engine, make_workload
 from .backend import Backend, load_backend
 from .engine import EngineHandle
-from .options import TrtOptions
+from ..config import TrtOptions
 from .progress import ProgressEvent, line_printer
 from .spec import EngineSpec
 from .tensors import TensorInfo

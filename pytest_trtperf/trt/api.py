@@ -17,7 +17,7 @@ from .backend import Backend, load_backend, no_gc
 from .build import build_plan
 from .engine import EngineHandle, plan_identity, read_engine_file
 from .engine_cache import EngineCache, cache_key, file_digest
-from .options import TrtOptions
+from ..config import TrtOptions
 from .progress import ProgressCallback, line_printer
 from .spec import EngineSpec
 from .tensors import TensorInfo

@@ -22,6 +22,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from ..config import BACKEND_CHOICES
 from ..errors import BackendUnavailable, UsageError
 
 #: ``--trt-backend`` values, and the modules each one may import, in order.
@@ -29,7 +30,6 @@ BACKEND_MODULES: dict[str, tuple[str, ...]] = {
     "tensorrt": ("tensorrt",),
     "tensorrt_rtx": ("tensorrt_rtx", "tensorrt_rtx_bindings"),
 }
-BACKEND_CHOICES = ("auto", *BACKEND_MODULES)
 
 #: Precisions the builder can be asked for (trtexec ``--fp16`` etc.).
 PRECISIONS = ("auto", "fp32", "tf32", "fp16", "bf16", "int8", "fp8")

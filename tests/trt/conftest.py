@@ -14,7 +14,7 @@ if str(ROOT) not in sys.path:
 
 from pytest_trtperf.errors import BackendUnavailable  # noqa: E402
 from pytest_trtperf.trt import backend as backend_mod  # noqa: E402
-from pytest_trtperf.trt.options import TrtOptions  # noqa: E402
+from pytest_trtperf.config import TrtOptions  # noqa: E402
 
 
 @pytest.fixture(scope="session")

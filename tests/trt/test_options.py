@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_trtperf.errors import UsageError
-from pytest_trtperf.trt.options import TrtOptions
+from pytest_trtperf.config import TrtOptions
 
 TEST = """
 import json
