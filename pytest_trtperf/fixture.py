@@ -195,6 +195,17 @@ class TrtBench:
 
         return gpu_fingerprint_for(workload, clocks=self._state.clock_state())
 
+    def _pass_baseline_choice(self, workload: Workload, rid: str, fp: Fingerprint) -> None:
+        """A workload that chooses at setup how to time (TorchWorkload: graph
+        replay or eager) gets the baseline's choice first, so that re-runs of
+        unchanged code keep it (hysteresis, README "CUDA graphs and captured
+        torch code")."""
+        use = getattr(workload, "use_baseline_choice", None)
+        if use is None or self._state.settings.baseline_mode == "off":
+            return
+        entry = self._state.store.lookup(fp.device_class, rid)
+        use(entry.timed_as if entry is not None else None)
+
     def _measure_once(self, workload: Workload, opts: MeasureOptions, rid: str = "") -> Measurement:
         monitor = None
         if workload.kind != "host" and self._state.monitor_factory is not None:
@@ -217,6 +228,7 @@ class TrtBench:
         self._ids.add(rid)
         self._missing_fails[rid] = opts.missing_baseline == "fail"
         fp = self._fingerprint(workload)
+        self._pass_baseline_choice(workload, rid, fp)
         workload.setup()
         try:
             identity = {"kind": workload.kind, "mode": opts.mode if workload.kind != "host" else "latency",

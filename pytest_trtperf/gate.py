@@ -78,6 +78,10 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
         reason = f"workload kind {entry.kind!r} != {result.kind!r}"
     if reason is None and entry.mode != result.mode:
         reason = f"mode {entry.mode!r} != {result.mode!r}"
+    now_timed = result.identity.get("timed_as")
+    if reason is None and entry.timed_as and now_timed and now_timed != entry.timed_as:
+        reason = (f"timed as {entry.timed_as!r} in the baseline, {now_timed!r} now (the CUDA graph capture "
+                  f"check changed its choice; the result's notes say why)")
     if reason is None and entry.config_hash != result.config_hash:
         reason = f"configuration changed (config hash {entry.config_hash} != {result.config_hash})"
     if reason is not None:
