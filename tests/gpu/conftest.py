@@ -67,6 +67,15 @@ def kernels() -> Any:
     return k
 
 
+@pytest.fixture(scope="session")
+def floor(kernels: Any) -> Any:
+    """This GPU's own cost of an event pair around a kernel, measured before
+    any timed assertion (timing_bounds.py derives every bound from it)."""
+    from timing_bounds import measure_floor
+
+    return measure_floor(kernels)
+
+
 @pytest.fixture
 def stream() -> Any:
     s = cuda.Stream()
