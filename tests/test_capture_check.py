@@ -120,3 +120,17 @@ def test_bad_input_is_a_value_error() -> None:
         decide([[0.0]], [[1.0]])
     with pytest.raises(ValueError):
         CaptureRule(first=0.3, enter_eager=0.2)
+
+
+def test_a_kept_graph_that_differs_from_eager_by_more_than_2_percent_says_so() -> None:
+    """Whenever a user's eager loop would read more than 2% differently, the
+    notes must say why (bench/reference_models.py checks this on real models)."""
+    slower = decide(blocks(5.0, noise=0.002), blocks(5.2, noise=0.002, seed=1))  # +4%: under 10%
+    assert slower.choice == GRAPH
+    assert slower.note() is not None and f"although it is {slower.ratio - 1:+.1%} vs the eager call" in slower.note()
+    assert 0.035 < slower.ratio - 1 < 0.045
+    faster = decide(blocks(5.0, noise=0.002), blocks(4.85, noise=0.002, seed=1))  # hides 3%
+    assert faster.choice == GRAPH and faster.note() is not None
+    assert f"hides {fmt_ms(faster.hidden_launch_ms)}" in faster.note() and 0.12 < faster.hidden_launch_ms < 0.18
+    same = decide(blocks(5.0, noise=0.002), blocks(4.95, noise=0.002, seed=1))  # 1%: nothing to say
+    assert same.note() is None
