@@ -47,6 +47,9 @@ class BaselineEntry:
     #: Median SM clock during the baseline's measured window (GPU workloads):
     #: lets a verdict say when a change came with a clock change.
     sm_clock_mhz: float | None = None
+    #: How a workload that chooses at setup was timed (``identity["timed_as"]``:
+    #: "graph" or "eager" for torch callables); handed back to it next run.
+    timed_as: str | None = None
 
     def metric_value(self, metric: str) -> float:
         return self.throughput if metric == "throughput" else float(getattr(self.latency, metric))
@@ -67,10 +70,11 @@ class BaselineEntry:
             flags=tuple(r.device_state.flags),
             layers=tuple(r.layers),
             sm_clock_mhz=r.device_state.sm_clock_mhz_median,
+            timed_as=_timed_as(r.identity),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "kind": self.kind,
             "mode": self.mode,
             "config_hash": self.config_hash,
@@ -84,6 +88,9 @@ class BaselineEntry:
             "layers": [dict(x) for x in self.layers],
             "sm_clock_mhz": self.sm_clock_mhz,
         }
+        if self.timed_as is not None:  # only workloads that choose write it
+            d["timed_as"] = self.timed_as
+        return d
 
     @classmethod
     def from_dict(cls, result_id: str, d: Mapping[str, Any]) -> "BaselineEntry":
@@ -104,7 +111,13 @@ class BaselineEntry:
             flags=tuple(d.get("flags", ())),
             layers=tuple(d.get("layers", ())),
             sm_clock_mhz=d.get("sm_clock_mhz"),
+            timed_as=_timed_as(d),
         )
+
+
+def _timed_as(d: Mapping[str, Any]) -> str | None:
+    value = d.get("timed_as")
+    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)

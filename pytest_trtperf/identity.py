@@ -23,10 +23,13 @@ def result_id(nodeid: str, name: str | None) -> str:
 #: (a new model version is what the gate must judge, not refuse to compare),
 #: the library's patch version and the GPU (both in the fingerprint), the file name.
 _NOT_CONFIG = frozenset({"onnx_sha256", "plan_sha256", "version", "gpu", "source"})
+#: Identity fields that are measurements, not configuration: the capture
+#: check's timings (its choice, ``timed_as``, is configuration).
+_MEASURED = frozenset({"capture_check"})
 
 
 def config_identity(identity: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(identity)
+    out = {k: v for k, v in identity.items() if k not in _MEASURED}
     engine = out.get("engine")
     if isinstance(engine, Mapping):
         out["engine"] = {k: v for k, v in engine.items() if k not in _NOT_CONFIG}

@@ -138,6 +138,9 @@ class Verdict:
     #: Set when the first measurement looked like a regression and the gate
     #: measured again before deciding.
     remeasured: bool = False
+    #: GPU-state flags that bear on this verdict (``gate.verdict_flags``): what
+    #: the reports' flag column shows. The raw flags are ``device_state.flags``.
+    flags: tuple[str, ...] = ()
 
     @property
     def failed(self) -> bool:
@@ -146,6 +149,7 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["ci"] = list(self.ci) if self.ci is not None else None
+        d["flags"] = list(self.flags)
         return d
 
     @classmethod
@@ -153,6 +157,7 @@ class Verdict:
         kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
         if kw.get("ci") is not None:
             kw["ci"] = tuple(kw["ci"])
+        kw["flags"] = tuple(kw.get("flags", ()))
         return cls(**kw)
 
 

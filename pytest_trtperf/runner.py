@@ -19,7 +19,7 @@ from .gate import judge
 from .measure import Measurement, measure
 from .results import DeviceState, Result, Verdict
 from .identity import config_hash
-from .workload import ProfiledWorkload, StateMonitor, Workload
+from .workload import ChoosingWorkload, ProfiledWorkload, StateMonitor, Workload
 
 R = TypeVar("R")
 V = TypeVar("V")
@@ -87,6 +87,7 @@ class Runner:
         tear down. Notes, per-layer profile and device memory come from the
         workload after measuring."""
         fp = self.fingerprint(workload)
+        self._pass_baseline_choice(workload, target.id, fp)
         workload.setup()
         try:
             identity = {"kind": workload.kind, "mode": opts.mode if workload.kind != "host" else "latency",
@@ -113,6 +114,16 @@ class Runner:
         from .gpu.identity import gpu_fingerprint_for
 
         return gpu_fingerprint_for(workload, clocks=self.gpu.clock_state() if self.gpu is not None else "off")
+
+    def _pass_baseline_choice(self, workload: Workload, rid: str, fp: Fingerprint) -> None:
+        """A workload that chooses at setup how to time (TorchWorkload: graph
+        replay or eager) gets the baseline's choice first, so that re-runs of
+        unchanged code keep it (hysteresis, README "CUDA graphs and captured
+        torch code")."""
+        if not isinstance(workload, ChoosingWorkload) or self.settings.baseline_mode == "off":
+            return
+        entry = self.store.lookup(fp.device_class, rid)
+        workload.use_baseline_choice(entry.timed_as if entry is not None else None)
 
     def judge(self, result: Result, opts: MeasureOptions) -> Verdict:
         s = self.settings

@@ -81,6 +81,16 @@ class ProfiledWorkload(Workload, Protocol):
 
 
 @runtime_checkable
+class ChoosingWorkload(Workload, Protocol):
+    """A workload that decides at setup how to time (a torch callable: graph
+    replay or eager call) and keeps the baseline's decision when the evidence
+    is near the threshold, so re-runs of unchanged code do not flip."""
+
+    def use_baseline_choice(self, timed_as: str | None) -> None:
+        """The baseline's ``timed_as`` (or None without a baseline); call before ``setup()``."""
+
+
+@runtime_checkable
 class StateMonitor(Protocol):
     """Watches the device during a measured window (NVML on GPUs)."""
 

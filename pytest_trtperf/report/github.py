@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from .format import fmt_change, fmt_value
-from .terminal import sort_results
+from .terminal import shown_flags, sort_results
 from ..results import Result
 
 #: Above this many rows, the full table is folded into <details>.
@@ -60,7 +60,7 @@ def _row(r: Result) -> str:
         md_cell(fmt_value(metric, r.metric_value(metric))),
         md_cell(fmt_change(v.change if v else None, v.ci if v else None)),
         verdict,
-        md_cell(", ".join(r.device_state.flags) or "-"),
+        md_cell(shown_flags(r)),
     ]
     return "| " + " | ".join(cells) + " |"
 

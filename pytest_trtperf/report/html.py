@@ -24,7 +24,7 @@ from ..baseline import BaselineEntry
 from ..errors import BaselineFileError
 from ..files import atomic_write
 from .format import fmt_change, fmt_value
-from .terminal import sort_results
+from .terminal import shown_flags, sort_results
 from ..results import Distribution, Result
 
 PLOTS_HINT = "Plots need matplotlib: pip install 'pytest-trtperf[plots]'"
@@ -193,8 +193,7 @@ def _summary(results: Sequence[Result], plots: bool) -> str:
                      esc(fmt_value(metric, v.baseline_value if v else None)),
                      esc(fmt_value(metric, r.metric_value(metric))),
                      esc(fmt_change(v.change if v else None, v.ci if v else None)), badge(_status(r)),
-                     f'<span class="flags">{esc(", ".join(r.device_state.flags))}</span>'
-                     if r.device_state.flags else "-"])
+                     f'<span class="flags">{esc(shown_flags(r))}</span>' if v and v.flags else "-"])
     head = ["result", "metric", "baseline", "current", "change [CI]", "verdict", "GPU flags"]
     return "<h2>Summary</h2>" + "\n".join(parts) + table(head, rows, num_cols=(2, 3, 4))
 
@@ -228,8 +227,10 @@ def _device_state(r: Result, Figure: Callable[..., Any] | None) -> str:
             ("power median / max", _pair(ds.power_w_median, ds.power_w_max, "W")),
             ("temperature max", _pair(None, ds.temperature_c_max, "\u00b0C")),
             ("throttle reasons", ", ".join(ds.throttle_reasons) or "-"),
-            ("flags", ", ".join(ds.flags) or "-")]
-    parts.append(table(["", ""], ([esc(k), esc(v)] for k, v in info if v not in (None, "", "-") or k == "flags")))
+            ("flags of this window", ", ".join(ds.flags) or "-"),
+            ("flags vs the baseline", shown_flags(r))]
+    shown = ([esc(k), esc(v)] for k, v in info if v not in (None, "", "-") or k.startswith("flags"))
+    parts.append(table(["", ""], shown))
     return '<div class="grid">' + "".join(parts) + "</div>"
 
 

@@ -22,6 +22,12 @@ def sort_results(results: Iterable[Result]) -> list[Result]:
     return sorted(results, key=lambda r: (_ORDER.get(r.verdict.status if r.verdict else "off", 9), r.id))
 
 
+def shown_flags(r: Result, sep: str = ", ") -> str:
+    """The flags that bear on the verdict (``Verdict.flags``), or ``-``; the
+    raw ``device_state.flags`` stay in the JSON and the HTML detail."""
+    return sep.join(r.verdict.flags) if r.verdict is not None and r.verdict.flags else "-"
+
+
 def table_rows(results: Sequence[Result]) -> list[list[str]]:
     rows = []
     for r in sort_results(results):
@@ -35,7 +41,7 @@ def table_rows(results: Sequence[Result]) -> list[list[str]]:
             fmt_change(v.change if v else None),
             (v.status.upper() if v and v.status == "regression" else (v.status if v else "-"))
             + (" (re-measured)" if v and v.remeasured else ""),
-            ",".join(r.device_state.flags) or "-",
+            shown_flags(r),
         ])
     return rows
 

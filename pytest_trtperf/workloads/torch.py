@@ -6,6 +6,15 @@ Torch-TensorRT engine, any torch code) that launches its work on torch's
 captures it with ``torch.cuda.CUDAGraph`` (on by default). If capture fails
 (``fn`` syncs, calls ``.item()``, allocates outside the graph pool, ...) the
 capture is ended, the error cleared, and ``fn`` itself is timed; notes() says so.
+
+A capture can also succeed and change the program (PyTorch's SDPA runs other
+kernels under capture: the guide's ViT-large replays in 2x its eager time).
+So after a successful capture, setup times eager calls and replays with CUDA
+events in interleaved blocks and lets :mod:`.capture_check` choose what to
+time, with hysteresis around the baseline's previous choice
+(:meth:`TorchWorkload.use_baseline_choice`). The choice is
+``identity()["timed_as"]``; the numbers are ``identity()["capture_check"]``.
+
 Timing is delegated to :class:`~pytest_trtperf.workloads.cuda.CudaWorkload` on
 that stream, so events, modes, blocking sync and chunking are identical.
 
@@ -20,9 +29,19 @@ from typing import Any, Callable, Mapping
 from ..gpu import cuda
 from ..errors import BackendUnavailable, UsageError
 from ..workload import Batch
+from .capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, decide
 from .cuda import CudaWorkload
 
 _TORCH_HINT = "pip install torch (a CUDA build)"
+
+#: Capture check: rounds of (eager block, replay block), and per block about
+#: this many seconds of calls, within [MIN_CALLS, MAX_CALLS] calls.
+CHECK_ROUNDS = 5
+CHECK_ROUNDS_LONG = 3  # calls over LONG_CALL_S: fewer rounds keep setup short
+LONG_CALL_S = 0.05
+CHECK_BLOCK_S = 0.02
+CHECK_MIN_CALLS = 2
+CHECK_MAX_CALLS = 50
 
 
 def _torch() -> Any:
@@ -85,6 +104,17 @@ class TorchWorkload:
         self._torch_streams: list[Any] = []
         self._graphs: list[Any] = []
         self._notes: list[str] = []
+        self._prior: str | None = None
+        #: "graph" or "eager" once set up: what run() times.
+        self.timed_as: str | None = None
+        #: The capture check's numbers and choice (None when no check ran).
+        self.check: CaptureCheck | None = None
+
+    def use_baseline_choice(self, timed_as: str | None) -> None:
+        """What the baseline timed (``"graph"`` / ``"eager"``), before setup:
+        the capture check keeps it unless the evidence is clearly against it,
+        so a compare run does not flip near the threshold."""
+        self._prior = timed_as if timed_as in CHOICES else None
 
     # ------------------------------------------------------------ contract
 
@@ -102,6 +132,10 @@ class TorchWorkload:
             "transfers": False,
             "inferences_per_iteration": self.inferences_per_iteration,
         }
+        if self.timed_as is not None:
+            ident["timed_as"] = self.timed_as
+        if self.check is not None:
+            ident["capture_check"] = self.check.identity()
         ident.update(self._user_identity)
         return ident
 
@@ -115,6 +149,7 @@ class TorchWorkload:
         torch = _torch()
         cuda.require_gpu()
         self._notes = []
+        self.check = None
         try:
             self._torch_streams = [torch.cuda.Stream() for _ in range(self._opts["streams"])]
             for ts in self._torch_streams:
@@ -124,6 +159,9 @@ class TorchWorkload:
                 ts.synchronize()
             if self.cuda_graph:
                 self._capture_all(torch)
+                if self._graphs:
+                    self._check_capture(torch)
+            self.timed_as = GRAPH if self._graphs else EAGER
             self._inner = self._make_inner(torch)
             self._inner.setup()
         except BaseException:
@@ -172,6 +210,29 @@ class TorchWorkload:
         graphs.append(g)
         return None
 
+    def _check_capture(self, torch: Any) -> None:
+        """Time eager calls and replays in interleaved blocks on the first
+        stream; drop the graphs when the rule says the capture changed the
+        program."""
+        ts, replay = self._torch_streams[0], self._graphs[0].replay
+        with torch.cuda.stream(ts):
+            per_s = max(_time_calls(torch, ts, self.fn, 1)[0], _time_calls(torch, ts, replay, 1)[0]) / 1e3
+            calls = min(max(int(CHECK_BLOCK_S / per_s) if per_s > 0 else CHECK_MAX_CALLS, CHECK_MIN_CALLS),
+                        CHECK_MAX_CALLS)
+            rounds = CHECK_ROUNDS if per_s <= LONG_CALL_S else CHECK_ROUNDS_LONG
+            eager: list[list[float]] = []
+            graph: list[list[float]] = []
+            for r in range(rounds):  # ABBA order: drift over the check cancels
+                order = ((eager, self.fn), (graph, replay)) if r % 2 == 0 else ((graph, replay), (eager, self.fn))
+                for blocks, fn in order:
+                    blocks.append(_time_calls(torch, ts, fn, calls))
+        self.check = decide(eager, graph, prior=self._prior)
+        if self.check.choice == EAGER:
+            self._graphs = []
+        note = self.check.note()
+        if note is not None:
+            self._notes.append(note)
+
     def _make_inner(self, torch: Any) -> CudaWorkload:
         by_handle = {int(ts.cuda_stream): ts for ts in self._torch_streams}
         targets = ([g.replay for g in self._graphs] if self._graphs
@@ -191,6 +252,20 @@ class TorchWorkload:
 
         return CudaWorkload(enqueue, cuda_graph=False, stream=list(by_handle),
                             **self._opts)  # type: ignore[arg-type]
+
+
+def _time_calls(torch: Any, ts: Any, fn: Callable[[], Any], n: int) -> list[float]:
+    """Milliseconds of ``n`` calls of ``fn`` on stream ``ts``, a CUDA event
+    pair around each, enqueued back to back behind one untimed call (so the
+    first pair does not hold an idle GPU's launch latency), one sync."""
+    pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
+    fn()
+    for start, end in pairs:
+        start.record(ts)
+        fn()
+        end.record(ts)
+    ts.synchronize()
+    return [float(start.elapsed_time(end)) for start, end in pairs]
 
 
 def _recover_stream(torch: Any, ts: Any) -> str | None:

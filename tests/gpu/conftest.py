@@ -67,6 +67,27 @@ def kernels() -> Any:
     return k
 
 
+_FLOOR_KEY = pytest.StashKey[str]()
+
+
+@pytest.fixture(scope="session")
+def floor(kernels: Any, request: pytest.FixtureRequest) -> Any:
+    """This GPU's own cost of an event pair around a kernel, measured before
+    any timed assertion (timing_bounds.py derives every bound from it)."""
+    from timing_bounds import measure_floor
+
+    f = measure_floor(kernels)
+    request.config.stash[_FLOOR_KEY] = f"{cuda.device_name(0)}: {f.pair_us:.2f} us"
+    return f
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """One line for bench/RESULTS.md: which card, which floor the bounds used."""
+    line = config.stash.get(_FLOOR_KEY, None)
+    if line is not None:
+        terminalreporter.write_line(f"GPU tests: event-pair floor measured on {line}")
+
+
 @pytest.fixture
 def stream() -> Any:
     s = cuda.Stream()

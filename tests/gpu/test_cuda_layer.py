@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pytest_trtperf.gpu import cuda
+from timing_bounds import within
 
 pytestmark = pytest.mark.gpu
 
@@ -22,7 +23,7 @@ def test_device_info_is_real() -> None:
     assert cuda.device_count() >= 1
 
 
-def test_events_time_a_known_kernel(kernels, stream) -> None:
+def test_events_time_a_known_kernel(kernels, floor, stream) -> None:
     start, end = cuda.Event(), cuda.Event()
     kernels.spin(stream.handle, 2_000_000)  # keep the GPU busy: no host latency in the pair
     start.record(stream)
@@ -30,7 +31,7 @@ def test_events_time_a_known_kernel(kernels, stream) -> None:
     end.record(stream)
     end.synchronize()
     ms = cuda.elapsed_ms(start, end)
-    assert 0.199 <= ms <= 0.206, ms
+    assert within(ms / 1e3, floor.latency(200)), (ms, floor)
 
 
 def test_blocking_sync_event_waits_for_work(kernels, stream) -> None:
@@ -89,7 +90,7 @@ def test_memset_and_d2d_copy(stream) -> None:
     assert (out.array() == 7).all()
 
 
-def test_graph_capture_and_replay(kernels, stream) -> None:
+def test_graph_capture_and_replay(kernels, floor, stream) -> None:
     graph = cuda.capture(stream, lambda h: [kernels.spin(h, 50_000) for _ in range(3)])
     assert graph.node_count() == 3
     assert cuda.capture_status(stream) == "none"
@@ -101,7 +102,7 @@ def test_graph_capture_and_replay(kernels, stream) -> None:
     ge.launch(stream)
     b.record(stream)
     b.synchronize()
-    assert 0.150 <= cuda.elapsed_ms(a, b) <= 0.175
+    assert within(cuda.elapsed_ms(a, b) / 1e3, floor.graph(150, kernels=3)), floor
     ge.close()
 
 

@@ -1,4 +1,4 @@
-"""TorchWorkload on a real GPU: graph replay, fallback, streams."""
+"""TorchWorkload on a real GPU: graph replay, the capture check, fallback, streams."""
 
 from __future__ import annotations
 
@@ -24,14 +24,126 @@ def test_graph_replays_really_run() -> None:
     w = TorchWorkload(lambda: x.add_(1), warmup_calls=3)
     w.setup()
     try:
-        assert w.graph_used and w.notes() == ()
+        assert w.graph_used and w.timed_as == "graph"
+        torch.cuda.synchronize()
+        before = float(x[0])
         b = w.run(100)
+        torch.cuda.synchronize()
+        after = float(x[0])
     finally:
         w.teardown()
-    torch.cuda.synchronize()
-    # 3 warm-up calls + 1 check replay after capture + 1 warm launch + 100 timed
-    assert float(x[0]) == 105.0
+    # warm-up calls, the capture check's eager calls and replays all added 1
+    assert before >= 3 + 2 * w.identity()["capture_check"]["rounds"]
+    assert after - before == 100.0  # every timed iteration ran the graph
     assert b.iterations == 100 and set(b.extra) == {"gpu_compute", "enqueue"}
+
+
+def hand_ms(fn, n: int = 40) -> float:
+    """The guide's loop (Listing 9): warm-up calls, then an event pair around
+    each call and a sync after it; median in ms."""
+    s = torch.cuda.Stream()
+    times = []
+    with torch.cuda.stream(s):
+        for _ in range(10):
+            fn()
+        for _ in range(n):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record(s)
+            fn()
+            b.record(s)
+            b.synchronize()
+            times.append(a.elapsed_time(b))
+    return float(np.median(times))
+
+
+def changes_under_capture(extra: int = 4):
+    """A GPU-bound matmul that does ``extra`` more matmuls while its stream is
+    capturing: the captured graph is a different, slower program (what
+    PyTorch's SDPA does to the guide's ViT)."""
+    a = torch.randn(4096, 4096, device="cuda", dtype=torch.float16)
+
+    def fn():
+        y = a @ a
+        if torch.cuda.is_current_stream_capturing():
+            for _ in range(extra):
+                y = a @ a
+        return y
+    return fn
+
+
+def test_a_capture_that_changes_the_program_is_timed_eagerly() -> None:
+    fn = changes_under_capture()
+    w = TorchWorkload(fn)
+    w.setup()
+    try:
+        assert not w.graph_used and w.timed_as == "eager"
+        ident = w.identity()
+        check = ident["capture_check"]
+        b = w.run(300)
+    finally:
+        w.teardown()
+    assert ident["timed_as"] == "eager" and ident["cuda_graph"] is True
+    assert check["ratio"] > 3 and check["hidden_launch_ms"] == 0  # 5 matmuls replayed vs 1 eagerly
+    (note,) = [n for n in w.notes() if "timed eagerly" in n]
+    assert "x the eager call" in note and "ms" in note
+    med_ms = float(np.median(b.latency_s)) * 1e3
+    eager = hand_ms(fn)
+    # What is timed is the eager call, as the guide's loop reads it, not the replay.
+    assert abs(med_ms / eager - 1) < 0.10, (med_ms, eager)
+    assert med_ms < 0.5 * check["graph_ms"], (med_ms, check)
+
+
+def test_a_launch_bound_callable_keeps_the_graph_and_records_the_hidden_launch_time() -> None:
+    x = torch.zeros(64, device="cuda")
+
+    def many_tiny() -> None:
+        for _ in range(100):
+            x.add_(1)
+
+    w = TorchWorkload(many_tiny)
+    w.setup()
+    try:
+        assert w.graph_used and w.timed_as == "graph"
+        check = w.identity()["capture_check"]
+        b = w.run(300)
+        g = w._graphs[0]
+        replay = hand_ms(g.replay)
+    finally:
+        w.teardown()
+    eager = hand_ms(many_tiny)
+    assert check["ratio"] < 0.9 and check["hidden_launch_ms"] > 0
+    assert check["hidden_launch_ms"] == pytest.approx(check["eager_ms"] - check["graph_ms"], rel=0.01)
+    (note,) = [n for n in w.notes() if "hides" in n]
+    assert "launch time" in note
+    med_ms = float(np.median(b.latency_s)) * 1e3
+    # What is timed is the replay (Listing 9 around graph.replay), far below eager calls.
+    assert abs(med_ms / replay - 1) < 0.25, (med_ms, replay)
+    assert med_ms < 0.9 * eager, (med_ms, eager)
+
+
+def test_the_baselines_choice_is_kept_only_while_the_evidence_allows() -> None:
+    a = torch.randn(4096, 4096, device="cuda", dtype=torch.float16)
+    same = TorchWorkload(lambda: a @ a)
+    same.use_baseline_choice("eager")  # the same kernels either way: back to the graph
+    changed = TorchWorkload(changes_under_capture())
+    changed.use_baseline_choice("graph")  # 5x slower replay is far above the 20% switch
+    for w, expect in ((same, "graph"), (changed, "eager")):
+        w.setup()
+        try:
+            assert w.timed_as == expect, w.identity()
+            assert w.identity()["capture_check"]["prior"] in ("eager", "graph")
+        finally:
+            w.teardown()
+
+
+def test_no_graph_means_eager_without_a_check() -> None:
+    a = torch.randn(256, 256, device="cuda")
+    w = TorchWorkload(lambda: a @ a, cuda_graph=False)
+    w.setup()
+    try:
+        assert w.timed_as == "eager" and "capture_check" not in w.identity()
+    finally:
+        w.teardown()
 
 
 def test_graph_and_eager_time_the_same_matmul() -> None:
@@ -44,6 +156,7 @@ def test_graph_and_eager_time_the_same_matmul() -> None:
             w = TorchWorkload(lambda: a @ a, cuda_graph=graph)
             w.setup()
             try:
+                assert w.timed_as == ("graph" if graph else "eager"), w.identity()
                 w.run(50)
                 med = float(np.median(w.run(1000).latency_s))
             finally:
