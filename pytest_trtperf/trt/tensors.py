@@ -59,7 +59,13 @@ def numpy_dtype(name: str) -> np.dtype:
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """One I/O tensor: ``shape`` has -1 for dynamic dimensions."""
+    """One I/O tensor: ``shape`` has -1 for dynamic dimensions.
+
+    A *shape tensor* input (``ICudaEngine.is_shape_inference_io``: its values
+    are a shape, read by TensorRT on the host) is given values, not a shape:
+    its ``profiles`` hold (min, opt, max) *values* per profile, and its data
+    lives in host memory (trtexec ``--shapes=name:2x8`` sets the values).
+    """
 
     name: str
     mode: str  # "input" | "output"
@@ -67,6 +73,7 @@ class TensorInfo:
     shape: Shape
     #: One (min, opt, max) per optimization profile; inputs only.
     profiles: tuple[ProfileRange, ...] = ()
+    shape_tensor: bool = False
 
     @property
     def is_input(self) -> bool:
@@ -76,6 +83,14 @@ class TensorInfo:
     def dynamic(self) -> bool:
         return any(d < 0 for d in self.shape)
 
+    @property
+    def volume(self) -> int:
+        """Element count of a static shape (shape tensors: how many values)."""
+        n = 1
+        for d in self.shape:
+            n *= max(int(d), 0)
+        return n
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -83,6 +98,7 @@ class TensorInfo:
             "dtype": self.dtype,
             "shape": list(self.shape),
             "profiles": [[list(s) for s in p] for p in self.profiles],
+            "shape_tensor": self.shape_tensor,
         }
 
     @classmethod
@@ -93,4 +109,5 @@ class TensorInfo:
             dtype=d["dtype"],
             shape=tuple(d["shape"]),
             profiles=tuple(tuple(tuple(s) for s in p) for p in d.get("profiles", ())),  # type: ignore[misc]
+            shape_tensor=bool(d.get("shape_tensor", False)),
         )
