@@ -48,9 +48,7 @@ def get_engine(
         raise UsageError(f"{spec.where}: ONNX model not found: {spec.onnx}")
     digest = file_digest(spec.onnx)
     key = cache_key(digest, spec.build_config(), backend.identity(), gpu)
-    # trtexec and Polygraphy let the runtime load the host code of the
-    # version-compatible plans they built themselves; so do we, and say so.
-    own_host_code = spec.version_compatible
+    allow_host_code, host_code_note = host_code_policy(spec, options)
     identity: dict[str, Any] = {
         **backend.identity(),
         "gpu": gpu,
@@ -58,8 +56,8 @@ def get_engine(
         "build": spec.build_hash(),
         "source": spec.onnx.name,
     }
-    if own_host_code:
-        identity["host_code_allowed"] = "built here (version_compatible)"
+    if host_code_note:
+        identity["host_code_allowed"] = host_code_note
     if spec.weight_streaming_budget is not None:
         identity["weight_streaming_budget"] = spec.weight_streaming_budget
     common: dict[str, Any] = dict(
@@ -67,7 +65,7 @@ def get_engine(
         where=spec.where,
         source=str(spec.onnx),
         identity=identity,
-        allow_host_code=options.allow_engine_host_code or own_host_code,
+        allow_host_code=allow_host_code,
         run_shapes=spec.run_shapes(),
         run_inputs=spec.inputs,
         seed=spec.seed,
@@ -122,6 +120,16 @@ def get_engine(
         capturable=result.capturable,
         **common,
     )
+
+
+def host_code_policy(spec: EngineSpec, options: TrtOptions) -> tuple[bool, str | None]:
+    """Whether the runtime may load host code from the plan ``spec`` builds,
+    and what the identity records about it. trtexec and Polygraphy allow it for
+    the version-compatible plans they built themselves (the lean runtime is
+    host code); so do we. Plan files from elsewhere need the option."""
+    if spec.onnx is not None and spec.version_compatible:
+        return True, "built here (version_compatible)"
+    return options.allow_engine_host_code, None
 
 
 def engine_from_plan(backend: Backend, plan: bytes, where: str, source: str = "<plan>", allow_host_code: bool = False) -> EngineHandle:

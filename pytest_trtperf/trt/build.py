@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from .atomic import atomic_write, file_lock
-from .backend import Backend, CapturingLogger, last_line, no_gc
+from .backend import LOWERED, Backend, CapturingLogger, last_line, no_gc
 from .progress import ProgressCallback, make_monitor
 from .spec import EngineSpec
 from .tensors import TensorInfo, dtype_name
@@ -125,7 +125,7 @@ def _attempt(
     trt = backend.module
     assert spec.onnx is not None
     builder = trt.Builder(log)
-    network = builder.create_network(backend.network_flags(_strongly_typed(backend, spec)))
+    network = builder.create_network(backend.network_flags(network_typing(backend, spec)))
     parser = trt.OnnxParser(network, log)
     if not parser.parse_from_file(str(spec.onnx)):
         raise UsageError(f"{spec.where}: {backend.label} could not parse {spec.onnx}: {_parser_errors(parser)}")
@@ -155,7 +155,6 @@ def configure(
     verbosity and flags (what trtexec's ``setupNetworkAndConfig`` does)."""
     trt = backend.module
     assert spec.onnx is not None
-    strongly_typed = _strongly_typed(backend, spec)
     inputs = [network.get_input(i) for i in range(network.num_inputs)]
     config = builder.create_builder_config()
     for index, ranges in enumerate(_profiles(spec, inputs, spec.onnx)):
@@ -179,12 +178,6 @@ def configure(
     for pool, mib in pools.items():
         config.set_memory_pool_limit(getattr(trt.MemoryPoolType, _POOLS[pool]), mib * _MIB)
     precision = backend.precision_flags(spec.precision, spec.where)
-    if strongly_typed and any(p in spec.precision for p in ("fp16", "bf16", "int8", "fp8", "int4")):
-        raise UsageError(  # TensorRT 10 refuses precision flags on a strongly typed network
-            f"{spec.where}: precision={'/'.join(spec.precision)} needs a weakly typed network, but "
-            f"{'weight streaming needs' if spec.weight_streaming else 'strongly_typed=True asks for'} a strongly typed one; "
-            "export the ONNX model in that precision and use precision='auto'"
-        )
     for flag in precision.set:
         config.set_flag(flag)
     for flag in precision.clear:
@@ -218,27 +211,33 @@ def _about_user_allocation(errors: list[str]) -> bool:
     return "require_user_allocation" in text or "user allocation" in text or "user-managed allocation" in text
 
 
-def _strongly_typed(backend: Backend, spec: EngineSpec) -> bool:
-    lowered = any(p not in ("auto", "fp32", "tf32") for p in spec.precision)
+def network_typing(backend: Backend, spec: EngineSpec) -> bool:
+    """Whether the network is strongly typed, as trtexec decides it; a one-line
+    error for what the library refuses (precision flags on a strongly typed
+    network, weak typing on TensorRT 11 / RTX, weight streaming without
+    strong typing)."""
+    lowered = any(p in LOWERED for p in spec.precision)
     if spec.strongly_typed is False and backend.strongly_typed_only:
         raise UsageError(f"{spec.where}: strongly_typed=False is not possible with {backend.label} (always strongly typed)")
     if spec.strongly_typed is False and spec.weight_streaming:
         raise UsageError(f"{spec.where}: weight_streaming=True needs a strongly typed network (trtexec: "
                          "--allowWeightStreaming must come with --stronglyTyped); drop strongly_typed=False")
-    if spec.strongly_typed is True and lowered:
-        raise UsageError(
-            f"{spec.where}: precision={'/'.join(spec.precision)} contradicts strongly_typed=True; "
-            "a strongly typed network takes its precision from the ONNX model"
-        )
+    backend.precision_flags(spec.precision, spec.where)  # raises the one-line explanation
     if backend.strongly_typed_only:
-        backend.precision_flags(spec.precision, spec.where)  # raises the one-line explanation
         return True
     if spec.weight_streaming:
-        return True
-    if spec.strongly_typed is not None:
-        return spec.strongly_typed
-    # TensorRT 10: precision flags need a weakly typed network; "auto" follows the model's types.
-    return spec.precision == ("auto",)
+        strongly = True
+    elif spec.strongly_typed is not None:
+        strongly = spec.strongly_typed
+    else:  # TensorRT 10: precision flags need a weakly typed network; "auto" follows the model's types
+        strongly = spec.precision == ("auto",)
+    if strongly and lowered:
+        why = "weight streaming needs" if spec.weight_streaming else "strongly_typed=True asks for"
+        raise UsageError(
+            f"{spec.where}: precision={'/'.join(spec.precision)} needs a weakly typed network, but {why} a strongly "
+            "typed one, which takes its precision from the ONNX model; export the model in that precision"
+        )
+    return strongly
 
 
 def _parser_errors(parser: "trt.OnnxParser") -> str:
