@@ -330,25 +330,28 @@ def no_gc() -> Iterator[None]:
                 gc.enable()
 
 
-class CapturingLogger:
-    """Interface of the logger :func:`_logger_for` builds (a ``trt.ILogger``
-    subclass of the loaded module): recent warnings and errors, by sequence.
+if TYPE_CHECKING:
 
-    Filtering happens in ``log()``: only ``trt.Logger`` has a ``min_severity``
-    the library reads; an ``ILogger`` subclass is called for every message.
-    Operations take a :meth:`mark` first and read what was logged after it.
-    """
+    class CapturingLogger(trt.ILogger):
+        """What :func:`_logger_for` returns: a subclass of the loaded module's
+        ``ILogger`` (so TensorRT accepts it) with the methods below."""
 
-    level: int
+        level: int
 
-    def mark(self) -> int:
-        raise NotImplementedError
+        def mark(self) -> int: ...
+        def errors(self, since: int = 0) -> list[str]: ...
+        def warnings(self, since: int = 0) -> list[str]: ...
 
-    def errors(self, since: int = 0) -> list[str]:
-        raise NotImplementedError
+else:
 
-    def warnings(self, since: int = 0) -> list[str]:
-        raise NotImplementedError
+    class CapturingLogger:
+        """Interface of the logger :func:`_logger_for` builds (a ``trt.ILogger``
+        subclass of the loaded module): recent warnings and errors, by sequence.
+
+        Filtering happens in ``log()``: only ``trt.Logger`` has a ``min_severity``
+        the library reads; an ``ILogger`` subclass is called for every message.
+        Operations take a :meth:`mark` first and read what was logged after it.
+        """
 
 
 _loggers: dict[int, CapturingLogger] = {}
@@ -409,7 +412,8 @@ def gpu_identity() -> str:
     Part of the engine-cache key: a plan is specific to a GPU model.
     """
     try:
-        from cuda.bindings import runtime as cudart
+        # cuda.bindings' runtime is a compiled module without type information.
+        from cuda.bindings import runtime as cudart  # pyright: ignore[reportAttributeAccessIssue]
     except ImportError:
         return "no-gpu"
     try:

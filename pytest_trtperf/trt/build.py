@@ -19,7 +19,7 @@ from .atomic import atomic_write, file_lock
 from .backend import LOWERED, Backend, CapturingLogger, last_line, no_gc
 from .progress import ProgressCallback, make_monitor
 from .spec import EngineSpec
-from .tensors import TensorInfo, dtype_name
+from .tensors import ProfileRange, TensorInfo, dims, dtype_name
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -164,9 +164,9 @@ def configure(
                 continue
             lo, opt, hi = ranges[t.name]
             if t.is_shape_tensor:
-                profile.set_shape_input(t.name, lo, opt, hi)
+                profile.set_shape_input(t.name, list(lo), list(opt), list(hi))
             else:
-                profile.set_shape(t.name, lo, opt, hi)
+                profile.set_shape(t.name, trt.Dims(list(lo)), trt.Dims(list(opt)), trt.Dims(list(hi)))
         if config.add_optimization_profile(profile) < 0:
             raise UsageError(f"{spec.where}: {backend.label} rejected shape profile {index} {ranges} for {spec.onnx}")
 
@@ -252,7 +252,7 @@ def _parser_errors(parser: "trt.OnnxParser") -> str:
     return "; ".join(parts) or "no error reported"
 
 
-def _profiles(spec: EngineSpec, inputs: list[Any], onnx_path: Path) -> list[dict[str, tuple[tuple[int, ...], ...]]]:
+def _profiles(spec: EngineSpec, inputs: list[Any], onnx_path: Path) -> list[dict[str, ProfileRange]]:
     """min/opt/max per dynamic input (values per shape-tensor input), one dict
     per profile; a one-line error for anything missing or wrong."""
     by_name = {t.name: t for t in inputs}
@@ -263,21 +263,21 @@ def _profiles(spec: EngineSpec, inputs: list[Any], onnx_path: Path) -> list[dict
                 raise UsageError(
                     f"{spec.where}: {onnx_path.name} has no input {name!r}; its inputs are {', '.join(by_name)}"
                 )
-    out: list[dict[str, tuple[tuple[int, ...], ...]]] = []
+    out: list[dict[str, ProfileRange]] = []
     for ranges in requested or ({},):
-        checked: dict[str, tuple[tuple[int, ...], ...]] = {}
+        checked: dict[str, ProfileRange] = {}
         for name, t in by_name.items():
-            dims = tuple(t.shape)
+            shape_dims = dims(t.shape)
             if name in ranges:
                 triple = ranges[name]
             elif t.is_shape_tensor:
                 raise UsageError(
-                    f"{spec.where}: input {name!r} of {onnx_path.name} is a shape tensor ({_fmt(dims)} values); "
+                    f"{spec.where}: input {name!r} of {onnx_path.name} is a shape tensor ({_fmt(shape_dims)} values); "
                     f"give its values in shapes={{{name!r}: (...)}} or min_shapes/opt_shapes/max_shapes"
                 )
-            elif any(d < 0 for d in dims):
+            elif any(d < 0 for d in shape_dims):
                 raise UsageError(
-                    f"{spec.where}: input {name!r} of {onnx_path.name} has dynamic shape {_fmt(dims)}; "
+                    f"{spec.where}: input {name!r} of {onnx_path.name} has dynamic shape {_fmt(shape_dims)}; "
                     f"give shapes={{{name!r}: (...)}} or min_shapes/opt_shapes/max_shapes"
                 )
             else:
@@ -285,16 +285,16 @@ def _profiles(spec: EngineSpec, inputs: list[Any], onnx_path: Path) -> list[dict
             for shape in triple:
                 if t.is_shape_tensor:
                     count = 1
-                    for d in dims:
+                    for d in shape_dims:
                         count *= d
                     if len(shape) != count:
                         raise UsageError(
                             f"{spec.where}: input {name!r} of {onnx_path.name} is a shape tensor of {count} "
                             f"value(s); {shape} has {len(shape)}"
                         )
-                elif len(shape) != len(dims) or any(d >= 0 and s != d for s, d in zip(shape, dims)):
+                elif len(shape) != len(shape_dims) or any(d >= 0 and s != d for s, d in zip(shape, shape_dims)):
                     raise UsageError(
-                        f"{spec.where}: input {name!r} of {onnx_path.name} has shape {_fmt(dims)}; {shape} does not fit it"
+                        f"{spec.where}: input {name!r} of {onnx_path.name} has shape {_fmt(shape_dims)}; {shape} does not fit it"
                     )
             checked[name] = triple
         if checked or requested:
@@ -309,11 +309,11 @@ def _io(network: "trt.INetworkDefinition", spec: EngineSpec, backend: Backend) -
     out = []
     for t in inputs:
         prof = tuple(p[t.name] for p in profiles if t.name in p)
-        out.append(TensorInfo(t.name, "input", dtype_name(t.dtype), tuple(t.shape), prof,  # type: ignore[arg-type]
+        out.append(TensorInfo(t.name, "input", dtype_name(t.dtype), dims(t.shape), prof,
                               shape_tensor=bool(t.is_shape_tensor)))
     for i in range(network.num_outputs):
         o = network.get_output(i)
-        out.append(TensorInfo(o.name, "output", dtype_name(o.dtype), tuple(o.shape)))
+        out.append(TensorInfo(o.name, "output", dtype_name(o.dtype), dims(o.shape)))
     return tuple(out)
 
 

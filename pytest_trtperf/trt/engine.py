@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..errors import BackendUnavailable, UsageError
 from .backend import Backend, CapturingLogger, last_line, no_gc, no_gpu
-from .tensors import TensorInfo, dtype_name
+from .tensors import TensorInfo, dims, dtype_name
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -245,7 +245,7 @@ def introspect(backend: Backend, engine: Any) -> tuple[TensorInfo, ...]:
             )
         elif is_input:
             profiles = tuple(
-                tuple(tuple(d) for d in engine.get_tensor_profile_shape(name, p))
+                tuple(dims(d) for d in engine.get_tensor_profile_shape(name, p))
                 for p in range(engine.num_optimization_profiles)
             )
         out.append(
@@ -253,7 +253,7 @@ def introspect(backend: Backend, engine: Any) -> tuple[TensorInfo, ...]:
                 name=name,
                 mode="input" if is_input else "output",
                 dtype=dtype_name(engine.get_tensor_dtype(name)),
-                shape=tuple(engine.get_tensor_shape(name)),
+                shape=dims(engine.get_tensor_shape(name)),
                 profiles=profiles,
                 shape_tensor=shape_tensor,
             )

@@ -36,6 +36,12 @@ DTYPE_NAMES = {
 _ITEMSIZE = {"bfloat16": 2, "float8_e4m3fn": 1, "int4": 1, "float4_e2m1fn": 1, "float8_e8m0fnu": 1}
 
 
+def dims(value: Any) -> Shape:
+    """A ``trt.Dims`` (or any sequence) as a tuple of ints. Dims iterate by
+    ``__getitem__`` at run time; the stubs give them no ``__iter__``, so index."""
+    return tuple(int(value[i]) for i in range(len(value)))
+
+
 def dtype_name(trt_dtype: Any) -> str:
     """Our name for a TensorRT ``DataType`` (enum member or its name)."""
     name = getattr(trt_dtype, "name", str(trt_dtype)).split(".")[-1]

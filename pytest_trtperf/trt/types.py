@@ -24,6 +24,7 @@ class TrtModule(Protocol):
     Builder: type[trt.Builder]
     BuilderFlag: type[trt.BuilderFlag]
     DataType: type[trt.DataType]
+    Dims: type[trt.Dims]
     ExecutionContextAllocationStrategy: type[trt.ExecutionContextAllocationStrategy]
     ILogger: type[trt.ILogger]
     IOutputAllocator: type[trt.IOutputAllocator]

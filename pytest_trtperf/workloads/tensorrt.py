@@ -28,7 +28,7 @@ from ..trt.backend import last_line, no_gc
 from ..trt.engine import EngineHandle, LiveEngine, deserialize, timed_nvtx_verbosity
 from ..trt.inputs import load_inputs, resolve_shapes, user_shapes
 from ..trt.profiler import make_profiler, summarize
-from ..trt.tensors import TensorInfo, numpy_dtype
+from ..trt.tensors import TensorInfo, dims, numpy_dtype
 from ..workload import Batch
 
 if TYPE_CHECKING:
@@ -250,7 +250,6 @@ class TensorRTWorkload:
                     b.close()
                 if slot.allocator is not None:
                     slot.allocator.close()
-                slot.context = None
                 slot.stream.close()
             self._slots = {}
             self.live = None
@@ -356,7 +355,7 @@ class TensorRTWorkload:
         for t in self.live.io:
             if t.is_input:
                 continue
-            shape = tuple(context.get_tensor_shape(t.name))
+            shape = dims(context.get_tensor_shape(t.name))
             if any(d < 0 for d in shape):  # data-dependent: TensorRT asks for memory
                 if slot.allocator is None:
                     slot.allocator = _make_output_allocator(trt)
@@ -436,7 +435,7 @@ class TensorRTWorkload:
         assert self.live is not None, "output() needs setup()"
         slot = next(iter(self._slots.values()))
         t = next(t for t in self.live.io if t.name == name)
-        shape = tuple(slot.context.get_tensor_shape(name))
+        shape = dims(slot.context.get_tensor_shape(name))
         if slot.allocator is not None and name in slot.allocator.shapes:
             shape = slot.allocator.shapes[name]
         dtype = numpy_dtype(t.dtype)
@@ -444,7 +443,11 @@ class TensorRTWorkload:
         if name in slot.host_values:  # shape-tensor output: TensorRT wrote host memory
             slot.stream.synchronize()
             return slot.host_values[name].array()[:n].view(dtype).reshape(shape).copy()
-        ptr = slot.buffers[name].ptr if name in slot.buffers else slot.allocator.buffers[name].ptr
+        if name in slot.buffers:
+            ptr = slot.buffers[name].ptr
+        else:
+            assert slot.allocator is not None, f"no memory for output {name!r}"
+            ptr = slot.allocator.buffers[name].ptr
         host = cuda.PinnedBuffer(max(n, 1))
         try:
             cuda.memcpy_d2h_async(host.ptr, ptr, n, slot.stream)
