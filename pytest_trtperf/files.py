@@ -1,4 +1,5 @@
-"""Writing files safely: the one atomic writer and the one "ignore me in git" helper.
+"""Writing files safely: the one atomic writer, a lock file for read-merge-write,
+and the one "ignore me in git" helper.
 
 Baselines, JSON documents, reports, engine plans and the timing cache are
 read by other processes (xdist workers, the next CI job) while we write them:
@@ -12,6 +13,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -59,3 +61,37 @@ def ignore_in_git(directory: Path) -> None:
     if not ignore.exists():
         with contextlib.suppress(OSError):
             ignore.write_text("*\n")
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file that guards ``path``: ``<name>.lock`` next to it."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``'s lock file (:func:`lock_path`) across
+    processes, as Polygraphy does around its timing cache. The lock file stays
+    (removing it would race with a waiting process); it is empty."""
+    lock = lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+b") as f:
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            import msvcrt
+
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)  # type: ignore[attr-defined]
+            try:
+                yield
+            finally:
+                f.seek(0)
+                msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+            return
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -1,37 +1,52 @@
-"""FakeTensorRT: the execution side of the ``tensorrt`` module, for tests.
+"""FakeTensorRT: the execution side of the ``tensorrt`` module (TensorRT 10.13), for tests.
 
 Used only where nothing real is reachable: *executing* an engine on a GPU
-(TensorRT-RTX refuses the H100 in our GPU machine, full TensorRT is not
+(TensorRT-RTX refuses the Hopper GPUs of our GPU machine, full TensorRT is not
 installable here). Building stays real (TensorRT-RTX in the venv).
+``fake_tensorrt_rtx`` is the TensorRT-RTX flavour of the same double.
 
-Follows the real API: same class/method names (``Runtime.deserialize_cuda_engine``,
-``ICudaEngine.get_tensor_*``, ``IExecutionContext.set_input_shape`` /
-``set_tensor_address`` / ``execute_async_v3`` / ``set_output_allocator``,
-``IProfiler.report_layer_time``, ``EngineInspector``), same conventions
-(``set_input_shape`` returns False for an out-of-profile shape,
-``execute_async_v3`` returns False when a shape or address is missing, errors go
-to the logger, ``deserialize_cuda_engine`` returns None on a foreign plan).
+It follows the real API, and ``tests/trt/test_fake_surface.py`` holds it to
+that: every public name, signature and enum value here must exist in
+``tensorrt-stubs`` (TensorRT 10.13) or, for the RTX flavour, in the installed
+``tensorrt_rtx`` module. It refuses what the real library refuses:
 
-A fake plan is ``b"ftrt"`` + JSON made by :func:`make_plan`. On a GPU,
+* ``Runtime.deserialize_cuda_engine`` checks the magic tag and the
+  serialization version (TensorRT 10's message), then needs a GPU: without one
+  it logs cudaError 35 and returns None, as the real runtime does; then the
+  compute capability, TensorRT plugins (``init_libnvinfer_plugins`` first) and
+  host code (``engine_host_code_allowed``).
+* Read-only properties are read-only; ``nvtx_verbosity`` cannot be raised above
+  the engine's build verbosity; the weight-streaming budget cannot change while
+  execution contexts exist; ``set_tensor_address`` refuses unknown names and
+  device pointers not 256-byte aligned; ``set_optimization_profile_async``
+  raises (the binding turns False into RuntimeError); an enqueue under stream
+  capture fails for data-dependent outputs; ``report_to_profiler`` returns
+  False during capture.
+
+A fake plan is the flavour's magic + JSON made by :func:`make_plan`. On a GPU,
 ``execute_async_v3`` launches one real kernel per layer on the given stream
 (compiled with NVRTC through cuda.bindings, or cupy as a fallback); each kernel
 copies input bytes to the first output and spins for the layer's duration on
 the GPU's global timer, so graph capture, events and throughput are real CUDA.
-
-Documented deviation: deserialization works without a GPU (real TensorRT needs
-one), so CPU tests can cover introspection and version errors.
 """
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import json
 import threading
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-__version__ = "10.9.0"
+__version__ = "10.13.0.35"
+
+#: Names that exist only in the double (helpers for tests), never compared.
+FAKE_HELPERS = ("FAKE_HELPERS", "MAGIC", "SERIALIZATION_VERSION", "make_plan", "reset_plugin_registry")
 
 MAGIC = b"ftrt"
+#: TensorRT 10.13's serialization tag (plans of other versions carry another).
+SERIALIZATION_VERSION = 239
 
 
 # --------------------------------------------------------------------- enums
@@ -45,6 +60,9 @@ class DataType(enum.IntEnum):
     FP8 = 6
     BF16 = 7
     INT64 = 8
+    INT4 = 9
+    FP4 = 10
+    E8M0 = 11
 
 
 _ITEMSIZE = {"FLOAT": 4, "HALF": 2, "INT8": 1, "INT32": 4, "BOOL": 1, "UINT8": 1, "FP8": 1, "BF16": 2, "INT64": 8}
@@ -56,18 +74,65 @@ class TensorIOMode(enum.IntEnum):
     OUTPUT = 2
 
 
+class TensorLocation(enum.IntEnum):
+    DEVICE = 0
+    HOST = 1
+
+
 class LayerInformationFormat(enum.IntEnum):
     ONELINE = 0
     JSON = 1
 
 
+class ProfilingVerbosity(enum.IntEnum):
+    LAYER_NAMES_ONLY = 0
+    NONE = 1
+    DETAILED = 2
+
+
+#: How much NVTX each verbosity emits (NONE < LAYER_NAMES_ONLY < DETAILED).
+_NVTX_LEVEL = {ProfilingVerbosity.NONE: 0, ProfilingVerbosity.LAYER_NAMES_ONLY: 1, ProfilingVerbosity.DETAILED: 2}
+
+
+class ExecutionContextAllocationStrategy(enum.IntEnum):
+    STATIC = 0
+    ON_PROFILE_CHANGE = 1
+    USER_MANAGED = 2
+
+
 class BuilderFlag(enum.IntEnum):
+    """TensorRT 10.13's values (``WEIGHTLESS`` and ``STRIP_PLAN`` are one flag)."""
+
     FP16 = 0
-    BF16 = 1
-    INT8 = 2
-    TF32 = 3
-    VERSION_COMPATIBLE = 4
-    WEIGHT_STREAMING = 5
+    INT8 = 1
+    DEBUG = 2
+    GPU_FALLBACK = 3
+    REFIT = 4
+    DISABLE_TIMING_CACHE = 5
+    TF32 = 6
+    SPARSE_WEIGHTS = 7
+    SAFETY_SCOPE = 8
+    OBEY_PRECISION_CONSTRAINTS = 9
+    PREFER_PRECISION_CONSTRAINTS = 10
+    DIRECT_IO = 11
+    REJECT_EMPTY_ALGORITHMS = 12
+    VERSION_COMPATIBLE = 13
+    EXCLUDE_LEAN_RUNTIME = 14
+    FP8 = 15
+    ERROR_ON_TIMING_CACHE_MISS = 16
+    BF16 = 17
+    DISABLE_COMPILATION_CACHE = 18
+    WEIGHTLESS = 19
+    STRIP_PLAN = 19
+    REFIT_IDENTICAL = 20
+    WEIGHT_STREAMING = 21
+    INT4 = 22
+    REFIT_INDIVIDUAL = 23
+    STRICT_NANS = 24
+    MONITOR_MEMORY = 25
+    FP4 = 26
+    EDITABLE_TIMING_CACHE = 27
+    DISTRIBUTIVE_INDEPENDENCE = 28
 
 
 class Dims(tuple):
@@ -76,6 +141,8 @@ class Dims(tuple):
 
 # ----------------------------------------------------------------- interfaces
 class ILogger:
+    """Abstract: TensorRT calls ``log`` for every message (no ``min_severity``)."""
+
     class Severity(enum.IntEnum):
         INTERNAL_ERROR = 0
         ERROR = 1
@@ -83,17 +150,29 @@ class ILogger:
         INFO = 3
         VERBOSE = 4
 
+    INTERNAL_ERROR = Severity.INTERNAL_ERROR
+    ERROR = Severity.ERROR
+    WARNING = Severity.WARNING
+    INFO = Severity.INFO
+    VERBOSE = Severity.VERBOSE
+
     def __init__(self) -> None:
-        self.min_severity = ILogger.Severity.WARNING
+        pass
 
     def log(self, severity: "ILogger.Severity", msg: str) -> None:  # pragma: no cover - overridden
         pass
 
 
 class Logger(ILogger):
-    def __init__(self, min_severity: "ILogger.Severity" = ILogger.Severity.WARNING) -> None:
+    """The library's own logger: prints messages at or above ``min_severity``."""
+
+    def __init__(self, min_severity: ILogger.Severity = ILogger.Severity.WARNING) -> None:
         super().__init__()
         self.min_severity = min_severity
+
+    def log(self, severity: ILogger.Severity, msg: str) -> None:
+        if int(severity) <= int(self.min_severity):
+            print(f"[TRT] {msg}")
 
 
 class IProfiler:
@@ -113,88 +192,237 @@ class IProgressMonitor:
     def __init__(self) -> None:
         pass
 
+    def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:  # pragma: no cover
+        pass
+
+    def step_complete(self, phase_name: str, step: int) -> bool:  # pragma: no cover
+        return True
+
+    def phase_finish(self, phase_name: str) -> None:  # pragma: no cover
+        pass
+
 
 def _log(logger: Any, msg: str, severity: ILogger.Severity = ILogger.Severity.ERROR) -> None:
     if logger is not None:
         logger.log(severity, msg)
 
 
-# ---------------------------------------------------------------------- plans
-def make_plan(
+# ------------------------------------------------------------------ flavours
+@dataclass
+class _Flavor:
+    """What differs between TensorRT 10 and TensorRT-RTX in the double."""
+
+    version: str
+    magic: bytes
+    serialization: int
+    rtx: bool
+    engine_cls: Any = None
+    context_cls: Any = None
+    runtime_config_cls: Any = None
+    #: Plugin registry state of this library in this process.
+    plugins: dict[str, Any] = field(default_factory=lambda: {"initialized": False})
+
+
+def _make_plan(
+    flavor: _Flavor,
     io: Sequence[dict[str, Any]],
     layers: Sequence[tuple[str, float]] = (("fake_layer_0", 50.0),),
     version: str | None = None,
     compute_capability: tuple[int, int] | None = None,
     device_memory: int = 1 << 20,
+    *,
+    profiling_verbosity: str = "DETAILED",
+    streamable_weights: int = 0,
+    plugins: Sequence[str] = (),
+    host_code: bool = False,
+    user_allocation: bool = True,
 ) -> bytes:
-    """A fake serialized engine.
-
-    ``io``: dicts with ``name``, ``mode`` ("input"/"output"), ``dtype`` (DataType
-    member name), ``shape`` (-1 = dynamic), ``profiles`` (inputs: list of
-    [min, opt, max]) and, for outputs, ``data_dependent`` (shape known only after
-    execution). ``layers``: (name, microseconds per inference at batch 1).
-    """
     body = {
-        "version": version or __version__,
+        "version": version or flavor.version,
+        "serialization": flavor.serialization if version in (None, flavor.version) else flavor.serialization - 1,
         "cc": list(compute_capability) if compute_capability else None,
         "io": list(io),
         "layers": [list(layer) for layer in layers],
         "device_memory": device_memory,
+        "profiling_verbosity": profiling_verbosity,
+        "streamable_weights": int(streamable_weights),
+        "plugins": list(plugins),
+        "host_code": bool(host_code),
+        "user_allocation": bool(user_allocation),
     }
-    return MAGIC + json.dumps(body).encode()
+    return flavor.magic + json.dumps(body).encode()
 
 
+def make_plan(io: Sequence[dict[str, Any]], layers: Sequence[tuple[str, float]] = (("fake_layer_0", 50.0),),
+              version: str | None = None, compute_capability: tuple[int, int] | None = None,
+              device_memory: int = 1 << 20, **kw: Any) -> bytes:
+    """A fake serialized engine of this library.
+
+    ``io``: dicts with ``name``, ``mode`` ("input"/"output"), ``dtype`` (DataType
+    member name), ``shape`` (-1 = dynamic), ``profiles`` (inputs: one [min, opt,
+    max] per optimization profile; for a shape tensor, its *values*),
+    ``shape_tensor`` (inputs whose values are a shape, read from host memory),
+    and for outputs ``data_dependent`` (shape known only after execution) or
+    ``shape_from`` (the shape tensor input whose values are its shape).
+    ``layers``: (name, microseconds per inference at batch 1). Keywords:
+    ``profiling_verbosity``, ``streamable_weights`` (bytes), ``plugins`` (TensorRT
+    plugin names it needs), ``host_code`` (version-compatible lean runtime),
+    ``user_allocation`` (TensorRT-RTX ``REQUIRE_USER_ALLOCATION``).
+    """
+    return _make_plan(TRT10, io, layers, version, compute_capability, device_memory, **kw)
+
+
+def reset_plugin_registry() -> None:
+    """Test helper: as if ``init_libnvinfer_plugins`` was never called."""
+    TRT10.plugins["initialized"] = False
+
+
+def init_libnvinfer_plugins(logger: Any, namespace: str) -> bool:
+    """Register TensorRT's plugins (idempotent, as the real one)."""
+    TRT10.plugins["initialized"] = True
+    return True
+
+
+# -------------------------------------------------------------------- runtime
 class Runtime:
-    def __init__(self, logger: ILogger) -> None:
-        self.logger = logger
-        self.engine_host_code_allowed = False
+    _flavor: _Flavor
 
-    def deserialize_cuda_engine(self, serialized_engine: bytes) -> "ICudaEngine | None":
-        data = bytes(serialized_engine)
-        if data[:4] != MAGIC:
-            _log(self.logger, "IRuntime::deserializeCudaEngine: Error Code 1: Serialization (Serialization assertion "
-                 "magicTagRead == kMAGIC_TAG failed.Magic tag does not match)")
-            return None
+    def __init__(self, logger: ILogger) -> None:
+        self._logger = logger
+        self._host_code = False
+
+    @property
+    def logger(self) -> ILogger:
+        return self._logger
+
+    @property
+    def engine_host_code_allowed(self) -> bool:
+        return self._host_code
+
+    @engine_host_code_allowed.setter
+    def engine_host_code_allowed(self, value: bool) -> None:
+        self._host_code = bool(value)
+
+    def _header(self, data: bytes) -> tuple[dict[str, Any] | None, str | None]:
+        """The plan's body, or the error the real runtime logs for its header."""
+        flavor = self._flavor
+        if data[:4] != flavor.magic:
+            return None, ("IRuntime::deserializeCudaEngine: Error Code 1: Serialization (Serialization assertion "
+                          "magicTagRead == kMAGIC_TAG failed.Magic tag does not match)")
         try:
             body = json.loads(data[4:])
         except ValueError:
-            _log(self.logger, "IRuntime::deserializeCudaEngine: Error Code 1: Serialization (Serialization assertion "
-                 "size == expectedSize failed.)")
+            return None, ("IRuntime::deserializeCudaEngine: Error Code 1: Serialization (Serialization assertion "
+                          "size == expectedSize failed.)")
+        if body.get("serialization") != flavor.serialization:
+            return None, ("IRuntime::deserializeCudaEngine: Error Code 1: Serialization (Serialization assertion "
+                          "stdVersionRead == kSERIALIZATION_VERSION failed.Version tag does not match. Note: Current "
+                          f"Version: {flavor.serialization}, Serialized Engine Version: {body.get('serialization')})")
+        return body, None
+
+    def deserialize_cuda_engine(self, serialized_engine: bytes) -> "ICudaEngine | None":
+        flavor = self._flavor
+        body, error = self._header(bytes(serialized_engine))
+        if body is None:
+            _log(self._logger, str(error))
             return None
-        if body["version"] != __version__:
-            _log(self.logger, "IRuntime::deserializeCudaEngine: Error Code 6: API Usage Error (The engine plan file is not "
-                 f"compatible with this version of TensorRT, expecting library version {__version__} got "
-                 f"{body['version']}, please rebuild.)")
+        here = _device_cc()
+        if here is None:
+            _log(self._logger, "IRuntime::deserializeCudaEngine: Error Code 1: Cuda Runtime (In ScopedCudaStream at "
+                 "common/dispatch/cudaResources.cpp:25 (cudaError 35: CUDA driver version is insufficient for CUDA "
+                 "runtime version))")
             return None
-        if body.get("cc"):
-            here = _device_cc()
-            if here is not None and tuple(body["cc"]) != here:
-                _log(self.logger, "IRuntime::deserializeCudaEngine: Error Code 6: API Usage Error (The engine plan file "
-                     f"is generated on an incompatible device, expecting compute {here[0]}.{here[1]} got compute "
-                     f"{body['cc'][0]}.{body['cc'][1]}, please rebuild.)")
+        if body.get("cc") and tuple(body["cc"]) != here:
+            _log(self._logger, "IRuntime::deserializeCudaEngine: Error Code 6: API Usage Error (The engine plan file "
+                 f"is generated on an incompatible device, expecting compute {here[0]}.{here[1]} got compute "
+                 f"{body['cc'][0]}.{body['cc'][1]}, please rebuild.)")
+            return None
+        for plugin in body.get("plugins", ()):
+            if not flavor.plugins["initialized"]:
+                _log(self._logger, f"IPluginRegistry::getCreator: Error Code 4: API Usage Error (Cannot find plugin: "
+                     f"{plugin}, version: 1, namespace:.) Plugin creator not found")
                 return None
-        return ICudaEngine(body, self.logger)
+        if body.get("host_code") and not self._host_code:
+            # Wording approximated: the real runtime refuses and names host code.
+            _log(self._logger, "IRuntime::deserializeCudaEngine: Error Code 6: API Usage Error (The engine contains "
+                 "host code (lean runtime); set engine_host_code_allowed to load it)")
+            return None
+        return flavor.engine_cls(body, self._logger, flavor)
 
 
 # --------------------------------------------------------------------- engine
+class IRuntimeConfig:
+    def __init__(self) -> None:
+        self._strategy = ExecutionContextAllocationStrategy.STATIC
+
+    def get_execution_context_allocation_strategy(self) -> ExecutionContextAllocationStrategy:
+        return self._strategy
+
+    def set_execution_context_allocation_strategy(
+        self, strategy: ExecutionContextAllocationStrategy = ExecutionContextAllocationStrategy.STATIC
+    ) -> None:
+        self._strategy = strategy
+
+
 class ICudaEngine:
-    def __init__(self, body: dict[str, Any], logger: Any) -> None:
+    def __init__(self, body: dict[str, Any], logger: Any, flavor: _Flavor) -> None:
         self._body = body
+        self._flavor = flavor
         self._io = {t["name"]: t for t in body["io"]}
         self._names = [t["name"] for t in body["io"]]
-        self.logger = logger
-        self.name = "fake_engine"
+        self._logger = logger
+        self._contexts = 0
+        streamable = int(body.get("streamable_weights", 0))
+        self._budget = streamable
         inputs = [t for t in body["io"] if t["mode"] == "input"]
-        self.num_optimization_profiles = max([len(t.get("profiles", ())) for t in inputs] + [1])
-        self.num_layers = len(body["layers"])
+        self._n_profiles = max([len(t.get("profiles", ())) for t in inputs] + [1])
+
+    # read-only properties, as in the binding
+    @property
+    def name(self) -> str:
+        return "fake_engine"
 
     @property
     def num_io_tensors(self) -> int:
         return len(self._names)
 
     @property
+    def num_layers(self) -> int:
+        return len(self._body["layers"])
+
+    @property
+    def num_optimization_profiles(self) -> int:
+        return self._n_profiles
+
+    @property
     def device_memory_size_v2(self) -> int:
         return int(self._body["device_memory"])
+
+    @property
+    def profiling_verbosity(self) -> ProfilingVerbosity:
+        return ProfilingVerbosity[self._body.get("profiling_verbosity", "DETAILED")]
+
+    @property
+    def streamable_weights_size(self) -> int:
+        return int(self._body.get("streamable_weights", 0))
+
+    @property
+    def weight_streaming_budget_v2(self) -> int:
+        return self._budget
+
+    @weight_streaming_budget_v2.setter
+    def weight_streaming_budget_v2(self, value: int) -> None:
+        if self._contexts:
+            _log(self._logger, "ICudaEngine::setWeightStreamingBudgetV2: Error Code 3: API Usage Error (The weight "
+                 "streaming budget cannot be modified while there are active IExecutionContexts.)")
+            return
+        if int(value) < 0:
+            _log(self._logger, "ICudaEngine::setWeightStreamingBudgetV2: Error Code 3: API Usage Error (budget must be >= 0)")
+            return
+        self._budget = int(value)
+
+    def get_weight_streaming_automatic_budget(self) -> int:
+        return self.streamable_weights_size // 2
 
     def get_tensor_name(self, index: int) -> str:
         return self._names[index]
@@ -211,13 +439,41 @@ class ICudaEngine:
     def get_tensor_shape(self, name: str) -> Dims:
         return Dims(self._io[name]["shape"])
 
-    def get_tensor_profile_shape(self, name: str, profile_index: int) -> list[Dims]:
+    def get_tensor_location(self, name: str) -> TensorLocation:
         t = self._io[name]
-        profiles = t.get("profiles") or [[t["shape"]] * 3]
-        return [Dims(s) for s in profiles[profile_index]]
+        return TensorLocation.HOST if t.get("shape_tensor") else TensorLocation.DEVICE
 
-    def create_execution_context(self) -> "IExecutionContext":
-        return IExecutionContext(self)
+    def is_shape_inference_io(self, name: str) -> bool:
+        return bool(self._io[name].get("shape_tensor"))
+
+    def _profile(self, name: str, index: int) -> list[list[int]]:
+        t = self._io[name]
+        profiles = t.get("profiles") or [[t["shape"]] * 3] * self._n_profiles
+        return profiles[index]
+
+    def get_tensor_profile_shape(self, name: str, profile_index: int) -> list[Dims]:
+        return [Dims(s) for s in self._profile(name, profile_index)]
+
+    def get_tensor_profile_values(self, name: int, profile_index: str) -> list[list[int]]:
+        """The binding's labels are swapped: it takes (profile_index, name)."""
+        index, tensor = int(name), str(profile_index)
+        if not self._io[tensor].get("shape_tensor"):
+            raise RuntimeError(f"{tensor} is not an input shape binding")
+        return [list(v) for v in self._profile(tensor, index)]
+
+    def create_runtime_config(self) -> Any:
+        return self._flavor.runtime_config_cls()
+
+    def create_execution_context(self, *args: Any, **kwargs: Any) -> "IExecutionContext":
+        """Overloads: ``(strategy=STATIC)`` or ``(runtime_config=None)``."""
+        config = kwargs.get("runtime_config", args[0] if args else None)
+        if not isinstance(config, IRuntimeConfig):
+            strategy = kwargs.get("strategy", config if config is not None else ExecutionContextAllocationStrategy.STATIC)
+            if not isinstance(strategy, ExecutionContextAllocationStrategy):
+                raise TypeError("create_execution_context(): incompatible function arguments")
+            config = None
+        self._contexts += 1
+        return self._flavor.context_cls(self, config)
 
     def create_engine_inspector(self) -> "EngineInspector":
         return EngineInspector(self)
@@ -225,73 +481,176 @@ class ICudaEngine:
 
 class EngineInspector:
     def __init__(self, engine: ICudaEngine) -> None:
-        self.engine = engine
-        self.execution_context = None
+        self._engine = engine
+        self.execution_context: Any = None
+
+    def _layers(self) -> list[Any]:
+        verbosity = self._engine.profiling_verbosity
+        body = self._engine._body
+        if verbosity == ProfilingVerbosity.NONE:
+            return []
+        if verbosity == ProfilingVerbosity.LAYER_NAMES_ONLY:
+            return [name for name, _us in body["layers"]]
+        return [{"Name": name, "LayerType": "FakeKernel", "TacticName": "fake_spin", "Duration_us": us}
+                for name, us in body["layers"]]
+
+    def _io_section(self) -> dict[str, Any]:
+        engine = self._engine
+        if not engine._flavor.rtx:  # TensorRT 10's schema
+            return {"Bindings": list(engine._names)}
+        return {"I/O Tensors": [  # TensorRT 11 / RTX schema
+            {"Name": t["name"], "IOMode": "Input" if t["mode"] == "input" else "Output", "DataType": t["dtype"],
+             "Dimensions": list(t["shape"]), "Location": "Host" if t.get("shape_tensor") else "Device",
+             "IsShapeInferenceIO": bool(t.get("shape_tensor"))}
+            for t in engine._body["io"]]}
 
     def get_engine_information(self, format: LayerInformationFormat) -> str:  # noqa: A002 - real name
-        layers = [
-            {"Name": name, "LayerType": "FakeKernel", "TacticName": "fake_spin", "Duration_us": us}
-            for name, us in self.engine._body["layers"]
-        ]
+        layers = self._layers()
         if format == LayerInformationFormat.JSON:
-            return json.dumps({"Layers": layers, "Bindings": self.engine._names})
-        return "\n".join(f"{layer['Name']}" for layer in layers)
+            return json.dumps({"Layers": layers, **self._io_section()})
+        return "\n".join(str(layer if isinstance(layer, str) else layer["Name"]) for layer in layers)
+
+    def get_layer_information(self, layer_index: int, format: LayerInformationFormat) -> str:  # noqa: A002
+        layer = self._layers()[layer_index]
+        return json.dumps(layer) if format == LayerInformationFormat.JSON else str(layer)
 
 
 class IExecutionContext:
-    def __init__(self, engine: ICudaEngine) -> None:
-        self.engine = engine
+    #: Attributes only the double has (test-visible records).
+    _FAKE_ONLY = ("enqueues",)
+
+    def __init__(self, engine: ICudaEngine, runtime_config: Any = None) -> None:
+        self._engine = engine
+        self._runtime_config = runtime_config
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._addresses: dict[str, int] = {}
         self._allocators: dict[str, Any] = {}
+        self._profile_index = 0
+        self._nvtx = engine.profiling_verbosity
+        self._pending: list[tuple[str, Any]] = []
+        self._last_stream = 0
         self.profiler: Any = None
         self.enqueue_emits_profile = True
         self.debug_sync = False
         self.name = "fake_context"
+        #: Test-visible record of every enqueue: nvtx, capturing, profile, profiler.
+        self.enqueues: list[dict[str, Any]] = []
 
-    # shapes
+    @property
+    def engine(self) -> ICudaEngine:
+        return self._engine
+
+    @property
+    def active_optimization_profile(self) -> int:
+        return self._profile_index
+
+    @property
+    def nvtx_verbosity(self) -> ProfilingVerbosity:
+        return self._nvtx
+
+    @nvtx_verbosity.setter
+    def nvtx_verbosity(self, value: ProfilingVerbosity) -> None:
+        value = ProfilingVerbosity(int(value))
+        if _NVTX_LEVEL[value] > _NVTX_LEVEL[self._engine.profiling_verbosity]:
+            # setNvtxVerbosity returns False; the property setter drops it.
+            _log(self._engine._logger, "IExecutionContext::setNvtxVerbosity: Error Code 3: API Usage Error (NVTX "
+                 "verbosity cannot be raised above the engine's profiling verbosity)")
+            return
+        self._nvtx = value
+
+    def _log(self, msg: str) -> None:
+        _log(self._engine._logger, msg)
+
+    # profiles and shapes
+    def set_optimization_profile_async(self, profile_index: int, stream_handle: int) -> bool:
+        if not 0 <= int(profile_index) < self._engine.num_optimization_profiles:
+            self._log(f"IExecutionContext::setOptimizationProfileAsync: Error Code 3: API Usage Error (Parameter "
+                      f"check failed, condition: profileIndex >= 0 && profileIndex < mEngine.getNbOptimizationProfiles(). "
+                      f"profileIndex = {profile_index})")
+            raise RuntimeError("Error in set optimization profile async.")
+        self._profile_index = int(profile_index)
+        self._shapes.clear()
+        return True
+
     def set_input_shape(self, name: str, shape: Sequence[int]) -> bool:
-        t = self.engine._io.get(name)
+        t = self._engine._io.get(name)
         shape = tuple(int(d) for d in shape)
         if t is None or t["mode"] != "input":
-            _log(self.engine.logger, f"IExecutionContext::setInputShape: Error Code 3: API Usage Error (Parameter check failed, condition: engineDims.nbDims >= 0. Tensor {name} is not an input.)")
+            self._log(f"IExecutionContext::setInputShape: Error Code 3: API Usage Error (Parameter check failed, "
+                      f"condition: engineDims.nbDims >= 0. Tensor {name} is not an input.)")
             return False
-        lo, _opt, hi = (t.get("profiles") or [[t["shape"]] * 3])[0]
-        if len(shape) != len(t["shape"]) or any(s < a or s > b for s, a, b in zip(shape, lo, hi) if a >= 0):
-            _log(self.engine.logger, f"IExecutionContext::setInputShape: Error Code 3: API Usage Error (Parameter check failed, condition: satisfyProfile. Set dimension {list(shape)} for tensor {name} does not satisfy any optimization profiles.)")
+        lo, _opt, hi = self._engine._profile(name, self._profile_index)
+        if t.get("shape_tensor"):
+            if shape != tuple(t["shape"]):
+                self._log(f"IExecutionContext::setInputShape: Error Code 3: API Usage Error (Static dimension mismatch for tensor {name}.)")
+                return False
+            return True
+        if len(shape) != len(t["shape"]) or any(s < a or s > b for s, a, b in zip(shape, lo, hi)):
+            self._log(f"IExecutionContext::setInputShape: Error Code 3: API Usage Error (Parameter check failed, "
+                      f"condition: satisfyProfile. Set dimension {list(shape)} for tensor {name} does not satisfy any "
+                      "optimization profiles.)")
             return False
         if any(d >= 0 and s != d for s, d in zip(shape, t["shape"])):
-            _log(self.engine.logger, f"IExecutionContext::setInputShape: Error Code 3: API Usage Error (Static dimension mismatch for tensor {name}.)")
+            self._log(f"IExecutionContext::setInputShape: Error Code 3: API Usage Error (Static dimension mismatch for tensor {name}.)")
             return False
         self._shapes[name] = shape
         return True
 
     def _inputs(self) -> list[dict[str, Any]]:
-        return [t for t in self.engine._body["io"] if t["mode"] == "input"]
+        return [t for t in self._engine._body["io"] if t["mode"] == "input"]
+
+    def _shape_values(self, name: str) -> tuple[int, ...] | None:
+        """A shape tensor's values, read from the host memory set as its address."""
+        t = self._engine._io[name]
+        ptr = self._addresses.get(name)
+        if not ptr:
+            return None
+        n = 1
+        for d in t["shape"]:
+            n *= d
+        ctype = ctypes.c_int64 if t["dtype"] == "INT64" else ctypes.c_int32
+        return tuple(int(v) for v in (ctype * n).from_address(ptr))
 
     @property
     def all_binding_shapes_specified(self) -> bool:
-        return all(t["name"] in self._shapes or min(t["shape"]) >= 0 for t in self._inputs())
+        for t in self._inputs():
+            if t.get("shape_tensor"):
+                if self._shape_values(t["name"]) is None:
+                    return False
+            elif t["name"] not in self._shapes and min(t["shape"]) < 0:
+                return False
+        return True
 
     def _batch(self) -> int:
-        first = self._inputs()[0]
+        first = next((t for t in self._inputs() if not t.get("shape_tensor")), None)
+        if first is None:
+            return 1
         return self._shapes.get(first["name"], tuple(first["shape"]))[0]
 
     def get_tensor_shape(self, name: str) -> Dims:
-        t = self.engine._io[name]
+        t = self._engine._io[name]
         if t["mode"] == "input":
             return Dims(self._shapes.get(name, t["shape"]))
         if not self.all_binding_shapes_specified or t.get("data_dependent"):
             return Dims(t["shape"])
+        if t.get("shape_from"):
+            return Dims(self._shape_values(t["shape_from"]) or t["shape"])
         return Dims(self._batch() if d < 0 else d for d in t["shape"])
 
     def infer_shapes(self) -> list[str]:
-        return [t["name"] for t in self._inputs() if t["name"] not in self._shapes and min(t["shape"]) < 0]
+        return [t["name"] for t in self._inputs() if t["name"] not in self._shapes and min(t["shape"]) < 0
+                and not t.get("shape_tensor")]
 
     # memory
     def set_tensor_address(self, name: str, memory: int) -> bool:
-        if name not in self.engine._io:
-            _log(self.engine.logger, f"IExecutionContext::setTensorAddress: Error Code 3: API Usage Error (Given invalid tensor name: {name})")
+        t = self._engine._io.get(name)
+        if t is None:
+            self._log(f"IExecutionContext::setTensorAddress: Error Code 3: API Usage Error (Given invalid tensor name: {name})")
+            return False
+        if not t.get("shape_tensor") and int(memory) % 256:
+            self._log(f"IExecutionContext::setTensorAddress: Error Code 3: API Usage Error (Parameter check failed, "
+                      f"condition: (reinterpret_cast<uintptr_t>(data) & (kDEVICE_ALIGNMENT - 1)) == 0. Address of "
+                      f"tensor {name} is not 256-byte aligned.)")
             return False
         self._addresses[name] = int(memory)
         return True
@@ -300,6 +659,10 @@ class IExecutionContext:
         return self._addresses.get(name, 0)
 
     def set_output_allocator(self, name: str, output_allocator: Any) -> bool:
+        t = self._engine._io.get(name)
+        if t is None or t["mode"] != "output":
+            self._log(f"IExecutionContext::setOutputAllocator: Error Code 3: API Usage Error ({name} is not an output)")
+            return False
         self._allocators[name] = output_allocator
         return True
 
@@ -307,52 +670,85 @@ class IExecutionContext:
         return self._allocators.get(name)
 
     def report_to_profiler(self) -> bool:
-        return self.profiler is not None
+        if self.profiler is None or _capturing(self._last_stream):
+            return False
+        if self._pending:
+            launcher = _launcher()
+            for name, pair in self._pending:
+                self.profiler.report_layer_time(name, launcher.elapsed_ms(pair))
+            self._pending = []
+        return True
 
     # execution
+    def _capture_problem(self) -> str | None:
+        """Why this context cannot run under stream capture (None: it can)."""
+        dd = [t["name"] for t in self._engine._body["io"] if t["mode"] == "output" and t.get("data_dependent")]
+        if dd:
+            return f"output {dd[0]} has a data-dependent shape and needs runtime allocation"
+        return None
+
     def execute_async_v3(self, stream_handle: int) -> bool:
-        logger = self.engine.logger
+        capturing = _capturing(stream_handle)
+        self._last_stream = stream_handle
+        self.enqueues.append({"nvtx": self._nvtx.name, "capturing": capturing, "profile": self._profile_index,
+                              "profiler": self.profiler is not None})
         if not self.all_binding_shapes_specified:
-            _log(logger, "IExecutionContext::enqueueV3: Error Code 3: API Usage Error (Parameter check failed, condition: mContext.profileObliviousBindings.at(profileObliviousIndex) || getPtrOrNull(mOutputAllocators, profileObliviousIndex). Neither address or allocator is set for input tensor.)")
+            self._log("IExecutionContext::enqueueV3: Error Code 3: API Usage Error (Parameter check failed, condition: "
+                      "mContext.profileObliviousBindings.at(profileObliviousIndex) || getPtrOrNull(mOutputAllocators, "
+                      "profileObliviousIndex). Neither address or allocator is set for input tensor.)")
             return False
-        for t in self.engine._body["io"]:
+        for t in self._engine._body["io"]:
             if self._addresses.get(t["name"]):
                 continue
             if t["mode"] == "output" and t["name"] in self._allocators:
                 continue
-            _log(logger, f"IExecutionContext::enqueueV3: Error Code 3: API Usage Error (Parameter check failed, condition: mContext.profileObliviousBindings.at(profileObliviousIndex) || getPtrOrNull(mOutputAllocators, profileObliviousIndex). Neither address or allocator is set for output tensor {t['name']}. Call setOutputTensorAddress, setTensorAddress or setOutputAllocator before enqueue/execute.)")
+            self._log("IExecutionContext::enqueueV3: Error Code 3: API Usage Error (Parameter check failed, condition: "
+                      "mContext.profileObliviousBindings.at(profileObliviousIndex) || getPtrOrNull(mOutputAllocators, "
+                      f"profileObliviousIndex). Neither address or allocator is set for output tensor {t['name']}. Call "
+                      "setOutputTensorAddress, setTensorAddress or setOutputAllocator before enqueue/execute.)")
             return False
-        inputs = self._inputs()
-        src = self._addresses[inputs[0]["name"]]
-        n_in = self._nbytes(inputs[0], self.get_tensor_shape(inputs[0]["name"]))
-        outputs = [t for t in self.engine._body["io"] if t["mode"] == "output"]
+        if capturing:
+            problem = self._capture_problem()
+            if problem is not None:
+                self._log(f"IExecutionContext::enqueueV3: Error Code 1: Cuda Runtime (operation not permitted when "
+                          f"stream is capturing: {problem})")
+                return False
+        device_inputs = [t for t in self._inputs() if not t.get("shape_tensor")]
+        src = self._addresses[device_inputs[0]["name"]] if device_inputs else 0
+        n_in = self._nbytes(device_inputs[0], self.get_tensor_shape(device_inputs[0]["name"])) if device_inputs else 0
+        outputs = [t for t in self._engine._body["io"] if t["mode"] == "output"
+                   and self._engine.get_tensor_location(t["name"]) == TensorLocation.DEVICE]
         dst, n_out = 0, 0
         if outputs:
             out = outputs[0]
             shape = tuple(self._batch() if d < 0 else d for d in out["shape"])
+            if out.get("shape_from"):
+                shape = tuple(self.get_tensor_shape(out["name"]))
             n_out = self._nbytes(out, shape)
             if out["name"] in self._allocators and not self._addresses.get(out["name"]):
                 alloc = self._allocators[out["name"]]
                 dst = int(alloc.reallocate_output_async(out["name"], 0, n_out, 256, stream_handle))
                 alloc.notify_shape(out["name"], Dims(shape))
                 if not dst:
-                    _log(logger, f"IExecutionContext::enqueueV3: Error Code 2: OutOfMemory (output allocator returned null for {out['name']})")
+                    self._log(f"IExecutionContext::enqueueV3: Error Code 2: OutOfMemory (output allocator returned null for {out['name']})")
                     return False
             else:
                 dst = self._addresses[out["name"]]
         batch = max(1, self._batch())
         launcher = _launcher()
         events = []
-        for name, us in self.engine._body["layers"]:
+        for name, us in self._engine._body["layers"]:
             ns = int(us * 1000 * (1 + 0.1 * (batch - 1)))
-            if self.profiler is not None:
+            if self.profiler is not None and not capturing:
                 events.append((name, launcher.event_pair(stream_handle, lambda ns=ns: launcher.launch(stream_handle, src, dst, n_in, n_out, ns))))
             else:
                 launcher.launch(stream_handle, src, dst, n_in, n_out, ns)
-        if self.profiler is not None and self.enqueue_emits_profile:
+        if events and self.enqueue_emits_profile:
             launcher.synchronize(stream_handle)
-            for name, ms in ((n, launcher.elapsed_ms(p)) for n, p in events):
-                self.profiler.report_layer_time(name, ms)
+            for name, pair in events:
+                self.profiler.report_layer_time(name, launcher.elapsed_ms(pair))
+        elif events:
+            self._pending = events
         return True
 
     @staticmethod
@@ -361,6 +757,11 @@ class IExecutionContext:
         for d in shape:
             n *= max(int(d), 0)
         return n
+
+
+TRT10 = _Flavor(version=__version__, magic=MAGIC, serialization=SERIALIZATION_VERSION, rtx=False,
+                engine_cls=ICudaEngine, context_cls=IExecutionContext, runtime_config_cls=IRuntimeConfig)
+Runtime._flavor = TRT10
 
 
 # ----------------------------------------------------------- GPU kernel launch
@@ -395,6 +796,19 @@ def _device_cc() -> tuple[int, int] | None:
         return None if int(err) else (int(props.major), int(props.minor))
     except Exception:  # noqa: BLE001
         return None
+
+
+def _capturing(stream: int) -> bool:
+    """Whether ``stream`` is being captured into a CUDA graph right now."""
+    try:
+        from cuda.bindings import runtime as rt
+
+        err, status = rt.cudaStreamIsCapturing(stream)
+        if int(err):
+            return False
+        return status == rt.cudaStreamCaptureStatus.cudaStreamCaptureStatusActive
+    except Exception:  # noqa: BLE001 - no CUDA: nothing captures
+        return False
 
 
 def _launcher() -> Any:
@@ -446,8 +860,6 @@ class _DriverLauncher:
         self._fn = _ok(driver.cuModuleGetFunction(self._module, b"fake_layer"), "cuModuleGetFunction")
 
     def launch(self, stream: int, src: int, dst: int, n_in: int, n_out: int, ns: int) -> None:
-        import ctypes
-
         d = self._driver
         args = ((src, dst, n_in, n_out, ns), (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ulonglong, ctypes.c_ulonglong, ctypes.c_ulonglong))
         blocks = max(1, min(64, (n_out + 255) // 256))
@@ -463,6 +875,7 @@ class _DriverLauncher:
         return a, b
 
     def elapsed_ms(self, pair: tuple[Any, Any]) -> float:
+        _ok((self._rt.cudaEventSynchronize(pair[1])[0],), "cudaEventSynchronize")
         ms = _ok(self._rt.cudaEventElapsedTime(pair[0], pair[1]), "cudaEventElapsedTime")
         for e in pair:
             self._rt.cudaEventDestroy(e)
