@@ -397,6 +397,10 @@ OPTIONS: tuple[Option, ...] = (
            "trtexec --duration.", None, metavar="SECONDS"),
     Option("--trt-iterations", "Measure exactly this many iterations (turns the adaptive stop off), like "
            "trtexec --iterations.", None, metavar="N"),
+    Option("--trt-min-iterations", "Measure at least this many iterations before the adaptive stop (default 10).",
+           str(_CORE.min_iterations), metavar="N"),
+    Option("--trt-max-iterations", "Hard cap on measured iterations per result (default 10,000,000).",
+           str(_CORE.max_iterations), metavar="N"),
     Option("--trt-mode", "latency (default: inferences one after another, GPU time per inference) or throughput "
            "(enqueue ahead, inferences per second).", "latency", metavar="latency|throughput"),
     Option("--trt-streams", "Streams in throughput mode (default 1), like trtexec --infStreams.", "1", metavar="N"),
@@ -542,6 +546,8 @@ class Settings:
             min_time_s=r.get("trt_min_time", _seconds),
             max_time_s=r.get("trt_max_time", _seconds),
             target_rel_ci=r.get("trt_target_ci", _target_ci),
+            min_iterations=r.get("trt_min_iterations", _count),
+            max_iterations=r.get("trt_max_iterations", _count),
             iterations=iterations,
             duration_s=duration,
             mode=r.get("trt_mode", lambda v, w: parse_choice(v, MODES, what=w)),
@@ -550,7 +556,7 @@ class Settings:
             blocking_sync=r.flag("trt_blocking_sync"),
             include_transfers=r.flag("trt_include_transfers"),
         )
-        m.check(where="--trt-max-time/--trt-min-time:")
+        m.check(where="command line / ini:")
         gpu = GpuSettings(
             lock_sm=r.get("trt_lock_clocks", lambda v, w: LockSpec.parse(v, w)),
             lock_mem=r.get("trt_lock_memory_clocks", lambda v, w: LockSpec.parse(v, w)),

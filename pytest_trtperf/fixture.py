@@ -169,7 +169,8 @@ class TrtBench:
     def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions) -> Result:
         rid = result_id(self._item.nodeid, name)
         if rid in self._ids:
-            raise UsageError(f"{self._item.nodeid}: two measurements named {name!r} in one test; give each "
+            which = f"named {name!r}" if name else "without a name"
+            raise UsageError(f"{self._item.nodeid}: two measurements {which} in one test; give each "
                              f"trt_bench.measure() call a distinct name=")
         self._ids.add(rid)
         self._missing_fails[rid] = opts.missing_baseline == "fail"
