@@ -75,7 +75,9 @@ def push(name: str) -> bool:
     d = domain()
     if d is None:
         return False
-    d.push_range(message=name)
+    # Attributes object first: the form every nvtx release takes (keyword
+    # arguments to push_range came later); a dummy domain returns None for it.
+    d.push_range(d.get_event_attributes(message=name))
     return True
 
 
