@@ -93,7 +93,7 @@ def test_profiler_api_without_a_gpu_warns_and_the_window_still_runs() -> None:
     assert ran == [True]
     (w,) = record
     text = str(w.message)
-    assert "--trt-profiler-api: t.py::test_x: cudaProfilerStart failed" in text
+    assert "--trt-profiler-api: cudaProfilerStart failed" in text
     # The real layer's reason: no driver here (cudaError...) or no cuda-python.
     assert ("cudaError" in text) or ("cuda-python is not installed" in text), text
     assert "\n" not in text
@@ -147,7 +147,7 @@ def test_trt_nvtx_without_the_nvtx_package_says_so_and_measures(pytester: pytest
     assert proc.returncode == 0, out
     assert "1 passed" in out
     assert "trtperf measured windows: no NVTX ranges: the nvtx package is not installed" in out  # report header
-    assert "ProfilingWarning: --trt-nvtx: test_perf.py::test_host::sha: no NVTX range" in out
+    assert "ProfilingWarning: --trt-nvtx: measured windows carry no NVTX range: the nvtx package is not" in out
     assert "Traceback" not in out
 
 

@@ -47,12 +47,13 @@ def measured_window(settings: Any, result_id: str, kind: str) -> ContextManager[
 def _window(result_id: str, *, nvtx_on: bool, api: bool) -> Iterator[None]:
     from . import nvtx
 
-    started = _profiler("start", result_id) if api else False
+    started = _profiler("start") if api else False
     pushed = False
     if nvtx_on:
         why = nvtx.unavailable_reason()
         if why is not None:
-            _warn(f"--trt-nvtx: {result_id}: no NVTX range: {why}")
+            # One text for every window, so pytest's summary lists it once.
+            _warn(f"--trt-nvtx: measured windows carry no NVTX range: {why}")
         else:
             pushed = nvtx.push(result_id)
     try:
@@ -61,18 +62,18 @@ def _window(result_id: str, *, nvtx_on: bool, api: bool) -> Iterator[None]:
         if pushed:
             nvtx.pop()
         if started:
-            _profiler("stop", result_id)
+            _profiler("stop")
 
 
-def _profiler(which: str, result_id: str) -> bool:
+def _profiler(which: str) -> bool:
     """Call ``cudaProfilerStart``/``Stop``; True when it succeeded."""
     from . import cuda
 
     try:
         (cuda.profiler_start if which == "start" else cuda.profiler_stop)()
     except (cuda.CudaError, BackendUnavailable) as exc:
-        _warn(f"--trt-profiler-api: {result_id}: cudaProfiler{which.title()} failed ({exc}); "
-              f"this window is not bracketed for nsys --capture-range=cudaProfilerApi")
+        _warn(f"--trt-profiler-api: cudaProfiler{which.title()} failed ({exc}); measured windows are not "
+              f"bracketed for nsys --capture-range=cudaProfilerApi")
         return False
     return True
 
