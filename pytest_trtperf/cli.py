@@ -4,6 +4,8 @@
   files, as an HTML page (and a text summary), so a slow creep shows.
 * ``report``: the HTML report again from a ``--trt-json`` document.
 * ``schema``: where the ``--trt-json`` JSON Schema is, or its text.
+* ``plan-info``: which TensorRT built a plan file, its I/O tensors and
+  optimization profiles (the header needs no GPU; the rest may).
 """
 
 from __future__ import annotations
@@ -68,6 +70,18 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan_info(args: argparse.Namespace) -> int:
+    from .trt import plan_info
+
+    info = plan_info.plan_info(Path(args.plan), allow_host_code=args.allow_engine_host_code)
+    if args.json:
+        print(json.dumps(plan_info.to_dict(info), indent=1))
+    else:
+        for line in plan_info.render(info):
+            print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pytest-trtperf", description="pytest-trtperf tools outside a test session")
     sub = p.add_subparsers(dest="command", required=True)
@@ -85,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_report)
     s = sub.add_parser("schema", help="print the JSON Schema of the --trt-json document")
     s.set_defaults(func=_schema)
+    pi = sub.add_parser("plan-info", help="which TensorRT built a plan, its I/O tensors and profiles "
+                                          "(like trtexec --getPlanVersionOnly)")
+    pi.add_argument("plan", help="a serialized engine (.plan / .engine)")
+    pi.add_argument("--json", action="store_true", help="print a JSON object instead of text")
+    pi.add_argument("--allow-engine-host-code", action="store_true",
+                    help="allow deserializing a plan that contains host code (lean runtime, plugins)")
+    pi.set_defaults(func=_plan_info)
     return p
 
 

@@ -299,6 +299,10 @@ class GpuSettings:
     interval_s: float = 0.01
     #: Clock-lock state files and per-GPU locks: ``.state/`` in the baseline directory.
     state_dir: Path = Path(".trtperf/.state")
+    #: NVTX range named after the result id around each measured window (``--trt-nvtx``).
+    nvtx: bool = False
+    #: ``cudaProfilerStart``/``Stop`` around each measured GPU window (``--trt-profiler-api``).
+    profiler_api: bool = False
 
 
 # -- TensorRT settings ------------------------------------------------------------
@@ -427,6 +431,14 @@ OPTIONS: tuple[Option, ...] = (
            "are serialised.", False, "bool"),
     Option("--trt-nvml-interval-ms", "NVML sampling interval during measurements (default 10 ms).", "10",
            metavar="MS"),
+    Option("--trt-nvtx", "Put each measured window (not warm-up, not builds) in an NVTX range named after the "
+           "result id, domain trtperf, for Nsight Systems and ncu --nvtx-include (needs the nvtx package).",
+           False, "bool"),
+    Option("--trt-profiler-api", "Call cudaProfilerStart/cudaProfilerStop around each measured window of GPU "
+           "workloads, for nsys profile --capture-range=cudaProfilerApi.", False, "bool"),
+    Option("--trt-export-dir", "Write each result's timing samples here; for TensorRT also the engine inspector "
+           "JSON (trtexec --exportLayerInfo) and, with --trt-profile-layers, the per-layer profile (trtexec "
+           "--exportProfile).", None, "path", metavar="DIR"),
     # TensorRT
     Option("--trt-backend", "auto|tensorrt|tensorrt_rtx: which library builds and runs engines (default auto: "
            "TensorRT, then TensorRT-RTX).", "auto", metavar="auto|tensorrt|tensorrt_rtx"),
@@ -521,6 +533,8 @@ class Settings:
     measure: MeasureOptions = field(default_factory=MeasureOptions)
     gpu: GpuSettings = field(default_factory=GpuSettings)
     trt: TrtOptions = field(default_factory=TrtOptions)
+    #: ``--trt-export-dir``: samples, inspector and layer-profile files per result.
+    export_dir: Path | None = None
 
     @classmethod
     def from_pytest_config(cls, config: Any) -> "Settings":
@@ -565,6 +579,8 @@ class Settings:
             interval_s=r.get("trt_nvml_interval_ms", lambda v, w: float(
                 parse_number(v, what=w, low=1, high=10_000))) / 1000.0,
             state_dir=baseline_dir / ".state",
+            nvtx=r.flag("trt_nvtx"),
+            profiler_api=r.flag("trt_profiler_api"),
         )
         engine_cache = r.path("trt_engine_cache", allow_off=True)
         timing_cache = r.path("trt_timing_cache", allow_off=True)
@@ -588,6 +604,7 @@ class Settings:
             measure=m,
             gpu=gpu,
             trt=trt,
+            export_dir=_plain_path(r.path("trt_export_dir")),
         )
 
 

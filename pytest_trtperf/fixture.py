@@ -10,6 +10,8 @@ runner, not here.
 from __future__ import annotations
 
 import functools
+import warnings
+from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
 import pytest
@@ -164,7 +166,8 @@ class TrtBench:
 
     def _engine_workload(self, engine: Any, *, shapes: Any, inputs: Any, opts: MeasureOptions) -> Workload:
         return self._trt().make_workload(engine, shapes=shapes, inputs=inputs, options=opts,
-                                         profile_layers=self._state.settings.trt.profile_layers)
+                                         profile_layers=self._state.settings.trt.profile_layers,
+                                         keep_layer_info=self._state.settings.export_dir is not None)
 
     def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions) -> Result:
         rid = result_id(self._item.nodeid, name)
@@ -178,8 +181,36 @@ class TrtBench:
         target = Target(id=rid, nodeid=self._item.nodeid, name=name,
                         location=(str(self._item.path), lineno + 1 if lineno is not None else 0))
         result = self._runner.run(workload, target, opts)
+        self._export(result, workload)
+        result = self._with_profile_command(result)
         self.results.append(result)
         return result
+
+    def _export(self, result: Result, workload: Workload) -> None:
+        """``--trt-export-dir``: this process writes the result's files (raw
+        samples never travel to the xdist controller)."""
+        directory = self._state.settings.export_dir
+        if directory is None:
+            return
+        from . import exports
+
+        try:
+            exports.export_result(directory, result, self._runner.last_measurement, workload)
+        except OSError as e:
+            warnings.warn(exports.ExportWarning(f"{result.id}: --trt-export-dir: could not write into {directory} "
+                                                f"({e.strerror or e})"), stacklevel=2)
+
+    def _with_profile_command(self, result: Result) -> Result:
+        """A failed or incomparable GPU result's message ends with the nsys
+        command that profiles just this test."""
+        from . import nsight
+
+        if not nsight.wants_command(result):
+            return result
+        config = self._item.config
+        ctx = nsight.context_for(self._state.settings, Path(str(config.invocation_params.dir)),
+                                 xdist=config.pluginmanager.hasplugin("xdist"))
+        return nsight.with_profile_command(result, ctx)
 
     def failures(self) -> list[str]:
         """Messages of the results that fail the test."""
@@ -188,7 +219,17 @@ class TrtBench:
             if r.verdict is None:
                 continue
             if r.verdict.status == "regression":
-                out.append(r.verdict.message + (" (confirmed by a second measurement)" if r.verdict.remeasured else ""))
+                message, command = _split_command(r.verdict.message)
+                out.append(message + (" (confirmed by a second measurement)" if r.verdict.remeasured else "")
+                           + command)
             elif r.verdict.status == "missing" and self._missing_fails.get(r.id, False):
                 out.append(r.verdict.message + " (--trt-missing-baseline=fail)")
         return out
+
+
+def _split_command(message: str) -> tuple[str, str]:
+    """(message, profile command suffix): the command stays last."""
+    from .nsight import PREFIX
+
+    head, sep, tail = message.rpartition(PREFIX)
+    return (head, sep + tail) if sep else (message, "")

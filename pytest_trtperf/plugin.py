@@ -52,6 +52,13 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageError as e:
         raise pytest.UsageError(str(e)) from None
     state = SessionState.create(settings, is_controller=not hasattr(config, "workerinput"))
+    if settings.export_dir is not None and state.is_controller:
+        from .exports import prepare
+
+        try:
+            prepare(settings.export_dir)
+        except UsageError as e:
+            raise pytest.UsageError(str(e)) from None
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(SessionHooks(state), "trtperf-session")
     gpu = GpuSessionPlugin(config, settings.gpu, settings.baseline_mode)

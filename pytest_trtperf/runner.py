@@ -16,6 +16,7 @@ from .baseline import BaselineStore
 from .config import MeasureOptions, MeasureSettings, Settings
 from .fingerprint import Fingerprint, host_fingerprint
 from .gate import judge
+from .gpu.window import measured_window
 from .measure import Measurement, measure
 from .results import DeviceState, Result, Verdict
 from .identity import config_hash
@@ -81,6 +82,9 @@ class Runner:
         self.store = store
         self.gpu = gpu
         self.progress = progress
+        #: The deciding (last) measurement of the last ``run``: raw samples for
+        #: ``--trt-export-dir``, which never travel inside a ``Result``.
+        self.last_measurement: Measurement | None = None
 
     def run(self, workload: Workload, target: Target, opts: MeasureOptions) -> Result:
         """Set up, measure (twice when a regression must be confirmed), judge,
@@ -137,8 +141,11 @@ class Runner:
         with lock:
             bar = self.progress(target, opts) if self.progress is not None else None
             try:
-                return measure(workload, MeasureSettings.from_options(opts), monitor,
-                               on_progress=bar.update if bar is not None else None)
+                self.last_measurement = measure(
+                    workload, MeasureSettings.from_options(opts), monitor,
+                    on_progress=bar.update if bar is not None else None,
+                    window=measured_window(self.settings.gpu, target.id, workload.kind))
+                return self.last_measurement
             finally:
                 if bar is not None:
                     bar.done("measured")

@@ -47,10 +47,24 @@ def write_outputs(state: SessionState, exitstatus: int) -> tuple[list[str], int 
             lines.append(f"--trt-json: could not write {s.json_path} ({e.strerror}); check the path")
             status = USAGE_ERROR
     lines += report_github.write_step_summary(state.collected)
+    if s.export_dir is not None and state.collected:
+        lines.append(_export_index(s.export_dir, state))
     if s.report_path is not None:
         lines.append(report_html.write_report(Path(s.report_path), state.collected, entries, generated=now_iso(),
                                               baseline_mode=s.baseline_mode))
     return lines, status
+
+
+def _export_index(directory: Path, state: SessionState) -> str:
+    """``index.json`` of ``--trt-export-dir`` (the measuring processes wrote
+    the files); a line for the terminal, never an exception."""
+    from .. import exports
+
+    try:
+        path, n = exports.write_index(directory, (r.id for r in state.collected))
+    except OSError as e:
+        return f"--trt-export-dir: index NOT written in {directory}: {e.strerror or e}"
+    return f"exports: {n} result(s) in {directory} (index: {path.name})"
 
 
 def terminal_lines(state: SessionState, extra: list[str]) -> list[str]:

@@ -154,6 +154,7 @@ def make_workload(
     options: Any = None,
     seed: int | None = None,
     profile_layers: bool = False,
+    keep_layer_info: bool = False,
     **cuda_opts: Any,
 ) -> Any:
     """A Workload running ``engine`` at ``shapes`` (default: the spec's run shapes)
@@ -163,7 +164,9 @@ def make_workload(
     blocking_sync, include_transfers are read from it); ``cuda_opts`` go
     unchanged to the GPU core's ``CudaWorkload`` and win over ``options``.
     ``profile_layers`` (``--trt-profile-layers``) adds a per-layer pass after
-    measuring, read with ``workload.layers()``.
+    measuring, read with ``workload.layers()``. ``keep_layer_info``
+    (``--trt-export-dir``) keeps the engine inspector's JSON for
+    ``workload.layer_info()``.
     """
     from ..workloads.tensorrt import TensorRTWorkload
 
@@ -180,6 +183,7 @@ def make_workload(
         inputs=inputs if inputs is not None else engine.run_inputs,
         seed=engine.seed if seed is None else seed,
         profile_layers=profile_layers,
+        keep_layer_info=keep_layer_info,
         **kw,
     )
 

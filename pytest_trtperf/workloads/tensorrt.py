@@ -27,7 +27,7 @@ from ..errors import TrtPerfError, UsageError
 from ..trt.backend import last_line, no_gc
 from ..trt.engine import EngineHandle, LiveEngine, deserialize, timed_nvtx_verbosity
 from ..trt.inputs import load_inputs, resolve_shapes, user_shapes
-from ..trt.profiler import make_profiler, summarize
+from ..trt.profiler import make_profiler, summarize, trtexec_profile
 from ..trt.tensors import TensorInfo, dims, numpy_dtype
 from ..workload import Batch
 
@@ -104,6 +104,7 @@ class TensorRTWorkload:
         seed: int = 0,
         profile_layers: bool = False,
         profile_iterations: int = 10,
+        keep_layer_info: bool = False,
         mode: str = "latency",
         streams: int = 1,
         cuda_graph: bool = True,
@@ -118,6 +119,7 @@ class TensorRTWorkload:
         self.seed = int(seed)
         self.profile_layers = bool(profile_layers)
         self.profile_iterations = int(profile_iterations)
+        self.keep_layer_info = bool(keep_layer_info)
         self.mode = mode
         self.n_streams = int(streams)
         self.cuda_graph = bool(cuda_graph)
@@ -133,6 +135,8 @@ class TensorRTWorkload:
         self._inner: Any = None
         self._notes: list[str] = list(engine.notes)
         self._layers: tuple[Mapping[str, Any], ...] = ()
+        self._layer_info: Any = None
+        self._profile_export: list[dict[str, Any]] = []
         self._ran = False
         self._timed_nvtx: Any = None
         self._data_dependent: list[str] = []
@@ -171,6 +175,16 @@ class TensorRTWorkload:
         """Per-layer times from the profiling pass (empty unless ``profile_layers``)."""
         return self._layers
 
+    def layer_info(self) -> Any:
+        """The engine inspector's JSON, as ``trtexec --exportLayerInfo``
+        writes it (kept at setup when ``keep_layer_info``; else None)."""
+        return self._layer_info
+
+    def layer_profile(self) -> list[dict[str, Any]]:
+        """The profiling pass in ``trtexec --exportProfile``'s layout (empty
+        unless ``profile_layers``)."""
+        return list(self._profile_export)
+
     @property
     def device_memory_bytes(self) -> int | None:
         return self.live.device_memory_bytes if self.live is not None else None
@@ -191,6 +205,8 @@ class TensorRTWorkload:
             self._host = load_inputs(self._inputs(), self.shapes, self._user_inputs, self.seed, self.engine.where)
             self._set_ipi()
             self._timed_nvtx = timed_nvtx_verbosity(self.engine.backend.module, self.live.profiling_verbosity)
+            if self.keep_layer_info:
+                self._layer_info = self.live.layer_info()
             profiles = int(self.live.engine.num_optimization_profiles)
             if self.engine.profile >= max(profiles, 1):
                 raise UsageError(f"{self.engine.where}: profile={self.engine.profile} but engine {self.engine.source} "
@@ -471,7 +487,8 @@ class TensorRTWorkload:
                 slot.stream.synchronize()
                 if not context.enqueue_emits_profile:
                     context.report_to_profiler()
-            self._layers = summarize(profiler.order, profiler.times, self.live.layer_info())
+            self._layers = summarize(profiler.order, profiler.times, self._layer_info or self.live.layer_info())
+            self._profile_export = trtexec_profile(profiler.order, profiler.times)
         except Exception as exc:  # noqa: BLE001 - a profile is extra; the measurement stands
             self._add_note(f"per-layer profiling failed: {type(exc).__name__}: {exc}")
         finally:
