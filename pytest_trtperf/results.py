@@ -13,7 +13,8 @@ from typing import Any, Mapping
 from .memory import MemoryVerdict
 
 #: Verdict statuses. ``regression`` is the only one that fails a test (plus
-#: ``missing`` under ``--trt-missing-baseline=fail``).
+#: ``missing`` under ``--trt-missing-baseline=fail``); the memory verdict
+#: (``memory.MemoryVerdict``) uses the same words and fails on ``regression`` too.
 STATUSES = (
     "pass",  # within tolerance or not significant
     "regression",  # slower beyond tolerance and significant

@@ -65,7 +65,8 @@ def _row(r: Result) -> str:
     ]
     lines = ["| " + " | ".join(cells) + " |"]
     for m in memory_rows.rows(r):  # the memory gate's figures, before/after bytes
-        mark = f"{_ICON.get(m.status, '')} **{m.status}**" if m.status in _ATTENTION else f"{_ICON.get(m.status, '')} {m.status}"
+        icon = _ICON.get(m.status, "")
+        mark = f"{icon} **{m.status}**" if m.status in _ATTENTION else f"{icon} {m.status}"
         lines.append("| " + " | ".join([md_cell(r.id, MAX_ID), m.metric, m.baseline, m.current, m.change,
                                         mark + (" (re-measured)" if m.remeasured else ""), "-"]) + " |")
     return "\n".join(lines)

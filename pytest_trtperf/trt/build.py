@@ -138,7 +138,9 @@ def _attempt(
     builder = trt.Builder(log)
     tracker = make_tracking_allocator(trt) if can_track() else None
     if tracker is not None:
-        builder.gpu_allocator = tracker  # the builder keeps it alive (keep_alive in the binding)
+        # Write-only in the binding (it keeps the allocator alive); the stubs
+        # leave write-only properties out (stub defect: only the docstring's :ivar).
+        builder.gpu_allocator = tracker  # pyright: ignore[reportAttributeAccessIssue]
     network = builder.create_network(backend.network_flags(network_typing(backend, spec)))
     parser = trt.OnnxParser(network, log)
     if not parser.parse_from_file(str(spec.onnx)):

@@ -176,7 +176,9 @@ def _deserialize(handle: EngineHandle) -> LiveEngine:
     runtime.engine_host_code_allowed = bool(handle.allow_host_code)
     tracker = make_tracking_allocator(trt) if can_track() else None
     if tracker is not None:
-        runtime.gpu_allocator = tracker  # before deserializing: the weights are counted too
+        # Before deserializing, so the weights are counted too. Write-only in the
+        # binding; left out of the stubs (stub defect, see trt/build.py).
+        runtime.gpu_allocator = tracker  # pyright: ignore[reportAttributeAccessIssue]
     mark = log.mark()
     engine = runtime.deserialize_cuda_engine(handle.plan)
     if engine is None:

@@ -804,7 +804,8 @@ class IExecutionContext:
                       f"check failed, condition: profileIndex >= 0 && profileIndex < mEngine.getNbOptimizationProfiles(). "
                       f"profileIndex = {profile_index})")
             raise RuntimeError("Error in set optimization profile async.")
-        if self._strategy == ExecutionContextAllocationStrategy.ON_PROFILE_CHANGE and int(profile_index) != self._profile_index:
+        on_change = self._strategy == ExecutionContextAllocationStrategy.ON_PROFILE_CHANGE
+        if on_change and int(profile_index) != self._profile_index:
             engine = self._engine
             size = engine.get_device_memory_size_for_profile_v2(int(profile_index))
             memory = _device_allocate(engine._allocator, size, engine._logger,
