@@ -136,9 +136,8 @@ def make_tracking_allocator(trt_module: Any, malloc: Callable[[int], int] | None
     the test double), allocating with ``malloc``/``free`` (default: cudaMalloc
     and cudaFree through ``gpu/cuda.py``)."""
     if malloc is None or free is None:
-        from ..gpu import cuda
-
-        malloc, free = malloc or cuda.malloc, free or cuda.free
+        default_malloc, default_free = _cuda_calls()
+        malloc, free = malloc or default_malloc, free or default_free
     with _classes_lock:
         cls = _classes.get(id(trt_module))
         if cls is None:
@@ -153,6 +152,24 @@ def make_tracking_allocator(trt_module: Any, malloc: Callable[[int], int] | None
     allocator = cls()
     allocator._setup(malloc, free)
     return allocator
+
+
+def _cuda_calls() -> tuple[Callable[[int], int], Callable[[int], None]]:
+    """cudaMalloc on the device current when the allocator was made (TensorRT
+    may ask from its own threads, whose current device is their own), and cudaFree."""
+    from ..gpu import cuda
+
+    try:
+        device: int | None = cuda.current_device()
+    except Exception:  # noqa: BLE001 - no GPU (a CPU-only TensorRT-RTX build never allocates)
+        device = None
+
+    def malloc(n: int) -> int:
+        if device is not None and cuda.current_device() != device:
+            cuda.set_device(device)
+        return cuda.malloc(n)
+
+    return malloc, cuda.free
 
 
 def can_track() -> bool:
