@@ -14,7 +14,7 @@ import contextlib
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -22,6 +22,7 @@ from . import __version__
 from .errors import BaselineFileError
 from .files import atomic_write
 from .fingerprint import Fingerprint, slug
+from .memory import figures_from_json
 from .results import Distribution, Result, SeriesStats
 
 SCHEMA_VERSION = 1
@@ -50,6 +51,9 @@ class BaselineEntry:
     #: How a workload that chooses at setup was timed (``identity["timed_as"]``:
     #: "graph" or "eager" for torch callables); handed back to it next run.
     timed_as: str | None = None
+    #: Memory figures in bytes (``memory.FIGURES``); empty in files written before
+    #: memory was recorded, which still load (memory is then "missing", never failed).
+    memory: Mapping[str, int] = field(default_factory=dict)
 
     def metric_value(self, metric: str) -> float:
         return self.throughput if metric == "throughput" else float(getattr(self.latency, metric))
@@ -71,6 +75,7 @@ class BaselineEntry:
             layers=tuple(r.layers),
             sm_clock_mhz=r.device_state.sm_clock_mhz_median,
             timed_as=_timed_as(r.identity),
+            memory=dict(r.memory),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,6 +95,8 @@ class BaselineEntry:
         }
         if self.timed_as is not None:  # only workloads that choose write it
             d["timed_as"] = self.timed_as
+        if self.memory:  # only entries with memory figures write them
+            d["memory"] = dict(self.memory)
         return d
 
     @classmethod
@@ -112,6 +119,7 @@ class BaselineEntry:
             layers=tuple(d.get("layers", ())),
             sm_clock_mhz=d.get("sm_clock_mhz"),
             timed_as=_timed_as(d),
+            memory=figures_from_json(d.get("memory")),
         )
 
 

@@ -137,6 +137,14 @@ def _target_ci(value: Any, what: str) -> float:
     return c
 
 
+def _memory_tolerance(value: Any, what: str) -> float | None:
+    """Allowed growth of a gated memory figure (``"10%"``), or None for
+    ``"off"`` / None: memory recorded, never failed."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "none")):
+        return None
+    return parse_fraction(value, what=what, bare_max=1.0)
+
+
 def _seconds(value: Any, what: str) -> float:
     return float(parse_number(value, what=what, low=0, high=MAX_SECONDS, low_open=True))
 
@@ -205,6 +213,9 @@ class MeasureOptions:
     cuda_graph: bool = True
     blocking_sync: bool = False
     include_transfers: bool = False
+    #: Growth of a gated memory figure allowed before a test fails (None: not
+    #: gated); the default is ``memory.DEFAULT_TOLERANCE``.
+    memory_tolerance: float | None = 0.10
 
     def with_overrides(self, overrides: Mapping[str, Any], *, where: str) -> "MeasureOptions":
         """Apply marker or keyword overrides (user vocabulary), then check the
@@ -260,6 +271,7 @@ PERF_ARGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "cuda_graph": ("cuda_graph", _strict_bool),
     "blocking_sync": ("blocking_sync", _strict_bool),
     "include_transfers": ("include_transfers", _strict_bool),
+    "memory_tolerance": ("memory_tolerance", _memory_tolerance),
 }
 
 
@@ -383,6 +395,9 @@ OPTIONS: tuple[Option, ...] = (
            None, "path", metavar="DIR"),
     Option("--trt-tolerance", "Slowdown allowed before a test fails, e.g. 5% or 0.05 (default 5%); a bare "
            "number above 1 is refused.", "5%", metavar="FRACTION"),
+    Option("--trt-memory-tolerance", "Growth of a gated memory figure (host peak per call, device peak) allowed "
+           "before a test fails, e.g. 10% (default) or 0.1; it must also exceed 64 KiB. 'off' records memory "
+           "without gating it.", "10%", metavar="FRACTION|off"),
     Option("--trt-metric", "Metric the gate compares: median (default), mean, p90, p95, p99, throughput.",
            "median", metavar="METRIC"),
     Option("--trt-confidence", "Confidence level of the statistical test (default 0.99).", "0.99", metavar="LEVEL"),
@@ -569,6 +584,7 @@ class Settings:
             cuda_graph=not r.flag("trt_no_cuda_graph"),
             blocking_sync=r.flag("trt_blocking_sync"),
             include_transfers=r.flag("trt_include_transfers"),
+            memory_tolerance=r.get("trt_memory_tolerance", _memory_tolerance),
         )
         m.check(where="command line / ini:")
         gpu = GpuSettings(

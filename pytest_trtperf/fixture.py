@@ -224,6 +224,9 @@ class TrtBench:
                            + command)
             elif r.verdict.status == "missing" and self._missing_fails.get(r.id, False):
                 out.append(r.verdict.message + " (--trt-missing-baseline=fail)")
+            m = r.memory_verdict
+            if m is not None and m.failed:
+                out.append(m.message + (" (confirmed by a second measurement)" if m.remeasured else ""))
         return out
 
 

@@ -18,6 +18,7 @@ from .fingerprint import Fingerprint, host_fingerprint
 from .gate import judge
 from .gpu.window import measured_window
 from .measure import Measurement, measure
+from .memory import MemoryVerdict, judge_memory, measure_and_judge
 from .results import DeviceState, Result, Verdict
 from .identity import config_hash
 from .workload import ChoosingWorkload, ProfiledWorkload, StateMonitor, Workload
@@ -104,13 +105,15 @@ class Runner:
                 remeasure=opts.remeasure,
                 flagged=lambda r: r.flagged,
             )
+            figures, memory_verdict = self.memory(workload, result, verdict, opts)  # after timing: never inside it
             notes = tuple(workload.notes())
             layers, memory = ((tuple(workload.layers()), workload.device_memory_bytes)
                               if isinstance(workload, ProfiledWorkload) else ((), None))
         finally:
             workload.teardown()
         return dataclasses.replace(result, verdict=dataclasses.replace(verdict, remeasured=again), notes=notes,
-                                   layers=layers, device_memory_bytes=memory if isinstance(memory, int) else None)
+                                   layers=layers, device_memory_bytes=memory if isinstance(memory, int) else None,
+                                   memory=figures, memory_verdict=memory_verdict)
 
     def fingerprint(self, workload: Workload) -> Fingerprint:
         if workload.kind == "host":
@@ -134,6 +137,19 @@ class Runner:
         entry = self.store.lookup(result.device_class, result.id) if s.baseline_mode == "compare" else None
         return judge(result, entry, baseline_mode=s.baseline_mode, metric=opts.metric, tolerance=opts.tolerance,
                      confidence=opts.confidence, baseline_path=str(self.store.path_for(result.device_class)))
+
+    def memory(self, workload: Workload, result: Result, verdict: Verdict,
+               opts: MeasureOptions) -> tuple[dict[str, int], MemoryVerdict | None]:
+        """Memory figures measured after the timed window, and their verdict
+        (``memory.py``); a suspected memory regression is measured again."""
+        s = self.settings
+        entry = self.store.lookup(result.device_class, result.id) if s.baseline_mode == "compare" else None
+        path = str(self.store.path_for(result.device_class))
+        return measure_and_judge(
+            workload,
+            lambda figures: judge_memory(figures, entry, verdict, baseline_mode=s.baseline_mode,
+                                         tolerance=opts.memory_tolerance, rid=result.id, baseline_path=path),
+            remeasure=opts.remeasure)
 
     def _measure_once(self, workload: Workload, opts: MeasureOptions, target: Target) -> Measurement:
         monitor = self.gpu.make_monitor() if workload.kind != "host" and self.gpu is not None else None

@@ -22,3 +22,18 @@ def fmt_change(change: float | None, ci: tuple[float, float] | None = None) -> s
     if ci is not None:
         text += f" [{ci[0] * 100:+.1f}%, {ci[1] * 100:+.1f}%]"
     return text
+
+
+def fmt_bytes(n: int | float | None) -> str:
+    """``512 B``, ``64.0 KiB``, ``12.3 MiB``, ``1.25 GiB`` (binary units, as
+    CUDA and TensorRT report memory)."""
+    if n is None:
+        return "-"
+    n = float(n)
+    if abs(n) < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        n /= 1024.0
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.2f} {unit}" if unit == "GiB" else f"{n:.1f} {unit}"
+    return f"{n:.2f} GiB"  # pragma: no cover - loop always returns

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from . import memory_rows
 from .format import fmt_change, fmt_value
 from .terminal import shown_flags, sort_results
 from ..results import Result
@@ -62,7 +63,13 @@ def _row(r: Result) -> str:
         verdict,
         md_cell(shown_flags(r)),
     ]
-    return "| " + " | ".join(cells) + " |"
+    lines = ["| " + " | ".join(cells) + " |"]
+    for m in memory_rows.rows(r):  # the memory gate's figures, before/after bytes
+        icon = _ICON.get(m.status, "")
+        mark = f"{icon} **{m.status}**" if m.status in _ATTENTION else f"{icon} {m.status}"
+        lines.append("| " + " | ".join([md_cell(r.id, MAX_ID), m.metric, m.baseline, m.current, m.change,
+                                        mark + (" (re-measured)" if m.remeasured else ""), "-"]) + " |")
+    return "\n".join(lines)
 
 
 _HEAD = ["| result | metric | baseline | current | change [CI] | verdict | GPU flags |",
@@ -82,7 +89,8 @@ def counts_line(results: Sequence[Result]) -> str:
         s = r.verdict.status if r.verdict else "off"
         counts[s] = counts.get(s, 0) + 1
     order = [s for s in _ICON if s in counts]
-    return ", ".join(f"{_ICON[s]} {counts[s]} {s}" for s in order)
+    memory = memory_rows.counts_text(results)
+    return ", ".join(f"{_ICON[s]} {counts[s]} {s}" for s in order) + (f"; {memory}" if memory else "")
 
 
 def step_summary(results: Sequence[Result], *, title: str = "pytest-trtperf") -> str:
@@ -92,12 +100,13 @@ def step_summary(results: Sequence[Result], *, title: str = "pytest-trtperf") ->
     if len(ordered) <= FOLD_ROWS:
         out += _table(ordered)
     else:
-        attention = [r for r in ordered if r.verdict and r.verdict.status in _ATTENTION]
+        attention = [r for r in ordered if memory_rows.status(r) in _ATTENTION]
         if attention:
             out += _table(attention) + [""]
         out += ["<details>", f"<summary>All {len(ordered)} results</summary>", "", *_table(ordered), "",
                 "</details>"]
     messages = [r.verdict.message for r in ordered if r.verdict and r.verdict.status == "regression"]
+    messages += memory_rows.messages(ordered, ("regression",))
     if messages:
         out += ["", "<details open>", "<summary>Regression details</summary>", "", "```text"]
         out += [m.replace("```", "'''") for m in messages] + ["```", "", "</details>"]
@@ -143,6 +152,13 @@ def annotations(results: Sequence[Result], roots: Sequence[Path]) -> list[str]:
             props.insert(0, f"file={_escape_property(relative_path(str(r.location[0]), roots))}")
             props.insert(1, f"line={int(r.location[1])}")
         out.append(f"::{level} {','.join(props)}::{_escape_data(v.message)}")
+    for r in memory_rows.failed(sort_results(results)):
+        assert r.memory_verdict is not None
+        props = [f"title={_escape_property('trtperf memory regression: ' + r.id[:200])}"]
+        if r.location:
+            props.insert(0, f"file={_escape_property(relative_path(str(r.location[0]), roots))}")
+            props.insert(1, f"line={int(r.location[1])}")
+        out.append(f"::error {','.join(props)}::{_escape_data(r.memory_verdict.message)}")
     return out
 
 

@@ -23,6 +23,7 @@ from ..attribution import most_changed
 from ..baseline import BaselineEntry
 from ..errors import BaselineFileError
 from ..files import atomic_write
+from . import memory_rows
 from .format import fmt_change, fmt_value
 from .terminal import shown_flags, sort_results
 from ..results import Distribution, Result
@@ -175,7 +176,8 @@ def baseline_entries(store: Any, results: Sequence[Result]) -> dict[str, Baselin
 
 
 def _status(r: Result) -> str:
-    return r.verdict.status if r.verdict else "off"
+    """A memory regression colours the result as a regression."""
+    return memory_rows.status(r)
 
 
 def _summary(results: Sequence[Result], plots: bool) -> str:
@@ -192,8 +194,12 @@ def _summary(results: Sequence[Result], plots: bool) -> str:
         rows.append([f'<a href="#r{i}"><code>{esc(r.id)}</code></a>', esc(metric),
                      esc(fmt_value(metric, v.baseline_value if v else None)),
                      esc(fmt_value(metric, r.metric_value(metric))),
-                     esc(fmt_change(v.change if v else None, v.ci if v else None)), badge(_status(r)),
+                     esc(fmt_change(v.change if v else None, v.ci if v else None)),
+                     badge(v.status if v else "off"),
                      f'<span class="flags">{esc(shown_flags(r))}</span>' if v and v.flags else "-"])
+        for m in memory_rows.rows(r):
+            rows.append([f'<a href="#r{i}"><code>{esc(r.id)}</code></a>', esc(m.metric), esc(m.baseline),
+                         esc(m.current), esc(m.change), badge(m.status), "-"])
     head = ["result", "metric", "baseline", "current", "change [CI]", "verdict", "GPU flags"]
     return "<h2>Summary</h2>" + "\n".join(parts) + table(head, rows, num_cols=(2, 3, 4))
 
@@ -259,6 +265,24 @@ def _layers(r: Result, entry: BaselineEntry | None) -> str:
             + table(["layer", "baseline ms", "this run ms", "change ms", "change", ""], rows, num_cols=(1, 2, 3, 4)))
 
 
+def _memory(r: Result, entry: BaselineEntry | None) -> str:
+    """Every memory figure against the baseline's, and the memory verdict."""
+    table_rows = memory_rows.figures_table(r, dict(entry.memory) if entry is not None else None)
+    if not table_rows:
+        return ""
+    v = r.memory_verdict
+    parts = ["<h3>Memory</h3>"]
+    if v is not None:
+        parts.append(f'<p class="meta">memory gate: {badge(v.status)}'
+                     + (f" tolerance {esc(f'{v.tolerance:.1%}')}" if v.tolerance is not None else "")
+                     + (" (re-measured)" if v.remeasured else "") + "</p>")
+        if v.message and v.status not in ("pass", "off", "updated"):
+            parts.append(f'<div class="msg">{esc(v.message)}</div>')
+    parts.append(table(["", "baseline", "this run", "change"], ([esc(c) for c in row] for row in table_rows),
+                       num_cols=(1, 2, 3)))
+    return "\n".join(parts)
+
+
 def _quantiles(r: Result, entry: BaselineEntry | None) -> str:
     cur = r.distribution.quantiles_ms
     base = entry.distribution.quantiles_ms if entry else None
@@ -290,6 +314,7 @@ def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..
     grid.append("<div>" + _stats_table(r, entry) + _quantiles(r, entry) + "</div>")
     parts.append('<div class="grid">' + "".join(grid) + "</div>")
     parts.append("<h3>GPU state during the run</h3>" + _device_state(r, Figure))
+    parts.append(_memory(r, entry))
     parts.append(_layers(r, entry))
     parts.append("</section>")
     return "\n".join(parts)

@@ -9,6 +9,7 @@ from .. import __version__
 from ..baseline import dumps
 from ..files import atomic_write
 from .format import fmt_change, fmt_value
+from . import memory_rows
 from ..results import Result
 
 #: Version of the --trt-json document (see schemas/trtperf-json.schema.json).
@@ -19,7 +20,8 @@ _ORDER = {"regression": 0, "missing": 1, "incomparable": 2, "improved": 3, "pass
 
 
 def sort_results(results: Iterable[Result]) -> list[Result]:
-    return sorted(results, key=lambda r: (_ORDER.get(r.verdict.status if r.verdict else "off", 9), r.id))
+    """A memory regression sorts as a regression (``memory_rows.status``)."""
+    return sorted(results, key=lambda r: (_ORDER.get(memory_rows.status(r), 9), r.id))
 
 
 def shown_flags(r: Result, sep: str = ", ") -> str:
@@ -43,6 +45,10 @@ def table_rows(results: Sequence[Result]) -> list[list[str]]:
             + (" (re-measured)" if v and v.remeasured else ""),
             shown_flags(r),
         ])
+        for m in memory_rows.rows(r):  # the memory gate's figures: before/after bytes
+            rows.append([r.id, m.metric, m.baseline, m.current, m.change,
+                         (m.status.upper() if m.status == "regression" else m.status)
+                         + (" (re-measured)" if m.remeasured else ""), "-"])
     return rows
 
 
@@ -67,10 +73,12 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
     for r in results:
         s = r.verdict.status if r.verdict else "off"
         counts[s] = counts.get(s, 0) + 1
-    out.append(", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _ORDER.get(kv[0], 9))))
+    out.append(", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _ORDER.get(kv[0], 9)))
+               + (f"; {memory_rows.counts_text(results)}" if memory_rows.counts_text(results) else ""))
     for r in sort_results(results):
         if r.verdict and r.verdict.status in ("regression", "incomparable", "improved"):
             out.append(r.verdict.message)
+        out += memory_rows.messages([r])
     missing = [r for r in results if r.verdict and r.verdict.status == "missing"]
     if missing:
         out.append(f"{len(missing)} result(s) have no baseline; record them with pytest --trt-baseline=update")
@@ -116,4 +124,7 @@ def junit_properties(results: Sequence[Result]) -> list[tuple[str, Any]]:
             props.append((f"{label}.verdict", r.verdict.status))
             if r.verdict.change is not None:
                 props.append((f"{label}.change", f"{r.verdict.change:+.4f}"))
+        props += [(f"{label}.{name}", str(value)) for name, value in sorted(r.memory.items())]
+        if r.memory_verdict is not None:
+            props.append((f"{label}.memory_verdict", r.memory_verdict.status))
     return props

@@ -89,6 +89,7 @@ def get_engine(
             plan_path=entry.path,
             notes=backend.notes,
             capturable=entry.meta.get("capturable"),
+            build_memory=_build_memory(entry.meta),
             **common,
         )
     result = build_plan(backend, spec, timing_cache=options.timing_cache, progress=progress)
@@ -107,6 +108,7 @@ def get_engine(
                 "build_seconds": result.seconds,
                 "flags": list(result.flags),
                 "capturable": result.capturable,
+                "build_memory": dict(result.memory),
             },
         )
         plan_path = stored.path
@@ -118,8 +120,17 @@ def get_engine(
         plan_path=plan_path,
         notes=(*backend.notes, *result.notes),
         capturable=result.capturable,
+        build_memory=dict(result.memory),
         **common,
     )
+
+
+def _build_memory(meta: Mapping[str, Any]) -> dict[str, int]:
+    """The build figures a cache entry recorded (none in entries written before)."""
+    value = meta.get("build_memory")
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool) and v >= 0}
 
 
 def host_code_policy(spec: EngineSpec, options: TrtOptions) -> tuple[bool, str | None]:

@@ -286,6 +286,30 @@ class Backend:
                 return int(value)
         return None
 
+    def device_memory_size_for_profile(self, engine: "trt.ICudaEngine", profile: int) -> int | None:
+        """Execution context memory for one optimization profile
+        (``get_device_memory_size_for_profile_v2``), else the engine-wide size."""
+        getter = getattr(engine, "get_device_memory_size_for_profile_v2", None)
+        if getter is not None:
+            try:
+                return int(getter(int(profile)))
+            except Exception:  # noqa: BLE001 - a library that refuses the query: the engine-wide figure
+                pass
+        return self.device_memory_size(engine)
+
+    def weights_size(self, engine: "trt.ICudaEngine") -> int | None:
+        """Total weights in bytes (``get_engine_stat(EngineStat.TOTAL_WEIGHTS_SIZE)``),
+        or None where the library does not report it (TensorRT 10.13 has no EngineStat)."""
+        stat = getattr(self.module_enum("EngineStat"), "TOTAL_WEIGHTS_SIZE", None)
+        getter = getattr(engine, "get_engine_stat", None)
+        if stat is None or getter is None:
+            return None
+        try:
+            value = int(getter(stat))
+        except Exception:  # noqa: BLE001
+            return None
+        return value if value >= 0 else None
+
     def gpu_identity(self) -> str:
         return gpu_identity()
 

@@ -10,12 +10,13 @@ get wrong ends as one :class:`UsageError` line naming the test and file.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import UsageError
 from ..files import atomic_write, file_lock
+from .allocator import AllocationStats, can_track, figures, make_tracking_allocator
 from .backend import LOWERED, Backend, CapturingLogger, last_line, no_gc
 from .progress import ProgressCallback, make_monitor
 from .spec import EngineSpec
@@ -42,6 +43,13 @@ class BuildResult:
     #: The plan may be captured into a CUDA graph (TensorRT-RTX: built with
     #: ``REQUIRE_USER_ALLOCATION``; other libraries: not known at build time).
     capturable: bool | None = None
+    #: ``build_peak_bytes`` / ``build_total_bytes``: device memory the builder
+    #: took through the tracking allocator (``trt/allocator.py``); empty when none
+    #: was installed (no cuda-python) or the builder allocated nothing (a
+    #: TensorRT-RTX build on a machine without a GPU).
+    memory: Mapping[str, int] = field(default_factory=dict)
+    #: What the builder's tracking allocator saw (None: none installed).
+    allocator: AllocationStats | None = None
 
 
 def build_plan(
@@ -81,7 +89,7 @@ def _build(
     if plugin_note:
         notes.append(plugin_note)
     user_alloc = backend.user_allocation_flag if not spec.weight_streaming else None
-    plan, network, flags, tc_notes = _attempt(backend, spec, timing_cache, progress, log, user_alloc)
+    plan, network, flags, tc_notes, stats = _attempt(backend, spec, timing_cache, progress, log, user_alloc)
     capturable: bool | None = True if user_alloc is not None else None
     if plan is None and user_alloc is not None and _about_user_allocation(log.errors(since=mark)):
         # NVIDIA: REQUIRE_USER_ALLOCATION makes the build fail for networks that
@@ -89,7 +97,7 @@ def _build(
         # be stream-captured, so build them without it and say so.
         why = last_line(log.errors(since=mark))
         mark = log.mark()
-        plan, network, flags, tc_notes = _attempt(backend, spec, timing_cache, progress, log, None)
+        plan, network, flags, tc_notes, stats = _attempt(backend, spec, timing_cache, progress, log, None)
         capturable = False
         notes.append(f"built without REQUIRE_USER_ALLOCATION ({why}): this engine cannot be captured into a CUDA graph")
     elif user_alloc is None and backend.is_rtx:
@@ -109,6 +117,8 @@ def _build(
         flags=flags,
         warnings=tuple(log.warnings(since=mark)),
         capturable=capturable,
+        memory=figures(stats, "build"),
+        allocator=stats,
     )
 
 
@@ -119,12 +129,18 @@ def _attempt(
     progress: ProgressCallback | None,
     log: CapturingLogger,
     user_alloc: Any,
-) -> tuple[bytes | None, "trt.INetworkDefinition", tuple[str, ...], list[str]]:
+) -> tuple[bytes | None, "trt.INetworkDefinition", tuple[str, ...], list[str], AllocationStats | None]:
     """One build: parse, configure, build; the plan (None on failure), the
-    network (for its I/O), the flags set, and timing-cache notes."""
+    network (for its I/O), the flags set, timing-cache notes, and what the
+    builder's tracking allocator saw (None without cuda-python)."""
     trt = backend.module
     assert spec.onnx is not None
     builder = trt.Builder(log)
+    tracker = make_tracking_allocator(trt) if can_track() else None
+    if tracker is not None:
+        # Write-only in the binding (it keeps the allocator alive); the stubs
+        # leave write-only properties out (stub defect: only the docstring's :ivar).
+        builder.gpu_allocator = tracker  # pyright: ignore[reportAttributeAccessIssue]
     network = builder.create_network(backend.network_flags(network_typing(backend, spec)))
     parser = trt.OnnxParser(network, log)
     if not parser.parse_from_file(str(spec.onnx)):
@@ -140,12 +156,13 @@ def _attempt(
         config.progress_monitor = monitor  # keep a reference: TensorRT does not own it
     flags = flag_names(backend, config)
     serialized = builder.build_serialized_network(network, config)
+    stats = tracker.stats() if tracker is not None else None
     if serialized is None:
-        return None, network, flags, notes
+        return None, network, flags, notes, stats
     plan = bytes(serialized)
     if timing_cache is not None:
         notes += _save_timing_cache(backend, config, timing_cache)
-    return plan, network, flags, notes
+    return plan, network, flags, notes, stats
 
 
 def configure(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..errors import BackendUnavailable, UsageError
+from .allocator import AllocationStats, can_track, make_tracking_allocator
 from .backend import Backend, CapturingLogger, last_line, no_gc, no_gpu
 from .tensors import TensorInfo, dims, dtype_name
 
@@ -65,6 +66,9 @@ class EngineHandle:
     #: Whether the plan may be stream-captured (False: TensorRT-RTX engine built
     #: without REQUIRE_USER_ALLOCATION; None: unknown until run).
     capturable: bool | None = None
+    #: The builder's device memory (``build_peak_bytes``, ``build_total_bytes``):
+    #: from this build, or recorded in the engine cache when it was built.
+    build_memory: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def inputs(self) -> tuple[TensorInfo, ...]:
@@ -101,10 +105,29 @@ class LiveEngine:
     logger: CapturingLogger
     io: tuple[TensorInfo, ...]
     notes: tuple[str, ...] = ()
+    #: The runtime's tracking ``IGpuAllocator`` (``trt/allocator.py``), None
+    #: without cuda-python. It counts deserialization, every execution context
+    #: and whatever they allocate while running.
+    allocator: Any = None
 
     @property
     def device_memory_bytes(self) -> int | None:
         return self.handle.backend.device_memory_size(self.engine)
+
+    def allocator_stats(self) -> AllocationStats | None:
+        return self.allocator.stats() if self.allocator is not None else None
+
+    def memory_figures(self) -> dict[str, int]:
+        """What the engine says about itself: context memory for the run's
+        profile, plan size, weights (where the library reports them)."""
+        out = {"plan_bytes": len(self.handle.plan)}
+        context = self.handle.backend.device_memory_size_for_profile(self.engine, self.handle.profile)
+        if context is not None:
+            out["context_memory_bytes"] = context
+        weights = self.handle.backend.weights_size(self.engine)
+        if weights is not None:
+            out["weights_bytes"] = weights
+        return out
 
     @property
     def profiling_verbosity(self) -> Any:
@@ -151,6 +174,11 @@ def _deserialize(handle: EngineHandle) -> LiveEngine:
     log = backend.logger()
     runtime = trt.Runtime(log)
     runtime.engine_host_code_allowed = bool(handle.allow_host_code)
+    tracker = make_tracking_allocator(trt) if can_track() else None
+    if tracker is not None:
+        # Before deserializing, so the weights are counted too. Write-only in the
+        # binding; left out of the stubs (stub defect, see trt/build.py).
+        runtime.gpu_allocator = tracker  # pyright: ignore[reportAttributeAccessIssue]
     mark = log.mark()
     engine = runtime.deserialize_cuda_engine(handle.plan)
     if engine is None:
@@ -166,7 +194,8 @@ def _deserialize(handle: EngineHandle) -> LiveEngine:
             f"rebuild it with {backend.label} on this GPU ({gpu})"
         )
     io = introspect(backend, engine)
-    live = LiveEngine(handle=handle, runtime=runtime, engine=engine, logger=log, io=io, notes=tuple(notes))
+    live = LiveEngine(handle=handle, runtime=runtime, engine=engine, logger=log, io=io, notes=tuple(notes),
+                      allocator=tracker)
     note = apply_weight_streaming(live)
     if note:
         live.notes = (*live.notes, note)

@@ -141,6 +141,9 @@ class TensorRTWorkload:
         self._timed_nvtx: Any = None
         self._data_dependent: list[str] = []
         self._shape_tensors: set[str] = set()
+        #: Tracking-allocator calls made while run() was enqueueing (the timed
+        #: loop): 0 for engines with static context memory.
+        self._run_allocations = 0
         # Shapes can be checked now when the I/O is known (ONNX builds): a bad
         # shape fails before any GPU work, with the engine's allowed range.
         if engine.io:
@@ -169,7 +172,11 @@ class TensorRTWorkload:
 
     def notes(self) -> tuple[str, ...]:
         inner = tuple(self._inner.notes()) if self._inner is not None else ()
-        return tuple(dict.fromkeys((*self._notes, *inner)))
+        alloc = ()
+        if self._run_allocations:
+            alloc = (f"TensorRT allocated device memory {self._run_allocations} time(s) during timed enqueues, "
+                     f"through the tracking allocator (cudaMalloc from a Python callback): the timing includes it",)
+        return tuple(dict.fromkeys((*self._notes, *inner, *alloc)))
 
     def layers(self) -> tuple[Mapping[str, Any], ...]:
         """Per-layer times from the profiling pass (empty unless ``profile_layers``)."""
@@ -188,6 +195,19 @@ class TensorRTWorkload:
     @property
     def device_memory_bytes(self) -> int | None:
         return self.live.device_memory_bytes if self.live is not None else None
+
+    def memory_figures(self) -> Mapping[str, int]:
+        """Read after measuring (nothing runs): ``device_peak_bytes`` /
+        ``device_total_bytes`` from the runtime's tracking allocator over
+        deserialization, context creation and every enqueue so far; the
+        engine's own figures (context memory for the profile, plan, weights);
+        the builder's (this build or the engine cache's record of it)."""
+        if self.live is None:
+            return {}
+        from ..trt.allocator import figures
+
+        return {**dict(self.engine.build_memory), **self.live.memory_figures(),
+                **figures(self.live.allocator_stats(), "device")}
 
     def setup(self) -> None:
         with no_gc():
@@ -246,16 +266,25 @@ class TensorRTWorkload:
     def run(self, iterations: int) -> Batch:
         if self._inner is None:
             raise UsageError("TensorRTWorkload.run() called before setup()")
+        before = self._allocations()
         with no_gc():  # TensorRT may call our output allocator during enqueue
             batch = self._inner.run(iterations)
         self._ran = True
+        self._run_allocations += self._allocations() - before
         return batch
 
+    def _allocations(self) -> int:
+        stats = self.live.allocator_stats() if self.live is not None else None
+        return stats.allocations if stats is not None else 0
+
     def teardown(self) -> None:
+        with no_gc():  # destroying contexts and the engine calls our allocator back
+            self._teardown()
+
+    def _teardown(self) -> None:
         try:
             if self.profile_layers and self._ran and self._slots:
-                with no_gc():
-                    self._profile_pass()
+                self._profile_pass()
         finally:
             if self._inner is not None:
                 self._inner.teardown()

@@ -35,6 +35,7 @@ from __future__ import annotations
 import ctypes
 import enum
 import json
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -188,6 +189,164 @@ class IOutputAllocator:
         pass
 
 
+# ------------------------------------------------------------ GPU allocators
+class AllocatorFlag(enum.IntEnum):
+    RESIZABLE = 0
+
+
+_capsule_new = ctypes.pythonapi.PyCapsule_New
+_capsule_new.restype = ctypes.py_object
+_capsule_new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+_capsule_get = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_get.restype = ctypes.c_void_p
+_capsule_get.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
+
+def _to_capsule(ptr: int) -> Any:
+    """A ``void*`` as pybind11 returns it: None for null, else an unnamed capsule."""
+    return _capsule_new(ptr, None, None) if ptr else None
+
+
+def _from_capsule(obj: Any, what: str) -> int:
+    """A ``void*`` argument: pybind11 takes a capsule (or None), never an int."""
+    if obj is None:
+        return 0
+    if type(obj).__name__ != "PyCapsule":
+        raise TypeError(f"{what}(): incompatible function arguments. The following argument types are supported:"
+                        f"\n    1. (self, memory: typing_extensions.CapsuleType, ...)\n\nInvoked with: {obj!r}")
+    return int(_capsule_get(obj, None) or 0)
+
+
+def _override(allocator: Any, name: str) -> Any:
+    """pybind11's ``get_override``: the Python method ``name`` of a subclass,
+    None when only the binding's own method is there."""
+    for klass in type(allocator).__mro__:
+        if name in vars(klass):
+            return None if klass.__module__.startswith("tests.fakes.") else getattr(allocator, name)
+    return None
+
+
+def _library_allocate(allocator: Any, size: int, alignment: int = 256, flags: int = 0, stream: int = 0) -> int:
+    """How the library asks an application allocator for memory (the binding's
+    trampoline, TensorRT ``python/src/infer/pyCore.cpp``): an ``IGpuAllocator``
+    subclass through its Python ``allocate(size, alignment, flags)`` (the
+    default ``allocateAsync`` calls the deprecated synchronous method), an
+    ``IGpuAsyncAllocator`` subclass through ``allocate_async``; TensorRT 10.13
+    passes that one ``(size, alignment, stream, flags)``, TensorRT-RTX 1.7 the
+    documented order (observed). Anything but an int is an error on stderr and
+    a null pointer."""
+    if getattr(allocator, "_async", False):
+        name = "allocate_async"
+        args: tuple[int, ...] = ((size, alignment, stream, flags) if allocator._swapped_async_args
+                                 else (size, alignment, flags, stream))
+    else:
+        name, args = "allocate", (size, alignment, flags)
+    fn = _override(allocator, name)
+    if fn is None:
+        print(f"Method: {name} was not overriden. Please provide an implementation for this method.", file=sys.stderr)
+        return 0
+    try:
+        ptr = fn(*args)
+    except Exception as exc:  # noqa: BLE001 - the binding catches everything
+        print(f"[ERROR] Exception caught in allocate(): {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 0
+    if isinstance(ptr, float) or not hasattr(ptr, "__index__") or int(ptr) < 0:
+        print("[ERROR] Return value of allocate() could not be interpreted as an int", file=sys.stderr)
+        return 0
+    return int(ptr)
+
+
+def _library_reallocate(allocator: Any, address: int, alignment: int, new_size: int) -> int:
+    fn = _override(allocator, "reallocate")
+    if fn is None:
+        print("Method: reallocate was not overriden. Please provide an implementation for this method.",
+              file=sys.stderr)
+        return 0
+    try:
+        ptr = fn(address, alignment, new_size)
+    except Exception as exc:  # noqa: BLE001
+        print(f"[ERROR] Exception caught in allocate(): {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 0
+    if isinstance(ptr, float) or not hasattr(ptr, "__index__") or int(ptr) < 0:
+        print("[ERROR] Return value of allocate() could not be interpreted as an int", file=sys.stderr)
+        return 0
+    return int(ptr)
+
+
+def _library_deallocate(allocator: Any, memory: int, stream: int = 0) -> bool:
+    """How the library releases memory: Python ``deallocate(memory)`` of an
+    ``IGpuAllocator`` subclass, ``deallocate_async(memory, stream)`` of an
+    ``IGpuAsyncAllocator`` one, the address as an int; the result must convert
+    to bool (None is False; a str is an error on stderr and False)."""
+    name, args = (("deallocate_async", (memory, stream)) if getattr(allocator, "_async", False)
+                  else ("deallocate", (memory,)))
+    fn = _override(allocator, name)
+    if fn is None:
+        print(f"Method: {name} was not overriden. Please provide an implementation for this method.", file=sys.stderr)
+        return False
+    try:
+        status = fn(*args)
+    except Exception as exc:  # noqa: BLE001 - a Python error: its type and message
+        print(f"[ERROR] Exception caught in deallocate(): {type(exc).__name__}: {exc}", file=sys.stderr)
+        return False
+    if status is not None and not isinstance(status, (bool, int, float)):  # pybind11's cast_error: no type name
+        print(f"[ERROR] Exception caught in deallocate(): Unable to cast Python instance of type {type(status)} to "
+              "C++ type '?'", file=sys.stderr)
+        return False
+    return bool(status)
+
+
+class _AllocatorMeta(type):
+    """pybind11 refuses a subclass instance whose ``__init__`` did not call the base's."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = super().__call__(*args, **kwargs)
+        if not getattr(obj, "_initialized", False):
+            raise TypeError(f"{cls._binding}.__init__() must be called when overriding __init__")
+        return obj
+
+
+class _GpuAllocatorCore(metaclass=_AllocatorMeta):
+    """What ``IGpuAllocator`` has in both libraries. Its methods are the
+    binding's: called from Python they go through the library (a subclass's
+    Python override, found by name) and return a capsule (or None)."""
+
+    _binding = "tensorrt_bindings.tensorrt.IGpuAllocator"
+    _async = False
+    _swapped_async_args = True
+
+    def __init__(self) -> None:
+        self._initialized = True
+
+    def allocate_async(self, size: int, alignment: int, flags: int, stream: int) -> Any:
+        return _to_capsule(_library_allocate(self, int(size), int(alignment), int(flags), int(stream)))
+
+    def deallocate_async(self, memory: Any, stream: int) -> bool:
+        return _library_deallocate(self, _from_capsule(memory, "deallocate_async"), int(stream))
+
+    def reallocate(self, address: Any, alignment: int, new_size: int) -> Any:
+        return _to_capsule(_library_reallocate(self, _from_capsule(address, "reallocate"), int(alignment),
+                                               int(new_size)))
+
+
+class IGpuAllocator(_GpuAllocatorCore):
+    """TensorRT 10.13 keeps the deprecated synchronous methods."""
+
+    def allocate(self, size: int, alignment: int, flags: int) -> Any:
+        return _to_capsule(_library_allocate(self, int(size), int(alignment), int(flags)))
+
+    def deallocate(self, memory: Any) -> bool:
+        return _library_deallocate(self, _from_capsule(memory, "deallocate"))
+
+
+class IGpuAsyncAllocator(IGpuAllocator):
+    _binding = "tensorrt_bindings.tensorrt.IGpuAsyncAllocator"
+    _async = True
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
 class IProgressMonitor:
     def __init__(self) -> None:
         pass
@@ -219,6 +378,7 @@ class _Flavor:
     engine_cls: Any = None
     context_cls: Any = None
     runtime_config_cls: Any = None
+    allocator_cls: Any = None
     #: Plugin registry state of this library in this process.
     plugins: dict[str, Any] = field(default_factory=lambda: {"initialized": False})
 
@@ -236,6 +396,8 @@ def _make_plan(
     plugins: Sequence[str] = (),
     host_code: bool = False,
     user_allocation: bool = True,
+    weights: int = 64 << 10,
+    profile_memory: Sequence[int] | None = None,
 ) -> bytes:
     body = {
         "version": version or flavor.version,
@@ -249,6 +411,8 @@ def _make_plan(
         "plugins": list(plugins),
         "host_code": bool(host_code),
         "user_allocation": bool(user_allocation),
+        "weights": int(weights),
+        "profile_memory": list(profile_memory) if profile_memory is not None else None,
     }
     return flavor.magic + json.dumps(body).encode()
 
@@ -267,7 +431,13 @@ def make_plan(io: Sequence[dict[str, Any]], layers: Sequence[tuple[str, float]] 
     ``layers``: (name, microseconds per inference at batch 1). Keywords:
     ``profiling_verbosity``, ``streamable_weights`` (bytes), ``plugins`` (TensorRT
     plugin names it needs), ``host_code`` (version-compatible lean runtime),
-    ``user_allocation`` (TensorRT-RTX ``REQUIRE_USER_ALLOCATION``).
+    ``user_allocation`` (TensorRT-RTX ``REQUIRE_USER_ALLOCATION``), ``weights``
+    (bytes the engine keeps on the device), ``profile_memory`` (context memory
+    per optimization profile; default ``device_memory`` for each). With a
+    ``gpu_allocator`` on the runtime, deserializing asks it for the weights and
+    each execution context for its memory (STATIC: ``device_memory``, the
+    largest profile's; ON_PROFILE_CHANGE: the selected profile's;
+    USER_MANAGED: nothing), released when the object goes away.
     """
     return _make_plan(TRT10, io, layers, version, compute_capability, device_memory, **kw)
 
@@ -290,6 +460,7 @@ class Runtime:
     def __init__(self, logger: ILogger) -> None:
         self._logger = logger
         self._host_code = False
+        self._allocator: Any = None
 
     @property
     def logger(self) -> ILogger:
@@ -302,6 +473,15 @@ class Runtime:
     @engine_host_code_allowed.setter
     def engine_host_code_allowed(self, value: bool) -> None:
         self._host_code = bool(value)
+
+    def _set_gpu_allocator(self, allocator: Any) -> None:
+        """Write-only, as in the binding (``def_property(..., nullptr, setter)``,
+        which keeps the allocator alive); None restores the default allocator."""
+        if allocator is not None and not isinstance(allocator, self._flavor.allocator_cls):
+            raise TypeError("(): incompatible function arguments. The following argument types are supported:\n"
+                            f"    1. (arg0: Runtime, arg1: IGpuAllocator) -> None\n\nInvoked with: {self!r}, "
+                            f"{allocator!r}")
+        self._allocator = allocator
 
     def _header(self, data: bytes) -> tuple[dict[str, Any] | None, str | None]:
         """The plan's body, or the error the real runtime logs for its header."""
@@ -347,7 +527,11 @@ class Runtime:
             _log(self._logger, "IRuntime::deserializeCudaEngine: Error Code 6: API Usage Error (The engine contains "
                  "host code (lean runtime); set engine_host_code_allowed to load it)")
             return None
-        return flavor.engine_cls(body, self._logger, flavor)
+        weights = _device_allocate(self._allocator, int(body.get("weights", 0)), self._logger,
+                                   "IRuntime::deserializeCudaEngine")
+        if weights is None:
+            return None
+        return flavor.engine_cls(body, self._logger, flavor, runtime=self, weights=weights)
 
 
 # --------------------------------------------------------------------- engine
@@ -364,8 +548,25 @@ class IRuntimeConfig:
         self._strategy = strategy
 
 
+def _device_allocate(allocator: Any, size: int, logger: Any, where: str) -> int | None:
+    """Device memory from the application's allocator (0 without one, or for
+    nothing); None after logging an out-of-memory error (wording approximated)."""
+    if allocator is None or size <= 0:
+        return 0
+    ptr = _library_allocate(allocator, size)
+    if not ptr:
+        _log(logger, f"{where}: Error Code 2: OutOfMemory (Requested size was {size} bytes.)")
+        return None
+    return ptr
+
+
 class ICudaEngine:
-    def __init__(self, body: dict[str, Any], logger: Any, flavor: _Flavor) -> None:
+    def __init__(self, body: dict[str, Any], logger: Any, flavor: _Flavor, runtime: Any = None,
+                 weights: int = 0) -> None:
+        # Keeps the runtime (and its allocator) alive, as the binding's keep_alive does.
+        self._runtime = runtime
+        self._allocator = runtime._allocator if runtime is not None else None
+        self._weights_ptr = weights
         self._body = body
         self._flavor = flavor
         self._io = {t["name"]: t for t in body["io"]}
@@ -397,6 +598,17 @@ class ICudaEngine:
     @property
     def device_memory_size_v2(self) -> int:
         return int(self._body["device_memory"])
+
+    def get_device_memory_size_for_profile_v2(self, profile_index: int) -> int:
+        per_profile = self._body.get("profile_memory")
+        if per_profile is None:
+            return self.device_memory_size_v2
+        return int(per_profile[int(profile_index)])
+
+    def __del__(self) -> None:
+        if getattr(self, "_weights_ptr", 0) and self._allocator is not None:
+            _library_deallocate(self._allocator, self._weights_ptr)
+            self._weights_ptr = 0
 
     @property
     def profiling_verbosity(self) -> ProfilingVerbosity:
@@ -472,8 +684,20 @@ class ICudaEngine:
             if not isinstance(strategy, ExecutionContextAllocationStrategy):
                 raise TypeError("create_execution_context(): incompatible function arguments")
             config = None
+        else:
+            strategy = config.get_execution_context_allocation_strategy()
+        strategy = ExecutionContextAllocationStrategy(int(strategy))
+        size = {ExecutionContextAllocationStrategy.STATIC: self.device_memory_size_v2,
+                ExecutionContextAllocationStrategy.ON_PROFILE_CHANGE: self.get_device_memory_size_for_profile_v2(0),
+                }.get(strategy, 0)
+        memory = _device_allocate(self._allocator, size, self._logger, "ICudaEngine::createExecutionContext")
+        if memory is None:
+            return None  # type: ignore[return-value]
         self._contexts += 1
-        return self._flavor.context_cls(self, config)
+        context = self._flavor.context_cls(self, config)
+        context._memory = memory
+        context._strategy = strategy
+        return context
 
     def create_engine_inspector(self) -> "EngineInspector":
         return EngineInspector(self)
@@ -535,6 +759,18 @@ class IExecutionContext:
         self.name = "fake_context"
         #: Test-visible record of every enqueue: nvtx, capturing, profile, profiler.
         self.enqueues: list[dict[str, Any]] = []
+        #: Context memory from the runtime's allocator, and how it is allocated.
+        self._memory = 0
+        self._strategy = ExecutionContextAllocationStrategy.STATIC
+
+    def __del__(self) -> None:
+        engine = getattr(self, "_engine", None)
+        if engine is None:
+            return
+        if self._memory and engine._allocator is not None:
+            _library_deallocate(engine._allocator, self._memory)
+            self._memory = 0
+        engine._contexts -= 1
 
     @property
     def engine(self) -> ICudaEngine:
@@ -568,6 +804,17 @@ class IExecutionContext:
                       f"check failed, condition: profileIndex >= 0 && profileIndex < mEngine.getNbOptimizationProfiles(). "
                       f"profileIndex = {profile_index})")
             raise RuntimeError("Error in set optimization profile async.")
+        on_change = self._strategy == ExecutionContextAllocationStrategy.ON_PROFILE_CHANGE
+        if on_change and int(profile_index) != self._profile_index:
+            engine = self._engine
+            size = engine.get_device_memory_size_for_profile_v2(int(profile_index))
+            memory = _device_allocate(engine._allocator, size, engine._logger,
+                                      "IExecutionContext::setOptimizationProfileAsync")
+            if memory is None:
+                raise RuntimeError("Error in set optimization profile async.")
+            if self._memory and engine._allocator is not None:
+                _library_deallocate(engine._allocator, self._memory)
+            self._memory = memory
         self._profile_index = int(profile_index)
         self._shapes.clear()
         return True
@@ -760,8 +1007,12 @@ class IExecutionContext:
 
 
 TRT10 = _Flavor(version=__version__, magic=MAGIC, serialization=SERIALIZATION_VERSION, rtx=False,
-                engine_cls=ICudaEngine, context_cls=IExecutionContext, runtime_config_cls=IRuntimeConfig)
+                engine_cls=ICudaEngine, context_cls=IExecutionContext, runtime_config_cls=IRuntimeConfig,
+                allocator_cls=IGpuAllocator)
 Runtime._flavor = TRT10
+# Set after the class body, like pybind11's def_property: a property that never
+# learnt its name ("property of 'Runtime' object has no getter" when read).
+setattr(Runtime, "gpu_allocator", property(None, Runtime._set_gpu_allocator))
 
 
 # ----------------------------------------------------------- GPU kernel launch

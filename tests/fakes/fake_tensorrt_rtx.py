@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from . import fake_tensorrt as _base
 from .fake_tensorrt import (  # noqa: F401 - re-exported: the RTX module has the same names
+    AllocatorFlag,
     DataType,
     Dims,
     EngineInspector,
@@ -95,6 +96,26 @@ class DynamicShapesKernelSpecializationStrategy(enum.IntEnum):
     NONE = 2
 
 
+class EngineStat(enum.IntEnum):
+    TOTAL_WEIGHTS_SIZE = 0
+    STRIPPED_WEIGHTS_SIZE = 1
+
+
+class IGpuAllocator(_base._GpuAllocatorCore):
+    """TensorRT-RTX dropped the deprecated ``allocate``/``deallocate`` from the
+    class, yet its library still calls a Python subclass's methods of those
+    names (observed on 1.7: the base ``allocate_async`` reaches a subclass's
+    ``allocate``, and says "Method: allocate was not overriden" without one)."""
+
+    _binding = "tensorrt_rtx_bindings.tensorrt_rtx.IGpuAllocator"
+    _swapped_async_args = False
+
+
+class IGpuAsyncAllocator(IGpuAllocator):
+    _binding = "tensorrt_rtx_bindings.tensorrt_rtx.IGpuAsyncAllocator"
+    _async = True
+
+
 class IRuntimeConfig(_base.IRuntimeConfig):
     def __init__(self) -> None:
         super().__init__()
@@ -103,7 +124,11 @@ class IRuntimeConfig(_base.IRuntimeConfig):
 
 
 class ICudaEngine(_base.ICudaEngine):
-    pass
+    def get_engine_stat(self, stat: EngineStat = EngineStat.TOTAL_WEIGHTS_SIZE) -> int:
+        """Weights in bytes; -1 for STRIPPED_WEIGHTS_SIZE of an engine that is not stripped."""
+        if EngineStat(int(stat)) == EngineStat.STRIPPED_WEIGHTS_SIZE:
+            return -1
+        return int(self._body.get("weights", 0))
 
 
 class IExecutionContext(_base.IExecutionContext):
@@ -166,7 +191,8 @@ class Runtime(_base.Runtime):
 
 
 RTX = _base._Flavor(version=__version__, magic=MAGIC, serialization=SERIALIZATION_VERSION, rtx=True,
-                    engine_cls=ICudaEngine, context_cls=IExecutionContext, runtime_config_cls=IRuntimeConfig)
+                    engine_cls=ICudaEngine, context_cls=IExecutionContext, runtime_config_cls=IRuntimeConfig,
+                    allocator_cls=IGpuAllocator)
 Runtime._flavor = RTX
 
 

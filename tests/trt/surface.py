@@ -7,7 +7,9 @@ Three readers give one shape, ``{name: Entry}``:
   overloads) or the double itself (Python classes; attributes a class assigns
   in ``__init__`` count as settable properties).
 * :func:`of_stubs`: ``tensorrt-stubs`` (TensorRT 10.13), read with ``ast``; enum
-  values come from the ``# value = {...}`` comments the stub generator writes.
+  values come from the ``# value = {...}`` comments the stub generator writes;
+  a class also gets what its stub base classes define, and write-only
+  properties (left out by the generator) come from the docstring's ``:ivar``.
 
 :func:`compare` lists every way the double differs from a reference.
 """
@@ -212,16 +214,48 @@ def _parse_lenient(lines: list[str]) -> ast.Module:
     raise SyntaxError("too many invalid lines in the stubs")
 
 
+_IVAR = re.compile(r":ivar (\w+):")
+
+
+def _write_only(node: ast.ClassDef, entry: Entry) -> None:
+    """Properties without a getter (``Runtime.gpu_allocator``): the stub
+    generator leaves them out, the class docstring's ``:ivar NAME:`` still
+    documents them. A documented name that is declared nowhere is one."""
+    for name in _IVAR.findall(ast.get_docstring(node) or ""):
+        if not name.startswith("_") and name not in entry.attrs:
+            entry.attrs[name] = Entry("property", settable=True)
+
+
+def _inherit(out: dict[str, Entry], bases: dict[str, list[str]]) -> None:
+    """A stub class lists only what it defines; the binding's class also has
+    what its base classes define (``IGpuAsyncAllocator.reallocate``)."""
+    def merged(name: str, seen: tuple[str, ...] = ()) -> dict[str, Entry]:
+        attrs: dict[str, Entry] = {}
+        for base in bases.get(name, []):
+            if base in out and base not in seen:
+                attrs.update(merged(base, seen + (name,)))
+        attrs.update(out[name].attrs)
+        return attrs
+
+    for name in bases:
+        if out[name].kind == "class":
+            out[name].attrs = merged(name)
+
+
 def of_stubs(path: Path) -> dict[str, Entry]:
     source = path.read_text()
     lines = source.splitlines()
     out: dict[str, Entry] = {}
+    bases: dict[str, list[str]] = {}
     for node in _parse_lenient(lines).body:
         if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
             out[node.name] = _stub_class(node, lines)
+            _write_only(node, out[node.name])
+            bases[node.name] = [b.id for b in node.bases if isinstance(b, ast.Name)]
         elif isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
             names = tuple(a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs))
             out.setdefault(node.name, Entry("function")).signatures.append(names)
+    _inherit(out, bases)
     return out
 
 
