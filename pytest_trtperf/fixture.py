@@ -18,6 +18,7 @@ from .config import MeasureOptions, inferences_per_iteration as check_inferences
 from .errors import BackendUnavailable, UsageError
 from .identity import result_id
 from .report import progress
+from .report.format import log_safe, message_safe
 from .results import Result
 from .runner import Runner, Target
 from .session import SessionState
@@ -43,8 +44,8 @@ def user_errors(fn: F) -> F:
             if self._state.settings.require_gpu:
                 failure, skip = f"{skip} (--trt-require-gpu)", None
         if failure is not None:
-            pytest.fail(failure, pytrace=False)
-        _skip_at_test(str(skip))
+            pytest.fail(log_safe(failure, multiline=True), pytrace=False)
+        _skip_at_test(log_safe(str(skip), multiline=True))
 
     return wrapper  # type: ignore[return-value]
 
@@ -187,7 +188,7 @@ class TrtBench:
             if r.verdict is None:
                 continue
             if r.verdict.status == "regression":
-                out.append(r.verdict.message + (" (confirmed by a second measurement)" if r.verdict.remeasured else ""))
+                out.append(message_safe(r.verdict.message, r.id) + (" (confirmed by a second measurement)" if r.verdict.remeasured else ""))
             elif r.verdict.status == "missing" and self._missing_fails.get(r.id, False):
-                out.append(r.verdict.message + " (--trt-missing-baseline=fail)")
+                out.append(message_safe(r.verdict.message, r.id) + " (--trt-missing-baseline=fail)")
         return out
