@@ -103,16 +103,19 @@ def validate(value: Any, schema: Mapping[str, Any], *, root: Mapping[str, Any] |
         assert ref.startswith("#/$defs/"), ref
         validate(value, root["$defs"][ref[len("#/$defs/"):]], root=root, where=where)
     if "oneOf" in schema:
-        errors = []
+        errors: list[Invalid] = []
         for option in schema["oneOf"]:
             try:
                 validate(value, option, root=root, where=where)
                 break
             except Invalid as e:
-                errors.append(str(e))
+                # "null or X" with a value that is not null: X's error says more.
+                if not (value is not None and option == {"type": "null"}):
+                    errors.append(e)
         else:
-            raise Invalid(where, "matches none of the allowed forms: " + " / ".join(e.split(": ", 1)[-1]
-                                                                                  for e in errors))
+            if len(errors) == 1:
+                raise errors[0]
+            raise Invalid(where, "matches none of the allowed forms")
     if "type" in schema:
         types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         if not any(_TYPES[t](value) for t in types):

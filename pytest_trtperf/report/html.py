@@ -347,7 +347,7 @@ def render(results: Sequence[Result], entries: Mapping[str, BaselineEntry], *, g
     """The whole page as a string."""
     Figure = figure_factory() if plots else None
     ordered = sort_results(results)
-    shown = detailed(ordered)
+    shown = detailed(ordered, MAX_SECTIONS)
     body = [_summary(ordered, Figure is not None, shown)]
     body += [_section(i, r, entries.get(r.id), Figure) for i, r in enumerate(ordered) if i in shown]
     if not ordered:

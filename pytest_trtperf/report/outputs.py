@@ -103,7 +103,8 @@ def _baselines(state: SessionState, exitstatus: int, run: _Run, say: Callable[[s
         state.store.write(state.collected, timestamp=now_iso(), git_commit=git_commit(str(s.rootdir)),
                           on_wait=lambda line: say(log_safe(line)), written=written)
     except KeyboardInterrupt:
-        state.write_error = "interrupted (Ctrl-C) while writing; baseline files not listed as written are left as they were"
+        state.write_error = ("interrupted (Ctrl-C) while writing; baseline files not listed as written are left "
+                             "as they were")
         raise
     except (BaselineFileError, OSError) as e:
         state.write_error = str(e)
