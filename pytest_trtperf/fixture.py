@@ -188,7 +188,8 @@ class TrtBench:
             if r.verdict is None:
                 continue
             if r.verdict.status == "regression":
-                out.append(message_safe(r.verdict.message, r.id) + (" (confirmed by a second measurement)" if r.verdict.remeasured else ""))
+                again = " (confirmed by a second measurement)" if r.verdict.remeasured else ""
+                out.append(message_safe(r.verdict.message, r.id) + again)
             elif r.verdict.status == "missing" and self._missing_fails.get(r.id, False):
                 out.append(message_safe(r.verdict.message, r.id) + " (--trt-missing-baseline=fail)")
         return out

@@ -138,7 +138,8 @@ def test_document_that_is_not_a_file(tmp_path: Path, capsys: pytest.CaptureFixtu
     os.mkfifo(fifo)
     zero = tmp_path / "zero.json"
     zero.symlink_to("/dev/zero")
-    for path, what in ((fifo, "is a FIFO"), (zero, "is a character device"), (tmp_path / "none.json", "does not exist")):
+    for path, what in ((fifo, "is a FIFO"), (zero, "is a character device"),
+                       (tmp_path / "none.json", "does not exist")):
         rc, out, err = report(tmp_path, capsys, path=path)
         assert rc == 2 and err.count("\n") == 1 and what in err, err
 

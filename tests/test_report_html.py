@@ -262,3 +262,25 @@ def test_large_sessions_get_sections_only_where_attention_is_needed(monkeypatch:
     assert f"{big_n} results: the {limit} that need attention most" in "".join(page.text)
     # 40 times the results, not 40 times the page: the extra ones are rows.
     assert len(raw) < 2 * len(small), (len(raw), len(small))
+
+
+def test_baseline_values_no_run_produces_render_as_dashes() -> None:
+    """What issue 16 saw crash the session after the baseline was written
+    (a non-string git_commit, NaN quantiles, a string median) renders, with
+    ``-`` where a value is unusable, whatever the loader lets through."""
+    r = make("m.py::test_vit", 12.0, status="regression", timeline=TIMELINE)
+    good = entry_for(make("m.py::test_vit", 10.0))
+    q = list(good.distribution.quantiles_ms)
+    q[3] = float("nan")
+    odd = dataclasses.replace(good, git_commit=12345, distribution=dataclasses.replace(good.distribution,
+                                                                                        quantiles_ms=tuple(q)),
+                              latency=dataclasses.replace(good.latency, median="abc", p99=float("inf")))
+    page = Page(render([r], {r.id: odd}, generated="now"))
+    (section,) = page.sections
+    text = "".join(section["text"])
+    assert "commit 12345" in text and "abc" not in text
+    cells = [t.strip() for t in section["text"] if t.strip()]
+    i = cells.index("median")
+    assert cells[i + 1] == "-" and cells[i + 2].endswith(" ms") and cells[i + 3] == "-"
+    assert len(section["imgs"]) == 2  # this run's distribution (the baseline's is not drawn) and the timeline
+    assert "baseline (n=" not in ET.tostring(svg_of(section["imgs"][0]), encoding="unicode")
