@@ -411,7 +411,8 @@ class BaselineStore:
                                         f"{fix}") from None
             return False
         except OSError as e:
-            what = "a symbolic link loop" if e.errno == errno.ELOOP else f"unreadable ({e.strerror or e})"
+            what = {errno.ELOOP: "a symbolic link loop", errno.ENOTDIR: "under a path that is not a directory"}.get(
+                e.errno or 0, f"unreadable ({e.strerror or e})")
             raise BaselineFileError(f"baseline directory {self.directory} is {what}; {fix}") from None
         if not stat.S_ISDIR(st.st_mode):
             raise BaselineFileError(f"baseline directory {self.directory} is not a directory; {fix}")

@@ -188,7 +188,7 @@ def test_every_writer_fails_with_its_own_line(pytester: pytest.Pytester, monkeyp
     assert r.ret == 4
     text = r.stdout.str() + r.stderr.str()
     assert "Traceback" not in text
-    r.stdout.fnmatch_lines(["baseline NOT written: baseline directory */blocker/b is unreadable (Not a directory)*",
+    r.stdout.fnmatch_lines(["baseline NOT written: baseline directory */blocker/b is under a path that is not a directory*",
                             "--trt-json NOT written: */blocker/r.json: *",
                             "GitHub job summary NOT written: */blocker/summary.md: *",
                             "HTML report NOT written: */blocker/r.html: *"])
