@@ -6,6 +6,10 @@
 * ``schema``: where the ``--trt-json`` JSON Schema is, or its text.
 * ``plan-info``: which TensorRT built a plan file, its I/O tensors and
   optimization profiles (the header needs no GPU; the rest may).
+
+Every error is one line on stderr and exit status 2, a bug of ours included
+(then the line says so); what is printed from files (result ids) is made
+safe for CI logs.
 """
 
 from __future__ import annotations
@@ -36,33 +40,35 @@ def _history(args: argparse.Namespace) -> int:
     from .report import history
     from .files import atomic_write
 
+    from .report.format import log_safe
+
     tolerance = parse_fraction(args.tolerance, what="--tolerance")
+    if args.max_commits is not None and args.max_commits < 1:
+        raise UsageError(f"--max-commits {args.max_commits}: give a positive number of commits")
     series = history.collect(Path(args.baseline_dir), max_commits=args.max_commits)
     for line in history.summary_lines(series, tolerance):
-        print(line)
+        print(log_safe(line))
     text = history.render(series, tolerance=tolerance, generated=_now(), source=str(args.baseline_dir),
                           plots=not args.no_plots)
     atomic_write(Path(args.output), text)
-    print(f"history: {len(series)} result(s), written to {args.output}")
+    print(log_safe(f"history: {len(series)} result(s), written to {args.output}"))
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from .baseline import BaselineStore
+    from .report.document import read_document
+    from .report.format import log_safe
     from .report.html import baseline_entries, write_report
-    from .results import Result
 
-    try:
-        doc = json.loads(Path(args.json).read_text(encoding="utf-8"))
-        results = [Result.from_dict(d) for d in doc["results"]]
-        mode = str(doc.get("session", {}).get("baseline_mode", "compare"))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UsageError(f"{args.json} is not a readable --trt-json document ({type(e).__name__}: {e})") from None
-    bdir = args.baseline_dir or doc.get("session", {}).get("baseline_dir")
-    entries = baseline_entries(BaselineStore(Path(bdir)), results) if bdir and mode != "update" else {}
-    line = write_report(Path(args.output), results, entries, generated=_now(), baseline_mode=mode)
-    print(line)
-    return 0 if "NOT written" not in line else 1
+    doc = read_document(Path(args.json))
+    bdir = args.baseline_dir or doc.baseline_dir
+    entries = baseline_entries(BaselineStore(Path(bdir)), doc.results) if bdir and doc.baseline_mode != "update" else {}
+    line = write_report(Path(args.output), doc.results, entries, generated=_now(), baseline_mode=doc.baseline_mode)
+    if "NOT written" in line:
+        raise UsageError(line)
+    print(log_safe(line))
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -114,11 +120,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except UsageError as e:
-        print(f"pytest-trtperf: error: {e}", file=sys.stderr)
-        return 2
+        message = str(e)
     except OSError as e:
-        print(f"pytest-trtperf: error: {e}", file=sys.stderr)
-        return 2
+        message = f"{e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}"
+    except KeyboardInterrupt:
+        message = "interrupted (Ctrl-C); files not yet written are left as they were"
+    except Exception as e:  # noqa: BLE001 - the promise is one line, exit 2, even for our own bugs
+        message = f"internal error ({type(e).__name__}: {e}); this is a bug in pytest-trtperf, please report it"
+    from .report.format import log_safe
+
+    print(f"pytest-trtperf: error: {log_safe(message)}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

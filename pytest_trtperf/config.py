@@ -434,6 +434,8 @@ OPTIONS: tuple[Option, ...] = (
     # core: outputs
     Option("--trt-json", "Write every result and verdict to this JSON file.", None, "path", metavar="PATH"),
     Option("--trt-report", "Write a self-contained HTML report to this file.", None, "path", metavar="PATH"),
+    Option("--trt-lock-timeout", "Seconds to wait for another session's lock on the baseline directory before "
+           "giving up (default 60).", "60", metavar="SECONDS"),
     # GPU
     Option("--trt-lock-clocks", "Lock the SM clock of every GPU used for the session (needs root): off "
            "(default), base (default applications clock), max, or MHz (snapped).", "off",
@@ -532,7 +534,11 @@ class _Reader:
             text, base = str(ini), Path(str(inipath.parent)) if inipath else self.rootdir
         if allow_off and text.strip().lower() in OFF:
             return "off"
-        return (base / Path(text.strip()).expanduser()).resolve()
+        joined = base / Path(text.strip()).expanduser()
+        try:
+            return joined.resolve()
+        except (OSError, RuntimeError):  # a symlink loop: whoever uses the path says so in one line
+            return Path(os.path.abspath(joined))
 
 
 @dataclass(frozen=True)
@@ -546,6 +552,8 @@ class Settings:
     json_path: Path | None
     report_path: Path | None
     measure: MeasureOptions = field(default_factory=MeasureOptions)
+    #: Seconds to wait for the baseline directory's lock (``--trt-lock-timeout``).
+    lock_timeout_s: float = 60.0
     gpu: GpuSettings = field(default_factory=GpuSettings)
     trt: TrtOptions = field(default_factory=TrtOptions)
     #: ``--trt-export-dir``: samples, inspector and layer-profile files per result.
@@ -617,6 +625,8 @@ class Settings:
             require_gpu=r.flag("trt_require_gpu"),
             json_path=_plain_path(r.path("trt_json")),
             report_path=_plain_path(r.path("trt_report")),
+            lock_timeout_s=r.get("trt_lock_timeout", lambda v, w: float(parse_number(v, what=w, low=0,
+                                                                                    high=MAX_SECONDS))),
             measure=m,
             gpu=gpu,
             trt=trt,

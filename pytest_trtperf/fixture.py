@@ -20,6 +20,7 @@ from .config import MeasureOptions, inferences_per_iteration as check_inferences
 from .errors import BackendUnavailable, UsageError
 from .identity import result_id
 from .report import progress
+from .report.format import log_safe, message_safe
 from .results import Result
 from .runner import Runner, Target
 from .session import SessionState
@@ -45,8 +46,8 @@ def user_errors(fn: F) -> F:
             if self._state.settings.require_gpu:
                 failure, skip = f"{skip} (--trt-require-gpu)", None
         if failure is not None:
-            pytest.fail(failure, pytrace=False)
-        _skip_at_test(str(skip))
+            pytest.fail(log_safe(failure, multiline=True), pytrace=False)
+        _skip_at_test(log_safe(str(skip), multiline=True))
 
     return wrapper  # type: ignore[return-value]
 
@@ -220,13 +221,13 @@ class TrtBench:
                 continue
             if r.verdict.status == "regression":
                 message, command = _split_command(r.verdict.message)
-                out.append(message + (" (confirmed by a second measurement)" if r.verdict.remeasured else "")
-                           + command)
+                again = " (confirmed by a second measurement)" if r.verdict.remeasured else ""
+                out.append(message_safe(message + again + command, r.id))
             elif r.verdict.status == "missing" and self._missing_fails.get(r.id, False):
-                out.append(r.verdict.message + " (--trt-missing-baseline=fail)")
+                out.append(message_safe(r.verdict.message, r.id) + " (--trt-missing-baseline=fail)")
             m = r.memory_verdict
             if m is not None and m.failed:
-                out.append(m.message + (" (confirmed by a second measurement)" if m.remeasured else ""))
+                out.append(message_safe(m.message, r.id) + (" (confirmed by a second measurement)" if m.remeasured else ""))
         return out
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from . import memory_rows
-from .format import fmt_change, fmt_value
+from .format import fmt_change, fmt_value, message_safe, metric_of, no_controls
 from .terminal import shown_flags, sort_results
 from ..results import Result
 
@@ -43,7 +43,7 @@ def md_cell(text: str, max_len: int | None = None) -> str:
     if max_len is not None and len(text) > max_len:
         keep = max_len - 1
         text = text[: keep // 2] + "\u2026" + text[len(text) - (keep - keep // 2):]
-    text = html.escape(text, quote=False).replace("|", "\\|").replace("`", "&#96;")
+    text = html.escape(no_controls(text), quote=False).replace("|", "\\|").replace("`", "&#96;")
     return " ".join(text.split())
 
 
@@ -58,7 +58,7 @@ def _row(r: Result) -> str:
         md_cell(r.id, MAX_ID),
         metric,
         md_cell(fmt_value(metric, v.baseline_value if v else None)),
-        md_cell(fmt_value(metric, r.metric_value(metric))),
+        md_cell(fmt_value(metric, metric_of(r, metric))),
         md_cell(fmt_change(v.change if v else None, v.ci if v else None)),
         verdict,
         md_cell(shown_flags(r)),
@@ -105,8 +105,9 @@ def step_summary(results: Sequence[Result], *, title: str = "pytest-trtperf") ->
             out += _table(attention) + [""]
         out += ["<details>", f"<summary>All {len(ordered)} results</summary>", "", *_table(ordered), "",
                 "</details>"]
-    messages = [r.verdict.message for r in ordered if r.verdict and r.verdict.status == "regression"]
-    messages += memory_rows.messages(ordered, ("regression",))
+    messages = [message_safe(r.verdict.message, r.id) for r in ordered
+                if r.verdict and r.verdict.status == "regression"]
+    messages += [message_safe(m, r.id) for r in ordered for m in memory_rows.messages([r], ("regression",))]
     if messages:
         out += ["", "<details open>", "<summary>Regression details</summary>", "", "```text"]
         out += [m.replace("```", "'''") for m in messages] + ["```", "", "</details>"]
@@ -120,6 +121,7 @@ def append_step_summary(path: Path, text: str) -> None:
 
 
 def _escape_data(s: str) -> str:
+    s = no_controls(s)  # CR and LF are escaped below; no other control character reaches the log raw
     return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
@@ -163,8 +165,8 @@ def annotations(results: Sequence[Result], roots: Sequence[Path]) -> list[str]:
 
 
 def write_step_summary(results: Sequence[Result], environ: Mapping[str, str] | None = None) -> list[str]:
-    """Append the summary when ``$GITHUB_STEP_SUMMARY`` is set; returns lines
-    for the terminal (an unwritable file is reported, never raised)."""
+    """Append the summary when ``$GITHUB_STEP_SUMMARY`` is set; returns the
+    line for the terminal (an unwritable file is reported, never raised)."""
     path, _ = enabled(environ)
     if path is None or not results:
         return []
@@ -172,7 +174,7 @@ def write_step_summary(results: Sequence[Result], environ: Mapping[str, str] | N
         append_step_summary(path, step_summary(results))
     except OSError as e:
         return [f"GitHub job summary NOT written: {path}: {e.strerror or e}"]
-    return []
+    return [f"GitHub job summary appended to {path}"]
 
 
 def annotations_for(results: Sequence[Result], rootdir: Path,

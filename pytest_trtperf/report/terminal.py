@@ -8,8 +8,8 @@ from typing import Any, Iterable, Sequence
 from .. import __version__
 from ..baseline import dumps
 from ..files import atomic_write
-from .format import fmt_change, fmt_value
 from . import memory_rows
+from .format import fmt_change, fmt_value, log_safe, message_safe, metric_of
 from ..results import Result
 
 #: Version of the --trt-json document (see schemas/trtperf-json.schema.json).
@@ -39,7 +39,7 @@ def table_rows(results: Sequence[Result]) -> list[list[str]]:
             r.id,
             metric,
             fmt_value(metric, v.baseline_value if v else None),
-            fmt_value(metric, r.metric_value(metric)),
+            fmt_value(metric, metric_of(r, metric)),
             fmt_change(v.change if v else None),
             (v.status.upper() if v and v.status == "regression" else (v.status if v else "-"))
             + (" (re-measured)" if v and v.remeasured else ""),
@@ -56,8 +56,9 @@ HEADER = ["result", "metric", "baseline", "current", "change", "verdict", "flags
 
 
 def format_table(results: Sequence[Result], *, max_id: int = 60) -> list[str]:
-    """Plain-text table, one row per result."""
-    rows = table_rows(results)
+    """Plain-text table, one row per result; cells are made safe for CI logs
+    (an id with a newline or an escape sequence cannot start a line)."""
+    rows = [[log_safe(c) for c in row] for row in table_rows(results)]
     for row in rows:
         if len(row[0]) > max_id:
             row[0] = "..." + row[0][-(max_id - 3):]
@@ -67,7 +68,8 @@ def format_table(results: Sequence[Result], *, max_id: int = 60) -> list[str]:
 
 
 def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_error: str | None) -> list[str]:
-    """Everything the terminal summary prints below the table."""
+    """Everything the terminal summary prints below the table. User text in
+    it (ids, messages, notes) is made safe for CI logs."""
     out: list[str] = []
     counts: dict[str, int] = {}
     for r in results:
@@ -77,18 +79,18 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
                + (f"; {memory_rows.counts_text(results)}" if memory_rows.counts_text(results) else ""))
     for r in sort_results(results):
         if r.verdict and r.verdict.status in ("regression", "incomparable", "improved"):
-            out.append(r.verdict.message)
-        out += memory_rows.messages([r])
+            out.append(message_safe(r.verdict.message, r.id))
+        out += [message_safe(m, r.id) for m in memory_rows.messages([r])]
     missing = [r for r in results if r.verdict and r.verdict.status == "missing"]
     if missing:
         out.append(f"{len(missing)} result(s) have no baseline; record them with pytest --trt-baseline=update")
     for r in results:
         for note in r.notes:
-            out.append(f"{r.id}: note: {note}")
+            out.append(log_safe(f"{r.id}: note: {note}"))
     for p in written:
-        out.append(f"baseline written: {p}")
+        out.append(log_safe(f"baseline written: {p}"))
     if write_error:
-        out.append(f"baseline NOT written: {write_error}")
+        out.append(log_safe(f"baseline NOT written: {write_error}", multiline=True))
     return out
 
 
