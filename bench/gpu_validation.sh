@@ -8,6 +8,11 @@ set -u
 OUT=${1:-/tmp/trtperf-gpu}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+# Optional GPU extras that the machine cannot download: wheels carried in .whl/.
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site-extras .whl/*.whl \
+    && export PYTHONPATH=$PYTHONPATH:/tmp/site-extras
+fi
 {
   date -u +%Y-%m-%dT%H:%M:%SZ
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu --format=csv

@@ -136,7 +136,7 @@ class IExecutionContext(_base.IExecutionContext):
         super().__init__(engine, runtime_config)
         self._specialized: set[tuple[Any, ...]] = set()
 
-    def _strategy(self) -> DynamicShapesKernelSpecializationStrategy:
+    def _specialization(self) -> DynamicShapesKernelSpecializationStrategy:
         config = self._runtime_config
         if config is None:
             return DynamicShapesKernelSpecializationStrategy.LAZY
@@ -155,7 +155,7 @@ class IExecutionContext(_base.IExecutionContext):
         # compiles (ready from the next enqueue); EAGER compiles it first.
         dynamic = any(min(t["shape"]) < 0 for t in self._inputs() if not t.get("shape_tensor"))
         key = tuple(sorted(self._shapes.items()))
-        strategy = self._strategy()
+        strategy = self._specialization()
         if not dynamic:
             kernels = "static"
         elif strategy == DynamicShapesKernelSpecializationStrategy.NONE:
