@@ -36,8 +36,7 @@ from . import __version__
 from .errors import BaselineFileError
 from .files import TEMP_SUFFIX, UnreadableFile, atomic_write, read_regular_file
 from .fingerprint import Fingerprint, slug
-from .memory import figures_from_json
-from .results import Distribution, Result, SeriesStats
+from .results import Distribution, Result, SeriesStats, figures_from_json
 
 SCHEMA_VERSION = 1
 #: Largest baseline file read (README "Baselines"). A file of 101-point
@@ -74,7 +73,7 @@ class BaselineEntry:
     #: How a workload that chooses at setup was timed (``identity["timed_as"]``:
     #: "graph" or "eager" for torch callables); handed back to it next run.
     timed_as: str | None = None
-    #: Memory figures in bytes (``memory.FIGURES``); empty in files written before
+    #: Memory figures in bytes (``results.FIGURES``); empty in files written before
     #: memory was recorded, which still load (memory is then "missing", never failed).
     memory: Mapping[str, int] = field(default_factory=dict)
 

@@ -17,17 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
 from .config import parse_fraction
+from .report.document import schema_text
 from .errors import UsageError
-
-
-def schema_text() -> str:
-    """The JSON Schema of the ``--trt-json`` document (draft 2020-12)."""
-    return resources.files("pytest_trtperf").joinpath("schemas/trtperf-json.schema.json").read_text(encoding="utf-8")
 
 
 def _now() -> str:

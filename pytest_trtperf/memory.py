@@ -28,28 +28,18 @@ from __future__ import annotations
 import statistics
 import time
 import tracemalloc
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, runtime_checkable
 
 from .report.format import fmt_bytes, fmt_change
 
+from .results import FIGURES, MemoryChange, MemoryVerdict, Verdict, figures_from_json
+
 if TYPE_CHECKING:
     from .baseline import BaselineEntry
-    from .results import Verdict
 
-#: Every figure a result may carry (bytes), in report order, with its label.
-FIGURES: dict[str, str] = {
-    "host_peak_bytes": "host memory peak per call",
-    "device_peak_bytes": "device memory peak",
-    "device_total_bytes": "device memory allocated in total",
-    "context_memory_bytes": "execution context memory",
-    "weights_bytes": "engine weights",
-    "plan_bytes": "serialized plan",
-    "build_peak_bytes": "builder device memory peak",
-    "build_total_bytes": "builder device memory allocated in total",
-    "torch_peak_allocated_bytes": "torch peak allocated (process)",
-    "torch_peak_reserved_bytes": "torch peak reserved (process)",
-}
+__all__ = ["FIGURES", "GATED", "MemoryChange", "MemoryVerdict", "figures_from_json"]
+
 #: The figures the gate judges; the others are recorded, never failed.
 GATED = ("host_peak_bytes", "device_peak_bytes")
 #: Short labels for the report tables' metric column.
@@ -77,80 +67,7 @@ class MemoryWorkload(Protocol):
         """Figures by name (:data:`FIGURES`), in bytes; leave out what is unknown."""
 
 
-@dataclass(frozen=True)
-class MemoryChange:
-    """One gated figure against the baseline's."""
-
-    figure: str
-    current: int
-    baseline: int | None = None
-    #: current/baseline - 1; None without a baseline figure or when it was 0.
-    change: float | None = None
-    status: str = "missing"
-
-    @property
-    def label(self) -> str:
-        return FIGURES.get(self.figure, self.figure)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"figure": self.figure, "current": self.current, "baseline": self.baseline, "change": self.change,
-                "status": self.status}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "MemoryChange":
-        return cls(figure=str(d["figure"]), current=int(d["current"]),
-                   baseline=None if d.get("baseline") is None else int(d["baseline"]),
-                   change=d.get("change"), status=str(d.get("status", "missing")))
-
-
-@dataclass(frozen=True)
-class MemoryVerdict:
-    """The memory gate's decision for one result (the time verdict is separate).
-
-    ``status`` uses the time verdict's words: ``regression`` fails the test;
-    ``off`` means memory is not gated (``--trt-baseline=off`` or
-    ``memory_tolerance="off"``).
-    """
-
-    status: str
-    tolerance: float | None
-    changes: tuple[MemoryChange, ...] = ()
-    message: str = ""
-    remeasured: bool = False
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "regression"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "tolerance": self.tolerance, "changes": [c.to_dict() for c in self.changes],
-                "message": self.message, "remeasured": self.remeasured}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "MemoryVerdict":
-        return cls(status=str(d["status"]), tolerance=d.get("tolerance"),
-                   changes=tuple(MemoryChange.from_dict(c) for c in d.get("changes", ())),
-                   message=str(d.get("message", "")), remeasured=bool(d.get("remeasured", False)))
-
-
 # -- figures in files ------------------------------------------------------------
-def figures_from_json(value: Any) -> dict[str, int]:
-    """Figures read from a baseline entry (absent in files written before
-    memory was recorded: ``{}``). Names this version does not know are kept,
-    so an update does not drop what a newer version wrote. Raises ValueError
-    for anything that is not a mapping of names to whole, non-negative bytes."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ValueError("memory is not an object of figures")
-    out = {}
-    for name, v in value.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"memory figure {name!r} is {v!r}, not a whole number of bytes")
-        out[str(name)] = v
-    return out
-
-
 def clean(figures: Mapping[str, Any]) -> dict[str, int]:
     """Known figures that are whole, non-negative numbers, as ints."""
     out = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -38,9 +39,12 @@ class Invalid(Exception):
         super().__init__(f"{where or 'the document'}: {why}")
 
 
-def schema() -> dict[str, Any]:
-    from ..cli import schema_text
+def schema_text() -> str:
+    """The JSON Schema of the ``--trt-json`` document (draft 2020-12)."""
+    return resources.files("pytest_trtperf").joinpath("schemas/trtperf-json.schema.json").read_text(encoding="utf-8")
 
+
+def schema() -> dict[str, Any]:
     return json.loads(schema_text())
 
 
