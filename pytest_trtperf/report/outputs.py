@@ -31,9 +31,13 @@ def write_outputs(state: SessionState, exitstatus: int) -> tuple[list[str], int 
         if exitstatus in (INTERRUPTED, INTERNAL_ERROR):
             state.write_error = "the session was interrupted; baselines are left as they were"
         else:
+            # A test that failed or errored does not get to set the baseline.
+            keep = [r for r in state.collected if r.id not in state.not_written]
             try:
-                paths = state.store.write(state.collected, timestamp=now_iso(), git_commit=git_commit(str(s.rootdir)))
-                state.written = [str(p) for p in paths]
+                if keep:
+                    paths = state.store.write(keep, timestamp=now_iso(), git_commit=git_commit(str(s.rootdir)),
+                                              notes=state.write_notes)
+                    state.written = [str(p) for p in paths]
             except (BaselineFileError, OSError) as e:
                 state.write_error = str(e)
                 status = USAGE_ERROR
@@ -58,7 +62,9 @@ def terminal_lines(state: SessionState, extra: list[str]) -> list[str]:
     out: list[str] = []
     if state.collected:
         out += report_mod.format_table(state.collected)
-    out += report_mod.summary_lines(state.collected, written=state.written, write_error=state.write_error)
+    not_written = state.not_written if state.settings.baseline_mode == "update" else {}
+    out += report_mod.summary_lines(state.collected, written=state.written, write_error=state.write_error,
+                                    not_written=not_written, notes=state.write_notes)
     out += extra
     out += report_github.annotations_for(state.collected, state.settings.rootdir)
     return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from .. import __version__
 from ..baseline import dumps
@@ -15,7 +15,8 @@ from ..results import Result
 JSON_SCHEMA_VERSION = 1
 
 #: Regressions first, then what needs attention, then the rest.
-_ORDER = {"regression": 0, "missing": 1, "incomparable": 2, "improved": 3, "pass": 4, "updated": 5, "off": 6}
+_ORDER = {"regression": 0, "unreliable": 1, "missing": 2, "incomparable": 3, "improved": 4, "pass": 5, "updated": 6,
+          "off": 7}
 
 
 def sort_results(results: Iterable[Result]) -> list[Result]:
@@ -60,8 +61,11 @@ def format_table(results: Sequence[Result], *, max_id: int = 60) -> list[str]:
     return [line(HEADER), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
-def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_error: str | None) -> list[str]:
-    """Everything the terminal summary prints below the table."""
+def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_error: str | None,
+                  not_written: Mapping[str, str] | None = None, notes: Sequence[str] = ()) -> list[str]:
+    """Everything the terminal summary prints below the table: counts, the
+    message of each result that needs attention (``<id>: <verdict>``), notes,
+    and which baselines were and were not written."""
     out: list[str] = []
     counts: dict[str, int] = {}
     for r in results:
@@ -69,8 +73,8 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
         counts[s] = counts.get(s, 0) + 1
     out.append(", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _ORDER.get(kv[0], 9))))
     for r in sort_results(results):
-        if r.verdict and r.verdict.status in ("regression", "incomparable", "improved"):
-            out.append(r.verdict.message)
+        if r.verdict and r.verdict.status in ("regression", "unreliable", "incomparable", "improved"):
+            out.append(f"{r.id}: {r.verdict.message}")
     missing = [r for r in results if r.verdict and r.verdict.status == "missing"]
     if missing:
         out.append(f"{len(missing)} result(s) have no baseline; record them with pytest --trt-baseline=update")
@@ -79,6 +83,10 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
             out.append(f"{r.id}: note: {note}")
     for p in written:
         out.append(f"baseline written: {p}")
+    for line in notes:
+        out.append(f"baseline note: {line}")
+    for rid, why in sorted((not_written or {}).items()):
+        out.append(f"baseline not written for {rid}: {why}")
     if write_error:
         out.append(f"baseline NOT written: {write_error}")
     return out
@@ -106,14 +114,21 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
 
 
 def junit_properties(results: Sequence[Result]) -> list[tuple[str, Any]]:
-    """Per-result properties for JUnit XML (``--junitxml``)."""
+    """Per-result properties for JUnit XML (``--junitxml``): the gated metric
+    and its value (ms, or inferences/s for throughput), the verdict, the
+    change, and the median and throughput whatever was gated."""
     props: list[tuple[str, Any]] = []
     for r in results:
         label = f"trtperf[{r.name}]" if r.name else "trtperf"
-        props += [(f"{label}.median_ms", f"{r.latency.median:.6g}"),
+        metric = r.verdict.metric if r.verdict is not None else "median"
+        props += [(f"{label}.metric", metric),
+                  (f"{label}.value", f"{r.metric_value(metric):.6g}"),
+                  (f"{label}.median_ms", f"{r.latency.median:.6g}"),
                   (f"{label}.throughput", f"{r.throughput:.6g}")]
         if r.verdict is not None:
             props.append((f"{label}.verdict", r.verdict.status))
+            if r.verdict.baseline_value is not None:
+                props.append((f"{label}.baseline", f"{r.verdict.baseline_value:.6g}"))
             if r.verdict.change is not None:
                 props.append((f"{label}.change", f"{r.verdict.change:+.4f}"))
     return props
