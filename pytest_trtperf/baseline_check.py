@@ -99,9 +99,11 @@ def texts(value: Any, field: str, *, limit: int = MAX_FLAGS) -> tuple[str, ...]:
 
 
 def json_scalar(value: Any, field: str) -> Any:
+    """None, a bool, a string or a finite number, returned as it is (ints stay ints)."""
     if value is None or isinstance(value, (bool, str)):
         return text(value, field) if isinstance(value, str) else value
-    return number(value, field, minimum=-math.inf)
+    number(value, field, minimum=-math.inf)
+    return value
 
 
 def json_value(value: Any, field: str, depth: int = 0) -> Any:

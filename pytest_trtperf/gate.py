@@ -20,6 +20,7 @@ from .baseline import BaselineEntry
 from .fingerprint import Fingerprint, incomparable_reason, info_changes
 from .identity import config_changes, config_identity, split_config
 from .noise import centre, estimate, widen
+from .noise import status as noise_status
 from .report.format import fmt_change, fmt_value
 from .results import DeviceState, Distribution, Result, Verdict
 from .stats import compare
@@ -174,12 +175,7 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     ci = ((1.0 + cmp.ci[0]) * shift - 1.0, (1.0 + cmp.ci[1]) * shift - 1.0)
     noise = estimate(result.kind, values, run_noise)
     j = widen(change, ci, noise.allowance(confidence), tolerance)
-    if j.change > tolerance and j.significant_slower:
-        status = "regression"
-    elif j.change < -tolerance and j.significant_faster:
-        status = "improved"
-    else:
-        status = "pass"
+    status = noise_status(j, tolerance)
     ci_text = f"{confidence:.0%} CI {fmt_change(j.ci[0])}..{fmt_change(j.ci[1])}"
     vals = f"{fmt_value(metric, centre_value)} -> {fmt_value(metric, current_value)}"
     bars = f"tolerance {tolerance:.1%}, {noise.describe(confidence)}"

@@ -218,7 +218,7 @@ class HostSampler:
         return out
 
 
-def busiest_others(seconds: float = 0.5, top: int = 3, *, exclude: set[int] | None = None) -> tuple[str, ...]:
+def busiest_others(seconds: float = 0.5, top: int = 5, *, exclude: set[int] | None = None) -> tuple[str, ...]:
     """``("1234 python3 (0.9 cores)", ...)``: the processes that used the
     most CPU over ``seconds``, not counting ``exclude`` (default: this one)."""
     exclude = exclude if exclude is not None else {os.getpid()}

@@ -135,6 +135,16 @@ def widen(change: float, ci: tuple[float, float], allowance: float, tolerance: f
                   significant_faster=hi < 0.0)
 
 
+def status(j: Judged, tolerance: float) -> str:
+    """The regression rule: beyond the tolerance AND significant given all
+    the noise; faster beyond both is ``improved``."""
+    if j.change > tolerance and j.significant_slower:
+        return "regression"
+    if j.change < -tolerance and j.significant_faster:
+        return "improved"
+    return "pass"
+
+
 def moved(new: float, history: Sequence[float], *, kind: str, tolerance: float, confidence: float,
           override: float | None = None) -> float | None:
     """The relative move of ``new`` from the history's centre when it is

@@ -86,6 +86,34 @@ def settle(measure_once: Callable[[], R], judge_one: Callable[[R], V], *, is_reg
     return result, verdict, count > 1
 
 
+def unreliable_verdict(result: Result, verdict: Verdict, who: tuple[str, ...], busy_wait_s: float) -> Verdict:
+    """The verdict of a window still busy after the wait and the re-measure,
+    naming ``who`` shared the device. In compare mode it becomes
+    ``unreliable`` (the numbers it would have judged are kept, not judged);
+    an update keeps its status and says so (the entry records the flag)."""
+    host = result.kind == "host"
+    state = result.device_state
+    if host:
+        parts = []
+        if state.cpu_hit is not None:
+            parts.append(f"{state.cpu_hit:.0%} of the samples waited for a CPU")
+        if state.cpu_steal:
+            parts.append(f"{state.cpu_steal:.0%} of CPU time stolen by the hypervisor")
+        cause = f"host busy ({', '.join(parts) or 'loaded'})"
+    else:
+        cause = "GPU busy (another process used it during the measurement)"
+    names = f"; other processes: {', '.join(who)}" if who else ""
+    how = f"after waiting up to {busy_wait_s:g} s and measuring again"
+    if verdict.status == "updated":
+        return dataclasses.replace(verdict, message=f"{cause} {how}{names}; the baseline records it; "
+                                                    f"{verdict.message}")
+    seen = ""
+    if verdict.change is not None and verdict.status in ("pass", "regression", "improved"):
+        seen = f"; the numbers said {verdict.status} {verdict.change * 100:+.1f}%, not judged"
+    return dataclasses.replace(verdict, status="unreliable", decided_by="host_busy" if host else "gpu_busy",
+                               message=f"unreliable: {cause} {how}{names}{seen}")
+
+
 class GpuSide(Protocol):
     """What the runner needs from the GPU part of a session (``gpu/session.py``)."""
 
@@ -217,34 +245,14 @@ class Runner:
         return self.gpu.wait_until_idle(opts.busy_wait_s)
 
     def _unreliable(self, result: Result, verdict: Verdict, who: tuple[str, ...], opts: MeasureOptions) -> Verdict:
-        """A window still busy after the wait and the re-measure. In compare
-        mode its verdict becomes ``unreliable``; an update keeps its status and
-        says so (the entry records the flag)."""
-        host = result.kind == "host"
-        state = result.device_state
-        if host:
-            from .host_state import busiest_others
+        if not who:
+            if result.kind == "host":
+                from .host_state import busiest_others
 
-            who = who or busiest_others()
-            load = (f"{state.cpu_waiting:.1f} runnable tasks without a core on average"
-                    if state.cpu_waiting is not None else "the host was loaded")
-            if state.cpu_steal:
-                load += f", {state.cpu_steal:.0%} CPU time stolen by the hypervisor"
-            cause = f"host busy ({load})"
-        else:
-            who = who or state.other_processes
-            cause = "GPU busy (another process used it during the measurement)"
-        names = f"; other processes: {', '.join(who)}" if who else ""
-        how = f"after waiting up to {opts.busy_wait_s:g} s and measuring again"
-        if verdict.status == "updated":
-            return dataclasses.replace(verdict, message=f"{cause} {how}{names}; the baseline records it; "
-                                                        f"{verdict.message}")
-        seen = ""
-        if verdict.change is not None and verdict.status in ("pass", "regression", "improved"):
-            seen = f"; the numbers said {verdict.status} {verdict.change * 100:+.1f}%, not judged"
-        return dataclasses.replace(
-            verdict, status="unreliable", decided_by="host_busy" if host else "gpu_busy",
-            message=f"unreliable: {cause} {how}{names}{seen}")
+                who = busiest_others()
+            else:
+                who = result.device_state.other_processes
+        return unreliable_verdict(result, verdict, who, opts.busy_wait_s)
 
     def _measure_once(self, workload: Workload, opts: MeasureOptions, target: Target) -> Measurement:
         monitor: StateMonitor | None
