@@ -88,17 +88,28 @@ def _loadavg() -> list[float]:
         return []
 
 
-def run_process(workdir: Path, args: list[str], scale: float, json_name: str) -> dict[str, Any]:
+def spinners(n: int) -> list[subprocess.Popen]:
+    """A load spike: ``n`` busy-looping processes."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def run_process(workdir: Path, args: list[str], scale: float, json_name: str, spike: int = 0) -> dict[str, Any]:
     env = dict(os.environ, TRTPERF_STUDY_SCALE=str(scale))
     env.pop("PYTEST_ADDOPTS", None)
+    load = spinners(spike)
     before = _loadavg()
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_study.py",
-                        f"--trt-json={json_name}", *args], cwd=workdir, env=env, capture_output=True, text=True)
+    try:
+        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_study.py",
+                            f"--trt-json={json_name}", *args], cwd=workdir, env=env, capture_output=True, text=True)
+    finally:
+        for p in load:
+            p.kill()
+            p.wait()
     wall = time.monotonic() - t0
     doc = json.loads((workdir / json_name).read_text()) if (workdir / json_name).exists() else {"results": []}
     tail = (r.stdout + r.stderr).strip().splitlines()[-1:] or [""]
-    return dict(args=args, scale=scale, rc=r.returncode, wall_s=round(wall, 1), loadavg_before=before,
+    return dict(args=args, scale=scale, spike=spike, rc=r.returncode, wall_s=round(wall, 1), loadavg_before=before,
                 loadavg_after=_loadavg(), results=doc["results"], tail=tail[0])
 
 
@@ -110,19 +121,19 @@ def run(ns: argparse.Namespace) -> None:
     procs: list[dict[str, Any]] = []
     t_start = time.monotonic()
     for b in range(ns.baselines):
-        p = run_process(work, ["--trt-baseline=update"], 1.0, f"base{b}.json")
+        p = run_process(work, ["--trt-baseline=update"], 1.0, f"base{b}.json", spike=ns.baseline_spike)
         p["role"] = "baseline"
         procs.append(p)
         print(f"[study] baseline {b}: rc={p['rc']} {p['wall_s']} s load {p['loadavg_before']} | {p['tail']}",
               flush=True)
-    jobs = [1.0] * ns.compare + [1.1] * ns.slow10 + [1.2] * ns.slow20
+    jobs = [(1.0, 0)] * ns.compare + [(1.1, 0)] * ns.slow10 + [(1.2, 0)] * ns.slow20 + [(1.0, ns.spike)] * ns.spiked
     random.Random(ns.seed).shuffle(jobs)
-    for i, scale in enumerate(jobs):
-        p = run_process(work, [], scale, f"cmp{i}.json")
-        p["role"] = "compare"
+    for i, (scale, spike) in enumerate(jobs):
+        p = run_process(work, [], scale, f"cmp{i}.json", spike=spike)
+        p["role"] = "compare" if not spike else "spiked"
         procs.append(p)
         statuses = [r["verdict"]["status"] for r in p["results"] if r.get("verdict")]
-        print(f"[study] {i + 1}/{len(jobs)} scale {scale}: rc={p['rc']} {p['wall_s']} s load "
+        print(f"[study] {i + 1}/{len(jobs)} scale {scale}{' spiked' if spike else ''}: rc={p['rc']} {p['wall_s']} s load "
               f"{p['loadavg_before'][:1]} {statuses}", flush=True)
     meta = dict(date=started, python=platform.python_version(), cores=os.cpu_count(), machine=_cpu(),
                 collect_s=round(time.monotonic() - t_start, 1), command=" ".join(sys.argv), seed=ns.seed,
@@ -221,9 +232,8 @@ def evaluate(ns: argparse.Namespace) -> None:
         meds = {s: [_by_id(p)[w]["latency_ms"]["median"] for p in _results(procs, s) if w in _by_id(p)]
                 for _, s in cases}
         base_med[w] = meds[1.0]
-        print(f"- {w}: median {np.median(meds[1.0]) * 1e3:.1f} us; +10% -> "
-              f"{np.median(meds[1.1]) / np.median(meds[1.0]) - 1:+.1%}, +20% -> "
-              f"{np.median(meds[1.2]) / np.median(meds[1.0]) - 1:+.1%}")
+        effects = [f"{c} -> {np.median(meds[s]) / np.median(meds[1.0]) - 1:+.1%}" for c, s in cases[1:] if meds[s]]
+        print(f"- {w}: median {np.median(meds[1.0]) * 1e3:.1f} us; " + ", ".join(effects))
 
     print("\n**Spread of a fresh process's median** (no-change compare processes; sd of log medians):")
     for w in WORKLOADS:
@@ -254,6 +264,25 @@ def evaluate(ns: argparse.Namespace) -> None:
             print(f"| {rule} | {w} | " + " | ".join(cells) + " |")
         print(f"| {rule} | **all** | " + " | ".join(f"**{v[0] / max(v[1], 1):.1%}**" for v in pooled[rule].values())
               + " |")
+
+    spiked = [p for p in procs if p["role"] == "spiked"]
+    if spiked or any(p.get("spike") for p in procs if p["role"] == "baseline"):
+        bl = [p.get("spike", 0) for p in procs if p["role"] == "baseline"]
+        print(f"\n**Load spikes** ({spiked[0]['spike'] if spiked else 0} busy-looping processes during each of "
+              f"{len(spiked)} extra no-change compare processes; during the baseline process: {bl[0]}):\n")
+        print("| workload | no change under a spike: verdicts | host_busy | cpu_hit median | "
+              "median vs unspiked processes |")
+        print("|---|---|---|---|---|")
+        for w in WORKLOADS:
+            rs = [_by_id(p)[w] for p in spiked if w in _by_id(p)]
+            if not rs:
+                continue
+            st = [r["verdict"]["status"] for r in rs]
+            counts = ", ".join(f"{st.count(x)} {x}" for x in dict.fromkeys(st))
+            busy = sum("host_busy" in r["device_state"]["flags"] for r in rs)
+            hit = np.median([r["device_state"].get("cpu_hit") or 0 for r in rs])
+            shift = np.median([r["latency_ms"]["median"] for r in rs]) / np.median(base_med[w]) - 1
+            print(f"| {w} | {counts} | {busy}/{len(rs)} | {hit:.1%} | {shift:+.2%} |")
 
     print(f"\n**With a history** (the entry holds {HISTORY_K} update runs: {HISTORY_K} no-change processes, the "
           f"candidate another process; default rule; share of verdicts that FAILED):\n")
@@ -352,6 +381,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--slow10", type=int, default=8)
     p.add_argument("--slow20", type=int, default=8)
     p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--spiked", type=int, default=0,
+                   help="extra no-change compare processes run during a load spike (reported apart)")
+    p.add_argument("--spike", type=int, default=4, help="busy-looping processes of a load spike")
+    p.add_argument("--baseline-spike", type=int, default=0,
+                   help="busy-looping processes while the baseline process runs (0: none)")
     p = sub.add_parser("evaluate")
     p.add_argument("data")
     p = sub.add_parser("sampler-cost")

@@ -112,3 +112,13 @@ def test_update_under_xdist_withholds_failed_tests_too(pytester: pytest.Pytester
     assert set(load_baseline(pytester)["results"]) == {"test_perf.py::test_hash"}
     doc = json.loads((pytester.path / "out.json").read_text())
     assert len(doc["results"]) == 4
+
+
+def test_an_update_that_cannot_write_exits_4_and_names_the_file(pytester: pytest.Pytester) -> None:
+    """Kept from before issue 11: never a green run when the baseline was not written."""
+    pytester.makepyfile(test_perf=hash_test())
+    (pytester.path / "blocker").write_text("a file where the baseline directory should be")
+    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", "--trt-baseline-dir=blocker/base")
+    assert r.ret == 4
+    r.stdout.fnmatch_lines(["baseline NOT written: *blocker/base*"])
+    assert "Traceback" not in r.stdout.str() + r.stderr.str()
