@@ -206,7 +206,8 @@ def run_case(torch: Any, case: Case, rounds: int, settings: MeasureSettings, l9_
         out["rounds"].append(rec)
         print(f"  [{case.name} round {r + 1}] " + ", ".join(
             f"{k} {_ms(v)}" for k, v in rec.items()), file=sys.stderr, flush=True)
-    del steps, graph, fn, model
+    steps.clear()  # the lambdas hold the model: drop every reference before emptying the cache
+    graph = fn = model = None  # noqa: F841
     gc.collect()
     torch.cuda.empty_cache()
     out["total_s"] = time.perf_counter() - t0

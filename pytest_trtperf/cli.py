@@ -4,6 +4,12 @@
   files, as an HTML page (and a text summary), so a slow creep shows.
 * ``report``: the HTML report again from a ``--trt-json`` document.
 * ``schema``: where the ``--trt-json`` JSON Schema is, or its text.
+* ``plan-info``: which TensorRT built a plan file, its I/O tensors and
+  optimization profiles (the header needs no GPU; the rest may).
+
+Every error is one line on stderr and exit status 2, a bug of ours included
+(then the line says so); what is printed from files (result ids) is made
+safe for CI logs.
 """
 
 from __future__ import annotations
@@ -34,37 +40,51 @@ def _history(args: argparse.Namespace) -> int:
     from .report import history
     from .files import atomic_write
 
+    from .report.format import log_safe
+
     tolerance = parse_fraction(args.tolerance, what="--tolerance")
+    if args.max_commits is not None and args.max_commits < 1:
+        raise UsageError(f"--max-commits {args.max_commits}: give a positive number of commits")
     series = history.collect(Path(args.baseline_dir), max_commits=args.max_commits)
     for line in history.summary_lines(series, tolerance):
-        print(line)
+        print(log_safe(line))
     text = history.render(series, tolerance=tolerance, generated=_now(), source=str(args.baseline_dir),
                           plots=not args.no_plots)
     atomic_write(Path(args.output), text)
-    print(f"history: {len(series)} result(s), written to {args.output}")
+    print(log_safe(f"history: {len(series)} result(s), written to {args.output}"))
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from .baseline import BaselineStore
+    from .report.document import read_document
+    from .report.format import log_safe
     from .report.html import baseline_entries, write_report
-    from .results import Result
 
-    try:
-        doc = json.loads(Path(args.json).read_text(encoding="utf-8"))
-        results = [Result.from_dict(d) for d in doc["results"]]
-        mode = str(doc.get("session", {}).get("baseline_mode", "compare"))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UsageError(f"{args.json} is not a readable --trt-json document ({type(e).__name__}: {e})") from None
-    bdir = args.baseline_dir or doc.get("session", {}).get("baseline_dir")
-    entries = baseline_entries(BaselineStore(Path(bdir)), results) if bdir and mode != "update" else {}
-    line = write_report(Path(args.output), results, entries, generated=_now(), baseline_mode=mode)
-    print(line)
-    return 0 if "NOT written" not in line else 1
+    doc = read_document(Path(args.json))
+    bdir = args.baseline_dir or doc.baseline_dir
+    entries = baseline_entries(BaselineStore(Path(bdir)), doc.results) if bdir and doc.baseline_mode != "update" else {}
+    line = write_report(Path(args.output), doc.results, entries, generated=_now(), baseline_mode=doc.baseline_mode)
+    if "NOT written" in line:
+        raise UsageError(line)
+    print(log_safe(line))
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:
     print(schema_text(), end="")
+    return 0
+
+
+def _plan_info(args: argparse.Namespace) -> int:
+    from .trt import plan_info
+
+    info = plan_info.plan_info(Path(args.plan), allow_host_code=args.allow_engine_host_code)
+    if args.json:
+        print(json.dumps(plan_info.to_dict(info), indent=1))
+    else:
+        for line in plan_info.render(info):
+            print(line)
     return 0
 
 
@@ -85,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_report)
     s = sub.add_parser("schema", help="print the JSON Schema of the --trt-json document")
     s.set_defaults(func=_schema)
+    pi = sub.add_parser("plan-info", help="which TensorRT built a plan, its I/O tensors and profiles "
+                                          "(like trtexec --getPlanVersionOnly)")
+    pi.add_argument("plan", help="a serialized engine (.plan / .engine)")
+    pi.add_argument("--json", action="store_true", help="print a JSON object instead of text")
+    pi.add_argument("--allow-engine-host-code", action="store_true",
+                    help="allow deserializing a plan that contains host code (lean runtime, plugins)")
+    pi.set_defaults(func=_plan_info)
     return p
 
 
@@ -93,11 +120,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except UsageError as e:
-        print(f"pytest-trtperf: error: {e}", file=sys.stderr)
-        return 2
+        message = str(e)
     except OSError as e:
-        print(f"pytest-trtperf: error: {e}", file=sys.stderr)
-        return 2
+        message = f"{e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}"
+    except KeyboardInterrupt:
+        message = "interrupted (Ctrl-C); files not yet written are left as they were"
+    except Exception as e:  # noqa: BLE001 - the promise is one line, exit 2, even for our own bugs
+        message = f"internal error ({type(e).__name__}: {e}); this is a bug in pytest-trtperf, please report it"
+    from .report.format import log_safe
+
+    print(f"pytest-trtperf: error: {log_safe(message)}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -142,6 +142,14 @@ def _target_ci(value: Any, what: str) -> float:
     return c
 
 
+def _memory_tolerance(value: Any, what: str) -> float | None:
+    """Allowed growth of a gated memory figure (``"10%"``), or None for
+    ``"off"`` / None: memory recorded, never failed."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "none")):
+        return None
+    return parse_fraction(value, what=what, bare_max=1.0)
+
+
 def _seconds(value: Any, what: str) -> float:
     return float(parse_number(value, what=what, low=0, high=MAX_SECONDS, low_open=True))
 
@@ -232,6 +240,9 @@ class MeasureOptions:
     #: Between-run sd: None = from the baseline's history and the prior;
     #: a number overrides it (0 leaves the term out).
     run_noise: float | None = None
+    #: Growth of a gated memory figure allowed before a test fails (None: not
+    #: gated); the default is ``memory.DEFAULT_TOLERANCE``.
+    memory_tolerance: float | None = 0.10
 
     def with_overrides(self, overrides: Mapping[str, Any], *, where: str) -> "MeasureOptions":
         """Apply marker or keyword overrides (user vocabulary), then check the
@@ -291,6 +302,7 @@ PERF_ARGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "unreliable": ("unreliable", lambda v, w: parse_choice(v, PASS_FAIL, what=w)),
     "busy_wait": ("busy_wait_s", _wait_s),
     "run_noise": ("run_noise", _run_noise),
+    "memory_tolerance": ("memory_tolerance", _memory_tolerance),
 }
 
 
@@ -330,6 +342,10 @@ class GpuSettings:
     interval_s: float = 0.01
     #: Clock-lock state files and per-GPU locks: ``.state/`` in the baseline directory.
     state_dir: Path = Path(".trtperf/.state")
+    #: NVTX range named after the result id around each measured window (``--trt-nvtx``).
+    nvtx: bool = False
+    #: ``cudaProfilerStart``/``Stop`` around each measured GPU window (``--trt-profiler-api``).
+    profiler_api: bool = False
 
 
 # -- TensorRT settings ------------------------------------------------------------
@@ -410,6 +426,9 @@ OPTIONS: tuple[Option, ...] = (
            None, "path", metavar="DIR"),
     Option("--trt-tolerance", "Slowdown allowed before a test fails, e.g. 5% or 0.05 (default 5%); a bare "
            "number above 1 is refused.", "5%", metavar="FRACTION"),
+    Option("--trt-memory-tolerance", "Growth of a gated memory figure (host peak per call, device peak) allowed "
+           "before a test fails, e.g. 10% (default) or 0.1; it must also exceed 64 KiB. 'off' records memory "
+           "without gating it.", "10%", metavar="FRACTION|off"),
     Option("--trt-metric", "Metric the gate compares: median (default), mean, p90, p95, p99, throughput.",
            "median", metavar="METRIC"),
     Option("--trt-confidence", "Confidence level of the statistical test (default 0.99).", "0.99", metavar="LEVEL"),
@@ -441,6 +460,10 @@ OPTIONS: tuple[Option, ...] = (
            "trtexec --duration.", None, metavar="SECONDS"),
     Option("--trt-iterations", "Measure exactly this many iterations (turns the adaptive stop off), like "
            "trtexec --iterations.", None, metavar="N"),
+    Option("--trt-min-iterations", "Measure at least this many iterations before the adaptive stop (default 10).",
+           str(_CORE.min_iterations), metavar="N"),
+    Option("--trt-max-iterations", "Hard cap on measured iterations per result (default 10,000,000).",
+           str(_CORE.max_iterations), metavar="N"),
     Option("--trt-mode", "latency (default: inferences one after another, GPU time per inference) or throughput "
            "(enqueue ahead, inferences per second).", "latency", metavar="latency|throughput"),
     Option("--trt-streams", "Streams in throughput mode (default 1), like trtexec --infStreams.", "1", metavar="N"),
@@ -455,6 +478,8 @@ OPTIONS: tuple[Option, ...] = (
     # core: outputs
     Option("--trt-json", "Write every result and verdict to this JSON file.", None, "path", metavar="PATH"),
     Option("--trt-report", "Write a self-contained HTML report to this file.", None, "path", metavar="PATH"),
+    Option("--trt-lock-timeout", "Seconds to wait for another session's lock on the baseline directory before "
+           "giving up (default 60).", "60", metavar="SECONDS"),
     # GPU
     Option("--trt-lock-clocks", "Lock the SM clock of every GPU used for the session (needs root): off "
            "(default), base (default applications clock), max, or MHz (snapped).", "off",
@@ -467,6 +492,14 @@ OPTIONS: tuple[Option, ...] = (
            "are serialised.", False, "bool"),
     Option("--trt-nvml-interval-ms", "NVML sampling interval during measurements (default 10 ms).", "10",
            metavar="MS"),
+    Option("--trt-nvtx", "Put each measured window (not warm-up, not builds) in an NVTX range named after the "
+           "result id, domain trtperf, for Nsight Systems and ncu --nvtx-include (needs the nvtx package).",
+           False, "bool"),
+    Option("--trt-profiler-api", "Call cudaProfilerStart/cudaProfilerStop around each measured window of GPU "
+           "workloads, for nsys profile --capture-range=cudaProfilerApi.", False, "bool"),
+    Option("--trt-export-dir", "Write each result's timing samples here; for TensorRT also the engine inspector "
+           "JSON (trtexec --exportLayerInfo) and, with --trt-profile-layers, the per-layer profile (trtexec "
+           "--exportProfile).", None, "path", metavar="DIR"),
     # TensorRT
     Option("--trt-backend", "auto|tensorrt|tensorrt_rtx: which library builds and runs engines (default auto: "
            "TensorRT, then TensorRT-RTX).", "auto", metavar="auto|tensorrt|tensorrt_rtx"),
@@ -545,7 +578,11 @@ class _Reader:
             text, base = str(ini), Path(str(inipath.parent)) if inipath else self.rootdir
         if allow_off and text.strip().lower() in OFF:
             return "off"
-        return (base / Path(text.strip()).expanduser()).resolve()
+        joined = base / Path(text.strip()).expanduser()
+        try:
+            return joined.resolve()
+        except (OSError, RuntimeError):  # a symlink loop: whoever uses the path says so in one line
+            return Path(os.path.abspath(joined))
 
 
 @dataclass(frozen=True)
@@ -563,8 +600,12 @@ class Settings:
     watch_host: bool = True
     #: More xdist workers than CPU cores allowed for host-timed tests.
     allow_cpu_sharing: bool = False
+    #: Seconds to wait for the baseline directory's lock (``--trt-lock-timeout``).
+    lock_timeout_s: float = 60.0
     gpu: GpuSettings = field(default_factory=GpuSettings)
     trt: TrtOptions = field(default_factory=TrtOptions)
+    #: ``--trt-export-dir``: samples, inspector and layer-profile files per result.
+    export_dir: Path | None = None
 
     @classmethod
     def from_pytest_config(cls, config: Any) -> "Settings":
@@ -590,6 +631,8 @@ class Settings:
             min_time_s=r.get("trt_min_time", _seconds),
             max_time_s=r.get("trt_max_time", _seconds),
             target_rel_ci=r.get("trt_target_ci", _target_ci),
+            min_iterations=r.get("trt_min_iterations", _count),
+            max_iterations=r.get("trt_max_iterations", _count),
             iterations=iterations,
             duration_s=duration,
             mode=r.get("trt_mode", lambda v, w: parse_choice(v, MODES, what=w)),
@@ -601,8 +644,9 @@ class Settings:
             unreliable=r.get("trt_unreliable", lambda v, w: parse_choice(v, PASS_FAIL, what=w)),
             busy_wait_s=r.get("trt_busy_wait", _wait_s),
             run_noise=r.get("trt_run_noise", _run_noise),
+            memory_tolerance=r.get("trt_memory_tolerance", _memory_tolerance),
         )
-        m.check(where="--trt-max-time/--trt-min-time:")
+        m.check(where="command line / ini:")
         gpu = GpuSettings(
             lock_sm=r.get("trt_lock_clocks", lambda v, w: LockSpec.parse(v, w)),
             lock_mem=r.get("trt_lock_memory_clocks", lambda v, w: LockSpec.parse(v, w)),
@@ -611,6 +655,8 @@ class Settings:
             interval_s=r.get("trt_nvml_interval_ms", lambda v, w: float(
                 parse_number(v, what=w, low=1, high=10_000))) / 1000.0,
             state_dir=baseline_dir / ".state",
+            nvtx=r.flag("trt_nvtx"),
+            profiler_api=r.flag("trt_profiler_api"),
         )
         engine_cache = r.path("trt_engine_cache", allow_off=True)
         timing_cache = r.path("trt_timing_cache", allow_off=True)
@@ -631,11 +677,14 @@ class Settings:
             require_gpu=r.flag("trt_require_gpu"),
             json_path=_plain_path(r.path("trt_json")),
             report_path=_plain_path(r.path("trt_report")),
+            lock_timeout_s=r.get("trt_lock_timeout", lambda v, w: float(parse_number(v, what=w, low=0,
+                                                                                    high=MAX_SECONDS))),
             measure=m,
             gpu=gpu,
             trt=trt,
             watch_host=not r.flag("trt_ignore_host_load"),
             allow_cpu_sharing=r.flag("trt_allow_cpu_sharing"),
+            export_dir=_plain_path(r.path("trt_export_dir")),
         )
 
 

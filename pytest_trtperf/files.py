@@ -1,17 +1,41 @@
-"""Writing files safely: the one atomic writer and the one "ignore me in git" helper.
+"""Files, safely: the one atomic writer, the one reader of files that others
+may have planted, a lock file for read-merge-write, and the one "ignore me in
+git" helper.
 
 Baselines, JSON documents, reports, engine plans and the timing cache are
 read by other processes (xdist workers, the next CI job) while we write them:
 a reader must see the old file or the new one, never half of one, even when
 the writer is killed midway.
+
+Baseline files and result documents arrive through pull requests: a
+``*.json`` there may be a symlink to ``/dev/zero``, a FIFO or a loop, so
+:func:`read_regular_file` reads only regular files, never blocks, and stops
+at a size limit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
+import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Iterator
+
+#: Temporary files of :func:`atomic_write` are named ``.<name>.<random>.tmp``.
+TEMP_SUFFIX = ".tmp"
+#: Test hook (never set it in real runs): seconds :func:`atomic_write` sleeps
+#: with the temporary file complete, before ``os.replace``, after printing
+#: one line to stderr; lets tests signal a process inside the write window.
+PAUSE_ENV = "TRTPERF_TEST_WRITE_PAUSE"
+
+
+class UnreadableFile(Exception):
+    """Why a path cannot be read safely, as the end of a sentence that starts
+    with the path ("is a FIFO, not a regular file")."""
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -21,7 +45,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     path = Path(path)
     blob = data.encode("utf-8") if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, _mode_for(path))
@@ -29,6 +53,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
+        _pause_for_tests(path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -40,6 +65,14 @@ def atomic_write(path: Path, data: bytes | str) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def _pause_for_tests(path: Path) -> None:
+    seconds = os.environ.get(PAUSE_ENV)
+    if seconds:
+        sys.stderr.write(f"trtperf-test: in the write window of {path}\n")
+        sys.stderr.flush()
+        time.sleep(float(seconds))
 
 
 def _mode_for(path: Path) -> int:
@@ -59,3 +92,94 @@ def ignore_in_git(directory: Path) -> None:
     if not ignore.exists():
         with contextlib.suppress(OSError):
             ignore.write_text("*\n")
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file that guards ``path``: ``<name>.lock`` next to it."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``'s lock file (:func:`lock_path`) across
+    processes, as Polygraphy does around its timing cache. The lock file stays
+    (removing it would race with a waiting process); it is empty."""
+    lock = lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+b") as f:
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            import msvcrt
+
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)  # type: ignore[attr-defined]
+            try:
+                yield
+            finally:
+                f.seek(0)
+                msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+            return
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n} bytes"
+
+
+def _check(st: os.stat_result, limit: int) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise UnreadableFile(f"is {_kind(st.st_mode)}, not a regular file")
+    if st.st_size > limit:
+        raise UnreadableFile(f"is {_size(st.st_size)}, over the limit of {_size(limit)}")
+
+
+def read_regular_file(path: Path, *, limit: int) -> bytes:
+    """The bytes of ``path`` when it is (or links to) a regular file of at
+    most ``limit`` bytes; :class:`UnreadableFile` otherwise.
+
+    Never blocks and never reads without bound: the path is checked with
+    ``stat`` before it is opened (a FIFO or a device is refused unopened, a
+    symlink loop fails with ELOOP), opened non-blocking (a FIFO swapped in
+    between cannot block), checked again on the open descriptor, and read up
+    to ``limit + 1`` bytes (a file that grows meanwhile is refused)."""
+    try:
+        _check(os.stat(path), limit)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_BINARY", 0))
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnreadableFile("is a symbolic link loop") from None
+        if e.errno == errno.ENOENT:
+            raise UnreadableFile("does not exist" if not os.path.islink(path)
+                                 else "is a symbolic link to nothing") from None
+        raise UnreadableFile(f"cannot be read ({e.strerror or e})") from None
+    try:
+        _check(os.fstat(fd), limit)
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as e:
+        raise UnreadableFile(f"cannot be read ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise UnreadableFile(f"grew over the limit of {_size(limit)} while being read")
+    return data

@@ -10,6 +10,8 @@ runner, not here.
 from __future__ import annotations
 
 import functools
+import warnings
+from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
 import pytest
@@ -18,6 +20,7 @@ from .config import MeasureOptions, inferences_per_iteration as check_inferences
 from .errors import BackendUnavailable, UsageError
 from .identity import result_id
 from .report import progress
+from .report.format import log_safe, message_safe
 from .results import Result
 from .runner import Runner, Target
 from .session import SessionState
@@ -43,8 +46,8 @@ def user_errors(fn: F) -> F:
             if self._state.settings.require_gpu:
                 failure, skip = f"{skip} (--trt-require-gpu)", None
         if failure is not None:
-            pytest.fail(failure, pytrace=False)
-        _skip_at_test(str(skip))
+            pytest.fail(log_safe(failure, multiline=True), pytrace=False)
+        _skip_at_test(log_safe(str(skip), multiline=True))
 
     return wrapper  # type: ignore[return-value]
 
@@ -165,12 +168,14 @@ class TrtBench:
 
     def _engine_workload(self, engine: Any, *, shapes: Any, inputs: Any, opts: MeasureOptions) -> Workload:
         return self._trt().make_workload(engine, shapes=shapes, inputs=inputs, options=opts,
-                                         profile_layers=self._state.settings.trt.profile_layers)
+                                         profile_layers=self._state.settings.trt.profile_layers,
+                                         keep_layer_info=self._state.settings.export_dir is not None)
 
     def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions) -> Result:
         rid = result_id(self._item.nodeid, name)
         if rid in self._ids:
-            raise UsageError(f"{self._item.nodeid}: two measurements named {name!r} in one test; give each "
+            which = f"named {name!r}" if name else "without a name"
+            raise UsageError(f"{self._item.nodeid}: two measurements {which} in one test; give each "
                              f"trt_bench.measure() call a distinct name=")
         self._ids.add(rid)
         self._opts[rid] = opts
@@ -178,8 +183,36 @@ class TrtBench:
         target = Target(id=rid, nodeid=self._item.nodeid, name=name,
                         location=(str(self._item.path), lineno + 1 if lineno is not None else 0))
         result = self._runner.run(workload, target, opts)
+        self._export(result, workload)
+        result = self._with_profile_command(result)
         self.results.append(result)
         return result
+
+    def _export(self, result: Result, workload: Workload) -> None:
+        """``--trt-export-dir``: this process writes the result's files (raw
+        samples never travel to the xdist controller)."""
+        directory = self._state.settings.export_dir
+        if directory is None:
+            return
+        from . import exports
+
+        try:
+            exports.export_result(directory, result, self._runner.last_measurement, workload)
+        except OSError as e:
+            warnings.warn(exports.ExportWarning(f"{result.id}: --trt-export-dir: could not write into {directory} "
+                                                f"({e.strerror or e})"), stacklevel=2)
+
+    def _with_profile_command(self, result: Result) -> Result:
+        """A failed or incomparable GPU result's message ends with the nsys
+        command that profiles just this test."""
+        from . import nsight
+
+        if not nsight.wants_command(result):
+            return result
+        config = self._item.config
+        ctx = nsight.context_for(self._state.settings, Path(str(config.invocation_params.dir)),
+                                 xdist=config.pluginmanager.hasplugin("xdist"))
+        return nsight.with_profile_command(result, ctx)
 
     def failures(self) -> list[str]:
         """Messages of the results that fail the test: the verdict first (an
@@ -191,7 +224,7 @@ class TrtBench:
             if v is None:
                 continue
             opts = self._opts.get(r.id, MeasureOptions())
-            why = ""
+            why = None
             if v.status == "regression":
                 why = " (confirmed by a second measurement)" if v.remeasured else ""
             elif v.failed:
@@ -202,9 +235,20 @@ class TrtBench:
                 why = " (--trt-incomparable=fail)"
             elif v.status == "unreliable" and opts.unreliable == "fail":
                 why = " (--trt-unreliable=fail)"
-            else:
-                continue
-            first, _, rest = v.message.partition("\n")
-            name = f" [measurement {r.name!r}]" if r.name else ""
-            out.append(first + why + name + ("\n" + rest if rest else ""))
+            if why is not None:
+                message, command = _split_command(v.message)
+                first, _, rest = message.partition("\n")
+                name = f" [measurement {r.name!r}]" if r.name else ""
+                out.append(message_safe(first + why + name + ("\n" + rest if rest else "") + command, r.id))
+            m = r.memory_verdict
+            if m is not None and m.failed:
+                out.append(message_safe(m.message, r.id) + (" (confirmed by a second measurement)" if m.remeasured else ""))
         return out
+
+
+def _split_command(message: str) -> tuple[str, str]:
+    """(message, profile command suffix): the command stays last."""
+    from .nsight import PREFIX
+
+    head, sep, tail = message.rpartition(PREFIX)
+    return (head, sep + tail) if sep else (message, "")

@@ -11,12 +11,33 @@ from typing import Any, Mapping
 _XDIST_SUFFIX = re.compile(r"@[^\]:]*$")
 
 
+def plain_nodeid(nodeid: str) -> str:
+    """The node id without the ``@group`` suffix --dist loadgroup adds: what
+    selects the test on a pytest command line."""
+    return _XDIST_SUFFIX.sub("", nodeid)
+
+
 def result_id(nodeid: str, name: str | None) -> str:
     """Stable id: the test's node id (relative to the rootdir, identical under
     xdist, with any ``@group`` suffix of --dist loadgroup removed), plus the
     measurement's name."""
-    nodeid = _XDIST_SUFFIX.sub("", nodeid)
+    nodeid = plain_nodeid(nodeid)
     return f"{nodeid}::{name}" if name else nodeid
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: Readable part of a file stem; the hash keeps stems unique and names short.
+STEM_CHARS = 100
+
+
+def file_stem(result_id: str) -> str:
+    """A file-name stem for ``result_id``: letters, digits, ``._-`` only (no
+    path separator, no leading dot, so never ``..`` or a hidden file), the
+    id's readable part cut to :data:`STEM_CHARS`, and a hash of the whole id,
+    so ``test[a/b]`` and ``test[a_b]`` never share a file."""
+    readable = _UNSAFE.sub("_", result_id).strip("._-")[:STEM_CHARS].rstrip("._-") or "result"
+    digest = hashlib.sha256(result_id.encode("utf-8")).hexdigest()[:10]
+    return f"{readable}-{digest}"
 
 
 #: Engine identity fields that are not configuration: the model under test

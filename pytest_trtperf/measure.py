@@ -13,9 +13,10 @@ median), with a hard cap on time and iterations.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ContextManager, Mapping
 
 import numpy as np
 
@@ -85,12 +86,16 @@ def _next_batch(per_iter: float, elapsed: float, s: MeasureSettings, done: int, 
 
 
 def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor | None = None,
-            on_progress: Callable[[float], None] | None = None) -> Measurement:
+            on_progress: Callable[[float], None] | None = None,
+            window: ContextManager[Any] | None = None) -> Measurement:
     """Warm up, then measure until the stopping rule says enough.
 
     ``workload.setup()`` must have been called; the caller owns teardown.
     ``on_progress`` gets the fraction of the longest possible run done so far
     after each batch (for a progress bar; the adaptive stop may end sooner).
+    ``window`` is entered after warm-up and left after the last measured
+    batch: profilers' capture ranges and NVTX ranges (``gpu/window.py``) see
+    the measured loop and nothing else.
     """
     s = settings
     warm_iters, warm_s, per_iter = _warm_up(workload, s)
@@ -99,9 +104,12 @@ def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor
     done = 0
     wall = 0.0
     stop = ""
+    bracket = contextlib.ExitStack()
     if monitor is not None:
         monitor.start()
     try:
+        if window is not None:
+            bracket.enter_context(window)
         start = time.perf_counter()
         while True:
             elapsed = time.perf_counter() - start
@@ -138,7 +146,10 @@ def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor
                 stop = "max_iterations"
                 break
     finally:
-        state = monitor.stop() if monitor is not None else None
+        try:
+            bracket.close()
+        finally:
+            state = monitor.stop() if monitor is not None else None
 
     latency = np.concatenate([c.latency_s for c in chunks]).astype(np.float64, copy=False)
     extra_keys = set().union(*(c.extra.keys() for c in chunks))

@@ -12,6 +12,7 @@ something to write, not when pytest starts.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Generator
 
 import pytest
@@ -53,6 +54,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(e)) from None
     state = SessionState.create(settings, is_controller=not hasattr(config, "workerinput"))
     state.xdist_workers = xdist_workers(config)
+    if settings.export_dir is not None and state.is_controller:
+        from .exports import prepare
+
+        try:
+            prepare(settings.export_dir)
+        except UsageError as e:
+            raise pytest.UsageError(str(e)) from None
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(SessionHooks(state), "trtperf-session")
     gpu = GpuSessionPlugin(config, settings.gpu, settings.baseline_mode)
@@ -70,6 +78,13 @@ def trt_bench(request: pytest.FixtureRequest) -> "TrtBench":
     return bench
 
 
+def _log_safe(text: str) -> str:
+    """User text made safe for CI logs (see ``report.format.log_safe``)."""
+    from .report.format import log_safe
+
+    return log_safe(text, multiline=True)
+
+
 def marker_error(item: pytest.Item) -> str | None:
     """One-line message for bad marker arguments, or None. Checked before the
     test runs, through the same validation the fixture uses."""
@@ -82,7 +97,7 @@ def marker_error(item: pytest.Item) -> str | None:
             for mark in engine_marks:
                 validate_marker(mark, where=item.nodeid)
     except UsageError as e:
-        return str(e)
+        return _log_safe(str(e))
     return None
 
 
@@ -95,7 +110,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     bench = item.stash.get(BENCH_KEY, None)
     failures = bench.failures() if bench is not None else []
     if failures:
-        pytest.fail("\n".join(failures), pytrace=False)
+        pytest.fail(_log_safe("\n".join(failures)), pytrace=False)
     return result
 
 
@@ -112,6 +127,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     return rep
 
 
+def _say(config: pytest.Config) -> Any:
+    """A function that prints one line on the terminal now (at session end,
+    below the progress dots), or None without a terminal reporter."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return None
+    fresh = [True]
+
+    def say(line: str) -> None:
+        if fresh[0]:
+            reporter.write("\n")  # the progress line is not ended yet at session finish
+            fresh[0] = False
+        reporter.write_line(line)
+        reporter.flush()
+
+    return say
+
+
 class SessionHooks:
     """Hooks that need the session state: validation at start, collecting
     results from reports, writing baselines and reports at the end."""
@@ -123,11 +156,12 @@ class SessionHooks:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         s = self.state.settings
-        if s.baseline_mode in ("compare", "update") and s.baseline_dir.exists():
+        # lexists: a symlink loop or a file given as the directory is reported, not taken for "no baselines".
+        if s.baseline_mode in ("compare", "update") and os.path.lexists(s.baseline_dir):
             try:
                 self.state.store.validate_all()
             except BaselineFileError as e:
-                raise pytest.UsageError(str(e)) from None
+                raise pytest.UsageError(_log_safe(str(e))) from None
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         from .host_state import cpu_cores
@@ -158,13 +192,15 @@ class SessionHooks:
         if self.state.is_controller and self._has_outputs():
             from .report import outputs
 
-            self.output_lines, status = outputs.write_outputs(self.state, int(exitstatus))
+            self.output_lines, status = outputs.write_outputs(self.state, int(exitstatus),
+                                                              say=_say(session.config))
             if status is not None:
                 session.exitstatus = status
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         state = self.state
-        if state.is_controller and (state.collected or state.write_error or self.output_lines):
+        if state.is_controller and (state.collected or state.write_error or self.output_lines
+                                    or state.store_notes()):
             from .report import outputs
 
             terminalreporter.write_sep("-", "trtperf")

@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
+from .memory import MemoryVerdict
+
 #: Verdict statuses. ``regression`` always fails a test; ``missing``,
 #: ``incomparable`` and ``unreliable`` fail it when their option says ``fail``
-#: (``unreliable`` for invalid data always fails).
+#: (``unreliable`` for invalid data always fails). The memory verdict
+#: (``memory.MemoryVerdict``) uses the same words and fails on ``regression`` too.
 STATUSES = (
     "pass",  # within tolerance or not significant given all the noise
     "regression",  # slower beyond tolerance and significant
@@ -235,6 +238,10 @@ class Result:
     location: tuple[str, int] | None = None  # (file, line) of the test
     #: Device memory the engine needs (TensorRT), in bytes.
     device_memory_bytes: int | None = None
+    #: Memory figures in bytes (``memory.FIGURES``), measured outside the timed window.
+    memory: Mapping[str, int] = field(default_factory=dict)
+    #: The memory gate's decision (None: no gated figure); separate from ``verdict``.
+    memory_verdict: MemoryVerdict | None = None
 
     # Friendly accessors matching the design's vocabulary.
     @property
@@ -288,6 +295,8 @@ class Result:
             "layers": [dict(x) for x in self.layers],
             "location": list(self.location) if self.location else None,
             "device_memory_bytes": self.device_memory_bytes,
+            "memory": dict(self.memory),
+            "memory_verdict": self.memory_verdict.to_dict() if self.memory_verdict else None,
         }
 
     @classmethod
@@ -316,4 +325,6 @@ class Result:
             layers=tuple(d.get("layers", ())),
             location=tuple(d["location"]) if d.get("location") else None,  # type: ignore[arg-type]
             device_memory_bytes=d.get("device_memory_bytes"),
+            memory=dict(d.get("memory") or {}),
+            memory_verdict=MemoryVerdict.from_dict(d["memory_verdict"]) if d.get("memory_verdict") else None,
         )

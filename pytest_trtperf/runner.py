@@ -23,7 +23,9 @@ from .config import MeasureOptions, MeasureSettings, Settings
 from .errors import UsageError
 from .fingerprint import Fingerprint, host_fingerprint
 from .gate import judge
+from .gpu.window import measured_window
 from .measure import Measurement, measure
+from .memory import MemoryVerdict, judge_memory, measure_and_judge
 from .results import DeviceState, Result, Verdict
 from .identity import config_hash
 from .workload import ChoosingWorkload, ProfiledWorkload, StateMonitor, Workload
@@ -162,6 +164,9 @@ class Runner:
         self.progress = progress
         self.workers = workers
         self._cpu_lock: Any = None
+        #: The deciding (last) measurement of the last ``run``: raw samples for
+        #: ``--trt-export-dir``, which never travel inside a ``Result``.
+        self.last_measurement: Measurement | None = None
 
     def run(self, workload: Workload, target: Target, opts: MeasureOptions) -> Result:
         """Set up, measure (twice when a regression must be confirmed), judge,
@@ -187,13 +192,15 @@ class Runner:
                 wait_quiet=lambda r: self._wait_quiet(r, opts),
                 unreliable=lambda r, v, who: self._unreliable(r, v, who, opts),
             )
+            figures, memory_verdict = self.memory(workload, result, verdict, opts)  # after timing: never inside it
             notes = tuple(workload.notes())
             layers, memory = ((tuple(workload.layers()), workload.device_memory_bytes)
                               if isinstance(workload, ProfiledWorkload) else ((), None))
         finally:
             workload.teardown()
         return dataclasses.replace(result, verdict=dataclasses.replace(verdict, remeasured=again), notes=notes,
-                                   layers=layers, device_memory_bytes=memory if isinstance(memory, int) else None)
+                                   layers=layers, device_memory_bytes=memory if isinstance(memory, int) else None,
+                                   memory=figures, memory_verdict=memory_verdict)
 
     def fingerprint(self, workload: Workload) -> Fingerprint:
         if workload.kind == "host":
@@ -254,6 +261,19 @@ class Runner:
                 who = result.device_state.other_processes
         return unreliable_verdict(result, verdict, who, opts.busy_wait_s)
 
+    def memory(self, workload: Workload, result: Result, verdict: Verdict,
+               opts: MeasureOptions) -> tuple[dict[str, int], MemoryVerdict | None]:
+        """Memory figures measured after the timed window, and their verdict
+        (``memory.py``); a suspected memory regression is measured again."""
+        s = self.settings
+        entry = self.store.lookup(result.device_class, result.id) if s.baseline_mode == "compare" else None
+        path = str(self.store.path_for(result.device_class))
+        return measure_and_judge(
+            workload,
+            lambda figures: judge_memory(figures, entry, verdict, baseline_mode=s.baseline_mode,
+                                         tolerance=opts.memory_tolerance, rid=result.id, baseline_path=path),
+            remeasure=opts.remeasure)
+
     def _measure_once(self, workload: Workload, opts: MeasureOptions, target: Target) -> Measurement:
         monitor: StateMonitor | None
         if workload.kind == "host":
@@ -267,8 +287,11 @@ class Runner:
                 locks.enter_context(self._cpu_lock.hold())
             bar = self.progress(target, opts) if self.progress is not None else None
             try:
-                return measure(workload, MeasureSettings.from_options(opts), monitor,
-                               on_progress=bar.update if bar is not None else None)
+                self.last_measurement = measure(
+                    workload, MeasureSettings.from_options(opts), monitor,
+                    on_progress=bar.update if bar is not None else None,
+                    window=measured_window(self.settings.gpu, target.id, workload.kind))
+                return self.last_measurement
             finally:
                 if bar is not None:
                     bar.done("measured")

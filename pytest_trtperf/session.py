@@ -46,8 +46,13 @@ class SessionState:
         if self._store is None:
             from .baseline import BaselineStore
 
-            self._store = BaselineStore(self.settings.baseline_dir)
+            self._store = BaselineStore(self.settings.baseline_dir, lock_timeout_s=self.settings.lock_timeout_s)
         return self._store
+
+    def store_notes(self) -> list[str]:
+        """The baseline store's notes (files skipped, leftovers removed),
+        without opening the store when the session never did."""
+        return list(self._store.notes) if self._store is not None else []
 
 
 def now_iso() -> str:

@@ -70,3 +70,22 @@ def pytest_configure(config):
         raise pytest.UsageError(str(e)) from None
     config.pluginmanager.register(gpu_plugin.GpuSessionPlugin(config, s.gpu, s.baseline_mode), gpu_plugin.PLUGIN_NAME)
 """
+
+
+def make_result(nodeid: str, *, kind: str = "cuda", status: str = "regression", name: str | None = None,
+                identity: dict[str, Any] | None = None) -> Any:
+    """A judged result as plain data, shaped like what a GPU run produces
+    (GPU results cannot be measured on a machine without one)."""
+    from pytest_trtperf.identity import result_id
+    from pytest_trtperf.results import DeviceState, Distribution, Result, SeriesStats, Verdict
+
+    stats = SeriesStats(n=100, median=1.0, mean=1.0, min=0.9, max=1.2, p90=1.1, p95=1.1, p99=1.2, stdev=0.05,
+                        median_ci=(0.99, 1.01))
+    rid = result_id(nodeid, name)
+    return Result(id=rid, nodeid=nodeid, name=name, kind=kind, mode="latency", latency=stats, throughput=1000.0,
+                  distribution=Distribution(n=100, quantiles_ms=(0.9, 1.0, 1.2)), stop_reason="converged",
+                  warmup_iterations=10, warmup_s=0.2, measured_s=1.0, config_hash="abc",
+                  identity=identity if identity is not None else {"kind": kind, "cuda_graph": True},
+                  fingerprint={}, device_class="NVIDIA H200 sm90 cuda", device_state=DeviceState(kind=kind),
+                  verdict=Verdict(status=status, metric="median", tolerance=0.05,
+                                  message=f"{rid}: median latency regressed +30.0% (1.000 ms -> 1.300 ms)"))

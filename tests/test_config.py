@@ -206,3 +206,27 @@ def test_measure_arguments_take_only_what_makes_sense(pytester: pytest.Pytester,
     failure = [line for line in r.outlines if message in line]
     assert failure, r.stdout.str()
     assert "Traceback" not in r.stdout.str() and "pytest_trtperf/" not in r.stdout.str()
+
+
+def test_min_and_max_iterations_are_options_too(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_probe='''
+from pytest_trtperf.plugin import session_settings
+
+def test_probe(request):
+    m = session_settings(request.config).measure
+    assert (m.min_iterations, m.max_iterations) == (50, 5000)
+''')
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--trt-min-iterations=50",
+                                  "--trt-max-iterations=5000").assert_outcomes(passed=1)
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--trt-min-iterations=50",
+                                      "--trt-max-iterations=10")
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    r.stderr.fnmatch_lines(["*max_iterations (10) is below min_iterations (50)*"])
+
+
+def test_two_unnamed_measurements_say_so(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_two="def test_two(trt_bench):\n    trt_bench.measure(lambda: None)\n"
+                                 "    trt_bench.measure(lambda: None)\n")
+    r = pytester.runpytest("-p", "no:cacheprovider", "--trt-baseline=off", "--trt-iterations=20")
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*two measurements without a name in one test; give each*"])

@@ -53,7 +53,20 @@ def test_documents_with_gpu_fields_are_valid(schema: dict, document: dict) -> No
     r["layers"] = [{"name": "gemm", "ms": 1.5, "type": "Gemm"}]
     r["extra_ms"] = {"gpu_compute": r["latency_ms"]}
     r["verdict"] = None
+    r["memory"] = {"device_peak_bytes": 9 << 20, "device_total_bytes": 9 << 20, "context_memory_bytes": 8 << 20,
+                   "plan_bytes": 56076, "weights_bytes": 38528, "build_peak_bytes": 3 << 20}
+    r["memory_verdict"] = {"status": "regression", "tolerance": 0.1, "remeasured": True, "message": "grew",
+                           "changes": [{"figure": "device_peak_bytes", "baseline": 4 << 20, "current": 9 << 20,
+                                        "change": 1.25, "status": "regression"}]}
     jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
+    del r["memory"], r["memory_verdict"]  # documents written before memory was recorded stay valid
+    jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
+
+
+def test_real_run_document_carries_memory(document: dict) -> None:
+    for r in document["results"]:
+        assert r["memory"]["host_peak_bytes"] >= 0
+        assert r["memory_verdict"]["changes"][0]["figure"] == "host_peak_bytes"
 
 
 def test_real_compare_verdicts_carry_the_between_run_term(schema: dict, document: dict) -> None:
@@ -90,6 +103,10 @@ def test_unreliable_and_host_state_documents_are_valid(schema: dict, document: d
     lambda d: d["results"][0]["verdict"]["run_noise"].pop("allowance"),
     lambda d: d["results"][0]["device_state"].__setitem__("cpu_hit", 1.5),
     lambda d: d["results"][0]["device_state"].__setitem__("other_processes", [4242]),
+    lambda d: d["results"][0]["memory"].__setitem__("host_peak_bytes", -1),
+    lambda d: d["results"][0]["memory"].__setitem__("host_peak_bytes", 1.5),
+    lambda d: d["results"][0]["memory_verdict"].__setitem__("status", "bloated"),
+    lambda d: d["results"][0]["memory_verdict"]["changes"][0].__setitem__("figure", "plan_bytes"),
 ])
 def test_schema_rejects_malformed_documents(schema: dict, document: dict, mutate) -> None:
     doc = copy.deepcopy(document)

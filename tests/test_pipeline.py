@@ -332,5 +332,5 @@ def test_unwritable_json_path_is_one_line_and_exit_4(suite: pytest.Pytester) -> 
     (suite.path / "blocker").write_text("a file, not a directory")
     r = run(suite, "--trt-baseline=off", "--trt-json=blocker/out.json", subprocess_=True)
     assert r.ret == 4
-    r.stdout.fnmatch_lines(["--trt-json: could not write */blocker/out.json (*); check the path"])
+    r.stdout.fnmatch_lines(["--trt-json NOT written: */blocker/out.json: *; check the path"])
     assert "Traceback" not in r.stdout.str() + r.stderr.str()

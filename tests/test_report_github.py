@@ -132,5 +132,6 @@ def test_unwritable_summary_is_reported_not_raised(tmp_path: Path) -> None:
     assert msg.startswith("GitHub job summary NOT written")
     assert write_step_summary([], environ=env) == []
     ok = tmp_path / "s.md"
-    assert write_step_summary([make_result("a", "pass")], environ={"GITHUB_STEP_SUMMARY": str(ok)}) == []
+    assert write_step_summary([make_result("a", "pass")], environ={"GITHUB_STEP_SUMMARY": str(ok)}) == [
+        f"GitHub job summary appended to {ok}"]
     assert os.path.getsize(ok) > 0

@@ -224,3 +224,63 @@ def test_report_is_written_atomically(tmp_path: Path) -> None:
     assert write_report(out, [make("a", 1.0)], {}, generated="now", baseline_mode="off") == f"HTML report: {out}"
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert [p.name for p in out.parent.iterdir()] == ["r.html"]
+
+
+# -- scale (issue 16 item 7) ----------------------------------------------------
+
+def test_large_sessions_get_sections_only_where_attention_is_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above MAX_SECTIONS results, sections (and so plots) are drawn for the
+    regressions, improvements and largest changes only; every result keeps its
+    row in the summary table. The cost of one more passing result is then a
+    table row, not a plot. (A smaller limit here keeps the test fast.)"""
+    from pytest_trtperf.report import html as report_html
+
+    limit = 6
+    monkeypatch.setattr(report_html, "MAX_SECTIONS", limit)
+
+    def results(n: int) -> list[Result]:
+        out = [make(f"t.py::test_{i:04d}", 10.0 + (i % 7) * 0.01) for i in range(n)]
+        out[n // 2] = make("t.py::test_slow", 13.0, status="regression")
+        out[n // 3] = make("t.py::test_fast", 7.0, status="improved")
+        out[1] = make("t.py::test_moved", 10.4)  # +4%: the largest change among the passes
+        return out
+
+    small = render(results(limit), {}, generated="now")
+    page = Page(small)
+    assert len(page.sections) == limit and len(page.tags("img")) == limit
+    big_n = 40 * limit
+    big = results(big_n)
+    raw = render(big, {}, generated="now")
+    page = Page(raw)
+    assert len(page.sections) == limit and len(page.tags("img")) == limit
+    shown = [("".join(s["text"]), s["attrs"]["data-status"]) for s in page.sections]
+    assert shown[0][1] == "regression" and "t.py::test_slow" in shown[0][0]
+    assert any("t.py::test_fast" in text for text, _ in shown) and any("t.py::test_moved" in t for t, _ in shown)
+    rows = raw.split("<tbody>", 1)[1].split("</tbody>", 1)[0].count("<tr>")
+    assert rows == big_n
+    assert [a["href"] for a in page.tags("a")] == [f"#{s['attrs']['id']}" for s in page.sections]
+    assert f"{big_n} results: the {limit} that need attention most" in "".join(page.text)
+    # 40 times the results, not 40 times the page: the extra ones are rows.
+    assert len(raw) < 2 * len(small), (len(raw), len(small))
+
+
+def test_baseline_values_no_run_produces_render_as_dashes() -> None:
+    """What issue 16 saw crash the session after the baseline was written
+    (a non-string git_commit, NaN quantiles, a string median) renders, with
+    ``-`` where a value is unusable, whatever the loader lets through."""
+    r = make("m.py::test_vit", 12.0, status="regression", timeline=TIMELINE)
+    good = entry_for(make("m.py::test_vit", 10.0))
+    q = list(good.distribution.quantiles_ms)
+    q[3] = float("nan")
+    odd = dataclasses.replace(good, git_commit=12345, distribution=dataclasses.replace(good.distribution,
+                                                                                        quantiles_ms=tuple(q)),
+                              latency=dataclasses.replace(good.latency, median="abc", p99=float("inf")))
+    page = Page(render([r], {r.id: odd}, generated="now"))
+    (section,) = page.sections
+    text = "".join(section["text"])
+    assert "commit 12345" in text and "abc" not in text
+    cells = [t.strip() for t in section["text"] if t.strip()]
+    i = cells.index("median")
+    assert cells[i + 1] == "-" and cells[i + 2].endswith(" ms") and cells[i + 3] == "-"
+    assert len(section["imgs"]) == 2  # this run's distribution (the baseline's is not drawn) and the timeline
+    assert "baseline (n=" not in ET.tostring(svg_of(section["imgs"][0]), encoding="unicode")

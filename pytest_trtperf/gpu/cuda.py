@@ -537,6 +537,21 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
+# ---------------------------------------------------------------------- profiler
+
+
+def profiler_start() -> None:
+    """``cudaProfilerStart``: open a capture range for a profiler that waits
+    for one (``nsys profile --capture-range=cudaProfilerApi``, ``ncu
+    --profile-from-start off``). Without a profiler attached it does nothing."""
+    _call("cudaProfilerStart")
+
+
+def profiler_stop() -> None:
+    """``cudaProfilerStop``: close the capture range :func:`profiler_start` opened."""
+    _call("cudaProfilerStop")
+
+
 # ------------------------------------------------------------------------ memory
 
 
@@ -632,7 +647,8 @@ __all__ = [
     "device_info", "device_name", "device_synchronize", "driver_version", "elapsed_ms",
     "end_capture", "free", "free_host", "get_last_error", "is_installed", "malloc",
     "malloc_host", "memcpy_d2d_async", "memcpy_d2h_async", "memcpy_h2d_async",
-    "memset_async", "pci_bus_id", "peek_last_error", "require_gpu", "runtime",
+    "memset_async", "pci_bus_id", "peek_last_error", "profiler_start", "profiler_stop",
+    "require_gpu", "runtime",
     "runtime_version", "set_device", "spin_wait", "stream_handle", "stream_synchronize",
     "stream_wait_event", "unavailable_reason",
 ]

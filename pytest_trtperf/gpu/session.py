@@ -222,6 +222,12 @@ class GpuSessionPlugin:
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         lines = []
+        if self.settings.nvtx or self.settings.profiler_api:
+            from .window import header_line
+
+            line = header_line(self.settings)
+            if line:
+                lines.append(line)
         if self._lock_requested:
             lines.append(f"trtperf clocks: {self.outcome.state if self.outcome is not None else 'off'}")
         if self.workers and self.gpus:

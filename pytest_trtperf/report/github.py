@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .format import fmt_change, fmt_value
+from . import memory_rows
+from .format import fmt_change, fmt_value, message_safe, metric_of, no_controls
 from .terminal import shown_flags, sort_results
 from ..results import Result
 
@@ -42,7 +43,7 @@ def md_cell(text: str, max_len: int | None = None) -> str:
     if max_len is not None and len(text) > max_len:
         keep = max_len - 1
         text = text[: keep // 2] + "\u2026" + text[len(text) - (keep - keep // 2):]
-    text = html.escape(text, quote=False).replace("|", "\\|").replace("`", "&#96;")
+    text = html.escape(no_controls(text), quote=False).replace("|", "\\|").replace("`", "&#96;")
     return " ".join(text.split())
 
 
@@ -57,12 +58,18 @@ def _row(r: Result) -> str:
         md_cell(r.id, MAX_ID),
         metric,
         md_cell(fmt_value(metric, v.baseline_value if v else None)),
-        md_cell(fmt_value(metric, r.metric_value(metric))),
+        md_cell(fmt_value(metric, metric_of(r, metric))),
         md_cell(fmt_change(v.change if v else None, v.ci if v else None)),
         verdict,
         md_cell(shown_flags(r)),
     ]
-    return "| " + " | ".join(cells) + " |"
+    lines = ["| " + " | ".join(cells) + " |"]
+    for m in memory_rows.rows(r):  # the memory gate's figures, before/after bytes
+        icon = _ICON.get(m.status, "")
+        mark = f"{icon} **{m.status}**" if m.status in _ATTENTION else f"{icon} {m.status}"
+        lines.append("| " + " | ".join([md_cell(r.id, MAX_ID), m.metric, m.baseline, m.current, m.change,
+                                        mark + (" (re-measured)" if m.remeasured else ""), "-"]) + " |")
+    return "\n".join(lines)
 
 
 _HEAD = ["| result | metric | baseline | current | change [CI] | verdict | GPU flags |",
@@ -82,7 +89,8 @@ def counts_line(results: Sequence[Result]) -> str:
         s = r.verdict.status if r.verdict else "off"
         counts[s] = counts.get(s, 0) + 1
     order = [s for s in _ICON if s in counts]
-    return ", ".join(f"{_ICON[s]} {counts[s]} {s}" for s in order)
+    memory = memory_rows.counts_text(results)
+    return ", ".join(f"{_ICON[s]} {counts[s]} {s}" for s in order) + (f"; {memory}" if memory else "")
 
 
 def step_summary(results: Sequence[Result], *, title: str = "pytest-trtperf") -> str:
@@ -92,13 +100,14 @@ def step_summary(results: Sequence[Result], *, title: str = "pytest-trtperf") ->
     if len(ordered) <= FOLD_ROWS:
         out += _table(ordered)
     else:
-        attention = [r for r in ordered if r.verdict and r.verdict.status in _ATTENTION]
+        attention = [r for r in ordered if memory_rows.status(r) in _ATTENTION]
         if attention:
             out += _table(attention) + [""]
         out += ["<details>", f"<summary>All {len(ordered)} results</summary>", "", *_table(ordered), "",
                 "</details>"]
-    messages = [f"{r.id}: {r.verdict.message}" for r in ordered
+    messages = [message_safe(f"{r.id}: {r.verdict.message}", r.id) for r in ordered
                 if r.verdict and r.verdict.status in ("regression", "unreliable")]
+    messages += [message_safe(m, r.id) for r in ordered for m in memory_rows.messages([r], ("regression",))]
     if messages:
         out += ["", "<details open>", "<summary>Regression and unreliable details</summary>", "", "```text"]
         out += [m.replace("```", "'''") for m in messages] + ["```", "", "</details>"]
@@ -112,6 +121,7 @@ def append_step_summary(path: Path, text: str) -> None:
 
 
 def _escape_data(s: str) -> str:
+    s = no_controls(s)  # CR and LF are escaped below; no other control character reaches the log raw
     return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
@@ -145,12 +155,19 @@ def annotations(results: Sequence[Result], roots: Sequence[Path]) -> list[str]:
             props.insert(0, f"file={_escape_property(relative_path(str(r.location[0]), roots))}")
             props.insert(1, f"line={int(r.location[1])}")
         out.append(f"::{level} {','.join(props)}::{_escape_data(v.message)}")
+    for r in memory_rows.failed(sort_results(results)):
+        assert r.memory_verdict is not None
+        props = [f"title={_escape_property('trtperf memory regression: ' + r.id[:200])}"]
+        if r.location:
+            props.insert(0, f"file={_escape_property(relative_path(str(r.location[0]), roots))}")
+            props.insert(1, f"line={int(r.location[1])}")
+        out.append(f"::error {','.join(props)}::{_escape_data(r.memory_verdict.message)}")
     return out
 
 
 def write_step_summary(results: Sequence[Result], environ: Mapping[str, str] | None = None) -> list[str]:
-    """Append the summary when ``$GITHUB_STEP_SUMMARY`` is set; returns lines
-    for the terminal (an unwritable file is reported, never raised)."""
+    """Append the summary when ``$GITHUB_STEP_SUMMARY`` is set; returns the
+    line for the terminal (an unwritable file is reported, never raised)."""
     path, _ = enabled(environ)
     if path is None or not results:
         return []
@@ -158,7 +175,7 @@ def write_step_summary(results: Sequence[Result], environ: Mapping[str, str] | N
         append_step_summary(path, step_summary(results))
     except OSError as e:
         return [f"GitHub job summary NOT written: {path}: {e.strerror or e}"]
-    return []
+    return [f"GitHub job summary appended to {path}"]
 
 
 def annotations_for(results: Sequence[Result], rootdir: Path,

@@ -89,7 +89,7 @@ def _point(entry: Any, commit: Commit) -> Point | None:
         if not math.isfinite(median):
             return None
         return Point(commit=commit, median_ms=median, ci_ms=ci_t, n=int(lat.get("n", 0)))
-    except (KeyError, TypeError, ValueError, IndexError):
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError):
         return None
 
 
@@ -120,7 +120,7 @@ def collect(baseline_dir: Path, *, max_commits: int | None = None) -> list[Serie
                 data = json.loads(_git(top, "show", f"{c.sha}:{name}"))
                 results = data["results"]
                 device_class = str(data.get("device_class", Path(name).stem))
-            except (UsageError, ValueError, KeyError, TypeError):
+            except (UsageError, ValueError, KeyError, TypeError, RecursionError):
                 continue
             if not isinstance(results, dict):
                 continue

@@ -7,6 +7,10 @@ inline (CSS, plots as base64 SVG images), so the file opens from a CI artifact
 with no network. Plots need matplotlib (extra ``plots``); without it the page
 still has every table and says how to get the plots. The page shell and plot
 helpers are shared with ``history.py``.
+
+At scale (issue 16: 2000 results took 195 s and 58 MB with a plot each), only
+the results that need attention most get a section with plots, at most
+``MAX_SECTIONS``; every result keeps its row in the summary table.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from ..attribution import most_changed
 from ..baseline import BaselineEntry
 from ..errors import BaselineFileError
 from ..files import atomic_write
-from .format import fmt_change, fmt_value
+from . import memory_rows
+from .format import fmt_change, fmt_value, metric_of, no_controls
 from .terminal import shown_flags, sort_results
 from ..results import Distribution, Result
 
@@ -31,6 +36,10 @@ PLOTS_HINT = "Plots need matplotlib: pip install 'pytest-trtperf[plots]'"
 COLORS = {"regression": "#c62828", "unreliable": "#ad1457", "improved": "#2e7d32", "pass": "#1565c0",
           "missing": "#757575", "incomparable": "#ef6c00", "updated": "#6a1b9a", "off": "#757575"}
 BASELINE_COLOR = "#9e9e9e"
+#: Above this many results, sections (with their plots) are drawn for this many
+#: only: regressions, improvements, incomparable baselines, then the largest
+#: changes. A plot costs about 0.1 s and 40 KB, so this bounds both.
+MAX_SECTIONS = 30
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#212121;background:#fafafa}
@@ -59,7 +68,22 @@ tbody td:first-child{max-width:520px;word-break:break-all}
 
 
 def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    """HTML-escaped text with control characters as visible escapes (a NUL
+    or an ESC from a test id never reaches the page raw)."""
+    return html.escape(no_controls(value), quote=True)
+
+
+def _num(x: Any) -> float | None:
+    """``x`` when it is a finite number, else None: values read from files
+    are shown as ``-`` rather than breaking the page."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return None
+    return float(x)
+
+
+def _plottable(dist: Distribution | None) -> bool:
+    q = dist.quantiles_ms if dist is not None else ()
+    return len(q) >= 2 and all(_num(x) is not None for x in q)
 
 
 def page(title: str, subtitle: str, body: str) -> str:
@@ -121,7 +145,7 @@ def plot_distribution(Figure: Callable[..., Any], current: Distribution, baselin
     ax = fig.add_subplot()
     lo_hi: list[float] = []
     for dist, label, color in ((baseline, "baseline", BASELINE_COLOR), (current, "this run", COLORS.get(status))):
-        if dist is None:
+        if dist is None or not _plottable(dist):
             continue
         x, y = _ecdf_xy(dist)
         ax.step(x, y, where="post", color=color, lw=2, label=f"{label} (n={dist.n})")
@@ -175,25 +199,51 @@ def baseline_entries(store: Any, results: Sequence[Result]) -> dict[str, Baselin
 
 
 def _status(r: Result) -> str:
-    return r.verdict.status if r.verdict else "off"
+    """A memory regression colours the result as a regression."""
+    return memory_rows.status(r)
 
 
-def _summary(results: Sequence[Result], plots: bool) -> str:
+def detailed(ordered: Sequence[Result], limit: int = MAX_SECTIONS) -> set[int]:
+    """Indices (into ``ordered``) of the results that get a section: all of
+    them up to ``limit``; above, regressions, improvements and incomparable
+    baselines first, then the largest changes."""
+    if len(ordered) <= limit:
+        return set(range(len(ordered)))
+    rank = {"regression": 0, "improved": 1, "incomparable": 2}
+
+    def key(i: int) -> tuple[int, float, int]:
+        r = ordered[i]
+        change = _num(r.verdict.change) if r.verdict is not None else None
+        return rank.get(_status(r), 3), -abs(change or 0.0), i
+
+    return set(sorted(range(len(ordered)), key=key)[:limit])
+
+
+def _summary(results: Sequence[Result], plots: bool, shown: set[int]) -> str:
     counts: dict[str, int] = {}
     for r in results:
         counts[_status(r)] = counts.get(_status(r), 0) + 1
     parts = [f'<p class="counts">{"".join(f"<span>{badge(s)} {n}</span>" for s, n in counts.items())}</p>']
     if not plots:
         parts.append(f'<p class="hint">{esc(PLOTS_HINT)}</p>')
+    if len(shown) < len(results):
+        parts.append(f'<p class="meta">{len(results)} results: the {len(shown)} that need attention most '
+                     f"(regressions, improvements, incomparable baselines, then the largest changes) have a "
+                     f"section below; the others are in this table only, and every number is in --trt-json.</p>")
     rows = []
     for i, r in enumerate(results):
         v = r.verdict
         metric = v.metric if v else "median"
-        rows.append([f'<a href="#r{i}"><code>{esc(r.id)}</code></a>', esc(metric),
+        name = f"<code>{esc(r.id)}</code>"
+        rows.append([f'<a href="#r{i}">{name}</a>' if i in shown else name, esc(metric),
                      esc(fmt_value(metric, v.baseline_value if v else None)),
-                     esc(fmt_value(metric, r.metric_value(metric))),
-                     esc(fmt_change(v.change if v else None, v.ci if v else None)), badge(_status(r)),
+                     esc(fmt_value(metric, metric_of(r, metric))),
+                     esc(fmt_change(v.change if v else None, v.ci if v else None)),
+                     badge(v.status if v else "off"),
                      f'<span class="flags">{esc(shown_flags(r))}</span>' if v and v.flags else "-"])
+        for m in memory_rows.rows(r):
+            rows.append([f'<a href="#r{i}"><code>{esc(r.id)}</code></a>', esc(m.metric), esc(m.baseline),
+                         esc(m.current), esc(m.change), badge(m.status), "-"])
     head = ["result", "metric", "baseline", "current", "change [CI]", "verdict", "GPU flags"]
     return "<h2>Summary</h2>" + "\n".join(parts) + table(head, rows, num_cols=(2, 3, 4))
 
@@ -206,8 +256,9 @@ def _stats_table(r: Result, entry: BaselineEntry | None) -> str:
         if key == "n":
             rows.append([key, esc(base if base is not None else "-"), esc(cur), ""])
             continue
-        fmt = (lambda x: "-" if x is None or not math.isfinite(x) else f"{x:.4g} ms")
-        change = fmt_change(cur / base - 1) if base and cur is not None and math.isfinite(base) else "-"
+        cur, base = _num(cur), _num(base)
+        fmt = (lambda x: "-" if x is None else f"{x:.4g} ms")
+        change = fmt_change(cur / base - 1) if base and cur is not None else "-"
         rows.append([key, esc(fmt(base)), esc(fmt(cur)), esc(change if key != "stdev" else "")])
     rows.append(["throughput", esc(fmt_value("throughput", entry.throughput if entry else None)),
                  esc(fmt_value("throughput", r.throughput)), ""])
@@ -219,7 +270,8 @@ def _device_state(r: Result, Figure: Callable[..., Any] | None) -> str:
     if ds.kind == "host" and not ds.samples:
         return '<p class="meta">host-timed workload: no GPU state sampled</p>'
     parts = []
-    if ds.timeline and Figure is not None:
+    if ds.timeline and Figure is not None and all(len(p) == 5 and all(_num(x) is not None for x in p)
+                                                  for p in ds.timeline):
         parts.append(plot_timeline(Figure, ds.timeline))
     info = [("kind", ds.kind), ("clocks locked", ds.clocks_locked), ("samples", ds.samples),
             ("SM clock min / median", _pair(ds.sm_clock_mhz_min, ds.sm_clock_mhz_median, "MHz")),
@@ -235,6 +287,7 @@ def _device_state(r: Result, Figure: Callable[..., Any] | None) -> str:
 
 
 def _pair(a: float | None, b: float | None, unit: str) -> str:
+    a, b = _num(a), _num(b)
     if a is None and b is None:
         return ""
     return " / ".join("-" if x is None else f"{x:.0f}" for x in (a, b) if x is not None or a is not None) + f" {unit}"
@@ -259,14 +312,32 @@ def _layers(r: Result, entry: BaselineEntry | None) -> str:
             + table(["layer", "baseline ms", "this run ms", "change ms", "change", ""], rows, num_cols=(1, 2, 3, 4)))
 
 
+def _memory(r: Result, entry: BaselineEntry | None) -> str:
+    """Every memory figure against the baseline's, and the memory verdict."""
+    table_rows = memory_rows.figures_table(r, dict(entry.memory) if entry is not None else None)
+    if not table_rows:
+        return ""
+    v = r.memory_verdict
+    parts = ["<h3>Memory</h3>"]
+    if v is not None:
+        parts.append(f'<p class="meta">memory gate: {badge(v.status)}'
+                     + (f" tolerance {esc(f'{v.tolerance:.1%}')}" if v.tolerance is not None else "")
+                     + (" (re-measured)" if v.remeasured else "") + "</p>")
+        if v.message and v.status not in ("pass", "off", "updated"):
+            parts.append(f'<div class="msg">{esc(v.message)}</div>')
+    parts.append(table(["", "baseline", "this run", "change"], ([esc(c) for c in row] for row in table_rows),
+                       num_cols=(1, 2, 3)))
+    return "\n".join(parts)
+
+
 def _quantiles(r: Result, entry: BaselineEntry | None) -> str:
     cur = r.distribution.quantiles_ms
     base = entry.distribution.quantiles_ms if entry else None
     rows = []
     for pct in (0, 1, 10, 25, 50, 75, 90, 99, 100):
-        c = cur[round(pct / 100 * (len(cur) - 1))]
-        b = base[round(pct / 100 * (len(base) - 1))] if base else None
-        rows.append([f"p{pct}", esc("-" if b is None else f"{b:.4g}"), esc(f"{c:.4g}")])
+        c = _num(cur[round(pct / 100 * (len(cur) - 1))]) if cur else None
+        b = _num(base[round(pct / 100 * (len(base) - 1))]) if base else None
+        rows.append([f"p{pct}", esc("-" if b is None else f"{b:.4g}"), esc("-" if c is None else f"{c:.4g}")])
     return ("<details><summary>quantiles (ms)</summary>"
             + table(["", "baseline", "this run"], rows, num_cols=(1, 2)) + "</details>")
 
@@ -281,15 +352,16 @@ def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..
         parts.append(f'<div class="msg">{esc(v.message)}</div>')
     meta = [f"{esc(r.kind)} / {esc(r.mode)}", f"stopped: {esc(r.stop_reason)}", f"device class: {esc(r.device_class)}"]
     if entry is not None:
-        meta.append(f"baseline from {esc(entry.timestamp)}" + (f" (commit {esc(entry.git_commit[:12])})"
+        meta.append(f"baseline from {esc(entry.timestamp)}" + (f" (commit {esc(str(entry.git_commit)[:12])})"
                                                                 if entry.git_commit else ""))
     parts.append(f'<p class="meta">{" &middot; ".join(meta)}</p>')
     grid = []
-    if Figure is not None:
+    if Figure is not None and _plottable(r.distribution):
         grid.append(plot_distribution(Figure, r.distribution, entry.distribution if entry else None, status))
     grid.append("<div>" + _stats_table(r, entry) + _quantiles(r, entry) + "</div>")
     parts.append('<div class="grid">' + "".join(grid) + "</div>")
     parts.append("<h3>GPU state during the run</h3>" + _device_state(r, Figure))
+    parts.append(_memory(r, entry))
     parts.append(_layers(r, entry))
     parts.append("</section>")
     return "\n".join(parts)
@@ -300,8 +372,9 @@ def render(results: Sequence[Result], entries: Mapping[str, BaselineEntry], *, g
     """The whole page as a string."""
     Figure = figure_factory() if plots else None
     ordered = sort_results(results)
-    body = [_summary(ordered, Figure is not None)]
-    body += [_section(i, r, entries.get(r.id), Figure) for i, r in enumerate(ordered)]
+    shown = detailed(ordered, MAX_SECTIONS)
+    body = [_summary(ordered, Figure is not None, shown)]
+    body += [_section(i, r, entries.get(r.id), Figure) for i, r in enumerate(ordered) if i in shown]
     if not ordered:
         body.append("<p>No results were measured in this session.</p>")
     subtitle = f"{generated} \u00b7 baseline mode {baseline_mode} \u00b7 pytest-trtperf {__version__}"
@@ -310,10 +383,15 @@ def render(results: Sequence[Result], entries: Mapping[str, BaselineEntry], *, g
 
 def write_report(path: Path, results: Sequence[Result], entries: Mapping[str, BaselineEntry], *,
                  generated: str, baseline_mode: str) -> str:
-    """Write the report; returns the line for the terminal summary (never
-    raises for an unwritable path: a report must not hide the test outcome)."""
+    """Write the report; returns the line for the terminal summary. Never
+    raises (but for Ctrl-C): a report must not hide the test outcome, and
+    results or baselines read from files may hold what no run produces."""
     try:
-        atomic_write(path, render(results, entries, generated=generated, baseline_mode=baseline_mode))
+        text = render(results, entries, generated=generated, baseline_mode=baseline_mode)
+    except Exception as e:  # noqa: BLE001 - one line instead of a traceback after the tests ran
+        return f"HTML report NOT written: {path}: could not render it ({type(e).__name__}: {e})"
+    try:
+        atomic_write(path, text)
     except OSError as e:
         return f"HTML report NOT written: {path}: {e.strerror or e}"
     return f"HTML report: {path}"

@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Any, Callable, Protocol, TextIO
 
+from .format import log_safe
+
 
 class Sink(Protocol):
     """Where progress goes. ``interactive`` sinks can replace a status line."""
@@ -106,7 +108,7 @@ class Progress:
     def __init__(self, sink: Sink, label: str, *, min_interval_s: float = 0.2,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.sink = sink
-        self.label = label
+        self.label = log_safe(label)  # a test id: printed at the start of a log line
         self.min_interval_s = min_interval_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -126,7 +128,7 @@ class Progress:
         with self._lock:
             if self._finished:
                 return
-            self._phase = text
+            self._phase = text = log_safe(text)
             if self.sink.interactive:
                 self.sink.status(self._prefix() + text)
                 self._last_status = self._clock()

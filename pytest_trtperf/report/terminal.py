@@ -8,7 +8,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from .. import __version__
 from ..baseline import dumps
 from ..files import atomic_write
-from .format import fmt_change, fmt_value
+from . import memory_rows
+from .format import fmt_change, fmt_value, log_safe, message_safe, metric_of
 from ..results import Result
 
 #: Version of the --trt-json document (see schemas/trtperf-json.schema.json).
@@ -20,7 +21,8 @@ _ORDER = {"regression": 0, "unreliable": 1, "missing": 2, "incomparable": 3, "im
 
 
 def sort_results(results: Iterable[Result]) -> list[Result]:
-    return sorted(results, key=lambda r: (_ORDER.get(r.verdict.status if r.verdict else "off", 9), r.id))
+    """A memory regression sorts as a regression (``memory_rows.status``)."""
+    return sorted(results, key=lambda r: (_ORDER.get(memory_rows.status(r), 9), r.id))
 
 
 def shown_flags(r: Result, sep: str = ", ") -> str:
@@ -38,12 +40,16 @@ def table_rows(results: Sequence[Result]) -> list[list[str]]:
             r.id,
             metric,
             fmt_value(metric, v.baseline_value if v else None),
-            fmt_value(metric, r.metric_value(metric)),
+            fmt_value(metric, metric_of(r, metric)),
             fmt_change(v.change if v else None),
             (v.status.upper() if v and v.status == "regression" else (v.status if v else "-"))
             + (" (re-measured)" if v and v.remeasured else ""),
             shown_flags(r),
         ])
+        for m in memory_rows.rows(r):  # the memory gate's figures: before/after bytes
+            rows.append([r.id, m.metric, m.baseline, m.current, m.change,
+                         (m.status.upper() if m.status == "regression" else m.status)
+                         + (" (re-measured)" if m.remeasured else ""), "-"])
     return rows
 
 
@@ -51,8 +57,9 @@ HEADER = ["result", "metric", "baseline", "current", "change", "verdict", "flags
 
 
 def format_table(results: Sequence[Result], *, max_id: int = 60) -> list[str]:
-    """Plain-text table, one row per result."""
-    rows = table_rows(results)
+    """Plain-text table, one row per result; cells are made safe for CI logs
+    (an id with a newline or an escape sequence cannot start a line)."""
+    rows = [[log_safe(c) for c in row] for row in table_rows(results)]
     for row in rows:
         if len(row[0]) > max_id:
             row[0] = "..." + row[0][-(max_id - 3):]
@@ -65,30 +72,33 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
                   not_written: Mapping[str, str] | None = None, notes: Sequence[str] = ()) -> list[str]:
     """Everything the terminal summary prints below the table: counts, the
     message of each result that needs attention (``<id>: <verdict>``), notes,
-    and which baselines were and were not written."""
+    and which baselines were and were not written. User text in it (ids,
+    messages, notes) is made safe for CI logs."""
     out: list[str] = []
     counts: dict[str, int] = {}
     for r in results:
         s = r.verdict.status if r.verdict else "off"
         counts[s] = counts.get(s, 0) + 1
-    out.append(", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _ORDER.get(kv[0], 9))))
+    out.append(", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _ORDER.get(kv[0], 9)))
+               + (f"; {memory_rows.counts_text(results)}" if memory_rows.counts_text(results) else ""))
     for r in sort_results(results):
         if r.verdict and r.verdict.status in ("regression", "unreliable", "incomparable", "improved"):
-            out.append(f"{r.id}: {r.verdict.message}")
+            out.append(message_safe(f"{r.id}: {r.verdict.message}", r.id))
+        out += [message_safe(m, r.id) for m in memory_rows.messages([r])]
     missing = [r for r in results if r.verdict and r.verdict.status == "missing"]
     if missing:
         out.append(f"{len(missing)} result(s) have no baseline; record them with pytest --trt-baseline=update")
     for r in results:
         for note in r.notes:
-            out.append(f"{r.id}: note: {note}")
+            out.append(log_safe(f"{r.id}: note: {note}"))
     for p in written:
-        out.append(f"baseline written: {p}")
+        out.append(log_safe(f"baseline written: {p}"))
     for line in notes:
-        out.append(f"baseline note: {line}")
+        out.append(log_safe(f"baseline note: {line}"))
     for rid, why in sorted((not_written or {}).items()):
-        out.append(f"baseline not written for {rid}: {why}")
+        out.append(log_safe(f"baseline not written for {rid}: {why}"))
     if write_error:
-        out.append(f"baseline NOT written: {write_error}")
+        out.append(log_safe(f"baseline NOT written: {write_error}", multiline=True))
     return out
 
 
@@ -131,4 +141,7 @@ def junit_properties(results: Sequence[Result]) -> list[tuple[str, Any]]:
                 props.append((f"{label}.baseline", f"{r.verdict.baseline_value:.6g}"))
             if r.verdict.change is not None:
                 props.append((f"{label}.change", f"{r.verdict.change:+.4f}"))
+        props += [(f"{label}.{name}", str(value)) for name, value in sorted(r.memory.items())]
+        if r.memory_verdict is not None:
+            props.append((f"{label}.memory_verdict", r.memory_verdict.status))
     return props

@@ -1,6 +1,6 @@
 """TensorRT / TensorRT-RTX adapter: build, cache, load, run, profile.
 
-Knows nothing about pytest: settings arrive as :class:`.options.TrtOptions`. Importing this package does
+Knows nothing about pytest: settings arrive as :class:`~pytest_trtperf.config.TrtOptions`. Importing this package does
 not import TensorRT; :func:`.backend.load_backend` does, on first use.
 """
 

@@ -38,13 +38,18 @@ def get_engine(
     gpu = backend.gpu_identity()
     if spec.engine is not None:
         handle = read_engine_file(backend, spec.engine, spec.where, gpu, options.allow_engine_host_code)
-        return _replace(handle, run_shapes=spec.run_shapes(), run_inputs=spec.inputs, seed=spec.seed)
+        identity = dict(handle.identity)
+        if spec.weight_streaming_budget is not None:
+            identity["weight_streaming_budget"] = spec.weight_streaming_budget
+        return _replace(handle, identity=identity, run_shapes=spec.run_shapes(), run_inputs=spec.inputs, seed=spec.seed,
+                        profile=spec.profile, weight_streaming_budget=spec.weight_streaming_budget)
     assert spec.onnx is not None
     if not spec.onnx.is_file():
         raise UsageError(f"{spec.where}: ONNX model not found: {spec.onnx}")
     digest = file_digest(spec.onnx)
     key = cache_key(digest, spec.build_config(), backend.identity(), gpu)
-    identity = {
+    allow_host_code, host_code_note = host_code_policy(spec, options)
+    identity: dict[str, Any] = {
         **backend.identity(),
         "gpu": gpu,
         "onnx_sha256": digest[:16],
@@ -53,29 +58,41 @@ def get_engine(
         "build_config": spec.build_config(),
         "source": spec.onnx.name,
     }
+    if host_code_note:
+        identity["host_code_allowed"] = host_code_note
+    if spec.weight_streaming_budget is not None:
+        identity["weight_streaming_budget"] = spec.weight_streaming_budget
+    common: dict[str, Any] = dict(
+        backend=backend,
+        where=spec.where,
+        source=str(spec.onnx),
+        identity=identity,
+        allow_host_code=allow_host_code,
+        run_shapes=spec.run_shapes(),
+        run_inputs=spec.inputs,
+        seed=spec.seed,
+        profile=spec.profile,
+        weight_streaming_budget=spec.weight_streaming_budget,
+    )
     cache = EngineCache(options.engine_cache) if options.engine_cache is not None else None
     entry = cache.get(key) if cache is not None else None
     if entry is not None and cache is not None:
         with no_gc():
-            problem = backend.plan_problem(backend.module.Runtime(backend.logger()), entry.plan)
+            problem = backend.check_plan(entry.plan).problem
         if problem:
             cache.discard(key, problem)
             entry = None
     if entry is not None:
         return EngineHandle(
             plan=entry.plan,
-            backend=backend,
-            where=spec.where,
-            source=str(spec.onnx),
             io=tuple(TensorInfo.from_dict(t) for t in entry.meta.get("io", ())),
-            identity=identity,
             cache_hit=True,
             build_seconds=entry.meta.get("build_seconds"),
             plan_path=entry.path,
-            allow_host_code=options.allow_engine_host_code,
-            run_shapes=spec.run_shapes(),
-            run_inputs=spec.inputs,
-            seed=spec.seed,
+            notes=backend.notes,
+            capturable=entry.meta.get("capturable"),
+            build_memory=_build_memory(entry.meta),
+            **common,
         )
     result = build_plan(backend, spec, timing_cache=options.timing_cache, progress=progress)
     plan_path = None
@@ -91,25 +108,41 @@ def get_engine(
                 "library": backend.identity(),
                 "gpu": gpu,
                 "build_seconds": result.seconds,
+                "flags": list(result.flags),
+                "capturable": result.capturable,
+                "build_memory": dict(result.memory),
             },
         )
         plan_path = stored.path
     return EngineHandle(
         plan=result.plan,
-        backend=backend,
-        where=spec.where,
-        source=str(spec.onnx),
         io=result.io,
-        identity=identity,
         cache_hit=False,
         build_seconds=result.seconds,
         plan_path=plan_path,
-        notes=result.notes,
-        allow_host_code=options.allow_engine_host_code,
-        run_shapes=spec.run_shapes(),
-        run_inputs=spec.inputs,
-        seed=spec.seed,
+        notes=(*backend.notes, *result.notes),
+        capturable=result.capturable,
+        build_memory=dict(result.memory),
+        **common,
     )
+
+
+def _build_memory(meta: Mapping[str, Any]) -> dict[str, int]:
+    """The build figures a cache entry recorded (none in entries written before)."""
+    value = meta.get("build_memory")
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool) and v >= 0}
+
+
+def host_code_policy(spec: EngineSpec, options: TrtOptions) -> tuple[bool, str | None]:
+    """Whether the runtime may load host code from the plan ``spec`` builds,
+    and what the identity records about it. trtexec and Polygraphy allow it for
+    the version-compatible plans they built themselves (the lean runtime is
+    host code); so do we. Plan files from elsewhere need the option."""
+    if spec.onnx is not None and spec.version_compatible:
+        return True, "built here (version_compatible)"
+    return options.allow_engine_host_code, None
 
 
 def engine_from_plan(backend: Backend, plan: bytes, where: str, source: str = "<plan>", allow_host_code: bool = False) -> EngineHandle:
@@ -122,6 +155,7 @@ def engine_from_plan(backend: Backend, plan: bytes, where: str, source: str = "<
         source=source,
         identity=plan_identity(backend, plan, gpu, None, source),
         allow_host_code=allow_host_code,
+        notes=backend.notes,
     )
 
 
@@ -133,6 +167,7 @@ def make_workload(
     options: Any = None,
     seed: int | None = None,
     profile_layers: bool = False,
+    keep_layer_info: bool = False,
     **cuda_opts: Any,
 ) -> Any:
     """A Workload running ``engine`` at ``shapes`` (default: the spec's run shapes)
@@ -142,7 +177,9 @@ def make_workload(
     blocking_sync, include_transfers are read from it); ``cuda_opts`` go
     unchanged to the GPU core's ``CudaWorkload`` and win over ``options``.
     ``profile_layers`` (``--trt-profile-layers``) adds a per-layer pass after
-    measuring, read with ``workload.layers()``.
+    measuring, read with ``workload.layers()``. ``keep_layer_info``
+    (``--trt-export-dir``) keeps the engine inspector's JSON for
+    ``workload.layer_info()``.
     """
     from ..workloads.tensorrt import TensorRTWorkload
 
@@ -159,6 +196,7 @@ def make_workload(
         inputs=inputs if inputs is not None else engine.run_inputs,
         seed=engine.seed if seed is None else seed,
         profile_layers=profile_layers,
+        keep_layer_info=keep_layer_info,
         **kw,
     )
 

@@ -4,7 +4,9 @@ Random by default: seeded, realistic per dtype and never all zeros, because
 zeros draw less power and can take faster paths than real data. User data as
 numpy arrays, ``.npy`` files, one ``.npz`` for all inputs, or raw ``.bin``
 files per input (trtexec ``--loadInputs``). Shapes are checked against the
-engine's profile before TensorRT sees them, with a one-line error.
+engine's profile before TensorRT sees them, with a one-line error. A shape
+tensor input takes *values* where other inputs take a shape (trtexec's
+``--shapes``); its data are those values.
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ def resolve_shapes(
     shapes: dict[str, Shape] = {}
     for t in inputs:
         shape = requested.get(t.name) or default.get(t.name)
+        if t.shape_tensor:
+            if shape is None:
+                raise UsageError(f"{where}: input {t.name!r} is a shape tensor; pass its values in shapes={{{t.name!r}: (...)}}")
+            values = tuple(int(v) for v in shape)
+            check_shape(t, values, where, profile)
+            shapes[t.name] = values
+            continue
         if shape is None:
             if t.dynamic:
                 raise UsageError(
@@ -48,7 +57,11 @@ def resolve_shapes(
 
 
 def check_shape(t: TensorInfo, shape: Shape, where: str, profile: int = 0) -> None:
-    """Raise a one-line error when ``shape`` is outside the engine's allowed range."""
+    """Raise a one-line error when ``shape`` (a shape tensor's values) is
+    outside the range of the engine's optimization profile ``profile``."""
+    if t.shape_tensor:
+        _check_values(t, shape, where, profile)
+        return
     if len(shape) != len(t.shape) or any(d >= 0 and s != d for s, d in zip(shape, t.shape)):
         raise UsageError(f"{where}: input {t.name!r} shape {shape} does not match the engine's {_fmt(t.shape)}")
     if not t.profiles:
@@ -58,7 +71,23 @@ def check_shape(t: TensorInfo, shape: Shape, where: str, profile: int = 0) -> No
     lo, _opt, hi = t.profiles[profile]
     if any(s < a or s > b for s, a, b in zip(shape, lo, hi)):
         raise UsageError(
-            f"{where}: input {t.name!r} shape {shape} is outside the engine's profile: min {tuple(lo)} .. max {tuple(hi)}"
+            f"{where}: input {t.name!r} shape {shape} is outside the engine's profile{f' {profile}' if profile else ''}: "
+            f"min {tuple(lo)} .. max {tuple(hi)}"
+        )
+
+
+def _check_values(t: TensorInfo, values: Shape, where: str, profile: int) -> None:
+    if len(values) != t.volume:
+        raise UsageError(f"{where}: input {t.name!r} is a shape tensor of {t.volume} value(s); got {len(values)}: {values}")
+    if not t.profiles:
+        return
+    if profile >= len(t.profiles):
+        raise UsageError(f"{where}: the engine has {len(t.profiles)} optimization profile(s), not profile {profile}")
+    lo, _opt, hi = t.profiles[profile]
+    if any(v < a or v > b for v, a, b in zip(values, lo, hi)):
+        raise UsageError(
+            f"{where}: shape tensor {t.name!r} values {values} are outside profile {profile}: "
+            f"min {tuple(lo)} .. max {tuple(hi)}"
         )
 
 
@@ -101,6 +130,11 @@ def load_inputs(
         shape = tuple(shapes[t.name])
         dtype = numpy_dtype(t.dtype)
         value = provided.get(t.name)
+        if t.shape_tensor:
+            if value is not None:
+                raise UsageError(f"{where}: input {t.name!r} is a shape tensor: give its values in shapes=, not inputs=")
+            out[t.name] = np.ascontiguousarray(np.asarray(shape, dtype=dtype))
+            continue
         if value is None:
             out[t.name] = np.ascontiguousarray(random_array(t, shape, rng))
             continue

@@ -77,3 +77,23 @@ def layer_details(inspector: Any) -> dict[str, dict[str, Any]]:
                 break
         out[str(layer["Name"])] = extra
     return out
+
+
+def trtexec_profile(order: list[str], times: Mapping[str, list[float]]) -> list[dict[str, Any]]:
+    """The per-layer profile in ``trtexec --exportProfile``'s layout:
+    ``[{"count": N}, {"name", "timeMs", "averageMs", "medianMs", "percentage"}, ...]``
+    in execution order; ``timeMs`` is the layer's total over the N profiled
+    iterations, ``percentage`` its share of the total."""
+    rows = [(name, times[name]) for name in order if times.get(name)]
+    count = max((len(t) for _, t in rows), default=0)
+    total = sum(sum(t) for _, t in rows) or 1.0
+    out: list[dict[str, Any]] = [{"count": count}]
+    for name, t in rows:
+        out.append({
+            "name": name,
+            "timeMs": float(sum(t)),
+            "averageMs": float(sum(t)) / len(t),
+            "medianMs": float(np.median(t)),
+            "percentage": float(sum(t)) / total * 100.0,
+        })
+    return out

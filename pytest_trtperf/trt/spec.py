@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,6 +19,8 @@ from .backend import PRECISIONS
 
 Shape = tuple[int, ...]
 Shapes = Mapping[str, Shape]
+#: One optimization profile: input name -> (min, opt, max).
+ProfileShapes = Mapping[str, tuple[Shape, Shape, Shape]]
 
 #: ``profiling_verbosity`` values (trtexec ``--profilingVerbosity``).
 VERBOSITIES = ("layer_names_only", "detailed", "none")
@@ -30,17 +33,21 @@ class EngineSpec:
     """An engine to build from ONNX or to load from a plan file.
 
     ``shapes`` are the shapes to run with; for an ONNX build with no
-    min/opt/max they are also the (static) profile. Paths are absolute once
-    :meth:`create` has resolved them against the test's directory.
+    min/opt/max they are also the (static) profile. ``min_shapes`` etc. are
+    one dict per optimization profile (a single dict is one profile); for a
+    shape-tensor input they hold its *values*, as in trtexec. Paths are
+    absolute once :meth:`create` has resolved them against the test's directory.
     """
 
     where: str
     onnx: Path | None = None
     engine: Path | None = None
     shapes: Mapping[str, Shape] = field(default_factory=dict)
-    min_shapes: Mapping[str, Shape] = field(default_factory=dict)
-    opt_shapes: Mapping[str, Shape] = field(default_factory=dict)
-    max_shapes: Mapping[str, Shape] = field(default_factory=dict)
+    min_shapes: tuple[Mapping[str, Shape], ...] = ()
+    opt_shapes: tuple[Mapping[str, Shape], ...] = ()
+    max_shapes: tuple[Mapping[str, Shape], ...] = ()
+    #: Optimization profile the run uses (trtexec ``--profile``).
+    profile: int = 0
     precision: tuple[str, ...] = ("auto",)
     strongly_typed: bool | None = None
     optimization_level: int | None = None
@@ -49,6 +56,9 @@ class EngineSpec:
     profiling_verbosity: str = "detailed"
     version_compatible: bool = False
     weight_streaming: bool = False
+    #: "auto" | "off" | "<n>%" | "<bytes>" (trtexec ``--weightStreamingBudget``);
+    #: applied to the deserialized engine, so not part of the build.
+    weight_streaming_budget: str | None = None
     builder_flags: tuple[str, ...] = ()
     inputs: Mapping[str, Any] | str | None = field(default=None, compare=False)
     seed: int = 0
@@ -73,19 +83,28 @@ class EngineSpec:
         for key in ("onnx", "engine"):
             if kw.get(key) is not None:
                 kw[key] = _resolve(kw[key], base)
-        for key in ("shapes", "min_shapes", "opt_shapes", "max_shapes"):
-            kw[key] = _shapes(kw.get(key) or {}, key, where)
-        prof = [k for k in ("min_shapes", "opt_shapes", "max_shapes") if kw[k]]
-        if prof and len(prof) != 3:
-            raise UsageError(f"{where}: give min_shapes, opt_shapes and max_shapes together (got {', '.join(prof)})")
-        if prof and set(kw["min_shapes"]) != set(kw["max_shapes"]) or prof and set(kw["opt_shapes"]) != set(kw["max_shapes"]):
-            raise UsageError(f"{where}: min_shapes, opt_shapes and max_shapes must name the same inputs")
-        for name in kw["min_shapes"]:
-            lo, opt, hi = kw["min_shapes"][name], kw["opt_shapes"][name], kw["max_shapes"][name]
-            if not (len(lo) == len(opt) == len(hi)) or any(a > b or b > c for a, b, c in zip(lo, opt, hi)):
-                raise UsageError(f"{where}: input {name!r}: need min <= opt <= max, got {lo}, {opt}, {hi}")
-        if kw.get("engine") is not None and prof:
+        kw["shapes"] = _shapes(kw.get("shapes") or {}, "shapes", where)
+        profiles = _profiles(kw, where)
+        for key, i in (("min_shapes", 0), ("opt_shapes", 1), ("max_shapes", 2)):
+            kw[key] = tuple({n: r[i] for n, r in p.items()} for p in profiles)
+        if kw.get("engine") is not None and profiles:
             raise UsageError(f"{where}: min/opt/max shapes apply to onnx= builds; an engine file has its profiles")
+        profile = kw.get("profile", 0)
+        if isinstance(profile, bool) or not isinstance(profile, int) or profile < 0:
+            raise UsageError(f"{where}: profile={profile!r}: the index of an optimization profile (0, 1, ...; trtexec --profile)")
+        if kw.get("onnx") is not None and profile >= max(len(profiles), 1):
+            raise UsageError(
+                f"{where}: profile={profile} but the build has {max(len(profiles), 1)} optimization profile(s); "
+                "give one min_shapes/opt_shapes/max_shapes dict per profile in a list"
+            )
+        budget = kw.get("weight_streaming_budget")
+        if budget is not None:
+            if kw.get("onnx") is not None and not kw.get("weight_streaming"):
+                raise UsageError(f"{where}: weight_streaming_budget= needs weight_streaming=True (as trtexec's "
+                                 "--weightStreamingBudget needs --allowWeightStreaming)")
+            kw["weight_streaming_budget"] = parse_budget(budget, where)
+        elif kw.get("weight_streaming"):
+            kw["weight_streaming_budget"] = "auto"
         precision = kw.get("precision", "auto")
         precision = (precision,) if isinstance(precision, str) else tuple(precision)
         for p in precision:
@@ -142,17 +161,28 @@ class EngineSpec:
     def has_profile(self) -> bool:
         return bool(self.min_shapes)
 
+    def profiles(self) -> tuple[dict[str, tuple[Shape, Shape, Shape]], ...]:
+        """The optimization profiles to build: min/opt/max, else ``shapes`` as one static profile."""
+        if self.has_profile:
+            return tuple(
+                {n: (lo[n], opt[n], hi[n]) for n in lo}
+                for lo, opt, hi in zip(self.min_shapes, self.opt_shapes, self.max_shapes)
+            )
+        return ({n: (s, s, s) for n, s in self.shapes.items()},) if self.shapes else ()
+
     def run_shapes(self) -> dict[str, Shape]:
-        """Shapes to run with when the caller gives none: ``shapes``, else opt."""
-        return dict(self.shapes) if self.shapes else dict(self.opt_shapes)
+        """Shapes to run with when the caller gives none: ``shapes``, else opt
+        of the selected profile."""
+        if self.shapes:
+            return dict(self.shapes)
+        if self.profile < len(self.opt_shapes):
+            return dict(self.opt_shapes[self.profile])
+        return {}
 
     def build_config(self) -> dict[str, Any]:
         """Everything that changes the built plan, JSON-able; hashed into the cache key."""
-        profile = (
-            {n: [list(self.min_shapes[n]), list(self.opt_shapes[n]), list(self.max_shapes[n])] for n in sorted(self.min_shapes)}
-            if self.has_profile
-            else {n: [list(s)] * 3 for n, s in sorted(self.shapes.items())}
-        )
+        ranges = [{n: [list(s) for s in r] for n, r in sorted(p.items())} for p in self.profiles()]
+        profile: Any = ranges[0] if len(ranges) == 1 else (ranges or {})
         return {
             "profile": profile,
             "precision": list(self.precision),
@@ -173,6 +203,69 @@ class EngineSpec:
 def _resolve(path: Any, base: Path) -> Path:
     p = Path(path).expanduser()
     return p if p.is_absolute() else (base / p)
+
+
+def _profiles(kw: Mapping[str, Any], where: str) -> list[dict[str, tuple[Shape, Shape, Shape]]]:
+    """min/opt/max (each a dict, or a list of dicts for several profiles) as
+    one ``{input: (min, opt, max)}`` per profile, checked."""
+    given = [k for k in ("min_shapes", "opt_shapes", "max_shapes") if kw.get(k)]
+    if not given:
+        return []
+    if len(given) != 3:
+        raise UsageError(f"{where}: give min_shapes, opt_shapes and max_shapes together (got {', '.join(given)})")
+    lists = []
+    for key in ("min_shapes", "opt_shapes", "max_shapes"):
+        value = kw[key]
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        lists.append([_shapes(v, key, where) for v in items])
+    if not len(lists[0]) == len(lists[1]) == len(lists[2]):
+        raise UsageError(f"{where}: min_shapes, opt_shapes and max_shapes need one dict per profile each "
+                         f"(got {len(lists[0])}, {len(lists[1])}, {len(lists[2])})")
+    out = []
+    for lo, opt, hi in zip(*lists):
+        if set(lo) != set(hi) or set(opt) != set(hi):
+            raise UsageError(f"{where}: min_shapes, opt_shapes and max_shapes must name the same inputs")
+        for name in lo:
+            a, b, c = lo[name], opt[name], hi[name]
+            if not (len(a) == len(b) == len(c)) or any(x > y or y > z for x, y, z in zip(a, b, c)):
+                raise UsageError(f"{where}: input {name!r}: need min <= opt <= max, got {a}, {b}, {c}")
+        out.append({n: (lo[n], opt[n], hi[n]) for n in lo})
+    return out
+
+
+_SUFFIX = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_budget(value: Any, where: str) -> str:
+    """``weight_streaming_budget=`` as trtexec's ``--weightStreamingBudget``:
+    bytes (an int, or text with a base-2 suffix K/M/G/T), a percentage of the
+    streamable weights ("50%"), "auto" (TensorRT picks) or "off" (all weights
+    resident). Returns the canonical text recorded in the identity."""
+    fix = (f"{where}: weight_streaming_budget={value!r}: bytes (an int or '512M'), a percentage "
+           "of the streamable weights ('50%'), 'auto' or 'off' (trtexec --weightStreamingBudget)")
+    if isinstance(value, bool):
+        raise UsageError(fix)
+    if isinstance(value, int):
+        if value < 0:
+            raise UsageError(fix)
+        return str(value)
+    if not isinstance(value, str):
+        raise UsageError(fix)
+    text = value.strip().lower()
+    if text in ("auto", "off"):
+        return text
+    if text.endswith("%"):
+        try:
+            pct = float(text[:-1])
+        except ValueError:
+            raise UsageError(fix) from None
+        if not 0 <= pct <= 100:
+            raise UsageError(fix)
+        return f"{pct:g}%"
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", text)
+    if m is None:
+        raise UsageError(fix)
+    return str(int(float(m.group(1)) * _SUFFIX[m.group(2)]))
 
 
 def _shapes(value: Any, key: str, where: str) -> dict[str, Shape]:

@@ -37,6 +37,12 @@ DTYPE_NAMES = {
 _ITEMSIZE = {"bfloat16": 2, "float8_e4m3fn": 1, "int4": 1, "float4_e2m1fn": 1, "float8_e8m0fnu": 1}
 
 
+def dims(value: Any) -> Shape:
+    """A ``trt.Dims`` (or any sequence) as a tuple of ints. Dims iterate by
+    ``__getitem__`` at run time; the stubs give them no ``__iter__``, so index."""
+    return tuple(int(value[i]) for i in range(len(value)))
+
+
 def dtype_name(trt_dtype: Any) -> str:
     """Our name for a TensorRT ``DataType`` (enum member or its name)."""
     name = getattr(trt_dtype, "name", str(trt_dtype)).split(".")[-1]
@@ -62,7 +68,13 @@ def numpy_dtype(name: str) -> np.dtype:
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """One I/O tensor: ``shape`` has -1 for dynamic dimensions."""
+    """One I/O tensor: ``shape`` has -1 for dynamic dimensions.
+
+    A *shape tensor* input (``ICudaEngine.is_shape_inference_io``: its values
+    are a shape, read by TensorRT on the host) is given values, not a shape:
+    its ``profiles`` hold (min, opt, max) *values* per profile, and its data
+    lives in host memory (trtexec ``--shapes=name:2x8`` sets the values).
+    """
 
     name: str
     mode: str  # "input" | "output"
@@ -70,6 +82,7 @@ class TensorInfo:
     shape: Shape
     #: One (min, opt, max) per optimization profile; inputs only.
     profiles: tuple[ProfileRange, ...] = ()
+    shape_tensor: bool = False
 
     @property
     def is_input(self) -> bool:
@@ -79,6 +92,14 @@ class TensorInfo:
     def dynamic(self) -> bool:
         return any(d < 0 for d in self.shape)
 
+    @property
+    def volume(self) -> int:
+        """Element count of a static shape (shape tensors: how many values)."""
+        n = 1
+        for d in self.shape:
+            n *= max(int(d), 0)
+        return n
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -86,6 +107,7 @@ class TensorInfo:
             "dtype": self.dtype,
             "shape": list(self.shape),
             "profiles": [[list(s) for s in p] for p in self.profiles],
+            "shape_tensor": self.shape_tensor,
         }
 
     @classmethod
@@ -96,4 +118,5 @@ class TensorInfo:
             dtype=d["dtype"],
             shape=tuple(d["shape"]),
             profiles=tuple(tuple(tuple(s) for s in p) for p in d.get("profiles", ())),  # type: ignore[misc]
+            shape_tensor=bool(d.get("shape_tensor", False)),
         )

@@ -50,6 +50,13 @@ class HostWorkload:
     def teardown(self) -> None:
         """Nothing to release."""
 
+    def memory_figures(self) -> Mapping[str, int]:
+        """``host_peak_bytes``: the peak Python allocation of one call (median
+        of a few calls under ``tracemalloc``), measured after the timed window."""
+        from ..memory import host_peak_per_call
+
+        return {"host_peak_bytes": host_peak_per_call(self._fn)}
+
     def identity(self) -> Mapping[str, Any]:
         ident = {"timer": "perf_counter", "inferences_per_iteration": self.inferences_per_iteration,
                  **self._identity}

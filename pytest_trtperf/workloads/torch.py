@@ -42,6 +42,8 @@ LONG_CALL_S = 0.05
 CHECK_BLOCK_S = 0.02
 CHECK_MIN_CALLS = 2
 CHECK_MAX_CALLS = 50
+#: Eager calls whose device memory is measured after the timed window (median).
+MEMORY_CALLS = 3
 
 
 def _torch() -> Any:
@@ -174,6 +176,36 @@ class TorchWorkload:
         torch = _torch()
         with torch.cuda.stream(self._torch_streams[0]):
             return self._inner.run(iterations)
+
+    def memory_figures(self) -> Mapping[str, int]:
+        """Device memory of the callable, measured after the timed window with
+        torch's allocator statistics: ``device_peak_bytes`` is the median over
+        a few eager calls of ``max_memory_allocated`` during the call minus
+        ``memory_allocated`` before it (what one call needs on top of what is
+        already held: activations, temporaries); the process-wide peaks of the
+        same calls are recorded as ``torch_peak_allocated_bytes`` /
+        ``torch_peak_reserved_bytes``. Eager calls, because a graph replay
+        reuses its pool and would read 0. Resets torch's peak statistics."""
+        if not self._torch_streams:
+            return {}
+        torch = _torch()
+        ts = self._torch_streams[0]
+        per_call: list[int] = []
+        allocated = reserved = 0
+        with torch.cuda.stream(ts):
+            for _ in range(MEMORY_CALLS):
+                torch.cuda.synchronize()
+                before = int(torch.cuda.memory_allocated())
+                torch.cuda.reset_peak_memory_stats()
+                self.fn()
+                ts.synchronize()
+                peak = int(torch.cuda.max_memory_allocated())
+                per_call.append(max(peak - before, 0))
+                allocated = max(allocated, peak)
+                reserved = max(reserved, int(torch.cuda.max_memory_reserved()))
+        per_call.sort()
+        return {"device_peak_bytes": per_call[len(per_call) // 2], "torch_peak_allocated_bytes": allocated,
+                "torch_peak_reserved_bytes": reserved}
 
     def teardown(self) -> None:
         if self._inner is not None:

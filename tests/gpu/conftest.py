@@ -1,8 +1,7 @@
-"""GPU test helpers: one-line skips without a GPU, and known-duration kernels.
+"""GPU test helpers: known-duration kernels and the card's event-pair floor.
 
-Tests that need a GPU carry ``@pytest.mark.gpu`` (or ``pytestmark``); they are
-skipped with ONE line saying what is missing (cuda-python, driver, device).
-Modules may also call :func:`skip_module_unless_gpu` at import time.
+Tests that need a GPU carry ``@pytest.mark.gpu`` (or ``pytestmark``); the
+repository's root ``conftest.py`` skips them with one line without a GPU.
 """
 
 from __future__ import annotations
@@ -18,29 +17,6 @@ from pytest_trtperf.gpu import cuda
 _HERE = Path(__file__).parent
 
 
-def gpu_skip_reason() -> str | None:
-    """Why GPU tests cannot run here (one line), or None."""
-    return cuda.unavailable_reason()
-
-
-def skip_module_unless_gpu() -> None:
-    """Module-level skip with a one-line reason when there is no usable GPU."""
-    reason = gpu_skip_reason()
-    if reason is not None:
-        pytest.skip(f"GPU tests skipped: {reason}", allow_module_level=True)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "gpu: needs a CUDA GPU and cuda-python; skipped otherwise")
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("gpu") is not None:
-        reason = gpu_skip_reason()
-        if reason is not None:
-            pytest.skip(f"GPU tests skipped: {reason}")
-
-
 def load_kernels_module() -> Any:
     """Import gpu_kernels.py by path (works under any pytest import mode)."""
     spec = importlib.util.spec_from_file_location("trtperf_gpu_kernels", _HERE / "gpu_kernels.py")
@@ -53,7 +29,7 @@ def load_kernels_module() -> Any:
 @pytest.fixture(scope="session")
 def kernels() -> Any:
     """Compiled spin / add_one kernels (NVRTC), shared by the session."""
-    reason = gpu_skip_reason()
+    reason = cuda.unavailable_reason()
     if reason is not None:
         pytest.skip(f"GPU tests skipped: {reason}")
     k = load_kernels_module().Kernels()

@@ -28,9 +28,11 @@ def rtx() -> backend_mod.Backend:
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory with mlp.onnx, cnn.onnx, encoder.onnx, two_inputs.onnx, broken.onnx."""
+    """A directory with mlp.onnx, cnn.onnx, encoder.onnx, two_inputs.onnx,
+    broken.onnx and shape_tensor.onnx."""
     pytest.importorskip("onnx", reason="needs onnx to generate test models (pip install onnx)")
     from tests import onnx_models
+    from tests.trt import onnx_extra
 
     d = tmp_path_factory.mktemp("models")
     onnx_models.mlp(d / "mlp.onnx")
@@ -38,6 +40,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     onnx_models.encoder_block(d / "encoder.onnx")
     onnx_models.two_inputs(d / "two_inputs.onnx")
     onnx_models.broken(d / "broken.onnx")
+    onnx_extra.reshape_by_shape_tensor(d / "shape_tensor.onnx")
     return d
 
 
@@ -56,4 +59,18 @@ def fake_trt():
 
 @pytest.fixture(scope="session")
 def fake_backend(fake_trt) -> backend_mod.Backend:
+    """FakeTensorRT as a TensorRT 10.13 backend (executes only on a GPU)."""
     return backend_mod.from_module(fake_trt, "tensorrt")
+
+
+@pytest.fixture(scope="session")
+def fake_rtx():
+    from tests.fakes import fake_tensorrt_rtx
+
+    return fake_tensorrt_rtx
+
+
+@pytest.fixture(scope="session")
+def fake_rtx_backend(fake_rtx) -> backend_mod.Backend:
+    """FakeTensorRT-RTX as a TensorRT-RTX backend (executes only on a GPU)."""
+    return backend_mod.from_module(fake_rtx, "tensorrt_rtx")

@@ -103,9 +103,81 @@ def test_build_options_pass_through(rtx, models: Path) -> None:
         workspace_mb=64,
         memory_pools={"tactic_shared_memory": 1},
         profiling_verbosity="layer_names_only",
-        weight_streaming=True,
+        builder_flags=["STRICT_NANS"],
     )
-    assert build_plan(rtx, s).plan[:4] == b"vtrt"
+    result = build_plan(rtx, s)
+    assert result.plan[:4] == b"vtrt" and "STRICT_NANS" in result.flags
+
+
+def test_rtx_builds_require_user_allocation_for_graph_capture(rtx, models: Path) -> None:
+    """NVIDIA: stream capture of a TensorRT-RTX engine needs REQUIRE_USER_ALLOCATION."""
+    result = build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (2, 64)}))
+    assert "REQUIRE_USER_ALLOCATION" in result.flags and result.capturable is True
+
+
+def test_weight_streaming_builds_strongly_typed_without_user_allocation(rtx, models: Path) -> None:
+    """RTX refuses REQUIRE_USER_ALLOCATION with WEIGHT_STREAMING (streaming
+    allocates at run time): the build drops it and says the engine cannot be
+    captured; the default budget is "auto"."""
+    s = spec(models, "mlp.onnx", shapes={"input": (2, 64)}, weight_streaming=True)
+    assert s.weight_streaming_budget == "auto"
+    result = build_plan(rtx, s)
+    assert "WEIGHT_STREAMING" in result.flags and "REQUIRE_USER_ALLOCATION" not in result.flags
+    assert result.capturable is False and any("weight streaming needs runtime allocation" in n for n in result.notes)
+
+
+def test_weight_streaming_needs_strong_typing_on_tensorrt10(fake_backend, models: Path) -> None:
+    from pytest_trtperf.trt.build import network_typing
+
+    assert network_typing(fake_backend, spec(models, "mlp.onnx", weight_streaming=True)) is True
+    assert network_typing(fake_backend, spec(models, "mlp.onnx", precision="fp32")) is False  # --noTF32, weakly typed
+    with pytest.raises(UsageError, match="precision=fp16 needs a weakly typed network, but weight streaming needs"):
+        network_typing(fake_backend, spec(models, "mlp.onnx", weight_streaming=True, precision="fp16"))
+    with pytest.raises(UsageError, match="weight_streaming=True needs a strongly typed network"):
+        network_typing(fake_backend, spec(models, "mlp.onnx", weight_streaming=True, strongly_typed=False))
+
+
+@pytest.mark.parametrize("precision, tf32", [("auto", True), ("tf32", True), ("fp32", False)])
+def test_fp32_clears_tf32_in_the_real_builder_config(rtx, models: Path, precision: str, tf32: bool) -> None:
+    """TF32 is on by default (trtexec too); precision="fp32" is trtexec's --noTF32."""
+    result = build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (1, 64)}, precision=precision))
+    assert ("TF32" in result.flags) is tf32
+
+
+def test_several_profiles_and_the_profile_argument(rtx, models: Path) -> None:
+    s = spec(
+        models,
+        "mlp.onnx",
+        min_shapes=[{"input": (1, 64)}, {"input": (32, 64)}],
+        opt_shapes=[{"input": (4, 64)}, {"input": (64, 64)}],
+        max_shapes=[{"input": (8, 64)}, {"input": (128, 64)}],
+        profile=1,
+    )
+    assert s.run_shapes() == {"input": (64, 64)}  # opt of the selected profile
+    result = build_plan(rtx, s)
+    (inp,) = [t for t in result.io if t.is_input]
+    assert inp.profiles == (((1, 64), (4, 64), (8, 64)), ((32, 64), (64, 64), (128, 64)))
+    with pytest.raises(UsageError, match="profile=2 but the build has 2 optimization profile"):
+        spec(models, "mlp.onnx", min_shapes=[{"input": (1, 64)}] * 2, opt_shapes=[{"input": (1, 64)}] * 2,
+             max_shapes=[{"input": (1, 64)}] * 2, profile=2)
+
+
+def test_shape_tensor_input_is_built_with_value_ranges(rtx, models: Path) -> None:
+    s = spec(
+        models,
+        "shape_tensor.onnx",
+        min_shapes={"data": (1, 16), "shape": (1, 8)},
+        opt_shapes={"data": (4, 16), "shape": (4, 16)},
+        max_shapes={"data": (8, 16), "shape": (16, 32)},
+    )
+    result = build_plan(rtx, s)
+    info = {t.name: t for t in result.io}
+    assert info["shape"].shape_tensor and not info["data"].shape_tensor
+    assert info["shape"].profiles == (((1, 8), (4, 16), (16, 32)),)  # values, not dims
+    with pytest.raises(UsageError, match="input 'shape' of shape_tensor.onnx is a shape tensor .*give its values"):
+        build_plan(rtx, spec(models, "shape_tensor.onnx", shapes={"data": (4, 16)}))
+    with pytest.raises(UsageError, match="is a shape tensor of 2 value"):
+        build_plan(rtx, spec(models, "shape_tensor.onnx", shapes={"data": (4, 16), "shape": (4, 4, 4)}))
 
 
 def test_progress_monitor_reports_nested_phases(rtx, models: Path) -> None:
@@ -150,17 +222,24 @@ def test_corrupt_timing_cache_is_replaced_with_a_note(rtx, models: Path, tmp_pat
     assert cache.read_bytes() != b"\x00garbage" * 8
 
 
+def test_version_compatible_is_one_usage_line_on_rtx(rtx, models: Path) -> None:
+    """TensorRT-RTX wheels ship no lean runtime: its own build fails with
+    libnvinfer_lean.so.1 missing; we say why before building."""
+    with pytest.raises(UsageError) as exc:
+        build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (1, 64)}, version_compatible=True))
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith(f"{WHERE}: version_compatible=True is not possible")
+    assert "no lean runtime (libnvinfer_lean)" in msg
+
+
 def test_builder_failures_surface_the_library_error_in_one_line(rtx, models: Path) -> None:
-    """version_compatible reaches the real builder; where the library cannot honour
-    it (TensorRT-RTX wheels ship no lean runtime) its own error is the message."""
-    try:
-        result = build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (1, 64)}, version_compatible=True))
-    except UsageError as exc:
-        msg = str(exc)
-        assert "\n" not in msg and msg.startswith(f"{WHERE}: TensorRT-RTX") and "failed to build" in msg
-        assert "Error Code" in msg  # the builder's own words, not a generic failure
-    else:
-        assert result.plan
+    """A flag the real builder rejects: its own error is the message."""
+    with pytest.raises(UsageError) as exc:
+        build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (1, 64)}, weight_streaming=True,
+                             builder_flags=["REQUIRE_USER_ALLOCATION"]))
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith(f"{WHERE}: TensorRT-RTX") and "failed to build" in msg
+    assert "Error Code" in msg and "REQUIRE_USER_ALLOCATION" in msg  # the builder's own words
 
 
 def test_gc_is_restored_after_builds_and_errors(rtx, models: Path) -> None:

@@ -75,3 +75,39 @@ def test_build_hash_changes_with_build_config_only() -> None:
     other = EngineSpec.create(WHERE, onnx="m.onnx", shapes={"x": (1, 4)}, optimization_level=1)
     assert base.build_hash() == same.build_hash()
     assert base.build_hash() != other.build_hash()
+
+
+@pytest.mark.parametrize(
+    "value, canonical",
+    [("auto", "auto"), ("OFF", "off"), ("50%", "50%"), ("12.5%", "12.5%"), (1 << 20, "1048576"), ("512M", str(512 << 20)),
+     ("2GiB", str(2 << 30)), ("100", "100")],
+)
+def test_weight_streaming_budget_as_trtexec_takes_it(value, canonical) -> None:
+    spec = EngineSpec.create(WHERE, onnx="m.onnx", weight_streaming=True, weight_streaming_budget=value)
+    assert spec.weight_streaming_budget == canonical
+    assert "weight_streaming_budget" not in spec.build_config()  # applied at run time: same plan
+
+
+@pytest.mark.parametrize("value", ["lots", "101%", -1, True, 1.5, "-5%"])
+def test_bad_weight_streaming_budget_is_one_line(value) -> None:
+    with pytest.raises(UsageError, match=r"weight_streaming_budget=.*bytes .*'50%'.*'auto' or 'off'"):
+        EngineSpec.create(WHERE, onnx="m.onnx", weight_streaming=True, weight_streaming_budget=value)
+
+
+def test_budget_needs_weight_streaming_for_a_build_but_not_for_a_plan_file() -> None:
+    with pytest.raises(UsageError, match="needs weight_streaming=True"):
+        EngineSpec.create(WHERE, onnx="m.onnx", weight_streaming_budget="auto")
+    assert EngineSpec.create(WHERE, engine="m.plan", weight_streaming_budget="25%").weight_streaming_budget == "25%"
+    assert EngineSpec.create(WHERE, onnx="m.onnx").weight_streaming_budget is None
+
+
+def test_profile_argument_and_profile_lists() -> None:
+    with pytest.raises(UsageError, match="profile=-1: the index of an optimization profile"):
+        EngineSpec.create(WHERE, engine="m.plan", profile=-1)
+    assert EngineSpec.create(WHERE, engine="m.plan", profile=3).profile == 3  # checked against the engine at run time
+    with pytest.raises(UsageError, match="one dict per profile each \\(got 2, 1, 2\\)"):
+        EngineSpec.create(WHERE, onnx="m.onnx", min_shapes=[{"x": (1, 4)}, {"x": (2, 4)}], opt_shapes={"x": (2, 4)},
+                          max_shapes=[{"x": (4, 4)}, {"x": (8, 4)}])
+    one = EngineSpec.create(WHERE, onnx="m.onnx", min_shapes={"x": (1, 4)}, opt_shapes={"x": (2, 4)}, max_shapes={"x": (4, 4)})
+    same = EngineSpec.create(WHERE, onnx="m.onnx", min_shapes=[{"x": (1, 4)}], opt_shapes=[{"x": (2, 4)}], max_shapes=[{"x": (4, 4)}])
+    assert one.build_hash() == same.build_hash() and one.run_shapes() == {"x": (2, 4)}

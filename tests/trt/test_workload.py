@@ -96,3 +96,45 @@ def test_measure_options_map_to_cuda_workload_options(cnn) -> None:
     assert (ident["mode"], ident["streams"], ident["cuda_graph"], ident["sync"], ident["transfers"]) == (
         "throughput", 3, False, "blocking", True)
     assert make_workload(cnn, options=opts, streams=1, mode="latency").identity()["streams"] == 1  # explicit wins
+
+
+def test_shapes_are_checked_against_the_selected_profile(rtx, models: Path, options) -> None:
+    spec = EngineSpec.create(
+        WHERE, models, onnx="mlp.onnx", optimization_level=0, profile=1,
+        min_shapes=[{"input": (1, 64)}, {"input": (32, 64)}],
+        opt_shapes=[{"input": (4, 64)}, {"input": (64, 64)}],
+        max_shapes=[{"input": (8, 64)}, {"input": (128, 64)}],
+    )
+    engine = get_engine(spec, options)
+    w = make_workload(engine)
+    assert w.shapes == {"input": (64, 64)} and w.identity()["profile"] == 1
+    assert make_workload(engine, shapes={"input": (100, 64)}).inferences_per_iteration == 100  # fits profile 1
+    with pytest.raises(UsageError, match=r"shape \(4, 64\) is outside the engine's profile 1: min \(32, 64\) .. max \(128, 64\)"):
+        make_workload(engine, shapes={"input": (4, 64)})  # fits profile 0 only
+
+
+def test_shape_tensor_values_are_validated_and_not_random(rtx, models: Path, options) -> None:
+    spec = EngineSpec.create(
+        WHERE, models, onnx="shape_tensor.onnx", optimization_level=0,
+        min_shapes={"data": (1, 16), "shape": (1, 8)},
+        opt_shapes={"data": (4, 16), "shape": (4, 16)},
+        max_shapes={"data": (8, 16), "shape": (16, 32)},
+    )
+    engine = get_engine(spec, options)
+    w = make_workload(engine, shapes={"data": (2, 16), "shape": (4, 8)})
+    assert w.shapes == {"data": (2, 16), "shape": (4, 8)}
+    assert w.inferences_per_iteration == 2  # the batch of data, not of the shape tensor
+    with pytest.raises(UsageError, match=r"shape tensor 'shape' values \(32, 1\) are outside profile 0: min \(1, 8\) .. max \(16, 32\)"):
+        make_workload(engine, shapes={"data": (2, 16), "shape": (32, 1)})
+    with pytest.raises(UsageError, match=r"is a shape tensor of 2 value\(s\); got 3"):
+        make_workload(engine, shapes={"data": (2, 16), "shape": (2, 4, 4)})
+    from pytest_trtperf.trt.inputs import load_inputs
+
+    data = load_inputs(engine.inputs, w.shapes, None, 0, WHERE)
+    assert data["shape"].tolist() == [4, 8] and str(data["shape"].dtype) == "int64"
+
+
+def test_identity_records_trtexec_comparable_nvtx_and_rtx_specialization(cnn) -> None:
+    ident = make_workload(cnn).identity()
+    assert ident["nvtx_verbosity"] == "layer_names_only"
+    assert ident["rtx_kernel_specialization"] == "eager" and ident["profile"] == 0

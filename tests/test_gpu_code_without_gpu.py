@@ -14,7 +14,7 @@ from pytest_trtperf.errors import UsageError
 from pytest_trtperf.workloads.cuda import CudaWorkload, TransferSpec
 from pytest_trtperf.workloads.torch import TorchWorkload
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 BLOCK_CUDA = textwrap.dedent("""
     import sys
@@ -131,7 +131,7 @@ def test_cuda_call_without_driver_names_the_call() -> None:
 
 @needs_no_gpu
 def test_gpu_tests_skip_with_one_line(tmp_path: Path) -> None:
-    (tmp_path / "conftest.py").write_text((Path(__file__).parent / "conftest.py").read_text())
+    (tmp_path / "conftest.py").write_text((ROOT / "conftest.py").read_text())
     (tmp_path / "test_x.py").write_text(
         "import pytest\n\n@pytest.mark.gpu\ndef test_needs_gpu():\n    assert False\n")
     proc = subprocess.run(

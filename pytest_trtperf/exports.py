@@ -1,0 +1,127 @@
+"""``--trt-export-dir``: per-result files to attach to a bug report.
+
+For every result, ``<stem>.samples.json``: the raw per-iteration timings of
+the deciding measurement (the baselines keep only a compressed quantile
+function). For a TensorRT result also ``<stem>.layer_info.json``, the engine
+inspector's JSON (what ``trtexec --exportLayerInfo`` writes), and, with
+``--trt-profile-layers``, ``<stem>.profile.json`` in ``trtexec
+--exportProfile``'s layout. ``<stem>`` is :func:`~pytest_trtperf.identity.file_stem`
+of the result id: safe characters only, unique per id.
+
+Who writes: the process that measured, right after the measurement (an
+xdist worker writes its own results' files into the shared directory).
+Sample arrays and inspector JSON can be tens of megabytes; sending them to
+the controller inside the test report would bloat every report and keep all
+of them in the controller's memory until the session ends. The controller
+only writes ``index.json`` at the end (id -> file names), from the results it
+collected and the files that exist.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .errors import UsageError
+from .files import atomic_write
+from .identity import file_stem
+
+SAMPLES = ".samples.json"
+LAYER_INFO = ".layer_info.json"
+PROFILE = ".profile.json"
+INDEX = "index.json"
+#: Version of the samples and index documents.
+SCHEMA = 1
+_KINDS = {"samples": SAMPLES, "layer_info": LAYER_INFO, "profile": PROFILE}
+
+
+class ExportWarning(UserWarning):
+    """A result's export files could not be written (the result stands)."""
+
+
+def file_names(result_id: str) -> dict[str, str]:
+    """``{"samples": ..., "layer_info": ..., "profile": ...}`` for one id."""
+    stem = file_stem(result_id)
+    return {kind: stem + suffix for kind, suffix in _KINDS.items()}
+
+
+def prepare(directory: Path) -> None:
+    """Create the directory at session start, so a bad path fails the
+    session once, with one line, instead of every test."""
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--trt-export-dir={directory}: cannot create the directory ({e.strerror or e}); "
+                         f"pass a writable directory") from None
+    if not Path(directory).is_dir():
+        raise UsageError(f"--trt-export-dir={directory}: not a directory; pass a directory path")
+
+
+def samples_document(result: Any, measurement: Any) -> dict[str, Any]:
+    """The samples file: every series the workload reported, in
+    milliseconds, one value per measured iteration, in measuring order."""
+    import numpy as np
+
+    series = {"latency": measurement.latency_s, **dict(measurement.extra)}
+    return {
+        "schema": SCHEMA,
+        "result": result.id,
+        "nodeid": result.nodeid,
+        "kind": result.kind,
+        "mode": result.mode,
+        "unit": "ms",
+        "iterations": int(measurement.iterations),
+        "inferences": int(measurement.inferences),
+        "wall_s": float(measurement.wall_s),
+        "warmup_iterations": int(measurement.warmup_iterations),
+        "stop_reason": measurement.stop_reason,
+        "series": {k: np.round(np.asarray(v, dtype=np.float64) * 1e3, 6).tolist() for k, v in series.items()},
+    }
+
+
+def _dump(path: Path, doc: Any, *, compact: bool = False) -> Path:
+    """Compact for sample arrays (size), indented for what people read."""
+    text = json.dumps(doc, separators=(",", ":")) if compact else json.dumps(doc, indent=1, sort_keys=False)
+    atomic_write(path, text + "\n")
+    return path
+
+
+def export_result(directory: Path, result: Any, measurement: Any, workload: Any) -> list[Path]:
+    """Write the files of one result; returns their paths. A workload that
+    knows its engine offers ``layer_info()`` (inspector JSON or None) and
+    ``layer_profile()`` (trtexec-style list, empty without profiling)."""
+    directory = Path(directory)
+    names = file_names(result.id)
+    written = []
+    if measurement is not None:
+        written.append(_dump(directory / names["samples"], samples_document(result, measurement), compact=True))
+    info = _call(workload, "layer_info")
+    if info:
+        written.append(_dump(directory / names["layer_info"], info))
+    profile = _call(workload, "layer_profile")
+    if profile:
+        written.append(_dump(directory / names["profile"], list(profile)))
+    return written
+
+
+def _call(workload: Any, name: str) -> Any:
+    fn = getattr(workload, name, None)
+    return fn() if callable(fn) else None
+
+
+def index(directory: Path, result_ids: Iterable[str]) -> dict[str, Any]:
+    """``{"schema", "results": {id: {kind: file name}}}`` for the files that exist."""
+    out: dict[str, Mapping[str, str]] = {}
+    for rid in sorted(set(result_ids)):
+        present = {kind: name for kind, name in file_names(rid).items() if (Path(directory) / name).is_file()}
+        if present:
+            out[rid] = present
+    return {"schema": SCHEMA, "results": out}
+
+
+def write_index(directory: Path, result_ids: Iterable[str]) -> tuple[Path, int]:
+    """Write ``index.json`` (controller, session end); returns its path and
+    how many results have files."""
+    doc = index(directory, result_ids)
+    return _dump(Path(directory) / INDEX, doc), len(doc["results"])

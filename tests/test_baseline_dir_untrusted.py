@@ -1,0 +1,204 @@
+"""The baseline directory arrives through pull requests (issue 16 item 4):
+only regular files up to the size limit are read, never a FIFO, a device or
+a link loop; files that are not ours are skipped with a note; the directory
+must be a directory. Real files, FIFOs and links; pytest runs under pytester."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from helpers import FAST, hash_test
+from pytest_trtperf import baseline
+from pytest_trtperf.errors import BaselineFileError
+from pytest_trtperf.fingerprint import host_fingerprint
+from test_baseline_store import make_result
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs and links")
+
+
+def finishes(fn: Callable[[], Any], seconds: float = 20.0) -> Any:
+    """Run ``fn`` in a thread; fail (instead of hanging the suite) when it
+    does not return in ``seconds``. Exceptions come back to the caller."""
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            out["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"{fn} did not return within {seconds} s (hung on a FIFO or a device?)"
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
+def hostile_directory(d: Path) -> dict[str, str]:
+    """Every kind of non-file under a ``*.json`` name; returns name -> expected reason."""
+    d.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(d / "fifo.json")
+    (d / "zero.json").symlink_to("/dev/zero")
+    (d / "loop.json").symlink_to("loop.json")
+    (d / "dangling.json").symlink_to("nowhere.json")
+    (d / "dir.json").mkdir()
+    with open(d / "huge.json", "wb") as f:  # sparse: no disk, but over the limit
+        f.truncate(baseline.MAX_FILE_BYTES + 1)
+    return {"fifo.json": "a FIFO", "zero.json": "a character device", "loop.json": "symbolic link loop",
+            "dangling.json": "symbolic link to nothing", "dir.json": "a directory", "huge.json": "over the limit"}
+
+
+def test_non_files_are_skipped_with_notes_and_never_opened(tmp_path: Path) -> None:
+    d = tmp_path / "b"
+    expected = hostile_directory(d)
+    store = baseline.BaselineStore(d)
+    store.write([make_result("t.py::a")], timestamp="T", git_commit=None)
+    finishes(store.validate_all)
+    for name, why in expected.items():
+        (note,) = [n for n in store.notes if n.startswith(f"ignored {name} ")]
+        assert why in note and "\n" not in note
+    assert store.lookup(host_fingerprint().device_class, "t.py::a") is not None
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero", "loop", "dangling", "huge"])
+def test_our_own_file_as_a_non_file_is_a_one_line_error(tmp_path: Path, kind: str) -> None:
+    store = baseline.BaselineStore(tmp_path)
+    path = store.path_for(host_fingerprint().device_class)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "loop":
+        path.symlink_to(path.name)
+    elif kind == "dangling":
+        path.symlink_to("gone.json")
+    else:
+        with open(path, "wb") as f:
+            f.truncate(baseline.MAX_FILE_BYTES + 1)
+    with pytest.raises(BaselineFileError) as e:
+        finishes(lambda: store.lookup(host_fingerprint().device_class, "t.py::a"))
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+    # ... and an update refuses to replace it (a loop is never written through).
+    with pytest.raises(BaselineFileError):
+        finishes(lambda: store.write([make_result("t.py::a")], timestamp="T", git_commit=None))
+    assert os.path.lexists(path)
+
+
+def test_a_regular_file_within_the_limit_is_read_and_one_over_it_is_not(tmp_path: Path) -> None:
+    store = baseline.BaselineStore(tmp_path)
+    (path,) = store.write([make_result("t.py::a")], timestamp="T", git_commit=None)
+    assert baseline.read_file(path).entries
+    body = path.read_bytes().rstrip()
+    # Trailing spaces keep the JSON valid; one byte over the limit is refused unread.
+    path.write_bytes(body + b" " * (baseline.MAX_FILE_BYTES - len(body)) + b"\n")
+    assert path.stat().st_size == baseline.MAX_FILE_BYTES + 1
+    with pytest.raises(BaselineFileError, match="over the limit of 32.0 MiB"):
+        baseline.read_file(path)
+    path.write_bytes(body + b" " * (baseline.MAX_FILE_BYTES - len(body) - 1) + b"\n")
+    assert path.stat().st_size == baseline.MAX_FILE_BYTES
+    assert baseline.read_file(path).entries
+
+
+def test_foreign_json_is_skipped_and_ours_is_not(tmp_path: Path) -> None:
+    store = baseline.BaselineStore(tmp_path)
+    (ours,) = store.write([make_result("t.py::a")], timestamp="T", git_commit=None)
+    (tmp_path / "package.json").write_text(json.dumps({"name": "web", "version": "1.0.0"}))
+    (tmp_path / "list.json").write_text("[1, 2, 3]")
+    (tmp_path / "other.json").write_text(json.dumps({"schema_version": 3, "tool": {"name": "renovate"}}))
+    (tmp_path / "results.json").write_text(json.dumps({"schema_version": 1, "session": {}, "results": [],
+                                                       "tool": {"name": "pytest-trtperf"}}))
+    assert baseline.foreign_reason(ours) is None
+    store.validate_all()
+    reasons = {n.split()[1]: n for n in store.notes}
+    assert set(reasons) == {"package.json", "list.json", "other.json", "results.json"}
+    assert "not a pytest-trtperf baseline" in reasons["package.json"]
+    assert "'renovate'" in reasons["other.json"] and "--trt-json" in reasons["results.json"]
+    # A broken file is ours (a baseline cut short or left with conflict markers): it stops the session.
+    (tmp_path / "conflict.json").write_text('<<<<<<< HEAD\n{"schema_version": 1}\n=======\n')
+    with pytest.raises(BaselineFileError, match="conflict.json is corrupt"):
+        baseline.BaselineStore(tmp_path).validate_all()
+
+
+def test_a_file_cut_in_half_is_truncated_and_garbage_is_corrupt(tmp_path: Path) -> None:
+    store = baseline.BaselineStore(tmp_path)
+    (path,) = store.write([make_result("t.py::a"), make_result("t.py::b")], timestamp="T", git_commit=None)
+    full = path.read_bytes()
+    cut_points = [len(full) // 2, len(full) // 3, len(full) - 5, 40]
+    # A cut inside a string, a number, a key and between entries: all read as truncated.
+    for cut in cut_points + [full.index(b'"quantiles_ms"') + 5, full.index(b"[", full.index(b'"quantiles_ms"')) + 4]:
+        path.write_bytes(full[:cut])
+        with pytest.raises(BaselineFileError, match="is truncated") as e:
+            baseline.read_file(path)
+        assert "\n" not in str(e.value)
+    for garbage in (b"\x00\x01garbage", full[: len(full) // 2] + b"]]]]", b"<<<<<<< HEAD\n" + full):
+        path.write_bytes(garbage)
+        with pytest.raises(BaselineFileError, match="is corrupt"):
+            baseline.read_file(path)
+
+
+# -- end to end -----------------------------------------------------------------
+
+def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return p.runpytest_subprocess(*FAST, *args, timeout=120)
+
+
+def test_session_with_hostile_files_passes_with_notes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_perf=hash_test())
+    hostile_directory(pytester.path / ".trtperf")
+    r = run(pytester, "--trt-baseline=update")
+    assert r.ret == 0, r.stdout.str()
+    r.stdout.fnmatch_lines(["baseline written: *.json", "trtperf: note: ignored dangling.json *",
+                            "trtperf: note: ignored fifo.json in the baseline directory: it is a FIFO*"])
+    r = run(pytester, "--trt-tolerance=80%")
+    assert r.ret == 0, r.stdout.str()
+    r.stdout.fnmatch_lines(["*test_perf.py::test_hash*pass*", "trtperf: note: ignored zero.json *character device*"])
+
+
+def test_baseline_dir_dot_with_package_json(pytester: pytest.Pytester) -> None:
+    """--trt-baseline-dir=. in a JavaScript monorepo: package.json is not ours."""
+    pytester.makepyfile(test_perf=hash_test())
+    (pytester.path / "package.json").write_text('{"name": "web", "private": true}\n')
+    (pytester.path / "tsconfig.json").write_text('{"compilerOptions": {"strict": true}}\n')
+    r = run(pytester, "--trt-baseline=update", "--trt-baseline-dir=.")
+    assert r.ret == 0, r.stdout.str() + r.stderr.str()
+    r = run(pytester, "--trt-baseline-dir=.", "--trt-tolerance=80%")
+    assert r.ret == 0, r.stdout.str() + r.stderr.str()
+    r.stdout.fnmatch_lines(["*test_perf.py::test_hash*pass*"])
+    assert "delete it" not in r.stdout.str() + r.stderr.str()
+    notes = [line for line in r.stdout.lines if line.startswith("trtperf: note: ignored")]
+    assert [n.split()[3] for n in notes] == ["package.json", "tsconfig.json"]
+
+
+def test_trt_json_inside_the_baseline_directory_is_not_a_baseline(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_perf=hash_test())
+    run(pytester, "--trt-baseline=update", "--trt-json=.trtperf/results.json").assert_outcomes(passed=1)
+    assert (pytester.path / ".trtperf" / "results.json").is_file()
+    r = run(pytester, "--trt-tolerance=80%", "--trt-json=.trtperf/results.json")
+    assert r.ret == 0, r.stdout.str() + r.stderr.str()
+    r.stdout.fnmatch_lines(["*test_perf.py::test_hash*pass*",
+                            "trtperf: note: ignored results.json in the baseline directory: it is a --trt-json*"])
+
+
+@pytest.mark.parametrize("mode", ["compare", "update"])
+@pytest.mark.parametrize("what", ["file", "loop"])
+def test_baseline_dir_that_is_not_a_directory(pytester: pytest.Pytester, mode: str, what: str) -> None:
+    pytester.makepyfile(test_perf=hash_test())
+    target = pytester.path / "perfdata"
+    if what == "file":
+        target.write_text("not a directory")
+    else:
+        target.symlink_to("perfdata")
+    r = run(pytester, f"--trt-baseline={mode}", "--trt-baseline-dir=perfdata")
+    assert r.ret == 4
+    errors = [line for line in r.stderr.lines if line.startswith("ERROR:")]
+    assert len(errors) == 1 and "perfdata" in errors[0] and "--trt-baseline-dir" in errors[0], r.stderr.lines
+    assert "Traceback" not in r.stdout.str() + r.stderr.str()
+    assert os.path.islink(target) or target.read_text() == "not a directory"

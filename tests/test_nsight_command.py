@@ -1,0 +1,156 @@
+"""The command a failed or incomparable GPU result's message ends with.
+
+GPU results cannot be measured here, so the results are built as plain data
+(what a GPU run produces); the part that can go wrong on any machine -- the
+node id and the options on a shell line -- is checked by running the command
+for real, minus the ``nsys profile ...`` prefix, and looking at which test ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_trtperf import nsight
+from pytest_trtperf.config import MeasureOptions, Settings, TrtOptions
+from pytest_trtperf.report.html import render
+from helpers import make_result
+
+
+def settings(rootdir: Path, **measure: object) -> Settings:
+    return Settings(baseline_mode="compare", baseline_dir=rootdir / ".trtperf", rootdir=rootdir, require_gpu=False,
+                    json_path=None, report_path=None, measure=MeasureOptions(**measure),  # type: ignore[arg-type]
+                    trt=TrtOptions(engine_cache=rootdir / ".trtperf" / "engines"))
+
+
+def ctx_for(rootdir: Path, invocation: Path | None = None, *, xdist: bool = False, **measure: object):
+    return nsight.context_for(settings(rootdir, **measure), invocation or rootdir, xdist=xdist)
+
+
+def test_message_ends_with_the_nsys_command_for_failed_and_incomparable_gpu_results(tmp_path: Path) -> None:
+    ctx = ctx_for(tmp_path)
+    for status in ("regression", "incomparable"):
+        r = nsight.with_profile_command(make_result("tests/test_m.py::test_a", status=status), ctx)
+        assert r.verdict is not None
+        head, _, command = r.verdict.message.partition(nsight.PREFIX)
+        assert head.endswith("(1.000 ms -> 1.300 ms)") and "\n" not in command
+        argv = shlex.split(command)
+        assert argv[:2] == ["nsys", "profile"]
+        assert "--capture-range=cudaProfilerApi" in argv and "--capture-range-end=repeat" in argv
+        assert "--cuda-graph-trace=node" in argv  # the result replayed graphs
+        py = argv.index("-m") - 1
+        assert argv[py + 1:py + 4] == ["-m", "pytest", "tests/test_m.py::test_a"]
+        assert {"--trt-baseline=off", "--trt-profiler-api", "--trt-nvtx"} <= set(argv[py:])
+        assert "--trt-profile-layers" not in argv  # a CUDA result has no layers
+
+
+def test_no_command_for_passing_host_or_missing_results(tmp_path: Path) -> None:
+    ctx = ctx_for(tmp_path)
+    for r in (make_result("t.py::a", status="pass"), make_result("t.py::a", kind="host"),
+              make_result("t.py::a", status="missing"), make_result("t.py::a", status="improved")):
+        assert nsight.with_profile_command(r, ctx) == r
+
+
+def test_tensorrt_adds_layer_profiling_and_exports_and_eager_drops_graph_trace(tmp_path: Path) -> None:
+    ctx = ctx_for(tmp_path)
+    trt = nsight.nsys_argv(make_result("t.py::test_vit", kind="tensorrt",
+                                       identity={"cuda_graph": True}), ctx)
+    assert "--trt-profile-layers" in trt and f"--trt-export-dir={nsight.EXPORT_DIR}" in trt
+    eager = nsight.nsys_argv(make_result("t.py::test_torch", kind="torch",
+                                         identity={"cuda_graph": True, "timed_as": "eager"}), ctx)
+    assert "--cuda-graph-trace=node" not in eager
+    off = nsight.nsys_argv(make_result("t.py::test_k", identity={"cuda_graph": False}), ctx)
+    assert "--cuda-graph-trace=node" not in off
+
+
+def test_session_options_that_change_the_measurement_are_carried(tmp_path: Path) -> None:
+    s = settings(tmp_path, mode="throughput", streams=2, cuda_graph=False, blocking_sync=True,
+                 include_transfers=True)
+    s = dataclasses.replace(s, trt=TrtOptions(backend="tensorrt_rtx", engine_cache=tmp_path / "cache",
+                                              allow_engine_host_code=True))
+    args = nsight.session_args(s, tmp_path)
+    assert args == ("--trt-mode=throughput", "--trt-streams=2", "--trt-no-cuda-graph", "--trt-blocking-sync",
+                    "--trt-include-transfers", "--trt-backend=tensorrt_rtx", "--trt-engine-cache=cache",
+                    "--trt-allow-engine-host-code")
+    assert nsight.session_args(settings(tmp_path), tmp_path) == ()  # defaults add nothing
+    off = dataclasses.replace(settings(tmp_path), trt=TrtOptions(engine_cache=None))
+    assert nsight.session_args(off, tmp_path) == ("--trt-engine-cache=off",)
+
+
+def test_ncu_filter_escapes_what_ncu_reads_as_syntax() -> None:
+    assert nsight.ncu_filter("tests/a.py::test_x[b/c]::bs16") == r"trtperf@tests\/a.py::test_x\[b\/c\]::bs16/"
+    assert nsight.ncu_filter("t.py::test[a+b*c@d\\e]") == r"trtperf@t.py::test\[a\+b\*c\@d\\e\]/"
+
+
+ODD_TESTS = '''
+import hashlib
+import pytest
+
+@pytest.mark.parametrize("p", ["a/b", "a b", "it's", "[x]", "$HOME;rm", "a/b/"])
+def test_odd(trt_bench, p):
+    trt_bench.measure(lambda: hashlib.sha256(b"x" * 1000).digest(), name="sha")
+
+def test_plain(trt_bench):
+    trt_bench.measure(lambda: hashlib.sha256(b"x" * 1000).digest())
+'''
+
+
+def _collect(p: pytest.Pytester, path: str) -> list[str]:
+    r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", path],
+                       cwd=p.path, capture_output=True, text=True, timeout=120)
+    return [line for line in r.stdout.splitlines() if "::" in line]
+
+
+def _collect_with(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The command after ``nsys profile ...``, collecting only: the options
+    are parsed and validated as in a real run, and pytest lists what it selected."""
+    start = argv.index("-m") - 1
+    cmd = [sys.executable if argv[start] == "python" else argv[start], *argv[start + 1:],
+           "--collect-only", "-q", "-p", "no:cacheprovider"]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("from_subdir", [False, True])
+def test_the_command_selects_exactly_that_test(pytester: pytest.Pytester, from_subdir: bool) -> None:
+    sub = pytester.path / "perf tests"
+    sub.mkdir()
+    (sub / "test_odd.py").write_text(ODD_TESTS)
+    pytester.makeini("[pytest]\n")  # the rootdir
+    nodeids = _collect(pytester, "perf tests")
+    assert len(nodeids) == 7, nodeids
+    invocation = sub if from_subdir else pytester.path
+    ctx = ctx_for(pytester.path, invocation, xdist=True, mode="throughput", cuda_graph=False)
+    for nodeid in nodeids:
+        line = nsight.command_line(nsight.nsys_argv(make_result(nodeid), ctx))
+        proc = _collect_with(shlex.split(line), invocation)
+        assert proc.returncode == 0, (line, proc.stdout, proc.stderr)
+        selected = [x for x in proc.stdout.splitlines() if "::" in x]
+        assert selected == [nodeid], line  # that test, and only that test (listed relative to the rootdir)
+
+
+def test_the_command_runs_the_measurement(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_one=ODD_TESTS)
+    nodeid = "test_one.py::test_odd[a/b]"
+    r = make_result(nodeid, name="sha")
+    argv = shlex.split(nsight.command_line(nsight.nsys_argv(r, ctx_for(pytester.path))))
+    start = argv.index("-m") - 1
+    cmd = [sys.executable if argv[start] == "python" else argv[start], *argv[start + 1:],
+           "--trt-max-time=0.3", "--trt-min-time=0.05", "--trt-warmup-ms=10", "-p", "no:cacheprovider",
+           "--trt-json=out.json"]
+    proc = subprocess.run(cmd, cwd=pytester.path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ran = json.loads((pytester.path / "out.json").read_text())["results"]
+    assert [(x["id"], x["verdict"]["status"]) for x in ran] == [(r.id, "off")]
+
+
+def test_html_report_shows_the_command(tmp_path: Path) -> None:
+    r = nsight.with_profile_command(make_result("tests/t.py::test_a[x<y]"), ctx_for(tmp_path))
+    page = render([r], {}, generated="now", plots=False)
+    assert "profile this test under Nsight Systems: nsys profile" in page
+    assert "test_a[x&lt;y]" in page and "test_a[x<y]" not in page  # escaped, still copyable as text

@@ -1,0 +1,183 @@
+"""The measured window as profilers see it (``gpu/window.py``, ``measure(window=)``):
+entered after warm-up, left after the last measured batch, and a no-op with a
+warning when the CUDA or NVTX layer is missing -- as they really are on this
+machine (no GPU) or with the package blocked from importing."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import textwrap
+import warnings
+from dataclasses import dataclass
+from typing import Iterator
+
+import pytest
+
+from pytest_trtperf.config import GpuSettings, MeasureSettings
+from pytest_trtperf.gpu import cuda
+from pytest_trtperf.gpu import nvtx as nvtx_layer
+from pytest_trtperf.gpu.window import ProfilingWarning, header_line, measured_window
+from pytest_trtperf.measure import measure
+from pytest_trtperf.workloads.host import HostWorkload
+
+FAST = MeasureSettings(warmup_s=0.02, min_warmup_iterations=5, min_time_s=0.05, max_time_s=0.2)
+
+
+@dataclass
+class Recorder:
+    calls: int = 0
+    entered_at: int | None = None
+    left_at: int | None = None
+
+    def work(self) -> None:
+        self.calls += 1
+        sum(range(200))
+
+    @contextlib.contextmanager
+    def window(self) -> Iterator[None]:
+        self.entered_at = self.calls
+        try:
+            yield
+        finally:
+            self.left_at = self.calls
+
+
+def test_window_holds_exactly_the_measured_iterations() -> None:
+    rec = Recorder()
+    w = HostWorkload(rec.work)
+    w.setup()
+    m = measure(w, FAST, window=rec.window())
+    w.teardown()
+    assert rec.entered_at == m.warmup_iterations  # every warm-up call happened before the window
+    assert rec.left_at == rec.calls == m.warmup_iterations + m.iterations  # every measured call inside it
+
+
+def test_window_is_left_when_the_workload_fails_inside_it() -> None:
+    rec = Recorder()
+    limit = {"n": 0}
+
+    def flaky() -> None:
+        rec.work()
+        if rec.entered_at is not None:
+            limit["n"] += 1
+            if limit["n"] > 3:
+                raise RuntimeError("boom")
+
+    w = HostWorkload(flaky)
+    w.setup()
+    with pytest.raises(RuntimeError, match="boom"):
+        measure(w, FAST, window=rec.window())
+    assert rec.entered_at is not None and rec.left_at == rec.calls
+
+
+def test_nothing_to_do_when_both_options_are_off_and_no_profiler_call_for_host_work() -> None:
+    assert measured_window(GpuSettings(), "t.py::test", "cuda") is None
+    # A host workload must not create a CUDA context: the profiler API is for GPU kinds only.
+    assert measured_window(GpuSettings(profiler_api=True), "t.py::test", "host") is None
+    assert measured_window(GpuSettings(profiler_api=True), "t.py::test", "tensorrt") is not None
+    assert measured_window(GpuSettings(nvtx=True), "t.py::test", "host") is not None
+
+
+def test_profiler_api_without_a_gpu_warns_and_the_window_still_runs() -> None:
+    reason = cuda.unavailable_reason()
+    if reason is None:
+        pytest.skip("a GPU is visible: tests/gpu/test_profiling_on_gpu.py covers the real calls")
+    window = measured_window(GpuSettings(profiler_api=True), "t.py::test_x", "cuda")
+    assert window is not None
+    ran = []
+    with pytest.warns(ProfilingWarning) as record:
+        with window:
+            ran.append(True)
+    assert ran == [True]
+    (w,) = record
+    text = str(w.message)
+    assert "--trt-profiler-api: cudaProfilerStart failed" in text
+    # The real layer's reason: no driver here (cudaError...) or no cuda-python.
+    assert ("cudaError" in text) or ("cuda-python is not installed" in text), text
+    assert "\n" not in text
+
+
+def test_nvtx_layer_without_a_tool_attached_is_a_dummy_domain() -> None:
+    if nvtx_layer.unavailable_reason() is not None:
+        pytest.skip(nvtx_layer.unavailable_reason())
+    assert nvtx_layer.tool_attached() is False  # nothing listens on this machine
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with measured_window(GpuSettings(nvtx=True), "t.py::test_x[a/b]", "host"):  # type: ignore[union-attr]
+            pass
+    assert "NVTX ranges in domain 'trtperf'" in (header_line(GpuSettings(nvtx=True)) or "")
+
+
+BLOCKER = textwrap.dedent('''
+    import sys
+    BLOCKED = tuple(sys.argv[1].split(","))
+
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"{name} blocked for this test")
+            return None
+
+    sys.meta_path.insert(0, Block())
+    import pytest
+    sys.exit(pytest.main(sys.argv[2:]))
+''')
+
+HOST_TEST = '''
+import hashlib
+
+def test_host(trt_bench):
+    trt_bench.measure(lambda: hashlib.sha256(b"x" * 50_000).digest(), name="sha")
+'''
+
+
+def run_blocked(p: pytest.Pytester, blocked: str, *args: str) -> subprocess.CompletedProcess[str]:
+    (p.path / "run.py").write_text(BLOCKER)
+    return subprocess.run([sys.executable, "run.py", blocked, "-p", "no:cacheprovider", "--trt-max-time=0.5",
+                           "--trt-min-time=0.1", "--trt-warmup-ms=20", "--trt-baseline=off", *args],
+                          cwd=p.path, capture_output=True, text=True, timeout=300)
+
+
+def test_trt_nvtx_without_the_nvtx_package_says_so_and_measures(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_perf=HOST_TEST)
+    proc = run_blocked(pytester, "nvtx", "--trt-nvtx", "-W", "always::UserWarning")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "1 passed" in out
+    assert "trtperf measured windows: no NVTX ranges: the nvtx package is not installed" in out  # report header
+    assert "ProfilingWarning: --trt-nvtx: measured windows carry no NVTX range: the nvtx package is not" in out
+    assert "Traceback" not in out
+
+
+def test_profiler_api_without_cuda_python_never_touches_host_work(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_perf=HOST_TEST)
+    proc = run_blocked(pytester, "cuda", "--trt-profiler-api", "-W", "error::UserWarning")
+    out = proc.stdout + proc.stderr
+    # A host workload gets no profiler call, so no warning even as an error.
+    assert proc.returncode == 0, out
+    assert "trtperf measured windows: cudaProfilerStart/Stop around GPU windows" in out
+
+
+def test_header_names_the_nvtx_version_when_installed(pytester: pytest.Pytester) -> None:
+    if nvtx_layer.unavailable_reason() is not None:
+        pytest.skip(nvtx_layer.unavailable_reason())
+    pytester.makepyfile(test_perf=HOST_TEST)
+    r = pytester.runpytest_subprocess("--trt-nvtx", "--trt-profiler-api", "--collect-only", "-p", "no:cacheprovider")
+    r.stdout.fnmatch_lines([f"trtperf measured windows: cudaProfilerStart/Stop around GPU windows; NVTX ranges in "
+                            f"domain 'trtperf' (nvtx {nvtx_layer.version()})"])
+
+
+def test_options_are_off_by_default_and_read_from_ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ntrt_nvtx = true\ntrt_profiler_api = yes\n")
+    pytester.makepyfile(test_perf=HOST_TEST)
+    r = pytester.runpytest_subprocess("--collect-only", "-p", "no:cacheprovider")
+    r.stdout.fnmatch_lines(["trtperf measured windows: cudaProfilerStart/Stop around GPU windows; *"])
+    pytester.makeini("[pytest]\n")
+    r = pytester.runpytest_subprocess("--collect-only", "-p", "no:cacheprovider")
+    assert "trtperf measured windows" not in r.stdout.str()
+    pytester.makeini("[pytest]\ntrt_nvtx = maybe\n")
+    r = pytester.runpytest_subprocess("--collect-only", "-p", "no:cacheprovider")
+    assert r.ret == 4
+    r.stderr.fnmatch_lines(["*trt_nvtx (ini): 'maybe' is not a boolean; use true or false*"])
