@@ -48,7 +48,16 @@ while time.monotonic() < end:
     driver.cuCtxSynchronize()
 '''
 
-ARGS = ["-p", "pytest_trtperf.plugin", "-p", "no:cacheprovider", "--trt-max-time=2", "--trt-json=out.json"]
+def _load_plugin() -> list[str]:
+    """``-p pytest_trtperf.plugin`` only where the package is not installed
+    (with its entry point registered too, pytest refuses it twice)."""
+    from importlib.metadata import entry_points
+
+    installed = any(ep.name == "trtperf" for ep in entry_points(group="pytest11"))
+    return [] if installed else ["-p", "pytest_trtperf.plugin"]
+
+
+ARGS = [*_load_plugin(), "-p", "no:cacheprovider", "--trt-max-time=2", "--trt-json=out.json"]
 
 
 def start_neighbour(tmp: Path, seconds: float) -> subprocess.Popen:
