@@ -35,6 +35,8 @@ V = TypeVar("V")
 
 #: Flags that mean another process shared the device during the window.
 BUSY_FLAGS = ("busy", "host_busy")
+#: Verdicts whose numbers a busy window would falsify: compared, or to be saved.
+COMPARED_OR_SAVED = ("pass", "regression", "improved", "updated")
 
 
 def confirm(measure_once: Callable[[], R], judge_one: Callable[[R], V], *, is_regression: Callable[[V], bool],
@@ -51,12 +53,14 @@ def confirm(measure_once: Callable[[], R], judge_one: Callable[[R], V], *, is_re
 def settle(measure_once: Callable[[], R], judge_one: Callable[[R], V], *, is_regression: Callable[[V], bool],
            remeasure: bool, flagged: Callable[[R], bool], busy: Callable[[R], bool] = lambda r: False,
            wait_quiet: Callable[[R], tuple[str, ...]] = lambda r: (),
-           unreliable: Callable[[R, V, tuple[str, ...]], V] | None = None) -> tuple[R, V, bool]:
+           unreliable: Callable[[R, V, tuple[str, ...]], V] | None = None,
+           matters: Callable[[V], bool] = lambda v: True) -> tuple[R, V, bool]:
     """The whole policy: measure and judge; then
 
-    * a busy window (``busy``): wait for quiet (``wait_quiet``, bounded; it
-      returns who was still there) and measure again; if that window is busy
-      too, ``unreliable`` turns its verdict into one that says so;
+    * a busy window (``busy``) whose verdict ``matters`` (numbers were
+      compared or are to be saved): wait for quiet (``wait_quiet``, bounded;
+      it returns who was still there) and measure again; if that window is
+      busy too, ``unreliable`` turns its verdict into one that says so;
     * a suspected regression (or a window flagged for throttling) with
       ``remeasure``: measure once more (with the same busy rule); the second
       measurement decides.
@@ -72,7 +76,7 @@ def settle(measure_once: Callable[[], R], judge_one: Callable[[R], V], *, is_reg
         return r, judge_one(r)
 
     def quiet(r: R, v: V) -> tuple[R, V, bool]:
-        if not busy(r):
+        if not busy(r) or not matters(v):
             return r, v, True
         who = wait_quiet(r)
         r, v = once()
@@ -191,6 +195,7 @@ class Runner:
                 busy=lambda r: watching and any(f in BUSY_FLAGS for f in r.device_state.flags),
                 wait_quiet=lambda r: self._wait_quiet(r, opts),
                 unreliable=lambda r, v, who: self._unreliable(r, v, who, opts),
+                matters=lambda v: v.status in COMPARED_OR_SAVED,
             )
             figures, memory_verdict = self.memory(workload, result, verdict, opts)  # after timing: never inside it
             notes = tuple(workload.notes())

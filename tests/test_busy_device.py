@@ -161,3 +161,25 @@ def test_a_neighbour_that_leaves_gets_a_clean_re_measurement(gpu: Path) -> None:
     assert events[:3] == ["measure", "wait", "measure"]
     assert "busy" not in r.device_state.flags
     assert v.status == "regression"  # now it is a regression of the code, measured on a quiet GPU
+
+
+def test_a_busy_window_without_compared_numbers_is_not_waited_for(gpu: Path) -> None:
+    """No baseline (``missing``): nothing would be falsified, so no wait and
+    no re-measure; the verdict stays ``missing`` (and its option decides)."""
+    events: list[str] = []
+
+    def measure_once() -> Result:
+        events.append("measure")
+        return measured()
+
+    def missing(r: Result) -> Verdict:
+        return judge(r, None, baseline_mode="compare", metric="median", tolerance=0.05, confidence=0.99,
+                     baseline_path="b.json")
+
+    r, v, again = settle(measure_once, missing, is_regression=lambda v: v.status == "regression", remeasure=True,
+                         flagged=lambda r: r.flagged, busy=lambda r: "busy" in r.device_state.flags,
+                         wait_quiet=lambda r: events.append("wait") or (),
+                         unreliable=lambda r, v, who: unreliable_verdict(r, v, who, 1.0),
+                         matters=lambda v: v.status in ("pass", "regression", "improved", "updated"))
+    assert "busy" in r.device_state.flags
+    assert events == ["measure"] and not again and v.status == "missing"
