@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pytest_trtperf import measure as measure_mod  # noqa: E402
-from pytest_trtperf import stats  # noqa: E402
+from pytest_trtperf import noise, stats  # noqa: E402
 from pytest_trtperf.config import MeasureOptions  # noqa: E402
 from pytest_trtperf.measure import MeasureSettings, measure  # noqa: E402
 from pytest_trtperf.results import Distribution  # noqa: E402
@@ -644,6 +644,10 @@ class OurRule:
     points: int = stats.QUANTILE_POINTS
     throttle_aware: bool = False  # proposal: a throttled final run is not failed
     never_remeasure: bool = False  # not even a run flagged for throttling
+    #: The between-run term (issue 11): "prior" = the plugin's default with a
+    #: one-run baseline (the prior of the data's workload family), "off" = the
+    #: within-run interval alone (the rule before issue 11).
+    run_noise: str = "prior"
 
     def settings(self) -> MeasureSettings:
         return MeasureSettings.from_options(self.opts)
@@ -671,8 +675,10 @@ class Verdict:
 class Evaluator:
     """Caches replayed measurements: each (slot, start, rule) is measured once."""
 
-    def __init__(self, tolerance: float) -> None:
+    def __init__(self, tolerance: float, kind: str = "gpu") -> None:
         self.tolerance = tolerance
+        #: Workload kind for the between-run prior: "host" for CPU data.
+        self.kind = "host" if kind == "cpu" else "cuda"
         self._cache: dict[tuple[int, int, str], Outcome] = {}
 
     def outcome(self, slot: Slot, start: int, rule: OurRule) -> Outcome:
@@ -703,7 +709,12 @@ class Evaluator:
     def _decide(self, b: Outcome, c: Outcome, rule: OurRule, cand: Slot) -> str:
         cmp = stats.compare(b.dist, c.dist, metric=rule.opts.metric, confidence=rule.opts.confidence,
                             seed=f"{cand.idx}:{c.start}")
-        return stats.decide(cmp, self.tolerance)
+        if rule.run_noise == "off":
+            return stats.decide(cmp, self.tolerance)
+        # The gate's rule (gate.judge) with a one-run baseline: the prior of the family.
+        term = noise.estimate(self.kind, [1.0])
+        j = noise.widen(cmp.change, cmp.ci, term.allowance(rule.opts.confidence), self.tolerance)
+        return noise.status(j, self.tolerance)
 
     def peer(self, base: Slot, cand: Slot, rule: MedianRule) -> Verdict:
         mb, _, _ = self._window_median(base, rule)
@@ -780,7 +791,7 @@ class Row:
 
 def study(data: Data, rules: Sequence[Any], tolerance: float,
           workloads: Sequence[str] | None = None) -> list[Row]:
-    ev = Evaluator(tolerance)
+    ev = Evaluator(tolerance, str(data.meta.get("kind", "gpu")))
     names = workloads or sorted({s.workload for s in data.slots})
     rows: list[Row] = []
     cases = [("no change", 0.0, False)] + [(f"+{int(lv * 100)}%", lv, False) for lv in SLOWDOWNS]
@@ -806,6 +817,7 @@ def default_rules(tolerance: float) -> list[Any]:
     base = MeasureOptions(tolerance=tolerance)
     return [
         OurRule("ours (defaults)", base),
+        OurRule("ours, without the between-run term (before issue 11)", base, run_noise="off"),
         MedianRule("pytest-benchmark median", warmup_s=0.0, duration_s=1.0),
         MedianRule("trtexec-style median", warmup_s=0.2, duration_s=3.0),
     ]

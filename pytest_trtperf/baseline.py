@@ -24,6 +24,7 @@ import errno
 import json
 import math
 import os
+import platform
 import socket
 import stat
 import sys
@@ -33,12 +34,20 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from . import __version__
+from . import baseline_check as check
 from .errors import BaselineFileError
 from .files import TEMP_SUFFIX, UnreadableFile, atomic_write, read_regular_file
 from .fingerprint import Fingerprint, slug
+from .identity import config_identity
+from .noise import HISTORY_RUNS, centre, moved
 from .results import Distribution, Result, SeriesStats, figures_from_json
 
-SCHEMA_VERSION = 1
+#: 2: entries keep ``history`` (the last runs' summaries, for the between-run
+#: noise term) and ``config`` (the configuration itself, so a verdict can name
+#: what changed). Files of schema 1 are read (one run of history, no config)
+#: and written back as 2.
+SCHEMA_VERSION = 2
+OLDEST_SCHEMA = 1
 #: Largest baseline file read (README "Baselines"). A file of 101-point
 #: quantiles and per-layer profiles for a few hundred results is well under 1 MiB.
 MAX_FILE_BYTES = 32 * 2**20
@@ -49,6 +58,21 @@ LOCK_NOTICE_S = 3.0
 #: Who holds the lock: pid, host, start time, written while holding it.
 LOCK_OWNER_FILE = ".trtperf.lock.owner"
 _FIX = "restore it from version control (git checkout -- FILE) or delete it and run pytest --trt-baseline=update"
+#: Metrics a history row keeps.
+_ROW_METRICS = ("median", "mean", "p90", "p95", "p99")
+
+
+def history_row(r: Result, *, timestamp: str, git_commit: str | None) -> dict[str, Any]:
+    """What the history keeps of one ``update`` run: when, where, its metric
+    values and the flags of its window."""
+    row: dict[str, Any] = {"timestamp": timestamp, "git_commit": git_commit, "machine": platform.node() or None,
+                           "n": r.latency.n, "throughput": r.throughput, "flags": list(r.device_state.flags)}
+    row.update({k: float(getattr(r.latency, k)) for k in _ROW_METRICS})
+    return row
+
+
+def row_value(row: Mapping[str, Any], metric: str) -> float:
+    return float(row[metric])
 
 
 @dataclass(frozen=True)
@@ -73,6 +97,12 @@ class BaselineEntry:
     #: How a workload that chooses at setup was timed (``identity["timed_as"]``:
     #: "graph" or "eager" for torch callables); handed back to it next run.
     timed_as: str | None = None
+    #: The last ``update`` runs (oldest first, this one last): ``history_row``.
+    #: Empty only for entries built in memory; files always have one row.
+    history: tuple[Mapping[str, Any], ...] = ()
+    #: The configuration identity (``identity.config_identity``); None in
+    #: schema-1 entries, which only have its hash.
+    config: Mapping[str, Any] | None = None
     #: Memory figures in bytes (``results.FIGURES``); empty in files written before
     #: memory was recorded, which still load (memory is then "missing", never failed).
     memory: Mapping[str, int] = field(default_factory=dict)
@@ -80,8 +110,27 @@ class BaselineEntry:
     def metric_value(self, metric: str) -> float:
         return self.throughput if metric == "throughput" else float(getattr(self.latency, metric))
 
+    def runs(self) -> tuple[Mapping[str, Any], ...]:
+        """The history, or this entry as its only run."""
+        if self.history:
+            return self.history
+        row: dict[str, Any] = {"timestamp": self.timestamp, "git_commit": self.git_commit, "machine": None,
+                               "n": self.latency.n, "throughput": self.throughput, "flags": list(self.flags)}
+        row.update({k: float(getattr(self.latency, k)) for k in _ROW_METRICS})
+        return (row,)
+
+    def run_values(self, metric: str) -> list[float]:
+        """The metric of each run the gate's centre averages: runs measured on
+        a busy device are left out when quiet ones exist."""
+        rows = self.runs()
+        quiet = [r for r in rows if not _busy(r.get("flags", ()))]
+        return [row_value(r, metric) for r in (quiet or rows)]
+
     @classmethod
-    def from_result(cls, r: Result, *, timestamp: str, git_commit: str | None) -> "BaselineEntry":
+    def from_result(cls, r: Result, *, timestamp: str, git_commit: str | None,
+                    history: tuple[Mapping[str, Any], ...] = ()) -> "BaselineEntry":
+        """``history``: the earlier runs to keep (this run is appended)."""
+        rows = (*history, history_row(r, timestamp=timestamp, git_commit=git_commit))[-HISTORY_RUNS:]
         return cls(
             result_id=r.id,
             kind=r.kind,
@@ -97,6 +146,8 @@ class BaselineEntry:
             layers=tuple(r.layers),
             sm_clock_mhz=r.device_state.sm_clock_mhz_median,
             timed_as=_timed_as(r.identity),
+            history=rows,
+            config=config_identity(r.identity),
             memory=dict(r.memory),
         )
 
@@ -114,7 +165,10 @@ class BaselineEntry:
             "flags": list(self.flags),
             "layers": [dict(x) for x in self.layers],
             "sm_clock_mhz": self.sm_clock_mhz,
+            "history": [dict(x) for x in self.runs()],
         }
+        if self.config is not None:
+            d["config"] = dict(self.config)
         if self.timed_as is not None:  # only workloads that choose write it
             d["timed_as"] = self.timed_as
         if self.memory:  # only entries with memory figures write them
@@ -122,27 +176,51 @@ class BaselineEntry:
         return d
 
     @classmethod
-    def from_dict(cls, result_id: str, d: Mapping[str, Any]) -> "BaselineEntry":
-        dist = Distribution.from_dict(d["distribution"])
-        if dist.n < 1 or len(dist.quantiles_ms) < 2:
-            raise ValueError("distribution is empty")
-        return cls(
-            result_id=result_id,
-            kind=str(d["kind"]),
-            mode=str(d["mode"]),
-            config_hash=str(d["config_hash"]),
-            fingerprint=Fingerprint.from_dict(d["fingerprint"]),
-            latency=SeriesStats.from_dict(d["latency_ms"]),
-            throughput=float(d["throughput"]),
-            distribution=dist,
-            timestamp=str(d["timestamp"]),
-            git_commit=d.get("git_commit"),
-            flags=tuple(d.get("flags", ())),
-            layers=tuple(d.get("layers", ())),
-            sm_clock_mhz=d.get("sm_clock_mhz"),
-            timed_as=_timed_as(d),
-            memory=figures_from_json(d.get("memory")),
+    def from_dict(cls, result_id: str, d: Any) -> "BaselineEntry":
+        """Validate every field (``baseline_check``) and build the entry;
+        raises ``check.FieldError`` naming the first bad field."""
+        d = check.obj(d, "entry")
+        fp = check.obj(check.get(d, "fingerprint", ""), "fingerprint")
+        fingerprint = Fingerprint(
+            device_class=str(check.text(fp.get("device_class", ""), "fingerprint.device_class")),
+            critical=check.json_value(check.obj(fp.get("critical", {}), "fingerprint.critical"), "fingerprint.critical"),
+            info=check.json_value(check.obj(fp.get("info", {}), "fingerprint.info"), "fingerprint.info"),
         )
+        lat = check.series(check.get(d, "latency_ms", ""), "latency_ms")
+        n, quantiles = check.distribution(check.get(d, "distribution", ""))
+        config = d.get("config")
+        timed_as = d.get("timed_as")
+        entry = cls(
+            result_id=result_id,
+            kind=str(check.text(check.get(d, "kind", ""), "kind")),
+            mode=str(check.text(check.get(d, "mode", ""), "mode")),
+            config_hash=str(check.text(check.get(d, "config_hash", ""), "config_hash")),
+            fingerprint=fingerprint,
+            latency=SeriesStats(**lat),
+            throughput=check.number(check.get(d, "throughput", ""), "throughput", positive=True),
+            distribution=Distribution(n=n, quantiles_ms=quantiles),
+            timestamp=str(check.text(check.get(d, "timestamp", ""), "timestamp")),
+            git_commit=check.text(d.get("git_commit"), "git_commit", optional=True),
+            flags=check.texts(d.get("flags", []), "flags"),
+            layers=check.layers(d.get("layers", [])),
+            sm_clock_mhz=check.optional_number(d.get("sm_clock_mhz"), "sm_clock_mhz", positive=True),
+            timed_as=check.text(timed_as, "timed_as", optional=True),
+            history=check.history(d["history"]) if "history" in d else (),
+            config=(check.json_value(check.obj(config, "config"), "config") if config is not None else None),
+            memory=_memory(d.get("memory")),
+        )
+        return entry
+
+
+def _memory(value: Any) -> dict[str, int]:
+    try:
+        return figures_from_json(value)
+    except ValueError as e:
+        raise check.FieldError("memory", str(e)) from None
+
+
+def _busy(flags: Any) -> bool:
+    return any(f in ("busy", "host_busy") for f in flags)
 
 
 def _timed_as(d: Mapping[str, Any]) -> str | None:
@@ -157,8 +235,17 @@ class BaselineFile:
     entries: Mapping[str, BaselineEntry]
 
 
+def _fix(path: Path) -> str:
+    return _FIX.replace("FILE", str(path))
+
+
+def _entry_id(rid: str) -> str:
+    return rid if len(rid) <= 120 else rid[:117] + "..."
+
+
 def read_file(path: Path) -> BaselineFile:
-    """Parse and validate one baseline file; any problem is a one-line error."""
+    """Parse and validate one baseline file; any problem is a one-line error
+    naming the file (and the entry and field when one is bad)."""
     try:
         raw = read_regular_file(path, limit=MAX_FILE_BYTES)
     except UnreadableFile as e:
@@ -167,33 +254,39 @@ def read_file(path: Path) -> BaselineFile:
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise BaselineFileError(f"baseline file {path} is not UTF-8 text (corrupt); {_FIX.replace('FILE', str(path))}") from None
+        raise BaselineFileError(f"baseline file {path} is not UTF-8 text (corrupt); {_fix(path)}") from None
     except json.JSONDecodeError as e:
         what = "truncated" if _cut_short(raw, e) else "corrupt"
         raise BaselineFileError(
             f"baseline file {path} is {what} (invalid JSON at line {e.lineno} column {e.colno}); "
-            f"{_FIX.replace('FILE', str(path))}") from None
+            f"{_fix(path)}") from None
+    except RecursionError:
+        raise BaselineFileError(f"baseline file {path} is nested too deeply (corrupt); {_fix(path)}") from None
     if not isinstance(data, dict) or "schema_version" not in data:
         raise BaselineFileError(f"baseline file {path} is not a pytest-trtperf baseline (no schema_version); "
-                                f"{_FIX.replace('FILE', str(path))}")
+                                f"{_fix(path)}")
     version = data["schema_version"]
-    if not isinstance(version, int):
-        raise BaselineFileError(f"baseline file {path} has a malformed schema_version {version!r}; "
-                                f"{_FIX.replace('FILE', str(path))}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < OLDEST_SCHEMA:
+        raise BaselineFileError(f"baseline file {path} has a malformed schema_version {version!r} (a whole number "
+                                f"from {OLDEST_SCHEMA}); {_fix(path)}")
     if version > SCHEMA_VERSION:
         tool = data.get("tool", {}).get("version", "a newer version") if isinstance(data.get("tool"), dict) else "a newer version"
         raise BaselineFileError(
             f"baseline file {path} has schema {version}, written by pytest-trtperf {tool}; this is "
             f"{__version__} (schema {SCHEMA_VERSION}): upgrade with pip install -U pytest-trtperf")
-    try:
-        results = data["results"]
-        if not isinstance(results, dict):
-            raise TypeError("results is not an object")
-        entries = {rid: BaselineEntry.from_dict(rid, e) for rid, e in results.items()}
-        device_class = str(data["device_class"])
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise BaselineFileError(f"baseline file {path} is malformed ({type(e).__name__}: {e}); "
-                                f"{_FIX.replace('FILE', str(path))}") from None
+    results = data.get("results")
+    device_class = data.get("device_class")
+    if not isinstance(results, dict) or not isinstance(device_class, str):
+        missing = "results" if not isinstance(results, dict) else "device_class"
+        raise BaselineFileError(f"baseline file {path} is malformed ({missing} is missing or of the wrong type); "
+                                f"{_fix(path)}")
+    entries = {}
+    for rid, e in results.items():
+        try:
+            entries[rid] = BaselineEntry.from_dict(rid, e)
+        except check.FieldError as err:
+            raise BaselineFileError(f"baseline file {path}, entry {_entry_id(rid)!r}: field {err.field} "
+                                    f"{err.problem}; {_fix(path)}") from None
     return BaselineFile(path=path, device_class=device_class, entries=entries)
 
 
@@ -478,10 +571,18 @@ class BaselineStore:
         return f.entries.get(result_id) if f else None
 
     def write(self, results: list[Result], *, timestamp: str, git_commit: str | None,
-              on_wait: Callable[[str], None] | None = None, written: list[Path] | None = None) -> list[Path]:
+              on_wait: Callable[[str], None] | None = None, written: list[Path] | None = None,
+              notes: list[str] | None = None) -> list[Path]:
         """Merge ``results`` into their files (other entries are kept).
         ``written``, when given, receives each path as soon as it is
-        replaced, so a caller interrupted midway knows what was written."""
+        replaced, so a caller interrupted midway knows what was written.
+
+        Each entry's history continues when the old entry measured the same
+        thing the same way and the new run is within the noise of the old
+        runs; otherwise it restarts with this run. ``notes`` collects one line
+        per restarted history, run measured on a busy device, or result that
+        could not be stored."""
+        notes = notes if notes is not None else []
         by_class: dict[str, list[Result]] = {}
         for r in results:
             by_class.setdefault(r.device_class, []).append(r)
@@ -496,7 +597,20 @@ class BaselineStore:
                 if existing is not None:
                     entries = {rid: e.to_dict() for rid, e in existing.entries.items()}
                 for r in rs:
-                    entries[r.id] = BaselineEntry.from_result(r, timestamp=timestamp, git_commit=git_commit).to_dict()
+                    old = existing.entries.get(r.id) if existing is not None else None
+                    entry = BaselineEntry.from_result(r, timestamp=timestamp, git_commit=git_commit,
+                                                      history=_kept_history(old, r, notes))
+                    d = _finite(entry.to_dict())
+                    try:
+                        BaselineEntry.from_dict(r.id, d)  # never write what the next run cannot read
+                    except check.FieldError as err:
+                        notes.append(f"{r.id}: not written: field {err.field} {err.problem}")
+                        continue
+                    if _busy(r.device_state.flags):
+                        notes.append(f"{r.id}: measured while the {'host' if r.kind == 'host' else 'GPU'} was busy "
+                                     f"({', '.join(r.device_state.flags)}); the entry records it and the gate's "
+                                     f"centre leaves the run out once quiet runs exist")
+                    entries[r.id] = d
                 doc = {
                     "schema_version": SCHEMA_VERSION,
                     "tool": {"name": "pytest-trtperf", "version": __version__},
@@ -507,3 +621,32 @@ class BaselineStore:
             self._cache.pop(path.name, None)
             done.append(path)
         return list(done)
+
+
+def _same_measurement(old: BaselineEntry, r: Result) -> bool:
+    fp = Fingerprint.from_dict(r.fingerprint)
+    return (old.config_hash == r.config_hash and old.kind == r.kind and old.mode == r.mode
+            and old.fingerprint.device_class == fp.device_class and dict(old.fingerprint.critical) == dict(fp.critical))
+
+
+def _kept_history(old: BaselineEntry | None, r: Result, notes: list[str]) -> tuple[Mapping[str, Any], ...]:
+    """The old entry's runs to keep under the new one: none when it measured
+    something else, or when this run moved beyond the tolerance and the
+    between-run noise of those runs (an accepted change: a new level)."""
+    if old is None or not _same_measurement(old, r):
+        return ()
+    v = r.verdict
+    metric = v.metric if v is not None else "median"
+    tolerance = v.tolerance if v is not None else 0.05
+    confidence = v.confidence if v is not None and v.confidence is not None else 0.99
+    new = r.metric_value(metric)
+    values = old.run_values(metric)
+    if not (new > 0 and math.isfinite(new)):
+        return ()
+    step = moved(new, values, kind=r.kind, tolerance=tolerance, confidence=confidence)
+    if step is not None:
+        change = -step / (1 + step) if metric == "throughput" else step  # positive = slower
+        notes.append(f"{r.id}: {metric} moved {change:+.1%} from the centre of {len(values)} earlier run(s) "
+                     f"({centre(values):.6g}); its history restarts with this run")
+        return ()
+    return old.runs()

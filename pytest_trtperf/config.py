@@ -31,6 +31,11 @@ BASELINE_MODES = ("compare", "update", "off")
 METRICS = ("median", "mean", "p90", "p95", "p99", "throughput")
 MODES = ("latency", "throughput")
 MISSING = ("pass", "fail")
+#: What ``incomparable`` and ``unreliable`` verdicts do to their test.
+PASS_FAIL = ("pass", "fail")
+#: Default bounded wait for a busy GPU or a loaded host to become quiet
+#: before the re-measure (seconds).
+BUSY_WAIT_S = 10.0
 
 #: Upper bounds that keep a typo from running for hours or filling memory
 #: (10 million samples are 80 MB; an hour is longer than any CI step wants).
@@ -161,6 +166,18 @@ def _streams(value: Any, what: str) -> int:
     return int(parse_number(value, what=what, low=1, high=MAX_STREAMS, integer=True))
 
 
+def _wait_s(value: Any, what: str) -> float:
+    return float(parse_number(value, what=what, low=0, high=MAX_SECONDS))
+
+
+def _run_noise(value: Any, what: str) -> float | None:
+    """``auto`` (None: the entry's history and the prior) or a relative sd
+    such as ``3%``; ``0`` leaves the between-run term out."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    return parse_fraction(value, what=what, bare_max=1.0)
+
+
 # -- measurement settings -------------------------------------------------------
 @dataclass(frozen=True)
 class MeasureSettings:
@@ -213,6 +230,16 @@ class MeasureOptions:
     cuda_graph: bool = True
     blocking_sync: bool = False
     include_transfers: bool = False
+    #: ``fail``: an incomparable baseline fails the test (strict CI).
+    incomparable: str = "pass"
+    #: ``fail``: a result measured on a busy GPU or loaded host (after the
+    #: wait and the re-measure) fails the test.
+    unreliable: str = "pass"
+    #: Longest wait for a busy GPU or loaded host to become quiet (seconds).
+    busy_wait_s: float = BUSY_WAIT_S
+    #: Between-run sd: None = from the baseline's history and the prior;
+    #: a number overrides it (0 leaves the term out).
+    run_noise: float | None = None
     #: Growth of a gated memory figure allowed before a test fails (None: not
     #: gated); the default is ``memory.DEFAULT_TOLERANCE``.
     memory_tolerance: float | None = 0.10
@@ -271,6 +298,10 @@ PERF_ARGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "cuda_graph": ("cuda_graph", _strict_bool),
     "blocking_sync": ("blocking_sync", _strict_bool),
     "include_transfers": ("include_transfers", _strict_bool),
+    "incomparable": ("incomparable", lambda v, w: parse_choice(v, PASS_FAIL, what=w)),
+    "unreliable": ("unreliable", lambda v, w: parse_choice(v, PASS_FAIL, what=w)),
+    "busy_wait": ("busy_wait_s", _wait_s),
+    "run_noise": ("run_noise", _run_noise),
     "memory_tolerance": ("memory_tolerance", _memory_tolerance),
 }
 
@@ -405,6 +436,19 @@ OPTIONS: tuple[Option, ...] = (
            "pass", metavar="pass|fail"),
     Option("--trt-no-remeasure", "Decide on the first measurement: do not measure again to confirm a "
            "suspected regression.", False, "bool"),
+    Option("--trt-incomparable", "pass (default, with a warning) or fail when a baseline cannot be compared "
+           "(other measurement method, clock state, device class).", "pass", metavar="pass|fail"),
+    Option("--trt-unreliable", "pass (default, with a warning) or fail when a result stays unreliable (a busy "
+           "GPU or a loaded host after the wait and a re-measure).", "pass", metavar="pass|fail"),
+    Option("--trt-busy-wait", "Seconds to wait for a busy GPU or a loaded host to become quiet before "
+           "measuring again (default 10).", "10", metavar="SECONDS"),
+    Option("--trt-run-noise", "Between-run noise (relative sd) the gate allows for: auto (default: from the "
+           "baseline's history of update runs, with a prior per workload family), or e.g. 2%; 0 turns it off.",
+           "auto", metavar="auto|FRACTION"),
+    Option("--trt-ignore-host-load", "Do not watch the host's CPU load during host-timed measurements (no "
+           "host_busy flag, no wait, no unreliable verdicts for host load).", False, "bool"),
+    Option("--trt-allow-cpu-sharing", "Allow more xdist workers than CPU cores for host-timed tests; their "
+           "measured windows then take turns.", False, "bool"),
     # core: how to measure
     Option("--trt-warmup-ms", "Warm-up time before measuring (default 200 ms, as trtexec).", "200", metavar="MS"),
     Option("--trt-min-time", "Measure at least this many seconds before the adaptive stop (default 1: one "
@@ -552,6 +596,10 @@ class Settings:
     json_path: Path | None
     report_path: Path | None
     measure: MeasureOptions = field(default_factory=MeasureOptions)
+    #: Watch /proc during host windows (``--trt-ignore-host-load`` turns it off).
+    watch_host: bool = True
+    #: More xdist workers than CPU cores allowed for host-timed tests.
+    allow_cpu_sharing: bool = False
     #: Seconds to wait for the baseline directory's lock (``--trt-lock-timeout``).
     lock_timeout_s: float = 60.0
     gpu: GpuSettings = field(default_factory=GpuSettings)
@@ -592,6 +640,10 @@ class Settings:
             cuda_graph=not r.flag("trt_no_cuda_graph"),
             blocking_sync=r.flag("trt_blocking_sync"),
             include_transfers=r.flag("trt_include_transfers"),
+            incomparable=r.get("trt_incomparable", lambda v, w: parse_choice(v, PASS_FAIL, what=w)),
+            unreliable=r.get("trt_unreliable", lambda v, w: parse_choice(v, PASS_FAIL, what=w)),
+            busy_wait_s=r.get("trt_busy_wait", _wait_s),
+            run_noise=r.get("trt_run_noise", _run_noise),
             memory_tolerance=r.get("trt_memory_tolerance", _memory_tolerance),
         )
         m.check(where="command line / ini:")
@@ -630,6 +682,8 @@ class Settings:
             measure=m,
             gpu=gpu,
             trt=trt,
+            watch_host=not r.flag("trt_ignore_host_load"),
+            allow_cpu_sharing=r.flag("trt_allow_cpu_sharing"),
             export_dir=_plain_path(r.path("trt_export_dir")),
         )
 

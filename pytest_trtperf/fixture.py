@@ -69,9 +69,10 @@ class TrtBench:
         self._state = state
         self.results: list[Result] = []
         self._ids: set[str] = set()
-        self._missing_fails: dict[str, bool] = {}
+        self._opts: dict[str, MeasureOptions] = {}
         self._prog: progress.Progress | None = None
-        self._runner = Runner(state.settings, state.store, state.gpu, progress=self._measure_bar)
+        self._runner = Runner(state.settings, state.store, state.gpu, progress=self._measure_bar,
+                              workers=state.xdist_workers)
 
     # -- public API ---------------------------------------------------------
     @user_errors
@@ -177,7 +178,7 @@ class TrtBench:
             raise UsageError(f"{self._item.nodeid}: two measurements {which} in one test; give each "
                              f"trt_bench.measure() call a distinct name=")
         self._ids.add(rid)
-        self._missing_fails[rid] = opts.missing_baseline == "fail"
+        self._opts[rid] = opts
         lineno = self._item.location[1]  # 0-based, None when unknown
         target = Target(id=rid, nodeid=self._item.nodeid, name=name,
                         location=(str(self._item.path), lineno + 1 if lineno is not None else 0))
@@ -214,17 +215,31 @@ class TrtBench:
         return nsight.with_profile_command(result, ctx)
 
     def failures(self) -> list[str]:
-        """Messages of the results that fail the test."""
+        """Messages of the results that fail the test: the verdict first (an
+        80-column short summary shows the cause), then what made it fail, then
+        the measurement's name; layer attribution lines last."""
         out = []
         for r in self.results:
-            if r.verdict is None:
+            v = r.verdict
+            if v is None:
                 continue
-            if r.verdict.status == "regression":
-                message, command = _split_command(r.verdict.message)
-                again = " (confirmed by a second measurement)" if r.verdict.remeasured else ""
-                out.append(message_safe(message + again + command, r.id))
-            elif r.verdict.status == "missing" and self._missing_fails.get(r.id, False):
-                out.append(message_safe(r.verdict.message, r.id) + " (--trt-missing-baseline=fail)")
+            opts = self._opts.get(r.id, MeasureOptions())
+            why = None
+            if v.status == "regression":
+                why = " (confirmed by a second measurement)" if v.remeasured else ""
+            elif v.failed:
+                why = ""
+            elif v.status == "missing" and opts.missing_baseline == "fail":
+                why = " (--trt-missing-baseline=fail)"
+            elif v.status == "incomparable" and opts.incomparable == "fail":
+                why = " (--trt-incomparable=fail)"
+            elif v.status == "unreliable" and opts.unreliable == "fail":
+                why = " (--trt-unreliable=fail)"
+            if why is not None:
+                message, command = _split_command(v.message)
+                first, _, rest = message.partition("\n")
+                name = f" [measurement {r.name!r}]" if r.name else ""
+                out.append(message_safe(first + why + name + ("\n" + rest if rest else "") + command, r.id))
             m = r.memory_verdict
             if m is not None and m.failed:
                 out.append(message_safe(m.message, r.id) + (" (confirmed by a second measurement)" if m.remeasured else ""))

@@ -1,30 +1,38 @@
 """The verdict for one result against its baseline.
 
 Fails only when the chosen metric is slower than the baseline by more than the
-tolerance AND the slowdown is significant given both samples' noise
-(``stats.compare``). Faster is reported, never failed. A baseline from another
-device class, clock state, workload kind, mode or configuration is never
-compared: it is ``incomparable``.
+tolerance AND the slowdown is significant given all the noise between the two
+runs: the noise inside each window (``stats.compare``) and the offset between
+processes and times (``noise``). Faster is reported, never failed. A baseline
+from another device class, clock state, workload kind, mode or measurement
+method is never compared: it is ``incomparable``. A change of the build
+configuration (precision, flags, ...) is compared and named. Data the gate
+cannot compute with (non-finite, zero) is ``unreliable`` and fails.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+import math
+from typing import Any, Iterable
 
 from .attribution import attribution_text
 from .baseline import BaselineEntry
 from .fingerprint import Fingerprint, incomparable_reason, info_changes
+from .identity import config_changes, config_identity, split_config
+from .noise import centre, estimate, widen
+from .noise import status as noise_status
 from .report.format import fmt_change, fmt_value
-from .results import DeviceState, Result, Verdict
-from .stats import compare, decide
+from .results import DeviceState, Distribution, Result, Verdict
+from .stats import compare
 
 #: The SM clock must differ from the baseline's by more than this to be shown
 #: (flag and verdict message). Fresh processes of an unchanged GEMM on an H100
 #: at its power cap read 1395-1425 MHz (+-1.1%); after 30 s of load the card
 #: held 1350-1410 MHz and the GEMM ran 4% slower (bench/RESULTS.md, "Gate quality").
 CLOCK_FLAG_THRESHOLD = 0.03
-#: Shown whenever present: the window (or the baseline's) shared the GPU.
-ALWAYS_SHOWN = ("busy",)
+#: Shown whenever present: the window (or the baseline's) shared the GPU or
+#: ran on a loaded host.
+ALWAYS_SHOWN = ("busy", "host_busy")
 #: Verdicts that compared numbers with a baseline.
 _COMPARED = ("pass", "regression", "improved")
 
@@ -79,22 +87,48 @@ def verdict_flags(state: DeviceState, baseline_flags: Iterable[str] | None = Non
     return tuple(out)
 
 
+def _positive(x: float | None) -> bool:
+    return x is not None and math.isfinite(x) and x > 0
+
+
+def _bad_distribution(d: Distribution) -> bool:
+    q = d.quantiles_ms
+    return (d.n < 1 or len(q) < 2 or not all(math.isfinite(x) and x >= 0 for x in q)
+            or q[len(q) // 2] <= 0)
+
+
+def _invalid(words: str, why: str, base: dict[str, Any], current_value: float | None,
+             baseline_value: float | None = None) -> Verdict:
+    """Data the gate cannot compute with: never a pass (``Verdict.failed``)."""
+    return Verdict(status="unreliable", decided_by="invalid_data", current_value=current_value,
+                   baseline_value=baseline_value,
+                   message=f"{words}: cannot be judged: {why}; refresh the baseline with pytest --trt-baseline=update",
+                   **base)
+
+
 def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, metric: str, tolerance: float,
-          confidence: float, baseline_path: str) -> Verdict:
+          confidence: float, baseline_path: str, run_noise: float | None = None) -> Verdict:
     """Decide one result. Never raises for data reasons: everything becomes a
-    status with a message."""
-    base = dict(metric=metric, tolerance=tolerance, confidence=confidence,
-                flags=verdict_flags(result.device_state, compared=False))
+    status with a message, and the message starts with the verdict (pytest's
+    short summary shows the first 80 columns).
+
+    The change is measured from the centre of the baseline's runs (its
+    history) and must exceed both the tolerance and what the noise explains:
+    the within-run interval of ``stats.compare`` widened by the between-run
+    term of ``noise.estimate`` (``run_noise`` overrides its sd)."""
+    base: dict[str, Any] = dict(metric=metric, tolerance=tolerance, confidence=confidence,
+                                flags=verdict_flags(result.device_state, compared=False))
+    words = _METRIC_WORDS.get(metric, metric)
     current_value = result.metric_value(metric)
     if baseline_mode == "off":
         return Verdict(status="off", current_value=current_value, **base)
     if baseline_mode == "update":
         return Verdict(status="updated", current_value=current_value,
-                       message=f"{result.id}: baseline will be written to {baseline_path}", **base)
+                       message=f"baseline will be written to {baseline_path}", **base)
     if entry is None:
-        fix = "run pytest --trt-baseline=update to record one"
         return Verdict(status="missing", current_value=current_value,
-                       message=f"{result.id}: no baseline in {baseline_path}; {fix}", **base)
+                       message=f"no baseline in {baseline_path}; run pytest --trt-baseline=update to record one",
+                       **base)
     reason = incomparable_reason(entry.fingerprint, Fingerprint.from_dict(result.fingerprint))
     if reason is None and entry.kind != result.kind:
         reason = f"workload kind {entry.kind!r} != {result.kind!r}"
@@ -104,27 +138,57 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     if reason is None and entry.timed_as and now_timed and now_timed != entry.timed_as:
         reason = (f"timed as {entry.timed_as!r} in the baseline, {now_timed!r} now (the CUDA graph capture "
                   f"check changed its choice; the result's notes say why)")
-    if reason is None and entry.config_hash != result.config_hash:
-        reason = f"configuration changed (config hash {entry.config_hash} != {result.config_hash})"
+    build_changes: list[str] = []
+    if reason is None and entry.config is not None:
+        old_method, old_build = split_config(entry.config)
+        new_method, new_build = split_config(config_identity(result.identity))
+        method_changes = config_changes(old_method, new_method)
+        build_changes = config_changes(old_build, new_build)
+        if method_changes:
+            reason = f"measurement method changed: {'; '.join(method_changes)}"
+        elif not build_changes and entry.config_hash != result.config_hash:
+            reason = f"configuration changed (config hash {entry.config_hash} != {result.config_hash})"
+    elif reason is None and entry.config_hash != result.config_hash:
+        reason = (f"configuration changed (config hash {entry.config_hash} != {result.config_hash}; the baseline "
+                  f"predates recorded configurations)")
     if reason is not None:
         return Verdict(status="incomparable", current_value=current_value,
                        baseline_value=entry.metric_value(metric),
-                       message=f"{result.id}: baseline not comparable: {reason}; refresh it with "
-                               f"pytest --trt-baseline=update", **base)
+                       message=f"baseline not comparable: {reason}; refresh it with pytest --trt-baseline=update",
+                       **base)
 
+    values = entry.run_values(metric)
+    latest = entry.metric_value(metric)
+    if not all(_positive(v) for v in (*values, latest)) or _bad_distribution(entry.distribution):
+        return _invalid(words, "the baseline entry holds a value that is not a finite number > 0", base,
+                        current_value)
+    if not _positive(current_value) or _bad_distribution(result.distribution):
+        return _invalid(words, "this run's timings are not finite numbers > 0", base, current_value)
+    centre_value = centre(values)
     cmp = compare(entry.distribution, result.distribution, metric=metric, confidence=confidence, seed=result.id)
-    status = decide(cmp, tolerance)
-    words = _METRIC_WORDS.get(metric, metric)
-    baseline_value = entry.metric_value(metric)
-    ci_text = f"{confidence:.0%} CI {fmt_change(cmp.ci[0])}..{fmt_change(cmp.ci[1])}"
-    values = f"{fmt_value(metric, baseline_value)} -> {fmt_value(metric, current_value)}"
+    if not all(math.isfinite(x) for x in (cmp.change, *cmp.ci)):
+        return _invalid(words, f"the comparison gave a non-finite change ({cmp.change}, CI {cmp.ci})", base,
+                        current_value, centre_value)
+    # From the latest run to the centre of all runs (positive = the latest was slower).
+    shift = latest / centre_value if metric != "throughput" else centre_value / latest
+    change = (1.0 + cmp.change) * shift - 1.0
+    ci = ((1.0 + cmp.ci[0]) * shift - 1.0, (1.0 + cmp.ci[1]) * shift - 1.0)
+    noise = estimate(result.kind, values, run_noise)
+    j = widen(change, ci, noise.allowance(confidence), tolerance)
+    status = noise_status(j, tolerance)
+    ci_text = f"{confidence:.0%} CI {fmt_change(j.ci[0])}..{fmt_change(j.ci[1])}"
+    vals = f"{fmt_value(metric, centre_value)} -> {fmt_value(metric, current_value)}"
+    bars = f"tolerance {tolerance:.1%}, {noise.describe(confidence)}"
+    decided = {"tolerance": "the tolerance", "run_noise": "between-run noise",
+               "sample_noise": "this run's own noise"}[j.decided_by]
     if status == "regression":
-        msg = (f"{result.id}: {words} regressed {fmt_change(cmp.change)} ({values}, {ci_text}, "
-               f"tolerance {tolerance:.1%})")
+        msg = f"{words} regressed {fmt_change(j.change)} ({vals}, {ci_text}; {bars}; {decided} decided)"
     elif status == "improved":
-        msg = f"{result.id}: {words} improved {fmt_change(cmp.change)} ({values}, {ci_text})"
+        msg = f"{words} improved {fmt_change(j.change)} ({vals}, {ci_text}; {bars})"
     else:
-        msg = f"{result.id}: {words} {fmt_change(cmp.change)} ({values}, {ci_text}) within tolerance {tolerance:.1%}"
+        msg = f"{words} {fmt_change(j.change)} ({vals}, {ci_text}): within {decided} ({bars})"
+    if build_changes:
+        msg += f"; build configuration changed: {'; '.join(build_changes)}"
     changes = info_changes(entry.fingerprint, Fingerprint.from_dict(result.fingerprint))
     if changes:
         msg += f"; environment changed: {', '.join(changes)}"
@@ -134,8 +198,9 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     base["flags"] = verdict_flags(result.device_state, entry.flags, entry.sm_clock_mhz)
     state_flags = [f for f in base["flags"] if not f.startswith("SM clock")]
     if state_flags:
-        msg += f"; GPU state vs the baseline: {', '.join(state_flags)}"
+        msg += f"; {'host' if result.kind == 'host' else 'GPU'} state vs the baseline: {', '.join(state_flags)}"
     if status == "regression":
         msg += attribution_text(entry.layers, result.layers)  # where the time went, when both have profiles
-    return Verdict(status=status, baseline_value=baseline_value, current_value=current_value, change=cmp.change,
-                   ci=cmp.ci, message=msg, **base)
+    return Verdict(status=status, baseline_value=centre_value, current_value=current_value, change=j.change,
+                   ci=j.ci, message=msg, decided_by=j.decided_by, run_noise=noise.to_dict(confidence),
+                   config_changes=tuple(build_changes), **base)

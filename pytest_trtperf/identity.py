@@ -58,7 +58,59 @@ def config_identity(identity: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def config_hash(identity: Mapping[str, Any]) -> str:
-    """Hash of what was configured (shapes, precision, mode, graphs, ...); a
-    baseline with another hash is incomparable."""
-    blob = json.dumps(config_identity(identity), sort_keys=True, default=str).encode()
+    """Hash of what was configured (shapes, precision, mode, graphs, ...).
+    The engine's ``build_config`` is left out: its hash, ``build``, is in, so
+    hashes stay what they were before the configuration itself was kept."""
+    config = config_identity(identity)
+    engine = config.get("engine")
+    if isinstance(engine, Mapping):
+        config["engine"] = {k: v for k, v in engine.items() if k != "build_config"}
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+#: Engine identity fields that say how the plan was BUILT (precision,
+#: optimization level, builder flags, memory pools, profile, ...). A change
+#: of these is what the gate judges: compared, and named in the verdict.
+#: Everything else in the configuration says how it is MEASURED (shapes,
+#: mode, streams, CUDA graphs, transfers, sync, inputs and seed): a change
+#: there makes the numbers incomparable.
+_BUILD = frozenset({"build", "build_config"})
+
+
+def split_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(measurement method, build configuration) of a configuration identity
+    (``config_identity``), each flattened to dotted keys."""
+    method: dict[str, Any] = {}
+    build: dict[str, Any] = {}
+    for key, value in config.items():
+        if key == "engine" and isinstance(value, Mapping):
+            for k, v in value.items():
+                if k == "build_config" and isinstance(v, Mapping):
+                    build.update({str(kk): vv for kk, vv in v.items()})
+                elif k in _BUILD:
+                    build[f"engine.{k}"] = v
+                else:
+                    method[f"engine.{k}"] = v
+        else:
+            method[str(key)] = value
+    if any(not k.startswith("engine.") for k in build):
+        # The hash is redundant when the configuration itself is there.
+        build.pop("engine.build", None)
+    return method, build
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def config_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """``["precision [\\"fp16\\"] -> [\\"fp32\\"]", ...]``: what differs between
+    two flattened parts of ``split_config``."""
+    out = []
+    for key in sorted(set(before) | set(after)):
+        b, a = before.get(key), after.get(key)
+        if b != a:
+            out.append(f"{key} {_short(b)} -> {_short(a)}")
+    return out

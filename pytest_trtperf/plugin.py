@@ -20,7 +20,7 @@ import pytest
 from .config import Settings, add_options, perf_overrides
 from .errors import BaselineFileError, UsageError
 from .gpu.session import PLUGIN_NAME as GPU_PLUGIN_NAME
-from .gpu.session import GpuSessionPlugin, register_auto_workers
+from .gpu.session import GpuSessionPlugin, register_auto_workers, xdist_workers
 from .session import SessionState
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageError as e:
         raise pytest.UsageError(str(e)) from None
     state = SessionState.create(settings, is_controller=not hasattr(config, "workerinput"))
+    state.xdist_workers = xdist_workers(config)
     if settings.export_dir is not None and state.is_controller:
         from .exports import prepare
 
@@ -162,12 +163,30 @@ class SessionHooks:
             except BaselineFileError as e:
                 raise pytest.UsageError(_log_safe(str(e))) from None
 
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        from .host_state import cpu_cores
+
+        s, workers = self.state.settings, self.state.xdist_workers
+        if not self.state.is_controller or workers <= cpu_cores() or s.baseline_mode == "off":
+            return []
+        what = "host-timed results take turns measuring" if s.allow_cpu_sharing else (
+            "host-timed tests fail with a usage error; pass --trt-allow-cpu-sharing to let them take turns")
+        return [f"trtperf: -n {workers} on {cpu_cores()} CPU core(s): {what}"]
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "trtperf", None)
         if data and report.when == "call":
             from .results import Result
 
-            self.state.collected.extend(Result.from_dict(d) for d in data)
+            results = [Result.from_dict(d) for d in data]
+            self.state.collected.extend(results)
+            if report.failed or (report.skipped and hasattr(report, "wasxfail")):  # failed, or xfailed
+                for r in results:
+                    self.state.not_written[r.id] = "its test failed"
+        elif report.when in ("setup", "teardown") and report.failed:
+            for r in self.state.collected:
+                if r.nodeid == report.nodeid:
+                    self.state.not_written.setdefault(r.id, f"its test errored in {report.when}")
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.state.is_controller and self._has_outputs():

@@ -11,18 +11,23 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 
-#: Verdict statuses. ``regression`` is the only one that fails a test (plus
-#: ``missing`` under ``--trt-missing-baseline=fail``); the memory verdict
+#: Verdict statuses. ``regression`` always fails a test; ``missing``,
+#: ``incomparable`` and ``unreliable`` fail it when their option says ``fail``
+#: (``unreliable`` for invalid data always fails). The memory verdict
 #: (``MemoryVerdict``) uses the same words and fails on ``regression`` too.
 STATUSES = (
-    "pass",  # within tolerance or not significant
+    "pass",  # within tolerance or not significant given all the noise
     "regression",  # slower beyond tolerance and significant
     "improved",  # faster beyond tolerance and significant (reported, never failed)
+    "unreliable",  # measured on a busy GPU or a loaded host (after waiting and re-measuring), or invalid data
     "missing",  # no baseline for this result
-    "incomparable",  # baseline from another device class / configuration
+    "incomparable",  # baseline from another device class / measurement method
     "updated",  # --trt-baseline=update: this result becomes the baseline
     "off",  # --trt-baseline=off
 )
+#: ``Verdict.decided_by`` values. Compared verdicts: which bar the change was
+#: held to (the larger one decides). Unreliable verdicts: why.
+DECIDED_BY = ("tolerance", "run_noise", "sample_noise", "host_busy", "gpu_busy", "invalid_data")
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,29 @@ class DeviceState:
     samples: int = 0
     #: Time series for reports: list of (t_s, sm_mhz, mem_mhz, power_w, temp_c).
     timeline: tuple[tuple[float, float, float, float, float], ...] = ()
+    #: Host: CPU cores' worth of time other processes used during the window
+    #: (from /proc/stat minus this process's own CPU time); None when unknown.
+    cpu_others: float | None = None
+    #: Host: share of CPU time the hypervisor stole during the window (VMs).
+    cpu_steal: float | None = None
+    #: Host: runnable tasks that had no core, averaged over the window (read
+    #: every 100 ms from /proc/stat ``procs_running``).
+    cpu_waiting: float | None = None
+    #: Host: share of the window the measuring thread was runnable but waited
+    #: for a CPU (its /proc schedstat).
+    cpu_delayed: float | None = None
+    #: Host: times the measuring thread was put back on a CPU during the window.
+    cpu_gaps: int | None = None
+    #: Host: seconds the measuring thread ran on a CPU during the window.
+    cpu_run_s: float | None = None
+    #: Host: estimated share of samples that contained a wait for a CPU
+    #: (``host_state.judge_window``); what decides ``host_busy``.
+    cpu_hit: float | None = None
+    #: Host: 1-minute load average at the end of the window.
+    load_avg: float | None = None
+    #: Other processes that shared the device: ``"1234 python3"`` (GPU: from
+    #: NVML and /proc; host: the busiest others, when the host was busy).
+    other_processes: tuple[str, ...] = ()
 
     @property
     def flagged(self) -> bool:
@@ -110,6 +138,7 @@ class DeviceState:
         d["throttle_reasons"] = list(self.throttle_reasons)
         d["flags"] = list(self.flags)
         d["timeline"] = [list(t) for t in self.timeline]
+        d["other_processes"] = list(self.other_processes)
         return d
 
     @classmethod
@@ -118,6 +147,7 @@ class DeviceState:
         kw["throttle_reasons"] = tuple(kw.get("throttle_reasons", ()))
         kw["flags"] = tuple(kw.get("flags", ()))
         kw["timeline"] = tuple(tuple(t) for t in kw.get("timeline", ()))
+        kw["other_processes"] = tuple(kw.get("other_processes", ()))
         return cls(**kw)
 
 
@@ -143,15 +173,29 @@ class Verdict:
     #: GPU-state flags that bear on this verdict (``gate.verdict_flags``): what
     #: the reports' flag column shows. The raw flags are ``device_state.flags``.
     flags: tuple[str, ...] = ()
+    #: Which term decided (``DECIDED_BY``): for compared verdicts the largest
+    #: of the tolerance, the between-run noise allowance and the within-run
+    #: interval; for ``unreliable`` the cause. None otherwise.
+    decided_by: str | None = None
+    #: The between-run noise term: ``sd`` (relative), ``source`` ("history"
+    #: or "prior <kind>"), ``runs`` (baseline runs behind it), ``allowance``
+    #: (the change it alone explains at the confidence level).
+    run_noise: Mapping[str, Any] | None = None
+    #: Build-configuration changes the compared baseline differs by
+    #: (``"precision ['fp16'] -> ['fp32']"``); the gate judges them.
+    config_changes: tuple[str, ...] = ()
 
     @property
     def failed(self) -> bool:
-        return self.status == "regression"
+        """Fails its test whatever the options say (regressions, invalid data)."""
+        return self.status == "regression" or (self.status == "unreliable" and self.decided_by == "invalid_data")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["ci"] = list(self.ci) if self.ci is not None else None
         d["flags"] = list(self.flags)
+        d["run_noise"] = dict(self.run_noise) if self.run_noise is not None else None
+        d["config_changes"] = list(self.config_changes)
         return d
 
     @classmethod
@@ -160,6 +204,7 @@ class Verdict:
         if kw.get("ci") is not None:
             kw["ci"] = tuple(kw["ci"])
         kw["flags"] = tuple(kw.get("flags", ()))
+        kw["config_changes"] = tuple(kw.get("config_changes", ()))
         return cls(**kw)
 
 

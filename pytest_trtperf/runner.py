@@ -3,6 +3,12 @@
 The ``trt_bench`` fixture adapts pytest to this module (markers and test
 items in, results out); benchmark scripts call the same policy, so the rule
 the gate study evaluates is the rule the plugin runs.
+
+A window measured while something else used the device (another process on
+the GPU, a loaded host) is never judged as it stands: the runner waits
+(bounded) for the device to become quiet and measures again; a window that is
+still busy becomes ``unreliable``, naming the other processes, not a
+regression.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any, Callable, ContextManager, Mapping, Protocol, TypeVar
 
 from .baseline import BaselineStore
 from .config import MeasureOptions, MeasureSettings, Settings
+from .errors import UsageError
 from .fingerprint import Fingerprint, host_fingerprint
 from .gate import judge
 from .gpu.window import measured_window
@@ -26,6 +33,11 @@ from .workload import ChoosingWorkload, ProfiledWorkload, StateMonitor, Workload
 R = TypeVar("R")
 V = TypeVar("V")
 
+#: Flags that mean another process shared the device during the window.
+BUSY_FLAGS = ("busy", "host_busy")
+#: Verdicts whose numbers a busy window would falsify: compared, or to be saved.
+COMPARED_OR_SAVED = ("pass", "regression", "improved", "updated")
+
 
 def confirm(measure_once: Callable[[], R], judge_one: Callable[[R], V], *, is_regression: Callable[[V], bool],
             remeasure: bool, flagged: Callable[[R], bool]) -> tuple[R, V, bool]:
@@ -35,12 +47,77 @@ def confirm(measure_once: Callable[[], R], judge_one: Callable[[R], V], *, is_re
 
     Returns the deciding measurement, its verdict and whether it was a re-measure.
     """
-    result = measure_once()
-    verdict = judge_one(result)
-    if is_regression(verdict) and (remeasure or flagged(result)):
-        result = measure_once()
-        return result, judge_one(result), True
-    return result, verdict, False
+    return settle(measure_once, judge_one, is_regression=is_regression, remeasure=remeasure, flagged=flagged)
+
+
+def settle(measure_once: Callable[[], R], judge_one: Callable[[R], V], *, is_regression: Callable[[V], bool],
+           remeasure: bool, flagged: Callable[[R], bool], busy: Callable[[R], bool] = lambda r: False,
+           wait_quiet: Callable[[R], tuple[str, ...]] = lambda r: (),
+           unreliable: Callable[[R, V, tuple[str, ...]], V] | None = None,
+           matters: Callable[[V], bool] = lambda v: True) -> tuple[R, V, bool]:
+    """The whole policy: measure and judge; then
+
+    * a busy window (``busy``) whose verdict ``matters`` (numbers were
+      compared or are to be saved): wait for quiet (``wait_quiet``, bounded;
+      it returns who was still there) and measure again; if that window is
+      busy too, ``unreliable`` turns its verdict into one that says so;
+    * a suspected regression (or a window flagged for throttling) with
+      ``remeasure``: measure once more (with the same busy rule); the second
+      measurement decides.
+
+    Returns the deciding measurement, its verdict and whether it was a re-measure.
+    """
+    count = 0
+
+    def once() -> tuple[R, V]:
+        nonlocal count
+        count += 1
+        r = measure_once()
+        return r, judge_one(r)
+
+    def quiet(r: R, v: V) -> tuple[R, V, bool]:
+        if not busy(r) or not matters(v):
+            return r, v, True
+        who = wait_quiet(r)
+        r, v = once()
+        if busy(r) and unreliable is not None:
+            return r, unreliable(r, v, who), False
+        return r, v, True
+
+    result, verdict = once()
+    result, verdict, clean = quiet(result, verdict)
+    if clean and is_regression(verdict) and (remeasure or flagged(result)):
+        result, verdict = once()
+        result, verdict, _ = quiet(result, verdict)
+    return result, verdict, count > 1
+
+
+def unreliable_verdict(result: Result, verdict: Verdict, who: tuple[str, ...], busy_wait_s: float) -> Verdict:
+    """The verdict of a window still busy after the wait and the re-measure,
+    naming ``who`` shared the device. In compare mode it becomes
+    ``unreliable`` (the numbers it would have judged are kept, not judged);
+    an update keeps its status and says so (the entry records the flag)."""
+    host = result.kind == "host"
+    state = result.device_state
+    if host:
+        parts = []
+        if state.cpu_hit is not None:
+            parts.append(f"{state.cpu_hit:.0%} of the samples waited for a CPU")
+        if state.cpu_steal:
+            parts.append(f"{state.cpu_steal:.0%} of CPU time stolen by the hypervisor")
+        cause = f"host busy ({', '.join(parts) or 'loaded'})"
+    else:
+        cause = "GPU busy (another process used it during the measurement)"
+    names = f"; other processes: {', '.join(who)}" if who else ""
+    how = f"after waiting up to {busy_wait_s:g} s and measuring again"
+    if verdict.status == "updated":
+        return dataclasses.replace(verdict, message=f"{cause} {how}{names}; the baseline records it; "
+                                                    f"{verdict.message}")
+    seen = ""
+    if verdict.change is not None and verdict.status in ("pass", "regression", "improved"):
+        seen = f"; the numbers said {verdict.status} {verdict.change * 100:+.1f}%, not judged"
+    return dataclasses.replace(verdict, status="unreliable", decided_by="host_busy" if host else "gpu_busy",
+                               message=f"unreliable: {cause} {how}{names}{seen}")
 
 
 class GpuSide(Protocol):
@@ -54,6 +131,9 @@ class GpuSide(Protocol):
 
     def make_monitor(self) -> StateMonitor | None:
         """An NVML sampler for the measured window, or None without NVML."""
+
+    def wait_until_idle(self, timeout_s: float) -> tuple[str, ...]:
+        """Wait (bounded) for other processes to leave the GPU; those still there."""
 
 
 class MeasureProgress(Protocol):
@@ -78,11 +158,16 @@ class Runner:
     """Runs one workload through the policy and returns its judged result."""
 
     def __init__(self, settings: Settings, store: BaselineStore, gpu: GpuSide | None = None,
-                 progress: Callable[[Target, MeasureOptions], MeasureProgress | None] | None = None) -> None:
+                 progress: Callable[[Target, MeasureOptions], MeasureProgress | None] | None = None,
+                 *, workers: int = 0) -> None:
+        """``workers``: xdist workers in the session (0 without xdist), for
+        the rule on more workers than CPU cores."""
         self.settings = settings
         self.store = store
         self.gpu = gpu
         self.progress = progress
+        self.workers = workers
+        self._cpu_lock: Any = None
         #: The deciding (last) measurement of the last ``run``: raw samples for
         #: ``--trt-export-dir``, which never travel inside a ``Result``.
         self.last_measurement: Measurement | None = None
@@ -92,18 +177,25 @@ class Runner:
         tear down. Notes, per-layer profile and device memory come from the
         workload after measuring."""
         fp = self.fingerprint(workload)
+        if workload.kind == "host":
+            self._check_cpu_sharing(target)
         self._pass_baseline_choice(workload, target.id, fp)
         workload.setup()
         try:
             identity = {"kind": workload.kind, "mode": opts.mode if workload.kind != "host" else "latency",
                         **dict(workload.identity())}
-            result, verdict, again = confirm(
+            watching = self.settings.baseline_mode in ("compare", "update")
+            result, verdict, again = settle(
                 lambda: self._result(target, workload, self._measure_once(workload, opts, target), fp, identity,
                                      opts),
                 lambda r: self.judge(r, opts),
                 is_regression=lambda v: v.status == "regression",
                 remeasure=opts.remeasure,
                 flagged=lambda r: r.flagged,
+                busy=lambda r: watching and any(f in BUSY_FLAGS for f in r.device_state.flags),
+                wait_quiet=lambda r: self._wait_quiet(r, opts),
+                unreliable=lambda r, v, who: self._unreliable(r, v, who, opts),
+                matters=lambda v: v.status in COMPARED_OR_SAVED,
             )
             figures, memory_verdict = self.memory(workload, result, verdict, opts)  # after timing: never inside it
             notes = tuple(workload.notes())
@@ -136,7 +228,43 @@ class Runner:
         s = self.settings
         entry = self.store.lookup(result.device_class, result.id) if s.baseline_mode == "compare" else None
         return judge(result, entry, baseline_mode=s.baseline_mode, metric=opts.metric, tolerance=opts.tolerance,
-                     confidence=opts.confidence, baseline_path=str(self.store.path_for(result.device_class)))
+                     confidence=opts.confidence, baseline_path=str(self.store.path_for(result.device_class)),
+                     run_noise=opts.run_noise)
+
+    # -- busy devices ---------------------------------------------------------
+    def _check_cpu_sharing(self, target: Target) -> None:
+        """More xdist workers than CPU cores: a usage error when host numbers
+        are gated or saved, unless allowed; allowed, windows take turns."""
+        from .host_state import cpu_cores, cpu_sharing_error
+
+        cores = cpu_cores()
+        error = cpu_sharing_error(self.workers, cores, self.settings.baseline_mode, self.settings.allow_cpu_sharing)
+        if error is not None:
+            raise UsageError(f"{target.nodeid}: {error}")
+        if self.workers > cores and self._cpu_lock is None:
+            from .gpu.pinning import GpuLock
+
+            self._cpu_lock = GpuLock.for_cpu(self.settings.gpu.state_dir)
+
+    def _wait_quiet(self, result: Result, opts: MeasureOptions) -> tuple[str, ...]:
+        """Wait for the device to become quiet; who was still there after the wait."""
+        if result.kind == "host":
+            from .host_state import busiest_others, wait_until_quiet
+
+            return () if wait_until_quiet(opts.busy_wait_s) else busiest_others()
+        if self.gpu is None:
+            return ()
+        return self.gpu.wait_until_idle(opts.busy_wait_s)
+
+    def _unreliable(self, result: Result, verdict: Verdict, who: tuple[str, ...], opts: MeasureOptions) -> Verdict:
+        if not who:
+            if result.kind == "host":
+                from .host_state import busiest_others
+
+                who = busiest_others()
+            else:
+                who = result.device_state.other_processes
+        return unreliable_verdict(result, verdict, who, opts.busy_wait_s)
 
     def memory(self, workload: Workload, result: Result, verdict: Verdict,
                opts: MeasureOptions) -> tuple[dict[str, int], MemoryVerdict | None]:
@@ -152,9 +280,16 @@ class Runner:
             remeasure=opts.remeasure)
 
     def _measure_once(self, workload: Workload, opts: MeasureOptions, target: Target) -> Measurement:
-        monitor = self.gpu.make_monitor() if workload.kind != "host" and self.gpu is not None else None
-        lock = self.gpu.measurement_lock() if self.gpu is not None else contextlib.nullcontext()
-        with lock:
+        monitor: StateMonitor | None
+        if workload.kind == "host":
+            monitor = self._host_monitor()
+        else:
+            monitor = self.gpu.make_monitor() if self.gpu is not None else None
+        with contextlib.ExitStack() as locks:
+            if self.gpu is not None:
+                locks.enter_context(self.gpu.measurement_lock())
+            if self._cpu_lock is not None and workload.kind == "host":
+                locks.enter_context(self._cpu_lock.hold())
             bar = self.progress(target, opts) if self.progress is not None else None
             try:
                 self.last_measurement = measure(
@@ -166,12 +301,25 @@ class Runner:
                 if bar is not None:
                     bar.done("measured")
 
+    def _host_monitor(self) -> StateMonitor | None:
+        if not self.settings.watch_host:
+            return None
+        from .host_state import HostSampler
+
+        return HostSampler()
+
     def _result(self, target: Target, workload: Workload, m: Measurement, fp: Fingerprint,
                 identity: Mapping[str, Any], opts: MeasureOptions) -> Result:
+        import numpy as np
+
         from . import stats
 
         extra = {k: stats.summarize(v, opts.confidence) for k, v in m.extra.items() if len(v)}
         state = m.device_state if isinstance(m.device_state, DeviceState) else DeviceState(kind=workload.kind)
+        if workload.kind == "host" and len(m.latency_s):
+            from .host_state import judge_window
+
+            state = judge_window(state, opts.metric, float(np.median(m.latency_s)))
         return Result(
             id=target.id,
             nodeid=target.nodeid,

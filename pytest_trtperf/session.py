@@ -26,6 +26,12 @@ class SessionState:
     started: str = field(default_factory=lambda: now_iso())
     #: The GPU part of the session (clock state, per-GPU lock, NVML monitor).
     gpu: GpuSide | None = None
+    #: xdist workers of the session (0 without xdist); the same in every worker.
+    xdist_workers: int = 0
+    #: Result ids whose test failed or errored: an update does not write them.
+    not_written: dict[str, str] = field(default_factory=dict)
+    #: Lines from writing baselines (restarted histories, busy runs, ...).
+    write_notes: list[str] = field(default_factory=list)
 
     _store: BaselineStore | None = field(default=None, repr=False)
 

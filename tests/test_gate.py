@@ -119,3 +119,134 @@ def test_verdict_flags_survive_json() -> None:
     v = verdict(result(), result(1.2, sm=1245.0, seed=1, flags=("power_throttle",)))
     back = Verdict.from_dict(json.loads(json.dumps(v.to_dict())))
     assert back == v and isinstance(back.flags, tuple)
+
+
+# -- issue 11: between-run noise, build vs method changes, cause first -------
+
+from pytest_trtperf.fingerprint import host_fingerprint  # noqa: E402
+from pytest_trtperf.identity import config_hash as hash_of  # noqa: E402
+from pytest_trtperf.results import Distribution  # noqa: E402
+
+
+def host_result(scale: float = 1.0, *, seed: int = 0, identity: dict | None = None, kind: str = "host") -> Result:
+    x = np.random.default_rng(seed).normal(1.0, 0.01, 3000) * scale * 5e-4
+    fp = host_fingerprint() if kind == "host" else gpu_fingerprint(
+        kind=kind, gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0", trt_version="10.13.0", clocks="off",
+        info={})
+    ident = identity if identity is not None else {"kind": kind, "timer": "perf_counter"}
+    return Result(id="t.py::test_h", nodeid="t.py::test_h", name=None, kind=kind, mode="latency",
+                  latency=stats.summarize(x), throughput=1 / x.mean(), distribution=stats.compress(x),
+                  stop_reason="converged", warmup_iterations=5, warmup_s=0.2, measured_s=1.0,
+                  config_hash=hash_of(ident), identity=ident, fingerprint=fp.to_dict(),
+                  device_class=fp.device_class, device_state=DeviceState(kind=kind))
+
+
+def host_verdict(base: Result, cur: Result, history: tuple = (), **kw: object) -> Verdict:
+    entry = BaselineEntry.from_result(base, timestamp="T", git_commit=None, history=history)
+    args = dict(baseline_mode="compare", metric="median", tolerance=0.05, confidence=0.99, baseline_path="b.json")
+    args.update(kw)
+    return judge(cur, entry, **args)  # type: ignore[arg-type]
+
+
+def test_host_change_within_the_between_run_noise_passes_and_says_so() -> None:
+    v = host_verdict(host_result(), host_result(1.08, seed=1))
+    assert v.status == "pass" and v.decided_by == "run_noise"
+    assert v.message.startswith("median latency +8.")
+    assert "within between-run noise (tolerance 5.0%, between-run noise 13.6% (sd 3.5%, host prior, 1 run))" \
+        in v.message
+    assert v.run_noise == {"sd": 0.035, "source": "prior", "runs": 1, "family": "host",
+                           "allowance": pytest.approx(0.136, abs=0.001)}
+    # The same change without the term (--trt-run-noise=0): the old rule fails it.
+    old = host_verdict(host_result(), host_result(1.08, seed=1), run_noise=0.0)
+    assert old.status == "regression" and old.decided_by == "tolerance"
+
+
+def test_a_large_host_slowdown_still_fails_with_the_cause_first() -> None:
+    v = host_verdict(host_result(), host_result(1.3, seed=1))
+    assert v.status == "regression" and v.failed
+    assert v.message.startswith("median latency regressed +30.")
+    assert "between-run noise decided" in v.message and "t.py::test_h" not in v.message
+    assert v.ci[0] > 0.05 and v.ci[1] - v.ci[0] > 0.2  # widened by the between-run term
+
+
+def test_the_centre_is_the_mean_of_the_history_and_a_quiet_history_tightens_the_bar() -> None:
+    base = host_result()
+    runs = tuple({"timestamp": f"T{i}", "git_commit": None, "machine": "m", "n": 3000, "throughput": 2000.0,
+                  "flags": [], "median": 0.5 * f, "mean": 0.5 * f, "p90": 0.5 * f, "p95": 0.5 * f, "p99": 0.5 * f}
+                 for i, f in enumerate((1.002, 0.998, 1.001, 0.999, 1.0, 1.001, 0.999, 1.0, 1.0)))
+    entry = BaselineEntry.from_result(base, timestamp="T", git_commit=None, history=runs)
+    assert len(entry.runs()) == 10
+    v = judge(host_result(1.08, seed=1), entry, baseline_mode="compare", metric="median", tolerance=0.05,
+              confidence=0.99, baseline_path="b.json")
+    # Ten runs that agree: the between-run bar falls below the tolerance, so +8% fails.
+    assert v.status == "regression" and v.decided_by == "tolerance"
+    assert v.run_noise["source"] == "history" and v.run_noise["runs"] == 10
+    assert v.baseline_value == pytest.approx(0.5 * np.exp(np.mean(np.log([r["median"] / 0.5 for r in runs]
+                                                                          + [base.latency.median / 0.5]))))
+
+
+def test_a_busy_run_in_the_history_is_left_out_of_the_centre() -> None:
+    base = host_result()
+    spike = {"timestamp": "T0", "git_commit": None, "machine": "m", "n": 3000, "throughput": 1000.0,
+             "flags": ["host_busy"], "median": 0.8, "mean": 0.8, "p90": 0.8, "p95": 0.8, "p99": 0.8}
+    entry = BaselineEntry.from_result(base, timestamp="T", git_commit=None, history=(spike,))
+    assert entry.run_values("median") == [pytest.approx(base.latency.median)]
+
+
+def trt_identity(**build: object) -> dict:
+    config = {"precision": ["fp16"], "optimization_level": 3, "builder_flags": [], "profile": {"x": [[1, 8]] * 3}}
+    config.update(build)
+    return {"kind": "tensorrt", "mode": "latency", "shapes": {"x": [1, 8]}, "cuda_graph": True,
+            "engine": {"backend": "tensorrt", "version": "10.13.0", "build": hash_of({"b": config}),
+                       "build_config": config, "onnx_sha256": "aa", "gpu": "H100", "source": "m.onnx"}}
+
+
+def test_a_build_configuration_change_is_compared_and_named() -> None:
+    base = host_result(identity=trt_identity(), kind="tensorrt")
+    cur = host_result(1.3, seed=1, identity=trt_identity(precision=["fp32"]), kind="tensorrt")
+    assert base.config_hash != cur.config_hash
+    v = host_verdict(base, cur)
+    assert v.status == "regression"
+    assert v.config_changes == ('precision ["fp16"] -> ["fp32"]',)
+    assert 'build configuration changed: precision ["fp16"] -> ["fp32"]' in v.message
+
+
+def test_a_measurement_method_change_is_incomparable_and_named() -> None:
+    base = host_result(identity=trt_identity(), kind="tensorrt")
+    cur_ident = {**trt_identity(), "shapes": {"x": [4, 8]}}
+    v = host_verdict(base, host_result(seed=1, identity=cur_ident, kind="tensorrt"))
+    assert v.status == "incomparable"
+    assert v.message.startswith("baseline not comparable: measurement method changed: shapes")
+
+
+def test_a_schema_1_entry_without_its_configuration_falls_back_to_the_hash() -> None:
+    base = host_result(identity=trt_identity(), kind="tensorrt")
+    entry = dataclasses.replace(BaselineEntry.from_result(base, timestamp="T", git_commit=None), config=None)
+    cur = host_result(seed=1, identity=trt_identity(precision=["fp32"]), kind="tensorrt")
+    v = judge(cur, entry, baseline_mode="compare", metric="median", tolerance=0.05, confidence=0.99,
+              baseline_path="b.json")
+    assert v.status == "incomparable" and "predates recorded configurations" in v.message
+
+
+@pytest.mark.parametrize("bad", [
+    dict(distribution=Distribution(n=3000, quantiles_ms=(float("nan"),) * 101)),
+    dict(distribution=Distribution(n=3000, quantiles_ms=(0.0,) * 101)),
+    dict(distribution=Distribution(n=3000, quantiles_ms=(-1.0,) * 101)),
+])
+def test_non_finite_or_zero_baselines_are_never_a_pass(bad: dict) -> None:
+    """Defence in depth behind the loader (issue 16): a 4.6x slower run must
+    not pass because the baseline's numbers were NaN or zero."""
+    entry = dataclasses.replace(BaselineEntry.from_result(host_result(), timestamp="T", git_commit=None), **bad)
+    v = judge(host_result(4.6, seed=1), entry, baseline_mode="compare", metric="median", tolerance=0.05,
+              confidence=0.99, baseline_path="b.json")
+    assert v.status == "unreliable" and v.decided_by == "invalid_data" and v.failed
+    assert v.message.startswith("median latency: cannot be judged")
+
+
+def test_a_nan_history_value_is_never_a_pass() -> None:
+    row = {"timestamp": "T0", "git_commit": None, "machine": "m", "n": 3000, "throughput": 1000.0, "flags": [],
+           "median": float("nan"), "mean": 0.5, "p90": 0.5, "p95": 0.5, "p99": 0.5}
+    entry = BaselineEntry.from_result(host_result(), timestamp="T", git_commit=None, history=(row,))
+    v = judge(host_result(4.6, seed=1), entry, baseline_mode="compare", metric="median", tolerance=0.05,
+              confidence=0.99, baseline_path="b.json")
+    assert v.status == "unreliable" and v.failed

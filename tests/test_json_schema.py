@@ -69,6 +69,27 @@ def test_real_run_document_carries_memory(document: dict) -> None:
         assert r["memory_verdict"]["changes"][0]["figure"] == "host_peak_bytes"
 
 
+def test_real_compare_verdicts_carry_the_between_run_term(schema: dict, document: dict) -> None:
+    for r in document["results"]:
+        v = r["verdict"]
+        assert v["decided_by"] in ("tolerance", "run_noise", "sample_noise")
+        assert v["run_noise"]["source"] == "prior" and v["run_noise"]["family"] == "host"
+        assert v["config_changes"] == []
+        assert r["device_state"]["cpu_delayed"] is None  # FAST turns the host watch off
+
+
+def test_unreliable_and_host_state_documents_are_valid(schema: dict, document: dict) -> None:
+    doc = copy.deepcopy(document)
+    r = doc["results"][0]
+    r["verdict"].update(status="unreliable", decided_by="gpu_busy",
+                        message="unreliable: GPU busy (...); other processes: 4242 python3")
+    r["device_state"].update(flags=["busy", "host_busy"], other_processes=["4242 python3"], cpu_delayed=0.4,
+                             cpu_gaps=97, cpu_run_s=0.35, cpu_hit=0.16, cpu_others=1.6, cpu_steal=0.0,
+                             cpu_waiting=3.0, load_avg=9.5)
+    r["verdict"]["config_changes"] = ['precision ["fp16"] -> ["fp32"]']
+    jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
+
+
 @pytest.mark.parametrize("mutate", [
     lambda d: d.__setitem__("schema_version", 2),
     lambda d: d["results"][0].__setitem__("surprise", 1),
@@ -77,6 +98,11 @@ def test_real_run_document_carries_memory(document: dict) -> None:
     lambda d: d["results"][0].__setitem__("location", ["x.py", "12"]),
     lambda d: d["results"][0]["device_state"].__setitem__("timeline", [[0.0, 1.0]]),
     lambda d: d["session"].__setitem__("baseline_mode", "sometimes"),
+    lambda d: d["results"][0]["verdict"].__setitem__("decided_by", "luck"),
+    lambda d: d["results"][0]["verdict"]["run_noise"].__setitem__("source", "guess"),
+    lambda d: d["results"][0]["verdict"]["run_noise"].pop("allowance"),
+    lambda d: d["results"][0]["device_state"].__setitem__("cpu_hit", 1.5),
+    lambda d: d["results"][0]["device_state"].__setitem__("other_processes", [4242]),
     lambda d: d["results"][0]["memory"].__setitem__("host_peak_bytes", -1),
     lambda d: d["results"][0]["memory"].__setitem__("host_peak_bytes", 1.5),
     lambda d: d["results"][0]["memory_verdict"].__setitem__("status", "bloated"),

@@ -41,8 +41,10 @@ def test_update_then_compare_passes(suite: pytest.Pytester) -> None:
     r.stdout.fnmatch_lines(["*trtperf*", "*test_perf.py::test_hash*median*updated*", "baseline written: *.json"])
     data = load_baseline(suite)
     entry = data["results"]["test_perf.py::test_hash"]
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert entry["distribution"]["n"] == entry["latency_ms"]["n"] >= 10
+    (run_row,) = entry["history"]
+    assert run_row["median"] == entry["latency_ms"]["median"] and run_row["timestamp"] == entry["timestamp"]
     assert len(entry["distribution"]["quantiles_ms"]) == 101
     assert entry["fingerprint"]["critical"] == {"kind": "host"}
 
@@ -57,8 +59,12 @@ def test_thirty_percent_slower_fails_with_message(suite: pytest.Pytester) -> Non
     # (bench/RESULTS.md); the gate's arithmetic is what is under test here.
     r = run(suite, scale=1.3)
     r.assert_outcomes(failed=1)
+    # The cause first: pytest's short summary shows it.
     r.stdout.fnmatch_lines([
-        "*test_perf.py::test_hash: median latency regressed +*% (* -> *, 99% CI +*..+*, tolerance 5.0%)*",
+        "median latency regressed +*% (* -> *, 99% CI +*..+*; tolerance 5.0%, between-run noise *"
+        "(sd 3.5%, host prior, 1 run); * decided) (confirmed by a second measurement)",
+        "*test_perf.py::test_hash: median latency regressed +*",
+        "FAILED test_perf.py::test_hash - Failed: median latency regressed +*",
     ])
     assert "Traceback" not in r.stdout.str()
     change = float(r.stdout.str().split("regressed +")[1].split("%")[0])
@@ -101,7 +107,8 @@ def test_per_test_tolerance_and_metric_from_marker(pytester: pytest.Pytester) ->
     (b'{"schema_version": 1, "results": {', "truncated"),
     (b"\x00\x01garbage", "corrupt"),
     (b'{"schema_version": 99, "tool": {"version": "9.0"}, "device_class": "x", "results": {}}', "schema 99"),
-    (b'{"schema_version": 1, "device_class": "x", "results": {"a": {"kind": "host"}}}', "malformed"),
+    (b'{"schema_version": 1, "device_class": "x", "results": {"a": {"kind": "host"}}}',
+     "entry 'a': field fingerprint is missing"),
 ])
 @pytest.mark.parametrize("mode", ["compare", "update"])
 def test_bad_baseline_file_is_a_usage_error_and_untouched(suite: pytest.Pytester, content: bytes, what: str,
@@ -217,7 +224,8 @@ def test_missing_baseline_passes_with_note_or_fails_on_request(suite: pytest.Pyt
     r.stdout.fnmatch_lines(["*test_hash*missing*", "*have no baseline; record them with pytest --trt-baseline=update*"])
     r = run(suite, "--trt-missing-baseline=fail")
     r.assert_outcomes(failed=1)
-    r.stdout.fnmatch_lines(["*test_hash: no baseline in *; run pytest --trt-baseline=update to record one*"])
+    r.stdout.fnmatch_lines(["no baseline in *; run pytest --trt-baseline=update to record one "
+                            "(--trt-missing-baseline=fail)"])
 
 
 def test_several_named_measurements_are_separate_results(pytester: pytest.Pytester) -> None:
@@ -280,6 +288,19 @@ def test_json_report_and_junit_properties(suite: pytest.Pytester) -> None:
     props = {p.get("name"): p.get("value") for p in ET.parse(suite.path / "junit.xml").iter("property")}
     assert props["trtperf.verdict"] == "pass"
     assert float(props["trtperf.median_ms"]) == pytest.approx(res["latency_ms"]["median"], rel=1e-4)
+    assert props["trtperf.metric"] == "median"
+    assert float(props["trtperf.value"]) == pytest.approx(res["latency_ms"]["median"], rel=1e-4)
+    assert float(props["trtperf.baseline"]) == pytest.approx(res["verdict"]["baseline_value"], rel=1e-4)
+
+
+def test_junit_names_the_gated_metric_and_its_value(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_perf=hash_test().replace(
+        "def test_hash", "@pytest.mark.trt_perf(metric='throughput')\ndef test_hash"))
+    run(pytester, "--trt-baseline=off", "--junitxml=junit.xml").assert_outcomes(passed=1)
+    props = {p.get("name"): p.get("value") for p in ET.parse(pytester.path / "junit.xml").iter("property")}
+    assert props["trtperf.metric"] == "throughput"
+    assert float(props["trtperf.value"]) == pytest.approx(float(props["trtperf.throughput"]))
+    assert float(props["trtperf.value"]) != pytest.approx(float(props["trtperf.median_ms"]))
 
 
 def test_baseline_off_measures_without_files(suite: pytest.Pytester) -> None:

@@ -96,6 +96,44 @@ def others_on_gpu(pids: Iterable[int], ours: Iterable[int]) -> tuple[int, ...]:
     return others
 
 
+def process_label(pid: int) -> str:
+    """``"1234 python3"``: the PID with the name NVML gives, else the one in
+    /proc (absent for host PIDs seen from inside a container)."""
+    name = nvml_mod.process_name(pid) if nvml_mod.available_now() else None
+    if not name:
+        try:
+            with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
+                name = f.read().strip()
+        except OSError:
+            name = None
+    return f"{pid} {name}" if name else str(pid)
+
+
+def wait_until_idle(timeout_s: float, own_pids: Callable[[], Iterable[int]], cuda_device_index: int = 0, *,
+                    poll_s: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> tuple[str, ...]:
+    """Wait up to ``timeout_s`` for the other compute processes to leave the
+    GPU. Returns the labels of those still there (empty: the GPU is ours);
+    without NVML, empty."""
+    try:
+        with nvml_mod.session():
+            device = resolve_cuda_device(cuda_device_index)
+            deadline = time.monotonic() + timeout_s
+            while True:
+                others = others_on_gpu(device.compute_pids(), own_pids())
+                left = deadline - time.monotonic()
+                if not others:
+                    return ()
+                if left <= 0:
+                    return tuple(process_label(p) for p in others)
+                sleep(min(poll_s, left))
+    except BackendUnavailable:
+        return ()
+    except Exception as exc:
+        if nvml_mod.is_nvml_error(exc):
+            return ()
+        raise
+
+
 class DeviceStateSampler:
     """``workload.StateMonitor`` over NVML for one CUDA device.
 
@@ -127,6 +165,7 @@ class DeviceStateSampler:
         self._thread: threading.Thread | None = None
         self._t0 = 0.0
         self._session = False
+        self._others: tuple[str, ...] = ()
 
     # ---- StateMonitor ------------------------------------------------------
     def start(self) -> None:
@@ -155,6 +194,7 @@ class DeviceStateSampler:
         try:
             self._sample()
             self._read_processes()
+            self._others = tuple(process_label(p) for p in others_on_gpu(sorted(self._pids), self._own_pids()))
         finally:
             if self._session:
                 nvml_mod.shutdown()
@@ -202,11 +242,14 @@ class DeviceStateSampler:
         for s in samples:
             mask |= s.reasons
         reasons = nvml.decode_reasons(mask)
-        busy = bool(others_on_gpu(sorted(self._pids), self._own_pids()))
+        others = others_on_gpu(sorted(self._pids), self._own_pids())
+        busy = bool(others)
+        labels = self._others if len(self._others) == len(others) else tuple(str(p) for p in others)
         flags = flags_for(persistent_reasons([s.reasons for s in samples]), busy) + tuple(
             f for f in self.extra_flags if f)
         if not samples:
-            return DeviceState(kind="gpu", throttle_reasons=reasons, flags=flags, clocks_locked=self.clocks_locked)
+            return DeviceState(kind="gpu", throttle_reasons=reasons, flags=flags, clocks_locked=self.clocks_locked,
+                               other_processes=labels)
         sm = [s.sm_mhz for s in samples]
         power = [s.power_w for s in samples]
         step = max(1, -(-len(samples) // TIMELINE_POINTS))
@@ -224,6 +267,7 @@ class DeviceStateSampler:
             clocks_locked=self.clocks_locked,
             samples=len(samples),
             timeline=timeline,
+            other_processes=labels,
         )
 
     @property

@@ -103,6 +103,12 @@ def available() -> bool:
     return True
 
 
+def available_now() -> bool:
+    """Whether NVML is initialised in this process right now (no side effects)."""
+    with _lock:
+        return _refcount > 0 and _module is not None
+
+
 def init() -> ModuleType:
     """Initialise NVML (refcounted); raises ``BackendUnavailable`` without it."""
     global _refcount
@@ -292,3 +298,17 @@ def all_devices() -> list[Device]:
 
 def driver_version() -> str:
     return _text(module().nvmlSystemGetDriverVersion())
+
+
+def process_name(pid: int) -> str | None:
+    """The executable NVML names for ``pid`` (``nvmlSystemGetProcessName``;
+    host PIDs inside containers), without its directory; None when NVML
+    cannot say."""
+    fn = getattr(module(), "nvmlSystemGetProcessName", None)
+    if fn is None:
+        return None
+    try:
+        name = _text(fn(int(pid))).strip()
+    except Exception:  # noqa: BLE001 - a name is a courtesy, never a failure
+        return None
+    return os.path.basename(name) or None

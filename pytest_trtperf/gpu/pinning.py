@@ -143,10 +143,16 @@ class GpuLock:
     within a process, so nested measurements do not deadlock.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], cuda_id: str) -> None:
-        self.path = Path(directory) / f"gpu-{_safe(cuda_id)}.lock"
+    def __init__(self, directory: str | os.PathLike[str], cuda_id: str, *, name: str | None = None) -> None:
+        self.path = Path(directory) / (name or f"gpu-{_safe(cuda_id)}.lock")
         self._depth = 0
         self._fd: int | None = None
+
+    @classmethod
+    def for_cpu(cls, directory: str | os.PathLike[str]) -> "GpuLock":
+        """The same lock for host-timed windows when more xdist workers than
+        CPU cores were allowed (``--trt-allow-cpu-sharing``): one window at a time."""
+        return cls(directory, "", name="cpu.lock")
 
     @contextmanager
     def hold(self) -> Iterator[None]:

@@ -287,6 +287,13 @@ class GpuSessionPlugin:
             own_pids=own,
         )
 
+    def wait_until_idle(self, timeout_s: float) -> tuple[str, ...]:
+        """Wait up to ``timeout_s`` for other processes to leave this worker's
+        GPU; the labels (``"1234 python3"``) of those still there."""
+        from . import device_state
+
+        return device_state.wait_until_idle(timeout_s, self._own_pids, 0)
+
     def _own_pids(self) -> set[int]:
         pids = {os.getpid()}
         if self.shared and self.assignment is not None:
@@ -302,3 +309,14 @@ def _xdist_workers(config: pytest.Config) -> int:
         return 0
     tx = config.getoption("tx", None) or []
     return len(tx)
+
+
+def xdist_workers(config: pytest.Config) -> int:
+    """Workers of the session, in the controller and in every worker alike."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        try:
+            return int(workerinput.get("workercount") or 0)
+        except (TypeError, ValueError):
+            return 0
+    return _xdist_workers(config)

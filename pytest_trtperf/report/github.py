@@ -25,9 +25,9 @@ FOLD_ROWS = 20
 MAX_ROWS = 1000
 MAX_ID = 120
 
-_ICON = {"regression": "\u274c", "improved": "\U0001f680", "missing": "\u2753", "incomparable": "\u26a0\ufe0f",
-         "pass": "\u2705", "updated": "\U0001f4dd", "off": "\u2796"}
-_ATTENTION = ("regression", "incomparable", "missing")
+_ICON = {"regression": "\u274c", "unreliable": "\u23f3", "improved": "\U0001f680", "missing": "\u2753",
+         "incomparable": "\u26a0\ufe0f", "pass": "\u2705", "updated": "\U0001f4dd", "off": "\u2796"}
+_ATTENTION = ("regression", "unreliable", "incomparable", "missing")
 
 
 def enabled(environ: Mapping[str, str] | None = None) -> tuple[Path | None, bool]:
@@ -105,11 +105,11 @@ def step_summary(results: Sequence[Result], *, title: str = "pytest-trtperf") ->
             out += _table(attention) + [""]
         out += ["<details>", f"<summary>All {len(ordered)} results</summary>", "", *_table(ordered), "",
                 "</details>"]
-    messages = [message_safe(r.verdict.message, r.id) for r in ordered
-                if r.verdict and r.verdict.status == "regression"]
+    messages = [message_safe(f"{r.id}: {r.verdict.message}", r.id) for r in ordered
+                if r.verdict and r.verdict.status in ("regression", "unreliable")]
     messages += [message_safe(m, r.id) for r in ordered for m in memory_rows.messages([r], ("regression",))]
     if messages:
-        out += ["", "<details open>", "<summary>Regression details</summary>", "", "```text"]
+        out += ["", "<details open>", "<summary>Regression and unreliable details</summary>", "", "```text"]
         out += [m.replace("```", "'''") for m in messages] + ["```", "", "</details>"]
     return "\n".join(out) + "\n\n"
 
@@ -142,13 +142,14 @@ def relative_path(path: str, roots: Sequence[Path]) -> str:
 
 
 def annotations(results: Sequence[Result], roots: Sequence[Path]) -> list[str]:
-    """``::error`` for regressions, ``::warning`` for incomparable baselines."""
+    """``::error`` for results that failed the gate (regressions, invalid
+    data), ``::warning`` for unreliable results and incomparable baselines."""
     out = []
     for r in sort_results(results):
         v = r.verdict
-        if v is None or v.status not in ("regression", "incomparable"):
+        if v is None or v.status not in ("regression", "unreliable", "incomparable"):
             continue
-        level = "error" if v.status == "regression" else "warning"
+        level = "error" if v.failed else "warning"
         props = [f"title={_escape_property('trtperf ' + v.status + ': ' + r.id[:200])}"]
         if r.location:
             props.insert(0, f"file={_escape_property(relative_path(str(r.location[0]), roots))}")

@@ -33,8 +33,8 @@ from .terminal import shown_flags, sort_results
 from ..results import Distribution, Result
 
 PLOTS_HINT = "Plots need matplotlib: pip install 'pytest-trtperf[plots]'"
-COLORS = {"regression": "#c62828", "improved": "#2e7d32", "pass": "#1565c0", "missing": "#757575",
-          "incomparable": "#ef6c00", "updated": "#6a1b9a", "off": "#757575"}
+COLORS = {"regression": "#c62828", "unreliable": "#ad1457", "improved": "#2e7d32", "pass": "#1565c0",
+          "missing": "#757575", "incomparable": "#ef6c00", "updated": "#6a1b9a", "off": "#757575"}
 BASELINE_COLOR = "#9e9e9e"
 #: Above this many results, sections (with their plots) are drawn for this many
 #: only: regressions, improvements, incomparable baselines, then the largest

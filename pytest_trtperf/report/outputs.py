@@ -100,10 +100,14 @@ def _baselines(state: SessionState, exitstatus: int, run: _Run, say: Callable[[s
     if exitstatus in (INTERRUPTED, INTERNAL_ERROR):
         state.write_error = "the session was interrupted; baselines are left as they were"
         return
+    # A test that failed or errored does not get to set the baseline.
+    keep = [r for r in state.collected if r.id not in state.not_written]
+    if not keep:
+        return
     written: list[Path] = []
     try:
-        state.store.write(state.collected, timestamp=now_iso(), git_commit=git_commit(str(s.rootdir)),
-                          on_wait=lambda line: say(log_safe(line)), written=written)
+        state.store.write(keep, timestamp=now_iso(), git_commit=git_commit(str(s.rootdir)),
+                          on_wait=lambda line: say(log_safe(line)), written=written, notes=state.write_notes)
     except KeyboardInterrupt:
         state.write_error = ("interrupted (Ctrl-C) while writing; baseline files not listed as written are left "
                              "as they were")
@@ -165,7 +169,9 @@ def terminal_lines(state: SessionState, extra: list[str]) -> list[str]:
     try:
         if state.collected:
             out += report_mod.format_table(state.collected)
-        out += report_mod.summary_lines(state.collected, written=state.written, write_error=state.write_error)
+        not_written = state.not_written if state.settings.baseline_mode == "update" else {}
+        out += report_mod.summary_lines(state.collected, written=state.written, write_error=state.write_error,
+                                        not_written=not_written, notes=state.write_notes)
     except Exception as e:  # noqa: BLE001
         out.append(f"trtperf: the summary table could not be printed ({_unexpected(e)})")
     notes = state.store_notes()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from .. import __version__
 from ..baseline import dumps
@@ -16,7 +16,8 @@ from ..results import Result
 JSON_SCHEMA_VERSION = 1
 
 #: Regressions first, then what needs attention, then the rest.
-_ORDER = {"regression": 0, "missing": 1, "incomparable": 2, "improved": 3, "pass": 4, "updated": 5, "off": 6}
+_ORDER = {"regression": 0, "unreliable": 1, "missing": 2, "incomparable": 3, "improved": 4, "pass": 5, "updated": 6,
+          "off": 7}
 
 
 def sort_results(results: Iterable[Result]) -> list[Result]:
@@ -67,9 +68,12 @@ def format_table(results: Sequence[Result], *, max_id: int = 60) -> list[str]:
     return [line(HEADER), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
-def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_error: str | None) -> list[str]:
-    """Everything the terminal summary prints below the table. User text in
-    it (ids, messages, notes) is made safe for CI logs."""
+def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_error: str | None,
+                  not_written: Mapping[str, str] | None = None, notes: Sequence[str] = ()) -> list[str]:
+    """Everything the terminal summary prints below the table: counts, the
+    message of each result that needs attention (``<id>: <verdict>``), notes,
+    and which baselines were and were not written. User text in it (ids,
+    messages, notes) is made safe for CI logs."""
     out: list[str] = []
     counts: dict[str, int] = {}
     for r in results:
@@ -78,8 +82,8 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
     out.append(", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _ORDER.get(kv[0], 9)))
                + (f"; {memory_rows.counts_text(results)}" if memory_rows.counts_text(results) else ""))
     for r in sort_results(results):
-        if r.verdict and r.verdict.status in ("regression", "incomparable", "improved"):
-            out.append(message_safe(r.verdict.message, r.id))
+        if r.verdict and r.verdict.status in ("regression", "unreliable", "incomparable", "improved"):
+            out.append(message_safe(f"{r.id}: {r.verdict.message}", r.id))
         out += [message_safe(m, r.id) for m in memory_rows.messages([r])]
     missing = [r for r in results if r.verdict and r.verdict.status == "missing"]
     if missing:
@@ -89,6 +93,10 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
             out.append(log_safe(f"{r.id}: note: {note}"))
     for p in written:
         out.append(log_safe(f"baseline written: {p}"))
+    for line in notes:
+        out.append(log_safe(f"baseline note: {line}"))
+    for rid, why in sorted((not_written or {}).items()):
+        out.append(log_safe(f"baseline not written for {rid}: {why}"))
     if write_error:
         out.append(log_safe(f"baseline NOT written: {write_error}", multiline=True))
     return out
@@ -116,14 +124,21 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
 
 
 def junit_properties(results: Sequence[Result]) -> list[tuple[str, Any]]:
-    """Per-result properties for JUnit XML (``--junitxml``)."""
+    """Per-result properties for JUnit XML (``--junitxml``): the gated metric
+    and its value (ms, or inferences/s for throughput), the verdict, the
+    change, and the median and throughput whatever was gated."""
     props: list[tuple[str, Any]] = []
     for r in results:
         label = f"trtperf[{r.name}]" if r.name else "trtperf"
-        props += [(f"{label}.median_ms", f"{r.latency.median:.6g}"),
+        metric = r.verdict.metric if r.verdict is not None else "median"
+        props += [(f"{label}.metric", metric),
+                  (f"{label}.value", f"{r.metric_value(metric):.6g}"),
+                  (f"{label}.median_ms", f"{r.latency.median:.6g}"),
                   (f"{label}.throughput", f"{r.throughput:.6g}")]
         if r.verdict is not None:
             props.append((f"{label}.verdict", r.verdict.status))
+            if r.verdict.baseline_value is not None:
+                props.append((f"{label}.baseline", f"{r.verdict.baseline_value:.6g}"))
             if r.verdict.change is not None:
                 props.append((f"{label}.change", f"{r.verdict.change:+.4f}"))
         props += [(f"{label}.{name}", str(value)) for name, value in sorted(r.memory.items())]

@@ -54,6 +54,8 @@ def get_engine(
         "gpu": gpu,
         "onnx_sha256": digest[:16],
         "build": spec.build_hash(),
+        # Named in a verdict when it changes (the gate compares build changes).
+        "build_config": spec.build_config(),
         "source": spec.onnx.name,
     }
     if host_code_note:

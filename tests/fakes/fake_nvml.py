@@ -137,7 +137,7 @@ def make_gpu(index: int, **over: Any) -> dict[str, Any]:
         "power_limit_mw": 700000,
         "temperature": 35,
         "reasons": 0,
-        "processes": [],  # [{"pid": int, "usedGpuMemory": int}]
+        "processes": [],  # [{"pid": int, "usedGpuMemory": int, "name": "/usr/bin/python3" (optional)}]
         "locked_sm": None,
         "locked_mem": None,
         # "ok", "no-permission" (not root) or "not-supported" (VM, consumer card)
@@ -397,3 +397,15 @@ def nvmlDeviceGetComputeRunningProcesses(handle: c_nvmlDevice_t) -> list[nvmlFri
         nvmlFriendlyObject({"pid": p["pid"], "usedGpuMemory": p.get("usedGpuMemory"), "gpuInstanceId": 0xFFFFFFFF, "computeInstanceId": 0xFFFFFFFF})
         for p in _gpu(handle)["processes"]
     ]
+
+
+def nvmlSystemGetProcessName(pid: int) -> str:
+    """The process's executable path, as the driver reports it; NOT_FOUND for
+    a process the state does not name."""
+    if not _initialised:
+        raise NVMLError(NVML_ERROR_UNINITIALIZED)
+    for gpu in read_state()["gpus"]:
+        for p in gpu["processes"]:
+            if p["pid"] == pid and p.get("name"):
+                return p["name"]
+    raise NVMLError(NVML_ERROR_NOT_FOUND)

@@ -1,0 +1,204 @@
+"""Field-by-field checks of one baseline entry as read from JSON.
+
+A baseline file arrives through pull requests, so its numbers are input, not
+trusted data: a NaN, zero or negative quantile made the old gate compute an
+infinite change with a NaN interval and call a 4.6x slower run a pass. Every
+field the gate, the reports or the next ``update`` use is checked here for
+type, finiteness, sign and size; the first problem is raised as
+:class:`FieldError` naming the field (``distribution.quantiles_ms[3]``), which
+``baseline.read_file`` turns into one line naming the file and the entry.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+#: Size limits: far above what the plugin writes (101 quantiles, up to 10
+#: million samples, a few thousand layers), far below what exhausts memory.
+MAX_QUANTILES = 1001
+MAX_SAMPLES = 10 ** 9
+MAX_LAYERS = 100_000
+MAX_FLAGS = 64
+MAX_TEXT = 4096
+MAX_HISTORY = 100
+
+
+class FieldError(ValueError):
+    """``field``: the dotted path of the bad value; ``problem``: what is wrong."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def obj(d: Any, field: str) -> Mapping[str, Any]:
+    if not isinstance(d, Mapping):
+        raise FieldError(field, f"must be an object, got {_show(d)}")
+    return d
+
+
+def get(d: Mapping[str, Any], key: str, field: str) -> Any:
+    if key not in d:
+        raise FieldError(f"{field}.{key}" if field else key, "is missing")
+    return d[key]
+
+
+def number(value: Any, field: str, *, positive: bool = False, minimum: float = 0.0) -> float:
+    """A finite real number (not a bool, not a string) >= ``minimum``, or > 0
+    with ``positive``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FieldError(field, f"must be a number, got {_show(value)}")
+    try:
+        out = float(value)
+    except OverflowError:
+        raise FieldError(field, f"is too large ({str(value)[:20]}...)") from None
+    if not math.isfinite(out):
+        raise FieldError(field, f"must be a finite number, got {_show(value)}")
+    if positive and out <= 0:
+        raise FieldError(field, f"must be > 0, got {_show(value)}")
+    if out < minimum:
+        raise FieldError(field, f"must be >= {minimum:g}, got {_show(value)}")
+    return out
+
+
+def optional_number(value: Any, field: str, *, positive: bool = False) -> float | None:
+    return None if value is None else number(value, field, positive=positive)
+
+
+def integer(value: Any, field: str, *, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError(field, f"must be a whole number, got {_show(value)}")
+    if not low <= value <= high:
+        raise FieldError(field, f"must be between {low} and {high}, got {_show(value)}")
+    return int(value)
+
+
+def text(value: Any, field: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise FieldError(field, f"must be a string, got {_show(value)}")
+    if len(value) > MAX_TEXT:
+        raise FieldError(field, f"is longer than {MAX_TEXT} characters")
+    return value
+
+
+def texts(value: Any, field: str, *, limit: int = MAX_FLAGS) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise FieldError(field, f"must be a list of strings, got {_show(value)}")
+    if len(value) > limit:
+        raise FieldError(field, f"has {len(value)} items (at most {limit})")
+    return tuple(str(text(v, f"{field}[{i}]")) for i, v in enumerate(value))
+
+
+def json_scalar(value: Any, field: str) -> Any:
+    """None, a bool, a string or a finite number, returned as it is (ints stay ints)."""
+    if value is None or isinstance(value, (bool, str)):
+        return text(value, field) if isinstance(value, str) else value
+    number(value, field, minimum=-math.inf)
+    return value
+
+
+def json_value(value: Any, field: str, depth: int = 0) -> Any:
+    """Configuration identities: nested objects and lists of JSON scalars,
+    finite numbers only, bounded depth."""
+    if depth > 8:
+        raise FieldError(field, "is nested too deeply")
+    if isinstance(value, Mapping):
+        if len(value) > 1000:
+            raise FieldError(field, "has too many keys")
+        return {str(k): json_value(v, f"{field}.{k}", depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        if len(value) > 10_000:
+            raise FieldError(field, "has too many items")
+        return [json_value(v, f"{field}[{i}]", depth + 1) for i, v in enumerate(value)]
+    return json_scalar(value, field)
+
+
+# -- the parts of an entry ------------------------------------------------------
+
+SERIES_FIELDS = ("median", "mean", "min", "max", "p90", "p95", "p99", "stdev")
+#: Gate metrics that must be > 0 (a ratio is taken of them).
+POSITIVE = ("median", "mean", "p90", "p95", "p99")
+
+
+def series(d: Any, field: str) -> dict[str, Any]:
+    """``latency_ms``: the gated statistics must be finite and > 0."""
+    d = obj(d, field)
+    out: dict[str, Any] = {"n": integer(get(d, "n", field), f"{field}.n", low=1, high=MAX_SAMPLES)}
+    for key in SERIES_FIELDS:
+        out[key] = number(get(d, key, field), f"{field}.{key}", positive=key in POSITIVE)
+    ci = get(d, "median_ci", field)
+    if not isinstance(ci, list) or len(ci) != 2:
+        raise FieldError(f"{field}.median_ci", f"must be a list of two numbers, got {_show(ci)}")
+    out["median_ci"] = tuple(number(v, f"{field}.median_ci[{i}]") for i, v in enumerate(ci))
+    return out
+
+
+def distribution(d: Any, field: str = "distribution") -> tuple[int, tuple[float, ...]]:
+    """(n, quantiles): 2..1001 finite quantiles >= 0 in ascending order, the
+    median among them > 0."""
+    d = obj(d, field)
+    n = integer(get(d, "n", field), f"{field}.n", low=1, high=MAX_SAMPLES)
+    qs = get(d, "quantiles_ms", field)
+    if not isinstance(qs, list):
+        raise FieldError(f"{field}.quantiles_ms", f"must be a list of numbers, got {_show(qs)}")
+    if not 2 <= len(qs) <= MAX_QUANTILES:
+        raise FieldError(f"{field}.quantiles_ms", f"has {len(qs)} values (2 to {MAX_QUANTILES})")
+    out = tuple(number(q, f"{field}.quantiles_ms[{i}]") for i, q in enumerate(qs))
+    for i in range(1, len(out)):
+        if out[i] < out[i - 1]:
+            raise FieldError(f"{field}.quantiles_ms[{i}]", f"is below the one before ({out[i]:g} < {out[i - 1]:g}); "
+                             f"quantiles must ascend")
+    if out[len(out) // 2] <= 0:
+        raise FieldError(f"{field}.quantiles_ms", "has a median of 0; timings must be > 0")
+    return n, out
+
+
+def layers(value: Any, field: str = "layers") -> tuple[dict[str, Any], ...]:
+    """Per-layer profile rows: ``name`` (string), ``ms`` (finite, >= 0), other
+    keys JSON scalars."""
+    if not isinstance(value, list):
+        raise FieldError(field, f"must be a list, got {_show(value)}")
+    if len(value) > MAX_LAYERS:
+        raise FieldError(field, f"has {len(value)} rows (at most {MAX_LAYERS})")
+    out = []
+    for i, row in enumerate(value):
+        f = f"{field}[{i}]"
+        row = obj(row, f)
+        checked = {str(k): json_scalar(v, f"{f}.{k}") for k, v in row.items()}
+        text(get(row, "name", f), f"{f}.name")
+        number(get(row, "ms", f), f"{f}.ms")
+        out.append(checked)
+    return tuple(out)
+
+
+def history_row(d: Any, field: str) -> dict[str, Any]:
+    """One past ``update`` run: when, where, and its metric values."""
+    d = obj(d, field)
+    out: dict[str, Any] = {
+        "timestamp": text(get(d, "timestamp", field), f"{field}.timestamp"),
+        "git_commit": text(d.get("git_commit"), f"{field}.git_commit", optional=True),
+        "machine": text(d.get("machine"), f"{field}.machine", optional=True),
+        "n": integer(get(d, "n", field), f"{field}.n", low=1, high=MAX_SAMPLES),
+        "throughput": number(get(d, "throughput", field), f"{field}.throughput", positive=True),
+        "flags": texts(d.get("flags", []), f"{field}.flags"),
+    }
+    for key in POSITIVE:
+        out[key] = number(get(d, key, field), f"{field}.{key}", positive=True)
+    return out
+
+
+def history(value: Any, field: str = "history") -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list):
+        raise FieldError(field, f"must be a list, got {_show(value)}")
+    if not 1 <= len(value) <= MAX_HISTORY:
+        raise FieldError(field, f"has {len(value)} runs (1 to {MAX_HISTORY})")
+    return tuple(history_row(row, f"{field}[{i}]") for i, row in enumerate(value))

@@ -1,0 +1,159 @@
+"""Between-run noise: how much a fresh process's number moves by itself.
+
+The bootstrap in ``stats.compare`` sees only the noise inside one measured
+window. Two CI runs differ by more: a fresh process carries its own offset
+(memory layout, frequency, the neighbours of that minute). On a 2-core machine
+a pure-Python loop's median moved with sd 3-4% between fresh processes while
+its in-process interval was 0.01-1.3% wide, so a rule built on the window alone
+reduces to "more than the tolerance slower" and fails one no-change run in five
+(bench/RESULTS.md, "Between-run noise").
+
+So the gate also asks: is the change larger than what the spread between runs
+explains at the confidence level? The spread comes from the baseline entry's
+history (the summaries of its last ``update`` runs), pooled with a prior per
+workload family while the history is short. Plain ``math``: no numpy, so the
+baseline store can use it when it merges histories.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Iterable, Sequence
+
+#: Relative sd of a fresh process's metric around the long-run value, used
+#: until an entry has a history of its own. Chosen from data (bench/RESULTS.md,
+#: "Between-run noise"): host workloads on the 2-core CI machine, worst kind
+#: (pure-Python loops); GPU workloads on an H100, worst kind (a GEMM at its
+#: power cap: fresh processes 0.0% apart, windows 0.7%).
+PRIOR_SD = {"host": 0.035, "gpu": 0.007}
+#: The prior counts as this many runs' worth of evidence when pooled with a
+#: history: three runs that agree within 0.5% pull a host entry's sd from 3.5%
+#: to 2.5%; ten runs to 1.6%.
+PRIOR_WEIGHT = 3.0
+#: Runs kept in an entry's history (the newest last).
+HISTORY_RUNS = 10
+
+
+def family(kind: str) -> str:
+    """``host`` or ``gpu``: which prior a workload kind uses. Host code must
+    not inherit the GPU's near-zero spread."""
+    return "host" if kind == "host" else "gpu"
+
+
+def z_value(confidence: float) -> float:
+    """Two-sided normal quantile of the confidence level."""
+    return NormalDist().inv_cdf(0.5 + confidence / 2.0)
+
+
+@dataclass(frozen=True)
+class RunNoise:
+    """The between-run term of one verdict.
+
+    ``sd`` is relative (log scale); ``runs`` is how many baseline runs the
+    centre averages; ``source`` is ``history`` (pooled with the prior),
+    ``prior`` (one run: the prior alone) or ``option`` (``--trt-run-noise``).
+    """
+
+    sd: float
+    source: str
+    runs: int
+    family: str
+
+    def allowance(self, confidence: float) -> float:
+        """The log change that the spread alone explains: ``z * sd *
+        sqrt(1 + 1/runs)`` (the candidate's own offset, and the uncertainty of
+        the centre of ``runs`` baseline runs)."""
+        if self.sd <= 0:
+            return 0.0
+        return z_value(confidence) * self.sd * math.sqrt(1.0 + 1.0 / max(self.runs, 1))
+
+    def to_dict(self, confidence: float) -> dict[str, object]:
+        return {"sd": self.sd, "source": self.source, "runs": self.runs, "family": self.family,
+                "allowance": math.expm1(self.allowance(confidence))}
+
+    def describe(self, confidence: float) -> str:
+        """``between-run noise 13.6% (sd 3.5%, host prior, 1 run)``."""
+        where = {"history": f"from {self.runs} runs", "prior": f"{self.family} prior, {self.runs} run"
+                 + ("s" if self.runs != 1 else ""), "option": "--trt-run-noise"}[self.source]
+        return f"between-run noise {math.expm1(self.allowance(confidence)):.1%} (sd {self.sd:.1%}, {where})"
+
+
+def estimate(kind: str, values: Sequence[float], override: float | None = None) -> RunNoise:
+    """The spread of ``values`` (one metric value per baseline run, all > 0),
+    pooled with the prior of ``kind``'s family: ``sd^2 = (w p^2 + (k-1) s^2)
+    / (w + k - 1)``. ``override`` (``--trt-run-noise``) replaces it."""
+    fam = family(kind)
+    k = max(len(values), 1)
+    if override is not None:
+        return RunNoise(sd=float(override), source="option", runs=k, family=fam)
+    prior = PRIOR_SD[fam]
+    if len(values) < 2:
+        return RunNoise(sd=prior, source="prior", runs=k, family=fam)
+    logs = [math.log(v) for v in values]
+    mean = sum(logs) / len(logs)
+    s2 = sum((x - mean) ** 2 for x in logs) / (len(logs) - 1)
+    pooled = (PRIOR_WEIGHT * prior ** 2 + (len(logs) - 1) * s2) / (PRIOR_WEIGHT + len(logs) - 1)
+    return RunNoise(sd=math.sqrt(pooled), source="history", runs=k, family=fam)
+
+
+def centre(values: Iterable[float]) -> float:
+    """Geometric mean: the baseline value a change is measured from."""
+    vals = [float(v) for v in values]
+    return math.exp(sum(math.log(v) for v in vals) / len(vals))
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A change with its interval widened by the between-run term."""
+
+    change: float
+    ci: tuple[float, float]
+    decided_by: str
+    significant_slower: bool
+    significant_faster: bool
+
+
+def widen(change: float, ci: tuple[float, float], allowance: float, tolerance: float) -> Judged:
+    """Combine the within-run interval of ``change`` with the between-run
+    allowance (both at the same confidence level, log scale): the half-widths
+    add in quadrature. ``decided_by`` names the largest bar the change was
+    held to: the tolerance, or else the larger noise term."""
+    mid = math.log1p(change)
+    d_lo = max(mid - math.log1p(ci[0]), 0.0)
+    d_hi = max(math.log1p(ci[1]) - mid, 0.0)
+    lo = math.expm1(mid - math.hypot(d_lo, allowance))
+    hi = math.expm1(mid + math.hypot(d_hi, allowance))
+    side = d_lo if change >= 0 else d_hi
+    bar = math.expm1(math.hypot(side, allowance))
+    if tolerance >= bar:
+        decided = "tolerance"
+    else:
+        decided = "run_noise" if allowance >= side else "sample_noise"
+    return Judged(change=change, ci=(lo, hi), decided_by=decided, significant_slower=lo > 0.0,
+                  significant_faster=hi < 0.0)
+
+
+def status(j: Judged, tolerance: float) -> str:
+    """The regression rule: beyond the tolerance AND significant given all
+    the noise; faster beyond both is ``improved``."""
+    if j.change > tolerance and j.significant_slower:
+        return "regression"
+    if j.change < -tolerance and j.significant_faster:
+        return "improved"
+    return "pass"
+
+
+def moved(new: float, history: Sequence[float], *, kind: str, tolerance: float, confidence: float,
+          override: float | None = None) -> float | None:
+    """The relative move of ``new`` from the history's centre when it is
+    beyond both the tolerance and the between-run noise (the level changed:
+    an accepted regression or improvement), else None."""
+    if not history:
+        return None
+    noise = estimate(kind, history, override)
+    step = math.log(new / centre(history))
+    if abs(step) > max(math.log1p(tolerance), noise.allowance(confidence)):
+        return math.expm1(step)
+    return None

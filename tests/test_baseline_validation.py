@@ -1,0 +1,184 @@
+"""Baseline entries are input: every field is checked when a file is read
+(issue 16 item 1), old files are read, and histories are merged (issue 11).
+
+Real files on disk: a valid file is written by the store, then edited the way
+a pull request (or a typo) would edit it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from helpers import FAST, hash_test
+from pytest_trtperf import baseline, stats
+from pytest_trtperf.errors import BaselineFileError
+from pytest_trtperf.fingerprint import host_fingerprint
+from pytest_trtperf.results import DeviceState, Result
+
+RID = "t.py::test_a"
+
+
+def make_result(scale: float = 1.0, *, seed: int = 0, flags: tuple[str, ...] = ()) -> Result:
+    x = np.random.default_rng(seed).normal(1.0, 0.01, 500) * scale * 1e-3
+    fp = host_fingerprint()
+    return Result(id=RID, nodeid="t.py::test_a", name=None, kind="host", mode="latency",
+                  latency=stats.summarize(x), throughput=1.0 / x.mean(), distribution=stats.compress(x),
+                  stop_reason="converged", warmup_iterations=5, warmup_s=0.2, measured_s=0.5,
+                  config_hash="abc", identity={}, fingerprint=fp.to_dict(), device_class=fp.device_class,
+                  device_state=DeviceState(kind="host", flags=flags))
+
+
+def written(tmp_path: Path) -> Path:
+    (path,) = baseline.BaselineStore(tmp_path).write([make_result()], timestamp="T1", git_commit="a" * 40)
+    return path
+
+
+def edit(path: Path, change: Callable[[dict[str, Any]], None]) -> bytes:
+    doc = json.loads(path.read_text())
+    change(doc["results"][RID])
+    raw = json.dumps(doc).encode()  # json writes NaN/Infinity as JSON5-ish tokens, which json.loads accepts
+    path.write_bytes(raw)
+    return raw
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(entry: dict[str, Any]) -> None:
+        *parents, last = re.split(r"\.", path)
+        node: Any = entry
+        for p in parents:
+            node = node[p]
+        if last.endswith("]"):
+            key, idx = last[:-1].split("[")
+            node[key][int(idx)] = value
+        else:
+            node[last] = value
+    return change
+
+
+BAD = [
+    ("distribution.quantiles_ms[3]", float("nan"), "distribution.quantiles_ms[3] must be a finite number"),
+    ("distribution.quantiles_ms[50]", float("inf"), "distribution.quantiles_ms[50] must be a finite number"),
+    ("distribution.quantiles_ms", [0.0] * 101, "distribution.quantiles_ms has a median of 0"),
+    ("distribution.quantiles_ms", [-1.0] * 101, "distribution.quantiles_ms[0] must be >= 0"),
+    ("distribution.quantiles_ms", ["0.5"] * 101, "distribution.quantiles_ms[0] must be a number"),
+    ("distribution.quantiles_ms", [0.5] * 2_000_000, "distribution.quantiles_ms has 2000000 values (2 to 1001)"),
+    ("distribution.quantiles_ms", [2.0, 1.0], "distribution.quantiles_ms[1] is below the one before"),
+    ("distribution.n", 10 ** 400, "distribution.n must be between 1 and 1000000000"),
+    ("distribution.n", 0, "distribution.n must be between 1"),
+    ("latency_ms.median", "abc", "latency_ms.median must be a number, got 'abc'"),
+    ("latency_ms.median", None, "latency_ms.median must be a number, got None"),
+    ("latency_ms.p99", -3.0, "latency_ms.p99 must be > 0"),
+    ("throughput", 0, "throughput must be > 0"),
+    ("layers", [1, 2], "layers[0] must be an object, got 1"),
+    ("layers", [{"name": "conv", "ms": float("nan")}], "layers[0].ms must be a finite number"),
+    ("git_commit", 5, "git_commit must be a string, got 5"),
+    ("flags", "busy", "flags must be a list of strings"),
+    ("sm_clock_mhz", "fast", "sm_clock_mhz must be a number"),
+    ("history", [], "history has 0 runs"),
+    ("history[0]", {"timestamp": "T"}, "history[0].n is missing"),
+    ("kind", ["host"], "kind must be a string"),
+]
+
+
+@pytest.mark.parametrize("field, value, words", BAD, ids=[b[0] + ":" + repr(b[1])[:12] for b in BAD])
+def test_a_bad_field_is_one_line_naming_file_entry_and_field(tmp_path: Path, field: str, value: Any,
+                                                             words: str) -> None:
+    path = written(tmp_path)
+    raw = edit(path, _set(field, value))
+    with pytest.raises(BaselineFileError) as e:
+        baseline.read_file(path)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"baseline file {path}, entry '{RID}': field ")
+    assert words in msg, msg
+    assert path.read_bytes() == raw
+    # The store refuses to merge into it: the file stays as it is.
+    with pytest.raises(BaselineFileError):
+        baseline.BaselineStore(tmp_path).write([make_result()], timestamp="T2", git_commit=None)
+    assert path.read_bytes() == raw
+
+
+@pytest.mark.parametrize("version", ["true", "-1", "0", "1.5", '"2"'])
+def test_schema_version_must_be_a_whole_number_in_range(tmp_path: Path, version: str) -> None:
+    path = written(tmp_path)
+    text = re.sub(r'"schema_version": \d+', f'"schema_version": {version}', path.read_text())
+    path.write_text(text)
+    with pytest.raises(BaselineFileError, match="malformed schema_version"):
+        baseline.read_file(path)
+
+
+def test_a_schema_1_file_is_read_and_written_back_as_2_with_its_run_kept(tmp_path: Path) -> None:
+    path = written(tmp_path)
+    doc = json.loads(path.read_text())
+    doc["schema_version"] = 1
+    for e in doc["results"].values():
+        del e["history"], e["config"]
+    path.write_text(json.dumps(doc))
+    old = baseline.read_file(path).entries[RID]
+    assert old.config is None and len(old.runs()) == 1 and old.runs()[0]["median"] == old.latency.median
+    notes: list[str] = []
+    baseline.BaselineStore(tmp_path).write([make_result(1.001, seed=1)], timestamp="T2", git_commit=None,
+                                           notes=notes)
+    new = json.loads(path.read_text())
+    assert new["schema_version"] == 2 and notes == []
+    rows = new["results"][RID]["history"]
+    assert [r["timestamp"] for r in rows] == ["T1", "T2"]
+
+
+def test_history_keeps_the_last_runs_and_restarts_on_a_new_level(tmp_path: Path) -> None:
+    store = baseline.BaselineStore(tmp_path)
+    for i in range(12):
+        store.write([make_result(1 + 0.001 * (i % 3), seed=i)], timestamp=f"T{i:02d}", git_commit=None)
+    (path,) = store.files()
+    rows = json.loads(path.read_text())["results"][RID]["history"]
+    assert [r["timestamp"] for r in rows] == [f"T{i:02d}" for i in range(2, 12)]  # the last 10
+    notes: list[str] = []
+    store.write([make_result(1.5, seed=99)], timestamp="T99", git_commit=None, notes=notes)
+    rows = json.loads(path.read_text())["results"][RID]["history"]
+    assert [r["timestamp"] for r in rows] == ["T99"]
+    assert len(notes) == 1 and "median moved +50." in notes[0] and "history restarts" in notes[0]
+
+
+def test_a_busy_run_is_recorded_with_a_note(tmp_path: Path) -> None:
+    notes: list[str] = []
+    (path,) = baseline.BaselineStore(tmp_path).write([make_result(flags=("host_busy",))], timestamp="T",
+                                                     git_commit=None, notes=notes)
+    entry = baseline.read_file(path).entries[RID]
+    assert entry.flags == ("host_busy",) and list(entry.runs()[0]["flags"]) == ["host_busy"]
+    assert "measured while the host was busy" in notes[0]
+
+
+def test_an_unreadable_result_is_never_written(tmp_path: Path) -> None:
+    bad = dataclasses.replace(make_result(), throughput=0.0)
+    notes: list[str] = []
+    baseline.BaselineStore(tmp_path).write([bad], timestamp="T", git_commit=None, notes=notes)
+    (path,) = baseline.BaselineStore(tmp_path).files()
+    assert RID not in json.loads(path.read_text())["results"]
+    assert notes == [f"{RID}: not written: field throughput must be > 0, got 0.0"]
+
+
+@pytest.mark.parametrize("mode", ["compare", "update"])
+def test_a_nan_quantile_stops_the_session_with_exit_4(pytester: pytest.Pytester, mode: str) -> None:
+    """The attack of issue 16: NaN quantiles made a 4.6x slower run pass."""
+    pytester.makepyfile(test_perf=hash_test())
+    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
+    (path,) = (pytester.path / ".trtperf").glob("*.json")
+    doc = json.loads(path.read_text())
+    doc["results"]["test_perf.py::test_hash"]["distribution"]["quantiles_ms"][7] = float("nan")
+    path.write_text(json.dumps(doc))
+    before = path.read_bytes()
+    r = pytester.runpytest_subprocess(*FAST, f"--trt-baseline={mode}")
+    assert r.ret == 4
+    errors = [ln for ln in r.stderr.lines if ln.startswith("ERROR:")]
+    assert errors == [f"ERROR: baseline file {path}, entry 'test_perf.py::test_hash': field "
+                      f"distribution.quantiles_ms[7] must be a finite number, got nan; restore it from version "
+                      f"control (git checkout -- {path}) or delete it and run pytest --trt-baseline=update"]
+    assert "Traceback" not in r.stdout.str() + r.stderr.str()
+    assert path.read_bytes() == before

@@ -1,0 +1,166 @@
+"""The host is watched like the GPU (issue 11 items 2 and 4).
+
+Real load from real processes: busy loops, two more than the CPUs this test
+may use, so the measuring thread waits for a CPU most of the time. Verdicts
+come from real pytest sessions (pytester), with real baseline files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from typing import Iterator
+
+import pytest
+
+from helpers import hash_test
+from pytest_trtperf.host_state import (HostSampler, busiest_others, busy_for, cpu_cores, cpu_sharing_error,
+                                       judge_window, wait_until_quiet)
+
+needs_schedstat = pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat"),
+                                     reason="needs Linux schedstats (/proc/thread-self/schedstat)")
+
+#: Measure ~2 ms calls: several preemptions land inside the samples under load.
+LONG_HASH = hash_test(2_000_000)
+QUICK = ["--trt-warmup-ms=50", "--trt-min-time=0.5", "--trt-max-time=2", "-p", "no:cacheprovider"]
+
+
+@pytest.fixture
+def load() -> Iterator[list[int]]:
+    """Busy-looping processes, two more than this process's CPUs; their pids."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores() + 2)]
+    time.sleep(0.3)  # let them start spinning
+    try:
+        yield [p.pid for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait(timeout=30)
+
+
+def window(seconds: float = 0.6, nbytes: int = 2_000_000) -> tuple[object, float]:
+    data = b"\x5a" * nbytes
+    s = HostSampler()
+    s.start()
+    lat = []
+    t = time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        a = time.perf_counter()
+        hashlib.sha256(data).digest()
+        lat.append(time.perf_counter() - a)
+    return s.stop(), statistics.median(lat)
+
+
+@needs_schedstat
+def test_a_loaded_window_is_flagged_for_the_median_and_the_p99(load: list[int]) -> None:
+    state, median = window()
+    judged = judge_window(state, "median", median)
+    assert judged.cpu_delayed is not None and judged.cpu_delayed > 0.2, judged
+    assert judged.cpu_gaps and judged.cpu_hit >= 0.25, judged
+    assert "host_busy" in judged.flags
+    assert busy_for(judged, "p99") and busy_for(judged, "mean")
+
+
+@needs_schedstat
+def test_short_samples_under_load_keep_their_median_and_are_not_flagged_for_it(load: list[int]) -> None:
+    """A preemption lands in few 50 us samples: the median is not at risk,
+    the p99 is."""
+    state, median = window(nbytes=50_000)
+    assert "host_busy" not in judge_window(state, "median", median).flags
+    assert "host_busy" in judge_window(state, "p99", median).flags
+
+
+def test_the_busiest_other_processes_are_named(load: list[int]) -> None:
+    named = busiest_others(0.5, top=1000)
+    pids = {int(n.split()[0]) for n in named}
+    assert set(load) <= pids, (load, named)
+    assert os.getpid() not in pids
+    assert all(n.endswith(" cores)") for n in named)
+
+
+def test_waiting_for_quiet_is_bounded(load: list[int]) -> None:
+    t0 = time.monotonic()
+    assert wait_until_quiet(0.6) is False
+    assert 0.6 <= time.monotonic() - t0 < 5.0
+
+
+@needs_schedstat
+def test_a_compare_on_a_loaded_host_is_unreliable_and_names_the_load(pytester: pytest.Pytester,
+                                                                    load: list[int]) -> None:
+    pytester.makepyfile(test_perf=LONG_HASH)
+    # A baseline regardless of the load (this test is about the compare).
+    pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-ignore-host-load").assert_outcomes(passed=1)
+    r = pytester.runpytest(*QUICK, "--trt-busy-wait=0.5", "--trt-json=out.json", "--trt-run-noise=0",
+                           "--trt-tolerance=1%")
+    r.assert_outcomes(passed=1)
+    (res,) = json.loads((pytester.path / "out.json").read_text())["results"]
+    v = res["verdict"]
+    assert v["status"] == "unreliable" and v["decided_by"] == "host_busy" and v["remeasured"], v
+    assert "host_busy" in res["device_state"]["flags"]
+    assert v["message"].startswith("unreliable: host busy (")
+    named = v["message"].split("other processes: ")[1].split("; the numbers said")[0].split(", ")
+    assert named and all(re.fullmatch(r"\d+ \S.* \(\d+\.\d cores\)", n) for n in named), named
+    r.stdout.fnmatch_lines(["*1 unreliable*"])
+
+    strict = pytester.runpytest(*QUICK, "--trt-busy-wait=0.5", "--trt-unreliable=fail")
+    strict.assert_outcomes(failed=1)
+    strict.stdout.fnmatch_lines(["FAILED test_perf.py::test_hash - Failed: unreliable: host busy (*"])
+    strict.stdout.fnmatch_lines(["*(--trt-unreliable=fail)"])
+
+
+@needs_schedstat
+def test_an_update_on_a_loaded_host_warns_and_the_entry_records_it(pytester: pytest.Pytester,
+                                                                   load: list[int]) -> None:
+    pytester.makepyfile(test_perf=LONG_HASH)
+    r = pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-busy-wait=0.3")
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["baseline note: test_perf.py::test_hash: measured while the host was busy *"])
+    (path,) = (pytester.path / ".trtperf").glob("*.json")
+    entry = json.loads(path.read_text())["results"]["test_perf.py::test_hash"]
+    assert "host_busy" in entry["flags"] and "host_busy" in entry["history"][0]["flags"]
+
+
+def test_ignore_host_load_turns_the_watch_off(pytester: pytest.Pytester, load: list[int]) -> None:
+    pytester.makepyfile(test_perf=LONG_HASH)
+    pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-ignore-host-load").assert_outcomes(passed=1)
+    r = pytester.runpytest(*QUICK, "--trt-ignore-host-load", "--trt-json=out.json", "--trt-tolerance=80%")
+    (res,) = json.loads((pytester.path / "out.json").read_text())["results"]
+    assert res["verdict"]["status"] == "pass" and "host_busy" not in res["device_state"]["flags"]
+    assert res["device_state"]["cpu_delayed"] is None
+    assert r.ret == 0
+
+
+# -- more xdist workers than CPU cores ------------------------------------------
+
+def test_cpu_sharing_rule() -> None:
+    assert cpu_sharing_error(4, 2, "compare", False) is not None
+    assert "--trt-allow-cpu-sharing" in cpu_sharing_error(3, 2, "update", False)
+    assert cpu_sharing_error(4, 2, "off", False) is None
+    assert cpu_sharing_error(4, 2, "compare", True) is None
+    assert cpu_sharing_error(2, 2, "compare", False) is None
+
+
+def test_more_workers_than_cores_fails_host_tests_unless_allowed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_perf=hash_test(20_000))
+    workers = str(cpu_cores() + 1)
+    r = pytester.runpytest_subprocess("-n", workers, "--trt-baseline=update", *QUICK)
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines([f"trtperf: -n {workers} on {cpu_cores()} CPU core(s): host-timed tests fail *",
+                            f"test_perf.py::test_hash: pytest -n {workers} on {cpu_cores()} CPU core(s): workers "
+                            f"timing host code on shared cores slow each other down and --trt-baseline=update "
+                            f"would gate or save those numbers; use -n {cpu_cores()} or fewer, or pass "
+                            f"--trt-allow-cpu-sharing to take turns measuring"])
+    assert "Traceback" not in r.stdout.str()
+    assert not (pytester.path / ".trtperf").exists() or not list((pytester.path / ".trtperf").glob("*.json"))
+    ok = pytester.runpytest_subprocess("-n", workers, "--trt-baseline=update", "--trt-allow-cpu-sharing", *QUICK)
+    ok.assert_outcomes(passed=1)
+    ok.stdout.fnmatch_lines([f"trtperf: -n {workers} on {cpu_cores()} CPU core(s): host-timed results take "
+                             f"turns measuring"])
+    assert (pytester.path / ".trtperf" / ".state" / "cpu.lock").exists()

@@ -1,0 +1,64 @@
+"""The between-run noise term on its own: priors, pooling with a history,
+the widened interval, and when an update starts a new history."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pytest_trtperf import noise
+
+
+def test_one_run_uses_the_prior_of_its_family() -> None:
+    host = noise.estimate("host", [1.0])
+    gpu = noise.estimate("tensorrt", [1.0])
+    assert (host.source, host.sd, host.runs) == ("prior", noise.PRIOR_SD["host"], 1)
+    assert (gpu.family, gpu.sd) == ("gpu", noise.PRIOR_SD["gpu"])
+    # Host code does not inherit the GPU's spread: its allowance is far larger.
+    assert host.allowance(0.99) > 4 * gpu.allowance(0.99)
+    # z * sd * sqrt(2) at one run.
+    assert host.allowance(0.99) == pytest.approx(noise.z_value(0.99) * noise.PRIOR_SD["host"] * math.sqrt(2))
+
+
+def test_a_quiet_history_pulls_the_sd_below_the_prior_and_a_noisy_one_above() -> None:
+    quiet = noise.estimate("host", [1.000, 1.002, 0.999, 1.001, 1.000, 0.998, 1.001, 1.000, 1.002, 0.999])
+    noisy = noise.estimate("host", [1.0, 1.12, 0.9, 1.08, 0.95])
+    assert quiet.source == noisy.source == "history"
+    assert quiet.sd < noise.PRIOR_SD["host"] * 0.6 and noisy.sd > noise.PRIOR_SD["host"]
+    # More runs: the centre is known better, so the allowance shrinks further.
+    assert quiet.allowance(0.99) < noise.estimate("host", [1.000, 1.002, 0.999]).allowance(0.99)
+
+
+def test_the_option_overrides_and_zero_turns_the_term_off() -> None:
+    assert noise.estimate("host", [1.0, 2.0], override=0.0).allowance(0.99) == 0.0
+    assert noise.estimate("host", [1.0], override=0.02).source == "option"
+
+
+@pytest.mark.parametrize("kind, change, ci, tolerance, decided, slower", [
+    ("host", 0.08, (0.07, 0.09), 0.05, "run_noise", False),  # host prior: +8% is within 13.6%
+    ("host", 0.30, (0.29, 0.31), 0.05, "run_noise", True),
+    ("cuda", 0.08, (0.07, 0.09), 0.05, "tolerance", True),  # GPU prior: 2.6% < the tolerance
+    ("cuda", 0.02, (0.01, 0.03), 0.05, "tolerance", False),
+    ("host", 0.30, (-0.10, 0.70), 0.05, "sample_noise", False),  # this run's own interval is the widest bar
+])
+def test_widen_names_the_deciding_term(kind: str, change: float, ci: tuple[float, float], tolerance: float,
+                                       decided: str, slower: bool) -> None:
+    a = noise.estimate(kind, [1.0]).allowance(0.99)
+    j = noise.widen(change, ci, a, tolerance)
+    assert j.decided_by == decided and j.significant_slower is slower
+    assert j.ci[0] <= ci[0] and j.ci[1] >= ci[1]  # never narrower than the run's own interval
+    assert noise.status(j, tolerance) == ("regression" if slower and change > tolerance else "pass")
+
+
+def test_without_the_term_the_rule_is_the_old_one() -> None:
+    j = noise.widen(0.08, (0.07, 0.09), 0.0, 0.05)
+    assert noise.status(j, 0.05) == "regression" and j.ci == pytest.approx((0.07, 0.09))
+
+
+def test_moved_detects_a_new_level_not_noise() -> None:
+    history = [1.00, 1.01, 0.99, 1.00]
+    assert noise.moved(1.02, history, kind="host", tolerance=0.05, confidence=0.99) is None
+    step = noise.moved(1.30, history, kind="host", tolerance=0.05, confidence=0.99)
+    assert step is not None and step == pytest.approx(0.30, abs=0.01)
+    assert noise.moved(1.3, [], kind="host", tolerance=0.05, confidence=0.99) is None
