@@ -242,7 +242,9 @@ class TrtBench:
                 out.append(message_safe(first + why + name + ("\n" + rest if rest else "") + command, r.id))
             m = r.memory_verdict
             if m is not None and m.failed:
-                out.append(message_safe(m.message, r.id) + (" (confirmed by a second measurement)" if m.remeasured else ""))
+                again = " (confirmed by a second measurement)" if m.remeasured else ""
+                name = f" [measurement {r.name!r}]" if r.name else ""
+                out.append(message_safe(m.message + again + name, r.id))
         return out
 
 

@@ -149,7 +149,7 @@ def compare(figure: str, baseline: int | None, current: int, tolerance: float) -
 
 
 def judge_memory(figures: Mapping[str, int], entry: "BaselineEntry | None", time_verdict: "Verdict | None", *,
-                 baseline_mode: str, tolerance: float | None, rid: str, baseline_path: str) -> MemoryVerdict | None:
+                 baseline_mode: str, tolerance: float | None, baseline_path: str) -> MemoryVerdict | None:
     """The memory verdict of one result, or None when it has no gated figure.
 
     A baseline the time verdict found incomparable (another GPU class,
@@ -162,25 +162,25 @@ def judge_memory(figures: Mapping[str, int], entry: "BaselineEntry | None", time
     if baseline_mode == "off":
         return MemoryVerdict("off", tolerance, plain)
     if tolerance is None:
-        return MemoryVerdict("off", None, plain, f"{rid}: memory recorded, not gated (memory_tolerance off)")
+        return MemoryVerdict("off", None, plain, "memory recorded, not gated (memory_tolerance off)")
     if baseline_mode == "update":
         return MemoryVerdict("updated", tolerance, plain)
     if entry is None:
         return MemoryVerdict("missing", tolerance, plain)
     if time_verdict is not None and time_verdict.status == "incomparable":
-        return MemoryVerdict("incomparable", tolerance, plain, f"{rid}: memory not compared: the baseline is not "
-                                                               f"comparable (see the time verdict)")
+        return MemoryVerdict("incomparable", tolerance, plain, "memory not compared: the baseline is not comparable "
+                                                               "(see the time verdict)")
     base = getattr(entry, "memory", None) or {}
     changes = tuple(compare(f, base.get(f), int(figures[f]), tolerance) for f in gated)
     status = min((c.status for c in changes), key=lambda s: _ORDER[s])
-    return MemoryVerdict(status, tolerance, changes, _message(rid, changes, status, tolerance, baseline_path))
+    return MemoryVerdict(status, tolerance, changes, _message(changes, status, tolerance, baseline_path))
 
 
-def _message(rid: str, changes: tuple[MemoryChange, ...], status: str, tolerance: float, path: str) -> str:
+def _message(changes: tuple[MemoryChange, ...], status: str, tolerance: float, path: str) -> str:
+    """The cause first, like the time verdict's message; reports put the result id before it."""
     floor = fmt_bytes(MIN_GROWTH_BYTES)
     if status == "missing":
-        return (f"{rid}: the baseline in {path} has no memory figures; record them with "
-                f"pytest --trt-baseline=update")
+        return f"the baseline in {path} has no memory figures; record them with pytest --trt-baseline=update"
     parts = []
     for c in changes:
         if c.baseline is None:
@@ -194,7 +194,7 @@ def _message(rid: str, changes: tuple[MemoryChange, ...], status: str, tolerance
             parts.append(f"{c.label} shrank {change} ({values})")
         else:
             parts.append(f"{c.label} {change} ({values}) within tolerance {tolerance:.1%} or {floor}")
-    return f"{rid}: " + "; ".join(parts)
+    return "; ".join(parts)
 
 
 def overall_status(time_status: str | None, memory: MemoryVerdict | None) -> str:

@@ -276,7 +276,7 @@ class Runner:
         return measure_and_judge(
             workload,
             lambda figures: judge_memory(figures, entry, verdict, baseline_mode=s.baseline_mode,
-                                         tolerance=opts.memory_tolerance, rid=result.id, baseline_path=path),
+                                         tolerance=opts.memory_tolerance, baseline_path=path),
             remeasure=opts.remeasure)
 
     def _measure_once(self, workload: Workload, opts: MeasureOptions, target: Target) -> Measurement:

@@ -78,8 +78,13 @@ def test_twice_the_allocation_fails_and_the_same_passes(alloc: pytest.Pytester) 
     doubled = run(alloc, mb=8)
     doubled.assert_outcomes(failed=1)
     doubled.stdout.fnmatch_lines([
-        "*test_mem.py::test_alloc: host memory peak per call grew +100.0% (4.0 MiB -> 8.0 MiB, tolerance 10.0% "
-        "and 64.0 KiB) (confirmed by a second measurement)*",
+        # The failure text, the cause first ...
+        "host memory peak per call grew +100.0% (4.0 MiB -> 8.0 MiB, tolerance 10.0% "
+        "and 64.0 KiB) (confirmed by a second measurement)",
+        # ... the terminal summary names the result ...
+        "test_mem.py::test_alloc: host memory peak per call grew +100.0%*",
+        # ... and so an 80-column short summary shows the cause.
+        "FAILED test_mem.py::test_alloc - Failed: host memory peak per call grew*",
     ])
     assert "Traceback" not in doubled.stdout.str()
     r = result_json(alloc)
@@ -186,7 +191,7 @@ def judged(base: Result, cur: Result, tolerance: float | None = 0.10) -> Result:
     entry = BaselineEntry.from_result(base, timestamp="T", git_commit=None)
     v = judge(cur, entry, baseline_mode="compare", metric="median", tolerance=0.05, confidence=0.99,
               baseline_path="b.json")
-    mv = judge_memory(cur.memory, entry, v, baseline_mode="compare", tolerance=tolerance, rid=cur.id,
+    mv = judge_memory(cur.memory, entry, v, baseline_mode="compare", tolerance=tolerance,
                       baseline_path="b.json")
     return dataclasses.replace(cur, verdict=v, memory_verdict=mv)
 
@@ -199,11 +204,11 @@ def test_verdict_states() -> None:
     v = judged(base, incomparable).memory_verdict
     assert v.status == "incomparable" and "not comparable" in v.message
     for mode, status in (("update", "updated"), ("off", "off")):
-        assert judge_memory(cur.memory, None, None, baseline_mode=mode, tolerance=0.1, rid=cur.id,
+        assert judge_memory(cur.memory, None, None, baseline_mode=mode, tolerance=0.1,
                             baseline_path="b").status == status
-    assert judge_memory(cur.memory, None, None, baseline_mode="compare", tolerance=0.1, rid=cur.id,
+    assert judge_memory(cur.memory, None, None, baseline_mode="compare", tolerance=0.1,
                         baseline_path="b").status == "missing"
-    assert judge_memory({"plan_bytes": 1}, None, None, baseline_mode="compare", tolerance=0.1, rid=cur.id,
+    assert judge_memory({"plan_bytes": 1}, None, None, baseline_mode="compare", tolerance=0.1,
                         baseline_path="b") is None  # no gated figure: no memory verdict
     round_trip = Result.from_dict(json.loads(json.dumps(judged(base, cur).to_dict())))
     assert round_trip.memory_verdict == judged(base, cur).memory_verdict and round_trip.memory == cur.memory
@@ -222,7 +227,7 @@ def test_remeasure_lets_the_second_measurement_decide() -> None:
     entry = BaselineEntry.from_result(host_result(host_peak_bytes=4 << 20), timestamp="T", git_commit=None)
 
     def judge_one(figures: dict) -> MemoryVerdict | None:
-        return judge_memory(figures, entry, None, baseline_mode="compare", tolerance=0.1, rid="r", baseline_path="b")
+        return judge_memory(figures, entry, None, baseline_mode="compare", tolerance=0.1, baseline_path="b")
 
     w = OnceBig()
     figures, v = memory.measure_and_judge(w, judge_one, remeasure=True)

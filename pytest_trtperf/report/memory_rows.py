@@ -58,7 +58,7 @@ def failed(results: Iterable[Result]) -> list[Result]:
 
 
 def messages(results: Sequence[Result], statuses: Sequence[str] = ("regression", "improved")) -> list[str]:
-    return [r.memory_verdict.message for r in results
+    return [f"{r.id}: {r.memory_verdict.message}" for r in results
             if r.memory_verdict is not None and r.memory_verdict.status in statuses and r.memory_verdict.message]
 
 
