@@ -63,3 +63,35 @@ def test_ci_runs_the_readme_set_up_commands_as_written() -> None:
     ci = (README.parent / ".ci" / "run").read_text().splitlines()
     for command in setup:
         assert command in ci, command
+
+
+def _marker_calls(source: str) -> list[tuple[str, set[str]]]:
+    """(marker name, keyword names) of every ``pytest.mark.trt_*(...)`` call in a code block."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []  # a fragment (``...`` placeholders, shell lines): nothing to check
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in ("trt_engine", "trt_perf") \
+                and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "mark":
+            out.append((node.func.attr, {k.arg for k in node.keywords if k.arg is not None}))
+    return out
+
+
+def test_every_marker_argument_in_the_readme_exists() -> None:
+    """No README snippet uses a marker argument the plugin would refuse (the
+    hero example once said ``fp16=True``, which is a usage error)."""
+    from dataclasses import fields
+
+    from pytest_trtperf.trt.spec import EngineSpec
+
+    known = {"trt_engine": {f.name for f in fields(EngineSpec)} - {"where"}, "trt_perf": set(PERF_ARGS)}
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    calls = [call for block in blocks for call in _marker_calls(block)]
+    assert len(calls) >= 5
+    bad = [(marker, sorted(kw - known[marker])) for marker, kw in calls if kw - known[marker]]
+    assert not bad, bad
