@@ -77,6 +77,8 @@ class BaselineEntry:
     #: Memory figures in bytes (``memory.FIGURES``); empty in files written before
     #: memory was recorded, which still load (memory is then "missing", never failed).
     memory: Mapping[str, int] = field(default_factory=dict)
+    #: The result's ``extra_info`` (the user's context, never judged).
+    extra_info: Mapping[str, Any] = field(default_factory=dict)
 
     def metric_value(self, metric: str) -> float:
         return self.throughput if metric == "throughput" else float(getattr(self.latency, metric))
@@ -99,6 +101,7 @@ class BaselineEntry:
             sm_clock_mhz=r.device_state.sm_clock_mhz_median,
             timed_as=_timed_as(r.identity),
             memory=dict(r.memory),
+            extra_info=dict(r.extra_info),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,6 +123,8 @@ class BaselineEntry:
             d["timed_as"] = self.timed_as
         if self.memory:  # only entries with memory figures write them
             d["memory"] = dict(self.memory)
+        if self.extra_info:
+            d["extra_info"] = dict(self.extra_info)
         return d
 
     @classmethod
@@ -143,6 +148,7 @@ class BaselineEntry:
             sm_clock_mhz=d.get("sm_clock_mhz"),
             timed_as=_timed_as(d),
             memory=figures_from_json(d.get("memory")),
+            extra_info=dict(d["extra_info"]) if isinstance(d.get("extra_info"), dict) else {},
         )
 
 
@@ -182,9 +188,10 @@ def read_file(path: Path) -> BaselineFile:
         raise BaselineFileError(f"baseline file {path} has a malformed schema_version {version!r}; "
                                 f"{_FIX.replace('FILE', str(path))}")
     if version > SCHEMA_VERSION:
-        tool = data.get("tool", {}).get("version", "a newer version") if isinstance(data.get("tool"), dict) else "a newer version"
+        tool = data.get("tool", {}).get("version") if isinstance(data.get("tool"), dict) else None
+        writer = f"pytest-trtperf {tool[:40]}" if isinstance(tool, str) and tool.strip() else "a newer pytest-trtperf"
         raise BaselineFileError(
-            f"baseline file {path} has schema {version}, written by pytest-trtperf {tool}; this is "
+            f"baseline file {path} has schema {version}, written by {writer}; this is "
             f"{__version__} (schema {SCHEMA_VERSION}): upgrade with pip install -U pytest-trtperf")
     try:
         results = data["results"]
