@@ -740,7 +740,7 @@ def measurement_name(value: Any, *, where: str) -> str | None:
 MAX_EXTRA_INFO_BYTES = 64 * 1024
 
 
-def extra_info(value: Any, *, where: str) -> dict[str, Any]:
+def extra_info(value: Any, *, where: str, what: str = "extra_info") -> dict[str, Any]:
     """``extra_info``: a mapping with string keys of JSON data (strings,
     finite numbers, booleans, None, lists and mappings of them), at most
     ``MAX_EXTRA_INFO_BYTES`` as JSON. Returned as it reads back from JSON
@@ -751,17 +751,18 @@ def extra_info(value: Any, *, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise UsageError(f"{where}: extra_info={type(value).__name__} is not a dict; {fix}")
+        raise UsageError(f"{where}: {what}={type(value).__name__} is not a dict; {fix}")
     bad_key = next((k for k in value if not isinstance(k, str)), None)
     if bad_key is not None:
-        raise UsageError(f"{where}: extra_info key {bad_key!r} is not a string; {fix}")
+        raise UsageError(f"{where}: {what} key {bad_key!r} is not a string; {fix}")
     try:
         text = json.dumps(dict(value), allow_nan=False)
     except (TypeError, ValueError, RecursionError) as e:
-        raise UsageError(f"{where}: extra_info is not JSON data ({str(e).splitlines()[0][:120]}); {fix}") from None
-    if len(text.encode("utf-8")) > MAX_EXTRA_INFO_BYTES:
-        raise UsageError(f"{where}: extra_info is {len(text.encode('utf-8'))} bytes as JSON, more than "
-                         f"{MAX_EXTRA_INFO_BYTES}; keep it to context (versions, sizes, settings), not data")
+        raise UsageError(f"{where}: {what} is not JSON data ({str(e).splitlines()[0][:120]}); {fix}") from None
+    size = len(text.encode("utf-8"))
+    if size > MAX_EXTRA_INFO_BYTES:
+        raise UsageError(f"{where}: {what} is {size} bytes as JSON, more than {MAX_EXTRA_INFO_BYTES}; keep it to "
+                         f"context (versions, sizes, settings), not data")
     return dict(json.loads(text))
 
 

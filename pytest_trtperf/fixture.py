@@ -206,7 +206,7 @@ class TrtBench:
         self._missing_fails[rid] = opts.missing_baseline == "fail"
         self._own_info[rid] = dict(extra_info)
         # Checked before measuring: a bad value costs one line, not a measurement.
-        shared = check_extra_info(self.extra_info, where=f"{self._item.nodeid}: trt_bench.extra_info")
+        shared = check_extra_info(self.extra_info, where=self._item.nodeid, what="trt_bench.extra_info")
         extra_info = {**shared, **extra_info}
         lineno = self._item.location[1]  # 0-based, None when unknown
         target = Target(id=rid, nodeid=self._item.nodeid, name=name,
@@ -248,7 +248,7 @@ class TrtBench:
         if not self.results:
             return []
         try:
-            info = check_extra_info(self.extra_info, where=f"{self._item.nodeid}: trt_bench.extra_info")
+            info = check_extra_info(self.extra_info, where=self._item.nodeid, what="trt_bench.extra_info")
         except UsageError as e:
             return [log_safe(str(e))]
         self.results = [dataclasses.replace(r, extra_info={**info, **self._own_info.get(r.id, {})})
