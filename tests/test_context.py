@@ -98,7 +98,8 @@ def test_groups_in_terminal_job_summary_and_html(suite: pytest.Pytester, monkeyp
     lines = r.stdout.lines
     start = next(i for i, line in enumerate(lines) if line.startswith("result "))
     table = lines[start + 2:start + 9]
-    assert [line for line in table if line.startswith("[")] == ["[math]", "[sums]", "[no group]"]
+    # blocks in the order of their first result (sorted by status, then id: test_plain comes first)
+    assert [line for line in table if line.startswith("[")] == ["[no group]", "[math]", "[sums]"]
     assert table.index("[sums]") < next(i for i, line in enumerate(table) if "test_sum[10]" in line)
     md = summary.read_text()
     assert "| **math** |" in md and "| **sums** |" in md and "| **no group** |" in md
@@ -212,3 +213,15 @@ def test_cuda_callables_get_the_stream_first_then_the_arguments() -> None:
         for_callable(lambda stream: None, timer="cuda", args=(1,), where="t")
     with pytest.raises(UsageError, match=r"cannot be called with the stream handle \(.*\); give it one parameter"):
         for_callable(lambda: None, timer="cuda", where="t")
+
+
+def test_the_block_with_a_regression_comes_first() -> None:
+    from types import SimpleNamespace as NS
+
+    from pytest_trtperf.report import grouping
+
+    rs = [NS(nodeid="t.py::b", group="zeta", name=None), NS(nodeid="t.py::a", group="alpha", name=None),
+          NS(nodeid="t.py::c", group="zeta", name=None), NS(nodeid="t.py::d", group=None, name=None)]
+    blocks = grouping.grouped(rs, ("group",))  # rs as sort_results gives them: a regression in zeta first
+    assert [(label, [r.nodeid for r in block]) for label, block in blocks] == [
+        ("zeta", ["t.py::b", "t.py::c"]), ("alpha", ["t.py::a"]), ("", ["t.py::d"])]

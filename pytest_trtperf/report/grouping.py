@@ -53,12 +53,13 @@ def label(result: object, group_by: Sequence[str]) -> str:
 
 
 def grouped(results: Sequence[T], group_by: Sequence[str]) -> list[tuple[str, list[T]]]:
-    """Results in blocks by label, keeping their order inside a block;
-    blocks sorted by label, the unlabelled one last."""
+    """Results in blocks by label, keeping their order inside a block; blocks
+    in the order of their first result, so with results sorted regressions
+    first (``terminal.sort_results``) the block with a regression leads."""
     blocks: dict[str, list[T]] = {}
     for r in results:
         blocks.setdefault(label(r, group_by), []).append(r)
-    return sorted(blocks.items(), key=lambda kv: (kv[0] == "", kv[0]))
+    return list(blocks.items())
 
 
 def show_labels(blocks: Sequence[tuple[str, Sequence[object]]]) -> bool:

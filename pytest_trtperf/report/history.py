@@ -196,7 +196,7 @@ def series_figure(Figure: Callable[..., Any], s: Series, tolerance: float = 0.05
     readable_ticks(ax.yaxis, nbins=5)
     ax.set_ylabel(f"median latency ({unit.label})")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=7, ncol=2)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)  # never over the data
     return fig
 
 
