@@ -53,6 +53,8 @@ def test_compare_against_a_revision_without_checking_it_out(repo: pytest.Pyteste
     r = run(repo, "--trt-compare=main", scale=3.0)
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines(["*test_perf.py::test_hash: median latency regressed +*"])
+    # xdist workers judge too: each reads the revision's files itself
+    run(repo, "--trt-compare=main", "-n", "2", scale=3.0).assert_outcomes(failed=1)
     assert path.read_bytes() == before  # the working tree is untouched
     assert git(repo.path, "status", "--porcelain", "--untracked-files=no").strip() == f"M .trtperf/{path.name}"
 

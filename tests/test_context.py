@@ -225,3 +225,14 @@ def test_the_block_with_a_regression_comes_first() -> None:
     blocks = grouping.grouped(rs, ("group",))  # rs as sort_results gives them: a regression in zeta first
     assert [(label, [r.nodeid for r in block]) for label, block in blocks] == [
         ("zeta", ["t.py::b", "t.py::c"]), ("alpha", ["t.py::a"]), ("", ["t.py::d"])]
+
+
+def test_context_travels_from_xdist_workers(suite: pytest.Pytester) -> None:
+    out = suite.path / "r.json"
+    r = suite.runpytest(*FAST, "-n", "2", "--trt-baseline=off", f"--trt-json={out}")
+    r.assert_outcomes(passed=4)
+    doc = {x["id"]: x for x in json.loads(out.read_text())["results"]}
+    assert doc["test_ctx.py::test_scaled::x2"]["extra_info"] == {"dataset": "small", "factor": 2, "late": True}
+    assert doc["test_ctx.py::test_scaled::x2"]["group"] == "math"
+    assert doc["test_ctx.py::test_sum[20]"]["params"] == {"n": "20"}
+    assert {line for line in r.stdout.lines if line.startswith("[")} == {"[math]", "[sums]", "[no group]"}

@@ -165,3 +165,11 @@ def test_skip_reasons_are_shown_without_rs_and_not_twice_with_it(pytester: pytes
     r = pytester.runpytest(*FAST, "-rs")
     assert "skipped 1 trt_bench test(s)" not in r.stdout.str()
     assert r.stdout.str().count("not today") == 1
+
+
+def test_skip_switches_and_reasons_under_xdist(suite: pytest.Pytester) -> None:
+    r = suite.runpytest(*FAST, "-n", "2", "--trt-skip")
+    r.assert_outcomes(passed=1, skipped=3)
+    r.stdout.fnmatch_lines(["skipped 3 trt_bench test(s): trt_bench test skipped (--trt-skip): *"])
+    r = suite.runpytest(*FAST, "-n", "2", "--trt-baseline=off", "-m", "trt_perf")
+    r.assert_outcomes(passed=2)
