@@ -37,7 +37,7 @@ def run_once(workload: Any, *, rid: str, nodeid: str, name: str | None, location
         distribution=stats.compress(batch.latency_s), stop_reason="disabled", warmup_iterations=0, warmup_s=0.0,
         measured_s=wall, config_hash=config_hash(identity), identity=identity, fingerprint=fingerprint.to_dict(),
         device_class=fingerprint.device_class, device_state=DeviceState(kind=workload.kind),
-        notes=notes + ("--trt-disable: ran once, not timed, gated or reported",),
+        notes=notes + ("--trt-disable: ran once, not timed, gated or reported",), location=location,
     )
     verdict = Verdict(status="off", metric=metric, tolerance=tolerance, current_value=result.metric_value(metric),
                       message=f"{rid}: --trt-disable: ran once, not timed, gated or reported")

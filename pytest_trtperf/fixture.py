@@ -84,7 +84,7 @@ class TrtBench:
 
     # -- public API ---------------------------------------------------------
     @user_errors
-    def measure(self, target: Any, /, *args: Any, kwargs: Mapping[str, Any] | None = None, name: str | None = None,
+    def measure(self, target: Any, *args: Any, kwargs: Mapping[str, Any] | None = None, name: str | None = None,
                 timer: str = "auto", inferences_per_iteration: int = 1, shapes: Mapping[str, Any] | None = None,
                 inputs: Any = None, extra_info: Mapping[str, Any] | None = None, **overrides: Any) -> Result:
         """Time ``target`` and judge it against its baseline.

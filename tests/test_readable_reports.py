@@ -5,7 +5,6 @@ turn a 2% wiggle into a cliff."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import re
 from typing import Any
@@ -19,7 +18,7 @@ from pytest_trtperf.fingerprint import host_fingerprint
 from pytest_trtperf.report import units
 from pytest_trtperf.report.terminal import format_table
 from pytest_trtperf.results import DeviceState, Result, Verdict
-from test_report_html import Page, entry_for, make
+from test_report_html import Page, make
 
 # Not importorskip("matplotlib"): importing the bare package at collection while
 # in-process pytester runs import (and then drop) its submodules would mix two
@@ -147,4 +146,3 @@ def test_real_report_reads_in_one_unit(pytester: pytest.Pytester) -> None:
     page = Page(out.read_text())
     text = "".join(page.sections[0]["text"])
     assert f" {unit}" in text and "GPU state" not in text
-    assert dataclasses.is_dataclass(units.choose([1.0]))

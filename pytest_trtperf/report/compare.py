@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..baseline import BaselineEntry
 from ..gate import judge
@@ -83,9 +82,3 @@ def summary_lines(c: Comparison, a_name: str, b_name: str) -> list[str]:
 def headline(c: Comparison, a_name: str, b_name: str) -> str:
     return (f"{b_name} against {a_name}: {len(c.results)} result(s), {c.regressions} regression(s)"
             + ("" if c.regressions == 0 else " (exit status 1)"))
-
-
-def order(results: Sequence[Result]) -> list[Result]:
-    from .terminal import sort_results
-
-    return sort_results(results)
