@@ -157,7 +157,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     rep = yield
     if bench is not None and bench.results:
         rep.trtperf = [r.to_dict() for r in bench.results]
-    if rep.skipped and uses_bench(item):
+    if rep.skipped and not hasattr(rep, "wasxfail") and uses_bench(item):  # an xfail is not a skip
         # Travels with the report (xdist too): the summary says why, without -rs.
         rep.trtperf_skip = skip_reason(rep)
     return rep

@@ -148,6 +148,9 @@ def test_skip_reasons_are_shown_without_rs_and_not_twice_with_it(pytester: pytes
                                  "@pytest.mark.skip(reason='not today')\n"
                                  "def test_marked(trt_bench):\n"
                                  "    pass\n"
+                                 "@pytest.mark.xfail(reason='known slow')\n"
+                                 "def test_xfail(trt_bench):\n"
+                                 "    assert False\n"
                                  "@pytest.mark.skip(reason='unrelated')\n"
                                  "def test_plain():\n"
                                  "    pass\n")
@@ -156,8 +159,9 @@ def test_skip_reasons_are_shown_without_rs_and_not_twice_with_it(pytester: pytes
     if unavailable_reason() is None:
         pytest.skip("needs a machine without a GPU, where the CUDA test skips")
     r = pytester.runpytest(*FAST)
-    r.assert_outcomes(skipped=3)
+    r.assert_outcomes(skipped=3, xfailed=1)
     text = r.stdout.str()
+    assert "known slow" not in text.split("short test summary")[0]  # an xfail is not a skip
     assert "skipped 1 trt_bench test(s): not today: test_gpu.py::test_marked" in text
     cuda_line = [line for line in r.stdout.lines if "test_gpu.py::test_cuda" in line]
     assert len(cuda_line) == 1 and cuda_line[0].startswith("skipped 1 trt_bench test(s): ")
