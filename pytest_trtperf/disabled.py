@@ -20,11 +20,12 @@ from .results import DeviceState, Result, Verdict
 
 
 def run_once(workload: Any, *, rid: str, nodeid: str, name: str | None, location: tuple[str, int] | None,
-             fingerprint: Fingerprint, metric: str, tolerance: float) -> Result:
+             fingerprint: Fingerprint, metric: str, tolerance: float, mode: str = "latency") -> Result:
     """Set up, one iteration, tear down: a result of one sample, verdict ``off``."""
     workload.setup()
     try:
-        identity = {"kind": workload.kind, "mode": "latency", **dict(workload.identity())}
+        mode = mode if workload.kind != "host" else "latency"
+        identity = {"kind": workload.kind, "mode": mode, **dict(workload.identity())}
         batch = workload.run(1)
         notes = tuple(workload.notes())
     finally:
@@ -32,7 +33,7 @@ def run_once(workload: Any, *, rid: str, nodeid: str, name: str | None, location
     latency = stats.summarize(batch.latency_s)
     wall = float(batch.wall_s)
     result = Result(
-        id=rid, nodeid=nodeid, name=name, kind=workload.kind, mode="latency", latency=latency,
+        id=rid, nodeid=nodeid, name=name, kind=workload.kind, mode=mode, latency=latency,
         throughput=workload.inferences_per_iteration / wall if wall > 0 else 0.0,
         distribution=stats.compress(batch.latency_s), stop_reason="disabled", warmup_iterations=0, warmup_s=0.0,
         measured_s=wall, config_hash=config_hash(identity), identity=identity, fingerprint=fingerprint.to_dict(),

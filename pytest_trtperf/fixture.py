@@ -216,7 +216,7 @@ class TrtBench:
 
             result = run_once(workload, rid=rid, nodeid=target.nodeid, name=name, location=target.location,
                               fingerprint=self._runner.fingerprint(workload), metric=opts.metric,
-                              tolerance=opts.tolerance)
+                              tolerance=opts.tolerance, mode=opts.mode)
             return self._labelled(result, workload, opts, extra_info)
         result = self._runner.run(workload, target, opts)
         self._export(result, workload)
