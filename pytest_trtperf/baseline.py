@@ -106,6 +106,8 @@ class BaselineEntry:
     #: Memory figures in bytes (``results.FIGURES``); empty in files written before
     #: memory was recorded, which still load (memory is then "missing", never failed).
     memory: Mapping[str, int] = field(default_factory=dict)
+    #: The result's ``extra_info`` (the user's context, never judged).
+    extra_info: Mapping[str, Any] = field(default_factory=dict)
 
     def metric_value(self, metric: str) -> float:
         return self.throughput if metric == "throughput" else float(getattr(self.latency, metric))
@@ -149,6 +151,7 @@ class BaselineEntry:
             history=rows,
             config=config_identity(r.identity),
             memory=dict(r.memory),
+            extra_info=dict(r.extra_info),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,6 +176,8 @@ class BaselineEntry:
             d["timed_as"] = self.timed_as
         if self.memory:  # only entries with memory figures write them
             d["memory"] = dict(self.memory)
+        if self.extra_info:
+            d["extra_info"] = dict(self.extra_info)
         return d
 
     @classmethod
@@ -208,6 +213,8 @@ class BaselineEntry:
             history=check.history(d["history"]) if "history" in d else (),
             config=(check.json_value(check.obj(config, "config"), "config") if config is not None else None),
             memory=_memory(d.get("memory")),
+            extra_info=(check.json_value(check.obj(d["extra_info"], "extra_info"), "extra_info")
+                        if d.get("extra_info") is not None else {}),
         )
         return entry
 
@@ -270,9 +277,10 @@ def read_file(path: Path) -> BaselineFile:
         raise BaselineFileError(f"baseline file {path} has a malformed schema_version {version!r} (a whole number "
                                 f"from {OLDEST_SCHEMA}); {_fix(path)}")
     if version > SCHEMA_VERSION:
-        tool = data.get("tool", {}).get("version", "a newer version") if isinstance(data.get("tool"), dict) else "a newer version"
+        tool = data.get("tool", {}).get("version") if isinstance(data.get("tool"), dict) else None
+        writer = f"pytest-trtperf {tool[:40]}" if isinstance(tool, str) and tool.strip() else "a newer pytest-trtperf"
         raise BaselineFileError(
-            f"baseline file {path} has schema {version}, written by pytest-trtperf {tool}; this is "
+            f"baseline file {path} has schema {version}, written by {writer}; this is "
             f"{__version__} (schema {SCHEMA_VERSION}): upgrade with pip install -U pytest-trtperf")
     results = data.get("results")
     device_class = data.get("device_class")

@@ -3,6 +3,8 @@
 * ``history``: each result's median over the git history of the baseline
   files, as an HTML page (and a text summary), so a slow creep shows.
 * ``report``: the HTML report again from a ``--trt-json`` document.
+* ``compare``: one ``--trt-json`` document judged against another with the
+  gate's rule (a table, optional HTML and CSV; exit status 1 on a regression).
 * ``schema``: where the ``--trt-json`` JSON Schema is, or its text.
 * ``plan-info``: which TensorRT built a plan file, its I/O tensors and
   optimization profiles (the header needs no GPU; the rest may).
@@ -66,6 +68,40 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    """Judge B against A; exit status 1 when anything regressed (a gate)."""
+    from .config import METRICS, parse_choice, parse_group_by
+    from .report import compare, csv_export, terminal
+    from .report.document import read_document
+    from .report.format import log_safe
+    from .report.html import write_report
+
+    metric = parse_choice(args.metric, METRICS, what="--metric") if args.metric else None
+    tolerance = parse_fraction(args.tolerance, what="--tolerance", bare_max=1.0) if args.tolerance else None
+    confidence = parse_fraction(args.confidence, what="--confidence") if args.confidence else None
+    if confidence is not None and not 0.5 <= confidence < 1.0:
+        raise UsageError(f"--confidence {args.confidence!r} must be between 0.5 and 1 (e.g. 0.99)")
+    group_by = parse_group_by(args.group_by, what="--group-by")
+    a, b = read_document(Path(args.a)), read_document(Path(args.b))
+    c = compare.compare_documents(a, b, a_name=args.a, metric=metric, tolerance=tolerance, confidence=confidence)
+    print(log_safe(compare.headline(c, args.a, args.b)))
+    if c.results:
+        for line in terminal.format_table(c.results, group_by=group_by):
+            print(line)
+    for line in compare.summary_lines(c, args.a, args.b):
+        print(log_safe(line, multiline=True))
+    if args.csv:
+        csv_export.write_csv(Path(args.csv), c.results)
+        print(log_safe(f"CSV written: {args.csv}"))
+    if args.html:
+        line = write_report(Path(args.html), c.results, c.entries, generated=_now(), baseline_mode="compare",
+                            group_by=group_by, title=f"pytest-trtperf compare: {args.b} against {args.a}")
+        if "NOT written" in line:
+            raise UsageError(line)
+        print(log_safe(line))
+    return 1 if c.regressions else 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     print(schema_text(), end="")
     return 0
@@ -84,7 +120,10 @@ def _plan_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="pytest-trtperf", description="pytest-trtperf tools outside a test session")
+    p.add_argument("--version", action="version", version=f"pytest-trtperf {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     h = sub.add_parser("history", help="plot each result's median over the committed baselines' git history")
     h.add_argument("--baseline-dir", default=".trtperf", help="directory of the baseline files (default .trtperf)")
@@ -98,6 +137,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--baseline-dir", default=None, help="baselines to show (default: the document's)")
     r.add_argument("--output", "-o", default="trtperf-report.html")
     r.set_defaults(func=_report)
+    c = sub.add_parser("compare", help="judge the results of B.json against A.json with the gate's rule "
+                                       "(two --trt-json documents); exit status 1 when something regressed")
+    c.add_argument("a", metavar="A.json", help="the reference run (plays the baseline)")
+    c.add_argument("b", metavar="B.json", help="the run to judge")
+    c.add_argument("--metric", default=None, help="metric to compare (default: what each result of B was gated on)")
+    c.add_argument("--tolerance", default=None, help="allowed slowdown, e.g. 5%% (default: B's own per result)")
+    c.add_argument("--confidence", default=None, help="confidence level (default: B's own per result, else 0.99)")
+    c.add_argument("--group-by", default="group", help="group the table like --trt-group-by (default group)")
+    c.add_argument("--html", default=None, metavar="FILE", help="also write the HTML report of the comparison")
+    c.add_argument("--csv", default=None, metavar="FILE", help="also write the comparison as CSV")
+    c.set_defaults(func=_compare)
     s = sub.add_parser("schema", help="print the JSON Schema of the --trt-json document")
     s.set_defaults(func=_schema)
     pi = sub.add_parser("plan-info", help="which TensorRT built a plan, its I/O tensors and profiles "

@@ -243,6 +243,10 @@ class MeasureOptions:
     #: Growth of a gated memory figure allowed before a test fails (None: not
     #: gated); the default is ``memory.DEFAULT_TOLERANCE``.
     memory_tolerance: float | None = 0.10
+    #: Report label (``group=``): the terminal table, job summary and HTML
+    #: report group results by it (``--trt-group-by``). Not part of how a
+    #: result is measured or judged.
+    group: str | None = None
 
     def with_overrides(self, overrides: Mapping[str, Any], *, where: str) -> "MeasureOptions":
         """Apply marker or keyword overrides (user vocabulary), then check the
@@ -253,7 +257,9 @@ class MeasureOptions:
         for key, value in overrides.items():
             if key not in PERF_ARGS:
                 known = ", ".join(sorted(PERF_ARGS))
-                raise UsageError(f"{where}: unknown trt_perf argument {key!r} (known: {known})")
+                hint = (f"; keyword arguments for the measured callable go in kwargs={{{key!r}: ...}}"
+                        if where.endswith("measure()") else "")
+                raise UsageError(f"{where}: unknown trt_perf argument {key!r} (known: {known}){hint}")
             field_name, convert = PERF_ARGS[key]
             updates[field_name] = convert(value, f"{where}: {key}")
         if "iterations" in updates and "duration_s" in updates:
@@ -303,6 +309,7 @@ PERF_ARGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "busy_wait": ("busy_wait_s", _wait_s),
     "run_noise": ("run_noise", _run_noise),
     "memory_tolerance": ("memory_tolerance", _memory_tolerance),
+    "group": ("group", lambda v, w: group_name(v, what=w)),
 }
 
 
@@ -475,9 +482,22 @@ OPTIONS: tuple[Option, ...] = (
            "(trtexec --includeDataTransfers).", False, "bool"),
     Option("--trt-require-gpu", "Fail, instead of skip, tests that need a GPU or TensorRT when none is "
            "available.", False, "bool"),
+    # core: which tests run, and whether they measure (pytest-benchmark's --benchmark-skip/-only/-disable)
+    Option("--trt-skip", "Skip every test that uses trt_bench (like --benchmark-skip).", False, "bool"),
+    Option("--trt-only", "Run only the tests that use trt_bench, skip the others (like --benchmark-only); "
+           "wins over --trt-skip.", False, "bool"),
+    Option("--trt-disable", "Run each measurement's callable or engine once, untimed: the tests and their "
+           "asserts run, nothing is gated, reported or written (like --benchmark-disable).", False, "bool"),
+    Option("--trt-compare", "Gate against the baselines as committed at this git revision (git show REV:path), "
+           "without checking it out; e.g. main, HEAD~1, v1.2.", None, metavar="REV"),
     # core: outputs
     Option("--trt-json", "Write every result and verdict to this JSON file.", None, "path", metavar="PATH"),
     Option("--trt-report", "Write a self-contained HTML report to this file.", None, "path", metavar="PATH"),
+    Option("--trt-csv", "Write every result and verdict as CSV (one row per result) to this file.", None, "path",
+           metavar="PATH"),
+    Option("--trt-group-by", "How the terminal table, job summary and HTML report group results: group (default: "
+           "the group= of trt_perf / measure()), file, func, test, name, param or param:NAME; join several with "
+           "commas.", "group", metavar="LABEL"),
     Option("--trt-lock-timeout", "Seconds to wait for another session's lock on the baseline directory before "
            "giving up (default 60).", "60", metavar="SECONDS"),
     # GPU
@@ -606,6 +626,18 @@ class Settings:
     trt: TrtOptions = field(default_factory=TrtOptions)
     #: ``--trt-export-dir``: samples, inspector and layer-profile files per result.
     export_dir: Path | None = None
+    #: ``--trt-skip``: tests that use trt_bench are skipped.
+    skip_perf: bool = False
+    #: ``--trt-only``: tests that do not use trt_bench are skipped.
+    only_perf: bool = False
+    #: ``--trt-disable``: each measurement runs its target once, untimed, unreported.
+    disabled: bool = False
+    #: ``--trt-group-by``: the grouping keys of the report tables.
+    group_by: tuple[str, ...] = ("group",)
+    #: ``--trt-compare``: the git revision whose committed baselines are compared with.
+    compare_rev: str | None = None
+    #: ``--trt-csv``: results as CSV.
+    csv_path: Path | None = None
 
     @classmethod
     def from_pytest_config(cls, config: Any) -> "Settings":
@@ -670,8 +702,21 @@ class Settings:
             allow_engine_host_code=r.flag("trt_allow_engine_host_code"),
             profile_layers=r.flag("trt_profile_layers"),
         )
+        baseline_mode = r.get("trt_baseline", lambda v, w: parse_choice(v, BASELINE_MODES, what=w))
+        skip_perf, only_perf, disabled = r.flag("trt_skip"), r.flag("trt_only"), r.flag("trt_disable")
+        compare_rev = r.optional("trt_compare", lambda v, w: parse_revision(v, what=w))
+        if only_perf and disabled:
+            raise UsageError("--trt-only and --trt-disable both given: --trt-only runs only the perf tests, "
+                             "--trt-disable stops them measuring; keep one")
+        if compare_rev is not None and baseline_mode != "compare":
+            raise UsageError(f"--trt-compare={compare_rev} compares with baselines; it cannot be combined with "
+                             f"--trt-baseline={baseline_mode}")
+        if disabled and (baseline_mode == "update" or compare_rev is not None):
+            what = "--trt-baseline=update would write" if baseline_mode == "update" else "--trt-compare would compare"
+            raise UsageError(f"--trt-disable runs each measurement once without timing it, so {what} nothing; "
+                             f"keep one")
         return cls(
-            baseline_mode=r.get("trt_baseline", lambda v, w: parse_choice(v, BASELINE_MODES, what=w)),
+            baseline_mode=baseline_mode,
             baseline_dir=baseline_dir,
             rootdir=r.rootdir,
             require_gpu=r.flag("trt_require_gpu"),
@@ -685,12 +730,54 @@ class Settings:
             watch_host=not r.flag("trt_ignore_host_load"),
             allow_cpu_sharing=r.flag("trt_allow_cpu_sharing"),
             export_dir=_plain_path(r.path("trt_export_dir")),
+            skip_perf=skip_perf and not only_perf,  # --trt-only wins, as --benchmark-only does
+            only_perf=only_perf,
+            disabled=disabled,
+            group_by=r.get("trt_group_by", lambda v, w: parse_group_by(v, what=w)),
+            compare_rev=compare_rev,
+            csv_path=_plain_path(r.path("trt_csv")),
         )
 
 
 def _plain_path(p: Path | None | str) -> Path | None:
     assert not isinstance(p, str)
     return p
+
+
+#: ``--trt-group-by`` keys (``param:NAME`` too): see ``report/grouping.py``.
+GROUP_BY_KEYS = ("group", "file", "func", "test", "name", "param")
+
+
+def parse_group_by(value: Any, *, what: str) -> tuple[str, ...]:
+    """``"group"``, ``"file,param:batch"`` -> a tuple of grouping keys."""
+    keys = tuple(k.strip() for k in str(value).split(",") if k.strip())
+    for k in keys:
+        if k not in GROUP_BY_KEYS and not (k.startswith("param:") and k[len("param:"):].isidentifier()):
+            raise UsageError(f"{what}: {k!r} is not one of {', '.join(GROUP_BY_KEYS)} or param:NAME")
+    if not keys:
+        raise UsageError(f"{what}: {value!r} names no grouping; use one of {', '.join(GROUP_BY_KEYS)}")
+    return keys
+
+
+def parse_revision(value: Any, *, what: str) -> str:
+    """A git revision as the user wrote it (``main``, ``HEAD~1``, a sha). It
+    reaches git as one argument after ``--end-of-options``-like checks: no
+    leading dash (an option to git), no whitespace or control characters."""
+    text = str(value).strip()
+    if not text or text.startswith("-") or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text) \
+            or len(text) > 200:
+        raise UsageError(f"{what}: {value!r} is not a git revision; give a branch, tag or commit such as main "
+                         f"or HEAD~1")
+    return text
+
+
+def group_name(value: Any, *, what: str) -> str:
+    """``group=``: a non-empty string of at most 200 characters (a label in
+    every report, so an object's changing repr must not become one)."""
+    if isinstance(value, str) and value.strip() and len(value) <= 200:
+        return value
+    raise UsageError(f"{what}: {value!r} must be a non-empty string of at most 200 characters, "
+                     f"such as group=\"preprocessing\"")
 
 
 def measurement_name(value: Any, *, where: str) -> str | None:
@@ -700,6 +787,37 @@ def measurement_name(value: Any, *, where: str) -> str | None:
     if value is None or (isinstance(value, str) and value.strip()):
         return value
     raise UsageError(f"{where}: name={value!r} must be a non-empty string such as name=\"bs16\"")
+
+
+#: Largest ``extra_info`` (as JSON) a result may carry: it is copied into
+#: every baseline entry, --trt-json document and report.
+MAX_EXTRA_INFO_BYTES = 64 * 1024
+
+
+def extra_info(value: Any, *, where: str, what: str = "extra_info") -> dict[str, Any]:
+    """``extra_info``: a mapping with string keys of JSON data (strings,
+    finite numbers, booleans, None, lists and mappings of them), at most
+    ``MAX_EXTRA_INFO_BYTES`` as JSON. Returned as it reads back from JSON
+    (tuples become lists), so what a test sets is what a baseline keeps."""
+    import json
+
+    fix = "extra_info holds JSON data: strings, numbers, booleans, None, lists and dicts with string keys"
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise UsageError(f"{where}: {what}={type(value).__name__} is not a dict; {fix}")
+    bad_key = next((k for k in value if not isinstance(k, str)), None)
+    if bad_key is not None:
+        raise UsageError(f"{where}: {what} key {bad_key!r} is not a string; {fix}")
+    try:
+        text = json.dumps(dict(value), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise UsageError(f"{where}: {what} is not JSON data ({str(e).splitlines()[0][:120]}); {fix}") from None
+    size = len(text.encode("utf-8"))
+    if size > MAX_EXTRA_INFO_BYTES:
+        raise UsageError(f"{where}: {what} is {size} bytes as JSON, more than {MAX_EXTRA_INFO_BYTES}; keep it to "
+                         f"context (versions, sizes, settings), not data")
+    return dict(json.loads(text))
 
 
 def inferences_per_iteration(value: Any, *, where: str) -> int:

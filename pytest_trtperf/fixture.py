@@ -9,6 +9,7 @@ runner, not here.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import pytest
 
-from .config import MeasureOptions, inferences_per_iteration as check_inferences, measurement_name, perf_overrides
+from .config import (MeasureOptions, extra_info as check_extra_info, inferences_per_iteration as check_inferences,
+                     measurement_name, perf_overrides)
 from .errors import BackendUnavailable, UsageError
 from .identity import result_id
 from .report import progress
@@ -25,7 +27,7 @@ from .results import Result
 from .runner import Runner, Target
 from .session import SessionState
 from .workload import Workload
-from .workloads.select import for_callable
+from .workloads.select import for_callable, last_value
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,18 +69,25 @@ class TrtBench:
     def __init__(self, item: pytest.Item, state: SessionState) -> None:
         self._item = item
         self._state = state
+        #: Context for every result of this test (pytest-benchmark's
+        #: ``benchmark.extra_info``): JSON data, read when the test ends, so
+        #: keys set after a measurement count too. A measurement's own
+        #: ``extra_info=`` wins for its keys.
+        self.extra_info: dict[str, Any] = {}
         self.results: list[Result] = []
         self._ids: set[str] = set()
         self._opts: dict[str, MeasureOptions] = {}
+        #: Each measurement's own ``extra_info=`` (wins over the fixture's).
+        self._own_info: dict[str, dict[str, Any]] = {}
         self._prog: progress.Progress | None = None
         self._runner = Runner(state.settings, state.store, state.gpu, progress=self._measure_bar,
                               workers=state.xdist_workers)
 
     # -- public API ---------------------------------------------------------
     @user_errors
-    def measure(self, target: Any, *, name: str | None = None, timer: str = "auto",
-                inferences_per_iteration: int = 1, shapes: Mapping[str, Any] | None = None,
-                inputs: Any = None, **overrides: Any) -> Result:
+    def measure(self, target: Any, *args: Any, kwargs: Mapping[str, Any] | None = None, name: str | None = None,
+                timer: str = "auto", inferences_per_iteration: int = 1, shapes: Mapping[str, Any] | None = None,
+                inputs: Any = None, extra_info: Mapping[str, Any] | None = None, **overrides: Any) -> Result:
         """Time ``target`` and judge it against its baseline.
 
         ``target`` is a :class:`~pytest_trtperf.workload.Workload`, an engine
@@ -86,28 +95,42 @@ class TrtBench:
         (``timer="host"``), on a CUDA stream (``timer="cuda"``; the callable
         takes the stream handle), or on torch's current stream
         (``timer="torch"``). ``"auto"`` picks CUDA for a one-argument
-        callable and the host clock otherwise; when the callable leaves torch
-        GPU work running on return, the host clock waits for the GPU after each
-        call (end-to-end time, with a note suggesting ``timer="torch"``).
-        Keyword overrides take the ``trt_perf``
-        marker's arguments (``tolerance="3%"``, ``metric="p99"``, ...).
+        callable measured without arguments and the host clock otherwise;
+        when the callable leaves torch GPU work running on return, the host
+        clock waits for the GPU after each call (end-to-end time, with a note
+        suggesting ``timer="torch"``).
+
+        Positional arguments after ``target`` are passed to the callable
+        (after the stream handle for ``timer="cuda"``); its keyword arguments
+        go in ``kwargs={...}``, because keyword arguments of ``measure`` are
+        its own: the ``trt_perf`` marker's arguments (``tolerance="3%"``,
+        ``metric="p99"``, ``group=``, ...), ``name``, ``timer``, ``extra_info``.
+        ``result.return_value`` is what the callable returned on its last call.
         ``shapes`` and ``inputs`` apply to engines: the input shapes to run at
         (within the engine's profile) and the data to feed.
         """
         where = f"{self._item.nodeid}: trt_bench.measure()"
         name = measurement_name(name, where=where)
         inferences_per_iteration = check_inferences(inferences_per_iteration, where=where)
+        info = check_extra_info(extra_info, where=where)
         opts = self._options(overrides)
+        if kwargs is not None and not isinstance(kwargs, Mapping):
+            raise UsageError(f"{where}: kwargs={type(kwargs).__name__} must be a dict of keyword arguments for "
+                             f"the callable")
         if (shapes is not None or inputs is not None) and not hasattr(target, "__trtperf_engine__"):
             raise UsageError(f"{self._item.nodeid}: shapes= and inputs= apply to engines from trt_bench.engine(), "
                              f"not to a {type(target).__name__}")
+        if (args or kwargs) and (hasattr(target, "__trtperf_engine__")
+                                 or (isinstance(target, Workload) and not callable(target))):
+            raise UsageError(f"{where}: arguments are passed to a callable; a {type(target).__name__} takes none "
+                             f"(engines take shapes= and inputs=)")
         workload = self._resolve(target, timer=timer, opts=opts, inferences_per_iteration=inferences_per_iteration,
-                                 shapes=shapes, inputs=inputs)
-        return self._run(workload, name=name, opts=opts)
+                                 shapes=shapes, inputs=inputs, args=args, kwargs=kwargs)
+        return self._run(workload, name=name, opts=opts, extra_info=info)
 
     @user_errors
     def __call__(self, *, name: str | None = None, shapes: Mapping[str, Any] | None = None,
-                 inputs: Any = None, **overrides: Any) -> Result:
+                 inputs: Any = None, extra_info: Mapping[str, Any] | None = None, **overrides: Any) -> Result:
         """Build (cached) or load the engine of the test's ``trt_engine`` marker,
         then measure and judge it."""
         marker = self._item.get_closest_marker("trt_engine")
@@ -115,11 +138,12 @@ class TrtBench:
             raise UsageError(f"{self._item.nodeid}: trt_bench() needs @pytest.mark.trt_engine(onnx=... or "
                              f"engine=...) on the test; to time a callable use trt_bench.measure(fn)")
         name = measurement_name(name, where=f"{self._item.nodeid}: trt_bench()")
+        info = check_extra_info(extra_info, where=f"{self._item.nodeid}: trt_bench()")
         opts = self._options(overrides)
         engine = self._trt().engine_from_marker(marker, where=self._item.nodeid, options=self._state.settings.trt,
                                                 progress=self._progress, base_dir=self._item.path.parent)
         workload = self._engine_workload(engine, shapes=shapes, inputs=inputs, opts=opts)
-        return self._run(workload, name=name, opts=opts)
+        return self._run(workload, name=name, opts=opts, extra_info=info)
 
     @user_errors
     def engine(self, onnx: str | None = None, **kwargs: Any) -> Any:
@@ -158,20 +182,22 @@ class TrtBench:
         return bar
 
     def _resolve(self, target: Any, *, timer: str, opts: MeasureOptions, inferences_per_iteration: int,
-                 shapes: Any, inputs: Any) -> Workload:
+                 shapes: Any, inputs: Any, args: tuple[Any, ...] = (),
+                 kwargs: Mapping[str, Any] | None = None) -> Workload:
         if isinstance(target, Workload) and not callable(target):
             return target
         if hasattr(target, "__trtperf_engine__"):
             return self._engine_workload(target, shapes=shapes, inputs=inputs, opts=opts)
         return for_callable(target, timer=timer, opts=opts, inferences_per_iteration=inferences_per_iteration,
-                            where=f"{self._item.nodeid}: trt_bench.measure()")
+                            where=f"{self._item.nodeid}: trt_bench.measure()", args=args, kwargs=kwargs)
 
     def _engine_workload(self, engine: Any, *, shapes: Any, inputs: Any, opts: MeasureOptions) -> Workload:
         return self._trt().make_workload(engine, shapes=shapes, inputs=inputs, options=opts,
                                          profile_layers=self._state.settings.trt.profile_layers,
                                          keep_layer_info=self._state.settings.export_dir is not None)
 
-    def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions) -> Result:
+    def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions,
+             extra_info: Mapping[str, Any]) -> Result:
         rid = result_id(self._item.nodeid, name)
         if rid in self._ids:
             which = f"named {name!r}" if name else "without a name"
@@ -179,14 +205,56 @@ class TrtBench:
                              f"trt_bench.measure() call a distinct name=")
         self._ids.add(rid)
         self._opts[rid] = opts
+        self._own_info[rid] = dict(extra_info)
+        # Checked before measuring: a bad value costs one line, not a measurement.
+        shared = check_extra_info(self.extra_info, where=self._item.nodeid, what="trt_bench.extra_info")
+        extra_info = {**shared, **extra_info}
         lineno = self._item.location[1]  # 0-based, None when unknown
         target = Target(id=rid, nodeid=self._item.nodeid, name=name,
                         location=(str(self._item.path), lineno + 1 if lineno is not None else 0))
+        if self._state.settings.disabled:  # --trt-disable: once, untimed, not reported
+            from .disabled import run_once
+
+            result = run_once(workload, rid=rid, nodeid=target.nodeid, name=name, location=target.location,
+                              fingerprint=self._runner.fingerprint(workload), metric=opts.metric,
+                              tolerance=opts.tolerance, mode=opts.mode)
+            return self._labelled(result, workload, opts, extra_info)
         result = self._runner.run(workload, target, opts)
         self._export(result, workload)
-        result = self._with_profile_command(result)
+        result = self._labelled(self._with_profile_command(result), workload, opts, extra_info)
         self.results.append(result)
         return result
+
+    def _labelled(self, result: Result, workload: Workload, opts: MeasureOptions,
+                  extra_info: Mapping[str, Any]) -> Result:
+        """The result with what the runner does not know: its report group,
+        the user's context, the test's parameters and the callable's last
+        return value."""
+        return dataclasses.replace(result, group=opts.group, extra_info=dict(extra_info), params=self._params(),
+                                   return_value=last_value(workload))
+
+    def _params(self) -> dict[str, str]:
+        """``parametrize`` arguments as short text (``--trt-group-by=param:NAME``)."""
+        callspec = getattr(self._item, "callspec", None)
+        out = {}
+        for key, value in (getattr(callspec, "params", None) or {}).items():
+            text = str(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
+            out[str(key)] = text[:100]
+        return out
+
+    def finish(self) -> list[str]:
+        """When the test body has returned: ``trt_bench.extra_info`` (which
+        the test may have filled after measuring) goes into every result; a
+        value that is not JSON data fails the test with one line."""
+        if not self.results:
+            return []
+        try:
+            info = check_extra_info(self.extra_info, where=self._item.nodeid, what="trt_bench.extra_info")
+        except UsageError as e:
+            return [log_safe(str(e))]
+        self.results = [dataclasses.replace(r, extra_info={**info, **self._own_info.get(r.id, {})})
+                        for r in self.results]
+        return []
 
     def _export(self, result: Result, workload: Workload) -> None:
         """``--trt-export-dir``: this process writes the result's files (raw

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 STATE_KEY = pytest.StashKey[SessionState]()
 BENCH_KEY = pytest.StashKey["TrtBench"]()
+#: Set on a test that asked for trt_bench (also through getfixturevalue).
+USES_KEY = pytest.StashKey[bool]()
 
 
 def session_settings(config: pytest.Config) -> Settings:
@@ -44,7 +46,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "trt_perf(metric=, tolerance=, warmup_ms=, min_time=, max_time=, iterations=, duration=, "
-        "mode=, ...): how pytest-trtperf measures and gates this test")
+        "mode=, group=, ...): how pytest-trtperf measures and gates this test; every test that uses trt_bench "
+        "carries it, so -m trt_perf / -m 'not trt_perf' select the perf tests")
     config.addinivalue_line(
         "markers", "trt_engine(onnx= or engine=, shapes=, min_shapes=, opt_shapes=, max_shapes=, ...): the "
         "TensorRT engine trt_bench() builds or loads")
@@ -68,12 +71,43 @@ def pytest_configure(config: pytest.Config) -> None:
     state.gpu = gpu
 
 
+#: Why a test was skipped by --trt-skip / --trt-only (pytest-benchmark's wording, our options).
+SKIP_REASON = "trt_bench test skipped (--trt-skip)"
+ONLY_REASON = "not a trt_bench test (--trt-only)"
+
+
+def uses_bench(item: pytest.Item) -> bool:
+    """Whether the test requests ``trt_bench`` (directly, through a fixture,
+    or at run time through ``request.getfixturevalue``)."""
+    return "trt_bench" in getattr(item, "fixturenames", ()) or item.stash.get(USES_KEY, False)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: the marker added here must count
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that uses ``trt_bench`` carries the ``trt_perf`` marker, so
+    ``-m trt_perf`` / ``-m "not trt_perf"`` select it; ``--trt-skip`` and
+    ``--trt-only`` skip at collection, before any fixture runs."""
+    settings = config.stash[STATE_KEY].settings
+    for item in items:
+        if uses_bench(item):
+            if item.get_closest_marker("trt_perf") is None:
+                item.add_marker(pytest.mark.trt_perf)
+            if settings.skip_perf:
+                item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
+        elif settings.only_perf:
+            item.add_marker(pytest.mark.skip(reason=ONLY_REASON))
+
+
 @pytest.fixture
 def trt_bench(request: pytest.FixtureRequest) -> "TrtBench":
     """Measure inference performance and gate it against the test's baseline."""
+    state = request.config.stash[STATE_KEY]
+    request.node.stash[USES_KEY] = True
+    if state.settings.skip_perf:  # requested through getfixturevalue: collection did not see it
+        pytest.skip(SKIP_REASON)
     from .fixture import TrtBench
 
-    bench = TrtBench(request.node, request.config.stash[STATE_KEY])
+    bench = TrtBench(request.node, state)
     request.node.stash[BENCH_KEY] = bench
     return bench
 
@@ -108,7 +142,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
         pytest.fail(error, pytrace=False)
     result = yield
     bench = item.stash.get(BENCH_KEY, None)
-    failures = bench.failures() if bench is not None else []
+    failures = (bench.finish() + bench.failures()) if bench is not None else []
     if failures:
         pytest.fail(_log_safe("\n".join(failures)), pytrace=False)
     return result
@@ -124,7 +158,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     rep = yield
     if bench is not None and bench.results:
         rep.trtperf = [r.to_dict() for r in bench.results]
+    if rep.skipped and not hasattr(rep, "wasxfail") and uses_bench(item):  # an xfail is not a skip
+        # Travels with the report (xdist too): the summary says why, without -rs.
+        rep.trtperf_skip = skip_reason(rep)
     return rep
+
+
+def skip_reason(rep: pytest.TestReport) -> str:
+    """The reason of a skipped report (``longrepr`` is (path, line, reason))."""
+    longrepr = rep.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
 
 
 def _say(config: pytest.Config) -> Any:
@@ -157,10 +201,12 @@ class SessionHooks:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         s = self.state.settings
         # lexists: a symlink loop or a file given as the directory is reported, not taken for "no baselines".
-        if s.baseline_mode in ("compare", "update") and os.path.lexists(s.baseline_dir):
+        # --trt-compare reads the revision's files now, so a bad revision is one line before any test.
+        if s.compare_rev is not None or (s.baseline_mode in ("compare", "update")
+                                         and os.path.lexists(s.baseline_dir)):
             try:
                 self.state.store.validate_all()
-            except BaselineFileError as e:
+            except (BaselineFileError, UsageError) as e:
                 raise pytest.UsageError(_log_safe(str(e))) from None
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
@@ -187,6 +233,9 @@ class SessionHooks:
             for r in self.state.collected:
                 if r.nodeid == report.nodeid:
                     self.state.not_written.setdefault(r.id, f"its test errored in {report.when}")
+        reason = getattr(report, "trtperf_skip", None)
+        if isinstance(reason, str):
+            self.state.skipped.append((report.nodeid, reason))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.state.is_controller and self._has_outputs():
@@ -200,14 +249,22 @@ class SessionHooks:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         state = self.state
         if state.is_controller and (state.collected or state.write_error or self.output_lines
-                                    or state.store_notes()):
+                                    or state.store_notes() or state.skipped):
             from .report import outputs
 
-            terminalreporter.write_sep("-", "trtperf")
-            for line in outputs.terminal_lines(state, self.output_lines):
-                terminalreporter.write_line(line)
+            # With -rs (or -ra/-rA) pytest lists skip reasons itself.
+            chars = str(getattr(terminalreporter, "reportchars", "") or "")
+            lines = outputs.terminal_lines(state, self.output_lines, skips=not any(c in chars for c in "saA"))
+            if lines:
+                terminalreporter.write_sep("-", "trtperf")
+                for line in lines:
+                    terminalreporter.write_line(line)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.state.close()
 
     def _has_outputs(self) -> bool:
-        """Anything to write: results, or a --trt-json / --trt-report document."""
+        """Anything to write: results, or a --trt-json / --trt-csv / --trt-report document."""
         s = self.state.settings
-        return bool(self.state.collected) or s.json_path is not None or s.report_path is not None
+        return (bool(self.state.collected) or s.json_path is not None or s.report_path is not None
+                or s.csv_path is not None)

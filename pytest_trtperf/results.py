@@ -330,6 +330,16 @@ class Result:
     memory: Mapping[str, int] = field(default_factory=dict)
     #: The memory gate's decision (None: no gated figure); separate from ``verdict``.
     memory_verdict: MemoryVerdict | None = None
+    #: Report label (``group=``): reports group results by it (``--trt-group-by``).
+    group: str | None = None
+    #: The user's own context (``trt_bench.extra_info``, ``extra_info=``): JSON data,
+    #: kept in ``--trt-json``, baselines and the HTML report; never judged.
+    extra_info: Mapping[str, Any] = field(default_factory=dict)
+    #: The test's parameters (``pytest.mark.parametrize``) as text, for ``--trt-group-by=param:NAME``.
+    params: Mapping[str, str] = field(default_factory=dict)
+    #: What the measured callable returned on its last call (the test's own
+    #: process only: never serialised, never compared).
+    return_value: Any = field(default=None, compare=False, repr=False)
 
     # Friendly accessors matching the design's vocabulary.
     @property
@@ -385,6 +395,9 @@ class Result:
             "device_memory_bytes": self.device_memory_bytes,
             "memory": dict(self.memory),
             "memory_verdict": self.memory_verdict.to_dict() if self.memory_verdict else None,
+            "group": self.group,
+            "extra_info": dict(self.extra_info),
+            "params": dict(self.params),
         }
 
     @classmethod
@@ -415,4 +428,7 @@ class Result:
             device_memory_bytes=d.get("device_memory_bytes"),
             memory=dict(d.get("memory") or {}),
             memory_verdict=MemoryVerdict.from_dict(d["memory_verdict"]) if d.get("memory_verdict") else None,
+            group=d.get("group") if isinstance(d.get("group"), str) else None,
+            extra_info=dict(d.get("extra_info") or {}),
+            params={str(k): str(v) for k, v in (d.get("params") or {}).items()},
         )

@@ -32,6 +32,9 @@ class SessionState:
     not_written: dict[str, str] = field(default_factory=dict)
     #: Lines from writing baselines (restarted histories, busy runs, ...).
     write_notes: list[str] = field(default_factory=list)
+    #: (node id, reason) of every skipped test that uses trt_bench: the
+    #: summary says why without -rs.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     _store: BaselineStore | None = field(default=None, repr=False)
 
@@ -44,10 +47,21 @@ class SessionState:
         """The baseline store, opened on first use (a session that measures
         nothing never loads the baseline code)."""
         if self._store is None:
-            from .baseline import BaselineStore
+            if self.settings.compare_rev is not None:
+                from .revision import RevisionStore
 
-            self._store = BaselineStore(self.settings.baseline_dir, lock_timeout_s=self.settings.lock_timeout_s)
+                self._store = RevisionStore.open(self.settings.baseline_dir, self.settings.compare_rev)
+            else:
+                from .baseline import BaselineStore
+
+                self._store = BaselineStore(self.settings.baseline_dir, lock_timeout_s=self.settings.lock_timeout_s)
         return self._store
+
+    def close(self) -> None:
+        """Release what the store holds (``--trt-compare``'s extracted files)."""
+        close = getattr(self._store, "close", None)
+        if close is not None:
+            close()
 
     def store_notes(self) -> list[str]:
         """The baseline store's notes (files skipped, leftovers removed),

@@ -15,7 +15,7 @@ def test_auto_picks_cuda_for_one_argument_and_the_host_clock_otherwise() -> None
     assert isinstance(for_callable(lambda stream: None), CudaWorkload)
     assert isinstance(for_callable(lambda: None), HostWorkload)
     assert isinstance(for_callable(lambda stream=0: None), HostWorkload)  # nothing required: called as fn()
-    assert isinstance(for_callable(lambda: None, timer="cuda"), CudaWorkload)
+    assert isinstance(for_callable(lambda stream: None, timer="cuda"), CudaWorkload)
     assert for_callable(lambda: None, timer="torch").kind == "torch"
 
 

@@ -128,7 +128,9 @@ def failure_warning(kind: str, option: str, detail: str, strict: bool = False) -
         "not-supported": "this GPU, driver or VM does not allow clock locking (needs Volta+ on bare metal or GPU passthrough)",
         "no-nvml": "install nvidia-ml-py and run on a machine with the NVIDIA driver",
         "no-gpu": "no GPU is visible (check CUDA_VISIBLE_DEVICES and nvidia-smi)",
-    }.get(kind, "see docs/stable-numbers.md")
+    }.get(kind, "see README, Stable numbers")
+    if kind == "no-nvml" and "nvidia-ml-py" in detail:  # the detail already says what to install
+        why = "locking also needs the NVIDIA driver (nvidia-smi must work)"
     if strict:
         return f"could not lock GPU clocks ({option}): {detail}; {why}; or drop --trt-lock-clocks-strict to run unlocked"
     return (

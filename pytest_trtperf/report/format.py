@@ -61,11 +61,15 @@ def _no_command(line: str) -> str:
     return line[: len(line) - len(body)] + "\\x3a" + body[1:]
 
 
-def fmt_value(metric: str, value: float | None) -> str:
+def fmt_value(metric: str, value: float | None, unit: Any = None) -> str:
+    """A metric's value: throughput as ``/s``; a time in ``unit`` (a table's
+    ``units.TimeUnit``), else in a unit that suits this one value."""
     if value is None or not isinstance(value, (int, float)) or value != value:
         return "-"
     if metric == "throughput":
         return f"{value:,.1f}/s"
+    if unit is not None:
+        return str(unit.fmt(value))
     if value >= 100:
         return f"{value:.1f} ms"
     if value >= 1:

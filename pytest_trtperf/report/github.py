@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from . import memory_rows
+from . import grouping, memory_rows, units
 from .format import fmt_change, fmt_value, message_safe, metric_of, no_controls
-from .terminal import shown_flags, sort_results
+from .terminal import shown_flags, sort_results, table_unit
 from ..results import Result
 
 #: Above this many rows, the full table is folded into <details>.
@@ -47,7 +47,7 @@ def md_cell(text: str, max_len: int | None = None) -> str:
     return " ".join(text.split())
 
 
-def _row(r: Result) -> str:
+def _row(r: Result, unit: units.TimeUnit) -> str:
     v = r.verdict
     metric = v.metric if v else "median"
     status = v.status if v else "off"
@@ -57,8 +57,8 @@ def _row(r: Result) -> str:
     cells = [
         md_cell(r.id, MAX_ID),
         metric,
-        md_cell(fmt_value(metric, v.baseline_value if v else None)),
-        md_cell(fmt_value(metric, metric_of(r, metric))),
+        md_cell(fmt_value(metric, v.baseline_value if v else None, unit)),
+        md_cell(fmt_value(metric, metric_of(r, metric), unit)),
         md_cell(fmt_change(v.change if v else None, v.ci if v else None)),
         verdict,
         md_cell(shown_flags(r)),
@@ -76,8 +76,16 @@ _HEAD = ["| result | metric | baseline | current | change [CI] | verdict | GPU f
          "| --- | --- | ---: | ---: | ---: | --- | --- |"]
 
 
-def _table(results: Sequence[Result]) -> list[str]:
-    rows = [_row(r) for r in results[:MAX_ROWS]]
+def _table(results: Sequence[Result], group_by: Sequence[str] = ("group",)) -> list[str]:
+    """One table, one time unit; with groups, a bold row opens each block."""
+    shown = results[:MAX_ROWS]
+    unit = table_unit(shown)
+    blocks = grouping.grouped(shown, group_by)
+    rows = []
+    for label, block in blocks:
+        if grouping.show_labels(blocks):
+            rows.append(f"| **{md_cell(label or grouping.NO_GROUP)}** | | | | | | |")
+        rows += [_row(r, unit) for r in block]
     if len(results) > MAX_ROWS:
         rows.append(f"| \u2026 {len(results) - MAX_ROWS} more results in the --trt-json output | | | | | | |")
     return [*_HEAD, *rows]
@@ -93,17 +101,18 @@ def counts_line(results: Sequence[Result]) -> str:
     return ", ".join(f"{_ICON[s]} {counts[s]} {s}" for s in order) + (f"; {memory}" if memory else "")
 
 
-def step_summary(results: Sequence[Result], *, title: str = "pytest-trtperf") -> str:
+def step_summary(results: Sequence[Result], *, title: str = "pytest-trtperf",
+                 group_by: Sequence[str] = ("group",)) -> str:
     """The Markdown section appended to the job summary."""
     ordered = sort_results(results)
     out = [f"## {md_cell(title)}", "", counts_line(ordered), ""]
     if len(ordered) <= FOLD_ROWS:
-        out += _table(ordered)
+        out += _table(ordered, group_by)
     else:
         attention = [r for r in ordered if memory_rows.status(r) in _ATTENTION]
         if attention:
-            out += _table(attention) + [""]
-        out += ["<details>", f"<summary>All {len(ordered)} results</summary>", "", *_table(ordered), "",
+            out += _table(attention, group_by) + [""]
+        out += ["<details>", f"<summary>All {len(ordered)} results</summary>", "", *_table(ordered, group_by), "",
                 "</details>"]
     messages = [message_safe(f"{r.id}: {r.verdict.message}", r.id) for r in ordered
                 if r.verdict and r.verdict.status in ("regression", "unreliable")]
@@ -165,14 +174,15 @@ def annotations(results: Sequence[Result], roots: Sequence[Path]) -> list[str]:
     return out
 
 
-def write_step_summary(results: Sequence[Result], environ: Mapping[str, str] | None = None) -> list[str]:
+def write_step_summary(results: Sequence[Result], environ: Mapping[str, str] | None = None, *,
+                       group_by: Sequence[str] = ("group",)) -> list[str]:
     """Append the summary when ``$GITHUB_STEP_SUMMARY`` is set; returns the
     line for the terminal (an unwritable file is reported, never raised)."""
     path, _ = enabled(environ)
     if path is None or not results:
         return []
     try:
-        append_step_summary(path, step_summary(results))
+        append_step_summary(path, step_summary(results, group_by=group_by))
     except OSError as e:
         return [f"GitHub job summary NOT written: {path}: {e.strerror or e}"]
     return [f"GitHub job summary appended to {path}"]

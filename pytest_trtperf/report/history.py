@@ -21,7 +21,8 @@ from typing import Any, Callable, Sequence
 
 from .. import __version__
 from ..errors import UsageError
-from .html import badge, esc, figure_factory, img, page, table, PLOTS_HINT
+from . import units
+from .html import badge, esc, figure_factory, img, page, readable_ticks, table, PLOTS_HINT
 
 
 @dataclass(frozen=True)
@@ -144,39 +145,75 @@ def summary_lines(all_series: Sequence[Series], tolerance: float) -> list[str]:
     out = []
     for s in sorted(all_series, key=lambda s: -(s.drift or 0.0)):
         first, last = s.points[0].median_ms, s.points[-1].median_ms
+        unit = units.choose([first, last])
         tag = "  [creep]" if s.creep(tolerance) else ""
-        out.append(f"{s.result_id} ({s.device_class}): {first:.4g} ms -> {last:.4g} ms ({_pct(s.drift)}) "
+        out.append(f"{s.result_id} ({s.device_class}): {unit.fmt(first)} -> {unit.fmt(last)} ({_pct(s.drift)}) "
                    f"over {len(s.points)} version(s){tag}")
     return out
 
 
-def plot_series(Figure: Callable[..., Any], s: Series) -> str:
+#: At most this many commit labels under a history plot (every k-th commit).
+MAX_XTICKS = 12
+
+
+def y_range(values: Sequence[float], first: float, tolerance: float) -> tuple[float, float]:
+    """The y range of a history plot: the data and the whole tolerance band
+    around the first value, padded. A 2% wiggle inside a 5% band then looks
+    like the 2% it is, not like a cliff (matplotlib's autoscale zooms onto
+    the data alone)."""
+    lo = min([*values, first * (1 - tolerance)])
+    hi = max([*values, first * (1 + tolerance)])
+    pad = (hi - lo) * 0.15 or abs(first) * 0.05 or 1.0
+    return lo - pad, hi + pad
+
+
+def series_figure(Figure: Callable[..., Any], s: Series, tolerance: float = 0.05) -> Any:
+    """A result's median per commit (and its CI), with the band of
+    +-tolerance around the first version: leaving it upwards is what the
+    creep rule flags."""
     fig = Figure(figsize=(7.0, 2.8))
     ax = fig.add_subplot()
     x = list(range(len(s.points)))
-    med = [p.median_ms for p in s.points]
+    unit = units.choose([p.median_ms for p in s.points])
+    med = [unit.scale(p.median_ms) for p in s.points]
+    first = med[0]
+    ax.axhspan(first * (1 - tolerance), first * (1 + tolerance), color="#e8f5e9", lw=0,
+               label=f"first \u00b1{tolerance:.0%} (tolerance)")
+    shown = list(med)
     if all(p.ci_ms for p in s.points):
-        ax.fill_between(x, [p.ci_ms[0] for p in s.points], [p.ci_ms[1] for p in s.points],  # type: ignore[index]
-                        color="#90caf9", alpha=0.5, lw=0, label="CI of the median")
+        lo_ci = [unit.scale(p.ci_ms[0]) for p in s.points]  # type: ignore[index]
+        hi_ci = [unit.scale(p.ci_ms[1]) for p in s.points]  # type: ignore[index]
+        ax.fill_between(x, lo_ci, hi_ci, color="#90caf9", alpha=0.5, lw=0, label="CI of the median")
+        shown += lo_ci + hi_ci
     ax.plot(x, med, marker="o", color="#1565c0", lw=2, label="median")
-    ax.axhline(med[0], color="#9e9e9e", lw=1, ls="--", label="first")
-    ax.set_xticks(x)
-    ax.set_xticklabels([p.commit.sha[:7] for p in s.points], rotation=45, ha="right", fontsize=7)
-    ax.set_ylabel("median latency (ms)")
+    ax.axhline(first, color="#9e9e9e", lw=1, ls="--", label="first")
+    ax.set_ylim(*y_range(shown, first, tolerance))
+    step = max(1, math.ceil(len(x) / MAX_XTICKS))
+    ticks = x[::step]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([s.points[i].commit.sha[:7] for i in ticks], rotation=45, ha="right", fontsize=7)
+    ax.set_xlim(-0.5, len(x) - 0.5)
+    readable_ticks(ax.yaxis, nbins=5)
+    ax.set_ylabel(f"median latency ({unit.label})")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=7)
-    return img(fig, "median latency over commits")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)  # never over the data
+    return fig
+
+
+def plot_series(Figure: Callable[..., Any], s: Series, tolerance: float = 0.05) -> str:
+    return img(series_figure(Figure, s, tolerance), "median latency over commits")
 
 
 def render(all_series: Sequence[Series], *, tolerance: float, generated: str, source: str,
            plots: bool = True) -> str:
     Figure = figure_factory() if plots else None
     ordered = sorted(all_series, key=lambda s: -(s.drift or 0.0))
+    unit = units.choose(p.median_ms for s in ordered for p in (s.points[0], s.points[-1]))
     rows = []
     for i, s in enumerate(ordered):
         rows.append([f'<a href="#h{i}"><code>{esc(s.result_id)}</code></a>', esc(s.device_class),
-                     esc(len(s.points)), esc(f"{s.points[0].median_ms:.4g} ms"),
-                     esc(f"{s.points[-1].median_ms:.4g} ms"), esc(_pct(s.drift)), esc(_pct(s.largest_step)),
+                     esc(len(s.points)), esc(unit.fmt(s.points[0].median_ms)),
+                     esc(unit.fmt(s.points[-1].median_ms)), esc(_pct(s.drift)), esc(_pct(s.largest_step)),
                      badge("regression").replace(">regression<", ">creep<") if s.creep(tolerance) else ""])
     body = ["<h2>Summary</h2>",
             f"<p>Largest drift first. <b>creep</b>: slower than the tolerance ({tolerance:.1%}) in total "
@@ -194,13 +231,14 @@ def render(all_series: Sequence[Series], *, tolerance: float, generated: str, so
                 f"<h2><code>{esc(s.result_id)}</code></h2>",
                 f'<p class="meta">{esc(s.device_class)} &middot; drift {esc(_pct(s.drift))}</p>']
         if Figure is not None:
-            part.append(plot_series(Figure, s))
+            part.append(plot_series(Figure, s, tolerance))
         prev: Point | None = None
         trows = []
+        s_unit = units.choose(p.median_ms for p in s.points)
         for p in s.points:
             step = p.median_ms / prev.median_ms - 1.0 if prev and prev.median_ms > 0 else None
             trows.append([f"<code>{esc(p.commit.sha[:12])}</code>", esc(p.commit.date), esc(p.commit.subject),
-                          esc(f"{p.median_ms:.4g} ms"), esc(_pct(step)), esc(p.n)])
+                          esc(s_unit.fmt(p.median_ms)), esc(_pct(step)), esc(p.n)])
             prev = p
         part.append("<details><summary>versions</summary>" + table(
             ["commit", "date", "subject", "median", "step", "n"], trows, num_cols=(3, 4, 5)) + "</details>")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -27,9 +28,9 @@ from ..attribution import most_changed
 from ..baseline import BaselineEntry
 from ..errors import BaselineFileError
 from ..files import atomic_write
-from . import memory_rows
+from . import grouping, memory_rows, units
 from .format import fmt_change, fmt_value, metric_of, no_controls
-from .terminal import shown_flags, sort_results
+from .terminal import shown_flags, sort_results, table_unit
 from ..results import Distribution, Result
 
 PLOTS_HINT = "Plots need matplotlib: pip install 'pytest-trtperf[plots]'"
@@ -64,6 +65,7 @@ tbody td:first-child{max-width:520px;word-break:break-all}
 .meta{color:#607d8b;font-size:13px;margin:6px 0}
 .counts span{margin-right:14px}.flags{color:#ef6c00;font-weight:600}
 .bar{display:inline-block;height:10px;vertical-align:middle}
+tr.group th{background:#eceff1;color:#37474f;font-size:13px;padding:4px 10px}
 """
 
 
@@ -98,12 +100,19 @@ def badge(status: str) -> str:
     return f'<span class="badge" style="background:{COLORS.get(status, "#757575")}">{esc(status)}</span>'
 
 
-def table(head: Sequence[str], rows: Iterable[Sequence[str]], num_cols: Sequence[int] = ()) -> str:
-    """Rows are already-escaped HTML cells."""
+def table(head: Sequence[str], rows: Iterable[Sequence[str] | str], num_cols: Sequence[int] = ()) -> str:
+    """Rows are already-escaped HTML cells, or a whole ``<tr>`` as a string
+    (a group row spanning the table)."""
     th = "".join(f'<th class="num">{h}</th>' if i in num_cols else f"<th>{h}</th>" for i, h in enumerate(head))
-    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in num_cols else f"<td>{c}</td>"
+    body = "".join(row if isinstance(row, str) else
+                   "<tr>" + "".join(f'<td class="num">{c}</td>' if i in num_cols else f"<td>{c}</td>"
                                     for i, c in enumerate(row)) + "</tr>" for row in rows)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def group_row(label: str, span: int) -> str:
+    return f'<tr class="group"><th colspan="{span}">{esc(label or grouping.NO_GROUP)}</th></tr>'
+
 
 
 # -- plots -------------------------------------------------------------------
@@ -136,35 +145,59 @@ def _ecdf_xy(dist: Distribution) -> tuple[list[float], list[float]]:
     return q, [i / k for i in range(k + 1)]
 
 
-def plot_distribution(Figure: Callable[..., Any], current: Distribution, baseline: Distribution | None,
-                      status: str) -> str:
-    """ECDF of this run over the baseline's. The x axis spans the 1st..95th
-    percentiles of both, so a long tail cannot squash the picture (the
-    quantile table next to it has the tail)."""
+def readable_ticks(axis: Any, nbins: int = 6) -> None:
+    """At most ``nbins`` plain tick labels on ``axis`` (no offset or
+    scientific notation: ``+6.5e1`` reads worse than a unit that fits)."""
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    axis.set_major_locator(MaxNLocator(nbins=nbins))
+    formatter = ScalarFormatter(useOffset=False)
+    formatter.set_scientific(False)
+    axis.set_major_formatter(formatter)
+
+
+def distribution_figure(Figure: Callable[..., Any], current: Distribution, baseline: Distribution | None,
+                        status: str) -> Any:
+    """ECDF of this run over the baseline's, in the unit that suits their
+    values. The x axis spans the 1st..95th percentiles of both, so a long
+    tail cannot squash the picture (the quantile table next to it has the tail)."""
     fig = Figure(figsize=(5.6, 3.0))
     ax = fig.add_subplot()
+    dists = [d for d in (baseline, current) if d is not None and _plottable(d)]
+    unit = units.choose(q for d in dists for q in d.quantiles_ms)
     lo_hi: list[float] = []
     for dist, label, color in ((baseline, "baseline", BASELINE_COLOR), (current, "this run", COLORS.get(status))):
         if dist is None or not _plottable(dist):
             continue
         x, y = _ecdf_xy(dist)
+        x = [unit.scale(v) for v in x]
         ax.step(x, y, where="post", color=color, lw=2, label=f"{label} (n={dist.n})")
-        mid = dist.quantiles_ms[len(dist.quantiles_ms) // 2]
-        ax.axvline(mid, color=color, lw=1, ls="--")
+        ax.axvline(x[len(x) // 2], color=color, lw=1, ls="--")
         k = len(x) - 1
         lo_hi += [x[round(k * 0.01)], x[round(k * 0.95)]]
     lo, hi = min(lo_hi), max(lo_hi)
     pad = (hi - lo) * 0.08 or max(abs(hi) * 0.01, 1e-6)
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("latency per iteration (ms), p1..p95 shown")
+    readable_ticks(ax.xaxis)
+    ax.set_xlabel(f"latency per iteration ({unit.label}), p1..p95 shown")
     ax.set_ylabel("fraction of iterations")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    return img(fig, "latency distribution: this run over the baseline")
+    return fig
+
+
+def plot_distribution(Figure: Callable[..., Any], current: Distribution, baseline: Distribution | None,
+                      status: str) -> str:
+    return img(distribution_figure(Figure, current, baseline, status),
+               "latency distribution: this run over the baseline")
 
 
 def plot_timeline(Figure: Callable[..., Any], timeline: Sequence[Sequence[float]]) -> str:
+    return img(timeline_figure(Figure, timeline), "GPU clocks, power and temperature during the run")
+
+
+def timeline_figure(Figure: Callable[..., Any], timeline: Sequence[Sequence[float]]) -> Any:
     """Clocks, power and temperature over the measured window."""
     t = [p[0] for p in timeline]
     fig = Figure(figsize=(5.6, 3.4))
@@ -176,10 +209,12 @@ def plot_timeline(Figure: Callable[..., Any], timeline: Sequence[Sequence[float]
             ax.plot(t, [p[col] for p in timeline], lw=1.5, label=label)
         ax.set_ylabel(unit, fontsize=8)
         ax.tick_params(labelsize=7)
+        readable_ticks(ax.yaxis, nbins=3)
         ax.grid(alpha=0.3)
         ax.legend(loc="upper right", fontsize=7, frameon=False)
+    readable_ticks(axes[-1].xaxis)
     axes[-1].set_xlabel("time in the measured window (s)")
-    return img(fig, "GPU clocks, power and temperature during the run")
+    return fig
 
 
 # -- the report --------------------------------------------------------------
@@ -219,7 +254,7 @@ def detailed(ordered: Sequence[Result], limit: int = MAX_SECTIONS) -> set[int]:
     return set(sorted(range(len(ordered)), key=key)[:limit])
 
 
-def _summary(results: Sequence[Result], plots: bool, shown: set[int]) -> str:
+def _summary(results: Sequence[Result], plots: bool, shown: set[int], group_by: Sequence[str] = ("group",)) -> str:
     counts: dict[str, int] = {}
     for r in results:
         counts[_status(r)] = counts.get(_status(r), 0) + 1
@@ -230,14 +265,19 @@ def _summary(results: Sequence[Result], plots: bool, shown: set[int]) -> str:
         parts.append(f'<p class="meta">{len(results)} results: the {len(shown)} that need attention most '
                      f"(regressions, improvements, incomparable baselines, then the largest changes) have a "
                      f"section below; the others are in this table only, and every number is in --trt-json.</p>")
-    rows = []
+    unit = table_unit(results)
+    labels = [grouping.label(r, group_by) for r in results]
+    labelled = any(labels)
+    rows: list[list[str] | str] = []
     for i, r in enumerate(results):
+        if labelled and (i == 0 or labels[i] != labels[i - 1]):
+            rows.append(group_row(labels[i], 7))
         v = r.verdict
         metric = v.metric if v else "median"
         name = f"<code>{esc(r.id)}</code>"
         rows.append([f'<a href="#r{i}">{name}</a>' if i in shown else name, esc(metric),
-                     esc(fmt_value(metric, v.baseline_value if v else None)),
-                     esc(fmt_value(metric, metric_of(r, metric))),
+                     esc(fmt_value(metric, v.baseline_value if v else None, unit)),
+                     esc(fmt_value(metric, metric_of(r, metric), unit)),
                      esc(fmt_change(v.change if v else None, v.ci if v else None)),
                      badge(v.status if v else "off"),
                      f'<span class="flags">{esc(shown_flags(r))}</span>' if v and v.flags else "-"])
@@ -249,6 +289,9 @@ def _summary(results: Sequence[Result], plots: bool, shown: set[int]) -> str:
 
 
 def _stats_table(r: Result, entry: BaselineEntry | None) -> str:
+    keys = ("median", "mean", "p90", "p99", "min", "max")
+    unit = units.choose([getattr(r.latency, k) for k in keys] + ([getattr(entry.latency, k) for k in keys]
+                                                                  if entry else []))
     rows = []
     for key in ("n", "median", "mean", "p90", "p99", "min", "max", "stdev"):
         cur = getattr(r.latency, key)
@@ -257,7 +300,7 @@ def _stats_table(r: Result, entry: BaselineEntry | None) -> str:
             rows.append([key, esc(base if base is not None else "-"), esc(cur), ""])
             continue
         cur, base = _num(cur), _num(base)
-        fmt = (lambda x: "-" if x is None else f"{x:.4g} ms")
+        fmt = unit.fmt
         change = fmt_change(cur / base - 1) if base and cur is not None else "-"
         rows.append([key, esc(fmt(base)), esc(fmt(cur)), esc(change if key != "stdev" else "")])
     rows.append(["throughput", esc(fmt_value("throughput", entry.throughput if entry else None)),
@@ -333,13 +376,32 @@ def _memory(r: Result, entry: BaselineEntry | None) -> str:
 def _quantiles(r: Result, entry: BaselineEntry | None) -> str:
     cur = r.distribution.quantiles_ms
     base = entry.distribution.quantiles_ms if entry else None
-    rows = []
+    pairs = []
     for pct in (0, 1, 10, 25, 50, 75, 90, 99, 100):
         c = _num(cur[round(pct / 100 * (len(cur) - 1))]) if cur else None
         b = _num(base[round(pct / 100 * (len(base) - 1))]) if base else None
-        rows.append([f"p{pct}", esc("-" if b is None else f"{b:.4g}"), esc("-" if c is None else f"{c:.4g}")])
-    return ("<details><summary>quantiles (ms)</summary>"
+        pairs.append((pct, b, c))
+    unit = units.choose(x for _, b, c in pairs for x in (b, c))
+    rows = [[f"p{pct}", esc(unit.fmt(b)), esc(unit.fmt(c))] for pct, b, c in pairs]
+    return ("<details><summary>quantiles</summary>"
             + table(["", "baseline", "this run"], rows, num_cols=(1, 2)) + "</details>")
+
+
+def _extra_info(r: Result, entry: BaselineEntry | None) -> str:
+    """The user's context (``extra_info``): this run's, beside the baseline's."""
+    base = dict(entry.extra_info) if entry is not None else {}
+    mine = dict(r.extra_info)
+    if not mine and not base:
+        return ""
+
+    def show(d: dict[str, Any], key: str) -> str:
+        if key not in d:
+            return "-"
+        v = d[key]
+        return esc(v if isinstance(v, str) else json.dumps(v, sort_keys=True))
+
+    rows = [[f"<code>{esc(k)}</code>", show(base, k), show(mine, k)] for k in sorted(set(mine) | set(base))]
+    return "<h3>extra_info</h3>" + table(["", "baseline", "this run"], rows)
 
 
 def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..., Any] | None) -> str:
@@ -351,6 +413,8 @@ def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..
     if v is not None and v.message:
         parts.append(f'<div class="msg">{esc(v.message)}</div>')
     meta = [f"{esc(r.kind)} / {esc(r.mode)}", f"stopped: {esc(r.stop_reason)}", f"device class: {esc(r.device_class)}"]
+    if r.group:
+        meta.insert(0, f"group: {esc(r.group)}")
     if entry is not None:
         meta.append(f"baseline from {esc(entry.timestamp)}" + (f" (commit {esc(str(entry.git_commit)[:12])})"
                                                                 if entry.git_commit else ""))
@@ -360,34 +424,39 @@ def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..
         grid.append(plot_distribution(Figure, r.distribution, entry.distribution if entry else None, status))
     grid.append("<div>" + _stats_table(r, entry) + _quantiles(r, entry) + "</div>")
     parts.append('<div class="grid">' + "".join(grid) + "</div>")
-    parts.append("<h3>GPU state during the run</h3>" + _device_state(r, Figure))
+    if r.kind != "host" or r.device_state.samples:  # host timings have no GPU state to show
+        parts.append("<h3>GPU state during the run</h3>" + _device_state(r, Figure))
     parts.append(_memory(r, entry))
+    parts.append(_extra_info(r, entry))
     parts.append(_layers(r, entry))
     parts.append("</section>")
     return "\n".join(parts)
 
 
 def render(results: Sequence[Result], entries: Mapping[str, BaselineEntry], *, generated: str,
-           baseline_mode: str = "compare", plots: bool = True) -> str:
+           baseline_mode: str = "compare", plots: bool = True, group_by: Sequence[str] = ("group",),
+           title: str = "pytest-trtperf report") -> str:
     """The whole page as a string."""
     Figure = figure_factory() if plots else None
-    ordered = sort_results(results)
+    ordered = [r for _, block in grouping.grouped(sort_results(results), group_by) for r in block]
     shown = detailed(ordered, MAX_SECTIONS)
-    body = [_summary(ordered, Figure is not None, shown)]
+    body = [_summary(ordered, Figure is not None, shown, group_by)]
     body += [_section(i, r, entries.get(r.id), Figure) for i, r in enumerate(ordered) if i in shown]
     if not ordered:
         body.append("<p>No results were measured in this session.</p>")
     subtitle = f"{generated} \u00b7 baseline mode {baseline_mode} \u00b7 pytest-trtperf {__version__}"
-    return page("pytest-trtperf report", subtitle, "\n".join(body))
+    return page(title, subtitle, "\n".join(body))
 
 
 def write_report(path: Path, results: Sequence[Result], entries: Mapping[str, BaselineEntry], *,
-                 generated: str, baseline_mode: str) -> str:
+                 generated: str, baseline_mode: str, group_by: Sequence[str] = ("group",),
+                 title: str = "pytest-trtperf report") -> str:
     """Write the report; returns the line for the terminal summary. Never
     raises (but for Ctrl-C): a report must not hide the test outcome, and
     results or baselines read from files may hold what no run produces."""
     try:
-        text = render(results, entries, generated=generated, baseline_mode=baseline_mode)
+        text = render(results, entries, generated=generated, baseline_mode=baseline_mode, group_by=group_by,
+                      title=title)
     except Exception as e:  # noqa: BLE001 - one line instead of a traceback after the tests ran
         return f"HTML report NOT written: {path}: could not render it ({type(e).__name__}: {e})"
     try:

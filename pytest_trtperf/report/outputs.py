@@ -58,7 +58,7 @@ def write_outputs(state: SessionState, exitstatus: int,
     run = _Run()
     say = say or _say_stderr
     s = state.settings
-    pending = ["baselines", "--trt-json", "GitHub job summary", "HTML report"]
+    pending = ["baselines", "--trt-json", "--trt-csv", "GitHub job summary", "HTML report"]
     try:
         # The HTML report shows the baselines as they were before an update.
         entries = _entries(state) if s.report_path else {}
@@ -66,6 +66,8 @@ def write_outputs(state: SessionState, exitstatus: int,
         _baselines(state, exitstatus, run, say)
         pending.remove("--trt-json")
         _json(state, exitstatus, run)
+        pending.remove("--trt-csv")
+        _csv(state, run)
         pending.remove("GitHub job summary")
         run.lines += _summary(state)
         if s.export_dir is not None and state.collected:
@@ -73,11 +75,13 @@ def write_outputs(state: SessionState, exitstatus: int,
         pending.remove("HTML report")
         if s.report_path is not None:
             run.lines.append(report_html.write_report(Path(s.report_path), state.collected, entries,
-                                                      generated=now_iso(), baseline_mode=s.baseline_mode))
+                                                      generated=now_iso(), baseline_mode=s.baseline_mode,
+                                                      group_by=s.group_by))
     except KeyboardInterrupt:
         run.fail(INTERRUPTED)
         wanted = {"baselines": s.baseline_mode == "update" and bool(state.collected),
                   "--trt-json": s.json_path is not None,
+                  "--trt-csv": s.csv_path is not None,
                   "GitHub job summary": report_github.enabled()[0] is not None and bool(state.collected),
                   "HTML report": s.report_path is not None}
         left = [name for name in pending if wanted[name] and not (name == "baselines" and state.write_error)]
@@ -141,9 +145,29 @@ def _json(state: SessionState, exitstatus: int, run: _Run) -> None:
         run.lines.append(f"--trt-json written: {s.json_path}")
 
 
+def _csv(state: SessionState, run: _Run) -> None:
+    """``--trt-csv``: like ``--trt-json``, a machine output: a failed write
+    ends the session with exit status 4."""
+    path = state.settings.csv_path
+    if path is None:
+        return
+    from . import csv_export
+
+    try:
+        csv_export.write_csv(path, state.collected)
+    except OSError as e:
+        run.lines.append(f"--trt-csv NOT written: {path}: {e.strerror or e}; check the path")
+        run.fail(USAGE_ERROR)
+    except Exception as e:  # noqa: BLE001
+        run.lines.append(f"--trt-csv NOT written: {path}: {_unexpected(e)}")
+        run.fail(INTERNAL_ERROR)
+    else:
+        run.lines.append(f"--trt-csv written: {path}")
+
+
 def _summary(state: SessionState) -> list[str]:
     try:
-        return report_github.write_step_summary(state.collected)
+        return report_github.write_step_summary(state.collected, group_by=state.settings.group_by)
     except Exception as e:  # noqa: BLE001 - the job summary is a courtesy; the outcome is the exit status
         path, _ = report_github.enabled()
         return [f"GitHub job summary NOT written: {path}: {_unexpected(e)}"]
@@ -161,17 +185,21 @@ def _export_index(directory: Path, state: SessionState) -> str:
     return f"exports: {n} result(s) in {directory} (index: {path.name})"
 
 
-def terminal_lines(state: SessionState, extra: list[str]) -> list[str]:
+def terminal_lines(state: SessionState, extra: list[str], *, skips: bool = True) -> list[str]:
     """The trtperf section of the terminal summary (without its separator).
     Every line carrying user text is made safe for CI logs; only our own
-    annotations (escaped by ``github.annotations``) start with ``::``."""
+    annotations (escaped by ``github.annotations``) start with ``::``.
+    ``skips``: say why trt_bench tests skipped (off when ``-rs`` lists them)."""
     out: list[str] = []
     try:
         if state.collected:
-            out += report_mod.format_table(state.collected)
+            out += report_mod.format_table(state.collected, group_by=state.settings.group_by)
         not_written = state.not_written if state.settings.baseline_mode == "update" else {}
-        out += report_mod.summary_lines(state.collected, written=state.written, write_error=state.write_error,
-                                        not_written=not_written, notes=state.write_notes)
+        if state.collected or state.write_error or not_written:
+            out += report_mod.summary_lines(state.collected, written=state.written, write_error=state.write_error,
+                                            not_written=not_written, notes=state.write_notes)
+        if skips:
+            out += report_mod.skip_lines(state.skipped)
     except Exception as e:  # noqa: BLE001
         out.append(f"trtperf: the summary table could not be printed ({_unexpected(e)})")
     notes = state.store_notes()

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from .. import __version__
 from ..baseline import dumps
 from ..files import atomic_write
-from . import memory_rows
+from . import grouping, memory_rows, units
 from .format import fmt_change, fmt_value, log_safe, message_safe, metric_of
 from ..results import Result
 
@@ -31,7 +31,24 @@ def shown_flags(r: Result, sep: str = ", ") -> str:
     return sep.join(r.verdict.flags) if r.verdict is not None and r.verdict.flags else "-"
 
 
-def table_rows(results: Sequence[Result]) -> list[list[str]]:
+def time_values(results: Iterable[Result]) -> list[float | None]:
+    """The times (ms) a results table shows: baseline and current values of
+    every time metric. ``units.choose`` picks the table's unit from them."""
+    out: list[float | None] = []
+    for r in results:
+        v = r.verdict
+        metric = v.metric if v else "median"
+        if metric != "throughput":
+            out += [v.baseline_value if v else None, metric_of(r, metric)]
+    return out
+
+
+def table_unit(results: Iterable[Result]) -> units.TimeUnit:
+    return units.choose(time_values(results))
+
+
+def table_rows(results: Sequence[Result], unit: units.TimeUnit | None = None) -> list[list[str]]:
+    unit = unit or table_unit(results)
     rows = []
     for r in sort_results(results):
         v = r.verdict
@@ -39,8 +56,8 @@ def table_rows(results: Sequence[Result]) -> list[list[str]]:
         rows.append([
             r.id,
             metric,
-            fmt_value(metric, v.baseline_value if v else None),
-            fmt_value(metric, metric_of(r, metric)),
+            fmt_value(metric, v.baseline_value if v else None, unit),
+            fmt_value(metric, metric_of(r, metric), unit),
             fmt_change(v.change if v else None),
             (v.status.upper() if v and v.status == "regression" else (v.status if v else "-"))
             + (" (re-measured)" if v and v.remeasured else ""),
@@ -56,16 +73,41 @@ def table_rows(results: Sequence[Result]) -> list[list[str]]:
 HEADER = ["result", "metric", "baseline", "current", "change", "verdict", "flags"]
 
 
-def format_table(results: Sequence[Result], *, max_id: int = 60) -> list[str]:
-    """Plain-text table, one row per result; cells are made safe for CI logs
-    (an id with a newline or an escape sequence cannot start a line)."""
-    rows = [[log_safe(c) for c in row] for row in table_rows(results)]
+def format_table(results: Sequence[Result], *, max_id: int = 60,
+                 group_by: Sequence[str] = ("group",)) -> list[str]:
+    """Plain-text table, one row per result, in blocks under a ``[label]``
+    line when results have groups (``--trt-group-by``); one time unit for the
+    whole table. Cells are made safe for CI logs (an id with a newline or an
+    escape sequence cannot start a line)."""
+    unit = table_unit(results)
+    blocks = grouping.grouped(sort_results(results), group_by)
+    labelled = grouping.show_labels(blocks)
+    parts = [(lbl, [[log_safe(c) for c in row] for row in table_rows(rs, unit)]) for lbl, rs in blocks]
+    rows = [row for _, block in parts for row in block]
     for row in rows:
         if len(row[0]) > max_id:
             row[0] = "..." + row[0][-(max_id - 3):]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(HEADER)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return [line(HEADER), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+    out = [line(HEADER), line(["-" * w for w in widths])]
+    for lbl, block in parts:
+        if labelled:
+            out.append(log_safe(f"[{lbl or grouping.NO_GROUP}]"))
+        out += [line(r) for r in block]
+    return out
+
+
+def skip_lines(skipped: Sequence[tuple[str, str]], *, max_ids: int = 5) -> list[str]:
+    """Why trt_bench tests skipped, one line per reason (the node ids of the
+    first few), so nobody needs ``-rs`` to learn that a GPU was missing."""
+    by_reason: dict[str, list[str]] = {}
+    for nodeid, reason in skipped:
+        by_reason.setdefault(reason, []).append(nodeid)
+    out = []
+    for reason, ids in by_reason.items():
+        shown = ", ".join(ids[:max_ids]) + (f" (+{len(ids) - max_ids} more)" if len(ids) > max_ids else "")
+        out.append(log_safe(f"skipped {len(ids)} trt_bench test(s): {reason}: {shown}"))
+    return out
 
 
 def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_error: str | None,

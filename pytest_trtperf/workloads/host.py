@@ -27,7 +27,9 @@ class HostWorkload:
             raise TypeError(f"trt_bench.measure() needs a callable, got {type(fn).__name__}")
         # With ``sync`` (e.g. torch.cuda.synchronize) each call is timed until
         # the GPU work it enqueued has finished: end-to-end, never too short.
-        self._fn = fn if sync is None else (lambda: (fn(), sync()))
+        self._fn = fn if sync is None else (lambda: (fn(), sync())[0])
+        #: What ``fn`` returned on its last timed call (``Result.return_value``).
+        self.last_value: Any = None
         self._sync_name = sync_name if sync is not None else ""
         self.inferences_per_iteration = int(inferences_per_iteration)
         self._identity = dict(identity or {})
@@ -39,12 +41,16 @@ class HostWorkload:
         fn = self._fn
         clock = time.perf_counter_ns
         times = np.empty(iterations, dtype=np.int64)
+        value = None
         t_start = clock()
         for i in range(iterations):
             t0 = clock()
-            fn()
+            # Keeping the value costs what discarding it did: the previous
+            # value is released at the assignment, inside the timed call.
+            value = fn()
             times[i] = clock() - t0
         wall_ns = clock() - t_start
+        self.last_value = value
         return Batch(latency_s=times * 1e-9, wall_s=wall_ns * 1e-9)
 
     def teardown(self) -> None:

@@ -3,15 +3,21 @@
 ``trt_bench.measure(fn)`` and scripts outside pytest pick the same workload
 for the same callable: ``host`` (the host clock), ``cuda`` (``fn(stream)`` on
 a CUDA stream, CUDA events), ``torch`` (``fn()`` on torch's current stream),
-or ``auto``: CUDA for a callable that takes exactly one argument (the
-stream), else the host clock, waiting for the GPU after each call when the
-callable leaves torch GPU work running.
+or ``auto``: CUDA for a callable measured without arguments that takes
+exactly one (the stream), else the host clock, waiting for the GPU after each
+call when the callable leaves torch GPU work running.
+
+Arguments (``trt_bench.measure(fn, x, kwargs={...})``) are bound here, after
+the callable's signature was checked against them: a callable that cannot
+take what it will be called with is one line naming the test, not a
+``TypeError`` from deep inside the measurement loop.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
-from typing import Any
+from typing import Any, Callable, Mapping, Sequence
 
 from ..config import MeasureOptions
 from ..errors import UsageError
@@ -20,39 +26,102 @@ from ..workload import Workload
 TIMERS = ("auto", "host", "cuda", "torch")
 
 
+class LastCall:
+    """Calls ``fn`` and keeps what it returned. Wraps GPU callables only:
+    their time is CUDA events (or a graph replay that does not call them), so
+    the wrapper's few host nanoseconds stay out of the result; host callables
+    keep their return value inside the timed loop instead (``HostWorkload``)."""
+
+    __slots__ = ("fn", "value")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.value: Any = None
+
+    def __call__(self, *args: Any) -> Any:
+        value = self.value = self.fn(*args)
+        return value
+
+
+def last_value(workload: Any) -> Any:
+    """What the callable behind ``workload`` returned on its last call
+    (None for engines and workloads that do not keep it)."""
+    for attr in ("fn", "enqueue"):
+        f = getattr(workload, attr, None)
+        if isinstance(f, LastCall):
+            return f.value
+    return getattr(workload, "last_value", None)
+
+
 def for_callable(fn: Any, *, timer: str = "auto", opts: MeasureOptions | None = None,
-                 inferences_per_iteration: int = 1, where: str = "trt_bench.measure()") -> Workload:
-    """The workload that times ``fn`` with ``timer`` (one-line errors name ``where``)."""
+                 inferences_per_iteration: int = 1, where: str = "trt_bench.measure()",
+                 args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> Workload:
+    """The workload that times ``fn(*args, **kwargs)`` with ``timer`` (a CUDA
+    callable gets the stream handle first); one-line errors name ``where``."""
     if timer not in TIMERS:
         raise UsageError(f"{where}: timer={timer!r} is not one of {', '.join(TIMERS)}")
     if not callable(fn):
         raise UsageError(f"{where}: needs a callable, a Workload or an engine, got {type(fn).__name__}")
     opts = opts or MeasureOptions()
+    args, kwargs = tuple(args), dict(kwargs or {})
     if timer == "auto":
-        timer = "cuda" if takes_stream(fn) else "host"
-        if timer == "host" and enqueues_torch_gpu_work(fn):
+        # The stream rule is for callables measured without arguments: with
+        # arguments a one-parameter function is a host function taking them.
+        timer = "cuda" if not args and not kwargs and takes_stream(fn) else "host"
+        check_call(fn, args, kwargs, stream=timer == "cuda", where=where)
+        call = _bound(fn, args, kwargs)
+        if timer == "host" and enqueues_torch_gpu_work(call):
             # The callable leaves torch GPU work running when it returns: time
             # it end to end (host clock + synchronize) so it is never too short.
             import torch
 
             from .host import HostWorkload
 
-            return HostWorkload(fn, inferences_per_iteration=inferences_per_iteration,
+            return HostWorkload(call, inferences_per_iteration=inferences_per_iteration,
                                 sync=torch.cuda.synchronize, sync_name="torch.cuda.synchronize")
+    check_call(fn, args, kwargs, stream=timer == "cuda", where=where)
     if timer == "host":
         from .host import HostWorkload
 
-        return HostWorkload(fn, inferences_per_iteration=inferences_per_iteration)
+        return HostWorkload(_bound(fn, args, kwargs), inferences_per_iteration=inferences_per_iteration)
     gpu_kw: dict[str, Any] = dict(mode=opts.mode, streams=opts.streams, cuda_graph=opts.cuda_graph,
                                   blocking_sync=opts.blocking_sync,
                                   inferences_per_iteration=inferences_per_iteration)
     if timer == "cuda":
         from .cuda import CudaWorkload
 
-        return CudaWorkload(fn, **gpu_kw)
+        enqueue = fn if not args and not kwargs else (lambda stream: fn(stream, *args, **kwargs))
+        return CudaWorkload(LastCall(enqueue), **gpu_kw)
     from .torch import TorchWorkload
 
-    return TorchWorkload(fn, **gpu_kw)
+    return TorchWorkload(LastCall(_bound(fn, args, kwargs)), **gpu_kw)
+
+
+def _bound(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[[], Any]:
+    return functools.partial(fn, *args, **kwargs) if args or kwargs else fn
+
+
+def check_call(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, stream: bool, where: str) -> None:
+    """A one-line usage error unless ``fn`` accepts ``(stream?, *args,
+    **kwargs)``. Callables without an inspectable signature (some C
+    functions) pass: they say for themselves when called."""
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        sig.bind(*((0,) if stream else ()), *args, **kwargs)
+    except TypeError as e:
+        parts = (["the stream handle"] if stream else []) + (
+            [f"{len(args)} positional argument{'s' if len(args) != 1 else ''}"] if args else []) + (
+            [f"keyword argument{'s' if len(kwargs) != 1 else ''} {', '.join(map(str, kwargs))}"] if kwargs else [])
+        called = " and ".join(parts) if parts else "no arguments"
+        name = getattr(fn, "__qualname__", None) or type(fn).__name__
+        fix = ("give it one parameter for the stream handle" if stream and not args and not kwargs else
+               "pass its arguments after it, trt_bench.measure(fn, x, y), and keyword arguments as kwargs={...}")
+        raise UsageError(f"{where}: {name}{sig} cannot be called with {called} ({e}); {fix}") from None
 
 
 def takes_stream(fn: Any) -> bool:

@@ -1,0 +1,45 @@
+"""``--trt-disable``: run a measurement's target once, untimed.
+
+pytest-benchmark's ``--benchmark-disable`` runs each benchmarked function once
+so the test's code and asserts still run (a quick correctness pass, a debug
+session) without the cost of measuring. Here the workload is set up, runs one
+iteration and is torn down; the result carries that one sample so a test that
+reads ``result.latency`` still works, and its verdict is ``off``. Nothing is
+gated, reported, or written to baselines. Pytest-free, like the runner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from . import stats
+from .fingerprint import Fingerprint
+from .identity import config_hash
+from .results import DeviceState, Result, Verdict
+
+
+def run_once(workload: Any, *, rid: str, nodeid: str, name: str | None, location: tuple[str, int] | None,
+             fingerprint: Fingerprint, metric: str, tolerance: float, mode: str = "latency") -> Result:
+    """Set up, one iteration, tear down: a result of one sample, verdict ``off``."""
+    workload.setup()
+    try:
+        mode = mode if workload.kind != "host" else "latency"
+        identity = {"kind": workload.kind, "mode": mode, **dict(workload.identity())}
+        batch = workload.run(1)
+        notes = tuple(workload.notes())
+    finally:
+        workload.teardown()
+    latency = stats.summarize(batch.latency_s)
+    wall = float(batch.wall_s)
+    result = Result(
+        id=rid, nodeid=nodeid, name=name, kind=workload.kind, mode=mode, latency=latency,
+        throughput=workload.inferences_per_iteration / wall if wall > 0 else 0.0,
+        distribution=stats.compress(batch.latency_s), stop_reason="disabled", warmup_iterations=0, warmup_s=0.0,
+        measured_s=wall, config_hash=config_hash(identity), identity=identity, fingerprint=fingerprint.to_dict(),
+        device_class=fingerprint.device_class, device_state=DeviceState(kind=workload.kind),
+        notes=notes + ("--trt-disable: ran once, not timed, gated or reported",), location=location,
+    )
+    verdict = Verdict(status="off", metric=metric, tolerance=tolerance, current_value=result.metric_value(metric),
+                      message=f"{rid}: --trt-disable: ran once, not timed, gated or reported")
+    return dataclasses.replace(result, verdict=verdict)

@@ -1,0 +1,60 @@
+"""One time unit per table, chosen from the values the table shows.
+
+A table that writes ``67.23 us`` in one row and ``0.06723 ms`` in the next,
+or a report that says ``0.006142 ms`` where the terminal said ``6.14 us``,
+makes the reader convert before comparing. Every report table (terminal, job
+summary, HTML, history, ``compare``) picks its unit here, once, from its own
+values: the largest unit in which the smallest value is at least 1, like
+pytest-benchmark's tables, and one number of decimals for the whole table.
+Single values inside messages keep ``format.fmt_value``'s own choice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+#: (name, units per millisecond), smallest unit first.
+UNITS = (("ns", 1e6), ("us", 1e3), ("ms", 1.0), ("s", 1e-3))
+
+
+@dataclass(frozen=True)
+class TimeUnit:
+    """A unit and the decimals of one table."""
+
+    name: str
+    per_ms: float
+    decimals: int
+
+    def scale(self, ms: float) -> float:
+        """``ms`` in this unit."""
+        return ms * self.per_ms
+
+    def fmt(self, ms: Any) -> str:
+        """``ms`` written in this unit (``-`` for a missing or non-finite value)."""
+        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms):
+            return "-"
+        return f"{ms * self.per_ms:,.{self.decimals}f} {self.name}"
+
+    @property
+    def label(self) -> str:
+        """For axis labels: ``latency (us)``."""
+        return self.name
+
+
+def choose(values_ms: Iterable[Any]) -> TimeUnit:
+    """The unit for a table of these values (milliseconds): the largest unit
+    in which the smallest positive finite value reads at least 1, with 3, 2
+    or 1 decimals as that value has 1, 2 or 3+ digits before the point."""
+    vals = [float(v) for v in values_ms
+            if not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
+    if not vals:
+        return TimeUnit("ms", 1.0, 3)
+    smallest = min(vals)
+    name, per_ms = UNITS[0]
+    for n, p in UNITS:
+        if smallest * p >= 1.0:
+            name, per_ms = n, p
+    v = smallest * per_ms
+    return TimeUnit(name, per_ms, 3 if v < 10 else 2 if v < 100 else 1)
