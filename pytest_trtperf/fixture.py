@@ -14,7 +14,8 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import pytest
 
-from .config import MeasureOptions, inferences_per_iteration as check_inferences, measurement_name, perf_overrides
+from .config import (MeasureOptions, expectation as check_expectation, inferences_per_iteration as check_inferences,
+                     measurement_name, perf_overrides)
 from .errors import BackendUnavailable, UsageError
 from .identity import result_id
 from .report import progress
@@ -102,6 +103,37 @@ class TrtBench:
         return self._run(workload, name=name, opts=opts)
 
     @user_errors
+    def compare(self, a: Any, b: Any, *, max_slowdown: Any = None, min_speedup: Any = None, name: str | None = None,
+                timer: str = "auto", inferences_per_iteration: int = 1, shapes: Mapping[str, Any] | None = None,
+                inputs: Any = None, **overrides: Any) -> Result:
+        """A relative gate: measure ``a`` and ``b`` in alternating blocks in
+        this process and judge the paired ratio b/a against the expectation,
+        ``max_slowdown="3%"`` (b at most 3% slower than a) or
+        ``min_speedup=1.5`` (b at least 1.5x faster). ``a`` and ``b`` are
+        anything :meth:`measure` takes; ``timer``, ``shapes``, ``inputs`` and
+        the keyword overrides apply to both. No baseline is read or written.
+        """
+        from .relative import Expectation, run_relative
+
+        where = f"{self._item.nodeid}: trt_bench.compare()"
+        name = measurement_name(name, where=where)
+        kind, value = check_expectation(max_slowdown, min_speedup, where=where)
+        inferences_per_iteration = check_inferences(inferences_per_iteration, where=where)
+        opts = self._options(overrides, where=where)
+        engines = [hasattr(t, "__trtperf_engine__") for t in (a, b)]
+        if (shapes is not None or inputs is not None) and not any(engines):
+            raise UsageError(f"{where}: shapes= and inputs= apply to engines from trt_bench.engine(), not to "
+                             f"{type(a).__name__} and {type(b).__name__}")
+        workloads = [self._resolve(t, timer=timer, opts=opts, inferences_per_iteration=inferences_per_iteration,
+                                   shapes=shapes if is_engine else None, inputs=inputs if is_engine else None)
+                     for t, is_engine in zip((a, b), engines)]
+        target = self._target(name)
+        result = run_relative(self._runner, workloads[0], workloads[1], target, opts, Expectation.from_config(kind, value),
+                              labels=(_label(a, "a"), _label(b, "b")))
+        self.results.append(result)
+        return result
+
+    @user_errors
     def __call__(self, *, name: str | None = None, shapes: Mapping[str, Any] | None = None,
                  inputs: Any = None, **overrides: Any) -> Result:
         """Build (cached) or load the engine of the test's ``trt_engine`` marker,
@@ -125,11 +157,11 @@ class TrtBench:
                                               progress=self._progress, rootdir=str(self._item.path.parent), **kwargs)
 
     # -- internals ----------------------------------------------------------
-    def _options(self, overrides: Mapping[str, Any]) -> MeasureOptions:
-        where = self._item.nodeid
-        marker_kw = perf_overrides(list(self._item.iter_markers("trt_perf")), where=where)
-        opts = self._state.settings.measure.with_overrides(marker_kw, where=where)
-        return opts.with_overrides(overrides, where=f"{where}: trt_bench.measure()")
+    def _options(self, overrides: Mapping[str, Any], where: str | None = None) -> MeasureOptions:
+        nodeid = self._item.nodeid
+        marker_kw = perf_overrides(list(self._item.iter_markers("trt_perf")), where=nodeid)
+        opts = self._state.settings.measure.with_overrides(marker_kw, where=nodeid)
+        return opts.with_overrides(overrides, where=where or f"{nodeid}: trt_bench.measure()")
 
     def _trt(self) -> Any:
         try:
@@ -166,16 +198,20 @@ class TrtBench:
         return self._trt().make_workload(engine, shapes=shapes, inputs=inputs, options=opts,
                                          profile_layers=self._state.settings.trt.profile_layers)
 
-    def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions) -> Result:
+    def _target(self, name: str | None) -> Target:
+        """Who the next result belongs to; one name per test."""
         rid = result_id(self._item.nodeid, name)
         if rid in self._ids:
             raise UsageError(f"{self._item.nodeid}: two measurements named {name!r} in one test; give each "
-                             f"trt_bench.measure() call a distinct name=")
+                             f"trt_bench.measure() / compare() call a distinct name=")
         self._ids.add(rid)
-        self._missing_fails[rid] = opts.missing_baseline == "fail"
         lineno = self._item.location[1]  # 0-based, None when unknown
-        target = Target(id=rid, nodeid=self._item.nodeid, name=name,
-                        location=(str(self._item.path), lineno + 1 if lineno is not None else 0))
+        return Target(id=rid, nodeid=self._item.nodeid, name=name,
+                      location=(str(self._item.path), lineno + 1 if lineno is not None else 0))
+
+    def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions) -> Result:
+        target = self._target(name)
+        self._missing_fails[target.id] = opts.missing_baseline == "fail"
         result = self._runner.run(workload, target, opts)
         self.results.append(result)
         return result
@@ -191,3 +227,18 @@ class TrtBench:
             elif r.verdict.status == "missing" and self._missing_fails.get(r.id, False):
                 out.append(r.verdict.message + " (--trt-missing-baseline=fail)")
         return out
+
+
+def _label(target: Any, default: str) -> str:
+    """A side's name in reports: the engine's file, the function's name, or
+    ``a`` / ``b`` for lambdas."""
+    if hasattr(target, "__trtperf_engine__"):
+        from pathlib import Path
+
+        return Path(str(getattr(target, "source", default))).name or default
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    if isinstance(name, str) and name and "<lambda>" not in name:
+        return name
+    if not callable(target) and not isinstance(target, (str, bytes)):
+        return type(target).__name__
+    return default

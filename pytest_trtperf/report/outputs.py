@@ -27,12 +27,14 @@ def write_outputs(state: SessionState, exitstatus: int) -> tuple[list[str], int 
     status: int | None = None
     # The HTML report shows the baselines as they were before an update.
     entries = report_html.baseline_entries(state.store, state.collected) if s.report_path else {}
-    if s.baseline_mode == "update" and state.collected:
+    # A relative gate (trt_bench.compare) carries both sides itself: it never becomes a baseline.
+    storable = [r for r in state.collected if r.relative is None or r.relative.origin != "compare"]
+    if s.baseline_mode == "update" and storable:
         if exitstatus in (INTERRUPTED, INTERNAL_ERROR):
             state.write_error = "the session was interrupted; baselines are left as they were"
         else:
             try:
-                paths = state.store.write(state.collected, timestamp=now_iso(), git_commit=git_commit(str(s.rootdir)))
+                paths = state.store.write(storable, timestamp=now_iso(), git_commit=git_commit(str(s.rootdir)))
                 state.written = [str(p) for p in paths]
             except (BaselineFileError, OSError) as e:
                 state.write_error = str(e)

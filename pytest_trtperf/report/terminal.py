@@ -28,16 +28,30 @@ def shown_flags(r: Result, sep: str = ", ") -> str:
     return sep.join(r.verdict.flags) if r.verdict is not None and r.verdict.flags else "-"
 
 
+def compared_cells(r: Result) -> tuple[str, str, str]:
+    """The metric, baseline and current cells of a report row. A relative
+    verdict compares side a with side b (``median b/a``, ``a 1.2 ms``,
+    ``b 1.3 ms``); one re-measured against the baseline's own model
+    (``--trt-ab-confirm``) names the model's commit for a and ``now`` for b."""
+    v = r.verdict
+    rel = r.relative
+    if rel is not None:
+        first = f"{rel.commit[:7]} " if rel.origin == "ab_confirm" and rel.commit else "a "
+        second = "now " if rel.origin == "ab_confirm" else "b "
+        return (f"{rel.metric} b/a" if rel.origin == "compare" else f"{rel.metric} A/B",
+                first + fmt_value(rel.metric, rel.a.metric_value(rel.metric)),
+                second + fmt_value(rel.metric, rel.b.metric_value(rel.metric)))
+    metric = v.metric if v else "median"
+    return metric, fmt_value(metric, v.baseline_value if v else None), fmt_value(metric, r.metric_value(metric))
+
+
 def table_rows(results: Sequence[Result]) -> list[list[str]]:
     rows = []
     for r in sort_results(results):
         v = r.verdict
-        metric = v.metric if v else "median"
         rows.append([
             r.id,
-            metric,
-            fmt_value(metric, v.baseline_value if v else None),
-            fmt_value(metric, r.metric_value(metric)),
+            *compared_cells(r),
             fmt_change(v.change if v else None),
             (v.status.upper() if v and v.status == "regression" else (v.status if v else "-"))
             + (" (re-measured)" if v and v.remeasured else ""),
@@ -116,4 +130,8 @@ def junit_properties(results: Sequence[Result]) -> list[tuple[str, Any]]:
             props.append((f"{label}.verdict", r.verdict.status))
             if r.verdict.change is not None:
                 props.append((f"{label}.change", f"{r.verdict.change:+.4f}"))
+        if r.relative is not None:
+            rel = r.relative
+            props += [(f"{label}.ratio", f"{rel.ratio:.6g}"), (f"{label}.ratio_ci", f"{rel.ci[0]:.6g}..{rel.ci[1]:.6g}"),
+                      (f"{label}.a_{rel.metric}", f"{rel.a.metric_value(rel.metric):.6g}")]
     return props
