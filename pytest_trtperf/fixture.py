@@ -20,7 +20,7 @@ from .errors import BackendUnavailable, UsageError
 from .identity import result_id
 from .report import progress
 from .results import Result
-from .runner import Runner, Target
+from .runner import RegressionCheck, Runner, Target
 from .session import SessionState
 from .workload import Workload
 from .workloads.select import for_callable
@@ -69,6 +69,8 @@ class TrtBench:
         self._ids: set[str] = set()
         self._missing_fails: dict[str, bool] = {}
         self._prog: progress.Progress | None = None
+        #: (engine, the EngineSpec it was built from): what --trt-ab-confirm rebuilds.
+        self._specs: list[tuple[Any, Any]] = []
         self._runner = Runner(state.settings, state.store, state.gpu, progress=self._measure_bar)
 
     # -- public API ---------------------------------------------------------
@@ -100,7 +102,7 @@ class TrtBench:
                              f"not to a {type(target).__name__}")
         workload = self._resolve(target, timer=timer, opts=opts, inferences_per_iteration=inferences_per_iteration,
                                  shapes=shapes, inputs=inputs)
-        return self._run(workload, name=name, opts=opts)
+        return self._run(workload, name=name, opts=opts, check=self._ab_check(target, shapes, inputs, opts))
 
     @user_errors
     def compare(self, a: Any, b: Any, *, max_slowdown: Any = None, min_speedup: Any = None, name: str | None = None,
@@ -146,15 +148,27 @@ class TrtBench:
         opts = self._options(overrides)
         engine = self._trt().engine_from_marker(marker, where=self._item.nodeid, options=self._state.settings.trt,
                                                 progress=self._progress, base_dir=self._item.path.parent)
+        if opts.ab_confirm:
+            from .trt.spec import EngineSpec
+
+            self._specs.append((engine, EngineSpec.from_marker(marker, self._item.nodeid, self._item.path.parent)))
         workload = self._engine_workload(engine, shapes=shapes, inputs=inputs, opts=opts)
-        return self._run(workload, name=name, opts=opts)
+        return self._run(workload, name=name, opts=opts, check=self._ab_check(engine, shapes, inputs, opts))
 
     @user_errors
     def engine(self, onnx: str | None = None, **kwargs: Any) -> Any:
         """Build (cached) or load an engine without measuring it; pass it to
         :meth:`measure` with ``shapes=`` to time it at a given shape."""
-        return self._trt().engine_from_kwargs(onnx=onnx, where=self._item.nodeid, options=self._state.settings.trt,
-                                              progress=self._progress, rootdir=str(self._item.path.parent), **kwargs)
+        engine = self._trt().engine_from_kwargs(onnx=onnx, where=self._item.nodeid, options=self._state.settings.trt,
+                                                progress=self._progress, rootdir=str(self._item.path.parent), **kwargs)
+        if onnx is not None or kwargs.get("onnx") is not None:
+            from .trt.spec import EngineSpec
+
+            spec_kw = dict(kwargs)
+            if onnx is not None:
+                spec_kw["onnx" if str(onnx).lower().endswith(".onnx") else "engine"] = onnx
+            self._specs.append((engine, EngineSpec.create(self._item.nodeid, self._item.path.parent, **spec_kw)))
+        return engine
 
     # -- internals ----------------------------------------------------------
     def _options(self, overrides: Mapping[str, Any], where: str | None = None) -> MeasureOptions:
@@ -209,10 +223,24 @@ class TrtBench:
         return Target(id=rid, nodeid=self._item.nodeid, name=name,
                       location=(str(self._item.path), lineno + 1 if lineno is not None else 0))
 
-    def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions) -> Result:
+    def _ab_check(self, engine: Any, shapes: Any, inputs: Any, opts: MeasureOptions) -> RegressionCheck | None:
+        """The ``--trt-ab-confirm`` step for an engine built from ONNX here."""
+        if not opts.ab_confirm:
+            return None
+        spec = next((sp for e, sp in self._specs if e is engine), None)
+        if spec is None:
+            return None
+        from .ab_confirm import AbConfirm
+
+        return AbConfirm(runner=self._runner, spec=spec, trt_options=self._state.settings.trt,
+                         make_workload=lambda h: self._engine_workload(h, shapes=shapes, inputs=inputs, opts=opts),
+                         progress=self._progress)
+
+    def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions,
+             check: RegressionCheck | None = None) -> Result:
         target = self._target(name)
         self._missing_fails[target.id] = opts.missing_baseline == "fail"
-        result = self._runner.run(workload, target, opts)
+        result = self._runner.run(workload, target, opts, regression_check=check)
         self.results.append(result)
         return result
 
@@ -223,7 +251,11 @@ class TrtBench:
             if r.verdict is None:
                 continue
             if r.verdict.status == "regression":
-                out.append(r.verdict.message + (" (confirmed by a second measurement)" if r.verdict.remeasured else ""))
+                if r.relative is not None and r.relative.origin == "ab_confirm":
+                    out.append(r.verdict.message)  # says itself how it was confirmed
+                else:
+                    out.append(r.verdict.message + (" (confirmed by a second measurement)" if r.verdict.remeasured
+                                                    else ""))
             elif r.verdict.status == "missing" and self._missing_fails.get(r.id, False):
                 out.append(r.verdict.message + " (--trt-missing-baseline=fail)")
         return out

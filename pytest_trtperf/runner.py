@@ -24,6 +24,11 @@ from .workload import ChoosingWorkload, ProfiledWorkload, StateMonitor, Workload
 R = TypeVar("R")
 V = TypeVar("V")
 
+#: A second opinion on a verdict that is still a regression after the re-measure
+#: (``ab_confirm.AbConfirm``): given the set-up workload, the result, its verdict
+#: and the options, a replacement (result, verdict), or None to keep them.
+RegressionCheck = Callable[[Workload, Result, Verdict, MeasureOptions], "tuple[Result, Verdict] | None"]
+
 
 def confirm(measure_once: Callable[[], R], judge_one: Callable[[R], V], *, is_regression: Callable[[V], bool],
             remeasure: bool, flagged: Callable[[R], bool]) -> tuple[R, V, bool]:
@@ -82,10 +87,12 @@ class Runner:
         self.gpu = gpu
         self.progress = progress
 
-    def run(self, workload: Workload, target: Target, opts: MeasureOptions) -> Result:
+    def run(self, workload: Workload, target: Target, opts: MeasureOptions,
+            regression_check: RegressionCheck | None = None) -> Result:
         """Set up, measure (twice when a regression must be confirmed), judge,
         tear down. Notes, per-layer profile and device memory come from the
-        workload after measuring."""
+        workload after measuring. ``regression_check`` may replace a verdict
+        that is still a regression (``--trt-ab-confirm``)."""
         fp = self.fingerprint(workload)
         self._pass_baseline_choice(workload, target.id, fp)
         workload.setup()
@@ -100,6 +107,8 @@ class Runner:
                 remeasure=opts.remeasure,
                 flagged=lambda r: r.flagged,
             )
+            if regression_check is not None and verdict.status == "regression":
+                result, verdict = regression_check(workload, result, verdict, opts) or (result, verdict)
             notes = tuple(workload.notes())
             layers, memory = ((tuple(workload.layers()), workload.device_memory_bytes)
                               if isinstance(workload, ProfiledWorkload) else ((), None))
