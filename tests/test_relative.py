@@ -135,3 +135,36 @@ def test_expectation_words_and_bounds() -> None:
     assert describe(1.052) == "b 5.2% slower than a" and describe(0.5) == "b 2.00x faster than a"
     with pytest.raises(UsageError):
         expectation(None, -1, where="t")
+
+
+def test_reports_show_both_sides(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+    import re
+    import xml.etree.ElementTree as ET
+
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    pytester.makepyfile(test_ab=HEADER + '''
+
+def test_ab(trt_bench):
+    trt_bench.compare(once, twice, max_slowdown="3%", name="double")
+''')
+    r = pytester.runpytest(*FAST, "--trt-report=r.html", "--junitxml=j.xml")
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["::error file=test_ab.py,line=*,title=trtperf regression%3A test_ab.py%3A%3Atest_ab%3A%3A"
+                            "double::test_ab.py::test_ab::double: median latency: b *%25 slower than a*"])
+    md = summary.read_text()
+    (row,) = [line for line in md.splitlines() if line.startswith("| test_ab.py::test_ab::double")]
+    cells = [c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]]
+    assert cells[1] == "median b/a" and cells[2].startswith("a ") and cells[3].startswith("b ")
+    assert re.fullmatch(r"\+\d+\.\d% \[\+\d+\.\d%, \+\d+\.\d%\]", cells[4]) and "regression" in cells[5]
+    page = (pytester.path / "r.html").read_text()
+    assert "Interleaved A/B" in page and "b at most 3.0% slower than a" in page
+    imgs = re.findall(r'<img alt="([^"]*)" src="data:image/svg\+xml;base64,([^"]+)"', page)
+    alts = [alt for alt, _ in imgs]
+    assert alts == ["latency distribution: b: twice over a: once", "b/a of every interleaved pair"], alts
+    legend = ET.tostring(ET.fromstring(base64.b64decode(imgs[1][1])), encoding="unicode")
+    assert "bound 1.030" in legend and "baseline" not in page.split("Interleaved A/B")[1].split("</section>")[0]
+    junit = (pytester.path / "j.xml").read_text()
+    assert 'name="trtperf[double].ratio"' in junit and 'name="trtperf[double].a_median"' in junit
