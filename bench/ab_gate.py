@@ -39,6 +39,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,10 +82,10 @@ CASE_NAMES = {0.0: "no change", 0.03: "+3%", 0.05: "+5%", 0.10: "+10%"}
 def bench_runner() -> Runner:
     """The plugin's runner without a pytest session: no GPU side (no lock,
     no NVML monitor), no baselines (a relative gate reads none)."""
-    tmp = Path(tempfile.mkdtemp(prefix="ab_gate_"))
-    settings = Settings(baseline_mode="off", baseline_dir=tmp, rootdir=tmp, require_gpu=False, json_path=None,
-                        report_path=None)
-    return Runner(settings, BaselineStore(tmp))
+    nowhere = Path(tempfile.gettempdir()) / "ab_gate-no-baselines"  # never created: nothing is read or written
+    settings = Settings(baseline_mode="off", baseline_dir=nowhere, rootdir=nowhere, require_gpu=False,
+                        json_path=None, report_path=None)
+    return Runner(settings, BaselineStore(nowhere))
 
 
 def ab_verdict(runner: Runner, a: Any, b: Any, *, workload: str, level: float, opts: MeasureOptions,
@@ -217,7 +218,7 @@ def evaluate(args: argparse.Namespace) -> None:
         abr = ab_rows(trials, wl)
         cells = [f"**{_pct(abr[lv]['rate'])}** ({abr[lv]['n']})" if lv in abr else "-" for lv in (0.0, *AB_CASES)]
         secs = f"{abr[0.0]['seconds']:.2f} / {abr[0.05]['seconds']:.2f}" if 0.0 in abr and 0.05 in abr else "-"
-        print(f"| **A/B interleaved** (`compare`, max_slowdown 3%) | " + " | ".join(cells) + f" | {secs} |")
+        print("| **A/B interleaved** (`compare`, max_slowdown 3%) | " + " | ".join(cells) + f" | {secs} |")
         out_rows += [dict(gate="A/B interleaved", workload=wl, case=CASE_NAMES[lv], rate=v["rate"], n=v["n"],
                           seconds=v["seconds"]) for lv, v in abr.items()]
         print("\nA/B ratio b/a per case: " + "; ".join(
@@ -310,6 +311,7 @@ def neighbour(args: argparse.Namespace) -> None:
     end = time.perf_counter() + args.seconds
     n = 0
     if args.cpu_dry_run:
+        print("ready", flush=True)
         while time.perf_counter() < end and not stop:
             sum(i * i for i in range(10_000))
             n += 1
@@ -319,6 +321,9 @@ def neighbour(args: argparse.Namespace) -> None:
         a = torch.randn(4096, 4096, device="cuda", dtype=torch.float16)
         b = torch.randn(4096, 4096, device="cuda", dtype=torch.float16)
         c = torch.empty_like(a)
+        torch.matmul(a, b, out=c)
+        torch.cuda.synchronize()
+        print("ready", flush=True)  # CUDA is up and the GEMMs run
         while time.perf_counter() < end and not stop:
             for _ in range(20):
                 torch.matmul(a, b, out=c)
@@ -372,7 +377,7 @@ def nvml_now() -> dict[str, Any]:
 
 #: Cases in the order trials cycle through them: no change and +5% (the
 #: targets) most often.
-GPU_CYCLE = (0.0, 0.05, 0.0, 0.03, 0.0, 0.05, 0.0, 0.10)
+GPU_CYCLE = (0.0, 0.05, 0.0, 0.05, 0.0, 0.10, 0.0, 0.05, 0.0, 0.03)
 
 
 def run_gpu(args: argparse.Namespace) -> None:
@@ -400,19 +405,24 @@ def run_gpu(args: argparse.Namespace) -> None:
                       for b in bases])
 
     side = _side(dry)
-    side.calibrate()
     n = side.soak(args.soak)
     phase("heat soak", seconds=args.soak, units=n)
     neigh = subprocess.Popen([sys.executable, __file__, "_neighbour", "--seconds", str(args.budget), *flag],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(1.0 if not dry else 0.2)
-    phase("neighbour started", pid=neigh.pid)
+    said: list[str] = []  # wait for torch's import and CUDA start-up; warnings may come first
+    while neigh.stdout is not None and (line := neigh.stdout.readline()) and line.strip() != "ready":
+        said.append(line.strip())
+    if neigh.poll() is not None:
+        raise SystemExit(f"the neighbour process did not start (rc={neigh.returncode}): {' | '.join(said)[-2000:]}")
+    # The injected spin is a fraction of the GEMM's time as it is now (hot, shared).
+    side.calibrate()
+    phase("neighbour started", pid=neigh.pid, gemm_us=round(getattr(getattr(side, "gw", None), "gemm_ns", 0) / 1e3, 2))
     runner = bench_runner()
     opts = MeasureOptions(tolerance=TOLERANCE)
     trials: list[dict[str, Any]] = []
     i = 0
     try:
-        while time.monotonic() + args.trial_s < deadline:
+        while i == 0 or time.monotonic() + args.trial_s < deadline:  # at least one trial
             level = GPU_CYCLE[i % len(GPU_CYCLE)]
             ab = ab_verdict(runner, side.make(0.0), side.make(level), workload=side.name, level=level, opts=opts,
                             seed=str(i))
@@ -436,6 +446,7 @@ def run_gpu(args: argparse.Namespace) -> None:
     log["notes"] = list(side.notes)
     log["summary"] = gpu_summary(trials)
     log["seconds"] = round(time.monotonic() - t_start, 1)
+    shutil.rmtree(tmp, ignore_errors=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(log, indent=1))
     print("\n" + log["summary"], flush=True)
