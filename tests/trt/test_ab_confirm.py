@@ -192,3 +192,40 @@ def test_the_runner_asks_the_hook_only_about_regressions(tmp_path: Path) -> None
     assert same.verdict.status == "pass" and calls == []
     slow = r.run(hasher(100_000), TARGET, MeasureOptions(**FAST), regression_check=check)
     assert slow.verdict.status == "regression" and slow.verdict.remeasured and calls == ["regression"]
+
+
+WIRING = '''
+from pathlib import Path
+
+import pytest
+
+from pytest_trtperf.config import MeasureOptions
+
+ON = MeasureOptions(ab_confirm=True)
+
+
+@pytest.mark.trt_engine(onnx="mlp.onnx", shapes={"input": (4, 64)}, optimization_level=0)
+def test_marker(trt_bench):
+    with pytest.raises(pytest.skip.Exception):  # built; the run needs a GPU
+        trt_bench(ab_confirm=True)
+    ((engine, spec),) = trt_bench._specs
+    check = trt_bench._ab_check(engine, None, None, ON)
+    assert check.spec is spec and spec.onnx == Path("mlp.onnx").resolve() and spec.optimization_level == 0
+    assert trt_bench._ab_check(engine, None, None, MeasureOptions()) is None
+
+
+def test_engine(trt_bench):
+    engine = trt_bench.engine("mlp.onnx", shapes={"input": (2, 64)})
+    check = trt_bench._ab_check(engine, {"input": (2, 64)}, None, ON)
+    assert check.spec.onnx == Path("mlp.onnx").resolve() and check.spec.shapes == {"input": (2, 64)}
+    assert check.trt_options.engine_cache == Path(".trtperf/engines").resolve()
+    old = check.make_workload(engine)  # the old engine is run exactly like the current one
+    assert old.shapes == {"input": (2, 64)} and old.identity()["mode"] == "latency"
+    assert trt_bench._ab_check(lambda: None, None, None, ON) is None  # not an engine built here
+'''
+
+
+def test_the_fixture_hands_the_step_the_engines_own_spec(pytester: pytest.Pytester, rtx, models: Path) -> None:
+    shutil.copy(models / "mlp.onnx", pytester.path / "mlp.onnx")
+    pytester.makepyfile(test_wiring=WIRING)
+    pytester.runpytest("-p", "no:cacheprovider", "--trt-baseline=off").assert_outcomes(passed=2)
