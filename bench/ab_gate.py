@@ -106,6 +106,30 @@ def ab_verdict(runner: Runner, a: Any, b: Any, *, workload: str, level: float, o
 # CPU
 # =====================================================================
 
+#: Iterations of the pure-Python loop: 0.2-0.3 ms on the 2-core dev box.
+PY_N = 5000
+
+
+def _py_work(n: int) -> int:
+    """Interpreter-bound work (no C code doing the heavy lifting): what moves
+    most between fresh processes (memory layout, hash seeds, caches)."""
+    acc = 0
+    for i in range(n):
+        acc ^= (i * 2654435761) & 0xFFFF
+    return acc
+
+
+def cpu_workload(name: str, level: float) -> Any:
+    """A host workload of the study at ``level`` extra work."""
+    from pytest_trtperf.workloads.host import HostWorkload
+
+    if name.startswith("sha256-"):
+        return gq.host_workload(int(round(gq.HOST_WORKLOADS[name] * (1.0 + level))))
+    if name == "python-loop-5k":
+        n = int(round(PY_N * (1.0 + level)))
+        return HostWorkload(lambda: _py_work(n))
+    raise SystemExit(f"unknown workload {name!r}; known: {', '.join([*gq.HOST_WORKLOADS, 'python-loop-5k'])}")
+
 
 def child_cpu(args: argparse.Namespace) -> None:
     """One fresh process: slots for the baseline-file rules and live A/B
@@ -119,16 +143,15 @@ def child_cpu(args: argparse.Namespace) -> None:
     slots: list[dict[str, Any]] = []
     trials: list[dict[str, Any]] = []
     for i, (job, level) in enumerate(jobs):
-        for name, nbytes in gq.HOST_WORKLOADS.items():
+        for name in args.workloads.split(","):
             if job == "slot":
-                w = gq.host_workload(int(round(nbytes * (1.0 + level))))
+                w = cpu_workload(name, level)
                 w.setup()
                 measure(w, MeasureSettings(warmup_s=0.2, duration_s=0.001))  # warm, as trt_bench does
                 slots.append(dict(workload=name, level=level, **gq.record_slot(w, args.slot)))
                 w.teardown()
             else:
-                a = gq.host_workload(nbytes)
-                b = gq.host_workload(int(round(nbytes * (1.0 + level))))
+                a, b = cpu_workload(name, 0.0), cpu_workload(name, level)
                 trials.append(dict(ab_verdict(runner, a, b, workload=name, level=level, opts=opts,
                                               seed=f"{args.proc}:{i}"), proc=args.proc))
     gq.write_child(Path(args.out), args.proc, slots, np.zeros((0, 5)), dict(load=os.getloadavg()))
@@ -149,7 +172,7 @@ def collect_cpu(args: argparse.Namespace) -> None:
         part = tmp / f"p{proc}.npz"
         loads.append(os.getloadavg()[0])
         cmd = [sys.executable, __file__, "_child-cpu", "--proc", str(proc), "--slot", str(args.slot),
-               "--ab-nochange", str(args.ab_nochange), "--out", str(part)]
+               "--ab-nochange", str(args.ab_nochange), "--workloads", args.workloads, "--out", str(part)]
         t1 = time.monotonic()
         r = subprocess.run(cmd, capture_output=True, text=True)
         tail = (r.stdout + r.stderr).strip().splitlines()[-2:]
@@ -490,6 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--slot", type=float, default=2.5, help="seconds recorded per level and workload")
         p.add_argument("--ab-nochange", type=int, default=6, help="no-change A/B verdicts per workload and process")
         p.add_argument("--budget", type=float, default=0.0, help="stop starting processes after this many s")
+        p.add_argument("--workloads", default="sha256-300k,sha256-60k",
+                       help="comma-separated: sha256-300k, sha256-60k, python-loop-5k")
         p.add_argument("--out", required=True)
     p = sub.add_parser("evaluate")
     p.add_argument("data")
