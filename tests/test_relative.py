@@ -168,3 +168,32 @@ def test_ab(trt_bench):
     assert "bound 1.030" in legend and "baseline" not in page.split("Interleaved A/B")[1].split("</section>")[0]
     junit = (pytester.path / "j.xml").read_text()
     assert 'name="trtperf[double].ratio"' in junit and 'name="trtperf[double].a_median"' in junit
+
+
+def test_an_ab_confirmed_result_reads_as_the_baselines_model_against_now(tmp_path) -> None:
+    import dataclasses
+    import hashlib
+
+    from pytest_trtperf.baseline import BaselineStore
+    from pytest_trtperf.config import MeasureOptions, Settings
+    from pytest_trtperf.relative import run_relative
+    from pytest_trtperf.report.html import render
+    from pytest_trtperf.report.terminal import compared_cells
+    from pytest_trtperf.runner import Runner, Target
+    from pytest_trtperf.workloads.host import HostWorkload
+
+    s = Settings(baseline_mode="compare", baseline_dir=tmp_path, rootdir=tmp_path, require_gpu=False,
+                 json_path=None, report_path=None)
+    data = b"x" * 100_000
+    w = lambda: HostWorkload(lambda: hashlib.sha256(data).digest())  # noqa: E731
+    r = run_relative(Runner(s, BaselineStore(tmp_path)), w(), w(), Target("t.py::t", "t.py::t", None),
+                     MeasureOptions(min_time_s=0.2, warmup_s=0.02), Expectation(1.05, "at most 5.0% slower"))
+    assert r.relative is not None
+    confirmed = dataclasses.replace(r, relative=dataclasses.replace(r.relative, origin="ab_confirm",
+                                                                    commit="3f2c9a1b7d0e" + "0" * 28))
+    metric, a, b = compared_cells(confirmed)
+    assert metric == "median A/B" and a.startswith("3f2c9a1 ") and b.startswith("now ")
+    page = render([confirmed], {}, generated="now")
+    assert "a: model at 3f2c9a1b7d0e" in page and "b: now" in page
+    assert "this run" in page  # the result's own numbers are shown too (no baseline entry here)
+    assert compared_cells(r)[0] == "median b/a"
