@@ -65,9 +65,10 @@ def test_twice_the_work_reads_twice_the_time() -> None:
     il = measure_interleaved(one, two, FAST)
     cmp = compare_pairs(il.ratios("median"), seed="t")
     assert 1.8 < cmp.ratio < 2.2 and cmp.ci[0] <= cmp.ratio <= cmp.ci[1]
-    # throughput: b does two inferences per call, so its time per inference equals a's
+    # throughput: b does two inferences per call, so its time per inference is a's, not twice it
+    # (block wall times carry every preemption of a loaded machine: a wide margin, still far from 2)
     per_inference = measure_interleaved(one, hasher(400_000, inferences_per_iteration=2), FAST)
-    assert 0.9 < float(np.median(per_inference.ratios("throughput"))) < 1.1
+    assert 0.7 < float(np.median(per_inference.ratios("throughput"))) < 1.4
 
 
 class Drifting:
