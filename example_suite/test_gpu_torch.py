@@ -26,3 +26,11 @@ def test_mlp_block(trt_bench):
     x = torch.randn(64, 1024, device="cuda", dtype=torch.float16)
     with torch.inference_mode():
         trt_bench.measure(lambda: model(x), timer="torch", inferences_per_iteration=64)
+
+
+def test_fp16_gemm_beats_fp32(trt_bench):
+    """A relative gate: FP16 against FP32 on the same GPU, interleaved; holds
+    with or without TF32 (FP16 tensor cores do twice TF32's work per clock)."""
+    a32 = torch.randn(4096, 4096, device="cuda")
+    a16 = a32.half()
+    trt_bench.compare(lambda: a32 @ a32, lambda: a16 @ a16, timer="torch", min_speedup=1.5, name="fp16_vs_fp32")

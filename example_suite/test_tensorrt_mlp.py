@@ -1,5 +1,6 @@
 """TensorRT workloads on a small MLP: a dynamic-shape batch sweep over one
-engine, a throughput test on two streams, and loading a saved engine file.
+engine, a throughput test on two streams, loading a saved engine file, and a
+relative gate: an FP16 engine against the FP32 engine of the same network.
 
 Models come from ``models/make_models.py`` (generated, no download). On a
 machine without TensorRT or a GPU its tests skip, and the summary says why.
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 MODELS = models.ensure() if REASON is None else models.HERE
 MLP = str(MODELS / "mlp.onnx")
 PLAN = MODELS / "mlp_b1-256.plan"
+WIDE_FP32, WIDE_FP16 = str(MODELS / "wide_fp32.onnx"), str(MODELS / "wide_fp16.onnx")
 
 
 def test_batch_sweep(trt_bench):
@@ -62,3 +64,11 @@ def saved_engine(pytestconfig):
 def test_load_engine_file(trt_bench, saved_engine):
     result = trt_bench()  # deserializes the plan; I/O, dtypes and profile come from the engine
     assert result.latency.median_ms > 0
+
+
+def test_fp16_engine_is_faster(trt_bench):
+    """Measured interleaved, judged on the paired ratio; no baseline file. The
+    precision comes from the ONNX models (TensorRT 11 and RTX are strongly typed)."""
+    fp32 = trt_bench.engine(WIDE_FP32, shapes={"input": (512, 1024)})
+    fp16 = trt_bench.engine(WIDE_FP16, shapes={"input": (512, 1024)})
+    trt_bench.compare(fp32, fp16, min_speedup=1.2)

@@ -247,6 +247,9 @@ class MeasureOptions:
     #: report group results by it (``--trt-group-by``). Not part of how a
     #: result is measured or judged.
     group: str | None = None
+    #: Re-measure a suspected TensorRT regression interleaved with the engine
+    #: of the baseline's own model (git show of its commit): ``ab_confirm.py``.
+    ab_confirm: bool = False
 
     def with_overrides(self, overrides: Mapping[str, Any], *, where: str) -> "MeasureOptions":
         """Apply marker or keyword overrides (user vocabulary), then check the
@@ -310,6 +313,7 @@ PERF_ARGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "run_noise": ("run_noise", _run_noise),
     "memory_tolerance": ("memory_tolerance", _memory_tolerance),
     "group": ("group", lambda v, w: group_name(v, what=w)),
+    "ab_confirm": ("ab_confirm", _strict_bool),
 }
 
 
@@ -456,6 +460,9 @@ OPTIONS: tuple[Option, ...] = (
            "host_busy flag, no wait, no unreliable verdicts for host load).", False, "bool"),
     Option("--trt-allow-cpu-sharing", "Allow more xdist workers than CPU cores for host-timed tests; their "
            "measured windows then take turns.", False, "bool"),
+    Option("--trt-ab-confirm", "TensorRT tests built from an ONNX file under git: confirm a suspected regression "
+           "by building the model as it was at the baseline's commit and measuring both engines interleaved; the "
+           "paired ratio decides.", False, "bool"),
     # core: how to measure
     Option("--trt-warmup-ms", "Warm-up time before measuring (default 200 ms, as trtexec).", "200", metavar="MS"),
     Option("--trt-min-time", "Measure at least this many seconds before the adaptive stop (default 1: one "
@@ -677,6 +684,7 @@ class Settings:
             busy_wait_s=r.get("trt_busy_wait", _wait_s),
             run_noise=r.get("trt_run_noise", _run_noise),
             memory_tolerance=r.get("trt_memory_tolerance", _memory_tolerance),
+            ab_confirm=r.flag("trt_ab_confirm"),
         )
         m.check(where="command line / ini:")
         gpu = GpuSettings(
@@ -825,6 +833,31 @@ def inferences_per_iteration(value: Any, *, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise UsageError(f"{where}: inferences_per_iteration={value!r} must be a positive whole number")
     return int(parse_number(value, what=f"{where}: inferences_per_iteration", low=1, high=2**31, integer=True))
+
+
+#: ``min_speedup=`` above this is a typo, not an expectation.
+MAX_SPEEDUP = 1e6
+
+
+def expectation(max_slowdown: Any, min_speedup: Any, *, where: str) -> tuple[str, float]:
+    """The expectation of ``trt_bench.compare(a, b, ...)``: ``("max_slowdown",
+    0.03)`` for ``max_slowdown="3%"`` (b at most 3% slower than a) or
+    ``("min_speedup", 1.5)`` for ``min_speedup=1.5`` (b at least 1.5x faster).
+    Exactly one of them: both bound the same ratio b/a from above."""
+    if max_slowdown is None and min_speedup is None:
+        raise UsageError(f"{where}: say what to expect of b against a: max_slowdown=\"3%\" (b at most 3% slower) "
+                         f"or min_speedup=1.5 (b at least 1.5x faster)")
+    if max_slowdown is not None and min_speedup is not None:
+        raise UsageError(f"{where}: max_slowdown= and min_speedup= both given; they bound the same ratio b/a "
+                         f"(max_slowdown=\"3%\": b/a <= 1.03; min_speedup=1.5: b/a <= 1/1.5): keep one")
+    if max_slowdown is not None:
+        return "max_slowdown", parse_fraction(max_slowdown, what=f"{where}: max_slowdown", bare_max=1.0)
+    text = min_speedup.strip().lower().removesuffix("x") if isinstance(min_speedup, str) else min_speedup
+    if isinstance(min_speedup, str) and min_speedup.strip().endswith("%"):
+        raise UsageError(f"{where}: min_speedup={min_speedup!r} is a factor, not a percentage: write 1.5 for "
+                         f"\"b at least 1.5x faster\" (or max_slowdown= for a percentage)")
+    return "min_speedup", float(parse_number(text, what=f"{where}: min_speedup", low=0, high=MAX_SPEEDUP,
+                                             low_open=True))
 
 
 def perf_overrides(markers: list[Any], *, where: str) -> dict[str, Any]:

@@ -17,14 +17,15 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import pytest
 
-from .config import (MeasureOptions, extra_info as check_extra_info, inferences_per_iteration as check_inferences,
+from .config import (MeasureOptions, expectation as check_expectation, extra_info as check_extra_info,
+                     inferences_per_iteration as check_inferences,
                      measurement_name, perf_overrides)
 from .errors import BackendUnavailable, UsageError
 from .identity import result_id
 from .report import progress
 from .report.format import log_safe, message_safe
 from .results import Result
-from .runner import Runner, Target
+from .runner import RegressionCheck, Runner, Target
 from .session import SessionState
 from .workload import Workload
 from .workloads.select import for_callable, last_value
@@ -80,6 +81,8 @@ class TrtBench:
         #: Each measurement's own ``extra_info=`` (wins over the fixture's).
         self._own_info: dict[str, dict[str, Any]] = {}
         self._prog: progress.Progress | None = None
+        #: (engine, the EngineSpec it was built from): what --trt-ab-confirm rebuilds.
+        self._specs: list[tuple[Any, Any]] = []
         self._runner = Runner(state.settings, state.store, state.gpu, progress=self._measure_bar,
                               workers=state.xdist_workers)
 
@@ -126,7 +129,41 @@ class TrtBench:
                              f"(engines take shapes= and inputs=)")
         workload = self._resolve(target, timer=timer, opts=opts, inferences_per_iteration=inferences_per_iteration,
                                  shapes=shapes, inputs=inputs, args=args, kwargs=kwargs)
-        return self._run(workload, name=name, opts=opts, extra_info=info)
+        return self._run(workload, name=name, opts=opts, extra_info=info,
+                         check=self._ab_check(target, shapes, inputs, opts))
+
+    @user_errors
+    def compare(self, a: Any, b: Any, *, max_slowdown: Any = None, min_speedup: Any = None, name: str | None = None,
+                timer: str = "auto", inferences_per_iteration: int = 1, shapes: Mapping[str, Any] | None = None,
+                inputs: Any = None, extra_info: Mapping[str, Any] | None = None, **overrides: Any) -> Result:
+        """A relative gate: measure ``a`` and ``b`` in alternating blocks in
+        this process and judge the paired ratio b/a against the expectation,
+        ``max_slowdown="3%"`` (b at most 3% slower than a) or
+        ``min_speedup=1.5`` (b at least 1.5x faster). ``a`` and ``b`` are
+        anything :meth:`measure` takes; ``timer``, ``shapes``, ``inputs`` and
+        the keyword overrides apply to both. No baseline is read or written.
+        """
+        from .relative import Expectation, run_relative
+
+        where = f"{self._item.nodeid}: trt_bench.compare()"
+        name = measurement_name(name, where=where)
+        kind, value = check_expectation(max_slowdown, min_speedup, where=where)
+        inferences_per_iteration = check_inferences(inferences_per_iteration, where=where)
+        info = check_extra_info(extra_info, where=where)
+        opts = self._options(overrides, where=where)
+        engines = [hasattr(t, "__trtperf_engine__") for t in (a, b)]
+        if (shapes is not None or inputs is not None) and not any(engines):
+            raise UsageError(f"{where}: shapes= and inputs= apply to engines from trt_bench.engine(), not to "
+                             f"{type(a).__name__} and {type(b).__name__}")
+        workloads = [self._resolve(t, timer=timer, opts=opts, inferences_per_iteration=inferences_per_iteration,
+                                   shapes=shapes if is_engine else None, inputs=inputs if is_engine else None)
+                     for t, is_engine in zip((a, b), engines)]
+        target = self._target(name, opts, info)
+        result = run_relative(self._runner, workloads[0], workloads[1], target, opts,
+                              Expectation.from_config(kind, value), labels=(_label(a, "a"), _label(b, "b")))
+        result = self._labelled(result, workloads[1], opts, {**self._shared_info(), **info})
+        self.results.append(result)
+        return result
 
     @user_errors
     def __call__(self, *, name: str | None = None, shapes: Mapping[str, Any] | None = None,
@@ -142,22 +179,35 @@ class TrtBench:
         opts = self._options(overrides)
         engine = self._trt().engine_from_marker(marker, where=self._item.nodeid, options=self._state.settings.trt,
                                                 progress=self._progress, base_dir=self._item.path.parent)
+        if opts.ab_confirm:
+            from .trt.spec import EngineSpec
+
+            self._specs.append((engine, EngineSpec.from_marker(marker, self._item.nodeid, self._item.path.parent)))
         workload = self._engine_workload(engine, shapes=shapes, inputs=inputs, opts=opts)
-        return self._run(workload, name=name, opts=opts, extra_info=info)
+        return self._run(workload, name=name, opts=opts, extra_info=info,
+                         check=self._ab_check(engine, shapes, inputs, opts))
 
     @user_errors
     def engine(self, onnx: str | None = None, **kwargs: Any) -> Any:
         """Build (cached) or load an engine without measuring it; pass it to
         :meth:`measure` with ``shapes=`` to time it at a given shape."""
-        return self._trt().engine_from_kwargs(onnx=onnx, where=self._item.nodeid, options=self._state.settings.trt,
-                                              progress=self._progress, rootdir=str(self._item.path.parent), **kwargs)
+        engine = self._trt().engine_from_kwargs(onnx=onnx, where=self._item.nodeid, options=self._state.settings.trt,
+                                                progress=self._progress, rootdir=str(self._item.path.parent), **kwargs)
+        if onnx is not None or kwargs.get("onnx") is not None:
+            from .trt.spec import EngineSpec
+
+            spec_kw = dict(kwargs)
+            if onnx is not None:
+                spec_kw["onnx" if str(onnx).lower().endswith(".onnx") else "engine"] = onnx
+            self._specs.append((engine, EngineSpec.create(self._item.nodeid, self._item.path.parent, **spec_kw)))
+        return engine
 
     # -- internals ----------------------------------------------------------
-    def _options(self, overrides: Mapping[str, Any]) -> MeasureOptions:
-        where = self._item.nodeid
-        marker_kw = perf_overrides(list(self._item.iter_markers("trt_perf")), where=where)
-        opts = self._state.settings.measure.with_overrides(marker_kw, where=where)
-        return opts.with_overrides(overrides, where=f"{where}: trt_bench.measure()")
+    def _options(self, overrides: Mapping[str, Any], where: str | None = None) -> MeasureOptions:
+        nodeid = self._item.nodeid
+        marker_kw = perf_overrides(list(self._item.iter_markers("trt_perf")), where=nodeid)
+        opts = self._state.settings.measure.with_overrides(marker_kw, where=nodeid)
+        return opts.with_overrides(overrides, where=where or f"{nodeid}: trt_bench.measure()")
 
     def _trt(self) -> Any:
         try:
@@ -196,30 +246,51 @@ class TrtBench:
                                          profile_layers=self._state.settings.trt.profile_layers,
                                          keep_layer_info=self._state.settings.export_dir is not None)
 
-    def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions,
-             extra_info: Mapping[str, Any]) -> Result:
+    def _target(self, name: str | None, opts: MeasureOptions, extra_info: Mapping[str, Any]) -> Target:
+        """Who the next result belongs to (one name per test); remembers the
+        result's options and its own ``extra_info``."""
         rid = result_id(self._item.nodeid, name)
         if rid in self._ids:
             which = f"named {name!r}" if name else "without a name"
             raise UsageError(f"{self._item.nodeid}: two measurements {which} in one test; give each "
-                             f"trt_bench.measure() call a distinct name=")
+                             f"trt_bench.measure() / compare() call a distinct name=")
         self._ids.add(rid)
         self._opts[rid] = opts
         self._own_info[rid] = dict(extra_info)
-        # Checked before measuring: a bad value costs one line, not a measurement.
-        shared = check_extra_info(self.extra_info, where=self._item.nodeid, what="trt_bench.extra_info")
-        extra_info = {**shared, **extra_info}
         lineno = self._item.location[1]  # 0-based, None when unknown
-        target = Target(id=rid, nodeid=self._item.nodeid, name=name,
-                        location=(str(self._item.path), lineno + 1 if lineno is not None else 0))
+        return Target(id=rid, nodeid=self._item.nodeid, name=name,
+                      location=(str(self._item.path), lineno + 1 if lineno is not None else 0))
+
+    def _shared_info(self) -> dict[str, Any]:
+        """``trt_bench.extra_info`` as it is now, checked (a bad value costs one
+        line before measuring, not a measurement)."""
+        return check_extra_info(self.extra_info, where=self._item.nodeid, what="trt_bench.extra_info")
+
+    def _ab_check(self, engine: Any, shapes: Any, inputs: Any, opts: MeasureOptions) -> RegressionCheck | None:
+        """The ``--trt-ab-confirm`` step for an engine built from ONNX here."""
+        if not opts.ab_confirm:
+            return None
+        spec = next((sp for e, sp in self._specs if e is engine), None)
+        if spec is None:
+            return None
+        from .ab_confirm import AbConfirm
+
+        return AbConfirm(runner=self._runner, spec=spec, trt_options=self._state.settings.trt,
+                         make_workload=lambda h: self._engine_workload(h, shapes=shapes, inputs=inputs, opts=opts),
+                         progress=self._progress)
+
+    def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions,
+             extra_info: Mapping[str, Any], check: RegressionCheck | None = None) -> Result:
+        target = self._target(name, opts, extra_info)
+        extra_info = {**self._shared_info(), **extra_info}
         if self._state.settings.disabled:  # --trt-disable: once, untimed, not reported
             from .disabled import run_once
 
-            result = run_once(workload, rid=rid, nodeid=target.nodeid, name=name, location=target.location,
+            result = run_once(workload, rid=target.id, nodeid=target.nodeid, name=name, location=target.location,
                               fingerprint=self._runner.fingerprint(workload), metric=opts.metric,
                               tolerance=opts.tolerance, mode=opts.mode)
             return self._labelled(result, workload, opts, extra_info)
-        result = self._runner.run(workload, target, opts)
+        result = self._runner.run(workload, target, opts, regression_check=check)
         self._export(result, workload)
         result = self._labelled(self._with_profile_command(result), workload, opts, extra_info)
         self.results.append(result)
@@ -294,7 +365,8 @@ class TrtBench:
             opts = self._opts.get(r.id, MeasureOptions())
             why = None
             if v.status == "regression":
-                why = " (confirmed by a second measurement)" if v.remeasured else ""
+                confirmed = r.relative is not None and r.relative.origin == "ab_confirm"  # says itself how
+                why = " (confirmed by a second measurement)" if v.remeasured and not confirmed else ""
             elif v.failed:
                 why = ""
             elif v.status == "missing" and opts.missing_baseline == "fail":
@@ -322,3 +394,16 @@ def _split_command(message: str) -> tuple[str, str]:
 
     head, sep, tail = message.rpartition(PREFIX)
     return (head, sep + tail) if sep else (message, "")
+
+
+def _label(target: Any, default: str) -> str:
+    """A side's name in reports: the engine's file, the function's name, or
+    ``a`` / ``b`` for lambdas."""
+    if hasattr(target, "__trtperf_engine__"):
+        return Path(str(getattr(target, "source", default))).name or default
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    if isinstance(name, str) and name and "<lambda>" not in name:
+        return name
+    if not callable(target) and not isinstance(target, (str, bytes)):
+        return type(target).__name__
+    return default

@@ -51,7 +51,7 @@ class Measurement:
         return self.inferences / self.wall_s if self.wall_s > 0 else 0.0
 
 
-def _warm_up(workload: Workload, s: MeasureSettings) -> tuple[int, float, float]:
+def warm_up(workload: Workload, s: MeasureSettings) -> tuple[int, float, float]:
     """Run until warm-up time and iterations are both reached.
 
     Returns (iterations, seconds, estimated seconds per iteration).
@@ -98,7 +98,7 @@ def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor
     the measured loop and nothing else.
     """
     s = settings
-    warm_iters, warm_s, per_iter = _warm_up(workload, s)
+    warm_iters, warm_s, per_iter = warm_up(workload, s)
 
     chunks: list[Batch] = []
     done = 0

@@ -298,8 +298,89 @@ def figures_from_json(value: Any) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
+class Side:
+    """One side of an interleaved A/B measurement (``Relative``)."""
+
+    #: What was measured, for people: the engine's file or the callable's name.
+    label: str
+    kind: str
+    latency: SeriesStats
+    throughput: float
+    distribution: Distribution
+    config_hash: str
+    identity: Mapping[str, Any] = field(default_factory=dict)
+
+    def metric_value(self, metric: str) -> float:
+        return self.throughput if metric == "throughput" else float(getattr(self.latency, metric))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "kind": self.kind, "latency_ms": self.latency.to_dict(),
+                "throughput": self.throughput, "distribution": self.distribution.to_dict(),
+                "config_hash": self.config_hash, "identity": dict(self.identity)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Side":
+        return cls(label=str(d["label"]), kind=str(d["kind"]), latency=SeriesStats.from_dict(d["latency_ms"]),
+                   throughput=float(d["throughput"]), distribution=Distribution.from_dict(d["distribution"]),
+                   config_hash=str(d["config_hash"]), identity=d.get("identity", {}))
+
+
+#: Where a relative verdict came from.
+ORIGINS = (
+    "compare",  # trt_bench.compare(a, b, ...): a relative gate written in the test
+    "ab_confirm",  # --trt-ab-confirm: a suspected regression re-measured against the baseline's own model
+)
+
+
+@dataclass(frozen=True)
+class Relative:
+    """Both sides of an interleaved A/B measurement and their paired ratio.
+
+    ``ratio`` is B over A for the metric, time-like (throughput: A's rate over
+    B's), so above 1 always means B is slower; ``ci`` is its confidence
+    interval and ``bound`` the largest ratio the expectation allows.
+    """
+
+    a: Side
+    b: Side
+    metric: str
+    ratio: float
+    ci: tuple[float, float]
+    pairs: int
+    bound: float
+    #: The expectation in words: "b at most 3.0% slower than a".
+    expectation: str
+    origin: str = "compare"
+    #: ``ab_confirm``: the commit side A's model was taken from.
+    commit: str | None = None
+    #: B over A of every pair, in the order measured (the report plots them).
+    pair_ratios: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a.to_dict(), "b": self.b.to_dict(), "metric": self.metric, "ratio": self.ratio,
+                "ci": list(self.ci), "pairs": self.pairs, "bound": self.bound, "expectation": self.expectation,
+                "origin": self.origin, "commit": self.commit, "pair_ratios": list(self.pair_ratios)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Relative":
+        return cls(a=Side.from_dict(d["a"]), b=Side.from_dict(d["b"]), metric=str(d["metric"]),
+                   ratio=_num(d["ratio"]), ci=(_num(d["ci"][0]), _num(d["ci"][1])), pairs=int(d["pairs"]),
+                   bound=float(d["bound"]), expectation=str(d["expectation"]), origin=str(d.get("origin", "compare")),
+                   commit=d.get("commit"), pair_ratios=tuple(_num(x) for x in d.get("pair_ratios", ())))
+
+
+def _num(x: Any) -> float:
+    """JSON writes NaN and infinity as null."""
+    return float("nan") if x is None else float(x)
+
+
+@dataclass(frozen=True)
 class Result:
-    """One named measurement: ``<test id>::<name>``."""
+    """One named measurement: ``<test id>::<name>``.
+
+    For a relative gate (``trt_bench.compare``) the top-level numbers are side
+    B's and ``relative`` holds both sides and their paired ratio.
+    """
 
     id: str
     nodeid: str
@@ -340,6 +421,8 @@ class Result:
     #: What the measured callable returned on its last call (the test's own
     #: process only: never serialised, never compared).
     return_value: Any = field(default=None, compare=False, repr=False)
+    #: Both sides of an interleaved A/B measurement, when the verdict rests on one.
+    relative: Relative | None = None
 
     # Friendly accessors matching the design's vocabulary.
     @property
@@ -398,6 +481,7 @@ class Result:
             "group": self.group,
             "extra_info": dict(self.extra_info),
             "params": dict(self.params),
+            "relative": self.relative.to_dict() if self.relative is not None else None,
         }
 
     @classmethod
@@ -431,4 +515,5 @@ class Result:
             group=d.get("group") if isinstance(d.get("group"), str) else None,
             extra_info=dict(d.get("extra_info") or {}),
             params={str(k): str(v) for k, v in (d.get("params") or {}).items()},
+            relative=Relative.from_dict(d["relative"]) if d.get("relative") else None,
         )

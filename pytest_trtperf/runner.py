@@ -37,6 +37,10 @@ V = TypeVar("V")
 BUSY_FLAGS = ("busy", "host_busy")
 #: Verdicts whose numbers a busy window would falsify: compared, or to be saved.
 COMPARED_OR_SAVED = ("pass", "regression", "improved", "updated")
+#: A second opinion on a verdict that is still a regression after the re-measure
+#: (``ab_confirm.AbConfirm``): given the set-up workload, the result, its verdict
+#: and the options, a replacement (result, verdict), or None to keep them.
+RegressionCheck = Callable[[Workload, Result, Verdict, MeasureOptions], "tuple[Result, Verdict] | None"]
 
 
 def confirm(measure_once: Callable[[], R], judge_one: Callable[[R], V], *, is_regression: Callable[[V], bool],
@@ -172,10 +176,12 @@ class Runner:
         #: ``--trt-export-dir``, which never travel inside a ``Result``.
         self.last_measurement: Measurement | None = None
 
-    def run(self, workload: Workload, target: Target, opts: MeasureOptions) -> Result:
+    def run(self, workload: Workload, target: Target, opts: MeasureOptions,
+            regression_check: RegressionCheck | None = None) -> Result:
         """Set up, measure (twice when a regression must be confirmed), judge,
         tear down. Notes, per-layer profile and device memory come from the
-        workload after measuring."""
+        workload after measuring. ``regression_check`` may replace a verdict
+        that is still a regression (``--trt-ab-confirm``)."""
         fp = self.fingerprint(workload)
         if workload.kind == "host":
             self._check_cpu_sharing(target)
@@ -197,6 +203,8 @@ class Runner:
                 unreliable=lambda r, v, who: self._unreliable(r, v, who, opts),
                 matters=lambda v: v.status in COMPARED_OR_SAVED,
             )
+            if regression_check is not None and verdict.status == "regression":
+                result, verdict = regression_check(workload, result, verdict, opts) or (result, verdict)
             figures, memory_verdict = self.memory(workload, result, verdict, opts)  # after timing: never inside it
             notes = tuple(workload.notes())
             layers, memory = ((tuple(workload.layers()), workload.device_memory_bytes)

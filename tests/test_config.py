@@ -230,3 +230,24 @@ def test_two_unnamed_measurements_say_so(pytester: pytest.Pytester) -> None:
     r = pytester.runpytest("-p", "no:cacheprovider", "--trt-baseline=off", "--trt-iterations=20")
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines(["*two measurements without a name in one test; give each*"])
+def test_ab_confirm_from_command_line_ini_and_marker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_ab='''
+        import pytest
+        from pytest_trtperf.plugin import session_settings
+
+        def test_session(request):
+            print("AB=" + str(session_settings(request.config).measure.ab_confirm))
+
+        @pytest.mark.trt_perf(ab_confirm="yes")
+        def test_bad_marker(trt_bench):
+            raise AssertionError("the test body must not run")
+    ''')
+    r = pytester.runpytest("-s", "-p", "no:cacheprovider")
+    r.stdout.fnmatch_lines(["*AB=False*", "*test_bad_marker: ab_confirm: 'yes' must be True or False*"])
+    assert "AB=True" in pytester.runpytest("-s", "-p", "no:cacheprovider", "--trt-ab-confirm").stdout.str()
+    pytester.makeini("[pytest]\ntrt_ab_confirm = true\n")
+    assert "AB=True" in pytester.runpytest("-s", "-p", "no:cacheprovider").stdout.str()
+    pytester.makeini("[pytest]\ntrt_ab_confirm = maybe\n")
+    r = pytester.runpytest("-p", "no:cacheprovider")
+    assert r.ret == 4 and "trt_ab_confirm (ini): 'maybe' is not a boolean; use true or false" in r.stderr.str()
+    assert MeasureOptions().with_overrides({"ab_confirm": True}, where="t").ab_confirm is True

@@ -26,8 +26,11 @@ def schema() -> dict:
 @pytest.fixture
 def document(pytester: pytest.Pytester) -> dict:
     pytester.makepyfile(test_perf=hash_test() + "\n\ndef test_named(trt_bench):\n"
-                                                "    trt_bench.measure(lambda: sum(range(300)), name='sum')\n")
-    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=2)
+                                                "    trt_bench.measure(lambda: sum(range(300)), name='sum')\n"
+                                                "\n\ndef test_relative(trt_bench):\n"
+                                                "    trt_bench.compare(lambda: sum(range(300)), lambda: sum(range(300)),"
+                                                " max_slowdown='50%', name='ab')\n")
+    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=3)
     # The verdicts do not matter here (tiny host workloads on shared cores), the document does.
     r = pytester.runpytest(*FAST, "--trt-json=r.json", "--trt-tolerance=80%")
     assert r.ret in (0, 1)
@@ -41,8 +44,13 @@ def test_schema_version_matches_the_writer(schema: dict) -> None:
 
 def test_real_run_document_is_valid(schema: dict, document: dict) -> None:
     jsonschema.validate(document, schema, cls=jsonschema.Draft202012Validator)
-    assert len(document["results"]) == 2
+    assert len(document["results"]) == 3
     assert all(r["verdict"]["status"] in ("pass", "improved", "regression") for r in document["results"])
+    relative = [r for r in document["results"] if r["relative"] is not None]
+    assert [r["id"] for r in relative] == ["test_perf.py::test_relative::ab"]
+    rel = relative[0]["relative"]
+    assert rel["origin"] == "compare" and rel["pairs"] == len(rel["pair_ratios"]) >= 3
+    assert rel["ci"][0] <= rel["ratio"] <= rel["ci"][1] and rel["a"]["latency_ms"]["n"] > 0
 
 
 def test_documents_with_gpu_fields_are_valid(schema: dict, document: dict) -> None:
@@ -107,12 +115,20 @@ def test_unreliable_and_host_state_documents_are_valid(schema: dict, document: d
     lambda d: d["results"][0]["memory"].__setitem__("host_peak_bytes", 1.5),
     lambda d: d["results"][0]["memory_verdict"].__setitem__("status", "bloated"),
     lambda d: d["results"][0]["memory_verdict"]["changes"][0].__setitem__("figure", "plan_bytes"),
+    lambda d: _relative(d).pop("a"),
+    lambda d: _relative(d).__setitem__("origin", "guess"),
+    lambda d: _relative(d)["b"].__setitem__("extra", 1),
+    lambda d: [r.pop("relative") for r in d["results"]],
 ])
 def test_schema_rejects_malformed_documents(schema: dict, document: dict, mutate) -> None:
     doc = copy.deepcopy(document)
     mutate(doc)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
+
+
+def _relative(doc: dict) -> dict:
+    return next(r["relative"] for r in doc["results"] if r["relative"] is not None)
 
 
 def test_schema_is_package_data_and_printed_by_the_cli(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,6 +9,9 @@
   typed: the precision comes from the model, not a builder flag).
 * ``mlp.onnx``: a small FP32 MLP ``input[batch, 256] -> output[batch, 10]``
   for the batch sweep, the throughput test and the engine-file test.
+* ``wide_fp32.onnx`` and ``wide_fp16.onnx``: one wider MLP
+  ``input[batch, 1024] -> 4096 -> output[batch, 1024]`` exported in FP32 and
+  in FP16, for the relative gate "the FP16 engine is faster".
 
 Weights are random with a fixed seed: the bytes (and so the engine cache key)
 are the same on every machine.
@@ -126,6 +129,29 @@ def mlp(path: Path, features: int = 256, hidden: int = 1024, classes: int = 10, 
     return _save(onnx, helper, graph, path)
 
 
+def wide(path: Path, dtype: type = np.float32, features: int = 1024, hidden: int = 4096, seed: int = 0) -> Path:
+    """``input[batch, features] -> MatMul -> Relu -> MatMul -> output`` with weights and activations in
+    ``dtype`` (the same weights, rounded, in both precisions)."""
+    onnx, TP, helper, nh = _onnx()
+    rng = np.random.default_rng(seed)
+    kind = TP.FLOAT16 if dtype == np.float16 else TP.FLOAT
+    w1 = rng.standard_normal((features, hidden)) / np.sqrt(features)
+    w2 = rng.standard_normal((hidden, features)) / np.sqrt(hidden)
+    inits = [nh.from_array(w1.astype(dtype), "w1"), nh.from_array(w2.astype(dtype), "w2")]
+    nodes = [
+        helper.make_node("MatMul", ["input", "w1"], ["h"]),
+        helper.make_node("Relu", ["h"], ["hr"]),
+        helper.make_node("MatMul", ["hr", "w2"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes, f"wide_{np.dtype(dtype).name}",
+        [helper.make_tensor_value_info("input", kind, ["batch", features])],
+        [helper.make_tensor_value_info("output", kind, ["batch", features])],
+        inits,
+    )
+    return _save(onnx, helper, graph, path)
+
+
 def _save(onnx, helper, graph, path: Path) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
@@ -145,6 +171,9 @@ def ensure(directory: Path = HERE) -> Path:
         vit(directory / "vit.onnx")
     if not (directory / "mlp.onnx").exists():
         mlp(directory / "mlp.onnx")
+    for name, dtype in (("wide_fp32.onnx", np.float32), ("wide_fp16.onnx", np.float16)):
+        if not (directory / name).exists():
+            wide(directory / name, dtype)
     return directory
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from . import grouping, memory_rows, units
-from .format import fmt_change, fmt_value, message_safe, metric_of, no_controls
-from .terminal import shown_flags, sort_results, table_unit
+from .format import fmt_change, message_safe, no_controls
+from .terminal import compared_cells, shown_flags, sort_results, table_unit
 from ..results import Result
 
 #: Above this many rows, the full table is folded into <details>.
@@ -49,16 +49,16 @@ def md_cell(text: str, max_len: int | None = None) -> str:
 
 def _row(r: Result, unit: units.TimeUnit) -> str:
     v = r.verdict
-    metric = v.metric if v else "median"
+    metric, baseline, current = compared_cells(r, unit)
     status = v.status if v else "off"
     verdict = f"{_ICON.get(status, '')} **{status}**" if status in _ATTENTION else f"{_ICON.get(status, '')} {status}"
     if v and v.remeasured:
         verdict += " (re-measured)"
     cells = [
         md_cell(r.id, MAX_ID),
-        metric,
-        md_cell(fmt_value(metric, v.baseline_value if v else None, unit)),
-        md_cell(fmt_value(metric, metric_of(r, metric), unit)),
+        md_cell(metric),
+        md_cell(baseline),
+        md_cell(current),
         md_cell(fmt_change(v.change if v else None, v.ci if v else None)),
         verdict,
         md_cell(shown_flags(r)),

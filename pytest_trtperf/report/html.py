@@ -29,9 +29,9 @@ from ..baseline import BaselineEntry
 from ..errors import BaselineFileError
 from ..files import atomic_write
 from . import grouping, memory_rows, units
-from .format import fmt_change, fmt_value, metric_of, no_controls
-from .terminal import shown_flags, sort_results, table_unit
-from ..results import Distribution, Result
+from .format import fmt_change, fmt_value, no_controls
+from .terminal import compared_cells, shown_flags, sort_results, table_unit
+from ..results import Distribution, Relative, Result, SeriesStats
 
 PLOTS_HINT = "Plots need matplotlib: pip install 'pytest-trtperf[plots]'"
 COLORS = {"regression": "#c62828", "unreliable": "#ad1457", "improved": "#2e7d32", "pass": "#1565c0",
@@ -157,16 +157,16 @@ def readable_ticks(axis: Any, nbins: int = 6) -> None:
 
 
 def distribution_figure(Figure: Callable[..., Any], current: Distribution, baseline: Distribution | None,
-                        status: str) -> Any:
-    """ECDF of this run over the baseline's, in the unit that suits their
-    values. The x axis spans the 1st..95th percentiles of both, so a long
+                        status: str, labels: tuple[str, str] = ("baseline", "this run")) -> Any:
+    """ECDF of this run over the baseline's (or side b over side a), in the
+    unit that suits their values. The x axis spans the 1st..95th percentiles of both, so a long
     tail cannot squash the picture (the quantile table next to it has the tail)."""
     fig = Figure(figsize=(5.6, 3.0))
     ax = fig.add_subplot()
     dists = [d for d in (baseline, current) if d is not None and _plottable(d)]
     unit = units.choose(q for d in dists for q in d.quantiles_ms)
     lo_hi: list[float] = []
-    for dist, label, color in ((baseline, "baseline", BASELINE_COLOR), (current, "this run", COLORS.get(status))):
+    for dist, label, color in ((baseline, labels[0], BASELINE_COLOR), (current, labels[1], COLORS.get(status))):
         if dist is None or not _plottable(dist):
             continue
         x, y = _ecdf_xy(dist)
@@ -188,9 +188,28 @@ def distribution_figure(Figure: Callable[..., Any], current: Distribution, basel
 
 
 def plot_distribution(Figure: Callable[..., Any], current: Distribution, baseline: Distribution | None,
-                      status: str) -> str:
-    return img(distribution_figure(Figure, current, baseline, status),
-               "latency distribution: this run over the baseline")
+                      status: str, labels: tuple[str, str] = ("baseline", "this run")) -> str:
+    return img(distribution_figure(Figure, current, baseline, status, labels),
+               f"latency distribution: {labels[1]} over {labels[0]}")
+
+
+def plot_pairs(Figure: Callable[..., Any], rel: Relative, status: str) -> str:
+    """B/A of every interleaved pair in the order measured, with the
+    estimate, its interval and the expectation's bound: drift moves both
+    sides of a pair, so the points stay level while each side alone moves."""
+    fig = Figure(figsize=(5.6, 3.0))
+    ax = fig.add_subplot()
+    xs = list(range(1, len(rel.pair_ratios) + 1))
+    ax.plot(xs, rel.pair_ratios, "o", ms=3, color=COLORS.get(status), label="b/a of one pair")
+    if all(math.isfinite(x) for x in rel.ci):
+        ax.axhspan(rel.ci[0], rel.ci[1], color=COLORS.get(status), alpha=0.15, label="interval of the estimate")
+    ax.axhline(rel.ratio, color=COLORS.get(status), lw=1.5, label=f"estimate {rel.ratio:.3f}")
+    ax.axhline(rel.bound, color="#212121", lw=1, ls="--", label=f"bound {rel.bound:.3f}")
+    ax.set_xlabel("pair (alternating a/b blocks)")
+    ax.set_ylabel(f"{rel.metric} b/a")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=7)
+    return img(fig, "b/a of every interleaved pair")
 
 
 def plot_timeline(Figure: Callable[..., Any], timeline: Sequence[Sequence[float]]) -> str:
@@ -224,6 +243,8 @@ def baseline_entries(store: Any, results: Sequence[Result]) -> dict[str, Baselin
     A file that cannot be read just leaves its results without a baseline."""
     out: dict[str, BaselineEntry] = {}
     for r in results:
+        if r.relative is not None and r.relative.origin == "compare":
+            continue  # a relative gate has no baseline
         try:
             entry = store.lookup(r.device_class, r.id)
         except (BaselineFileError, OSError):
@@ -273,11 +294,9 @@ def _summary(results: Sequence[Result], plots: bool, shown: set[int], group_by: 
         if labelled and (i == 0 or labels[i] != labels[i - 1]):
             rows.append(group_row(labels[i], 7))
         v = r.verdict
-        metric = v.metric if v else "median"
+        metric, baseline, current = compared_cells(r, unit)
         name = f"<code>{esc(r.id)}</code>"
-        rows.append([f'<a href="#r{i}">{name}</a>' if i in shown else name, esc(metric),
-                     esc(fmt_value(metric, v.baseline_value if v else None, unit)),
-                     esc(fmt_value(metric, metric_of(r, metric), unit)),
+        rows.append([f'<a href="#r{i}">{name}</a>' if i in shown else name, esc(metric), esc(baseline), esc(current),
                      esc(fmt_change(v.change if v else None, v.ci if v else None)),
                      badge(v.status if v else "off"),
                      f'<span class="flags">{esc(shown_flags(r))}</span>' if v and v.flags else "-"])
@@ -289,23 +308,45 @@ def _summary(results: Sequence[Result], plots: bool, shown: set[int], group_by: 
 
 
 def _stats_table(r: Result, entry: BaselineEntry | None) -> str:
+    return _two_sides(entry.latency if entry else None, entry.throughput if entry else None, r.latency, r.throughput,
+                      ("baseline", "this run"))
+
+
+def _two_sides(base: SeriesStats | None, base_tp: float | None, cur: SeriesStats, cur_tp: float,
+               head: tuple[str, str]) -> str:
     keys = ("median", "mean", "p90", "p99", "min", "max")
-    unit = units.choose([getattr(r.latency, k) for k in keys] + ([getattr(entry.latency, k) for k in keys]
-                                                                  if entry else []))
+    unit = units.choose([getattr(cur, k) for k in keys] + ([getattr(base, k) for k in keys] if base else []))
     rows = []
     for key in ("n", "median", "mean", "p90", "p99", "min", "max", "stdev"):
-        cur = getattr(r.latency, key)
-        base = getattr(entry.latency, key) if entry else None
+        c = getattr(cur, key)
+        b = getattr(base, key) if base else None
         if key == "n":
-            rows.append([key, esc(base if base is not None else "-"), esc(cur), ""])
+            rows.append([key, esc(b if b is not None else "-"), esc(c), ""])
             continue
-        cur, base = _num(cur), _num(base)
-        fmt = unit.fmt
-        change = fmt_change(cur / base - 1) if base and cur is not None else "-"
-        rows.append([key, esc(fmt(base)), esc(fmt(cur)), esc(change if key != "stdev" else "")])
-    rows.append(["throughput", esc(fmt_value("throughput", entry.throughput if entry else None)),
-                 esc(fmt_value("throughput", r.throughput)), ""])
-    return table(["", "baseline", "this run", "change"], rows, num_cols=(1, 2, 3))
+        c, b = _num(c), _num(b)
+        change = fmt_change(c / b - 1) if b and c is not None else "-"
+        rows.append([key, esc(unit.fmt(b)), esc(unit.fmt(c)), esc(change if key != "stdev" else "")])
+    rows.append(["throughput", esc(fmt_value("throughput", base_tp)), esc(fmt_value("throughput", cur_tp)), ""])
+    return table(["", esc(head[0]), esc(head[1]), "change"], rows, num_cols=(1, 2, 3))
+
+
+def _relative(r: Result, rel: Relative, status: str, Figure: Callable[..., Any] | None) -> str:
+    """Both sides of an interleaved A/B measurement and their pairs."""
+    names = ((f"a: model at {rel.commit[:12]}" if rel.commit else "a: baseline's model", "b: now")
+             if rel.origin == "ab_confirm" else (f"a: {rel.a.label}", f"b: {rel.b.label}"))
+    lo, hi = rel.ci
+    facts = [("expectation", rel.expectation), ("b/a", f"{rel.ratio:.4f}"),
+             ("interval", f"{lo:.4f} .. {hi:.4f}" if math.isfinite(hi) else "too few pairs"),
+             ("pairs", str(rel.pairs)), ("metric", rel.metric), ("a", f"{rel.a.label} ({rel.a.kind})"),
+             ("b", f"{rel.b.label} ({rel.b.kind})")]
+    grid = []
+    if Figure is not None:
+        grid.append(plot_distribution(Figure, rel.b.distribution, rel.a.distribution, status, labels=names))
+        if rel.pair_ratios:
+            grid.append(plot_pairs(Figure, rel, status))
+    grid.append("<div>" + table(["", ""], ([esc(k), esc(v)] for k, v in facts))
+                + _two_sides(rel.a.latency, rel.a.throughput, rel.b.latency, rel.b.throughput, names) + "</div>")
+    return "<h3>Interleaved A/B</h3>" + '<div class="grid">' + "".join(grid) + "</div>"
 
 
 def _device_state(r: Result, Figure: Callable[..., Any] | None) -> str:
@@ -419,11 +460,14 @@ def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..
         meta.append(f"baseline from {esc(entry.timestamp)}" + (f" (commit {esc(str(entry.git_commit)[:12])})"
                                                                 if entry.git_commit else ""))
     parts.append(f'<p class="meta">{" &middot; ".join(meta)}</p>')
-    grid = []
-    if Figure is not None and _plottable(r.distribution):
-        grid.append(plot_distribution(Figure, r.distribution, entry.distribution if entry else None, status))
-    grid.append("<div>" + _stats_table(r, entry) + _quantiles(r, entry) + "</div>")
-    parts.append('<div class="grid">' + "".join(grid) + "</div>")
+    if r.relative is not None:
+        parts.append(_relative(r, r.relative, status, Figure))
+    if r.relative is None or r.relative.origin != "compare":
+        grid = []
+        if Figure is not None and _plottable(r.distribution):
+            grid.append(plot_distribution(Figure, r.distribution, entry.distribution if entry else None, status))
+        grid.append("<div>" + _stats_table(r, entry) + _quantiles(r, entry) + "</div>")
+        parts.append('<div class="grid">' + "".join(grid) + "</div>")
     if r.kind != "host" or r.device_state.samples:  # host timings have no GPU state to show
         parts.append("<h3>GPU state during the run</h3>" + _device_state(r, Figure))
     parts.append(_memory(r, entry))

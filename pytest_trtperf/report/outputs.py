@@ -104,8 +104,10 @@ def _baselines(state: SessionState, exitstatus: int, run: _Run, say: Callable[[s
     if exitstatus in (INTERRUPTED, INTERNAL_ERROR):
         state.write_error = "the session was interrupted; baselines are left as they were"
         return
-    # A test that failed or errored does not get to set the baseline.
-    keep = [r for r in state.collected if r.id not in state.not_written]
+    # A test that failed or errored does not get to set the baseline; a relative
+    # gate (trt_bench.compare) carries both sides itself and never becomes one.
+    keep = [r for r in state.collected if r.id not in state.not_written
+            and (r.relative is None or r.relative.origin != "compare")]
     if not keep:
         return
     written: list[Path] = []

@@ -31,6 +31,24 @@ def shown_flags(r: Result, sep: str = ", ") -> str:
     return sep.join(r.verdict.flags) if r.verdict is not None and r.verdict.flags else "-"
 
 
+def compared_cells(r: Result, unit: units.TimeUnit | None = None) -> tuple[str, str, str]:
+    """The metric, baseline and current cells of a report row. A relative
+    verdict compares side a with side b (``median b/a``, ``a 1.2 ms``,
+    ``b 1.3 ms``); one re-measured against the baseline's own model
+    (``--trt-ab-confirm``) names the model's commit for a and ``now`` for b."""
+    v = r.verdict
+    rel = r.relative
+    if rel is not None:
+        first = f"{rel.commit[:7]} " if rel.origin == "ab_confirm" and rel.commit else "a "
+        second = "now " if rel.origin == "ab_confirm" else "b "
+        return (f"{rel.metric} b/a" if rel.origin == "compare" else f"{rel.metric} A/B",
+                first + fmt_value(rel.metric, rel.a.metric_value(rel.metric), unit),
+                second + fmt_value(rel.metric, rel.b.metric_value(rel.metric), unit))
+    metric = v.metric if v else "median"
+    return (metric, fmt_value(metric, v.baseline_value if v else None, unit),
+            fmt_value(metric, metric_of(r, metric), unit))
+
+
 def time_values(results: Iterable[Result]) -> list[float | None]:
     """The times (ms) a results table shows: baseline and current values of
     every time metric. ``units.choose`` picks the table's unit from them."""
@@ -52,12 +70,9 @@ def table_rows(results: Sequence[Result], unit: units.TimeUnit | None = None) ->
     rows = []
     for r in sort_results(results):
         v = r.verdict
-        metric = v.metric if v else "median"
         rows.append([
             r.id,
-            metric,
-            fmt_value(metric, v.baseline_value if v else None, unit),
-            fmt_value(metric, metric_of(r, metric), unit),
+            *compared_cells(r, unit),
             fmt_change(v.change if v else None),
             (v.status.upper() if v and v.status == "regression" else (v.status if v else "-"))
             + (" (re-measured)" if v and v.remeasured else ""),
@@ -186,4 +201,8 @@ def junit_properties(results: Sequence[Result]) -> list[tuple[str, Any]]:
         props += [(f"{label}.{name}", str(value)) for name, value in sorted(r.memory.items())]
         if r.memory_verdict is not None:
             props.append((f"{label}.memory_verdict", r.memory_verdict.status))
+        if r.relative is not None:
+            rel = r.relative
+            props += [(f"{label}.ratio", f"{rel.ratio:.6g}"), (f"{label}.ratio_ci", f"{rel.ci[0]:.6g}..{rel.ci[1]:.6g}"),
+                      (f"{label}.a_{rel.metric}", f"{rel.a.metric_value(rel.metric):.6g}")]
     return props

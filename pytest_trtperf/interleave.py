@@ -1,0 +1,190 @@
+"""Interleaved A/B measurement: alternating blocks of two workloads in one process.
+
+Engine-agnostic like ``measure.py``, and run by the same machinery: each side
+warms up by time as a single measurement would (``measure.warm_up``), one
+unrecorded pair re-warms A after B's warm-up, then blocks of about
+:data:`BLOCK_S` seconds alternate as pairs (A, B), (B, A), (A, B), ... The
+order flips every pair, so a drift that is linear over two pairs cancels,
+and so does any cost of coming second. After the minimum time, the minimum
+iterations and :data:`MIN_PAIRS` pairs it stops when the confidence interval of
+the median pair ratio is narrower than the target (``target_rel_ci``), with the
+same caps (``max_time`` over both sides, ``max_iterations`` per side) and the
+same fixed stops (``iterations`` per side, ``duration`` in total).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .config import MeasureSettings
+from .measure import Measurement, warm_up
+from .paired import block_value, ratio_ci_rel_width
+from .workload import Batch, StateMonitor, Workload
+
+#: Seconds per block: short next to the drift interleaving must cancel (the
+#: GPU power-cap controller moves over ~1 s, load bursts on a shared CPU over
+#: seconds), long enough for a block median over many iterations.
+BLOCK_S = 0.05
+#: Pairs before the adaptive stop may end a measurement.
+MIN_PAIRS = 10
+#: Iterations per block at least, however slow the workload.
+MIN_BLOCK_ITERATIONS = 3
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """Both sides of one interleaved run. ``a`` and ``b`` are whole
+    measurements (all samples of a side, in order); ``a_blocks`` and
+    ``b_blocks`` give each block's (iterations, wall seconds), pair by pair;
+    ``b_first[i]`` says whether B ran first in pair ``i``."""
+
+    a: Measurement
+    b: Measurement
+    a_blocks: tuple[tuple[int, float], ...]
+    b_blocks: tuple[tuple[int, float], ...]
+    b_first: tuple[bool, ...]
+    stop_reason: str
+    device_state: Any = None
+
+    @property
+    def pairs(self) -> int:
+        return len(self.b_first)
+
+    def values(self, side: str, metric: str) -> np.ndarray:
+        """Per-block values of ``metric`` (time-like, seconds) for ``side``."""
+        m, blocks = (self.a, self.a_blocks) if side == "a" else (self.b, self.b_blocks)
+        ipi = m.inferences // max(m.iterations, 1)
+        out, start = [], 0
+        for n, wall in blocks:
+            out.append(block_value(m.latency_s[start:start + n], metric, wall_s=wall, inferences=n * ipi))
+            start += n
+        return np.asarray(out, dtype=np.float64)
+
+    def ratios(self, metric: str) -> np.ndarray:
+        """B over A, pair by pair (> 1: B slower)."""
+        return self.values("b", metric) / self.values("a", metric)
+
+
+def _block_size(per_iter: float, block_s: float, left: int) -> int:
+    n = int(round(block_s / per_iter)) if per_iter > 0 else MIN_BLOCK_ITERATIONS
+    return max(1, min(max(n, MIN_BLOCK_ITERATIONS), 1 << 20, left))
+
+
+def _fixed_plan(iterations: int, per_a: float, per_b: float, block_s: float, min_pairs: int) -> int:
+    """Pairs for ``iterations`` per side: blocks near ``block_s``, at least
+    ``min_pairs`` pairs, never an empty block."""
+    want = max(min_pairs, math.ceil(iterations / _block_size(per_a, block_s, iterations)),
+               math.ceil(iterations / _block_size(per_b, block_s, iterations)))
+    return max(1, min(want, iterations))
+
+
+class _Side:
+    """What one side has done so far."""
+
+    def __init__(self, workload: Workload, per_iter: float) -> None:
+        self.w = workload
+        self.per_iter = per_iter
+        self.chunks: list[Batch] = []
+        self.blocks: list[tuple[int, float]] = []
+        self.done = 0
+        self.wall = 0.0
+
+    def run(self, n: int) -> Batch:
+        b = self.w.run(n)
+        self.chunks.append(b)
+        self.blocks.append((b.iterations, b.wall_s))
+        self.done += b.iterations
+        self.wall += b.wall_s
+        if b.iterations:
+            self.per_iter = b.wall_s / b.iterations
+        return b
+
+    def measurement(self, warm: tuple[int, float, float], stop: str, state: Any) -> Measurement:
+        latency = np.concatenate([c.latency_s for c in self.chunks]).astype(np.float64, copy=False)
+        keys = sorted(set().union(*(c.extra.keys() for c in self.chunks)))
+        extra = {k: np.concatenate([np.asarray(c.extra[k], dtype=np.float64) for c in self.chunks if k in c.extra])
+                 for k in keys}
+        ipi = max(int(getattr(self.w, "inferences_per_iteration", 1)), 1)
+        return Measurement(latency_s=latency, extra=extra, wall_s=self.wall, inferences=self.done * ipi,
+                           warmup_iterations=warm[0], warmup_s=warm[1], stop_reason=stop, device_state=state,
+                           batches=len(self.chunks))
+
+
+def measure_interleaved(a: Workload, b: Workload, settings: MeasureSettings, *, metric: str = "median",
+                        monitor: StateMonitor | None = None, on_progress: Callable[[float], None] | None = None,
+                        block_s: float = BLOCK_S, min_pairs: int = MIN_PAIRS) -> Interleaved:
+    """Warm up both sides, then measure them in alternating blocks until the
+    paired ratio of ``metric`` is tight (or a cap or fixed stop is reached).
+
+    Both workloads must be set up; the caller owns teardown. ``monitor``
+    watches the whole interleaved window (both sides share it).
+    """
+    s = settings
+    warm_a = warm_up(a, s)
+    warm_b = warm_up(b, s)
+    sa, sb = _Side(a, warm_a[2]), _Side(b, warm_b[2])
+    # A cooled down while B warmed up: one unrecorded pair evens that out.
+    a.run(_block_size(sa.per_iter, block_s, 1 << 20))
+    b.run(_block_size(sb.per_iter, block_s, 1 << 20))
+
+    planned = _fixed_plan(s.iterations, sa.per_iter, sb.per_iter, block_s, min_pairs) if s.iterations else 0
+    ratios: list[float] = []
+    b_first: list[bool] = []
+    stop = ""
+    if monitor is not None:
+        monitor.start()
+    try:
+        start = time.perf_counter()
+        while True:
+            pair = len(b_first)
+            order = (sb, sa) if pair % 2 else (sa, sb)
+            for side in order:
+                if s.iterations is not None:
+                    left_pairs = planned - pair
+                    n = max(1, (s.iterations - side.done) // left_pairs)
+                else:
+                    n = _block_size(side.per_iter, block_s, s.max_iterations - side.done)
+                side.run(n)
+            b_first.append(order[0] is sb)
+            (na, wa), (nb, wb) = sa.blocks[-1], sb.blocks[-1]
+            va = block_value(sa.chunks[-1].latency_s, metric, wall_s=wa,
+                             inferences=na * max(int(getattr(a, "inferences_per_iteration", 1)), 1))
+            vb = block_value(sb.chunks[-1].latency_s, metric, wall_s=wb,
+                             inferences=nb * max(int(getattr(b, "inferences_per_iteration", 1)), 1))
+            ratios.append(vb / va if va > 0 else math.inf)
+            elapsed = time.perf_counter() - start
+            if on_progress is not None:
+                on_progress(len(b_first) / planned if s.iterations is not None
+                            else elapsed / (s.duration_s if s.duration_s is not None else s.max_time_s))
+            if s.iterations is not None:
+                if len(b_first) >= planned:
+                    stop = "iterations"
+                    break
+                continue
+            if s.duration_s is not None:
+                if elapsed >= s.duration_s:
+                    stop = "duration"
+                    break
+                continue
+            if (elapsed >= s.min_time_s and len(ratios) >= min_pairs
+                    and min(sa.done, sb.done) >= s.min_iterations
+                    and ratio_ci_rel_width(np.asarray(ratios), s.confidence) <= s.target_rel_ci):
+                stop = "converged"
+                break
+            if elapsed >= s.max_time_s:
+                stop = "max_time"
+                break
+            if max(sa.done, sb.done) >= s.max_iterations:
+                stop = "max_iterations"
+                break
+    finally:
+        state = monitor.stop() if monitor is not None else None
+    return Interleaved(a=sa.measurement(warm_a, stop, state), b=sb.measurement(warm_b, stop, state),
+                       a_blocks=tuple(sa.blocks), b_blocks=tuple(sb.blocks), b_first=tuple(b_first),
+                       stop_reason=stop, device_state=state)
+

@@ -1,0 +1,194 @@
+"""Relative gates, free of pytest: two targets measured interleaved in one
+process and judged on their paired ratio, with no baseline file.
+
+``trt_bench.compare(a, b, max_slowdown="3%")`` comes here through
+:func:`run_relative`; the ``--trt-ab-confirm`` step (``ab_confirm.py``) uses
+:func:`measure_pair` and :func:`judge_pair` to re-measure a suspected
+regression against the baseline's own model. Both go through the runner's
+GPU side (per-GPU lock, NVML monitor) and its re-measure policy
+(``runner.confirm``), so a relative verdict is made the way every other
+verdict is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .config import MeasureOptions, MeasureSettings
+from .errors import UsageError
+from .gate import verdict_flags
+from .identity import config_hash
+from .interleave import Interleaved, measure_interleaved
+from .measure import Measurement
+from .paired import compare_pairs, decide
+from .report.format import fmt_value
+from .results import DeviceState, Relative, Result, Side, Verdict
+from .runner import Runner, Target, confirm
+from .workload import Workload
+
+_METRIC_WORDS = {"median": "median latency", "mean": "mean latency", "p90": "p90 latency",
+                 "p95": "p95 latency", "p99": "p99 latency", "throughput": "time per inference"}
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the test expects of B against A, as the largest B/A ratio
+    (time-like) it allows, and in words."""
+
+    bound: float
+    text: str
+
+    @classmethod
+    def from_config(cls, kind: str, value: float) -> "Expectation":
+        """From ``config.expectation``: ``("max_slowdown", 0.03)`` or ``("min_speedup", 1.5)``."""
+        if kind == "max_slowdown":
+            return cls(bound=1.0 + value, text=f"b at most {_pct(value)} slower than a")
+        return cls(bound=1.0 / value, text=f"b at least {value:g}x faster than a")
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f}%"
+
+
+def describe(ratio: float) -> str:
+    """``b 5.2% slower than a`` / ``b 1.31x faster than a`` for B/A (time-like)."""
+    if not math.isfinite(ratio) or ratio <= 0:
+        return "b/a unknown"
+    if ratio >= 1.0:
+        return f"b {_pct(ratio - 1.0)} slower than a"
+    return f"b {1.0 / ratio:.2f}x faster than a"
+
+
+def timed_alike(a: Workload, b: Workload, *, where: str) -> None:
+    """Both sides on the same clock: host time against CUDA-event time would
+    compare two different things."""
+    if (a.kind == "host") != (b.kind == "host"):
+        clock = {True: "the host clock", False: "CUDA events"}
+        raise UsageError(f"{where}: a is timed with {clock[a.kind == 'host']} ({a.kind}) and b with "
+                         f"{clock[b.kind == 'host']} ({b.kind}); time both the same way (timer=\"host\" for both, "
+                         f"or GPU work on a stream for both)")
+
+
+def measure_pair(runner: Runner, a: Workload, b: Workload, target: Target, opts: MeasureOptions) -> Interleaved:
+    """One interleaved run of two set-up workloads, under the runner's GPU
+    lock and monitor, with its progress display."""
+    gpu = runner.gpu
+    host = a.kind == "host" and b.kind == "host"
+    monitor = gpu.make_monitor() if gpu is not None and not host else None
+    lock = gpu.measurement_lock() if gpu is not None else contextlib.nullcontext()
+    with lock:
+        bar = runner.progress(target, opts) if runner.progress is not None else None
+        try:
+            return measure_interleaved(a, b, MeasureSettings.from_options(opts), metric=opts.metric,
+                                       monitor=monitor, on_progress=bar.update if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.done("measured")
+
+
+def _side(label: str, workload: Workload, m: Measurement, identity: Mapping[str, Any], confidence: float) -> Side:
+    from . import stats
+
+    return Side(label=label, kind=workload.kind, latency=stats.summarize(m.latency_s, confidence),
+                throughput=m.throughput, distribution=stats.compress(m.latency_s),
+                config_hash=config_hash(identity), identity=dict(identity))
+
+
+def judge_pair(il: Interleaved, a: Workload, b: Workload, *, labels: tuple[str, str], opts: MeasureOptions,
+               bound: float, expectation: str, seed: str, origin: str = "compare",
+               commit: str | None = None) -> tuple[Relative, str]:
+    """The paired comparison of one interleaved run: both sides, the ratio of
+    ``opts.metric`` with its interval, and ``pass`` or ``regression``
+    against ``bound``."""
+    ratios = il.ratios(opts.metric)
+    cmp = compare_pairs(ratios, confidence=opts.confidence, seed=seed)
+    ida, idb = _identity(a), _identity(b)
+    rel = Relative(a=_side(labels[0], a, il.a, ida, opts.confidence), b=_side(labels[1], b, il.b, idb, opts.confidence),
+                   metric=opts.metric, ratio=cmp.ratio, ci=cmp.ci, pairs=cmp.pairs, bound=bound,
+                   expectation=expectation, origin=origin, commit=commit,
+                   pair_ratios=tuple(float(f"{r:.6g}") for r in ratios))
+    return rel, decide(cmp, bound)
+
+
+def _identity(w: Workload) -> dict[str, Any]:
+    return {"kind": w.kind, **dict(w.identity())}
+
+
+def numbers(rel: Relative, confidence: float) -> str:
+    """``b/a 1.052, 99% CI 1.046..1.058, 24 interleaved pairs; a 1.234 ms, b 1.298 ms``."""
+    lo, hi = rel.ci
+    ci = f"{confidence:.0%} CI {lo:.3f}..{hi:.3f}" if math.isfinite(hi) else "too few pairs for an interval"
+    return (f"b/a {rel.ratio:.3f}, {ci}, {rel.pairs} interleaved pairs; a {fmt_value(rel.metric, rel.a.metric_value(rel.metric))}, "
+            f"b {fmt_value(rel.metric, rel.b.metric_value(rel.metric))}")
+
+
+def relative_verdict(rel: Relative, status: str, *, result_id: str, opts: MeasureOptions, state: DeviceState,
+                     message: str | None = None) -> Verdict:
+    """A verdict whose numbers are the paired ratio: ``baseline_value`` is
+    A's metric, ``current_value`` B's, ``change`` B/A - 1."""
+    if message is None:
+        words = _METRIC_WORDS.get(rel.metric, rel.metric)
+        head = f"{result_id}: {words}: {describe(rel.ratio)} ({numbers(rel, opts.confidence)})"
+        if status == "regression":
+            message = f"{head}; expected {rel.expectation}"
+        elif rel.ratio > rel.bound:
+            message = (f"{head}; not shown to break the expectation ({rel.expectation}): the interval reaches "
+                       f"back to {rel.bound:.3f}")
+        else:
+            message = f"{head}; meets the expectation ({rel.expectation})"
+    return Verdict(status=status, metric=rel.metric, tolerance=rel.bound - 1.0,
+                   baseline_value=rel.a.metric_value(rel.metric), current_value=rel.b.metric_value(rel.metric),
+                   change=rel.ratio - 1.0, ci=(rel.ci[0] - 1.0, rel.ci[1] - 1.0), confidence=opts.confidence,
+                   message=message, flags=verdict_flags(state, compared=False))
+
+
+def run_relative(runner: Runner, a: Workload, b: Workload, target: Target, opts: MeasureOptions,
+                 expectation: Expectation, labels: tuple[str, str] = ("a", "b")) -> Result:
+    """``trt_bench.compare``: set both up, measure them interleaved (again
+    when the expectation looks broken, as the runner's policy says), judge
+    the paired ratio, tear both down. No baseline is read or written."""
+    timed_alike(a, b, where=target.nodeid)
+    fp = runner.fingerprint(b)
+    a.setup()
+    try:
+        b.setup()
+        try:
+            result, verdict, again = confirm(
+                lambda: _result(runner, a, b, target, opts, expectation, labels, fp),
+                lambda r: r.verdict,  # type: ignore[return-value, arg-type]
+                is_regression=lambda v: v.status == "regression",
+                remeasure=opts.remeasure,
+                flagged=lambda r: r.flagged,
+            )
+            notes = tuple(dict.fromkeys((*(f"a: {n}" for n in a.notes()), *(f"b: {n}" for n in b.notes()))))
+        finally:
+            b.teardown()
+    finally:
+        a.teardown()
+    return dataclasses.replace(result, verdict=dataclasses.replace(verdict, remeasured=again), notes=notes)
+
+
+def _result(runner: Runner, a: Workload, b: Workload, target: Target, opts: MeasureOptions,
+            expectation: Expectation, labels: tuple[str, str], fp: Any) -> Result:
+    from . import stats
+
+    il = measure_pair(runner, a, b, target, opts)
+    rel, status = judge_pair(il, a, b, labels=labels, opts=opts, bound=expectation.bound,
+                             expectation=expectation.text, seed=target.id)
+    state = il.device_state if isinstance(il.device_state, DeviceState) else DeviceState(kind=b.kind)
+    identity = {"relative": {"a": rel.a.identity, "b": rel.b.identity}}
+    m = il.b
+    return Result(
+        id=target.id, nodeid=target.nodeid, name=target.name, kind=b.kind,
+        mode=opts.mode if b.kind != "host" else "latency",
+        latency=stats.summarize(m.latency_s, opts.confidence), throughput=m.throughput,
+        distribution=stats.compress(m.latency_s), stop_reason=m.stop_reason, warmup_iterations=m.warmup_iterations,
+        warmup_s=m.warmup_s, measured_s=il.a.wall_s + il.b.wall_s, config_hash=config_hash(identity),
+        identity=identity, fingerprint=fp.to_dict(), device_class=fp.device_class, device_state=state,
+        extra={k: stats.summarize(v, opts.confidence) for k, v in m.extra.items() if len(v)},
+        location=target.location, relative=rel,
+        verdict=relative_verdict(rel, status, result_id=target.id, opts=opts, state=state))
