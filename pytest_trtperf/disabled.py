@@ -39,6 +39,9 @@ def run_once(workload: Any, *, rid: str, nodeid: str, name: str | None, location
         measured_s=wall, config_hash=config_hash(identity), identity=identity, fingerprint=fingerprint.to_dict(),
         device_class=fingerprint.device_class, device_state=DeviceState(kind=workload.kind),
         notes=notes + ("--trt-disable: ran once, not timed, gated or reported",), location=location,
+        # The workload's other series of that one iteration (GPU compute, enqueue, transfers), so
+        # a test that reads result.gpu_compute behaves as in a measured run.
+        extra={k: stats.summarize(v) for k, v in batch.extra.items() if len(v)},
     )
     verdict = Verdict(status="off", metric=metric, tolerance=tolerance, current_value=result.metric_value(metric),
                       message=f"{rid}: --trt-disable: ran once, not timed, gated or reported")

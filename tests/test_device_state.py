@@ -123,6 +123,42 @@ def test_process_arriving_mid_window_marks_busy(fake) -> None:
     assert "busy" in state.flags
 
 
+def test_an_idle_context_on_the_gpu_is_not_busy(fake) -> None:
+    """A process that only holds a context (a notebook, the parent of a test
+    run: seen on the lent H200, where every subprocess run was 'busy' because
+    of its idle parent) runs no kernels: it does not share the GPU."""
+    _, path = fake
+    edit_gpu(path, 0, processes=[{"pid": os.getpid()}, {"pid": 4_000_004, "smUtil": 0}])
+    sampler = DeviceStateSampler(0, 0.005)
+    sampler.start()
+    state = sampler.stop()
+    assert "busy" not in state.flags and state.other_processes == ()
+    edit_gpu(path, 0, processes=[{"pid": os.getpid()}, {"pid": 4_000_004, "smUtil": 35}])
+    sampler.start()
+    state = sampler.stop()
+    assert "busy" in state.flags and state.other_processes == ("4000004",)
+
+
+def test_without_per_process_utilization_presence_counts(fake) -> None:
+    _, path = fake
+    edit_gpu(path, 0, processes=[{"pid": os.getpid()}, {"pid": 4_000_005, "smUtil": 0}],
+             process_utilization=False)
+    sampler = DeviceStateSampler(0, 0.005)
+    sampler.start()
+    assert "busy" in sampler.stop().flags  # the driver cannot tell idle from running: be careful
+
+
+@pytest.mark.parametrize("present, active, ours, sharing", [
+    ((10, 20), (10, 20), (10,), (20,)),
+    ((10, 20), (10,), (10,), ()),  # 20 holds a context but runs nothing
+    ((10, 20), None, (10,), (20,)),  # no utilization: presence decides
+    ((1010, 1020), (1010, 1020), (10,), (1020,)),  # PID namespace: one running process is us
+    ((1010, 1020), (1010,), (10,), ()),  # namespaced, the other is idle
+])
+def test_sharing_gpu(present: tuple, active: tuple | None, ours: tuple, sharing: tuple) -> None:
+    assert device_state.sharing_gpu(present, active, ours) == sharing
+
+
 def test_other_gpus_processes_do_not_count(fake) -> None:
     _, path = fake
     edit_gpu(path, 1, processes=[{"pid": 4_000_002}, {"pid": 4_000_003}])

@@ -96,6 +96,26 @@ def others_on_gpu(pids: Iterable[int], ours: Iterable[int]) -> tuple[int, ...]:
     return others
 
 
+def sharing_gpu(present: Iterable[int], active: Iterable[int] | None, ours: Iterable[int]) -> tuple[int, ...]:
+    """PIDs that shared the GPU with us: present and, where the driver reports
+    per-process utilization (``active``), running kernels too. An idle
+    context (a notebook, the parent process of a test run) does not share it.
+    Without ``active`` every other process present counts, as before."""
+    present = tuple(present)
+    if active is None:
+        return others_on_gpu(present, ours)
+    ours, active = set(ours), set(active)
+    others = [p for p in present if p in active and p not in ours]
+    if others and not any(p in ours for p in present):  # PID namespace: one running process is us
+        others = others[1:]
+    return tuple(others)
+
+
+def _now_us() -> int:
+    """NVML's utilization timestamps: CPU time in microseconds since the epoch."""
+    return int(time.time() * 1e6)
+
+
 def process_label(pid: int) -> str:
     """``"1234 python3"``: the PID with the name NVML gives, else the one in
     /proc (absent for host PIDs seen from inside a container)."""
@@ -112,14 +132,17 @@ def process_label(pid: int) -> str:
 def wait_until_idle(timeout_s: float, own_pids: Callable[[], Iterable[int]], cuda_device_index: int = 0, *,
                     poll_s: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> tuple[str, ...]:
     """Wait up to ``timeout_s`` for the other compute processes to leave the
-    GPU. Returns the labels of those still there (empty: the GPU is ours);
-    without NVML, empty."""
+    GPU or stop running kernels on it. Returns the labels of those still
+    sharing it (empty: the GPU is ours); without NVML, empty."""
     try:
         with nvml_mod.session():
             device = resolve_cuda_device(cuda_device_index)
             deadline = time.monotonic() + timeout_s
+            since = _now_us() - int(max(poll_s, 0.5) * 1e6)
             while True:
-                others = others_on_gpu(device.compute_pids(), own_pids())
+                now = _now_us()
+                others = sharing_gpu(device.compute_pids(), device.active_pids(since), own_pids())
+                since = now
                 left = deadline - time.monotonic()
                 if not others:
                     return ()
@@ -166,6 +189,9 @@ class DeviceStateSampler:
         self._t0 = 0.0
         self._session = False
         self._others: tuple[str, ...] = ()
+        self._since_us = 0
+        #: PIDs that ran kernels during the window; None: the driver cannot say.
+        self._active: tuple[int, ...] | None = None
 
     # ---- StateMonitor ------------------------------------------------------
     def start(self) -> None:
@@ -177,6 +203,7 @@ class DeviceStateSampler:
         if self._device is None:
             self._device = resolve_cuda_device(self.cuda_device_index)
         self._samples, self._pids, self._errors = [], set(), []
+        self._since_us, self._active = _now_us(), None
         self._stop.clear()
         self._t0 = time.perf_counter()
         self._read_processes()
@@ -194,7 +221,8 @@ class DeviceStateSampler:
         try:
             self._sample()
             self._read_processes()
-            self._others = tuple(process_label(p) for p in others_on_gpu(sorted(self._pids), self._own_pids()))
+            self._read_activity()
+            self._others = tuple(process_label(p) for p in self._sharing())
         finally:
             if self._session:
                 nvml_mod.shutdown()
@@ -236,13 +264,25 @@ class DeviceStateSampler:
             if len(self._errors) < 3:
                 self._errors.append(f"{type(exc).__name__}: {exc}")
 
+    def _read_activity(self) -> None:
+        assert self._device is not None
+        try:
+            self._active = self._device.active_pids(self._since_us)
+        except Exception as exc:
+            self._active = None  # presence decides, as without the driver's per-process utilization
+            if len(self._errors) < 3:
+                self._errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _sharing(self) -> tuple[int, ...]:
+        return sharing_gpu(sorted(self._pids), self._active, self._own_pids())
+
     def summary(self) -> DeviceState:
         samples = list(self._samples)
         mask = 0
         for s in samples:
             mask |= s.reasons
         reasons = nvml.decode_reasons(mask)
-        others = others_on_gpu(sorted(self._pids), self._own_pids())
+        others = self._sharing()
         busy = bool(others)
         labels = self._others if len(self._others) == len(others) else tuple(str(p) for p in others)
         flags = flags_for(persistent_reasons([s.reasons for s in samples]), busy) + tuple(

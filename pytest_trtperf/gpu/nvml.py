@@ -249,6 +249,23 @@ class Device:
         """PIDs with a compute context on this GPU (host PIDs inside containers)."""
         return tuple(int(p.pid) for p in self.nv.nvmlDeviceGetComputeRunningProcesses(self.handle))
 
+    def active_pids(self, since_us: int) -> tuple[int, ...] | None:
+        """PIDs whose kernels used this GPU's SMs (``smUtil > 0``) in the
+        driver's utilization samples newer than ``since_us`` (CPU time, us
+        since the epoch): a process that only holds a context (a notebook, the
+        parent of a test run) is on the GPU but does not share it. None when
+        the driver cannot say (per-process utilization not supported)."""
+        fn = getattr(self.nv, "nvmlDeviceGetProcessUtilization", None)
+        if fn is None:
+            return None
+        try:
+            samples = fn(self.handle, int(since_us))
+        except self.nv.NVMLError as exc:
+            if error_kind(exc) == "not-found" or getattr(exc, "value", None) == 0:
+                return ()  # no samples since then: nobody ran kernels
+            return None
+        return tuple(sorted({int(s.pid) for s in samples if int(s.smUtil) > 0}))
+
     def api_restricted(self, api: str = "application_clocks") -> bool:
         """Whether NVML restricts ``api`` to root (``nvidia-smi -acp``)."""
         api_type = {

@@ -20,6 +20,7 @@ import json
 import os
 import string
 import sys
+import time
 import tempfile
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -137,7 +138,12 @@ def make_gpu(index: int, **over: Any) -> dict[str, Any]:
         "power_limit_mw": 700000,
         "temperature": 35,
         "reasons": 0,
-        "processes": [],  # [{"pid": int, "usedGpuMemory": int, "name": "/usr/bin/python3" (optional)}]
+        # [{"pid": int, "usedGpuMemory": int, "name": "/usr/bin/python3" (optional),
+        #   "smUtil": int (optional, default 50: the process runs kernels; 0: an idle context)}]
+        "processes": [],
+        # False: per-process utilization is not supported (nvmlDeviceGetProcessUtilization
+        # raises NOT_SUPPORTED, as on GPUs and drivers without it).
+        "process_utilization": True,
         "locked_sm": None,
         "locked_mem": None,
         # "ok", "no-permission" (not root) or "not-supported" (VM, consumer card)
@@ -397,6 +403,22 @@ def nvmlDeviceGetComputeRunningProcesses(handle: c_nvmlDevice_t) -> list[nvmlFri
         nvmlFriendlyObject({"pid": p["pid"], "usedGpuMemory": p.get("usedGpuMemory"), "gpuInstanceId": 0xFFFFFFFF, "computeInstanceId": 0xFFFFFFFF})
         for p in _gpu(handle)["processes"]
     ]
+
+
+def nvmlDeviceGetProcessUtilization(handle: c_nvmlDevice_t, timeStamp: int) -> list[nvmlFriendlyObject]:
+    """Utilization samples newer than ``timeStamp`` (us), one per process with a
+    context, as the driver keeps them; NOT_FOUND when there is none (what the
+    real call returns without samples), NOT_SUPPORTED where the state says so."""
+    gpu = _gpu(handle)
+    if not gpu.get("process_utilization", True):
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    if not gpu["processes"]:
+        raise NVMLError(NVML_ERROR_NOT_FOUND)
+    now_us = int(time.time() * 1e6)
+    return [nvmlFriendlyObject({"pid": p["pid"], "timeStamp": max(now_us, int(timeStamp) + 1),
+                                "smUtil": int(p.get("smUtil", 50)), "memUtil": int(p.get("memUtil", 0)),
+                                "encUtil": 0, "decUtil": 0})
+            for p in gpu["processes"]]
 
 
 def nvmlSystemGetProcessName(pid: int) -> str:
