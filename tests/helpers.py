@@ -89,3 +89,14 @@ def make_result(nodeid: str, *, kind: str = "cuda", status: str = "regression", 
                   fingerprint={}, device_class="NVIDIA H200 sm90 cuda", device_state=DeviceState(kind=kind),
                   verdict=Verdict(status=status, metric="median", tolerance=0.05,
                                   message=f"{rid}: median latency regressed +30.0% (1.000 ms -> 1.300 ms)"))
+
+
+def load_plugin_args() -> list[str]:
+    """``-p pytest_trtperf.plugin`` for a subprocess pytest run only where the
+    package is not installed: with its entry point registered too, pytest
+    refuses the plugin twice (seen on the lent GPU machine, where the GPU
+    tests install it without an index)."""
+    from importlib.metadata import entry_points
+
+    installed = any(ep.name == "trtperf" for ep in entry_points(group="pytest11"))
+    return [] if installed else ["-p", "pytest_trtperf.plugin"]

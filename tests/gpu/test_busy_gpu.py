@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import load_plugin_args
 
 pytestmark = pytest.mark.gpu
 
@@ -48,16 +49,9 @@ while time.monotonic() < end:
     driver.cuCtxSynchronize()
 '''
 
-def _load_plugin() -> list[str]:
-    """``-p pytest_trtperf.plugin`` only where the package is not installed
-    (with its entry point registered too, pytest refuses it twice)."""
-    from importlib.metadata import entry_points
-
-    installed = any(ep.name == "trtperf" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "pytest_trtperf.plugin"]
 
 
-ARGS = [*_load_plugin(), "-p", "no:cacheprovider", "--trt-max-time=2", "--trt-json=out.json"]
+ARGS = [*load_plugin_args(), "-p", "no:cacheprovider", "--trt-max-time=2", "--trt-json=out.json"]
 
 
 def start_neighbour(tmp: Path, seconds: float) -> subprocess.Popen:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import load_plugin_args
 
 pytestmark = pytest.mark.gpu
 
@@ -51,14 +52,9 @@ def test_matmul_with_arguments(trt_bench):
 '''
 
 
-def _load_plugin() -> list[str]:
-    from importlib.metadata import entry_points
-
-    installed = any(ep.name == "trtperf" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "pytest_trtperf.plugin"]
 
 
-ARGS = [*_load_plugin(), "-p", "no:cacheprovider", "-s", "--trt-max-time=2", "--trt-json=out.json"]
+ARGS = [*load_plugin_args(), "-p", "no:cacheprovider", "-s", "--trt-max-time=2", "--trt-json=out.json"]
 
 
 def _values(r: pytest.RunResult) -> dict[str, str]:

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import load_plugin_args
 
 pytestmark = pytest.mark.gpu
 
@@ -31,16 +32,9 @@ def test_spin(trt_bench):
     assert r.device_state.samples > 0 and r.device_state.sm_clock_mhz_median
 '''
 
-def _load_plugin() -> list[str]:
-    """``-p pytest_trtperf.plugin`` only where the package is not installed
-    (with its entry point registered too, pytest refuses it twice)."""
-    from importlib.metadata import entry_points
-
-    installed = any(ep.name == "trtperf" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "pytest_trtperf.plugin"]
 
 
-ARGS = [*_load_plugin(), "-p", "no:cacheprovider", "--trt-max-time=2", "--trt-json=out.json"]
+ARGS = [*load_plugin_args(), "-p", "no:cacheprovider", "--trt-max-time=2", "--trt-json=out.json"]
 
 
 def run(p: pytest.Pytester, *args: str, scale: float = 1.0) -> pytest.RunResult:

@@ -20,6 +20,7 @@ from pytest_trtperf.config import GpuSettings
 from pytest_trtperf.gpu import cuda
 from pytest_trtperf.gpu import nvtx as nvtx_layer
 from pytest_trtperf.gpu.window import measured_window
+from helpers import load_plugin_args
 
 pytestmark = pytest.mark.gpu
 
@@ -41,14 +42,9 @@ def test_spin(trt_bench):
 '''
 
 
-def _load_plugin() -> list[str]:
-    from importlib.metadata import entry_points
-
-    installed = any(ep.name == "trtperf" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "pytest_trtperf.plugin"]
 
 
-ARGS = [*_load_plugin(), "-p", "no:cacheprovider", "--trt-max-time=1", "--trt-json=out.json"]
+ARGS = [*load_plugin_args(), "-p", "no:cacheprovider", "--trt-max-time=1", "--trt-json=out.json"]
 
 
 def run(p: pytest.Pytester, *args: str, scale: float = 1.0) -> pytest.RunResult:
@@ -99,12 +95,12 @@ def test_a_regression_message_ends_with_the_nsys_command(pytester: pytest.Pytest
     assert argv[:2] == ["nsys", "profile"] and "--cuda-graph-trace=node" in argv
     assert "test_gpu.py::test_spin" in argv and "--trt-profiler-api" in argv
     # In the pytest failure text the command comes last, after the re-measure note.
-    slow.stdout.fnmatch_lines(["*spin100us: median latency regressed*(confirmed by a second measurement)",
+    slow.stdout.fnmatch_lines(["median latency regressed*(confirmed by a second measurement) [measurement 'spin100us']",
                                "*profile this test under Nsight Systems: nsys profile *test_gpu.py::test_spin*"])
     # The command's pytest part selects exactly that test.
     start = argv.index("-m") - 1
     collect = subprocess.run([sys.executable if argv[start] == "python" else argv[start], *argv[start + 1:],
-                              *_load_plugin(), "--collect-only", "-q"], cwd=pytester.path, capture_output=True,
+                              *load_plugin_args(), "--collect-only", "-q"], cwd=pytester.path, capture_output=True,
                              text=True, timeout=120)
     assert [x for x in collect.stdout.splitlines() if "::" in x] == ["test_gpu.py::test_spin"], collect.stdout
 

@@ -19,6 +19,7 @@ from pytest_trtperf.config import MeasureOptions, Settings
 from pytest_trtperf.relative import Expectation, run_relative
 from pytest_trtperf.runner import Runner, Target
 from pytest_trtperf.workloads.cuda import CudaWorkload
+from helpers import load_plugin_args
 
 pytestmark = pytest.mark.gpu
 
@@ -90,7 +91,7 @@ def test_torch_fp16_vs_fp32(trt_bench):
 
 def test_through_the_plugin(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_gpu=TEST)
-    r = pytester.runpytest_subprocess("-p", "pytest_trtperf.plugin", "-p", "no:cacheprovider", "--trt-json=out.json",
+    r = pytester.runpytest_subprocess(*load_plugin_args(), "-p", "no:cacheprovider", "--trt-json=out.json",
                                       "-rs")
     outcomes = r.parseoutcomes()
     assert outcomes.get("failed", 0) == 0 and outcomes.get("passed", 0) >= 1, r.stdout.str()

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from pytest_trtperf.workloads.torch import TorchWorkload
+from helpers import load_plugin_args
 
 pytestmark = pytest.mark.gpu
 
@@ -55,18 +56,13 @@ def test_torch(trt_bench):
 '''
 
 
-def _load_plugin() -> list[str]:
-    from importlib.metadata import entry_points
-
-    installed = any(ep.name == "trtperf" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "pytest_trtperf.plugin"]
 
 
 def run(p: pytest.Pytester, *args: str, mib: float) -> pytest.RunResult:
     os.environ["TORCH_MIB"] = str(mib)
     try:
         # Time is not under test: the data size changes the time too.
-        return p.runpytest_subprocess(*_load_plugin(), "-p", "no:cacheprovider", "--trt-max-time=1",
+        return p.runpytest_subprocess(*load_plugin_args(), "-p", "no:cacheprovider", "--trt-max-time=1",
                                       "--trt-min-time=0.3", "--trt-tolerance=500%", "--trt-json=out.json", *args)
     finally:
         os.environ.pop("TORCH_MIB", None)
