@@ -95,7 +95,7 @@ def test_a_regression_message_ends_with_the_nsys_command(pytester: pytest.Pytest
     assert argv[:2] == ["nsys", "profile"] and "--cuda-graph-trace=node" in argv
     assert "test_gpu.py::test_spin" in argv and "--trt-profiler-api" in argv
     # In the pytest failure text the command comes last, after the re-measure note.
-    slow.stdout.fnmatch_lines(["median latency regressed*(confirmed by a second measurement) [measurement 'spin100us']",
+    slow.stdout.fnmatch_lines(["median latency regressed*(confirmed by a second measurement) [[]measurement 'spin100us'[]]",
                                "*profile this test under Nsight Systems: nsys profile *test_gpu.py::test_spin*"])
     # The command's pytest part selects exactly that test.
     start = argv.index("-m") - 1
