@@ -701,12 +701,13 @@ class Settings:
         engine_cache = r.path("trt_engine_cache", allow_off=True)
         timing_cache = r.path("trt_timing_cache", allow_off=True)
         cache_dir = None if engine_cache == "off" else (engine_cache or baseline_dir / "engines")
-        assert not isinstance(cache_dir, str)
+        timing = None if timing_cache == "off" else timing_cache
+        assert not isinstance(cache_dir, str) and not isinstance(timing, str)
         trt = TrtOptions(
             backend=r.get("trt_backend", lambda v, w: parse_choice(v, BACKEND_CHOICES, what=w)),
             engine_cache=cache_dir,
             timing_cache=(None if timing_cache == "off" else
-                          timing_cache or (cache_dir / "timing.cache" if cache_dir is not None else None)),
+                          timing or (cache_dir / "timing.cache" if cache_dir is not None else None)),
             allow_engine_host_code=r.flag("trt_allow_engine_host_code"),
             profile_layers=r.flag("trt_profile_layers"),
         )

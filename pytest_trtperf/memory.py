@@ -65,6 +65,7 @@ class MemoryWorkload(Protocol):
 
     def memory_figures(self) -> Mapping[str, int]:
         """Figures by name (:data:`FIGURES`), in bytes; leave out what is unknown."""
+        ...
 
 
 # -- figures in files ------------------------------------------------------------

@@ -159,7 +159,7 @@ def run_relative(runner: Runner, a: Workload, b: Workload, target: Target, opts:
         try:
             result, verdict, again = confirm(
                 lambda: _result(runner, a, b, target, opts, expectation, labels, fp),
-                lambda r: r.verdict,  # type: ignore[return-value, arg-type]
+                _verdict_of,
                 is_regression=lambda v: v.status == "regression",
                 remeasure=opts.remeasure,
                 flagged=lambda r: r.flagged,
@@ -170,6 +170,12 @@ def run_relative(runner: Runner, a: Workload, b: Workload, target: Target, opts:
     finally:
         a.teardown()
     return dataclasses.replace(result, verdict=dataclasses.replace(verdict, remeasured=again), notes=notes)
+
+
+def _verdict_of(r: Result) -> Verdict:
+    """A relative result is judged as it is built (``_result``): it always has a verdict."""
+    assert r.verdict is not None
+    return r.verdict
 
 
 def _result(runner: Runner, a: Workload, b: Workload, target: Target, opts: MeasureOptions,

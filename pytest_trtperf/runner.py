@@ -129,15 +129,19 @@ class GpuSide(Protocol):
 
     def clock_state(self) -> str:
         """``off``, ``sm=1980`` ... for the fingerprint."""
+        ...
 
     def measurement_lock(self) -> ContextManager[Any]:
         """Held around each measured window (GPUs shared by xdist workers)."""
+        ...
 
     def make_monitor(self) -> StateMonitor | None:
         """An NVML sampler for the measured window, or None without NVML."""
+        ...
 
     def wait_until_idle(self, timeout_s: float) -> tuple[str, ...]:
         """Wait (bounded) for other processes to leave the GPU; those still there."""
+        ...
 
 
 class MeasureProgress(Protocol):

@@ -53,6 +53,7 @@ class Workload(Protocol):
 
     def run(self, iterations: int) -> Batch:
         """Run ``iterations`` iterations and return their timings."""
+        ...
 
     def teardown(self) -> None:
         """Release what :meth:`setup` took. Called even when ``run`` raised."""
@@ -63,9 +64,11 @@ class Workload(Protocol):
         Hashed into the result's ``config_hash``; a baseline taken with another
         configuration is reported as incomparable.
         """
+        ...
 
     def notes(self) -> tuple[str, ...]:
         """Things the user should know about this run (e.g. graph fallback)."""
+        ...
 
 
 @runtime_checkable
@@ -78,6 +81,7 @@ class ProfiledWorkload(Workload, Protocol):
 
     def layers(self) -> Sequence[Mapping[str, Any]]:
         """Per-layer profile ({"name", "ms", ...}), empty unless profiling was asked for."""
+        ...
 
 
 @runtime_checkable
@@ -98,3 +102,4 @@ class StateMonitor(Protocol):
 
     def stop(self) -> Any:
         """Stop watching and return a ``results.DeviceState``."""
+        ...

@@ -310,7 +310,7 @@ def test_job_summary_and_annotations(tmp_path: Path) -> None:
     assert "| t.py::test_grew | host memory | 4.0 MiB | 8.0 MiB | +100.0% | \u274c **regression** | - |" in md
     assert "1 memory regression" in md.splitlines()[2]
     assert "host memory peak per call grew +100.0%" in md.split("Regression and unreliable details")[1]
-    (note,) = github.annotations(results, [tmp_path])
+    (note,) = github.workflow_annotations(results, [tmp_path])
     assert note.startswith("::error file=t.py,line=3,title=trtperf memory regression%3A t.py%3A%3Atest_grew::")
     assert "4.0 MiB -> 8.0 MiB" in note
 

@@ -14,7 +14,7 @@ import pytest
 from helpers import FAST, hash_test
 from pytest_trtperf import stats
 from pytest_trtperf.fingerprint import host_fingerprint
-from pytest_trtperf.report.github import (FOLD_ROWS, annotations, annotations_for, md_cell, relative_path, step_summary, write_step_summary)
+from pytest_trtperf.report.github import (FOLD_ROWS, annotations_for, workflow_annotations as annotations, md_cell, relative_path, step_summary, write_step_summary)
 from pytest_trtperf.results import DeviceState, Result, Verdict
 
 

@@ -37,7 +37,8 @@ def _import_runtime() -> None:
     """Find the runtime module once: new layout first, then the 12.x trampoline."""
     global _rt, _import_error
     try:
-        from cuda.bindings import runtime as rt  # cuda-bindings >= 12.6.1
+        # cuda-bindings >= 12.6.1; a compiled module whose names pyright cannot read.
+        from cuda.bindings import runtime as rt  # pyright: ignore[reportAttributeAccessIssue]
     except ImportError as exc:
         try:
             from cuda import cudart as rt  # type: ignore[no-redef]  # old 12.x
@@ -625,7 +626,7 @@ class PinnedBuffer:
     def array(self, dtype: Any = np.uint8) -> np.ndarray:
         """A numpy view of the buffer (no copy); invalid after :meth:`close`."""
         raw = (ctypes.c_uint8 * self.nbytes).from_address(self.ptr)
-        return np.frombuffer(raw, dtype=np.uint8).view(dtype)
+        return np.frombuffer(memoryview(raw), dtype=np.uint8).view(dtype)
 
     def close(self) -> None:
         if self.ptr:

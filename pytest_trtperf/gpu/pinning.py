@@ -177,6 +177,7 @@ class GpuLock:
     def release(self) -> None:
         self._depth -= 1
         if self._depth == 0 and self._fd is not None:
+            assert fcntl is not None  # a descriptor is only taken where fcntl exists
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

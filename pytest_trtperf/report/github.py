@@ -150,7 +150,7 @@ def relative_path(path: str, roots: Sequence[Path]) -> str:
     return p.as_posix()
 
 
-def annotations(results: Sequence[Result], roots: Sequence[Path]) -> list[str]:
+def workflow_annotations(results: Sequence[Result], roots: Sequence[Path]) -> list[str]:
     """``::error`` for results that failed the gate (regressions, invalid
     data), ``::warning`` for unreliable results and incomparable baselines."""
     out = []
@@ -196,4 +196,4 @@ def annotations_for(results: Sequence[Result], rootdir: Path,
     if not enabled(env)[1]:
         return []
     roots = [Path(env["GITHUB_WORKSPACE"])] if env.get("GITHUB_WORKSPACE") else []
-    return annotations(results, [*roots, rootdir])
+    return workflow_annotations(results, [*roots, rootdir])

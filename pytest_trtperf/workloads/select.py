@@ -78,7 +78,9 @@ def for_callable(fn: Any, *, timer: str = "auto", opts: MeasureOptions | None = 
             from .host import HostWorkload
 
             return HostWorkload(call, inferences_per_iteration=inferences_per_iteration,
-                                sync=torch.cuda.synchronize, sync_name="torch.cuda.synchronize")
+                                # torch is optional and not installed where CI type-checks.
+                                sync=torch.cuda.synchronize,  # pyright: ignore[reportAttributeAccessIssue]
+                                sync_name="torch.cuda.synchronize")
     check_call(fn, args, kwargs, stream=timer == "cuda", where=where)
     if timer == "host":
         from .host import HostWorkload

@@ -52,7 +52,8 @@ def _torch() -> Any:
         import torch
     except ImportError:
         raise BackendUnavailable(f"torch is not installed (needed for timer='torch'): {_TORCH_HINT}") from None
-    if not torch.cuda.is_available():
+    # torch is optional and not installed where CI type-checks: pyright cannot see its names.
+    if not torch.cuda.is_available():  # pyright: ignore[reportAttributeAccessIssue]
         raise BackendUnavailable("torch sees no CUDA GPU (CPU-only build or no device)")
     return torch
 
@@ -96,9 +97,10 @@ class TorchWorkload:
         self.capture_mode = capture_mode
         self.warmup_calls = max(1, int(warmup_calls))
         self.inferences_per_iteration = int(inferences_per_iteration)
-        self._opts = dict(mode=mode, streams=int(streams), blocking_sync=bool(blocking_sync),
-                          inferences_per_iteration=int(inferences_per_iteration),
-                          queue_depth=int(queue_depth))
+        self._streams = int(streams)
+        self._opts: dict[str, Any] = dict(mode=mode, streams=self._streams, blocking_sync=bool(blocking_sync),
+                                          inferences_per_iteration=int(inferences_per_iteration),
+                                          queue_depth=int(queue_depth))
         # Validate the shared options now (no GPU needed), as CudaWorkload does.
         CudaWorkload(lambda h: None, cuda_graph=False, **self._opts)  # type: ignore[arg-type]
         self._user_identity = dict(identity or {})
@@ -153,7 +155,7 @@ class TorchWorkload:
         self._notes = []
         self.check = None
         try:
-            self._torch_streams = [torch.cuda.Stream() for _ in range(self._opts["streams"])]
+            self._torch_streams = [torch.cuda.Stream() for _ in range(self._streams)]
             for ts in self._torch_streams:
                 with torch.cuda.stream(ts):
                     for _ in range(self.warmup_calls):
@@ -270,18 +272,22 @@ class TorchWorkload:
         targets = ([g.replay for g in self._graphs] if self._graphs
                    else [self.fn] * len(self._torch_streams))
         target_by_handle = {h: t for h, t in zip(by_handle, targets)}
+        enqueue: Callable[[int], None]
         if len(by_handle) == 1:
             (target,) = targets
 
-            def enqueue(_h: int) -> None:
+            def enqueue_one(_h: int) -> None:
                 target()
+
+            enqueue = enqueue_one
         else:
             set_stream = torch.cuda.set_stream
 
-            def enqueue(h: int) -> None:
+            def enqueue_many(h: int) -> None:
                 set_stream(by_handle[h])
                 target_by_handle[h]()
 
+            enqueue = enqueue_many
         return CudaWorkload(enqueue, cuda_graph=False, stream=list(by_handle),
                             **self._opts)  # type: ignore[arg-type]
 
