@@ -57,7 +57,7 @@ from pytest_trtperf import stats  # noqa: E402
 from pytest_trtperf.baseline import BaselineStore  # noqa: E402
 from pytest_trtperf.config import MeasureOptions, MeasureSettings, Settings  # noqa: E402
 from pytest_trtperf.measure import measure  # noqa: E402
-from pytest_trtperf.relative import Expectation, run_relative  # noqa: E402
+from pytest_trtperf.relative.policy import Expectation, run_relative  # noqa: E402
 from pytest_trtperf.results import Distribution  # noqa: E402
 from pytest_trtperf.runner import Runner, Target, confirm  # noqa: E402
 

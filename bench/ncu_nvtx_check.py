@@ -5,7 +5,7 @@ A generated suite (``perf/test_ncu.py``, two tests whose ids carry ``/``,
 ``[``, ``]`` and ``::``) launches one spin kernel per iteration; each test
 measures exactly N iterations after at least 5 warm-up iterations and the
 setup launches (graph upload, one warm launch). Under ncu with the filter
-that ``pytest_trtperf.nsight.ncu_filter`` builds for one result:
+that ``pytest_trtperf.report.nsight.ncu_filter`` builds for one result:
 
 * A: graphs on, filter on test A  -> exactly N kernels profiled
 * B: graphs off, filter on test B -> exactly N kernels profiled
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pytest_trtperf.identity import result_id  # noqa: E402
-from pytest_trtperf.nsight import ncu_filter  # noqa: E402
+from pytest_trtperf.report.nsight import ncu_filter  # noqa: E402
 
 SUITE = '''
 import importlib.util

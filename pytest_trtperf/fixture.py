@@ -17,9 +17,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import pytest
 
-from .config import (MeasureOptions, expectation as check_expectation, extra_info as check_extra_info,
-                     inferences_per_iteration as check_inferences,
-                     measurement_name, perf_overrides)
+from .config import (MeasureOptions, expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides)
 from .errors import BackendUnavailable, UsageError
 from .identity import result_id
 from .report import progress
@@ -143,7 +141,7 @@ class TrtBench:
         anything :meth:`measure` takes; ``timer``, ``shapes``, ``inputs`` and
         the keyword overrides apply to both. No baseline is read or written.
         """
-        from .relative import Expectation, run_relative
+        from .relative.policy import Expectation, run_relative
 
         where = f"{self._item.nodeid}: trt_bench.compare()"
         name = measurement_name(name, where=where)
@@ -273,7 +271,7 @@ class TrtBench:
         spec = next((sp for e, sp in self._specs if e is engine), None)
         if spec is None:
             return None
-        from .ab_confirm import AbConfirm
+        from .relative.ab_confirm import AbConfirm
 
         return AbConfirm(runner=self._runner, spec=spec, trt_options=self._state.settings.trt,
                          make_workload=lambda h: self._engine_workload(h, shapes=shapes, inputs=inputs, opts=opts),
@@ -333,7 +331,7 @@ class TrtBench:
         directory = self._state.settings.export_dir
         if directory is None:
             return
-        from . import exports
+        from .report import exports
 
         try:
             exports.export_result(directory, result, self._runner.last_measurement, workload)
@@ -344,7 +342,7 @@ class TrtBench:
     def _with_profile_command(self, result: Result) -> Result:
         """A failed or incomparable GPU result's message ends with the nsys
         command that profiles just this test."""
-        from . import nsight
+        from .report import nsight
 
         if not nsight.wants_command(result):
             return result
@@ -390,7 +388,7 @@ class TrtBench:
 
 def _split_command(message: str) -> tuple[str, str]:
     """(message, profile command suffix): the command stays last."""
-    from .nsight import PREFIX
+    from .report.nsight import PREFIX
 
     head, sep, tail = message.rpartition(PREFIX)
     return (head, sep + tail) if sep else (message, "")

@@ -58,7 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state = SessionState.create(settings, is_controller=not hasattr(config, "workerinput"))
     state.xdist_workers = xdist_workers(config)
     if settings.export_dir is not None and state.is_controller:
-        from .exports import prepare
+        from .report.exports import prepare
 
         try:
             prepare(settings.export_dir)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from pytest_trtperf import exports
+from pytest_trtperf.report import exports
 from pytest_trtperf.identity import file_stem
 from pytest_trtperf.trt.profiler import trtexec_profile
 

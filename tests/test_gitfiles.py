@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gitrepo import commit_all, git, init
-from pytest_trtperf.gitfiles import Unavailable, file_at_commit
+from pytest_trtperf.relative.gitfiles import Unavailable, file_at_commit
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 

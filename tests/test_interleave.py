@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from pytest_trtperf.config import MeasureSettings
-from pytest_trtperf.interleave import BLOCK_S, MIN_BLOCK_ITERATIONS, MIN_PAIRS, measure_interleaved
+from pytest_trtperf.relative.interleave import BLOCK_S, MIN_BLOCK_ITERATIONS, MIN_PAIRS, measure_interleaved
 from pytest_trtperf.measure import measure
-from pytest_trtperf.paired import compare_pairs
+from pytest_trtperf.relative.paired import compare_pairs
 from pytest_trtperf.workloads.host import HostWorkload
 
 DATA = memoryview(b"\x5a" * 4_000_000)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf import nsight
+from pytest_trtperf.report import nsight
 from pytest_trtperf.config import MeasureOptions, Settings, TrtOptions
 from pytest_trtperf.report.html import render
 from helpers import make_result

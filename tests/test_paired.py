@@ -9,8 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from pytest_trtperf import paired, stats
-from pytest_trtperf.paired import PairedComparison, block_length, block_value, compare_pairs, decide
+from pytest_trtperf.relative import paired
+from pytest_trtperf import stats
+from pytest_trtperf.relative.paired import PairedComparison, block_length, block_value, compare_pairs, decide
 
 
 def drifting_pairs(n: int, true_ratio: float, drift: float, noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ import pytest
 from helpers import FAST, baseline_files
 from pytest_trtperf.config import expectation
 from pytest_trtperf.errors import UsageError
-from pytest_trtperf.relative import Expectation, describe
+from pytest_trtperf.relative.policy import Expectation, describe
 
 HEADER = '''
 import hashlib
@@ -176,7 +176,7 @@ def test_an_ab_confirmed_result_reads_as_the_baselines_model_against_now(tmp_pat
 
     from pytest_trtperf.baseline import BaselineStore
     from pytest_trtperf.config import MeasureOptions, Settings
-    from pytest_trtperf.relative import run_relative
+    from pytest_trtperf.relative.policy import run_relative
     from pytest_trtperf.report.html import render
     from pytest_trtperf.report.terminal import compared_cells
     from pytest_trtperf.runner import Runner, Target

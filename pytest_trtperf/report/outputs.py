@@ -178,7 +178,7 @@ def _summary(state: SessionState) -> list[str]:
 def _export_index(directory: Path, state: SessionState) -> str:
     """``index.json`` of ``--trt-export-dir`` (the measuring processes wrote
     the files); a line for the terminal, never an exception."""
-    from .. import exports
+    from . import exports
 
     try:
         path, n = exports.write_index(directory, (r.id for r in state.collected))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf import nsight
+from pytest_trtperf.report import nsight
 from pytest_trtperf.config import GpuSettings
 from pytest_trtperf.gpu import cuda
 from pytest_trtperf.gpu import nvtx as nvtx_layer

@@ -16,7 +16,7 @@ import pytest
 
 from pytest_trtperf.baseline import BaselineStore
 from pytest_trtperf.config import MeasureOptions, Settings
-from pytest_trtperf.relative import Expectation, run_relative
+from pytest_trtperf.relative.policy import Expectation, run_relative
 from pytest_trtperf.runner import Runner, Target
 from pytest_trtperf.workloads.cuda import CudaWorkload
 from helpers import load_plugin_args

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pytest_trtperf.ab_confirm import AbConfirm
+from pytest_trtperf.relative.ab_confirm import AbConfirm
 from pytest_trtperf.baseline import BaselineStore, dumps
 from pytest_trtperf.config import MeasureOptions, Settings, TrtOptions
 from pytest_trtperf.runner import Runner, Target

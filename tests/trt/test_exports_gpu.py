@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf import exports
+from pytest_trtperf.report import exports
 from pytest_trtperf.config import MeasureSettings
 from pytest_trtperf.measure import measure
 from pytest_trtperf.trt.api import engine_from_plan, make_workload

@@ -27,15 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .baseline import BaselineEntry
-from .config import MeasureOptions, TrtOptions
-from .errors import BackendUnavailable, UsageError
+from ..baseline import BaselineEntry
+from ..config import MeasureOptions, TrtOptions
+from ..errors import BackendUnavailable, UsageError
 from .gitfiles import Unavailable, file_at_commit
-from .relative import describe, judge_pair, measure_pair, numbers, relative_verdict
-from .report.format import fmt_change
-from .results import DeviceState, Result, Verdict
-from .runner import Runner, Target
-from .workload import Workload
+from .policy import describe, judge_pair, measure_pair, numbers, relative_verdict
+from ..report.format import fmt_change
+from ..results import DeviceState, Result, Verdict
+from ..runner import Runner, Target
+from ..workload import Workload
 
 __all__ = ["AbConfirm", "Unavailable", "baseline_model", "confirm_against"]
 
@@ -135,7 +135,7 @@ class AbConfirm:
         which keys on the ONNX bytes)."""
         get_engine = self.get_engine
         if get_engine is None:
-            from .trt.api import get_engine
+            from ..trt.api import get_engine
         scratch = Path(tempfile.mkdtemp(prefix="trtperf-ab-"))
         try:
             path = scratch / Path(self.spec.onnx).name

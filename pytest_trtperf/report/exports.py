@@ -23,9 +23,9 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .errors import UsageError
-from .files import atomic_write
-from .identity import file_stem
+from ..errors import UsageError
+from ..files import atomic_write
+from ..identity import file_stem
 
 SAMPLES = ".samples.json"
 LAYER_INFO = ".layer_info.json"

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .identity import file_stem, plain_nodeid
-from .results import Result
+from ..identity import file_stem, plain_nodeid
+from ..results import Result
 
 #: Verdicts whose message gets the command (a GPU result only).
 PROFILED_STATUSES = ("regression", "incomparable")
@@ -150,7 +150,7 @@ def ncu_filter(result_id: str) -> str:
     """``ncu --nvtx-include`` value selecting the kernels launched inside the
     push/pop range of ``result_id`` in the trtperf domain (the trailing ``/``
     marks a push/pop range; ``/ [ ] + * @ \\`` in the id are escaped)."""
-    from .gpu.nvtx import DOMAIN
+    from ..gpu.nvtx import DOMAIN
 
     escaped = "".join("\\" + c if c in _NCU_SPECIAL else c for c in result_id)
     return f"{DOMAIN}@{escaped}/"

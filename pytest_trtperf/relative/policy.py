@@ -18,17 +18,17 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .config import MeasureOptions, MeasureSettings
-from .errors import UsageError
-from .gate import verdict_flags
-from .identity import config_hash
+from ..config import MeasureOptions, MeasureSettings
+from ..errors import UsageError
+from ..gate import verdict_flags
+from ..identity import config_hash
 from .interleave import Interleaved, measure_interleaved
-from .measure import Measurement
+from ..measure import Measurement
 from .paired import compare_pairs, decide
-from .report.format import fmt_value
-from .results import DeviceState, Relative, Result, Side, Verdict
-from .runner import Runner, Target, confirm
-from .workload import Workload
+from ..report.format import fmt_value
+from ..results import DeviceState, Relative, Result, Side, Verdict
+from ..runner import Runner, Target, confirm
+from ..workload import Workload
 
 _METRIC_WORDS = {"median": "median latency", "mean": "mean latency", "p90": "p90 latency",
                  "p95": "p95 latency", "p99": "p99 latency", "throughput": "time per inference"}
@@ -91,7 +91,7 @@ def measure_pair(runner: Runner, a: Workload, b: Workload, target: Target, opts:
 
 
 def _side(label: str, workload: Workload, m: Measurement, identity: Mapping[str, Any], confidence: float) -> Side:
-    from . import stats
+    from .. import stats
 
     return Side(label=label, kind=workload.kind, latency=stats.summarize(m.latency_s, confidence),
                 throughput=m.throughput, distribution=stats.compress(m.latency_s),
@@ -180,7 +180,7 @@ def _verdict_of(r: Result) -> Verdict:
 
 def _result(runner: Runner, a: Workload, b: Workload, target: Target, opts: MeasureOptions,
             expectation: Expectation, labels: tuple[str, str], fp: Any) -> Result:
-    from . import stats
+    from .. import stats
 
     il = measure_pair(runner, a, b, target, opts)
     rel, status = judge_pair(il, a, b, labels=labels, opts=opts, bound=expectation.bound,

@@ -21,10 +21,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .config import MeasureSettings
-from .measure import Measurement, warm_up
+from ..config import MeasureSettings
+from ..measure import Measurement, warm_up
 from .paired import block_value, ratio_ci_rel_width
-from .workload import Batch, StateMonitor, Workload
+from ..workload import Batch, StateMonitor, Workload
 
 #: Seconds per block: short next to the drift interleaving must cancel (the
 #: GPU power-cap controller moves over ~1 s, load bursts on a shared CPU over
