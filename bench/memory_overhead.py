@@ -119,7 +119,8 @@ def timed_window() -> dict[str, Any]:
     reason = cuda.unavailable_reason() if cuda.is_installed() else "cuda-python not installed"
     if reason is not None:
         return {"skipped": reason}
-    from pytest_trtperf.trt.api import engine_from_plan, make_workload
+    from pytest_trtperf.trt.api import engine_from_plan
+    from pytest_trtperf.workloads.tensorrt import make_workload
     from pytest_trtperf.trt.backend import from_module
     from tests.fakes import fake_tensorrt
 

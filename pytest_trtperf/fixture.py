@@ -240,7 +240,9 @@ class TrtBench:
                             where=f"{self._item.nodeid}: trt_bench.measure()", args=args, kwargs=kwargs)
 
     def _engine_workload(self, engine: Any, *, shapes: Any, inputs: Any, opts: MeasureOptions) -> Workload:
-        return self._trt().make_workload(engine, shapes=shapes, inputs=inputs, options=opts,
+        from .workloads.tensorrt import make_workload
+
+        return make_workload(engine, shapes=shapes, inputs=inputs, options=opts,
                                          profile_layers=self._state.settings.trt.profile_layers,
                                          keep_layer_info=self._state.settings.export_dir is not None)
 

@@ -6,7 +6,7 @@ not import TensorRT; :func:`.backend.load_backend` does, on first use.
 
 from __future__ import annotations
 
-from .api import engine_from_kwargs, engine_from_marker, engine_from_plan, get_engine, make_workload
+from .api import engine_from_kwargs, engine_from_marker, engine_from_plan, get_engine
 from .backend import Backend, load_backend
 from .engine import EngineHandle
 from ..config import TrtOptions
@@ -27,5 +27,4 @@ __all__ = [
     "get_engine",
     "line_printer",
     "load_backend",
-    "make_workload",
 ]

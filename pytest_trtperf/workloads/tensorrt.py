@@ -535,3 +535,43 @@ class TensorRTWorkload:
 
     def __repr__(self) -> str:
         return f"TensorRTWorkload({self.engine.source!r}, shapes={self.shapes}, mode={self.mode!r})"
+
+
+def make_workload(
+    engine: EngineHandle,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
+    inputs: Mapping[str, Any] | str | None = None,
+    *,
+    options: Any = None,
+    seed: int | None = None,
+    profile_layers: bool = False,
+    keep_layer_info: bool = False,
+    **cuda_opts: Any,
+) -> Any:
+    """A Workload running ``engine`` at ``shapes`` (default: the spec's run shapes)
+    with ``inputs`` (default: the spec's ``inputs=``, else seeded random data).
+
+    ``options`` is the lead's ``MeasureOptions`` (mode, streams, cuda_graph,
+    blocking_sync, include_transfers are read from it); ``cuda_opts`` go
+    unchanged to the GPU core's ``CudaWorkload`` and win over ``options``.
+    ``profile_layers`` (``--trt-profile-layers``) adds a per-layer pass after
+    measuring, read with ``workload.layers()``. ``keep_layer_info``
+    (``--trt-export-dir``) keeps the engine inspector's JSON for
+    ``workload.layer_info()``.
+    """
+    kw: dict[str, Any] = {}
+    if options is not None:
+        for ours, theirs in (("mode", "mode"), ("streams", "streams"), ("cuda_graph", "cuda_graph"),
+                             ("blocking_sync", "blocking_sync"), ("transfers", "include_transfers")):
+            if hasattr(options, theirs):
+                kw[ours] = getattr(options, theirs)
+    kw.update(cuda_opts)
+    return TensorRTWorkload(
+        engine,
+        shapes=shapes,
+        inputs=inputs if inputs is not None else engine.run_inputs,
+        seed=engine.seed if seed is None else seed,
+        profile_layers=profile_layers,
+        keep_layer_info=keep_layer_info,
+        **kw,
+    )

@@ -21,7 +21,8 @@ from pytest_trtperf.relative.ab_confirm import AbConfirm
 from pytest_trtperf.baseline import BaselineStore, dumps
 from pytest_trtperf.config import MeasureOptions, Settings, TrtOptions
 from pytest_trtperf.runner import Runner, Target
-from pytest_trtperf.trt.api import engine_from_plan, make_workload
+from pytest_trtperf.trt.api import engine_from_plan
+from pytest_trtperf.workloads.tensorrt import make_workload
 from pytest_trtperf.trt.spec import EngineSpec
 from tests.gitrepo import commit_all, init
 

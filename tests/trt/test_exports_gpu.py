@@ -12,7 +12,8 @@ import pytest
 from pytest_trtperf.report import exports
 from pytest_trtperf.config import MeasureSettings
 from pytest_trtperf.measure import measure
-from pytest_trtperf.trt.api import engine_from_plan, make_workload
+from pytest_trtperf.trt.api import engine_from_plan
+from pytest_trtperf.workloads.tensorrt import make_workload
 
 pytestmark = pytest.mark.gpu
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_trtperf.trt.api import engine_from_plan, make_workload
+from pytest_trtperf.trt.api import engine_from_plan
+
+from pytest_trtperf.workloads.tensorrt import make_workload
 
 pytestmark = pytest.mark.gpu
 
