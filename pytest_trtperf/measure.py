@@ -85,6 +85,34 @@ def _next_batch(per_iter: float, elapsed: float, s: MeasureSettings, done: int, 
     return max(1, min(n, limit))
 
 
+def progress_fraction(s: MeasureSettings, *, count: int, target: int | None, elapsed: float) -> float:
+    """How far along the longest possible run is (for a progress bar)."""
+    if s.iterations is not None and target:
+        return count / target
+    return elapsed / (s.duration_s if s.duration_s is not None else s.max_time_s)
+
+
+def stop_reason(s: MeasureSettings, *, count: int, target: int | None, least: int, most: int, elapsed: float,
+                converged: Callable[[], bool]) -> str | None:
+    """Why a measured loop stops now, or None to go on (the one stopping rule,
+    for ``measure`` and the interleaved A/B loop). A fixed amount
+    (``iterations``: ``count`` reaching ``target``; ``duration``) ends only
+    there. Otherwise the adaptive rule: after the minimum time and at least
+    ``least`` iterations, stop when ``converged()`` (asked only then: it costs
+    a pass over the samples); the caps on time and on ``most`` iterations."""
+    if s.iterations is not None:
+        return "iterations" if target is not None and count >= target else None
+    if s.duration_s is not None:
+        return "duration" if elapsed >= s.duration_s else None
+    if elapsed >= s.min_time_s and least >= s.min_iterations and converged():
+        return "converged"
+    if elapsed >= s.max_time_s:
+        return "max_time"
+    if most >= s.max_iterations:
+        return "max_iterations"
+    return None
+
+
 def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor | None = None,
             on_progress: Callable[[float], None] | None = None,
             window: ContextManager[Any] | None = None) -> Measurement:
@@ -122,28 +150,12 @@ def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor
                 per_iter = b.wall_s / b.iterations
             elapsed = time.perf_counter() - start
             if on_progress is not None:
-                on_progress(done / s.iterations if s.iterations is not None
-                            else elapsed / (s.duration_s if s.duration_s is not None else s.max_time_s))
-            if s.iterations is not None:
-                if done >= s.iterations:
-                    stop = "iterations"
-                    break
-                continue
-            if s.duration_s is not None:
-                if elapsed >= s.duration_s:
-                    stop = "duration"
-                    break
-                continue
-            if elapsed >= s.min_time_s and done >= s.min_iterations:
-                if median_ci_rel_width(np.concatenate([c.latency_s for c in chunks]),
-                                       s.confidence) <= s.target_rel_ci:
-                    stop = "converged"
-                    break
-            if elapsed >= s.max_time_s:
-                stop = "max_time"
-                break
-            if done >= s.max_iterations:
-                stop = "max_iterations"
+                on_progress(progress_fraction(s, count=done, target=s.iterations, elapsed=elapsed))
+            why = stop_reason(s, count=done, target=s.iterations, least=done, most=done, elapsed=elapsed,
+                              converged=lambda: median_ci_rel_width(np.concatenate([c.latency_s for c in chunks]),
+                                                                    s.confidence) <= s.target_rel_ci)
+            if why is not None:
+                stop = why
                 break
     finally:
         try:

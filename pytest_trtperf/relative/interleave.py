@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..config import MeasureSettings
-from ..measure import Measurement, warm_up
+from ..measure import Measurement, progress_fraction, stop_reason, warm_up
 from .paired import block_value, ratio_ci_rel_width
 from ..workload import Batch, StateMonitor, Workload
 
@@ -159,28 +159,13 @@ def measure_interleaved(a: Workload, b: Workload, settings: MeasureSettings, *, 
             ratios.append(vb / va if va > 0 else math.inf)
             elapsed = time.perf_counter() - start
             if on_progress is not None:
-                on_progress(len(b_first) / planned if s.iterations is not None
-                            else elapsed / (s.duration_s if s.duration_s is not None else s.max_time_s))
-            if s.iterations is not None:
-                if len(b_first) >= planned:
-                    stop = "iterations"
-                    break
-                continue
-            if s.duration_s is not None:
-                if elapsed >= s.duration_s:
-                    stop = "duration"
-                    break
-                continue
-            if (elapsed >= s.min_time_s and len(ratios) >= min_pairs
-                    and min(sa.done, sb.done) >= s.min_iterations
-                    and ratio_ci_rel_width(np.asarray(ratios), s.confidence) <= s.target_rel_ci):
-                stop = "converged"
-                break
-            if elapsed >= s.max_time_s:
-                stop = "max_time"
-                break
-            if max(sa.done, sb.done) >= s.max_iterations:
-                stop = "max_iterations"
+                on_progress(progress_fraction(s, count=len(b_first), target=planned, elapsed=elapsed))
+            why = stop_reason(s, count=len(b_first), target=planned, least=min(sa.done, sb.done),
+                              most=max(sa.done, sb.done), elapsed=elapsed,
+                              converged=lambda: len(ratios) >= min_pairs and ratio_ci_rel_width(
+                                  np.asarray(ratios), s.confidence) <= s.target_rel_ci)
+            if why is not None:
+                stop = why
                 break
     finally:
         state = monitor.stop() if monitor is not None else None

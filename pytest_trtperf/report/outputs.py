@@ -128,43 +128,44 @@ def _baselines(state: SessionState, exitstatus: int, run: _Run, say: Callable[[s
         state.written = [str(p) for p in written]
 
 
+def _machine_output(run: _Run, flag: str, path: Path, write: Callable[[], None]) -> None:
+    """A document for machines (``--trt-json``, ``--trt-csv``): a failed write
+    is one line naming it and ends the session with exit status 4 (3 for a bug
+    of ours); a written one says so."""
+    try:
+        write()
+    except OSError as e:
+        run.lines.append(f"{flag} NOT written: {path}: {e.strerror or e}; check the path")
+        run.fail(USAGE_ERROR)
+    except Exception as e:  # noqa: BLE001
+        run.lines.append(f"{flag} NOT written: {path}: {_unexpected(e)}")
+        run.fail(INTERNAL_ERROR)
+    else:
+        run.lines.append(f"{flag} written: {path}")
+
+
 def _json(state: SessionState, exitstatus: int, run: _Run) -> None:
     s = state.settings
     if s.json_path is None:
         return
-    try:
+    path = s.json_path
+
+    def write() -> None:
         doc = report_mod.json_document(state.collected, settings=s, started=state.started, finished=now_iso(),
                                        exitstatus=run.status if run.status is not None else exitstatus,
                                        written=state.written)
-        report_mod.write_json(s.json_path, doc)
-    except OSError as e:
-        run.lines.append(f"--trt-json NOT written: {s.json_path}: {e.strerror or e}; check the path")
-        run.fail(USAGE_ERROR)
-    except Exception as e:  # noqa: BLE001
-        run.lines.append(f"--trt-json NOT written: {s.json_path}: {_unexpected(e)}")
-        run.fail(INTERNAL_ERROR)
-    else:
-        run.lines.append(f"--trt-json written: {s.json_path}")
+        report_mod.write_json(path, doc)
+
+    _machine_output(run, "--trt-json", path, write)
 
 
 def _csv(state: SessionState, run: _Run) -> None:
-    """``--trt-csv``: like ``--trt-json``, a machine output: a failed write
-    ends the session with exit status 4."""
     path = state.settings.csv_path
     if path is None:
         return
     from . import csv_export
 
-    try:
-        csv_export.write_csv(path, state.collected)
-    except OSError as e:
-        run.lines.append(f"--trt-csv NOT written: {path}: {e.strerror or e}; check the path")
-        run.fail(USAGE_ERROR)
-    except Exception as e:  # noqa: BLE001
-        run.lines.append(f"--trt-csv NOT written: {path}: {_unexpected(e)}")
-        run.fail(INTERNAL_ERROR)
-    else:
-        run.lines.append(f"--trt-csv written: {path}")
+    _machine_output(run, "--trt-csv", path, lambda: csv_export.write_csv(path, state.collected))
 
 
 def _summary(state: SessionState) -> list[str]:

@@ -64,11 +64,10 @@ def check_shape(t: TensorInfo, shape: Shape, where: str, profile: int = 0) -> No
         return
     if len(shape) != len(t.shape) or any(d >= 0 and s != d for s, d in zip(shape, t.shape)):
         raise UsageError(f"{where}: input {t.name!r} shape {shape} does not match the engine's {_fmt(t.shape)}")
-    if not t.profiles:
+    bounds = _profile_bounds(t, where, profile)
+    if bounds is None:
         return
-    if profile >= len(t.profiles):
-        raise UsageError(f"{where}: the engine has {len(t.profiles)} optimization profile(s), not profile {profile}")
-    lo, _opt, hi = t.profiles[profile]
+    lo, hi = bounds
     if any(s < a or s > b for s, a, b in zip(shape, lo, hi)):
         raise UsageError(
             f"{where}: input {t.name!r} shape {shape} is outside the engine's profile{f' {profile}' if profile else ''}: "
@@ -76,14 +75,24 @@ def check_shape(t: TensorInfo, shape: Shape, where: str, profile: int = 0) -> No
         )
 
 
-def _check_values(t: TensorInfo, values: Shape, where: str, profile: int) -> None:
-    if len(values) != t.volume:
-        raise UsageError(f"{where}: input {t.name!r} is a shape tensor of {t.volume} value(s); got {len(values)}: {values}")
+def _profile_bounds(t: TensorInfo, where: str, profile: int) -> tuple[Shape, Shape] | None:
+    """(min, max) of ``t`` under optimization profile ``profile``; None when
+    the engine records no profile for it; one line for a profile it lacks."""
     if not t.profiles:
-        return
+        return None
     if profile >= len(t.profiles):
         raise UsageError(f"{where}: the engine has {len(t.profiles)} optimization profile(s), not profile {profile}")
     lo, _opt, hi = t.profiles[profile]
+    return lo, hi
+
+
+def _check_values(t: TensorInfo, values: Shape, where: str, profile: int) -> None:
+    if len(values) != t.volume:
+        raise UsageError(f"{where}: input {t.name!r} is a shape tensor of {t.volume} value(s); got {len(values)}: {values}")
+    bounds = _profile_bounds(t, where, profile)
+    if bounds is None:
+        return
+    lo, hi = bounds
     if any(v < a or v > b for v, a, b in zip(values, lo, hi)):
         raise UsageError(
             f"{where}: shape tensor {t.name!r} values {values} are outside profile {profile}: "
