@@ -74,8 +74,11 @@ def config_hash(identity: Mapping[str, Any]) -> str:
 #: of these is what the gate judges: compared, and named in the verdict.
 #: Everything else in the configuration says how it is MEASURED (shapes,
 #: mode, streams, CUDA graphs, transfers, sync, inputs and seed): a change
-#: there makes the numbers incomparable.
-_BUILD = frozenset({"build", "build_config"})
+#: there makes the numbers incomparable. The weight-streaming budget is set
+#: on the engine at run time (trtexec ``--weightStreamingBudget``) but belongs
+#: with ``weight_streaming`` itself, and ``host_code_allowed`` follows from
+#: ``version_compatible``: both are compared like the build they go with.
+_BUILD = frozenset({"build", "build_config", "host_code_allowed", "weight_streaming_budget"})
 
 
 def split_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

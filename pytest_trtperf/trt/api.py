@@ -48,19 +48,7 @@ def get_engine(
     digest = file_digest(spec.onnx)
     key = cache_key(digest, spec.build_config(), backend.identity(), gpu)
     allow_host_code, host_code_note = host_code_policy(spec, options)
-    identity: dict[str, Any] = {
-        **backend.identity(),
-        "gpu": gpu,
-        "onnx_sha256": digest[:16],
-        "build": spec.build_hash(),
-        # Named in a verdict when it changes (the gate compares build changes).
-        "build_config": spec.build_config(),
-        "source": spec.onnx.name,
-    }
-    if host_code_note:
-        identity["host_code_allowed"] = host_code_note
-    if spec.weight_streaming_budget is not None:
-        identity["weight_streaming_budget"] = spec.weight_streaming_budget
+    identity = built_identity(spec, backend.identity(), gpu, digest, host_code_note)
     common: dict[str, Any] = dict(
         backend=backend,
         where=spec.where,
@@ -124,6 +112,31 @@ def get_engine(
         build_memory=dict(result.memory),
         **common,
     )
+
+
+def built_identity(spec: EngineSpec, library: Mapping[str, Any], gpu: str, digest: str,
+                   host_code_note: str | None) -> dict[str, Any]:
+    """The engine part of a result's identity for a plan built from ONNX.
+
+    ``identity.split_config`` sorts its keys: ``build_config``,
+    ``host_code_allowed`` and ``weight_streaming_budget`` are build
+    configuration (a change is compared and named in the verdict), the rest
+    is the model, the library or the GPU (not configuration)."""
+    assert spec.onnx is not None
+    identity: dict[str, Any] = {
+        **library,
+        "gpu": gpu,
+        "onnx_sha256": digest[:16],
+        "build": spec.build_hash(),
+        # Named in a verdict when it changes (the gate compares build changes).
+        "build_config": spec.build_config(),
+        "source": spec.onnx.name,
+    }
+    if host_code_note:
+        identity["host_code_allowed"] = host_code_note
+    if spec.weight_streaming_budget is not None:
+        identity["weight_streaming_budget"] = spec.weight_streaming_budget
+    return identity
 
 
 def _build_memory(meta: Mapping[str, Any]) -> dict[str, int]:
