@@ -37,6 +37,30 @@ V = TypeVar("V")
 BUSY_FLAGS = ("busy", "host_busy")
 #: Verdicts whose numbers a busy window would falsify: compared, or to be saved.
 COMPARED_OR_SAVED = ("pass", "regression", "improved", "updated")
+#: Host enqueue time as a share of the measured GPU latency at or above which
+#: a timing is set by how fast the host launches work, not by the GPU.
+LAUNCH_BOUND_SHARE = 0.8
+
+
+def launch_bound_note(result: Result) -> str | None:
+    """A note for a GPU latency that the host's launch speed sets.
+
+    With CUDA graphs off (or a failed capture) an eager torch model of small
+    kernels is launch-bound: the GPU waits for the host between kernels, so
+    the number follows the host CPU, not the GPU. On the lent H200, ResNet-50
+    FP16 batch 1 read 4.1..6.3 ms in the guide's own loop across rounds of one
+    process (bench/RESULTS.md); a user comparing with another run should know
+    that is what moved."""
+    enq = result.enqueue
+    lat = result.latency.median
+    if result.kind == "host" or result.mode != "latency" or enq is None or not lat > 0:
+        return None
+    share = enq.median / lat
+    if not share >= LAUNCH_BOUND_SHARE:
+        return None
+    return (f"launch-bound: enqueueing one call takes {enq.median:.4g} ms of its {lat:.4g} ms ({share:.0%}), so "
+            f"this timing follows the host CPU's speed more than the GPU's; CUDA graphs (on by default) remove "
+            f"the launch cost")
 #: A second opinion on a verdict that is still a regression after the re-measure
 #: (``ab_confirm.AbConfirm``): given the set-up workload, the result, its verdict
 #: and the options, a replacement (result, verdict), or None to keep them.
@@ -210,7 +234,8 @@ class Runner:
             if regression_check is not None and verdict.status == "regression":
                 result, verdict = regression_check(workload, result, verdict, opts) or (result, verdict)
             figures, memory_verdict = self.memory(workload, result, verdict, opts)  # after timing: never inside it
-            notes = tuple(workload.notes())
+            bound = launch_bound_note(result)
+            notes = (*workload.notes(), *((bound,) if bound else ()))
             layers, memory = ((tuple(workload.layers()), workload.device_memory_bytes)
                               if isinstance(workload, ProfiledWorkload) else ((), None))
         finally:
