@@ -95,7 +95,7 @@ class BaselineEntry:
     #: lets a verdict say when a change came with a clock change.
     sm_clock_mhz: float | None = None
     #: How a workload that chooses at setup was timed (``identity["timed_as"]``:
-    #: "graph" or "eager" for torch callables); handed back to it next run.
+    #: "graph" or "eager" for torch and stream callables); handed back to it next run.
     timed_as: str | None = None
     #: The last ``update`` runs (oldest first, this one last): ``history_row``.
     #: Empty only for entries built in memory; files always have one row.

@@ -252,10 +252,10 @@ class Runner:
         return gpu_fingerprint_for(workload, clocks=self.gpu.clock_state() if self.gpu is not None else "off")
 
     def _pass_baseline_choice(self, workload: Workload, rid: str, fp: Fingerprint) -> None:
-        """A workload that chooses at setup how to time (TorchWorkload: graph
-        replay or eager) gets the baseline's choice first, so that re-runs of
-        unchanged code keep it (hysteresis, README "CUDA graphs and captured
-        torch code")."""
+        """A workload that chooses at setup how to time (TorchWorkload,
+        CudaWorkload: graph replay or eager) gets the baseline's choice first,
+        so that re-runs of unchanged code keep it (hysteresis, README "CUDA
+        graphs and captured code")."""
         if not isinstance(workload, ChoosingWorkload) or self.settings.baseline_mode == "off":
             return
         entry = self.store.lookup(fp.device_class, rid)

@@ -86,8 +86,8 @@ class ProfiledWorkload(Workload, Protocol):
 
 @runtime_checkable
 class ChoosingWorkload(Workload, Protocol):
-    """A workload that decides at setup how to time (a torch callable: graph
-    replay or eager call) and keeps the baseline's decision when the evidence
+    """A workload that decides at setup how to time (a torch or stream
+    callable the harness captured: graph replay or eager call) and keeps the baseline's decision when the evidence
     is near the threshold, so re-runs of unchanged code do not flip."""
 
     def use_baseline_choice(self, timed_as: str | None) -> None:

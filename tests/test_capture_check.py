@@ -14,7 +14,9 @@ import json
 import numpy as np
 import pytest
 
-from pytest_trtperf.workloads.capture_check import EAGER, GRAPH, CaptureRule, decide, fmt_ms
+from pytest_trtperf.workloads.capture_check import (CHECK_MAX_CALLS, CHECK_MIN_CALLS, CHECK_ROUNDS,
+                                                    CHECK_ROUNDS_LONG, EAGER, GRAPH, CaptureRule, decide,
+                                                    fmt_ms, plan)
 
 
 def blocks(ms: float, *, rounds: int = 5, calls: int = 3, noise: float = 0.01, seed: int = 0,
@@ -134,3 +136,22 @@ def test_a_kept_graph_that_differs_from_eager_by_more_than_2_percent_says_so() -
     assert f"hides {fmt_ms(faster.hidden_launch_ms)}" in faster.note() and 0.12 < faster.hidden_launch_ms < 0.18
     same = decide(blocks(5.0, noise=0.002), blocks(4.95, noise=0.002, seed=1))  # 1%: nothing to say
     assert same.note() is None
+
+
+def test_the_note_names_what_was_captured() -> None:
+    for subject in ("the torch callable", "the stream callable"):
+        note = decide(blocks(1.0), blocks(2.0, seed=1), subject=subject).note()
+        assert note is not None and note.startswith(f"timed eagerly: the CUDA graph replay of {subject} is ")
+    # The identity fields are the same whoever captured.
+    assert decide(blocks(1.0), blocks(2.0), subject="x").identity() == decide(blocks(1.0), blocks(2.0)).identity()
+
+
+@pytest.mark.parametrize("per_call_s, rounds, calls", [
+    (0.0001, CHECK_ROUNDS, CHECK_MAX_CALLS),   # 0.1 ms calls: the block is capped at 50 calls
+    (0.002, CHECK_ROUNDS, 10),                 # 20 ms blocks of 2 ms calls
+    (0.04, CHECK_ROUNDS, CHECK_MIN_CALLS),     # at least 2 calls per block
+    (0.2, CHECK_ROUNDS_LONG, CHECK_MIN_CALLS),  # calls over 50 ms: fewer rounds
+    (0.0, CHECK_ROUNDS, CHECK_MAX_CALLS),
+])
+def test_the_check_is_sized_by_the_call(per_call_s: float, rounds: int, calls: int) -> None:
+    assert plan(per_call_s) == (rounds, calls)

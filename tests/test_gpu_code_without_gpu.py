@@ -110,6 +110,28 @@ def test_identity_records_the_options() -> None:
     }
 
 
+def test_stream_callables_take_the_baselines_capture_choice_and_engines_do_not() -> None:
+    """The runner hands the baseline's ``timed_as`` to ChoosingWorkloads: a
+    stream callable is one (the harness captures and checks it); a TensorRT
+    engine is not (its CudaWorkload runs with check_capture=False)."""
+    from pytest_trtperf.workload import ChoosingWorkload
+    from pytest_trtperf.workloads.select import for_callable
+    from pytest_trtperf.workloads.tensorrt import TensorRTWorkload
+
+    w = for_callable(lambda stream: None, timer="cuda")
+    assert isinstance(w, CudaWorkload) and isinstance(w, ChoosingWorkload) and w.check_capture
+    for given, kept in (("graph", "graph"), ("eager", "eager"), (None, None), ("bogus", None)):
+        w.use_baseline_choice(given)
+        assert w._prior == kept
+    assert "timed_as" not in w.identity()  # nothing chosen before setup
+    assert not hasattr(TensorRTWorkload, "use_baseline_choice")
+
+
+def test_time_calls_needs_at_least_one_call() -> None:
+    with pytest.raises(ValueError):
+        cuda.time_calls(0, lambda: None, 0)
+
+
 def test_run_before_setup_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="setup"):
         CudaWorkload(lambda s: None).run(3)

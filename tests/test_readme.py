@@ -32,10 +32,10 @@ def test_readme_has_runnable_examples() -> None:
 def test_readme_example_runs(pytester: pytest.Pytester, name: str) -> None:
     text = examples()[name]
     pytester.makepyfile(**{name: text})
-    # Examples that load C extensions (onnx, torch, TensorRT) run in their own process: an
-    # in-process run drops the modules it imported, and a second import of such an
-    # extension later in this worker crashes it.
-    heavy = any(word in text for word in ("onnx", "torch", "trt_bench.engine("))
+    # Examples that load C extensions (onnx, torch, TensorRT, cuda-python) run in their own
+    # process: an in-process run drops the modules it imported, and a second import of such
+    # an extension later in this worker crashes it.
+    heavy = any(word in text for word in ("onnx", "torch", "trt_bench.engine(", "cuda.bindings"))
     run = pytester.runpytest_subprocess if heavy else pytester.runpytest
     r = run("--trt-baseline=update", "--trt-max-time=1", "--trt-min-time=0.2", "-p", "no:cacheprovider", "-rs")
     outcomes = r.parseoutcomes()

@@ -7,9 +7,12 @@ PyTorch 2.11's SDPA leaves its cuDNN flash kernel for FP32 math under
 15.6 ms eagerly. When the harness captures user code itself, it therefore
 times eager calls and graph replays, interleaved, before choosing what to time.
 
-This module is the decision alone, on per-call times from interleaved blocks
-(no CUDA, no torch), so it can be tested anywhere. The rule (README, "CUDA
-graphs and captured torch code"):
+:func:`time_and_decide` is that check for any captured callable (a torch
+callable, a stream callable): it times both with CUDA events through
+:func:`pytest_trtperf.gpu.cuda.time_calls` and hands the blocks to
+:func:`decide`, the rule alone (per-call times in, choice out: no CUDA, no
+torch), so the rule can be tested anywhere. The rule (README, "CUDA graphs and
+captured code"):
 
 * The statistic is, per round, the replay's median over the eager call's
   median in adjacent blocks; interleaving cancels clock drift.
@@ -26,13 +29,24 @@ graphs and captured torch code"):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from ..gpu import cuda
 
 GRAPH = "graph"
 EAGER = "eager"
 CHOICES = (GRAPH, EAGER)
+
+#: Rounds of (eager block, replay block), and per block about this many
+#: seconds of calls, within [CHECK_MIN_CALLS, CHECK_MAX_CALLS] calls.
+CHECK_ROUNDS = 5
+CHECK_ROUNDS_LONG = 3  # calls over LONG_CALL_S: fewer rounds keep setup short
+LONG_CALL_S = 0.05
+CHECK_BLOCK_S = 0.02
+CHECK_MIN_CALLS = 2
+CHECK_MAX_CALLS = 50
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,8 @@ class CaptureCheck:
     #: Why, in a few words ("eager when slower by > 10% in 4 of 5 rounds: 5 were").
     why: str
     rule: CaptureRule = CaptureRule()
+    #: What was captured, for the notes ("the torch callable", "the stream callable").
+    subject: str = "the callable"
 
     @property
     def ratio(self) -> float:
@@ -102,9 +118,9 @@ class CaptureCheck:
         both = f"replay {fmt_ms(self.graph_ms)} vs {fmt_ms(self.eager_ms)} eagerly"
         rounds = f"{len(self.round_ratios)} interleaved rounds"
         if self.choice == EAGER:
-            return (f"timed eagerly: the CUDA graph replay of the torch callable is "
+            return (f"timed eagerly: the CUDA graph replay of {self.subject} is "
                     f"{self.ratio:.2f}x the eager call ({both}, {rounds}; {self.why}): capturing "
-                    f"changed what runs (e.g. other kernels under torch.cuda.graph)")
+                    f"changed what runs (other kernels while its stream is capturing)")
         slower = self.ratio - 1.0
         if slower > self.rule.note_share:
             return (f"timed the CUDA graph replay although it is {slower:+.1%} vs the eager call "
@@ -128,12 +144,13 @@ def _count(ratios: np.ndarray, threshold: float, above: bool) -> int:
 
 
 def decide(eager_blocks: Sequence[Sequence[float]], graph_blocks: Sequence[Sequence[float]],
-           prior: str | None = None, rule: CaptureRule = CaptureRule()) -> CaptureCheck:
+           prior: str | None = None, rule: CaptureRule = CaptureRule(),
+           subject: str = "the callable") -> CaptureCheck:
     """Choose ``"graph"`` or ``"eager"`` from interleaved blocks of per-call
     times (round i = ``eager_blocks[i]`` next to ``graph_blocks[i]``).
 
     ``prior`` is the baseline's choice (None without one; anything else is
-    ignored).
+    ignored). ``subject`` names what was captured in the note.
     """
     if len(eager_blocks) != len(graph_blocks) or not eager_blocks:
         raise ValueError("decide() needs the same number (>= 1) of eager and graph blocks")
@@ -168,7 +185,36 @@ def decide(eager_blocks: Sequence[Sequence[float]], graph_blocks: Sequence[Seque
     graph_all = np.concatenate([np.asarray(b, dtype=float) for b in graph_blocks])
     return CaptureCheck(choice=choice, prior=prior, eager_ms=float(np.median(eager_all)),
                         graph_ms=float(np.median(graph_all)), round_ratios=tuple(float(r) for r in ratios),
-                        why=why, rule=rule)
+                        why=why, rule=rule, subject=subject)
 
 
-__all__ = ["CHOICES", "CaptureCheck", "CaptureRule", "EAGER", "GRAPH", "decide", "fmt_ms"]
+def plan(per_call_s: float) -> tuple[int, int]:
+    """(rounds, calls per block) for calls that take about ``per_call_s``
+    seconds: blocks of about :data:`CHECK_BLOCK_S`, fewer rounds for long calls."""
+    calls = int(CHECK_BLOCK_S / per_call_s) if per_call_s > 0 else CHECK_MAX_CALLS
+    calls = min(max(calls, CHECK_MIN_CALLS), CHECK_MAX_CALLS)
+    rounds = CHECK_ROUNDS if per_call_s <= LONG_CALL_S else CHECK_ROUNDS_LONG
+    return rounds, calls
+
+
+def time_and_decide(stream: int, eager: Callable[[], Any], replay: Callable[[], Any], *,
+                    prior: str | None, subject: str, rule: CaptureRule = CaptureRule()) -> CaptureCheck:
+    """Time ``eager()`` (the callable itself) and ``replay()`` (its captured
+    graph), both enqueuing on ``stream``, with CUDA events in interleaved
+    blocks, and :func:`decide`. The one check behind every workload that
+    captures user code (TorchWorkload, CudaWorkload)."""
+    per_s = max(cuda.time_calls(stream, eager, 1)[0], cuda.time_calls(stream, replay, 1)[0]) / 1e3
+    rounds, calls = plan(per_s)
+    eager_blocks: list[list[float]] = []
+    graph_blocks: list[list[float]] = []
+    for r in range(rounds):  # ABBA order: drift over the check cancels
+        order = (((eager_blocks, eager), (graph_blocks, replay)) if r % 2 == 0
+                 else ((graph_blocks, replay), (eager_blocks, eager)))
+        for blocks, fn in order:
+            blocks.append(cuda.time_calls(stream, fn, calls))
+    return decide(eager_blocks, graph_blocks, prior=prior, rule=rule, subject=subject)
+
+
+__all__ = ["CHECK_BLOCK_S", "CHECK_MAX_CALLS", "CHECK_MIN_CALLS", "CHECK_ROUNDS", "CHECK_ROUNDS_LONG",
+           "CHOICES", "CaptureCheck", "CaptureRule", "EAGER", "GRAPH", "LONG_CALL_S", "decide", "fmt_ms",
+           "plan", "time_and_decide"]

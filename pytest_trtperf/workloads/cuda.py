@@ -23,6 +23,15 @@ Method (see DESIGN.md section 3):
 * CUDA graphs are on by default: each phase is captured once in :meth:`setup`
   and replayed with ``cudaGraphLaunch``. If capture fails the workload runs the
   plain enqueue and says why in :meth:`notes`.
+* A user's enqueue can launch other work while its stream is capturing (it
+  calls cuBLAS, cupy or torch on that stream, or asks
+  ``cudaStreamIsCapturing``), so a successful capture is not trusted either:
+  setup times plain enqueues and replays, interleaved, and lets
+  :mod:`.capture_check` choose what to time, with hysteresis around the
+  baseline's choice (:meth:`CudaWorkload.use_baseline_choice`), exactly as
+  for torch callables. The choice is ``identity()["timed_as"]``, the numbers
+  ``identity()["capture_check"]``. ``check_capture=False`` is for enqueues
+  the harness wrote itself: TensorRT engines are captured as trtexec does.
 * Waiting is a spin on ``cudaEventQuery`` by default; ``blocking_sync=True``
   uses blocking-sync events (sleep in the driver). Both are in :meth:`identity`.
 
@@ -42,6 +51,7 @@ import numpy as np
 from ..gpu import cuda
 from ..errors import UsageError
 from ..workload import Batch
+from .capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, time_and_decide
 
 Enqueue = Callable[[int], Any]
 
@@ -137,9 +147,10 @@ class _Phase:
         self.fn = fn
         self.stream = stream
         self.exec: cuda.GraphExec | None = None
-        self.launch: Callable[[], Any] = self._plain
+        self.launch: Callable[[], Any] = self.plain
 
-    def _plain(self) -> None:
+    def plain(self) -> None:
+        """The enqueue itself, on this phase's stream."""
         self.fn(self.stream)
 
     def try_graph(self, mode: str) -> str | None:
@@ -179,7 +190,7 @@ class _Phase:
         if self.exec is not None:
             self.exec.close()
             self.exec = None
-        self.launch = self._plain
+        self.launch = self.plain
 
 
 class CudaWorkload:
@@ -201,7 +212,11 @@ class CudaWorkload:
         capture_mode: str = "thread_local",
         queue_depth: int = 2,
         stream: int | Sequence[int] | None = None,
+        check_capture: bool = True,
     ) -> None:
+        """``check_capture``: run the capture check when graphs are on (the
+        enqueue is user code); False only for enqueues the harness wrote
+        (TensorRT engines)."""
         if not callable(enqueue):
             raise UsageError("CudaWorkload needs a callable enqueue(stream_handle) -> None")
         if mode not in MODES:
@@ -230,6 +245,13 @@ class CudaWorkload:
         self.capture_mode = capture_mode
         self.queue_depth = int(queue_depth)
         self._external = external
+        self.check_capture = bool(check_capture)
+        self._prior: str | None = None
+        #: "graph" or "eager" once set up, when the harness captured user code
+        #: (graphs on, ``check_capture``): how the enqueue is timed.
+        self.timed_as: str | None = None
+        #: The capture check's numbers and choice (None when no check ran).
+        self.check: CaptureCheck | None = None
         self._notes: list[str] = []
         self._streams: list[cuda.Stream] = []
         self._phases: list[list[_Phase]] = []  # per stream: [h2d?, compute, d2h?]
@@ -257,22 +279,37 @@ class CudaWorkload:
             "transfers": self.transfers,
             "inferences_per_iteration": self.inferences_per_iteration,
         }
+        if self.timed_as is not None:
+            ident["timed_as"] = self.timed_as
+        if self.check is not None:
+            ident["capture_check"] = self.check.identity()
         ident.update(self._user_identity)
         return ident
 
     def notes(self) -> tuple[str, ...]:
         return tuple(self._notes)
 
+    def use_baseline_choice(self, timed_as: str | None) -> None:
+        """What the baseline timed (``"graph"`` / ``"eager"``), before setup:
+        the capture check keeps it unless the evidence is clearly against it,
+        so a compare run does not flip near the threshold."""
+        self._prior = timed_as if timed_as in CHOICES else None
+
     def setup(self) -> None:
-        """Create streams, capture graphs (or fall back), warm each phase once."""
+        """Create streams, capture graphs (or fall back), check a captured
+        user enqueue (graph or eager), warm each phase once."""
         if self._ready:
             return
         cuda.require_gpu()
         self._notes = []
+        self.timed_as = None
+        self.check = None
         try:
             self._make_streams()
             for s in self._streams:
                 self._phases.append(self._make_phases(s.handle))
+            if self.cuda_graph and self.check_capture:
+                self._check_capture()
             self._warm()
         except BaseException:
             self.teardown()
@@ -324,6 +361,27 @@ class CudaWorkload:
                     self._add_note(f"CUDA graph capture of {p.name} failed, timing the plain "
                                    f"enqueue instead: {why}")
         return phases
+
+    def _check_capture(self) -> None:
+        """Graph or eager for the user's enqueue (the compute phase; copies of
+        ``transfers`` are the harness's and keep their graphs): time plain
+        enqueues and replays on the first stream, interleaved, and drop the
+        compute graphs when the rule says capture changed the program. A
+        capture that failed on any stream is eager everywhere, without a check."""
+        compute = [p for phases in self._phases for p in phases if p.name == "compute"]
+        if all(p.exec is not None for p in compute):
+            first = compute[0]
+            self.check = time_and_decide(first.stream, first.plain, first.launch, prior=self._prior,
+                                         subject="the stream callable")
+            note = self.check.note()
+            if note is not None:
+                self._add_note(note)
+            self.timed_as = self.check.choice
+        else:
+            self.timed_as = EAGER
+        if self.timed_as != GRAPH:
+            for p in compute:
+                p.close()
 
     def _add_note(self, note: str) -> None:
         if note not in self._notes:

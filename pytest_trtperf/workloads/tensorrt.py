@@ -256,6 +256,7 @@ class TensorRTWorkload:
                 inferences_per_iteration=self.inferences_per_iteration,
                 identity=self.identity(),
                 stream=list(self._slots),
+                check_capture=False,  # TensorRT's own capture rules (_capture_refusal), as trtexec
                 **self._cuda_opts,
             )
             self._inner.setup()

@@ -29,19 +29,11 @@ from typing import Any, Callable, Mapping
 from ..gpu import cuda
 from ..errors import BackendUnavailable, UsageError
 from ..workload import Batch
-from .capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, decide
+from .capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, time_and_decide
 from .cuda import CudaWorkload
 
 _TORCH_HINT = "pip install torch (a CUDA build)"
 
-#: Capture check: rounds of (eager block, replay block), and per block about
-#: this many seconds of calls, within [MIN_CALLS, MAX_CALLS] calls.
-CHECK_ROUNDS = 5
-CHECK_ROUNDS_LONG = 3  # calls over LONG_CALL_S: fewer rounds keep setup short
-LONG_CALL_S = 0.05
-CHECK_BLOCK_S = 0.02
-CHECK_MIN_CALLS = 2
-CHECK_MAX_CALLS = 50
 #: Eager calls whose device memory is measured after the timed window (median).
 MEMORY_CALLS = 3
 
@@ -246,21 +238,12 @@ class TorchWorkload:
 
     def _check_capture(self, torch: Any) -> None:
         """Time eager calls and replays in interleaved blocks on the first
-        stream; drop the graphs when the rule says the capture changed the
-        program."""
+        stream (:func:`.capture_check.time_and_decide`); drop the graphs when
+        the rule says the capture changed the program."""
         ts, replay = self._torch_streams[0], self._graphs[0].replay
-        with torch.cuda.stream(ts):
-            per_s = max(_time_calls(torch, ts, self.fn, 1)[0], _time_calls(torch, ts, replay, 1)[0]) / 1e3
-            calls = min(max(int(CHECK_BLOCK_S / per_s) if per_s > 0 else CHECK_MAX_CALLS, CHECK_MIN_CALLS),
-                        CHECK_MAX_CALLS)
-            rounds = CHECK_ROUNDS if per_s <= LONG_CALL_S else CHECK_ROUNDS_LONG
-            eager: list[list[float]] = []
-            graph: list[list[float]] = []
-            for r in range(rounds):  # ABBA order: drift over the check cancels
-                order = ((eager, self.fn), (graph, replay)) if r % 2 == 0 else ((graph, replay), (eager, self.fn))
-                for blocks, fn in order:
-                    blocks.append(_time_calls(torch, ts, fn, calls))
-        self.check = decide(eager, graph, prior=self._prior)
+        with torch.cuda.stream(ts):  # both fn() and replay() launch on the current stream
+            self.check = time_and_decide(int(ts.cuda_stream), self.fn, replay, prior=self._prior,
+                                         subject="the torch callable")
         if self.check.choice == EAGER:
             self._graphs = []
         note = self.check.note()
@@ -290,20 +273,6 @@ class TorchWorkload:
             enqueue = enqueue_many
         return CudaWorkload(enqueue, cuda_graph=False, stream=list(by_handle),
                             **self._opts)  # type: ignore[arg-type]
-
-
-def _time_calls(torch: Any, ts: Any, fn: Callable[[], Any], n: int) -> list[float]:
-    """Milliseconds of ``n`` calls of ``fn`` on stream ``ts``, a CUDA event
-    pair around each, enqueued back to back behind one untimed call (so the
-    first pair does not hold an idle GPU's launch latency), one sync."""
-    pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
-    fn()
-    for start, end in pairs:
-        start.record(ts)
-        fn()
-        end.record(ts)
-    ts.synchronize()
-    return [float(start.elapsed_time(end)) for start, end in pairs]
 
 
 def _recover_stream(torch: Any, ts: Any) -> str | None:

@@ -34,6 +34,19 @@ def test_events_time_a_known_kernel(kernels, floor, stream) -> None:
     assert within(ms / 1e3, floor.latency(200)), (ms, floor)
 
 
+def test_time_calls_puts_an_event_pair_around_each_call(kernels, floor, stream) -> None:
+    calls: list[int] = []
+
+    def call() -> None:
+        calls.append(1)
+        kernels.spin(stream.handle, 100_000)
+
+    ms = cuda.time_calls(stream, call, 20)
+    assert len(ms) == 20 and len(calls) == 21  # one untimed call first: no idle-GPU latency in pair 1
+    assert min(ms) >= 0.1 - 0.0005, ms  # every pair holds its whole kernel (event resolution 0.5 us)
+    assert within(float(np.median(ms)) / 1e3, floor.latency(100)), (ms, floor)
+
+
 def test_blocking_sync_event_waits_for_work(kernels, stream) -> None:
     ev = cuda.Event(blocking_sync=True)
     kernels.spin(stream.handle, 20_000_000)  # 20 ms

@@ -48,6 +48,20 @@ def test_latency_mode_graph_times_the_engine(fake_backend, fake_trt) -> None:
     assert w.inferences_per_iteration == 1
 
 
+def test_engines_are_captured_without_the_capture_check(fake_backend, fake_trt) -> None:
+    """TensorRT's enqueue is TensorRT's: captured as trtexec does, no
+    graph-vs-eager check, no ``timed_as`` (README, CUDA graphs and captured code)."""
+    w = make_workload(_handle(fake_backend, fake_trt), shapes={"images": (1, 3, 16, 16)})
+    w.setup()
+    try:
+        inner = w._inner
+        assert inner is not None and inner.graph_used and not inner.check_capture and inner.check is None
+        ident = w.identity()
+    finally:
+        w.teardown()
+    assert "timed_as" not in ident and "capture_check" not in ident
+
+
 def test_batch_scales_gpu_time(fake_backend, fake_trt) -> None:
     def median(bs):
         w = make_workload(_handle(fake_backend, fake_trt), shapes={"images": (bs, 3, 16, 16)})
