@@ -13,12 +13,12 @@ cannot compute with (non-finite, zero) is ``unreliable`` and fails.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from .attribution import attribution_text
 from .baseline import BaselineEntry
 from .fingerprint import Fingerprint, incomparable_reason, info_changes
-from .identity import config_changes, config_identity, split_config
+from .identity import config_changes, config_hash, config_identity, split_config
 from .noise import centre, estimate, widen
 from .noise import status as noise_status
 from .report.format import fmt_change, fmt_value
@@ -106,6 +106,16 @@ def _invalid(words: str, why: str, base: dict[str, Any], current_value: float | 
                    **base)
 
 
+def _graph_before_the_check(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """A stream-callable (``cuda``) baseline recorded before stream callables
+    got the capture check has no ``timed_as``; with CUDA graphs on, the
+    harness then always timed the graph replay. A result timed as the graph
+    now measures the same thing: compare it. A result now timed eagerly does
+    not (the check found the capture changed the program): incomparable."""
+    return (current.get("kind") == "cuda" and current.get("timed_as") == "graph" and "timed_as" not in baseline
+            and baseline.get("cuda_graph") is True and current.get("cuda_graph") is True)
+
+
 def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, metric: str, tolerance: float,
           confidence: float, baseline_path: str, run_noise: float | None = None) -> Verdict:
     """Decide one result. Never raises for data reasons: everything becomes a
@@ -140,14 +150,18 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
                   f"check changed its choice; the result's notes say why)")
     build_changes: list[str] = []
     if reason is None and entry.config is not None:
+        current, current_hash = config_identity(result.identity), result.config_hash
+        if _graph_before_the_check(entry.config, current):
+            current = {k: v for k, v in current.items() if k != "timed_as"}
+            current_hash = config_hash({k: v for k, v in result.identity.items() if k != "timed_as"})
         old_method, old_build = split_config(entry.config)
-        new_method, new_build = split_config(config_identity(result.identity))
+        new_method, new_build = split_config(current)
         method_changes = config_changes(old_method, new_method)
         build_changes = config_changes(old_build, new_build)
         if method_changes:
             reason = f"measurement method changed: {'; '.join(method_changes)}"
-        elif not build_changes and entry.config_hash != result.config_hash:
-            reason = f"configuration changed (config hash {entry.config_hash} != {result.config_hash})"
+        elif not build_changes and entry.config_hash != current_hash:
+            reason = f"configuration changed (config hash {entry.config_hash} != {current_hash})"
     elif reason is None and entry.config_hash != result.config_hash:
         reason = (f"configuration changed (config hash {entry.config_hash} != {result.config_hash}; the baseline "
                   f"predates recorded configurations)")
