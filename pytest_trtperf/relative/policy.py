@@ -21,6 +21,7 @@ from typing import Any, Mapping
 from ..config import MeasureOptions, MeasureSettings
 from ..errors import UsageError
 from ..gate import verdict_flags
+from ..gpu.window import block_ranges, measured_window
 from ..identity import config_hash
 from .interleave import Interleaved, measure_interleaved
 from ..measure import Measurement
@@ -75,19 +76,27 @@ def timed_alike(a: Workload, b: Workload, *, where: str) -> None:
 
 def measure_pair(runner: Runner, a: Workload, b: Workload, target: Target, opts: MeasureOptions) -> Interleaved:
     """One interleaved run of two set-up workloads, under the runner's GPU
-    lock and monitor, with its progress display."""
+    lock and monitor, with its progress display and the profilers' brackets
+    of an ordinary measured window (``--trt-profiler-api``, ``--trt-nvtx``:
+    one window over all blocks, one NVTX range per block naming its side).
+    The run is kept as ``runner.last_interleaved`` (``--trt-export-dir``)."""
     gpu = runner.gpu
     host = a.kind == "host" and b.kind == "host"
     monitor = gpu.make_monitor() if gpu is not None and not host else None
     lock = gpu.measurement_lock() if gpu is not None else contextlib.nullcontext()
+    profiling = runner.settings.gpu
     with lock:
         bar = runner.progress(target, opts) if runner.progress is not None else None
         try:
-            return measure_interleaved(a, b, MeasureSettings.from_options(opts), metric=opts.metric,
-                                       monitor=monitor, on_progress=bar.update if bar is not None else None)
+            il = measure_interleaved(a, b, MeasureSettings.from_options(opts), metric=opts.metric,
+                                     monitor=monitor, on_progress=bar.update if bar is not None else None,
+                                     window=measured_window(profiling, target.id, "host" if host else b.kind),
+                                     block=block_ranges(profiling, target.id))
         finally:
             if bar is not None:
                 bar.done("measured")
+    runner.last_interleaved = il
+    return il
 
 
 def _side(label: str, workload: Workload, m: Measurement, identity: Mapping[str, Any], confidence: float) -> Side:
