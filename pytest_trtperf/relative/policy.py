@@ -185,6 +185,7 @@ def run_relative(runner: Runner, a: Workload, b: Workload, target: Target, opts:
     when the expectation looks broken, as the runner's policy says), judge
     the paired ratio, tear both down. No baseline is read or written."""
     timed_alike(a, b, where=target.nodeid)
+    runner.last_interleaved = None
     fp = runner.fingerprint(b)
     a.setup()
     try:
