@@ -13,11 +13,19 @@ that ``pytest_trtperf.report.nsight.ncu_filter`` builds for one result:
 
 N profiled kernels out of >= 2 * (N + 7) launched means: only the window's.
 When A is not N, run D (a ``regex:`` filter) tells escaping problems from
-others. Run on a GPU machine with ncu, from the repository root:
+others.
+
+A relative gate (``test_c``: ``trt_bench.compare`` of a spin kernel, side a,
+against an ``add_one`` kernel, side b, N iterations per side, interleaved):
+
+* E: filter on the result id   -> exactly 2N kernels, N of each (the id's
+  range holds the whole interleaved run)
+* F: filter on ``<id> [a]``    -> exactly N kernels, all ``spin``
+* G: filter on ``<id> [b]``    -> exactly N kernels, all ``add_one`` Run on a GPU machine with ncu, from the repository root:
 
     PYTHONPATH=$PWD python bench/ncu_nvtx_check.py [--iterations 20] [--out DIR]
 
-Prints Markdown for bench/RESULTS.md; exit status 0 when A, B and C hold.
+Prints Markdown for bench/RESULTS.md; exit status 0 when A, B, C, E, F and G hold.
 Uses ``--clock-control none``: the card's clocks are left as they are.
 """
 
@@ -57,10 +65,20 @@ def test_a(trt_bench, p):
 
 def test_b(trt_bench):
     trt_bench.measure(lambda stream: K.spin(stream, 5_000), timer="cuda")
+
+
+def test_c(trt_bench):
+    from pytest_trtperf.gpu import cuda
+
+    buf = cuda.DeviceBuffer(1024)
+    trt_bench.compare(lambda stream: K.spin(stream, 5_000), lambda stream: K.add_one(stream, buf.ptr, 256),
+                      timer="cuda", max_slowdown="100%", name="ab", remeasure=False)
+    buf.close()
 '''
 
 NODE_A = "perf/test_ncu.py::test_a[p/q]"
 NODE_B = "perf/test_ncu.py::test_b"
+NODE_C = "perf/test_ncu.py::test_c"
 PROFILED = re.compile(r'==PROF== Profiling "([^"]+)"')
 
 
@@ -119,26 +137,35 @@ def main() -> int:
     out = Path(args.out) if args.out else work
     out.mkdir(parents=True, exist_ok=True)
     n = args.iterations
-    id_a, id_b = result_id(NODE_A, "k"), result_id(NODE_B, None)
-    runs = [("A", "graphs on, --trt-nvtx", ncu_filter(id_a), ["--trt-nvtx"], n),
-            ("B", "graphs off, --trt-nvtx", ncu_filter(id_b), ["--trt-nvtx", "--trt-no-cuda-graph"], n),
-            ("C", "graphs on, no --trt-nvtx (control)", ncu_filter(id_a), [], 0)]
+    id_a, id_b, id_c = result_id(NODE_A, "k"), result_id(NODE_B, None), result_id(NODE_C, "ab")
+    spin, add = {"spin": n}, {"add_one": n}
+    only_c = ["--trt-nvtx", "-k", "test_c"]
+    # (label, setup, filter, pytest options, expected kernel counts by name)
+    runs = [("A", "graphs on, --trt-nvtx", ncu_filter(id_a), ["--trt-nvtx", "-k", "not test_c"], spin),
+            ("B", "graphs off, --trt-nvtx", ncu_filter(id_b), ["--trt-nvtx", "--trt-no-cuda-graph", "-k",
+                                                               "not test_c"], spin),
+            ("C", "graphs on, no --trt-nvtx (control)", ncu_filter(id_a), ["-k", "not test_c"], {}),
+            ("E", "compare(), both sides", ncu_filter(id_c), only_c, {**spin, **add}),
+            ("F", "compare(), side a", ncu_filter(id_c, "a"), only_c, spin),
+            ("G", "compare(), side b", ncu_filter(id_c, "b"), only_c, add)]
     rows = []
     ok = True
-    for label, what, flt, extra, expected in runs:
+    for label, what, flt, extra, want in runs:
         rc, names, doc = run(ncu, work, flt, extra, n, out / f"ncu_{label}.log")
         warm = [r.get("warmup_iterations") for r in doc.get("results", [])]
-        good = rc == 0 and len(names) == expected and set(names) <= {"spin"}
+        got = {k: names.count(k) for k in sorted(set(names))}
+        good = rc == 0 and got == want
         ok &= good
-        rows.append((label, what, flt, expected, len(names), warm, rc, good))
+        rows.append((label, what, flt, sum(want.values()), len(names), warm, rc, good))
     if rows[0][4] != n:
         flt = "regex:trtperf@.*test_a.*/"
-        rc, names, doc = run(ncu, work, flt, ["--trt-nvtx"], n, out / "ncu_D.log")
+        rc, names, doc = run(ncu, work, flt, ["--trt-nvtx", "-k", "not test_c"], n, out / "ncu_D.log")
         rows.append(("D", "diagnostic: regex filter, graphs on", flt, n, len(names), [], rc, None))
     print(f"### ncu keeps to the measured window ({', '.join(version) or 'ncu'})\n")
-    print(f"`PYTHONPATH=$PWD python bench/ncu_nvtx_check.py --iterations {n}`: two tests, one spin kernel per "
-          f"iteration, exactly {n} measured iterations each, warm-up >= 5 iterations plus setup launches; "
-          f"ncu `--nvtx --nvtx-include <filter> --clock-control none`.\n")
+    print(f"`PYTHONPATH=$PWD python bench/ncu_nvtx_check.py --iterations {n}`: two measurements, one spin kernel "
+          f"per iteration, and one `trt_bench.compare` (spin against add_one), exactly {n} measured iterations "
+          f"each (per side), warm-up >= 5 iterations plus setup launches; ncu `--nvtx --nvtx-include <filter> "
+          f"--clock-control none`.\n")
     print("| run | setup | filter | expected | profiled | warm-up iterations (A, B) | ok |")
     print("| --- | --- | --- | ---: | ---: | --- | --- |")
     for label, what, flt, expected, got, warm, rc, good in rows:

@@ -27,7 +27,7 @@ python3 bench/profiling.py --rounds 8 --seconds 0.4 --json "$OUT/profiling_cost.
 echo
 python3 bench/ncu_nvtx_check.py --iterations 20 --out "$OUT" 2>&1 | tee "$OUT/ncu_check.md"
 echo
-python3 -m pytest tests/gpu/test_profiling_on_gpu.py tests/trt/test_exports_gpu.py -m gpu -p no:cacheprovider -q -rs \
+python3 -m pytest tests/gpu/test_profiling_on_gpu.py tests/gpu/test_relative_gpu.py tests/trt/test_exports_gpu.py -m gpu -p no:cacheprovider -q -rs \
   > "$OUT/gpu_tests.txt" 2>&1
 echo "GPU tests of the profiling aids (rc=$?):"
 tail -4 "$OUT/gpu_tests.txt"

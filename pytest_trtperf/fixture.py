@@ -159,7 +159,11 @@ class TrtBench:
         target = self._target(name, opts, info)
         result = run_relative(self._runner, workloads[0], workloads[1], target, opts,
                               Expectation.from_config(kind, value), labels=(_label(a, "a"), _label(b, "b")))
-        result = self._labelled(result, workloads[1], opts, {**self._shared_info(), **info})
+        # The same aids as an ordinary measurement: exports of both sides, and
+        # the nsys command at the end of a failed GPU gate's message.
+        self._export_sides(result, (workloads[0], workloads[1]))
+        result = self._labelled(self._with_profile_command(result), workloads[1], opts,
+                                {**self._shared_info(), **info})
         self.results.append(result)
         return result
 
@@ -330,16 +334,30 @@ class TrtBench:
     def _export(self, result: Result, workload: Workload) -> None:
         """``--trt-export-dir``: this process writes the result's files (raw
         samples never travel to the xdist controller)."""
+        self._write_exports(result, lambda exports, directory: exports.export_result(
+            directory, result, self._runner.last_measurement, workload))
+
+    def _export_sides(self, result: Result, workloads: tuple[Workload, Workload]) -> None:
+        """``--trt-export-dir`` for the interleaved run of ``compare()``: both
+        sides' samples, and the TensorRT files of the sides whose workload is
+        given."""
+        il = self._runner.last_interleaved
+        if il is None:
+            return
+        self._write_exports(result, lambda exports, directory: exports.export_interleaved(
+            directory, result, il, workloads))
+
+    def _write_exports(self, result: Result, write: Callable[[Any, Path], Any]) -> None:
         directory = self._state.settings.export_dir
         if directory is None:
             return
         from .report import exports
 
         try:
-            exports.export_result(directory, result, self._runner.last_measurement, workload)
+            write(exports, Path(directory))
         except OSError as e:
             warnings.warn(exports.ExportWarning(f"{result.id}: --trt-export-dir: could not write into {directory} "
-                                                f"({e.strerror or e})"), stacklevel=2)
+                                                f"({e.strerror or e})"), stacklevel=3)
 
     def _with_profile_command(self, result: Result) -> Result:
         """A failed or incomparable GPU result's message ends with the nsys

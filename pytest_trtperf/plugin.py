@@ -226,12 +226,14 @@ class SessionHooks:
 
             results = [Result.from_dict(d) for d in data]
             self.state.collected.extend(results)
+            # A relative gate is never a baseline entry, so it is never "not written" either.
             if report.failed or (report.skipped and hasattr(report, "wasxfail")):  # failed, or xfailed
                 for r in results:
-                    self.state.not_written[r.id] = "its test failed"
+                    if not r.is_relative_gate:
+                        self.state.not_written[r.id] = "its test failed"
         elif report.when in ("setup", "teardown") and report.failed:
             for r in self.state.collected:
-                if r.nodeid == report.nodeid:
+                if r.nodeid == report.nodeid and not r.is_relative_gate:
                     self.state.not_written.setdefault(r.id, f"its test errored in {report.when}")
         reason = getattr(report, "trtperf_skip", None)
         if isinstance(reason, str):

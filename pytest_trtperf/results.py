@@ -424,6 +424,12 @@ class Result:
     #: Both sides of an interleaved A/B measurement, when the verdict rests on one.
     relative: Relative | None = None
 
+    @property
+    def is_relative_gate(self) -> bool:
+        """A ``trt_bench.compare`` result: it carries both sides itself and
+        never becomes (or fails to become) a baseline entry."""
+        return self.relative is not None and self.relative.origin == "compare"
+
     # Friendly accessors matching the design's vocabulary.
     @property
     def gpu_compute(self) -> SeriesStats | None:

@@ -203,6 +203,11 @@ class Runner:
         #: The deciding (last) measurement of the last ``run``: raw samples for
         #: ``--trt-export-dir``, which never travel inside a ``Result``.
         self.last_measurement: Measurement | None = None
+        #: The deciding interleaved run of the last relative measurement
+        #: (``relative.policy.measure_pair``: ``trt_bench.compare``, the
+        #: ``--trt-ab-confirm`` re-measure), for ``--trt-export-dir``; reset
+        #: by every ``run``.
+        self.last_interleaved: Any = None
 
     def run(self, workload: Workload, target: Target, opts: MeasureOptions,
             regression_check: RegressionCheck | None = None) -> Result:
@@ -210,6 +215,7 @@ class Runner:
         tear down. Notes, per-layer profile and device memory come from the
         workload after measuring. ``regression_check`` may replace a verdict
         that is still a regression (``--trt-ab-confirm``)."""
+        self.last_interleaved = None
         fp = self.fingerprint(workload)
         if workload.kind == "host":
             self._check_cpu_sharing(target)

@@ -59,6 +59,56 @@ def test_samples_files_match_the_results_and_stay_inside_the_directory(pytester:
         assert doc["warmup_iterations"] == res["warmup_iterations"] and doc["stop_reason"] == res["stop_reason"]
 
 
+RELATIVE = '''
+import hashlib
+import pytest
+
+DATA = b"x" * 40_000
+
+
+def once():
+    hashlib.sha256(DATA).digest()
+
+
+def twice():
+    hashlib.sha256(DATA).digest()
+    hashlib.sha256(DATA).digest()
+
+
+@pytest.mark.parametrize("p", ["x/y"])
+def test_ab(trt_bench, p):
+    trt_bench.compare(once, twice, max_slowdown="3%", name="../ab", remeasure=False)  # fails: b is 2x
+'''
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_relative_gate_exports_both_sides(pytester: pytest.Pytester, workers: int) -> None:
+    """``trt_bench.compare`` results are exported like ordinary ones, per side
+    (failed or not): every measured iteration of a and of b, in order, with
+    the block sizes that make the pairs."""
+    pytester.makepyfile(test_perf=RELATIVE)
+    args = [*RUN, "--trt-export-dir=out", "--trt-json=res.json"] + (["-n", str(workers)] if workers else [])
+    r = pytester.runpytest_subprocess(*args)
+    r.assert_outcomes(failed=1)
+    out = pytester.path / "out"
+    (res,) = json.loads((pytester.path / "res.json").read_text())["results"]
+    rel = res["relative"]
+    index = json.loads((out / exports.INDEX).read_text())["results"]
+    assert index == {res["id"]: {"a.samples": exports.file_names(res["id"])["a.samples"],
+                                 "b.samples": exports.file_names(res["id"])["b.samples"]}}
+    r.stdout.fnmatch_lines([f"exports: 1 result(s) in {out} (index: index.json)"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([exports.INDEX, *index[res["id"]].values()])
+    for side in ("a", "b"):
+        doc = json.loads((out / index[res["id"]][f"{side}.samples"]).read_text())
+        lat = np.asarray(doc["series"]["latency"])
+        assert doc["result"] == res["id"] and doc["side"] == side and doc["label"] == rel[side]["label"]
+        assert doc["kind"] == "host" and doc["origin"] == "compare"
+        assert doc["iterations"] == len(lat) == sum(doc["blocks"]) == rel[side]["latency_ms"]["n"]
+        assert len(doc["blocks"]) == len(doc["b_first"]) == rel["pairs"]
+        assert abs(float(np.median(lat)) - rel[side]["latency_ms"]["median"]) <= 1e-3 * rel[side]["latency_ms"]["median"]
+    assert "profile this test under Nsight Systems" not in r.stdout.str()  # host work: no GPU profile
+
+
 def test_an_unusable_directory_is_one_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=TESTS)
     (pytester.path / "afile").write_text("x")

@@ -14,6 +14,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,47 @@ def test_tensorrt_adds_layer_profiling_and_exports_and_eager_drops_graph_trace(t
     assert "--cuda-graph-trace=node" not in off
 
 
+def relative_result(nodeid: str, a: tuple[str, dict[str, object]], b: tuple[str, dict[str, object]], *,
+                    status: str = "regression", origin: str = "compare") -> Any:
+    """A judged relative gate as plain data, as a GPU ``trt_bench.compare`` produces it."""
+    from pytest_trtperf.relative.policy import relative_message
+    from pytest_trtperf.results import Relative, Side
+
+    base = make_result(nodeid, kind=b[0], status=status, identity={"relative": {"a": a[1], "b": b[1]}})
+
+    def side(label: str, kind_identity: tuple[str, dict[str, object]], ms: float) -> Side:
+        return Side(label=label, kind=kind_identity[0], latency=dataclasses.replace(base.latency, median=ms),
+                    throughput=1000 / ms, distribution=base.distribution, config_hash="h",
+                    identity={"kind": kind_identity[0], **kind_identity[1]})
+
+    rel = Relative(a=side("fp32", a, 1.0), b=side("fp16", b, 1.1), metric="median", ratio=1.1, ci=(1.08, 1.12),
+                   pairs=12, bound=1.03, expectation="b at most 3.0% slower than a", origin=origin)
+    verdict = dataclasses.replace(base.verdict, message=relative_message(rel, status, 0.99, "max_slowdown 3%"))
+    return dataclasses.replace(base, relative=rel, verdict=verdict)
+
+
+def test_a_failed_relative_gate_on_the_gpu_ends_with_the_command_for_its_sides(tmp_path: Path) -> None:
+    ctx = ctx_for(tmp_path)
+    # Side a replayed CUDA graphs, side b ran eagerly: the trace must expand graphs.
+    r = nsight.with_profile_command(relative_result("t.py::test_ab", ("torch", {"cuda_graph": True}),
+                                                    ("torch", {"cuda_graph": True, "timed_as": "eager"})), ctx)
+    assert r.verdict is not None
+    head, sep, command = r.verdict.message.partition(nsight.PREFIX)
+    assert sep and head.startswith("b/a 1.100 exceeds max_slowdown 3%; median latency: ") and "\n" not in command
+    argv = shlex.split(command)
+    assert argv[:2] == ["nsys", "profile"] and "--cuda-graph-trace=node" in argv
+    assert "t.py::test_ab" in argv and {"--trt-profiler-api", "--trt-nvtx"} <= set(argv)
+    assert "--trt-profile-layers" not in argv
+    # An engine on either side: the layer profile and the exports come with it.
+    trt = nsight.nsys_argv(relative_result("t.py::test_ab", ("tensorrt", {"cuda_graph": False}),
+                                           ("torch", {"cuda_graph": False})), ctx)
+    assert "--trt-profile-layers" in trt and "--cuda-graph-trace=node" not in trt
+    # A passing gate, and a host one, get nothing.
+    for quiet in (relative_result("t.py::test_ab", ("cuda", {}), ("cuda", {}), status="pass"),
+                  relative_result("t.py::test_ab", ("host", {}), ("host", {}))):
+        assert nsight.with_profile_command(quiet, ctx) == quiet
+
+
 def test_session_options_that_change_the_measurement_are_carried(tmp_path: Path) -> None:
     s = settings(tmp_path, mode="throughput", streams=2, cuda_graph=False, blocking_sync=True,
                  include_transfers=True)
@@ -86,6 +128,8 @@ def test_session_options_that_change_the_measurement_are_carried(tmp_path: Path)
 def test_ncu_filter_escapes_what_ncu_reads_as_syntax() -> None:
     assert nsight.ncu_filter("tests/a.py::test_x[b/c]::bs16") == r"trtperf@tests\/a.py::test_x\[b\/c\]::bs16/"
     assert nsight.ncu_filter("t.py::test[a+b*c@d\\e]") == r"trtperf@t.py::test\[a\+b\*c\@d\\e\]/"
+    # One side of a relative gate: its blocks' range, "<id> [a]".
+    assert nsight.ncu_filter("t.py::test_ab[x]", "a") == r"trtperf@t.py::test_ab\[x\] \[a\]/"
 
 
 ODD_TESTS = '''

@@ -6,6 +6,8 @@ machine (no GPU) or with the package blocked from importing."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,9 +20,11 @@ import pytest
 from pytest_trtperf.config import GpuSettings, MeasureSettings
 from pytest_trtperf.gpu import cuda
 from pytest_trtperf.gpu import nvtx as nvtx_layer
-from pytest_trtperf.gpu.window import ProfilingWarning, header_line, measured_window
+from pytest_trtperf.gpu.window import ProfilingWarning, block_ranges, header_line, measured_window, side_range_name
 from pytest_trtperf.measure import measure
+from pytest_trtperf.relative.interleave import measure_interleaved
 from pytest_trtperf.workloads.host import HostWorkload
+import nvtx_recorder
 
 FAST = MeasureSettings(warmup_s=0.02, min_warmup_iterations=5, min_time_s=0.05, max_time_s=0.2)
 
@@ -72,6 +76,73 @@ def test_window_is_left_when_the_workload_fails_inside_it() -> None:
     assert rec.entered_at is not None and rec.left_at == rec.calls
 
 
+class Brackets:
+    """The interleaved run's seams: ``window`` around the measured blocks,
+    ``block(side)`` around each; every call notes what was open around it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bool, str | None]] = []
+        self.open = False
+        self.side: str | None = None
+        self.windows = 0
+        self.blocks: list[str] = []
+
+    def work(self, tag: str) -> None:
+        self.calls.append((tag, self.open, self.side))
+        sum(range(200))
+
+    @contextlib.contextmanager
+    def window(self) -> Iterator[None]:
+        self.open, self.windows = True, self.windows + 1
+        try:
+            yield
+        finally:
+            self.open = False
+
+    @contextlib.contextmanager
+    def block(self, side: str) -> Iterator[None]:
+        assert self.open and self.side is None  # inside the window, never nested
+        self.side = side
+        self.blocks.append(side)
+        try:
+            yield
+        finally:
+            self.side = None
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_interleaved_window_holds_every_measured_block_and_no_warm_up(fixed: bool) -> None:
+    rec = Brackets()
+    a, b = HostWorkload(lambda: rec.work("a")), HostWorkload(lambda: rec.work("b"))
+    a.setup()
+    b.setup()
+    settings = MeasureSettings(warmup_s=0.02, min_warmup_iterations=5, min_time_s=0.05, max_time_s=0.3,
+                               iterations=300 if fixed else None)
+    il = measure_interleaved(a, b, settings, window=rec.window(), block=rec.block, block_s=0.005, min_pairs=4)
+    outside = [c for c in rec.calls if not c[1]]
+    inside = [c for c in rec.calls if c[1]]
+    # Warm-up of both sides and the unrecorded re-warm pair come first, outside the window.
+    assert rec.calls[:len(outside)] == outside and rec.windows == 1
+    assert len(outside) > il.a.warmup_iterations + il.b.warmup_iterations
+    assert all(side is None for _, _, side in outside)
+    # Every measured call ran inside its own side's block, and nothing else did.
+    assert all(tag == side for tag, _, side in inside)
+    assert sum(tag == "a" for tag, _, _ in inside) == il.a.iterations
+    assert sum(tag == "b" for tag, _, _ in inside) == il.b.iterations
+    if fixed:
+        assert il.a.iterations == il.b.iterations == 300
+    # One range per block (not per iteration), in the run's order: (a, b), (b, a), ...
+    order = [s for first in il.b_first for s in (("b", "a") if first else ("a", "b"))]
+    assert rec.blocks == order and len(rec.blocks) == 2 * il.pairs < len(inside)
+
+
+def test_block_ranges_follow_trt_nvtx() -> None:
+    assert block_ranges(GpuSettings(), "t.py::t") is None
+    assert block_ranges(GpuSettings(profiler_api=True), "t.py::t") is None  # the profiler API brackets the run once
+    assert block_ranges(GpuSettings(nvtx=True), "t.py::t") is not None
+    assert side_range_name("t.py::test[x]::ab", "a") == "t.py::test[x]::ab [a]"
+
+
 def test_nothing_to_do_when_both_options_are_off_and_no_profiler_call_for_host_work() -> None:
     assert measured_window(GpuSettings(), "t.py::test", "cuda") is None
     # A host workload must not create a CUDA context: the profiler API is for GPU kinds only.
@@ -100,8 +171,9 @@ def test_profiler_api_without_a_gpu_warns_and_the_window_still_runs() -> None:
 
 
 def test_nvtx_layer_without_a_tool_attached_is_a_dummy_domain() -> None:
-    if nvtx_layer.unavailable_reason() is not None:
-        pytest.skip(nvtx_layer.unavailable_reason())
+    why = nvtx_layer.unavailable_reason()
+    if why is not None:
+        pytest.skip(why)
     assert nvtx_layer.tool_attached() is False  # nothing listens on this machine
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -161,8 +233,9 @@ def test_profiler_api_without_cuda_python_never_touches_host_work(pytester: pyte
 
 
 def test_header_names_the_nvtx_version_when_installed(pytester: pytest.Pytester) -> None:
-    if nvtx_layer.unavailable_reason() is not None:
-        pytest.skip(nvtx_layer.unavailable_reason())
+    why = nvtx_layer.unavailable_reason()
+    if why is not None:
+        pytest.skip(why)
     pytester.makepyfile(test_perf=HOST_TEST)
     r = pytester.runpytest_subprocess("--trt-nvtx", "--trt-profiler-api", "--collect-only", "-p", "no:cacheprovider")
     r.stdout.fnmatch_lines([f"trtperf measured windows: cudaProfilerStart/Stop around GPU windows; NVTX ranges in "
@@ -181,3 +254,61 @@ def test_options_are_off_by_default_and_read_from_ini(pytester: pytest.Pytester)
     r = pytester.runpytest_subprocess("--collect-only", "-p", "no:cacheprovider")
     assert r.ret == 4
     r.stderr.fnmatch_lines(["*trt_nvtx (ini): 'maybe' is not a boolean; use true or false*"])
+
+
+NVTX_SUITE = nvtx_recorder.CALL_WRITER + '''
+
+def test_ab(trt_bench):
+    trt_bench.compare(logged("a"), logged("b"), max_slowdown="50%", name="ab", remeasure=False)
+
+
+def test_plain(trt_bench):
+    trt_bench.measure(logged("m"), name="m")
+'''
+
+
+def test_a_real_nvtx_tool_sees_one_range_per_block_of_each_side(pytester: pytest.Pytester,
+                                                                 tmp_path_factory: pytest.TempPathFactory) -> None:
+    """With NVIDIA's nvtx package and an NVTX tool attached (our recorder, loaded
+    as Nsight loads its own), ``--trt-nvtx`` puts the interleaved run of
+    ``trt_bench.compare`` in a range named after the result id, each measured
+    block in ``<id> [a]`` or ``<id> [b]``, and leaves warm-up outside; an
+    ordinary measurement gets its one range."""
+    why = nvtx_layer.unavailable_reason()
+    if why is not None:
+        pytest.skip(why)
+    library, why = nvtx_recorder.build(tmp_path_factory.mktemp("nvtx_tool"))
+    if library is None:
+        pytest.skip(why)
+    log = pytester.path / "nvtx.log"
+    pytester.makepyfile(test_nvtx=NVTX_SUITE)
+    env = {**os.environ, **nvtx_recorder.environment(library, log)}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--trt-baseline=off",
+                           "--trt-iterations=400", "--trt-warmup-ms=20", "--trt-nvtx", "--trt-profiler-api",
+                           "--trt-json=out.json"], cwd=pytester.path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "ProfilingWarning" not in out
+    results = {r["id"]: r for r in json.loads((pytester.path / "out.json").read_text())["results"]}
+    ab, m = results["test_nvtx.py::test_ab::ab"], results["test_nvtx.py::test_plain::m"]
+    seen = nvtx_recorder.read(log)
+    assert seen.left_open == ()
+    a_range, b_range = side_range_name(ab["id"], "a"), side_range_name(ab["id"], "b")
+    where: dict[tuple[str, tuple[str, ...]], int] = {}
+    for call in seen.calls:
+        where[(call.tag, call.stack)] = where.get((call.tag, call.stack), 0) + 1
+    rel = ab["relative"]
+    assert where.pop(("a", (ab["id"], a_range))) == rel["a"]["latency_ms"]["n"] == 400
+    assert where.pop(("b", (ab["id"], b_range))) == rel["b"]["latency_ms"]["n"] == 400
+    assert where.pop(("m", (m["id"],))) == m["latency_ms"]["n"] == 400
+    # What is left ran outside every range: warm-up (and the compare's re-warm pair).
+    assert set(where) == {("a", ()), ("b", ()), ("m", ())}, where
+    assert where[("m", ())] >= m["warmup_iterations"] and where[("b", ())] > ab["warmup_iterations"]
+    # One outer range per interleaved run, one range per block, in the order measured.
+    compare_ranges = [r for r in seen.pushed if r.startswith(ab["id"])]
+    assert compare_ranges[0] == ab["id"] and compare_ranges.count(ab["id"]) == 1
+    blocks = compare_ranges[1:]
+    assert blocks.count(a_range) == blocks.count(b_range) == rel["pairs"]
+    assert blocks[:4] == [a_range, b_range, b_range, a_range]
+    assert seen.pushed.count(m["id"]) == 1

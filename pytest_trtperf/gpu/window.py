@@ -13,6 +13,13 @@ what was measured, test by test:
   ``trtperf`` domain (any workload), for Nsight Systems' timeline and
   ``ncu --nvtx --nvtx-include "trtperf@<id>/"``.
 
+An interleaved A/B run (``relative/interleave.py``: ``trt_bench.compare`` and
+the ``--trt-ab-confirm`` re-measure) gets the same window around all of its
+measured blocks, and inside it one range per block named after the side
+(:func:`side_range_name`: ``<id> [a]`` / ``<id> [b]``), from
+:func:`block_ranges`; so ``trtperf@<id>/`` keeps to both sides and
+``trtperf@<id> \\[a\\]/`` to one (``report.nsight.ncu_filter``).
+
 A profiling aid never fails a measurement: a missing ``nvtx`` package, a
 missing cuda-python or a CUDA error becomes a :class:`ProfilingWarning` and
 the window runs unannotated. Everything happens outside the timed batches
@@ -24,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, ContextManager, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 from ..errors import BackendUnavailable
 
@@ -63,6 +70,30 @@ def _window(result_id: str, *, nvtx_on: bool, api: bool) -> Iterator[None]:
             nvtx.pop()
         if started:
             _profiler("stop")
+
+
+def side_range_name(result_id: str, side: str) -> str:
+    """The NVTX range of one side's blocks in an interleaved run."""
+    return f"{result_id} [{side}]"
+
+
+def block_ranges(settings: Any, result_id: str) -> Callable[[str], ContextManager[Any]] | None:
+    """For an interleaved run under ``--trt-nvtx``: ``block(side)`` gives the
+    push/pop range ``<id> [a]`` or ``<id> [b]`` to put around one measured
+    block; None when ``settings.nvtx`` is off. Without the nvtx package the
+    ranges are no-ops (:func:`measured_window` around the run says so).
+
+    One range per block, not per iteration: a block is ~50 ms of one side, so
+    a push and a pop per block cost nothing next to it, and they run between
+    ``Workload.run`` calls, outside the clocks each block reads; a range per
+    iteration would put two Python calls into every timed iteration (more than
+    a CUDA-graph replay of a small engine takes) and move host-timed numbers.
+    """
+    if not bool(getattr(settings, "nvtx", False)):
+        return None
+    from . import nvtx
+
+    return lambda side: nvtx.nvtx_range(side_range_name(result_id, side))
 
 
 def _profiler(which: str) -> bool:

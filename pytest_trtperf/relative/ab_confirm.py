@@ -31,7 +31,7 @@ from ..baseline import BaselineEntry
 from ..config import MeasureOptions, TrtOptions
 from ..errors import BackendUnavailable, UsageError
 from .gitfiles import Unavailable, file_at_commit
-from .policy import describe, judge_pair, measure_pair, numbers, relative_verdict
+from .policy import describe, judge_pair, measure_pair, metric_words, numbers, relative_verdict
 from ..report.format import fmt_change
 from ..results import DeviceState, Result, Verdict
 from ..runner import Runner, Target
@@ -83,15 +83,16 @@ def confirm_against(runner: Runner, old: Workload, current: Workload, result: Re
     change = rel.ratio - 1.0
     same = " (the model file is unchanged since then)" if unchanged else ""
     earlier = f"the baseline file said {fmt_change(verdict.change)}"
-    head = f"{result.id}: A/B against the model at commit {short}{same}, measured interleaved"
+    # The cause first, as every verdict message (pytest's short summary shows the start).
+    against = f"in A/B against the model at commit {short}{same}, measured interleaved"
     if status == "regression":
-        message = (f"{head}: regressed {fmt_change(change)} ({numbers(rel, opts.confidence)}), tolerance "
-                   f"{opts.tolerance:.1%}; {earlier}")
+        message = (f"{metric_words(rel.metric)} regressed {fmt_change(change)} {against} "
+                   f"({numbers(rel, opts.confidence)}), tolerance {opts.tolerance:.1%}; {earlier}")
     else:
-        message = (f"{head}: {describe(rel.ratio)} ({numbers(rel, opts.confidence)}), not a regression beyond "
-                   f"{opts.tolerance:.1%}; {earlier}, which the paired measurement does not confirm")
+        message = (f"not a regression beyond {opts.tolerance:.1%} {against}: {describe(rel.ratio)} "
+                   f"({numbers(rel, opts.confidence)}); {earlier}, which the paired measurement does not confirm")
     state = il.device_state if isinstance(il.device_state, DeviceState) else result.device_state
-    new = relative_verdict(rel, status, result_id=result.id, opts=opts, state=state, message=message)
+    new = relative_verdict(rel, status, opts=opts, state=state, message=message)
     return dataclasses.replace(result, relative=rel), new
 
 

@@ -10,6 +10,13 @@ iterations and :data:`MIN_PAIRS` pairs it stops when the confidence interval of
 the median pair ratio is narrower than the target (``target_rel_ci``), with the
 same caps (``max_time`` over both sides, ``max_iterations`` per side) and the
 same fixed stops (``iterations`` per side, ``duration`` in total).
+
+Profilers see what ``measure()`` shows them (``gpu/window.py``): ``window``
+is entered after both warm-ups and the re-warm pair and left after the last
+block (one ``cudaProfilerStart``/``Stop`` for the whole run, so
+``nsys --capture-range-end=repeat`` makes one report of it, not one per
+block), and ``block(side)`` is entered around each measured block (one NVTX
+range per block, ``<id> [a]`` / ``<id> [b]``).
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+import contextlib
+from typing import Any, Callable, ContextManager
 
 import numpy as np
 
@@ -86,7 +94,8 @@ def _fixed_plan(iterations: int, per_a: float, per_b: float, block_s: float, min
 class _Side:
     """What one side has done so far."""
 
-    def __init__(self, workload: Workload, per_iter: float) -> None:
+    def __init__(self, name: str, workload: Workload, per_iter: float) -> None:
+        self.name = name
         self.w = workload
         self.per_iter = per_iter
         self.chunks: list[Batch] = []
@@ -117,17 +126,22 @@ class _Side:
 
 def measure_interleaved(a: Workload, b: Workload, settings: MeasureSettings, *, metric: str = "median",
                         monitor: StateMonitor | None = None, on_progress: Callable[[float], None] | None = None,
-                        block_s: float = BLOCK_S, min_pairs: int = MIN_PAIRS) -> Interleaved:
+                        block_s: float = BLOCK_S, min_pairs: int = MIN_PAIRS,
+                        window: ContextManager[Any] | None = None,
+                        block: Callable[[str], ContextManager[Any]] | None = None) -> Interleaved:
     """Warm up both sides, then measure them in alternating blocks until the
     paired ratio of ``metric`` is tight (or a cap or fixed stop is reached).
 
     Both workloads must be set up; the caller owns teardown. ``monitor``
-    watches the whole interleaved window (both sides share it).
+    watches the whole interleaved window (both sides share it). ``window``
+    is entered after warm-up and left after the last block; ``block("a")`` /
+    ``block("b")`` around each measured block of that side (profilers' ranges,
+    ``gpu/window.py``).
     """
     s = settings
     warm_a = warm_up(a, s)
     warm_b = warm_up(b, s)
-    sa, sb = _Side(a, warm_a[2]), _Side(b, warm_b[2])
+    sa, sb = _Side("a", a, warm_a[2]), _Side("b", b, warm_b[2])
     # A cooled down while B warmed up: one unrecorded pair evens that out.
     a.run(_block_size(sa.per_iter, block_s, 1 << 20))
     b.run(_block_size(sb.per_iter, block_s, 1 << 20))
@@ -136,9 +150,12 @@ def measure_interleaved(a: Workload, b: Workload, settings: MeasureSettings, *, 
     ratios: list[float] = []
     b_first: list[bool] = []
     stop = ""
+    bracket = contextlib.ExitStack()
     if monitor is not None:
         monitor.start()
     try:
+        if window is not None:
+            bracket.enter_context(window)
         start = time.perf_counter()
         while True:
             pair = len(b_first)
@@ -149,7 +166,11 @@ def measure_interleaved(a: Workload, b: Workload, settings: MeasureSettings, *, 
                     n = max(1, (s.iterations - side.done) // left_pairs)
                 else:
                     n = _block_size(side.per_iter, block_s, s.max_iterations - side.done)
-                side.run(n)
+                if block is None:
+                    side.run(n)
+                else:
+                    with block(side.name):
+                        side.run(n)
             b_first.append(order[0] is sb)
             (na, wa), (nb, wb) = sa.blocks[-1], sb.blocks[-1]
             va = block_value(sa.chunks[-1].latency_s, metric, wall_s=wa,
@@ -168,7 +189,10 @@ def measure_interleaved(a: Workload, b: Workload, settings: MeasureSettings, *, 
                 stop = why
                 break
     finally:
-        state = monitor.stop() if monitor is not None else None
+        try:
+            bracket.close()
+        finally:
+            state = monitor.stop() if monitor is not None else None
     return Interleaved(a=sa.measurement(warm_a, stop, state), b=sb.measurement(warm_b, stop, state),
                        a_blocks=tuple(sa.blocks), b_blocks=tuple(sb.blocks), b_first=tuple(b_first),
                        stop_reason=stop, device_state=state)

@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..config import MeasureOptions, MeasureSettings
 from ..errors import UsageError
 from ..gate import verdict_flags
+from ..gpu.window import block_ranges, measured_window
 from ..identity import config_hash
 from .interleave import Interleaved, measure_interleaved
 from ..measure import Measurement
@@ -37,17 +38,21 @@ _METRIC_WORDS = {"median": "median latency", "mean": "mean latency", "p90": "p90
 @dataclass(frozen=True)
 class Expectation:
     """What the test expects of B against A, as the largest B/A ratio
-    (time-like) it allows, and in words."""
+    (time-like) it allows, in words, and as the test wrote it (``rule``:
+    ``max_slowdown 3%``, ``min_speedup 1.5x``; the failure message starts
+    with it)."""
 
     bound: float
     text: str
+    rule: str = field(default="", compare=False)
 
     @classmethod
     def from_config(cls, kind: str, value: float) -> "Expectation":
         """From ``config.expectation``: ``("max_slowdown", 0.03)`` or ``("min_speedup", 1.5)``."""
         if kind == "max_slowdown":
-            return cls(bound=1.0 + value, text=f"b at most {_pct(value)} slower than a")
-        return cls(bound=1.0 / value, text=f"b at least {value:g}x faster than a")
+            return cls(bound=1.0 + value, text=f"b at most {_pct(value)} slower than a",
+                       rule=f"max_slowdown {value * 100:g}%")
+        return cls(bound=1.0 / value, text=f"b at least {value:g}x faster than a", rule=f"min_speedup {value:g}x")
 
 
 def _pct(x: float) -> str:
@@ -75,19 +80,27 @@ def timed_alike(a: Workload, b: Workload, *, where: str) -> None:
 
 def measure_pair(runner: Runner, a: Workload, b: Workload, target: Target, opts: MeasureOptions) -> Interleaved:
     """One interleaved run of two set-up workloads, under the runner's GPU
-    lock and monitor, with its progress display."""
+    lock and monitor, with its progress display and the profilers' brackets
+    of an ordinary measured window (``--trt-profiler-api``, ``--trt-nvtx``:
+    one window over all blocks, one NVTX range per block naming its side).
+    The run is kept as ``runner.last_interleaved`` (``--trt-export-dir``)."""
     gpu = runner.gpu
     host = a.kind == "host" and b.kind == "host"
     monitor = gpu.make_monitor() if gpu is not None and not host else None
     lock = gpu.measurement_lock() if gpu is not None else contextlib.nullcontext()
+    profiling = runner.settings.gpu
     with lock:
         bar = runner.progress(target, opts) if runner.progress is not None else None
         try:
-            return measure_interleaved(a, b, MeasureSettings.from_options(opts), metric=opts.metric,
-                                       monitor=monitor, on_progress=bar.update if bar is not None else None)
+            il = measure_interleaved(a, b, MeasureSettings.from_options(opts), metric=opts.metric,
+                                     monitor=monitor, on_progress=bar.update if bar is not None else None,
+                                     window=measured_window(profiling, target.id, "host" if host else b.kind),
+                                     block=block_ranges(profiling, target.id))
         finally:
             if bar is not None:
                 bar.done("measured")
+    runner.last_interleaved = il
+    return il
 
 
 def _side(label: str, workload: Workload, m: Measurement, identity: Mapping[str, Any], confidence: float) -> Side:
@@ -118,28 +131,48 @@ def _identity(w: Workload) -> dict[str, Any]:
     return {"kind": w.kind, **dict(w.identity())}
 
 
-def numbers(rel: Relative, confidence: float) -> str:
-    """``b/a 1.052, 99% CI 1.046..1.058, 24 interleaved pairs; a 1.234 ms, b 1.298 ms``."""
+def metric_words(metric: str) -> str:
+    """``median latency``, ``time per inference`` (throughput), ..."""
+    return _METRIC_WORDS.get(metric, metric)
+
+
+def interval(rel: Relative, confidence: float) -> str:
+    """``99% CI 1.046..1.058, 24 interleaved pairs; a 1.234 ms, b 1.298 ms``."""
     lo, hi = rel.ci
     ci = f"{confidence:.0%} CI {lo:.3f}..{hi:.3f}" if math.isfinite(hi) else "too few pairs for an interval"
-    return (f"b/a {rel.ratio:.3f}, {ci}, {rel.pairs} interleaved pairs; a {fmt_value(rel.metric, rel.a.metric_value(rel.metric))}, "
+    return (f"{ci}, {rel.pairs} interleaved pairs; a {fmt_value(rel.metric, rel.a.metric_value(rel.metric))}, "
             f"b {fmt_value(rel.metric, rel.b.metric_value(rel.metric))}")
 
 
-def relative_verdict(rel: Relative, status: str, *, result_id: str, opts: MeasureOptions, state: DeviceState,
-                     message: str | None = None) -> Verdict:
+def numbers(rel: Relative, confidence: float) -> str:
+    """``b/a 1.052, 99% CI 1.046..1.058, 24 interleaved pairs; a 1.234 ms, b 1.298 ms``."""
+    return f"b/a {rel.ratio:.3f}, {interval(rel, confidence)}"
+
+
+def relative_message(rel: Relative, status: str, confidence: float, rule: str = "") -> str:
+    """The verdict of a relative gate, cause first (pytest's 80-column short
+    summary shows the start): ``b/a 1.102 exceeds max_slowdown 3%; median
+    latency: b 10.2% slower than a (99% CI ..., 24 interleaved pairs; a ...,
+    b ...)``. ``rule`` is the expectation as the test wrote it."""
+    speedup = rule.startswith("min_speedup")
+    rule = (rule or "the bound") + (f" (b/a <= {rel.bound:.3f})" if speedup or not rule else "")
+    detail = f"{metric_words(rel.metric)}: {describe(rel.ratio)} ({interval(rel, confidence)})"
+    head = f"b/a {rel.ratio:.3f}"
+    if status == "regression":
+        return f"{head} {'misses' if speedup else 'exceeds'} {rule}; {detail}"
+    if rel.ratio > rel.bound:
+        return (f"{head} not shown to {'miss' if speedup else 'exceed'} {rule}: the interval reaches back to "
+                f"{rel.ci[0]:.3f}; {detail}")
+    return f"{head} meets {rule}; {detail}"
+
+
+def relative_verdict(rel: Relative, status: str, *, opts: MeasureOptions, state: DeviceState,
+                     message: str | None = None, rule: str = "") -> Verdict:
     """A verdict whose numbers are the paired ratio: ``baseline_value`` is
-    A's metric, ``current_value`` B's, ``change`` B/A - 1."""
+    A's metric, ``current_value`` B's, ``change`` B/A - 1; its message is
+    :func:`relative_message` unless given."""
     if message is None:
-        words = _METRIC_WORDS.get(rel.metric, rel.metric)
-        head = f"{result_id}: {words}: {describe(rel.ratio)} ({numbers(rel, opts.confidence)})"
-        if status == "regression":
-            message = f"{head}; expected {rel.expectation}"
-        elif rel.ratio > rel.bound:
-            message = (f"{head}; not shown to break the expectation ({rel.expectation}): the interval reaches "
-                       f"back to {rel.bound:.3f}")
-        else:
-            message = f"{head}; meets the expectation ({rel.expectation})"
+        message = relative_message(rel, status, opts.confidence, rule)
     return Verdict(status=status, metric=rel.metric, tolerance=rel.bound - 1.0,
                    baseline_value=rel.a.metric_value(rel.metric), current_value=rel.b.metric_value(rel.metric),
                    change=rel.ratio - 1.0, ci=(rel.ci[0] - 1.0, rel.ci[1] - 1.0), confidence=opts.confidence,
@@ -152,6 +185,7 @@ def run_relative(runner: Runner, a: Workload, b: Workload, target: Target, opts:
     when the expectation looks broken, as the runner's policy says), judge
     the paired ratio, tear both down. No baseline is read or written."""
     timed_alike(a, b, where=target.nodeid)
+    runner.last_interleaved = None
     fp = runner.fingerprint(b)
     a.setup()
     try:
@@ -197,4 +231,4 @@ def _result(runner: Runner, a: Workload, b: Workload, target: Target, opts: Meas
         identity=identity, fingerprint=fp.to_dict(), device_class=fp.device_class, device_state=state,
         extra={k: stats.summarize(v, opts.confidence) for k, v in m.extra.items() if len(v)},
         location=target.location, relative=rel,
-        verdict=relative_verdict(rel, status, result_id=target.id, opts=opts, state=state))
+        verdict=relative_verdict(rel, status, opts=opts, state=state, rule=expectation.rule))

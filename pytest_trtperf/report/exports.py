@@ -8,6 +8,13 @@ inspector's JSON (what ``trtexec --exportLayerInfo`` writes), and, with
 --exportProfile``'s layout. ``<stem>`` is :func:`~pytest_trtperf.identity.file_stem`
 of the result id: safe characters only, unique per id.
 
+A relative result (``trt_bench.compare``) was measured as an interleaved run
+of two sides: ``<stem>.a.samples.json`` and ``<stem>.b.samples.json`` hold
+every measured iteration of each side (with the block sizes, so the pairs can
+be rebuilt), and a TensorRT side gets ``<stem>.a.layer_info.json`` /
+``<stem>.a.profile.json`` (and ``.b.``) as an ordinary result would. The
+index lists them as ``a.samples``, ``b.layer_info``, ...
+
 Who writes: the process that measured, right after the measurement (an
 xdist worker writes its own results' files into the shared directory).
 Sample arrays and inspector JSON can be tens of megabytes; sending them to
@@ -34,6 +41,8 @@ INDEX = "index.json"
 #: Version of the samples and index documents.
 SCHEMA = 1
 _KINDS = {"samples": SAMPLES, "layer_info": LAYER_INFO, "profile": PROFILE}
+#: The sides of an interleaved run, as file-name infixes and index-key prefixes.
+SIDES = ("a", "b")
 
 
 class ExportWarning(UserWarning):
@@ -41,9 +50,14 @@ class ExportWarning(UserWarning):
 
 
 def file_names(result_id: str) -> dict[str, str]:
-    """``{"samples": ..., "layer_info": ..., "profile": ...}`` for one id."""
+    """``{"samples": ..., "layer_info": ..., "profile": ..., "a.samples": ...,
+    "b.profile": ...}`` for one id (the ``a.``/``b.`` ones: the sides of an
+    interleaved run)."""
     stem = file_stem(result_id)
-    return {kind: stem + suffix for kind, suffix in _KINDS.items()}
+    out = {kind: stem + suffix for kind, suffix in _KINDS.items()}
+    for side in SIDES:
+        out.update({f"{side}.{kind}": f"{stem}.{side}{suffix}" for kind, suffix in _KINDS.items()})
+    return out
 
 
 def prepare(directory: Path) -> None:
@@ -102,6 +116,37 @@ def export_result(directory: Path, result: Any, measurement: Any, workload: Any)
     profile = _call(workload, "layer_profile")
     if profile:
         written.append(_dump(directory / names["profile"], list(profile)))
+    return written
+
+
+def export_interleaved(directory: Path, result: Any, interleaved: Any, workloads: tuple[Any, Any]) -> list[Path]:
+    """Write both sides of the interleaved run (``relative.interleave.Interleaved``)
+    of a relative ``result``; a side whose workload is given also gets the
+    TensorRT files it offers (as in :func:`export_result`). Returns the paths."""
+    directory = Path(directory)
+    names = file_names(result.id)
+    rel = result.relative
+    written = []
+    sides = ((interleaved.a, interleaved.a_blocks, workloads[0], getattr(rel, "a", None)),
+             (interleaved.b, interleaved.b_blocks, workloads[1], getattr(rel, "b", None)))
+    for side, (measurement, blocks, workload, described) in zip(SIDES, sides):
+        doc = samples_document(result, measurement)
+        doc.update({
+            "side": side,
+            "label": getattr(described, "label", side),
+            "kind": getattr(described, "kind", result.kind),
+            "origin": getattr(rel, "origin", None),
+            # Iterations of each measured block, pair by pair; b_first[i]: B ran first in pair i.
+            "blocks": [int(n) for n, _ in blocks],
+            "b_first": [bool(x) for x in interleaved.b_first],
+        })
+        written.append(_dump(directory / names[f"{side}.samples"], doc, compact=True))
+        info = _call(workload, "layer_info")
+        if info:
+            written.append(_dump(directory / names[f"{side}.layer_info"], info))
+        profile = _call(workload, "layer_profile")
+        if profile:
+            written.append(_dump(directory / names[f"{side}.profile"], list(profile)))
     return written
 
 

@@ -119,10 +119,24 @@ def pytest_target(nodeid: str, rootdir: Path, invocation_dir: Path) -> str:
     return rel + sep + rest
 
 
+def _measured(result: Result) -> list[tuple[str, Any]]:
+    """(kind, identity) of what the result timed: both sides of a relative
+    gate (``trt_bench.compare``), else the result itself."""
+    rel = result.relative
+    if result.is_relative_gate and rel is not None:
+        return [(rel.a.kind, rel.a.identity), (rel.b.kind, rel.b.identity)]
+    return [(result.kind, result.identity)]
+
+
 def graphs_on(result: Result) -> bool:
-    """Did the timed work replay CUDA graphs (asked for, and not timed eagerly)?"""
-    ident = result.identity
-    return bool(ident.get("cuda_graph")) and ident.get("timed_as") != "eager"
+    """Did the timed work replay CUDA graphs (asked for, and not timed
+    eagerly)? For a relative gate: on either side."""
+    return any(bool(ident.get("cuda_graph")) and ident.get("timed_as") != "eager" for _, ident in _measured(result))
+
+
+def timed_tensorrt(result: Result) -> bool:
+    """A TensorRT engine was timed (for a relative gate: on either side)."""
+    return any(kind == "tensorrt" for kind, _ in _measured(result))
 
 
 def profiled_pytest_args(result: Result, ctx: CommandContext) -> list[str]:
@@ -131,7 +145,7 @@ def profiled_pytest_args(result: Result, ctx: CommandContext) -> list[str]:
     if ctx.xdist:
         args += ["-n", "0"]
     args += ["--trt-baseline=off", "--trt-profiler-api", "--trt-nvtx", *ctx.args]
-    if result.kind == "tensorrt":
+    if timed_tensorrt(result):
         args += ["--trt-profile-layers", f"--trt-export-dir={EXPORT_DIR}"]
     return args
 
@@ -146,13 +160,17 @@ def nsys_argv(result: Result, ctx: CommandContext) -> list[str]:
     return argv + profiled_pytest_args(result, ctx)
 
 
-def ncu_filter(result_id: str) -> str:
+def ncu_filter(result_id: str, side: str | None = None) -> str:
     """``ncu --nvtx-include`` value selecting the kernels launched inside the
     push/pop range of ``result_id`` in the trtperf domain (the trailing ``/``
-    marks a push/pop range; ``/ [ ] + * @ \\`` in the id are escaped)."""
+    marks a push/pop range; ``/ [ ] + * @ \\`` in the id are escaped). For a
+    relative gate the id's range holds both sides; ``side="a"`` or ``"b"``
+    selects one side's blocks (``<id> [a]``, ``gpu/window.py``)."""
     from ..gpu.nvtx import DOMAIN
+    from ..gpu.window import side_range_name
 
-    escaped = "".join("\\" + c if c in _NCU_SPECIAL else c for c in result_id)
+    name = result_id if side is None else side_range_name(result_id, side)
+    escaped = "".join("\\" + c if c in _NCU_SPECIAL else c for c in name)
     return f"{DOMAIN}@{escaped}/"
 
 

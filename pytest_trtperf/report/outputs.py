@@ -106,8 +106,7 @@ def _baselines(state: SessionState, exitstatus: int, run: _Run, say: Callable[[s
         return
     # A test that failed or errored does not get to set the baseline; a relative
     # gate (trt_bench.compare) carries both sides itself and never becomes one.
-    keep = [r for r in state.collected if r.id not in state.not_written
-            and (r.relative is None or r.relative.origin != "compare")]
+    keep = [r for r in state.collected if r.id not in state.not_written and not r.is_relative_gate]
     if not keep:
         return
     written: list[Path] = []

@@ -150,8 +150,9 @@ def test_a_confirmed_regression_rests_on_the_paired_ratio(rtx, repo: dict[str, A
     v, rel = result.verdict, result.relative
     assert v.status == "regression" and rel is not None and rel.origin == "ab_confirm" and rel.commit == repo["c1"]
     assert 1.6 < rel.ratio < 2.4 and rel.ci[0] > 1.05 and v.change == pytest.approx(rel.ratio - 1)
-    assert v.message.startswith(f"{TARGET.id}: A/B against the model at commit {repo['c1'][:12]}, measured "
-                                f"interleaved: regressed +")
+    assert v.message.startswith("median latency regressed +")  # the cause first, as every verdict
+    assert f" in A/B against the model at commit {repo['c1'][:12]}, measured interleaved (b/a " in v.message
+    assert TARGET.id not in v.message
     assert "tolerance 5.0%; the baseline file said +" in v.message and "\n" not in v.message
     assert rel.a.label == f"mlp.onnx at {repo['c1'][:12]}" and rel.b.label == "mlp.onnx"
 
@@ -164,7 +165,8 @@ def test_a_regression_the_paired_ratio_does_not_confirm_passes(rtx, repo: dict[s
     assert len(built) == 1
     v = result.verdict
     assert v.status == "pass" and result.relative is not None and abs(result.relative.ratio - 1) < 0.03
-    assert "not a regression beyond 5.0%; the baseline file said +" in v.message
+    assert v.message.startswith("not a regression beyond 5.0% in A/B against the model at commit ")
+    assert "; the baseline file said +" in v.message
     assert "which the paired measurement does not confirm" in v.message
 
 
