@@ -16,7 +16,7 @@ from typing import Any
 from . import stats
 from .fingerprint import Fingerprint
 from .identity import config_hash
-from .results import DeviceState, Result, Verdict
+from .results import DeviceState, Relative, Result, Side, Verdict
 
 
 def run_once(workload: Any, *, rid: str, nodeid: str, name: str | None, location: tuple[str, int] | None,
@@ -46,3 +46,27 @@ def run_once(workload: Any, *, rid: str, nodeid: str, name: str | None, location
     verdict = Verdict(status="off", metric=metric, tolerance=tolerance, current_value=result.metric_value(metric),
                       message=f"{rid}: --trt-disable: ran once, not timed, gated or reported")
     return dataclasses.replace(result, verdict=verdict)
+
+
+def run_pair_once(a: Any, b: Any, *, rid: str, nodeid: str, name: str | None, location: tuple[str, int] | None,
+                  fingerprint: Fingerprint, metric: str, labels: tuple[str, str], bound: float,
+                  expectation: str) -> Result:
+    """``trt_bench.compare`` under ``--trt-disable``: each side once, untimed.
+
+    The result has the shape of a relative gate's (``result.relative`` with
+    both sides and their one-sample ratio, no interval), so a test's code
+    that reads it still runs; its verdict is ``off`` and nothing is judged."""
+    once = [run_once(w, rid=rid, nodeid=nodeid, name=name, location=location, fingerprint=fingerprint,
+                     metric=metric, tolerance=bound - 1.0) for w in (a, b)]
+    sides = [Side(label=label, kind=r.kind, latency=r.latency, throughput=r.throughput, distribution=r.distribution,
+                  config_hash=r.config_hash, identity=dict(r.identity)) for label, r in zip(labels, once)]
+    va, vb = (s.metric_value(metric) for s in sides)
+    if metric == "throughput":
+        va, vb = vb, va  # time-like: above 1 means b is slower
+    ratio = vb / va if va > 0 else float("nan")
+    relative = Relative(a=sides[0], b=sides[1], metric=metric, ratio=ratio, ci=(float("nan"), float("nan")),
+                        pairs=1, bound=bound, expectation=expectation)
+    message = f"{rid}: --trt-disable: ran a and b once each, not timed, gated or reported"
+    verdict = dataclasses.replace(once[1].verdict, message=message) if once[1].verdict else None
+    notes = tuple(dict.fromkeys((*(f"a: {n}" for n in once[0].notes), *(f"b: {n}" for n in once[1].notes))))
+    return dataclasses.replace(once[1], relative=relative, verdict=verdict, notes=notes)

@@ -157,8 +157,18 @@ class TrtBench:
                                    shapes=shapes if is_engine else None, inputs=inputs if is_engine else None)
                      for t, is_engine in zip((a, b), engines)]
         target = self._target(name, opts, info)
+        expectation = Expectation.from_config(kind, value)
+        labels = (_label(a, "a"), _label(b, "b"))
+        if self._state.settings.disabled:  # --trt-disable: each side once, untimed, not reported
+            from .disabled import run_pair_once
+
+            once = run_pair_once(workloads[0], workloads[1], rid=target.id, nodeid=target.nodeid, name=name,
+                                 location=target.location, fingerprint=self._runner.fingerprint(workloads[1]),
+                                 metric=opts.metric, labels=labels, bound=expectation.bound,
+                                 expectation=expectation.text)
+            return self._labelled(once, workloads[1], opts, {**self._shared_info(), **info})
         result = run_relative(self._runner, workloads[0], workloads[1], target, opts,
-                              Expectation.from_config(kind, value), labels=(_label(a, "a"), _label(b, "b")))
+                              expectation, labels=labels)
         # The same aids as an ordinary measurement: exports of both sides, and
         # the nsys command at the end of a failed GPU gate's message.
         self._export_sides(result, (workloads[0], workloads[1]))

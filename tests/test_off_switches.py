@@ -104,6 +104,34 @@ def test_trt_disable_keeps_asserts_running(pytester: pytest.Pytester) -> None:
     r.stdout.fnmatch_lines(["*AssertionError: budget*"])
 
 
+def test_trt_disable_runs_each_side_of_a_relative_gate_once(pytester: pytest.Pytester) -> None:
+    """compare() under --trt-disable: a and b once each, untimed, nothing gated
+    (b is 1000x slower and the expectation says 3%: an ordinary run fails);
+    the result still has both sides so the test's own code runs."""
+    out = pytester.path / "r.json"
+    pytester.makepyfile(test_a="""
+import time
+CALLS = {"a": 0, "b": 0}
+
+def a():
+    CALLS["a"] += 1
+
+def b():
+    CALLS["b"] += 1
+    time.sleep(0.002)
+
+def test_rel(trt_bench):
+    r = trt_bench.compare(a, b, max_slowdown="3%")
+    print(f"CALLS={CALLS} STATUS={r.verdict.status} PAIRS={r.relative.pairs} SLOWER={r.relative.ratio > 1}")
+""")
+    r = pytester.runpytest(*FAST, "-s", "--trt-disable", f"--trt-json={out}")
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*CALLS={'a': 1, 'b': 1} STATUS=off PAIRS=1 SLOWER=True"])
+    assert json.loads(out.read_text())["results"] == []
+    plain = pytester.runpytest(*FAST, "-s")
+    plain.assert_outcomes(failed=1)
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--trt-disable", "--trt-baseline=update"], "--trt-disable runs each measurement once without timing it, "
                                                  "so --trt-baseline=update would write nothing; keep one"),
