@@ -189,6 +189,12 @@ def _say(config: pytest.Config) -> Any:
     return say
 
 
+def _written_by_update(r: Any) -> bool:
+    """Whether an ``update`` would write this result: not a relative gate
+    (``trt_bench.compare`` carries both sides itself)."""
+    return r.relative is None or r.relative.origin != "compare"
+
+
 class SessionHooks:
     """Hooks that need the session state: validation at start, collecting
     results from reports, writing baselines and reports at the end."""
@@ -228,11 +234,12 @@ class SessionHooks:
             self.state.collected.extend(results)
             if report.failed or (report.skipped and hasattr(report, "wasxfail")):  # failed, or xfailed
                 for r in results:
-                    self.state.not_written[r.id] = "its test failed"
+                    if _written_by_update(r):
+                        self.state.withhold(r.id, "its test failed")
         elif report.when in ("setup", "teardown") and report.failed:
-            for r in self.state.collected:
-                if r.nodeid == report.nodeid:
-                    self.state.not_written.setdefault(r.id, f"its test errored in {report.when}")
+            for r in list(self.state.collected):
+                if r.nodeid == report.nodeid and _written_by_update(r):
+                    self.state.withhold(r.id, f"its test errored in {report.when}")
         reason = getattr(report, "trtperf_skip", None)
         if isinstance(reason, str):
             self.state.skipped.append((report.nodeid, reason))
