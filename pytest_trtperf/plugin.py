@@ -154,7 +154,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     if bench is not None:
         from .report.terminal import junit_properties
 
-        item.user_properties.extend(junit_properties(bench.results))
+        results = bench.results
+        if call.excinfo is not None and not call.excinfo.errisinstance(pytest.skip.Exception):
+            results = [r.withheld("its test failed") for r in results]  # failed or xfailed: an update keeps none
+        item.user_properties.extend(junit_properties(results))
     rep = yield
     if bench is not None and bench.results:
         rep.trtperf = [r.to_dict() for r in bench.results]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -112,7 +113,8 @@ def assert_reported_as_not_written(doc: dict) -> None:
 
 def test_update_writes_nothing_for_a_test_that_failed_or_errored(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=FAILING)
-    r = pytester.runpytest(*FAST, "--trt-baseline=update", "--trt-max-time=0.5", "--trt-json=out.json")
+    r = pytester.runpytest(*FAST, "--trt-baseline=update", "--trt-max-time=0.5", "--trt-json=out.json",
+                           "--junitxml=j.xml")
     r.assert_outcomes(passed=2, failed=1, errors=1, xfailed=1)
     assert set(load_baseline(pytester)["results"]) == {"test_perf.py::test_hash"}
     r.stdout.fnmatch_lines([f"baseline not written for {rid}: {why}" for rid, why in sorted(WITHHELD.items())])
@@ -121,6 +123,9 @@ def test_update_writes_nothing_for_a_test_that_failed_or_errored(pytester: pytes
     r.stdout.fnmatch_lines(["3 not written, 1 updated"])
     assert "4 updated" not in r.stdout.str()
     assert_reported_as_not_written(json.loads((pytester.path / "out.json").read_text()))
+    props = {p.get("name"): p.get("value") for p in ET.parse(pytester.path / "j.xml").iter("property")}
+    assert props["trtperf[fails].verdict"] == props["trtperf[xfails].verdict"] == "not_written"
+    assert props["trtperf.verdict"] == "updated"
 
 
 def test_update_under_xdist_withholds_failed_tests_too(pytester: pytest.Pytester) -> None:
