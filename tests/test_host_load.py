@@ -198,10 +198,11 @@ def test_more_workers_than_cores_fails_host_tests_unless_allowed(pytester: pytes
     r = pytester.runpytest_subprocess("-n", workers, "--trt-baseline=update", *QUICK)
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines([f"trtperf: -n {workers} on {cpu_cores()} CPU core(s): host-timed tests fail *",
-                            f"test_perf.py::test_hash: pytest -n {workers} on {cpu_cores()} CPU core(s): workers "
+                            f"pytest -n {workers} on {cpu_cores()} CPU core(s): workers "
                             f"timing host code on shared cores slow each other down and --trt-baseline=update "
                             f"would gate or save those numbers; use -n {cpu_cores()} or fewer, or pass "
                             f"--trt-allow-cpu-sharing to take turns measuring"])
+    r.stdout.fnmatch_lines([f"FAILED test_perf.py::test_hash - Failed: pytest -n {workers} on {cpu_cores()} CPU*"])
     assert "Traceback" not in r.stdout.str()
     assert not (pytester.path / ".trtperf").exists() or not list((pytester.path / ".trtperf").glob("*.json"))
     ok = pytester.runpytest_subprocess("-n", workers, "--trt-baseline=update", "--trt-allow-cpu-sharing", *QUICK)
