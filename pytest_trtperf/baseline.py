@@ -615,9 +615,8 @@ class BaselineStore:
                         notes.append(f"{r.id}: not written: field {err.field} {err.problem}")
                         continue
                     if _busy(r.device_state.flags):
-                        notes.append(f"{r.id}: measured while the {'host' if r.kind == 'host' else 'GPU'} was busy "
-                                     f"({', '.join(r.device_state.flags)}); the entry records it and the gate's "
-                                     f"centre leaves the run out once quiet runs exist")
+                        notes.append(f"{r.id}: {_busy_text(r)}; the entry records it and the gate's centre leaves "
+                                     f"the run out once quiet runs exist")
                     entries[r.id] = d
                 doc = {
                     "schema_version": SCHEMA_VERSION,
@@ -637,12 +636,30 @@ def _same_measurement(old: BaselineEntry, r: Result) -> bool:
             and old.fingerprint.device_class == fp.device_class and dict(old.fingerprint.critical) == dict(fp.critical))
 
 
+def _busy_text(r: Result) -> str:
+    """``measured while the host was busy (the measuring thread waited ...;
+    flags host_busy)``: the load the window saw, for the update's note."""
+    if r.kind == "host":
+        from .host_state import describe_load
+
+        seen = describe_load(r.device_state)
+    else:
+        others = r.device_state.other_processes
+        seen = f"other processes: {', '.join(others)}" if others else "another process used it"
+    return (f"measured while the {'host' if r.kind == 'host' else 'GPU'} was busy ({seen}; flags "
+            f"{', '.join(r.device_state.flags)})")
+
+
 def _kept_history(old: BaselineEntry | None, r: Result, notes: list[str]) -> tuple[Mapping[str, Any], ...]:
     """The old entry's runs to keep under the new one: none when it measured
     something else, or when this run moved beyond the tolerance and the
-    between-run noise of those runs (an accepted change: a new level)."""
+    between-run noise of those runs (an accepted change: a new level). A run
+    measured on a busy device never starts a new level: it joins the
+    history, which leaves it out of the centre while quiet runs exist."""
     if old is None or not _same_measurement(old, r):
         return ()
+    if _busy(r.device_state.flags):
+        return old.runs()
     v = r.verdict
     metric = v.metric if v is not None else "median"
     tolerance = v.tolerance if v is not None else 0.05

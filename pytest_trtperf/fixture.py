@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, TypeVar
 import pytest
 
 from .config import (MeasureOptions, expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides)
-from .errors import BackendUnavailable, UsageError
+from .errors import BackendUnavailable, UsageError, cause_first
 from .identity import result_id
 from .report import progress
 from .report.format import log_safe, message_safe
@@ -47,7 +47,7 @@ def user_errors(fn: F) -> F:
             if self._state.settings.require_gpu:
                 failure, skip = f"{skip} (--trt-require-gpu)", None
         if failure is not None:
-            pytest.fail(log_safe(failure, multiline=True), pytrace=False)
+            pytest.fail(log_safe(cause_first(failure, self._item.nodeid), multiline=True), pytrace=False)
         _skip_at_test(log_safe(str(skip), multiline=True))
 
     return wrapper  # type: ignore[return-value]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generator
 import pytest
 
 from .config import Settings, add_options, perf_overrides
-from .errors import BaselineFileError, UsageError
+from .errors import BaselineFileError, UsageError, cause_first
 from .gpu.session import PLUGIN_NAME as GPU_PLUGIN_NAME
 from .gpu.session import GpuSessionPlugin, register_auto_workers, xdist_workers
 from .session import SessionState
@@ -120,8 +120,8 @@ def _log_safe(text: str) -> str:
 
 
 def marker_error(item: pytest.Item) -> str | None:
-    """One-line message for bad marker arguments, or None. Checked before the
-    test runs, through the same validation the fixture uses."""
+    """One-line message for bad marker arguments (the cause first), or None.
+    Checked before the test runs, through the same validation the fixture uses."""
     try:
         perf_overrides(list(item.iter_markers("trt_perf")), where=item.nodeid)
         engine_marks = list(item.iter_markers("trt_engine"))
@@ -131,7 +131,7 @@ def marker_error(item: pytest.Item) -> str | None:
             for mark in engine_marks:
                 validate_marker(mark, where=item.nodeid)
     except UsageError as e:
-        return _log_safe(str(e))
+        return _log_safe(cause_first(str(e), item.nodeid))
     return None
 
 
@@ -144,7 +144,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     bench = item.stash.get(BENCH_KEY, None)
     failures = (bench.finish() + bench.failures()) if bench is not None else []
     if failures:
-        pytest.fail(_log_safe("\n".join(failures)), pytrace=False)
+        pytest.fail(_log_safe(cause_first("\n".join(failures), item.nodeid)), pytrace=False)
     return result
 
 
@@ -154,7 +154,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     if bench is not None:
         from .report.terminal import junit_properties
 
-        item.user_properties.extend(junit_properties(bench.results))
+        results = bench.results
+        if call.excinfo is not None and not call.excinfo.errisinstance(pytest.skip.Exception):
+            results = [r.withheld("its test failed") for r in results]  # failed or xfailed: an update keeps none
+        item.user_properties.extend(junit_properties(results))
     rep = yield
     if bench is not None and bench.results:
         rep.trtperf = [r.to_dict() for r in bench.results]
@@ -230,11 +233,11 @@ class SessionHooks:
             if report.failed or (report.skipped and hasattr(report, "wasxfail")):  # failed, or xfailed
                 for r in results:
                     if not r.is_relative_gate:
-                        self.state.not_written[r.id] = "its test failed"
+                        self.state.withhold(r.id, "its test failed")
         elif report.when in ("setup", "teardown") and report.failed:
-            for r in self.state.collected:
+            for r in list(self.state.collected):
                 if r.nodeid == report.nodeid and not r.is_relative_gate:
-                    self.state.not_written.setdefault(r.id, f"its test errored in {report.when}")
+                    self.state.withhold(r.id, f"its test errored in {report.when}")
         reason = getattr(report, "trtperf_skip", None)
         if isinstance(reason, str):
             self.state.skipped.append((report.nodeid, reason))

@@ -7,7 +7,7 @@ Times are milliseconds unless a name says otherwise.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
 
@@ -23,6 +23,7 @@ STATUSES = (
     "missing",  # no baseline for this result
     "incomparable",  # baseline from another device class / measurement method
     "updated",  # --trt-baseline=update: this result becomes the baseline
+    "not_written",  # --trt-baseline=update, but its test failed or errored: the baseline keeps its old entry
     "off",  # --trt-baseline=off
 )
 #: ``Verdict.decided_by`` values. Compared verdicts: which bar the change was
@@ -456,6 +457,18 @@ class Result:
         if metric == "throughput":
             return self.throughput
         return float(getattr(self.latency, metric))
+
+    def withheld(self, why: str) -> "Result":
+        """This result when an ``update`` does not write it (``why``: its test
+        failed or errored): the ``updated`` verdicts (time and memory) become
+        ``not_written``, so no report counts it as updated."""
+        message = f"baseline not written: {why}"
+        v, m = self.verdict, self.memory_verdict
+        if v is not None and v.status == "updated":
+            v = replace(v, status="not_written", message=message)
+        if m is not None and m.status == "updated":
+            m = replace(m, status="not_written", message=message)
+        return replace(self, verdict=v, memory_verdict=m)
 
     def to_dict(self) -> dict[str, Any]:
         return {

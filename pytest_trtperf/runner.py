@@ -128,12 +128,9 @@ def unreliable_verdict(result: Result, verdict: Verdict, who: tuple[str, ...], b
     host = result.kind == "host"
     state = result.device_state
     if host:
-        parts = []
-        if state.cpu_hit is not None:
-            parts.append(f"{state.cpu_hit:.0%} of the samples waited for a CPU")
-        if state.cpu_steal:
-            parts.append(f"{state.cpu_steal:.0%} of CPU time stolen by the hypervisor")
-        cause = f"host busy ({', '.join(parts) or 'loaded'})"
+        from .host_state import describe_load
+
+        cause = f"host busy ({describe_load(state)})"
     else:
         cause = "GPU busy (another process used it during the measurement)"
     names = f"; other processes: {', '.join(who)}" if who else ""
@@ -362,7 +359,8 @@ class Runner:
         if workload.kind == "host" and len(m.latency_s):
             from .host_state import judge_window
 
-            state = judge_window(state, opts.metric, float(np.median(m.latency_s)))
+            state = judge_window(state, opts.metric, float(np.median(m.latency_s)),
+                                 saving=self.settings.baseline_mode == "update")
         return Result(
             id=target.id,
             nodeid=target.nodeid,

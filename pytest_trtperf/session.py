@@ -63,6 +63,14 @@ class SessionState:
         if close is not None:
             close()
 
+    def withhold(self, result_id: str, why: str) -> None:
+        """An ``update`` does not write ``result_id`` (its test failed or
+        errored): remember why (the first reason stays) and make its collected
+        result say ``not_written``."""
+        self.not_written.setdefault(result_id, why)
+        self.collected = [r.withheld(self.not_written[result_id]) if r.id == result_id else r
+                          for r in self.collected]
+
     def store_notes(self) -> list[str]:
         """The baseline store's notes (files skipped, leftovers removed),
         without opening the store when the session never did."""

@@ -50,7 +50,8 @@ def test_marker_values_are_checked_before_the_test_runs(pytester: pytest.Pyteste
     ''')
     r = pytester.runpytest("-p", "no:cacheprovider", "--trt-baseline=off")
     r.assert_outcomes(failed=1)
-    r.stdout.fnmatch_lines(["*test_bad_value: tolerance: 'lots' is not a fraction; write it as 5% or 0.05*"])
+    r.stdout.fnmatch_lines(["tolerance: 'lots' is not a fraction; write it as 5% or 0.05",
+                            "FAILED test_perf.py::test_bad_value - Failed: tolerance: 'lots' is not a frac*"])
     assert "the test body must not run" not in r.stdout.str()
 
 
@@ -186,6 +187,42 @@ def test_marker_obeys_the_command_line_rules(kwargs: dict, message: str) -> None
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
+def test_usage_errors_in_a_test_lead_with_the_cause(pytester: pytest.Pytester) -> None:
+    """Issue 11.5: an 80-column short summary shows the cause, not the node
+    id again; the argument and the fix are still named."""
+    pytester.makepyfile(test_h="""
+import pytest
+
+@pytest.mark.trt_perf(tolerance=5)
+def test_tol_marker(trt_bench):
+    trt_bench.measure(lambda: None)
+
+@pytest.mark.trt_engine(onnx="m.onnx", precison="fp16")
+def test_engine_marker(trt_bench):
+    trt_bench()
+""")
+    r = pytester.runpytest("-p", "no:cacheprovider", "--trt-baseline=off")
+    r.assert_outcomes(failed=2)
+    r.stdout.fnmatch_lines(["FAILED test_h.py::test_tol_marker - Failed: tolerance: 5 would mean 500%*",
+                            "FAILED test_h.py::test_engine_marker - Failed: unknown trt_engine argument *"])
+    r.stdout.fnmatch_lines(["tolerance: 5 would mean 500%; write 5% or 0.05 *"])
+    assert "Failed: test_h.py::" not in r.stdout.str()
+
+
+@pytest.mark.parametrize("message, expected", [
+    ("t.py::test_x: tolerance: 5 would mean 500%", "tolerance: 5 would mean 500%"),
+    ("t.py::test_x: trt_bench.measure(): kwargs=list must be a dict", "kwargs=list must be a dict (in trt_bench.measure())"),
+    ("t.py::test_x (model at 3f2c9a1b7d0e): input 'x' is unknown", "input 'x' is unknown (model at 3f2c9a1b7d0e)"),
+    ("t.py::test_x: a\nt.py::test_x: trt_bench(): b\n  layer detail", "a\nb (in trt_bench())\n  layer detail"),
+    ("median latency regressed +30.4% (t.py::test_x: quoted)", "median latency regressed +30.4% (t.py::test_x: quoted)"),
+    ("t.py::test_xy: another test", "t.py::test_xy: another test"),
+])
+def test_cause_first(message: str, expected: str) -> None:
+    from pytest_trtperf.errors import cause_first
+
+    assert cause_first(message, "t.py::test_x") == expected
+
+
 def test_a_marker_fixed_stop_replaces_the_command_lines_other_one() -> None:
     base = MeasureOptions(duration_s=2.0)
     assert base.with_overrides({"iterations": 50}, where="t").duration_s is None
@@ -243,7 +280,7 @@ def test_ab_confirm_from_command_line_ini_and_marker(pytester: pytest.Pytester) 
             raise AssertionError("the test body must not run")
     ''')
     r = pytester.runpytest("-s", "-p", "no:cacheprovider")
-    r.stdout.fnmatch_lines(["*AB=False*", "*test_bad_marker: ab_confirm: 'yes' must be True or False*"])
+    r.stdout.fnmatch_lines(["*AB=False*", "ab_confirm: 'yes' must be True or False"])
     assert "AB=True" in pytester.runpytest("-s", "-p", "no:cacheprovider", "--trt-ab-confirm").stdout.str()
     pytester.makeini("[pytest]\ntrt_ab_confirm = true\n")
     assert "AB=True" in pytester.runpytest("-s", "-p", "no:cacheprovider").stdout.str()

@@ -72,21 +72,24 @@ def test_extra_info_reaches_json_baseline_and_html(suite: pytest.Pytester) -> No
 
 @pytest.mark.parametrize("body, needle", [
     ("trt_bench.extra_info['f'] = open\n    trt_bench.measure(lambda: 1)",
-     "test_x.py::test_x: trt_bench.extra_info is not JSON data (*); extra_info holds JSON data*"),
+     "Failed: trt_bench.extra_info is not JSON data (*); extra_info holds JSON data*"),
     ("trt_bench.measure(lambda: 1, extra_info={1: 'a'})",
-     "test_x.py::test_x: trt_bench.measure(): extra_info key 1 is not a string; *"),
+     "Failed: extra_info key 1 is not a string; * (in trt_bench.measure())"),
     ("trt_bench.measure(lambda: 1, extra_info={'x': float('nan')})",
-     "test_x.py::test_x: trt_bench.measure(): extra_info is not JSON data (*)*"),
+     "Failed: extra_info is not JSON data (*)*"),
     ("trt_bench.measure(lambda: 1)\n    trt_bench.extra_info['s'] = {1, 2}",
-     "test_x.py::test_x: trt_bench.extra_info is not JSON data (*)*"),
+     "Failed: trt_bench.extra_info is not JSON data (*)*"),
     ("trt_bench.measure(lambda: 1, extra_info={'big': 'x' * 100_000})",
-     "test_x.py::test_x: trt_bench.measure(): extra_info is 100011 bytes as JSON, more than 65536; *"),
+     "Failed: extra_info is 100011 bytes as JSON, more than 65536; * (in trt_bench.measure())"),
 ])
 def test_bad_extra_info_is_one_line_naming_the_test(pytester: pytest.Pytester, body: str, needle: str) -> None:
     pytester.makepyfile(test_x=f"def test_x(trt_bench):\n    {body}\n")
     r = pytester.runpytest(*FAST, "--trt-baseline=off")
     r.assert_outcomes(failed=1)
-    r.stdout.fnmatch_lines([f"*{needle}"])
+    # The short summary starts with the cause; the section under the test's name says it whole.
+    r.stdout.fnmatch_lines([f"FAILED test_x.py::test_x - {needle.split(' ')[0]} {needle.split(' ')[1]} *"])
+    r.stdout.fnmatch_lines([needle.removeprefix("Failed: ")])
+    assert "Failed: test_x.py::test_x" not in r.stdout.str()
     assert "Traceback" not in r.stdout.str()
 
 
@@ -131,7 +134,8 @@ def test_group_must_be_a_string(pytester: pytest.Pytester) -> None:
                                "def test_a(trt_bench):\n    trt_bench.measure(lambda: None)\n")
     r = pytester.runpytest(*FAST, "--trt-baseline=off")
     r.assert_outcomes(failed=1)
-    r.stdout.fnmatch_lines(["*test_a.py::test_a: group: 3 must be a non-empty string of at most 200 characters*"])
+    r.stdout.fnmatch_lines(["group: 3 must be a non-empty string of at most 200 characters*"])
+    r.stdout.fnmatch_lines(["FAILED test_a.py::test_a - Failed: group: 3 must be a non-empty string*"])
 
 
 def test_arguments_pass_through_and_the_last_return_value_is_kept(pytester: pytest.Pytester) -> None:
@@ -155,26 +159,28 @@ def test_a(trt_bench):
 
 @pytest.mark.parametrize("call, needle", [
     ("trt_bench.measure(lambda a, b: a + b)",
-     "test_a.py::test_a: trt_bench.measure(): test_a.<locals>.<lambda>(a, b) cannot be called with no arguments "
+     "test_a.<locals>.<lambda>(a, b) cannot be called with no arguments "
      "(missing a required argument: 'a'); pass its arguments after it, trt_bench.measure(fn, x, y), and keyword "
-     "arguments as kwargs={...}"),
+     "arguments as kwargs={...} (in trt_bench.measure())"),
     ("trt_bench.measure(lambda a: a, 1, 2)",
-     "test_a.py::test_a: trt_bench.measure(): test_a.<locals>.<lambda>(a) cannot be called with 2 positional "
-     "arguments (too many positional arguments); *"),
+     "test_a.<locals>.<lambda>(a) cannot be called with 2 positional "
+     "arguments (too many positional arguments); * (in trt_bench.measure())"),
     ("trt_bench.measure(lambda a: a, kwargs={'b': 1})",
      "*cannot be called with keyword argument b (*); *"),
     ("trt_bench.measure(lambda: 1, factor=2)",
-     "test_a.py::test_a: trt_bench.measure(): unknown trt_perf argument 'factor' (known: *); keyword arguments "
-     "for the measured callable go in kwargs={'factor': ...}"),
+     "unknown trt_perf argument 'factor' (known: *); keyword arguments "
+     "for the measured callable go in kwargs={'factor': ...} (in trt_bench.measure())"),
     ("trt_bench.measure(lambda: 1, kwargs=[1])",
-     "test_a.py::test_a: trt_bench.measure(): kwargs=list must be a dict of keyword arguments for the callable"),
+     "kwargs=list must be a dict of keyword arguments for the callable (in trt_bench.measure())"),
 ])
 def test_a_callable_that_cannot_take_its_arguments_is_one_line(pytester: pytest.Pytester, call: str,
                                                                needle: str) -> None:
     pytester.makepyfile(test_a=f"def test_a(trt_bench):\n    {call}\n")
     r = pytester.runpytest(*FAST, "--trt-baseline=off")
     r.assert_outcomes(failed=1)
-    r.stdout.fnmatch_lines([f"*{needle}"])
+    r.stdout.fnmatch_lines([needle])  # the failure section: the cause first, the call last
+    r.stdout.fnmatch_lines(["FAILED test_a.py::test_a - Failed: *"])
+    assert "Failed: test_a.py::test_a" not in r.stdout.str()
     assert "Traceback" not in r.stdout.str()
 
 
@@ -197,8 +203,8 @@ def test_a(trt_bench):
 ''')
     r = pytester.runpytest(*FAST, "--trt-baseline=off")
     r.assert_outcomes(failed=1)
-    r.stdout.fnmatch_lines(["*test_a.py::test_a: trt_bench.measure(): arguments are passed to a callable; a W takes "
-                            "none (engines take shapes= and inputs=)"])
+    r.stdout.fnmatch_lines(["arguments are passed to a callable; a W takes none (engines take shapes= and inputs=) "
+                            "(in trt_bench.measure())"])
 
 
 def test_cuda_callables_get_the_stream_first_then_the_arguments() -> None:

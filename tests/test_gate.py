@@ -193,6 +193,29 @@ def test_a_busy_run_in_the_history_is_left_out_of_the_centre() -> None:
     assert entry.run_values("median") == [pytest.approx(base.latency.median)]
 
 
+def test_a_busy_update_joins_the_history_instead_of_restarting_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A run 50% slower restarts the history when quiet (a new level), never
+    when busy: it joins it, and the centre stays the quiet run."""
+    from pytest_trtperf.baseline import BaselineStore
+
+    quiet, slow = host_result(), host_result(1.5, seed=1)
+    busy = dataclasses.replace(slow, device_state=DeviceState(kind="host", flags=("host_busy",), cpu_delayed=0.6))
+    for i, (later, rows) in enumerate(((busy, 2), (slow, 1))):
+        store = BaselineStore(tmp_path / str(i))
+        store.write([quiet], timestamp="T0", git_commit=None)
+        notes: list[str] = []
+        store.write([later], timestamp="T1", git_commit=None, notes=notes)
+        entry = store.lookup(quiet.device_class, quiet.id)
+        assert entry is not None and len(entry.runs()) == rows, notes
+        if later is busy:
+            assert entry.run_values("median") == [pytest.approx(quiet.latency.median)]
+            assert notes == ["t.py::test_h: measured while the host was busy (the measuring thread waited for a CPU "
+                             "60% of the window; flags host_busy); the entry records it and the gate's centre "
+                             "leaves the run out once quiet runs exist"]
+        else:
+            assert "its history restarts with this run" in notes[0]
+
+
 def trt_identity(**build: object) -> dict:
     config = {"precision": ["fp16"], "optimization_level": 3, "builder_flags": [], "profile": {"x": [[1, 8]] * 3}}
     config.update(build)

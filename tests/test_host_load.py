@@ -20,8 +20,11 @@ from typing import Iterator
 import pytest
 
 from helpers import hash_test
-from pytest_trtperf.host_state import (HostSampler, busiest_others, busy_for, cpu_cores, cpu_sharing_error,
-                                       judge_window, wait_until_quiet)
+from pytest_trtperf.baseline import BaselineEntry
+from pytest_trtperf.host_state import (DELAYED_BUSY, HEAVY_DELAYED, QUANTILE_LEVEL, HostSampler, busiest_others,
+                                       busy_for, cpu_cores, cpu_sharing_error, describe_load, judge_window,
+                                       wait_until_quiet)
+from pytest_trtperf.results import DeviceState
 
 needs_schedstat = pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat"),
                                      reason="needs Linux schedstats (/proc/thread-self/schedstat)")
@@ -127,6 +130,48 @@ def test_an_update_on_a_loaded_host_warns_and_the_entry_records_it(pytester: pyt
     assert "host_busy" in entry["flags"] and "host_busy" in entry["history"][0]["flags"]
 
 
+def test_an_update_is_busy_under_heavy_load_whatever_the_metric() -> None:
+    """A window to be saved is judged for every statistic it saves: heavy
+    load flags it even where few samples were preempted; a compare keeps
+    the gated metric's rule, and ordinary load flags neither."""
+    heavy = DeviceState(kind="host", cpu_delayed=HEAVY_DELAYED, cpu_gaps=10, cpu_run_s=1.0)
+    light = DeviceState(kind="host", cpu_delayed=(DELAYED_BUSY + HEAVY_DELAYED) / 2, cpu_gaps=10, cpu_run_s=1.0)
+    for metric in (*QUANTILE_LEVEL, "mean", "throughput"):
+        assert "host_busy" in judge_window(heavy, metric, 1e-5, saving=True).flags, metric
+        assert busy_for(light, metric, saving=True) == busy_for(light, metric), metric
+    for metric in QUANTILE_LEVEL:  # 10 gaps in 1 s of 10 us samples: 0.01% of them hit
+        assert "host_busy" not in judge_window(heavy, metric, 1e-5).flags, metric
+        assert "host_busy" not in judge_window(light, metric, 1e-5, saving=True).flags, metric
+    assert describe_load(judge_window(heavy, "median", 1e-5)) == (
+        "the measuring thread waited for a CPU 10% of the window, 0% of the samples contained a wait")
+
+
+@needs_schedstat
+def test_an_update_of_short_calls_on_a_loaded_host_warns_and_stays_out_of_the_centre(pytester: pytest.Pytester,
+                                                                                    load: list[int]) -> None:
+    """Issue 11.2: the default median, ~30 us calls (a preemption lands in few
+    samples), busy loops on every core: the update warns naming the load, the
+    entry and its history row record it, the earlier quiet run stays the
+    centre."""
+    pytester.makepyfile(test_perf=hash_test(50_000))
+    pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-ignore-host-load").assert_outcomes(passed=1)
+    r = pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-busy-wait=0.3", "--trt-json=out.json")
+    r.assert_outcomes(passed=1)
+    (res,) = json.loads((pytester.path / "out.json").read_text())["results"]
+    assert res["verdict"]["metric"] == "median" and res["verdict"]["status"] == "updated"
+    assert res["device_state"]["cpu_delayed"] >= HEAVY_DELAYED and "host_busy" in res["device_state"]["flags"]
+    r.stdout.fnmatch_lines(["baseline note: test_perf.py::test_hash: measured while the host was busy (the "
+                            "measuring thread waited for a CPU *% of the window, * cores used by other "
+                            "processes; flags host_busy); the entry records it and the gate's centre leaves the "
+                            "run out once quiet runs exist"])
+    (path,) = (pytester.path / ".trtperf").glob("*.json")
+    entry = json.loads(path.read_text())["results"]["test_perf.py::test_hash"]
+    assert "host_busy" in entry["flags"]
+    assert [row["flags"] for row in entry["history"]] == [[], ["host_busy"]]  # joined the history, no restart
+    quiet = entry["history"][0]["median"]
+    assert BaselineEntry.from_dict("test_perf.py::test_hash", entry).run_values("median") == [quiet]
+
+
 def test_ignore_host_load_turns_the_watch_off(pytester: pytest.Pytester, load: list[int]) -> None:
     pytester.makepyfile(test_perf=LONG_HASH)
     pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-ignore-host-load").assert_outcomes(passed=1)
@@ -153,10 +198,11 @@ def test_more_workers_than_cores_fails_host_tests_unless_allowed(pytester: pytes
     r = pytester.runpytest_subprocess("-n", workers, "--trt-baseline=update", *QUICK)
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines([f"trtperf: -n {workers} on {cpu_cores()} CPU core(s): host-timed tests fail *",
-                            f"test_perf.py::test_hash: pytest -n {workers} on {cpu_cores()} CPU core(s): workers "
+                            f"pytest -n {workers} on {cpu_cores()} CPU core(s): workers "
                             f"timing host code on shared cores slow each other down and --trt-baseline=update "
                             f"would gate or save those numbers; use -n {cpu_cores()} or fewer, or pass "
                             f"--trt-allow-cpu-sharing to take turns measuring"])
+    r.stdout.fnmatch_lines([f"FAILED test_perf.py::test_hash - Failed: pytest -n {workers} on {cpu_cores()} CPU*"])
     assert "Traceback" not in r.stdout.str()
     assert not (pytester.path / ".trtperf").exists() or not list((pytester.path / ".trtperf").glob("*.json"))
     ok = pytester.runpytest_subprocess("-n", workers, "--trt-baseline=update", "--trt-allow-cpu-sharing", *QUICK)

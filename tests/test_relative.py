@@ -135,7 +135,8 @@ def test_bad_arguments_fail_with_one_line(pytester: pytest.Pytester, call: str, 
     assert message in out, out
     assert "Traceback" not in out and "pytest_trtperf/" not in out
     line = next(x for x in out.splitlines() if message in x)
-    assert "test_bad.py::test_bad" in line
+    assert line.startswith(message), line  # the cause first; pytest's FAILED line names the test
+    assert "FAILED test_bad.py::test_bad - Failed: " in out and "Failed: test_bad.py::" not in out
 
 
 def test_expectation_words_and_bounds() -> None:

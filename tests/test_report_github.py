@@ -135,3 +135,14 @@ def test_unwritable_summary_is_reported_not_raised(tmp_path: Path) -> None:
     assert write_step_summary([make_result("a", "pass")], environ={"GITHUB_STEP_SUMMARY": str(ok)}) == [
         f"GitHub job summary appended to {ok}"]
     assert os.path.getsize(ok) > 0
+
+
+def test_results_an_update_did_not_write_are_counted_and_shown_as_such() -> None:
+    """Every status is counted (a status without an icon once vanished from the count line)."""
+    from pytest_trtperf.results import STATUSES
+
+    md = step_summary([make_result("t.py::test_a", "updated"), make_result("t.py::test_b", "not_written")])
+    assert "\U0001f4dd 1 updated" in md and "\U0001f6ab 1 not_written" in md
+    assert [row[5] for row in table_rows(md)] == ["\U0001f6ab **not_written**", "\U0001f4dd updated"]
+    every = step_summary([make_result(f"t.py::test_{s}", s) for s in STATUSES])
+    assert all(f" 1 {s}" in every.split("\n")[2] for s in STATUSES)

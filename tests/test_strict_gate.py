@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -90,18 +91,41 @@ def test_xfails(trt_bench):
 '''
 
 
+WITHHELD = {
+    "test_perf.py::test_asserts_after_measuring::fails": "its test failed",
+    "test_perf.py::test_errors_in_teardown::errors": "its test errored in teardown",
+    "test_perf.py::test_xfails::xfails": "its test failed",
+}
+
+
+def assert_reported_as_not_written(doc: dict) -> None:
+    """The --trt-json document says, for each withheld result, not_written
+    (time and memory verdicts) and lists it with its reason; the written one
+    stays updated."""
+    assert doc["session"]["baselines_not_written"] == [{"id": rid, "reason": why}
+                                                       for rid, why in sorted(WITHHELD.items())]
+    status = {r["id"]: (r["verdict"]["status"], r["memory_verdict"]["status"]) for r in doc["results"]}
+    assert status == {"test_perf.py::test_hash": ("updated", "updated"),
+                      **{rid: ("not_written", "not_written") for rid in WITHHELD}}
+    messages = {r["id"]: r["verdict"]["message"] for r in doc["results"]}
+    assert all(messages[rid] == f"baseline not written: {why}" for rid, why in WITHHELD.items())
+
+
 def test_update_writes_nothing_for_a_test_that_failed_or_errored(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=FAILING)
-    r = pytester.runpytest(*FAST, "--trt-baseline=update", "--trt-max-time=0.5")
+    r = pytester.runpytest(*FAST, "--trt-baseline=update", "--trt-max-time=0.5", "--trt-json=out.json",
+                           "--junitxml=j.xml")
     r.assert_outcomes(passed=2, failed=1, errors=1, xfailed=1)
     assert set(load_baseline(pytester)["results"]) == {"test_perf.py::test_hash"}
-    r.stdout.fnmatch_lines([
-        "baseline not written for test_perf.py::test_asserts_after_measuring::fails: its test failed",
-        "baseline not written for test_perf.py::test_errors_in_teardown::errors: its test errored in teardown",
-        "baseline not written for test_perf.py::test_xfails::xfails: its test failed",
-    ])
-    # The results are still reported (table and JSON); only the baseline is withheld.
-    assert "test_asserts_after_measuring::fails" in r.stdout.str()
+    r.stdout.fnmatch_lines([f"baseline not written for {rid}: {why}" for rid, why in sorted(WITHHELD.items())])
+    # The results are still reported (table and JSON), as not written, and counted so.
+    r.stdout.fnmatch_lines(["test_perf.py::test_asserts_after_measuring::fails  median * not written *"])
+    r.stdout.fnmatch_lines(["3 not written, 1 updated"])
+    assert "4 updated" not in r.stdout.str()
+    assert_reported_as_not_written(json.loads((pytester.path / "out.json").read_text()))
+    props = {p.get("name"): p.get("value") for p in ET.parse(pytester.path / "j.xml").iter("property")}
+    assert props["trtperf[fails].verdict"] == props["trtperf[xfails].verdict"] == "not_written"
+    assert props["trtperf.verdict"] == "updated"
 
 
 def test_update_under_xdist_withholds_failed_tests_too(pytester: pytest.Pytester) -> None:
@@ -112,6 +136,19 @@ def test_update_under_xdist_withholds_failed_tests_too(pytester: pytest.Pytester
     assert set(load_baseline(pytester)["results"]) == {"test_perf.py::test_hash"}
     doc = json.loads((pytester.path / "out.json").read_text())
     assert len(doc["results"]) == 4
+    assert_reported_as_not_written(doc)
+    r.stdout.fnmatch_lines(["3 not written, 1 updated"])
+
+
+def test_a_compare_lists_nothing_as_not_written(pytester: pytest.Pytester) -> None:
+    """Only an update writes: a failing test in a compare run is no baseline not written."""
+    pytester.makepyfile(test_perf=FAILING)
+    pytester.runpytest(*FAST, "--trt-baseline=update", "--trt-max-time=0.5")
+    r = pytester.runpytest(*FAST, "--trt-max-time=0.5", "--trt-json=out.json", "--trt-tolerance=90%")
+    assert "not written" not in r.stdout.str()
+    doc = json.loads((pytester.path / "out.json").read_text())
+    assert doc["session"]["baselines_not_written"] == []
+    assert "not_written" not in {res["verdict"]["status"] for res in doc["results"]}
 
 
 def test_an_update_that_cannot_write_exits_4_and_names_the_file(pytester: pytest.Pytester) -> None:

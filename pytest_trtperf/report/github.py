@@ -26,8 +26,9 @@ MAX_ROWS = 1000
 MAX_ID = 120
 
 _ICON = {"regression": "\u274c", "unreliable": "\u23f3", "improved": "\U0001f680", "missing": "\u2753",
-         "incomparable": "\u26a0\ufe0f", "pass": "\u2705", "updated": "\U0001f4dd", "off": "\u2796"}
-_ATTENTION = ("regression", "unreliable", "incomparable", "missing")
+         "incomparable": "\u26a0\ufe0f", "pass": "\u2705", "not_written": "\U0001f6ab", "updated": "\U0001f4dd",
+         "off": "\u2796"}
+_ATTENTION = ("regression", "unreliable", "incomparable", "missing", "not_written")
 
 
 def enabled(environ: Mapping[str, str] | None = None) -> tuple[Path | None, bool]:

@@ -35,7 +35,8 @@ from ..results import Distribution, Relative, Result, SeriesStats
 
 PLOTS_HINT = "Plots need matplotlib: pip install 'pytest-trtperf[plots]'"
 COLORS = {"regression": "#c62828", "unreliable": "#ad1457", "improved": "#2e7d32", "pass": "#1565c0",
-          "missing": "#757575", "incomparable": "#ef6c00", "updated": "#6a1b9a", "off": "#757575"}
+          "missing": "#757575", "incomparable": "#ef6c00", "updated": "#6a1b9a", "not_written": "#4e342e",
+          "off": "#757575"}
 BASELINE_COLOR = "#9e9e9e"
 #: Above this many results, sections (with their plots) are drawn for this many
 #: only: regressions, improvements, incomparable baselines, then the largest

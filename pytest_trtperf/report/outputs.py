@@ -152,7 +152,8 @@ def _json(state: SessionState, exitstatus: int, run: _Run) -> None:
     def write() -> None:
         doc = report_mod.json_document(state.collected, settings=s, started=state.started, finished=now_iso(),
                                        exitstatus=run.status if run.status is not None else exitstatus,
-                                       written=state.written)
+                                       written=state.written,
+                                       not_written=state.not_written if s.baseline_mode == "update" else {})
         report_mod.write_json(path, doc)
 
     _machine_output(run, "--trt-json", path, write)

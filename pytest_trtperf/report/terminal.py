@@ -16,8 +16,13 @@ from ..results import Result
 JSON_SCHEMA_VERSION = 1
 
 #: Regressions first, then what needs attention, then the rest.
-_ORDER = {"regression": 0, "unreliable": 1, "missing": 2, "incomparable": 3, "improved": 4, "pass": 5, "updated": 6,
-          "off": 7}
+_ORDER = {"regression": 0, "unreliable": 1, "missing": 2, "incomparable": 3, "improved": 4, "pass": 5,
+          "not_written": 6, "updated": 7, "off": 8}
+
+
+def status_words(status: str) -> str:
+    """A status as the terminal writes it: ``not_written`` -> ``not written``."""
+    return status.replace("_", " ")
 
 
 def sort_results(results: Iterable[Result]) -> list[Result]:
@@ -74,7 +79,7 @@ def table_rows(results: Sequence[Result], unit: units.TimeUnit | None = None) ->
             r.id,
             *compared_cells(r, unit),
             fmt_change(v.change if v else None),
-            (v.status.upper() if v and v.status == "regression" else (v.status if v else "-"))
+            (v.status.upper() if v and v.status == "regression" else (status_words(v.status) if v else "-"))
             + (" (re-measured)" if v and v.remeasured else ""),
             shown_flags(r),
         ])
@@ -136,7 +141,8 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
     for r in results:
         s = r.verdict.status if r.verdict else "off"
         counts[s] = counts.get(s, 0) + 1
-    out.append(", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _ORDER.get(kv[0], 9)))
+    out.append(", ".join(f"{n} {status_words(s)}" for s, n in sorted(counts.items(),
+                                                                     key=lambda kv: _ORDER.get(kv[0], 9)))
                + (f"; {memory_rows.counts_text(results)}" if memory_rows.counts_text(results) else ""))
     for r in sort_results(results):
         if r.verdict and r.verdict.status in ("regression", "unreliable", "incomparable", "improved"):
@@ -160,7 +166,9 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
 
 
 def json_document(results: Sequence[Result], *, settings: Any, started: str, finished: str,
-                  exitstatus: int | None, written: Sequence[str]) -> dict[str, Any]:
+                  exitstatus: int | None, written: Sequence[str],
+                  not_written: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``not_written``: result id -> why an ``update`` did not write it."""
     return {
         "schema_version": JSON_SCHEMA_VERSION,
         "tool": {"name": "pytest-trtperf", "version": __version__},
@@ -171,6 +179,7 @@ def json_document(results: Sequence[Result], *, settings: Any, started: str, fin
             "baseline_mode": settings.baseline_mode,
             "baseline_dir": str(settings.baseline_dir),
             "baselines_written": list(written),
+            "baselines_not_written": [{"id": rid, "reason": why} for rid, why in sorted((not_written or {}).items())],
         },
         "results": [r.to_dict() for r in sort_results(results)],
     }

@@ -36,10 +36,6 @@ if TYPE_CHECKING:
 
     from ..trt.types import RtxExecutionContext, RtxRuntimeConfig, TrtModule
 
-#: NVTX verbosity of the timed contexts, as recorded in the identity.
-TIMED_NVTX = "layer_names_only"
-
-
 class EnqueueFailed(TrtPerfError):
     """``execute_async_v3`` returned False."""
 
@@ -139,6 +135,8 @@ class TensorRTWorkload:
         self._profile_export: list[dict[str, Any]] = []
         self._ran = False
         self._timed_nvtx: Any = None
+        #: Set when a context was created with EAGER kernel specialization (RTX, dynamic shapes).
+        self._eager_kernels = False
         self._data_dependent: list[str] = []
         self._shape_tensors: set[str] = set()
         #: Tracking-allocator calls made while run() was enqueueing (the timed
@@ -163,10 +161,13 @@ class TensorRTWorkload:
             "sync": "blocking" if self.blocking_sync else "spin",
             "transfers": self.with_transfers,
             "profile": self.engine.profile,
-            # trtexec times with layer-names-only NVTX (none if built with none).
-            "nvtx_verbosity": TIMED_NVTX,
         }
-        if self.engine.backend.is_rtx:
+        # What the timed contexts were set to, once set up: trtexec's
+        # layer-names-only NVTX, or none for an engine built with none; RTX
+        # kernel specialization only where it was set (dynamic shapes).
+        if self._timed_nvtx is not None:
+            ident["nvtx_verbosity"] = str(self._timed_nvtx.name).lower()
+        if self._eager_kernels:
             ident["rtx_kernel_specialization"] = "eager"
         return ident
 
@@ -347,6 +348,7 @@ class TensorRTWorkload:
             config = engine.create_runtime_config()
             cast("RtxRuntimeConfig", config).dynamic_shapes_kernel_specialization_strategy = strategies.EAGER
             context = engine.create_execution_context(config)
+            self._eager_kernels = True
         else:
             context = engine.create_execution_context()
         if context is None:

@@ -2,7 +2,10 @@
 
 Used only where nothing real is reachable: *executing* an engine on a GPU
 (TensorRT-RTX refuses the Hopper GPUs of our GPU machine, full TensorRT is not
-installable here). Building stays real (TensorRT-RTX in the venv).
+installable here), and the entries of a timing cache (``ITimingCache``,
+``IBuilderConfig``'s timing-cache methods: TensorRT-RTX's cache is a no-op
+that never holds one, so only this double shows a merge keeping them).
+Building stays real (TensorRT-RTX in the venv).
 ``fake_tensorrt_rtx`` is the TensorRT-RTX flavour of the same double.
 
 It follows the real API, and ``tests/trt/test_fake_surface.py`` holds it to
@@ -43,7 +46,8 @@ from typing import Any, Sequence
 __version__ = "10.13.0.35"
 
 #: Names that exist only in the double (helpers for tests), never compared.
-FAKE_HELPERS = ("FAKE_HELPERS", "MAGIC", "SERIALIZATION_VERSION", "make_plan", "reset_plugin_registry")
+FAKE_HELPERS = ("FAKE_HELPERS", "MAGIC", "SERIALIZATION_VERSION", "CACHE_MAGIC", "make_plan", "record_timings",
+                "reset_plugin_registry")
 
 MAGIC = b"ftrt"
 #: TensorRT 10.13's serialization tag (plans of other versions carry another).
@@ -451,6 +455,100 @@ def init_libnvinfer_plugins(logger: Any, namespace: str) -> bool:
     """Register TensorRT's plugins (idempotent, as the real one)."""
     TRT10.plugins["initialized"] = True
     return True
+
+
+# ---------------------------------------------------------------- timing cache
+#: A serialized fake timing cache starts with this, then JSON (real ones: ``ptrtd``).
+CACHE_MAGIC = b"ftcache"
+
+
+def _cache_device() -> list[int] | None:
+    """The device property a cache header records: the GPU's compute capability."""
+    cc = _device_cc()
+    return list(cc) if cc is not None else None
+
+
+class ITimingCache:
+    """Tactic timings builds collected, ``{key: value}``, under a header that
+    names the library version and the device. As the real cache: ``combine``
+    appends the input's entries and skips keys already here (conflicts keep
+    the local value); a cache of another library version is not combined
+    (False), one of another device only with ``ignore_mismatch``."""
+
+    def __init__(self, version: str, device: list[int] | None, entries: dict[str, float] | None = None) -> None:
+        self._version = version
+        self._device = device
+        self._entries: dict[str, float] = dict(entries or {})
+
+    def combine(self, input_cache: "ITimingCache", ignore_mismatch: bool) -> bool:
+        if not isinstance(input_cache, ITimingCache):
+            raise TypeError("combine(): incompatible function arguments")  # pybind11's refusal
+        if input_cache._version != self._version:
+            return False
+        if input_cache._device != self._device and not ignore_mismatch:
+            return False
+        for key, value in input_cache._entries.items():
+            self._entries.setdefault(key, value)
+        return True
+
+    def serialize(self) -> bytes:
+        """The real one returns an ``IHostMemory``; ``bytes()`` reads both alike."""
+        return CACHE_MAGIC + json.dumps({"version": self._version, "device": self._device,
+                                         "entries": self._entries}, sort_keys=True).encode()
+
+    def queryKeys(self) -> list[str]:  # noqa: N802 - the real name
+        """The real keys are ``TimingCacheKey`` objects; here their text."""
+        return sorted(self._entries)
+
+    def reset(self) -> bool:
+        self._entries.clear()
+        return True
+
+
+class IBuilderConfig:
+    """The timing-cache part of ``IBuilderConfig`` (the double does not build:
+    building is real, with TensorRT-RTX)."""
+
+    def __init__(self) -> None:
+        self._timing_cache: ITimingCache | None = None
+
+    def create_timing_cache(self, serialized_timing_cache: Any) -> ITimingCache | None:
+        """``b""``: a new, empty cache. Bytes that are not a cache: None (the
+        real builder logs an error and returns a null cache)."""
+        data = bytes(serialized_timing_cache)
+        if not data:
+            return ITimingCache(__version__, _cache_device())
+        if not data.startswith(CACHE_MAGIC):
+            return None
+        try:
+            body = json.loads(data[len(CACHE_MAGIC):])
+            return ITimingCache(str(body["version"]), body["device"], {str(k): float(v)
+                                                                       for k, v in body["entries"].items()})
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def set_timing_cache(self, cache: ITimingCache, ignore_mismatch: bool) -> bool:
+        """Attach ``cache`` (shared, not copied, as the real config does);
+        False for another library version, or another device unless
+        ``ignore_mismatch``."""
+        if not isinstance(cache, ITimingCache):
+            raise TypeError("set_timing_cache(): incompatible function arguments")
+        if cache._version != __version__ or (cache._device != _cache_device() and not ignore_mismatch):
+            return False
+        self._timing_cache = cache
+        return True
+
+    def get_timing_cache(self) -> ITimingCache | None:
+        return self._timing_cache
+
+
+def record_timings(config: IBuilderConfig, keys: Sequence[str]) -> None:
+    """Test helper: what a build does to the config's timing cache, one
+    entry per layer it timed (a key timed before keeps its value)."""
+    cache = config.get_timing_cache()
+    if cache is not None:
+        for i, key in enumerate(keys):
+            cache._entries.setdefault(key, float(i + 1))
 
 
 # -------------------------------------------------------------------- runtime

@@ -44,6 +44,19 @@ def test_tensorrt10_double_matches_tensorrt_stubs() -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_the_tensorrt10_timing_cache_matches_the_real_tensorrt_rtx_binding(rtx) -> None:
+    """TensorRT-RTX keeps TensorRT 10's timing-cache API (as no-ops), so the
+    double's timing cache is held to a real binding even without the stubs."""
+    from tests.fakes import fake_tensorrt as fake
+
+    double = surface.of_module(fake, python=True, skip=fake.FAKE_HELPERS)
+    part = {name: double[name] for name in ("ITimingCache", "IBuilderConfig")}
+    assert {"combine", "serialize", "queryKeys"} <= set(part["ITimingCache"].attrs)
+    assert {"create_timing_cache", "set_timing_cache", "get_timing_cache"} <= set(part["IBuilderConfig"].attrs)
+    problems = surface.compare(part, surface.of_module(rtx.module))
+    assert not problems, "\n".join(problems)
+
+
 def test_the_comparison_catches_each_kind_of_drift(rtx) -> None:
     """A double with a wrong enum value, a misnamed parameter, a writable
     read-only property and an invented method is rejected on each count."""

@@ -208,6 +208,7 @@ def test_engine_built_with_no_nvtx_keeps_none(fake_backend, fake_trt) -> None:
     w.setup()
     try:
         assert _first_context(w).nvtx_verbosity == fake_trt.ProfilingVerbosity.NONE
+        assert w.identity()["nvtx_verbosity"] == "none"  # what the contexts were set to, not the default
     finally:
         w.teardown()
 
@@ -267,6 +268,7 @@ def test_rtx_capture_follows_user_allocation_and_eager_specialization(fake_rtx_b
         assert any(e["capturing"] for e in ctx.enqueues)  # captured into a graph
         assert {e["kernels"] for e in ctx.enqueues} == {"specialized"}  # never a fallback kernel
         assert not [n for n in w.notes() if "capture" in n]
+        assert w.identity()["rtx_kernel_specialization"] == "eager"
     finally:
         w.teardown()
     plain = engine_from_plan(fake_rtx_backend, fake_rtx.make_plan(IO, LAYERS, user_allocation=False), WHERE, "rtx.plan")
@@ -279,6 +281,24 @@ def test_rtx_capture_follows_user_allocation_and_eager_specialization(fake_rtx_b
                    "stream-capturable" in n for n in w.notes())
     finally:
         w.teardown()
+
+
+def test_rtx_kernel_specialization_is_recorded_only_where_it_is_set(fake_rtx_backend, fake_rtx, fake_backend,
+                                                                    fake_trt) -> None:
+    """Static shapes need no specialization strategy (none is set, none is
+    recorded); TensorRT 10 has none."""
+    static = [{"name": "images", "mode": "input", "dtype": "FLOAT", "shape": [2, 3, 16, 16]},
+              {"name": "logits", "mode": "output", "dtype": "FLOAT", "shape": [2, 10]}]
+    for handle in (engine_from_plan(fake_rtx_backend, fake_rtx.make_plan(static, LAYERS), WHERE, "rtx.plan"),
+                   _handle(fake_backend, fake_trt)):
+        w = make_workload(handle, shapes={"images": (2, 3, 16, 16)})
+        w.setup()
+        try:
+            w.run(5)
+            ident = w.identity()
+        finally:
+            w.teardown()
+        assert "rtx_kernel_specialization" not in ident and ident["nvtx_verbosity"] == "layer_names_only"
 
 
 def test_weight_streaming_budget_is_set_on_the_engine(fake_backend, fake_trt) -> None:

@@ -135,7 +135,10 @@ def test_shape_tensor_values_are_validated_and_not_random(rtx, models: Path, opt
     assert data["shape"].tolist() == [4, 8] and str(data["shape"].dtype) == "int64"
 
 
-def test_identity_records_trtexec_comparable_nvtx_and_rtx_specialization(cnn) -> None:
+def test_identity_records_context_settings_only_once_they_are_set(cnn) -> None:
+    """NVTX verbosity and RTX kernel specialization are what the execution
+    contexts were set to at setup (tests/trt/test_gpu_workload.py, on a GPU);
+    before setup nothing is set, so nothing is recorded."""
     ident = make_workload(cnn).identity()
-    assert ident["nvtx_verbosity"] == "layer_names_only"
-    assert ident["rtx_kernel_specialization"] == "eager" and ident["profile"] == 0
+    assert "nvtx_verbosity" not in ident and "rtx_kernel_specialization" not in ident
+    assert ident["profile"] == 0
