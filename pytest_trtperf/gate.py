@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 from .attribution import attribution_text
 from .baseline import BaselineEntry
 from .fingerprint import Fingerprint, incomparable_reason, info_changes
-from .identity import config_changes, config_hash, config_identity, split_config
+from .identity import config_changes, config_hash, config_identity, split_config, without_derived
 from .noise import centre, estimate, widen
 from .noise import status as noise_status
 from .report.format import fmt_change, fmt_value
@@ -150,18 +150,23 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
                   f"check changed its choice; the result's notes say why)")
     build_changes: list[str] = []
     if reason is None and entry.config is not None:
-        current, current_hash = config_identity(result.identity), result.config_hash
+        current = config_identity(result.identity)
         if _graph_before_the_check(entry.config, current):
             current = {k: v for k, v in current.items() if k != "timed_as"}
-            current_hash = config_hash({k: v for k, v in result.identity.items() if k != "timed_as"})
+        # A hash mismatch is forgiven only where both stored hashes are those of
+        # their configurations and the configurations agree but for derived
+        # fields (or the graph-before-the-check allowance above).
+        explained = (entry.config_hash == config_hash(entry.config)
+                     and result.config_hash == config_hash(result.identity)
+                     and config_hash(without_derived(entry.config)) == config_hash(without_derived(current)))
         old_method, old_build = split_config(entry.config)
         new_method, new_build = split_config(current)
         method_changes = config_changes(old_method, new_method)
         build_changes = config_changes(old_build, new_build)
         if method_changes:
             reason = f"measurement method changed: {'; '.join(method_changes)}"
-        elif not build_changes and entry.config_hash != current_hash:
-            reason = f"configuration changed (config hash {entry.config_hash} != {current_hash})"
+        elif not build_changes and entry.config_hash != result.config_hash and not explained:
+            reason = f"configuration changed (config hash {entry.config_hash} != {result.config_hash})"
     elif reason is None and entry.config_hash != result.config_hash:
         reason = (f"configuration changed (config hash {entry.config_hash} != {result.config_hash}; the baseline "
                   f"predates recorded configurations)")

@@ -81,12 +81,26 @@ def config_hash(identity: Mapping[str, Any]) -> str:
 _BUILD = frozenset({"build", "build_config", "host_code_allowed", "weight_streaming_budget"})
 
 
+#: Identity fields that follow from others and are recorded for people: the
+#: timed contexts' NVTX verbosity follows the build's ``profiling_verbosity``,
+#: TensorRT-RTX's kernel specialization follows the shapes (set for dynamic
+#: ones). Their causes are compared; they are not compared again, so an entry
+#: recorded when they were written differently stays comparable.
+DERIVED = frozenset({"nvtx_verbosity", "rtx_kernel_specialization"})
+
+
+def without_derived(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` without the :data:`DERIVED` fields."""
+    return {k: v for k, v in config.items() if k not in DERIVED}
+
+
 def split_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(measurement method, build configuration) of a configuration identity
-    (``config_identity``), each flattened to dotted keys."""
+    (``config_identity``), each flattened to dotted keys; :data:`DERIVED`
+    fields are in neither."""
     method: dict[str, Any] = {}
     build: dict[str, Any] = {}
-    for key, value in config.items():
+    for key, value in without_derived(config).items():
         if key == "engine" and isinstance(value, Mapping):
             for k, v in value.items():
                 if k == "build_config" and isinstance(v, Mapping):
