@@ -41,7 +41,7 @@ import numpy as np
 
 from ..gpu import cuda
 from ..errors import UsageError
-from ..workload import Batch
+from ..workload import Batch, KeepsLastValue
 
 Enqueue = Callable[[int], Any]
 
@@ -237,6 +237,12 @@ class CudaWorkload:
         self._ready = False
 
     # ------------------------------------------------------------ contract
+
+    @property
+    def last_value(self) -> Any:
+        """What ``enqueue`` returned on its last call, when it keeps it
+        (``select.LastCall``; a graph replay does not call it)."""
+        return self.enqueue.value if isinstance(self.enqueue, KeepsLastValue) else None
 
     @property
     def graph_used(self) -> bool:

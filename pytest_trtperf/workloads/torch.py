@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 
 from ..gpu import cuda
 from ..errors import BackendUnavailable, UsageError
-from ..workload import Batch
+from ..workload import Batch, KeepsLastValue
 from .capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, decide
 from .cuda import CudaWorkload
 
@@ -113,6 +113,12 @@ class TorchWorkload:
         self.timed_as: str | None = None
         #: The capture check's numbers and choice (None when no check ran).
         self.check: CaptureCheck | None = None
+
+    @property
+    def last_value(self) -> Any:
+        """What ``fn`` returned on its last call, when it keeps it
+        (``select.LastCall``; a graph replay does not call it)."""
+        return self.fn.value if isinstance(self.fn, KeepsLastValue) else None
 
     def use_baseline_choice(self, timed_as: str | None) -> None:
         """What the baseline timed (``"graph"`` / ``"eager"``), before setup:
