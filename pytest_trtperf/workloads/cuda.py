@@ -378,8 +378,8 @@ class CudaWorkload:
         lat = np.empty(n)
         comp = np.empty(n)
         enq = np.empty(n)
-        h2d = np.empty(n) if self.transfers else None
-        d2h = np.empty(n) if self.transfers else None
+        h2d = np.empty(n if self.transfers else 0)
+        d2h = np.empty(n if self.transfers else 0)
         wall = 0.0
         done = 0
         while done < n:
@@ -391,16 +391,16 @@ class CudaWorkload:
                 j = done + i
                 comp[j] = self._elapsed(b[compute_idx], b[compute_idx + 1])
                 if self.transfers:
-                    h2d[j] = self._elapsed(b[0], b[1])  # type: ignore[index]
-                    d2h[j] = self._elapsed(b[2], b[3])  # type: ignore[index]
+                    h2d[j] = self._elapsed(b[0], b[1])
+                    d2h[j] = self._elapsed(b[2], b[3])
                     lat[j] = self._elapsed(b[0], b[3])
                 else:
                     lat[j] = comp[j]
             done += m
         extra = {"gpu_compute": comp / 1e3, "enqueue": enq}
         if self.transfers:
-            extra["h2d"] = h2d / 1e3  # type: ignore[operator]
-            extra["d2h"] = d2h / 1e3  # type: ignore[operator]
+            extra["h2d"] = h2d / 1e3
+            extra["d2h"] = d2h / 1e3
         return Batch(latency_s=lat / 1e3, wall_s=wall, extra=extra)
 
     def _latency_chunk(self, m: int, n_ev: int, compute_idx: int, phases: list[_Phase],

@@ -75,7 +75,7 @@ def for_callable(fn: Any, *, timer: str = "auto", opts: MeasureOptions | None = 
 
             return HostWorkload(call, inferences_per_iteration=inferences_per_iteration,
                                 # torch is optional and not installed where CI type-checks.
-                                sync=torch.cuda.synchronize,  # pyright: ignore[reportAttributeAccessIssue]
+                                sync=torch.cuda.synchronize,  # pyright: ignore[reportAttributeAccessIssue]  # torch is optional, absent where pyright runs
                                 sync_name="torch.cuda.synchronize")
     check_call(fn, args, kwargs, stream=timer == "cuda", where=where)
     if timer == "host":

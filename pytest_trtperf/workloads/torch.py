@@ -53,7 +53,7 @@ def _torch() -> Any:
     except ImportError:
         raise BackendUnavailable(f"torch is not installed (needed for timer='torch'): {_TORCH_HINT}") from None
     # torch is optional and not installed where CI type-checks: pyright cannot see its names.
-    if not torch.cuda.is_available():  # pyright: ignore[reportAttributeAccessIssue]
+    if not torch.cuda.is_available():  # pyright: ignore[reportAttributeAccessIssue]  # torch is optional, absent where pyright runs
         raise BackendUnavailable("torch sees no CUDA GPU (CPU-only build or no device)")
     return torch
 
@@ -102,7 +102,7 @@ class TorchWorkload:
                                           inferences_per_iteration=int(inferences_per_iteration),
                                           queue_depth=int(queue_depth))
         # Validate the shared options now (no GPU needed), as CudaWorkload does.
-        CudaWorkload(lambda h: None, cuda_graph=False, **self._opts)  # type: ignore[arg-type]
+        CudaWorkload(lambda h: None, cuda_graph=False, **self._opts)
         self._user_identity = dict(identity or {})
         self._inner: CudaWorkload | None = None
         self._torch_streams: list[Any] = []
@@ -295,7 +295,7 @@ class TorchWorkload:
 
             enqueue = enqueue_many
         return CudaWorkload(enqueue, cuda_graph=False, stream=list(by_handle),
-                            **self._opts)  # type: ignore[arg-type]
+                            **self._opts)
 
 
 def _time_calls(torch: Any, ts: Any, fn: Callable[[], Any], n: int) -> list[float]:
