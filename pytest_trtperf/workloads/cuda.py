@@ -4,7 +4,7 @@
 that puts one inference on the given stream (a TensorRT ``execute_async_v3``, a
 kernel launch, ...). It implements :class:`pytest_trtperf.workload.Workload`.
 
-Method (see DESIGN.md section 3):
+Method (README, "How it measures" and "CUDA graphs and captured torch code"):
 
 * **latency** mode: one stream, so the GPU runs one inference at a time. CUDA
   events around each inference give GPU compute time; a host clock around the
