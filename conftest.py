@@ -2,8 +2,11 @@
 
 ``gpu`` marks tests that need a CUDA GPU; without one they skip with a single
 line saying what is missing (cuda-python, driver, device), so the CPU-only CI
-stays green and the GPU machine runs them for real. Both ``tests/`` and
-``example_suite/`` use this gate.
+stays green and the GPU machine runs them for real. ``tests/`` uses this gate
+(its GPU fixtures, ``tests/gpu/conftest.py``, rely on it and do not skip
+again). ``example_suite/`` does not: it is what users copy into projects that
+have no such conftest, so its GPU and TensorRT modules skip with their own
+``pytestmark = pytest.mark.skipif(...)``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,17 @@
-"""Every option, ini key and marker argument, resolved once into frozen settings.
+"""Every option, ini key and ``trt_perf`` marker argument, resolved once into
+frozen settings.
 
-This is the only module that reads pytest's options and ini values. The
-session's :class:`Settings` holds three parts that are handed down to the
-components that need them: the core (:class:`MeasureOptions` for measuring and
-gating, baseline mode and paths), the GPU part (:class:`GpuSettings`) and the
-TensorRT part (:class:`TrtOptions`).
+This is the only module that reads this plugin's options and ini values
+(``config.getoption`` / ``config.getini`` of ``--trt-*`` / ``trt_*``), and it
+parses the ``trt_perf`` marker's arguments (:func:`perf_overrides`). Two other
+readers are by design, and ``tests/test_hygiene.py`` allows no third:
+``trt/spec.py`` validates the ``trt_engine`` marker's arguments (the engine
+description, ``EngineSpec.from_marker``), and ``gpu/session.py`` reads
+pytest's and xdist's own options (``collectonly``, ``dist``, ``tx``) to know
+whether and where workers run. The session's :class:`Settings` holds three
+parts that are handed down to the components that need them: the core
+(:class:`MeasureOptions` for measuring and gating, baseline mode and paths),
+the GPU part (:class:`GpuSettings`) and the TensorRT part (:class:`TrtOptions`).
 
 Every command-line option is also an ini key of the same name without the
 leading dashes and with underscores (``--trt-tolerance`` -> ``trt_tolerance``).

@@ -114,12 +114,12 @@ def file_lock(path: Path) -> Iterator[None]:
             import msvcrt
 
             f.seek(0)
-            msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)  # type: ignore[attr-defined]
+            msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)  # type: ignore[attr-defined]  # Windows-only API; pyright checks for Linux
             try:
                 yield
             finally:
                 f.seek(0)
-                msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+                msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]  # Windows-only API; pyright checks for Linux
             return
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:

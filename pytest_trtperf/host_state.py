@@ -72,7 +72,7 @@ QUIET_WINDOW_S = 1.0
 def cpu_cores() -> int:
     """Cores this process may run on (its affinity mask), at least 1."""
     try:
-        return max(len(os.sched_getaffinity(0)), 1)  # type: ignore[attr-defined]
+        return max(len(os.sched_getaffinity(0)), 1)
     except (AttributeError, OSError):
         return max(os.cpu_count() or 1, 1)
 

@@ -32,13 +32,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, runtime_checkable
 
 from .report.format import fmt_bytes, fmt_change
-
 from .results import FIGURES, MemoryChange, MemoryVerdict, Verdict, figures_from_json
 
 if TYPE_CHECKING:
     from .baseline import BaselineEntry
-
-__all__ = ["FIGURES", "GATED", "MemoryChange", "MemoryVerdict", "figures_from_json"]
 
 #: The figures the gate judges; the others are recorded, never failed.
 GATED = ("host_peak_bytes", "device_peak_bytes")

@@ -527,7 +527,7 @@ class Result:
             notes=tuple(d.get("notes", ())),
             verdict=Verdict.from_dict(d["verdict"]) if d.get("verdict") else None,
             layers=tuple(d.get("layers", ())),
-            location=tuple(d["location"]) if d.get("location") else None,  # type: ignore[arg-type]
+            location=tuple(d["location"]) if d.get("location") else None,
             device_memory_bytes=d.get("device_memory_bytes"),
             memory=dict(d.get("memory") or {}),
             memory_verdict=MemoryVerdict.from_dict(d["memory_verdict"]) if d.get("memory_verdict") else None,

@@ -85,6 +85,40 @@ class ProfiledWorkload(Workload, Protocol):
 
 
 @runtime_checkable
+class ExportingWorkload(Workload, Protocol):
+    """A workload with files for ``--trt-export-dir`` beyond the samples
+    (TensorRT): what ``trtexec --exportLayerInfo`` / ``--exportProfile`` write."""
+
+    def layer_info(self) -> Any:
+        """The engine inspector's JSON, or None when it was not kept."""
+        ...
+
+    def layer_profile(self) -> Sequence[Mapping[str, Any]]:
+        """The per-layer profile in trtexec's layout, empty without profiling."""
+        ...
+
+
+class KeepsLastValue:
+    """Base of the callables that keep what they returned on their last call
+    (``workloads.select.LastCall``): a GPU workload whose callable is one can
+    give ``Result.return_value``; any other callable's ``value`` is not ours."""
+
+    value: Any = None
+
+
+@runtime_checkable
+class ValueKeepingWorkload(Workload, Protocol):
+    """A workload that knows what the measured callable returned on its last
+    call (``trt_bench.measure(...).return_value``): host workloads keep it in
+    the timed loop, GPU workloads through a :class:`KeepsLastValue` callable."""
+
+    @property
+    def last_value(self) -> Any:
+        """The last return value (None when nothing was kept)."""
+        ...
+
+
+@runtime_checkable
 class ChoosingWorkload(Workload, Protocol):
     """A workload that decides at setup how to time (a torch or stream
     callable the harness captured: graph replay or eager call) and keeps the baseline's decision when the evidence

@@ -193,6 +193,66 @@ def test_without_nvml_lock_fails_softly(monkeypatch, tmp_path) -> None:
     assert outcome.state == "failed:no-nvml" and "nvidia-ml-py" in outcome.warning
 
 
+# ---- the fix in the warning follows the cause (issue 15 papercut) ----------------
+def test_lock_warning_with_nvml_but_no_driver_asks_for_the_driver_only(monkeypatch, tmp_path) -> None:
+    """The real pynvml of the venv on a machine without the NVIDIA driver."""
+    monkeypatch.delenv(nvml.ENV_MODULE, raising=False)
+    nvml.reset_module()
+    try:
+        pytest.importorskip("pynvml")
+        if nvml.available():
+            pytest.skip("the NVIDIA driver is loaded here: this is the no-driver case")
+        outcome = ClockController(tmp_path, LockSpec("max")).lock([])
+    finally:
+        nvml.reset_module()
+    assert outcome.state == "failed:no-nvml" and "\n" not in outcome.warning
+    assert "nvmlInit failed" in outcome.warning and "no NVIDIA driver is loaded" in outcome.warning
+    assert "install it" not in outcome.warning and "pip install" not in outcome.warning
+
+
+def test_lock_warning_when_nvml_refuses_to_start_asks_for_root(fake, tmp_path) -> None:
+    mod, path = fake
+    data = json.loads(path.read_text())
+    data["init_error"] = mod.NVML_ERROR_NO_PERMISSION
+    path.write_text(json.dumps(data))
+    outcome = ClockController(tmp_path / "st", LockSpec("max")).lock(visible(mod))
+    assert outcome.state == "failed:no-permission" and "\n" not in outcome.warning
+    assert "Insufficient Permissions" in outcome.warning and "needs root" in outcome.warning
+    assert "nvidia-ml-py" not in outcome.warning and "driver" not in outcome.warning
+
+
+def test_lock_warning_with_a_driver_library_but_no_loaded_driver(fake, tmp_path) -> None:
+    mod, path = fake
+    data = json.loads(path.read_text())
+    data["init_error"] = mod.NVML_ERROR_DRIVER_NOT_LOADED
+    path.write_text(json.dumps(data))
+    outcome = ClockController(tmp_path / "st", LockSpec("max")).lock(visible(mod))
+    assert outcome.state == "failed:no-nvml"
+    assert "Driver Not Loaded" in outcome.warning and "no NVIDIA driver is loaded" in outcome.warning
+    assert "pip install" not in outcome.warning
+
+
+def test_lock_warning_without_a_visible_gpu_names_cuda_visible_devices(fake, tmp_path) -> None:
+    outcome = ClockController(tmp_path / "st", LockSpec("max")).lock([])
+    assert outcome.state == "failed:no-gpu" and "CUDA_VISIBLE_DEVICES" in outcome.warning
+    assert "nvidia-ml-py" not in outcome.warning
+
+
+def test_lock_state_file_goes_through_the_one_atomic_writer(fake, tmp_path, monkeypatch, capfd) -> None:
+    """files.atomic_write (fsync, then rename) writes the state file: its
+    test hook announces the write window of that very file."""
+    mod, _ = fake
+    monkeypatch.setenv("TRTPERF_TEST_WRITE_PAUSE", "0")
+    ctl = ClockController(tmp_path / "st", LockSpec("max"))
+    ctl.lock(visible(mod))
+    try:
+        assert f"in the write window of {ctl.state_file}" in capfd.readouterr().err
+        assert json.loads(ctl.state_file.read_text())["status"] == "locked"
+        assert sorted(p.name for p in (tmp_path / "st").iterdir()) == [".gitignore", ctl.state_file.name]
+    finally:
+        assert ctl.restore() == []
+
+
 def test_restore_guard_restores_on_sigterm_then_terminates(fake, tmp_path) -> None:
     """In a child interpreter: lock, SIGTERM self, check the exit status."""
     mod, path = fake

@@ -308,11 +308,21 @@ def test_job_summary_and_annotations(tmp_path: Path) -> None:
     results = suite()
     md = github.step_summary(results)
     assert "| t.py::test_grew | host memory | 4.0 MiB | 8.0 MiB | +100.0% | \u274c **regression** | - |" in md
-    assert "1 memory regression" in md.splitlines()[2]
+    assert md.splitlines()[2] == "\u274c 1 regression, \u2705 1 pass; memory: \u274c 1 regression"
     assert "host memory peak per call grew +100.0%" in md.split("Regression and unreliable details")[1]
     (note,) = github.workflow_annotations(results, [tmp_path])
     assert note.startswith("::error file=t.py,line=3,title=trtperf memory regression%3A t.py%3A%3Atest_grew::")
     assert "4.0 MiB -> 8.0 MiB" in note
+
+
+def test_job_summary_headline_fails_on_a_memory_regression_alone() -> None:
+    """The time verdict passed, memory regressed, the test failed: the
+    headline must not read ``✅ 1 pass; 1 memory regression``."""
+    grew = suite()[1]
+    assert grew.verdict is not None and grew.verdict.status == "pass"
+    headline = github.step_summary([grew]).splitlines()[2]
+    assert headline.startswith("\u274c 1 regression") and "\u2705" not in headline, headline
+    assert headline.endswith("; memory: \u274c 1 regression")
 
 
 def test_html_memory_table_and_status() -> None:

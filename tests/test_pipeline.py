@@ -281,7 +281,7 @@ def test_json_report_and_junit_properties(suite: pytest.Pytester) -> None:
     r = run(suite, "--trt-json=out/results.json", "--junitxml=junit.xml")
     r.assert_outcomes(passed=1)
     doc = json.loads((suite.path / "out" / "results.json").read_text())
-    assert doc["schema_version"] == 1 and doc["session"]["baseline_mode"] == "compare"
+    assert doc["schema_version"] == 2 and doc["session"]["baseline_mode"] == "compare"
     (res,) = doc["results"]
     assert res["id"] == "test_perf.py::test_hash"
     assert res["verdict"]["status"] == "pass" and res["verdict"]["ci"][0] < res["verdict"]["ci"][1]

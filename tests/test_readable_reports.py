@@ -146,3 +146,23 @@ def test_real_report_reads_in_one_unit(pytester: pytest.Pytester) -> None:
     page = Page(out.read_text())
     text = "".join(page.sections[0]["text"])
     assert f" {unit}" in text and "GPU state" not in text
+
+
+def test_verdict_message_writes_times_in_the_tables_unit() -> None:
+    """Sub-microsecond results: the message said ``0.09 us -> 0.09 us`` where
+    the table said ``90.00 ns``; both now use report.units' rule."""
+    import dataclasses
+
+    from pytest_trtperf import gate
+    from pytest_trtperf.report import terminal
+    from test_report_html import entry_for, make
+
+    base, cur = make("t.py::test_tiny", 0.000090), make("t.py::test_tiny", 0.000091)
+    v = gate.judge(cur, entry_for(base), baseline_mode="compare", metric="median", tolerance=0.05, confidence=0.99,
+                   baseline_path="b.json")
+    row = next(line for line in terminal.format_table([dataclasses.replace(cur, verdict=v)])
+               if line.startswith("t.py::test_tiny"))
+    baseline_cell, current_cell = [c.strip() for c in row.split("  ") if c.strip()][2:4]
+    assert baseline_cell.endswith(" ns") and current_cell.endswith(" ns"), row
+    assert f"({baseline_cell} -> {current_cell}," in v.message, (row, v.message)
+    assert " us" not in v.message

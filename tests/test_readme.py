@@ -109,3 +109,137 @@ def test_every_marker_argument_in_the_readme_exists() -> None:
     assert len(calls) >= 5
     bad = [(marker, sorted(kw - known[marker])) for marker, kw in calls if kw - known[marker]]
     assert not bad, bad
+
+
+# -- every command of the README runs as written in a fresh clone -------------------------------
+
+#: Commands the clone test runs, by how they start: the example suite, the
+#: ``pytest-trtperf`` command, the example suite's scripts.
+RUN_HERE = ("pytest example_suite", "pytest-trtperf ", "python example_suite/")
+#: Commands it does not run, and why.
+NOT_RUN = {
+    "python3 -m pip install": "installs the project (the environment running this test has)",
+    "pip install": "installs an extra",
+    "ncu ": "needs Nsight Compute and a GPU",
+}
+#: What a command needs beyond the dev extras; without it the command (and its readers) is skipped.
+NEEDS = {"--plan": "tensorrt", "plan-info": "tensorrt", "jsonschema": "jsonschema"}
+
+
+def fenced_blocks(lang: str | None = None) -> list[tuple[int, str, str]]:
+    """(line, language, text) of every fenced block (``lang`` None: all)."""
+    lines = README.read_text().splitlines()
+    out, i = [], 0
+    while i < len(lines):
+        m = re.match(r"^```(\w*)\s*$", lines[i])
+        if m is None:
+            i += 1
+            continue
+        j = i + 1
+        while not lines[j].startswith("```"):
+            j += 1
+        if lang is None or m.group(1) == lang:
+            out.append((i + 1, m.group(1), "\n".join(lines[i + 1:j])))
+        i = j + 1
+    return out
+
+
+def readme_steps() -> list[tuple[int, str, str]]:
+    """In README order: ("sh", command) for each line of a bash block (``\\``
+    continuations joined), ("py", code) for each python block that is a script
+    (no test in it)."""
+    steps = []
+    for line, lang, text in fenced_blocks():
+        if lang == "bash":
+            for command in re.sub(r"\\\n\s*", " ", text).splitlines():
+                if command.strip() and not command.lstrip().startswith("#"):
+                    steps.append((line, "sh", command.strip()))
+        elif lang == "python" and not re.search(r"^# test_|def test|@pytest", text, flags=re.M):
+            steps.append((line, "py", text))
+    return steps
+
+
+def test_every_option_appears_in_a_readme_command() -> None:
+    """Tables and prose are not enough: each option of ``config.OPTIONS`` is
+    in at least one fenced code block (a command a user can copy)."""
+    from pytest_trtperf.config import OPTIONS
+
+    code = "\n".join(text for _, _, text in fenced_blocks())
+    missing = [o.flag for o in OPTIONS if not re.search(re.escape(o.flag) + r"(?![\w-])", code)]
+    assert missing == [], f"options in no README code block: {missing}"
+
+
+def test_every_readme_command_is_run_by_the_clone_test_or_says_why_not() -> None:
+    """A new README command that works only in the author's project (``pytest
+    --trt-...`` with no path) fails here: point it at the example suite."""
+    commands = [(line, text) for line, kind, text in readme_steps() if kind == "sh"]
+    assert len(commands) >= 30
+    unknown = [(line, text) for line, text in commands if not text.startswith(RUN_HERE + tuple(NOT_RUN))]
+    assert unknown == []
+
+
+def _available(need: str) -> bool:
+    if need == "jsonschema":
+        import importlib.util
+
+        return importlib.util.find_spec("jsonschema") is not None
+    from pytest_trtperf.errors import BackendUnavailable
+    from pytest_trtperf.trt.backend import load_backend
+
+    try:
+        load_backend("auto")
+    except BackendUnavailable:
+        return False
+    return True
+
+
+def test_readme_commands_run_in_a_fresh_clone(tmp_path: Path) -> None:
+    """``git clone``, then every README command in README order, as written
+    (bash), with short measuring times from ``PYTEST_ADDOPTS`` (a command's
+    own options win). A gate may fire on a shared machine (exit status 1 with a
+    regression or unreliable verdict); a usage error, a traceback or a missing
+    file may not."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    repo = README.parent
+    if subprocess.run(["git", "rev-parse", "--git-dir"], cwd=repo, capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True, capture_output=True)
+    # The working tree's README, example suite and settings, so the test checks what is being changed.
+    for name in ("README.md", "pyproject.toml", "conftest.py"):
+        shutil.copy2(repo / name, clone / name)
+    shutil.rmtree(clone / "example_suite")
+    shutil.copytree(repo / "example_suite", clone / "example_suite",
+                    ignore=shutil.ignore_patterns("*.onnx", "*.plan", "*.npy", "__pycache__"))
+    if subprocess.run(["git", "rev-parse", "--verify", "-q", "main"], cwd=clone, capture_output=True).returncode:
+        subprocess.run(["git", "branch", "main"], cwd=clone, check=True)  # as in a clone of the project's main
+    from pytest_trtperf.gpu.cuda import unavailable_reason
+
+    gpu = unavailable_reason() is None
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]),
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+           "PYTEST_ADDOPTS": "-p no:cacheprovider --trt-warmup-ms=20 --trt-min-time=0.1 --trt-max-time=0.3"}
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    env.pop("GITHUB_ACTIONS", None)
+    ran, skipped = 0, []
+    for line, kind, text in readme_steps():
+        if kind == "sh" and not text.startswith(RUN_HERE):
+            continue
+        missing = sorted({need for key, need in NEEDS.items() if key in text and not _available(need)})
+        if missing or ("on a GPU runner" in text and not gpu):
+            skipped.append(f"README.md:{line} ({', '.join(missing) or 'GPU'})")
+            continue
+        argv = ["bash", "-c", text] if kind == "sh" else [sys.executable, "-c", text]
+        proc = subprocess.run(argv, cwd=clone, env=env, capture_output=True, text=True, timeout=600)
+        out = proc.stdout + proc.stderr
+        where = f"README.md:{line}: {text.splitlines()[0]}\n{out[-3000:]}"
+        assert "Traceback (most recent call last)" not in out and "INTERNALERROR" not in out, where
+        gated = text.startswith(("pytest example_suite", "pytest-trtperf compare"))
+        assert proc.returncode == 0 or (gated and proc.returncode == 1
+                                        and re.search(r"regressed|unreliable|slower than", out)), where
+        ran += 1
+    assert ran >= 30, (ran, skipped)

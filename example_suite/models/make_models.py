@@ -1,6 +1,7 @@
 """Generate the example suite's ONNX models (no downloads).
 
     python example_suite/models/make_models.py          # writes vit.onnx, mlp.onnx here
+    python example_suite/models/make_models.py --plan   # and mlp_b1-256.plan (needs TensorRT or TensorRT-RTX)
 
 * ``vit.onnx``: a ViT-style image classifier in FP16 (patch-16 convolution
   embedding, pre-norm multi-head attention blocks, mean pool, linear head),
@@ -177,6 +178,26 @@ def ensure(directory: Path = HERE) -> Path:
     return directory
 
 
+#: The plan ``test_load_engine_file`` loads, and ``--plan`` writes.
+PLAN_NAME = "mlp_b1-256.plan"
+
+
+def save_plan(directory: Path = HERE) -> Path:
+    """Build the MLP with a batch profile of 1..256 and save the plan, like
+    ``trtexec --saveEngine``, with whichever TensorRT is installed
+    (TensorRT-RTX builds without a GPU), so ``pytest-trtperf plan-info`` has a
+    plan to read on any machine."""
+    from pytest_trtperf.trt import EngineSpec, TrtOptions, get_engine
+
+    directory = ensure(directory)
+    spec = EngineSpec.create("make_models.py --plan", onnx=str(directory / "mlp.onnx"),
+                             min_shapes={"input": (1, 256)}, opt_shapes={"input": (32, 256)},
+                             max_shapes={"input": (256, 256)})
+    plan = directory / PLAN_NAME
+    plan.write_bytes(get_engine(spec, TrtOptions.from_values(engine_cache="off")).plan)
+    return plan
+
+
 def tensorrt_unavailable() -> str | None:
     """One line saying why the TensorRT examples cannot run here, or None."""
     try:
@@ -206,5 +227,8 @@ def tensorrt_unavailable() -> str | None:
 
 
 if __name__ == "__main__":
-    out = ensure(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
+    args = [a for a in sys.argv[1:] if a != "--plan"]
+    out = ensure(Path(args[0]) if args else HERE)
     print(f"models in {out}: " + ", ".join(sorted(p.name for p in out.glob("*.onnx"))))
+    if "--plan" in sys.argv[1:]:
+        print(f"plan written: {save_plan(out)}")

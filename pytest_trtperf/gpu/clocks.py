@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import nvml
 from ..config import LockSpec
 from ..errors import BackendUnavailable, UsageError
-from ..files import ignore_in_git
+from ..files import atomic_write, ignore_in_git
 from .pinning import VisibleGpu, device_for_entry
 
 STATE_PREFIX = "clocks-"
@@ -121,16 +121,23 @@ def reset_command(cuda_id: str, sm: bool = True, mem: bool = False) -> str:
     return f"sudo nvidia-smi -i {cuda_id} {' '.join(flags)}"
 
 
-def failure_warning(kind: str, option: str, detail: str, strict: bool = False) -> str:
-    """The one line a user sees when locking is refused, with the fix."""
-    why = {
-        "no-permission": "locking clocks needs root (in a container: root plus --cap-add SYS_ADMIN)",
-        "not-supported": "this GPU, driver or VM does not allow clock locking (needs Volta+ on bare metal or GPU passthrough)",
-        "no-nvml": "install nvidia-ml-py and run on a machine with the NVIDIA driver",
-        "no-gpu": "no GPU is visible (check CUDA_VISIBLE_DEVICES and nvidia-smi)",
-    }.get(kind, "see README, Stable numbers")
-    if kind == "no-nvml" and "nvidia-ml-py" in detail:  # the detail already says what to install
-        why = "locking also needs the NVIDIA driver (nvidia-smi must work)"
+#: The fix for each reason locking failed: one per cause, so a machine with
+#: nvidia-ml-py but no driver is not told to install nvidia-ml-py.
+FIXES = {
+    "no-permission": "locking clocks needs root (in a container: root plus --cap-add SYS_ADMIN)",
+    "not-supported": "this GPU, driver or VM does not allow clock locking (needs Volta+ on bare metal or GPU passthrough)",
+    "not-installed": "install it with `pip install nvidia-ml-py`",
+    "no-driver": "nvidia-ml-py is installed but no NVIDIA driver is loaded here; lock clocks on a machine where "
+                 "nvidia-smi works",
+    "no-nvml": "NVML could not start; check the NVIDIA driver with nvidia-smi",
+    "no-gpu": "no GPU is visible (check CUDA_VISIBLE_DEVICES and nvidia-smi)",
+}
+
+
+def failure_warning(kind: str, option: str, detail: str, strict: bool = False, cause: str | None = None) -> str:
+    """The one line a user sees when locking is refused, with the fix for
+    ``cause`` (default: ``kind``; the recorded state stays ``failed:<kind>``)."""
+    why = FIXES.get(cause or "", FIXES.get(kind, "see README, Stable numbers"))
     if strict:
         return f"could not lock GPU clocks ({option}): {detail}; {why}; or drop --trt-lock-clocks-strict to run unlocked"
     return (
@@ -203,7 +210,8 @@ class ClockController:
             try:
                 nvml.init()
             except BackendUnavailable as exc:
-                return self._fail("no-nvml", str(exc), gpus)
+                cause, detail = nvml.unavailable_cause(exc)
+                return self._fail("no-permission" if cause == "no-permission" else "no-nvml", detail, gpus, cause)
             self._nvml_ref = True
             if not gpus:
                 return self._fail("no-gpu", "no GPU visible", gpus)
@@ -234,10 +242,10 @@ class ClockController:
             self.outcome = LockOutcome(state, states, None, notes)
             return self.outcome
 
-    def _fail(self, kind: str, detail: str, gpus: Sequence[VisibleGpu]) -> LockOutcome:
+    def _fail(self, kind: str, detail: str, gpus: Sequence[VisibleGpu], cause: str | None = None) -> LockOutcome:
         if self.strict:
-            raise UsageError(failure_warning(kind, self.option_text, detail, strict=True))
-        message = failure_warning(kind, self.option_text, detail)
+            raise UsageError(failure_warning(kind, self.option_text, detail, strict=True, cause=cause))
+        message = failure_warning(kind, self.option_text, detail, cause=cause)
         state = f"failed:{kind}"
         self.outcome = LockOutcome(state, {g.cuda_id: state for g in gpus}, message)
         return self.outcome
@@ -278,9 +286,7 @@ class ClockController:
             "status": status,
             "gpus": [{"cuda_id": p.cuda_id, "sm": p.sm_mhz, "mem": p.mem_mhz} for _, p in plans],
         }
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, self.state_file)
+        atomic_write(self.state_file, json.dumps(data, indent=1, sort_keys=True))
 
     def _remove_state(self) -> None:
         try:

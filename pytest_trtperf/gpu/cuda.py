@@ -38,10 +38,10 @@ def _import_runtime() -> None:
     global _rt, _import_error
     try:
         # cuda-bindings >= 12.6.1; a compiled module whose names pyright cannot read.
-        from cuda.bindings import runtime as rt  # pyright: ignore[reportAttributeAccessIssue]
+        from cuda.bindings import runtime as rt  # pyright: ignore[reportAttributeAccessIssue]  # a compiled module without stubs
     except ImportError as exc:
         try:
-            from cuda import cudart as rt  # type: ignore[no-redef]  # old 12.x
+            from cuda import cudart as rt  # type: ignore[no-redef]  # cuda-python 12.x only, not 13.x
         except ImportError:
             _import_error = str(exc)
             return

@@ -18,7 +18,7 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from . import nvml
 from .pinning import resolve_cuda_device
@@ -324,7 +324,7 @@ nvml_mod = nvml
 def make_monitor(
     cuda_device_index: int = 0,
     interval_s: float = 0.01,
-    **kwargs: object,
+    **kwargs: Any,
 ) -> DeviceStateSampler | None:
     """A sampler for the device, or None when NVML or the device is missing."""
     try:
@@ -337,4 +337,4 @@ def make_monitor(
             return None
         raise
     del device  # resolved again in start(): handles need not outlive an NVML session
-    return DeviceStateSampler(cuda_device_index, interval_s, **kwargs)  # type: ignore[arg-type]
+    return DeviceStateSampler(cuda_device_index, interval_s, **kwargs)

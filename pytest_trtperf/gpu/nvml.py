@@ -163,6 +163,27 @@ def error_kind(exc: BaseException) -> str:
     return known.get(value, f"nvml-error-{value}")
 
 
+def unavailable_cause(exc: BackendUnavailable) -> tuple[str, str]:
+    """Why :func:`init` failed, as ``(cause, detail)``: ``not-installed`` (no
+    pynvml), ``no-driver`` (pynvml, but no driver library or no driver loaded),
+    ``no-permission`` or ``error``; the detail says it without a fix, so the
+    caller adds the one fix that matches."""
+    inner = exc.__cause__
+    if isinstance(inner, ImportError):
+        name = os.environ.get(ENV_MODULE) or "pynvml"
+        return "not-installed", ("pynvml is not importable" if name == "pynvml" else str(exc))
+    if inner is None or not is_nvml_error(inner):
+        return "error", str(exc)
+    nv = _module
+    value = getattr(inner, "value", None)
+    detail = f"nvmlInit failed ({inner})"
+    if value in (getattr(nv, "NVML_ERROR_LIBRARY_NOT_FOUND", 12), getattr(nv, "NVML_ERROR_DRIVER_NOT_LOADED", 9)):
+        return "no-driver", detail
+    if value == getattr(nv, "NVML_ERROR_NO_PERMISSION", 4):
+        return "no-permission", detail
+    return "error", detail
+
+
 def is_nvml_error(exc: BaseException) -> bool:
     nv = _module
     return nv is not None and isinstance(exc, nv.NVMLError)

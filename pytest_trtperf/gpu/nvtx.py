@@ -26,7 +26,7 @@ def _import() -> Any:
     """The ``nvtx`` module, or None; looked up once per process."""
     if "module" not in _state:
         try:
-            import nvtx  # type: ignore[import-not-found, import-untyped]
+            import nvtx
         except ImportError as exc:
             _state["module"], _state["why"] = None, f"the nvtx package is not installed ({exc}): {INSTALL_HINT}"
         else:

@@ -27,7 +27,7 @@ from ..errors import BackendUnavailable, UsageError
 try:  # POSIX; elsewhere sharing runs unserialised
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None
 
 _WORKER_RE = re.compile(r"^gw(\d+)$")
 
@@ -231,7 +231,7 @@ def resolve_cuda_device(cuda_device_index: int = 0) -> nvml.Device:
 def cuda_pci_bus_id(cuda_device_index: int) -> str | None:
     """PCI bus id of a CUDA device through the driver API, or None without CUDA."""
     try:
-        from cuda.bindings import driver  # type: ignore[import-not-found]
+        from cuda.bindings import driver  # type: ignore[import-not-found]  # a compiled module without stubs
     except ImportError:
         return None
     try:

@@ -2,8 +2,9 @@
 
 A document given to the command may come from anywhere (an artifact of a
 fork's CI run, a hand edit), so nothing in it is used before it is checked
-against the packaged JSON Schema, by a small built-in validator (no
-``jsonschema`` dependency at run time) that also refuses NaN and Infinity
+against the packaged JSON Schema of its ``schema_version`` (1 or 2), by a
+small built-in validator (no ``jsonschema`` dependency at run time) that also
+refuses NaN and Infinity
 (JSON has neither; our writer writes ``null``). Any problem is one line
 naming the file and the first field at fault.
 """
@@ -39,13 +40,33 @@ class Invalid(Exception):
         super().__init__(f"{where or 'the document'}: {why}")
 
 
-def schema_text() -> str:
+#: The schema of each ``schema_version`` a reader accepts; the highest is what
+#: the writer writes (``terminal.JSON_SCHEMA_VERSION``). Version 1 stays so a
+#: document written before memory, groups and relative gates is still read.
+SCHEMA_FILES = {1: "trtperf-json-v1.schema.json", 2: "trtperf-json.schema.json"}
+CURRENT_VERSION = max(SCHEMA_FILES)
+
+
+def schema_text(version: int = CURRENT_VERSION) -> str:
     """The JSON Schema of the ``--trt-json`` document (draft 2020-12)."""
-    return resources.files("pytest_trtperf").joinpath("schemas/trtperf-json.schema.json").read_text(encoding="utf-8")
+    return resources.files("pytest_trtperf").joinpath(f"schemas/{SCHEMA_FILES[version]}").read_text(encoding="utf-8")
 
 
-def schema() -> dict[str, Any]:
-    return json.loads(schema_text())
+def schema(version: int = CURRENT_VERSION) -> dict[str, Any]:
+    return json.loads(schema_text(version))
+
+
+def document_version(doc: Any) -> int:
+    """The schema version to check ``doc`` against: its own when this reader
+    knows it, else the current one (whose check then names the field), and a
+    :class:`UsageError` for a document from a newer pytest-trtperf."""
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    if type(version) is int and version in SCHEMA_FILES:
+        return version
+    if type(version) is int and version > CURRENT_VERSION:
+        raise UsageError(f"schema_version {version} was written by a newer pytest-trtperf (this one reads "
+                         f"{', '.join(map(str, SCHEMA_FILES))}); upgrade pytest-trtperf")
+    return CURRENT_VERSION
 
 
 def _no_constant(name: str) -> Any:
@@ -66,7 +87,11 @@ def read_document(path: Path) -> Document:
     except (ValueError, RecursionError) as e:
         raise UsageError(f"{path} is not valid JSON ({str(e).splitlines()[0][:200]}); {fix}") from None
     try:
-        validate(doc, schema())
+        version = document_version(doc)
+    except UsageError as e:
+        raise UsageError(f"{path}: {e}") from None
+    try:
+        validate(doc, schema(version))
         results = [Result.from_dict(d) for d in doc["results"]]
     except Invalid as e:
         raise UsageError(f"{path} is not a valid --trt-json document: {e}; {fix}") from None

@@ -33,6 +33,7 @@ from typing import Any, Iterable, Mapping
 from ..errors import UsageError
 from ..files import atomic_write
 from ..identity import file_stem
+from ..workload import ExportingWorkload
 
 SAMPLES = ".samples.json"
 LAYER_INFO = ".layer_info.json"
@@ -103,19 +104,20 @@ def _dump(path: Path, doc: Any, *, compact: bool = False) -> Path:
 
 def export_result(directory: Path, result: Any, measurement: Any, workload: Any) -> list[Path]:
     """Write the files of one result; returns their paths. A workload that
-    knows its engine offers ``layer_info()`` (inspector JSON or None) and
-    ``layer_profile()`` (trtexec-style list, empty without profiling)."""
+    knows its engine (:class:`~pytest_trtperf.workload.ExportingWorkload`)
+    adds its inspector JSON and its trtexec-style layer profile."""
     directory = Path(directory)
     names = file_names(result.id)
     written = []
     if measurement is not None:
         written.append(_dump(directory / names["samples"], samples_document(result, measurement), compact=True))
-    info = _call(workload, "layer_info")
-    if info:
-        written.append(_dump(directory / names["layer_info"], info))
-    profile = _call(workload, "layer_profile")
-    if profile:
-        written.append(_dump(directory / names["profile"], list(profile)))
+    if isinstance(workload, ExportingWorkload):
+        info = workload.layer_info()
+        if info:
+            written.append(_dump(directory / names["layer_info"], info))
+        profile = workload.layer_profile()
+        if profile:
+            written.append(_dump(directory / names["profile"], [dict(p) for p in profile]))
     return written
 
 
@@ -141,18 +143,14 @@ def export_interleaved(directory: Path, result: Any, interleaved: Any, workloads
             "b_first": [bool(x) for x in interleaved.b_first],
         })
         written.append(_dump(directory / names[f"{side}.samples"], doc, compact=True))
-        info = _call(workload, "layer_info")
-        if info:
-            written.append(_dump(directory / names[f"{side}.layer_info"], info))
-        profile = _call(workload, "layer_profile")
-        if profile:
-            written.append(_dump(directory / names[f"{side}.profile"], list(profile)))
+        if isinstance(workload, ExportingWorkload):
+            info = workload.layer_info()
+            if info:
+                written.append(_dump(directory / names[f"{side}.layer_info"], info))
+            profile = workload.layer_profile()
+            if profile:
+                written.append(_dump(directory / names[f"{side}.profile"], list(profile)))
     return written
-
-
-def _call(workload: Any, name: str) -> Any:
-    fn = getattr(workload, name, None)
-    return fn() if callable(fn) else None
 
 
 def index(directory: Path, result_ids: Iterable[str]) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from . import units
+
 #: Control characters (C0 but tab and newline, DEL, C1), Unicode line and
 #: paragraph separators, bidirectional overrides and isolates ("Trojan
 #: source"), and the byte-order mark. Tab and newline are handled by callers.
@@ -62,19 +64,15 @@ def _no_command(line: str) -> str:
 
 
 def fmt_value(metric: str, value: float | None, unit: Any = None) -> str:
-    """A metric's value: throughput as ``/s``; a time in ``unit`` (a table's
-    ``units.TimeUnit``), else in a unit that suits this one value."""
+    """A metric's value: throughput as ``/s``; a time (ms) in ``unit`` (a
+    table's ``units.TimeUnit``), else in the unit a table of this one value
+    would choose (``units.choose``), so a message says ``90.00 ns`` where the
+    table says ``90.00 ns``, not ``0.09 us``."""
     if value is None or not isinstance(value, (int, float)) or value != value:
         return "-"
     if metric == "throughput":
         return f"{value:,.1f}/s"
-    if unit is not None:
-        return str(unit.fmt(value))
-    if value >= 100:
-        return f"{value:.1f} ms"
-    if value >= 1:
-        return f"{value:.3f} ms"
-    return f"{value * 1000:.2f} us"
+    return str((unit if unit is not None else units.choose([value])).fmt(value))
 
 
 def fmt_change(change: float | None, ci: tuple[float, float] | None = None) -> str:

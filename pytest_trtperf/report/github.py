@@ -92,14 +92,23 @@ def _table(results: Sequence[Result], group_by: Sequence[str] = ("group",)) -> l
     return [*_HEAD, *rows]
 
 
-def counts_line(results: Sequence[Result]) -> str:
+def _icon_counts(statuses: Sequence[str]) -> str:
     counts: dict[str, int] = {}
-    for r in results:
-        s = r.verdict.status if r.verdict else "off"
+    for s in statuses:
         counts[s] = counts.get(s, 0) + 1
-    order = [s for s in _ICON if s in counts]
-    memory = memory_rows.counts_text(results)
-    return ", ".join(f"{_ICON[s]} {counts[s]} {s}" for s in order) + (f"; {memory}" if memory else "")
+    return ", ".join(f"{_ICON.get(s, '')} {counts[s]} {s}" for s in sorted(counts, key=lambda s: list(_ICON).index(s) if s in _ICON else len(_ICON)))
+
+
+def counts_line(results: Sequence[Result]) -> str:
+    """``❌ 1 regression, ✅ 3 pass; memory: ❌ 1 regression``. Results are
+    counted by the status the tables sort them by (``memory_rows.status``), so
+    a result whose memory regressed counts as a regression and the headline
+    never shows only a pass mark for a failed test; the memory verdicts that
+    moved follow."""
+    line = _icon_counts([memory_rows.status(r) for r in results])
+    moved = [r.memory_verdict.status for r in results
+             if r.memory_verdict is not None and r.memory_verdict.status in ("regression", "improved")]
+    return line + (f"; memory: {_icon_counts(moved)}" if moved else "")
 
 
 def step_summary(results: Sequence[Result], *, title: str = "pytest-trtperf",

@@ -180,9 +180,10 @@ def series_figure(Figure: Callable[..., Any], s: Series, tolerance: float = 0.05
     ax.axhspan(first * (1 - tolerance), first * (1 + tolerance), color="#e8f5e9", lw=0,
                label=f"first \u00b1{tolerance:.0%} (tolerance)")
     shown = list(med)
-    if all(p.ci_ms for p in s.points):
-        lo_ci = [unit.scale(p.ci_ms[0]) for p in s.points]  # type: ignore[index]
-        hi_ci = [unit.scale(p.ci_ms[1]) for p in s.points]  # type: ignore[index]
+    cis = [p.ci_ms for p in s.points if p.ci_ms]
+    if len(cis) == len(s.points):
+        lo_ci = [unit.scale(ci[0]) for ci in cis]
+        hi_ci = [unit.scale(ci[1]) for ci in cis]
         ax.fill_between(x, lo_ci, hi_ci, color="#90caf9", alpha=0.5, lw=0, label="CI of the median")
         shown += lo_ci + hi_ci
     ax.plot(x, med, marker="o", color="#1565c0", lw=2, label="median")

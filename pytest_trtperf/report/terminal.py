@@ -13,7 +13,9 @@ from .format import fmt_change, fmt_value, log_safe, message_safe, metric_of
 from ..results import Result
 
 #: Version of the --trt-json document (see schemas/trtperf-json.schema.json).
-JSON_SCHEMA_VERSION = 1
+#: 2 added memory, memory_verdict, group, extra_info, params and relative per
+#: result; readers still accept 1 (report.document.SCHEMA_FILES).
+JSON_SCHEMA_VERSION = 2
 
 #: Regressions first, then what needs attention, then the rest.
 _ORDER = {"regression": 0, "unreliable": 1, "missing": 2, "incomparable": 3, "improved": 4, "pass": 5,

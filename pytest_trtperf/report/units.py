@@ -6,7 +6,8 @@ makes the reader convert before comparing. Every report table (terminal, job
 summary, HTML, history, ``compare``) picks its unit here, once, from its own
 values: the largest unit in which the smallest value is at least 1, like
 pytest-benchmark's tables, and one number of decimals for the whole table.
-Single values inside messages keep ``format.fmt_value``'s own choice.
+Single values inside messages (``format.fmt_value``) use the same rule on
+their own value.
 """
 
 from __future__ import annotations

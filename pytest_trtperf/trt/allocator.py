@@ -191,7 +191,7 @@ def figures(stats: AllocationStats | None, prefix: str) -> Mapping[str, int]:
 
 if TYPE_CHECKING:
 
-    class TrackingAllocator(TrackingAllocatorBase, trt.IGpuAllocator):  # type: ignore[misc]
+    class TrackingAllocator(TrackingAllocatorBase, trt.IGpuAllocator):
         """What :func:`make_tracking_allocator` returns."""
 
 else:

@@ -398,7 +398,7 @@ def _make_logger(trt_module: Any) -> CapturingLogger:
     warning = int(base.Severity.WARNING)
     error = int(base.Severity.ERROR)
 
-    class _Logger(base):  # type: ignore[misc, valid-type]
+    class _Logger(base):
         def __init__(self) -> None:
             base.__init__(self)
             self.level = warning
@@ -437,7 +437,7 @@ def gpu_identity() -> str:
     """
     try:
         # cuda.bindings' runtime is a compiled module without type information.
-        from cuda.bindings import runtime as cudart  # pyright: ignore[reportAttributeAccessIssue]
+        from cuda.bindings import runtime as cudart  # pyright: ignore[reportAttributeAccessIssue]  # a compiled module without stubs
     except ImportError:
         return "no-gpu"
     try:

@@ -140,7 +140,7 @@ def _attempt(
     if tracker is not None:
         # Write-only in the binding (it keeps the allocator alive); the stubs
         # leave write-only properties out (stub defect: only the docstring's :ivar).
-        builder.gpu_allocator = tracker  # pyright: ignore[reportAttributeAccessIssue]
+        builder.gpu_allocator = tracker  # pyright: ignore[reportAttributeAccessIssue]  # tensorrt-stubs 10.13 declares it only in a docstring
     network = builder.create_network(backend.network_flags(network_typing(backend, spec)))
     parser = trt.OnnxParser(network, log)
     if not parser.parse_from_file(str(spec.onnx)):

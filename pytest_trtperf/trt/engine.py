@@ -178,7 +178,7 @@ def _deserialize(handle: EngineHandle) -> LiveEngine:
     if tracker is not None:
         # Before deserializing, so the weights are counted too. Write-only in the
         # binding; left out of the stubs (stub defect, see trt/build.py).
-        runtime.gpu_allocator = tracker  # pyright: ignore[reportAttributeAccessIssue]
+        runtime.gpu_allocator = tracker  # pyright: ignore[reportAttributeAccessIssue]  # tensorrt-stubs 10.13 declares it only in a docstring
     mark = log.mark()
     engine = runtime.deserialize_cuda_engine(handle.plan)
     if engine is None:

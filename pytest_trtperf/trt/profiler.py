@@ -17,7 +17,7 @@ import numpy as np
 def make_profiler(trt: Any) -> Any:
     """An ``IProfiler`` for module ``trt`` that collects every report."""
 
-    class LayerTimes(trt.IProfiler):  # type: ignore[misc, name-defined]
+    class LayerTimes(trt.IProfiler):
         def __init__(self) -> None:
             trt.IProfiler.__init__(self)
             self._lock = threading.Lock()

@@ -35,7 +35,7 @@ def make_monitor(trt: Any, callback: ProgressCallback, cancel: threading.Event |
     asks TensorRT to stop the build.
     """
 
-    class Monitor(trt.IProgressMonitor):  # type: ignore[misc, name-defined]
+    class Monitor(trt.IProgressMonitor):
         def __init__(self) -> None:
             trt.IProgressMonitor.__init__(self)
             self._lock = threading.Lock()

@@ -155,7 +155,11 @@ class EngineSpec:
     # -- derived ----------------------------------------------------------
     @property
     def source(self) -> Path:
-        return self.onnx if self.onnx is not None else self.engine  # type: ignore[return-value]
+        """The model file: ``create`` requires exactly one of onnx= and engine=."""
+        if self.onnx is not None:
+            return self.onnx
+        assert self.engine is not None, "EngineSpec.create requires onnx= or engine="
+        return self.engine
 
     @property
     def has_profile(self) -> bool:

@@ -8,7 +8,7 @@ to a plan and shape checks work on machines that cannot deserialize engines
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, cast
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,7 +59,7 @@ def numpy_dtype(name: str) -> np.dtype:
     except TypeError:
         pass
     try:
-        import ml_dtypes  # type: ignore[import-not-found]
+        import ml_dtypes
 
         return np.dtype(getattr(ml_dtypes, name))
     except (ImportError, AttributeError, TypeError):
@@ -117,6 +117,7 @@ class TensorInfo:
             mode=d["mode"],
             dtype=d["dtype"],
             shape=tuple(d["shape"]),
-            profiles=tuple(tuple(tuple(s) for s in p) for p in d.get("profiles", ())),  # type: ignore[misc]
+            # Written by to_dict: [min, opt, max] per profile.
+            profiles=cast("tuple[ProfileRange, ...]", tuple(tuple(tuple(s) for s in p) for p in d.get("profiles", ()))),
             shape_tensor=bool(d.get("shape_tensor", False)),
         )

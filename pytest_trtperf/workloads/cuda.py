@@ -4,7 +4,7 @@
 that puts one inference on the given stream (a TensorRT ``execute_async_v3``, a
 kernel launch, ...). It implements :class:`pytest_trtperf.workload.Workload`.
 
-Method (see DESIGN.md section 3):
+Method (README, "How it measures" and "CUDA graphs and captured torch code"):
 
 * **latency** mode: one stream, so the GPU runs one inference at a time. CUDA
   events around each inference give GPU compute time; a host clock around the
@@ -50,7 +50,7 @@ import numpy as np
 
 from ..gpu import cuda
 from ..errors import UsageError
-from ..workload import Batch
+from ..workload import Batch, KeepsLastValue
 from .capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, time_and_decide
 
 Enqueue = Callable[[int], Any]
@@ -261,6 +261,12 @@ class CudaWorkload:
     # ------------------------------------------------------------ contract
 
     @property
+    def last_value(self) -> Any:
+        """What ``enqueue`` returned on its last call, when it keeps it
+        (``select.LastCall``; a graph replay does not call it)."""
+        return self.enqueue.value if isinstance(self.enqueue, KeepsLastValue) else None
+
+    @property
     def graph_used(self) -> bool:
         """True when every phase replays a captured graph (after setup)."""
         return bool(self._phases) and all(p.exec is not None for ph in self._phases for p in ph)
@@ -430,8 +436,8 @@ class CudaWorkload:
         lat = np.empty(n)
         comp = np.empty(n)
         enq = np.empty(n)
-        h2d = np.empty(n) if self.transfers else None
-        d2h = np.empty(n) if self.transfers else None
+        h2d = np.empty(n if self.transfers else 0)
+        d2h = np.empty(n if self.transfers else 0)
         wall = 0.0
         done = 0
         while done < n:
@@ -443,16 +449,16 @@ class CudaWorkload:
                 j = done + i
                 comp[j] = self._elapsed(b[compute_idx], b[compute_idx + 1])
                 if self.transfers:
-                    h2d[j] = self._elapsed(b[0], b[1])  # type: ignore[index]
-                    d2h[j] = self._elapsed(b[2], b[3])  # type: ignore[index]
+                    h2d[j] = self._elapsed(b[0], b[1])
+                    d2h[j] = self._elapsed(b[2], b[3])
                     lat[j] = self._elapsed(b[0], b[3])
                 else:
                     lat[j] = comp[j]
             done += m
         extra = {"gpu_compute": comp / 1e3, "enqueue": enq}
         if self.transfers:
-            extra["h2d"] = h2d / 1e3  # type: ignore[operator]
-            extra["d2h"] = d2h / 1e3  # type: ignore[operator]
+            extra["h2d"] = h2d / 1e3
+            extra["d2h"] = d2h / 1e3
         return Batch(latency_s=lat / 1e3, wall_s=wall, extra=extra)
 
     def _latency_chunk(self, m: int, n_ev: int, compute_idx: int, phases: list[_Phase],

@@ -21,12 +21,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..config import MeasureOptions
 from ..errors import UsageError
-from ..workload import Workload
+from ..workload import KeepsLastValue, ValueKeepingWorkload, Workload
 
 TIMERS = ("auto", "host", "cuda", "torch")
 
 
-class LastCall:
+class LastCall(KeepsLastValue):
     """Calls ``fn`` and keeps what it returned. Wraps GPU callables only:
     their time is CUDA events (or a graph replay that does not call them), so
     the wrapper's few host nanoseconds stay out of the result; host callables
@@ -43,14 +43,10 @@ class LastCall:
         return value
 
 
-def last_value(workload: Any) -> Any:
+def last_value(workload: Workload) -> Any:
     """What the callable behind ``workload`` returned on its last call
     (None for engines and workloads that do not keep it)."""
-    for attr in ("fn", "enqueue"):
-        f = getattr(workload, attr, None)
-        if isinstance(f, LastCall):
-            return f.value
-    return getattr(workload, "last_value", None)
+    return workload.last_value if isinstance(workload, ValueKeepingWorkload) else None
 
 
 def for_callable(fn: Any, *, timer: str = "auto", opts: MeasureOptions | None = None,
@@ -79,7 +75,7 @@ def for_callable(fn: Any, *, timer: str = "auto", opts: MeasureOptions | None = 
 
             return HostWorkload(call, inferences_per_iteration=inferences_per_iteration,
                                 # torch is optional and not installed where CI type-checks.
-                                sync=torch.cuda.synchronize,  # pyright: ignore[reportAttributeAccessIssue]
+                                sync=torch.cuda.synchronize,  # pyright: ignore[reportAttributeAccessIssue]  # torch is optional, absent where pyright runs
                                 sync_name="torch.cuda.synchronize")
     check_call(fn, args, kwargs, stream=timer == "cuda", where=where)
     if timer == "host":

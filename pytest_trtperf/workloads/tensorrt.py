@@ -44,7 +44,7 @@ def _make_output_allocator(trt: "TrtModule") -> Any:
     """An ``IOutputAllocator`` that grows one device buffer per output and
     remembers the shape TensorRT reports (data-dependent output shapes)."""
 
-    class OutputAllocator(trt.IOutputAllocator):  # type: ignore[misc, name-defined]
+    class OutputAllocator(trt.IOutputAllocator):
         def __init__(self) -> None:
             trt.IOutputAllocator.__init__(self)
             self.buffers: dict[str, cuda.DeviceBuffer] = {}
@@ -527,7 +527,7 @@ class TensorRTWorkload:
             try:
                 # The stubs type ``profiler`` as IProfiler, but the binding
                 # takes None to detach it (documented stub defect).
-                context.profiler = None  # pyright: ignore[reportAttributeAccessIssue]
+                context.profiler = None  # pyright: ignore[reportAttributeAccessIssue]  # None detaches; the stubs type it IProfiler
                 context.nvtx_verbosity = self._timed_nvtx
             except Exception:  # noqa: BLE001
                 pass

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 
 from ..gpu import cuda
 from ..errors import BackendUnavailable, UsageError
-from ..workload import Batch
+from ..workload import Batch, KeepsLastValue
 from .capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, time_and_decide
 from .cuda import CudaWorkload
 
@@ -45,7 +45,7 @@ def _torch() -> Any:
     except ImportError:
         raise BackendUnavailable(f"torch is not installed (needed for timer='torch'): {_TORCH_HINT}") from None
     # torch is optional and not installed where CI type-checks: pyright cannot see its names.
-    if not torch.cuda.is_available():  # pyright: ignore[reportAttributeAccessIssue]
+    if not torch.cuda.is_available():  # pyright: ignore[reportAttributeAccessIssue]  # torch is optional, absent where pyright runs
         raise BackendUnavailable("torch sees no CUDA GPU (CPU-only build or no device)")
     return torch
 
@@ -94,7 +94,7 @@ class TorchWorkload:
                                           inferences_per_iteration=int(inferences_per_iteration),
                                           queue_depth=int(queue_depth))
         # Validate the shared options now (no GPU needed), as CudaWorkload does.
-        CudaWorkload(lambda h: None, cuda_graph=False, **self._opts)  # type: ignore[arg-type]
+        CudaWorkload(lambda h: None, cuda_graph=False, **self._opts)
         self._user_identity = dict(identity or {})
         self._inner: CudaWorkload | None = None
         self._torch_streams: list[Any] = []
@@ -105,6 +105,12 @@ class TorchWorkload:
         self.timed_as: str | None = None
         #: The capture check's numbers and choice (None when no check ran).
         self.check: CaptureCheck | None = None
+
+    @property
+    def last_value(self) -> Any:
+        """What ``fn`` returned on its last call, when it keeps it
+        (``select.LastCall``; a graph replay does not call it)."""
+        return self.fn.value if isinstance(self.fn, KeepsLastValue) else None
 
     def use_baseline_choice(self, timed_as: str | None) -> None:
         """What the baseline timed (``"graph"`` / ``"eager"``), before setup:
@@ -272,7 +278,7 @@ class TorchWorkload:
 
             enqueue = enqueue_many
         return CudaWorkload(enqueue, cuda_graph=False, stream=list(by_handle),
-                            **self._opts)  # type: ignore[arg-type]
+                            **self._opts)
 
 
 def _recover_stream(torch: Any, ts: Any) -> str | None:
