@@ -50,13 +50,13 @@ def user_errors(fn: F) -> F:
             pytest.fail(log_safe(cause_first(failure, self._item.nodeid), multiline=True), pytrace=False)
         _skip_at_test(log_safe(str(skip), multiline=True))
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # the wrapper has fn's signature; Callable[..., Any] cannot say so
 
 
 def _skip_at_test(reason: str) -> None:
     """Skip, reported at the test's location rather than inside the plugin."""
     try:
-        exc = pytest.skip.Exception(reason, allow_module_level=False, _use_item_location=True)  # type: ignore[call-arg]
+        exc = pytest.skip.Exception(reason, allow_module_level=False, _use_item_location=True)  # type: ignore[call-arg]  # private pytest flag, absent from its stubs
     except TypeError:  # pragma: no cover - pytest without the private flag
         pytest.skip(reason)
     raise exc
