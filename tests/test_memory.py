@@ -298,7 +298,7 @@ def test_terminal_table_summary_and_junit() -> None:
                                 "REGRESSION", "-"]
     assert len(lines) == 5  # the unchanged result has no memory row
     summary = terminal.summary_lines(results, written=[], write_error=None)
-    assert summary[0].endswith("; 1 memory regression")
+    assert summary[0] == "1 regression, 1 pass; 1 memory regression"  # never "2 pass" for a failed test
     assert any("host memory peak per call grew +100.0% (4.0 MiB -> 8.0 MiB" in s for s in summary)
     props = dict(terminal.junit_properties(results[1:]))
     assert props["trtperf.host_peak_bytes"] == str(8 << 20) and props["trtperf.memory_verdict"] == "regression"

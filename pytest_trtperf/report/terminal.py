@@ -140,8 +140,8 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
     messages, notes) is made safe for CI logs."""
     out: list[str] = []
     counts: dict[str, int] = {}
-    for r in results:
-        s = r.verdict.status if r.verdict else "off"
+    for r in results:  # a result whose memory regressed counts as a regression, as in the table
+        s = memory_rows.status(r)
         counts[s] = counts.get(s, 0) + 1
     out.append(", ".join(f"{n} {status_words(s)}" for s, n in sorted(counts.items(),
                                                                      key=lambda kv: _ORDER.get(kv[0], 9)))
