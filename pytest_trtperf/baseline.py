@@ -193,16 +193,19 @@ class BaselineEntry:
         )
         lat = check.series(check.get(d, "latency_ms", ""), "latency_ms")
         n, quantiles = check.distribution(check.get(d, "distribution", ""))
+        throughput = check.number(check.get(d, "throughput", ""), "throughput", positive=True)
+        history = check.history(d["history"]) if "history" in d else ()
+        check.agreement(lat, n, quantiles, throughput, history)
         config = d.get("config")
         timed_as = d.get("timed_as")
         entry = cls(
             result_id=result_id,
             kind=str(check.text(check.get(d, "kind", ""), "kind")),
             mode=str(check.text(check.get(d, "mode", ""), "mode")),
-            config_hash=str(check.text(check.get(d, "config_hash", ""), "config_hash")),
+            config_hash=check.config_hash(check.get(d, "config_hash", "")),
             fingerprint=fingerprint,
             latency=SeriesStats(**lat),
-            throughput=check.number(check.get(d, "throughput", ""), "throughput", positive=True),
+            throughput=throughput,
             distribution=Distribution(n=n, quantiles_ms=quantiles),
             timestamp=str(check.text(check.get(d, "timestamp", ""), "timestamp")),
             git_commit=check.text(d.get("git_commit"), "git_commit", optional=True),
@@ -210,7 +213,7 @@ class BaselineEntry:
             layers=check.layers(d.get("layers", [])),
             sm_clock_mhz=check.optional_number(d.get("sm_clock_mhz"), "sm_clock_mhz", positive=True),
             timed_as=check.text(timed_as, "timed_as", optional=True),
-            history=check.history(d["history"]) if "history" in d else (),
+            history=history,
             config=(check.json_value(check.obj(config, "config"), "config") if config is not None else None),
             memory=_memory(d.get("memory")),
             extra_info=(check.json_value(check.obj(d["extra_info"], "extra_info"), "extra_info")
