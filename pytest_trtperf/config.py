@@ -591,9 +591,13 @@ class _Reader:
         value, label = self.raw(dest)
         return parse_bool(value, what=label)
 
-    def path(self, dest: str, *, allow_off: bool = False) -> Path | None | str:
+    def path(self, dest: str, *, allow_off: bool = False, keep_link: bool = False) -> Path | None | str:
         """A path, None when unset, or ``"off"`` when ``allow_off`` and the
-        value says off."""
+        value says off. Relative paths are resolved against the invocation
+        directory (command line) or the ini file's directory. ``keep_link``:
+        the last component stays as given (its parents are resolved), so that
+        a symbolic link there (dangling, a loop, to a file) can be checked by
+        whoever uses it instead of being followed out of the repository."""
         cli = self.config.getoption(dest, default=None)
         if cli not in (None, ""):
             text, base = str(cli), Path(str(self.config.invocation_params.dir))
@@ -607,6 +611,9 @@ class _Reader:
             return "off"
         joined = base / Path(text.strip()).expanduser()
         try:
+            if keep_link:
+                plain = Path(os.path.abspath(joined))
+                return plain.parent.resolve() / plain.name if plain.name else plain
             return joined.resolve()
         except (OSError, RuntimeError):  # a symlink loop: whoever uses the path says so in one line
             return Path(os.path.abspath(joined))
@@ -649,7 +656,7 @@ class Settings:
     @classmethod
     def from_pytest_config(cls, config: Any) -> "Settings":
         r = _Reader(config)
-        baseline_dir = r.path("trt_baseline_dir")
+        baseline_dir = r.path("trt_baseline_dir", keep_link=True)
         assert not isinstance(baseline_dir, str)
         baseline_dir = baseline_dir or r.rootdir / ".trtperf"
         iterations, duration = r.optional("trt_iterations", _count), r.optional("trt_duration", _seconds)

@@ -188,17 +188,40 @@ def test_trt_json_inside_the_baseline_directory_is_not_a_baseline(pytester: pyte
 
 
 @pytest.mark.parametrize("mode", ["compare", "update"])
-@pytest.mark.parametrize("what", ["file", "loop"])
+@pytest.mark.parametrize("what", ["file", "loop", "dangling", "link-to-file"])
 def test_baseline_dir_that_is_not_a_directory(pytester: pytest.Pytester, mode: str, what: str) -> None:
+    """A dangling link used to pass compare with "no baseline", and update
+    created the link's target outside the repository and wrote there."""
     pytester.makepyfile(test_perf=hash_test())
     target = pytester.path / "perfdata"
+    outside = pytester.path / "outside" / "x"
     if what == "file":
         target.write_text("not a directory")
-    else:
+    elif what == "loop":
         target.symlink_to("perfdata")
+    elif what == "dangling":
+        target.symlink_to(outside)
+    else:
+        (pytester.path / "afile").write_text("not a directory")
+        target.symlink_to("afile")
     r = run(pytester, f"--trt-baseline={mode}", "--trt-baseline-dir=perfdata")
-    assert r.ret == 4
+    assert r.ret == 4, r.stdout.str()
     errors = [line for line in r.stderr.lines if line.startswith("ERROR:")]
     assert len(errors) == 1 and "perfdata" in errors[0] and "--trt-baseline-dir" in errors[0], r.stderr.lines
     assert "Traceback" not in r.stdout.str() + r.stderr.str()
     assert os.path.islink(target) or target.read_text() == "not a directory"
+    assert not (pytester.path / "outside").exists()
+
+
+def test_baseline_dir_link_to_a_directory_and_relative_paths_still_work(pytester: pytest.Pytester) -> None:
+    """A link to a real directory is followed; a relative path is resolved
+    against the invocation directory, a parent that is a link included."""
+    pytester.makepyfile(test_perf=hash_test())
+    (pytester.path / "real" / "perf").mkdir(parents=True)
+    (pytester.path / "perflink").symlink_to("real/perf")
+    (pytester.path / "alias").symlink_to("real")
+    run(pytester, "--trt-baseline=update", "--trt-baseline-dir=perflink").assert_outcomes(passed=1)
+    assert len(list((pytester.path / "real" / "perf").glob("*.json"))) == 1
+    r = run(pytester, "--trt-baseline-dir=alias/perf", "--trt-tolerance=80%")
+    assert r.ret == 0, r.stdout.str() + r.stderr.str()
+    r.stdout.fnmatch_lines(["*test_perf.py::test_hash*pass*"])
