@@ -37,7 +37,7 @@ from . import __version__
 from . import baseline_check as check
 from .errors import BaselineFileError
 from .files import TEMP_SUFFIX, UnreadableFile, atomic_write, read_regular_file
-from .fingerprint import Fingerprint, slug
+from .fingerprint import Fingerprint, is_slug_form, slug
 from .identity import config_identity
 from .noise import HISTORY_RUNS, centre, moved
 from .results import Distribution, Result, SeriesStats, figures_from_json
@@ -470,20 +470,43 @@ def _present(path: Path) -> bool:
     return True
 
 
+#: Text that only our baseline files (and the --trt-json documents, told apart
+#: below) carry: a file that is not valid JSON but holds one of these is a
+#: baseline cut short or left with merge-conflict markers.
+_OUR_HEADER = (b'"schema_version"', b'"device_class"', b"pytest-trtperf")
+
+
+def owned_name(path: Path) -> bool:
+    """Whether ``path`` is named as the store names baseline files
+    (``<slug of a device class>.json``, ``fingerprint.is_slug_form``)."""
+    return path.name.endswith(".json") and is_slug_form(path.name[: -len(".json")])
+
+
 def foreign_reason(path: Path) -> str | None:
     """Why ``path`` is not a baseline file of ours (to skip it with a note),
     or None when it is or may be one (then :func:`read_file` decides, and
-    refuses a broken one). A file that is not valid JSON counts as ours: in
-    the baseline directory it is most likely a baseline cut short or left
-    with merge-conflict markers, which must stop the session."""
+    refuses a broken one with exit status 4).
+
+    Ours: a file named as the store names baseline files, whatever it is (a
+    FIFO, ``[]`` or a --trt-json document where this device class's baseline
+    should be is an unusable baseline, not someone else's file); a JSON
+    object with our ``schema_version``/``device_class`` and no other tool's
+    name; text that is not valid JSON but carries our header (a baseline cut
+    short or left with merge-conflict markers). Anything else (``package.json``,
+    a JSONC ``tsconfig.json`` when the directory is ``.``, a FIFO under another
+    name) is someone else's."""
+    if owned_name(path):
+        return None
     try:
         raw = read_regular_file(path, limit=MAX_FILE_BYTES)
     except UnreadableFile as e:
         return str(e)
     try:
         data = json.loads(raw.decode("utf-8"))
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError
-        return None
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError
+        if any(mark in raw for mark in _OUR_HEADER):
+            return None
+        return "is not valid JSON and neither its name nor its text is a pytest-trtperf baseline's"
     if not isinstance(data, dict):
         return "is not a JSON object"
     tool = data.get("tool")
