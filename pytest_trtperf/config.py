@@ -731,13 +731,17 @@ class Settings:
             what = "--trt-baseline=update would write" if baseline_mode == "update" else "--trt-compare would compare"
             raise UsageError(f"--trt-disable runs each measurement once without timing it, so {what} nothing; "
                              f"keep one")
+        json_path, report_path = _plain_path(r.path("trt_json")), _plain_path(r.path("trt_report"))
+        csv_path = _plain_path(r.path("trt_csv"))
+        _not_a_baseline_file(baseline_dir, (("--trt-json", json_path), ("--trt-csv", csv_path),
+                                            ("--trt-report", report_path)))
         return cls(
             baseline_mode=baseline_mode,
             baseline_dir=baseline_dir,
             rootdir=r.rootdir,
             require_gpu=r.flag("trt_require_gpu"),
-            json_path=_plain_path(r.path("trt_json")),
-            report_path=_plain_path(r.path("trt_report")),
+            json_path=json_path,
+            report_path=report_path,
             lock_timeout_s=r.get("trt_lock_timeout", lambda v, w: float(parse_number(v, what=w, low=0,
                                                                                     high=MAX_SECONDS))),
             measure=m,
@@ -751,13 +755,32 @@ class Settings:
             disabled=disabled,
             group_by=r.get("trt_group_by", lambda v, w: parse_group_by(v, what=w)),
             compare_rev=compare_rev,
-            csv_path=_plain_path(r.path("trt_csv")),
+            csv_path=csv_path,
         )
 
 
 def _plain_path(p: Path | None | str) -> Path | None:
     assert not isinstance(p, str)
     return p
+
+
+def _not_a_baseline_file(baseline_dir: Path, outputs: tuple[tuple[str, Path | None], ...]) -> None:
+    """An output written at session end must not replace a baseline file (the
+    one just updated, or the one the next compare reads): a usage error when
+    it would land in the baseline directory under a baseline file's name, or
+    on a file there that is ours by its content. Other names in the directory
+    are allowed (the store skips them with a note)."""
+    real_dir = Path(os.path.realpath(baseline_dir))
+    for flag, path in outputs:
+        if path is None or Path(os.path.realpath(path)).parent != real_dir:
+            continue
+        from .baseline import foreign_reason, owned_name
+
+        target = Path(os.path.realpath(path))
+        if owned_name(target) or (target.is_file() and foreign_reason(target) is None):
+            raise UsageError(f"{flag}={path} would overwrite the baseline file {target.name} in the baseline "
+                             f"directory {baseline_dir}; write it outside the baseline directory "
+                             f"(e.g. {flag}=trtperf-results{target.suffix or '.json'})")
 
 
 #: ``--trt-group-by`` keys (``param:NAME`` too): see ``report/grouping.py``.

@@ -254,6 +254,30 @@ def test_this_device_class_file_unusable_is_exit_4_with_one_line(pytester: pytes
     assert os.path.islink(path) or not path.is_file() or path.read_text().startswith(("[]", '{"schema'))
 
 
+@pytest.mark.parametrize("flag", ["--trt-json", "--trt-csv", "--trt-report"])
+def test_an_output_on_the_baseline_file_is_a_usage_error(pytester: pytest.Pytester, flag: str) -> None:
+    """``--trt-json`` pointing at the baseline file silently replaced the
+    baseline just written."""
+    pytester.makepyfile(test_perf=hash_test())
+    run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    (path,) = (pytester.path / ".trtperf").glob("*.json")
+    before = path.read_bytes()
+    for mode in ("update", "compare"):
+        r = run(pytester, f"--trt-baseline={mode}", f"{flag}=.trtperf/{path.name}")
+        assert r.ret == 4, r.stdout.str()
+        errors = [line for line in r.stderr.lines if line.startswith("ERROR:")]
+        assert len(errors) == 1 and f"{flag}=" in errors[0] and "would overwrite the baseline file" in errors[0]
+        assert path.read_bytes() == before
+    # The same through a link, and a baseline file of ours under another name.
+    (pytester.path / "out.json").symlink_to(path)
+    r = run(pytester, f"{flag}=out.json")
+    assert r.ret == 4 and "would overwrite the baseline file" in r.stderr.str()
+    (pytester.path / ".trtperf" / "copy.json").write_bytes(before)
+    r = run(pytester, f"{flag}=.trtperf/copy.json")
+    assert r.ret == 4 and "would overwrite the baseline file copy.json" in r.stderr.str()
+    assert path.read_bytes() == before
+
+
 @pytest.mark.parametrize("mode", ["compare", "update"])
 @pytest.mark.parametrize("what", ["file", "loop", "dangling", "link-to-file"])
 def test_baseline_dir_that_is_not_a_directory(pytester: pytest.Pytester, mode: str, what: str) -> None:
