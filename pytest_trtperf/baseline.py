@@ -37,7 +37,7 @@ from . import __version__
 from . import baseline_check as check
 from .errors import BaselineFileError
 from .files import TEMP_SUFFIX, UnreadableFile, atomic_write, read_regular_file
-from .fingerprint import Fingerprint, slug
+from .fingerprint import Fingerprint, is_slug_form, slug
 from .identity import config_identity
 from .noise import HISTORY_RUNS, centre, moved
 from .results import Distribution, Result, SeriesStats, figures_from_json
@@ -193,16 +193,19 @@ class BaselineEntry:
         )
         lat = check.series(check.get(d, "latency_ms", ""), "latency_ms")
         n, quantiles = check.distribution(check.get(d, "distribution", ""))
+        throughput = check.number(check.get(d, "throughput", ""), "throughput", positive=True)
+        history = check.history(d["history"]) if "history" in d else ()
+        check.agreement(lat, n, quantiles, throughput, history)
         config = d.get("config")
         timed_as = d.get("timed_as")
         entry = cls(
             result_id=result_id,
             kind=str(check.text(check.get(d, "kind", ""), "kind")),
             mode=str(check.text(check.get(d, "mode", ""), "mode")),
-            config_hash=str(check.text(check.get(d, "config_hash", ""), "config_hash")),
+            config_hash=check.config_hash(check.get(d, "config_hash", "")),
             fingerprint=fingerprint,
             latency=SeriesStats(**lat),
-            throughput=check.number(check.get(d, "throughput", ""), "throughput", positive=True),
+            throughput=throughput,
             distribution=Distribution(n=n, quantiles_ms=quantiles),
             timestamp=str(check.text(check.get(d, "timestamp", ""), "timestamp")),
             git_commit=check.text(d.get("git_commit"), "git_commit", optional=True),
@@ -210,7 +213,7 @@ class BaselineEntry:
             layers=check.layers(d.get("layers", [])),
             sm_clock_mhz=check.optional_number(d.get("sm_clock_mhz"), "sm_clock_mhz", positive=True),
             timed_as=check.text(timed_as, "timed_as", optional=True),
-            history=check.history(d["history"]) if "history" in d else (),
+            history=history,
             config=(check.json_value(check.obj(config, "config"), "config") if config is not None else None),
             memory=_memory(d.get("memory")),
             extra_info=(check.json_value(check.obj(d["extra_info"], "extra_info"), "extra_info")
@@ -467,20 +470,43 @@ def _present(path: Path) -> bool:
     return True
 
 
+#: Text that only our baseline files (and the --trt-json documents, told apart
+#: below) carry: a file that is not valid JSON but holds one of these is a
+#: baseline cut short or left with merge-conflict markers.
+_OUR_HEADER = (b'"schema_version"', b'"device_class"', b"pytest-trtperf")
+
+
+def owned_name(path: Path) -> bool:
+    """Whether ``path`` is named as the store names baseline files
+    (``<slug of a device class>.json``, ``fingerprint.is_slug_form``)."""
+    return path.name.endswith(".json") and is_slug_form(path.name[: -len(".json")])
+
+
 def foreign_reason(path: Path) -> str | None:
     """Why ``path`` is not a baseline file of ours (to skip it with a note),
     or None when it is or may be one (then :func:`read_file` decides, and
-    refuses a broken one). A file that is not valid JSON counts as ours: in
-    the baseline directory it is most likely a baseline cut short or left
-    with merge-conflict markers, which must stop the session."""
+    refuses a broken one with exit status 4).
+
+    Ours: a file named as the store names baseline files, whatever it is (a
+    FIFO, ``[]`` or a --trt-json document where this device class's baseline
+    should be is an unusable baseline, not someone else's file); a JSON
+    object with our ``schema_version``/``device_class`` and no other tool's
+    name; text that is not valid JSON but carries our header (a baseline cut
+    short or left with merge-conflict markers). Anything else (``package.json``,
+    a JSONC ``tsconfig.json`` when the directory is ``.``, a FIFO under another
+    name) is someone else's."""
+    if owned_name(path):
+        return None
     try:
         raw = read_regular_file(path, limit=MAX_FILE_BYTES)
     except UnreadableFile as e:
         return str(e)
     try:
         data = json.loads(raw.decode("utf-8"))
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError
-        return None
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError
+        if any(mark in raw for mark in _OUR_HEADER):
+            return None
+        return "is not valid JSON and neither its name nor its text is a pytest-trtperf baseline's"
     if not isinstance(data, dict):
         return "is not a JSON object"
     tool = data.get("tool")

@@ -12,7 +12,7 @@ type, finiteness, sign and size; the first problem is raised as
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 #: Size limits: far above what the plugin writes (101 quantiles, up to 10
 #: million samples, a few thousand layers), far below what exhausts memory.
@@ -22,6 +22,20 @@ MAX_LAYERS = 100_000
 MAX_FLAGS = 64
 MAX_TEXT = 4096
 MAX_HISTORY = 100
+#: Largest timing accepted, in ms: 1e7 ms is 2.8 hours for one iteration, far
+#: above anything a test times, far below where ratios of timings (the gate's
+#: change, its logarithms) stop being finite.
+MAX_MS = 1e7
+#: The figures of one run (``latency_ms``, the median of ``distribution``, the
+#: last ``history`` row, ``throughput`` beside that row's) must agree within
+#: this factor. The plugin writes them from the same samples: they agree to the
+#: 6 significant digits of the quantiles (every committed file on our machines:
+#: exactly, or within 5e-6). The gate scales its change by the latest run's value
+#: over the centre of the history, so one figure edited on its own (a median set
+#: to 1/1000 made a 3x slower run "improve" by 99.7%) moves the verdict by up to
+#: this factor: 1% keeps that under the default 5% tolerance while leaving room
+#: for rounding by hand or by another JSON writer.
+AGREEMENT = 1.01
 
 
 class FieldError(ValueError):
@@ -50,9 +64,10 @@ def get(d: Mapping[str, Any], key: str, field: str) -> Any:
     return d[key]
 
 
-def number(value: Any, field: str, *, positive: bool = False, minimum: float = 0.0) -> float:
+def number(value: Any, field: str, *, positive: bool = False, minimum: float = 0.0,
+           maximum: float = math.inf) -> float:
     """A finite real number (not a bool, not a string) >= ``minimum``, or > 0
-    with ``positive``."""
+    with ``positive``, and <= ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise FieldError(field, f"must be a number, got {_show(value)}")
     try:
@@ -65,7 +80,14 @@ def number(value: Any, field: str, *, positive: bool = False, minimum: float = 0
         raise FieldError(field, f"must be > 0, got {_show(value)}")
     if out < minimum:
         raise FieldError(field, f"must be >= {minimum:g}, got {_show(value)}")
+    if out > maximum:
+        raise FieldError(field, f"must be at most {maximum:g}, got {_show(value)}")
     return out
+
+
+def timing(value: Any, field: str, *, positive: bool = False) -> float:
+    """A timing in ms: a finite number >= 0 (> 0 with ``positive``), at most ``MAX_MS``."""
+    return number(value, field, positive=positive, maximum=MAX_MS)
 
 
 def optional_number(value: Any, field: str, *, positive: bool = False) -> float | None:
@@ -134,11 +156,11 @@ def series(d: Any, field: str) -> dict[str, Any]:
     d = obj(d, field)
     out: dict[str, Any] = {"n": integer(get(d, "n", field), f"{field}.n", low=1, high=MAX_SAMPLES)}
     for key in SERIES_FIELDS:
-        out[key] = number(get(d, key, field), f"{field}.{key}", positive=key in POSITIVE)
+        out[key] = timing(get(d, key, field), f"{field}.{key}", positive=key in POSITIVE)
     ci = get(d, "median_ci", field)
     if not isinstance(ci, list) or len(ci) != 2:
         raise FieldError(f"{field}.median_ci", f"must be a list of two numbers, got {_show(ci)}")
-    out["median_ci"] = tuple(number(v, f"{field}.median_ci[{i}]") for i, v in enumerate(ci))
+    out["median_ci"] = tuple(timing(v, f"{field}.median_ci[{i}]") for i, v in enumerate(ci))
     return out
 
 
@@ -152,7 +174,7 @@ def distribution(d: Any, field: str = "distribution") -> tuple[int, tuple[float,
         raise FieldError(f"{field}.quantiles_ms", f"must be a list of numbers, got {_show(qs)}")
     if not 2 <= len(qs) <= MAX_QUANTILES:
         raise FieldError(f"{field}.quantiles_ms", f"has {len(qs)} values (2 to {MAX_QUANTILES})")
-    out = tuple(number(q, f"{field}.quantiles_ms[{i}]") for i, q in enumerate(qs))
+    out = tuple(timing(q, f"{field}.quantiles_ms[{i}]") for i, q in enumerate(qs))
     for i in range(1, len(out)):
         if out[i] < out[i - 1]:
             raise FieldError(f"{field}.quantiles_ms[{i}]", f"is below the one before ({out[i]:g} < {out[i - 1]:g}); "
@@ -175,7 +197,7 @@ def layers(value: Any, field: str = "layers") -> tuple[dict[str, Any], ...]:
         row = obj(row, f)
         checked = {str(k): json_scalar(v, f"{f}.{k}") for k, v in row.items()}
         text(get(row, "name", f), f"{f}.name")
-        number(get(row, "ms", f), f"{f}.ms")
+        timing(get(row, "ms", f), f"{f}.ms")
         out.append(checked)
     return tuple(out)
 
@@ -192,7 +214,7 @@ def history_row(d: Any, field: str) -> dict[str, Any]:
         "flags": texts(d.get("flags", []), f"{field}.flags"),
     }
     for key in POSITIVE:
-        out[key] = number(get(d, key, field), f"{field}.{key}", positive=True)
+        out[key] = timing(get(d, key, field), f"{field}.{key}", positive=True)
     return out
 
 
@@ -202,3 +224,47 @@ def history(value: Any, field: str = "history") -> tuple[dict[str, Any], ...]:
     if not 1 <= len(value) <= MAX_HISTORY:
         raise FieldError(field, f"has {len(value)} runs (1 to {MAX_HISTORY})")
     return tuple(history_row(row, f"{field}[{i}]") for i, row in enumerate(value))
+
+
+def config_hash(value: Any, field: str = "config_hash") -> str:
+    """The configuration hash: 1 to 64 lowercase hex digits (``identity.config_hash``
+    writes 16). It is printed in verdicts, so nothing else may pass."""
+    out = str(text(value, field))
+    if not 1 <= len(out) <= 64 or any(c not in "0123456789abcdef" for c in out):
+        raise FieldError(field, f"must be a short lowercase hex string (as pytest-trtperf writes it), "
+                                f"got {_show(value)}")
+    return out
+
+
+def median_of(quantiles: Sequence[float]) -> float:
+    """The median of a quantile function stored at evenly spaced probabilities
+    (the middle value, or the mean of the two middle ones)."""
+    k = len(quantiles) - 1
+    return quantiles[k // 2] if k % 2 == 0 else (quantiles[k // 2] + quantiles[k // 2 + 1]) / 2.0
+
+
+def _agree(field: str, value: float, other_field: str, other: float) -> None:
+    if max(value / other, other / value) > AGREEMENT:
+        raise FieldError(field, f"is {value:.6g} but {other_field} is {other:.6g}: the figures of one run must "
+                                f"agree within {AGREEMENT - 1:.0%} (was one of them edited?)")
+
+
+def agreement(lat: Mapping[str, Any], n: int, quantiles: Sequence[float], throughput: float,
+              rows: Sequence[Mapping[str, Any]]) -> None:
+    """The figures of the entry's run agree with each other (``AGREEMENT``):
+    ``latency_ms.median`` with the median of ``distribution.quantiles_ms``, the
+    sample counts, and the last history row (this run) with ``latency_ms`` and
+    ``throughput``. All values are already checked finite and > 0."""
+    _agree("latency_ms.median", lat["median"], "the median of distribution.quantiles_ms", median_of(quantiles))
+    if n != lat["n"]:
+        raise FieldError("distribution.n", f"is {n} but latency_ms.n is {lat['n']}: the figures of one run must "
+                                           f"agree (was one of them edited?)")
+    if not rows:
+        return
+    last, f = rows[-1], f"history[{len(rows) - 1}]"
+    if last["n"] != lat["n"]:
+        raise FieldError(f"{f}.n", f"is {last['n']} but latency_ms.n is {lat['n']}: the last history row is "
+                                   f"this entry's run (was one of them edited?)")
+    for key in POSITIVE:
+        _agree(f"{f}.{key}", last[key], f"latency_ms.{key}", lat[key])
+    _agree(f"{f}.throughput", last["throughput"], "throughput", throughput)

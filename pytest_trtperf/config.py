@@ -598,9 +598,13 @@ class _Reader:
         value, label = self.raw(dest)
         return parse_bool(value, what=label)
 
-    def path(self, dest: str, *, allow_off: bool = False) -> Path | None | str:
+    def path(self, dest: str, *, allow_off: bool = False, keep_link: bool = False) -> Path | None | str:
         """A path, None when unset, or ``"off"`` when ``allow_off`` and the
-        value says off."""
+        value says off. Relative paths are resolved against the invocation
+        directory (command line) or the ini file's directory. ``keep_link``:
+        the last component stays as given (its parents are resolved), so that
+        a symbolic link there (dangling, a loop, to a file) can be checked by
+        whoever uses it instead of being followed out of the repository."""
         cli = self.config.getoption(dest, default=None)
         if cli not in (None, ""):
             text, base = str(cli), Path(str(self.config.invocation_params.dir))
@@ -614,6 +618,9 @@ class _Reader:
             return "off"
         joined = base / Path(text.strip()).expanduser()
         try:
+            if keep_link:
+                plain = Path(os.path.abspath(joined))
+                return plain.parent.resolve() / plain.name if plain.name else plain
             return joined.resolve()
         except (OSError, RuntimeError):  # a symlink loop: whoever uses the path says so in one line
             return Path(os.path.abspath(joined))
@@ -656,7 +663,7 @@ class Settings:
     @classmethod
     def from_pytest_config(cls, config: Any) -> "Settings":
         r = _Reader(config)
-        baseline_dir = r.path("trt_baseline_dir")
+        baseline_dir = r.path("trt_baseline_dir", keep_link=True)
         assert not isinstance(baseline_dir, str)
         baseline_dir = baseline_dir or r.rootdir / ".trtperf"
         iterations, duration = r.optional("trt_iterations", _count), r.optional("trt_duration", _seconds)
@@ -731,13 +738,17 @@ class Settings:
             what = "--trt-baseline=update would write" if baseline_mode == "update" else "--trt-compare would compare"
             raise UsageError(f"--trt-disable runs each measurement once without timing it, so {what} nothing; "
                              f"keep one")
+        json_path, report_path = _plain_path(r.path("trt_json")), _plain_path(r.path("trt_report"))
+        csv_path = _plain_path(r.path("trt_csv"))
+        _not_a_baseline_file(baseline_dir, (("--trt-json", json_path), ("--trt-csv", csv_path),
+                                            ("--trt-report", report_path)))
         return cls(
             baseline_mode=baseline_mode,
             baseline_dir=baseline_dir,
             rootdir=r.rootdir,
             require_gpu=r.flag("trt_require_gpu"),
-            json_path=_plain_path(r.path("trt_json")),
-            report_path=_plain_path(r.path("trt_report")),
+            json_path=json_path,
+            report_path=report_path,
             lock_timeout_s=r.get("trt_lock_timeout", lambda v, w: float(parse_number(v, what=w, low=0,
                                                                                     high=MAX_SECONDS))),
             measure=m,
@@ -751,13 +762,32 @@ class Settings:
             disabled=disabled,
             group_by=r.get("trt_group_by", lambda v, w: parse_group_by(v, what=w)),
             compare_rev=compare_rev,
-            csv_path=_plain_path(r.path("trt_csv")),
+            csv_path=csv_path,
         )
 
 
 def _plain_path(p: Path | None | str) -> Path | None:
     assert not isinstance(p, str)
     return p
+
+
+def _not_a_baseline_file(baseline_dir: Path, outputs: tuple[tuple[str, Path | None], ...]) -> None:
+    """An output written at session end must not replace a baseline file (the
+    one just updated, or the one the next compare reads): a usage error when
+    it would land in the baseline directory under a baseline file's name, or
+    on a file there that is ours by its content. Other names in the directory
+    are allowed (the store skips them with a note)."""
+    real_dir = Path(os.path.realpath(baseline_dir))
+    for flag, path in outputs:
+        if path is None or Path(os.path.realpath(path)).parent != real_dir:
+            continue
+        from .baseline import foreign_reason, owned_name
+
+        target = Path(os.path.realpath(path))
+        if owned_name(target) or (target.is_file() and foreign_reason(target) is None):
+            raise UsageError(f"{flag}={path} would overwrite the baseline file {target.name} in the baseline "
+                             f"directory {baseline_dir}; write it outside the baseline directory "
+                             f"(e.g. {flag}=trtperf-results{target.suffix or '.json'})")
 
 
 #: ``--trt-group-by`` keys (``param:NAME`` too): see ``report/grouping.py``.

@@ -103,6 +103,11 @@ def info_changes(baseline: Fingerprint, current: Fingerprint) -> list[str]:
 
 
 _SLUG_BAD = re.compile(r"[^a-z0-9._-]+")
+#: What :func:`slug` makes of the device classes this package writes: ``host-...``
+#: (``host_fingerprint``), ``...-sm90`` with an optional ``-trt10.13`` /
+#: ``-trtrtx1.7`` (``gpu_fingerprint``), or anything with the short hash that a
+#: lossy or cut name gets.
+_SLUG_FORMS = re.compile(r"host-[a-z0-9._-]+|[a-z0-9._-]+-sm\d+(?:-trt[a-z]*\d+(?:\.\d+)*)?|[a-z0-9._-]+-[0-9a-f]{8}")
 
 
 def slug(device_class: str) -> str:
@@ -133,3 +138,10 @@ def git_commit(cwd: str) -> str | None:
         return None
     sha = out.stdout.strip()
     return sha if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", sha) else None
+
+
+def is_slug_form(stem: str) -> bool:
+    """Whether ``stem`` has the form :func:`slug` gives this package's device
+    classes (a baseline file name without ``.json``): the baseline store treats
+    such a file as its own even when it cannot read it."""
+    return _SLUG_FORMS.fullmatch(stem) is not None and not stem.startswith(".")

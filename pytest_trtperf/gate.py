@@ -33,6 +33,14 @@ CLOCK_FLAG_THRESHOLD = 0.03
 #: Shown whenever present: the window (or the baseline's) shared the GPU or
 #: ran on a loaded host.
 ALWAYS_SHOWN = ("busy", "host_busy")
+#: Largest factor between the baseline entry's latest run and the centre of
+#: its runs that the gate accepts (or ``1 + tolerance`` when that is larger).
+#: An update keeps the old runs only when the new one is within the tolerance
+#: and the between-run noise of their centre (``noise.moved``), so with the
+#: default 5% tolerance a real history stays within a few percent; a factor
+#: beyond 2 comes from an edited file (older runs inflated to hide a slowdown),
+#: and the verdict is then ``unreliable``, never a pass.
+MAX_SHIFT = 2.0
 #: Verdicts that compared numbers with a baseline.
 _COMPARED = ("pass", "regression", "improved")
 
@@ -190,11 +198,22 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
                         current_value, centre_value)
     # From the latest run to the centre of all runs (positive = the latest was slower).
     shift = latest / centre_value if metric != "throughput" else centre_value / latest
+    limit = max(MAX_SHIFT, 1.0 + tolerance)
+    if not (math.isfinite(shift) and 1.0 / limit <= shift <= limit):
+        return _invalid(words, f"the baseline entry's latest run ({fmt_value(metric, latest)}) is {shift:.3g}x the "
+                        f"centre of its runs ({fmt_value(metric, centre_value)}), more than {limit:g}x apart "
+                        f"(an edited history?)", base, current_value, centre_value)
     change = (1.0 + cmp.change) * shift - 1.0
     ci = ((1.0 + cmp.ci[0]) * shift - 1.0, (1.0 + cmp.ci[1]) * shift - 1.0)
+    if not all(math.isfinite(x) and x > -1.0 for x in (change, *ci)):
+        return _invalid(words, f"the change from the baseline is not a finite number above -100% ({change}, CI "
+                        f"{ci[0]}..{ci[1]})", base, current_value, centre_value)
     noise = estimate(result.kind, values, run_noise)
     j = widen(change, ci, noise.allowance(confidence), tolerance)
     status = noise_status(j, tolerance)
+    if status == "unreliable":  # widen could not judge it (an interval that overflows): never a pass
+        return _invalid(words, f"the interval of the change is not finite ({fmt_change(j.change)}, CI "
+                        f"{j.ci[0]}..{j.ci[1]})", base, current_value, centre_value)
     ci_text = f"{confidence:.0%} CI {fmt_change(j.ci[0])}..{fmt_change(j.ci[1])}"
     vals = f"{fmt_value(metric, centre_value)} -> {fmt_value(metric, current_value)}"
     bars = f"tolerance {tolerance:.1%}, {noise.describe(confidence)}"

@@ -115,18 +115,33 @@ class Judged:
     significant_faster: bool
 
 
+def _expm1(x: float) -> float:
+    """``math.expm1`` that gives infinity instead of raising OverflowError."""
+    return math.inf if x > 700.0 else math.expm1(x)
+
+
 def widen(change: float, ci: tuple[float, float], allowance: float, tolerance: float) -> Judged:
     """Combine the within-run interval of ``change`` with the between-run
     allowance (both at the same confidence level, log scale): the half-widths
     add in quadrature. ``decided_by`` names the largest bar the change was
-    held to: the tolerance, or else the larger noise term."""
+    held to: the tolerance, or else the larger noise term.
+
+    Never raises: a change or bound that is not a finite number > -1 (no
+    logarithm), or an interval that overflows, gives ``decided_by="invalid"``
+    with a NaN interval, which :func:`status` never calls a pass."""
+    if not all(math.isfinite(x) and x > -1.0 for x in (change, *ci)) or not math.isfinite(allowance):
+        return Judged(change=change, ci=(math.nan, math.nan), decided_by="invalid", significant_slower=False,
+                      significant_faster=False)
     mid = math.log1p(change)
     d_lo = max(mid - math.log1p(ci[0]), 0.0)
     d_hi = max(math.log1p(ci[1]) - mid, 0.0)
-    lo = math.expm1(mid - math.hypot(d_lo, allowance))
-    hi = math.expm1(mid + math.hypot(d_hi, allowance))
+    lo = _expm1(mid - math.hypot(d_lo, allowance))
+    hi = _expm1(mid + math.hypot(d_hi, allowance))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return Judged(change=change, ci=(math.nan, math.nan), decided_by="invalid", significant_slower=False,
+                      significant_faster=False)
     side = d_lo if change >= 0 else d_hi
-    bar = math.expm1(math.hypot(side, allowance))
+    bar = _expm1(math.hypot(side, allowance))
     if tolerance >= bar:
         decided = "tolerance"
     else:
@@ -137,7 +152,10 @@ def widen(change: float, ci: tuple[float, float], allowance: float, tolerance: f
 
 def status(j: Judged, tolerance: float) -> str:
     """The regression rule: beyond the tolerance AND significant given all
-    the noise; faster beyond both is ``improved``."""
+    the noise; faster beyond both is ``improved``. A change that could not be
+    judged (``widen``'s ``invalid``) is ``unreliable``, never a pass."""
+    if j.decided_by == "invalid" or not all(math.isfinite(x) for x in (j.change, *j.ci)):
+        return "unreliable"
     if j.change > tolerance and j.significant_slower:
         return "regression"
     if j.change < -tolerance and j.significant_faster:

@@ -127,6 +127,46 @@ def test_foreign_json_is_skipped_and_ours_is_not(tmp_path: Path) -> None:
         baseline.BaselineStore(tmp_path).validate_all()
 
 
+@pytest.mark.parametrize("device_class", [
+    host_fingerprint().device_class,
+    "host Intel(R) Xeon(R) Platinum 8480+ CPython",
+    "NVIDIA H100 80GB HBM3 sm90",
+    "NVIDIA H100 80GB HBM3 sm90 trt10.13",
+    "NVIDIA GeForce RTX 5090 sm120 trtrtx1.7",
+    "NVIDIA A100-SXM4-80GB (MIG 1g.10gb) sm80 trt10.8",
+    "NVIDIA " + "Very Long Product Name " * 6 + "sm90 trt10.13",
+])
+def test_every_file_the_store_writes_is_ours_by_name(tmp_path: Path, device_class: str) -> None:
+    """Ownership by name must cover every device class the package makes, so
+    this device class's file is never skipped as someone else's."""
+    path = baseline.BaselineStore(tmp_path).path_for(device_class)
+    assert baseline.owned_name(path), path.name
+    os.mkfifo(path)
+    assert baseline.foreign_reason(path) is None  # ours, so read_file refuses it (exit 4), never skipped
+    with pytest.raises(BaselineFileError, match="is a FIFO"):
+        finishes(baseline.BaselineStore(tmp_path).validate_all)
+
+
+def test_invalid_json_is_ours_only_by_name_or_header(tmp_path: Path) -> None:
+    """With --trt-baseline-dir=. a JSONC tsconfig.json is not valid JSON: it is
+    someone else's (skipped with a note), while a file named as ours or
+    carrying our header that does not parse is a broken baseline."""
+    (tmp_path / "tsconfig.json").write_text('{\n  // comments are JSONC\n  "compilerOptions": {"strict": true},\n}\n')
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00garbage")
+    store = baseline.BaselineStore(tmp_path)
+    store.validate_all()
+    assert sorted(n.split()[1] for n in store.notes) == ["binary.json", "tsconfig.json"]
+    assert all("not valid JSON" in n and "delete" not in n for n in store.notes), store.notes
+    ours = store.path_for(host_fingerprint().device_class)
+    ours.write_text('{"device_class": "host x", "results": {')  # cut short
+    with pytest.raises(BaselineFileError, match="is truncated"):
+        baseline.BaselineStore(tmp_path).validate_all()
+    ours.unlink()
+    (tmp_path / "renamed.json").write_text('<<<<<<< HEAD\n{"device_class": "host x"}\n=======\n')
+    with pytest.raises(BaselineFileError, match="renamed.json is corrupt"):
+        baseline.BaselineStore(tmp_path).validate_all()
+
+
 def test_a_file_cut_in_half_is_truncated_and_garbage_is_corrupt(tmp_path: Path) -> None:
     store = baseline.BaselineStore(tmp_path)
     (path,) = store.write([make_result("t.py::a"), make_result("t.py::b")], timestamp="T", git_commit=None)
@@ -163,10 +203,11 @@ def test_session_with_hostile_files_passes_with_notes(pytester: pytest.Pytester)
 
 
 def test_baseline_dir_dot_with_package_json(pytester: pytest.Pytester) -> None:
-    """--trt-baseline-dir=. in a JavaScript monorepo: package.json is not ours."""
+    """--trt-baseline-dir=. in a JavaScript monorepo: package.json and a JSONC
+    tsconfig.json (comments: not valid JSON) are not ours."""
     pytester.makepyfile(test_perf=hash_test())
     (pytester.path / "package.json").write_text('{"name": "web", "private": true}\n')
-    (pytester.path / "tsconfig.json").write_text('{"compilerOptions": {"strict": true}}\n')
+    (pytester.path / "tsconfig.json").write_text('{\n  // strict mode\n  "compilerOptions": {"strict": true}\n}\n')
     r = run(pytester, "--trt-baseline=update", "--trt-baseline-dir=.")
     assert r.ret == 0, r.stdout.str() + r.stderr.str()
     r = run(pytester, "--trt-baseline-dir=.", "--trt-tolerance=80%")
@@ -188,17 +229,90 @@ def test_trt_json_inside_the_baseline_directory_is_not_a_baseline(pytester: pyte
 
 
 @pytest.mark.parametrize("mode", ["compare", "update"])
-@pytest.mark.parametrize("what", ["file", "loop"])
+@pytest.mark.parametrize("what", ["fifo", "zero", "list", "results-list"])
+def test_this_device_class_file_unusable_is_exit_4_with_one_line(pytester: pytest.Pytester, mode: str,
+                                                                 what: str) -> None:
+    """This device class's own file as a FIFO, a device, ``[]`` or a
+    ``--trt-json``-like document used to fail every test (exit 1) beside a note
+    saying it was ignored; it is one unusable baseline: exit 4, one line."""
+    pytester.makepyfile(test_perf=hash_test())
+    path = baseline.BaselineStore(pytester.path / ".trtperf").path_for(host_fingerprint().device_class)
+    path.parent.mkdir()
+    if what == "fifo":
+        os.mkfifo(path)
+    elif what == "zero":
+        path.symlink_to("/dev/zero")
+    elif what == "list":
+        path.write_text("[]\n")
+    else:
+        path.write_text('{"schema_version": 2, "device_class": "x", "results": []}\n')
+    r = run(pytester, f"--trt-baseline={mode}")
+    assert r.ret == 4, r.stdout.str()
+    errors = [line for line in r.stderr.lines if line.startswith("ERROR:")]
+    assert len(errors) == 1 and f"baseline file {path}" in errors[0], r.stderr.lines
+    assert "ignored" not in r.stdout.str() + r.stderr.str() and "Traceback" not in r.stdout.str()
+    assert os.path.islink(path) or not path.is_file() or path.read_text().startswith(("[]", '{"schema'))
+
+
+@pytest.mark.parametrize("flag", ["--trt-json", "--trt-csv", "--trt-report"])
+def test_an_output_on_the_baseline_file_is_a_usage_error(pytester: pytest.Pytester, flag: str) -> None:
+    """``--trt-json`` pointing at the baseline file silently replaced the
+    baseline just written."""
+    pytester.makepyfile(test_perf=hash_test())
+    run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    (path,) = (pytester.path / ".trtperf").glob("*.json")
+    before = path.read_bytes()
+    for mode in ("update", "compare"):
+        r = run(pytester, f"--trt-baseline={mode}", f"{flag}=.trtperf/{path.name}")
+        assert r.ret == 4, r.stdout.str()
+        errors = [line for line in r.stderr.lines if line.startswith("ERROR:")]
+        assert len(errors) == 1 and f"{flag}=" in errors[0] and "would overwrite the baseline file" in errors[0]
+        assert path.read_bytes() == before
+    # The same through a link, and a baseline file of ours under another name.
+    (pytester.path / "out.json").symlink_to(path)
+    r = run(pytester, f"{flag}=out.json")
+    assert r.ret == 4 and "would overwrite the baseline file" in r.stderr.str()
+    (pytester.path / ".trtperf" / "copy.json").write_bytes(before)
+    r = run(pytester, f"{flag}=.trtperf/copy.json")
+    assert r.ret == 4 and "would overwrite the baseline file copy.json" in r.stderr.str()
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("mode", ["compare", "update"])
+@pytest.mark.parametrize("what", ["file", "loop", "dangling", "link-to-file"])
 def test_baseline_dir_that_is_not_a_directory(pytester: pytest.Pytester, mode: str, what: str) -> None:
+    """A dangling link used to pass compare with "no baseline", and update
+    created the link's target outside the repository and wrote there."""
     pytester.makepyfile(test_perf=hash_test())
     target = pytester.path / "perfdata"
+    outside = pytester.path / "outside" / "x"
     if what == "file":
         target.write_text("not a directory")
-    else:
+    elif what == "loop":
         target.symlink_to("perfdata")
+    elif what == "dangling":
+        target.symlink_to(outside)
+    else:
+        (pytester.path / "afile").write_text("not a directory")
+        target.symlink_to("afile")
     r = run(pytester, f"--trt-baseline={mode}", "--trt-baseline-dir=perfdata")
-    assert r.ret == 4
+    assert r.ret == 4, r.stdout.str()
     errors = [line for line in r.stderr.lines if line.startswith("ERROR:")]
     assert len(errors) == 1 and "perfdata" in errors[0] and "--trt-baseline-dir" in errors[0], r.stderr.lines
     assert "Traceback" not in r.stdout.str() + r.stderr.str()
     assert os.path.islink(target) or target.read_text() == "not a directory"
+    assert not (pytester.path / "outside").exists()
+
+
+def test_baseline_dir_link_to_a_directory_and_relative_paths_still_work(pytester: pytest.Pytester) -> None:
+    """A link to a real directory is followed; a relative path is resolved
+    against the invocation directory, a parent that is a link included."""
+    pytester.makepyfile(test_perf=hash_test())
+    (pytester.path / "real" / "perf").mkdir(parents=True)
+    (pytester.path / "perflink").symlink_to("real/perf")
+    (pytester.path / "alias").symlink_to("real")
+    run(pytester, "--trt-baseline=update", "--trt-baseline-dir=perflink").assert_outcomes(passed=1)
+    assert len(list((pytester.path / "real" / "perf").glob("*.json"))) == 1
+    r = run(pytester, "--trt-baseline-dir=alias/perf", "--trt-tolerance=80%")
+    assert r.ret == 0, r.stdout.str() + r.stderr.str()
+    r.stdout.fnmatch_lines(["*test_perf.py::test_hash*pass*"])

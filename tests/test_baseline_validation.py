@@ -84,6 +84,12 @@ BAD = [
     ("history", [], "history has 0 runs"),
     ("history[0]", {"timestamp": "T"}, "history[0].n is missing"),
     ("kind", ["host"], "kind must be a string"),
+    ("distribution.quantiles_ms", [1e300] * 101, "distribution.quantiles_ms[0] must be at most 1e+07"),
+    ("latency_ms.max", 1e8, "latency_ms.max must be at most 1e+07"),
+    ("layers", [{"name": "conv", "ms": 1e300}], "layers[0].ms must be at most 1e+07"),
+    ("config_hash", "abc\n::stop-commands::x", "config_hash must be a short lowercase hex string"),
+    ("config_hash", "", "config_hash must be a short lowercase hex string"),
+    ("config_hash", "f" * 65, "config_hash must be a short lowercase hex string"),
 ]
 
 
@@ -103,6 +109,55 @@ def test_a_bad_field_is_one_line_naming_file_entry_and_field(tmp_path: Path, fie
     with pytest.raises(BaselineFileError):
         baseline.BaselineStore(tmp_path).write([make_result()], timestamp="T2", git_commit=None)
     assert path.read_bytes() == raw
+
+
+def _scale(path: str, factor: float) -> Callable[[dict[str, Any]], None]:
+    """Multiply one figure (a number or a list of numbers) of the entry;
+    ``history.0.median`` is the first history row's median."""
+    def change(entry: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = entry
+        for p in parents:
+            node = node[int(p)] if isinstance(node, list) else node[p]
+        value = node[last]
+        node[last] = [x * factor for x in value] if isinstance(value, list) else type(value)(value * factor)
+    return change
+
+
+INCONSISTENT = [
+    # The audit's attack: only the median set to 1/1000 made a 3x slower run "improve" by 99.7%.
+    ("latency_ms.median", 1e-3, "field latency_ms.median is 0.00099", "but the median of distribution.quantiles_ms"),
+    ("distribution.quantiles_ms", 1000.0, "field latency_ms.median is 0.99", "but the median of distribution"),
+    ("history.0.median", 1.5, "field history[0].median is 1.4", "but latency_ms.median is 0.99"),
+    ("history.0.p99", 0.9, "field history[0].p99 is", "but latency_ms.p99 is"),
+    ("throughput", 2.0, "field history[0].throughput is", "but throughput is"),
+    ("distribution.n", 0.5, "field distribution.n is 250 but latency_ms.n is 500", ""),
+    ("history.0.n", 2.0, "field history[0].n is 1000 but latency_ms.n is 500", ""),
+]
+
+
+@pytest.mark.parametrize("field, factor, words, more", INCONSISTENT, ids=[f"{c[0]}*{c[1]:g}" for c in INCONSISTENT])
+def test_figures_of_one_run_must_agree(tmp_path: Path, field: str, factor: float, words: str, more: str) -> None:
+    """The figures of the entry's run (latency_ms, the distribution's median,
+    the last history row, throughput) are written from the same samples; one
+    edited on its own is an error naming it, not a quiet change of the gate."""
+    path = written(tmp_path)
+    raw = edit(path, _scale(field, factor))
+    with pytest.raises(BaselineFileError) as e:
+        baseline.read_file(path)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"baseline file {path}, entry '{RID}': {words}"), msg
+    assert more in msg and "(was one of them edited?)" in msg, msg
+    assert path.read_bytes() == raw
+
+
+def test_figures_within_the_agreement_still_load(tmp_path: Path) -> None:
+    """Rounding (by hand, by another JSON writer) within 1% is not an error."""
+    path = written(tmp_path)
+    edit(path, _scale("history.0.median", 1.005))
+    edit(path, _scale("latency_ms.p99", 0.995))
+    entry = baseline.read_file(path).entries[RID]
+    assert entry.runs()[0]["median"] == pytest.approx(entry.latency.median * 1.005)
 
 
 @pytest.mark.parametrize("version", ["true", "-1", "0", "1.5", '"2"'])
@@ -180,5 +235,32 @@ def test_a_nan_quantile_stops_the_session_with_exit_4(pytester: pytest.Pytester,
     assert errors == [f"ERROR: baseline file {path}, entry 'test_perf.py::test_hash': field "
                       f"distribution.quantiles_ms[7] must be a finite number, got nan; restore it from version "
                       f"control (git checkout -- {path}) or delete it and run pytest --trt-baseline=update"]
+    assert "Traceback" not in r.stdout.str() + r.stderr.str()
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("edit_entry, field", [
+    (lambda e: e["latency_ms"].__setitem__("median", e["latency_ms"]["median"] / 1000), "latency_ms.median is"),
+    (lambda e: e["distribution"].__setitem__("quantiles_ms", [1e300] * 101),
+     "distribution.quantiles_ms[0] must be at most 1e+07"),
+], ids=["median/1000", "quantiles-1e300"])
+def test_an_edited_figure_stops_a_3x_slower_run_with_exit_4(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                                            edit_entry: Callable[[dict[str, Any]], None],
+                                                            field: str) -> None:
+    """The audit's attacks: the median alone set to 1/1000 passed a 3x slower run
+    (exit 0, "improved -99.7%"); quantiles of 1e300 ended in a traceback."""
+    pytester.makepyfile(test_perf=hash_test())
+    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
+    (path,) = (pytester.path / ".trtperf").glob("*.json")
+    doc = json.loads(path.read_text())
+    edit_entry(doc["results"]["test_perf.py::test_hash"])
+    path.write_text(json.dumps(doc))
+    before = path.read_bytes()
+    monkeypatch.setenv("TRTPERF_TEST_SCALE", "3")
+    r = pytester.runpytest_subprocess(*FAST, timeout=120)
+    assert r.ret == 4, r.stdout.str()
+    errors = [ln for ln in r.stderr.lines if ln.startswith("ERROR:")]
+    assert len(errors) == 1 and errors[0].startswith(f"ERROR: baseline file {path}, entry 'test_perf.py::test_hash': "
+                                                     f"field {field}"), r.stderr.lines
     assert "Traceback" not in r.stdout.str() + r.stderr.str()
     assert path.read_bytes() == before

@@ -273,3 +273,39 @@ def test_a_nan_history_value_is_never_a_pass() -> None:
     v = judge(host_result(4.6, seed=1), entry, baseline_mode="compare", metric="median", tolerance=0.05,
               confidence=0.99, baseline_path="b.json")
     assert v.status == "unreliable" and v.failed
+
+
+def test_an_entry_whose_latest_run_disagrees_with_its_history_is_never_a_pass() -> None:
+    """Defence in depth behind the loader's agreement check (issue 16): only
+    ``latency_ms.median`` set to 1/1000 scaled the change by latest/centre, and
+    a 3x slower run "improved" by 99.7%. Built in memory, past the loader."""
+    entry = BaselineEntry.from_result(host_result(), timestamp="T", git_commit=None)
+    edited = dataclasses.replace(entry, latency=dataclasses.replace(entry.latency, median=entry.latency.median / 1000))
+    v = judge(host_result(3.0, seed=1), edited, baseline_mode="compare", metric="median", tolerance=0.05,
+              confidence=0.99, baseline_path="b.json")
+    assert v.status == "unreliable" and v.decided_by == "invalid_data" and v.failed
+    assert "latest run" in v.message and "centre of its runs" in v.message
+    # Older runs inflated to hide a slowdown: the same.
+    row = dict(entry.runs()[0], median=entry.latency.median * 1000)
+    inflated = BaselineEntry.from_result(host_result(), timestamp="T", git_commit=None, history=(row,) * 9)
+    v = judge(host_result(3.0, seed=1), inflated, baseline_mode="compare", metric="median", tolerance=0.05,
+              confidence=0.99, baseline_path="b.json")
+    assert v.status == "unreliable" and v.failed
+    # A history within the tolerance is judged as before.
+    near = BaselineEntry.from_result(host_result(), timestamp="T", git_commit=None,
+                                     history=(dict(entry.runs()[0], median=entry.latency.median * 1.03),))
+    v = judge(host_result(3.0, seed=1), near, baseline_mode="compare", metric="median", tolerance=0.05,
+              confidence=0.99, baseline_path="b.json")
+    assert v.status == "regression"
+
+
+@pytest.mark.parametrize("q", [1e300, 1e-300])
+def test_extreme_finite_quantiles_never_raise_and_never_pass(q: float) -> None:
+    """Quantiles of 1e300 (finite, > 0) ended in ``math domain error`` from
+    ``noise.widen``; now they are one verdict that fails."""
+    entry = BaselineEntry.from_result(host_result(), timestamp="T", git_commit=None)
+    edited = dataclasses.replace(entry, distribution=Distribution(n=3000, quantiles_ms=(q,) * 101))
+    v = judge(host_result(3.0, seed=1), edited, baseline_mode="compare", metric="median", tolerance=0.05,
+              confidence=0.99, baseline_path="b.json")
+    assert v.status in ("unreliable", "regression") and v.failed, v
+    assert v.status != "pass"

@@ -183,7 +183,7 @@ def host_result(rid: str = "t.py::test_m", **figures: int) -> Result:
     fp = host_fingerprint()
     return Result(id=rid, nodeid=rid, name=None, kind="host", mode="latency", latency=stats.summarize(x),
                   throughput=1e4, distribution=stats.compress(x), stop_reason="converged", warmup_iterations=5,
-                  warmup_s=0.2, measured_s=1.0, config_hash="cfg", identity={}, fingerprint=fp.to_dict(),
+                  warmup_s=0.2, measured_s=1.0, config_hash="c0ffee", identity={}, fingerprint=fp.to_dict(),
                   device_class=fp.device_class, memory=figures, location=("t.py", 3))
 
 

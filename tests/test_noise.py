@@ -62,3 +62,20 @@ def test_moved_detects_a_new_level_not_noise() -> None:
     step = noise.moved(1.30, history, kind="host", tolerance=0.05, confidence=0.99)
     assert step is not None and step == pytest.approx(0.30, abs=0.01)
     assert noise.moved(1.3, [], kind="host", tolerance=0.05, confidence=0.99) is None
+
+
+@pytest.mark.parametrize("change, ci", [
+    (-1.0, (-1.0, -1.0)),
+    (-1.0 + 1e-300, (-1.0, 0.5)),
+    (float("nan"), (0.0, 0.1)),
+    (0.1, (float("-inf"), float("inf"))),
+    (1e306, (1e306, 1e306)),  # log1p is finite, expm1 of it plus the noise overflows
+    (-0.5, (-2.0, 0.0)),
+])
+def test_widen_never_raises_and_an_unjudgeable_change_is_unreliable(change: float, ci: tuple[float, float]) -> None:
+    """``log1p(-1)`` raised ``math domain error`` from a hostile baseline
+    (issue 16); ``expm1`` of a huge change overflows. Neither may raise, and
+    neither is a pass."""
+    j = noise.widen(change, ci, noise.estimate("host", [1.0]).allowance(0.99), 0.05)
+    assert noise.status(j, 0.05) == "unreliable"
+    assert j.decided_by == "invalid" and not j.significant_slower and not j.significant_faster

@@ -15,14 +15,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailable, TrtPerfError, UsageError
+from ..files import UnreadableFile, read_regular_file
 from .tensors import TensorInfo
 
 HEADER_BYTES = 28
+#: Largest plan read (README "plan-info"). Engines with their weights reach a
+#: few GiB (a 7B-parameter model in FP16 is about 14 GiB); the whole plan is
+#: read because deserializing and the cache record's SHA-256 need it. Devices
+#: (a link to /dev/zero) and FIFOs are refused before any read; the limit bounds
+#: what a regular file can make us allocate.
+MAX_PLAN_BYTES = 32 * 2**30
+#: Largest engine cache record (``<key>.json``) read beside a plan.
+MAX_RECORD_BYTES = 16 * 2**20
 #: Tag -> (backend name, label).
 TAGS = {b"ftrt": ("tensorrt", "TensorRT"), b"vtrt": ("tensorrt_rtx", "TensorRT-RTX")}
 #: Serialization versions whose header layout is known (trtexec's printPlanVersion).
@@ -83,8 +93,8 @@ def cache_record(path: Path, plan: bytes) -> dict[str, Any] | None:
     exists and matches the plan's bytes."""
     meta_path = path.with_suffix(".json")
     try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError):
+        meta = json.loads(read_regular_file(meta_path, limit=MAX_RECORD_BYTES).decode("utf-8"))
+    except (UnreadableFile, ValueError, RecursionError):
         return None
     if not isinstance(meta, dict) or meta.get("sha256") != hashlib.sha256(plan).hexdigest():
         return None
@@ -94,12 +104,14 @@ def cache_record(path: Path, plan: bytes) -> dict[str, Any] | None:
 def plan_info(path: Path, *, allow_host_code: bool = False) -> PlanInfo:
     """Everything this machine can say about the plan at ``path``."""
     path = Path(path)
+    if not os.path.lexists(path):
+        raise UsageError(f"{path}: no such file; pass the path of a .plan/.engine file")
     try:
-        plan = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file; pass the path of a .plan/.engine file") from None
-    except OSError as e:
-        raise UsageError(f"{path}: cannot read it ({e.strerror or e})") from None
+        # Regular files only, never a FIFO (it would block) or a device (/dev/zero never ends).
+        plan = read_regular_file(path, limit=MAX_PLAN_BYTES)
+    except UnreadableFile as e:
+        raise UsageError(f"{path} {e}; pass the path of a .plan/.engine file (a regular file of at most "
+                         f"{MAX_PLAN_BYTES >> 30} GiB)") from None
     info = PlanInfo(path=path, size=len(plan), header=read_header(plan, str(path)))
     _deserialize(info, plan, allow_host_code)
     if info.io is None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
+import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..errors import UsageError
 from .backend import PRECISIONS
@@ -26,6 +28,13 @@ ProfileShapes = Mapping[str, tuple[Shape, Shape, Shape]]
 VERBOSITIES = ("layer_names_only", "detailed", "none")
 #: ``memory_pools`` keys (trtexec ``--memPoolSize``), in MiB.
 MEMORY_POOLS = ("workspace", "tactic_shared_memory", "tactic_dram")
+#: Largest dimension (and shape-tensor value): TensorRT 10 and TensorRT-RTX
+#: take ``Dims`` of int64; a larger int is a TypeError inside the bindings.
+MAX_DIM = 2**63 - 1
+#: ``seed=``: what ``numpy.random.default_rng`` takes (a non-negative int), kept within 64 bits.
+MAX_SEED = 2**64 - 1
+#: Arguments that are True/False (``strongly_typed`` may also be None: the model decides).
+BOOL_ARGS = ("strongly_typed", "version_compatible", "weight_streaming")
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,20 @@ class EngineSpec:
             raise UsageError(f"{where}: trt_engine needs exactly one of onnx='model.onnx' or engine='model.plan'")
         for key in ("onnx", "engine"):
             if kw.get(key) is not None:
+                if not isinstance(kw[key], (str, os.PathLike)):
+                    raise UsageError(f"{where}: {key}={_show(kw[key])}: a path (str or pathlib.Path) of the "
+                                     f"{'ONNX model' if key == 'onnx' else 'plan file'}")
                 kw[key] = _resolve(kw[key], base)
+        if "seed" in kw:
+            seed = _whole(kw["seed"])
+            if seed is None or not 0 <= seed <= MAX_SEED:
+                raise UsageError(f"{where}: seed={_show(kw['seed'])}: a whole number from 0 to 2**64-1 (the seed "
+                                 f"of the random inputs)")
+            kw["seed"] = seed
+        for key in BOOL_ARGS:
+            if key in kw and not isinstance(kw[key], bool) and not (key == "strongly_typed" and kw[key] is None):
+                raise UsageError(f"{where}: {key}={_show(kw[key])}: True or False"
+                                 + (" (or None: the model decides)" if key == "strongly_typed" else ""))
         kw["shapes"] = _shapes(kw.get("shapes") or {}, "shapes", where)
         profiles = _profiles(kw, where)
         for key, i in (("min_shapes", 0), ("opt_shapes", 1), ("max_shapes", 2)):
@@ -106,26 +128,37 @@ class EngineSpec:
         elif kw.get("weight_streaming"):
             kw["weight_streaming_budget"] = "auto"
         precision = kw.get("precision", "auto")
+        if not isinstance(precision, (str, list, tuple)):
+            raise UsageError(f"{where}: precision={_show(precision)}: a name or a list of names from "
+                             f"{', '.join(PRECISIONS)}")
         precision = (precision,) if isinstance(precision, str) else tuple(precision)
         for p in precision:
             if p not in PRECISIONS:
                 raise UsageError(f"{where}: precision={p!r}: choose from {', '.join(PRECISIONS)}")
         kw["precision"] = tuple(sorted(set(precision)))
         level = kw.get("optimization_level")
-        if level is not None and (not isinstance(level, int) or not 0 <= level <= 5):
+        if level is not None and (isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 5):
             raise UsageError(f"{where}: optimization_level={level!r}: an integer 0..5 (trtexec --builderOptimizationLevel)")
         verbosity = kw.get("profiling_verbosity", "detailed")
         if verbosity not in VERBOSITIES:
             raise UsageError(f"{where}: profiling_verbosity={verbosity!r}: choose from {', '.join(VERBOSITIES)}")
-        pools = dict(kw.get("memory_pools") or {})
+        pools = kw.get("memory_pools") or {}
+        if not isinstance(pools, Mapping):
+            raise UsageError(f"{where}: memory_pools={_show(pools)}: a dict of pool -> MiB "
+                             f"({', '.join(MEMORY_POOLS)})")
+        pools = dict(pools)
         for pool, mib in pools.items():
-            if pool not in MEMORY_POOLS or not isinstance(mib, int) or mib < 0:
+            if pool not in MEMORY_POOLS or isinstance(mib, bool) or not isinstance(mib, int) or mib < 0:
                 raise UsageError(f"{where}: memory_pools[{pool!r}]={mib!r}: pools {', '.join(MEMORY_POOLS)} in MiB")
         kw["memory_pools"] = pools
         ws = kw.get("workspace_mb")
-        if ws is not None and (not isinstance(ws, int) or ws < 0):
+        if ws is not None and (isinstance(ws, bool) or not isinstance(ws, int) or ws < 0):
             raise UsageError(f"{where}: workspace_mb={ws!r}: a size in MiB")
         flags = kw.get("builder_flags") or ()
+        if not isinstance(flags, (str, list, tuple)) or any(not isinstance(f, str) for f in (
+                [flags] if isinstance(flags, str) else flags)):
+            raise UsageError(f"{where}: builder_flags={_show(flags)}: a flag name or a list of them "
+                             f"(trt.BuilderFlag names)")
         kw["builder_flags"] = tuple(sorted({str(f).upper() for f in ([flags] if isinstance(flags, str) else flags)}))
         inputs = kw.get("inputs")
         if isinstance(inputs, (str, Path)):
@@ -204,6 +237,23 @@ class EngineSpec:
         return hashlib.sha256(json.dumps(self.build_config(), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _whole(value: Any) -> int | None:
+    """``value`` as an int when it is a whole number (an int or a numpy
+    integer, not a bool, not a float or a string), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _show(value: Any) -> str:
+    """A user's value for a one-line message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _resolve(path: Any, base: Path) -> Path:
     p = Path(path).expanduser()
     return p if p.is_absolute() else (base / p)
@@ -277,12 +327,19 @@ def _shapes(value: Any, key: str, where: str) -> dict[str, Shape]:
         raise UsageError(f"{where}: {key}= takes a dict of input name -> shape tuple, got {type(value).__name__}")
     out: dict[str, Shape] = {}
     for name, shape in value.items():
-        try:
-            dims = tuple(int(d) for d in shape)
-        except (TypeError, ValueError):
-            raise UsageError(f"{where}: {key}[{name!r}]={shape!r}: a tuple of positive integers") from None
+        fix = f"{where}: {key}[{_show(name)}]={_show(shape)}: a tuple of positive integers"
+        if isinstance(shape, (str, bytes, Mapping)) or not isinstance(shape, Iterable):
+            raise UsageError(fix)
+        # Whole numbers only (numpy ints too): int(2.5) would silently be 2, int("8") a string.
+        whole = [_whole(d) for d in shape]
+        dims = tuple(d for d in whole if d is not None)
+        if len(dims) != len(whole):
+            raise UsageError(fix)
         if any(d <= 0 for d in dims):
-            raise UsageError(f"{where}: {key}[{name!r}]={dims}: dimensions must be positive")
+            raise UsageError(f"{where}: {key}[{_show(name)}]={_show(shape)}: dimensions must be positive integers")
+        if any(d > MAX_DIM for d in dims):
+            raise UsageError(f"{where}: {key}[{_show(name)}]={_show(shape)}: a dimension is larger than TensorRT "
+                             f"takes (at most 2**63-1)")
         out[str(name)] = dims
     return out
 

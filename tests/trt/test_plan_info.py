@@ -5,7 +5,10 @@ record, one line for what needs a GPU, exit status 2 on bad input."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from pytest_trtperf.trt.plan_info import read_header
 from pytest_trtperf.trt.spec import EngineSpec
 
 NO_GPU = cuda.unavailable_reason() is not None
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +126,46 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path: Path, capsys: pytest.
     rc, out, err = run(capsys, str(path))
     assert rc == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and fragment in err and str(path) in err, err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs and /dev/zero")
+@pytest.mark.parametrize("kind, fragment", [
+    ("fifo", "is a FIFO, not a regular file"),
+    ("zero", "is a character device, not a regular file"),
+    ("dir", "is a directory, not a regular file"),
+    ("loop", "is a symbolic link loop"),
+    ("dangling", "is a symbolic link to nothing"),
+])
+def test_a_non_file_is_one_line_and_exit_status_2_never_a_hang(tmp_path: Path, kind: str, fragment: str) -> None:
+    """``plan-info /dev/zero`` grew memory without bound and a FIFO hung it
+    (issue 16). A real process with a timeout, so a regression cannot hang CI."""
+    path = tmp_path / "x.plan"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "dir":
+        path.mkdir()
+    elif kind == "loop":
+        path.symlink_to(path.name)
+    else:
+        path.symlink_to("gone.plan")
+    code = "import sys; from pytest_trtperf.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", code, "plan-info", str(path)], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2 and proc.stdout == "", proc
+    (line,) = proc.stderr.strip().splitlines()
+    assert fragment in line and str(path) in line and "Traceback" not in proc.stderr, line
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_as_the_cache_record_is_not_read(rtx, cached_plan: Path, tmp_path: Path) -> None:
+    """The record beside a plan (``<key>.json``) is read with the same care."""
+    plan = tmp_path / "model.plan"
+    shutil.copyfile(cached_plan, plan)
+    os.mkfifo(tmp_path / "model.json")
+    code = "import sys; from pytest_trtperf.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", code, "plan-info", str(plan)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc
+    assert f"Plan was created with TensorRT-RTX version {rtx.version}" in proc.stdout

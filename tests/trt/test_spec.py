@@ -52,12 +52,91 @@ def test_profile_must_be_complete_and_ordered() -> None:
         ({"memory_pools": {"l2": 4}}, "memory_pools['l2']"),
         ({"shapes": {"x": (0, 4)}}, "positive"),
         ({"shapes": {"x": "big"}}, "tuple of positive integers"),
+        # Issue 16: these were tracebacks from numpy, pathlib or the TensorRT bindings.
+        ({"seed": float("nan")}, "seed=nan: a whole number"),
+        ({"seed": "abc"}, "seed='abc': a whole number"),
+        ({"seed": -1}, "seed=-1: a whole number from 0"),
+        ({"seed": True}, "seed=True"),
+        ({"shapes": {"input": (10**30, 64)}}, "larger than TensorRT takes"),
+        ({"shapes": {"input": (2.5, 64)}}, "shapes['input']=(2.5, 64): a tuple of positive integers"),
+        ({"shapes": {"input": ("8", 64)}}, "a tuple of positive integers"),
+        ({"shapes": {"input": (True, 64)}}, "a tuple of positive integers"),
+        ({"shapes": {"input": 64}}, "shapes['input']=64: a tuple of positive integers"),
+        ({"min_shapes": {"x": (1, 4)}, "opt_shapes": {"x": (2, 4)}, "max_shapes": {"x": (2**63, 4)}},
+         "max_shapes['x']"),
+        ({"precision": 5}, "precision=5"),
+        ({"memory_pools": 5}, "memory_pools=5"),
+        ({"builder_flags": 5}, "builder_flags=5"),
+        ({"builder_flags": ["FP16", 3]}, "builder_flags=['FP16', 3]"),
+        ({"weight_streaming": "yes"}, "weight_streaming='yes': True or False"),
+        ({"strongly_typed": 1}, "strongly_typed=1: True or False (or None"),
+        ({"optimization_level": True}, "optimization_level=True"),
     ],
 )
 def test_bad_values_are_one_line_usage_errors(kwargs: dict, fragment: str) -> None:
     with pytest.raises(UsageError) as exc:
         EngineSpec.create(WHERE, onnx="m.onnx", **kwargs)
     assert fragment in str(exc.value) and WHERE in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"onnx": 5}, "onnx=5: a path (str or pathlib.Path) of the ONNX model"),
+    ({"engine": ["x"]}, "engine=['x']: a path (str or pathlib.Path) of the plan file"),
+    ({"engine": None, "onnx": b"m.onnx"}, "onnx=b'm.onnx'"),
+])
+def test_model_paths_are_str_or_pathlike(kwargs: dict, fragment: str) -> None:
+    with pytest.raises(UsageError) as exc:
+        EngineSpec.create(WHERE, **kwargs)
+    assert fragment in str(exc.value) and WHERE in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_valid_whole_numbers_of_other_types_are_taken() -> None:
+    np = pytest.importorskip("numpy")
+    spec = EngineSpec.create(WHERE, onnx=Path("m.onnx"), seed=np.int64(7), shapes={"x": (np.int32(2), 64)},
+                             strongly_typed=None, weight_streaming=False)
+    assert spec.seed == 7 and spec.shapes == {"x": (2, 64)} and type(spec.shapes["x"][0]) is int
+
+
+MARKERS = '''
+import pytest
+
+@pytest.mark.trt_engine(onnx="m.onnx", seed=float("nan"))
+def test_seed_nan(trt_bench):
+    trt_bench()
+
+@pytest.mark.trt_engine(onnx="m.onnx", seed="abc")
+def test_seed_text(trt_bench):
+    trt_bench()
+
+@pytest.mark.trt_engine(onnx="m.onnx", shapes={"input": (10**30, 64)})
+def test_huge_dim(trt_bench):
+    trt_bench()
+
+@pytest.mark.trt_engine(onnx=5)
+def test_onnx_int(trt_bench):
+    trt_bench()
+
+@pytest.mark.trt_engine(engine=["x"])
+def test_engine_list(trt_bench):
+    trt_bench()
+'''
+
+
+def test_bad_marker_arguments_fail_their_test_with_one_line(pytester: pytest.Pytester) -> None:
+    """Through the plugin: each test fails with one line naming it and the
+    argument, before anything is built; no traceback."""
+    pytester.makepyfile(test_markers=MARKERS)
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--trt-baseline=off", timeout=120)
+    r.assert_outcomes(failed=5)
+    r.stdout.fnmatch_lines([
+        "*test_seed_nan: seed=nan: a whole number*",
+        "*test_seed_text: seed='abc': a whole number*",
+        "*test_huge_dim: shapes*=(1000000000000000000000000000000, 64): a dimension is larger*",
+        "*test_onnx_int: onnx=5: a path*",
+        "*test_engine_list: engine=*'x'*: a path*",
+    ], consecutive=False)
+    assert "Traceback" not in r.stdout.str() + r.stderr.str()
+    assert "TypeError" not in r.stdout.str() and "ValueError" not in r.stdout.str()
 
 
 def test_from_marker_positional_path_picks_onnx_or_engine() -> None:
