@@ -72,7 +72,10 @@ def test_c(trt_bench):
 
     buf = cuda.DeviceBuffer(1024)
     trt_bench.compare(lambda stream: K.spin(stream, 5_000), lambda stream: K.add_one(stream, buf.ptr, 256),
-                      timer="cuda", max_slowdown="100%", name="ab", remeasure=False)
+                      # ncu replays each profiled kernel, so the side it profiles runs ~100x
+                      # slower (seen: b/a 105 when only b was profiled): a bound no such
+                      # run can break; only the kernels ncu saw are checked here.
+                      timer="cuda", max_slowdown="100000%", name="ab", remeasure=False)
     buf.close()
 '''
 

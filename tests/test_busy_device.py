@@ -105,6 +105,36 @@ def test_waiting_ends_when_the_neighbour_leaves(gpu: Path) -> None:
     assert time.monotonic() - t0 < 10.0  # returned long before the 20 s bound
 
 
+def neighbour_last_sampled(state: Path, seconds_ago: float) -> None:
+    """The driver last sampled the neighbour ``seconds_ago`` (it still runs
+    kernels: the driver samples per-process utilization every so often)."""
+    data = json.loads(state.read_text())
+    for p in data["gpus"][0]["processes"]:
+        if p["pid"] == NEIGHBOUR:
+            p["sampled_us"] = int((time.time() - seconds_ago) * 1e6)
+    state.write_text(json.dumps(data))
+
+
+def test_a_short_window_sees_a_neighbour_sampled_just_before_it(gpu: Path) -> None:
+    """Seen on the lent H200: a neighbour running kernels throughout had no
+    utilization sample inside a short window, which then read not busy."""
+    neighbour_last_sampled(gpu, 0.5)
+    sampler = device_state.DeviceStateSampler(0, 0.01)
+    sampler.start()
+    state = sampler.stop()
+    assert "busy" in state.flags and state.other_processes == (f"{NEIGHBOUR} python3",)
+
+
+def test_the_wait_ends_only_after_a_quiet_spell_not_one_poll_without_samples(gpu: Path) -> None:
+    """Seen on the lent H200: the wait ended at once because no sample was
+    newer than the previous poll, while the neighbour still ran kernels."""
+    neighbour_last_sampled(gpu, 1.0)
+    still = device_state.wait_until_idle(0.3, lambda: {os.getpid()}, poll_s=0.05)
+    assert still == (f"{NEIGHBOUR} python3",)
+    neighbour_last_sampled(gpu, device_state.QUIET_S + 1.0)  # it stopped running kernels
+    assert device_state.wait_until_idle(0.3, lambda: {os.getpid()}, poll_s=0.05) == ()
+
+
 def policy(baseline: Result, scale: float, wait_s: float) -> tuple[Result, Verdict, bool, list[str]]:
     """The runner's policy (``settle``) over real measurements, the real gate
     and the runner's unreliable verdict; the wait is the real NVML wait."""

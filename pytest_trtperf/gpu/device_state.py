@@ -27,6 +27,15 @@ from ..results import DeviceState
 
 #: Read the process list every this many samples (plus at start and stop).
 PROCESS_EVERY = 25
+#: The driver keeps per-process utilization as samples taken every so often,
+#: not per kernel: a window reads the samples from this long before it began,
+#: so a neighbour running kernels throughout is seen even in a short window
+#: (on the lent H200 a 1-2 s window sometimes had none of its samples).
+WINDOW_LOOKBACK_S = 1.0
+#: The wait for a quiet GPU ends only when no other process ran kernels in
+#: this long: a poll that found no sample newer than the last poll said
+#: nothing (the neighbour may just not have been sampled yet).
+QUIET_S = 2.0
 #: At most this many points go into ``DeviceState.timeline`` (evenly thinned).
 TIMELINE_POINTS = 256
 
@@ -138,11 +147,9 @@ def wait_until_idle(timeout_s: float, own_pids: Callable[[], Iterable[int]], cud
         with nvml_mod.session():
             device = resolve_cuda_device(cuda_device_index)
             deadline = time.monotonic() + timeout_s
-            since = _now_us() - int(max(poll_s, 0.5) * 1e6)
             while True:
-                now = _now_us()
+                since = _now_us() - int(QUIET_S * 1e6)
                 others = sharing_gpu(device.compute_pids(), device.active_pids(since), own_pids())
-                since = now
                 left = deadline - time.monotonic()
                 if not others:
                     return ()
@@ -203,7 +210,7 @@ class DeviceStateSampler:
         if self._device is None:
             self._device = resolve_cuda_device(self.cuda_device_index)
         self._samples, self._pids, self._errors = [], set(), []
-        self._since_us, self._active = _now_us(), None
+        self._since_us, self._active = _now_us() - int(WINDOW_LOOKBACK_S * 1e6), None
         self._stop.clear()
         self._t0 = time.perf_counter()
         self._read_processes()

@@ -412,13 +412,17 @@ def nvmlDeviceGetProcessUtilization(handle: c_nvmlDevice_t, timeStamp: int) -> l
     gpu = _gpu(handle)
     if not gpu.get("process_utilization", True):
         raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
-    if not gpu["processes"]:
-        raise NVMLError(NVML_ERROR_NOT_FOUND)
     now_us = int(time.time() * 1e6)
-    return [nvmlFriendlyObject({"pid": p["pid"], "timeStamp": max(now_us, int(timeStamp) + 1),
+    # A process's ``sampled_us`` is when the driver last sampled it (default:
+    # now); the driver samples every so often, so a sample may be older than
+    # the caller's window although the process still runs kernels.
+    newer = [p for p in gpu["processes"] if int(p.get("sampled_us", now_us)) > int(timeStamp)]
+    if not newer:
+        raise NVMLError(NVML_ERROR_NOT_FOUND)
+    return [nvmlFriendlyObject({"pid": p["pid"], "timeStamp": int(p.get("sampled_us", now_us)),
                                 "smUtil": int(p.get("smUtil", 50)), "memUtil": int(p.get("memUtil", 0)),
                                 "encUtil": 0, "decUtil": 0})
-            for p in gpu["processes"]]
+            for p in newer]
 
 
 def nvmlSystemGetProcessName(pid: int) -> str:
