@@ -128,12 +128,14 @@ def test_bad_marker_arguments_fail_their_test_with_one_line(pytester: pytest.Pyt
     pytester.makepyfile(test_markers=MARKERS)
     r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--trt-baseline=off", timeout=120)
     r.assert_outcomes(failed=5)
+    # The cause comes first (pytest's own header and FAILED line name the test).
     r.stdout.fnmatch_lines([
-        "*test_seed_nan: seed=nan: a whole number*",
-        "*test_seed_text: seed='abc': a whole number*",
-        "*test_huge_dim: shapes*=(1000000000000000000000000000000, 64): a dimension is larger*",
-        "*test_onnx_int: onnx=5: a path*",
-        "*test_engine_list: engine=*'x'*: a path*",
+        "*_ test_seed_nan _*", "seed=nan: a whole number*",
+        "*_ test_seed_text _*", "seed='abc': a whole number*",
+        "*_ test_huge_dim _*", "shapes*=(1000000000000000000000000000000, 64): a dimension is larger*",
+        "*_ test_onnx_int _*", "onnx=5: a path*",
+        "*_ test_engine_list _*", "engine=*'x'*: a path*",
+        "FAILED test_markers.py::test_seed_nan - Failed: seed=nan*",
     ], consecutive=False)
     assert "Traceback" not in r.stdout.str() + r.stderr.str()
     assert "TypeError" not in r.stdout.str() and "ValueError" not in r.stdout.str()
