@@ -30,21 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from pytest_trtperf.measure import MeasureSettings, measure  # noqa: E402
 from pytest_trtperf.workloads.torch import TorchWorkload  # noqa: E402
-
-
-def listing9(torch: Any, fn: Callable[[], Any], iters: int) -> float:
-    for _ in range(10):
-        fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(iters):
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return float(statistics.median(times))
+from reference_models import listing9  # noqa: E402  (the guide's loop, as the reference-model bench runs it)
 
 
 def main() -> int:
@@ -70,18 +56,18 @@ def main() -> int:
     settings = MeasureSettings()
 
     def l9() -> float:
-        return listing9(torch, fn, 200)
+        return listing9(torch, fn, 10, 200)
 
     def l9_side() -> float:
         with torch.cuda.stream(side):
-            return listing9(torch, fn, 200)
+            return listing9(torch, fn, 10, 200)
 
     def l9_sampler() -> float:
         mon = make_monitor(0, 0.01)
         assert mon is not None
         mon.start()
         try:
-            return listing9(torch, fn, 200)
+            return listing9(torch, fn, 10, 200)
         finally:
             mon.stop()
 
