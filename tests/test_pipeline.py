@@ -96,8 +96,10 @@ def test_two_percent_slowdown_passes_five_percent_tolerance(suite: pytest.Pytest
 
 def test_per_test_tolerance_and_metric_from_marker(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=hash_test().replace(
-        "def test_hash", "@pytest.mark.trt_perf(tolerance='80%', metric='p99')\ndef test_hash"))
+        "def test_hash", "@pytest.mark.trt_perf(tolerance='300%', metric='p99')\ndef test_hash"))
     run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    # +30% fails at the default 5%; the marker's 300% is wide enough that a p99
+    # taken on a loaded shared machine (it moved +80% there) cannot break it.
     r = run(pytester, scale=1.3)
     r.assert_outcomes(passed=1)
     r.stdout.fnmatch_lines(["*test_hash*p99*pass*"])
@@ -273,7 +275,9 @@ def test_ini_keys_configure_the_plugin(suite: pytest.Pytester) -> None:
     run(suite, "--trt-baseline=update").assert_outcomes(passed=1)
     assert len(list((suite.path / "perf" / "baselines").glob("*.json"))) == 1
     r = run(suite)
-    r.stdout.fnmatch_lines(["*test_hash*mean*pass*"])
+    # Compared (the ini's directory was found) on the ini's metric; pass or improved
+    # alike: a mean on a loaded shared machine moved -38% once, which is not the point.
+    r.stdout.re_match_lines([r".*test_hash\s+mean\s.*\b(pass|improved)\b.*"])
 
 
 def test_json_report_and_junit_properties(suite: pytest.Pytester) -> None:
