@@ -13,7 +13,6 @@ median), with a hard cap on time and iterations.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Mapping
@@ -113,6 +112,40 @@ def stop_reason(s: MeasureSettings, *, count: int, target: int | None, least: in
     return None
 
 
+class Watched:
+    """The measured window of a loop: ``monitor`` watches the device from
+    before ``window`` (profilers' ranges) opens until after it closes, so the
+    profiler ranges hold the measured batches and nothing of the monitor; the
+    monitor's summary is ``state`` after the ``with`` block (None without a
+    monitor), taken even when the loop raised."""
+
+    def __init__(self, monitor: StateMonitor | None, window: ContextManager[Any] | None) -> None:
+        self._monitor = monitor
+        self._window = window
+        self.state: Any = None
+
+    def __enter__(self) -> "Watched":
+        if self._monitor is not None:
+            self._monitor.start()
+        if self._window is not None:
+            try:
+                self._window.__enter__()
+            except BaseException:
+                self._monitor_stop()
+                raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if self._window is not None:
+                self._window.__exit__(*exc)
+        finally:
+            self._monitor_stop()
+
+    def _monitor_stop(self) -> None:
+        self.state = self._monitor.stop() if self._monitor is not None else None
+
+
 def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor | None = None,
             on_progress: Callable[[float], None] | None = None,
             window: ContextManager[Any] | None = None) -> Measurement:
@@ -132,12 +165,7 @@ def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor
     done = 0
     wall = 0.0
     stop = ""
-    bracket = contextlib.ExitStack()
-    if monitor is not None:
-        monitor.start()
-    try:
-        if window is not None:
-            bracket.enter_context(window)
+    with Watched(monitor, window) as watched:
         start = time.perf_counter()
         while True:
             elapsed = time.perf_counter() - start
@@ -157,11 +185,7 @@ def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor
             if why is not None:
                 stop = why
                 break
-    finally:
-        try:
-            bracket.close()
-        finally:
-            state = monitor.stop() if monitor is not None else None
+    state = watched.state
 
     latency = np.concatenate([c.latency_s for c in chunks]).astype(np.float64, copy=False)
     extra_keys = set().union(*(c.extra.keys() for c in chunks))

@@ -30,7 +30,7 @@ from typing import Any, Callable, ContextManager
 import numpy as np
 
 from ..config import MeasureSettings
-from ..measure import Measurement, progress_fraction, stop_reason, warm_up
+from ..measure import Measurement, Watched, progress_fraction, stop_reason, warm_up
 from .paired import block_value, ratio_ci_rel_width
 from ..workload import Batch, StateMonitor, Workload
 
@@ -150,12 +150,7 @@ def measure_interleaved(a: Workload, b: Workload, settings: MeasureSettings, *, 
     ratios: list[float] = []
     b_first: list[bool] = []
     stop = ""
-    bracket = contextlib.ExitStack()
-    if monitor is not None:
-        monitor.start()
-    try:
-        if window is not None:
-            bracket.enter_context(window)
+    with Watched(monitor, window) as watched:
         start = time.perf_counter()
         while True:
             pair = len(b_first)
@@ -166,11 +161,8 @@ def measure_interleaved(a: Workload, b: Workload, settings: MeasureSettings, *, 
                     n = max(1, (s.iterations - side.done) // left_pairs)
                 else:
                     n = _block_size(side.per_iter, block_s, s.max_iterations - side.done)
-                if block is None:
+                with block(side.name) if block is not None else contextlib.nullcontext():
                     side.run(n)
-                else:
-                    with block(side.name):
-                        side.run(n)
             b_first.append(order[0] is sb)
             (na, wa), (nb, wb) = sa.blocks[-1], sb.blocks[-1]
             va = block_value(sa.chunks[-1].latency_s, metric, wall_s=wa,
@@ -188,11 +180,7 @@ def measure_interleaved(a: Workload, b: Workload, settings: MeasureSettings, *, 
             if why is not None:
                 stop = why
                 break
-    finally:
-        try:
-            bracket.close()
-        finally:
-            state = monitor.stop() if monitor is not None else None
+    state = watched.state
     return Interleaved(a=sa.measurement(warm_a, stop, state), b=sb.measurement(warm_b, stop, state),
                        a_blocks=tuple(sa.blocks), b_blocks=tuple(sb.blocks), b_first=tuple(b_first),
                        stop_reason=stop, device_state=state)
