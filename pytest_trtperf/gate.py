@@ -124,6 +124,17 @@ def _graph_before_the_check(baseline: Mapping[str, Any], current: Mapping[str, A
             and baseline.get("cuda_graph") is True and current.get("cuda_graph") is True)
 
 
+def _hashes_differ_by_derived_fields(entry: BaselineEntry, result: Result, current: Mapping[str, Any]) -> bool:
+    """A hash mismatch is forgiven only where both stored hashes are those of
+    their configurations and the configurations agree but for derived fields
+    (``identity.DERIVED``) or the graph-before-the-check allowance
+    (``current`` is the result's configuration after it)."""
+    assert entry.config is not None
+    return (entry.config_hash == config_hash(entry.config)
+            and result.config_hash == config_hash(result.identity)
+            and config_hash(without_derived(entry.config)) == config_hash(without_derived(current)))
+
+
 def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, metric: str, tolerance: float,
           confidence: float, baseline_path: str, run_noise: float | None = None) -> Verdict:
     """Decide one result. Never raises for data reasons: everything becomes a
@@ -161,19 +172,14 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
         current = config_identity(result.identity)
         if _graph_before_the_check(entry.config, current):
             current = {k: v for k, v in current.items() if k != "timed_as"}
-        # A hash mismatch is forgiven only where both stored hashes are those of
-        # their configurations and the configurations agree but for derived
-        # fields (or the graph-before-the-check allowance above).
-        explained = (entry.config_hash == config_hash(entry.config)
-                     and result.config_hash == config_hash(result.identity)
-                     and config_hash(without_derived(entry.config)) == config_hash(without_derived(current)))
         old_method, old_build = split_config(entry.config)
         new_method, new_build = split_config(current)
         method_changes = config_changes(old_method, new_method)
         build_changes = config_changes(old_build, new_build)
         if method_changes:
             reason = f"measurement method changed: {'; '.join(method_changes)}"
-        elif not build_changes and entry.config_hash != result.config_hash and not explained:
+        elif (not build_changes and entry.config_hash != result.config_hash
+              and not _hashes_differ_by_derived_fields(entry, result, current)):
             reason = f"configuration changed (config hash {entry.config_hash} != {result.config_hash})"
     elif reason is None and entry.config_hash != result.config_hash:
         reason = (f"configuration changed (config hash {entry.config_hash} != {result.config_hash}; the baseline "
