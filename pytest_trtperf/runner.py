@@ -60,7 +60,7 @@ def launch_bound_note(result: Result) -> str | None:
         return None
     return (f"launch-bound: enqueueing one call takes {enq.median:.4g} ms of its {lat:.4g} ms ({share:.0%}), so "
             f"this timing follows the host CPU's speed more than the GPU's; CUDA graphs (on by default) remove "
-            f"the launch cost")
+            f"the launch cost (a call that waits for the GPU itself counts that wait as enqueue time too)")
 #: A second opinion on a verdict that is still a regression after the re-measure
 #: (``ab_confirm.AbConfirm``): given the set-up workload, the result, its verdict
 #: and the options, a replacement (result, verdict), or None to keep them.
