@@ -43,6 +43,22 @@ def build(directory: Path) -> tuple[Path | None, str]:
     return out, ""
 
 
+def library_or_skip(directory: Path) -> Path:
+    """The built tool, for a test that needs NVIDIA's nvtx package and the
+    tool; the test skips with the one-line reason when either is missing."""
+    import pytest
+
+    from pytest_trtperf.gpu import nvtx as nvtx_layer
+
+    why = nvtx_layer.unavailable_reason()
+    if why is not None:
+        pytest.skip(why)
+    library, why = build(directory)
+    if library is None:
+        pytest.skip(why)
+    return library
+
+
 def environment(library: Path, log: Path) -> dict[str, str]:
     """What a process needs to load the tool and log into ``log``."""
     return {"NVTX_INJECTION64_PATH": str(library), LOG_ENV: str(log)}

@@ -274,12 +274,7 @@ def test_a_real_nvtx_tool_sees_one_range_per_block_of_each_side(pytester: pytest
     ``trt_bench.compare`` in a range named after the result id, each measured
     block in ``<id> [a]`` or ``<id> [b]``, and leaves warm-up outside; an
     ordinary measurement gets its one range."""
-    why = nvtx_layer.unavailable_reason()
-    if why is not None:
-        pytest.skip(why)
-    library, why = nvtx_recorder.build(tmp_path_factory.mktemp("nvtx_tool"))
-    if library is None:
-        pytest.skip(why)
+    library = nvtx_recorder.library_or_skip(tmp_path_factory.mktemp("nvtx_tool"))
     log = pytester.path / "nvtx.log"
     pytester.makepyfile(test_nvtx=NVTX_SUITE)
     env = {**os.environ, **nvtx_recorder.environment(library, log)}

@@ -20,7 +20,6 @@ import pytest
 import nvtx_recorder
 from pytest_trtperf.baseline import BaselineStore
 from pytest_trtperf.config import MeasureOptions, Settings
-from pytest_trtperf.gpu import nvtx as nvtx_layer
 from pytest_trtperf.gpu.window import side_range_name
 from pytest_trtperf.report import nsight
 from pytest_trtperf.relative.policy import Expectation, run_relative
@@ -190,12 +189,7 @@ def test_nvtx_ranges_bracket_each_interleaved_block_on_the_gpu(
     loads its own), every kernel launch of a measured block runs inside
     ``<id> [a]`` or ``<id> [b]`` inside ``<id>``, one range per block; warm-up
     launches run outside every range."""
-    why = nvtx_layer.unavailable_reason()
-    if why is not None:
-        pytest.skip(why)
-    library, why = nvtx_recorder.build(tmp_path_factory.mktemp("nvtx_tool"))
-    if library is None:
-        pytest.skip(why)
+    library = nvtx_recorder.library_or_skip(tmp_path_factory.mktemp("nvtx_tool"))
     r = run_profiled(pytester, monkeypatch, library, "--trt-nvtx", "-k", "cuda")
     r.assert_outcomes(failed=1)
     assert "ProfilingWarning" not in r.stdout.str()
