@@ -100,3 +100,14 @@ def load_plugin_args() -> list[str]:
 
     installed = any(ep.name == "trtperf" for ep in entry_points(group="pytest11"))
     return [] if installed else ["-p", "pytest_trtperf.plugin"]
+
+
+#: The NVRTC kernels of the GPU tests (``tests/gpu/gpu_kernels.py``).
+KERNELS = Path(__file__).resolve().parent / "gpu" / "gpu_kernels.py"
+#: Source lines a generated GPU test (pytester) runs to get ``K``, those
+#: kernels; it needs ``import importlib.util`` above them.
+LOAD_KERNELS = f'''spec = importlib.util.spec_from_file_location("k", {str(KERNELS)!r})
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+K = mod.Kernels()
+'''

@@ -16,19 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import load_plugin_args
+from helpers import LOAD_KERNELS, load_plugin_args
 
 pytestmark = pytest.mark.gpu
 
-KERNELS = Path(__file__).with_name("gpu_kernels.py")
 
 TEST = f'''
 import importlib.util
-spec = importlib.util.spec_from_file_location("k", {str(KERNELS)!r})
-mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-K = mod.Kernels()
-
+{LOAD_KERNELS}
 
 def test_spin(trt_bench):
     trt_bench.measure(lambda stream: K.spin(stream, 200_000), timer="cuda", name="spin200us")
@@ -37,10 +32,7 @@ def test_spin(trt_bench):
 NEIGHBOUR = f'''
 import importlib.util, sys, time
 from pathlib import Path
-spec = importlib.util.spec_from_file_location("k", {str(KERNELS)!r})
-mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-K = mod.Kernels()
+{LOAD_KERNELS}
 from cuda.bindings import driver
 Path(sys.argv[1]).write_text("ready")
 end = time.monotonic() + float(sys.argv[2])

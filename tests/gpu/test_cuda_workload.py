@@ -7,12 +7,11 @@ plus this GPU's event-pair cost (the ``floor`` fixture, measured first) above.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import load_plugin_args
+from helpers import LOAD_KERNELS, load_plugin_args
 from pytest_trtperf.gpu import cuda
 from pytest_trtperf.workload import Batch, ChoosingWorkload, Workload
 from pytest_trtperf.workloads.capture_check import fmt_ms
@@ -21,7 +20,6 @@ from timing_bounds import slack_us, within
 
 pytestmark = pytest.mark.gpu
 
-KERNELS = Path(__file__).with_name("gpu_kernels.py")
 
 US = 1e-6
 
@@ -344,11 +342,7 @@ import importlib.util
 
 from pytest_trtperf.gpu import cuda
 
-spec = importlib.util.spec_from_file_location("k", {str(KERNELS)!r})
-mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-K = mod.Kernels()
-
+{LOAD_KERNELS}
 
 def enqueue(stream):
     K.spin(stream, {BAND_US * 1000})

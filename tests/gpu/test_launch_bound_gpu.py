@@ -4,24 +4,18 @@ kernels is launch-bound and its result says so; one long kernel is not."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from helpers import load_plugin_args
+from helpers import LOAD_KERNELS, load_plugin_args
 
 pytestmark = pytest.mark.gpu
 
-KERNELS = Path(__file__).with_name("gpu_kernels.py")
 
 TEST = f'''
 import importlib.util
 import pytest
 
-spec = importlib.util.spec_from_file_location("k", {str(KERNELS)!r})
-mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-K = mod.Kernels()
-
+{LOAD_KERNELS}
 
 def many_tiny(stream):
     for _ in range(300):

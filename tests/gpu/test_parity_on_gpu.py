@@ -5,23 +5,18 @@ must stay that of the kernel), and --trt-disable running GPU workloads once."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from helpers import load_plugin_args
+from helpers import LOAD_KERNELS, load_plugin_args
 
 pytestmark = pytest.mark.gpu
 
-KERNELS = Path(__file__).with_name("gpu_kernels.py")
 
 CUDA_TEST = f'''
 import importlib.util
 import pytest
 
-spec = importlib.util.spec_from_file_location("k", {str(KERNELS)!r})
-mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-K = mod.Kernels()
+{LOAD_KERNELS}
 CALLS = []
 
 

@@ -11,7 +11,6 @@ import shlex
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import pytest
 
@@ -20,20 +19,16 @@ from pytest_trtperf.config import GpuSettings
 from pytest_trtperf.gpu import cuda
 from pytest_trtperf.gpu import nvtx as nvtx_layer
 from pytest_trtperf.gpu.window import measured_window
-from helpers import load_plugin_args
+from helpers import LOAD_KERNELS, load_plugin_args
 
 pytestmark = pytest.mark.gpu
 
-KERNELS = Path(__file__).with_name("gpu_kernels.py")
 
 TEST = f'''
 import importlib.util, os
 import pytest
 
-spec = importlib.util.spec_from_file_location("k", {str(KERNELS)!r})
-mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-K = mod.Kernels()
+{LOAD_KERNELS}
 NS = int(float(os.environ.get("SPIN_SCALE", "1")) * 100_000)
 
 

@@ -25,11 +25,10 @@ from pytest_trtperf.report import nsight
 from pytest_trtperf.relative.policy import Expectation, run_relative
 from pytest_trtperf.runner import Runner, Target
 from pytest_trtperf.workloads.cuda import CudaWorkload
-from helpers import load_plugin_args
+from helpers import LOAD_KERNELS, load_plugin_args
 
 pytestmark = pytest.mark.gpu
 
-KERNELS = Path(__file__).with_name("gpu_kernels.py")
 TARGET = Target(id="t::ab", nodeid="t", name="ab")
 
 
@@ -76,11 +75,7 @@ TEST = f'''
 import importlib.util
 import pytest
 
-spec = importlib.util.spec_from_file_location("k", {str(KERNELS)!r})
-mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-K = mod.Kernels()
-
+{LOAD_KERNELS}
 
 def test_spin_ab(trt_bench):
     r = trt_bench.compare(lambda s: K.spin(s, 100_000), lambda s: K.spin(s, 50_000), timer="cuda", min_speedup=1.5)
@@ -112,11 +107,7 @@ PROFILED = nvtx_recorder.CALL_WRITER + f'''
 import importlib.util
 import pytest
 
-spec = importlib.util.spec_from_file_location("k", {str(KERNELS)!r})
-mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-K = mod.Kernels()
-
+{LOAD_KERNELS}
 
 def spin(tag, ns):
     log = logged(tag)
