@@ -20,6 +20,7 @@ import pytest
 from pytest_trtperf.relative.ab_confirm import AbConfirm, Unavailable, baseline_model
 from pytest_trtperf.baseline import BaselineStore
 from pytest_trtperf.config import MeasureOptions, Settings, TrtOptions
+from pytest_trtperf.fingerprint import slug
 from pytest_trtperf.runner import Runner, Target
 from pytest_trtperf.trt.spec import EngineSpec
 from pytest_trtperf.workloads.host import HostWorkload
@@ -175,7 +176,7 @@ def test_off_or_unavailable_leaves_the_baseline_verdict(rtx, repo: dict[str, Any
     result, built = run_with_check(tmp_path, repo, hasher(100_000), 50_000, ab_confirm=True)
     assert built == [] and result.relative is None and result.verdict.status == "regression"
     assert result.verdict.message.endswith("; A/B confirm not possible: the baseline in "
-                                           f"{tmp_path / '.trtperf'}/{result.device_class.replace(' ', '-').lower()}"
+                                           f"{tmp_path / '.trtperf'}/{slug(result.device_class)}"
                                            ".json names no commit (it was written outside a git checkout)")
     off, built = run_with_check(tmp_path, repo, hasher(100_000), 50_000, ab_confirm=False)
     assert built == [] and off.relative is None and "A/B" not in off.verdict.message
