@@ -78,10 +78,17 @@ def fmt_value(metric: str, value: float | None, unit: Any = None) -> str:
 def fmt_change(change: float | None, ci: tuple[float, float] | None = None) -> str:
     if change is None or not isinstance(change, (int, float)):
         return "-"
-    text = f"{change * 100:+.1f}%"
+    text = _signed_pct(change)
     if ci is not None and all(isinstance(x, (int, float)) for x in ci):
-        text += f" [{ci[0] * 100:+.1f}%, {ci[1] * 100:+.1f}%]"
+        text += f" [{_signed_pct(ci[0])}, {_signed_pct(ci[1])}]"
     return text
+
+
+def _signed_pct(fraction: float) -> str:
+    """``+1.2%``; a change that rounds to zero reads ``+0.0%`` whatever its
+    sign (adding 0.0 turns the -0.0 of a tiny negative change into 0.0), so a
+    run compared with itself never reads ``-0.0%``."""
+    return f"{round(fraction * 100, 1) + 0.0:+.1f}%"
 
 
 def fmt_bytes(n: int | float | None) -> str:
