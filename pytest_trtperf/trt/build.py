@@ -20,7 +20,7 @@ from .allocator import AllocationStats, can_track, figures, make_tracking_alloca
 from .backend import LOWERED, Backend, CapturingLogger, last_line, no_gc
 from .progress import ProgressCallback, make_monitor
 from .spec import EngineSpec
-from .tensors import ProfileRange, TensorInfo, dims, dtype_name
+from .tensors import ProfileRange, Shape, TensorInfo, dims, dtype_name
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -284,39 +284,58 @@ def _profiles(spec: EngineSpec, inputs: list[Any], onnx_path: Path) -> list[dict
     for ranges in requested or ({},):
         checked: dict[str, ProfileRange] = {}
         for name, t in by_name.items():
-            shape_dims = dims(t.shape)
-            if name in ranges:
-                triple = ranges[name]
-            elif t.is_shape_tensor:
-                raise UsageError(
-                    f"{spec.where}: input {name!r} of {onnx_path.name} is a shape tensor ({_fmt(shape_dims)} values); "
-                    f"give its values in shapes={{{name!r}: (...)}} or min_shapes/opt_shapes/max_shapes"
-                )
-            elif any(d < 0 for d in shape_dims):
-                raise UsageError(
-                    f"{spec.where}: input {name!r} of {onnx_path.name} has dynamic shape {_fmt(shape_dims)}; "
-                    f"give shapes={{{name!r}: (...)}} or min_shapes/opt_shapes/max_shapes"
-                )
-            else:
-                continue
-            for shape in triple:
-                if t.is_shape_tensor:
-                    count = 1
-                    for d in shape_dims:
-                        count *= d
-                    if len(shape) != count:
-                        raise UsageError(
-                            f"{spec.where}: input {name!r} of {onnx_path.name} is a shape tensor of {count} "
-                            f"value(s); {shape} has {len(shape)}"
-                        )
-                elif len(shape) != len(shape_dims) or any(d >= 0 and s != d for s, d in zip(shape, shape_dims)):
-                    raise UsageError(
-                        f"{spec.where}: input {name!r} of {onnx_path.name} has shape {_fmt(shape_dims)}; {shape} does not fit it"
-                    )
-            checked[name] = triple
+            triple = _input_range(spec, t, ranges, onnx_path)
+            if triple is not None:
+                checked[name] = triple
         if checked or requested:
             out.append(checked)
     return out
+
+
+def _input_range(spec: EngineSpec, t: Any, ranges: Mapping[str, ProfileRange],
+                 onnx_path: Path) -> ProfileRange | None:
+    """The checked min/opt/max of network input ``t`` in one profile; None for
+    a static input the profile need not name; a one-line error for a dynamic
+    input or shape tensor it does not name."""
+    name = t.name
+    shape_dims = dims(t.shape)
+    if name in ranges:
+        triple = ranges[name]
+    elif t.is_shape_tensor:
+        raise UsageError(
+            f"{spec.where}: input {name!r} of {onnx_path.name} is a shape tensor ({_fmt(shape_dims)} values); "
+            f"give its values in shapes={{{name!r}: (...)}} or min_shapes/opt_shapes/max_shapes"
+        )
+    elif any(d < 0 for d in shape_dims):
+        raise UsageError(
+            f"{spec.where}: input {name!r} of {onnx_path.name} has dynamic shape {_fmt(shape_dims)}; "
+            f"give shapes={{{name!r}: (...)}} or min_shapes/opt_shapes/max_shapes"
+        )
+    else:
+        return None
+    for shape in triple:
+        _check_fits(spec, t, shape, onnx_path)
+    return triple
+
+
+def _check_fits(spec: EngineSpec, t: Any, shape: Shape, onnx_path: Path) -> None:
+    """``shape`` fits network input ``t``: as many values as a shape tensor
+    holds, else its rank and every fixed dimension."""
+    name = t.name
+    shape_dims = dims(t.shape)
+    if t.is_shape_tensor:
+        count = 1
+        for d in shape_dims:
+            count *= d
+        if len(shape) != count:
+            raise UsageError(
+                f"{spec.where}: input {name!r} of {onnx_path.name} is a shape tensor of {count} "
+                f"value(s); {shape} has {len(shape)}"
+            )
+    elif len(shape) != len(shape_dims) or any(d >= 0 and s != d for s, d in zip(shape, shape_dims)):
+        raise UsageError(
+            f"{spec.where}: input {name!r} of {onnx_path.name} has shape {_fmt(shape_dims)}; {shape} does not fit it"
+        )
 
 
 def _io(network: "trt.INetworkDefinition", spec: EngineSpec, backend: Backend) -> tuple[TensorInfo, ...]:
