@@ -21,10 +21,11 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from . import nvml
 from ..config import LockSpec

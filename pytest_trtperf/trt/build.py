@@ -10,9 +10,10 @@ get wrong ends as one :class:`UsageError` line naming the test and file.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..files import atomic_write, file_lock
@@ -129,7 +130,7 @@ def _attempt(
     progress: ProgressCallback | None,
     log: CapturingLogger,
     user_alloc: Any,
-) -> tuple[bytes | None, "trt.INetworkDefinition", tuple[str, ...], list[str], AllocationStats | None]:
+) -> tuple[bytes | None, trt.INetworkDefinition, tuple[str, ...], list[str], AllocationStats | None]:
     """One build: parse, configure, build; the plan (None on failure), the
     network (for its I/O), the flags set, timing-cache notes, and what the
     builder's tracking allocator saw (None without cuda-python)."""
@@ -166,8 +167,8 @@ def _attempt(
 
 
 def configure(
-    backend: Backend, builder: "trt.Builder", network: "trt.INetworkDefinition", spec: EngineSpec
-) -> "trt.IBuilderConfig":
+    backend: Backend, builder: trt.Builder, network: trt.INetworkDefinition, spec: EngineSpec
+) -> trt.IBuilderConfig:
     """A builder config for ``spec``: profiles, level, pools, precision,
     verbosity and flags (what trtexec's ``setupNetworkAndConfig`` does)."""
     trt = backend.module
@@ -213,7 +214,7 @@ def configure(
     return config
 
 
-def flag_names(backend: Backend, config: "trt.IBuilderConfig") -> tuple[str, ...]:
+def flag_names(backend: Backend, config: trt.IBuilderConfig) -> tuple[str, ...]:
     """Names of the builder flags set on ``config``, read back from the library."""
     members: dict[str, Any] = dict(getattr(backend.module.BuilderFlag, "__members__", {}))
     seen: dict[int, str] = {}
@@ -257,7 +258,7 @@ def network_typing(backend: Backend, spec: EngineSpec) -> bool:
     return strongly
 
 
-def _parser_errors(parser: "trt.OnnxParser") -> str:
+def _parser_errors(parser: trt.OnnxParser) -> str:
     parts = []
     for i in range(parser.num_errors):
         err = parser.get_error(i)
@@ -338,7 +339,7 @@ def _check_fits(spec: EngineSpec, t: Any, shape: Shape, onnx_path: Path) -> None
         )
 
 
-def _io(network: "trt.INetworkDefinition", spec: EngineSpec, backend: Backend) -> tuple[TensorInfo, ...]:
+def _io(network: trt.INetworkDefinition, spec: EngineSpec, backend: Backend) -> tuple[TensorInfo, ...]:
     assert spec.onnx is not None
     inputs = [network.get_input(i) for i in range(network.num_inputs)]
     profiles = _profiles(spec, inputs, spec.onnx)
@@ -353,7 +354,7 @@ def _io(network: "trt.INetworkDefinition", spec: EngineSpec, backend: Backend) -
     return tuple(out)
 
 
-def _load_timing_cache(backend: Backend, config: "trt.IBuilderConfig", path: Path) -> list[str]:
+def _load_timing_cache(backend: Backend, config: trt.IBuilderConfig, path: Path) -> list[str]:
     notes = []
     data = b""
     if path.is_file():
@@ -366,7 +367,7 @@ def _load_timing_cache(backend: Backend, config: "trt.IBuilderConfig", path: Pat
     return notes
 
 
-def _save_timing_cache(backend: Backend, config: "trt.IBuilderConfig", path: Path) -> list[str]:
+def _save_timing_cache(backend: Backend, config: trt.IBuilderConfig, path: Path) -> list[str]:
     """Merge this build's timing cache into the file, under the file's lock:
     read what other builds saved since we loaded it, combine, replace. Two
     xdist workers building at once both keep their entries (Polygraphy's scheme)."""

@@ -11,8 +11,9 @@ tensor input takes *values* where other inputs take a shape (trtexec's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

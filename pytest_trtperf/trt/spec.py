@@ -12,9 +12,10 @@ import json
 import operator
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, NoReturn
+from typing import Any, NoReturn
 
 from ..errors import UsageError
 from .backend import PRECISIONS
@@ -72,7 +73,7 @@ class EngineSpec:
 
     # -- construction -----------------------------------------------------
     @classmethod
-    def create(cls, where: str, base_dir: Path | str | None = None, **kwargs: Any) -> "EngineSpec":
+    def create(cls, where: str, base_dir: Path | str | None = None, **kwargs: Any) -> EngineSpec:
         """Validate keyword arguments (marker or ``trt_bench.engine``) into a spec.
 
         ``base_dir`` resolves relative paths (the test file's directory). Each
@@ -93,7 +94,7 @@ class EngineSpec:
         return cls(where=where, **given.kw)
 
     @classmethod
-    def from_marker(cls, marker: Any, where: str, base_dir: Path | str | None = None) -> "EngineSpec":
+    def from_marker(cls, marker: Any, where: str, base_dir: Path | str | None = None) -> EngineSpec:
         """From a ``pytest.Mark``: ``trt_engine("m.onnx", ...)`` or keyword-only."""
         kwargs = dict(marker.kwargs)
         args = tuple(marker.args)

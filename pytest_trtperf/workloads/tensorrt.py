@@ -17,8 +17,9 @@ enqueue is timed with a note saying why.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class EnqueueFailed(TrtPerfError):
     """``execute_async_v3`` returned False."""
 
 
-def _make_output_allocator(trt: "TrtModule") -> Any:
+def _make_output_allocator(trt: TrtModule) -> Any:
     """An ``IOutputAllocator`` that grows one device buffer per output and
     remembers the shape TensorRT reports (data-dependent output shapes)."""
 
@@ -78,7 +79,7 @@ class _Slot:
     """One execution context bound to one stream, with its own buffers."""
 
     stream: cuda.Stream
-    context: "trt.IExecutionContext"
+    context: trt.IExecutionContext
     buffers: dict[str, cuda.DeviceBuffer] = field(default_factory=dict)
     allocator: Any = None
     pinned: dict[str, cuda.PinnedBuffer] = field(default_factory=dict)
@@ -335,7 +336,7 @@ class TensorRTWorkload:
                 h.update(np.ascontiguousarray(np.asarray(value)).tobytes())
         return "data:" + h.hexdigest()[:16]
 
-    def _create_context(self) -> "trt.IExecutionContext":
+    def _create_context(self) -> trt.IExecutionContext:
         """An execution context; on TensorRT-RTX with dynamic shapes, one that
         compiles shape-specialized kernels eagerly, so the first (warm-up)
         enqueue builds them and no fallback kernel is timed or captured."""
@@ -462,7 +463,7 @@ class TensorRTWorkload:
             self._data_dependent.append(name)
         self._add_note(f"output {name!r} has a data-dependent shape; using an output allocator")
 
-    def _set_address(self, context: "trt.IExecutionContext", name: str, ptr: int) -> None:
+    def _set_address(self, context: trt.IExecutionContext, name: str, ptr: int) -> None:
         """``set_tensor_address``, whose False (unknown name, null or misaligned
         pointer) would otherwise surface later as a failed enqueue."""
         assert self.live is not None

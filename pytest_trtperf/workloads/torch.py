@@ -24,7 +24,8 @@ torch is optional: importing this module never imports it.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..gpu import cuda
 from ..errors import BackendUnavailable, UsageError
