@@ -158,7 +158,7 @@ class ClockController:
         self,
         state_dir: str | os.PathLike[str],
         sm: LockSpec,
-        mem: LockSpec = LockSpec("off"),
+        mem: LockSpec = LockSpec("off"),  # noqa: B008 (a frozen dataclass)
         *,
         strict: bool = False,
         option_text: str | None = None,

@@ -333,7 +333,7 @@ def _check_fits(spec: EngineSpec, t: Any, shape: Shape, onnx_path: Path) -> None
                 f"{spec.where}: input {name!r} of {onnx_path.name} is a shape tensor of {count} "
                 f"value(s); {shape} has {len(shape)}"
             )
-    elif len(shape) != len(shape_dims) or any(d >= 0 and s != d for s, d in zip(shape, shape_dims)):
+    elif len(shape) != len(shape_dims) or any(d >= 0 and s != d for s, d in zip(shape, shape_dims, strict=True)):
         raise UsageError(
             f"{spec.where}: input {name!r} of {onnx_path.name} has shape {_fmt(shape_dims)}; {shape} does not fit it"
         )

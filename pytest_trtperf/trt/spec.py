@@ -125,7 +125,7 @@ class EngineSpec:
         if self.has_profile:
             return tuple(
                 {n: (lo[n], opt[n], hi[n]) for n in lo}
-                for lo, opt, hi in zip(self.min_shapes, self.opt_shapes, self.max_shapes)
+                for lo, opt, hi in zip(self.min_shapes, self.opt_shapes, self.max_shapes, strict=False)
             )
         return ({n: (s, s, s) for n, s in self.shapes.items()},) if self.shapes else ()
 
@@ -198,12 +198,12 @@ def _profiles(kw: Mapping[str, Any], where: str) -> list[dict[str, tuple[Shape, 
         raise UsageError(f"{where}: min_shapes, opt_shapes and max_shapes need one dict per profile each "
                          f"(got {len(lists[0])}, {len(lists[1])}, {len(lists[2])})")
     out = []
-    for lo, opt, hi in zip(*lists):
+    for lo, opt, hi in zip(*lists, strict=True):
         if set(lo) != set(hi) or set(opt) != set(hi):
             raise UsageError(f"{where}: min_shapes, opt_shapes and max_shapes must name the same inputs")
         for name in lo:
             a, b, c = lo[name], opt[name], hi[name]
-            if not (len(a) == len(b) == len(c)) or any(x > y or y > z for x, y, z in zip(a, b, c)):
+            if not (len(a) == len(b) == len(c)) or any(x > y or y > z for x, y, z in zip(a, b, c, strict=True)):
                 raise UsageError(f"{where}: input {name!r}: need min <= opt <= max, got {a}, {b}, {c}")
         out.append({n: (lo[n], opt[n], hi[n]) for n in lo})
     return out

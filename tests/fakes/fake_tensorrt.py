@@ -931,12 +931,12 @@ class IExecutionContext:
                 self._log(f"IExecutionContext::setInputShape: Error Code 3: API Usage Error (Static dimension mismatch for tensor {name}.)")
                 return False
             return True
-        if len(shape) != len(t["shape"]) or any(s < a or s > b for s, a, b in zip(shape, lo, hi)):
+        if len(shape) != len(t["shape"]) or any(s < a or s > b for s, a, b in zip(shape, lo, hi, strict=False)):
             self._log(f"IExecutionContext::setInputShape: Error Code 3: API Usage Error (Parameter check failed, "
                       f"condition: satisfyProfile. Set dimension {list(shape)} for tensor {name} does not satisfy any "
                       "optimization profiles.)")
             return False
-        if any(d >= 0 and s != d for s, d in zip(shape, t["shape"])):
+        if any(d >= 0 and s != d for s, d in zip(shape, t["shape"], strict=True)):
             self._log(f"IExecutionContext::setInputShape: Error Code 3: API Usage Error (Static dimension mismatch for tensor {name}.)")
             return False
         self._shapes[name] = shape
@@ -1111,7 +1111,7 @@ TRT10 = _Flavor(version=__version__, magic=MAGIC, serialization=SERIALIZATION_VE
 Runtime._flavor = TRT10
 # Set after the class body, like pybind11's def_property: a property that never
 # learnt its name ("property of 'Runtime' object has no getter" when read).
-setattr(Runtime, "gpu_allocator", property(None, Runtime._set_gpu_allocator))
+setattr(Runtime, "gpu_allocator", property(None, Runtime._set_gpu_allocator))  # noqa: B010
 
 
 # ----------------------------------------------------------- GPU kernel launch
