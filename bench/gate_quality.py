@@ -49,9 +49,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -494,7 +495,7 @@ class Data:
 def _sample_times(n: np.ndarray, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
     """End time of each sample, spreading each batch's wall time evenly."""
     out = []
-    for k, a, b in zip(n, t0, t1):
+    for k, a, b in zip(n, t0, t1, strict=False):
         out.append(a + (b - a) * (np.arange(1, k + 1) / max(k, 1)))
     return np.concatenate(out) if out else np.zeros(0)
 

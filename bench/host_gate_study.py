@@ -43,8 +43,9 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -192,27 +193,44 @@ RULES = ("default", "within-run only (before)", "pytest-benchmark median:5%")
 HISTORY_K = 10
 
 
+#: The compare cases: label and how much larger the work was.
+CASES = (("no change", 1.0), ("+10%", 1.1), ("+20%", 1.2))
+
+
 def evaluate(ns: argparse.Namespace) -> None:
+    """Print the study's tables (one section per helper below) for one data file."""
+    data = json.loads(Path(ns.data).read_text())
+    procs = data["processes"]
+    _print_header(data["meta"], procs)
+    _print_as_run(procs)
+    base_med = _print_effects(procs)
+    _print_spread(base_med)
+    _print_all_pairs(procs)
+    _print_spikes(procs, base_med)
+    _print_history(procs)
+    _print_host_state(procs)
+
+
+def _print_header(meta: dict[str, Any], procs: list[dict[str, Any]]) -> None:
     import numpy as np
 
-    data = json.loads(Path(ns.data).read_text())
-    meta, procs = data["meta"], data["processes"]
     print(f"date {meta['date']}, {meta['machine']}, {meta['cores']} cores, Python {meta['python']}, "
           f"collection {meta['collect_s']} s, command: {meta['command']}")
-    compares = [p for p in procs if p["role"] == "compare"]
     loads = [p["loadavg_before"][0] for p in procs if p["loadavg_before"]]
     print(f"processes: {len(procs)} ({sum(p['role'] == 'baseline' for p in procs)} baseline); load average "
           f"(1 min) before each: median {np.median(loads):.2f}, min {min(loads):.2f}, max {max(loads):.2f}; "
           f"wall per process median {np.median([p['wall_s'] for p in procs]):.1f} s")
-    cases = [("no change", 1.0), ("+10%", 1.1), ("+20%", 1.2)]
 
+
+def _print_as_run(procs: list[dict[str, Any]]) -> None:
+    """The plugin's own verdicts per workload and case."""
     print("\n**As run** (the plugin's own verdicts, defaults: tolerance 5%, one baseline process):\n")
-    print("| workload | " + " | ".join(f"{c} fail / unreliable" for c, _ in cases) + " |")
-    print("|---|" + "---|" * len(cases))
-    totals = {c: [0, 0, 0] for c, _ in cases}
+    print("| workload | " + " | ".join(f"{c} fail / unreliable" for c, _ in CASES) + " |")
+    print("|---|" + "---|" * len(CASES))
+    totals = {c: [0, 0, 0] for c, _ in CASES}
     for w in WORKLOADS:
         cells = []
-        for c, scale in cases:
+        for c, scale in CASES:
             ps = _results(procs, scale)
             st = [_by_id(p)[w]["verdict"]["status"] for p in ps if w in _by_id(p)]
             fail, unrel = st.count("regression"), st.count("unreliable")
@@ -224,16 +242,26 @@ def evaluate(ns: argparse.Namespace) -> None:
     print("| **all** | " + " | ".join(f"**{t[0]}/{t[2]} ({t[0] / max(t[2], 1):.1%})** / {t[1]}"
                                       for t in totals.values()) + " |")
 
-    # True effect of each level: median over processes of the medians, per workload.
+
+def _print_effects(procs: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """True effect of each level: median over processes of the medians, per
+    workload. Returns the no-change processes' medians per workload."""
+    import numpy as np
+
     print("\n**Measured effect of the injected work** (median of slowed processes' medians over the median of "
           "no-change processes' medians):")
     base_med = {}
     for w in WORKLOADS:
         meds = {s: [_by_id(p)[w]["latency_ms"]["median"] for p in _results(procs, s) if w in _by_id(p)]
-                for _, s in cases}
+                for _, s in CASES}
         base_med[w] = meds[1.0]
-        effects = [f"{c} -> {np.median(meds[s]) / np.median(meds[1.0]) - 1:+.1%}" for c, s in cases[1:] if meds[s]]
+        effects = [f"{c} -> {np.median(meds[s]) / np.median(meds[1.0]) - 1:+.1%}" for c, s in CASES[1:] if meds[s]]
         print(f"- {w}: median {np.median(meds[1.0]) * 1e3:.1f} us; " + ", ".join(effects))
+    return base_med
+
+
+def _print_spread(base_med: dict[str, list[float]]) -> None:
+    import numpy as np
 
     print("\n**Spread of a fresh process's median** (no-change compare processes; sd of log medians):")
     for w in WORKLOADS:
@@ -241,23 +269,31 @@ def evaluate(ns: argparse.Namespace) -> None:
         print(f"- {w}: sd {np.std(logs, ddof=1):.2%}, range {np.exp(logs.max() - logs.min()) - 1:.1%} "
               f"over {len(logs)} processes")
 
+
+def _offline_failures(procs: list[dict[str, Any]], w: str, scale: float, rule: str) -> tuple[int, int]:
+    """(failed, judged) over every no-change process as the baseline of every
+    other process of ``scale``."""
+    fails = n = 0
+    for bp in _results(procs, 1.0):
+        for cp in _results(procs, scale):
+            if cp is bp or w not in _by_id(bp) or w not in _by_id(cp):
+                continue
+            n += 1
+            fails += offline(_by_id(bp)[w], _by_id(cp)[w], rule) == "regression"
+    return fails, n
+
+
+def _print_all_pairs(procs: list[dict[str, Any]]) -> None:
     print("\n**All pairs, offline** (every no-change process as the baseline of every other process; "
           "share of pairs that FAILED):\n")
-    print("| rule | workload | " + " | ".join(f"{c}" for c, _ in cases) + " |")
-    print("|---|---|" + "---|" * len(cases))
-    nochange = _results(procs, 1.0)
-    pooled: dict[str, dict[str, list[int]]] = {r: {c: [0, 0] for c, _ in cases} for r in RULES}
+    print("| rule | workload | " + " | ".join(f"{c}" for c, _ in CASES) + " |")
+    print("|---|---|" + "---|" * len(CASES))
+    pooled: dict[str, dict[str, list[int]]] = {r: {c: [0, 0] for c, _ in CASES} for r in RULES}
     for rule in RULES:
         for w in WORKLOADS:
             cells = []
-            for c, scale in cases:
-                fails = n = 0
-                for bp in nochange:
-                    for cp in _results(procs, scale):
-                        if cp is bp or w not in _by_id(bp) or w not in _by_id(cp):
-                            continue
-                        n += 1
-                        fails += offline(_by_id(bp)[w], _by_id(cp)[w], rule) == "regression"
+            for c, scale in CASES:
+                fails, n = _offline_failures(procs, w, scale, rule)
                 pooled[rule][c][0] += fails
                 pooled[rule][c][1] += n
                 cells.append(f"{fails / max(n, 1):.1%} ({n})")
@@ -265,55 +301,79 @@ def evaluate(ns: argparse.Namespace) -> None:
         print(f"| {rule} | **all** | " + " | ".join(f"**{v[0] / max(v[1], 1):.1%}**" for v in pooled[rule].values())
               + " |")
 
+
+def _print_spikes(procs: list[dict[str, Any]], base_med: dict[str, list[float]]) -> None:
+    """No-change processes measured while busy-looping processes ran (if the data has them)."""
+    import numpy as np
+
     spiked = [p for p in procs if p["role"] == "spiked"]
-    if spiked or any(p.get("spike") for p in procs if p["role"] == "baseline"):
-        bl = [p.get("spike", 0) for p in procs if p["role"] == "baseline"]
-        print(f"\n**Load spikes** ({spiked[0]['spike'] if spiked else 0} busy-looping processes during each of "
-              f"{len(spiked)} extra no-change compare processes; during the baseline process: {bl[0]}):\n")
-        print("| workload | no change under a spike: verdicts | host_busy | cpu_hit median | "
-              "median vs unspiked processes |")
-        print("|---|---|---|---|---|")
-        for w in WORKLOADS:
-            rs = [_by_id(p)[w] for p in spiked if w in _by_id(p)]
-            if not rs:
-                continue
-            st = [r["verdict"]["status"] for r in rs]
-            counts = ", ".join(f"{st.count(x)} {x}" for x in dict.fromkeys(st))
-            busy = sum("host_busy" in r["device_state"]["flags"] for r in rs)
-            hit = np.median([r["device_state"].get("cpu_hit") or 0 for r in rs])
-            shift = np.median([r["latency_ms"]["median"] for r in rs]) / np.median(base_med[w]) - 1
-            print(f"| {w} | {counts} | {busy}/{len(rs)} | {hit:.1%} | {shift:+.2%} |")
+    if not (spiked or any(p.get("spike") for p in procs if p["role"] == "baseline")):
+        return
+    bl = [p.get("spike", 0) for p in procs if p["role"] == "baseline"]
+    print(f"\n**Load spikes** ({spiked[0]['spike'] if spiked else 0} busy-looping processes during each of "
+          f"{len(spiked)} extra no-change compare processes; during the baseline process: {bl[0]}):\n")
+    print("| workload | no change under a spike: verdicts | host_busy | cpu_hit median | "
+          "median vs unspiked processes |")
+    print("|---|---|---|---|---|")
+    for w in WORKLOADS:
+        rs = [_by_id(p)[w] for p in spiked if w in _by_id(p)]
+        if not rs:
+            continue
+        st = [r["verdict"]["status"] for r in rs]
+        counts = ", ".join(f"{st.count(x)} {x}" for x in dict.fromkeys(st))
+        busy = sum("host_busy" in r["device_state"]["flags"] for r in rs)
+        hit = np.median([r["device_state"].get("cpu_hit") or 0 for r in rs])
+        shift = np.median([r["latency_ms"]["median"] for r in rs]) / np.median(base_med[w]) - 1
+        print(f"| {w} | {counts} | {busy}/{len(rs)} | {hit:.1%} | {shift:+.2%} |")
+
+
+def _history_failures(procs: list[dict[str, Any]], w: str, scale: float,
+                      sds: list[float] | None) -> tuple[int, int]:
+    """(failed, judged) with an entry of :data:`HISTORY_K` no-change runs as the
+    baseline of each process of ``scale``; appends the history's between-run
+    sd to ``sds`` when given."""
+    fails = n = 0
+    pool = [p for p in _results(procs, 1.0) if w in _by_id(p)]
+    for i, cp in enumerate(_results(procs, scale)):
+        if w not in _by_id(cp):
+            continue
+        hist = [q for q in pool if q is not cp]
+        start = (i * HISTORY_K) % len(hist)
+        chosen = (hist + hist)[start:start + HISTORY_K]
+        n += 1
+        fails += offline(_by_id(chosen[-1])[w], _by_id(cp)[w], "default",
+                         [_by_id(q)[w] for q in chosen[:-1]]) == "regression"
+        if sds is not None:
+            from pytest_trtperf.noise import estimate
+
+            sds.append(estimate("host", [_by_id(q)[w]["latency_ms"]["median"] for q in chosen]).sd)
+    return fails, n
+
+
+def _print_history(procs: list[dict[str, Any]]) -> None:
+    import numpy as np
 
     print(f"\n**With a history** (the entry holds {HISTORY_K} update runs: {HISTORY_K} no-change processes, the "
           f"candidate another process; default rule; share of verdicts that FAILED):\n")
-    print("| workload | " + " | ".join(c for c, _ in cases) + " | between-run sd from history (median) |")
-    print("|---|" + "---|" * (len(cases) + 1))
-    pooled_h = {c: [0, 0] for c, _ in cases}
+    print("| workload | " + " | ".join(c for c, _ in CASES) + " | between-run sd from history (median) |")
+    print("|---|" + "---|" * (len(CASES) + 1))
+    pooled_h = {c: [0, 0] for c, _ in CASES}
     for w in WORKLOADS:
         cells = []
-        sds = []
-        pool = [p for p in nochange if w in _by_id(p)]
-        for c, scale in cases:
-            fails = n = 0
-            for i, cp in enumerate(_results(procs, scale)):
-                if w not in _by_id(cp):
-                    continue
-                hist = [q for q in pool if q is not cp]
-                start = (i * HISTORY_K) % len(hist)
-                chosen = (hist + hist)[start:start + HISTORY_K]
-                n += 1
-                fails += offline(_by_id(chosen[-1])[w], _by_id(cp)[w], "default",
-                                 [_by_id(q)[w] for q in chosen[:-1]]) == "regression"
-                if c == "no change":
-                    from pytest_trtperf.noise import estimate
-
-                    sds.append(estimate("host", [_by_id(q)[w]["latency_ms"]["median"] for q in chosen]).sd)
+        sds: list[float] = []
+        for c, scale in CASES:
+            fails, n = _history_failures(procs, w, scale, sds if c == "no change" else None)
             pooled_h[c][0] += fails
             pooled_h[c][1] += n
             cells.append(f"{fails}/{n}")
         print(f"| {w} | " + " | ".join(cells) + f" | {np.median(sds):.2%} |")
     print("| **all** | " + " | ".join(f"**{v[0] / max(v[1], 1):.1%}**" for v in pooled_h.values()) + " | |")
 
+
+def _print_host_state(procs: list[dict[str, Any]]) -> None:
+    import numpy as np
+
+    compares = [p for p in procs if p["role"] == "compare"]
     print("\n**Host state of the compare windows** (cpu_delayed: share of the window the measuring thread "
           "waited for a CPU; cpu_hit: estimated share of samples with a wait):")
     for w in WORKLOADS:
@@ -372,7 +432,7 @@ def sampler_cost(ns: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "Host gate study").splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("run")
     p.add_argument("--out", required=True)

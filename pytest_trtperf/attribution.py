@@ -10,8 +10,9 @@ Pure functions, no I/O: the gate, the terminal and the HTML report share them.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 #: How many layers a failure message lists.
 TOP_N = 5

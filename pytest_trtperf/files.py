@@ -22,8 +22,8 @@ import stat
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 #: Temporary files of :func:`atomic_write` are named ``.<name>.<random>.tmp``.
 TEMP_SUFFIX = ".tmp"

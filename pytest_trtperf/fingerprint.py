@@ -13,9 +13,10 @@ import functools
 import platform
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Fingerprint:
         return {"device_class": self.device_class, "critical": dict(self.critical), "info": dict(self.info)}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Fingerprint":
+    def from_dict(cls, d: Mapping[str, Any]) -> Fingerprint:
         return cls(device_class=d.get("device_class", ""), critical=dict(d.get("critical", {})),
                    info=dict(d.get("info", {})))
 

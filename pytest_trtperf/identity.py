@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 _XDIST_SUFFIX = re.compile(r"@[^\]:]*$")
 

@@ -28,8 +28,9 @@ from __future__ import annotations
 import statistics
 import time
 import tracemalloc
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .report.format import fmt_bytes, fmt_change
 from .results import FIGURES, MemoryChange, MemoryVerdict, Verdict, figures_from_json
@@ -146,7 +147,7 @@ def compare(figure: str, baseline: int | None, current: int, tolerance: float) -
     return MemoryChange(figure, current, baseline, change, status)
 
 
-def judge_memory(figures: Mapping[str, int], entry: "BaselineEntry | None", time_verdict: "Verdict | None", *,
+def judge_memory(figures: Mapping[str, int], entry: BaselineEntry | None, time_verdict: Verdict | None, *,
                  baseline_mode: str, tolerance: float | None, baseline_path: str) -> MemoryVerdict | None:
     """The memory verdict of one result, or None when it has no gated figure.
 

@@ -21,10 +21,11 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from . import nvml
 from ..config import LockSpec
@@ -157,7 +158,7 @@ class ClockController:
         self,
         state_dir: str | os.PathLike[str],
         sm: LockSpec,
-        mem: LockSpec = LockSpec("off"),
+        mem: LockSpec = LockSpec("off"),  # noqa: B008 (a frozen dataclass)
         *,
         strict: bool = False,
         option_text: str | None = None,

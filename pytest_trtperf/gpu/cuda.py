@@ -17,8 +17,9 @@ is what TensorRT's ``execute_async_v3`` and ``set_tensor_address`` take.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -320,7 +321,7 @@ class Stream:
             _call("cudaStreamDestroy", self._obj)
         self._obj = None
 
-    def __enter__(self) -> "Stream":
+    def __enter__(self) -> Stream:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -383,7 +384,7 @@ class Event:
             _call("cudaEventDestroy", self.obj)
             self.obj = None
 
-    def __enter__(self) -> "Event":
+    def __enter__(self) -> Event:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -490,7 +491,7 @@ class Graph:
         res = _call("cudaGraphGetNodes", self.obj, 0)
         return int(res[-1]) if isinstance(res, tuple) else int(res)
 
-    def instantiate(self) -> "GraphExec":
+    def instantiate(self) -> GraphExec:
         return GraphExec(_call("cudaGraphInstantiate", self.obj, 0))
 
     def close(self) -> None:
@@ -641,7 +642,7 @@ class DeviceBuffer:
             free(self.ptr)
             self.ptr = 0
 
-    def __enter__(self) -> "DeviceBuffer":
+    def __enter__(self) -> DeviceBuffer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -665,7 +666,7 @@ class PinnedBuffer:
             free_host(self.ptr)
             self.ptr = 0
 
-    def __enter__(self) -> "PinnedBuffer":
+    def __enter__(self) -> PinnedBuffer:
         return self
 
     def __exit__(self, *exc: Any) -> None:

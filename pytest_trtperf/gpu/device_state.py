@@ -17,8 +17,9 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from . import nvml
 from .pinning import resolve_cuda_device
@@ -177,7 +178,7 @@ class DeviceStateSampler:
         cuda_device_index: int = 0,
         interval_s: float = 0.01,
         *,
-        nvml: "nvml_mod.Device | None" = None,  # the device to read (else resolved at start)
+        nvml: nvml_mod.Device | None = None,  # the device to read (else resolved at start)
         clocks_locked: str = "off",
         extra_flags: tuple[str, ...] = (),
         own_pids: Callable[[], Iterable[int]] | None = None,

@@ -5,7 +5,8 @@ Kept apart from ``fingerprint.py`` so the host path never imports CUDA.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from . import cuda
 from ..fingerprint import Fingerprint, gpu_fingerprint

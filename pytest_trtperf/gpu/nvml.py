@@ -19,10 +19,11 @@ import importlib.util
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import BackendUnavailable
 

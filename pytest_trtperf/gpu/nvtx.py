@@ -14,7 +14,8 @@ whose calls do nothing, so an annotated run costs one Python call per range.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 DOMAIN = "trtperf"
 INSTALL_HINT = "pip install 'pytest-trtperf[gpu]' (NVIDIA's nvtx package)"

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from . import nvml
 from ..errors import BackendUnavailable, UsageError
@@ -45,7 +45,7 @@ class VisibleGpu:
         return {"cuda_id": self.cuda_id, "pci_bus_id": self.pci_bus_id, "name": self.name}
 
     @classmethod
-    def from_dict(cls, d: dict[str, str | None]) -> "VisibleGpu":
+    def from_dict(cls, d: dict[str, str | None]) -> VisibleGpu:
         return cls(cuda_id=str(d["cuda_id"]), pci_bus_id=d.get("pci_bus_id"), name=str(d.get("name") or ""))
 
 
@@ -149,7 +149,7 @@ class GpuLock:
         self._fd: int | None = None
 
     @classmethod
-    def for_cpu(cls, directory: str | os.PathLike[str]) -> "GpuLock":
+    def for_cpu(cls, directory: str | os.PathLike[str]) -> GpuLock:
         """The same lock for host-timed windows when more xdist workers than
         CPU cores were allowed (``--trt-allow-cpu-sharing``): one window at a time."""
         return cls(directory, "", name="cpu.lock")

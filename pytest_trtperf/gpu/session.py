@@ -13,7 +13,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ContextManager
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -54,7 +54,7 @@ class AutoWorkersHook:
         return n or None
 
 
-def get(config: pytest.Config) -> "GpuSessionPlugin | None":
+def get(config: pytest.Config) -> GpuSessionPlugin | None:
     """The session's GPU plugin (tests and the report reach it by name)."""
     return config.pluginmanager.get_plugin(PLUGIN_NAME)
 
@@ -261,7 +261,7 @@ class GpuSessionPlugin:
             return self.outcome.for_gpu(self.gpus[0].cuda_id)
         return self.outcome.state
 
-    def measurement_lock(self) -> ContextManager[None]:
+    def measurement_lock(self) -> contextlib.AbstractContextManager[None]:
         """Wrap each measured window: serialises workers sharing a GPU."""
         if self._gpu_lock is not None:
             return self._gpu_lock.hold()

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Callable, ContextManager, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from ..errors import BackendUnavailable
 
@@ -40,7 +41,7 @@ class ProfilingWarning(UserWarning):
     """A profiling aid (NVTX range, profiler API) could not be applied."""
 
 
-def measured_window(settings: Any, result_id: str, kind: str) -> ContextManager[None] | None:
+def measured_window(settings: Any, result_id: str, kind: str) -> contextlib.AbstractContextManager[None] | None:
     """The context around one measured window, or None when neither
     ``settings.nvtx`` nor (for GPU kinds) ``settings.profiler_api`` is on."""
     api = bool(getattr(settings, "profiler_api", False)) and kind != "host"
@@ -77,7 +78,7 @@ def side_range_name(result_id: str, side: str) -> str:
     return f"{result_id} [{side}]"
 
 
-def block_ranges(settings: Any, result_id: str) -> Callable[[str], ContextManager[Any]] | None:
+def block_ranges(settings: Any, result_id: str) -> Callable[[str], contextlib.AbstractContextManager[Any]] | None:
     """For an interleaved run under ``--trt-nvtx``: ``block(side)`` gives the
     push/pop range ``<id> [a]`` or ``<id> [b]`` to put around one measured
     block; None when ``settings.nvtx`` is off. Without the nvtx package the

@@ -125,26 +125,47 @@ def validate(value: Any, schema: Mapping[str, Any], *, root: Mapping[str, Any] |
     ``$ref`` (to ``#/$defs``), ``type``, ``const``, ``enum``, ``oneOf``,
     ``required``, ``properties``, ``additionalProperties`` (a schema; ``false``
     is not enforced, so a newer writer's extra field is tolerated),
-    ``items``, ``prefixItems``, ``minItems``, ``maxItems``, ``minimum``."""
+    ``items``, ``prefixItems``, ``minItems``, ``maxItems``, ``minimum``.
+    The keywords are checked in that order of steps (reference, alternatives,
+    the value itself, an object's fields, an array's items), so the first
+    field at fault is the one named."""
     root = schema if root is None else root
     if "$ref" in schema:
-        ref = schema["$ref"]
-        assert ref.startswith("#/$defs/"), ref
-        validate(value, root["$defs"][ref[len("#/$defs/"):]], root=root, where=where)
+        _check_ref(value, schema["$ref"], root, where)
     if "oneOf" in schema:
-        errors: list[Invalid] = []
-        for option in schema["oneOf"]:
-            try:
-                validate(value, option, root=root, where=where)
-                break
-            except Invalid as e:
-                # "null or X" with a value that is not null: X's error says more.
-                if not (value is not None and option == {"type": "null"}):
-                    errors.append(e)
-        else:
-            if len(errors) == 1:
-                raise errors[0]
-            raise Invalid(where, "matches none of the allowed forms")
+        _check_one_of(value, schema["oneOf"], root, where)
+    _check_scalar(value, schema, where)
+    if isinstance(value, dict):
+        _check_object(value, schema, root, where)
+    if isinstance(value, list):
+        _check_array(value, schema, root, where)
+
+
+def _check_ref(value: Any, ref: str, root: Mapping[str, Any], where: str) -> None:
+    """``$ref``: only references into the schema's own ``$defs``."""
+    assert ref.startswith("#/$defs/"), ref
+    validate(value, root["$defs"][ref[len("#/$defs/"):]], root=root, where=where)
+
+
+def _check_one_of(value: Any, options: list[Any], root: Mapping[str, Any], where: str) -> None:
+    """``oneOf``: the first form that fits; else the one form's error when only
+    one was a candidate, else a line saying none fits."""
+    errors: list[Invalid] = []
+    for option in options:
+        try:
+            validate(value, option, root=root, where=where)
+            return
+        except Invalid as e:
+            # "null or X" with a value that is not null: X's error says more.
+            if not (value is not None and option == {"type": "null"}):
+                errors.append(e)
+    if len(errors) == 1:
+        raise errors[0]
+    raise Invalid(where, "matches none of the allowed forms")
+
+
+def _check_scalar(value: Any, schema: Mapping[str, Any], where: str) -> None:
+    """``type``, ``const``, ``enum`` and ``minimum``: the value itself."""
     if "type" in schema:
         types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         if not any(_TYPES[t](value) for t in types):
@@ -156,29 +177,36 @@ def validate(value: Any, schema: Mapping[str, Any], *, root: Mapping[str, Any] |
         raise Invalid(where, f"{_show(value)} is not one of {', '.join(map(str, schema['enum']))}")
     if "minimum" in schema and _TYPES["number"](value) and value < schema["minimum"]:
         raise Invalid(where, f"{_show(value)} is below {schema['minimum']}")
-    if isinstance(value, dict):
-        for key in schema.get("required", ()):
-            if key not in value:
-                raise Invalid(where, f"{key!r} is missing")
-        props = schema.get("properties", {})
-        extra = schema.get("additionalProperties")
-        for key, item in value.items():
-            if key in props:
-                validate(item, props[key], root=root, where=f"{where}.{key}" if where else key)
-            elif isinstance(extra, dict):
-                validate(item, extra, root=root, where=f"{where}.{key}" if where else key)
-    if isinstance(value, list):
-        if len(value) < schema.get("minItems", 0):
-            raise Invalid(where, f"has {len(value)} item(s), fewer than {schema['minItems']}")
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            raise Invalid(where, f"has {len(value)} items, more than {schema['maxItems']}")
-        prefix = schema.get("prefixItems", [])
-        for i, item in enumerate(value):
-            sub = prefix[i] if i < len(prefix) else schema.get("items", True)
-            if sub is False:
-                raise Invalid(where, f"has {len(value)} items, more than {len(prefix)}")
-            if isinstance(sub, dict):
-                validate(item, sub, root=root, where=f"{where}[{i}]")
+
+
+def _check_object(value: dict[str, Any], schema: Mapping[str, Any], root: Mapping[str, Any], where: str) -> None:
+    """``required``, then each field against ``properties`` or a schema-valued
+    ``additionalProperties``."""
+    for key in schema.get("required", ()):
+        if key not in value:
+            raise Invalid(where, f"{key!r} is missing")
+    props = schema.get("properties", {})
+    extra = schema.get("additionalProperties")
+    for key, item in value.items():
+        if key in props:
+            validate(item, props[key], root=root, where=f"{where}.{key}" if where else key)
+        elif isinstance(extra, dict):
+            validate(item, extra, root=root, where=f"{where}.{key}" if where else key)
+
+
+def _check_array(value: list[Any], schema: Mapping[str, Any], root: Mapping[str, Any], where: str) -> None:
+    """``minItems``, ``maxItems``, then each item against ``prefixItems`` or ``items``."""
+    if len(value) < schema.get("minItems", 0):
+        raise Invalid(where, f"has {len(value)} item(s), fewer than {schema['minItems']}")
+    if "maxItems" in schema and len(value) > schema["maxItems"]:
+        raise Invalid(where, f"has {len(value)} items, more than {schema['maxItems']}")
+    prefix = schema.get("prefixItems", [])
+    for i, item in enumerate(value):
+        sub = prefix[i] if i < len(prefix) else schema.get("items", True)
+        if sub is False:
+            raise Invalid(where, f"has {len(value)} items, more than {len(prefix)}")
+        if isinstance(sub, dict):
+            validate(item, sub, root=root, where=f"{where}[{i}]")
 
 
 def _show(value: Any) -> str:

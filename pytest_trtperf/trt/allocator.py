@@ -24,8 +24,9 @@ Knows nothing of pytest; the CUDA calls are passed in (``gpu/cuda.py`` by defaul
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -131,7 +132,7 @@ _classes_lock = threading.Lock()
 
 
 def make_tracking_allocator(trt_module: Any, malloc: Callable[[int], int] | None = None,
-                            free: Callable[[int], None] | None = None) -> "TrackingAllocator":
+                            free: Callable[[int], None] | None = None) -> TrackingAllocator:
     """A counting allocator for ``trt_module`` (``tensorrt``, ``tensorrt_rtx`` or
     the test double), allocating with ``malloc``/``free`` (default: cudaMalloc
     and cudaFree through ``gpu/cuda.py``)."""

@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..errors import UsageError
 from .backend import Backend, load_backend, no_gc

@@ -29,8 +29,9 @@ import itertools
 import threading
 import warnings
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ..config import BACKEND_CHOICES
 from ..errors import BackendUnavailable, UsageError
@@ -61,7 +62,7 @@ PLAN_MAGIC = {b"ftrt": "tensorrt", b"vtrt": "tensorrt_rtx"}
 #: Logger fragments meaning "there is no usable GPU here", not "bad engine".
 NO_GPU_MARKERS = ("cudaError 35", "cudaError 100", "no CUDA-capable device", "driver version is insufficient")
 
-_cache: dict[str, "Backend"] = {}
+_cache: dict[str, Backend] = {}
 _lock = threading.Lock()
 
 
@@ -93,7 +94,7 @@ class Backend:
 
     name: str
     version: str
-    module: "TrtModule" = field(compare=False, repr=False)
+    module: TrtModule = field(compare=False, repr=False)
     #: One line per import candidate skipped on the way (e.g. a stubs package).
     notes: tuple[str, ...] = field(default=(), compare=False)
 
@@ -180,7 +181,7 @@ class Backend:
         return 0
 
     # -- objects ----------------------------------------------------------
-    def logger(self) -> "CapturingLogger":
+    def logger(self) -> CapturingLogger:
         """This library's one logger for the process (see :class:`CapturingLogger`)."""
         return _logger_for(self.module)
 
@@ -202,7 +203,7 @@ class Backend:
             return f"{self.label}: init_libnvinfer_plugins failed ({detail}); engines using TensorRT plugins will not load"
         return None
 
-    def set_timing_cache(self, config: "trt.IBuilderConfig", data: bytes) -> bool:
+    def set_timing_cache(self, config: trt.IBuilderConfig, data: bytes) -> bool:
         """Attach a timing cache (``data`` empty: a fresh one). False if unreadable."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -214,7 +215,7 @@ class Backend:
                     raise
                 return False
 
-    def merged_timing_cache(self, config: "trt.IBuilderConfig", on_disk: bytes) -> tuple[bytes | None, str | None]:
+    def merged_timing_cache(self, config: trt.IBuilderConfig, on_disk: bytes) -> tuple[bytes | None, str | None]:
         """The build's timing cache combined with the entries ``on_disk`` (what
         other builds saved meanwhile), serialized; and a note when they could not
         be combined (another TensorRT version or GPU: the file is replaced)."""
@@ -279,14 +280,14 @@ class Backend:
         """An enum the stubs of TensorRT 10.13 may not have (e.g. RTX-only)."""
         return getattr(self.module, name, None)
 
-    def device_memory_size(self, engine: "trt.ICudaEngine") -> int | None:
+    def device_memory_size(self, engine: trt.ICudaEngine) -> int | None:
         for attr in ("device_memory_size_v2", "device_memory_size"):
             value = getattr(engine, attr, None)
             if value is not None:
                 return int(value)
         return None
 
-    def device_memory_size_for_profile(self, engine: "trt.ICudaEngine", profile: int) -> int | None:
+    def device_memory_size_for_profile(self, engine: trt.ICudaEngine, profile: int) -> int | None:
         """Execution context memory for one optimization profile
         (``get_device_memory_size_for_profile_v2``), else the engine-wide size."""
         getter = getattr(engine, "get_device_memory_size_for_profile_v2", None)
@@ -297,7 +298,7 @@ class Backend:
                 pass
         return self.device_memory_size(engine)
 
-    def weights_size(self, engine: "trt.ICudaEngine") -> int | None:
+    def weights_size(self, engine: trt.ICudaEngine) -> int | None:
         """Total weights in bytes (``get_engine_stat(EngineStat.TOTAL_WEIGHTS_SIZE)``),
         or None where the library does not report it (TensorRT 10.13 has no EngineStat)."""
         stat = getattr(self.module_enum("EngineStat"), "TOTAL_WEIGHTS_SIZE", None)

@@ -10,9 +10,10 @@ get wrong ends as one :class:`UsageError` line naming the test and file.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..files import atomic_write, file_lock
@@ -20,7 +21,7 @@ from .allocator import AllocationStats, can_track, figures, make_tracking_alloca
 from .backend import LOWERED, Backend, CapturingLogger, last_line, no_gc
 from .progress import ProgressCallback, make_monitor
 from .spec import EngineSpec
-from .tensors import ProfileRange, TensorInfo, dims, dtype_name
+from .tensors import ProfileRange, Shape, TensorInfo, dims, dtype_name
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -129,7 +130,7 @@ def _attempt(
     progress: ProgressCallback | None,
     log: CapturingLogger,
     user_alloc: Any,
-) -> tuple[bytes | None, "trt.INetworkDefinition", tuple[str, ...], list[str], AllocationStats | None]:
+) -> tuple[bytes | None, trt.INetworkDefinition, tuple[str, ...], list[str], AllocationStats | None]:
     """One build: parse, configure, build; the plan (None on failure), the
     network (for its I/O), the flags set, timing-cache notes, and what the
     builder's tracking allocator saw (None without cuda-python)."""
@@ -166,8 +167,8 @@ def _attempt(
 
 
 def configure(
-    backend: Backend, builder: "trt.Builder", network: "trt.INetworkDefinition", spec: EngineSpec
-) -> "trt.IBuilderConfig":
+    backend: Backend, builder: trt.Builder, network: trt.INetworkDefinition, spec: EngineSpec
+) -> trt.IBuilderConfig:
     """A builder config for ``spec``: profiles, level, pools, precision,
     verbosity and flags (what trtexec's ``setupNetworkAndConfig`` does)."""
     trt = backend.module
@@ -213,7 +214,7 @@ def configure(
     return config
 
 
-def flag_names(backend: Backend, config: "trt.IBuilderConfig") -> tuple[str, ...]:
+def flag_names(backend: Backend, config: trt.IBuilderConfig) -> tuple[str, ...]:
     """Names of the builder flags set on ``config``, read back from the library."""
     members: dict[str, Any] = dict(getattr(backend.module.BuilderFlag, "__members__", {}))
     seen: dict[int, str] = {}
@@ -257,7 +258,7 @@ def network_typing(backend: Backend, spec: EngineSpec) -> bool:
     return strongly
 
 
-def _parser_errors(parser: "trt.OnnxParser") -> str:
+def _parser_errors(parser: trt.OnnxParser) -> str:
     parts = []
     for i in range(parser.num_errors):
         err = parser.get_error(i)
@@ -284,42 +285,61 @@ def _profiles(spec: EngineSpec, inputs: list[Any], onnx_path: Path) -> list[dict
     for ranges in requested or ({},):
         checked: dict[str, ProfileRange] = {}
         for name, t in by_name.items():
-            shape_dims = dims(t.shape)
-            if name in ranges:
-                triple = ranges[name]
-            elif t.is_shape_tensor:
-                raise UsageError(
-                    f"{spec.where}: input {name!r} of {onnx_path.name} is a shape tensor ({_fmt(shape_dims)} values); "
-                    f"give its values in shapes={{{name!r}: (...)}} or min_shapes/opt_shapes/max_shapes"
-                )
-            elif any(d < 0 for d in shape_dims):
-                raise UsageError(
-                    f"{spec.where}: input {name!r} of {onnx_path.name} has dynamic shape {_fmt(shape_dims)}; "
-                    f"give shapes={{{name!r}: (...)}} or min_shapes/opt_shapes/max_shapes"
-                )
-            else:
-                continue
-            for shape in triple:
-                if t.is_shape_tensor:
-                    count = 1
-                    for d in shape_dims:
-                        count *= d
-                    if len(shape) != count:
-                        raise UsageError(
-                            f"{spec.where}: input {name!r} of {onnx_path.name} is a shape tensor of {count} "
-                            f"value(s); {shape} has {len(shape)}"
-                        )
-                elif len(shape) != len(shape_dims) or any(d >= 0 and s != d for s, d in zip(shape, shape_dims)):
-                    raise UsageError(
-                        f"{spec.where}: input {name!r} of {onnx_path.name} has shape {_fmt(shape_dims)}; {shape} does not fit it"
-                    )
-            checked[name] = triple
+            triple = _input_range(spec, t, ranges, onnx_path)
+            if triple is not None:
+                checked[name] = triple
         if checked or requested:
             out.append(checked)
     return out
 
 
-def _io(network: "trt.INetworkDefinition", spec: EngineSpec, backend: Backend) -> tuple[TensorInfo, ...]:
+def _input_range(spec: EngineSpec, t: Any, ranges: Mapping[str, ProfileRange],
+                 onnx_path: Path) -> ProfileRange | None:
+    """The checked min/opt/max of network input ``t`` in one profile; None for
+    a static input the profile need not name; a one-line error for a dynamic
+    input or shape tensor it does not name."""
+    name = t.name
+    shape_dims = dims(t.shape)
+    if name in ranges:
+        triple = ranges[name]
+    elif t.is_shape_tensor:
+        raise UsageError(
+            f"{spec.where}: input {name!r} of {onnx_path.name} is a shape tensor ({_fmt(shape_dims)} values); "
+            f"give its values in shapes={{{name!r}: (...)}} or min_shapes/opt_shapes/max_shapes"
+        )
+    elif any(d < 0 for d in shape_dims):
+        raise UsageError(
+            f"{spec.where}: input {name!r} of {onnx_path.name} has dynamic shape {_fmt(shape_dims)}; "
+            f"give shapes={{{name!r}: (...)}} or min_shapes/opt_shapes/max_shapes"
+        )
+    else:
+        return None
+    for shape in triple:
+        _check_fits(spec, t, shape, onnx_path)
+    return triple
+
+
+def _check_fits(spec: EngineSpec, t: Any, shape: Shape, onnx_path: Path) -> None:
+    """``shape`` fits network input ``t``: as many values as a shape tensor
+    holds, else its rank and every fixed dimension."""
+    name = t.name
+    shape_dims = dims(t.shape)
+    if t.is_shape_tensor:
+        count = 1
+        for d in shape_dims:
+            count *= d
+        if len(shape) != count:
+            raise UsageError(
+                f"{spec.where}: input {name!r} of {onnx_path.name} is a shape tensor of {count} "
+                f"value(s); {shape} has {len(shape)}"
+            )
+    elif len(shape) != len(shape_dims) or any(d >= 0 and s != d for s, d in zip(shape, shape_dims, strict=True)):
+        raise UsageError(
+            f"{spec.where}: input {name!r} of {onnx_path.name} has shape {_fmt(shape_dims)}; {shape} does not fit it"
+        )
+
+
+def _io(network: trt.INetworkDefinition, spec: EngineSpec, backend: Backend) -> tuple[TensorInfo, ...]:
     assert spec.onnx is not None
     inputs = [network.get_input(i) for i in range(network.num_inputs)]
     profiles = _profiles(spec, inputs, spec.onnx)
@@ -334,7 +354,7 @@ def _io(network: "trt.INetworkDefinition", spec: EngineSpec, backend: Backend) -
     return tuple(out)
 
 
-def _load_timing_cache(backend: Backend, config: "trt.IBuilderConfig", path: Path) -> list[str]:
+def _load_timing_cache(backend: Backend, config: trt.IBuilderConfig, path: Path) -> list[str]:
     notes = []
     data = b""
     if path.is_file():
@@ -347,7 +367,7 @@ def _load_timing_cache(backend: Backend, config: "trt.IBuilderConfig", path: Pat
     return notes
 
 
-def _save_timing_cache(backend: Backend, config: "trt.IBuilderConfig", path: Path) -> list[str]:
+def _save_timing_cache(backend: Backend, config: trt.IBuilderConfig, path: Path) -> list[str]:
     """Merge this build's timing cache into the file, under the file's lock:
     read what other builds saved since we loaded it, combine, replace. Two
     xdist workers building at once both keep their entries (Polygraphy's scheme)."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendUnavailable, UsageError
 from .allocator import AllocationStats, can_track, make_tracking_allocator
@@ -100,8 +101,8 @@ class LiveEngine:
     """Deserialized engine plus the runtime and logger that must outlive it."""
 
     handle: EngineHandle
-    runtime: "trt.Runtime"
-    engine: "trt.ICudaEngine"
+    runtime: trt.Runtime
+    engine: trt.ICudaEngine
     logger: CapturingLogger
     io: tuple[TensorInfo, ...]
     notes: tuple[str, ...] = ()

@@ -13,9 +13,10 @@ import hashlib
 import json
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..files import atomic_write, ignore_in_git
 

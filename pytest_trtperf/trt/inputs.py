@@ -11,8 +11,9 @@ tensor input takes *values* where other inputs take a shape (trtexec's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -62,13 +63,13 @@ def check_shape(t: TensorInfo, shape: Shape, where: str, profile: int = 0) -> No
     if t.shape_tensor:
         _check_values(t, shape, where, profile)
         return
-    if len(shape) != len(t.shape) or any(d >= 0 and s != d for s, d in zip(shape, t.shape)):
+    if len(shape) != len(t.shape) or any(d >= 0 and s != d for s, d in zip(shape, t.shape, strict=True)):
         raise UsageError(f"{where}: input {t.name!r} shape {shape} does not match the engine's {_fmt(t.shape)}")
     bounds = _profile_bounds(t, where, profile)
     if bounds is None:
         return
     lo, hi = bounds
-    if any(s < a or s > b for s, a, b in zip(shape, lo, hi)):
+    if any(s < a or s > b for s, a, b in zip(shape, lo, hi, strict=False)):
         raise UsageError(
             f"{where}: input {t.name!r} shape {shape} is outside the engine's profile{f' {profile}' if profile else ''}: "
             f"min {tuple(lo)} .. max {tuple(hi)}"
@@ -93,7 +94,7 @@ def _check_values(t: TensorInfo, values: Shape, where: str, profile: int) -> Non
     if bounds is None:
         return
     lo, hi = bounds
-    if any(v < a or v > b for v, a, b in zip(values, lo, hi)):
+    if any(v < a or v > b for v, a, b in zip(values, lo, hi, strict=False)):
         raise UsageError(
             f"{where}: shape tensor {t.name!r} values {values} are outside profile {profile}: "
             f"min {tuple(lo)} .. max {tuple(hi)}"

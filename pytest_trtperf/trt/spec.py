@@ -12,9 +12,10 @@ import json
 import operator
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, NoReturn
 
 from ..errors import UsageError
 from .backend import PRECISIONS
@@ -33,8 +34,6 @@ MEMORY_POOLS = ("workspace", "tactic_shared_memory", "tactic_dram")
 MAX_DIM = 2**63 - 1
 #: ``seed=``: what ``numpy.random.default_rng`` takes (a non-negative int), kept within 64 bits.
 MAX_SEED = 2**64 - 1
-#: Arguments that are True/False (``strongly_typed`` may also be None: the model decides).
-BOOL_ARGS = ("strongly_typed", "version_compatible", "weight_streaming")
 
 
 @dataclass(frozen=True)
@@ -74,10 +73,12 @@ class EngineSpec:
 
     # -- construction -----------------------------------------------------
     @classmethod
-    def create(cls, where: str, base_dir: Path | str | None = None, **kwargs: Any) -> "EngineSpec":
+    def create(cls, where: str, base_dir: Path | str | None = None, **kwargs: Any) -> EngineSpec:
         """Validate keyword arguments (marker or ``trt_bench.engine``) into a spec.
 
-        ``base_dir`` resolves relative paths (the test file's directory).
+        ``base_dir`` resolves relative paths (the test file's directory). Each
+        argument has its check in :data:`_CHECKS`; they run in that table's
+        order, so a marker with two mistakes always names the same one first.
         """
         known = {f.name for f in fields(cls)} - {"where"}
         for key in kwargs:
@@ -85,94 +86,15 @@ class EngineSpec:
                 raise UsageError(
                     f"{where}: unknown trt_engine argument {key!r}; expected one of {', '.join(sorted(known))}"
                 )
-        base = Path(base_dir) if base_dir is not None else Path.cwd()
-        kw: dict[str, Any] = dict(kwargs)
-        if (kw.get("onnx") is None) == (kw.get("engine") is None):
-            raise UsageError(f"{where}: trt_engine needs exactly one of onnx='model.onnx' or engine='model.plan'")
-        for key in ("onnx", "engine"):
-            if kw.get(key) is not None:
-                if not isinstance(kw[key], (str, os.PathLike)):
-                    raise UsageError(f"{where}: {key}={_show(kw[key])}: a path (str or pathlib.Path) of the "
-                                     f"{'ONNX model' if key == 'onnx' else 'plan file'}")
-                kw[key] = _resolve(kw[key], base)
-        if "seed" in kw:
-            seed = _whole(kw["seed"])
-            if seed is None or not 0 <= seed <= MAX_SEED:
-                raise UsageError(f"{where}: seed={_show(kw['seed'])}: a whole number from 0 to 2**64-1 (the seed "
-                                 f"of the random inputs)")
-            kw["seed"] = seed
-        for key in BOOL_ARGS:
-            if key in kw and not isinstance(kw[key], bool) and not (key == "strongly_typed" and kw[key] is None):
-                raise UsageError(f"{where}: {key}={_show(kw[key])}: True or False"
-                                 + (" (or None: the model decides)" if key == "strongly_typed" else ""))
-        kw["shapes"] = _shapes(kw.get("shapes") or {}, "shapes", where)
-        profiles = _profiles(kw, where)
-        for key, i in (("min_shapes", 0), ("opt_shapes", 1), ("max_shapes", 2)):
-            kw[key] = tuple({n: r[i] for n, r in p.items()} for p in profiles)
-        if kw.get("engine") is not None and profiles:
-            raise UsageError(f"{where}: min/opt/max shapes apply to onnx= builds; an engine file has its profiles")
-        profile = kw.get("profile", 0)
-        if isinstance(profile, bool) or not isinstance(profile, int) or profile < 0:
-            raise UsageError(f"{where}: profile={profile!r}: the index of an optimization profile (0, 1, ...; trtexec --profile)")
-        if kw.get("onnx") is not None and profile >= max(len(profiles), 1):
-            raise UsageError(
-                f"{where}: profile={profile} but the build has {max(len(profiles), 1)} optimization profile(s); "
-                "give one min_shapes/opt_shapes/max_shapes dict per profile in a list"
-            )
-        budget = kw.get("weight_streaming_budget")
-        if budget is not None:
-            if kw.get("onnx") is not None and not kw.get("weight_streaming"):
-                raise UsageError(f"{where}: weight_streaming_budget= needs weight_streaming=True (as trtexec's "
-                                 "--weightStreamingBudget needs --allowWeightStreaming)")
-            kw["weight_streaming_budget"] = parse_budget(budget, where)
-        elif kw.get("weight_streaming"):
-            kw["weight_streaming_budget"] = "auto"
-        precision = kw.get("precision", "auto")
-        if not isinstance(precision, (str, list, tuple)):
-            raise UsageError(f"{where}: precision={_show(precision)}: a name or a list of names from "
-                             f"{', '.join(PRECISIONS)}")
-        precision = (precision,) if isinstance(precision, str) else tuple(precision)
-        for p in precision:
-            if p not in PRECISIONS:
-                raise UsageError(f"{where}: precision={p!r}: choose from {', '.join(PRECISIONS)}")
-        kw["precision"] = tuple(sorted(set(precision)))
-        level = kw.get("optimization_level")
-        if level is not None and (isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 5):
-            raise UsageError(f"{where}: optimization_level={level!r}: an integer 0..5 (trtexec --builderOptimizationLevel)")
-        verbosity = kw.get("profiling_verbosity", "detailed")
-        if verbosity not in VERBOSITIES:
-            raise UsageError(f"{where}: profiling_verbosity={verbosity!r}: choose from {', '.join(VERBOSITIES)}")
-        pools = kw.get("memory_pools") or {}
-        if not isinstance(pools, Mapping):
-            raise UsageError(f"{where}: memory_pools={_show(pools)}: a dict of pool -> MiB "
-                             f"({', '.join(MEMORY_POOLS)})")
-        pools = dict(pools)
-        for pool, mib in pools.items():
-            if pool not in MEMORY_POOLS or isinstance(mib, bool) or not isinstance(mib, int) or mib < 0:
-                raise UsageError(f"{where}: memory_pools[{pool!r}]={mib!r}: pools {', '.join(MEMORY_POOLS)} in MiB")
-        kw["memory_pools"] = pools
-        ws = kw.get("workspace_mb")
-        if ws is not None and (isinstance(ws, bool) or not isinstance(ws, int) or ws < 0):
-            raise UsageError(f"{where}: workspace_mb={ws!r}: a size in MiB")
-        flags = kw.get("builder_flags") or ()
-        if not isinstance(flags, (str, list, tuple)) or any(not isinstance(f, str) for f in (
-                [flags] if isinstance(flags, str) else flags)):
-            raise UsageError(f"{where}: builder_flags={_show(flags)}: a flag name or a list of them "
-                             f"(trt.BuilderFlag names)")
-        kw["builder_flags"] = tuple(sorted({str(f).upper() for f in ([flags] if isinstance(flags, str) else flags)}))
-        inputs = kw.get("inputs")
-        if isinstance(inputs, (str, Path)):
-            kw["inputs"] = str(_resolve(inputs, base))
-        elif isinstance(inputs, Mapping):
-            kw["inputs"] = {
-                k: str(_resolve(v, base)) if isinstance(v, (str, Path)) else v for k, v in inputs.items()
-            }
-        elif inputs is not None:
-            raise UsageError(f"{where}: inputs= takes a dict of name -> array/.npy/.bin path, or a .npz path")
-        return cls(where=where, **kw)
+        given = _Given(where, Path(base_dir) if base_dir is not None else Path.cwd(), dict(kwargs))
+        if (given.kw.get("onnx") is None) == (given.kw.get("engine") is None):
+            given.fail("trt_engine needs exactly one of onnx='model.onnx' or engine='model.plan'")
+        for key, check in _CHECKS.items():
+            check(given, key)
+        return cls(where=where, **given.kw)
 
     @classmethod
-    def from_marker(cls, marker: Any, where: str, base_dir: Path | str | None = None) -> "EngineSpec":
+    def from_marker(cls, marker: Any, where: str, base_dir: Path | str | None = None) -> EngineSpec:
         """From a ``pytest.Mark``: ``trt_engine("m.onnx", ...)`` or keyword-only."""
         kwargs = dict(marker.kwargs)
         args = tuple(marker.args)
@@ -203,7 +125,7 @@ class EngineSpec:
         if self.has_profile:
             return tuple(
                 {n: (lo[n], opt[n], hi[n]) for n in lo}
-                for lo, opt, hi in zip(self.min_shapes, self.opt_shapes, self.max_shapes)
+                for lo, opt, hi in zip(self.min_shapes, self.opt_shapes, self.max_shapes, strict=False)
             )
         return ({n: (s, s, s) for n, s in self.shapes.items()},) if self.shapes else ()
 
@@ -276,12 +198,12 @@ def _profiles(kw: Mapping[str, Any], where: str) -> list[dict[str, tuple[Shape, 
         raise UsageError(f"{where}: min_shapes, opt_shapes and max_shapes need one dict per profile each "
                          f"(got {len(lists[0])}, {len(lists[1])}, {len(lists[2])})")
     out = []
-    for lo, opt, hi in zip(*lists):
+    for lo, opt, hi in zip(*lists, strict=True):
         if set(lo) != set(hi) or set(opt) != set(hi):
             raise UsageError(f"{where}: min_shapes, opt_shapes and max_shapes must name the same inputs")
         for name in lo:
             a, b, c = lo[name], opt[name], hi[name]
-            if not (len(a) == len(b) == len(c)) or any(x > y or y > z for x, y, z in zip(a, b, c)):
+            if not (len(a) == len(b) == len(c)) or any(x > y or y > z for x, y, z in zip(a, b, c, strict=True)):
                 raise UsageError(f"{where}: input {name!r}: need min <= opt <= max, got {a}, {b}, {c}")
         out.append({n: (lo[n], opt[n], hi[n]) for n in lo})
     return out
@@ -342,6 +264,198 @@ def _shapes(value: Any, key: str, where: str) -> dict[str, Shape]:
                              f"takes (at most 2**63-1)")
         out[str(name)] = dims
     return out
+
+
+class _Given:
+    """The keyword arguments of one :meth:`EngineSpec.create` call while they
+    are checked: each check replaces its argument's value by the normalised
+    one (or leaves an absent argument absent, so the dataclass default holds)."""
+
+    def __init__(self, where: str, base: Path, kw: dict[str, Any]) -> None:
+        self.where = where
+        self.base = base
+        self.kw = kw
+
+    def fail(self, text: str) -> NoReturn:
+        """One line naming the test: ``<where>: <text>``."""
+        raise UsageError(f"{self.where}: {text}")
+
+
+def _check_path(given: _Given, key: str) -> None:
+    """``onnx=`` / ``engine=``: a path, resolved against the test's directory."""
+    value = given.kw.get(key)
+    if value is None:
+        return
+    if not isinstance(value, (str, os.PathLike)):
+        given.fail(f"{key}={_show(value)}: a path (str or pathlib.Path) of the "
+                   f"{'ONNX model' if key == 'onnx' else 'plan file'}")
+    given.kw[key] = _resolve(value, given.base)
+
+
+def _check_seed(given: _Given, key: str) -> None:
+    """``seed=``: a whole number numpy's generator takes, kept within 64 bits."""
+    if key not in given.kw:
+        return
+    seed = _whole(given.kw[key])
+    if seed is None or not 0 <= seed <= MAX_SEED:
+        given.fail(f"{key}={_show(given.kw[key])}: a whole number from 0 to 2**64-1 (the seed "
+                   f"of the random inputs)")
+    given.kw[key] = seed
+
+
+def _check_bool(given: _Given, key: str) -> None:
+    """A True/False argument (a truthy string would silently switch it on)."""
+    if key in given.kw and not isinstance(given.kw[key], bool):
+        given.fail(f"{key}={_show(given.kw[key])}: True or False")
+
+
+def _check_bool_or_none(given: _Given, key: str) -> None:
+    """``strongly_typed=``: True/False, or None to let the model decide."""
+    value = given.kw.get(key)
+    if value is not None and not isinstance(value, bool):
+        given.fail(f"{key}={_show(value)}: True or False (or None: the model decides)")
+
+
+def _check_shapes(given: _Given, key: str) -> None:
+    """``shapes=``: input name -> shape to run with."""
+    given.kw[key] = _shapes(given.kw.get(key) or {}, key, given.where)
+
+
+def _check_ranges(given: _Given, key: str) -> None:
+    """``min_shapes=``, ``opt_shapes=``, ``max_shapes=`` together (the table
+    lists this check under ``min_shapes``): one dict per optimization profile
+    each, for onnx= builds only."""
+    profiles = _profiles(given.kw, given.where)
+    for name, i in (("min_shapes", 0), ("opt_shapes", 1), ("max_shapes", 2)):
+        given.kw[name] = tuple({n: r[i] for n, r in p.items()} for p in profiles)
+    if given.kw.get("engine") is not None and profiles:
+        given.fail("min/opt/max shapes apply to onnx= builds; an engine file has its profiles")
+
+
+def _checked_with_min_shapes(given: _Given, key: str) -> None:
+    """``opt_shapes=`` / ``max_shapes=``: checked with ``min_shapes`` by :func:`_check_ranges`."""
+
+
+def _check_profile(given: _Given, key: str) -> None:
+    """``profile=``: the index of a profile the build has (after :func:`_check_ranges`)."""
+    profile = given.kw.get(key, 0)
+    if isinstance(profile, bool) or not isinstance(profile, int) or profile < 0:
+        given.fail(f"{key}={profile!r}: the index of an optimization profile (0, 1, ...; trtexec --profile)")
+    count = max(len(given.kw["min_shapes"]), 1)
+    if given.kw.get("onnx") is not None and profile >= count:
+        given.fail(f"{key}={profile} but the build has {count} optimization profile(s); "
+                   "give one min_shapes/opt_shapes/max_shapes dict per profile in a list")
+
+
+def _check_budget(given: _Given, key: str) -> None:
+    """``weight_streaming_budget=``: needs weight streaming on an onnx= build;
+    "auto" when weight streaming is on and no budget is given."""
+    budget = given.kw.get(key)
+    if budget is None:
+        if given.kw.get("weight_streaming"):
+            given.kw[key] = "auto"
+        return
+    if given.kw.get("onnx") is not None and not given.kw.get("weight_streaming"):
+        given.fail(f"{key}= needs weight_streaming=True (as trtexec's "
+                   "--weightStreamingBudget needs --allowWeightStreaming)")
+    given.kw[key] = parse_budget(budget, given.where)
+
+
+def _check_precision(given: _Given, key: str) -> None:
+    """``precision=``: a name or a list of names, kept sorted and unique."""
+    precision = given.kw.get(key, "auto")
+    if not isinstance(precision, (str, list, tuple)):
+        given.fail(f"{key}={_show(precision)}: a name or a list of names from "
+                   f"{', '.join(PRECISIONS)}")
+    names = (precision,) if isinstance(precision, str) else tuple(precision)
+    for p in names:
+        if p not in PRECISIONS:
+            given.fail(f"{key}={p!r}: choose from {', '.join(PRECISIONS)}")
+    given.kw[key] = tuple(sorted(set(names)))
+
+
+def _check_optimization_level(given: _Given, key: str) -> None:
+    """``optimization_level=``: None (TensorRT's default) or 0..5."""
+    level = given.kw.get(key)
+    if level is not None and (isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 5):
+        given.fail(f"{key}={level!r}: an integer 0..5 (trtexec --builderOptimizationLevel)")
+
+
+def _check_verbosity(given: _Given, key: str) -> None:
+    """``profiling_verbosity=``: one of :data:`VERBOSITIES`."""
+    verbosity = given.kw.get(key, "detailed")
+    if verbosity not in VERBOSITIES:
+        given.fail(f"{key}={verbosity!r}: choose from {', '.join(VERBOSITIES)}")
+
+
+def _check_memory_pools(given: _Given, key: str) -> None:
+    """``memory_pools=``: pool name -> MiB, pools from :data:`MEMORY_POOLS`."""
+    pools = given.kw.get(key) or {}
+    if not isinstance(pools, Mapping):
+        given.fail(f"{key}={_show(pools)}: a dict of pool -> MiB "
+                   f"({', '.join(MEMORY_POOLS)})")
+    pools = dict(pools)
+    for pool, mib in pools.items():
+        if pool not in MEMORY_POOLS or isinstance(mib, bool) or not isinstance(mib, int) or mib < 0:
+            given.fail(f"{key}[{pool!r}]={mib!r}: pools {', '.join(MEMORY_POOLS)} in MiB")
+    given.kw[key] = pools
+
+
+def _check_workspace(given: _Given, key: str) -> None:
+    """``workspace_mb=``: None or a size in MiB."""
+    ws = given.kw.get(key)
+    if ws is not None and (isinstance(ws, bool) or not isinstance(ws, int) or ws < 0):
+        given.fail(f"{key}={ws!r}: a size in MiB")
+
+
+def _check_builder_flags(given: _Given, key: str) -> None:
+    """``builder_flags=``: a flag name or a list of them, kept upper-case, sorted and unique."""
+    flags = given.kw.get(key) or ()
+    names = [flags] if isinstance(flags, str) else flags
+    if not isinstance(flags, (str, list, tuple)) or any(not isinstance(f, str) for f in names):
+        given.fail(f"{key}={_show(flags)}: a flag name or a list of them "
+                   f"(trt.BuilderFlag names)")
+    given.kw[key] = tuple(sorted({str(f).upper() for f in names}))
+
+
+def _check_inputs(given: _Given, key: str) -> None:
+    """``inputs=``: a .npz path, or a dict of name -> array or .npy/.bin path
+    (paths resolved against the test's directory)."""
+    inputs = given.kw.get(key)
+    if isinstance(inputs, (str, Path)):
+        given.kw[key] = str(_resolve(inputs, given.base))
+    elif isinstance(inputs, Mapping):
+        given.kw[key] = {
+            k: str(_resolve(v, given.base)) if isinstance(v, (str, Path)) else v for k, v in inputs.items()
+        }
+    elif inputs is not None:
+        given.fail(f"{key}= takes a dict of name -> array/.npy/.bin path, or a .npz path")
+
+
+#: Every ``trt_engine`` argument and its check, in the order they run (the
+#: order in which a marker's mistakes are reported; ``profile`` and
+#: ``weight_streaming_budget`` read arguments checked before them).
+_CHECKS: dict[str, Callable[[_Given, str], None]] = {
+    "onnx": _check_path,
+    "engine": _check_path,
+    "seed": _check_seed,
+    "strongly_typed": _check_bool_or_none,
+    "version_compatible": _check_bool,
+    "weight_streaming": _check_bool,
+    "shapes": _check_shapes,
+    "min_shapes": _check_ranges,
+    "opt_shapes": _checked_with_min_shapes,
+    "max_shapes": _checked_with_min_shapes,
+    "profile": _check_profile,
+    "weight_streaming_budget": _check_budget,
+    "precision": _check_precision,
+    "optimization_level": _check_optimization_level,
+    "profiling_verbosity": _check_verbosity,
+    "memory_pools": _check_memory_pools,
+    "workspace_mb": _check_workspace,
+    "builder_flags": _check_builder_flags,
+    "inputs": _check_inputs,
+}
 
 
 def validate_marker(marker: Any, where: str) -> None:

@@ -7,8 +7,9 @@ to a plan and shape checks work on machines that cannot deserialize engines
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, cast
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import numpy as np
@@ -111,7 +112,7 @@ class TensorInfo:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TensorInfo":
+    def from_dict(cls, d: Mapping[str, Any]) -> TensorInfo:
         return cls(
             name=d["name"],
             mode=d["mode"],

@@ -43,8 +43,9 @@ GPU timings as long as the host keeps ahead of the GPU.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,7 @@ class TransferSpec:
 
     @classmethod
     def pinned(cls, inputs: Sequence[tuple[int, int]], outputs: Sequence[tuple[int, int]] = (),
-               seed: int = 0) -> "TransferSpec":
+               seed: int = 0) -> TransferSpec:
         """Pinned host staging for ``(device_ptr, nbytes)`` inputs and outputs."""
         rng = np.random.default_rng(seed)
         bufs: list[cuda.PinnedBuffer] = []
@@ -565,7 +566,7 @@ class CudaWorkload:
         self._check_workload_error()
         return wall
 
-    def __enter__(self) -> "CudaWorkload":
+    def __enter__(self) -> CudaWorkload:
         self.setup()
         return self
 

@@ -17,8 +17,9 @@ enqueue is timed with a note saying why.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class EnqueueFailed(TrtPerfError):
     """``execute_async_v3`` returned False."""
 
 
-def _make_output_allocator(trt: "TrtModule") -> Any:
+def _make_output_allocator(trt: TrtModule) -> Any:
     """An ``IOutputAllocator`` that grows one device buffer per output and
     remembers the shape TensorRT reports (data-dependent output shapes)."""
 
@@ -78,7 +79,7 @@ class _Slot:
     """One execution context bound to one stream, with its own buffers."""
 
     stream: cuda.Stream
-    context: "trt.IExecutionContext"
+    context: trt.IExecutionContext
     buffers: dict[str, cuda.DeviceBuffer] = field(default_factory=dict)
     allocator: Any = None
     pinned: dict[str, cuda.PinnedBuffer] = field(default_factory=dict)
@@ -335,7 +336,7 @@ class TensorRTWorkload:
                 h.update(np.ascontiguousarray(np.asarray(value)).tobytes())
         return "data:" + h.hexdigest()[:16]
 
-    def _create_context(self) -> "trt.IExecutionContext":
+    def _create_context(self) -> trt.IExecutionContext:
         """An execution context; on TensorRT-RTX with dynamic shapes, one that
         compiles shape-specialized kernels eagerly, so the first (warm-up)
         enqueue builds them and no fallback kernel is timed or captured."""
@@ -357,25 +358,41 @@ class TensorRTWorkload:
         return context
 
     def _make_slot(self) -> _Slot:
-        assert self.live is not None
-        trt = self.engine.backend.module
-        engine = self.live.engine
-        where = self.engine.where
-        log = self.live.logger
+        """An execution context on its own stream, in named steps: the selected
+        optimization profile, input shapes, input buffers (filled), output buffers."""
         context = self._create_context()
         slot = _Slot(stream=cuda.Stream(non_blocking=True), context=context)
         context.nvtx_verbosity = self._timed_nvtx
+        self._select_profile(slot)
+        self._set_input_shapes(slot)
+        self._bind_inputs(slot)
+        self._bind_outputs(slot)
+        slot.stream.synchronize()
+        return slot
+
+    def _select_profile(self, slot: _Slot) -> None:
+        """The spec's optimization profile on ``slot``'s context (nothing to do
+        for profile 0 of a one-profile engine)."""
+        assert self.live is not None
         index = self.engine.profile
-        if index != 0 or int(engine.num_optimization_profiles) > 1:
-            mark = log.mark()
-            try:
-                ok = bool(context.set_optimization_profile_async(index, slot.stream.handle))
-            except RuntimeError:  # TensorRT 10's binding raises instead of returning False
-                ok = False
-            slot.stream.synchronize()
-            if not ok:
-                raise UsageError(f"{where}: TensorRT refused optimization profile {index} of {self.engine.source} "
-                                 f"({last_line(log.errors(since=mark)) or 'no reason given'})")
+        if index == 0 and int(self.live.engine.num_optimization_profiles) <= 1:
+            return
+        log = self.live.logger
+        mark = log.mark()
+        try:
+            ok = bool(slot.context.set_optimization_profile_async(index, slot.stream.handle))
+        except RuntimeError:  # TensorRT 10's binding raises instead of returning False
+            ok = False
+        slot.stream.synchronize()
+        if not ok:
+            raise UsageError(f"{self.engine.where}: TensorRT refused optimization profile {index} of "
+                             f"{self.engine.source} ({last_line(log.errors(since=mark)) or 'no reason given'})")
+
+    def _set_input_shapes(self, slot: _Slot) -> None:
+        """The run shapes of the execution inputs (shape tensors get their values in :meth:`_bind_inputs`)."""
+        assert self.live is not None
+        context = slot.context
+        index = self.engine.profile
         info = {t.name: t for t in self.live.io}
         for name, shape in self.shapes.items():
             if info[name].shape_tensor:
@@ -384,14 +401,21 @@ class TensorRTWorkload:
                 t = info[name]
                 lo, _, hi = t.profiles[index] if index < len(t.profiles) else (t.shape, t.shape, t.shape)
                 raise UsageError(
-                    f"{where}: input {name!r} shape {shape} rejected by TensorRT; allowed min {lo} .. max {hi}"
+                    f"{self.engine.where}: input {name!r} shape {shape} rejected by TensorRT; "
+                    f"allowed min {lo} .. max {hi}"
                 )
+
+    def _bind_inputs(self, slot: _Slot) -> None:
+        """A device buffer per input, filled from pinned host memory on the slot's
+        stream; a shape tensor's values in pinned host memory."""
+        assert self.live is not None
+        info = {t.name: t for t in self.live.io}
         for name, arr in self._host.items():
             if info[name].shape_tensor:
                 host = cuda.PinnedBuffer(max(arr.nbytes, 1))
                 host.array()[: arr.nbytes] = np.frombuffer(arr.tobytes(), dtype=np.uint8)
                 slot.host_values[name] = host
-                self._set_address(context, name, host.ptr)
+                self._set_address(slot.context, name, host.ptr)
                 continue
             buf = cuda.DeviceBuffer(max(arr.nbytes, 1))
             slot.buffers[name] = buf
@@ -399,23 +423,24 @@ class TensorRTWorkload:
             pinned.array()[: arr.nbytes] = np.frombuffer(arr.tobytes(), dtype=np.uint8)
             slot.pinned[name] = pinned
             cuda.memcpy_h2d_async(buf.ptr, pinned.ptr, arr.nbytes, slot.stream)
-            self._set_address(context, name, buf.ptr)
+            self._set_address(slot.context, name, buf.ptr)
+
+    def _bind_outputs(self, slot: _Slot) -> None:
+        """A device buffer (and a pinned copy) per output of the shape the inputs
+        give; host memory for a shape-tensor output; an output allocator for a
+        data-dependent one."""
+        assert self.live is not None
+        trt = self.engine.backend.module
+        context = slot.context
         for t in self.live.io:
             if t.is_input:
                 continue
             shape = dims(context.get_tensor_shape(t.name))
             if any(d < 0 for d in shape):  # data-dependent: TensorRT asks for memory
-                if slot.allocator is None:
-                    slot.allocator = _make_output_allocator(trt)
-                if not context.set_output_allocator(t.name, slot.allocator):
-                    raise UsageError(f"{where}: TensorRT refused an output allocator for {t.name!r} "
-                                     f"({last_line(log.errors()) or 'no reason given'})")
-                if t.name not in self._data_dependent:
-                    self._data_dependent.append(t.name)
-                self._add_note(f"output {t.name!r} has a data-dependent shape; using an output allocator")
+                self._allocate_on_demand(slot, t.name)
                 continue
             nbytes = int(np.prod(shape)) * numpy_dtype(t.dtype).itemsize
-            if engine.get_tensor_location(t.name) == trt.TensorLocation.HOST:
+            if self.live.engine.get_tensor_location(t.name) == trt.TensorLocation.HOST:
                 host = cuda.PinnedBuffer(max(nbytes, 1))  # a shape-tensor output lives on the host
                 slot.host_values[t.name] = host
                 self._set_address(context, t.name, host.ptr)
@@ -424,10 +449,21 @@ class TensorRTWorkload:
             slot.buffers[t.name] = buf
             slot.pinned[t.name] = cuda.PinnedBuffer(max(nbytes, 1))
             self._set_address(context, t.name, buf.ptr)
-        slot.stream.synchronize()
-        return slot
 
-    def _set_address(self, context: "trt.IExecutionContext", name: str, ptr: int) -> None:
+    def _allocate_on_demand(self, slot: _Slot, name: str) -> None:
+        """An output allocator for the data-dependent output ``name`` (one per
+        slot), noted, so the engine is not captured into a CUDA graph."""
+        assert self.live is not None
+        if slot.allocator is None:
+            slot.allocator = _make_output_allocator(self.engine.backend.module)
+        if not slot.context.set_output_allocator(name, slot.allocator):
+            raise UsageError(f"{self.engine.where}: TensorRT refused an output allocator for {name!r} "
+                             f"({last_line(self.live.logger.errors()) or 'no reason given'})")
+        if name not in self._data_dependent:
+            self._data_dependent.append(name)
+        self._add_note(f"output {name!r} has a data-dependent shape; using an output allocator")
+
+    def _set_address(self, context: trt.IExecutionContext, name: str, ptr: int) -> None:
         """``set_tensor_address``, whose False (unknown name, null or misaligned
         pointer) would otherwise surface later as a failed enqueue."""
         assert self.live is not None

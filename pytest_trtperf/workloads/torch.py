@@ -24,7 +24,8 @@ torch is optional: importing this module never imports it.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..gpu import cuda
 from ..errors import BackendUnavailable, UsageError
@@ -260,7 +261,7 @@ class TorchWorkload:
         by_handle = {int(ts.cuda_stream): ts for ts in self._torch_streams}
         targets = ([g.replay for g in self._graphs] if self._graphs
                    else [self.fn] * len(self._torch_streams))
-        target_by_handle = {h: t for h, t in zip(by_handle, targets)}
+        target_by_handle = {h: t for h, t in zip(by_handle, targets, strict=False)}
         enqueue: Callable[[int], None]
         if len(by_handle) == 1:
             (target,) = targets

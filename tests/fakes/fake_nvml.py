@@ -22,8 +22,9 @@ import string
 import sys
 import time
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 ENV_STATE = "TRTPERF_FAKE_NVML_STATE"
 
@@ -85,7 +86,7 @@ class NVMLError(Exception):
         NVML_ERROR_GPU_IS_LOST: "GPU is lost",
     }
 
-    def __new__(cls, value: int) -> "NVMLError":
+    def __new__(cls, value: int) -> NVMLError:
         if cls is NVMLError:
             cls = NVMLError._valClassMapping.get(value, cls)
         obj = Exception.__new__(cls)
@@ -194,7 +195,7 @@ def _locked() -> Iterator[dict[str, Any]]:
 _initialised = 0
 
 
-def _gpu(handle: "c_nvmlDevice_t") -> dict[str, Any]:
+def _gpu(handle: c_nvmlDevice_t) -> dict[str, Any]:
     if not _initialised:
         raise NVMLError(NVML_ERROR_UNINITIALIZED)
     gpus = read_state()["gpus"]

@@ -40,8 +40,9 @@ import enum
 import json
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 __version__ = "10.13.0.35"
 
@@ -164,7 +165,7 @@ class ILogger:
     def __init__(self) -> None:
         pass
 
-    def log(self, severity: "ILogger.Severity", msg: str) -> None:  # pragma: no cover - overridden
+    def log(self, severity: ILogger.Severity, msg: str) -> None:  # pragma: no cover - overridden
         pass
 
 
@@ -480,7 +481,7 @@ class ITimingCache:
         self._device = device
         self._entries: dict[str, float] = dict(entries or {})
 
-    def combine(self, input_cache: "ITimingCache", ignore_mismatch: bool) -> bool:
+    def combine(self, input_cache: ITimingCache, ignore_mismatch: bool) -> bool:
         if not isinstance(input_cache, ITimingCache):
             raise TypeError("combine(): incompatible function arguments")  # pybind11's refusal
         if input_cache._version != self._version:
@@ -598,7 +599,7 @@ class Runtime:
                           f"Version: {flavor.serialization}, Serialized Engine Version: {body.get('serialization')})")
         return body, None
 
-    def deserialize_cuda_engine(self, serialized_engine: bytes) -> "ICudaEngine | None":
+    def deserialize_cuda_engine(self, serialized_engine: bytes) -> ICudaEngine | None:
         flavor = self._flavor
         body, error = self._header(bytes(serialized_engine))
         if body is None:
@@ -774,7 +775,7 @@ class ICudaEngine:
     def create_runtime_config(self) -> Any:
         return self._flavor.runtime_config_cls()
 
-    def create_execution_context(self, *args: Any, **kwargs: Any) -> "IExecutionContext":
+    def create_execution_context(self, *args: Any, **kwargs: Any) -> IExecutionContext:
         """Overloads: ``(strategy=STATIC)`` or ``(runtime_config=None)``."""
         config = kwargs.get("runtime_config", args[0] if args else None)
         if not isinstance(config, IRuntimeConfig):
@@ -797,7 +798,7 @@ class ICudaEngine:
         context._strategy = strategy
         return context
 
-    def create_engine_inspector(self) -> "EngineInspector":
+    def create_engine_inspector(self) -> EngineInspector:
         return EngineInspector(self)
 
 
@@ -930,12 +931,12 @@ class IExecutionContext:
                 self._log(f"IExecutionContext::setInputShape: Error Code 3: API Usage Error (Static dimension mismatch for tensor {name}.)")
                 return False
             return True
-        if len(shape) != len(t["shape"]) or any(s < a or s > b for s, a, b in zip(shape, lo, hi)):
+        if len(shape) != len(t["shape"]) or any(s < a or s > b for s, a, b in zip(shape, lo, hi, strict=False)):
             self._log(f"IExecutionContext::setInputShape: Error Code 3: API Usage Error (Parameter check failed, "
                       f"condition: satisfyProfile. Set dimension {list(shape)} for tensor {name} does not satisfy any "
                       "optimization profiles.)")
             return False
-        if any(d >= 0 and s != d for s, d in zip(shape, t["shape"])):
+        if any(d >= 0 and s != d for s, d in zip(shape, t["shape"], strict=True)):
             self._log(f"IExecutionContext::setInputShape: Error Code 3: API Usage Error (Static dimension mismatch for tensor {name}.)")
             return False
         self._shapes[name] = shape
@@ -1110,7 +1111,7 @@ TRT10 = _Flavor(version=__version__, magic=MAGIC, serialization=SERIALIZATION_VE
 Runtime._flavor = TRT10
 # Set after the class body, like pybind11's def_property: a property that never
 # learnt its name ("property of 'Runtime' object has no getter" when read).
-setattr(Runtime, "gpu_allocator", property(None, Runtime._set_gpu_allocator))
+setattr(Runtime, "gpu_allocator", property(None, Runtime._set_gpu_allocator))  # noqa: B010
 
 
 # ----------------------------------------------------------- GPU kernel launch

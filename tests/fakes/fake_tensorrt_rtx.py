@@ -15,7 +15,8 @@ each enqueue ran (``enqueues[i]["kernels"]``).
 from __future__ import annotations
 
 import enum
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from . import fake_tensorrt as _base
 from .fake_tensorrt import (  # noqa: F401 - re-exported: the RTX module has the same names

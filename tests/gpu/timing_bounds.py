@@ -49,7 +49,7 @@ class Floor:
     pair_us: float
 
     @classmethod
-    def from_pairs(cls, pair_0ns_us: float, pair_50us_extra_us: float) -> "Floor":
+    def from_pairs(cls, pair_0ns_us: float, pair_50us_extra_us: float) -> Floor:
         """From the pair around a 0 ns spin and the pair around a 50 us spin
         minus 50 us; refuses numbers that cannot be an event pair's cost."""
         if abs(pair_0ns_us - pair_50us_extra_us) > LINEARITY_US:

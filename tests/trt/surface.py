@@ -30,7 +30,7 @@ from typing import Any
 class Entry:
     kind: str  # "enum" | "class" | "function" | "property" | "value"
     members: dict[str, int] = field(default_factory=dict)  # enum members
-    attrs: dict[str, "Entry"] = field(default_factory=dict)  # class attributes
+    attrs: dict[str, Entry] = field(default_factory=dict)  # class attributes
     signatures: list[tuple[str, ...]] = field(default_factory=list)  # parameter names per overload; [] = unknown
     settable: bool = False  # properties
     value: int | None = None  # enum-valued class constants (ILogger.ERROR)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import ctypes
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

@@ -192,3 +192,31 @@ def test_profile_argument_and_profile_lists() -> None:
     one = EngineSpec.create(WHERE, onnx="m.onnx", min_shapes={"x": (1, 4)}, opt_shapes={"x": (2, 4)}, max_shapes={"x": (4, 4)})
     same = EngineSpec.create(WHERE, onnx="m.onnx", min_shapes=[{"x": (1, 4)}], opt_shapes=[{"x": (2, 4)}], max_shapes=[{"x": (4, 4)}])
     assert one.build_hash() == same.build_hash() and one.run_shapes() == {"x": (2, 4)}
+
+
+def test_every_argument_has_its_check_in_the_table() -> None:
+    """``create`` runs one check per argument from a table: an argument added to
+    the dataclass without a check would reach TensorRT unvalidated."""
+    from dataclasses import fields
+
+    from pytest_trtperf.trt import spec
+
+    assert set(spec._CHECKS) == {f.name for f in fields(EngineSpec)} - {"where"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        # Each pair of mistakes is reported by the check that runs first, as before the table.
+        ({"seed": -1, "precision": "fp7"}, "seed=-1"),
+        ({"precision": "fp7", "seed": -1}, "seed=-1"),
+        ({"builder_flags": 3, "strongly_typed": "yes"}, "strongly_typed='yes'"),
+        ({"inputs": 3, "workspace_mb": -1}, "workspace_mb=-1"),
+        ({"profile": -1, "shapes": {"x": (0,)}}, "dimensions must be positive"),
+        ({"profiling_verbosity": "x", "memory_pools": {"bad": 1}, "optimization_level": 9}, "optimization_level=9"),
+    ],
+)
+def test_two_mistakes_report_the_same_one_first(kwargs: dict, fragment: str) -> None:
+    with pytest.raises(UsageError) as exc:
+        EngineSpec.create(WHERE, onnx="m.onnx", **kwargs)
+    assert fragment in str(exc.value)
