@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 
 def ratio_range(ta: float, tb: float, e_max: float) -> tuple[float, float]:
@@ -69,3 +70,30 @@ def swap_holds(r_ab: float, r_ba: float, ci_ab: tuple[float, float], ci_ba: tupl
 def absolute_holds(interleaved: float, alone: float, *, allowed: float) -> bool:
     """A side's reading interleaved agrees with the same workload measured alone."""
     return abs(interleaved - alone) <= allowed
+
+
+def timer_quantum_us(kernels: Any, lengths: int = 60, repeats: int = 5) -> float:
+    """How far a reading can sit from ``T + e`` for a constant ``e``: the
+    peak-to-peak, over spins of 2 us plus steps of 37 ns, of (median reading
+    - true length), spins queued behind a 2 ms spin so no host latency enters.
+    It holds the event timer's resolution and the spin kernel's own
+    granularity (``%globaltimer`` ticks); at least 1 ns.
+    ``kernels``: tests/gpu/gpu_kernels.py's ``Kernels``."""
+    import numpy as np
+
+    from pytest_trtperf.gpu import cuda
+
+    rt = cuda.runtime()
+    s = cuda.Stream()
+    ns = [2000 + 37 * (i % lengths) for i in range(lengths * repeats)]
+    evs = [(cuda.Event(), cuda.Event()) for _ in ns]
+    kernels.spin(s.handle, 2_000_000)
+    for (a, b), n in zip(evs, ns):
+        rt.cudaEventRecord(a.obj, s.handle)
+        kernels.spin(s.handle, n)
+        rt.cudaEventRecord(b.obj, s.handle)
+    s.synchronize()
+    readings = np.array([cuda.elapsed_ms(a, b) * 1e3 for a, b in evs]).reshape(repeats, lengths)
+    s.close()
+    offsets = np.median(readings, axis=0) - np.asarray(ns[:lengths]) / 1e3
+    return max(float(offsets.max() - offsets.min()), 0.001)
