@@ -251,7 +251,7 @@ class ClockSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         try:
-            import pynvml
+            import pynvml  # pyright: ignore[reportMissingImports]  # optional, absent where pyright runs
 
             pynvml.nvmlInit()
             self._nvml: Any = pynvml
@@ -347,7 +347,7 @@ def mlp_callable(hidden: int, seed: int, dry: bool) -> Callable[[], Any]:
 
         data = memoryview(bytes([seed % 251 + 1]) * (hidden * 4))
         return lambda: hashlib.sha256(data).digest()
-    import torch
+    import torch  # pyright: ignore[reportMissingImports]  # optional, absent where pyright runs
 
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(4096, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, 4096))
@@ -373,7 +373,7 @@ def launch_callable(ops: int, dry: bool) -> Callable[[], Any]:
                 y = y + 1.0
             return y
         return host_fn
-    import torch
+    import torch  # pyright: ignore[reportMissingImports]  # optional, absent where pyright runs
 
     x = torch.ones(1024, device="cuda")
 

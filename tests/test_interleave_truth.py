@@ -88,7 +88,8 @@ def one_try(ratio: float, e_max: float, tmp_path: Path) -> tuple[bool, str]:
 
 @pytest.mark.parametrize("ratio", [1.000, 1.010, 1.030, 1.100])
 def test_interleaved_ratio_of_host_spins_matches_the_truth(ratio: float, e_max_us: float, tmp_path: Path) -> None:
-    tries = []
+    tries: list[str] = []
+    ok = False
     for _ in range(ATTEMPTS):
         ok, detail = one_try(ratio, e_max_us, tmp_path)
         tries.append(detail)
