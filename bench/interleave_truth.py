@@ -462,7 +462,56 @@ def model_pair(args: argparse.Namespace, runner: Runner, opts: MeasureOptions, *
             res[f"{g} separate ratio"] = ratio
         else:
             print(f"{kind} {g} separate processes failed: {runs}", flush=True)
+    res["diagnosis"] = diagnosis(res)
+    print("\n".join(res["diagnosis"]), flush=True)
     return res
+
+
+def diagnosis(res: dict[str, Any]) -> list[str]:
+    """The questions of issue 27, answered from one pair's runs (one line each)."""
+    kind, g = res["kind"], "graph"
+    lines = []
+
+    def get(name: str, key: str) -> float:
+        v = res.get(name, {})
+        return float(v[key]) if isinstance(v, dict) and v.get(key) is not None else math.nan
+
+    for mode in ("graph", "eager"):
+        a_il, b_il = get(f"{mode} a/b interleaved", "a_us"), get(f"{mode} a/b interleaved", "b_us")
+        a_al, b_al = get(f"{mode} a alone", "us"), get(f"{mode} b alone", "us")
+        lines.append(f"DIAG {kind} {mode}: interleaving adds {(a_il / a_al - 1) * 100:+.2f}% to a, "
+                     f"{(b_il / b_al - 1) * 100:+.2f}% to b over each alone in this process "
+                     f"(SM clock {get(f'{mode} a alone', 'sm_mhz'):.0f} MHz alone, "
+                     f"{get(f'{mode} a/b interleaved', 'sm_mhz'):.0f} MHz interleaved)")
+        r_ab, r_ba = get(f"{mode} a/b interleaved", "ratio"), get(f"{mode} b/a swapped", "ratio")
+        lines.append(f"DIAG {kind} {mode}: b/a {r_ab:.4f}, swapped gives 1/{1 / r_ba:.4f} (product {r_ab * r_ba:.4f}: "
+                     f"1 = no side favoured); alone in this process b/a {b_al / a_al:.4f}")
+        aa, a2a = get(f"{mode} a/a' no change", "ratio"), get(f"{mode} a'/a no change", "ratio")
+        cis = [res.get(f"{mode} {x} no change", {}).get("ci", [math.nan, math.nan]) for x in ("a/a'", "a'/a")]
+        why = ("neither differs from 1 beyond its interval: no one-sided bias shown"
+               if all(lo <= 1.0 <= hi for lo, hi in cis) else
+               "the second side (position) reads slower" if aa > 1 and a2a > 1 else
+               "the first side (position) reads slower" if aa < 1 and a2a < 1 else
+               "the copy allocated later (a') reads slower: placement" if aa > 1 > a2a else
+               "the copy allocated first (a) reads slower: placement")
+        lines.append(f"DIAG {kind} {mode}: no change a/a' {aa:.4f}, a'/a {a2a:.4f}: {why} "
+                     f"(order effects {get(f'{mode} a/a' + chr(39) + ' no change', 'order_effect'):.4f} / "
+                     f"{get(f'{mode} a' + chr(39) + '/a no change', 'order_effect'):.4f})")
+    sep = res.get(f"{g} separate ratio")
+    if sep is not None:
+        runs = res[f"{g} separate processes"]
+        a_fresh = (runs[0]["us"] + runs[3]["us"]) / 2
+        lines.append(f"DIAG {kind} graph: separate processes b/a {sep:.4f} vs interleaved "
+                     f"{get('graph a/b interleaved', 'ratio'):.4f}; a alone in a fresh process {a_fresh:.2f} us vs "
+                     f"{get('graph a alone', 'us'):.2f} us alone here (with the other models loaded)")
+    lines.append(f"DIAG {kind} graph: b/a with lead-in {get('graph a/b interleaved', 'ratio'):.4f}, without "
+                 f"{get('graph a/b no lead-in', 'ratio'):.4f} (first iterations of a block / its median: "
+                 f"{get('graph a/b no lead-in', 'head_a'):.3f} a, {get('graph a/b no lead-in', 'head_b'):.3f} b "
+                 f"without, {get('graph a/b interleaved', 'head_a'):.3f} / {get('graph a/b interleaved', 'head_b'):.3f} "
+                 f"with); 250 ms blocks {get('graph a/b 250ms blocks', 'ratio'):.4f} (a {get('graph a/b 250ms blocks', 'a_us'):.2f} us)")
+    lines.append(f"DIAG {kind}: graph replay b/a {get('graph a/b interleaved', 'ratio'):.4f} vs eager "
+                 f"{get('eager a/b interleaved', 'ratio'):.4f}; timed_as {res.get('graph a/b interleaved', {}).get('timed_as')}")
+    return lines
 
 
 def variant(a: Workload, b: Workload, opts: MeasureOptions, **kw: Any) -> dict[str, Any]:
