@@ -21,6 +21,7 @@ Run on the GPU machine (not on CI):
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from pytest_trtperf.relative.policy import Expectation, run_relative
 from pytest_trtperf.runner import Runner, Target
 from pytest_trtperf.stats import median_ci_rel_width
 from pytest_trtperf.workloads.cuda import CudaWorkload
+from helpers import LOAD_KERNELS, load_plugin_args
 from timing_bounds import within
 from truth_bounds import RatioBound, absolute_holds, half_width, swap_holds, timer_quantum_us
 
@@ -100,3 +102,35 @@ def test_interleaved_ratio_of_spin_kernels_matches_the_truth(kernels: Any, floor
         alone_us, alone_width = alone(spin(kernels, true_us, graph))
         allowed = floor.pair_us + alone_us * (alone_width + il_width)
         assert absolute_holds(il_us, alone_us, allowed=allowed), (il_us, alone_us, allowed)
+
+
+PLUGIN_TEST = f'''
+import importlib.util
+import pytest
+
+{LOAD_KERNELS}
+
+@pytest.mark.parametrize("graph", [True, False])
+@pytest.mark.parametrize("b_ns", [200_000, 206_000])
+def test_spin(trt_bench, graph, b_ns):
+    trt_bench.compare(lambda s: K.spin(s, 200_000), lambda s: K.spin(s, b_ns), timer="cuda", max_slowdown="50%",
+                      cuda_graph=graph, remeasure=False)
+'''
+
+
+def test_through_trt_bench_compare(pytester: pytest.Pytester, floor: Any, quantum: float) -> None:
+    """The same ground truth through the plugin as users call it
+    (``trt_bench.compare(..., timer="cuda")``, NVML window and GPU lock):
+    200 us against 200 us and 206 us, graphs on and off."""
+    pytester.makepyfile(test_truth=PLUGIN_TEST)
+    r = pytester.runpytest_subprocess(*load_plugin_args(), "-p", "no:cacheprovider", "--trt-json=out.json")
+    assert r.ret == 0, r.stdout.str()
+    results = json.loads((pytester.path / "out.json").read_text())["results"]
+    assert len(results) == 4
+    e_max = floor.pair_us + max(0.5, 0.005 * 200.0)
+    for res in results:
+        rel = res["relative"]
+        tb = 206.0 if "206000" in res["id"] else 200.0
+        bound = RatioBound.of(200.0, tb, e_max=e_max, quantum=quantum, ci=tuple(rel["ci"]), ratio=rel["ratio"])
+        assert bound.holds(rel["ratio"]), (res["id"], rel["ratio"], bound)
+        assert rel["pairs"] % 2 == 0
