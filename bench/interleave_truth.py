@@ -311,7 +311,7 @@ def spin_maker(kernels: Any, graph: bool, dry: bool) -> Callable[[float], Worklo
         return lambda us: HostWorkload(host_spin.spinner(int(us * 1e3)))
     from pytest_trtperf.workloads.cuda import CudaWorkload
 
-    return lambda us: CudaWorkload(lambda stream, ns=int(us * 1e3): kernels.spin(stream, ns), cuda_graph=graph)
+    return lambda us: CudaWorkload(lambda stream, ns=int(round(us * 1e3)): kernels.spin(stream, ns), cuda_graph=graph)
 
 
 def run_gpu_spins(args: argparse.Namespace, runner: Runner, opts: MeasureOptions) -> dict[str, Any]:
