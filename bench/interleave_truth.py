@@ -15,6 +15,20 @@ the sides swapped, and each side measured alone (``measure.measure``):
   against a second copy of itself, alone in this process, alone in fresh
   processes, without the lead-in, with 250 ms blocks, and with graphs off,
   with the GPU's SM clock and power sampled through NVML during each run.
+  Each pair ends with ``DIAG`` lines that answer the issue's questions:
+  what interleaving adds to each side over its time alone, whether swapping
+  gives the reciprocal, whether a no-change pair reads one side slower and
+  whether that is position (which side) or placement (which copy), fresh
+  process against this process, what the lead-in and longer blocks change,
+  graph replay against eager calls.
+
+Output lines: ``<section> T=.. true .. read ..`` is one known ratio (error
+against the nominal ratio, the documented bound, the gate's interval, the
+swap product, each side interleaved vs alone, ``order``: median pair ratio of
+A-first pairs over B-first pairs, ``head``: the first 3 iterations of a block
+over the block's median, then ok/MISS for bound, swap, absolute); ``SUMMARY``
+counts them; ``mlp``/``launch`` lines are single runs (``b/a`` with interval
+and pairs, both sides' medians, SM clock and power while it ran).
 
 Bounds (tests/truth_bounds.py): a reading is ``T + e`` with ``e`` in
 ``[0, e_max]`` on both sides alike (host: the call and clock overhead measured
@@ -446,6 +460,8 @@ def model_pair(args: argparse.Namespace, runner: Runner, opts: MeasureOptions, *
         record(f"{g} a/a' no change", lambda: compare(runner, w(fa), w(fa2), opts, f"{kind}:{g}:aa"))
         record(f"{g} a'/a no change", lambda: compare(runner, w(fa2), w(fa), opts, f"{kind}:{g}:a2a"))
         if graph:
+            # The very same model on both sides (one set of weights): position alone, no placement.
+            record("graph a/a same model", lambda: compare(runner, w(fa), w(fa), opts, f"{kind}:{g}:same"))
             record("graph a/b no lead-in", lambda: variant(w(fa), w(fb), opts, lead_in_fraction=0.0))
             record("graph a/b 250ms blocks", lambda: variant(w(fa), w(fb), opts, block_s=0.25))
             record("graph a/a' no lead-in", lambda: variant(w(fa), w(fa2), opts, lead_in_fraction=0.0))
@@ -488,6 +504,11 @@ def diagnosis(res: dict[str, Any]) -> list[str]:
                      f"1 = no side favoured); alone in this process b/a {b_al / a_al:.4f}")
         aa, a2a = get(f"{mode} a/a' no change", "ratio"), get(f"{mode} a'/a no change", "ratio")
         cis = [res.get(f"{mode} {x} no change", {}).get("ci", [math.nan, math.nan]) for x in ("a/a'", "a'/a")]
+        if mode == "graph":
+            same = res.get("graph a/a same model", {})
+            lines.append(f"DIAG {kind} graph: the same model on both sides b/a {get('graph a/a same model', 'ratio'):.4f} "
+                         f"(CI {same.get('ci', [math.nan] * 2)[0]:.4f}..{same.get('ci', [math.nan] * 2)[1]:.4f}): "
+                         f"a one-sided bias of the harness itself, without any placement difference")
         why = ("neither differs from 1 beyond its interval: no one-sided bias shown"
                if all(lo <= 1.0 <= hi for lo, hi in cis) else
                "the second side (position) reads slower" if aa > 1 and a2a > 1 else

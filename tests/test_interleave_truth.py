@@ -116,10 +116,10 @@ def test_gpu_script_dry_run_on_the_cpu(tmp_path: Path) -> None:
     for kind in ("mlp", "launch"):
         pair = doc[kind]
         assert {"graph a/b interleaved", "graph b/a swapped", "graph a/a' no change", "eager a alone",
-                "graph a/b no lead-in", "graph a/b 250ms blocks"} <= set(pair)
+                "graph a/b no lead-in", "graph a/b 250ms blocks", "graph a/a same model"} <= set(pair)
         assert all("us" in run for run in pair["graph separate processes"]), pair["graph separate processes"]
         assert pair["graph separate ratio"] > 0
-        assert len(pair["diagnosis"]) == 9 and all(line.startswith(f"DIAG {kind}") for line in pair["diagnosis"])
+        assert len(pair["diagnosis"]) == 10 and all(line.startswith(f"DIAG {kind}") for line in pair["diagnosis"])
         assert f"DIAG {kind} graph: no change a/a' " in r.stdout
     assert "SUMMARY gpu spin kernels: ratio in bound" in r.stdout
     assert (tmp_path / "truth.txt").read_text().startswith("SUMMARY gpu spin kernels")
