@@ -25,6 +25,30 @@ def spin_ns(ns: int) -> None:
         pass
 
 
+def loop_step_ns(seconds: float = 0.002) -> float:
+    """Nanoseconds one turn of :func:`spin_ns`'s loop takes here (a spin
+    ends up to one turn past its deadline): the median of three counted spins."""
+    clock = time.perf_counter_ns
+    steps = []
+    for _ in range(3):
+        turns, t0 = 0, clock()
+        end = t0 + int(seconds * 1e9)
+        while clock() < end:
+            turns += 1
+        steps.append((clock() - t0) / max(turns, 1))
+    return sorted(steps)[1]
+
+
+def overhead_us(alone_us: Callable[[float], float], longest_us: float) -> float:
+    """``e_max`` of a host spin in us: what the harness reads on top of a
+    spin's length, from spins measured alone (``alone_us(length) -> median
+    reading``): the larger of a 0 ns spin's reading and the excess of the
+    longest spin in use (timer ticks and interrupts that a long spin
+    collects), plus one turn of the spin loop."""
+    excess = max(alone_us(0.0), alone_us(longest_us) - longest_us)
+    return excess + loop_step_ns() / 1e3
+
+
 def spinner(ns: int) -> Callable[[], None]:
     """A zero-argument callable that spins ``ns`` nanoseconds."""
     ns = int(ns)

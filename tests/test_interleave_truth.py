@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 
 from helpers import REPO
-from host_spin import spinner
+from host_spin import overhead_us, spinner
 from pytest_trtperf.baseline import BaselineStore
 from pytest_trtperf.config import MeasureOptions, MeasureSettings, Settings
 from pytest_trtperf.measure import measure
@@ -50,14 +49,9 @@ def alone(us: float) -> tuple[float, float]:
 
 @pytest.fixture(scope="module")
 def e_max_us() -> float:
-    """What the harness adds to a spin: a 0 ns spin's reading, plus one step of
-    the spin loop (how far past its deadline a spin may end)."""
-    zero, _ = alone(0.0)
-    clock = time.perf_counter_ns
-    t0 = clock()
-    for _ in range(10_000):
-        clock()
-    return zero + (clock() - t0) / 10_000 / 1e3
+    """What the harness adds to a spin (host_spin.overhead_us), from spins
+    measured alone: the interleaved readings are judged against it."""
+    return overhead_us(lambda us: alone(us)[0], T_US * 1.1)
 
 
 def compared(a_us: float, b_us: float, tmp_path: Path) -> Any:
