@@ -70,6 +70,7 @@ sys.path.insert(0, str(ROOT))
 
 from pytest_trtperf.baseline import BaselineStore  # noqa: E402
 from pytest_trtperf.config import MeasureOptions, MeasureSettings, Settings  # noqa: E402
+from pytest_trtperf.errors import BackendUnavailable  # noqa: E402
 from pytest_trtperf.measure import measure  # noqa: E402
 from pytest_trtperf.relative.interleave import Interleaved, measure_interleaved  # noqa: E402
 from pytest_trtperf.relative.paired import compare_pairs  # noqa: E402
@@ -635,7 +636,12 @@ def main(argv: list[str] | None = None) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(doc, indent=1, default=float))
 
-    doc = run_host(args) if args.mode == "host" else run_gpu(args, save)
+    try:
+        doc = run_host(args) if args.mode == "host" else run_gpu(args, save)
+    except BackendUnavailable as exc:  # no GPU, no torch: one line, not a traceback
+        print(f"interleave_truth {args.mode}: {exc} (--cpu-dry-run runs every phase with host stand-ins)",
+              file=sys.stderr)
+        return 2
     save(doc)
     text = summary(args.mode, doc)
     print(text, flush=True)
