@@ -117,3 +117,20 @@ def test_gpu_script_dry_run_on_the_cpu(tmp_path: Path) -> None:
         assert f"DIAG {kind} graph: no change a/a' " in r.stdout
     assert "SUMMARY gpu spin kernels: ratio in bound" in r.stdout
     assert (tmp_path / "truth.txt").read_text().startswith("SUMMARY gpu spin kernels")
+
+
+def test_gpu_mode_without_a_gpu_says_so_in_one_line() -> None:
+    from pytest_trtperf.errors import BackendUnavailable
+    from pytest_trtperf.gpu import cuda
+
+    try:
+        cuda.require_gpu()
+    except BackendUnavailable:
+        pass
+    else:
+        pytest.skip("a GPU is visible: the GPU mode would run for real")
+    r = subprocess.run([sys.executable, str(REPO / "bench" / "interleave_truth.py"), "gpu", "--sections", "spin"],
+                       capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("interleave_truth gpu: ") and "--cpu-dry-run" in line
