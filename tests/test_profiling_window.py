@@ -125,10 +125,16 @@ def test_interleaved_window_holds_every_measured_block_and_no_warm_up(fixed: boo
     assert rec.calls[:len(outside)] == outside and rec.windows == 1
     assert len(outside) > il.a.warmup_iterations + il.b.warmup_iterations
     assert all(side is None for _, _, side in outside)
-    # Every measured call ran inside its own side's block, and nothing else did.
-    assert all(tag == side for tag, _, side in inside)
-    assert sum(tag == "a" for tag, _, _ in inside) == il.a.iterations
-    assert sum(tag == "b" for tag, _, _ in inside) == il.b.iterations
+    # Every measured call ran inside its own side's block; the untimed lead-in
+    # of a block runs in the window just before that block's range, never in a range.
+    measured = [c for c in inside if c[2] is not None]
+    assert all(tag == side for tag, _, side in measured)
+    assert sum(tag == "a" for tag, _, _ in measured) == il.a.iterations
+    assert sum(tag == "b" for tag, _, _ in measured) == il.b.iterations
+    assert len(inside) - len(measured) == sum(il.lead_ins) and min(il.lead_ins) >= il.pairs  # one or more per block
+    for before, after in zip(inside, inside[1:]):
+        if before[2] is None:
+            assert after[0] == before[0], (before, after)  # a lead-in leads into its own side
     if fixed:
         assert il.a.iterations == il.b.iterations == 300
     # One range per block (not per iteration), in the run's order: (a, b), (b, a), ...
@@ -297,6 +303,9 @@ def test_a_real_nvtx_tool_sees_one_range_per_block_of_each_side(pytester: pytest
     assert where.pop(("a", (ab["id"], a_range))) == rel["a"]["latency_ms"]["n"] == 400
     assert where.pop(("b", (ab["id"], b_range))) == rel["b"]["latency_ms"]["n"] == 400
     assert where.pop(("m", (m["id"],))) == m["latency_ms"]["n"] == 400
+    # Each block's untimed lead-in runs in the run's range, outside the block's
+    # range: at least one call per block (the run's pair count per side).
+    assert where.pop(("a", (ab["id"],))) >= rel["pairs"] and where.pop(("b", (ab["id"],))) >= rel["pairs"]
     # What is left ran outside every range: warm-up (and the compare's re-warm pair).
     assert set(where) == {("a", ()), ("b", ()), ("m", ())}, where
     assert where[("m", ())] >= m["warmup_iterations"] and where[("b", ())] > ab["warmup_iterations"]

@@ -210,3 +210,23 @@ def test_an_ab_confirmed_result_reads_as_the_baselines_model_against_now(tmp_pat
     assert "a: model at 3f2c9a1b7d0e" in page and "b: now" in page
     assert "this run" in page  # the result's own numbers are shown too (no baseline entry here)
     assert compared_cells(r)[0] == "median b/a"
+
+
+def test_sides_timed_apart_get_a_note() -> None:
+    """The capture check decides per side: a graph replay against eager calls
+    is named in the notes, a pair timed alike is not (issue 27)."""
+    from pytest_trtperf.relative.policy import timed_apart
+    from pytest_trtperf.workloads.host import HostWorkload
+
+    class Timed(HostWorkload):
+        def __init__(self, timed_as: str) -> None:
+            super().__init__(lambda: None)
+            self.timed_as = timed_as
+
+        def identity(self) -> dict[str, object]:
+            return {**super().identity(), "timed_as": self.timed_as}
+
+    (note,) = timed_apart(Timed("graph"), Timed("eager"))
+    assert note.startswith("a and b are timed differently (a: graph, b: eager)") and "cuda_graph=False" in note
+    assert timed_apart(Timed("graph"), Timed("graph")) == ()
+    assert timed_apart(HostWorkload(lambda: None), HostWorkload(lambda: None)) == ()

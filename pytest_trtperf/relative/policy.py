@@ -198,12 +198,24 @@ def run_relative(runner: Runner, a: Workload, b: Workload, target: Target, opts:
                 remeasure=opts.remeasure,
                 flagged=lambda r: r.flagged,
             )
-            notes = tuple(dict.fromkeys((*(f"a: {n}" for n in a.notes()), *(f"b: {n}" for n in b.notes()))))
+            notes = tuple(dict.fromkeys((*(f"a: {n}" for n in a.notes()), *(f"b: {n}" for n in b.notes()),
+                                         *timed_apart(a, b))))
         finally:
             b.teardown()
     finally:
         a.teardown()
     return dataclasses.replace(result, verdict=dataclasses.replace(verdict, remeasured=again), notes=notes)
+
+
+def timed_apart(a: Workload, b: Workload) -> tuple[str, ...]:
+    """A note when the capture check timed one side as a graph replay and the
+    other as eager calls (each side decides for itself at setup): their ratio
+    then holds the launch cost one side has and the other has not."""
+    ta, tb = a.identity().get("timed_as"), b.identity().get("timed_as")
+    if ta is None or tb is None or ta == tb:
+        return ()
+    return (f"a and b are timed differently (a: {ta}, b: {tb}): b/a includes what graph replay saves over eager "
+            f"launches; pass cuda_graph=False to time both eagerly",)
 
 
 def _verdict_of(r: Result) -> Verdict:

@@ -193,6 +193,8 @@ def test_nvtx_ranges_bracket_each_interleaved_block_on_the_gpu(
         where[(call.tag, call.stack)] = where.get((call.tag, call.stack), 0) + 1
     assert where.pop(("a", (rid, side_range_name(rid, "a")))) == rel["a"]["latency_ms"]["n"]
     assert where.pop(("b", (rid, side_range_name(rid, "b")))) == rel["b"]["latency_ms"]["n"]
+    # Each block's untimed lead-in: in the run's range, outside the block's range.
+    assert where.pop(("a", (rid,))) >= rel["pairs"] and where.pop(("b", (rid,))) >= rel["pairs"]
     assert set(where) == {("a", ()), ("b", ())}, where  # warm-up, setup and the re-warm pair
     blocks = [x for x in seen.pushed if x.startswith(rid)]
     assert blocks[0] == rid and blocks.count(rid) == 1
