@@ -61,7 +61,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -216,7 +217,7 @@ class Burners:
         self.n = n
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def __enter__(self) -> "Burners":
+    def __enter__(self) -> Burners:
         self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(self.n)]
         time.sleep(0.5 if self.n else 0.0)
         return self
@@ -280,7 +281,7 @@ class ClockSampler:
             except Exception:
                 return
 
-    def __enter__(self) -> "ClockSampler":
+    def __enter__(self) -> ClockSampler:
         self.samples = []
         if self._nvml is not None:
             self._stop.clear()
@@ -323,7 +324,11 @@ def spin_maker(kernels: Any, graph: bool, dry: bool) -> Callable[[float], Worklo
         return lambda us: HostWorkload(host_spin.spinner(int(us * 1e3)))
     from pytest_trtperf.workloads.cuda import CudaWorkload
 
-    return lambda us: CudaWorkload(lambda stream, ns=int(round(us * 1e3)): kernels.spin(stream, ns), cuda_graph=graph)
+    def make(us: float) -> Workload:
+        ns = int(round(us * 1e3))
+        return CudaWorkload(lambda stream: kernels.spin(stream, ns), cuda_graph=graph)
+
+    return make
 
 
 def run_gpu_spins(args: argparse.Namespace, runner: Runner, opts: MeasureOptions) -> dict[str, Any]:
@@ -453,13 +458,13 @@ def model_pair(args: argparse.Namespace, runner: Runner, opts: MeasureOptions, *
 
         record(f"{g} a alone", lambda: alone(w(fa), opts))
         record(f"{g} b alone", lambda: alone(w(fb), opts))
-        record(f"{g} a/b interleaved", lambda: compare(runner, w(fa), w(fb), opts, f"{kind}:{g}:ab"))
-        record(f"{g} b/a swapped", lambda: compare(runner, w(fb), w(fa), opts, f"{kind}:{g}:ba"))
-        record(f"{g} a/a' no change", lambda: compare(runner, w(fa), w(fa2), opts, f"{kind}:{g}:aa"))
-        record(f"{g} a'/a no change", lambda: compare(runner, w(fa2), w(fa), opts, f"{kind}:{g}:a2a"))
+        record(f"{g} a/b interleaved", lambda g=g: compare(runner, w(fa), w(fb), opts, f"{kind}:{g}:ab"))
+        record(f"{g} b/a swapped", lambda g=g: compare(runner, w(fb), w(fa), opts, f"{kind}:{g}:ba"))
+        record(f"{g} a/a' no change", lambda g=g: compare(runner, w(fa), w(fa2), opts, f"{kind}:{g}:aa"))
+        record(f"{g} a'/a no change", lambda g=g: compare(runner, w(fa2), w(fa), opts, f"{kind}:{g}:a2a"))
         if graph:
             # The very same model on both sides (one set of weights): position alone, no placement.
-            record("graph a/a same model", lambda: compare(runner, w(fa), w(fa), opts, f"{kind}:{g}:same"))
+            record("graph a/a same model", lambda g=g: compare(runner, w(fa), w(fa), opts, f"{kind}:{g}:same"))
             record("graph a/b no lead-in", lambda: variant(w(fa), w(fb), opts, lead_in_fraction=0.0))
             record("graph a/b 250ms blocks", lambda: variant(w(fa), w(fb), opts, block_s=0.25))
             record("graph a/a' no lead-in", lambda: variant(w(fa), w(fa2), opts, lead_in_fraction=0.0))

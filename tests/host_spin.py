@@ -14,7 +14,7 @@ refilled with the other side's state would. Used by
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def spin_ns(ns: int) -> None:

@@ -44,7 +44,7 @@ class RatioBound:
 
     @classmethod
     def of(cls, ta: float, tb: float, *, e_max: float, quantum: float, ci: tuple[float, float],
-           ratio: float) -> "RatioBound":
+           ratio: float) -> RatioBound:
         """``ta``, ``tb``, ``e_max`` and ``quantum`` in one unit; ``ci`` the
         gate's interval around ``ratio``."""
         lo, hi = ratio_range(ta, tb, e_max)
@@ -88,7 +88,7 @@ def timer_quantum_us(kernels: Any, lengths: int = 60, repeats: int = 5) -> float
     ns = [2000 + 37 * (i % lengths) for i in range(lengths * repeats)]
     evs = [(cuda.Event(), cuda.Event()) for _ in ns]
     kernels.spin(s.handle, 2_000_000)
-    for (a, b), n in zip(evs, ns):
+    for (a, b), n in zip(evs, ns, strict=True):
         rt.cudaEventRecord(a.obj, s.handle)
         kernels.spin(s.handle, n)
         rt.cudaEventRecord(b.obj, s.handle)
