@@ -16,6 +16,7 @@ import math
 from typing import Any, Iterable, Mapping
 
 from .attribution import attribution_text
+from .catch import projection
 from .baseline import BaselineEntry
 from .fingerprint import Fingerprint, incomparable_reason, info_changes
 from .identity import config_changes, config_hash, config_identity, split_config, without_derived
@@ -220,6 +221,8 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     if status == "unreliable":  # widen could not judge it (an interval that overflows): never a pass
         return _invalid(words, f"the interval of the change is not finite ({fmt_change(j.change)}, CI "
                         f"{j.ci[0]}..{j.ci[1]})", base, current_value, centre_value)
+    later = projection(result.kind, values, within=j.within, tolerance=tolerance, confidence=confidence,
+                       fails_above=j.fails_above, override=run_noise)
     ci_text = f"{confidence:.0%} CI {fmt_change(j.ci[0])}..{fmt_change(j.ci[1])}"
     vals = f"{fmt_value(metric, centre_value)} -> {fmt_value(metric, current_value)}"
     bars = f"tolerance {tolerance:.1%}, {noise.describe(confidence)}"
@@ -230,7 +233,8 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     elif status == "improved":
         msg = f"{words} improved {fmt_change(j.change)} ({vals}, {ci_text}; {bars})"
     else:
-        msg = f"{words} {fmt_change(j.change)} ({vals}, {ci_text}): within {decided} ({bars})"
+        msg = (f"{words} {fmt_change(j.change)} ({vals}, {ci_text}): within {decided} ({bars}); fails above "
+               f"{fmt_change(j.fails_above)}")
     if build_changes:
         msg += f"; build configuration changed: {'; '.join(build_changes)}"
     changes = info_changes(entry.fingerprint, Fingerprint.from_dict(result.fingerprint))
@@ -247,4 +251,5 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
         msg += attribution_text(entry.layers, result.layers)  # where the time went, when both have profiles
     return Verdict(status=status, baseline_value=centre_value, current_value=current_value, change=j.change,
                    ci=j.ci, message=msg, decided_by=j.decided_by, run_noise=noise.to_dict(confidence),
-                   config_changes=tuple(build_changes), **base)
+                   config_changes=tuple(build_changes), fails_above=j.fails_above,
+                   fails_above_later=later.to_dict() if later is not None else None, **base)

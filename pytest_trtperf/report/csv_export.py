@@ -25,7 +25,7 @@ from .format import metric_of, no_controls
 from .terminal import sort_results
 
 COLUMNS = ("id", "group", "name", "kind", "mode", "device_class", "metric", "status", "baseline", "current",
-           "change", "ci_low", "ci_high", "tolerance", "n", "median_ms", "mean_ms", "min_ms", "max_ms", "p90_ms",
+           "change", "ci_low", "ci_high", "tolerance", "fails_above", "n", "median_ms", "mean_ms", "min_ms", "max_ms", "p90_ms",
            "p95_ms", "p99_ms", "stdev_ms", "throughput", "flags", "memory_status", "extra_info", "message")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
@@ -51,7 +51,7 @@ def row(r: Result) -> list[str]:
         text_cell(r.device_class), text_cell(metric), text_cell(v.status if v else "off"),
         number_cell(v.baseline_value if v else None), number_cell(metric_of(r, metric)),
         number_cell(v.change if v else None), number_cell(ci[0]), number_cell(ci[1]),
-        number_cell(v.tolerance if v else None), number_cell(lat.n), number_cell(lat.median), number_cell(lat.mean),
+        number_cell(v.tolerance if v else None), number_cell(v.fails_above if v else None), number_cell(lat.n), number_cell(lat.median), number_cell(lat.mean),
         number_cell(lat.min), number_cell(lat.max), number_cell(lat.p90), number_cell(lat.p95), number_cell(lat.p99),
         number_cell(lat.stdev), number_cell(r.throughput), text_cell("; ".join(v.flags) if v else ""),
         text_cell(r.memory_verdict.status if r.memory_verdict else ""),

@@ -30,7 +30,7 @@ from ..errors import BaselineFileError
 from ..files import atomic_write
 from . import grouping, memory_rows, units
 from .format import fmt_change, fmt_value, no_controls
-from .terminal import compared_cells, shown_flags, sort_results, table_unit
+from .terminal import compared_cells, fails_above_cell, shown_flags, sort_results, table_unit
 from ..results import Distribution, Relative, Result, SeriesStats
 
 PLOTS_HINT = "Plots need matplotlib: pip install 'pytest-trtperf[plots]'"
@@ -293,19 +293,19 @@ def _summary(results: Sequence[Result], plots: bool, shown: set[int], group_by: 
     rows: list[list[str] | str] = []
     for i, r in enumerate(results):
         if labelled and (i == 0 or labels[i] != labels[i - 1]):
-            rows.append(group_row(labels[i], 7))
+            rows.append(group_row(labels[i], 8))
         v = r.verdict
         metric, baseline, current = compared_cells(r, unit)
         name = f"<code>{esc(r.id)}</code>"
         rows.append([f'<a href="#r{i}">{name}</a>' if i in shown else name, esc(metric), esc(baseline), esc(current),
                      esc(fmt_change(v.change if v else None, v.ci if v else None)),
-                     badge(v.status if v else "off"),
+                     badge(v.status if v else "off"), esc(fails_above_cell(r)),
                      f'<span class="flags">{esc(shown_flags(r))}</span>' if v and v.flags else "-"])
         for m in memory_rows.rows(r):
             rows.append([f'<a href="#r{i}"><code>{esc(r.id)}</code></a>', esc(m.metric), esc(m.baseline),
-                         esc(m.current), esc(m.change), badge(m.status), "-"])
-    head = ["result", "metric", "baseline", "current", "change [CI]", "verdict", "GPU flags"]
-    return "<h2>Summary</h2>" + "\n".join(parts) + table(head, rows, num_cols=(2, 3, 4))
+                         esc(m.current), esc(m.change), badge(m.status), "-", "-"])
+    head = ["result", "metric", "baseline", "current", "change [CI]", "verdict", "fails above", "GPU flags"]
+    return "<h2>Summary</h2>" + "\n".join(parts) + table(head, rows, num_cols=(2, 3, 4, 6))
 
 
 def _stats_table(r: Result, entry: BaselineEntry | None) -> str:
@@ -454,6 +454,8 @@ def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..
              f"<h2>{badge(status)} <code>{esc(r.id)}</code></h2>"]
     if v is not None and v.message:
         parts.append(f'<div class="msg">{esc(v.message)}</div>')
+    if v is not None and v.could_catch:
+        parts.append(f'<p class="meta">what this test can catch: {esc(v.could_catch)}</p>')
     meta = [f"{esc(r.kind)} / {esc(r.mode)}", f"stopped: {esc(r.stop_reason)}", f"device class: {esc(r.device_class)}"]
     if r.group:
         meta.insert(0, f"group: {esc(r.group)}")

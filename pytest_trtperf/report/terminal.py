@@ -38,6 +38,13 @@ def shown_flags(r: Result, sep: str = ", ") -> str:
     return sep.join(r.verdict.flags) if r.verdict is not None and r.verdict.flags else "-"
 
 
+def fails_above_cell(r: Result) -> str:
+    """The smallest slowdown that would have failed the result now
+    (``Verdict.fails_above``): ``+13.6%``, or ``-`` when nothing was judged."""
+    v = r.verdict
+    return fmt_change(v.fails_above) if v is not None and v.fails_above is not None else "-"
+
+
 def compared_cells(r: Result, unit: units.TimeUnit | None = None) -> tuple[str, str, str]:
     """The metric, baseline and current cells of a report row. A relative
     verdict compares side a with side b (``median b/a``, ``a 1.2 ms``,
@@ -132,6 +139,14 @@ def skip_lines(skipped: Sequence[tuple[str, str]], *, max_ids: int = 5) -> list[
     return out
 
 
+def _hidden_by_noise(r: Result) -> bool:
+    """A pass slower than its tolerance: the reader expects a failure, so
+    the summary says what this test can tell apart (``Verdict.could_catch``)."""
+    v = r.verdict
+    return (v is not None and v.status == "pass" and v.change is not None and v.fails_above is not None
+            and v.change > v.tolerance)
+
+
 def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_error: str | None,
                   not_written: Mapping[str, str] | None = None, notes: Sequence[str] = ()) -> list[str]:
     """Everything the terminal summary prints below the table: counts, the
@@ -149,6 +164,9 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
     for r in sort_results(results):
         if r.verdict and r.verdict.status in ("regression", "unreliable", "incomparable", "improved"):
             out.append(message_safe(f"{r.id}: {r.verdict.message}", r.id))
+        elif _hidden_by_noise(r):
+            assert r.verdict is not None
+            out.append(message_safe(f"{r.id}: pass ({r.verdict.could_catch})", r.id))
         out += [message_safe(m, r.id) for m in memory_rows.messages([r])]
     missing = [r for r in results if r.verdict and r.verdict.status == "missing"]
     if missing:
