@@ -119,7 +119,8 @@ def test_plain(trt_bench):
     ("trt_bench.compare(once, once, min_speedup=0)", "min_speedup: 0 must be > 0"),
     ("trt_bench.compare(once, once, max_slowdown='3%', tolerence='5%')", "unknown trt_perf argument 'tolerence'"),
     ("trt_bench.compare(once, 42, max_slowdown='3%')", "needs a callable, a Workload or an engine, got int"),
-    ("trt_bench.compare(once, lambda stream: None, max_slowdown='3%')",
+    ("trt_bench.compare(once, __import__('pytest_trtperf.workloads.cuda').workloads.cuda.CudaWorkload("
+     "lambda stream: None), max_slowdown='3%')",
      "a is timed with the host clock (host) and b with CUDA events (cuda); time both the same way"),
     ("trt_bench.compare(once, once, max_slowdown='3%', shapes={'x': (1,)})",
      "shapes= and inputs= apply to engines from trt_bench.engine()"),
