@@ -35,6 +35,8 @@ from typing import Any, Callable, Mapping
 from .errors import UsageError
 
 BASELINE_MODES = ("compare", "update", "off")
+#: ``--trt-baseline-loaded``: what an update does with a window still loaded after the wait and re-measure.
+BASELINE_LOADED = ("skip", "write")
 METRICS = ("median", "mean", "p90", "p95", "p99", "throughput")
 MODES = ("latency", "throughput")
 MISSING = ("pass", "fail")
@@ -440,6 +442,9 @@ OPTIONS: tuple[Option, ...] = (
     # core: baselines and the gate
     Option("--trt-baseline", "compare (default): gate against baselines; update: measure and "
            "write baselines; off: measure only.", "compare", metavar="compare|update|off"),
+    Option("--trt-baseline-loaded", "skip (default): an update does not write a result whose window was measured "
+           "on a loaded host or a busy GPU after waiting and measuring again; write: write it anyway (the entry "
+           "records it).", "skip", metavar="skip|write"),
     Option("--trt-baseline-dir", "Directory of the JSON baselines (default: .trtperf/ under the rootdir).",
            None, "path", metavar="DIR"),
     Option("--trt-tolerance", "Slowdown allowed before a test fails, e.g. 5% or 0.05 (default 5%); a bare "
@@ -658,6 +663,8 @@ class Settings:
     disabled: bool = False
     #: ``--trt-benchmark-compat``: the plugin provides pytest-benchmark's ``benchmark`` fixture.
     benchmark_compat: bool = False
+    #: ``--trt-baseline-loaded``: ``write`` lets an update write a window still loaded after the re-measure.
+    baseline_loaded: str = "skip"
     #: ``--trt-group-by``: the grouping keys of the report tables.
     group_by: tuple[str, ...] = ("group",)
     #: ``--trt-compare``: the git revision whose committed baselines are compared with.
@@ -766,6 +773,7 @@ class Settings:
             only_perf=only_perf,
             disabled=disabled,
             benchmark_compat=r.flag("trt_benchmark_compat"),
+            baseline_loaded=r.get("trt_baseline_loaded", lambda v, w: parse_choice(v, BASELINE_LOADED, what=w)),
             group_by=r.get("trt_group_by", lambda v, w: parse_group_by(v, what=w)),
             compare_rev=compare_rev,
             csv_path=csv_path,

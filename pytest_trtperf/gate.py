@@ -136,6 +136,29 @@ def _hashes_differ_by_derived_fields(entry: BaselineEntry, result: Result, curre
             and config_hash(without_derived(entry.config)) == config_hash(without_derived(current)))
 
 
+def _update_verdict(result: Result, entry: BaselineEntry | None, metric: str, current_value: float,
+                    baseline_path: str, base: dict[str, Any]) -> Verdict:
+    """An update, shown against the entry it replaces: the previous value
+    (the centre of its runs, what the gate compared with), the new one and
+    the change, so the diff is seen before it is committed. An entry that
+    measured something else, or holds no usable number, shows no change."""
+    message = f"baseline will be written to {baseline_path}"
+    if entry is None:
+        return Verdict(status="updated", current_value=current_value, message=message + " (new entry)", **base)
+    values = entry.run_values(metric)
+    same = (entry.kind == result.kind and entry.mode == result.mode and entry.config_hash == result.config_hash
+            and incomparable_reason(entry.fingerprint, Fingerprint.from_dict(result.fingerprint)) is None)
+    if not same or not values or not all(_positive(v) for v in (*values, current_value)):
+        return Verdict(status="updated", current_value=current_value,
+                       message=message + " (replaces an entry measured another way)", **base)
+    previous = centre(values)
+    change = previous / current_value - 1.0 if metric == "throughput" else current_value / previous - 1.0
+    runs = f"{len(values)} run{'s' if len(values) != 1 else ''}"
+    return Verdict(status="updated", baseline_value=previous, current_value=current_value, change=change,
+                   message=f"{message}: {fmt_value(metric, previous)} ({runs}) -> {fmt_value(metric, current_value)} "
+                           f"({fmt_change(change)})", **base)
+
+
 def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, metric: str, tolerance: float,
           confidence: float, baseline_path: str, run_noise: float | None = None) -> Verdict:
     """Decide one result. Never raises for data reasons: everything becomes a
@@ -153,8 +176,7 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     if baseline_mode == "off":
         return Verdict(status="off", current_value=current_value, **base)
     if baseline_mode == "update":
-        return Verdict(status="updated", current_value=current_value,
-                       message=f"baseline will be written to {baseline_path}", **base)
+        return _update_verdict(result, entry, metric, current_value, baseline_path, base)
     if entry is None:
         return Verdict(status="missing", current_value=current_value,
                        message=f"no baseline in {baseline_path}; run pytest --trt-baseline=update to record one",

@@ -104,6 +104,11 @@ def _baselines(state: SessionState, exitstatus: int, run: _Run, say: Callable[[s
     if exitstatus in (INTERRUPTED, INTERNAL_ERROR):
         state.write_error = "the session was interrupted; baselines are left as they were"
         return
+    # A window still loaded after the re-measure was not written by the runner's
+    # rule (its verdict says why); the session lists it with the failed tests.
+    for r in state.collected:
+        if r.verdict is not None and r.verdict.status == "not_written":
+            state.not_written.setdefault(r.id, r.verdict.message.removeprefix("baseline not written: "))
     # A test that failed or errored does not get to set the baseline; a relative
     # gate (trt_bench.compare) carries both sides itself and never becomes one.
     keep = [r for r in state.collected if r.id not in state.not_written and not r.is_relative_gate]

@@ -38,6 +38,19 @@ def shown_flags(r: Result, sep: str = ", ") -> str:
     return sep.join(r.verdict.flags) if r.verdict is not None and r.verdict.flags else "-"
 
 
+def verdict_cell(r: Result) -> str:
+    """``REGRESSION (re-measured)``, ``pass``, ``not written: host busy``:
+    the verdict word, and for an update that was not written, why."""
+    v = r.verdict
+    if v is None:
+        return "-"
+    text = v.status.upper() if v.status == "regression" else status_words(v.status)
+    if v.status == "not_written":
+        why = {"host_busy": "host busy", "gpu_busy": "GPU busy"}.get(v.decided_by or "", "test failed")
+        text += f" ({why})"
+    return text + (" (re-measured)" if v.remeasured else "")
+
+
 def fails_above_cell(r: Result) -> str:
     """The smallest slowdown that would have failed the result now
     (``Verdict.fails_above``): ``+13.6%``, or ``-`` when nothing was judged."""
@@ -88,8 +101,7 @@ def table_rows(results: Sequence[Result], unit: units.TimeUnit | None = None) ->
             r.id,
             *compared_cells(r, unit),
             fmt_change(v.change if v else None),
-            (v.status.upper() if v and v.status == "regression" else (status_words(v.status) if v else "-"))
-            + (" (re-measured)" if v and v.remeasured else ""),
+            verdict_cell(r),
             shown_flags(r),
         ])
         for m in memory_rows.rows(r):  # the memory gate's figures: before/after bytes
