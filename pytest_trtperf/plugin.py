@@ -13,6 +13,7 @@ something to write, not when pytest starts.
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING, Any, Generator
 
 import pytest
@@ -141,6 +142,14 @@ def _make_bench(request: pytest.FixtureRequest) -> "TrtBench":
     bench = TrtBench(request.node, state)
     request.node.stash[BENCH_KEY] = bench
     return bench
+
+
+def _terminal_width(terminalreporter: Any) -> int | None:
+    """The terminal's width on a terminal; None in a log (the table's default, 100)."""
+    tw = getattr(terminalreporter, "_tw", None)
+    if tw is None or not getattr(tw, "hasmarkup", False):
+        return None
+    return int(getattr(tw, "fullwidth", 0)) or None
 
 
 def _log_safe(text: str) -> str:
@@ -290,7 +299,15 @@ class SessionHooks:
 
             # With -rs (or -ra/-rA) pytest lists skip reasons itself.
             chars = str(getattr(terminalreporter, "reportchars", "") or "")
-            lines = outputs.terminal_lines(state, self.output_lines, skips=not any(c in chars for c in "saA"))
+            extra = list(self.output_lines)
+            note = state.gpu.pinning_note() if isinstance(state.gpu, GpuSessionPlugin) else None
+            gpu_used = any(r.kind != "host" for r in state.collected) or any(
+                reason != SKIP_REASON for _, reason in state.skipped)  # a GPU test skipped for want of one
+            if note and gpu_used:
+                extra.append(note)
+            lines = outputs.terminal_lines(state, extra, skips=not any(c in chars for c in "saA"),
+                                           width=_terminal_width(terminalreporter),
+                                           encoding=getattr(sys.stdout, "encoding", None))
             if lines:
                 terminalreporter.write_sep("-", "trtperf")
                 for line in lines:

@@ -24,7 +24,8 @@ STATUSES = (
     "incomparable",  # baseline from another device class / measurement method
     "updated",  # --trt-baseline=update: this result becomes the baseline
     "not_written",  # --trt-baseline=update, but its test failed or errored: the baseline keeps its old entry
-    "off",  # --trt-baseline=off
+    "off",  # --trt-baseline=off: measured, not compared
+    "disabled",  # --trt-disable: ran once, untimed (never reported)
 )
 #: ``Verdict.decided_by`` values. Compared verdicts: which bar the change was
 #: held to (the larger one decides). Unreliable verdicts: why.

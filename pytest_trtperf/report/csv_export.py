@@ -2,7 +2,8 @@
 per result, for spreadsheets and quick scripts.
 
 Numbers are plain (times in milliseconds, throughput in inferences per
-second, changes as fractions), so a column sorts and sums as numbers; the
+second, changes as fractions; floats to 6 significant digits), so a column
+sorts and sums as numbers; the
 ``metric`` column says whether ``baseline``/``current`` are ms or /s. Text
 cells hold user text (test ids, ``name=``, messages), so they get the same
 care as in every other writer: control characters become visible escapes,
@@ -35,10 +36,16 @@ def text_cell(value: Any) -> str:
     return "'" + s if s.startswith(_FORMULA) else s
 
 
+#: Significant digits of every float cell: a timer's resolution and the
+#: noise of a run are far coarser, and ``1.7468810000000001`` reads worse.
+CSV_DIGITS = 6
+
+
 def number_cell(value: Any) -> str:
+    """An int as is; a float to :data:`CSV_DIGITS` significant digits."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return ""
-    return repr(value) if isinstance(value, float) else str(value)
+    return format(value, f".{CSV_DIGITS}g") if isinstance(value, float) else str(value)
 
 
 def row(r: Result) -> list[str]:

@@ -27,7 +27,7 @@ MAX_ID = 120
 
 _ICON = {"regression": "\u274c", "unreliable": "\u23f3", "improved": "\U0001f680", "missing": "\u2753",
          "incomparable": "\u26a0\ufe0f", "pass": "\u2705", "not_written": "\U0001f6ab", "updated": "\U0001f4dd",
-         "off": "\u2796"}
+         "off": "\u2796", "disabled": "\u23f8\ufe0f"}
 _ATTENTION = ("regression", "unreliable", "incomparable", "missing", "not_written")
 
 
@@ -74,14 +74,14 @@ def _row(r: Result, unit: units.TimeUnit) -> str:
     return "\n".join(lines)
 
 
-_HEAD = ["| result | metric | baseline | current | change [CI] | verdict | fails above | GPU flags |",
+_HEAD = ["| result | metric | baseline | current | change [CI] | verdict | fails above | state flags |",
          "| --- | --- | ---: | ---: | ---: | --- | ---: | --- |"]
 
 
 def _table(results: Sequence[Result], group_by: Sequence[str] = ("group",)) -> list[str]:
     """One table, one time unit; with groups, a bold row opens each block."""
     shown = results[:MAX_ROWS]
-    unit = table_unit(shown)
+    unit = table_unit(shown, units.MICRO)
     blocks = grouping.grouped(shown, group_by)
     rows = []
     for label, block in blocks:

@@ -193,7 +193,8 @@ def _export_index(directory: Path, state: SessionState) -> str:
     return f"exports: {n} result(s) in {directory} (index: {path.name})"
 
 
-def terminal_lines(state: SessionState, extra: list[str], *, skips: bool = True) -> list[str]:
+def terminal_lines(state: SessionState, extra: list[str], *, skips: bool = True, width: int | None = None,
+                   encoding: str | None = None) -> list[str]:
     """The trtperf section of the terminal summary (without its separator).
     Every line carrying user text is made safe for CI logs; only our own
     annotations (escaped by ``github.annotations``) start with ``::``.
@@ -201,7 +202,11 @@ def terminal_lines(state: SessionState, extra: list[str], *, skips: bool = True)
     out: list[str] = []
     try:
         if state.collected:
-            out += report_mod.format_table(state.collected, group_by=state.settings.group_by)
+            from . import units
+
+            out += report_mod.format_table(state.collected, group_by=state.settings.group_by,
+                                           width=width or report_mod.DEFAULT_WIDTH,
+                                           micro=units.micro_for(encoding))
         not_written = state.not_written if state.settings.baseline_mode == "update" else {}
         if state.collected or state.write_error or not_written:
             out += report_mod.summary_lines(state.collected, written=state.written, write_error=state.write_error,
