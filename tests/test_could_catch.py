@@ -152,3 +152,31 @@ def test_a_pass_inside_the_bar_says_so_everywhere(pytester: pytest.Pytester, mon
     assert "| fails above |" in summary.read_text() and shown in summary.read_text()
     page = (pytester.path / "out.html").read_text()
     assert "fails above" in page and shown in page and "what this test can catch" in page
+
+
+def test_a_relative_gate_fails_just_above_its_reported_bar_and_passes_just_below() -> None:
+    """trt_bench.compare: pair ratios of two real host workloads timed in
+    alternation; scaling every pair by a factor moves the ratio and its
+    interval together, so the reported bar is where the decision flips."""
+    from pytest_trtperf.relative.paired import compare_pairs, decide, fail_ratio
+
+    data = b"\x5a" * 20_000
+    ratios = []
+    for _ in range(60):
+        t = time.perf_counter()
+        hashlib.sha256(data).digest()
+        a = time.perf_counter() - t
+        t = time.perf_counter()
+        hashlib.sha256(data).digest()
+        hashlib.sha256(data[:2000]).digest()
+        ratios.append((time.perf_counter() - t) / a)
+    r = np.asarray(ratios)
+    bound = 1.03
+    base = compare_pairs(r, seed="x")
+    bar = fail_ratio(base.ratio, base.ci[0], base.pairs, bound)
+    assert math.isfinite(bar) and bar > bound
+    for factor, want in ((0.997, "pass"), (1.003, "regression")):
+        scale = bar * factor / base.ratio
+        cmp = compare_pairs(r * scale, seed="x")
+        assert decide(cmp, bound) == want, (bar, cmp)
+        assert fail_ratio(cmp.ratio, cmp.ci[0], cmp.pairs, bound) == pytest.approx(bar, rel=1e-6)
