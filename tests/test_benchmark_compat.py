@@ -258,3 +258,16 @@ def test_pedantic_misuse_is_one_line(pytester: pytest.Pytester, call: str, needl
     r.assert_outcomes(failed=1)
     out = r.stdout.str()
     assert needle in out and "Traceback" not in out, out
+
+
+def test_the_ini_key_opts_in_and_the_off_switches_see_benchmark_tests(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ntrt_benchmark_compat = true\n")
+    pytester.makepyfile(test_k="def test_k(benchmark):\n    assert benchmark(len, 'abc') == 3\n\n"
+                               "def test_plain():\n    pass\n")
+    r = pytester.runpytest(*FAST, "-p", "no:benchmark", "--trt-baseline=off", "-rs")
+    r.assert_outcomes(passed=2)
+    assert "test_k.py::test_k" in r.stdout.str()  # measured and reported
+    r = pytester.runpytest(*FAST, "-p", "no:benchmark", "--trt-skip")
+    r.assert_outcomes(passed=1, skipped=1)
+    r = pytester.runpytest(*FAST, "-p", "no:benchmark", "-m", "trt_perf", "--trt-baseline=off")
+    r.assert_outcomes(passed=1, deselected=1)
