@@ -50,15 +50,16 @@ def shown_flags(r: Result, sep: str = ", ") -> str:
 
 
 def verdict_cell(r: Result) -> str:
-    """``REGRESSION (re-measured)``, ``pass``, ``not written: host busy``:
-    the verdict word, and for an update that was not written, why."""
+    """``REGRESSION (re-measured)``, ``pass``, ``not written (host busy)``:
+    the verdict word, and for an update that was not written, why (in place
+    of ``(re-measured)``: its message says both)."""
     v = r.verdict
     if v is None:
         return "-"
     text = v.status.upper() if v.status == "regression" else status_words(v.status)
     if v.status == "not_written":
         why = {"host_busy": "host busy", "gpu_busy": "GPU busy"}.get(v.decided_by or "", "test failed")
-        text += f" ({why})"
+        return f"{text} ({why})"
     return text + (" (re-measured)" if v.remeasured else "")
 
 
@@ -187,7 +188,8 @@ def format_table(results: Sequence[Result], *, width: int = DEFAULT_WIDTH, micro
     need = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(HEADER)]
     room = width - sum(need[1:-1]) - 2 * (len(HEADER) - 1)  # for the id and the flags
     id_width = min(need[0], max(MIN_ID, room - need[-1]))
-    flag_width = max(len(HEADER[-1]), room - id_width)
+    longest_flag = max((len(f) for row in rows for f in row[-1].split(", ")), default=0)
+    flag_width = max(len(HEADER[-1]), longest_flag + 1, room - id_width)  # a flag is never cut
     wrapped: dict[int, list[str]] = {}
     for row in rows:
         row[0] = shorten_middle(row[0], id_width)
