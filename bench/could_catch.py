@@ -85,7 +85,7 @@ def study(runs: int, trials: int, multiples: list[float], watch: bool) -> list[s
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--quick", action="store_true", help="2 trials per slowdown")
     p.add_argument("--watch-host", action="store_true", help="keep the host-load watch on (a quiet machine)")
     a = p.parse_args()
