@@ -143,3 +143,8 @@ def test_json_of_a_disabled_verdict_is_valid() -> None:
     from pytest_trtperf.report.document import schema
 
     assert "disabled" in json.dumps(schema())
+
+
+def test_the_step_up_never_writes_a_value_as_zero() -> None:
+    u = units.choose([0.000005, 50.0], across=True)  # 5 ns beside 50 ms: no unit reads both well
+    assert u.fmt(0.000005) != "0.0000 ms" and float(u.fmt(0.000005).split()[0].replace(",", "")) > 0

@@ -22,6 +22,9 @@ UNITS = (("ns", 1e6), ("us", 1e3), ("ms", 1.0), ("s", 1e-3))
 #: in the smallest value's unit takes the next unit up (``48,721.41 us`` reads
 #: as ``48.72 ms``; the small values then get more decimals).
 MAX_INTEGER = 10_000.0
+#: ... but only while the smallest value still reads at least this much
+#: there (``0.0502 ms``, never ``0.0000 ms``).
+MIN_SHOWN = 0.01
 #: The micro sign where the output encodes it (HTML, Markdown, a UTF-8 terminal).
 MICRO = "\u00b5s"
 
@@ -73,7 +76,8 @@ def choose(values_ms: Iterable[Any], micro: str = "us", *, across: bool = False)
     for k, (_, p) in enumerate(UNITS):
         if smallest * p >= 1.0:
             i = k
-    while across and i + 1 < len(UNITS) and largest * UNITS[i][1] >= MAX_INTEGER:
+    while (across and i + 1 < len(UNITS) and largest * UNITS[i][1] >= MAX_INTEGER
+           and smallest * UNITS[i + 1][1] >= MIN_SHOWN):
         i += 1
     name, per_ms = UNITS[i]
     v = smallest * per_ms
