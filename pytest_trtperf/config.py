@@ -35,6 +35,8 @@ from typing import Any, Callable, Mapping
 from .errors import UsageError
 
 BASELINE_MODES = ("compare", "update", "off")
+#: ``--trt-baseline-loaded``: what an update does with a window still loaded after the wait and re-measure.
+BASELINE_LOADED = ("skip", "write")
 METRICS = ("median", "mean", "p90", "p95", "p99", "throughput")
 MODES = ("latency", "throughput")
 MISSING = ("pass", "fail")
@@ -440,6 +442,9 @@ OPTIONS: tuple[Option, ...] = (
     # core: baselines and the gate
     Option("--trt-baseline", "compare (default): gate against baselines; update: measure and "
            "write baselines; off: measure only.", "compare", metavar="compare|update|off"),
+    Option("--trt-baseline-loaded", "skip (default): an update does not write a result whose window was measured "
+           "on a loaded host or a busy GPU after waiting and measuring again; write: write it anyway (the entry "
+           "records it).", "skip", metavar="skip|write"),
     Option("--trt-baseline-dir", "Directory of the JSON baselines (default: .trtperf/ under the rootdir).",
            None, "path", metavar="DIR"),
     Option("--trt-tolerance", "Slowdown allowed before a test fails, e.g. 5% or 0.05 (default 5%); a bare "
@@ -502,6 +507,9 @@ OPTIONS: tuple[Option, ...] = (
            "wins over --trt-skip.", False, "bool"),
     Option("--trt-disable", "Run each measurement's callable or engine once, untimed: the tests and their "
            "asserts run, nothing is gated, reported or written (like --benchmark-disable).", False, "bool"),
+    Option("--trt-benchmark-compat", "Provide pytest-benchmark's benchmark fixture (measured, baselined and "
+           "gated like trt_bench) when pytest-benchmark is not installed or is disabled with -p no:benchmark.",
+           False, "bool"),
     Option("--trt-compare", "Gate against the baselines as committed at this git revision (git show REV:path), "
            "without checking it out; e.g. main, HEAD~1, v1.2.", None, metavar="REV"),
     # core: outputs
@@ -653,6 +661,10 @@ class Settings:
     only_perf: bool = False
     #: ``--trt-disable``: each measurement runs its target once, untimed, unreported.
     disabled: bool = False
+    #: ``--trt-benchmark-compat``: the plugin provides pytest-benchmark's ``benchmark`` fixture.
+    benchmark_compat: bool = False
+    #: ``--trt-baseline-loaded``: ``write`` lets an update write a window still loaded after the re-measure.
+    baseline_loaded: str = "skip"
     #: ``--trt-group-by``: the grouping keys of the report tables.
     group_by: tuple[str, ...] = ("group",)
     #: ``--trt-compare``: the git revision whose committed baselines are compared with.
@@ -760,6 +772,8 @@ class Settings:
             skip_perf=skip_perf and not only_perf,  # --trt-only wins, as --benchmark-only does
             only_perf=only_perf,
             disabled=disabled,
+            benchmark_compat=r.flag("trt_benchmark_compat"),
+            baseline_loaded=r.get("trt_baseline_loaded", lambda v, w: parse_choice(v, BASELINE_LOADED, what=w)),
             group_by=r.get("trt_group_by", lambda v, w: parse_group_by(v, what=w)),
             compare_rev=compare_rev,
             csv_path=csv_path,
@@ -910,3 +924,104 @@ def perf_overrides(markers: list[Any], *, where: str) -> dict[str, Any]:
         merged.update(mark.kwargs)
     MeasureOptions().with_overrides(merged, where=where)
     return merged
+
+
+# -- pytest-benchmark's vocabulary (--trt-benchmark-compat, trt_bench.pedantic) -----------
+#: ``@pytest.mark.benchmark`` arguments pytest-trtperf takes, as ``trt_perf`` arguments.
+BENCHMARK_MAPPED = {"group": "group", "min_rounds": "min_iterations", "max_time": "max_time"}
+#: Arguments that set how pytest-benchmark calibrates loops per round: every call is
+#: timed here, so they have nothing to set; accepted and named in the result's notes.
+BENCHMARK_NOTHING_TO_SET = ("min_time", "calibration_precision", "warmup_iterations")
+#: Clocks ``timer=`` may name: the host clock (perf_counter_ns) is at least as fine.
+BENCHMARK_TIMERS = ("perf_counter", "perf_counter_ns", "time", "time_ns", "monotonic", "monotonic_ns",
+                    "process_time", "process_time_ns")
+
+
+@dataclass(frozen=True)
+class BenchmarkMarker:
+    """A ``@pytest.mark.benchmark(...)`` read once: ``trt_perf`` overrides,
+    whether the measurement runs with the garbage collector off, and notes on
+    what had nothing to set."""
+
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    disable_gc: bool = False
+    notes: tuple[str, ...] = ()
+
+
+def _benchmark_timer(value: Any, where: str) -> str | None:
+    """A note for a host clock from ``time``, else a usage error."""
+    name = getattr(value, "__name__", None)
+    if getattr(value, "__module__", None) == "time" and name in BENCHMARK_TIMERS:
+        return None if name in ("perf_counter", "perf_counter_ns") else \
+            f"benchmark(timer=time.{name}): timed with time.perf_counter_ns, the finer host clock"
+    raise UsageError(f"{where}: @pytest.mark.benchmark(timer={value!r}): only the host clocks of the time module "
+                     f"are taken; for GPU work use trt_bench.measure(fn, timer='cuda' or 'torch')")
+
+
+def benchmark_marker(markers: list[Any], *, where: str) -> BenchmarkMarker:
+    """``@pytest.mark.benchmark`` arguments mapped to ``trt_perf`` ones, or
+    refused with one line each: ``group``, ``min_rounds`` (min_iterations),
+    ``max_time``, ``warmup`` (False: no timed warm-up, still a few calls),
+    ``disable_gc``, ``timer`` (a host clock of ``time``), and the per-round
+    calibration (``min_time``, ``calibration_precision``,
+    ``warmup_iterations``), which has nothing to set here. The closest
+    marker wins, as in pytest-benchmark."""
+    mark = markers[0] if markers else None
+    if mark is None:
+        return BenchmarkMarker()
+    if mark.args:
+        raise UsageError(f"{where}: @pytest.mark.benchmark takes keyword arguments only, got {mark.args!r}")
+    overrides: dict[str, Any] = {}
+    notes: list[str] = []
+    disable_gc = False
+    for key, value in mark.kwargs.items():
+        what = f"{where}: @pytest.mark.benchmark({key}=)"
+        if key in BENCHMARK_MAPPED:
+            overrides[BENCHMARK_MAPPED[key]] = value
+            if key == "max_time":  # a cap below our minimum time lowers the minimum with it
+                overrides["min_time"] = min(_seconds(value, what), _CORE.min_time_s)
+        elif key == "warmup":
+            if not _strict_bool(value, what):
+                overrides["warmup_ms"] = 0
+        elif key == "disable_gc":
+            disable_gc = _strict_bool(value, what)
+        elif key == "timer":
+            note = _benchmark_timer(value, where)
+            notes += [note] if note else []
+        elif key in BENCHMARK_NOTHING_TO_SET:
+            notes.append(f"benchmark({key}=) ignored: pytest-benchmark calibrates loops per round with it; "
+                         f"pytest-trtperf times every call")
+        elif key in ("precision", "confidence"):
+            raise UsageError(f"{what}: pytest-benchmark's stopping rule on the mean; pytest-trtperf stops on the "
+                             f"median's interval: use @pytest.mark.trt_perf(target_ci=...) (and confidence= for "
+                             f"the gate's level)")
+        elif key == "cprofile":
+            raise UsageError(f"{what}: not supported; profile with --trt-nvtx or cProfile around the call")
+        else:
+            raise UsageError(f"{where}: @pytest.mark.benchmark can't have {key!r} keyword argument (known: "
+                             f"{', '.join(sorted([*BENCHMARK_MAPPED, 'warmup', 'disable_gc', 'timer', *BENCHMARK_NOTHING_TO_SET]))})")
+    MeasureOptions().with_overrides(overrides, where=f"{where}: @pytest.mark.benchmark")
+    return BenchmarkMarker(overrides=overrides, disable_gc=disable_gc, notes=tuple(notes))
+
+
+def _positive_int(value: Any, what: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UsageError(f"{what}: {value!r} must be an int >= {low}")
+    return value
+
+
+def pedantic_options(opts: MeasureOptions, *, rounds: Any, warmup_rounds: Any, iterations: Any, has_setup: bool,
+                     where: str) -> tuple[MeasureOptions, int]:
+    """``trt_bench.pedantic``'s numbers, checked as pytest-benchmark checks
+    them: ``rounds`` timed rounds (the fixed iteration count), exactly
+    ``warmup_rounds`` untimed rounds first, ``iterations`` calls per round
+    (1 with a ``setup``). Returns the options and ``iterations``."""
+    rounds = _positive_int(rounds, f"{where}: rounds", 1)
+    warmup_rounds = _positive_int(warmup_rounds, f"{where}: warmup_rounds", 0)
+    iterations = _positive_int(iterations, f"{where}: iterations", 1)
+    if iterations > 1 and has_setup:
+        raise UsageError(f"{where}: iterations={iterations} with a setup: setup runs once per round, so a round "
+                         f"can hold one call only (as in pytest-benchmark)")
+    out = dataclasses.replace(opts, iterations=rounds, duration_s=None, warmup_s=0.0,
+                              min_warmup_iterations=warmup_rounds, min_iterations=min(opts.min_iterations, rounds))
+    return out, iterations

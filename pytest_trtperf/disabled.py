@@ -43,7 +43,7 @@ def run_once(workload: Any, *, rid: str, nodeid: str, name: str | None, location
         # a test that reads result.gpu_compute behaves as in a measured run.
         extra={k: stats.summarize(v) for k, v in batch.extra.items() if len(v)},
     )
-    verdict = Verdict(status="off", metric=metric, tolerance=tolerance, current_value=result.metric_value(metric),
+    verdict = Verdict(status="disabled", metric=metric, tolerance=tolerance, current_value=result.metric_value(metric),
                       message=f"{rid}: --trt-disable: ran once, not timed, gated or reported")
     return dataclasses.replace(result, verdict=verdict)
 
@@ -55,7 +55,7 @@ def run_pair_once(a: Any, b: Any, *, rid: str, nodeid: str, name: str | None, lo
 
     The result has the shape of a relative gate's (``result.relative`` with
     both sides and their one-sample ratio, no interval), so a test's code
-    that reads it still runs; its verdict is ``off`` and nothing is judged."""
+    that reads it still runs; its verdict is ``disabled`` and nothing is judged."""
     once = [run_once(w, rid=rid, nodeid=nodeid, name=name, location=location, fingerprint=fingerprint,
                      metric=metric, tolerance=bound - 1.0) for w in (a, b)]
     sides = [Side(label=label, kind=r.kind, latency=r.latency, throughput=r.throughput, distribution=r.distribution,

@@ -177,15 +177,66 @@ class TrtBench:
         self.results.append(result)
         return result
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``trt_bench(fn, *args, **kwargs)``: pytest-benchmark's
+        ``benchmark(fn, ...)``: measure and judge ``fn(*args, **kwargs)``
+        (every keyword goes to ``fn``) and return what it returned.
+        ``trt_bench(name=..., shapes=..., ...)`` without a callable: build or
+        load the engine of the test's ``trt_engine`` marker, measure and judge
+        it, and return the ``Result``."""
+        if args:
+            return self.benchmark(args[0], args[1:], kwargs)
+        return self._engine_call(**kwargs)
+
     @user_errors
-    def __call__(self, *, name: str | None = None, shapes: Mapping[str, Any] | None = None,
-                 inputs: Any = None, extra_info: Mapping[str, Any] | None = None, **overrides: Any) -> Result:
+    def benchmark(self, fn: Any, args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] | None = None, *,
+                  overrides: Mapping[str, Any] | None = None) -> Any:
+        """``trt_bench(fn, *args, **kwargs)`` with the arguments as given
+        (``overrides``: ``trt_perf`` arguments, from ``@pytest.mark.benchmark``
+        under ``--trt-benchmark-compat``). Returns ``fn``'s last value."""
+        where = f"{self._item.nodeid}: trt_bench(fn, ...)"
+        if not callable(fn) or hasattr(fn, "__trtperf_engine__") or isinstance(fn, Workload):
+            raise UsageError(f"{where}: needs a callable, got {type(fn).__name__}; time engines and workloads with "
+                             f"trt_bench.measure(...)")
+        opts = self._options(dict(overrides or {}), where=where)
+        workload = for_callable(fn, opts=opts, where=where, args=args, kwargs=kwargs)
+        return self._run(workload, name=None, opts=opts, extra_info={}).return_value
+
+    @user_errors
+    def pedantic(self, target: Any, args: Any = (), kwargs: Mapping[str, Any] | None = None,
+                 setup: Any = None, teardown: Any = None, rounds: Any = 1, warmup_rounds: Any = 0,
+                 iterations: Any = 1, *, overrides: Mapping[str, Any] | None = None) -> Any:
+        """pytest-benchmark's ``benchmark.pedantic``: ``rounds`` timed rounds
+        of ``iterations`` calls each after ``warmup_rounds`` untimed ones;
+        ``setup()`` before each round (untimed; it may return ``(args,
+        kwargs)``), ``teardown(*args, **kwargs)`` after it. Returns what
+        ``target`` returned last. Measured, baselined and gated like
+        :meth:`measure`; the rounds are the samples."""
+        from .config import pedantic_options
+        from .workloads.rounds import RoundsWorkload
+
+        where = f"{self._item.nodeid}: trt_bench.pedantic()"
+        for label, fn in (("target", target), ("setup", setup), ("teardown", teardown)):
+            if (fn is not None or label == "target") and not callable(fn):
+                raise UsageError(f"{where}: {label} must be callable, got {type(fn).__name__}")
+        if kwargs is not None and not isinstance(kwargs, Mapping):
+            raise UsageError(f"{where}: kwargs={type(kwargs).__name__} must be a dict")
+        opts, calls = pedantic_options(self._options(dict(overrides or {}), where=where), rounds=rounds,
+                                       warmup_rounds=warmup_rounds, iterations=iterations,
+                                       has_setup=setup is not None, where=where)
+        workload = RoundsWorkload(target, args=tuple(args or ()), kwargs=dict(kwargs or {}), setup=setup,
+                                  teardown=teardown, iterations=calls, rounds=opts.iterations or 1, where=where)
+        return self._run(workload, name=None, opts=opts, extra_info={}).return_value
+
+    @user_errors
+    def _engine_call(self, *, name: str | None = None, shapes: Mapping[str, Any] | None = None,
+                     inputs: Any = None, extra_info: Mapping[str, Any] | None = None, **overrides: Any) -> Result:
         """Build (cached) or load the engine of the test's ``trt_engine`` marker,
         then measure and judge it."""
         marker = self._item.get_closest_marker("trt_engine")
         if marker is None:
             raise UsageError(f"{self._item.nodeid}: trt_bench() needs @pytest.mark.trt_engine(onnx=... or "
-                             f"engine=...) on the test; to time a callable use trt_bench.measure(fn)")
+                             f"engine=...) on the test; to time a callable use trt_bench(fn) or trt_bench.measure(fn)")
         name = measurement_name(name, where=f"{self._item.nodeid}: trt_bench()")
         info = check_extra_info(extra_info, where=f"{self._item.nodeid}: trt_bench()")
         opts = self._options(overrides)
@@ -213,6 +264,13 @@ class TrtBench:
                 spec_kw["onnx" if str(onnx).lower().endswith(".onnx") else "engine"] = onnx
             self._specs.append((engine, EngineSpec.create(self._item.nodeid, self._item.path.parent, **spec_kw)))
         return engine
+
+    def add_notes(self, notes: tuple[str, ...]) -> None:
+        """Notes for the last result (what a ``@pytest.mark.benchmark``
+        argument had nothing to set)."""
+        if notes and self.results:
+            last = self.results[-1]
+            self.results[-1] = dataclasses.replace(last, notes=(*last.notes, *notes))
 
     # -- internals ----------------------------------------------------------
     def _options(self, overrides: Mapping[str, Any], where: str | None = None) -> MeasureOptions:

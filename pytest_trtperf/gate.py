@@ -16,6 +16,7 @@ import math
 from typing import Any, Iterable, Mapping
 
 from .attribution import attribution_text
+from .catch import projection
 from .baseline import BaselineEntry
 from .fingerprint import Fingerprint, incomparable_reason, info_changes
 from .identity import config_changes, config_hash, config_identity, split_config, without_derived
@@ -135,6 +136,29 @@ def _hashes_differ_by_derived_fields(entry: BaselineEntry, result: Result, curre
             and config_hash(without_derived(entry.config)) == config_hash(without_derived(current)))
 
 
+def _update_verdict(result: Result, entry: BaselineEntry | None, metric: str, current_value: float,
+                    baseline_path: str, base: dict[str, Any]) -> Verdict:
+    """An update, shown against the entry it replaces: the previous value
+    (the centre of its runs, what the gate compared with), the new one and
+    the change, so the diff is seen before it is committed. An entry that
+    measured something else, or holds no usable number, shows no change."""
+    message = f"baseline will be written to {baseline_path}"
+    if entry is None:
+        return Verdict(status="updated", current_value=current_value, message=message + " (new entry)", **base)
+    values = entry.run_values(metric)
+    same = (entry.kind == result.kind and entry.mode == result.mode and entry.config_hash == result.config_hash
+            and incomparable_reason(entry.fingerprint, Fingerprint.from_dict(result.fingerprint)) is None)
+    if not same or not values or not all(_positive(v) for v in (*values, current_value)):
+        return Verdict(status="updated", current_value=current_value,
+                       message=message + " (replaces an entry measured another way)", **base)
+    previous = centre(values)
+    change = previous / current_value - 1.0 if metric == "throughput" else current_value / previous - 1.0
+    runs = f"{len(values)} run{'s' if len(values) != 1 else ''}"
+    return Verdict(status="updated", baseline_value=previous, current_value=current_value, change=change,
+                   message=f"{message}: {fmt_value(metric, previous)} ({runs}) -> {fmt_value(metric, current_value)} "
+                           f"({fmt_change(change)})", **base)
+
+
 def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, metric: str, tolerance: float,
           confidence: float, baseline_path: str, run_noise: float | None = None) -> Verdict:
     """Decide one result. Never raises for data reasons: everything becomes a
@@ -152,8 +176,7 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     if baseline_mode == "off":
         return Verdict(status="off", current_value=current_value, **base)
     if baseline_mode == "update":
-        return Verdict(status="updated", current_value=current_value,
-                       message=f"baseline will be written to {baseline_path}", **base)
+        return _update_verdict(result, entry, metric, current_value, baseline_path, base)
     if entry is None:
         return Verdict(status="missing", current_value=current_value,
                        message=f"no baseline in {baseline_path}; run pytest --trt-baseline=update to record one",
@@ -220,6 +243,8 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     if status == "unreliable":  # widen could not judge it (an interval that overflows): never a pass
         return _invalid(words, f"the interval of the change is not finite ({fmt_change(j.change)}, CI "
                         f"{j.ci[0]}..{j.ci[1]})", base, current_value, centre_value)
+    later = projection(result.kind, values, within=j.within, tolerance=tolerance, confidence=confidence,
+                       fails_above=j.fails_above, override=run_noise)
     ci_text = f"{confidence:.0%} CI {fmt_change(j.ci[0])}..{fmt_change(j.ci[1])}"
     vals = f"{fmt_value(metric, centre_value)} -> {fmt_value(metric, current_value)}"
     bars = f"tolerance {tolerance:.1%}, {noise.describe(confidence)}"
@@ -230,7 +255,8 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     elif status == "improved":
         msg = f"{words} improved {fmt_change(j.change)} ({vals}, {ci_text}; {bars})"
     else:
-        msg = f"{words} {fmt_change(j.change)} ({vals}, {ci_text}): within {decided} ({bars})"
+        msg = (f"{words} {fmt_change(j.change)} ({vals}, {ci_text}): within {decided} ({bars}); fails above "
+               f"{fmt_change(j.fails_above)}")
     if build_changes:
         msg += f"; build configuration changed: {'; '.join(build_changes)}"
     changes = info_changes(entry.fingerprint, Fingerprint.from_dict(result.fingerprint))
@@ -247,4 +273,5 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
         msg += attribution_text(entry.layers, result.layers)  # where the time went, when both have profiles
     return Verdict(status=status, baseline_value=centre_value, current_value=current_value, change=j.change,
                    ci=j.ci, message=msg, decided_by=j.decided_by, run_noise=noise.to_dict(confidence),
-                   config_changes=tuple(build_changes), **base)
+                   config_changes=tuple(build_changes), fails_above=j.fails_above,
+                   fails_above_later=later.to_dict() if later is not None else None, **base)

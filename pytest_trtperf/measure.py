@@ -58,6 +58,8 @@ def warm_up(workload: Workload, s: MeasureSettings) -> tuple[int, float, float]:
     done = 0
     per_iter = 0.0
     batch = 1
+    if s.warmup_s <= 0 and s.min_warmup_iterations <= 0:  # trt_bench.pedantic(warmup_rounds=0): none
+        return 0, 0.0, 0.0
     start = time.perf_counter()
     while True:
         b = workload.run(batch)

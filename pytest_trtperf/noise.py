@@ -113,6 +113,19 @@ class Judged:
     decided_by: str
     significant_slower: bool
     significant_faster: bool
+    #: The smallest slowdown that fails (:func:`fail_bar`); NaN when invalid.
+    fails_above: float = math.nan
+    #: The within-run half-width below the change (log scale), what
+    #: :func:`fail_bar` combines with the allowance; NaN when invalid.
+    within: float = math.nan
+
+
+def fail_bar(within: float, allowance: float, tolerance: float) -> float:
+    """The smallest slowdown that fails the gate: beyond the tolerance AND
+    beyond the within-run half-width ``within`` and the between-run
+    ``allowance`` (log scale) added in quadrature. :func:`status` decides by
+    this number, so the bar a report shows is the bar the gate applied."""
+    return max(tolerance, _expm1(math.hypot(within, allowance)))
 
 
 def _expm1(x: float) -> float:
@@ -142,21 +155,23 @@ def widen(change: float, ci: tuple[float, float], allowance: float, tolerance: f
                       significant_faster=False)
     side = d_lo if change >= 0 else d_hi
     bar = _expm1(math.hypot(side, allowance))
+    fails_above = fail_bar(d_lo, allowance, tolerance)
     if tolerance >= bar:
         decided = "tolerance"
     else:
         decided = "run_noise" if allowance >= side else "sample_noise"
     return Judged(change=change, ci=(lo, hi), decided_by=decided, significant_slower=lo > 0.0,
-                  significant_faster=hi < 0.0)
+                  significant_faster=hi < 0.0, fails_above=fails_above, within=d_lo)
 
 
 def status(j: Judged, tolerance: float) -> str:
     """The regression rule: beyond the tolerance AND significant given all
-    the noise; faster beyond both is ``improved``. A change that could not be
+    the noise (both in :func:`fail_bar`, the ``fails_above`` every verdict
+    reports); faster beyond both is ``improved``. A change that could not be
     judged (``widen``'s ``invalid``) is ``unreliable``, never a pass."""
-    if j.decided_by == "invalid" or not all(math.isfinite(x) for x in (j.change, *j.ci)):
+    if j.decided_by == "invalid" or not all(math.isfinite(x) for x in (j.change, *j.ci, j.fails_above)):
         return "unreliable"
-    if j.change > tolerance and j.significant_slower:
+    if j.change > max(tolerance, j.fails_above):
         return "regression"
     if j.change < -tolerance and j.significant_faster:
         return "improved"

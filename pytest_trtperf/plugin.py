@@ -13,6 +13,7 @@ something to write, not when pytest starts.
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING, Any, Generator
 
 import pytest
@@ -65,10 +66,32 @@ def pytest_configure(config: pytest.Config) -> None:
         except UsageError as e:
             raise pytest.UsageError(str(e)) from None
     config.stash[STATE_KEY] = state
+    if settings.benchmark_compat:
+        _offer_benchmark(config)
     config.pluginmanager.register(SessionHooks(state), "trtperf-session")
     gpu = GpuSessionPlugin(config, settings.gpu, settings.baseline_mode)
     config.pluginmanager.register(gpu, GPU_PLUGIN_NAME)
     state.gpu = gpu
+
+
+def _offer_benchmark(config: pytest.Config) -> None:
+    """``--trt-benchmark-compat``: pytest-benchmark's ``benchmark`` fixture and
+    marker, unless pytest-benchmark is loaded (then one line, no session)."""
+    from .compat import BenchmarkPlugin, conflict
+
+    why = conflict(config.pluginmanager)
+    if why:
+        raise pytest.UsageError(why)
+    config.addinivalue_line("markers", "benchmark(group=, min_rounds=, max_time=, warmup=, disable_gc=, ...): "
+                                       "pytest-benchmark's settings, mapped by pytest-trtperf (--trt-benchmark-compat)")
+    config.pluginmanager.register(BenchmarkPlugin(_benchmark_fixture), "trtperf-benchmark-compat")
+
+
+def _benchmark_fixture(request: pytest.FixtureRequest) -> Any:
+    from .compat import make_fixture
+
+    bench = _make_bench(request)
+    return make_fixture(request, bench, request.config.stash[STATE_KEY].settings.disabled)
 
 
 #: Why a test was skipped by --trt-skip / --trt-only (pytest-benchmark's wording, our options).
@@ -78,8 +101,12 @@ ONLY_REASON = "not a trt_bench test (--trt-only)"
 
 def uses_bench(item: pytest.Item) -> bool:
     """Whether the test requests ``trt_bench`` (directly, through a fixture,
-    or at run time through ``request.getfixturevalue``)."""
-    return "trt_bench" in getattr(item, "fixturenames", ()) or item.stash.get(USES_KEY, False)
+    or at run time through ``request.getfixturevalue``), or ``benchmark``
+    under ``--trt-benchmark-compat``."""
+    names = getattr(item, "fixturenames", ())
+    state = item.config.stash.get(STATE_KEY, None)
+    compat = state is not None and state.settings.benchmark_compat
+    return "trt_bench" in names or (compat and "benchmark" in names) or item.stash.get(USES_KEY, False)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects: the marker added here must count
@@ -101,6 +128,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def trt_bench(request: pytest.FixtureRequest) -> "TrtBench":
     """Measure inference performance and gate it against the test's baseline."""
+    return _make_bench(request)
+
+
+def _make_bench(request: pytest.FixtureRequest) -> "TrtBench":
+    """The test's ``TrtBench`` (behind ``trt_bench`` and the compat ``benchmark``)."""
     state = request.config.stash[STATE_KEY]
     request.node.stash[USES_KEY] = True
     if state.settings.skip_perf:  # requested through getfixturevalue: collection did not see it
@@ -110,6 +142,14 @@ def trt_bench(request: pytest.FixtureRequest) -> "TrtBench":
     bench = TrtBench(request.node, state)
     request.node.stash[BENCH_KEY] = bench
     return bench
+
+
+def _terminal_width(terminalreporter: Any) -> int | None:
+    """The terminal's width on a terminal; None in a log (the table's default, 100)."""
+    tw = getattr(terminalreporter, "_tw", None)
+    if tw is None or not getattr(tw, "hasmarkup", False):
+        return None
+    return int(getattr(tw, "fullwidth", 0)) or None
 
 
 def _log_safe(text: str) -> str:
@@ -259,7 +299,15 @@ class SessionHooks:
 
             # With -rs (or -ra/-rA) pytest lists skip reasons itself.
             chars = str(getattr(terminalreporter, "reportchars", "") or "")
-            lines = outputs.terminal_lines(state, self.output_lines, skips=not any(c in chars for c in "saA"))
+            extra = list(self.output_lines)
+            note = state.gpu.pinning_note() if isinstance(state.gpu, GpuSessionPlugin) else None
+            gpu_used = any(r.kind != "host" for r in state.collected) or any(
+                reason != SKIP_REASON for _, reason in state.skipped)  # a GPU test skipped for want of one
+            if note and gpu_used:
+                extra.append(note)
+            lines = outputs.terminal_lines(state, extra, skips=not any(c in chars for c in "saA"),
+                                           width=_terminal_width(terminalreporter),
+                                           encoding=getattr(sys.stdout, "encoding", None))
             if lines:
                 terminalreporter.write_sep("-", "trtperf")
                 for line in lines:

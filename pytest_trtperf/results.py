@@ -24,7 +24,8 @@ STATUSES = (
     "incomparable",  # baseline from another device class / measurement method
     "updated",  # --trt-baseline=update: this result becomes the baseline
     "not_written",  # --trt-baseline=update, but its test failed or errored: the baseline keeps its old entry
-    "off",  # --trt-baseline=off
+    "off",  # --trt-baseline=off: measured, not compared
+    "disabled",  # --trt-disable: ran once, untimed (never reported)
 )
 #: ``Verdict.decided_by`` values. Compared verdicts: which bar the change was
 #: held to (the larger one decides). Unreliable verdicts: why.
@@ -185,6 +186,22 @@ class Verdict:
     #: Build-configuration changes the compared baseline differs by
     #: (``"precision ['fp16'] -> ['fp32']"``); the gate judges them.
     config_changes: tuple[str, ...] = ()
+    #: The smallest slowdown (fraction, like ``change``) that would have
+    #: failed this verdict now: the tolerance, the within-run interval and the
+    #: between-run allowance combined (``noise.fail_bar``). None when nothing
+    #: was judged.
+    fails_above: float | None = None
+    #: What more ``update`` runs would bring ``fails_above`` down to
+    #: (``catch.Projection``: ``more_runs``, ``fails_above``), or None.
+    fails_above_later: Mapping[str, Any] | None = None
+
+    @property
+    def could_catch(self) -> str:
+        """``+13.0% is inside what this test can tell apart: 13.6%; 1 baseline
+        run; ...`` for a judged verdict, else empty."""
+        from .catch import explain
+
+        return explain(self.change, self.fails_above, self.run_noise, self.fails_above_later)
 
     @property
     def failed(self) -> bool:
@@ -197,6 +214,7 @@ class Verdict:
         d["flags"] = list(self.flags)
         d["run_noise"] = dict(self.run_noise) if self.run_noise is not None else None
         d["config_changes"] = list(self.config_changes)
+        d["fails_above_later"] = dict(self.fails_above_later) if self.fails_above_later is not None else None
         return d
 
     @classmethod

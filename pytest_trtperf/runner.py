@@ -120,11 +120,15 @@ def settle(measure_once: Callable[[], R], judge_one: Callable[[R], V], *, is_reg
     return result, verdict, count > 1
 
 
-def unreliable_verdict(result: Result, verdict: Verdict, who: tuple[str, ...], busy_wait_s: float) -> Verdict:
+def unreliable_verdict(result: Result, verdict: Verdict, who: tuple[str, ...], busy_wait_s: float,
+                       write_loaded: bool = False) -> Verdict:
     """The verdict of a window still busy after the wait and the re-measure,
     naming ``who`` shared the device. In compare mode it becomes
     ``unreliable`` (the numbers it would have judged are kept, not judged);
-    an update keeps its status and says so (the entry records the flag)."""
+    an update is ``not_written`` (a loaded baseline would make later quiet
+    runs read as improvements), unless ``write_loaded``
+    (``--trt-baseline-loaded=write``): then it keeps its status and says so
+    (the entry records the flag)."""
     host = result.kind == "host"
     state = result.device_state
     if host:
@@ -135,9 +139,13 @@ def unreliable_verdict(result: Result, verdict: Verdict, who: tuple[str, ...], b
         cause = "GPU busy (another process used it during the measurement)"
     names = f"; other processes: {', '.join(who)}" if who else ""
     how = f"after waiting up to {busy_wait_s:g} s and measuring again"
+    if verdict.status == "updated" and write_loaded:
+        return dataclasses.replace(verdict, message=f"{cause} {how}{names}; the baseline records it "
+                                                    f"(--trt-baseline-loaded=write); {verdict.message}")
     if verdict.status == "updated":
-        return dataclasses.replace(verdict, message=f"{cause} {how}{names}; the baseline records it; "
-                                                    f"{verdict.message}")
+        return dataclasses.replace(verdict, status="not_written", decided_by="host_busy" if host else "gpu_busy",
+                                   message=f"baseline not written: {cause} {how}{names}; measure it on a quiet "
+                                           f"machine, or pass --trt-baseline-loaded=write to write it anyway")
     seen = ""
     if verdict.change is not None and verdict.status in ("pass", "regression", "improved"):
         seen = f"; the numbers said {verdict.status} {verdict.change * 100:+.1f}%, not judged"
@@ -237,6 +245,9 @@ class Runner:
             if regression_check is not None and verdict.status == "regression":
                 result, verdict = regression_check(workload, result, verdict, opts) or (result, verdict)
             figures, memory_verdict = self.memory(workload, result, verdict, opts)  # after timing: never inside it
+            if verdict.status == "not_written" and memory_verdict is not None and memory_verdict.status == "updated":
+                memory_verdict = dataclasses.replace(memory_verdict, status="not_written",
+                                                     message=verdict.message)
             bound = launch_bound_note(result)
             notes = (*workload.notes(), *((bound,) if bound else ()))
             layers, memory = ((tuple(workload.layers()), workload.device_memory_bytes)
@@ -267,9 +278,21 @@ class Runner:
     def judge(self, result: Result, opts: MeasureOptions) -> Verdict:
         s = self.settings
         entry = self.store.lookup(result.device_class, result.id) if s.baseline_mode == "compare" else None
+        if s.baseline_mode == "update":
+            entry = self._previous(result)
         return judge(result, entry, baseline_mode=s.baseline_mode, metric=opts.metric, tolerance=opts.tolerance,
                      confidence=opts.confidence, baseline_path=str(self.store.path_for(result.device_class)),
                      run_noise=opts.run_noise)
+
+    def _previous(self, result: Result) -> Any:
+        """The entry an update replaces, to show what moved; an unreadable
+        file shows nothing here (the write at session end names it)."""
+        from .errors import BaselineFileError
+
+        try:
+            return self.store.lookup(result.device_class, result.id)
+        except (BaselineFileError, OSError):
+            return None
 
     # -- busy devices ---------------------------------------------------------
     def _check_cpu_sharing(self, target: Target) -> None:
@@ -304,7 +327,8 @@ class Runner:
                 who = busiest_others()
             else:
                 who = result.device_state.other_processes
-        return unreliable_verdict(result, verdict, who, opts.busy_wait_s)
+        return unreliable_verdict(result, verdict, who, opts.busy_wait_s,
+                                  write_loaded=self.settings.baseline_loaded == "write")
 
     def memory(self, workload: Workload, result: Result, verdict: Verdict,
                opts: MeasureOptions) -> tuple[dict[str, int], MemoryVerdict | None]:

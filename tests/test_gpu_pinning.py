@@ -278,7 +278,12 @@ def test_env():
     result = run(pytester, "-n", "2", "--dist", "each")
     result.assert_outcomes(passed=2)
     assert all(r["cvd"] is None for r in reports(out).values())
-    assert "trtperf GPU pinning: off" in result.stdout.str()
+    # A session that uses no GPU hears nothing about NVML (issue 26); one whose GPU test skipped does.
+    assert "GPU pinning" not in result.stdout.str() and "NVML" not in result.stdout.str()
+    (pytester.path / "conftest.py").unlink()  # the whole plugin this time: a GPU test that skips here
+    pytester.makepyfile(test_gpu="def test_gpu(trt_bench):\n    trt_bench.measure(lambda s: None, timer='cuda')\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "test_gpu.py", timeout=240)
+    assert "trtperf GPU pinning: off" in result.stdout.str(), result.stdout.str()
 
 
 def test_no_xdist_leaves_environment_alone(pytester, fake) -> None:

@@ -86,5 +86,6 @@ def test_nothing_is_printed_raw_without_github(pytester: pytest.Pytester, monkey
     r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=off", "--color=no")
     assert r.ret == 0
     out = r.stdout.str()
-    assert "\\x0d::error::forged" in out and not RAW.search(out)
+    # the table shortens a long id in the middle (issue 26): its ends show, escaped
+    assert "test_named::x\\n::st" in out and not RAW.search(out)
     assert all(not line.lstrip().startswith("::") for line in out.splitlines())

@@ -89,7 +89,7 @@ def test_trt_disable_runs_each_callable_once_and_reports_nothing(suite: pytest.P
     r = suite.runpytest(*FAST, "-s", "--trt-disable", "--trt-baseline=compare", f"--trt-json={out}")
     r.assert_outcomes(passed=4)
     # One call: the callable ran, with a one-sample result the test can still read.
-    r.stdout.fnmatch_lines(["*CALLS=1 N=1 VERDICT=off RET=1"])
+    r.stdout.fnmatch_lines(["*CALLS=1 N=1 VERDICT=disabled RET=1"])  # not off: that is --trt-baseline=off
     assert json.loads(out.read_text())["results"] == []
     assert "test_mixed.py::test_perf " not in r.stdout.str()  # no table row
     assert baseline_files(suite) == []
@@ -126,7 +126,7 @@ def test_rel(trt_bench):
 """)
     r = pytester.runpytest(*FAST, "-s", "--trt-disable", f"--trt-json={out}")
     r.assert_outcomes(passed=1)
-    r.stdout.fnmatch_lines(["*CALLS={'a': 1, 'b': 1} STATUS=off PAIRS=1 SLOWER=True"])
+    r.stdout.fnmatch_lines(["*CALLS={'a': 1, 'b': 1} STATUS=disabled PAIRS=1 SLOWER=True"])
     assert json.loads(out.read_text())["results"] == []
     plain = pytester.runpytest(*FAST, "-s")
     plain.assert_outcomes(failed=1)

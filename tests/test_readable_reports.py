@@ -73,8 +73,8 @@ def test_html_tables_use_one_unit_per_table_and_hosts_have_no_gpu_section() -> N
     (section,) = page.sections
     text = "".join(section["text"])
     assert "GPU state" not in text and "no GPU state sampled" not in text
-    assert " ms" not in text.replace("ms)", "")  # stats and quantiles in us, like the terminal
-    assert "67." in text and " us" in text
+    assert " ms" not in text.replace("ms)", "")  # stats and quantiles in µs, like the terminal
+    assert "67." in text and " \u00b5s" in text  # HTML is UTF-8: µs (issue 26)
     # A GPU result keeps its GPU section.
     gpu = make("m.py::test_vit", 12.0, timeline=((0.0, 1980.0, 2619.0, 600.0, 60.0),) * 3)
     assert "GPU state during the run" in render([gpu], {}, generated="now")

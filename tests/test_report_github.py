@@ -91,7 +91,7 @@ def test_hostile_ids_cannot_break_the_table_or_inject_html() -> None:
     ids = ["a|b<script>alert(1)</script>`x`", "x\ny", "\u540d\u524d-\U0001f680", "../../" + "z" * 5000]
     md = step_summary([make_result(i, "pass") for i in ids])
     rows = table_rows(md)
-    assert len(rows) == 4 and all(len(row) == 7 for row in rows)
+    assert len(rows) == 4 and all(len(row) == 8 for row in rows)  # 8: the "fails above" column (issue 26)
     assert "<script>" not in md and "&lt;script&gt;" in md
     assert max(len(line) for line in md.splitlines()) < 400
     assert md_cell("a|b") == "a\\|b" and md_cell("x\ny") == "x y"

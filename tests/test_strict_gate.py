@@ -119,7 +119,8 @@ def test_update_writes_nothing_for_a_test_that_failed_or_errored(pytester: pytes
     assert set(load_baseline(pytester)["results"]) == {"test_perf.py::test_hash"}
     r.stdout.fnmatch_lines([f"baseline not written for {rid}: {why}" for rid, why in sorted(WITHHELD.items())])
     # The results are still reported (table and JSON), as not written, and counted so.
-    r.stdout.fnmatch_lines(["test_perf.py::test_asserts_after_measuring::fails  median * not written *"])
+    # the 100-column table shortens the id in the middle (issue 26): file and end stay
+    r.stdout.fnmatch_lines(["test_perf.py::test_*fails  median * not written *"])
     r.stdout.fnmatch_lines(["3 not written, 1 updated"])
     assert "4 updated" not in r.stdout.str()
     assert_reported_as_not_written(json.loads((pytester.path / "out.json").read_text()))

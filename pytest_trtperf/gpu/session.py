@@ -237,9 +237,15 @@ class GpuSessionPlugin:
                 f"gw{k}->{pinning.assign(f'gw{k}', self.gpus).cuda_id}" for k in range(self.workers)
             )
             lines.append(f"trtperf GPU pinning ({'shared, serialised' if self.shared else 'one per worker'}): {pins}")
-        elif self.workers and self._nvml_error:
-            lines.append(f"trtperf GPU pinning: off ({self._nvml_error})")
         return lines
+
+    def pinning_note(self) -> str | None:
+        """Why GPU pinning is off under xdist (no NVML): said at the end, and
+        only by a session that measured GPU work (``plugin.py``): a CPU-only
+        project run with ``-n 2`` is not told about a driver it never needs."""
+        if self.workers and not self.gpus and self._nvml_error:
+            return f"trtperf GPU pinning: off ({self._nvml_error})"
+        return None
 
     def _say(self, line: str) -> None:
         self.messages.append(line)

@@ -88,9 +88,19 @@ def compare_pairs(ratios: np.ndarray, *, confidence: float = 0.99, seed: str = "
     return PairedComparison(point, (float(math.exp(lo)), float(math.exp(hi))), n, confidence)
 
 
+def fail_ratio(ratio: float, ci_low: float, pairs: int, bound: float) -> float:
+    """The smallest B/A that would have failed with this interval's relative
+    width: the whole interval above ``bound`` means ``ratio * bound / ci_low``
+    (infinite without an interval). :func:`decide` decides by it, so the bar
+    a verdict reports (``Verdict.fails_above``) is the bar applied."""
+    if pairs < MIN_PAIRS_FOR_CI or not (ci_low > 0 and math.isfinite(ci_low) and ratio > 0):
+        return math.inf
+    return ratio * bound / ci_low
+
+
 def decide(cmp: PairedComparison, bound: float) -> str:
     """``regression`` when the whole interval lies above ``bound`` (the
     largest B/A the expectation allows): the data show the expectation broken.
     A point estimate beyond the bound with an interval that reaches back over
     it is not enough (README, "Relative gates")."""
-    return "regression" if cmp.pairs >= MIN_PAIRS_FOR_CI and cmp.ci[0] > bound else "pass"
+    return "regression" if cmp.ratio > fail_ratio(cmp.ratio, cmp.ci[0], cmp.pairs, bound) else "pass"

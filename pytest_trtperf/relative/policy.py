@@ -25,7 +25,7 @@ from ..gpu.window import block_ranges, measured_window
 from ..identity import config_hash
 from .interleave import Interleaved, measure_interleaved
 from ..measure import Measurement
-from .paired import compare_pairs, decide
+from .paired import compare_pairs, decide, fail_ratio
 from ..report.format import fmt_value
 from ..results import DeviceState, Relative, Result, Side, Verdict
 from ..runner import Runner, Target, confirm
@@ -173,10 +173,12 @@ def relative_verdict(rel: Relative, status: str, *, opts: MeasureOptions, state:
     :func:`relative_message` unless given."""
     if message is None:
         message = relative_message(rel, status, opts.confidence, rule)
+    bar = fail_ratio(rel.ratio, rel.ci[0], rel.pairs, rel.bound) - 1.0
     return Verdict(status=status, metric=rel.metric, tolerance=rel.bound - 1.0,
                    baseline_value=rel.a.metric_value(rel.metric), current_value=rel.b.metric_value(rel.metric),
                    change=rel.ratio - 1.0, ci=(rel.ci[0] - 1.0, rel.ci[1] - 1.0), confidence=opts.confidence,
-                   message=message, flags=verdict_flags(state, compared=False))
+                   message=message, flags=verdict_flags(state, compared=False),
+                   fails_above=bar if math.isfinite(bar) else None)
 
 
 def run_relative(runner: Runner, a: Workload, b: Workload, target: Target, opts: MeasureOptions,

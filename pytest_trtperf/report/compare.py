@@ -47,7 +47,9 @@ def compare_documents(a: Document, b: Document, *, a_name: str, metric: str | No
     ``metric``/``tolerance``/``confidence`` override what each of ``b``'s
     results was gated with (its own verdict's settings, else the defaults)."""
     base = {r.id: r for r in a.results}
-    entries = {rid: BaselineEntry.from_result(r, timestamp=a_time, git_commit=None) for rid, r in base.items()}
+    # The HTML sections say "baseline from ..." with the entry's timestamp: name A there.
+    entries = {rid: BaselineEntry.from_result(r, timestamp=a_time or a_name, git_commit=None)
+               for rid, r in base.items()}
     out = []
     for r in b.results:
         v = r.verdict

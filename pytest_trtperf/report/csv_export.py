@@ -2,7 +2,8 @@
 per result, for spreadsheets and quick scripts.
 
 Numbers are plain (times in milliseconds, throughput in inferences per
-second, changes as fractions), so a column sorts and sums as numbers; the
+second, changes as fractions; floats to 6 significant digits), so a column
+sorts and sums as numbers; the
 ``metric`` column says whether ``baseline``/``current`` are ms or /s. Text
 cells hold user text (test ids, ``name=``, messages), so they get the same
 care as in every other writer: control characters become visible escapes,
@@ -25,7 +26,7 @@ from .format import metric_of, no_controls
 from .terminal import sort_results
 
 COLUMNS = ("id", "group", "name", "kind", "mode", "device_class", "metric", "status", "baseline", "current",
-           "change", "ci_low", "ci_high", "tolerance", "n", "median_ms", "mean_ms", "min_ms", "max_ms", "p90_ms",
+           "change", "ci_low", "ci_high", "tolerance", "fails_above", "n", "median_ms", "mean_ms", "min_ms", "max_ms", "p90_ms",
            "p95_ms", "p99_ms", "stdev_ms", "throughput", "flags", "memory_status", "extra_info", "message")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
@@ -35,10 +36,16 @@ def text_cell(value: Any) -> str:
     return "'" + s if s.startswith(_FORMULA) else s
 
 
+#: Significant digits of every float cell: a timer's resolution and the
+#: noise of a run are far coarser, and ``1.7468810000000001`` reads worse.
+CSV_DIGITS = 6
+
+
 def number_cell(value: Any) -> str:
+    """An int as is; a float to :data:`CSV_DIGITS` significant digits."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return ""
-    return repr(value) if isinstance(value, float) else str(value)
+    return format(value, f".{CSV_DIGITS}g") if isinstance(value, float) else str(value)
 
 
 def row(r: Result) -> list[str]:
@@ -51,7 +58,7 @@ def row(r: Result) -> list[str]:
         text_cell(r.device_class), text_cell(metric), text_cell(v.status if v else "off"),
         number_cell(v.baseline_value if v else None), number_cell(metric_of(r, metric)),
         number_cell(v.change if v else None), number_cell(ci[0]), number_cell(ci[1]),
-        number_cell(v.tolerance if v else None), number_cell(lat.n), number_cell(lat.median), number_cell(lat.mean),
+        number_cell(v.tolerance if v else None), number_cell(v.fails_above if v else None), number_cell(lat.n), number_cell(lat.median), number_cell(lat.mean),
         number_cell(lat.min), number_cell(lat.max), number_cell(lat.p90), number_cell(lat.p95), number_cell(lat.p99),
         number_cell(lat.stdev), number_cell(r.throughput), text_cell("; ".join(v.flags) if v else ""),
         text_cell(r.memory_verdict.status if r.memory_verdict else ""),

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 from . import grouping, memory_rows, units
 from .format import fmt_change, message_safe, no_controls
-from .terminal import compared_cells, shown_flags, sort_results, table_unit
+from .terminal import compared_cells, fails_above_cell, shown_flags, sort_results, table_unit
 from ..results import Result
 
 #: Above this many rows, the full table is folded into <details>.
@@ -27,7 +27,7 @@ MAX_ID = 120
 
 _ICON = {"regression": "\u274c", "unreliable": "\u23f3", "improved": "\U0001f680", "missing": "\u2753",
          "incomparable": "\u26a0\ufe0f", "pass": "\u2705", "not_written": "\U0001f6ab", "updated": "\U0001f4dd",
-         "off": "\u2796"}
+         "off": "\u2796", "disabled": "\u23f8\ufe0f"}
 _ATTENTION = ("regression", "unreliable", "incomparable", "missing", "not_written")
 
 
@@ -62,6 +62,7 @@ def _row(r: Result, unit: units.TimeUnit) -> str:
         md_cell(current),
         md_cell(fmt_change(v.change if v else None, v.ci if v else None)),
         verdict,
+        md_cell(fails_above_cell(r)),
         md_cell(shown_flags(r)),
     ]
     lines = ["| " + " | ".join(cells) + " |"]
@@ -69,26 +70,26 @@ def _row(r: Result, unit: units.TimeUnit) -> str:
         icon = _ICON.get(m.status, "")
         mark = f"{icon} **{m.status}**" if m.status in _ATTENTION else f"{icon} {m.status}"
         lines.append("| " + " | ".join([md_cell(r.id, MAX_ID), m.metric, m.baseline, m.current, m.change,
-                                        mark + (" (re-measured)" if m.remeasured else ""), "-"]) + " |")
+                                        mark + (" (re-measured)" if m.remeasured else ""), "-", "-"]) + " |")
     return "\n".join(lines)
 
 
-_HEAD = ["| result | metric | baseline | current | change [CI] | verdict | GPU flags |",
-         "| --- | --- | ---: | ---: | ---: | --- | --- |"]
+_HEAD = ["| result | metric | baseline | current | change [CI] | verdict | fails above | state flags |",
+         "| --- | --- | ---: | ---: | ---: | --- | ---: | --- |"]
 
 
 def _table(results: Sequence[Result], group_by: Sequence[str] = ("group",)) -> list[str]:
     """One table, one time unit; with groups, a bold row opens each block."""
     shown = results[:MAX_ROWS]
-    unit = table_unit(shown)
+    unit = table_unit(shown, units.MICRO)
     blocks = grouping.grouped(shown, group_by)
     rows = []
     for label, block in blocks:
         if grouping.show_labels(blocks):
-            rows.append(f"| **{md_cell(label or grouping.NO_GROUP)}** | | | | | | |")
+            rows.append(f"| **{md_cell(label or grouping.NO_GROUP)}** | | | | | | | |")
         rows += [_row(r, unit) for r in block]
     if len(results) > MAX_ROWS:
-        rows.append(f"| \u2026 {len(results) - MAX_ROWS} more results in the --trt-json output | | | | | | |")
+        rows.append(f"| \u2026 {len(results) - MAX_ROWS} more results in the --trt-json output | | | | | | | |")
     return [*_HEAD, *rows]
 
 

@@ -30,13 +30,13 @@ from ..errors import BaselineFileError
 from ..files import atomic_write
 from . import grouping, memory_rows, units
 from .format import fmt_change, fmt_value, no_controls
-from .terminal import compared_cells, shown_flags, sort_results, table_unit
+from .terminal import compared_cells, fails_above_cell, shown_flags, sort_results, table_unit
 from ..results import Distribution, Relative, Result, SeriesStats
 
 PLOTS_HINT = "Plots need matplotlib: pip install 'pytest-trtperf[plots]'"
 COLORS = {"regression": "#c62828", "unreliable": "#ad1457", "improved": "#2e7d32", "pass": "#1565c0",
           "missing": "#757575", "incomparable": "#ef6c00", "updated": "#6a1b9a", "not_written": "#4e342e",
-          "off": "#757575"}
+          "off": "#757575", "disabled": "#9e9e9e"}
 BASELINE_COLOR = "#9e9e9e"
 #: Above this many results, sections (with their plots) are drawn for this many
 #: only: regressions, improvements, incomparable baselines, then the largest
@@ -157,31 +157,48 @@ def readable_ticks(axis: Any, nbins: int = 6) -> None:
     axis.set_major_formatter(formatter)
 
 
+#: The distribution plot's x axis ends at most this many interquartile
+#: ranges above the median (or at the 95th percentile, when lower).
+TAIL_IQRS = 6.0
+
+
 def distribution_figure(Figure: Callable[..., Any], current: Distribution, baseline: Distribution | None,
                         status: str, labels: tuple[str, str] = ("baseline", "this run")) -> Any:
     """ECDF of this run over the baseline's (or side b over side a), in the
-    unit that suits their values. The x axis spans the 1st..95th percentiles of both, so a long
-    tail cannot squash the picture (the quantile table next to it has the tail)."""
+    unit that suits their values. The x axis spans the 1st..95th percentiles
+    of both, and never more than :data:`TAIL_IQRS` interquartile ranges above
+    the median, so a heavy tail (a fifth of the samples 50x slower) cannot
+    squash the body into a line; a clipped tail is marked on the plot and in
+    the axis label with its largest value (the quantile table has the rest)."""
     fig = Figure(figsize=(5.6, 3.0))
     ax = fig.add_subplot()
     dists = [d for d in (baseline, current) if d is not None and _plottable(d)]
-    unit = units.choose(q for d in dists for q in d.quantiles_ms)
+    unit = units.choose((q for d in dists for q in d.quantiles_ms), units.MICRO)
     lo_hi: list[float] = []
+    largest = 0.0
     for dist, label, color in ((baseline, labels[0], BASELINE_COLOR), (current, labels[1], COLORS.get(status))):
         if dist is None or not _plottable(dist):
             continue
         x, y = _ecdf_xy(dist)
         x = [unit.scale(v) for v in x]
         ax.step(x, y, where="post", color=color, lw=2, label=f"{label} (n={dist.n})")
-        ax.axvline(x[len(x) // 2], color=color, lw=1, ls="--")
         k = len(x) - 1
-        lo_hi += [x[round(k * 0.01)], x[round(k * 0.95)]]
+        ax.axvline(x[k // 2], color=color, lw=1, ls="--")
+        iqr = x[round(k * 0.75)] - x[round(k * 0.25)]
+        upper = min(x[round(k * 0.95)], x[k // 2] + TAIL_IQRS * max(iqr, abs(x[k // 2]) * 0.01))
+        lo_hi += [x[round(k * 0.01)], upper]
+        largest = max(largest, x[-1])
     lo, hi = min(lo_hi), max(lo_hi)
     pad = (hi - lo) * 0.08 or max(abs(hi) * 0.01, 1e-6)
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(0, 1)
     readable_ticks(ax.xaxis)
-    ax.set_xlabel(f"latency per iteration ({unit.label}), p1..p95 shown")
+    clipped = largest > hi + pad
+    if clipped:
+        ax.annotate(f"tail to {largest:,.4g} {unit.label} \u2192", xy=(0.99, 0.04), xycoords="axes fraction",
+                    ha="right", fontsize=8, color="#555555")
+    ax.set_xlabel(f"latency per iteration ({unit.label}), "
+                  + (f"tail clipped (max {largest:,.4g})" if clipped else "p1..p95 shown"))
     ax.set_ylabel("fraction of iterations")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
@@ -287,25 +304,25 @@ def _summary(results: Sequence[Result], plots: bool, shown: set[int], group_by: 
         parts.append(f'<p class="meta">{len(results)} results: the {len(shown)} that need attention most '
                      f"(regressions, improvements, incomparable baselines, then the largest changes) have a "
                      f"section below; the others are in this table only, and every number is in --trt-json.</p>")
-    unit = table_unit(results)
+    unit = table_unit(results, units.MICRO)
     labels = [grouping.label(r, group_by) for r in results]
     labelled = any(labels)
     rows: list[list[str] | str] = []
     for i, r in enumerate(results):
         if labelled and (i == 0 or labels[i] != labels[i - 1]):
-            rows.append(group_row(labels[i], 7))
+            rows.append(group_row(labels[i], 8))
         v = r.verdict
         metric, baseline, current = compared_cells(r, unit)
         name = f"<code>{esc(r.id)}</code>"
         rows.append([f'<a href="#r{i}">{name}</a>' if i in shown else name, esc(metric), esc(baseline), esc(current),
                      esc(fmt_change(v.change if v else None, v.ci if v else None)),
-                     badge(v.status if v else "off"),
+                     badge(v.status if v else "off"), esc(fails_above_cell(r)),
                      f'<span class="flags">{esc(shown_flags(r))}</span>' if v and v.flags else "-"])
         for m in memory_rows.rows(r):
             rows.append([f'<a href="#r{i}"><code>{esc(r.id)}</code></a>', esc(m.metric), esc(m.baseline),
-                         esc(m.current), esc(m.change), badge(m.status), "-"])
-    head = ["result", "metric", "baseline", "current", "change [CI]", "verdict", "GPU flags"]
-    return "<h2>Summary</h2>" + "\n".join(parts) + table(head, rows, num_cols=(2, 3, 4))
+                         esc(m.current), esc(m.change), badge(m.status), "-", "-"])
+    head = ["result", "metric", "baseline", "current", "change [CI]", "verdict", "fails above", "state flags"]
+    return "<h2>Summary</h2>" + "\n".join(parts) + table(head, rows, num_cols=(2, 3, 4, 6))
 
 
 def _stats_table(r: Result, entry: BaselineEntry | None) -> str:
@@ -316,7 +333,8 @@ def _stats_table(r: Result, entry: BaselineEntry | None) -> str:
 def _two_sides(base: SeriesStats | None, base_tp: float | None, cur: SeriesStats, cur_tp: float,
                head: tuple[str, str]) -> str:
     keys = ("median", "mean", "p90", "p99", "min", "max")
-    unit = units.choose([getattr(cur, k) for k in keys] + ([getattr(base, k) for k in keys] if base else []))
+    unit = units.choose([getattr(cur, k) for k in keys] + ([getattr(base, k) for k in keys] if base else []),
+                        units.MICRO)
     rows = []
     for key in ("n", "median", "mean", "p90", "p99", "min", "max", "stdev"):
         c = getattr(cur, key)
@@ -423,7 +441,7 @@ def _quantiles(r: Result, entry: BaselineEntry | None) -> str:
         c = _num(cur[round(pct / 100 * (len(cur) - 1))]) if cur else None
         b = _num(base[round(pct / 100 * (len(base) - 1))]) if base else None
         pairs.append((pct, b, c))
-    unit = units.choose(x for _, b, c in pairs for x in (b, c))
+    unit = units.choose((x for _, b, c in pairs for x in (b, c)), units.MICRO)
     rows = [[f"p{pct}", esc(unit.fmt(b)), esc(unit.fmt(c))] for pct, b, c in pairs]
     return ("<details><summary>quantiles</summary>"
             + table(["", "baseline", "this run"], rows, num_cols=(1, 2)) + "</details>")
@@ -454,6 +472,8 @@ def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..
              f"<h2>{badge(status)} <code>{esc(r.id)}</code></h2>"]
     if v is not None and v.message:
         parts.append(f'<div class="msg">{esc(v.message)}</div>')
+    if v is not None and v.could_catch:
+        parts.append(f'<p class="meta">what this test can catch: {esc(v.could_catch)}</p>')
     meta = [f"{esc(r.kind)} / {esc(r.mode)}", f"stopped: {esc(r.stop_reason)}", f"device class: {esc(r.device_class)}"]
     if r.group:
         meta.insert(0, f"group: {esc(r.group)}")

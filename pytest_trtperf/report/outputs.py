@@ -104,6 +104,11 @@ def _baselines(state: SessionState, exitstatus: int, run: _Run, say: Callable[[s
     if exitstatus in (INTERRUPTED, INTERNAL_ERROR):
         state.write_error = "the session was interrupted; baselines are left as they were"
         return
+    # A window still loaded after the re-measure was not written by the runner's
+    # rule (its verdict says why); the session lists it with the failed tests.
+    for r in state.collected:
+        if r.verdict is not None and r.verdict.status == "not_written":
+            state.not_written.setdefault(r.id, r.verdict.message.removeprefix("baseline not written: "))
     # A test that failed or errored does not get to set the baseline; a relative
     # gate (trt_bench.compare) carries both sides itself and never becomes one.
     keep = [r for r in state.collected if r.id not in state.not_written and not r.is_relative_gate]
@@ -188,7 +193,8 @@ def _export_index(directory: Path, state: SessionState) -> str:
     return f"exports: {n} result(s) in {directory} (index: {path.name})"
 
 
-def terminal_lines(state: SessionState, extra: list[str], *, skips: bool = True) -> list[str]:
+def terminal_lines(state: SessionState, extra: list[str], *, skips: bool = True, width: int | None = None,
+                   encoding: str | None = None) -> list[str]:
     """The trtperf section of the terminal summary (without its separator).
     Every line carrying user text is made safe for CI logs; only our own
     annotations (escaped by ``github.annotations``) start with ``::``.
@@ -196,7 +202,11 @@ def terminal_lines(state: SessionState, extra: list[str], *, skips: bool = True)
     out: list[str] = []
     try:
         if state.collected:
-            out += report_mod.format_table(state.collected, group_by=state.settings.group_by)
+            from . import units
+
+            out += report_mod.format_table(state.collected, group_by=state.settings.group_by,
+                                           width=width or report_mod.DEFAULT_WIDTH,
+                                           micro=units.micro_for(encoding))
         not_written = state.not_written if state.settings.baseline_mode == "update" else {}
         if state.collected or state.write_error or not_written:
             out += report_mod.summary_lines(state.collected, written=state.written, write_error=state.write_error,

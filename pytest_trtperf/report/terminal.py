@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -19,7 +20,7 @@ JSON_SCHEMA_VERSION = 2
 
 #: Regressions first, then what needs attention, then the rest.
 _ORDER = {"regression": 0, "unreliable": 1, "missing": 2, "incomparable": 3, "improved": 4, "pass": 5,
-          "not_written": 6, "updated": 7, "off": 8}
+          "not_written": 6, "updated": 7, "off": 8, "disabled": 9}
 
 
 def status_words(status: str) -> str:
@@ -27,15 +28,46 @@ def status_words(status: str) -> str:
     return status.replace("_", " ")
 
 
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[Any, ...]:
+    """``t[1000]`` before ``t[10000]`` before ``t[100000]``: runs of digits
+    compare as numbers (parametrised results in their natural order)."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in _DIGITS.split(text) if part)
+
+
 def sort_results(results: Iterable[Result]) -> list[Result]:
-    """A memory regression sorts as a regression (``memory_rows.status``)."""
-    return sorted(results, key=lambda r: (_ORDER.get(memory_rows.status(r), 9), r.id))
+    """A memory regression sorts as a regression (``memory_rows.status``);
+    within a status, ids in natural order."""
+    return sorted(results, key=lambda r: (_ORDER.get(memory_rows.status(r), 9), natural_key(r.id)))
 
 
 def shown_flags(r: Result, sep: str = ", ") -> str:
     """The flags that bear on the verdict (``Verdict.flags``), or ``-``; the
     raw ``device_state.flags`` stay in the JSON and the HTML detail."""
     return sep.join(r.verdict.flags) if r.verdict is not None and r.verdict.flags else "-"
+
+
+def verdict_cell(r: Result) -> str:
+    """``REGRESSION (re-measured)``, ``pass``, ``not written (host busy)``:
+    the verdict word, and for an update that was not written, why (in place
+    of ``(re-measured)``: its message says both)."""
+    v = r.verdict
+    if v is None:
+        return "-"
+    text = v.status.upper() if v.status == "regression" else status_words(v.status)
+    if v.status == "not_written":
+        why = {"host_busy": "host busy", "gpu_busy": "GPU busy"}.get(v.decided_by or "", "test failed")
+        return f"{text} ({why})"
+    return text + (" (re-measured)" if v.remeasured else "")
+
+
+def fails_above_cell(r: Result) -> str:
+    """The smallest slowdown that would have failed the result now
+    (``Verdict.fails_above``): ``+13.6%``, or ``-`` when nothing was judged."""
+    v = r.verdict
+    return fmt_change(v.fails_above) if v is not None and v.fails_above is not None else "-"
 
 
 def compared_cells(r: Result, unit: units.TimeUnit | None = None) -> tuple[str, str, str]:
@@ -68,8 +100,8 @@ def time_values(results: Iterable[Result]) -> list[float | None]:
     return out
 
 
-def table_unit(results: Iterable[Result]) -> units.TimeUnit:
-    return units.choose(time_values(results))
+def table_unit(results: Iterable[Result], micro: str = "us") -> units.TimeUnit:
+    return units.choose(time_values(results), micro, across=True)
 
 
 def table_rows(results: Sequence[Result], unit: units.TimeUnit | None = None) -> list[list[str]]:
@@ -81,8 +113,7 @@ def table_rows(results: Sequence[Result], unit: units.TimeUnit | None = None) ->
             r.id,
             *compared_cells(r, unit),
             fmt_change(v.change if v else None),
-            (v.status.upper() if v and v.status == "regression" else (status_words(v.status) if v else "-"))
-            + (" (re-measured)" if v and v.remeasured else ""),
+            verdict_cell(r),
             shown_flags(r),
         ])
         for m in memory_rows.rows(r):  # the memory gate's figures: before/after bytes
@@ -92,31 +123,102 @@ def table_rows(results: Sequence[Result], unit: units.TimeUnit | None = None) ->
     return rows
 
 
-HEADER = ["result", "metric", "baseline", "current", "change", "verdict", "flags"]
+#: ``state``: the flags of the machine's state that bear on the verdict (GPU or host).
+HEADER = ["result", "metric", "baseline", "current", "change", "verdict", "state"]
+#: The table's width where the terminal's is not known (CI logs).
+DEFAULT_WIDTH = 100
+#: An id is never shortened below this many characters.
+MIN_ID = 24
 
 
-def format_table(results: Sequence[Result], *, max_id: int = 60,
+def shorten_middle(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, cut in the middle: an id
+    keeps its file name and its test (``.../test_x.py::test_long_na...3]``),
+    directories go first."""
+    if len(text) <= limit:
+        return text
+    path, sep, rest = text.partition("::")
+    if sep and "/" in path:
+        text = ".../" + path.rsplit("/", 1)[1] + sep + rest
+        if len(text) <= limit:
+            return text
+    parts = text.split("::", 2)
+    if len(parts) == 3:  # file::test::name: keep file::test, shorten the name
+        prefix = f"{parts[0]}::{parts[1]}::"
+        if len(prefix) + 8 <= limit:
+            return prefix + _cut(parts[2], limit - len(prefix))
+    if sep and len(parts[0]) + 2 + 12 <= limit:  # keep the file; the test keeps its start and [params]
+        return parts[0] + "::" + _cut_keep_params(text[len(parts[0]) + 2:], limit - len(parts[0]) - 2)
+    return _cut(text, limit)
+
+
+def _cut_keep_params(text: str, limit: int) -> str:
+    """``test_long_na...[100000]``: a test name cut in the middle with its
+    parameters kept whole when they fit in half the room."""
+    if len(text) > limit and text.endswith("]") and "[" in text:
+        tail = text[text.rindex("["):]
+        if len(tail) <= limit // 2:
+            return text[: limit - len(tail) - 3] + "..." + tail
+    return _cut(text, limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut in the middle to ``limit`` characters (``...`` in the cut)."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 3, 2)
+    head = (keep + 1) // 2
+    return text[:head] + "..." + text[len(text) - (keep - head):]
+
+
+def format_table(results: Sequence[Result], *, width: int = DEFAULT_WIDTH, micro: str = "us",
                  group_by: Sequence[str] = ("group",)) -> list[str]:
     """Plain-text table, one row per result, in blocks under a ``[label]``
     line when results have groups (``--trt-group-by``); one time unit for the
-    whole table. Cells are made safe for CI logs (an id with a newline or an
-    escape sequence cannot start a line)."""
-    unit = table_unit(results)
+    whole table (``micro``: how microseconds are spelled). It fits ``width``
+    columns: long ids are shortened in the middle (:func:`shorten_middle`),
+    and flags that do not fit continue on the next line, under their column.
+    Cells are made safe for CI logs (an id with a newline or an escape
+    sequence cannot start a line)."""
+    unit = table_unit(results, micro)
     blocks = grouping.grouped(sort_results(results), group_by)
     labelled = grouping.show_labels(blocks)
     parts = [(lbl, [[log_safe(c) for c in row] for row in table_rows(rs, unit)]) for lbl, rs in blocks]
     rows = [row for _, block in parts for row in block]
+    need = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(HEADER)]
+    room = width - sum(need[1:-1]) - 2 * (len(HEADER) - 1)  # for the id and the flags
+    id_width = min(need[0], max(MIN_ID, room - need[-1]))
+    longest_flag = max((len(f) for row in rows for f in row[-1].split(", ")), default=0)
+    flag_width = max(len(HEADER[-1]), longest_flag + 1, room - id_width)  # a flag is never cut
+    wrapped: dict[int, list[str]] = {}
     for row in rows:
-        if len(row[0]) > max_id:
-            row[0] = "..." + row[0][-(max_id - 3):]
+        row[0] = shorten_middle(row[0], id_width)
+        wrapped[id(row)] = _wrap(row[-1], flag_width)
+        row[-1] = wrapped[id(row)][0]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(HEADER)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     out = [line(HEADER), line(["-" * w for w in widths])]
     for lbl, block in parts:
         if labelled:
             out.append(log_safe(f"[{lbl or grouping.NO_GROUP}]"))
-        out += [line(r) for r in block]
+        for r in block:
+            out.append(line(r))
+            out += [line([""] * (len(HEADER) - 1) + [more]) for more in wrapped[id(r)][1:]]
     return out
+
+
+def _wrap(flags: str, limit: int) -> list[str]:
+    """A flags cell in lines of at most ``limit`` characters, split after
+    its commas (a single flag longer than that is cut in the middle)."""
+    lines: list[str] = []
+    for flag in flags.split(", "):
+        if lines and len(lines[-1]) + 2 + len(flag) <= limit:
+            lines[-1] += ", " + flag
+        else:
+            if lines:
+                lines[-1] += ","
+            lines.append(_cut(flag, limit))
+    return lines or [""]
 
 
 def skip_lines(skipped: Sequence[tuple[str, str]], *, max_ids: int = 5) -> list[str]:
@@ -130,6 +232,14 @@ def skip_lines(skipped: Sequence[tuple[str, str]], *, max_ids: int = 5) -> list[
         shown = ", ".join(ids[:max_ids]) + (f" (+{len(ids) - max_ids} more)" if len(ids) > max_ids else "")
         out.append(log_safe(f"skipped {len(ids)} trt_bench test(s): {reason}: {shown}"))
     return out
+
+
+def _hidden_by_noise(r: Result) -> bool:
+    """A pass slower than its tolerance: the reader expects a failure, so
+    the summary says what this test can tell apart (``Verdict.could_catch``)."""
+    v = r.verdict
+    return (v is not None and v.status == "pass" and v.change is not None and v.fails_above is not None
+            and v.change > v.tolerance)
 
 
 def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_error: str | None,
@@ -149,6 +259,9 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
     for r in sort_results(results):
         if r.verdict and r.verdict.status in ("regression", "unreliable", "incomparable", "improved"):
             out.append(message_safe(f"{r.id}: {r.verdict.message}", r.id))
+        elif _hidden_by_noise(r):
+            assert r.verdict is not None
+            out.append(message_safe(f"{r.id}: pass ({r.verdict.could_catch})", r.id))
         out += [message_safe(m, r.id) for m in memory_rows.messages([r])]
     missing = [r for r in results if r.verdict and r.verdict.status == "missing"]
     if missing:

@@ -18,6 +18,20 @@ from typing import Any, Iterable
 
 #: (name, units per millisecond), smallest unit first.
 UNITS = (("ns", 1e6), ("us", 1e3), ("ms", 1.0), ("s", 1e-3))
+#: A table whose largest value would need this many digits before the point
+#: in the smallest value's unit takes the next unit up (``48,721.41 us`` reads
+#: as ``48.72 ms``; the small values then get more decimals).
+MAX_INTEGER = 10_000.0
+#: ... but only while the smallest value still reads at least this much
+#: there (``0.0502 ms``, never ``0.0000 ms``).
+MIN_SHOWN = 0.01
+#: The micro sign where the output encodes it (HTML, Markdown, a UTF-8 terminal).
+MICRO = "\u00b5s"
+
+
+def micro_for(encoding: str | None) -> str:
+    """``µs`` for an output that encodes UTF-8, ``us`` otherwise."""
+    return MICRO if (encoding or "").lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig") else "us"
 
 
 @dataclass(frozen=True)
@@ -44,18 +58,28 @@ class TimeUnit:
         return self.name
 
 
-def choose(values_ms: Iterable[Any]) -> TimeUnit:
+def choose(values_ms: Iterable[Any], micro: str = "us", *, across: bool = False) -> TimeUnit:
     """The unit for a table of these values (milliseconds): the largest unit
-    in which the smallest positive finite value reads at least 1, with 3, 2
-    or 1 decimals as that value has 1, 2 or 3+ digits before the point."""
+    in which the smallest positive finite value reads at least 1; for a table
+    ``across`` results (the summary tables), a larger one while the largest
+    value would read :data:`MAX_INTEGER` or more (one result's quantiles keep
+    the smallest value's unit: a tail must not turn them into ``0.0007
+    ms``). 3, 2 or 1 decimals as the smallest value has 1, 2 or 3+ digits
+    before the point (4 when it reads below 1). ``micro`` spells microseconds
+    (:func:`micro_for`)."""
     vals = [float(v) for v in values_ms
             if not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
     if not vals:
         return TimeUnit("ms", 1.0, 3)
-    smallest = min(vals)
-    name, per_ms = UNITS[0]
-    for n, p in UNITS:
+    smallest, largest = min(vals), max(vals)
+    i = 0
+    for k, (_, p) in enumerate(UNITS):
         if smallest * p >= 1.0:
-            name, per_ms = n, p
+            i = k
+    while (across and i + 1 < len(UNITS) and largest * UNITS[i][1] >= MAX_INTEGER
+           and smallest * UNITS[i + 1][1] >= MIN_SHOWN):
+        i += 1
+    name, per_ms = UNITS[i]
     v = smallest * per_ms
-    return TimeUnit(name, per_ms, 3 if v < 10 else 2 if v < 100 else 1)
+    decimals = 4 if v < 1 else 3 if v < 10 else 2 if v < 100 else 1
+    return TimeUnit(micro if name == "us" else name, per_ms, decimals)

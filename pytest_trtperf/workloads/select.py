@@ -3,9 +3,11 @@
 ``trt_bench.measure(fn)`` and scripts outside pytest pick the same workload
 for the same callable: ``host`` (the host clock), ``cuda`` (``fn(stream)`` on
 a CUDA stream, CUDA events), ``torch`` (``fn()`` on torch's current stream),
-or ``auto``: CUDA for a callable measured without arguments that takes
-exactly one (the stream), else the host clock, waiting for the GPU after each
-call when the callable leaves torch GPU work running.
+or ``auto``: the host clock, waiting for the GPU after each call when the
+callable leaves torch GPU work running. ``auto`` never guesses CUDA from a
+signature: a one-parameter host function measured without its argument would
+otherwise be handed a stream handle (or skipped for want of cuda-python); it
+is a one-line error saying to pass the argument or say ``timer="cuda"``.
 
 Arguments (``trt_bench.measure(fn, x, kwargs={...})``) are bound here, after
 the callable's signature was checked against them: a callable that cannot
@@ -61,12 +63,10 @@ def for_callable(fn: Any, *, timer: str = "auto", opts: MeasureOptions | None = 
     opts = opts or MeasureOptions()
     args, kwargs = tuple(args), dict(kwargs or {})
     if timer == "auto":
-        # The stream rule is for callables measured without arguments: with
-        # arguments a one-parameter function is a host function taking them.
-        timer = "cuda" if not args and not kwargs and takes_stream(fn) else "host"
-        check_call(fn, args, kwargs, stream=timer == "cuda", where=where)
+        timer = "host"
+        check_call(fn, args, kwargs, stream=False, where=where, auto=True)
         call = _bound(fn, args, kwargs)
-        if timer == "host" and enqueues_torch_gpu_work(call):
+        if enqueues_torch_gpu_work(call):
             # The callable leaves torch GPU work running when it returns: time
             # it end to end (host clock + synchronize) so it is never too short.
             import torch
@@ -99,10 +99,14 @@ def _bound(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     return functools.partial(fn, *args, **kwargs) if args or kwargs else fn
 
 
-def check_call(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, stream: bool, where: str) -> None:
+def check_call(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, stream: bool, where: str,
+               auto: bool = False) -> None:
     """A one-line usage error unless ``fn`` accepts ``(stream?, *args,
     **kwargs)``. Callables without an inspectable signature (some C
-    functions) pass: they say for themselves when called."""
+    functions) pass: they say for themselves when called. Under ``auto``
+    (``timer="auto"``) a callable measured without arguments that one
+    argument would satisfy may be a stream callable, so the fix names both
+    ways."""
     import inspect
 
     try:
@@ -119,19 +123,18 @@ def check_call(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, str
         name = getattr(fn, "__qualname__", None) or type(fn).__name__
         fix = ("give it one parameter for the stream handle" if stream and not args and not kwargs else
                "pass its arguments after it, trt_bench.measure(fn, x, y), and keyword arguments as kwargs={...}")
+        if auto and not args and not kwargs and _binds(sig, (0,)):  # one missing argument: maybe a stream
+            fix = ("pass the argument after it, trt_bench.measure(fn, x), or say timer=\"cuda\" if it takes a CUDA "
+                   "stream handle")
         raise UsageError(f"{where}: {name}{sig} cannot be called with {called} ({e}); {fix}") from None
 
 
-def takes_stream(fn: Any) -> bool:
-    """True for ``lambda stream: ...``: exactly one required positional parameter."""
-    import inspect
-
+def _binds(sig: Any, args: tuple[Any, ...]) -> bool:
     try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
+        sig.bind(*args)
+    except TypeError:
         return False
-    required = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
-    return len(required) == 1 and not any(p.kind == p.VAR_POSITIONAL for p in params)
+    return True
 
 
 def enqueues_torch_gpu_work(fn: Any, probes: int = 3) -> bool:

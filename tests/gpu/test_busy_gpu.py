@@ -95,3 +95,24 @@ def test_a_neighbour_that_leaves_gets_a_clean_re_measurement(pytester: pytest.Py
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_an_update_on_a_busy_gpu_is_re_measured_then_not_written(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """Issue 26 point 4: a neighbour that stays through the wait and the
+    re-measure; the update writes nothing unless --trt-baseline-loaded=write."""
+    pytester.makepyfile(test_gpu=TEST)
+    proc = start_neighbour(tmp_path, 120)
+    try:
+        r = pytester.runpytest_subprocess(*ARGS, "--trt-baseline=update", "--trt-busy-wait=1")
+        r.assert_outcomes(passed=1)
+        v, state = verdict(pytester)
+        assert v["status"] == "not_written" and v["decided_by"] == "gpu_busy" and v["remeasured"], v
+        assert "busy" in state["flags"] and "not written (GPU busy)" in r.stdout.str()
+        assert not list((pytester.path / ".trtperf").glob("*.json"))
+        w = pytester.runpytest_subprocess(*ARGS, "--trt-baseline=update", "--trt-busy-wait=1",
+                                          "--trt-baseline-loaded=write")
+        w.assert_outcomes(passed=1)
+        assert verdict(pytester)[0]["status"] == "updated" and list((pytester.path / ".trtperf").glob("*.json"))
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)

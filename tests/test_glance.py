@@ -1,0 +1,150 @@
+"""Output a person reads at a glance (issue 26 point 5): real pytest sessions,
+real files; the rules (width, units, order, rounding, plot window) are
+checked against what a reader sees, not against the code's own numbers."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import FAST
+from pytest_trtperf import stats
+from pytest_trtperf.cli import main
+from pytest_trtperf.report import units
+from pytest_trtperf.report.terminal import natural_key, shorten_middle
+
+needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="needs matplotlib")
+
+LONG = '''
+import hashlib
+import pytest
+
+DATA = b"\\x5a" * 20_000
+
+
+@pytest.mark.parametrize("n", [100000, 10000, 1000])
+def test_hash_many_bytes(trt_bench, n):
+    trt_bench.measure(lambda: hashlib.sha256(DATA[: n // 100]).digest())
+'''
+
+
+def table_lines(out: str) -> list[str]:
+    lines = out.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("result "))
+    end = next(i for i in range(start, len(lines)) if re.match(r"\d+ (pass|missing|off|updated)", lines[i]))
+    return lines[start:end]
+
+
+def test_the_table_fits_100_columns_keeps_file_and_test_and_orders_params_naturally(
+        pytester: pytest.Pytester) -> None:
+    deep = pytester.mkpydir("a_rather_deep") / "directory_of_performance_tests"
+    deep.mkdir()
+    (deep / "__init__.py").write_text("")
+    (deep / "test_hashing_suite.py").write_text(LONG)
+    r = pytester.runpytest(*FAST, "--trt-baseline=off")
+    r.assert_outcomes(passed=3)
+    table = table_lines(r.stdout.str())
+    assert all(len(ln) <= 100 for ln in table), "\n".join(table)
+    rows = [ln for ln in table[2:] if "median" in ln]
+    assert len(rows) == 3
+    for ln in rows:  # directories go first; the file, the test's start and its parameters stay
+        assert ln.startswith(".../test_hashing_suite.py::test_ha"), ln
+    params = [re.search(r"\[(\d+)\]", ln) for ln in rows]
+    assert [int(m.group(1)) for m in params if m] == [1000, 10000, 100000], rows
+
+
+def test_shortening_and_natural_order_rules() -> None:
+    rid = "tests/perf/deep/test_x.py::test_y[100000]::bs128-" + "z" * 60
+    short = shorten_middle(rid, 40)
+    assert len(short) == 40 and short.startswith(".../test_x.py::test_y[100000]::") and "..." in short[30:]
+    assert sorted(["t[100000]", "t[10000]", "t[1000]", "t[999]"], key=natural_key) == \
+        ["t[999]", "t[1000]", "t[10000]", "t[100000]"]
+
+
+def test_one_unit_per_table_reads_without_five_integer_digits() -> None:
+    u = units.choose([0.0502, 48.72141], across=True)  # 50.2 us and 48.72 ms in one table
+    assert u.name == "ms" and u.fmt(48.72141).startswith("48.72") and "," not in u.fmt(48.72141)
+    assert units.choose([0.0502, 1.2], across=True).name == "us"  # 1,200.0 us still reads fine
+
+
+@pytest.mark.parametrize("encoding, word", [("utf-8", "\u00b5s"), ("ascii", "us")])
+def test_microseconds_are_spelled_for_the_terminal(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                                    encoding: str, word: str) -> None:
+    pytester.makepyfile(test_t="import hashlib\n\ndef test_t(trt_bench):\n"
+                               "    trt_bench.measure(lambda: hashlib.sha256(b'x' * 20000).digest())\n")
+    monkeypatch.setenv("PYTHONIOENCODING", encoding)
+    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=off")
+    row = next(ln for ln in r.stdout.lines if ln.startswith("test_t.py::test_t"))
+    assert re.search(rf"\d {word}\b", row), row
+    if word == "us":
+        assert "\u00b5" not in r.stdout.str()
+
+
+def test_reports_name_the_flag_column_for_what_it_holds(pytester: pytest.Pytester,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    pytester.makepyfile(test_t="def test_t(trt_bench):\n    trt_bench.measure(lambda: sum(range(100)))\n")
+    r = pytester.runpytest(*FAST, "--trt-baseline=off", "--trt-report=r.html", "--trt-csv=r.csv")
+    assert re.search(r"verdict +state\n", r.stdout.str())
+    for text in (summary.read_text(), (pytester.path / "r.html").read_text()):
+        assert "state flags" in text and "GPU flags" not in text
+    row = next(csv.DictReader((pytester.path / "r.csv").open()))
+    floats = [v for k, v in row.items() if k.endswith("_ms") or k in ("current", "throughput")]
+    assert floats and all(len(re.sub(r"[^0-9]", "", v.split("e")[0]).lstrip("0")) <= 6 for v in floats), row
+
+
+def test_every_compare_page_names_both_sources(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytester.makepyfile(test_t="def test_t(trt_bench):\n    trt_bench.measure(lambda: sum(range(100)))\n")
+    pytester.runpytest(*FAST, "--trt-baseline=off", "--trt-json=a.json").assert_outcomes(passed=1)
+    pytester.runpytest(*FAST, "--trt-baseline=off", "--trt-json=b.json").assert_outcomes(passed=1)
+    a, b, html = pytester.path / "a.json", pytester.path / "b.json", tmp_path / "compare.html"
+    main(["compare", str(a), str(b), "--html", str(html), "--tolerance", "900%"])
+    page = html.read_text()
+    assert f"baseline from {a}" in page and str(b) in page
+
+
+@needs_matplotlib
+def test_a_heavy_tail_does_not_squash_the_distribution_plot() -> None:
+    """A fifth of the samples 50x slower: the body (p25..p75) keeps a
+    readable share of the axis and the clipped tail is marked."""
+    from matplotlib.figure import Figure
+
+    from pytest_trtperf.report.html import distribution_figure
+
+    rng = np.random.default_rng(0)
+    body = rng.normal(1.0, 0.02, 8000)
+    tail = rng.normal(50.0, 1.0, 2000)
+    samples = np.concatenate([body, tail]) * 1e-3
+    d = stats.compress(samples)
+    fig = distribution_figure(Figure, d, None, "pass")
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    q25, q75 = d.quantiles_ms[25] * 1e3, d.quantiles_ms[75] * 1e3  # the unit is us here
+    assert "tail clipped" in ax.get_xlabel() and hi < 50_000 / 2
+    assert (q75 - q25) / (hi - lo) > 0.05, (q25, q75, lo, hi)
+
+
+def test_disabled_and_baseline_off_have_distinct_words(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_t="def test_t(trt_bench):\n    r = trt_bench.measure(lambda: 1)\n"
+                               "    print('STATUS', r.verdict.status)\n")
+    off = pytester.runpytest(*FAST, "-s", "--trt-baseline=off")
+    disabled = pytester.runpytest(*FAST, "-s", "--trt-disable")
+    assert "STATUS off" in off.stdout.str() and "STATUS disabled" in disabled.stdout.str()
+
+
+def test_json_of_a_disabled_verdict_is_valid() -> None:
+    from pytest_trtperf.report.document import schema
+
+    assert "disabled" in json.dumps(schema())
+
+
+def test_the_step_up_never_writes_a_value_as_zero() -> None:
+    u = units.choose([0.000005, 50.0], across=True)  # 5 ns beside 50 ms: no unit reads both well
+    assert u.fmt(0.000005) != "0.0000 ms" and float(u.fmt(0.000005).split()[0].replace(",", "")) > 0
