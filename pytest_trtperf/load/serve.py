@@ -1,0 +1,94 @@
+"""One ``serve`` measurement, free of pytest: set the slots up, run the stated
+rate, search the sustainable rate when asked, tear down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+from . import arrivals as arrivals_mod
+from .driver import Run, drive
+from .point import rate_point
+from .search import find_sustainable
+from .slots import Slots
+from .summary import RatePoint, Serve, Slo
+
+#: Confidence of each one-sided percentile bound (LoadGen's early stopping uses 99%).
+CONFIDENCE = 0.99
+
+
+@dataclass(frozen=True)
+class ServePlan:
+    """A checked serve configuration (``config.serve_plan`` makes it)."""
+
+    rate: float
+    arrivals: Any  # "poisson" | "constant" | np.ndarray of offsets (a checked trace)
+    concurrency: int
+    duration_s: float
+    warmup_s: float
+    seed: int
+    slo: Slo | None
+    #: Search the highest rate meeting ``slo`` (needs ``slo``).
+    search: bool
+    #: Wall-time budget of the search, on top of the run at ``rate``.
+    search_time_s: float
+    #: Relative width of the sustainable-rate bracket at which the search stops.
+    precision: float
+    #: How long requests may still finish after the last arrival.
+    drain_s: float
+    confidence: float = CONFIDENCE
+
+    def identity(self) -> dict[str, Any]:
+        """What changes the measurement (the gate: incomparable when it differs)."""
+        return {"rate": self.rate, "arrivals": arrivals_mod.identity(self.arrivals),
+                "concurrency": self.concurrency, "duration_s": self.duration_s, "warmup_s": self.warmup_s,
+                "seed": self.seed, "slo": str(self.slo) if self.slo is not None else None,
+                "search": self.search, "precision": self.precision if self.search else None,
+                "confidence": self.confidence}
+
+
+@dataclass(frozen=True)
+class ServeRun:
+    """The outcome: the summary that travels in results, and the run at the
+    stated rate (raw, for its latency distribution; never serialised)."""
+
+    serve: Serve
+    run: Run
+
+
+def run_at(slots: Slots, plan: ServePlan, rate: float) -> tuple[RatePoint, Run]:
+    """One open-loop run at ``rate`` (same seed: the same schedule shape)."""
+    span = plan.warmup_s + plan.duration_s
+    times = arrivals_mod.schedule(plan.arrivals, rate, span, plan.seed)
+    run = drive(slots.calls(), times, window_s=span, drain_s=plan.drain_s)
+    return rate_point(run, warmup_s=plan.warmup_s, slo=plan.slo, confidence=plan.confidence), run
+
+
+def run_serve(slots: Slots, plan: ServePlan) -> ServeRun:
+    """Set up, run the stated rate, search, tear down (also on failure)."""
+    slots.setup()
+    try:
+        point, run = run_at(slots, plan, plan.rate)
+        points = [point]
+        search = None
+        if plan.search and plan.slo is not None:
+            per_step = plan.warmup_s + plan.duration_s + plan.drain_s / 2
+            steps = max(2, int(plan.search_time_s // per_step))
+            first = [point]  # the run at the stated rate is the search's first step
+
+            def try_rate(r: float) -> RatePoint:
+                return first.pop() if first and r == plan.rate else run_at(slots, plan, r)[0]
+
+            search, tried = find_sustainable(try_rate, start=plan.rate, precision=plan.precision,
+                                             max_steps=steps, lowest=plan.rate / 1024)
+            points = tried
+    finally:
+        slots.teardown()
+    ordered = tuple(sorted(points, key=lambda p: p.offered_rate))
+    return ServeRun(serve=Serve(rate=plan.rate, arrivals=arrivals_mod.identity(plan.arrivals),
+                                concurrency=plan.concurrency, slo=str(plan.slo) if plan.slo else None,
+                                seed=plan.seed, duration_s=plan.duration_s, at_rate=point, points=ordered,
+                                search=search), run=run)
+
+
