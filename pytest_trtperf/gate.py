@@ -136,7 +136,8 @@ def _hashes_differ_by_derived_fields(entry: BaselineEntry, result: Result, curre
 
 
 def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, metric: str, tolerance: float,
-          confidence: float, baseline_path: str, run_noise: float | None = None) -> Verdict:
+          confidence: float, baseline_path: str, run_noise: float | None = None,
+          words: str | None = None) -> Verdict:
     """Decide one result. Never raises for data reasons: everything becomes a
     status with a message, and the message starts with the verdict (pytest's
     short summary shows the first 80 columns).
@@ -144,10 +145,12 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     The change is measured from the centre of the baseline's runs (its
     history) and must exceed both the tolerance and what the noise explains:
     the within-run interval of ``stats.compare`` widened by the between-run
-    term of ``noise.estimate`` (``run_noise`` overrides its sd)."""
+    term of ``noise.estimate`` (``run_noise`` overrides its sd). ``words``
+    names the metric in the message (``load.metrics``: "p99 latency at
+    200/s"); default: the gate's own name for ``metric``."""
     base: dict[str, Any] = dict(metric=metric, tolerance=tolerance, confidence=confidence,
                                 flags=verdict_flags(result.device_state, compared=False))
-    words = _METRIC_WORDS.get(metric, metric)
+    words = words or _METRIC_WORDS.get(metric, metric)
     current_value = result.metric_value(metric)
     if baseline_mode == "off":
         return Verdict(status="off", current_value=current_value, **base)

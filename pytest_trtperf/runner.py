@@ -264,12 +264,13 @@ class Runner:
         entry = self.store.lookup(fp.device_class, rid)
         workload.use_baseline_choice(entry.timed_as if entry is not None else None)
 
-    def judge(self, result: Result, opts: MeasureOptions) -> Verdict:
+    def judge(self, result: Result, opts: MeasureOptions, *, words: str | None = None) -> Verdict:
+        """``words``: what the metric is called in the verdict (default: the gate's name for it)."""
         s = self.settings
         entry = self.store.lookup(result.device_class, result.id) if s.baseline_mode == "compare" else None
         return judge(result, entry, baseline_mode=s.baseline_mode, metric=opts.metric, tolerance=opts.tolerance,
                      confidence=opts.confidence, baseline_path=str(self.store.path_for(result.device_class)),
-                     run_noise=opts.run_noise)
+                     run_noise=opts.run_noise, words=words)
 
     # -- busy devices ---------------------------------------------------------
     def _check_cpu_sharing(self, target: Target) -> None:
@@ -319,12 +320,15 @@ class Runner:
                                          tolerance=opts.memory_tolerance, baseline_path=path),
             remeasure=opts.remeasure)
 
+    def monitor_for(self, kind: str) -> StateMonitor | None:
+        """The device-state sampler for a measured window of ``kind`` work:
+        the host watch for host work, NVML for GPU work (None: not watched)."""
+        if kind == "host":
+            return self._host_monitor()
+        return self.gpu.make_monitor() if self.gpu is not None else None
+
     def _measure_once(self, workload: Workload, opts: MeasureOptions, target: Target) -> Measurement:
-        monitor: StateMonitor | None
-        if workload.kind == "host":
-            monitor = self._host_monitor()
-        else:
-            monitor = self.gpu.make_monitor() if self.gpu is not None else None
+        monitor = self.monitor_for(workload.kind)
         with contextlib.ExitStack() as locks:
             if self.gpu is not None:
                 locks.enter_context(self.gpu.measurement_lock())

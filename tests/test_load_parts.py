@@ -167,7 +167,13 @@ def test_search_brackets_the_knee_within_its_precision(start: float) -> None:
 
 def test_search_is_bounded_and_says_why_it_stopped() -> None:
     s, _ = find_sustainable(lambda r: _point(r, r <= 123.4), start=1.0, precision=0.001, max_steps=5, lowest=0.01)
-    assert s.steps == 5 and "5 runs" in s.stop_reason
+    assert s.steps == 5 and "every rate tried met the SLO (up to 16/s)" in s.stop_reason and s.failed_rate is None
+    s, _ = find_sustainable(lambda r: _point(r, r <= 123.4), start=100.0, precision=0.001, max_steps=5, lowest=1)
+    assert s.steps == 5 and "budget spent after 5 runs" in s.stop_reason and 100 <= s.sustainable_rate < 123.4
+    clock = iter(range(100))
+    s, _ = find_sustainable(lambda r: _point(r, r <= 123.4), start=1.0, precision=0.001, max_steps=50, lowest=0.01,
+                            out_of_time=lambda: next(clock) >= 3)
+    assert s.steps == 4  # the first run, then three more before time ran out
     s, _ = find_sustainable(lambda r: _point(r, False), start=8.0, precision=0.05, max_steps=40, lowest=1.0)
     assert s.sustainable_rate == 0.0 and "no rate tried met the SLO" in s.stop_reason
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Percentile names the SLO and the reports use, and their probabilities.
-PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+from .summary import PERCENTILES
 
 
 def binom_cdf(n: int, p: float) -> np.ndarray:

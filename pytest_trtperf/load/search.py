@@ -14,11 +14,15 @@ GROWTH = 2.0
 
 
 def find_sustainable(try_rate: Callable[[float], RatePoint], *, start: float, precision: float, max_steps: int,
-                     lowest: float) -> tuple[Search, list[RatePoint]]:
+                     lowest: float, out_of_time: Callable[[], bool] = lambda: False) -> tuple[Search, list[RatePoint]]:
     """``try_rate(r)`` runs at rate ``r`` and says whether it ``meets`` the
     SLO. Stops when the bracket's relative width is at most ``precision``,
-    after ``max_steps`` runs, or when even ``lowest`` misses the SLO."""
+    after ``max_steps`` runs or once ``out_of_time()`` (checked before each
+    run after the first), or when even ``lowest`` misses the SLO."""
     points: list[RatePoint] = []
+
+    def budget_left() -> bool:
+        return len(points) < max_steps and not (points and out_of_time())
 
     def run(rate: float) -> bool:
         p = try_rate(rate)
@@ -28,7 +32,7 @@ def find_sustainable(try_rate: Callable[[float], RatePoint], *, start: float, pr
     lo: float | None = None
     hi: float | None = None
     rate = start
-    while len(points) < max_steps and (lo is None or hi is None):
+    while budget_left() and (lo is None or hi is None):
         if run(rate):
             lo = rate
             rate = rate * GROWTH if hi is None else rate
@@ -37,7 +41,7 @@ def find_sustainable(try_rate: Callable[[float], RatePoint], *, start: float, pr
             if rate / GROWTH < lowest:
                 break
             rate = rate / GROWTH if lo is None else rate
-    while lo is not None and hi is not None and hi / lo - 1.0 > precision and len(points) < max_steps:
+    while lo is not None and hi is not None and hi / lo - 1.0 > precision and budget_left():
         mid = (lo + hi) / 2.0
         if run(mid):
             lo = mid
@@ -45,12 +49,12 @@ def find_sustainable(try_rate: Callable[[float], RatePoint], *, start: float, pr
             hi = mid
     if lo is None:
         why = (f"no rate tried met the SLO (lowest {hi:.4g}/s)" if hi is not None and hi / GROWTH < lowest
-               else f"no rate tried met the SLO within {max_steps} runs")
+               else f"no rate tried met the SLO within the search's budget ({len(points)} runs)")
         return Search(sustainable_rate=0.0, failed_rate=hi, steps=len(points), stop_reason=why), points
     if hi is None:
-        why = f"every rate tried met the SLO (up to {lo:.4g}/s) within {max_steps} runs"
+        why = f"every rate tried met the SLO (up to {lo:.4g}/s) within the search's budget ({len(points)} runs)"
     elif hi / lo - 1.0 <= precision:
         why = f"bracket within {precision:.0%}"
     else:
-        why = f"step budget ({max_steps} runs) spent; bracket {lo:.4g}..{hi:.4g}/s"
+        why = f"search budget spent after {len(points)} runs; bracket {lo:.4g}..{hi:.4g}/s"
     return Search(sustainable_rate=lo, failed_rate=hi, steps=len(points), stop_reason=why), points

@@ -10,9 +10,12 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
-from .percentiles import PERCENTILES
+#: Percentile names the reports use, and their probabilities.
+PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+#: Percentiles an SLO may name: those the baseline gate can judge.
+SLO_PERCENTILES = ("p50", "p90", "p95", "p99")
 
-_SLO = re.compile(r"^\s*(p50|p90|p95|p99|p999)\s*(<=|<)\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(us|ms|s)\s*$")
+_SLO = re.compile(r"^\s*(p50|p90|p95|p99)\s*(<=|<)\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(us|ms|s)\s*$")
 _UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -29,7 +32,7 @@ class Slo:
         m = _SLO.match(str(text))
         if m is None:
             raise ValueError(f"SLO {text!r} is not '<percentile><<bound><unit>' (e.g. 'p99<20ms'; percentiles "
-                             f"{', '.join(PERCENTILES)}; units us, ms, s)")
+                             f"{', '.join(SLO_PERCENTILES)}; units us, ms, s)")
         bound = float(m.group(3)) * _UNIT_MS[m.group(4)]
         if not (math.isfinite(bound) and bound > 0):
             raise ValueError(f"SLO {text!r}: the bound must be a finite time > 0")

@@ -1,0 +1,144 @@
+"""``trt_bench.serve``: latency under load through the whole loop, for real
+(pytester, real JSON baselines, a host service of known duration).
+
+The service sleeps a fixed time per request (``TRTPERF_TEST_SERVICE_MS``);
+one slot at 100 requests/s and 2 ms per request is M/D/1 at utilisation 0.2.
+A slowdown to 7 ms (utilisation 0.7) moves the p90 several-fold and the
+sustainable rate (capacity 500/s -> 143/s) about 3.5-fold: far beyond any
+noise. The SLOs name p90: 53 requests bound it at 99% (p99 needs 459, which
+would make every run here several seconds long).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from helpers import baseline_files, load_baseline
+
+SERVE_TEST = '''
+import os, time
+import pytest
+from pytest_trtperf.load.driver import wait_until
+
+SERVICE_S = float(os.environ.get("TRTPERF_TEST_SERVICE_MS", "2")) / 1e3
+
+
+def service():
+    wait_until(time.perf_counter() + SERVICE_S)
+
+
+def test_serve(trt_bench):
+    result = trt_bench.serve(service, rate={rate}, duration=1.0, slo="p90<{slo}ms", search_time=8, seed=3)
+    assert result.serve.at_rate.requests > 50
+'''
+
+OPTS = ["-p", "no:cacheprovider", "--trt-ignore-host-load"]
+
+
+def run(p: pytest.Pytester, *args: str, service_ms: float = 2.0) -> pytest.RunResult:
+    os.environ["TRTPERF_TEST_SERVICE_MS"] = str(service_ms)
+    try:
+        return p.runpytest(*OPTS, *args)
+    finally:
+        os.environ.pop("TRTPERF_TEST_SERVICE_MS", None)
+
+
+def suite(p: pytest.Pytester, rate: float = 100, slo: float = 30) -> pytest.Pytester:
+    p.makepyfile(test_serve=SERVE_TEST.format(rate=rate, slo=slo))
+    return p
+
+
+def test_update_writes_both_figures_then_compare_passes(pytester: pytest.Pytester) -> None:
+    suite(pytester)
+    r = run(pytester, "--trt-baseline=update")
+    r.assert_outcomes(passed=1)
+    data = load_baseline(pytester)
+    lat = data["results"]["test_serve.py::test_serve"]
+    sus = data["results"]["test_serve.py::test_serve::sustainable_rate"]
+    assert lat["mode"] == sus["mode"] == "serve"
+    assert lat["config"]["serve"]["rate"] == 100.0 and lat["config"]["serve"]["slo"] == "p90<30ms"
+    assert sus["config"]["figure"] == "sustainable_rate"
+    # M/D/1 with D = 2 ms: capacity 500/s; the search brackets the knee below it
+    assert 100 <= sus["throughput"] <= 500
+    r = run(pytester)
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*test_serve.py::test_serve*p90*pass*"])
+
+
+def test_a_slower_service_fails_on_p99_at_the_rate_and_on_the_sustainable_rate(pytester: pytest.Pytester) -> None:
+    suite(pytester, slo=200)
+    run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    r = run(pytester, service_ms=7.0)
+    r.assert_outcomes(failed=1)
+    text = r.stdout.str()
+    assert "p90 latency at 100/s regressed" in text
+    assert "sustainable rate (p90<200ms) regressed" in text
+
+
+def test_changing_the_rate_is_incomparable(pytester: pytest.Pytester) -> None:
+    suite(pytester)
+    run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    suite(pytester, rate=120)
+    r = run(pytester, "--trt-incomparable=fail")
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*measurement method changed*serve*"])
+
+
+def test_a_missed_slo_fails_the_test_with_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_slo='''
+import time
+def test_slo(trt_bench):
+    trt_bench.serve(lambda: time.sleep(0.004), rate=50, duration=0.6, slo="p50<1ms", search=False)
+''')
+    r = run(pytester, "--trt-baseline=off")
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*SLO p50<1ms missed at 50/s: p50 *upper bound*"])
+    assert "Traceback" not in r.stdout.str()
+
+
+@pytest.mark.parametrize("call, message", [
+    ("trt_bench.serve(f)", "serve needs rate="),
+    ("trt_bench.serve(f, rate=10, slo='p99<5')", "is not '<percentile><<bound><unit>'"),
+    ("trt_bench.serve(f, rate=10, arrivals='bursty')", "arrivals: 'bursty' is not one of poisson, constant"),
+    ("trt_bench.serve(f, rate=10, arrivals=[0.2, 0.1])", "arrivals= trace must hold finite"),
+    ("trt_bench.serve(f, rate=10, concurrency=0)", "concurrency: 0 must be >= 1"),
+    ("trt_bench.serve(f, rate=10, search=True)", "search=True needs slo="),
+    ("trt_bench.serve(f, rate=float('nan'))", "rate: nan must be a finite number"),
+    ("trt_bench.serve(42, rate=10)", "needs a callable or an engine, got int"),
+])
+def test_bad_serve_arguments_are_one_line_errors(pytester: pytest.Pytester, call: str, message: str) -> None:
+    pytester.makepyfile(test_bad=f'''
+def f():
+    pass
+def test_bad(trt_bench):
+    {call}
+''')
+    r = run(pytester, "--trt-baseline=off")
+    r.assert_outcomes(failed=1)
+    assert message in r.stdout.str()
+    assert "Traceback" not in r.stdout.str() and not baseline_files(pytester)
+
+
+def test_trt_serve_marker_gives_defaults_and_json_carries_the_serve_figures(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_marker='''
+import time
+import pytest
+
+@pytest.mark.trt_serve(rate=80, duration=0.6, concurrency=2, arrivals="constant", seed=5)
+def test_marked(trt_bench):
+    r = trt_bench.serve(lambda: time.sleep(0.001))
+    assert r.serve.concurrency == 2 and r.serve.arrivals == "constant" and r.serve.rate == 80
+''')
+    r = run(pytester, "--trt-baseline=off", "--trt-json=out.json")
+    r.assert_outcomes(passed=1)
+    from pytest_trtperf.report.document import read_document
+
+    doc = read_document(pytester.path / "out.json")  # checked against the packaged schema
+    (res,) = doc.results
+    assert res.mode == "serve" and res.serve is not None and res.serve.at_rate.requests >= 40
+    assert set(res.serve.at_rate.percentiles) == {"p50", "p90", "p99"}
+    raw = json.loads((pytester.path / "out.json").read_text())
+    assert raw["results"][0]["serve"]["concurrency"] == 2
