@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 from .attribution import attribution_text
 from .baseline import BaselineEntry
 from .fingerprint import Fingerprint, incomparable_reason, info_changes
+from .load.metrics import serve_words
 from .identity import config_changes, config_hash, config_identity, split_config, without_derived
 from .noise import centre, estimate, widen
 from .noise import status as noise_status
@@ -136,8 +137,7 @@ def _hashes_differ_by_derived_fields(entry: BaselineEntry, result: Result, curre
 
 
 def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, metric: str, tolerance: float,
-          confidence: float, baseline_path: str, run_noise: float | None = None,
-          words: str | None = None) -> Verdict:
+          confidence: float, baseline_path: str, run_noise: float | None = None) -> Verdict:
     """Decide one result. Never raises for data reasons: everything becomes a
     status with a message, and the message starts with the verdict (pytest's
     short summary shows the first 80 columns).
@@ -145,12 +145,12 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     The change is measured from the centre of the baseline's runs (its
     history) and must exceed both the tolerance and what the noise explains:
     the within-run interval of ``stats.compare`` widened by the between-run
-    term of ``noise.estimate`` (``run_noise`` overrides its sd). ``words``
-    names the metric in the message (``load.metrics``: "p99 latency at
-    200/s"); default: the gate's own name for ``metric``."""
+    term of ``noise.estimate`` (``run_noise`` overrides its sd). A serve
+    result's figures have their own words (``load.metrics.serve_words``:
+    "p99 latency at 200/s", "sustainable rate (p99<20ms)")."""
     base: dict[str, Any] = dict(metric=metric, tolerance=tolerance, confidence=confidence,
                                 flags=verdict_flags(result.device_state, compared=False))
-    words = words or _METRIC_WORDS.get(metric, metric)
+    words = serve_words(result.serve, metric) or _METRIC_WORDS.get(metric, metric)
     current_value = result.metric_value(metric)
     if baseline_mode == "off":
         return Verdict(status="off", current_value=current_value, **base)

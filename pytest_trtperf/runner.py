@@ -264,13 +264,12 @@ class Runner:
         entry = self.store.lookup(fp.device_class, rid)
         workload.use_baseline_choice(entry.timed_as if entry is not None else None)
 
-    def judge(self, result: Result, opts: MeasureOptions, *, words: str | None = None) -> Verdict:
-        """``words``: what the metric is called in the verdict (default: the gate's name for it)."""
+    def judge(self, result: Result, opts: MeasureOptions) -> Verdict:
         s = self.settings
         entry = self.store.lookup(result.device_class, result.id) if s.baseline_mode == "compare" else None
         return judge(result, entry, baseline_mode=s.baseline_mode, metric=opts.metric, tolerance=opts.tolerance,
                      confidence=opts.confidence, baseline_path=str(self.store.path_for(result.device_class)),
-                     run_noise=opts.run_noise, words=words)
+                     run_noise=opts.run_noise)
 
     # -- busy devices ---------------------------------------------------------
     def _check_cpu_sharing(self, target: Target) -> None:

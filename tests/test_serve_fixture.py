@@ -142,3 +142,31 @@ def test_marked(trt_bench):
     assert set(res.serve.at_rate.percentiles) == {"p50", "p90", "p99"}
     raw = json.loads((pytester.path / "out.json").read_text())
     assert raw["results"][0]["serve"]["concurrency"] == 2
+
+
+def _svgs(html: str) -> list[str]:
+    import base64
+    import re
+
+    return [base64.b64decode(m).decode("utf-8") for m in re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', html)]
+
+
+def test_terminal_and_html_show_rates_percentiles_and_the_knee_against_the_baseline(
+        pytester: pytest.Pytester) -> None:
+    pytest.importorskip("matplotlib")
+    suite(pytester)
+    run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    entry = load_baseline(pytester)["results"]["test_serve.py::test_serve"]
+    assert entry["serve"]["at_rate"]["requests"] > 50 and entry["serve"]["search"]["sustainable_rate"] > 0
+    r = run(pytester, "--trt-report=report.html")
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["test_serve.py::test_serve: served poisson arrivals to 1 slot: *offered, *achieved, "
+                            "* requests, queue mean * max *: p50 * ms, p99 *, p90 * ms (<= * ms); SLO p90<30ms met; "
+                            "sustainable rate */s (*/s, * runs)"])
+    html = (pytester.path / "report.html").read_text()
+    assert "<h3>Latency under load</h3>" in html and "p99 ms [bounds]" in html
+    knees = [s for s in _svgs(html) if "offered rate (requests/s)" in s]
+    assert len(knees) == 1
+    for label in ("this run p50", "this run p90", "baseline p90", "SLO p90&lt;30ms", "stated rate 100/s",
+                  "this run sustainable", "baseline sustainable"):
+        assert label in knees[0], label

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .summary import Slo
+from .summary import Serve, Slo
 
 #: The ``Serve.gated`` values, in the order a serve call records its results.
 FIGURES = ("latency", "sustainable_rate")
@@ -53,3 +53,15 @@ def sustainable_figure(slo: Slo) -> Figure:
 def sustainable_name(name: str | None) -> str:
     """The sustainable-rate result's name beside the latency result ``name``."""
     return f"{name}:{SUSTAINABLE_SUFFIX}" if name else SUSTAINABLE_SUFFIX
+
+
+def serve_words(serve: Serve | None, metric: str) -> str | None:
+    """How verdicts name ``metric`` of a serve result ("p99 latency at
+    200/s", "sustainable rate (p99<20ms)"); None for other results, or for a
+    metric the serve result was not gated on (the gate's own words then)."""
+    if serve is None:
+        return None
+    slo = Slo.parse(serve.slo) if serve.slo else None
+    figure = (sustainable_figure(slo) if serve.gated == "sustainable_rate" and slo is not None
+              else latency_figure(slo, serve.rate))
+    return figure.words if figure.gate_metric == metric else None

@@ -68,7 +68,7 @@ def serve(runner: Runner, slots: Slots, target: Target, sustainable_target: Targ
 
 
 def _judged(runner: Runner, result: Result, figure: Figure, opts: MeasureOptions) -> Result:
-    verdict = runner.judge(result, dataclasses.replace(opts, metric=figure.gate_metric), words=figure.words)
+    verdict = runner.judge(result, dataclasses.replace(opts, metric=figure.gate_metric))
     return dataclasses.replace(result, verdict=verdict)
 
 
