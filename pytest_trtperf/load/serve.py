@@ -59,6 +59,8 @@ class ServeRun:
     run: Run
 
 
+#: Most runs one search makes (its time budget usually ends it first).
+MAX_SEARCH_RUNS = 40
 #: Margin on the fewest requests that can bound the SLO's percentile: a
 #: Poisson schedule of that mean length falls short about one time in ten.
 REQUESTS_MARGIN = 1.2
@@ -90,16 +92,14 @@ def run_serve(slots: Slots, plan: ServePlan) -> ServeRun:
         points = [point]
         search = None
         if plan.search and plan.slo is not None:
-            per_step = plan.warmup_s + measured_s(plan, plan.rate) + plan.drain_s / 2
-            steps = max(2, int(plan.search_time_s // per_step))
-            deadline = time.monotonic() + plan.search_time_s
+            deadline = time.monotonic() + plan.search_time_s  # checked before each run: over by one run at most
             first = [point]  # the run at the stated rate is the search's first step
 
             def try_rate(r: float) -> RatePoint:
                 return first.pop() if first and r == plan.rate else run_at(slots, plan, r)[0]
 
             search, tried = find_sustainable(try_rate, start=plan.rate, precision=plan.precision,
-                                             max_steps=steps, lowest=plan.rate / 1024,
+                                             max_steps=MAX_SEARCH_RUNS, lowest=plan.rate / 1024,
                                              out_of_time=lambda: time.monotonic() >= deadline)
             points = tried
     finally:
