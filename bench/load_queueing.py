@@ -5,10 +5,11 @@ tests/test_load_queueing.py, with their numbers.
 A host service sleeps (then spins the last 0.2 ms) for a drawn service time,
 so one slot is M/M/1 (exponential, mean 2 ms) or M/D/1 (fixed 2 ms), two
 slots M/M/2; Poisson arrivals at utilisation 0.3, 0.5, 0.8; 5 s per run, the
-first 0.5 s not counted. Each row: the measured mean response (and the p99
-for M/M/1 with 1 ms services and 7 s runs) with its interval, the closed
-form at the nominal service (theory low) and at the measured service moments
-plus the driver's lag (theory high), and whether they agree; then the same
+first 0.5 s not counted. Each row: the closed form at the nominal
+parameters, the measured mean response (and the p99 for M/M/1 with 1 ms
+services and 7 s runs) with its interval, the closed form at the service
+times the host gave (their moments as the service measured them: low; as the
+driver measured them plus its lag: high), and whether they agree; then the same
 check on a closed-loop driver (same service, same number of requests, timed
 back to back), which must NOT agree.
 
@@ -45,24 +46,25 @@ def rows() -> list[dict[str, Any]]:
         cases = [
             ("M/M/1 mean", lambda: q.open_loop(q.Service(q.exponential(S, 11)), 1, schedule("poisson", lam, 5.0, 11), 0.5),
              lambda: q.closed_loop(q.Service(q.exponential(S, 11)), 1, n),
-             lambda o: q.check_mean(o, lambda a, b: q.mg1_mean(lam, a, b), EXP)),
+             lambda o: q.check_mean(o, lambda a, b: q.mg1_mean(lam, a, b), EXP), q.mm1_mean(lam, 1 / S)),
             ("M/D/1 mean", lambda: q.open_loop(q.Service(q.fixed(S)), 1, schedule("poisson", lam, 5.0, 5), 0.5),
              lambda: q.closed_loop(q.Service(q.fixed(S)), 1, n),
-             lambda o: q.check_mean(o, lambda a, b: q.mg1_mean(lam, a, b), FIXED)),
+             lambda o: q.check_mean(o, lambda a, b: q.mg1_mean(lam, a, b), FIXED), q.md1_mean(lam, S)),
             ("M/M/2 mean", lambda: q.open_loop(q.Service(q.exponential(S, 23)), 2,
                                                schedule("poisson", 2 * lam, 5.0, 23), 0.5),
              lambda: q.closed_loop(q.Service(q.exponential(S, 23)), 2, 2 * n),
-             lambda o: q.check_mean(o, lambda a, b: q.mgc_mean(2 * lam, a, b, 2), EXP)),
+             lambda o: q.check_mean(o, lambda a, b: q.mgc_mean(2 * lam, a, b, 2), EXP), q.mmc_mean(2 * lam, 1 / S, 2)),
         ]
         s1, lam1 = 1e-3, rho / 1e-3
         cases.append(("M/M/1 p99 (1 ms)",
                       lambda: q.open_loop(q.Service(q.exponential(s1, 11)), 1, schedule("poisson", lam1, 7.0, 11), 0.5),
                       lambda: q.closed_loop(q.Service(q.exponential(s1, 11)), 1, int(lam1 * 6.5)),
                       lambda o: q.check_quantile(o, 0.99, lambda pp: lambda a, b: -math.log1p(-pp) * q.mg1_mean(lam1, a, b),
-                                                 (s1, 2 * s1 * s1))))
-        for name, open_run, closed_run, check in cases:
+                                                 (s1, 2 * s1 * s1)), q.mm1_quantile(lam1, 1 / s1, 0.99)))
+        for name, open_run, closed_run, check, nominal in cases:
             c_open, c_closed = check(open_run()), check(closed_run())
-            out.append({"model": name, "rho": rho, "open": _row(c_open), "closed": _row(c_closed)})
+            out.append({"model": name, "rho": rho, "nominal_ms": nominal * 1e3, "open": _row(c_open),
+                        "closed": _row(c_closed)})
             print(f"{name:18s} rho {rho}: open {c_open} -> {'agrees' if c_open.ok else 'DISAGREES'}; "
                   f"closed loop {'agrees (!)' if c_closed.ok else 'disagrees'}", flush=True)
     return out
@@ -92,11 +94,12 @@ def main() -> int:
         Path(args.json).write_text(json.dumps(doc, indent=1))
     print(f"\n{started}; {platform.node()}, {os.cpu_count()} CPUs; load {load0[0]:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after\n")
-    print("| model | rho | open loop: measured (interval) ms | theory ms | agrees | closed loop: measured ms | agrees |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | rho | closed form, nominal ms | open loop: measured (interval) ms | closed form at measured "
+          "service ms | agrees | closed loop: measured ms | agrees |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in table:
         o, c = r["open"], r["closed"]
-        print(f"| {r['model']} | {r['rho']} | {o['measured_ms']:.3f} ({o['interval_ms'][0]:.3f}..{o['interval_ms'][1]:.3f})"
+        print(f"| {r['model']} | {r['rho']} | {r['nominal_ms']:.3f} | {o['measured_ms']:.3f} ({o['interval_ms'][0]:.3f}..{o['interval_ms'][1]:.3f})"
               f" | {o['theory_ms'][0]:.3f}..{o['theory_ms'][1]:.3f} | {o['agrees']} | {c['measured_ms']:.3f} "
               f"({c['interval_ms'][0]:.3f}..{c['interval_ms'][1]:.3f}) | {c['agrees']} |")
     print(f"\nPASS (every open loop agrees; the closed loop disagrees where the tests say it must): {ok}")

@@ -14,12 +14,14 @@ Tolerances come from the data, never from numbers tuned on one machine:
   bounds are binomial order statistics at the effective sample size
   ``n / inflation`` (the regenerative variance of the mean over the iid one),
   one-sided at ``QUANTILE_CONFIDENCE`` each;
-* the machine's overheads, measured in the same run, one-sided (they can only
-  slow requests down): the closed form is evaluated twice, at the nominal
-  service distribution (the low end of the band) and at the first two moments
-  of the service times the driver measured (start to done: timer wake-ups,
-  thread switches and a loaded machine's preemptions make them longer and
-  more variable; the high end, plus the driver's mean lag).
+* the service times the host actually gave: on a loaded machine a 2 ms
+  service takes 2.1-2.8 ms (timer wake-ups, preemptions), so the closed form
+  is evaluated at the first two moments of the service times the service
+  measured itself, inside the call (the low end of the band: P-K, which is
+  M/M/1's ``1/(mu - lambda)`` and M/D/1's formula at their nominal moments),
+  and at those the driver measured from start to done plus its mean lag
+  (the high end: overheads only slow requests down). The nominal-parameter
+  values are printed by bench/load_queueing.py beside them.
 """
 
 from __future__ import annotations
@@ -146,6 +148,9 @@ class Observed:
     empty: np.ndarray
     #: The driver's lag of each request (s), for quantile checks.
     lags: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    #: (E[S], E[S^2]) of the service times as the service measured them
+    #: inside each call (None: use the nominal moments).
+    own: tuple[float, float] | None = None
 
 
 def moments(service_s: np.ndarray) -> tuple[float, float]:
@@ -161,7 +166,8 @@ def open_loop(service: Service, slots: int, arrivals_s: np.ndarray, warmup_s: fl
     done_before = np.concatenate([[-np.inf], np.maximum.accumulate(np.nan_to_num(run.done_s, nan=np.inf))[:-1]])
     empty = run.scheduled_s >= done_before  # everyone before it had finished when it arrived
     lags = run.lag_s[m & np.isfinite(run.lag_s)]
-    return Observed(run.latency_s[m], *moments(run.service_s), float(lags.mean()), empty[m], lags)
+    return Observed(run.latency_s[m], *moments(run.service_s), float(lags.mean()), empty[m], lags,
+                    moments(np.asarray(service.taken)))
 
 
 def closed_loop(service: Service, slots: int, requests: int) -> Observed:
@@ -189,7 +195,8 @@ def closed_loop(service: Service, slots: int, requests: int) -> Observed:
     for t in threads:
         t.join()
     lat = np.asarray(out)
-    return Observed(lat, *moments(lat), 0.0, np.ones(lat.size, dtype=bool))  # no queue: every request alone
+    return Observed(lat, *moments(lat), 0.0, np.ones(lat.size, dtype=bool),  # no queue: every request alone
+                    own=moments(np.asarray(service.taken)))
 
 
 # -- checks --------------------------------------------------------------------
@@ -242,14 +249,14 @@ Theory = Callable[[float, float], float]
 
 
 def _band(obs: Observed, theory: Theory, nominal: tuple[float, float]) -> tuple[float, float]:
-    low = theory(*nominal)
+    low = theory(*(obs.own or nominal))
     high = theory(obs.es, obs.es2) + obs.lag_s
     return low, max(low, high)
 
 
 def check_mean(obs: Observed, theory: Theory, nominal: tuple[float, float]) -> Check:
-    """Mean response against ``theory`` at the ``nominal`` service moments
-    and at the measured ones."""
+    """Mean response against ``theory`` at the service's own measured moments
+    (``nominal`` without them) and at the driver's, plus its lag."""
     lat = obs.latency_s
     mean, allow = float(lat.mean()), Z * regenerative_se(lat, obs.empty)
     return Check("mean response", mean, mean - allow, mean + allow, *_band(obs, theory, nominal))
@@ -269,7 +276,7 @@ def _quantile_ranks(obs: Observed, q: float) -> tuple[int, int | None, int | Non
 def check_quantile(obs: Observed, q: float, theory: Callable[[float], Theory], nominal: tuple[float, float]) -> Check:
     """The measured ``q`` quantile with order-statistic bounds at the
     effective sample size (inf / 0: the data cannot bound that side), against
-    ``theory(q)`` at the nominal moments (low end) and, for the high end, the
+    ``theory(q)`` at the service's own moments (low end) and, for the high end, the
     union bound P(A + B > a + b) <= P(A > a) + P(B > b): the closed form's
     (1 + q)/2 quantile at the measured moments plus the driver's lag at the
     same quantile (a quantile of a sum is not the sum of the quantiles)."""
@@ -278,7 +285,7 @@ def check_quantile(obs: Observed, q: float, theory: Callable[[float], Theory], n
     upper = float(np.quantile(lat, up / n_eff)) if up is not None else math.inf
     lower = float(np.quantile(lat, (lo - 1) / n_eff)) if lo is not None else 0.0
     half = (1.0 + q) / 2.0
-    low = theory(q)(*nominal)
+    low = theory(q)(*(obs.own or nominal))
     high = theory(half)(obs.es, obs.es2) + float(np.quantile(obs.lags, half))
     return Check(f"p{q * 100:g} response", float(np.quantile(lat, q)), lower, upper, low, max(low, high))
 

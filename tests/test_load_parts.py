@@ -187,3 +187,28 @@ def test_serve_summary_round_trips_through_json() -> None:
               points=(p, inf))
     back = Serve.from_dict(json.loads(json.dumps(s.to_dict(), allow_nan=False)))
     assert back == s
+
+
+def test_every_serve_setting_is_part_of_how_it_is_measured() -> None:
+    """Changing rate, arrivals, concurrency, duration, warm-up, SLO, seed or the
+    search changes the configuration hash and is a measurement-method change
+    (the gate: incomparable), never a build change it would judge."""
+    import dataclasses
+
+    from pytest_trtperf.config import serve_plan
+    from pytest_trtperf.identity import config_changes, config_hash, split_config
+
+    base = serve_plan({"rate": 100, "slo": "p99<20ms", "duration": 2}, where="t")
+    variants = {"rate": {"rate": 120}, "arrivals": {"arrivals": "constant"}, "concurrency": {"concurrency": 2},
+                "duration_s": {"duration": 3}, "warmup_s": {"warmup": 0.1}, "slo": {"slo": "p99<25ms"},
+                "seed": {"seed": 1}, "search": {"search": False}, "precision": {"precision": 0.1}}
+    ident = {"kind": "host", "mode": "serve", "serve": base.identity()}
+    for field, change in variants.items():
+        other = serve_plan({"rate": 100, "slo": "p99<20ms", "duration": 2, **change}, where="t")
+        o_ident = {"kind": "host", "mode": "serve", "serve": other.identity()}
+        assert config_hash(o_ident) != config_hash(ident), field
+        (m1, b1), (m2, b2) = split_config(ident), split_config(o_ident)
+        assert config_changes(m1, m2) and not config_changes(b1, b2), field
+    trace = serve_plan({"rate": 100, "arrivals": [0.0, 0.1, 0.15]}, where="t")
+    assert trace.identity()["arrivals"].startswith("trace:")
+    assert dataclasses.replace(base).identity() == base.identity()

@@ -61,6 +61,7 @@ def test_update_writes_both_figures_then_compare_passes(pytester: pytest.Pyteste
     assert lat["mode"] == sus["mode"] == "serve"
     assert lat["config"]["serve"]["rate"] == 100.0 and lat["config"]["serve"]["slo"] == "p90<30ms"
     assert sus["config"]["figure"] == "sustainable_rate"
+    assert "host_peak_bytes" in lat["memory"]  # memory figures as for any host measurement
     # M/D/1 with D = 2 ms: capacity 500/s; the search brackets the knee below it
     assert 100 <= sus["throughput"] <= 500
     r = run(pytester)

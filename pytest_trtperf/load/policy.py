@@ -58,6 +58,7 @@ def serve(runner: Runner, slots: Slots, target: Target, sustainable_target: Targ
                 device_state=state, location=target.location)
     figure = latency_figure(plan.slo, plan.rate)
     latency = _judged(runner, _latency_result(out, plan, target, identity, base, opts), figure, opts)
+    latency = _with_memory(runner, latency, out, opts)
     sustainable = None
     search = out.serve.search
     if sustainable_target is not None and plan.slo is not None and search is not None and search.sustainable_rate > 0:
@@ -65,6 +66,24 @@ def serve(runner: Runner, slots: Slots, target: Target, sustainable_target: Targ
         result = _sustainable_result(out, sustainable_target, {**identity, "figure": figure.name}, base, opts)
         sustainable = _judged(runner, result, figure, opts)
     return Served(latency, sustainable, _slo_missed(out, plan))
+
+
+class _Figures:
+    """The memory figures a serve run read before teardown, for the runner's memory gate."""
+
+    def __init__(self, figures: Mapping[str, int]) -> None:
+        self._figures = dict(figures)
+
+    def memory_figures(self) -> Mapping[str, int]:
+        return self._figures
+
+
+def _with_memory(runner: Runner, result: Result, out: ServeRun, opts: MeasureOptions) -> Result:
+    """Memory figures and their verdict on the latency result (as for any
+    measurement; the sustainable-rate result is the same run's)."""
+    assert result.verdict is not None
+    figures, verdict = runner.memory(_Figures(out.memory), result, result.verdict, opts)  # type: ignore[arg-type]  # only memory_figures() is read
+    return dataclasses.replace(result, memory=figures, memory_verdict=verdict)
 
 
 def _judged(runner: Runner, result: Result, figure: Figure, opts: MeasureOptions) -> Result:

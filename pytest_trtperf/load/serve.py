@@ -4,12 +4,13 @@ rate, search the sustainable rate when asked, tear down."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 
 from . import arrivals as arrivals_mod
 from .driver import Run, drive
+from ..memory import measure as measure_memory
 from .percentiles import min_requests
 from .point import rate_point
 from .search import find_sustainable
@@ -57,6 +58,8 @@ class ServeRun:
 
     serve: Serve
     run: Run
+    #: Memory figures read after the runs, before teardown (slots that report them).
+    memory: Mapping[str, int] = field(default_factory=dict)
 
 
 #: Most runs one search makes (its time budget usually ends it first).
@@ -102,12 +105,13 @@ def run_serve(slots: Slots, plan: ServePlan) -> ServeRun:
                                              max_steps=MAX_SEARCH_RUNS, lowest=plan.rate / 1024,
                                              out_of_time=lambda: time.monotonic() >= deadline)
             points = tried
+        memory = measure_memory(slots)  # outside every timed run
     finally:
         slots.teardown()
     ordered = tuple(sorted(points, key=lambda p: p.offered_rate))
     return ServeRun(serve=Serve(rate=plan.rate, arrivals=arrivals_mod.identity(plan.arrivals),
                                 concurrency=plan.concurrency, slo=str(plan.slo) if plan.slo else None,
                                 seed=plan.seed, duration_s=plan.duration_s, at_rate=point, points=ordered,
-                                search=search), run=run)
+                                search=search), run=run, memory=memory)
 
 

@@ -67,6 +67,12 @@ class HostSlots:
     def teardown(self) -> None:
         """Nothing to release."""
 
+    def memory_figures(self) -> Mapping[str, int]:
+        """``host_peak_bytes`` of one request, as for ``trt_bench.measure``."""
+        from ..memory import host_peak_per_call
+
+        return {"host_peak_bytes": host_peak_per_call(self._fn)}
+
     def identity(self) -> Mapping[str, Any]:
         return {"slots": "threads"}
 
@@ -174,6 +180,10 @@ class EngineSlots:
 
     def calls(self) -> Sequence[Callable[[], None]]:
         return list(self.workload.slot_calls())
+
+    def memory_figures(self) -> Mapping[str, int]:
+        """The engine's figures over all contexts (``TensorRTWorkload.memory_figures``)."""
+        return dict(self.workload.memory_figures())
 
     def teardown(self) -> None:
         self.workload.teardown()
