@@ -64,6 +64,7 @@ def rows() -> list[dict[str, Any]]:
         for name, open_run, closed_run, check, nominal in cases:
             c_open, c_closed = check(open_run()), check(closed_run())
             out.append({"model": name, "rho": rho, "nominal_ms": nominal * 1e3, "open": _row(c_open),
+                        "judgeable": math.isfinite(c_open.t_low),
                         "closed": _row(c_closed)})
             print(f"{name:18s} rho {rho}: open {c_open} -> {'agrees' if c_open.ok else 'DISAGREES'}; "
                   f"closed loop {'agrees (!)' if c_closed.ok else 'disagrees'}", flush=True)
@@ -87,7 +88,8 @@ def main() -> int:
     must_disagree = [r for r in table if (r["model"] != "M/M/1 p99 (1 ms)" and not (r["model"] == "M/M/2 mean"
                                                                                     and r["rho"] == 0.3))
                      or (r["model"] == "M/M/1 p99 (1 ms)" and r["rho"] == 0.5)]
-    ok = all(r["open"]["agrees"] for r in table) and not any(r["closed"]["agrees"] for r in must_disagree)
+    ok = all(r["open"]["agrees"] for r in table if r["judgeable"]) and not any(r["closed"]["agrees"]
+                                                                            for r in must_disagree)
     doc = {"date": started, "host": platform.node(), "cpus": os.cpu_count(), "load_before": load0,
            "load_after": os.getloadavg(), "rows": table, "pass": ok}
     if args.json:
@@ -100,9 +102,10 @@ def main() -> int:
     for r in table:
         o, c = r["open"], r["closed"]
         print(f"| {r['model']} | {r['rho']} | {r['nominal_ms']:.3f} | {o['measured_ms']:.3f} ({o['interval_ms'][0]:.3f}..{o['interval_ms'][1]:.3f})"
-              f" | {o['theory_ms'][0]:.3f}..{o['theory_ms'][1]:.3f} | {o['agrees']} | {c['measured_ms']:.3f} "
+              f" | {o['theory_ms'][0]:.3f}..{o['theory_ms'][1]:.3f} | {o['agrees'] if r['judgeable'] else 'not judgeable'} | {c['measured_ms']:.3f} "
               f"({c['interval_ms'][0]:.3f}..{c['interval_ms'][1]:.3f}) | {c['agrees']} |")
-    print(f"\nPASS (every open loop agrees; the closed loop disagrees where the tests say it must): {ok}")
+    print(f"\nPASS (every judgeable open loop agrees: not judgeable = the host's service times saturate the queue; "
+          f"the closed loop disagrees where the tests say it must): {ok}")
     return 0 if ok else 1
 
 

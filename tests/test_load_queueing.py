@@ -57,7 +57,7 @@ def _quantile(lam: float) -> "q.Callable[[float], q.Theory]":
 def test_mm1_mean_matches_the_closed_form(rho: float) -> None:
     obs, lam = _mm1(rho)
     assert _mean(lam)(*EXP) == pytest.approx(q.mm1_mean(lam, 1.0 / SERVICE_S))  # P-K at exponential service
-    mean = q.check_mean(obs, _mean(lam), EXP)
+    mean = q.judgeable(q.check_mean(obs, _mean(lam), EXP))
     assert mean.ok, str(mean)
 
 
@@ -66,7 +66,7 @@ def test_mm1_p99_matches_the_closed_form(rho: float) -> None:
     obs, lam = _mm1(rho, P99_SERVICE_S, P99_SPAN_S)
     nominal = (P99_SERVICE_S, 2 * P99_SERVICE_S**2)
     assert _quantile(lam)(0.99)(*nominal) == pytest.approx(q.mm1_quantile(lam, 1.0 / P99_SERVICE_S, 0.99))
-    p99 = q.check_quantile(obs, 0.99, _quantile(lam), nominal)
+    p99 = q.judgeable(q.check_quantile(obs, 0.99, _quantile(lam), nominal))
     assert p99.ok, str(p99)
     # Whether the data bound the p99 from above depends on how correlated the
     # responses were (a loaded host makes more of them wait together): at 0.3
@@ -79,7 +79,7 @@ def test_md1_mean_matches_the_closed_form(rho: float) -> None:
     lam = rho / SERVICE_S
     assert _mean(lam)(*FIXED) == pytest.approx(q.md1_mean(lam, SERVICE_S))  # P-K at fixed service
     obs = q.open_loop(q.Service(q.fixed(SERVICE_S)), 1, schedule("poisson", lam, SPAN_S, 5), WARMUP_S)
-    check = q.check_mean(obs, _mean(lam), FIXED)
+    check = q.judgeable(q.check_mean(obs, _mean(lam), FIXED))
     assert check.ok, str(check)
 
 
@@ -89,7 +89,7 @@ def test_mmc_mean_matches_erlang_c(rho: float) -> None:
     lam = rho * c / SERVICE_S
     assert q.mgc_mean(lam, *EXP, c) == pytest.approx(q.mmc_mean(lam, 1.0 / SERVICE_S, c))
     obs = q.open_loop(q.Service(q.exponential(SERVICE_S, 23)), c, schedule("poisson", lam, SPAN_S, 23), WARMUP_S)
-    check = q.check_mean(obs, lambda es, es2: q.mgc_mean(lam, es, es2, c), EXP)
+    check = q.judgeable(q.check_mean(obs, lambda es, es2: q.mgc_mean(lam, es, es2, c), EXP))
     assert check.ok, str(check)
 
 

@@ -66,7 +66,8 @@ def test_update_writes_both_figures_then_compare_passes(pytester: pytest.Pyteste
     assert 100 <= sus["throughput"] <= 500
     r = run(pytester)
     r.assert_outcomes(passed=1)
-    r.stdout.fnmatch_lines(["*test_serve.py::test_serve*p90*pass*"])
+    # pass, or improved when a load spike on this shared host slowed the baseline's run
+    r.stdout.re_match_lines([r".*test_serve\.py::test_serve +p90 .*(pass|improved).*"])
 
 
 def test_a_slower_service_fails_on_p99_at_the_rate_and_on_the_sustainable_rate(pytester: pytest.Pytester) -> None:
@@ -171,3 +172,15 @@ def test_terminal_and_html_show_rates_percentiles_and_the_knee_against_the_basel
     for label in ("this run p50", "this run p90", "baseline p90", "SLO p90&lt;30ms", "stated rate 100/s",
                   "this run sustainable", "baseline sustainable"):
         assert label in knees[0], label
+
+
+def test_trt_disable_runs_one_request_per_slot_untimed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_off='''
+calls = []
+def test_off(trt_bench):
+    r = trt_bench.serve(lambda: calls.append(1), rate=1000, concurrency=3, duration=30, slo="p99<1ms")
+    assert len(calls) == 3 and r.verdict.status == "off"
+''')
+    r = run(pytester, "--trt-disable")
+    r.assert_outcomes(passed=1)
+    assert not baseline_files(pytester)
