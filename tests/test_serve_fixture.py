@@ -184,3 +184,17 @@ def test_off(trt_bench):
     r = run(pytester, "--trt-disable")
     r.assert_outcomes(passed=1)
     assert not baseline_files(pytester)
+
+
+def test_pytest_trtperf_compare_judges_both_serve_figures(pytester: pytest.Pytester,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_trtperf.cli import main
+
+    suite(pytester, slo=200)
+    a, b = pytester.path / "a.json", pytester.path / "b.json"
+    run(pytester, "--trt-baseline=off", f"--trt-json={a}").assert_outcomes(passed=1)
+    run(pytester, "--trt-baseline=off", f"--trt-json={b}", service_ms=7.0).assert_outcomes(passed=1)
+    assert main(["compare", str(a), str(b)]) == 1
+    out = capsys.readouterr().out
+    assert "test_serve.py::test_serve: p90 latency at 100/s regressed +" in out
+    assert "test_serve.py::test_serve::sustainable_rate: sustainable rate (p90<200ms) regressed +" in out
