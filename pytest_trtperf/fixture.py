@@ -135,13 +135,17 @@ class TrtBench:
     @user_errors
     def compare(self, a: Any, b: Any, *, max_slowdown: Any = None, min_speedup: Any = None, name: str | None = None,
                 timer: str = "auto", inferences_per_iteration: int = 1, shapes: Mapping[str, Any] | None = None,
-                inputs: Any = None, extra_info: Mapping[str, Any] | None = None, **overrides: Any) -> Result:
+                inputs: Any = None, extra_info: Mapping[str, Any] | None = None, serve: Mapping[str, Any] | None = None,
+                **overrides: Any) -> Result:
         """A relative gate: measure ``a`` and ``b`` in alternating blocks in
         this process and judge the paired ratio b/a against the expectation,
         ``max_slowdown="3%"`` (b at most 3% slower than a) or
         ``min_speedup=1.5`` (b at least 1.5x faster). ``a`` and ``b`` are
         anything :meth:`measure` takes; ``timer``, ``shapes``, ``inputs`` and
         the keyword overrides apply to both. No baseline is read or written.
+        With ``serve={"rate": ..., ...}`` (the :meth:`serve` arguments, plus
+        ``pairs``) the blocks are open-loop runs on the same schedule and the
+        ratio is of the SLO's percentile (p99 without an SLO).
         """
         from .relative.policy import Expectation, run_relative
 
@@ -151,6 +155,9 @@ class TrtBench:
         inferences_per_iteration = check_inferences(inferences_per_iteration, where=where)
         info = check_extra_info(extra_info, where=where)
         opts = self._options(overrides, where=where)
+        if serve is not None:
+            return self._compare_served(a, b, serve, Expectation.from_config(kind, value), name=name, timer=timer,
+                                        shapes=shapes, inputs=inputs, opts=opts, info=info, where=where)
         engines = [hasattr(t, "__trtperf_engine__") for t in (a, b)]
         if (shapes is not None or inputs is not None) and not any(engines):
             raise UsageError(f"{where}: shapes= and inputs= apply to engines from trt_bench.engine(), not to "
@@ -246,6 +253,36 @@ class TrtBench:
         if served.slo_missed is not None:
             self._slo_missed.append((first.id, served.slo_missed))
         return self.results[-len(results)]
+
+    def _compare_served(self, a: Any, b: Any, serve: Mapping[str, Any], expectation: Any, *, name: str | None,
+                        timer: str, shapes: Any, inputs: Any, opts: MeasureOptions, info: Mapping[str, Any],
+                        where: str) -> Result:
+        """``compare(a, b, serve={...})``: both sides served in alternating blocks (``load.relative``)."""
+        from .config import parse_number, serve_overrides, serve_plan
+        from .load.relative import DEFAULT_PAIRS, serve_pair
+
+        if not isinstance(serve, Mapping):
+            raise UsageError(f"{where}: serve={type(serve).__name__} must be a dict of serve arguments, e.g. "
+                             f"serve={{\"rate\": 200, \"slo\": \"p99<20ms\"}}")
+        args = {**serve_overrides(list(self._item.iter_markers("trt_serve")), where=self._item.nodeid), **serve}
+        pairs = int(parse_number(args.pop("pairs", DEFAULT_PAIRS), what=f"{where}: serve pairs", low=3, high=1000,
+                                 integer=True))
+        plan = dataclasses.replace(serve_plan(args, where=where), search=False)
+        sides = [self._slots(t, (), None, timer=timer, shapes=shapes, inputs=inputs, opts=opts,
+                             count=plan.concurrency, where=where) for t in (a, b)]
+        if (sides[0].kind == "host") != (sides[1].kind == "host"):
+            raise UsageError(f"{where}: a is served as {sides[0].kind} and b as {sides[1].kind}; serve both on the "
+                             f"host or both on the GPU")
+        target = self._target(name, opts, info)
+        if self._state.settings.disabled:  # --trt-disable: one request per slot on each side, untimed
+            self._serve_once(sides[0], target, opts)
+            return self._serve_once(sides[1], target, opts)
+        result = serve_pair(self._runner, sides[0], sides[1], target, plan, opts, expectation,
+                            labels=(_label(a, "a"), _label(b, "b")), pairs=pairs)
+        result = dataclasses.replace(result, group=opts.group, extra_info={**self._shared_info(), **info},
+                                     params=self._params())
+        self.results.append(result)
+        return result
 
     def _slots(self, target: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None, *, timer: str,
                shapes: Any, inputs: Any, opts: MeasureOptions, count: int, where: str) -> Any:

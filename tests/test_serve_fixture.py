@@ -198,3 +198,30 @@ def test_pytest_trtperf_compare_judges_both_serve_figures(pytester: pytest.Pytes
     out = capsys.readouterr().out
     assert "test_serve.py::test_serve: p90 latency at 100/s regressed +" in out
     assert "test_serve.py::test_serve::sustainable_rate: sustainable rate (p90<200ms) regressed +" in out
+
+
+def test_compare_under_load_judges_the_paired_percentile_on_one_schedule(pytester: pytest.Pytester) -> None:
+    """A 6 ms service against a 2 ms one at 100/s: b's p90 is several times
+    a's in every pair, beyond max_slowdown 20%; two equal services meet it."""
+    pytester.makepyfile(test_ab='''
+import time
+from pytest_trtperf.load.driver import wait_until
+
+def service(ms):
+    return lambda: wait_until(time.perf_counter() + ms / 1e3)
+
+SERVE = {"rate": 100, "duration": 0.6, "slo": "p90<500ms", "pairs": 4, "seed": 2}
+
+def test_slower(trt_bench):
+    trt_bench.compare(service(2), service(6), serve=SERVE, max_slowdown="20%")
+
+def test_same(trt_bench):
+    r = trt_bench.compare(service(2), service(2), serve=SERVE, max_slowdown="100%")
+    assert r.relative.pairs == 4 and r.mode == "serve" and r.serve.rate == 100
+''')
+    r = run(pytester, "--trt-baseline=off", "--trt-report=ab.html")
+    r.assert_outcomes(passed=1, failed=1)
+    r.stdout.fnmatch_lines(["*test_slower*b/a * exceeds max_slowdown 20%; p90 latency: b *slower than a*4 interleaved "
+                            "pairs*"])
+    assert not (pytester.path / ".trtperf").exists()
+    assert "Latency under load" in (pytester.path / "ab.html").read_text()
