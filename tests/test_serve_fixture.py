@@ -78,6 +78,7 @@ def test_a_slower_service_fails_on_p99_at_the_rate_and_on_the_sustainable_rate(p
     text = r.stdout.str()
     assert "p90 latency at 100/s regressed" in text
     assert "sustainable rate (p90<200ms) regressed" in text
+    assert "(confirmed by a second measurement)" in text  # served again before failing, as every measurement
 
 
 def test_changing_the_rate_is_incomparable(pytester: pytest.Pytester) -> None:

@@ -3,8 +3,8 @@ runner's device lock and state monitor, make its results (latency at the
 stated rate; sustainable rate when searched) and judge each against its
 baseline with the ordinary gate.
 
-Not re-measured: a serve run is long and its percentile bounds already say
-how sure it is; a busy or throttled window is flagged like any other.
+A suspected regression is served again and the second run decides, as for
+every measurement; a busy or throttled window is flagged like any other.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from ..config import MeasureOptions
 from ..identity import config_hash
 from ..results import DeviceState, Distribution, Result
-from ..runner import Runner, Target
+from ..runner import Runner, Target, confirm
 from .metrics import Figure, latency_figure, sustainable_figure
 from .point import censored_latency_s, measured
 from .serve import ServePlan, ServeRun, run_serve
@@ -41,6 +41,30 @@ class Served:
 
 def serve(runner: Runner, slots: Slots, target: Target, sustainable_target: Target | None, plan: ServePlan,
           opts: MeasureOptions) -> Served:
+    """Serve and judge; a suspected regression of either figure (or a window
+    flagged for throttling) is served once more and the second run decides,
+    the runner's policy for every measurement (``runner.confirm``)."""
+    served, _, again = confirm(lambda: _serve_once(runner, slots, target, sustainable_target, plan, opts),
+                               lambda s: s, is_regression=_regressed, remeasure=opts.remeasure,
+                               flagged=lambda s: s.latency.flagged)
+    if not again:
+        return served
+    return dataclasses.replace(served, latency=_remeasured(served.latency),
+                               sustainable=_remeasured(served.sustainable) if served.sustainable else None)
+
+
+def _regressed(s: Served) -> bool:
+    return any(r is not None and r.verdict is not None and r.verdict.status == "regression"
+               for r in (s.latency, s.sustainable))
+
+
+def _remeasured(r: Result) -> Result:
+    assert r.verdict is not None
+    return dataclasses.replace(r, verdict=dataclasses.replace(r.verdict, remeasured=True))
+
+
+def _serve_once(runner: Runner, slots: Slots, target: Target, sustainable_target: Target | None,
+                plan: ServePlan, opts: MeasureOptions) -> Served:
     fp = runner.fingerprint(slots)  # type: ignore[arg-type]  # slots have what a fingerprint reads: kind, identity()
     monitor = runner.monitor_for(slots.kind)
     lock = runner.gpu.measurement_lock() if runner.gpu is not None else contextlib.nullcontext()
