@@ -246,6 +246,8 @@ class TrtBench:
         if self._state.settings.disabled:  # --trt-disable: one request per slot, untimed, not reported
             return self._serve_once(slots, first, opts)
         served = serve_gated(self._runner, slots, first, second, plan, opts)
+        self._write_exports(served.latency, lambda exports, directory: exports.export_serve(
+            directory, served.latency, served.run, plan.warmup_s))
         shared = {**self._shared_info(), **info}
         results = [served.latency] + ([served.sustainable] if served.sustainable is not None else [])
         for r in results:

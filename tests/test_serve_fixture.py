@@ -226,3 +226,21 @@ def test_same(trt_bench):
                             "pairs*"])
     assert not (pytester.path / ".trtperf").exists()
     assert "Latency under load" in (pytester.path / "ab.html").read_text()
+
+
+def test_export_dir_writes_every_request_of_the_stated_rate_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_exp='''
+import time
+def test_exp(trt_bench):
+    trt_bench.serve(lambda: time.sleep(0.001), rate=100, duration=0.5, warmup=0.2, seed=4)
+''')
+    run(pytester, "--trt-baseline=off", "--trt-export-dir=exp").assert_outcomes(passed=1)
+    index = json.loads((pytester.path / "exp" / "index.json").read_text())
+    (files,) = index["results"].values()
+    doc = json.loads((pytester.path / "exp" / files["samples"]).read_text())
+    s = doc["series"]
+    assert doc["mode"] == "serve" and doc["requests"] == len(s["scheduled"]) == len(s["latency"]) >= 40
+    # latency is completion minus scheduled arrival, and never shorter than the service it contains
+    for sched, start, done, lat in zip(s["scheduled"], s["start"], s["done"], s["latency"]):
+        assert lat == pytest.approx(done - sched, abs=2e-6) and start >= sched - 1e-6 and done - start >= 0.9
+    assert doc["measured"].count(False) == sum(1 for t in s["scheduled"] if t < 200.0)

@@ -37,6 +37,8 @@ class Served:
     sustainable: Result | None
     #: Why the SLO was missed at the stated rate (fails the test), or None.
     slo_missed: str | None
+    #: The deciding run at the stated rate (raw, for --trt-export-dir; never serialised).
+    run: Any = None
 
 
 def serve(runner: Runner, slots: Slots, target: Target, sustainable_target: Target | None, plan: ServePlan,
@@ -89,7 +91,7 @@ def _serve_once(runner: Runner, slots: Slots, target: Target, sustainable_target
         figure = sustainable_figure(plan.slo)
         result = _sustainable_result(out, sustainable_target, {**identity, "figure": figure.name}, base, opts)
         sustainable = _judged(runner, result, figure, opts)
-    return Served(latency, sustainable, _slo_missed(out, plan))
+    return Served(latency, sustainable, _slo_missed(out, plan), out.run)
 
 
 class _Figures:
