@@ -1,6 +1,7 @@
 """TensorRT workloads on a small MLP: a dynamic-shape batch sweep over one
-engine, a throughput test on two streams, loading a saved engine file, and a
-relative gate: an FP16 engine against the FP32 engine of the same network.
+engine, a throughput test on two streams, loading a saved engine file, a
+relative gate (an FP16 engine against the FP32 engine of the same network),
+and latency under load (two execution contexts serving Poisson arrivals).
 
 Models come from ``models/make_models.py`` (generated, no download). On a
 machine without TensorRT or a GPU its tests skip, and the summary says why.
@@ -41,6 +42,15 @@ def test_batch_sweep(trt_bench):
 def test_mlp_throughput(trt_bench):
     result = trt_bench()
     assert result.throughput > 0  # inferences per second (256 per iteration)
+
+
+@pytest.mark.trt_engine(onnx=MLP, shapes={"input": (1, 256)})
+@pytest.mark.trt_serve(rate=2000, concurrency=2, duration=2, slo="p99<5ms", search_time=20)
+def test_mlp_serves_2000_per_second(trt_bench):
+    """Open-loop arrivals at 2000/s on two execution contexts (one stream
+    each): p99 at that rate and the highest rate within 5 ms are gated."""
+    result = trt_bench.serve()
+    assert result.serve.at_rate.requests > 0
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ from .errors import BaselineFileError
 from .files import TEMP_SUFFIX, UnreadableFile, atomic_write, read_regular_file
 from .fingerprint import Fingerprint, is_slug_form, slug
 from .identity import config_identity
+from .load.summary import Serve
 from .noise import HISTORY_RUNS, centre, moved
 from .results import Distribution, Result, SeriesStats, figures_from_json
 
@@ -108,6 +109,9 @@ class BaselineEntry:
     memory: Mapping[str, int] = field(default_factory=dict)
     #: The result's ``extra_info`` (the user's context, never judged).
     extra_info: Mapping[str, Any] = field(default_factory=dict)
+    #: Latency under load (``Result.serve``): the rates run and the search, for
+    #: reports (the knee against the baseline's); the gate reads the figures above.
+    serve: Serve | None = None
 
     def metric_value(self, metric: str) -> float:
         return self.throughput if metric == "throughput" else float(getattr(self.latency, metric))
@@ -152,6 +156,7 @@ class BaselineEntry:
             config=config_identity(r.identity),
             memory=dict(r.memory),
             extra_info=dict(r.extra_info),
+            serve=r.serve,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,6 +183,8 @@ class BaselineEntry:
             d["memory"] = dict(self.memory)
         if self.extra_info:
             d["extra_info"] = dict(self.extra_info)
+        if self.serve is not None:
+            d["serve"] = self.serve.to_dict()
         return d
 
     @classmethod
@@ -218,8 +225,22 @@ class BaselineEntry:
             memory=_memory(d.get("memory")),
             extra_info=(check.json_value(check.obj(d["extra_info"], "extra_info"), "extra_info")
                         if d.get("extra_info") is not None else {}),
+            serve=_serve(d.get("serve")),
         )
         return entry
+
+
+def _serve(value: Any) -> Serve | None:
+    """The entry's serve summary (reports only), or None; a malformed one is a
+    field error like any other."""
+    if value is None:
+        return None
+    try:
+        return Serve.from_dict(check.json_value(check.obj(value, "serve"), "serve"))
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, check.FieldError):
+            raise
+        raise check.FieldError("serve", f"is not a serve summary ({type(e).__name__}: {e})") from None
 
 
 def _memory(value: Any) -> dict[str, int]:

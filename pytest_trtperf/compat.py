@@ -14,7 +14,8 @@ pytest code, like ``plugin.py``; imports nothing heavy at module level.
 from __future__ import annotations
 
 import gc
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
 
 import pytest
 
@@ -40,7 +41,7 @@ def conflict(pluginmanager: Any) -> str | None:
 class BenchmarkFixture:
     """What a test gets as ``benchmark`` under ``--trt-benchmark-compat``."""
 
-    def __init__(self, bench: "TrtBench", item: pytest.Item, marker: BenchmarkMarker, disabled: bool) -> None:
+    def __init__(self, bench: TrtBench, item: pytest.Item, marker: BenchmarkMarker, disabled: bool) -> None:
         self._bench = bench
         self._marker = marker
         #: pytest-benchmark's names: the test's name and node id, its parameters.
@@ -137,7 +138,7 @@ class BenchmarkPlugin:
         return self._fixture_for(request)
 
 
-def make_fixture(request: pytest.FixtureRequest, bench: "TrtBench", disabled: bool) -> BenchmarkFixture:
+def make_fixture(request: pytest.FixtureRequest, bench: TrtBench, disabled: bool) -> BenchmarkFixture:
     """The ``benchmark`` object for this test; a bad ``@pytest.mark.benchmark``
     fails it with one line."""
     item = request.node

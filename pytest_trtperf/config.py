@@ -1025,3 +1025,73 @@ def pedantic_options(opts: MeasureOptions, *, rounds: Any, warmup_rounds: Any, i
     out = dataclasses.replace(opts, iterations=rounds, duration_s=None, warmup_s=0.0,
                               min_warmup_iterations=warmup_rounds, min_iterations=min(opts.min_iterations, rounds))
     return out, iterations
+
+
+# -- latency under load: trt_bench.serve() and the trt_serve marker ---------------
+#: ``trt_bench.serve()`` / ``@pytest.mark.trt_serve`` keywords (the serve
+#: configuration; measuring and gating options stay with ``trt_perf``).
+SERVE_ARGS = ("rate", "concurrency", "arrivals", "duration", "warmup", "slo", "seed", "search", "search_time",
+              "precision")
+#: Largest number of execution slots (threads, streams or TensorRT contexts).
+MAX_CONCURRENCY = 256
+#: Default seconds measured at each rate, and the share of it run first as warm-up.
+SERVE_DURATION_S = 5.0
+SERVE_WARMUP_SHARE = 0.2
+
+
+def serve_plan(args: Mapping[str, Any], *, where: str) -> Any:
+    """A checked ``load.serve.ServePlan`` from serve keywords (marker defaults
+    merged under the call's). One line naming ``where`` on bad input."""
+    from .load.arrivals import ARRIVALS, check_trace
+    from .load.serve import ServePlan
+    from .load.summary import Slo
+
+    unknown = sorted(set(args) - set(SERVE_ARGS))
+    if unknown:
+        raise UsageError(f"{where}: unknown serve argument(s) {', '.join(unknown)}; known: {', '.join(SERVE_ARGS)}")
+    if args.get("rate") is None:
+        raise UsageError(f"{where}: serve needs rate= (requests per second offered), e.g. rate=200")
+    rate = float(parse_number(args["rate"], what=f"{where}: rate", low=0, high=1e6, low_open=True))
+    concurrency = int(parse_number(args.get("concurrency", 1), what=f"{where}: concurrency", low=1,
+                                   high=MAX_CONCURRENCY, integer=True))
+    arrivals: Any = args.get("arrivals", "poisson")
+    if isinstance(arrivals, str):
+        arrivals = parse_choice(arrivals, ARRIVALS, what=f"{where}: arrivals")
+    else:
+        arrivals = check_trace(arrivals, where)
+    duration = float(parse_number(args.get("duration", SERVE_DURATION_S), what=f"{where}: duration", low=0,
+                                  high=3600, low_open=True))
+    warmup = float(parse_number(args.get("warmup", SERVE_WARMUP_SHARE * duration), what=f"{where}: warmup",
+                                low=0, high=3600))
+    slo = None
+    if args.get("slo") is not None:
+        try:
+            slo = Slo.parse(args["slo"])
+        except ValueError as e:
+            raise UsageError(f"{where}: {e}") from None
+    search = parse_bool(args.get("search", slo is not None), what=f"{where}: search")
+    if search and slo is None:
+        raise UsageError(f"{where}: search=True needs slo= (the rate search looks for the highest rate meeting it)")
+    seed = int(parse_number(args.get("seed", 0), what=f"{where}: seed", low=0, high=2**63 - 1, integer=True))
+    return ServePlan(rate=rate, arrivals=arrivals, concurrency=concurrency, duration_s=duration, warmup_s=warmup,
+                     seed=seed, slo=slo, search=search,
+                     search_time_s=float(parse_number(args.get("search_time", 10 * (duration + warmup)),
+                                                      what=f"{where}: search_time", low=0, high=86400,
+                                                      low_open=True)),
+                     precision=float(parse_number(args.get("precision", 0.05), what=f"{where}: precision",
+                                                  low=0, high=1, low_open=True)),
+                     drain_s=max(1.0, duration))
+
+
+def serve_overrides(markers: list[Any], *, where: str) -> dict[str, Any]:
+    """Merged ``trt_serve`` marker keywords (closest marker wins), checked."""
+    merged: dict[str, Any] = {}
+    for mark in reversed(markers):
+        if mark.args:
+            raise UsageError(f"{where}: @pytest.mark.{mark.name} takes keyword arguments only, got {mark.args!r}")
+        merged.update(mark.kwargs)
+    unknown = sorted(set(merged) - set(SERVE_ARGS))
+    if unknown:
+        raise UsageError(f"{where}: @pytest.mark.trt_serve: unknown argument(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(SERVE_ARGS)}")
+    return merged

@@ -81,6 +81,8 @@ class TrtBench:
         self._prog: progress.Progress | None = None
         #: (engine, the EngineSpec it was built from): what --trt-ab-confirm rebuilds.
         self._specs: list[tuple[Any, Any]] = []
+        #: (result id, why) of each serve() call that missed its SLO at the stated rate.
+        self._slo_missed: list[tuple[str, str]] = []
         self._runner = Runner(state.settings, state.store, state.gpu, progress=self._measure_bar,
                               workers=state.xdist_workers)
 
@@ -133,13 +135,17 @@ class TrtBench:
     @user_errors
     def compare(self, a: Any, b: Any, *, max_slowdown: Any = None, min_speedup: Any = None, name: str | None = None,
                 timer: str = "auto", inferences_per_iteration: int = 1, shapes: Mapping[str, Any] | None = None,
-                inputs: Any = None, extra_info: Mapping[str, Any] | None = None, **overrides: Any) -> Result:
+                inputs: Any = None, extra_info: Mapping[str, Any] | None = None, serve: Mapping[str, Any] | None = None,
+                **overrides: Any) -> Result:
         """A relative gate: measure ``a`` and ``b`` in alternating blocks in
         this process and judge the paired ratio b/a against the expectation,
         ``max_slowdown="3%"`` (b at most 3% slower than a) or
         ``min_speedup=1.5`` (b at least 1.5x faster). ``a`` and ``b`` are
         anything :meth:`measure` takes; ``timer``, ``shapes``, ``inputs`` and
         the keyword overrides apply to both. No baseline is read or written.
+        With ``serve={"rate": ..., ...}`` (the :meth:`serve` arguments, plus
+        ``pairs``) the blocks are open-loop runs on the same schedule and the
+        ratio is of the SLO's percentile (p99 without an SLO).
         """
         from .relative.policy import Expectation, run_relative
 
@@ -149,6 +155,9 @@ class TrtBench:
         inferences_per_iteration = check_inferences(inferences_per_iteration, where=where)
         info = check_extra_info(extra_info, where=where)
         opts = self._options(overrides, where=where)
+        if serve is not None:
+            return self._compare_served(a, b, serve, Expectation.from_config(kind, value), name=name, timer=timer,
+                                        shapes=shapes, inputs=inputs, opts=opts, info=info, where=where)
         engines = [hasattr(t, "__trtperf_engine__") for t in (a, b)]
         if (shapes is not None or inputs is not None) and not any(engines):
             raise UsageError(f"{where}: shapes= and inputs= apply to engines from trt_bench.engine(), not to "
@@ -249,6 +258,124 @@ class TrtBench:
         workload = self._engine_workload(engine, shapes=shapes, inputs=inputs, opts=opts)
         return self._run(workload, name=name, opts=opts, extra_info=info,
                          check=self._ab_check(engine, shapes, inputs, opts))
+
+    @user_errors
+    def serve(self, target: Any = None, *args: Any, kwargs: Mapping[str, Any] | None = None, name: str | None = None,
+              timer: str = "auto", shapes: Mapping[str, Any] | None = None, inputs: Any = None,
+              extra_info: Mapping[str, Any] | None = None, **options: Any) -> Result:
+        """Latency under load: send requests to ``target`` on an open-loop
+        schedule and judge the latency at the stated rate (and, with an SLO,
+        the highest rate that meets it) against the baselines.
+
+        ``target`` is a callable (as :meth:`measure` takes it; one execution
+        slot per ``concurrency``: host threads, or one stream each for torch
+        and stream callables), an engine from :meth:`engine` (one execution
+        context per slot, each on its own stream), or None for the engine of
+        the test's ``trt_engine`` marker. Serve keywords: ``rate=`` (requests
+        per second, required), ``concurrency=`` (slots, default 1),
+        ``arrivals=`` ("poisson", "constant" or a trace of arrival times in
+        seconds), ``duration=`` (s per rate, default 5), ``warmup=`` (s run
+        first and not counted, default 20% of duration), ``slo=`` ("p99<20ms"),
+        ``seed=``, ``search=`` (default: on with an SLO), ``search_time=``,
+        ``precision=``; defaults come from ``@pytest.mark.trt_serve``. Other
+        keywords are ``trt_perf`` options (``tolerance=``, ...).
+        """
+        from .config import SERVE_ARGS, serve_overrides, serve_plan
+        from .load.metrics import sustainable_name
+        from .load.policy import serve as serve_gated
+
+        where = f"{self._item.nodeid}: trt_bench.serve()"
+        name = measurement_name(name, where=where)
+        info = check_extra_info(extra_info, where=where)
+        marker_args = serve_overrides(list(self._item.iter_markers("trt_serve")), where=self._item.nodeid)
+        plan = serve_plan({**marker_args, **{k: v for k, v in options.items() if k in SERVE_ARGS}}, where=where)
+        opts = self._options({k: v for k, v in options.items() if k not in SERVE_ARGS}, where=where)
+        slots = self._slots(target, args, kwargs, timer=timer, shapes=shapes, inputs=inputs, opts=opts,
+                            count=plan.concurrency, where=where)
+        first = self._target(name, opts, info)
+        second = self._target(sustainable_name(name), opts, info) if plan.search else None
+        if self._state.settings.disabled:  # --trt-disable: one request per slot, untimed, not reported
+            return self._serve_once(slots, first, opts)
+        served = serve_gated(self._runner, slots, first, second, plan, opts)
+        self._write_exports(served.latency, lambda exports, directory: exports.export_serve(
+            directory, served.latency, served.run, plan.warmup_s))
+        shared = {**self._shared_info(), **info}
+        results = [served.latency] + ([served.sustainable] if served.sustainable is not None else [])
+        for r in results:
+            self.results.append(dataclasses.replace(r, group=opts.group, extra_info=shared, params=self._params()))
+        if served.slo_missed is not None:
+            self._slo_missed.append((first.id, served.slo_missed))
+        return self.results[-len(results)]
+
+    def _compare_served(self, a: Any, b: Any, serve: Mapping[str, Any], expectation: Any, *, name: str | None,
+                        timer: str, shapes: Any, inputs: Any, opts: MeasureOptions, info: Mapping[str, Any],
+                        where: str) -> Result:
+        """``compare(a, b, serve={...})``: both sides served in alternating blocks (``load.relative``)."""
+        from .config import parse_number, serve_overrides, serve_plan
+        from .load.relative import DEFAULT_PAIRS, serve_pair
+
+        if not isinstance(serve, Mapping):
+            raise UsageError(f"{where}: serve={type(serve).__name__} must be a dict of serve arguments, e.g. "
+                             f"serve={{\"rate\": 200, \"slo\": \"p99<20ms\"}}")
+        args = {**serve_overrides(list(self._item.iter_markers("trt_serve")), where=self._item.nodeid), **serve}
+        pairs = int(parse_number(args.pop("pairs", DEFAULT_PAIRS), what=f"{where}: serve pairs", low=3, high=1000,
+                                 integer=True))
+        plan = dataclasses.replace(serve_plan(args, where=where), search=False)
+        sides = [self._slots(t, (), None, timer=timer, shapes=shapes, inputs=inputs, opts=opts,
+                             count=plan.concurrency, where=where) for t in (a, b)]
+        if (sides[0].kind == "host") != (sides[1].kind == "host"):
+            raise UsageError(f"{where}: a is served as {sides[0].kind} and b as {sides[1].kind}; serve both on the "
+                             f"host or both on the GPU")
+        target = self._target(name, opts, info)
+        if self._state.settings.disabled:  # --trt-disable: one request per slot on each side, untimed
+            self._serve_once(sides[0], target, opts)
+            return self._serve_once(sides[1], target, opts)
+        result = serve_pair(self._runner, sides[0], sides[1], target, plan, opts, expectation,
+                            labels=(_label(a, "a"), _label(b, "b")), pairs=pairs)
+        result = dataclasses.replace(result, group=opts.group, extra_info={**self._shared_info(), **info},
+                                     params=self._params())
+        self.results.append(result)
+        return result
+
+    def _slots(self, target: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None, *, timer: str,
+               shapes: Any, inputs: Any, opts: MeasureOptions, count: int, where: str) -> Any:
+        """The execution slots for a serve target (``load.slots``)."""
+        from .load import slots
+
+        engine = target
+        if target is None:
+            marker = self._item.get_closest_marker("trt_engine")
+            if marker is None:
+                raise UsageError(f"{where}: needs a target (a callable or an engine) or @pytest.mark.trt_engine on "
+                                 f"the test")
+            engine = self._trt().engine_from_marker(marker, where=self._item.nodeid, options=self._state.settings.trt,
+                                                    progress=self._progress, base_dir=self._item.path.parent)
+        if hasattr(engine, "__trtperf_engine__"):
+            if args or kwargs:
+                raise UsageError(f"{where}: an engine takes no arguments (it takes shapes= and inputs=)")
+            from .workloads.tensorrt import make_workload
+
+            workload = make_workload(engine, shapes=shapes, inputs=inputs, options=opts, mode="throughput",
+                                     streams=count, cuda_graph=False)
+            return slots.EngineSlots(workload, count)
+        if shapes is not None or inputs is not None:
+            raise UsageError(f"{where}: shapes= and inputs= apply to engines, not to a {type(target).__name__}")
+        return slots.for_callable(target, timer=timer, count=count, args=args, kwargs=kwargs, where=where)
+
+    def _serve_once(self, slots: Any, target: Target, opts: MeasureOptions) -> Result:
+        """``--trt-disable``: each slot runs one request, untimed; verdict ``off``."""
+        from .disabled import run_once
+        from .workloads.host import HostWorkload
+
+        slots.setup()
+        try:
+            for call in slots.calls():
+                call()
+        finally:
+            slots.teardown()
+        once = HostWorkload(lambda: None, identity=dict(slots.identity()))
+        return run_once(once, rid=target.id, nodeid=target.nodeid, name=target.name, location=target.location,
+                        fingerprint=self._runner.fingerprint(once), metric=opts.metric, tolerance=opts.tolerance)
 
     @user_errors
     def engine(self, onnx: str | None = None, **kwargs: Any) -> Any:
@@ -466,6 +593,10 @@ class TrtBench:
                 first, _, rest = message.partition("\n")
                 name = f" [measurement {r.name!r}]" if r.name else ""
                 out.append(message_safe(first + why + name + ("\n" + rest if rest else "") + command, r.id))
+            missed = next((why for rid, why in self._slo_missed if rid == r.id), None)
+            if missed is not None:
+                name = f" [measurement {r.name!r}]" if r.name else ""
+                out.append(message_safe(missed + name, r.id))
             m = r.memory_verdict
             if m is not None and m.failed:
                 again = " (confirmed by a second measurement)" if m.remeasured else ""

@@ -19,6 +19,7 @@ from .attribution import attribution_text
 from .catch import projection
 from .baseline import BaselineEntry
 from .fingerprint import Fingerprint, incomparable_reason, info_changes
+from .load.metrics import serve_words
 from .identity import config_changes, config_hash, config_identity, split_config, without_derived
 from .noise import centre, estimate, widen
 from .noise import status as noise_status
@@ -168,10 +169,12 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     The change is measured from the centre of the baseline's runs (its
     history) and must exceed both the tolerance and what the noise explains:
     the within-run interval of ``stats.compare`` widened by the between-run
-    term of ``noise.estimate`` (``run_noise`` overrides its sd)."""
+    term of ``noise.estimate`` (``run_noise`` overrides its sd). A serve
+    result's figures have their own words (``load.metrics.serve_words``:
+    "p99 latency at 200/s", "sustainable rate (p99<20ms)")."""
     base: dict[str, Any] = dict(metric=metric, tolerance=tolerance, confidence=confidence,
                                 flags=verdict_flags(result.device_state, compared=False))
-    words = _METRIC_WORDS.get(metric, metric)
+    words = serve_words(result.serve, metric) or _METRIC_WORDS.get(metric, metric)
     current_value = result.metric_value(metric)
     if baseline_mode == "off":
         return Verdict(status="off", current_value=current_value, **base)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generator
 
 import pytest
 
-from .config import Settings, add_options, perf_overrides
+from .config import Settings, add_options, perf_overrides, serve_overrides
 from .errors import BaselineFileError, UsageError, cause_first
 from .gpu.session import PLUGIN_NAME as GPU_PLUGIN_NAME
 from .gpu.session import GpuSessionPlugin, register_auto_workers, xdist_workers
@@ -52,6 +52,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "trt_engine(onnx= or engine=, shapes=, min_shapes=, opt_shapes=, max_shapes=, ...): the "
         "TensorRT engine trt_bench() builds or loads")
+    config.addinivalue_line(
+        "markers", "trt_serve(rate=, concurrency=, arrivals=, duration=, slo=, seed=, search=, ...): defaults for "
+        "trt_bench.serve() (latency under load); with trt_engine, trt_bench.serve() serves the marker's engine")
     try:
         settings = Settings.from_pytest_config(config)
     except UsageError as e:
@@ -164,6 +167,9 @@ def marker_error(item: pytest.Item) -> str | None:
     Checked before the test runs, through the same validation the fixture uses."""
     try:
         perf_overrides(list(item.iter_markers("trt_perf")), where=item.nodeid)
+        serve_marks = list(item.iter_markers("trt_serve"))
+        if serve_marks:
+            serve_overrides(serve_marks, where=item.nodeid)
         engine_marks = list(item.iter_markers("trt_engine"))
         if engine_marks:
             from .trt.spec import validate_marker

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
+from .load.summary import Serve
+
 
 #: Verdict statuses. ``regression`` always fails a test; ``missing``,
 #: ``incomparable`` and ``unreliable`` fail it when their option says ``fail``
@@ -442,6 +444,9 @@ class Result:
     return_value: Any = field(default=None, compare=False, repr=False)
     #: Both sides of an interleaved A/B measurement, when the verdict rests on one.
     relative: Relative | None = None
+    #: Latency under load (``trt_bench.serve``, mode ``serve``): the
+    #: configuration, every rate run and the rate search.
+    serve: Serve | None = None
 
     @property
     def is_relative_gate(self) -> bool:
@@ -519,6 +524,7 @@ class Result:
             "extra_info": dict(self.extra_info),
             "params": dict(self.params),
             "relative": self.relative.to_dict() if self.relative is not None else None,
+            **({"serve": self.serve.to_dict()} if self.serve is not None else {}),
         }
 
     @classmethod
@@ -553,4 +559,5 @@ class Result:
             extra_info=dict(d.get("extra_info") or {}),
             params={str(k): str(v) for k, v in (d.get("params") or {}).items()},
             relative=Relative.from_dict(d["relative"]) if d.get("relative") else None,
+            serve=Serve.from_dict(d["serve"]) if d.get("serve") else None,
         )

@@ -343,12 +343,15 @@ class Runner:
                                          tolerance=opts.memory_tolerance, baseline_path=path),
             remeasure=opts.remeasure)
 
+    def monitor_for(self, kind: str) -> StateMonitor | None:
+        """The device-state sampler for a measured window of ``kind`` work:
+        the host watch for host work, NVML for GPU work (None: not watched)."""
+        if kind == "host":
+            return self._host_monitor()
+        return self.gpu.make_monitor() if self.gpu is not None else None
+
     def _measure_once(self, workload: Workload, opts: MeasureOptions, target: Target) -> Measurement:
-        monitor: StateMonitor | None
-        if workload.kind == "host":
-            monitor = self._host_monitor()
-        else:
-            monitor = self.gpu.make_monitor() if self.gpu is not None else None
+        monitor = self.monitor_for(workload.kind)
         with contextlib.ExitStack() as locks:
             if self.gpu is not None:
                 locks.enter_context(self.gpu.measurement_lock())

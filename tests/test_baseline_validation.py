@@ -90,6 +90,10 @@ BAD = [
     ("config_hash", "abc\n::stop-commands::x", "config_hash must be a short lowercase hex string"),
     ("config_hash", "", "config_hash must be a short lowercase hex string"),
     ("config_hash", "f" * 65, "config_hash must be a short lowercase hex string"),
+    ("serve", "fast", "serve must be an object"),
+    ("serve", {"rate": 10}, "serve is not a serve summary (KeyError"),
+    ("serve", {"rate": "x", "arrivals": "poisson", "concurrency": 1, "seed": 0, "duration_s": 1, "at_rate": {}},
+     "serve is not a serve summary (ValueError"),
 ]
 
 

@@ -95,6 +95,32 @@ def samples_document(result: Any, measurement: Any) -> dict[str, Any]:
     }
 
 
+def serve_samples_document(result: Any, run: Any, warmup_s: float) -> dict[str, Any]:
+    """The samples file of a serve result (``trt_bench.serve``): every request
+    of the run at the stated rate, in arrival order, in milliseconds from the
+    run's start: scheduled arrival, start, completion (null: never started or
+    finished) and latency (scheduled to completion; null when unfinished);
+    ``measured`` is false for the warm-up's requests."""
+    import numpy as np
+
+    def ms(x: Any) -> list[float | None]:
+        return [None if not np.isfinite(v) else round(float(v) * 1e3, 6) for v in np.asarray(x, dtype=np.float64)]
+
+    return {
+        "schema": SCHEMA, "result": result.id, "nodeid": result.nodeid, "kind": result.kind, "mode": result.mode,
+        "unit": "ms", "requests": int(run.n), "slots": int(run.slots), "warmup_s": float(warmup_s),
+        "series": {"scheduled": ms(run.scheduled_s), "start": ms(run.start_s), "done": ms(run.done_s),
+                   "latency": ms(run.latency_s)},
+        "measured": [bool(x) for x in (np.asarray(run.scheduled_s) >= warmup_s)],
+    }
+
+
+def export_serve(directory: Path, result: Any, run: Any, warmup_s: float) -> list[Path]:
+    """Write a serve result's samples file; returns its path."""
+    path = Path(directory) / file_names(result.id)["samples"]
+    return [_dump(path, serve_samples_document(result, run, warmup_s), compact=True)]
+
+
 def _dump(path: Path, doc: Any, *, compact: bool = False) -> Path:
     """Compact for sample arrays (size), indented for what people read."""
     text = json.dumps(doc, separators=(",", ":")) if compact else json.dumps(doc, indent=1, sort_keys=False)

@@ -489,6 +489,12 @@ def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..
             grid.append(plot_distribution(Figure, r.distribution, entry.distribution if entry else None, status))
         grid.append("<div>" + _stats_table(r, entry) + _quantiles(r, entry) + "</div>")
         parts.append('<div class="grid">' + "".join(grid) + "</div>")
+    if r.serve is not None and r.serve.gated == "latency":
+        from .knee import section as serve_section
+
+        parts.append(serve_section(r.serve, entry.serve if entry is not None else None, Figure, esc=esc,
+                                   table=table, img=img, color=COLORS.get(status, "#1565c0"),
+                                   baseline_color=BASELINE_COLOR))
     if r.kind != "host" or r.device_state.samples:  # host timings have no GPU state to show
         parts.append("<h3>GPU state during the run</h3>" + _device_state(r, Figure))
     parts.append(_memory(r, entry))

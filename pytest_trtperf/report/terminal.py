@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from .. import __version__
 from ..baseline import dumps
 from ..files import atomic_write
-from . import grouping, memory_rows, units
+from . import grouping, memory_rows, serve_rows, units
 from .format import fmt_change, fmt_value, log_safe, message_safe, metric_of
 from ..results import Result
 
@@ -266,6 +266,7 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
     missing = [r for r in results if r.verdict and r.verdict.status == "missing"]
     if missing:
         out.append(f"{len(missing)} result(s) have no baseline; record them with pytest --trt-baseline=update")
+    out += serve_rows.lines(results)
     for r in results:
         for note in r.notes:
             out.append(log_safe(f"{r.id}: note: {note}"))

@@ -11,7 +11,8 @@ the options), so ``rounds=`` means what it means in pytest-benchmark.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 import numpy as np
 

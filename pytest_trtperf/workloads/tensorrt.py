@@ -17,7 +17,7 @@ enqueue is timed with a note saying why.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -275,6 +275,28 @@ class TensorRTWorkload:
         self._ran = True
         self._run_allocations += self._allocations() - before
         return batch
+
+    def slot_calls(self) -> list[Callable[[], None]]:
+        """One blocking call per execution context, for open-loop serving
+        (``load.slots.EngineSlots``): enqueue on that context's own stream
+        (``execute_async_v3``) and wait for the stream. Each call must only be
+        made from one thread at a time: a context is not thread-safe."""
+        if self._inner is None:
+            raise UsageError("TensorRTWorkload.slot_calls() called before setup()")
+
+        def on(slot: _Slot) -> Callable[[], None]:
+            def call() -> None:
+                with no_gc():  # TensorRT may call our output allocator during enqueue
+                    if self.with_transfers:
+                        self._h2d(slot.stream.handle)
+                    self._enqueue(slot.stream.handle)
+                    if self.with_transfers:
+                        self._d2h(slot.stream.handle)
+                slot.stream.synchronize()
+
+            return call
+
+        return [on(slot) for slot in self._slots.values()]
 
     def _allocations(self) -> int:
         stats = self.live.allocator_stats() if self.live is not None else None

@@ -40,6 +40,7 @@ import enum
 import json
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -840,7 +841,7 @@ class EngineInspector:
 
 class IExecutionContext:
     #: Attributes only the double has (test-visible records).
-    _FAKE_ONLY = ("enqueues",)
+    _FAKE_ONLY = ("enqueues", "streams_used")
 
     def __init__(self, engine: ICudaEngine, runtime_config: Any = None) -> None:
         self._engine = engine
@@ -858,6 +859,11 @@ class IExecutionContext:
         self.name = "fake_context"
         #: Test-visible record of every enqueue: nvtx, capturing, profile, profiler.
         self.enqueues: list[dict[str, Any]] = []
+        #: Test-visible: every stream this context was enqueued on.
+        self.streams_used: set[int] = set()
+        #: Held while an enqueue runs: a context is not thread-safe (TensorRT
+        #: developer guide, "Thread Safety"); a second thread entering refuses.
+        self._in_use = threading.Lock()
         #: Context memory from the runtime's allocator, and how it is allocated.
         self._memory = 0
         self._strategy = ExecutionContextAllocationStrategy.STATIC
@@ -1034,6 +1040,18 @@ class IExecutionContext:
         return None
 
     def execute_async_v3(self, stream_handle: int) -> bool:
+        if not self._in_use.acquire(blocking=False):
+            self._log("IExecutionContext::enqueueV3: Error Code 3: API Usage Error (an execution context is not "
+                      "thread-safe: enqueued from two threads at once)")
+            return False
+        try:
+            time.sleep(0)  # let another thread that shares this context show itself
+            return self._execute(stream_handle)
+        finally:
+            self._in_use.release()
+
+    def _execute(self, stream_handle: int) -> bool:
+        self.streams_used.add(stream_handle)
         capturing = _capturing(stream_handle)
         self._last_stream = stream_handle
         self.enqueues.append({"nvtx": self._nvtx.name, "capturing": capturing, "profile": self._profile_index,
