@@ -31,7 +31,8 @@ def test_torch_slots_run_each_request_on_its_slots_own_stream() -> None:
         (x @ x).sum()
 
     slots = TorchSlots(fn, 3)
-    slots.setup()
+    slots.setup()  # one untimed call per slot, from this thread, on that slot's stream
+    assert seen.pop(threading.get_ident()) == {int(s.cuda_stream) for s in slots._streams}
     try:
         run = drive(slots.calls(), schedule("poisson", 300.0, 1.0, 1), window_s=1.0, drain_s=5.0)
     finally:
