@@ -196,23 +196,23 @@ class EngineSlots:
 def for_callable(fn: Any, *, timer: str, count: int, args: Sequence[Any] = (),
                  kwargs: Mapping[str, Any] | None = None, where: str) -> Slots:
     """The slots for a callable, picked as ``trt_bench.measure`` picks its
-    timer: ``cuda`` for ``fn(stream)`` (a one-parameter callable without
-    arguments under ``auto``), ``torch`` for torch work on the current
-    stream (under ``auto``: a callable that leaves torch GPU work running),
-    ``host`` otherwise."""
+    timer (``workloads/select.py``): ``cuda`` for ``fn(stream)`` only when
+    ``timer="cuda"`` says so (never guessed from the signature), ``torch`` for
+    torch work on the current stream (under ``auto``: a callable that leaves
+    torch GPU work running), ``host`` otherwise."""
     import functools
 
     from ..errors import UsageError
-    from ..workloads.select import TIMERS, check_call, enqueues_torch_gpu_work, takes_stream
+    from ..workloads.select import TIMERS, check_call, enqueues_torch_gpu_work
 
     if timer not in TIMERS:
         raise UsageError(f"{where}: timer={timer!r} is not one of {', '.join(TIMERS)}")
     if not callable(fn):
         raise UsageError(f"{where}: needs a callable or an engine, got {type(fn).__name__}")
     args, kw = tuple(args), dict(kwargs or {})
-    if timer == "auto":
-        timer = "cuda" if not args and not kw and takes_stream(fn) else "host"
-    check_call(fn, args, kw, stream=timer == "cuda", where=where)
+    auto = timer == "auto"
+    timer = "host" if auto else timer
+    check_call(fn, args, kw, stream=timer == "cuda", where=where, auto=auto)
     if timer == "cuda":
         return StreamSlots(fn if not args and not kw else (lambda stream: fn(stream, *args, **kw)), count)
     call = functools.partial(fn, *args, **kw) if args or kw else fn
