@@ -39,7 +39,7 @@ from .errors import BaselineFileError
 from .files import TEMP_SUFFIX, UnreadableFile, atomic_write, read_regular_file
 from .fingerprint import Fingerprint, is_slug_form, slug
 from .identity import config_identity
-from .noise import HISTORY_RUNS, centre, moved
+from .noise import HISTORY_RUNS, MAX_SD, centre, estimate, moved
 from .results import Distribution, Result, SeriesStats, figures_from_json
 
 #: 2: entries keep ``history`` (the last runs' summaries, for the between-run
@@ -693,6 +693,11 @@ def _kept_history(old: BaselineEntry | None, r: Result, notes: list[str]) -> tup
     new = r.metric_value(metric)
     values = old.run_values(metric)
     if not (new > 0 and math.isfinite(new)):
+        return ()
+    noise = estimate(r.kind, values)
+    if noise.capped:
+        notes.append(f"{r.id}: the {metric} of its {len(values)} earlier runs spread with sd {noise.sd:.1%}, too wide "
+                     f"for a real history (beyond {MAX_SD:.0%}; edited?); its history restarts with this run")
         return ()
     step = moved(new, values, kind=r.kind, tolerance=tolerance, confidence=confidence)
     if step is not None:

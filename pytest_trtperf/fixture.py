@@ -399,7 +399,7 @@ class TrtBench:
                 why = ""
             elif v.status == "missing" and opts.missing_baseline == "fail":
                 why = " (--trt-missing-baseline=fail)"
-            elif v.status == "incomparable" and opts.incomparable == "fail":
+            elif (v.status == "incomparable" or v.decided_by == "suspect_baseline") and opts.incomparable == "fail":
                 why = " (--trt-incomparable=fail)"
             elif v.status == "unreliable" and opts.unreliable == "fail":
                 why = " (--trt-unreliable=fail)"

@@ -166,10 +166,12 @@ def workflow_annotations(results: Sequence[Result], roots: Sequence[Path]) -> li
     out = []
     for r in sort_results(results):
         v = r.verdict
-        if v is None or v.status not in ("regression", "unreliable", "incomparable"):
+        if v is None or (v.status not in ("regression", "unreliable", "incomparable")
+                         and v.decided_by != "suspect_baseline"):
             continue
         level = "error" if v.failed else "warning"
-        props = [f"title={_escape_property('trtperf ' + v.status + ': ' + r.id[:200])}"]
+        what = f"{v.status}, suspect baseline" if v.decided_by == "suspect_baseline" else v.status
+        props = [f"title={_escape_property('trtperf ' + what + ': ' + r.id[:200])}"]
         if r.location:
             props.insert(0, f"file={_escape_property(relative_path(str(r.location[0]), roots))}")
             props.insert(1, f"line={int(r.location[1])}")

@@ -150,6 +150,14 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
         if r.verdict and r.verdict.status in ("regression", "unreliable", "incomparable", "improved"):
             out.append(message_safe(f"{r.id}: {r.verdict.message}", r.id))
         out += [message_safe(m, r.id) for m in memory_rows.messages([r])]
+    suspect = [r.id for r in sort_results(results) if r.verdict and r.verdict.decided_by == "suspect_baseline"]
+    if suspect:
+        n = len(suspect)
+        out.append(log_safe(
+            f"WARNING: {n} baseline {'entry does' if n == 1 else 'entries do'} not describe the code it gates "
+            f"(edited by hand, or a change to record with pytest --trt-baseline=update; pytest-trtperf verify "
+            f"checks a file against its git history): {', '.join(suspect[:20])}{' ...' if n > 20 else ''}; "
+            f"--trt-incomparable=fail fails them"))
     missing = [r for r in results if r.verdict and r.verdict.status == "missing"]
     if missing:
         out.append(f"{len(missing)} result(s) have no baseline; record them with pytest --trt-baseline=update")
