@@ -189,3 +189,58 @@ def test_an_edited_identity_field_is_a_loud_warning_and_fails_when_strict(
     r.stdout.fnmatch_lines(["WARNING: 1 baseline entry does not describe the code it gates*"])
     strict, _ = _run(pytester, monkeypatch, 3.0, "--trt-incomparable=fail")
     assert strict.ret == 1, strict.stdout.str()
+
+
+def _verify(capsys: pytest.CaptureFixture[str], *paths: Path) -> tuple[int, list[str]]:
+    from pytest_trtperf.cli import main
+
+    code = main(["verify", *map(str, paths)])
+    return code, capsys.readouterr().out.splitlines()
+
+
+def test_verify_names_commits_that_changed_entries_outside_an_update(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real git repository: two real updates are clean; a commit that made
+    the whole entry 2x slower (every figure consistent, so the session's
+    checks cannot see it) is named, as is an uncommitted history rewrite."""
+    from gitrepo import commit_all, init
+
+    init(pytester.path)
+    path = _recorded(pytester)
+    commit_all(pytester.path, "record baselines")
+    monkeypatch.setenv("TRTPERF_TEST_SCALE", "1.01")
+    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
+    commit_all(pytester.path, "refresh baselines")
+    code, out = _verify(capsys, pytester.path / ".trtperf")
+    assert code == 0 and out[-1].startswith("verify: 1 baseline file(s), 2 version(s): every change came from"), out
+    assert len(json.loads(path.read_text())["results"][RID]["history"]) == 2  # the second update kept the first run
+
+    _edit(path, scale_entry(2.0))
+    commit_all(pytester.path, "tune numbers")
+    code, out = _verify(capsys, path)
+    assert code == 1, out
+    (line,) = [ln for ln in out if "tune numbers" in ln]
+    assert f"entry '{RID}' changed outside an update" in line and "under an unchanged timestamp" in line, line
+    assert "distribution" in line and "latency_ms" in line and "history" in line, line
+
+    def rewrite(entry: dict[str, Any]) -> None:
+        poison_history(entry)
+        entry["timestamp"] = entry["history"][-1]["timestamp"] = "2026-12-31T00:00:00+00:00"
+    _edit(path, rewrite)
+    code, out = _verify(capsys, path)
+    assert code == 1
+    assert any(ln.startswith(f"{path}: working tree: entry '{RID}'") and "history rows were rewritten" in ln
+               for ln in out), out
+    assert out[-1].startswith("verify: 2 finding(s) in 1 baseline file(s), 4 version(s)"), out
+
+
+def test_verify_reports_a_missing_path_and_no_git_as_one_line(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_trtperf.cli import main
+
+    assert main(["verify", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.strip().endswith("no such baseline file or directory")
+    (tmp_path / "a.json").write_text('{"results": {}}')
+    assert main(["verify", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "git rev-parse failed" in err, err
