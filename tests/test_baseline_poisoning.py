@@ -194,6 +194,7 @@ def test_an_edited_identity_field_is_a_loud_warning_and_fails_when_strict(
 def _verify(capsys: pytest.CaptureFixture[str], *paths: Path) -> tuple[int, list[str]]:
     from pytest_trtperf.cli import main
 
+    capsys.readouterr()  # what the pytester runs printed
     code = main(["verify", *map(str, paths)])
     return code, capsys.readouterr().out.splitlines()
 
@@ -213,7 +214,6 @@ def test_verify_names_commits_that_changed_entries_outside_an_update(
     commit_all(pytester.path, "refresh baselines")
     code, out = _verify(capsys, pytester.path / ".trtperf")
     assert code == 0 and out[-1].startswith("verify: 1 baseline file(s), 2 version(s): every change came from"), out
-    assert len(json.loads(path.read_text())["results"][RID]["history"]) == 2  # the second update kept the first run
 
     _edit(path, scale_entry(2.0))
     commit_all(pytester.path, "tune numbers")
