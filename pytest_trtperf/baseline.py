@@ -41,6 +41,7 @@ from .fingerprint import Fingerprint, is_slug_form, slug
 from .identity import config_identity
 from .noise import HISTORY_RUNS, MAX_SD, centre, estimate, moved
 from .results import Distribution, Result, SeriesStats, figures_from_json
+from .timers import REAL
 
 #: 2: entries keep ``history`` (the last runs' summaries, for the between-run
 #: noise term) and ``config`` (the configuration itself, so a verdict can name
@@ -431,11 +432,11 @@ def directory_lock(directory: Path, *, timeout_s: float = LOCK_TIMEOUT_S,
     else:
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        start = time.monotonic()
+        start = REAL.monotonic()
         noticed = False
         pause = 0.02
         while not _try_lock(fd):
-            waited = time.monotonic() - start
+            waited = REAL.monotonic() - start
             if waited >= timeout_s:
                 raise LockTimeout(
                     f"gave up after waiting {timeout_s:g} s for the lock on the baseline directory {directory}, "
@@ -445,7 +446,7 @@ def directory_lock(directory: Path, *, timeout_s: float = LOCK_TIMEOUT_S,
                 on_wait(f"trtperf: waiting for the lock on the baseline directory {directory}, held by "
                         f"{_lock_owner(directory)}; giving up after {timeout_s:g} s")
                 noticed = True
-            time.sleep(min(pause, max(timeout_s - waited, 0.0)))
+            REAL.sleep(min(pause, max(timeout_s - waited, 0.0)))
             pause = min(pause * 2, 0.25)
         try:
             _write_owner(directory)

@@ -282,7 +282,7 @@ def spread(lat: Mapping[str, Any], quantiles: Sequence[float]) -> None:
     _within("latency_ms.median_ci[0]", ci_lo, lo, lat["median"], "latency_ms.min..latency_ms.median")
     _within("latency_ms.median_ci[1]", ci_hi, lat["median"], hi, "latency_ms.median..latency_ms.max")
     _within("latency_ms.mean", lat["mean"], lo, hi, "latency_ms.min..latency_ms.max")
-    if lat["stdev"] > (hi - lo) * AGREEMENT * 0.75:  # a sample's sd is at most (max - min) * sqrt(n / (n - 1)) / 2
+    if lat["stdev"] > (hi - lo) * AGREEMENT * 0.75 + 1e-9 * hi:  # a sample's sd is at most (max - min) * sqrt(n / (n - 1)) / 2
         raise FieldError("latency_ms.stdev", f"is {lat['stdev']:.6g}, more than the range min..max allows "
                                              f"({lo:.6g}..{hi:.6g}) (was one of them edited?)")
 

@@ -22,6 +22,7 @@ from .errors import BaselineFileError, UsageError, cause_first
 from .gpu.session import PLUGIN_NAME as GPU_PLUGIN_NAME
 from .gpu.session import GpuSessionPlugin, register_auto_workers, xdist_workers
 from .session import SessionState
+from .timers import REAL as _TIMERS  # noqa: F401 - bind the real clocks when pytest loads the plugin (timers.py)
 
 if TYPE_CHECKING:
     from .fixture import TrtBench

@@ -122,7 +122,7 @@ def test_a_compare_on_a_loaded_host_is_unreliable_and_names_the_load(pytester: p
 def test_an_update_on_a_loaded_host_warns_and_the_entry_records_it(pytester: pytest.Pytester,
                                                                    load: list[int]) -> None:
     pytester.makepyfile(test_perf=LONG_HASH)
-    r = pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-busy-wait=0.3")
+    r = pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-busy-wait=0.3", "--trt-baseline-loaded=write")
     r.assert_outcomes(passed=1)
     r.stdout.fnmatch_lines(["baseline note: test_perf.py::test_hash: measured while the host was busy *"])
     (path,) = (pytester.path / ".trtperf").glob("*.json")
@@ -155,7 +155,8 @@ def test_an_update_of_short_calls_on_a_loaded_host_warns_and_stays_out_of_the_ce
     centre."""
     pytester.makepyfile(test_perf=hash_test(50_000))
     pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-ignore-host-load").assert_outcomes(passed=1)
-    r = pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-busy-wait=0.3", "--trt-json=out.json")
+    r = pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-busy-wait=0.3", "--trt-json=out.json",
+                           "--trt-baseline-loaded=write")
     r.assert_outcomes(passed=1)
     (res,) = json.loads((pytester.path / "out.json").read_text())["results"]
     assert res["verdict"]["metric"] == "median" and res["verdict"]["status"] == "updated"
@@ -177,7 +178,12 @@ def test_ignore_host_load_turns_the_watch_off(pytester: pytest.Pytester, load: l
     pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-ignore-host-load").assert_outcomes(passed=1)
     r = pytester.runpytest(*QUICK, "--trt-ignore-host-load", "--trt-json=out.json", "--trt-tolerance=80%")
     (res,) = json.loads((pytester.path / "out.json").read_text())["results"]
-    assert res["verdict"]["status"] == "pass" and "host_busy" not in res["device_state"]["flags"]
+    # Under this load the interval may be too wide to decide (issue 25): then
+    # unreliable for that reason, never for host load, which is not watched.
+    v = res["verdict"]
+    assert (v["status"], v["decided_by"] if v["status"] == "unreliable" else "too_wide") in (
+        ("pass", "too_wide"), ("unreliable", "too_wide")), v
+    assert "host_busy" not in res["device_state"]["flags"]
     assert res["device_state"]["cpu_delayed"] is None
     assert r.ret == 0
 
