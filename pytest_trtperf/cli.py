@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -179,9 +180,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """The files a command will write: each a regular file (or new), never a
+    device, FIFO, socket, directory or Python source, and no two the same;
+    checked before anything is read or computed."""
+    from .files import output_problem
+
+    seen: dict[str, str] = {}
+    for flag in ("output", "html", "csv"):
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        name = "-o" if flag == "output" else f"--{flag}"
+        why = output_problem(Path(value))
+        if why is not None:
+            raise UsageError(f"{name} {value}: {why}")
+        real = os.path.realpath(value)
+        if real in seen:
+            raise UsageError(f"{seen[real]} and {name} {value} are the same file; give each output its own file")
+        seen[real] = f"{name} {value}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_outputs(args)
         return int(args.func(args))
     except UsageError as e:
         message = str(e)

@@ -740,8 +740,9 @@ class Settings:
                              f"keep one")
         json_path, report_path = _plain_path(r.path("trt_json")), _plain_path(r.path("trt_report"))
         csv_path = _plain_path(r.path("trt_csv"))
-        _not_a_baseline_file(baseline_dir, (("--trt-json", json_path), ("--trt-csv", csv_path),
-                                            ("--trt-report", report_path)))
+        outputs = (("--trt-json", json_path), ("--trt-csv", csv_path), ("--trt-report", report_path))
+        _not_a_baseline_file(baseline_dir, outputs)
+        _usable_outputs(outputs)
         return cls(
             baseline_mode=baseline_mode,
             baseline_dir=baseline_dir,
@@ -769,6 +770,25 @@ class Settings:
 def _plain_path(p: Path | None | str) -> Path | None:
     assert not isinstance(p, str)
     return p
+
+
+def _usable_outputs(outputs: tuple[tuple[str, Path | None], ...]) -> None:
+    """Outputs written at session end: a usage error, before anything runs,
+    for one that is not a regular file (``files.output_problem``) or that two
+    options name (the last writer silently won)."""
+    from .files import output_problem
+
+    seen: dict[str, str] = {}
+    for flag, path in outputs:
+        if path is None:
+            continue
+        why = output_problem(path)
+        if why is not None:
+            raise UsageError(f"{flag}={path}: {why}")
+        real = os.path.realpath(path)
+        if real in seen:
+            raise UsageError(f"{seen[real]} and {flag}={path} are the same file; give each output its own file")
+        seen[real] = f"{flag}={path}"
 
 
 def _not_a_baseline_file(baseline_dir: Path, outputs: tuple[tuple[str, Path | None], ...]) -> None:
