@@ -9,7 +9,7 @@ from .. import __version__
 from ..baseline import dumps
 from ..files import atomic_write
 from . import grouping, memory_rows, units
-from .format import fmt_change, fmt_value, log_safe, message_safe, metric_of
+from .format import fmt_change, fmt_value, log_safe, message_safe, metric_of, no_controls
 from ..results import Result
 
 #: Version of the --trt-json document (see schemas/trtperf-json.schema.json).
@@ -205,7 +205,9 @@ def junit_properties(results: Sequence[Result]) -> list[tuple[str, Any]]:
     change, and the median and throughput whatever was gated."""
     props: list[tuple[str, Any]] = []
     for r in results:
-        label = f"trtperf[{r.name}]" if r.name else "trtperf"
+        # pytest writes property names into the XML as they are: a control
+        # character in a name made --junitxml ill-formed (issue 25).
+        label = f"trtperf[{no_controls(r.name, multiline=False)}]" if r.name else "trtperf"
         metric = r.verdict.metric if r.verdict is not None else "median"
         props += [(f"{label}.metric", metric),
                   (f"{label}.value", f"{r.metric_value(metric):.6g}"),
