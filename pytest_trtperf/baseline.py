@@ -244,6 +244,9 @@ class BaselineFile:
     path: Path
     device_class: str
     entries: Mapping[str, BaselineEntry]
+    #: The document as read: fields this version does not know (written by a
+    #: newer plugin of the same schema) are kept when the file is rewritten.
+    raw: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _fix(path: Path) -> str:
@@ -262,17 +265,7 @@ def read_file(path: Path) -> BaselineFile:
     except UnreadableFile as e:
         raise BaselineFileError(f"baseline file {path} {e}; a baseline is a regular JSON file written by "
                                 f"pytest --trt-baseline=update: {_FIX.replace('FILE', str(path))}") from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BaselineFileError(f"baseline file {path} is not UTF-8 text (corrupt); {_fix(path)}") from None
-    except json.JSONDecodeError as e:
-        what = "truncated" if _cut_short(raw, e) else "corrupt"
-        raise BaselineFileError(
-            f"baseline file {path} is {what} (invalid JSON at line {e.lineno} column {e.colno}); "
-            f"{_fix(path)}") from None
-    except RecursionError:
-        raise BaselineFileError(f"baseline file {path} is nested too deeply (corrupt); {_fix(path)}") from None
+    data = _parse(path, raw)
     if not isinstance(data, dict) or "schema_version" not in data:
         raise BaselineFileError(f"baseline file {path} is not a pytest-trtperf baseline (no schema_version); "
                                 f"{_fix(path)}")
@@ -283,7 +276,7 @@ def read_file(path: Path) -> BaselineFile:
     if version > SCHEMA_VERSION:
         tool = data.get("tool", {}).get("version") if isinstance(data.get("tool"), dict) else None
         writer = f"pytest-trtperf {tool[:40]}" if isinstance(tool, str) and tool.strip() else "a newer pytest-trtperf"
-        raise BaselineFileError(
+        raise NewerSchema(
             f"baseline file {path} has schema {version}, written by {writer}; this is "
             f"{__version__} (schema {SCHEMA_VERSION}): upgrade with pip install -U pytest-trtperf")
     results = data.get("results")
@@ -299,7 +292,72 @@ def read_file(path: Path) -> BaselineFile:
         except check.FieldError as err:
             raise BaselineFileError(f"baseline file {path}, entry {_entry_id(rid)!r}: field {err.field} "
                                     f"{err.problem}; {_fix(path)}") from None
-    return BaselineFile(path=path, device_class=device_class, entries=entries)
+    return BaselineFile(path=path, device_class=device_class, entries=entries, raw=data)
+
+
+class NewerSchema(BaselineFileError):
+    """A baseline file of a newer schema: an error for the device class that
+    needs it, a note for the others (``BaselineStore.validate_all``)."""
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: a key twice in one object (a "keep both" merge
+    left two entries under one id) is refused, not silently the last."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+_BOM = b"\xef\xbb\xbf"
+_CONFLICT = b"<<<<<<< "
+
+
+def _conflict_line(raw: bytes) -> int | None:
+    """The line (1-based) of the first merge-conflict marker, or None."""
+    for i, line in enumerate(raw.split(b"\n"), 1):
+        if line.startswith(_CONFLICT) or line.rstrip(b"\r") == b"<<<<<<<":
+            return i
+    return None
+
+
+def _parse(path: Path, raw: bytes) -> Any:
+    """The JSON of a baseline file, or a one-line error that names what is
+    wrong: a byte-order mark, merge-conflict markers, duplicate keys, a number
+    longer than Python reads (4300 digits), truncation, other corruption."""
+    if raw.startswith(_BOM):
+        raise BaselineFileError(f"baseline file {path} starts with a UTF-8 byte-order mark (an editor saved it so); "
+                                f"save it as UTF-8 without a BOM, or {_fix(path)}")
+    line = _conflict_line(raw)
+    if line is not None:
+        raise BaselineFileError(f"baseline file {path} has unresolved merge-conflict markers (line {line}); resolve "
+                                f"the conflict keeping one side (git checkout --theirs or --ours -- {path}) and run "
+                                f"pytest --trt-baseline=update for the tests whose entries you dropped")
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_unique)
+    except UnicodeDecodeError:
+        raise BaselineFileError(f"baseline file {path} is not UTF-8 text (corrupt); {_fix(path)}") from None
+    except _DuplicateKey as e:
+        raise BaselineFileError(f"baseline file {path} has the key {_entry_id(e.key)!r} twice in one object (a "
+                                f"merge that kept both sides?); keep one of them, or {_fix(path)}") from None
+    except json.JSONDecodeError as e:
+        what = "truncated" if _cut_short(raw, e) else "corrupt"
+        raise BaselineFileError(
+            f"baseline file {path} is {what} (invalid JSON at line {e.lineno} column {e.colno}); "
+            f"{_fix(path)}") from None
+    except RecursionError:
+        raise BaselineFileError(f"baseline file {path} is nested too deeply (corrupt); {_fix(path)}") from None
+    except ValueError as e:  # int() of a number longer than sys.get_int_max_str_digits()
+        what = "a number with more than 4300 digits" if "digits" in str(e) else "a value Python cannot read"
+        raise BaselineFileError(f"baseline file {path} has {what} (corrupt); {_fix(path)}") from None
 
 
 def _cut_short(raw: bytes, e: json.JSONDecodeError) -> bool:
@@ -528,6 +586,8 @@ class BaselineStore:
         self.directory = directory
         self.lock_timeout_s = lock_timeout_s
         self._cache: dict[str, BaselineFile | None] = {}
+        #: Files of a newer schema, found by validate_all: raised when their device class is looked up.
+        self._newer: dict[str, NewerSchema] = {}
         #: One-line notes for the terminal: files skipped, leftovers removed.
         self.notes: list[str] = []
 
@@ -574,7 +634,12 @@ class BaselineStore:
             if reason is not None:
                 self._note(f"ignored {p.name} in the baseline directory: it {reason}")
                 continue
-            self._cache[p.name] = read_file(p)
+            try:
+                self._cache[p.name] = read_file(p)
+            except NewerSchema as e:  # an error only for the device class that needs the file (load)
+                self._newer[p.name] = e
+                self._note(f"ignored {p.name} in the baseline directory: {str(e).partition(' has ')[2]}; results of "
+                           f"its device class cannot be compared or updated by this version")
         if self.directory.is_dir() and any(self.directory.glob(f".*.json.*{TEMP_SUFFIX}")):
             with contextlib.suppress(LockTimeout, OSError):
                 with directory_lock(self.directory, timeout_s=0):
@@ -597,6 +662,8 @@ class BaselineStore:
 
     def load(self, device_class: str) -> BaselineFile | None:
         p = self.path_for(device_class)
+        if p.name in self._newer:
+            raise self._newer[p.name]
         if p.name not in self._cache:
             self._cache[p.name] = read_file(p) if _present(p) else None
         return self._cache[p.name]
@@ -630,7 +697,8 @@ class BaselineStore:
                 existing = read_file(path) if _present(path) else None
                 entries: dict[str, Any] = {}
                 if existing is not None:
-                    entries = {rid: e.to_dict() for rid, e in existing.entries.items()}
+                    entries = {rid: _with_unknown(e.to_dict(), existing.raw["results"].get(rid))
+                               for rid, e in existing.entries.items()}
                 for r in rs:
                     old = existing.entries.get(r.id) if existing is not None else None
                     entry = BaselineEntry.from_result(r, timestamp=timestamp, git_commit=git_commit,
@@ -645,16 +713,40 @@ class BaselineStore:
                         notes.append(f"{r.id}: {_busy_text(r)}; the entry records it and the gate's centre leaves "
                                      f"the run out once quiet runs exist")
                     entries[r.id] = d
-                doc = {
+                doc = _with_unknown({
                     "schema_version": SCHEMA_VERSION,
                     "tool": {"name": "pytest-trtperf", "version": __version__},
                     "device_class": device_class,
                     "results": entries,
-                }
-                atomic_write(path, dumps(doc))
+                }, existing.raw if existing is not None else None)
+                atomic_write(path, _readable(path, dumps(doc)))
             self._cache.pop(path.name, None)
             done.append(path)
         return list(done)
+
+
+def _with_unknown(ours: dict[str, Any], read: Any) -> dict[str, Any]:
+    """``ours`` plus the keys of ``read`` (the same object as the file had it)
+    that this version does not write: fields of a newer plugin of the same
+    schema survive a rewrite instead of being dropped."""
+    if not isinstance(read, Mapping):
+        return ours
+    return {**{k: v for k, v in read.items() if k not in ours}, **ours}
+
+
+def _readable(path: Path, text: str) -> str:
+    """``text`` when the next run can read it back: within ``MAX_FILE_BYTES``
+    (33.4 MB in, 44.8 MB out made every later run exit 4) and parsed by the
+    same reader (depth, digits, duplicates). Otherwise nothing is written and
+    the line says how to split."""
+    size = len(text.encode("utf-8"))
+    if size > MAX_FILE_BYTES:
+        raise BaselineFileError(
+            f"baseline file {path} NOT written: it would be {size / 2**20:.1f} MiB, over the {MAX_FILE_BYTES / 2**20:g} "
+            f"MiB a run reads; split the suite's baselines (one --trt-baseline-dir per test directory, e.g. "
+            f"pytest tests/vision --trt-baseline-dir=tests/vision/.trtperf) or record fewer results per file")
+    _parse(path, text.encode("utf-8"))
+    return text
 
 
 def _same_measurement(old: BaselineEntry, r: Result) -> bool:

@@ -340,7 +340,7 @@ class LockSpec:
             return cls(s)
         if s.endswith("mhz"):
             s = s[:-3].strip()
-        if s.isdigit() and int(s) > 0:
+        if s.isascii() and s.isdigit() and int(s) > 0:  # "²".isdigit() is True, int("²") raises
             return cls(str(int(s)))
         raise UsageError(f"{option}={text!r} is not valid; use off, base, max or a clock in MHz such as 1410")
 
