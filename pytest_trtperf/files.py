@@ -125,11 +125,24 @@ def _mode_for(path: Path) -> int:
 def ignore_in_git(directory: Path) -> None:
     """Make ``directory`` ignore itself in git (a ``.gitignore`` of ``*``):
     engine caches and clock-lock state sit inside the committed baseline
-    directory but must never land in a commit. Best effort."""
+    directory but must never land in a commit. Best effort; call it only for
+    a directory the plugin created (:func:`make_ignored_dir`)."""
     ignore = Path(directory) / ".gitignore"
-    if not ignore.exists():
+    if not os.path.lexists(ignore):
         with contextlib.suppress(OSError):
-            ignore.write_text("*\n")
+            atomic_write(ignore, "*\n")
+
+
+def make_ignored_dir(directory: Path) -> None:
+    """Create ``directory`` (and its parents) and make it ignore itself in git,
+    but only when this call created it: ``--trt-engine-cache=<existing dir>``
+    wrote a ``.gitignore`` of ``*`` into the user's own directory and new
+    models in it became invisible to git."""
+    directory = Path(directory)
+    if os.path.lexists(directory):
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    ignore_in_git(directory)
 
 
 def lock_path(path: Path) -> Path:
