@@ -11,7 +11,8 @@ How an ``update`` is recognised: ``update`` rewrites an entry whole, so the
 entry's ``timestamp`` changes, its ``history`` ends with a row carrying that
 same timestamp (this run), and the rows before it are the previous version's
 rows unchanged (oldest dropped past ``noise.HISTORY_RUNS``), or the history
-restarts with this one row. Any other change of an entry (numbers changed
+restarts with this one row (entries of schema 1, before histories, have
+none). Any other change of an entry (numbers changed
 under an unchanged timestamp, rewritten or added history rows, a new entry
 arriving with a history) is reported with the commit that made it. Every
 version is also read with the session's own checks (``baseline.read_file``)
@@ -112,8 +113,8 @@ def entry_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str |
     rows = _rows(new)
     stamp = new.get("timestamp")
     last_ok = bool(rows) and isinstance(rows[-1], Mapping) and rows[-1].get("timestamp") == stamp
-    if old is None:
-        if len(rows) > 1 or not last_ok:
+    if old is None:  # schema 1 entries (before histories) have none
+        if len(rows) > 1 or (rows and not last_ok):
             return (f"arrived with {len(rows)} history row(s) whose last is not its own run; update starts a new "
                     f"entry with one row")
         return None
@@ -122,7 +123,7 @@ def entry_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str |
     if stamp == old.get("timestamp"):
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         return f"{', '.join(changed)} changed under an unchanged timestamp ({stamp})"
-    if not last_ok:
+    if rows and not last_ok:
         return "its history does not end with its own run (the last row's timestamp is not the entry's)"
     before, kept = _rows(old), rows[:-1]
     if kept and kept != before[len(before) - len(kept):]:
