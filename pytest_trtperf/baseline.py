@@ -674,7 +674,7 @@ class BaselineStore:
 
     def write(self, results: list[Result], *, timestamp: str, git_commit: str | None,
               on_wait: Callable[[str], None] | None = None, written: list[Path] | None = None,
-              notes: list[str] | None = None) -> list[Path]:
+              notes: list[str] | None = None, refused: dict[str, str] | None = None) -> list[Path]:
         """Merge ``results`` into their files (other entries are kept).
         ``written``, when given, receives each path as soon as it is
         replaced, so a caller interrupted midway knows what was written.
@@ -708,6 +708,8 @@ class BaselineStore:
                         BaselineEntry.from_dict(r.id, d)  # never write what the next run cannot read
                     except check.FieldError as err:
                         notes.append(f"{r.id}: not written: field {err.field} {err.problem}")
+                        if refused is not None:
+                            refused[r.id] = f"field {err.field} {err.problem}"
                         continue
                     if _busy(r.device_state.flags):
                         notes.append(f"{r.id}: {_busy_text(r)}; the entry records it and the gate's centre leaves "
@@ -719,7 +721,10 @@ class BaselineStore:
                     "device_class": device_class,
                     "results": entries,
                 }, existing.raw if existing is not None else None)
-                atomic_write(path, _readable(path, dumps(doc)))
+                try:
+                    atomic_write(path, _readable(path, dumps(doc)))
+                except OSError as e:
+                    raise BaselineFileError(f"{path}: {e.strerror or e} (the file is left as it was)") from None
             self._cache.pop(path.name, None)
             done.append(path)
         return list(done)

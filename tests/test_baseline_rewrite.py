@@ -108,3 +108,33 @@ def test_a_newer_schema_for_another_device_class_is_a_note(pytester: pytest.Pyte
     r.stdout.fnmatch_lines(["*nvidia-h100-sm90-trt10.13.json*schema 99*"])
     assert json.loads((d / "nvidia-h100-sm90-trt10.13.json").read_text()) == other
     assert len(list(d.glob("*.json"))) == 2
+
+
+FILE_SIZE_LIMIT = '''
+import resource
+import signal
+
+import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    # A real write failure from the kernel (EFBIG, as a full disk gives ENOSPC):
+    # files may not grow past 2000 bytes from here on.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+'''
+
+
+def test_a_failed_baseline_write_names_the_path_and_counts_nothing_as_updated(pytester: pytest.Pytester) -> None:
+    """Audit: "NOT written: [Errno 28] No space left on device" named no
+    file, and the summary still said "1 updated"."""
+    pytester.makepyfile(test_perf=hash_test())
+    pytester.makeconftest(FILE_SIZE_LIMIT)
+    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", timeout=120)
+    out = r.stdout.str()
+    assert r.ret == 4, out + r.stderr.str()
+    line = next(ln for ln in r.stdout.lines if "baseline NOT written" in ln)
+    assert str(pytester.path / ".trtperf") in line and "File too large" in line, line
+    assert "1 updated" not in out and "1 not written" in out, out
+    assert not list((pytester.path / ".trtperf").glob("*.json"))
