@@ -28,6 +28,7 @@ import platform
 import socket
 import stat
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -612,6 +613,26 @@ class BaselineStore:
         if not stat.S_ISDIR(st.st_mode):
             raise BaselineFileError(f"baseline directory {self.directory} is not a directory; {fix}")
         return True
+
+    def check_writable(self) -> None:
+        """At session start of an ``update``: the baseline directory can be
+        created and written, or one line now instead of after the whole suite
+        measured. Probes the directory (or its nearest existing ancestor) with
+        a temporary file removed at once."""
+        fix = "point --trt-baseline-dir at a writable directory; nothing was measured"
+        probe = self.directory
+        while not os.path.lexists(probe) and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise BaselineFileError(f"baseline directory {self.directory} cannot be written: {probe} is not a "
+                                    f"directory; {fix}")
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".trtperf-probe-", suffix=TEMP_SUFFIX, dir=probe)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as e:
+            raise BaselineFileError(f"baseline directory {self.directory} cannot be written ({probe}: "
+                                    f"{e.strerror or e}); {fix}") from None
 
     def files(self) -> list[Path]:
         """Candidate baseline files: ``*.json`` directly in the directory,

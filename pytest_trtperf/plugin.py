@@ -212,6 +212,11 @@ class SessionHooks:
                 self.state.store.validate_all()
             except (BaselineFileError, UsageError) as e:
                 raise pytest.UsageError(_log_safe(str(e))) from None
+        if s.baseline_mode == "update" and s.compare_rev is None:
+            try:
+                self.state.store.check_writable()
+            except BaselineFileError as e:
+                raise pytest.UsageError(_log_safe(str(e))) from None
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         from .host_state import cpu_cores

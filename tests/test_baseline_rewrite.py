@@ -138,3 +138,16 @@ def test_a_failed_baseline_write_names_the_path_and_counts_nothing_as_updated(py
     assert str(pytester.path / ".trtperf") in line and "File too large" in line, line
     assert "1 updated" not in out and "1 not written" in out, out
     assert not list((pytester.path / ".trtperf").glob("*.json"))
+
+
+def test_an_unwritable_baseline_location_is_found_before_measuring(pytester: pytest.Pytester) -> None:
+    """Audit: reported only after the whole suite measured. A path under a
+    regular file cannot be created whoever runs (root included)."""
+    pytester.makepyfile(test_perf=hash_test())
+    (pytester.path / "afile").write_text("not a directory")
+    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", "--trt-baseline-dir=afile/baselines",
+                                      timeout=120)
+    assert r.ret == 4, r.stdout.str()
+    r.stderr.fnmatch_lines(["ERROR: baseline directory *afile/baselines cannot be written: *afile is not a "
+                            "directory*"])
+    assert "test_perf.py" not in r.stdout.str()  # nothing measured
