@@ -59,6 +59,11 @@ LOCK_TIMEOUT_S = 60.0
 LOCK_NOTICE_S = 3.0
 #: Who holds the lock: pid, host, start time, written while holding it.
 LOCK_OWNER_FILE = ".trtperf.lock.owner"
+#: The ``.gitignore`` of a baseline directory the store creates: temporary
+#: files of a killed write, the lock owner, the session-start probe and the
+#: ``.state`` directory (GPU/CPU locks, clock state) are never committed.
+LEFTOVERS_IGNORE = ("# written by pytest-trtperf: leftovers and state, never the baselines\n"
+                    ".*.tmp\n.trtperf.lock.owner\n.trtperf-probe-*\n.state/\n")
 _FIX = "restore it from version control (git checkout -- FILE) or delete it and run pytest --trt-baseline=update"
 #: Metrics a history row keeps.
 _ROW_METRICS = ("median", "mean", "p90", "p95", "p99")
@@ -614,6 +619,18 @@ class BaselineStore:
             raise BaselineFileError(f"baseline directory {self.directory} is not a directory; {fix}")
         return True
 
+    def _create_directory(self) -> None:
+        """Create the baseline directory when it does not exist, with a
+        ``.gitignore`` for what a killed write or a lock holder leaves in it
+        (``LEFTOVERS_IGNORE``); the baseline files stay visible. An existing
+        directory is the user's: left as it is (the leftovers are removed by
+        the next session that holds the lock)."""
+        if os.path.lexists(self.directory):
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            atomic_write(self.directory / ".gitignore", LEFTOVERS_IGNORE)
+
     def check_writable(self) -> None:
         """At session start of an ``update``: the baseline directory can be
         created and written, or one line now instead of after the whole suite
@@ -706,6 +723,7 @@ class BaselineStore:
         per restarted history, run measured on a busy device, or result that
         could not be stored."""
         notes = notes if notes is not None else []
+        self._create_directory()
         by_class: dict[str, list[Result]] = {}
         for r in results:
             by_class.setdefault(r.device_class, []).append(r)

@@ -104,3 +104,30 @@ def test_clock_state_files_are_read_through_the_hardened_reader(tmp_path: Path) 
             except OSError:
                 pass
     assert [p.name for p, _ in found] == [good.name]
+
+
+def test_state_and_leftover_files_are_ignored_by_git(pytester: pytest.Pytester) -> None:
+    """``.trtperf/.state/cpu.lock`` and what a killed write leaves behind were
+    not git-ignored; the baseline files themselves must stay visible."""
+    from gitrepo import init
+
+    from helpers import FAST, hash_test
+    from pytest_trtperf.gpu.pinning import GpuLock
+
+    init(pytester.path)
+    pytester.makepyfile(test_perf=hash_test())
+    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
+    d = pytester.path / ".trtperf"
+    (baseline_file,) = d.glob("*.json")
+    with GpuLock.for_cpu(d / ".state").hold():
+        pass
+    leftovers = [d / f".{baseline_file.name}.k3j2.tmp", d / ".trtperf.lock.owner", d / ".state" / "cpu.lock"]
+    for p in leftovers[:2]:
+        p.write_text("x")
+    import subprocess
+
+    def ignored(p: Path) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", str(p)], cwd=pytester.path).returncode == 0
+
+    assert all(ignored(p) for p in leftovers), [(p.name, ignored(p)) for p in leftovers]
+    assert not ignored(baseline_file)

@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import nvml
 from ..config import LockSpec
 from ..errors import BackendUnavailable, UsageError
-from ..files import UnreadableFile, atomic_write, make_ignored_dir, read_regular_file
+from ..files import UnreadableFile, atomic_write, ignore_in_git, read_regular_file
 from .pinning import VisibleGpu, device_for_entry
 
 STATE_PREFIX = "clocks-"
@@ -277,8 +277,8 @@ class ClockController:
 
     # ---- state file -------------------------------------------------------
     def _write_state(self, plans: list[tuple[nvml.Device, GpuLockPlan]], status: str) -> None:
-        make_ignored_dir(self.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        ignore_in_git(self.state_dir)  # <baseline dir>/.state: ours by name, never committed
         data = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
