@@ -151,3 +151,19 @@ def test_an_unwritable_baseline_location_is_found_before_measuring(pytester: pyt
     r.stderr.fnmatch_lines(["ERROR: baseline directory *afile/baselines cannot be written: *afile is not a "
                             "directory*"])
     assert "test_perf.py" not in r.stdout.str()  # nothing measured
+
+
+def test_a_newer_schema_for_this_device_class_still_stops_the_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_perf=hash_test())
+    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
+    (path,) = (pytester.path / ".trtperf").glob("*.json")
+    doc = json.loads(path.read_text())
+    doc["schema_version"] = 99
+    path.write_text(json.dumps(doc))
+    before = path.read_bytes()
+    for mode in ("compare", "update"):
+        r = pytester.runpytest_subprocess(*FAST, f"--trt-baseline={mode}", timeout=120)
+        out = r.stdout.str() + r.stderr.str()
+        assert r.ret != 0 and "schema 99" in out and "upgrade with pip install -U pytest-trtperf" in out, out
+        assert "Traceback" not in out and "INTERNALERROR" not in out, out
+        assert path.read_bytes() == before
