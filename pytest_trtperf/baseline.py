@@ -588,8 +588,11 @@ def foreign_reason(path: Path) -> str | None:
 class BaselineStore:
     """All baseline files under one directory."""
 
-    def __init__(self, directory: Path, *, lock_timeout_s: float = LOCK_TIMEOUT_S) -> None:
+    def __init__(self, directory: Path, *, lock_timeout_s: float = LOCK_TIMEOUT_S, root: Path | None = None) -> None:
         self.directory = directory
+        #: The project (pytest's rootdir): a baseline directory that is a
+        #: symbolic link out of it is never written through.
+        self.root = root
         self.lock_timeout_s = lock_timeout_s
         self._cache: dict[str, BaselineFile | None] = {}
         #: Files of a newer schema, found by validate_all: raised when their device class is looked up.
@@ -619,6 +622,21 @@ class BaselineStore:
             raise BaselineFileError(f"baseline directory {self.directory} is not a directory; {fix}")
         return True
 
+    def _not_linked_out(self) -> None:
+        """Refuse to write through a baseline directory that is a symbolic
+        link out of the project: a pull request can commit ``.trtperf`` as a
+        link to anywhere on the CI machine. A link inside the project, or a
+        path given as it is, is used."""
+        if self.root is None or not os.path.islink(self.directory):
+            return
+        target = Path(os.path.realpath(self.directory))
+        root = Path(os.path.realpath(self.root))
+        if target != root and root not in target.parents:
+            raise BaselineFileError(
+                f"baseline directory {self.directory} is a symbolic link to {target}, outside the project {root}; "
+                f"nothing is written through it: replace the link with a directory, or give "
+                f"--trt-baseline-dir={target} if that is meant")
+
     def _create_directory(self) -> None:
         """Create the baseline directory when it does not exist, with a
         ``.gitignore`` for what a killed write or a lock holder leaves in it
@@ -636,6 +654,7 @@ class BaselineStore:
         created and written, or one line now instead of after the whole suite
         measured. Probes the directory (or its nearest existing ancestor) with
         a temporary file removed at once."""
+        self._not_linked_out()
         fix = "point --trt-baseline-dir at a writable directory; nothing was measured"
         probe = self.directory
         while not os.path.lexists(probe) and probe != probe.parent:
@@ -723,6 +742,7 @@ class BaselineStore:
         per restarted history, run measured on a busy device, or result that
         could not be stored."""
         notes = notes if notes is not None else []
+        self._not_linked_out()
         self._create_directory()
         by_class: dict[str, list[Result]] = {}
         for r in results:

@@ -167,3 +167,24 @@ def test_a_newer_schema_for_this_device_class_still_stops_the_run(pytester: pyte
         assert r.ret != 0 and "schema 99" in out and "upgrade with pip install -U pytest-trtperf" in out, out
         assert "Traceback" not in out and "INTERNALERROR" not in out, out
         assert path.read_bytes() == before
+
+
+def test_a_baseline_directory_linked_out_of_the_repository_is_not_written(pytester: pytest.Pytester,
+                                                                          tmp_path_factory: pytest.TempPathFactory
+                                                                          ) -> None:
+    """A pull request can commit ``.trtperf`` as a symlink to anywhere; an
+    update must not follow it out of the repository (a comment said it did not)."""
+    outside = tmp_path_factory.mktemp("outside")
+    pytester.makepyfile(test_perf=hash_test())
+    (pytester.path / ".trtperf").symlink_to(outside, target_is_directory=True)
+    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", timeout=120)
+    assert r.ret == 4, r.stdout.str()
+    r.stderr.fnmatch_lines([f"ERROR: baseline directory {pytester.path / '.trtperf'} is a symbolic link to "
+                            f"{outside}, outside the project*"])
+    assert list(outside.iterdir()) == []
+    inside = pytester.path / "real"
+    inside.mkdir()
+    (pytester.path / ".trtperf").unlink()
+    (pytester.path / ".trtperf").symlink_to(inside, target_is_directory=True)
+    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)  # a link inside is fine
+    assert list(inside.glob("*.json"))
