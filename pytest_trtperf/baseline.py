@@ -28,6 +28,7 @@ import platform
 import socket
 import stat
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +41,9 @@ from .files import TEMP_SUFFIX, UnreadableFile, atomic_write, read_regular_file
 from .fingerprint import Fingerprint, is_slug_form, slug
 from .identity import config_identity
 from .load.summary import Serve
-from .noise import HISTORY_RUNS, centre, moved
+from .noise import HISTORY_RUNS, MAX_SD, centre, estimate, moved
 from .results import Distribution, Result, SeriesStats, figures_from_json
+from .timers import REAL
 
 #: 2: entries keep ``history`` (the last runs' summaries, for the between-run
 #: noise term) and ``config`` (the configuration itself, so a verdict can name
@@ -58,6 +60,11 @@ LOCK_TIMEOUT_S = 60.0
 LOCK_NOTICE_S = 3.0
 #: Who holds the lock: pid, host, start time, written while holding it.
 LOCK_OWNER_FILE = ".trtperf.lock.owner"
+#: The ``.gitignore`` of a baseline directory the store creates: temporary
+#: files of a killed write, the lock owner, the session-start probe and the
+#: ``.state`` directory (GPU/CPU locks, clock state) are never committed.
+LEFTOVERS_IGNORE = ("# written by pytest-trtperf: leftovers and state, never the baselines\n"
+                    ".*.tmp\n.trtperf.lock.owner\n.trtperf-probe-*\n.state/\n")
 _FIX = "restore it from version control (git checkout -- FILE) or delete it and run pytest --trt-baseline=update"
 #: Metrics a history row keeps.
 _ROW_METRICS = ("median", "mean", "p90", "p95", "p99")
@@ -264,6 +271,9 @@ class BaselineFile:
     path: Path
     device_class: str
     entries: Mapping[str, BaselineEntry]
+    #: The document as read: fields this version does not know (written by a
+    #: newer plugin of the same schema) are kept when the file is rewritten.
+    raw: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _fix(path: Path) -> str:
@@ -282,17 +292,7 @@ def read_file(path: Path) -> BaselineFile:
     except UnreadableFile as e:
         raise BaselineFileError(f"baseline file {path} {e}; a baseline is a regular JSON file written by "
                                 f"pytest --trt-baseline=update: {_FIX.replace('FILE', str(path))}") from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BaselineFileError(f"baseline file {path} is not UTF-8 text (corrupt); {_fix(path)}") from None
-    except json.JSONDecodeError as e:
-        what = "truncated" if _cut_short(raw, e) else "corrupt"
-        raise BaselineFileError(
-            f"baseline file {path} is {what} (invalid JSON at line {e.lineno} column {e.colno}); "
-            f"{_fix(path)}") from None
-    except RecursionError:
-        raise BaselineFileError(f"baseline file {path} is nested too deeply (corrupt); {_fix(path)}") from None
+    data = _parse(path, raw)
     if not isinstance(data, dict) or "schema_version" not in data:
         raise BaselineFileError(f"baseline file {path} is not a pytest-trtperf baseline (no schema_version); "
                                 f"{_fix(path)}")
@@ -303,7 +303,7 @@ def read_file(path: Path) -> BaselineFile:
     if version > SCHEMA_VERSION:
         tool = data.get("tool", {}).get("version") if isinstance(data.get("tool"), dict) else None
         writer = f"pytest-trtperf {tool[:40]}" if isinstance(tool, str) and tool.strip() else "a newer pytest-trtperf"
-        raise BaselineFileError(
+        raise NewerSchema(
             f"baseline file {path} has schema {version}, written by {writer}; this is "
             f"{__version__} (schema {SCHEMA_VERSION}): upgrade with pip install -U pytest-trtperf")
     results = data.get("results")
@@ -319,7 +319,72 @@ def read_file(path: Path) -> BaselineFile:
         except check.FieldError as err:
             raise BaselineFileError(f"baseline file {path}, entry {_entry_id(rid)!r}: field {err.field} "
                                     f"{err.problem}; {_fix(path)}") from None
-    return BaselineFile(path=path, device_class=device_class, entries=entries)
+    return BaselineFile(path=path, device_class=device_class, entries=entries, raw=data)
+
+
+class NewerSchema(BaselineFileError):
+    """A baseline file of a newer schema: an error for the device class that
+    needs it, a note for the others (``BaselineStore.validate_all``)."""
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: a key twice in one object (a "keep both" merge
+    left two entries under one id) is refused, not silently the last."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+_BOM = b"\xef\xbb\xbf"
+_CONFLICT = b"<<<<<<< "
+
+
+def _conflict_line(raw: bytes) -> int | None:
+    """The line (1-based) of the first merge-conflict marker, or None."""
+    for i, line in enumerate(raw.split(b"\n"), 1):
+        if line.startswith(_CONFLICT) or line.rstrip(b"\r") == b"<<<<<<<":
+            return i
+    return None
+
+
+def _parse(path: Path, raw: bytes) -> Any:
+    """The JSON of a baseline file, or a one-line error that names what is
+    wrong: a byte-order mark, merge-conflict markers, duplicate keys, a number
+    longer than Python reads (4300 digits), truncation, other corruption."""
+    if raw.startswith(_BOM):
+        raise BaselineFileError(f"baseline file {path} starts with a UTF-8 byte-order mark (an editor saved it so); "
+                                f"save it as UTF-8 without a BOM, or {_fix(path)}")
+    line = _conflict_line(raw)
+    if line is not None:
+        raise BaselineFileError(f"baseline file {path} has unresolved merge-conflict markers (line {line}); resolve "
+                                f"the conflict keeping one side (git checkout --theirs or --ours -- {path}) and run "
+                                f"pytest --trt-baseline=update for the tests whose entries you dropped")
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_unique)
+    except UnicodeDecodeError:
+        raise BaselineFileError(f"baseline file {path} is not UTF-8 text (corrupt); {_fix(path)}") from None
+    except _DuplicateKey as e:
+        raise BaselineFileError(f"baseline file {path} has the key {_entry_id(e.key)!r} twice in one object (a "
+                                f"merge that kept both sides?); keep one of them, or {_fix(path)}") from None
+    except json.JSONDecodeError as e:
+        what = "truncated" if _cut_short(raw, e) else "corrupt"
+        raise BaselineFileError(
+            f"baseline file {path} is {what} (invalid JSON at line {e.lineno} column {e.colno}); "
+            f"{_fix(path)}") from None
+    except RecursionError:
+        raise BaselineFileError(f"baseline file {path} is nested too deeply (corrupt); {_fix(path)}") from None
+    except ValueError as e:  # int() of a number longer than sys.get_int_max_str_digits()
+        what = "a number with more than 4300 digits" if "digits" in str(e) else "a value Python cannot read"
+        raise BaselineFileError(f"baseline file {path} has {what} (corrupt); {_fix(path)}") from None
 
 
 def _cut_short(raw: bytes, e: json.JSONDecodeError) -> bool:
@@ -452,11 +517,11 @@ def directory_lock(directory: Path, *, timeout_s: float = LOCK_TIMEOUT_S,
     else:
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        start = time.monotonic()
+        start = REAL.monotonic()
         noticed = False
         pause = 0.02
         while not _try_lock(fd):
-            waited = time.monotonic() - start
+            waited = REAL.monotonic() - start
             if waited >= timeout_s:
                 raise LockTimeout(
                     f"gave up after waiting {timeout_s:g} s for the lock on the baseline directory {directory}, "
@@ -466,7 +531,7 @@ def directory_lock(directory: Path, *, timeout_s: float = LOCK_TIMEOUT_S,
                 on_wait(f"trtperf: waiting for the lock on the baseline directory {directory}, held by "
                         f"{_lock_owner(directory)}; giving up after {timeout_s:g} s")
                 noticed = True
-            time.sleep(min(pause, max(timeout_s - waited, 0.0)))
+            REAL.sleep(min(pause, max(timeout_s - waited, 0.0)))
             pause = min(pause * 2, 0.25)
         try:
             _write_owner(directory)
@@ -544,10 +609,15 @@ def foreign_reason(path: Path) -> str | None:
 class BaselineStore:
     """All baseline files under one directory."""
 
-    def __init__(self, directory: Path, *, lock_timeout_s: float = LOCK_TIMEOUT_S) -> None:
+    def __init__(self, directory: Path, *, lock_timeout_s: float = LOCK_TIMEOUT_S, root: Path | None = None) -> None:
         self.directory = directory
+        #: The project (pytest's rootdir): a baseline directory that is a
+        #: symbolic link out of it is never written through.
+        self.root = root
         self.lock_timeout_s = lock_timeout_s
         self._cache: dict[str, BaselineFile | None] = {}
+        #: Files of a newer schema, found by validate_all: raised when their device class is looked up.
+        self._newer: dict[str, NewerSchema] = {}
         #: One-line notes for the terminal: files skipped, leftovers removed.
         self.notes: list[str] = []
 
@@ -573,6 +643,54 @@ class BaselineStore:
             raise BaselineFileError(f"baseline directory {self.directory} is not a directory; {fix}")
         return True
 
+    def _not_linked_out(self) -> None:
+        """Refuse to write through a baseline directory that is a symbolic
+        link out of the project: a pull request can commit ``.trtperf`` as a
+        link to anywhere on the CI machine. A link inside the project, or a
+        path given as it is, is used."""
+        if self.root is None or not os.path.islink(self.directory):
+            return
+        target = Path(os.path.realpath(self.directory))
+        root = Path(os.path.realpath(self.root))
+        if target != root and root not in target.parents:
+            raise BaselineFileError(
+                f"baseline directory {self.directory} is a symbolic link to {target}, outside the project {root}; "
+                f"nothing is written through it: replace the link with a directory, or give "
+                f"--trt-baseline-dir={target} if that is meant")
+
+    def _create_directory(self) -> None:
+        """Create the baseline directory when it does not exist, with a
+        ``.gitignore`` for what a killed write or a lock holder leaves in it
+        (``LEFTOVERS_IGNORE``); the baseline files stay visible. An existing
+        directory is the user's: left as it is (the leftovers are removed by
+        the next session that holds the lock)."""
+        if os.path.lexists(self.directory):
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            atomic_write(self.directory / ".gitignore", LEFTOVERS_IGNORE)
+
+    def check_writable(self) -> None:
+        """At session start of an ``update``: the baseline directory can be
+        created and written, or one line now instead of after the whole suite
+        measured. Probes the directory (or its nearest existing ancestor) with
+        a temporary file removed at once."""
+        self._not_linked_out()
+        fix = "point --trt-baseline-dir at a writable directory; nothing was measured"
+        probe = self.directory
+        while not os.path.lexists(probe) and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise BaselineFileError(f"baseline directory {self.directory} cannot be written: {probe} is not a "
+                                    f"directory; {fix}")
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".trtperf-probe-", suffix=TEMP_SUFFIX, dir=probe)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as e:
+            raise BaselineFileError(f"baseline directory {self.directory} cannot be written ({probe}: "
+                                    f"{e.strerror or e}); {fix}") from None
+
     def files(self) -> list[Path]:
         """Candidate baseline files: ``*.json`` directly in the directory,
         dot files (temporary files, lock owner) aside."""
@@ -594,7 +712,12 @@ class BaselineStore:
             if reason is not None:
                 self._note(f"ignored {p.name} in the baseline directory: it {reason}")
                 continue
-            self._cache[p.name] = read_file(p)
+            try:
+                self._cache[p.name] = read_file(p)
+            except NewerSchema as e:  # an error only for the device class that needs the file (load)
+                self._newer[p.name] = e
+                self._note(f"ignored {p.name} in the baseline directory: {str(e).partition(' has ')[2]}; results of "
+                           f"its device class cannot be compared or updated by this version")
         if self.directory.is_dir() and any(self.directory.glob(f".*.json.*{TEMP_SUFFIX}")):
             with contextlib.suppress(LockTimeout, OSError):
                 with directory_lock(self.directory, timeout_s=0):
@@ -617,6 +740,8 @@ class BaselineStore:
 
     def load(self, device_class: str) -> BaselineFile | None:
         p = self.path_for(device_class)
+        if p.name in self._newer:
+            raise self._newer[p.name]
         if p.name not in self._cache:
             self._cache[p.name] = read_file(p) if _present(p) else None
         return self._cache[p.name]
@@ -627,7 +752,7 @@ class BaselineStore:
 
     def write(self, results: list[Result], *, timestamp: str, git_commit: str | None,
               on_wait: Callable[[str], None] | None = None, written: list[Path] | None = None,
-              notes: list[str] | None = None) -> list[Path]:
+              notes: list[str] | None = None, refused: dict[str, str] | None = None) -> list[Path]:
         """Merge ``results`` into their files (other entries are kept).
         ``written``, when given, receives each path as soon as it is
         replaced, so a caller interrupted midway knows what was written.
@@ -638,6 +763,8 @@ class BaselineStore:
         per restarted history, run measured on a busy device, or result that
         could not be stored."""
         notes = notes if notes is not None else []
+        self._not_linked_out()
+        self._create_directory()
         by_class: dict[str, list[Result]] = {}
         for r in results:
             by_class.setdefault(r.device_class, []).append(r)
@@ -650,7 +777,8 @@ class BaselineStore:
                 existing = read_file(path) if _present(path) else None
                 entries: dict[str, Any] = {}
                 if existing is not None:
-                    entries = {rid: e.to_dict() for rid, e in existing.entries.items()}
+                    entries = {rid: _with_unknown(e.to_dict(), existing.raw["results"].get(rid))
+                               for rid, e in existing.entries.items()}
                 for r in rs:
                     old = existing.entries.get(r.id) if existing is not None else None
                     entry = BaselineEntry.from_result(r, timestamp=timestamp, git_commit=git_commit,
@@ -660,21 +788,50 @@ class BaselineStore:
                         BaselineEntry.from_dict(r.id, d)  # never write what the next run cannot read
                     except check.FieldError as err:
                         notes.append(f"{r.id}: not written: field {err.field} {err.problem}")
+                        if refused is not None:
+                            refused[r.id] = f"field {err.field} {err.problem}"
                         continue
                     if _busy(r.device_state.flags):
                         notes.append(f"{r.id}: {_busy_text(r)}; the entry records it and the gate's centre leaves "
                                      f"the run out once quiet runs exist")
                     entries[r.id] = d
-                doc = {
+                doc = _with_unknown({
                     "schema_version": SCHEMA_VERSION,
                     "tool": {"name": "pytest-trtperf", "version": __version__},
                     "device_class": device_class,
                     "results": entries,
-                }
-                atomic_write(path, dumps(doc))
+                }, existing.raw if existing is not None else None)
+                try:
+                    atomic_write(path, _readable(path, dumps(doc)))
+                except OSError as e:
+                    raise BaselineFileError(f"{path}: {e.strerror or e} (the file is left as it was)") from None
             self._cache.pop(path.name, None)
             done.append(path)
         return list(done)
+
+
+def _with_unknown(ours: dict[str, Any], read: Any) -> dict[str, Any]:
+    """``ours`` plus the keys of ``read`` (the same object as the file had it)
+    that this version does not write: fields of a newer plugin of the same
+    schema survive a rewrite instead of being dropped."""
+    if not isinstance(read, Mapping):
+        return ours
+    return {**{k: v for k, v in read.items() if k not in ours}, **ours}
+
+
+def _readable(path: Path, text: str) -> str:
+    """``text`` when the next run can read it back: within ``MAX_FILE_BYTES``
+    (33.4 MB in, 44.8 MB out made every later run exit 4) and parsed by the
+    same reader (depth, digits, duplicates). Otherwise nothing is written and
+    the line says how to split."""
+    size = len(text.encode("utf-8"))
+    if size > MAX_FILE_BYTES:
+        raise BaselineFileError(
+            f"baseline file {path} NOT written: it would be {size / 2**20:.1f} MiB, over the {MAX_FILE_BYTES / 2**20:g} "
+            f"MiB a run reads; split the suite's baselines (one --trt-baseline-dir per test directory, e.g. "
+            f"pytest tests/vision --trt-baseline-dir=tests/vision/.trtperf) or record fewer results per file")
+    _parse(path, text.encode("utf-8"))
+    return text
 
 
 def _same_measurement(old: BaselineEntry, r: Result) -> bool:
@@ -714,6 +871,11 @@ def _kept_history(old: BaselineEntry | None, r: Result, notes: list[str]) -> tup
     new = r.metric_value(metric)
     values = old.run_values(metric)
     if not (new > 0 and math.isfinite(new)):
+        return ()
+    noise = estimate(r.kind, values)
+    if noise.capped:
+        notes.append(f"{r.id}: the {metric} of its {len(values)} earlier runs spread with sd {noise.sd:.1%}, too wide "
+                     f"for a real history (beyond {MAX_SD:.0%}; edited?); its history restarts with this run")
         return ()
     step = moved(new, values, kind=r.kind, tolerance=tolerance, confidence=confidence)
     if step is not None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
+from .identity import config_hash as hash_of_config
+
 #: Size limits: far above what the plugin writes (101 quantiles, up to 10
 #: million samples, a few thousand layers), far below what exhausts memory.
 MAX_QUANTILES = 1001
@@ -249,6 +251,51 @@ def _agree(field: str, value: float, other_field: str, other: float) -> None:
                                 f"agree within {AGREEMENT - 1:.0%} (was one of them edited?)")
 
 
+def _within(field: str, value: float, low: float, high: float, what: str) -> None:
+    if not low / AGREEMENT <= value <= high * AGREEMENT:
+        raise FieldError(field, f"is {value:.6g}, outside {what} ({low:.6g}..{high:.6g}): the figures of one run "
+                                f"must agree (was one of them edited?)")
+
+
+#: Percentiles of ``latency_ms`` and the probability each sits at.
+PERCENTILES = (("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
+
+
+def spread(lat: Mapping[str, Any], quantiles: Sequence[float]) -> None:
+    """The spread figures of one run agree with its quantile function, which
+    the gate's bootstrap redraws from: the first and last quantiles are the
+    minimum and maximum (``stats.compress`` stores probabilities 0..1), each
+    percentile lies between the two quantiles around its probability, the
+    median's interval holds the median, and the mean and the interval lie
+    within min..max. Tails edited on their own (the lower half set to 1e-6,
+    the upper to 1e6: a 3x slowdown read "within this run's own noise (99% CI
+    -100%..+3767019%)") fail here, naming the field."""
+    lo, hi = lat["min"], lat["max"]
+    q = "distribution.quantiles_ms"
+    _within(f"{q}[0]", quantiles[0], lo, lo, "latency_ms.min")
+    _within(f"{q}[{len(quantiles) - 1}]", quantiles[-1], hi, hi, "latency_ms.max")
+    k = len(quantiles) - 1
+    for key, p in PERCENTILES:
+        a, b = quantiles[math.floor(p * k)], quantiles[math.ceil(p * k)]
+        _within(f"latency_ms.{key}", lat[key], a, b, f"the quantiles around p={p:g} in {q}")
+    ci_lo, ci_hi = lat["median_ci"]
+    _within("latency_ms.median_ci[0]", ci_lo, lo, lat["median"], "latency_ms.min..latency_ms.median")
+    _within("latency_ms.median_ci[1]", ci_hi, lat["median"], hi, "latency_ms.median..latency_ms.max")
+    _within("latency_ms.mean", lat["mean"], lo, hi, "latency_ms.min..latency_ms.max")
+    if lat["stdev"] > (hi - lo) * AGREEMENT * 0.75 + 1e-9 * hi:  # a sample's sd is at most (max - min) * sqrt(n / (n - 1)) / 2
+        raise FieldError("latency_ms.stdev", f"is {lat['stdev']:.6g}, more than the range min..max allows "
+                                             f"({lo:.6g}..{hi:.6g}) (was one of them edited?)")
+
+
+def row_order(rows: Sequence[Mapping[str, Any]]) -> None:
+    """Each history row's percentiles ascend (median <= p90 <= p95 <= p99)."""
+    for i, row in enumerate(rows):
+        for a, b in (("median", "p90"), ("p90", "p95"), ("p95", "p99")):
+            if row[b] * AGREEMENT < row[a]:
+                raise FieldError(f"history[{i}].{b}", f"is {row[b]:.6g}, below its {a} {row[a]:.6g}: percentiles "
+                                                      f"ascend (was the row edited?)")
+
+
 def agreement(lat: Mapping[str, Any], n: int, quantiles: Sequence[float], throughput: float,
               rows: Sequence[Mapping[str, Any]]) -> None:
     """The figures of the entry's run agree with each other (``AGREEMENT``):
@@ -259,8 +306,13 @@ def agreement(lat: Mapping[str, Any], n: int, quantiles: Sequence[float], throug
     if n != lat["n"]:
         raise FieldError("distribution.n", f"is {n} but latency_ms.n is {lat['n']}: the figures of one run must "
                                            f"agree (was one of them edited?)")
-    if not rows:
-        return
+    if rows:
+        _last_row(lat, throughput, rows)
+    spread(lat, quantiles)
+    row_order(rows)
+
+
+def _last_row(lat: Mapping[str, Any], throughput: float, rows: Sequence[Mapping[str, Any]]) -> None:
     last, f = rows[-1], f"history[{len(rows) - 1}]"
     if last["n"] != lat["n"]:
         raise FieldError(f"{f}.n", f"is {last['n']} but latency_ms.n is {lat['n']}: the last history row is "
@@ -268,3 +320,27 @@ def agreement(lat: Mapping[str, Any], n: int, quantiles: Sequence[float], throug
     for key in POSITIVE:
         _agree(f"{f}.{key}", last[key], f"latency_ms.{key}", lat[key])
     _agree(f"{f}.throughput", last["throughput"], "throughput", throughput)
+
+
+def identity_disagreement(kind: str, mode: str, stored_hash: str, critical: Mapping[str, Any],
+                          config: Mapping[str, Any] | None) -> str | None:
+    """Where an entry's identity fields disagree with each other, or None.
+
+    ``update`` writes them together from one configuration: the workload kind
+    is also ``fingerprint.critical.kind`` and ``config.kind``, the mode is
+    ``config.mode``, and ``config_hash`` is the hash of ``config``. A one-line
+    edit of any of them made a 3x slowdown ``incomparable`` (a pass by
+    default); the gate names such an entry as edited (``decided_by="suspect_baseline"``).
+    Checked by the gate, not at read time: an entry of an older version whose
+    stored configuration hashes differently still loads and is compared."""
+    if "kind" in critical and critical["kind"] != kind:
+        return f"kind {kind!r} but fingerprint.critical.kind {critical['kind']!r}"
+    if config is None:
+        return None
+    if "kind" in config and config["kind"] != kind:
+        return f"kind {kind!r} but config.kind {config['kind']!r}"
+    if "mode" in config and config["mode"] != mode:
+        return f"mode {mode!r} but config.mode {config['mode']!r}"
+    if hash_of_config(config) != stored_hash:
+        return f"config_hash {stored_hash} is not the hash of its config ({hash_of_config(config)})"
+    return None

@@ -5,6 +5,8 @@
 * ``report``: the HTML report again from a ``--trt-json`` document.
 * ``compare``: one ``--trt-json`` document judged against another with the
   gate's rule (a table, optional HTML and CSV; exit status 1 on a regression).
+* ``verify``: baseline files checked against their own git history (entries
+  changed outside ``--trt-baseline=update``); exit status 1 on a finding.
 * ``schema``: where the ``--trt-json`` JSON Schema is, or its text.
 * ``plan-info``: which TensorRT built a plan file, its I/O tensors and
   optimization profiles (the header needs no GPU; the rest may).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,6 +105,18 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if c.regressions else 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    """Exit status 1 when an entry changed outside an update (a gate for CI)."""
+    from . import verify
+    from .report.format import log_safe
+
+    found, summary = verify.verify([Path(p) for p in args.paths])
+    for line in found:
+        print(log_safe(line))
+    print(log_safe(summary))
+    return 1 if found else 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     print(schema_text(), end="")
     return 0
@@ -148,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--html", default=None, metavar="FILE", help="also write the HTML report of the comparison")
     c.add_argument("--csv", default=None, metavar="FILE", help="also write the comparison as CSV")
     c.set_defaults(func=_compare)
+    v = sub.add_parser("verify", help="check baseline files against their git history: entries whose numbers "
+                                      "changed in a commit that was not an update; exit status 1 on a finding")
+    v.add_argument("paths", nargs="*", default=[".trtperf"], metavar="PATH",
+                   help="baseline files or directories (default .trtperf)")
+    v.set_defaults(func=_verify)
     s = sub.add_parser("schema", help="print the JSON Schema of the --trt-json document")
     s.set_defaults(func=_schema)
     pi = sub.add_parser("plan-info", help="which TensorRT built a plan, its I/O tensors and profiles "
@@ -160,9 +180,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """The files a command will write: each a regular file (or new), never a
+    device, FIFO, socket, directory or Python source, and no two the same;
+    checked before anything is read or computed."""
+    from .files import output_problem
+
+    seen: dict[str, str] = {}
+    for flag in ("output", "html", "csv"):
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        name = "-o" if flag == "output" else f"--{flag}"
+        why = output_problem(Path(value))
+        if why is not None:
+            raise UsageError(f"{name} {value}: {why}")
+        real = os.path.realpath(value)
+        if real in seen:
+            raise UsageError(f"{seen[real]} and {name} {value} are the same file; give each output its own file")
+        seen[real] = f"{name} {value}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_outputs(args)
         return int(args.func(args))
     except UsageError as e:
         message = str(e)

@@ -342,7 +342,7 @@ class LockSpec:
             return cls(s)
         if s.endswith("mhz"):
             s = s[:-3].strip()
-        if s.isdigit() and int(s) > 0:
+        if s.isascii() and s.isdigit() and int(s) > 0:  # "²".isdigit() is True, int("²") raises
             return cls(str(int(s)))
         raise UsageError(f"{option}={text!r} is not valid; use off, base, max or a clock in MHz such as 1410")
 
@@ -752,8 +752,9 @@ class Settings:
                              f"keep one")
         json_path, report_path = _plain_path(r.path("trt_json")), _plain_path(r.path("trt_report"))
         csv_path = _plain_path(r.path("trt_csv"))
-        _not_a_baseline_file(baseline_dir, (("--trt-json", json_path), ("--trt-csv", csv_path),
-                                            ("--trt-report", report_path)))
+        outputs = (("--trt-json", json_path), ("--trt-csv", csv_path), ("--trt-report", report_path))
+        _not_a_baseline_file(baseline_dir, outputs)
+        _usable_outputs(outputs)
         return cls(
             baseline_mode=baseline_mode,
             baseline_dir=baseline_dir,
@@ -783,6 +784,25 @@ class Settings:
 def _plain_path(p: Path | None | str) -> Path | None:
     assert not isinstance(p, str)
     return p
+
+
+def _usable_outputs(outputs: tuple[tuple[str, Path | None], ...]) -> None:
+    """Outputs written at session end: a usage error, before anything runs,
+    for one that is not a regular file (``files.output_problem``) or that two
+    options name (the last writer silently won)."""
+    from .files import output_problem
+
+    seen: dict[str, str] = {}
+    for flag, path in outputs:
+        if path is None:
+            continue
+        why = output_problem(path)
+        if why is not None:
+            raise UsageError(f"{flag}={path}: {why}")
+        real = os.path.realpath(path)
+        if real in seen:
+            raise UsageError(f"{seen[real]} and {flag}={path} are the same file; give each output its own file")
+        seen[real] = f"{flag}={path}"
 
 
 def _not_a_baseline_file(baseline_dir: Path, outputs: tuple[tuple[str, Path | None], ...]) -> None:
@@ -831,10 +851,38 @@ def parse_revision(value: Any, *, what: str) -> str:
     return text
 
 
+def text_problem(text: str) -> str | None:
+    """What in user text no writer can carry, or None: a lone surrogate
+    (``os.fsdecode`` of an undecodable file name). It is not UTF-8, so the
+    baseline and JSON writers failed: ``update`` wrote no baseline at all and
+    ``--trt-report`` ended in a traceback. Control characters are carried:
+    every writer escapes them (``report.format``; JUnit property names too)."""
+    for i, c in enumerate(text):
+        if 0xD800 <= ord(c) <= 0xDFFF:
+            return (f"contains a lone surrogate (U+{ord(c):04X} at position {i}: a file name os.fsdecode could not "
+                    f"decode?)")
+    return None
+
+
+def escape_text(text: str) -> str:
+    """User text we may not refuse (``parametrize`` values), made safe for
+    every writer: lone surrogates as ``\\udc..`` escapes, as ``repr`` writes them."""
+    if text_problem(text) is None:
+        return text
+    return "".join(c if text_problem(c) is None else repr(c)[1:-1] for c in text)
+
+
+_TEXT_FIX = "give plain text (decode file names with errors='replace', or use their repr)"
+
+
 def group_name(value: Any, *, what: str) -> str:
     """``group=``: a non-empty string of at most 200 characters (a label in
-    every report, so an object's changing repr must not become one)."""
+    every report, so an object's changing repr must not become one), with no
+    lone surrogate or control character (``text_problem``)."""
     if isinstance(value, str) and value.strip() and len(value) <= 200:
+        why = text_problem(value)
+        if why is not None:
+            raise UsageError(f"{what}: group={value!r} {why}; {_TEXT_FIX}")
         return value
     raise UsageError(f"{what}: {value!r} must be a non-empty string of at most 200 characters, "
                      f"such as group=\"preprocessing\"")
@@ -845,6 +893,9 @@ def measurement_name(value: Any, *, where: str) -> str | None:
     (an object, a number) would put a memory address or a changing repr into
     the result id, so every run would look like a new measurement."""
     if value is None or (isinstance(value, str) and value.strip()):
+        why = text_problem(value) if value is not None else None
+        if why is not None:
+            raise UsageError(f"{where}: name={value!r} {why}; {_TEXT_FIX}")
         return value
     raise UsageError(f"{where}: name={value!r} must be a non-empty string such as name=\"bs16\"")
 
@@ -869,6 +920,9 @@ def extra_info(value: Any, *, where: str, what: str = "extra_info") -> dict[str,
     bad_key = next((k for k in value if not isinstance(k, str)), None)
     if bad_key is not None:
         raise UsageError(f"{where}: {what} key {bad_key!r} is not a string; {fix}")
+    bad = _bad_text(value, what)
+    if bad is not None:
+        raise UsageError(f"{where}: {bad}; {_TEXT_FIX}")
     try:
         text = json.dumps(dict(value), allow_nan=False)
     except (TypeError, ValueError, RecursionError) as e:
@@ -878,6 +932,26 @@ def extra_info(value: Any, *, where: str, what: str = "extra_info") -> dict[str,
         raise UsageError(f"{where}: {what} is {size} bytes as JSON, more than {MAX_EXTRA_INFO_BYTES}; keep it to "
                          f"context (versions, sizes, settings), not data")
     return dict(json.loads(text))
+
+
+def _bad_text(value: Any, field: str, depth: int = 0) -> str | None:
+    """The first key or string of ``extra_info`` data that ``text_problem``
+    refuses."""
+    if depth > 32:
+        return None  # json.dumps refuses what is deeper than it can write
+    if isinstance(value, str):
+        why = text_problem(value)
+        return f"{field}={value[:60]!r} {why}" if why else None
+    items: Any = value.items() if isinstance(value, Mapping) else (
+        enumerate(value) if isinstance(value, (list, tuple)) else ())
+    for k, v in items:
+        why = text_problem(k) if isinstance(k, str) else None
+        if why:
+            return f"{field} key {k[:60]!r} {why}"
+        found = _bad_text(v, f"{field}[{k!r}]", depth + 1)
+        if found:
+            return found
+    return None
 
 
 def inferences_per_iteration(value: Any, *, where: str) -> int:

@@ -38,11 +38,49 @@ class UnreadableFile(Exception):
     with the path ("is a FIFO, not a regular file")."""
 
 
+#: Suffixes of Python sources: an output path ending so is a typo for a test file.
+_SOURCE_SUFFIXES = (".py", ".pyi", ".pyc")
+
+
+def not_replaceable(path: Path) -> str | None:
+    """Why ``path`` must not be replaced by a file we write, as the end of a
+    sentence that starts with the path, or None (it does not exist, or it is
+    a regular file, through symlinks). A device node, a FIFO, a socket or a
+    directory is never replaced: run as root, ``--trt-json=/dev/null``
+    replaced the container's /dev/null with a regular file. Writing into them
+    instead (``/dev/stdout``) is not offered either: the writers are atomic
+    replaces, and a FIFO without a reader would block the session."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "is a symbolic link to nothing" if os.path.islink(path) else None
+    except OSError as e:
+        return "is a symbolic link loop" if e.errno == errno.ELOOP else None
+    if stat.S_ISREG(st.st_mode):
+        return None
+    return (f"is {_kind(st.st_mode)}, not a regular file: pytest-trtperf writes its outputs as regular files and "
+            f"never replaces anything else")
+
+
+def output_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be an output a user named (``--trt-json``,
+    ``--trt-report``, ``--trt-csv``, the CLI's ``-o``): :func:`not_replaceable`,
+    or a Python source (``--trt-report=test_x.py`` overwrote a test file)."""
+    if Path(path).suffix in _SOURCE_SUFFIXES:
+        return "is a Python source file name; outputs never replace sources (give a .json, .html or .csv file)"
+    return not_replaceable(path)
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write ``data`` (text is UTF-8) to ``path`` through a temporary file in
     the same directory, fsync and ``os.replace``. An existing file keeps its
-    permissions; a new one gets ``0666 & ~umask`` like ``open()``."""
+    permissions; a new one gets ``0666 & ~umask`` like ``open()``. Anything
+    at ``path`` that is not a regular file (:func:`not_replaceable`) is left
+    alone: ``OSError(EEXIST)`` whose ``strerror`` says what it is."""
     path = Path(path)
+    why = not_replaceable(path)
+    if why is not None:
+        raise OSError(errno.EEXIST, why, str(path))
     blob = data.encode("utf-8") if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
@@ -87,11 +125,24 @@ def _mode_for(path: Path) -> int:
 def ignore_in_git(directory: Path) -> None:
     """Make ``directory`` ignore itself in git (a ``.gitignore`` of ``*``):
     engine caches and clock-lock state sit inside the committed baseline
-    directory but must never land in a commit. Best effort."""
+    directory but must never land in a commit. Best effort; call it only for
+    a directory the plugin created (:func:`make_ignored_dir`)."""
     ignore = Path(directory) / ".gitignore"
-    if not ignore.exists():
+    if not os.path.lexists(ignore):
         with contextlib.suppress(OSError):
-            ignore.write_text("*\n")
+            atomic_write(ignore, "*\n")
+
+
+def make_ignored_dir(directory: Path) -> None:
+    """Create ``directory`` (and its parents) and make it ignore itself in git,
+    but only when this call created it: ``--trt-engine-cache=<existing dir>``
+    wrote a ``.gitignore`` of ``*`` into the user's own directory and new
+    models in it became invisible to git."""
+    directory = Path(directory)
+    if os.path.lexists(directory):
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    ignore_in_git(directory)
 
 
 def lock_path(path: Path) -> Path:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import pytest
 
-from .config import (MeasureOptions, expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides)
+from .config import (MeasureOptions, escape_text, expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides)
 from .errors import BackendUnavailable, UsageError, cause_first
 from .identity import result_id
 from .report import progress
@@ -509,7 +509,7 @@ class TrtBench:
         out = {}
         for key, value in (getattr(callspec, "params", None) or {}).items():
             text = str(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
-            out[str(key)] = text[:100]
+            out[escape_text(str(key))] = escape_text(text[:100])
         return out
 
     def finish(self) -> list[str]:
@@ -584,7 +584,7 @@ class TrtBench:
                 why = ""
             elif v.status == "missing" and opts.missing_baseline == "fail":
                 why = " (--trt-missing-baseline=fail)"
-            elif v.status == "incomparable" and opts.incomparable == "fail":
+            elif (v.status == "incomparable" or v.decided_by == "suspect_baseline") and opts.incomparable == "fail":
                 why = " (--trt-incomparable=fail)"
             elif v.status == "unreliable" and opts.unreliable == "fail":
                 why = " (--trt-unreliable=fail)"

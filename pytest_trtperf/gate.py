@@ -18,10 +18,11 @@ from typing import Any, Iterable, Mapping
 from .attribution import attribution_text
 from .catch import projection
 from .baseline import BaselineEntry
+from .baseline_check import identity_disagreement
 from .fingerprint import Fingerprint, incomparable_reason, info_changes
 from .load.metrics import serve_words
 from .identity import config_changes, config_hash, config_identity, split_config, without_derived
-from .noise import centre, estimate, widen
+from .noise import centre, estimate, too_wide, widen
 from .noise import status as noise_status
 from .report.format import fmt_change, fmt_value
 from .results import DeviceState, Distribution, Result, Verdict
@@ -43,6 +44,13 @@ ALWAYS_SHOWN = ("busy", "host_busy")
 #: beyond 2 comes from an edited file (older runs inflated to hide a slowdown),
 #: and the verdict is then ``unreliable``, never a pass.
 MAX_SHIFT = 2.0
+#: A fresh run faster than its baseline by more than this factor (change below
+#: ``1 / IMPROVED_SUSPECT - 1``, -33%) is ``improved`` with ``decided_by=
+#: "suspect_baseline"``: a loud warning (annotation, summary line), a failure
+#: under ``--trt-incomparable=fail``. Real improvements that large are rare
+#: and should be recorded with ``update``; an entry edited to be uniformly 2x
+#: slower read "improved -50%" silently and would hide a 2x slowdown.
+IMPROVED_SUSPECT = 1.5
 #: Verdicts that compared numbers with a baseline.
 _COMPARED = ("pass", "regression", "improved")
 
@@ -160,6 +168,11 @@ def _update_verdict(result: Result, entry: BaselineEntry | None, metric: str, cu
                            f"({fmt_change(change)})", **base)
 
 
+def suspect_improvement(change: float) -> bool:
+    """Faster than the baseline by more than :data:`IMPROVED_SUSPECT`."""
+    return change < 1.0 / IMPROVED_SUSPECT - 1.0
+
+
 def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, metric: str, tolerance: float,
           confidence: float, baseline_path: str, run_noise: float | None = None) -> Verdict:
     """Decide one result. Never raises for data reasons: everything becomes a
@@ -211,9 +224,13 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
         reason = (f"configuration changed (config hash {entry.config_hash} != {result.config_hash}; the baseline "
                   f"predates recorded configurations)")
     if reason is not None:
+        edited = identity_disagreement(entry.kind, entry.mode, entry.config_hash, entry.fingerprint.critical,
+                                       entry.config)
+        why = (f"; the entry disagrees with itself ({edited}): it was edited, not written by --trt-baseline=update; "
+               f"check it with pytest-trtperf verify and restore it from git" if edited else "")
         return Verdict(status="incomparable", current_value=current_value,
-                       baseline_value=entry.metric_value(metric),
-                       message=f"baseline not comparable: {reason}; refresh it with pytest --trt-baseline=update",
+                       baseline_value=entry.metric_value(metric), decided_by="suspect_baseline" if edited else None,
+                       message=f"baseline not comparable: {reason}{why}; refresh it with pytest --trt-baseline=update",
                        **base)
 
     values = entry.run_values(metric)
@@ -250,6 +267,12 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
                        fails_above=j.fails_above, override=run_noise)
     ci_text = f"{confidence:.0%} CI {fmt_change(j.ci[0])}..{fmt_change(j.ci[1])}"
     vals = f"{fmt_value(metric, centre_value)} -> {fmt_value(metric, current_value)}"
+    wide = too_wide(noise, change, ci, confidence) if status == "pass" else None
+    if wide:
+        return Verdict(status="unreliable", decided_by="too_wide", baseline_value=centre_value,
+                       current_value=current_value, change=j.change, ci=j.ci, run_noise=noise.to_dict(confidence),
+                       message=f"unreliable: {words} {fmt_change(j.change)} ({vals}, {ci_text}) is too wide to decide: "
+                               f"{wide}; refresh the baseline with pytest --trt-baseline=update", **base)
     bars = f"tolerance {tolerance:.1%}, {noise.describe(confidence)}"
     decided = {"tolerance": "the tolerance", "run_noise": "between-run noise",
                "sample_noise": "this run's own noise"}[j.decided_by]
@@ -257,6 +280,9 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
         msg = f"{words} regressed {fmt_change(j.change)} ({vals}, {ci_text}; {bars}; {decided} decided)"
     elif status == "improved":
         msg = f"{words} improved {fmt_change(j.change)} ({vals}, {ci_text}; {bars})"
+        if suspect_improvement(j.change):
+            msg += (f"; more than {IMPROVED_SUSPECT:g}x faster than its baseline: the entry does not describe this "
+                    f"code (edited by hand, or an improvement to record with pytest --trt-baseline=update)")
     else:
         msg = (f"{words} {fmt_change(j.change)} ({vals}, {ci_text}): within {decided} ({bars}); fails above "
                f"{fmt_change(j.fails_above)}")
@@ -274,7 +300,8 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
         msg += f"; {'host' if result.kind == 'host' else 'GPU'} state vs the baseline: {', '.join(state_flags)}"
     if status == "regression":
         msg += attribution_text(entry.layers, result.layers)  # where the time went, when both have profiles
+    decided_by = "suspect_baseline" if status == "improved" and suspect_improvement(j.change) else j.decided_by
     return Verdict(status=status, baseline_value=centre_value, current_value=current_value, change=j.change,
-                   ci=j.ci, message=msg, decided_by=j.decided_by, run_noise=noise.to_dict(confidence),
+                   ci=j.ci, message=msg, decided_by=decided_by, run_noise=noise.to_dict(confidence),
                    config_changes=tuple(build_changes), fails_above=j.fails_above,
                    fails_above_later=later.to_dict() if later is not None else None, **base)

@@ -37,11 +37,11 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from .results import DeviceState
+from .timers import REAL
 
 #: A window is ``host_busy`` for a quantile metric at level p when at least
 #: (1 - p) / 2 of its samples contain a wait for a CPU: a quarter for the
@@ -226,7 +226,7 @@ class HostSampler:
         self._own0 = _own_cpu_s()
         self._tid = threading.get_native_id()  # the measuring thread: start() is called from it
         self._thread0 = read_thread(self._tid)
-        self._t0 = time.monotonic()
+        self._t0 = REAL.monotonic()
 
     def stop(self) -> DeviceState:
         """Summarise the window. ``host_busy`` is set later, by
@@ -234,7 +234,7 @@ class HostSampler:
         if not self._started:
             raise RuntimeError("HostSampler.stop() without start()")
         thread = read_thread(self._tid)
-        wall = time.monotonic() - self._t0
+        wall = REAL.monotonic() - self._t0
         own = _own_cpu_s() - self._own0
         end = self._read()
         start, t0, self._start, self._started = self._start, self._thread0, None, False
@@ -279,20 +279,20 @@ def busiest_others(seconds: float = 0.5, top: int = 5, *, exclude: set[int] | No
         return out
 
     a = snapshot()
-    t0 = time.monotonic()
-    time.sleep(seconds)
+    t0 = REAL.monotonic()
+    REAL.sleep(seconds)
     b = snapshot()
-    wall = max(time.monotonic() - t0, 1e-3)
+    wall = max(REAL.monotonic() - t0, 1e-3)
     used = sorted(((ticks - a[pid][0]) / _HZ / wall, pid, name) for pid, (ticks, name) in b.items() if pid in a)
     return tuple(f"{pid} {name} ({cores:.1f} cores)" for cores, pid, name in reversed(used[-top:]) if cores >= 0.05)
 
 
 def wait_until_quiet(timeout_s: float, *, poll_s: float = 0.25,
                      read: Callable[[], CpuTimes | None] = read_stat,
-                     sleep: Callable[[float], None] = time.sleep) -> bool:
+                     sleep: Callable[[float], None] = REAL.sleep) -> bool:
     """Wait up to ``timeout_s`` for a second in which the host is not busy
     (by the same rule as a measured window). True when it got quiet."""
-    deadline = time.monotonic() + timeout_s
+    deadline = REAL.monotonic() + timeout_s
     window = max(int(QUIET_WINDOW_S / poll_s), 1)
     waiting: list[int] = []
     first = read()
@@ -311,7 +311,7 @@ def wait_until_quiet(timeout_s: float, *, poll_s: float = 0.25,
             if sum(recent) / window < WAITING_QUIET and steal < STEAL_BUSY:
                 return True
             last = now
-        if time.monotonic() >= deadline:
+        if REAL.monotonic() >= deadline:
             return False
 
 

@@ -13,7 +13,6 @@ median), with a hard cap on time and iterations.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Mapping
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from .config import MeasureSettings
 from .stats import median_ci_rel_width
+from .timers import REAL
 from .workload import Batch, StateMonitor, Workload
 
 #: Why a measurement stopped.
@@ -51,7 +51,9 @@ class Measurement:
 
 
 def warm_up(workload: Workload, s: MeasureSettings) -> tuple[int, float, float]:
-    """Run until warm-up time and iterations are both reached.
+    """Run until warm-up time and iterations are both reached, or a
+    measurement's worth of iterations (``max_iterations``) ran: bounded even
+    where a workload's clock does not advance.
 
     Returns (iterations, seconds, estimated seconds per iteration).
     """
@@ -60,13 +62,13 @@ def warm_up(workload: Workload, s: MeasureSettings) -> tuple[int, float, float]:
     batch = 1
     if s.warmup_s <= 0 and s.min_warmup_iterations <= 0:  # trt_bench.pedantic(warmup_rounds=0): none
         return 0, 0.0, 0.0
-    start = time.perf_counter()
+    start = REAL.perf_counter()
     while True:
         b = workload.run(batch)
         done += b.iterations
         per_iter = b.wall_s / max(b.iterations, 1)
-        elapsed = time.perf_counter() - start
-        if elapsed >= s.warmup_s and done >= s.min_warmup_iterations:
+        elapsed = REAL.perf_counter() - start
+        if (elapsed >= s.warmup_s and done >= s.min_warmup_iterations) or done >= s.max_iterations:
             return done, elapsed, per_iter
         remaining = max(s.warmup_s - elapsed, 0.0)
         # Double, but never overshoot the warm-up by much.
@@ -168,9 +170,9 @@ def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor
     wall = 0.0
     stop = ""
     with Watched(monitor, window) as watched:
-        start = time.perf_counter()
+        start = REAL.perf_counter()
         while True:
-            elapsed = time.perf_counter() - start
+            elapsed = REAL.perf_counter() - start
             fixed_left = s.iterations - done if s.iterations is not None else None
             b = workload.run(_next_batch(per_iter, elapsed, s, done, fixed_left))
             chunks.append(b)
@@ -178,7 +180,7 @@ def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor
             wall += b.wall_s
             if b.iterations:
                 per_iter = b.wall_s / b.iterations
-            elapsed = time.perf_counter() - start
+            elapsed = REAL.perf_counter() - start
             if on_progress is not None:
                 on_progress(progress_fraction(s, count=done, target=s.iterations, elapsed=elapsed))
             why = stop_reason(s, count=done, target=s.iterations, least=done, most=done, elapsed=elapsed,

@@ -26,7 +26,6 @@ Core module: no pytest, no TensorRT, no torch.
 from __future__ import annotations
 
 import statistics
-import time
 import tracemalloc
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .report.format import fmt_bytes, fmt_change
 from .results import FIGURES, MemoryChange, MemoryVerdict, Verdict, figures_from_json
+from .timers import REAL
 
 if TYPE_CHECKING:
     from .baseline import BaselineEntry
@@ -96,9 +96,9 @@ def host_peak_per_call(fn: Callable[[], Any], *, min_calls: int = HOST_MIN_CALLS
     if not started:
         tracemalloc.start()
     peaks: list[int] = []
-    t0 = time.perf_counter()
+    t0 = REAL.perf_counter()
     try:
-        while len(peaks) < max_calls and (len(peaks) < min_calls or time.perf_counter() - t0 < budget_s):
+        while len(peaks) < max_calls and (len(peaks) < min_calls or REAL.perf_counter() - t0 < budget_s):
             tracemalloc.reset_peak()
             before = tracemalloc.get_traced_memory()[0]
             fn()

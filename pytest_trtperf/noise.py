@@ -34,6 +34,20 @@ PRIOR_SD = {"host": 0.035, "gpu": 0.007}
 PRIOR_WEIGHT = 3.0
 #: Runs kept in an entry's history (the newest last).
 HISTORY_RUNS = 10
+#: Largest between-run sd (relative, log scale) a history may claim. Measured
+#: spreads: 3-4% for pure-Python code between fresh quiet processes, 20-30% in
+#: load spikes (runs flagged busy, which the centre leaves out), ~0% for a GEMM
+#: on the GPU (bench/RESULTS.md). A history whose rows spread more than this is
+#: too wide to decide anything: its allowance is held at this sd (so a large
+#: slowdown is still a regression) and a change it would pass is ``unreliable``
+#: (:func:`too_wide`). Without the bound, history rows edited to alternate
+#: 0.3x / 4x gave an allowance of 1932.7% and a 3.2x slowdown read ``pass``.
+MAX_SD = 0.20
+#: Largest "smallest slowdown this verdict could catch" (the bar of
+#: :func:`widen`, within-run interval and between-run allowance combined) at
+#: which a ``pass`` still means something: +100%, twice as slow. Wider, the
+#: verdict is ``unreliable`` (``decided_by="too_wide"``), never a plain pass.
+MAX_BAR = 1.0
 
 
 def family(kind: str) -> str:
@@ -67,7 +81,17 @@ class RunNoise:
         the centre of ``runs`` baseline runs)."""
         if self.sd <= 0:
             return 0.0
-        return z_value(confidence) * self.sd * math.sqrt(1.0 + 1.0 / max(self.runs, 1))
+        return z_value(confidence) * self.used_sd * math.sqrt(1.0 + 1.0 / max(self.runs, 1))
+
+    @property
+    def capped(self) -> bool:
+        """The history spreads wider than :data:`MAX_SD` (its allowance is
+        held there). ``--trt-run-noise`` is the user's own figure: never capped."""
+        return self.source != "option" and self.sd > MAX_SD
+
+    @property
+    def used_sd(self) -> float:
+        return MAX_SD if self.capped else self.sd
 
     def to_dict(self, confidence: float) -> dict[str, object]:
         return {"sd": self.sd, "source": self.source, "runs": self.runs, "family": self.family,
@@ -77,7 +101,8 @@ class RunNoise:
         """``between-run noise 13.6% (sd 3.5%, host prior, 1 run)``."""
         where = {"history": f"from {self.runs} runs", "prior": f"{self.family} prior, {self.runs} run"
                  + ("s" if self.runs != 1 else ""), "option": "--trt-run-noise"}[self.source]
-        return f"between-run noise {math.expm1(self.allowance(confidence)):.1%} (sd {self.sd:.1%}, {where})"
+        sd = f"sd {self.sd:.1%} held at {MAX_SD:.0%}" if self.capped else f"sd {self.sd:.1%}"
+        return f"between-run noise {math.expm1(self.allowance(confidence)):.1%} ({sd}, {where})"
 
 
 def estimate(kind: str, values: Sequence[float], override: float | None = None) -> RunNoise:
@@ -176,6 +201,23 @@ def status(j: Judged, tolerance: float) -> str:
     if j.change < -tolerance and j.significant_faster:
         return "improved"
     return "pass"
+
+
+def too_wide(noise: RunNoise, change: float, ci: tuple[float, float], confidence: float) -> str | None:
+    """Why a verdict that would pass cannot be trusted to, or None: the
+    history spreads beyond :data:`MAX_SD`, or the interval is so wide that not
+    even a slowdown of :data:`MAX_BAR` would have been caught."""
+    if noise.capped:
+        return (f"the baseline's runs spread with sd {noise.sd:.1%}, beyond the {MAX_SD:.0%} any real history "
+                f"shows (an edited history, or runs measured under load)")
+    if not all(math.isfinite(x) and x > -1.0 for x in (change, *ci)):
+        return None
+    side = max(math.log1p(change) - math.log1p(ci[0]), 0.0)
+    smallest = _expm1(math.hypot(side, noise.allowance(confidence)))
+    if smallest > MAX_BAR:
+        return (f"the smallest slowdown it could catch is {smallest:+.0%} (this run's and the baseline's own "
+                f"spread), more than {MAX_BAR:+.0%}")
+    return None
 
 
 def moved(new: float, history: Sequence[float], *, kind: str, tolerance: float, confidence: float,

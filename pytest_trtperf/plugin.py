@@ -23,6 +23,7 @@ from .errors import BaselineFileError, UsageError, cause_first
 from .gpu.session import PLUGIN_NAME as GPU_PLUGIN_NAME
 from .gpu.session import GpuSessionPlugin, register_auto_workers, xdist_workers
 from .session import SessionState
+from .timers import REAL as _TIMERS  # noqa: F401 - bind the real clocks when pytest loads the plugin (timers.py)
 
 if TYPE_CHECKING:
     from .fixture import TrtBench
@@ -256,6 +257,11 @@ class SessionHooks:
             try:
                 self.state.store.validate_all()
             except (BaselineFileError, UsageError) as e:
+                raise pytest.UsageError(_log_safe(str(e))) from None
+        if s.baseline_mode == "update" and s.compare_rev is None:
+            try:
+                self.state.store.check_writable()
+            except BaselineFileError as e:
                 raise pytest.UsageError(_log_safe(str(e))) from None
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:

@@ -31,7 +31,8 @@ STATUSES = (
 )
 #: ``Verdict.decided_by`` values. Compared verdicts: which bar the change was
 #: held to (the larger one decides). Unreliable verdicts: why.
-DECIDED_BY = ("tolerance", "run_noise", "sample_noise", "host_busy", "gpu_busy", "invalid_data")
+DECIDED_BY = ("tolerance", "run_noise", "sample_noise", "host_busy", "gpu_busy", "invalid_data", "too_wide",
+              "suspect_baseline")
 
 
 @dataclass(frozen=True)

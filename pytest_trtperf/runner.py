@@ -147,8 +147,9 @@ def unreliable_verdict(result: Result, verdict: Verdict, who: tuple[str, ...], b
                                    message=f"baseline not written: {cause} {how}{names}; measure it on a quiet "
                                            f"machine, or pass --trt-baseline-loaded=write to write it anyway")
     seen = ""
-    if verdict.change is not None and verdict.status in ("pass", "regression", "improved"):
-        seen = f"; the numbers said {verdict.status} {verdict.change * 100:+.1f}%, not judged"
+    if verdict.change is not None and verdict.status in ("pass", "regression", "improved", "unreliable"):
+        said = "too wide to decide" if verdict.decided_by == "too_wide" else verdict.status
+        seen = f"; the numbers said {said} {verdict.change * 100:+.1f}%, not judged"
     return dataclasses.replace(verdict, status="unreliable", decided_by="host_busy" if host else "gpu_busy",
                                message=f"unreliable: {cause} {how}{names}{seen}")
 
@@ -240,7 +241,7 @@ class Runner:
                 busy=lambda r: watching and any(f in BUSY_FLAGS for f in r.device_state.flags),
                 wait_quiet=lambda r: self._wait_quiet(r, opts),
                 unreliable=lambda r, v, who: self._unreliable(r, v, who, opts),
-                matters=lambda v: v.status in COMPARED_OR_SAVED,
+                matters=lambda v: v.status in COMPARED_OR_SAVED or v.decided_by == "too_wide",
             )
             if regression_check is not None and verdict.status == "regression":
                 result, verdict = regression_check(workload, result, verdict, opts) or (result, verdict)

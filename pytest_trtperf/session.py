@@ -54,7 +54,8 @@ class SessionState:
             else:
                 from .baseline import BaselineStore
 
-                self._store = BaselineStore(self.settings.baseline_dir, lock_timeout_s=self.settings.lock_timeout_s)
+                self._store = BaselineStore(self.settings.baseline_dir, lock_timeout_s=self.settings.lock_timeout_s,
+                                            root=self.settings.rootdir)
         return self._store
 
     def close(self) -> None:

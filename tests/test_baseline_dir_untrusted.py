@@ -123,7 +123,7 @@ def test_foreign_json_is_skipped_and_ours_is_not(tmp_path: Path) -> None:
     assert "'renovate'" in reasons["other.json"] and "--trt-json" in reasons["results.json"]
     # A broken file is ours (a baseline cut short or left with conflict markers): it stops the session.
     (tmp_path / "conflict.json").write_text('<<<<<<< HEAD\n{"schema_version": 1}\n=======\n')
-    with pytest.raises(BaselineFileError, match="conflict.json is corrupt"):
+    with pytest.raises(BaselineFileError, match="conflict.json has unresolved merge-conflict markers"):
         baseline.BaselineStore(tmp_path).validate_all()
 
 
@@ -163,7 +163,7 @@ def test_invalid_json_is_ours_only_by_name_or_header(tmp_path: Path) -> None:
         baseline.BaselineStore(tmp_path).validate_all()
     ours.unlink()
     (tmp_path / "renamed.json").write_text('<<<<<<< HEAD\n{"device_class": "host x"}\n=======\n')
-    with pytest.raises(BaselineFileError, match="renamed.json is corrupt"):
+    with pytest.raises(BaselineFileError, match="renamed.json has unresolved merge-conflict markers"):
         baseline.BaselineStore(tmp_path).validate_all()
 
 
@@ -178,10 +178,13 @@ def test_a_file_cut_in_half_is_truncated_and_garbage_is_corrupt(tmp_path: Path) 
         with pytest.raises(BaselineFileError, match="is truncated") as e:
             baseline.read_file(path)
         assert "\n" not in str(e.value)
-    for garbage in (b"\x00\x01garbage", full[: len(full) // 2] + b"]]]]", b"<<<<<<< HEAD\n" + full):
+    for garbage in (b"\x00\x01garbage", full[: len(full) // 2] + b"]]]]"):
         path.write_bytes(garbage)
         with pytest.raises(BaselineFileError, match="is corrupt"):
             baseline.read_file(path)
+    path.write_bytes(b"<<<<<<< HEAD\n" + full)  # named for what it is (issue 25)
+    with pytest.raises(BaselineFileError, match="has unresolved merge-conflict markers"):
+        baseline.read_file(path)
 
 
 # -- end to end -----------------------------------------------------------------

@@ -46,8 +46,9 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(BaselineFileError) as e:  # one line naming the file (issue 25)
         store.write([make_result("t.py::b")], timestamp="T2", git_commit=None)
+    assert str(e.value).startswith(f"{path}: No space left on device"), e.value
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 

@@ -155,6 +155,52 @@ def test_figures_of_one_run_must_agree(tmp_path: Path, field: str, factor: float
     assert path.read_bytes() == raw
 
 
+def _both(*changes: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def change(entry: dict[str, Any]) -> None:
+        for c in changes:
+            c(entry)
+    return change
+
+
+def _tails(entry: dict[str, Any]) -> None:
+    qs = entry["distribution"]["quantiles_ms"]
+    half = len(qs) // 2
+    entry["distribution"]["quantiles_ms"] = [1e-6] * half + [qs[half]] + [1e6] * (len(qs) - half - 1)
+
+
+SPREAD = [
+    # Issue 25: quantile tails set to 1e-6 / 1e6 gave "99% CI -100%..+3767019%" and a pass.
+    (_tails, "field distribution.quantiles_ms[0] is 1e-06, outside latency_ms.min"),
+    (_scale("latency_ms.min", 0.5), "field distribution.quantiles_ms[0] is"),
+    (_scale("latency_ms.max", 3.0), "field distribution.quantiles_ms[100] is"),
+    (_both(_scale("latency_ms.p90", 1.3), _scale("history.0.p90", 1.3)), "field latency_ms.p90 is"),
+    (_scale("latency_ms.median_ci", 0.5), "field latency_ms.median_ci[0] is"),
+    (_scale("latency_ms.stdev", 1000.0), "field latency_ms.stdev is"),
+    (_both(_scale("history.0.p95", 0.5), _scale("latency_ms.p95", 0.5)), "field latency_ms.p95 is"),
+]
+
+
+@pytest.mark.parametrize("change, words", SPREAD, ids=["tails", "min", "max", "p90", "median_ci", "stdev", "p95"])
+def test_spread_figures_must_agree_with_the_quantiles(tmp_path: Path, change: Callable[[dict[str, Any]], None],
+                                                      words: str) -> None:
+    path = written(tmp_path)
+    raw = edit(path, change)
+    with pytest.raises(BaselineFileError) as e:
+        baseline.read_file(path)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"baseline file {path}, entry '{RID}': {words}"), msg
+    assert "edited?" in msg, msg
+    assert path.read_bytes() == raw
+
+
+def test_a_history_row_whose_percentiles_do_not_ascend_is_refused(tmp_path: Path) -> None:
+    path = written(tmp_path)
+    baseline.BaselineStore(tmp_path).write([make_result()], timestamp="T2", git_commit=None)
+    edit(path, _scale("history.0.p99", 0.5))
+    with pytest.raises(BaselineFileError, match=r"field history\[0\]\.p99 is .* below its p95"):
+        baseline.read_file(path)
+
+
 def test_figures_within_the_agreement_still_load(tmp_path: Path) -> None:
     """Rounding (by hand, by another JSON writer) within 1% is not an error."""
     path = written(tmp_path)

@@ -178,7 +178,12 @@ def test_ignore_host_load_turns_the_watch_off(pytester: pytest.Pytester, load: l
     pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-ignore-host-load").assert_outcomes(passed=1)
     r = pytester.runpytest(*QUICK, "--trt-ignore-host-load", "--trt-json=out.json", "--trt-tolerance=80%")
     (res,) = json.loads((pytester.path / "out.json").read_text())["results"]
-    assert res["verdict"]["status"] == "pass" and "host_busy" not in res["device_state"]["flags"]
+    # Under this load the interval may be too wide to decide (issue 25): then
+    # unreliable for that reason, never for host load, which is not watched.
+    v = res["verdict"]
+    assert (v["status"], v["decided_by"] if v["status"] == "unreliable" else "too_wide") in (
+        ("pass", "too_wide"), ("unreliable", "too_wide")), v
+    assert "host_busy" not in res["device_state"]["flags"]
     assert res["device_state"]["cpu_delayed"] is None
     assert r.ret == 0
 

@@ -79,3 +79,27 @@ def test_widen_never_raises_and_an_unjudgeable_change_is_unreliable(change: floa
     j = noise.widen(change, ci, noise.estimate("host", [1.0]).allowance(0.99), 0.05)
     assert noise.status(j, 0.05) == "unreliable"
     assert j.decided_by == "invalid" and not j.significant_slower and not j.significant_faster
+
+
+def test_the_between_run_allowance_is_bounded() -> None:
+    """History rows alternating 0.3x / 4x claimed an allowance of 1932.7%:
+    the sd is held at MAX_SD, and the history is named too wide."""
+    values = [0.3, 4.0] * 4 + [0.3, 1.0]
+    n = noise.estimate("host", values)
+    assert n.sd > noise.MAX_SD and n.capped
+    held = noise.RunNoise(sd=noise.MAX_SD, source="history", runs=n.runs, family="host")
+    assert n.allowance(0.99) == pytest.approx(held.allowance(0.99))
+    assert math.expm1(n.allowance(0.99)) < 1.0
+    assert "beyond the 20%" in (noise.too_wide(n, 0.0, (-0.01, 0.01), 0.99) or "")
+    quiet = noise.estimate("host", [1.0, 1.01, 0.99, 1.0])
+    assert not quiet.capped and noise.too_wide(quiet, 0.0, (-0.01, 0.01), 0.99) is None
+    # --trt-run-noise is the user's own figure: never held.
+    assert not noise.estimate("host", values, 0.5).capped
+
+
+def test_an_interval_too_wide_to_decide() -> None:
+    """Within-run interval so wide that not even a 2x slowdown would be caught."""
+    quiet = noise.estimate("host", [1.0, 1.01, 0.99, 1.0])
+    why = noise.too_wide(quiet, 0.1, (-0.9, 30.0), 0.99)
+    assert why is not None and "smallest slowdown it could catch" in why
+    assert noise.too_wide(quiet, 0.1, (0.05, 0.15), 0.99) is None

@@ -108,7 +108,8 @@ def test_per_test_tolerance_and_metric_from_marker(pytester: pytest.Pytester) ->
 @pytest.mark.parametrize("content,what", [
     (b'{"schema_version": 1, "results": {', "truncated"),
     (b"\x00\x01garbage", "corrupt"),
-    (b'{"schema_version": 99, "tool": {"version": "9.0"}, "device_class": "x", "results": {}}', "schema 99"),
+    # A newer schema in another device class's file is a note since issue 25
+    # (tests/test_baseline_rewrite.py); for the class that needs it, an error.
     (b'{"schema_version": 1, "device_class": "x", "results": {"a": {"kind": "host"}}}',
      "entry 'a': field fingerprint is missing"),
 ])
@@ -161,7 +162,7 @@ def test_sigkill_during_update_leaves_previous_file_intact(pytester: pytest.Pyte
     proc.wait(timeout=30)
     assert path.read_bytes() == before
     json.loads(before)
-    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    assert [p.name for p in path.parent.iterdir() if p.name != ".gitignore"] == [path.name]  # .gitignore: ours
 
 
 def test_interrupted_update_writes_nothing(pytester: pytest.Pytester) -> None:

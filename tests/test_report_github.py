@@ -146,3 +146,26 @@ def test_results_an_update_did_not_write_are_counted_and_shown_as_such() -> None
     assert [row[5] for row in table_rows(md)] == ["\U0001f6ab **not_written**", "\U0001f4dd updated"]
     every = step_summary([make_result(f"t.py::test_{s}", s) for s in STATUSES])
     assert all(f" 1 {s}" in every.split("\n")[2] for s in STATUSES)
+
+
+def test_the_job_summary_stays_under_githubs_limit_whatever_the_count() -> None:
+    """Issue 25: 4,938 regressions made a 1.24 MB summary, which GitHub drops
+    (over 1 MiB): the summary was lost exactly when everything regressed."""
+    from helpers import make_result as plain_result
+    from pytest_trtperf.report.github import MAX_SUMMARY_BYTES, step_summary
+
+    results = [plain_result(f"tests/test_models.py::test_model[{'x' * 60}-{i}]", kind="host") for i in range(5000)]
+    longer = []
+    for r in results:
+        assert r.verdict is not None
+        longer.append(dataclasses.replace(r, verdict=dataclasses.replace(
+            r.verdict, message=r.verdict.message + "; " + "detail " * 40)))
+    results = longer
+    text = step_summary(results)
+    size = len(text.encode("utf-8"))
+    assert size <= MAX_SUMMARY_BYTES < 2**20, size
+    assert "5000 regression" in text  # the counts line is whole
+    left = [ln for ln in text.splitlines() if "left out" in ln]
+    assert left and all("GitHub drops job summaries over 1 MiB" in ln for ln in left), left
+    assert text.count("<details") == text.count("</details>")
+    assert text.count("```") % 2 == 0

@@ -30,7 +30,7 @@ from typing import Any
 from . import nvml
 from ..config import LockSpec
 from ..errors import BackendUnavailable, UsageError
-from ..files import atomic_write, ignore_in_git
+from ..files import UnreadableFile, atomic_write, ignore_in_git, read_regular_file
 from .pinning import VisibleGpu, device_for_entry
 
 STATE_PREFIX = "clocks-"
@@ -279,7 +279,7 @@ class ClockController:
     # ---- state file -------------------------------------------------------
     def _write_state(self, plans: list[tuple[nvml.Device, GpuLockPlan]], status: str) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        ignore_in_git(self.state_dir)
+        ignore_in_git(self.state_dir)  # <baseline dir>/.state: ours by name, never committed
         data = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -322,9 +322,11 @@ def _state_files(state_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
         return out
     for path in paths:
         try:
-            out.append((path, json.loads(path.read_text())))
-        except (OSError, ValueError):
+            data = json.loads(read_regular_file(path, limit=1 << 20))
+        except (UnreadableFile, ValueError, RecursionError):
             continue
+        if isinstance(data, dict):
+            out.append((path, data))
     return out
 
 

@@ -25,6 +25,7 @@ from . import nvml
 from .pinning import resolve_cuda_device
 from ..errors import BackendUnavailable
 from ..results import DeviceState
+from ..timers import REAL
 
 #: Read the process list every this many samples (plus at start and stop).
 PROCESS_EVERY = 25
@@ -140,18 +141,18 @@ def process_label(pid: int) -> str:
 
 
 def wait_until_idle(timeout_s: float, own_pids: Callable[[], Iterable[int]], cuda_device_index: int = 0, *,
-                    poll_s: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> tuple[str, ...]:
+                    poll_s: float = 0.5, sleep: Callable[[float], None] = REAL.sleep) -> tuple[str, ...]:
     """Wait up to ``timeout_s`` for the other compute processes to leave the
     GPU or stop running kernels on it. Returns the labels of those still
     sharing it (empty: the GPU is ours); without NVML, empty."""
     try:
         with nvml_mod.session():
             device = resolve_cuda_device(cuda_device_index)
-            deadline = time.monotonic() + timeout_s
+            deadline = REAL.monotonic() + timeout_s
             while True:
                 since = _now_us() - int(QUIET_S * 1e6)
                 others = sharing_gpu(device.compute_pids(), device.active_pids(since), own_pids())
-                left = deadline - time.monotonic()
+                left = deadline - REAL.monotonic()
                 if not others:
                     return ()
                 if left <= 0:
@@ -213,7 +214,7 @@ class DeviceStateSampler:
         self._samples, self._pids, self._errors = [], set(), []
         self._since_us, self._active = _now_us() - int(WINDOW_LOOKBACK_S * 1e6), None
         self._stop.clear()
-        self._t0 = time.perf_counter()
+        self._t0 = REAL.perf_counter()
         self._read_processes()
         self._sample()
         self._thread = threading.Thread(target=self._run, name="trtperf-nvml-sampler", daemon=True)
@@ -251,7 +252,7 @@ class DeviceStateSampler:
         assert d is not None
         try:
             s = Sample(
-                t_s=time.perf_counter() - self._t0,
+                t_s=REAL.perf_counter() - self._t0,
                 sm_mhz=float(d.clock("sm")),
                 mem_mhz=float(d.clock("mem")),
                 power_w=d.power_w(),

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import nvml
+from ..files import ignore_in_git
 from ..errors import BackendUnavailable, UsageError
 
 try:  # POSIX; elsewhere sharing runs unserialised
@@ -165,6 +166,7 @@ class GpuLock:
     def acquire(self) -> None:
         if self._depth == 0 and fcntl is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            ignore_in_git(self.path.parent)  # <baseline dir>/.state: ours by name, never committed
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)

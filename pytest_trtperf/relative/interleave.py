@@ -42,7 +42,6 @@ before its range, inside the window.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 import contextlib
 from typing import Any, Callable, ContextManager
@@ -52,6 +51,7 @@ import numpy as np
 from ..config import MeasureSettings
 from ..measure import Measurement, Watched, progress_fraction, stop_reason, warm_up
 from .paired import block_value, ratio_ci_rel_width
+from ..timers import REAL
 from ..workload import Batch, StateMonitor, Workload
 
 #: Seconds per block: short next to the drift interleaving must cancel (the
@@ -202,7 +202,7 @@ def measure_interleaved(a: Workload, b: Workload, settings: MeasureSettings, *, 
     b_first: list[bool] = []
     stop = ""
     with Watched(monitor, window) as watched:
-        start = time.perf_counter()
+        start = REAL.perf_counter()
         while True:
             pair = len(b_first)
             order = (sb, sa) if pair % 2 else (sa, sb)
@@ -222,7 +222,7 @@ def measure_interleaved(a: Workload, b: Workload, settings: MeasureSettings, *, 
             vb = block_value(sb.chunks[-1].latency_s, metric, wall_s=wb,
                              inferences=nb * max(int(getattr(b, "inferences_per_iteration", 1)), 1))
             ratios.append(vb / va if va > 0 else math.inf)
-            elapsed = time.perf_counter() - start
+            elapsed = REAL.perf_counter() - start
             if on_progress is not None:
                 on_progress(progress_fraction(s, count=len(b_first), target=planned, elapsed=elapsed))
             why = stop_reason(s, count=len(b_first), target=planned, least=min(sa.done, sb.done),

@@ -24,6 +24,16 @@ FOLD_ROWS = 20
 #: GitHub refuses step summaries over 1 MiB; stay well below.
 MAX_ROWS = 1000
 MAX_ID = 120
+#: Largest summary we append, in UTF-8 bytes: GitHub drops a step's summary
+#: over 1 MiB whole (4,938 regressions made 1.24 MB: the summary was lost
+#: exactly when everything regressed). The rest of the MiB is left to the
+#: other steps' summaries of the same job step.
+MAX_SUMMARY_BYTES = 768 * 1024
+#: Shares of the budget: the table of results that need attention, their
+#: details, then the table of all results gets what is left.
+_ATTENTION_SHARE, _DETAILS_SHARE = 0.40, 0.30
+_LEFT_OUT = ("left out: GitHub drops job summaries over 1 MiB; every result is in the terminal log and in the "
+             "--trt-json and --trt-report files when given")
 
 _ICON = {"regression": "\u274c", "unreliable": "\u23f3", "improved": "\U0001f680", "missing": "\u2753",
          "incomparable": "\u26a0\ufe0f", "pass": "\u2705", "not_written": "\U0001f6ab", "updated": "\U0001f4dd",
@@ -112,25 +122,63 @@ def counts_line(results: Sequence[Result]) -> str:
     return line + (f"; memory: {_icon_counts(moved)}" if moved else "")
 
 
+def _size(lines: Sequence[str]) -> int:
+    return sum(len(x.encode("utf-8")) + 1 for x in lines)
+
+
+def _fit(lines: Sequence[str], budget: int, what: str, keep: int = 0) -> list[str]:
+    """The first lines of ``lines`` that fit ``budget`` bytes (the first
+    ``keep`` always: a table's head), then one line saying how many were
+    left out and where they are."""
+    out = list(lines[:keep])
+    used = _size(out)
+    for i, line in enumerate(lines[keep:], keep):
+        used += len(line.encode("utf-8")) + 1
+        if used > budget:
+            out.append(f"\u2026 {len(lines) - i} more {what} {_LEFT_OUT}")
+            break
+        out.append(line)
+    return out
+
+
+def _table_fit(results: Sequence[Result], group_by: Sequence[str], budget: int) -> list[str]:
+    """``_table`` within ``budget`` bytes; the left-out line is a table row."""
+    rows = _table(results, group_by)
+    fitted = _fit(rows, budget, "rows", keep=len(_HEAD))
+    if len(fitted) <= len(rows) and fitted[-1] not in rows:
+        fitted[-1] = f"| {md_cell(fitted[-1])} | | | | | | |"
+    return fitted
+
+
 def step_summary(results: Sequence[Result], *, title: str = "pytest-trtperf",
                  group_by: Sequence[str] = ("group",)) -> str:
-    """The Markdown section appended to the job summary."""
+    """The Markdown section appended to the job summary, at most
+    ``MAX_SUMMARY_BYTES``: the counts line always, then the results that
+    need attention, their details and the table of all results, each within
+    its share of the budget and ending with a line that says what was left
+    out and where it is."""
     ordered = sort_results(results)
     out = [f"## {md_cell(title)}", "", counts_line(ordered), ""]
+    budget = MAX_SUMMARY_BYTES - _size(out) - 1024  # room for the fences and closing lines
     if len(ordered) <= FOLD_ROWS:
-        out += _table(ordered, group_by)
+        out += _table_fit(ordered, group_by, budget)
+        budget -= _size(out)
+        full: list[str] = []
     else:
         attention = [r for r in ordered if memory_rows.status(r) in _ATTENTION]
         if attention:
-            out += _table(attention, group_by) + [""]
-        out += ["<details>", f"<summary>All {len(ordered)} results</summary>", "", *_table(ordered, group_by), "",
-                "</details>"]
+            out += _table_fit(attention, group_by, int(budget * _ATTENTION_SHARE)) + [""]
+        full = ["<details>", f"<summary>All {len(ordered)} results</summary>", ""]
     messages = [message_safe(f"{r.id}: {r.verdict.message}", r.id) for r in ordered
                 if r.verdict and r.verdict.status in ("regression", "unreliable")]
     messages += [message_safe(m, r.id) for r in ordered for m in memory_rows.messages([r], ("regression",))]
     if messages:
-        out += ["", "<details open>", "<summary>Regression and unreliable details</summary>", "", "```text"]
-        out += [m.replace("```", "'''") for m in messages] + ["```", "", "</details>"]
+        lines = _fit([m.replace("```", "'''") for m in messages], int(budget * _DETAILS_SHARE), "details")
+        out += ["", "<details open>", "<summary>Regression and unreliable details</summary>", "", "```text",
+                *lines, "```", "", "</details>"]
+    if full:
+        left = MAX_SUMMARY_BYTES - _size(out) - _size(full) - 256
+        out += ["", *full, *_table_fit(ordered, group_by, max(left, 0)), "", "</details>"]
     return "\n".join(out) + "\n\n"
 
 
@@ -167,10 +215,12 @@ def workflow_annotations(results: Sequence[Result], roots: Sequence[Path]) -> li
     out = []
     for r in sort_results(results):
         v = r.verdict
-        if v is None or v.status not in ("regression", "unreliable", "incomparable"):
+        if v is None or (v.status not in ("regression", "unreliable", "incomparable")
+                         and v.decided_by != "suspect_baseline"):
             continue
         level = "error" if v.failed else "warning"
-        props = [f"title={_escape_property('trtperf ' + v.status + ': ' + r.id[:200])}"]
+        what = f"{v.status}, suspect baseline" if v.decided_by == "suspect_baseline" else v.status
+        props = [f"title={_escape_property('trtperf ' + what + ': ' + r.id[:200])}"]
         if r.location:
             props.insert(0, f"file={_escape_property(relative_path(str(r.location[0]), roots))}")
             props.insert(1, f"line={int(r.location[1])}")

@@ -23,6 +23,7 @@ from . import github as report_github, html as report_html
 from .format import log_safe
 from ..errors import BaselineFileError
 from ..fingerprint import git_commit
+from ..results import Result
 from ..session import SessionState, now_iso
 
 #: pytest exit codes (ints, so this module needs no pytest import).
@@ -115,9 +116,11 @@ def _baselines(state: SessionState, exitstatus: int, run: _Run, say: Callable[[s
     if not keep:
         return
     written: list[Path] = []
+    refused: dict[str, str] = {}
     try:
         state.store.write(keep, timestamp=now_iso(), git_commit=git_commit(str(s.rootdir)),
-                          on_wait=lambda line: say(log_safe(line)), written=written, notes=state.write_notes)
+                          on_wait=lambda line: say(log_safe(line)), written=written, notes=state.write_notes,
+                          refused=refused)
     except KeyboardInterrupt:
         state.write_error = ("interrupted (Ctrl-C) while writing; baseline files not listed as written are left "
                              "as they were")
@@ -130,6 +133,21 @@ def _baselines(state: SessionState, exitstatus: int, run: _Run, say: Callable[[s
         run.fail(INTERNAL_ERROR)
     finally:
         state.written = [str(p) for p in written]
+        _withhold_unwritten(state, keep, written, refused)
+
+
+def _withhold_unwritten(state: SessionState, keep: list[Result], written: list[Path], refused: dict[str, str]) -> None:
+    """Results whose entry did not reach a file are ``not_written``, never
+    counted as updated: refused by the entry checks, or in a file that could
+    not be written."""
+    done = {str(p) for p in written}
+    path_for = getattr(state.store, "path_for", None)
+    for r in keep:
+        why = refused.get(r.id)
+        if why is None and path_for is not None and str(path_for(r.device_class)) not in done:
+            why = f"its baseline file was not written ({state.write_error or 'the write stopped'})"
+        if why is not None:
+            state.withhold(r.id, why)
 
 
 def _machine_output(run: _Run, flag: str, path: Path, write: Callable[[], None]) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from typing import Any, Callable, Protocol, TextIO
 
 from .format import log_safe
+from ..timers import REAL
 
 
 class Sink(Protocol):
@@ -106,7 +106,7 @@ class Progress:
     context manager (``done`` on exit)."""
 
     def __init__(self, sink: Sink, label: str, *, min_interval_s: float = 0.2,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = REAL.monotonic) -> None:
         self.sink = sink
         self.label = log_safe(label)  # a test id: printed at the start of a log line
         self.min_interval_s = min_interval_s

@@ -10,7 +10,7 @@ from .. import __version__
 from ..baseline import dumps
 from ..files import atomic_write
 from . import grouping, memory_rows, serve_rows, units
-from .format import fmt_change, fmt_value, log_safe, message_safe, metric_of
+from .format import fmt_change, fmt_value, log_safe, message_safe, metric_of, no_controls
 from ..results import Result
 
 #: Version of the --trt-json document (see schemas/trtperf-json.schema.json).
@@ -263,6 +263,14 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
             assert r.verdict is not None
             out.append(message_safe(f"{r.id}: pass ({r.verdict.could_catch})", r.id))
         out += [message_safe(m, r.id) for m in memory_rows.messages([r])]
+    suspect = [r.id for r in sort_results(results) if r.verdict and r.verdict.decided_by == "suspect_baseline"]
+    if suspect:
+        n = len(suspect)
+        out.append(log_safe(
+            f"WARNING: {n} baseline {'entry does' if n == 1 else 'entries do'} not describe the code it gates "
+            f"(edited by hand, or a change to record with pytest --trt-baseline=update; pytest-trtperf verify "
+            f"checks a file against its git history): {', '.join(suspect[:20])}{' ...' if n > 20 else ''}; "
+            f"--trt-incomparable=fail fails them"))
     missing = [r for r in results if r.verdict and r.verdict.status == "missing"]
     if missing:
         out.append(f"{len(missing)} result(s) have no baseline; record them with pytest --trt-baseline=update")
@@ -311,7 +319,9 @@ def junit_properties(results: Sequence[Result]) -> list[tuple[str, Any]]:
     change, and the median and throughput whatever was gated."""
     props: list[tuple[str, Any]] = []
     for r in results:
-        label = f"trtperf[{r.name}]" if r.name else "trtperf"
+        # pytest writes property names into the XML as they are: a control
+        # character in a name made --junitxml ill-formed (issue 25).
+        label = f"trtperf[{no_controls(r.name, multiline=False)}]" if r.name else "trtperf"
         metric = r.verdict.metric if r.verdict is not None else "median"
         props += [(f"{label}.metric", metric),
                   (f"{label}.value", f"{r.metric_value(metric):.6g}"),

@@ -82,6 +82,8 @@ def get_engine(
             build_memory=_build_memory(entry.meta),
             **common,
         )
+    if cache is not None:  # before the timing cache's lock creates it: only a directory we create is git-ignored
+        cache.ensure_directory()
     result = build_plan(backend, spec, timing_cache=options.timing_cache, progress=progress)
     plan_path = None
     if cache is not None:

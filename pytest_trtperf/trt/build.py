@@ -9,6 +9,7 @@ get wrong ends as one :class:`UsageError` line naming the test and file.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..files import atomic_write, file_lock
+from ..files import UnreadableFile, atomic_write, file_lock, read_regular_file
 from .allocator import AllocationStats, can_track, figures, make_tracking_allocator
 from .backend import LOWERED, Backend, CapturingLogger, last_line, no_gc
 from .progress import ProgressCallback, make_monitor
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     import tensorrt as trt
 
 _MIB = 1 << 20
+#: Largest timing cache read (TensorRT's are a few MiB; hardened read: never a FIFO or device).
+MAX_TIMING_CACHE_BYTES = 1 << 30
 _VERBOSITY = {"layer_names_only": "LAYER_NAMES_ONLY", "detailed": "DETAILED", "none": "NONE"}
 _POOLS = {"workspace": "WORKSPACE", "tactic_shared_memory": "TACTIC_SHARED_MEMORY", "tactic_dram": "TACTIC_DRAM"}
 
@@ -357,8 +360,11 @@ def _io(network: trt.INetworkDefinition, spec: EngineSpec, backend: Backend) -> 
 def _load_timing_cache(backend: Backend, config: trt.IBuilderConfig, path: Path) -> list[str]:
     notes = []
     data = b""
-    if path.is_file():
-        data = path.read_bytes()  # written whole by os.replace: no lock needed to read
+    if os.path.lexists(path):
+        try:  # written whole by os.replace: no lock needed to read
+            data = read_regular_file(path, limit=MAX_TIMING_CACHE_BYTES)
+        except UnreadableFile as e:
+            notes.append(f"timing cache {path} {e}; building with a fresh one")
     if not backend.set_timing_cache(config, data):
         notes.append(f"timing cache {path} is unreadable; building with a fresh one")
         backend.set_timing_cache(config, b"")
@@ -372,7 +378,10 @@ def _save_timing_cache(backend: Backend, config: trt.IBuilderConfig, path: Path)
     read what other builds saved since we loaded it, combine, replace. Two
     xdist workers building at once both keep their entries (Polygraphy's scheme)."""
     with file_lock(path):
-        on_disk = path.read_bytes() if path.is_file() else b""
+        try:
+            on_disk = read_regular_file(path, limit=MAX_TIMING_CACHE_BYTES) if os.path.lexists(path) else b""
+        except UnreadableFile as e:
+            return [f"timing cache {path} {e}; not saved"]
         data, note = backend.merged_timing_cache(config, on_disk)
         if data:
             atomic_write(path, data)

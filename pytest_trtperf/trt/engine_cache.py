@@ -18,9 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write, ignore_in_git
+from ..files import UnreadableFile, atomic_write, make_ignored_dir, read_regular_file
 
 SCHEMA = 1
+#: Largest metadata file read (a few hundred bytes are written).
+MAX_META_BYTES = 1 << 20
+#: Largest plan read: far above any engine (a few GB), far below what a
+#: symlink to /dev/zero would reach (the metadata's own size is checked too).
+MAX_PLAN_BYTES = 64 << 30
 
 
 class EngineCacheWarning(UserWarning):
@@ -62,8 +67,8 @@ class EngineCache:
         """Create the cache directory, ignored by git: plans are large, binary
         and specific to one machine, so they must never land in a commit even
         when the cache sits inside the committed baseline directory."""
+        make_ignored_dir(self.directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        ignore_in_git(self.directory)
 
     def paths(self, key: str) -> tuple[Path, Path]:
         return self.directory / f"{key}.plan", self.directory / f"{key}.json"
@@ -74,10 +79,18 @@ class EngineCache:
         if not plan_path.exists() and not meta_path.exists():
             return None
         try:
-            meta = json.loads(meta_path.read_text())
-            plan = plan_path.read_bytes()
-        except (OSError, ValueError) as exc:
+            meta = json.loads(read_regular_file(meta_path, limit=MAX_META_BYTES))
+            size = meta.get("size") if isinstance(meta, dict) else None
+            limit = size if isinstance(size, int) and 0 <= size <= MAX_PLAN_BYTES else MAX_PLAN_BYTES
+            plan = read_regular_file(plan_path, limit=limit)
+        except UnreadableFile as exc:
+            self._discard(key, f"unusable (a file of it {exc})")
+            return None
+        except (ValueError, RecursionError) as exc:
             self._discard(key, f"unreadable ({type(exc).__name__})")
+            return None
+        if not isinstance(meta, dict):
+            self._discard(key, "unreadable (metadata is not a JSON object)")
             return None
         if meta.get("schema") != SCHEMA:
             self._discard(key, f"written by another cache schema ({meta.get('schema')!r})")

@@ -42,7 +42,6 @@ GPU timings as long as the host keeps ahead of the GPU.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +50,7 @@ import numpy as np
 
 from ..gpu import cuda
 from ..errors import UsageError
+from ..timers import REAL
 from ..workload import Batch, KeepsLastValue
 from .capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, time_and_decide
 
@@ -473,7 +473,7 @@ class CudaWorkload:
         depth = self.queue_depth
         launches = [p.launch for p in phases]
         compute = launches[compute_idx]
-        pc = time.perf_counter
+        pc = REAL.perf_counter
         t_start = pc()
         for i in range(m):
             base = i * n_ev
@@ -542,7 +542,7 @@ class CudaWorkload:
         compute_idx = 1 if self.transfers else 0
         wait = self._waiter()
         ahead = S * self.queue_depth
-        pc = time.perf_counter
+        pc = REAL.perf_counter
         t_start = pc()
         for k, h in enumerate(handles):
             cuda.check("cudaEventRecord", record(evs[m + k], h))

@@ -251,3 +251,19 @@ def test_gc_is_restored_after_builds_and_errors(rtx, models: Path) -> None:
     with pytest.raises(UsageError):
         build_plan(rtx, spec(models, "broken.onnx", shapes={"input": (1, 4)}))
     assert gc.isenabled()
+
+
+def test_a_timing_cache_that_is_not_a_regular_file_is_neither_read_nor_replaced(rtx, models: Path,
+                                                                                 tmp_path: Path) -> None:
+    """Issue 25: the timing cache goes through the hardened reader; a FIFO
+    there (or a link to a device) is named, never read and never replaced."""
+    import os
+    import stat as stat_mod
+
+    cache = tmp_path / "timing.cache"
+    os.mkfifo(cache)
+    result = build_plan(rtx, spec(models, "mlp.onnx", shapes={"input": (1, 64)}), timing_cache=cache)
+    assert result.plan[:4] == b"vtrt"
+    assert stat_mod.S_ISFIFO(os.lstat(cache).st_mode)
+    notes = " ".join(result.notes)
+    assert f"timing cache {cache} is a FIFO, not a regular file; building with a fresh one" in notes, notes
