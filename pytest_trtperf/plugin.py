@@ -147,10 +147,15 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     error = marker_error(item)
     if error:
         pytest.fail(error, pytrace=False)
+    state = item.config.stash[STATE_KEY]
     try:
         result = yield
-    finally:
-        item.config.stash[STATE_KEY].end_reference_test()
+    except (KeyboardInterrupt, pytest.exit.Exception):  # the session ends: nothing waits for the reference
+        raise
+    except BaseException:  # failed or skipped: its copy at the reference runs to its end too
+        state.end_reference_test()
+        raise
+    state.end_reference_test()
     bench = item.stash.get(BENCH_KEY, None)
     failures = (bench.finish() + bench.failures()) if bench is not None else []
     if failures:

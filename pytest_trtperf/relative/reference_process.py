@@ -43,6 +43,7 @@ from .worktree import Worktree, prune_stale, repository_top, resolve, run_setup
 #: The reference process learns its worktree from these (to remove it if its session dies).
 WORKTREE_ENV = "TRTPERF_AB_WORKTREE"
 REPOSITORY_ENV = "TRTPERF_AB_REPOSITORY"
+SCRATCH_ENV = "TRTPERF_AB_SCRATCH"
 #: What the reference process runs: this session's plugin first on sys.path, then the serve loop.
 _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
          "from pytest_trtperf.relative.serve import main; sys.exit(main(sys.argv[2:]))")
@@ -144,6 +145,8 @@ class ReferenceProcess:
     commit: str | None
     items: frozenset[str] = frozenset()
     errors: tuple[str, ...] = ()
+    #: The session's test files that do not exist there.
+    absent_files: frozenset[str] = frozenset()
     environment: Mapping[str, Any] = field(default_factory=dict)
     broken: str | None = None
     #: The test running there, whether its body has returned, whether it waits for ``go``.
@@ -197,6 +200,7 @@ class ReferenceProcess:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         if worktree is not None:
             env[WORKTREE_ENV], env[REPOSITORY_ENV] = str(worktree.path), str(worktree.top)
+        env[SCRATCH_ENV] = str(scratch)
         ours, theirs = socket.socketpair()
         env[FD_ENV] = str(theirs.fileno())
         log = scratch / "reference.log"
@@ -218,7 +222,7 @@ class ReferenceProcess:
         finally:
             theirs.close()
         ref = cls(spec=spec, proc=proc, channel=Channel(ours), log=log, scratch=scratch, worktree=worktree,
-                  commit=commit)
+                  commit=commit, absent_files=frozenset(f for f in spec.files if not (cwd / f).exists()))
         try:
             ref._hello(files)
         except BaseException:
@@ -326,6 +330,8 @@ class ReferenceProcess:
         base = func.split("[", 1)[0]
         siblings = sorted(i for i in self.items if i.startswith(f"{path}::{base}[") or i == f"{path}::{base}")
         errors = [e for e in self.errors if e.startswith(path)]
+        if path in self.absent_files:
+            return f"{path} does not exist at {self.where}"
         if errors:
             return f"{path} does not collect at {self.where}: {errors[0]}"
         if siblings:
@@ -388,13 +394,14 @@ class ReferenceProcess:
 
     # -- ending -------------------------------------------------------------------
     def close(self) -> None:
-        """Quit (bounded), kill what is left, remove the worktree; never raises."""
+        """Quit (bounded), kill what is left, remove the worktree; never
+        raises. A test still running there is not finished first (this may
+        run in a signal handler): the process ends where it is."""
         if self.proc.poll() is None and self.broken is None:
             try:
-                self.end_test()
                 self.channel.send({"op": "quit"})
                 self.proc.wait(timeout=QUIT_WAIT_S)
-            except (Unavailable, ChannelClosed, subprocess.TimeoutExpired, OSError):
+            except (ChannelClosed, subprocess.TimeoutExpired, OSError):
                 pass
         self.channel.close()
         if self.proc.poll() is None:

@@ -59,7 +59,13 @@ def _versions() -> dict[str, str]:
 
 def remove_own_worktree() -> None:
     """The judging session is gone: remove the worktree it made for us."""
-    from .reference_process import REPOSITORY_ENV, WORKTREE_ENV
+    import shutil
+
+    from .reference_process import REPOSITORY_ENV, SCRATCH_ENV, WORKTREE_ENV
+
+    scratch = os.environ.get(SCRATCH_ENV)
+    if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
 
     tree, repo = os.environ.get(WORKTREE_ENV), os.environ.get(REPOSITORY_ENV)
     if not tree or not repo:
@@ -69,8 +75,6 @@ def remove_own_worktree() -> None:
                        check=False)
     except (OSError, subprocess.TimeoutExpired):
         pass
-    import shutil
-
     shutil.rmtree(os.path.dirname(tree), ignore_errors=True)
 
 
