@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -68,7 +69,7 @@ def test_a_real_slowdown_fails_and_the_same_code_passes(repo: pytest.Pytester) -
     assert r["verdict"]["status"] == "pass"
     assert "side by side against HEAD" in r["verdict"]["message"]
     rel = r["relative"]
-    assert rel["origin"] == "side_by_side" and rel["commit"] == head and rel["pairs"] >= 10
+    assert rel["origin"] == "side_by_side" and rel["commit"] == head and len(rel["pair_ratios"]) >= 10
     assert rel["reference"]["revision"] == "HEAD" and rel["reference"]["python"]
     assert 0.9 < rel["ratio"] < 1.1  # the same code on both sides
     # Nothing of this session is left: no worktree, no scratch directory, the user's tree as it was.
@@ -254,8 +255,11 @@ def test_two_sessions_at_once_and_xdist_workers_each_have_their_own(repo: pytest
         assert p.returncode == 0, text
     for i in range(2):
         got = results(repo.path / f"s{i}.json")
-        assert {r["verdict"]["status"] for r in got.values()} <= {"pass", "improved"}, got
-        assert all(r["relative"]["origin"] == "side_by_side" for r in got.values())
+        # Eight processes on this machine may leave too few fair pairs (unreliable, host busy); never a
+        # false regression, never a broken reference.
+        assert all(r["relative"]["origin"] == "side_by_side" for r in got.values()), got
+        assert all(r["verdict"]["status"] in ("pass", "improved") or r["verdict"]["decided_by"] == "host_busy"
+                   for r in got.values()), got
     assert scratch_left() == []
     assert git(repo.path, "worktree", "list", "--porcelain").count("worktree ") == 1
 
@@ -313,3 +317,142 @@ def test_bad_options_are_one_line(pytester: pytest.Pytester, args: list[str], ne
     assert result.ret == 4
     assert needle in result.stderr.str()
     assert "Traceback" not in result.stderr.str()
+
+
+WORKLOAD_TEST = '''
+import hashlib
+import numpy as np
+from pytest_trtperf.workload import Batch
+
+SIZE = {size}
+
+
+class Hasher:
+    """A Workload object of the test's own (no callable): served as it is."""
+    kind = "host"
+    inferences_per_iteration = 1
+
+    def setup(self):
+        self.data = b"w" * SIZE
+
+    def run(self, n):
+        import time
+        out = np.empty(n)
+        t0 = time.perf_counter()
+        for i in range(n):
+            a = time.perf_counter()
+            hashlib.sha256(self.data).digest()
+            out[i] = time.perf_counter() - a
+        return Batch(latency_s=out, wall_s=time.perf_counter() - t0)
+
+    def teardown(self):
+        self.data = None
+
+    def identity(self):
+        return {{"size": SIZE}}
+
+    def notes(self):
+        return ("hashing {{}} bytes".format(SIZE),)
+
+
+def test_workload_object(trt_bench):
+    trt_bench.measure(Hasher(), name="w")
+
+
+def test_compare_pair(trt_bench):
+    r = trt_bench.compare(lambda: hashlib.sha256(b"a" * 1000).digest(),
+                          lambda: hashlib.sha256(b"a" * 1000).digest(), max_slowdown="50%", name="pair")
+    assert r.relative.origin == "compare"
+'''
+
+
+def test_workload_objects_are_served_and_compare_pairs_stay_in_process(repo: pytest.Pytester) -> None:
+    """A ``Workload`` object goes through the block server as it is (its
+    identity and notes come back); a ``trt_bench.compare()`` gate is judged
+    here as always while its copy at the reference runs once."""
+    repo.makepyfile(test_wl=WORKLOAD_TEST.format(size=N))
+    commit_all(repo.path, "workload object")
+    repo.makepyfile(test_wl=WORKLOAD_TEST.format(size=SLOWER))
+    out = repo.path / "r.json"
+    result = run(repo, "--trt-ab=HEAD", f"--trt-json={out}", "test_wl.py")
+    result.assert_outcomes(failed=1, passed=1)
+    got = results(out)
+    w = got["test_wl.py::test_workload_object::w"]
+    assert w["verdict"]["status"] == "regression" and w["relative"]["origin"] == "side_by_side"
+    assert w["relative"]["a"]["identity"]["size"] == N and w["relative"]["b"]["identity"]["size"] == SLOWER
+    assert f"reference: hashing {N} bytes" in w["notes"] and f"hashing {SLOWER} bytes" in w["notes"]
+    pair = got["test_wl.py::test_compare_pair::pair"]
+    assert pair["relative"]["origin"] == "compare" and pair["verdict"]["status"] == "pass"
+
+
+@pytest.fixture
+def load() -> Iterator[None]:
+    """Busy loops, two more than the CPUs: windows measured here are busy."""
+    from pytest_trtperf.host_state import cpu_cores
+
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores() + 2)]
+    time.sleep(0.3)
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait(timeout=30)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat"), reason="needs Linux schedstats")
+def test_a_window_too_busy_to_judge_is_judged_side_by_side_against_the_baseline_commit(
+        repo: pytest.Pytester, load: None) -> None:
+    """Point 2(b): on a loaded host the baseline gate alone ends
+    ``unreliable`` (a pass by default); with ``--trt-ab=baseline`` the commit
+    the entry records is measured side by side and a real +30% fails."""
+    long = hash_test(2_000_000)
+    repo.makepyfile(test_perf=long)
+    commit_all(repo.path, "long hash")
+    run(repo, "--trt-baseline=update").assert_outcomes(passed=1)  # FAST ignores the host load: an entry
+    repo.makepyfile(test_perf=long.replace("2000000", "2600000"))
+    quick = ["--trt-warmup-ms=50", "--trt-min-time=0.5", "--trt-max-time=2", "-p", "no:cacheprovider",
+             "--trt-busy-wait=0.5", "--trt-run-noise=0", "--trt-tolerance=5%"]
+    out = repo.path / "r.json"
+    alone = repo.runpytest_subprocess(*quick, f"--trt-json={out}", timeout=240)
+    v = results(out)["test_perf.py::test_hash"]["verdict"]
+    if v["status"] != "unreliable":
+        pytest.skip(f"the load did not make the window busy here ({v['status']})")
+    alone.assert_outcomes(passed=1)
+    confirmed = repo.runpytest_subprocess(*quick, "--trt-ab=baseline", "--trt-unreliable=fail",
+                                          f"--trt-json={out}", timeout=240)
+    confirmed.assert_outcomes(failed=1)  # never a pass: judged a regression, or too busy even side by side
+    r = results(out)["test_perf.py::test_hash"]
+    v = r["verdict"]
+    assert r["relative"]["origin"] == "side_by_side"
+    assert v["message"].endswith("; the baseline-file window was too busy to judge")
+    if v["status"] == "regression":
+        assert 1.15 < r["relative"]["ratio"] < 1.5
+    else:  # this much load leaves too few pairs whose blocks had the CPU alike: said so, not passed
+        assert v["status"] == "unreliable" and v["decided_by"] == "host_busy", v
+        assert v["message"].startswith("unreliable: host busy: too few pairs had the CPU alike on both sides")
+
+
+def test_the_reference_environment_need_not_have_the_plugin(repo: pytest.Pytester, tmp_path: Path) -> None:
+    """``--trt-ab-python`` with a virtualenv that has pytest and numpy but
+    not pytest-trtperf: this session's plugin serves there (``-p``)."""
+    venv = tmp_path / "venv"
+    base = getattr(sys, "_base_executable", sys.executable)
+    made = subprocess.run([base, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+                          capture_output=True, text=True)
+    python = venv / "bin" / "python"
+    if made.returncode != 0 or not python.exists():
+        pytest.skip(f"cannot make a virtualenv here: {made.stderr[-200:]}")
+    probe = subprocess.run([str(python), "-c", "import pytest, numpy; from importlib.metadata import entry_points;"
+                            "print(any(e.name == 'trtperf' for e in entry_points(group='pytest11')))"],
+                           capture_output=True, text=True, env={k: v for k, v in os.environ.items()
+                                                                if k != "PYTHONPATH"})
+    if probe.returncode != 0 or probe.stdout.strip() != "False":
+        pytest.skip("the base interpreter lacks pytest or numpy, or has pytest-trtperf installed")
+    out = repo.path / "r.json"
+    result = run(repo, f"--trt-ab-python={python}", f"--trt-json={out}")
+    result.assert_outcomes(passed=1)
+    rel = results(out)["test_perf.py::test_hash"]["relative"]
+    assert rel["reference"]["python"] == str(python)
+    assert 0.8 < rel["ratio"] < 1.25

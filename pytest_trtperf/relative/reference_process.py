@@ -73,6 +73,18 @@ class ReferenceSpec:
     forwarded: tuple[str, ...] = ()
 
 
+def _own_process_group() -> dict[str, Any]:
+    """A process group of its own (a terminal's Ctrl-C reaches this session,
+    which stops the reference; ``killpg`` ends whatever it started) but the
+    same session: a new session is a new scheduling group under Linux's
+    autogroup, which would give the reference a fair share of the CPU of its
+    own while this process shares one with the machine's other load (a loaded
+    host then read the same code as 17 times slower here)."""
+    if sys.version_info >= (3, 11):
+        return {"process_group": 0}
+    return {"preexec_fn": os.setpgrp}  # pragma: no cover - Python 3.10
+
+
 def _tail(path: Path) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -112,12 +124,16 @@ class RemoteWorkload:
     _identity: Mapping[str, Any]
     _notes: tuple[str, ...]
     released: bool = False
+    #: Seconds each block waited for a CPU there (``run_delay.py``), one per ``run``.
+    delays: list[float | None] = field(default_factory=list)
 
     def setup(self) -> None:
         """Set up there before it said ``ready``."""
 
     def run(self, iterations: int) -> Any:
-        return self.process.block(int(iterations))
+        batch, delay = self.process.block(int(iterations))
+        self.delays.append(delay)
+        return batch
 
     def teardown(self) -> None:
         if not self.released:
@@ -215,7 +231,7 @@ class ReferenceProcess:
             with open(log, "wb") as out:
                 proc = subprocess.Popen([python, "-c", _BOOT, str(shim), *args], cwd=cwd, env=env,
                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                        pass_fds=(theirs.fileno(),), start_new_session=True)
+                                        pass_fds=(theirs.fileno(),), **_own_process_group())
         except OSError as e:
             ours.close()
             raise Unavailable(f"the reference process could not start ({python}: {e.strerror or e})") from None
@@ -339,17 +355,20 @@ class ReferenceProcess:
             return f"{func} is not among that test's parametrisations at {self.where} ({shown})"
         return f"{func or path} does not exist at {self.where}"
 
-    def block(self, n: int) -> Any:
-        """One block of ``n`` iterations there; its timings."""
+    def block(self, n: int) -> tuple[Any, float | None]:
+        """One block of ``n`` iterations there; its timings and how long it
+        waited for a CPU there."""
         self._send({"op": "run", "n": n})
         msg = self._recv(f"run a block of {n} iterations")
         if msg.get("op") != "batch":
             self._fail(f"the reference process answered {msg.get('op')!r} to a block "
                        f"({str(msg.get('message', ''))[:200]})")
         try:
-            return unpack_batch(msg)
+            delay = msg.get("run_delay_s")
+            return unpack_batch(msg), float(delay) if isinstance(delay, (int, float)) else None
         except (ValueError, TypeError):
             self._fail("the reference process sent timings that cannot be read")
+        raise AssertionError("unreachable")
 
     def memory(self) -> Mapping[str, int]:
         self._send({"op": "memory"})

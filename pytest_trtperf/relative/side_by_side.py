@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+
+import numpy as np
 import platform
 import sys
 from dataclasses import dataclass
@@ -45,12 +47,16 @@ from ..runner import Runner, Target, confirm
 from ..workload import Workload
 from .gitfiles import Unavailable
 from .policy import judge_pair, measure_pair, metric_words, numbers, relative_verdict
+from .paired import MIN_PAIRS_FOR_CI, compare_pairs, decide
 from .reference_process import NotThere, ReferencePool, ReferenceProcess, ReferenceSpec, RemoteWorkload
+from .run_delay import FAIR_GAP, MAX_SHARE, DelayWatched, fair_pairs, shares
 
 __all__ = ["SideBySide", "SideBySideConfirm", "make_pool", "mark_new", "rests_on_baseline"]
 
 #: Baseline-file verdicts that are judgements (a fallback keeps them, marked).
 JUDGED = ("pass", "regression", "improved")
+#: ``_measure``'s status when too few pairs had the CPU alike on both sides.
+UNFAIR = "unfair"
 
 
 def make_pool(ab: AbSettings, rootdir: Path, files: Callable[[], tuple[str, ...]]) -> ReferencePool:
@@ -86,6 +92,10 @@ def _status(rel: Relative, judged: str, tolerance: float) -> str:
 def _message(rel: Relative, status: str, opts: MeasureOptions, where: str) -> str:
     change = rel.ratio - 1.0
     against = f"side by side against {where}, measured interleaved in two processes"
+    if status == UNFAIR:
+        return (f"unreliable: host busy: too few pairs had the CPU alike on both sides (waiting for a CPU for "
+                f"shares of their blocks more than {FAIR_GAP:.0%} apart, or over {MAX_SHARE:.0%}) {against}; the "
+                f"fair pairs said {fmt_change(change)} ({numbers(rel, opts.confidence)})")
     if status == "regression":
         return (f"{metric_words(rel.metric)} regressed {fmt_change(change)} {against} "
                 f"({numbers(rel, opts.confidence)}), tolerance {opts.tolerance:.1%}")
@@ -118,13 +128,37 @@ def _memory(remote: RemoteWorkload, workload: Workload) -> dict[str, Any]:
 
 def _measure(runner: Runner, ref: ReferenceProcess, remote: RemoteWorkload, workload: Workload, target: Target,
              opts: MeasureOptions, *, label: str) -> tuple[Relative, str, Any]:
-    """One interleaved run of the reference (A) and this checkout (B), judged."""
-    il = measure_pair(runner, remote, workload, target, opts)
+    """One interleaved run of the reference (A) and this checkout (B), judged;
+    host-timed pairs whose blocks did not have the CPU alike are set aside
+    (``run_delay.py``), and too few fair pairs make it ``unreliable``."""
+    host = workload.kind == "host"
+    local = DelayWatched(workload) if host else workload
+    remote.delays.clear()
+    il = measure_pair(runner, remote, local, target, opts)
     where = ref.where
     rel, judged = judge_pair(il, remote, workload, labels=(f"{label} at {where}", label), opts=opts,
                              bound=1.0 + opts.tolerance, seed=target.id, origin="side_by_side", commit=ref.commit,
                              expectation=f"at most {opts.tolerance:.1%} slower than {where}")
+    if isinstance(local, DelayWatched):
+        fair = fair_pairs(shares(remote.delays, il.a_blocks), shares(local.delays, il.b_blocks))
+        kept = sum(fair)
+        if kept < len(fair):
+            ratios = il.ratios(opts.metric)[np.asarray(fair, dtype=bool)]
+            cmp = compare_pairs(ratios, confidence=opts.confidence, seed=target.id)
+            rel = dataclasses.replace(rel, ratio=cmp.ratio, ci=cmp.ci, pairs=cmp.pairs)
+            if kept < max(MIN_PAIRS_FOR_CI, len(fair) / 2):
+                return rel, UNFAIR, il
+            judged = decide(cmp, rel.bound)
     return rel, _status(rel, judged, opts.tolerance), il
+
+
+def _verdict(rel: Relative, status: str, opts: MeasureOptions, state: DeviceState, message: str) -> Verdict:
+    """The paired verdict; too few fair pairs is ``unreliable`` (host busy),
+    its numbers kept, not judged."""
+    if status == UNFAIR:
+        v = relative_verdict(rel, "pass", opts=opts, state=state, message=message)
+        return dataclasses.replace(v, status="unreliable", decided_by="host_busy")
+    return relative_verdict(rel, status, opts=opts, state=state, message=message)
 
 
 def _check_alike(remote: RemoteWorkload, workload: Workload, where: str) -> None:
@@ -143,7 +177,7 @@ def _judged_result(runner: Runner, ref: ReferenceProcess, remote: RemoteWorkload
     identity = {"kind": workload.kind, "mode": opts.mode if workload.kind != "host" else "latency",
                 **dict(workload.identity())}
     m = il.b
-    verdict = relative_verdict(rel, status, opts=opts, state=state, message=_message(rel, status, opts, ref.where))
+    verdict = _verdict(rel, status, opts, state, _message(rel, status, opts, ref.where))
     return Result(
         id=target.id, nodeid=target.nodeid, name=target.name, kind=workload.kind, mode=str(identity["mode"]),
         latency=stats.summarize(m.latency_s, opts.confidence), throughput=m.throughput,
@@ -262,7 +296,7 @@ class SideBySideConfirm:
         earlier = (f"the baseline file said {fmt_change(verdict.change)}" if verdict.status == "regression"
                    else "the baseline-file window was too busy to judge")
         message = f"{_message(rel, status, opts, ref.where)}; {earlier}"
-        new = relative_verdict(rel, status, opts=opts, state=state, message=message)
+        new = _verdict(rel, status, opts, state, message)
         return dataclasses.replace(result, relative=rel), dataclasses.replace(
             new, flags=verdict_flags(state, compared=False))
 
