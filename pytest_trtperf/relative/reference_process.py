@@ -153,7 +153,7 @@ class RemoteWorkload:
 @dataclass
 class ReferenceProcess:
     spec: ReferenceSpec
-    proc: subprocess.Popen[bytes]
+    proc: "subprocess.Popen[Any]"
     channel: Channel
     log: Path
     scratch: Path
