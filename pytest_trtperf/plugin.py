@@ -223,8 +223,10 @@ class ServeHooks:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.failed:
+            crash = getattr(report.longrepr, "reprcrash", None)
             lines = [ln for ln in str(report.longreprtext).strip().splitlines() if ln.strip()]
-            self.outcome = ("failed", lines[-1].strip() if lines else f"{report.when} failed")
+            text = str(crash.message) if crash is not None else (lines[-1] if lines else f"{report.when} failed")
+            self.outcome = ("failed", " ".join(text.split()))
         elif report.skipped and self.outcome[0] == "passed":
             self.outcome = ("skipped", skip_reason(report))
 

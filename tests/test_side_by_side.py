@@ -456,3 +456,29 @@ def test_the_reference_environment_need_not_have_the_plugin(repo: pytest.Pyteste
     rel = results(out)["test_perf.py::test_hash"]["relative"]
     assert rel["reference"]["python"] == str(python)
     assert 0.8 < rel["ratio"] < 1.25
+
+
+def test_a_test_that_fails_at_the_reference_is_not_new(repo: pytest.Pytester) -> None:
+    """A test that exists at REV but fails there before measuring cannot be a
+    reference: one line with its error, not ``new``; a measurement name that
+    is new in a test that passes there is ``new``."""
+    repo.makepyfile(test_perf="""
+import hashlib
+def test_hash(trt_bench):
+    assert 1 == 2, "broken at the reference"
+def test_named(trt_bench):
+    trt_bench.measure(lambda: hashlib.sha256(b"q" * 1000).digest(), name="old")
+""")
+    commit_all(repo.path, "broken reference")
+    repo.makepyfile(test_perf=hash_test(N) + """
+def test_named(trt_bench):
+    trt_bench.measure(lambda: hashlib.sha256(b"q" * 1000).digest(), name="renamed")
+""")
+    out = repo.path / "r.json"
+    run(repo, "--trt-ab=HEAD", f"--trt-json={out}").assert_outcomes(passed=2)
+    got = results(out)
+    v = got["test_perf.py::test_hash"]["verdict"]
+    assert v["status"] == "unreliable" and "the test failed at HEAD" in v["message"]
+    assert "broken at the reference" in v["message"]
+    renamed = got["test_perf.py::test_named::renamed"]["verdict"]
+    assert renamed["status"] == "new" and "has no measurement named 'renamed'" in renamed["message"]

@@ -330,8 +330,10 @@ class ReferenceProcess:
             elif op == "test_done":
                 self.test_done = True
                 outcome = str(msg.get("outcome", ""))
-                why = f" (there it {outcome}: {msg.get('message', '')})" if outcome not in ("passed", "") else ""
-                raise NotThere(f"the test at {self.where} has no measurement {self._named(name)}{why}")
+                if outcome not in ("passed", ""):  # it exists there but could not serve: not a new test
+                    raise Unavailable(f"the test {outcome} at {self.where} before its measurement "
+                                      f"{self._named(name)}: {str(msg.get('message', ''))[:200]}")
+                raise NotThere(f"the test at {self.where} has no measurement {self._named(name)}")
             else:
                 self._fail(f"the reference process answered {op!r} where a measurement was expected")
 
