@@ -130,7 +130,7 @@ def burners(n: int) -> list[subprocess.Popen[bytes]]:
 
 
 def condition(name: str, repo: Path, *, burn: int, runs: dict[float, int], extra: list[str],
-              rng: random.Random) -> dict[str, Any]:
+              rng: random.Random, save: Any = None) -> dict[str, Any]:
     procs = burners(burn)
     try:
         if burn:
@@ -139,7 +139,8 @@ def condition(name: str, repo: Path, *, burn: int, runs: dict[float, int], extra
         update = pytest_run(repo, ["--trt-baseline=update"], repo / "update.json", extra)
         cases = [(scale, gate) for scale, n in runs.items() for _ in range(n) for gate in ("baseline", "side")]
         rng.shuffle(cases)
-        out = []
+        out: list[dict[str, Any]] = []
+        cond = {"name": name, "burners": burn, "update": update, "runs": out}
         for i, (scale, gate) in enumerate(cases):
             (repo / "scale.py").write_text(f"SCALE = {scale}\n")
             args = ["--trt-ab=HEAD"] if gate == "side" else []
@@ -149,8 +150,10 @@ def condition(name: str, repo: Path, *, burn: int, runs: dict[float, int], extra
             print(f"{name} {i + 1}/{len(cases)} scale {scale} {gate}: "
                   f"{[v['status'] for v in run['verdicts']]} load {run['load_before']:.1f} "
                   f"wall {run['wall_s']:.1f}s", flush=True)
+            if save is not None:
+                save(cond)
         (repo / "scale.py").write_text("SCALE = 1.0\n")
-        return {"name": name, "burners": burn, "update": update, "runs": out}
+        return cond
     finally:
         for p in procs:
             p.kill()
@@ -173,10 +176,15 @@ def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="trtperf-sbs-bench-") as tmp:
         repo = make_repo(Path(tmp))
         for name in args.conditions.split(","):
+            done = list(doc["conditions"])
+
+            def save(cond: dict[str, Any]) -> None:
+                if out_path is not None:
+                    out_path.write_text(json.dumps({**doc, "conditions": [*done, cond]}, indent=1))
+
             doc["conditions"].append(condition(name, repo, burn=args.burners if name == "loaded" else 0, runs=runs,
-                                               extra=extra, rng=rng))
-            if out_path is not None:
-                out_path.write_text(json.dumps(doc, indent=1))
+                                               extra=extra, rng=rng, save=save))
+            save(doc["conditions"][-1])
     if out_path is None:
         print(json.dumps(doc, indent=1))
     summary_of(doc)
