@@ -78,12 +78,21 @@ def test_a_real_slowdown_fails_and_the_same_code_passes(repo: pytest.Pytester) -
     assert git(repo.path, "status", "--porcelain", "--untracked-files=no") == ""  # the checkout untouched
 
     repo.makepyfile(test_perf=hash_test(SLOWER))  # the candidate hashes 30% more bytes; REV is unchanged
-    slow = run(repo, "--trt-ab=HEAD", f"--trt-json={out}")
+    summary, html = repo.path / "summary.md", repo.path / "r.html"
+    os.environ["GITHUB_STEP_SUMMARY"] = str(summary)
+    try:
+        slow = run(repo, "--trt-ab=HEAD", f"--trt-json={out}", f"--trt-report={html}")
+    finally:
+        del os.environ["GITHUB_STEP_SUMMARY"]
     slow.assert_outcomes(failed=1)
     slow.stdout.fnmatch_lines(["*median latency regressed +*% side by side against HEAD (" + head[:12]
                                + "), measured interleaved in two processes*"])
     ratio = results(out)["test_perf.py::test_hash"]["relative"]["ratio"]
     assert 1.15 < ratio < 1.5, ratio  # the work grew by 30%; the paired ratio sees it, not the noise
+    # Both sides, the revision and the environment in the job summary and the HTML report.
+    assert f"{head[:7]} " in summary.read_text() and "now " in summary.read_text()
+    page = html.read_text()
+    assert "reference revision" in page and f"HEAD ({head[:12]})" in page and "reference python" in page
     assert scratch_left() == []
     assert not (repo.path / ".trtperf").exists()  # side by side writes no baseline
 
@@ -429,9 +438,9 @@ def test_a_window_too_busy_to_judge_is_judged_side_by_side_against_the_baseline_
     assert v["message"].endswith("; the baseline-file window was too busy to judge")
     if v["status"] == "regression":
         assert 1.15 < r["relative"]["ratio"] < 1.5
-    else:  # this much load leaves too few pairs whose blocks had the CPU alike: said so, not passed
+    else:  # this much load cuts most calls of most blocks on a side: said so, not passed
         assert v["status"] == "unreliable" and v["decided_by"] == "host_busy", v
-        assert v["message"].startswith("unreliable: host busy: too few pairs had the CPU alike on both sides")
+        assert v["message"].startswith("unreliable: host busy: too few pairs kept their calls whole on both sides")
 
 
 def test_the_reference_environment_need_not_have_the_plugin(repo: pytest.Pytester, tmp_path: Path) -> None:

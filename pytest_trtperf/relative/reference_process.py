@@ -124,8 +124,8 @@ class RemoteWorkload:
     _identity: Mapping[str, Any]
     _notes: tuple[str, ...]
     released: bool = False
-    #: Seconds each block waited for a CPU there (``run_delay.py``), one per ``run``.
-    delays: list[float | None] = field(default_factory=list)
+    #: Time slices each block ran in there (``run_delay.py``), one per ``run``.
+    delays: list[int | None] = field(default_factory=list)
 
     def setup(self) -> None:
         """Set up there before it said ``ready``."""
@@ -357,17 +357,17 @@ class ReferenceProcess:
             return f"{func} is not among that test's parametrisations at {self.where} ({shown})"
         return f"{func or path} does not exist at {self.where}"
 
-    def block(self, n: int) -> tuple[Any, float | None]:
-        """One block of ``n`` iterations there; its timings and how long it
-        waited for a CPU there."""
+    def block(self, n: int) -> tuple[Any, int | None]:
+        """One block of ``n`` iterations there; its timings and the time
+        slices it ran in there."""
         self._send({"op": "run", "n": n})
         msg = self._recv(f"run a block of {n} iterations")
         if msg.get("op") != "batch":
             self._fail(f"the reference process answered {msg.get('op')!r} to a block "
                        f"({str(msg.get('message', ''))[:200]})")
         try:
-            delay = msg.get("run_delay_s")
-            return unpack_batch(msg), float(delay) if isinstance(delay, (int, float)) else None
+            slices = msg.get("time_slices")
+            return unpack_batch(msg), int(slices) if isinstance(slices, int) else None
         except (ValueError, TypeError):
             self._fail("the reference process sent timings that cannot be read")
         raise AssertionError("unreachable")

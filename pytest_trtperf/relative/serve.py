@@ -23,7 +23,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from .protocol import FD_ENV, VERSION, Channel, ChannelClosed, pack_batch
-from .run_delay import run_delay_s
+from .run_delay import time_slices
 
 #: Packages whose versions the reference reports (its environment, in the result).
 PACKAGES = ("pytest", "numpy", "torch", "tensorrt", "tensorrt_rtx", "cuda-python")
@@ -133,15 +133,15 @@ class Server:
             msg = self._recv()
             op = msg.get("op")
             if op == "run":
-                before = run_delay_s()
+                before = time_slices()
                 try:
                     batch = workload.run(max(int(msg.get("n", 1)), 1))
                 except Exception as e:
                     self._send({"op": "error", "message": f"{type(e).__name__}: {e}"[:300]})
                     raise
-                after = run_delay_s()
+                after = time_slices()
                 chunks.append(batch)
-                self._send({**pack_batch(batch), "run_delay_s": after - before if before is not None and
+                self._send({**pack_batch(batch), "time_slices": after - before if before is not None and
                             after is not None else None})
             elif op == "memory":
                 self._send({"op": "figures", "figures": _figures(workload)})

@@ -49,7 +49,7 @@ from .gitfiles import Unavailable
 from .policy import judge_pair, measure_pair, metric_words, numbers, relative_verdict
 from .paired import MIN_PAIRS_FOR_CI, compare_pairs, decide
 from .reference_process import NotThere, ReferencePool, ReferenceProcess, ReferenceSpec, RemoteWorkload
-from .run_delay import FAIR_GAP, MAX_SHARE, DelayWatched, fair_pairs, shares
+from .run_delay import MAX_CUT, DelayWatched, cut_shares, fair_pairs
 
 __all__ = ["SideBySide", "SideBySideConfirm", "make_pool", "mark_new", "rests_on_baseline"]
 
@@ -93,9 +93,9 @@ def _message(rel: Relative, status: str, opts: MeasureOptions, where: str) -> st
     change = rel.ratio - 1.0
     against = f"side by side against {where}, measured interleaved in two processes"
     if status == UNFAIR:
-        return (f"unreliable: host busy: too few pairs had the CPU alike on both sides (waiting for a CPU for "
-                f"shares of their blocks more than {FAIR_GAP:.0%} apart, or over {MAX_SHARE:.0%}) {against}; the "
-                f"fair pairs said {fmt_change(change)} ({numbers(rel, opts.confidence)})")
+        return (f"unreliable: host busy: too few pairs kept their calls whole on both sides (in more than half "
+                f"the pairs, over {MAX_CUT:.0%} of a block's calls may have waited out other processes' time "
+                f"slices) {against}; the fair pairs said {fmt_change(change)} ({numbers(rel, opts.confidence)})")
     if status == "regression":
         return (f"{metric_words(rel.metric)} regressed {fmt_change(change)} {against} "
                 f"({numbers(rel, opts.confidence)}), tolerance {opts.tolerance:.1%}")
@@ -140,7 +140,7 @@ def _measure(runner: Runner, ref: ReferenceProcess, remote: RemoteWorkload, work
                              bound=1.0 + opts.tolerance, seed=target.id, origin="side_by_side", commit=ref.commit,
                              expectation=f"at most {opts.tolerance:.1%} slower than {where}")
     if isinstance(local, DelayWatched):
-        fair = fair_pairs(shares(remote.delays, il.a_blocks), shares(local.delays, il.b_blocks))
+        fair = fair_pairs(cut_shares(remote.delays, il.a_blocks), cut_shares(local.delays, il.b_blocks))
         kept = sum(fair)
         if kept < len(fair):
             ratios = il.ratios(opts.metric)[np.asarray(fair, dtype=bool)]
