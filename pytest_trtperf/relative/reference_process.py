@@ -124,7 +124,7 @@ class RemoteWorkload:
     _identity: Mapping[str, Any]
     _notes: tuple[str, ...]
     released: bool = False
-    #: Time slices each block ran in there (``run_delay.py``), one per ``run``.
+    #: Time slices each block ran in there (``cpu_slices.py``), one per ``run``.
     delays: list[int | None] = field(default_factory=list)
 
     def setup(self) -> None:

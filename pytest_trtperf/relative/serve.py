@@ -23,7 +23,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from .protocol import FD_ENV, VERSION, Channel, ChannelClosed, pack_batch
-from .run_delay import time_slices
+from .cpu_slices import time_slices
 
 #: Packages whose versions the reference reports (its environment, in the result).
 PACKAGES = ("pytest", "numpy", "torch", "tensorrt", "tensorrt_rtx", "cuda-python")

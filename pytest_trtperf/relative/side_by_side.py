@@ -49,7 +49,7 @@ from .gitfiles import Unavailable
 from .policy import judge_pair, measure_pair, metric_words, numbers, relative_verdict
 from .paired import MIN_PAIRS_FOR_CI, compare_pairs, decide
 from .reference_process import NotThere, ReferencePool, ReferenceProcess, ReferenceSpec, RemoteWorkload
-from .run_delay import MAX_CUT, DelayWatched, cut_shares, fair_pairs
+from .cpu_slices import MAX_CUT, DelayWatched, cut_shares, fair_pairs
 
 __all__ = ["SideBySide", "SideBySideConfirm", "make_pool", "mark_new", "rests_on_baseline"]
 
@@ -130,7 +130,7 @@ def _measure(runner: Runner, ref: ReferenceProcess, remote: RemoteWorkload, work
              opts: MeasureOptions, *, label: str) -> tuple[Relative, str, Any]:
     """One interleaved run of the reference (A) and this checkout (B), judged;
     host-timed pairs whose blocks did not have the CPU alike are set aside
-    (``run_delay.py``), and too few fair pairs make it ``unreliable``."""
+    (``cpu_slices.py``), and too few fair pairs make it ``unreliable``."""
     host = workload.kind == "host"
     local = DelayWatched(workload) if host else workload
     remote.delays.clear()
