@@ -318,6 +318,10 @@ class TrtBench:
 
             result = SideBySide(self._runner, self._state.references(), ab.rev).run(
                 workload, target, opts, label=name or self._item.name)
+            if result.relative is not None:  # both sides' samples (the reference's TensorRT files stay there)
+                self._export_sides(result, (None, workload))
+            else:  # measured here alone (new, or the reference could not be had)
+                self._export(result, workload)
             result = self._labelled(self._with_profile_command(result), workload, opts, extra_info)
             self.results.append(result)
             return result

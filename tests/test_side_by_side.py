@@ -491,3 +491,14 @@ def test_named(trt_bench):
     assert "broken at the reference" in v["message"]
     renamed = got["test_perf.py::test_named::renamed"]["verdict"]
     assert renamed["status"] == "new" and "has no measurement named 'renamed'" in renamed["message"]
+
+
+def test_exports_hold_both_sides_samples(repo: pytest.Pytester) -> None:
+    exports = repo.path / "exports"
+    run(repo, "--trt-ab=HEAD", f"--trt-export-dir={exports}", "--trt-iterations=400").assert_outcomes(passed=1)
+    files = sorted(p.name for p in exports.iterdir())
+    a = [f for f in files if f.endswith(".a.samples.json")]
+    b = [f for f in files if f.endswith(".b.samples.json")]
+    assert len(a) == 1 and len(b) == 1, files
+    doc = json.loads((exports / a[0]).read_text())
+    assert doc["origin"] == "side_by_side" and sum(doc["blocks"]) == 400
