@@ -375,7 +375,7 @@ class TrtBench:
         self._write_exports(result, lambda exports, directory: exports.export_result(
             directory, result, self._runner.last_measurement, workload))
 
-    def _export_sides(self, result: Result, workloads: tuple[Workload, Workload]) -> None:
+    def _export_sides(self, result: Result, workloads: tuple[Workload | None, Workload]) -> None:
         """``--trt-export-dir`` for the interleaved run of ``compare()``: both
         sides' samples, and the TensorRT files of the sides whose workload is
         given."""
