@@ -70,7 +70,12 @@ class SessionState:
         if self._references is None:
             from .relative.side_by_side import make_pool
 
-            self._references = make_pool(self.settings.ab, self.settings.rootdir, lambda: self.perf_files)
+            from .gpu.session import GpuSessionPlugin
+
+            gpu = self.gpu  # its NVML monitor counts the reference as this session's, not another process
+            self._references = make_pool(self.settings.ab, self.settings.rootdir, lambda: self.perf_files,
+                                         on_start=gpu.partner_pids.add if isinstance(gpu, GpuSessionPlugin)
+                                         else None)
         return self._references
 
     def end_reference_test(self) -> None:

@@ -34,7 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .gitfiles import Unavailable
 from .protocol import FD_ENV, VERSION, Channel, ChannelClosed, ChannelTimeout, unpack_batch
@@ -447,9 +447,11 @@ class ReferencePool:
     may meet entries of several commits), each started on first need; a
     revision that could not be had is remembered with its reason."""
 
-    def __init__(self, make_spec: Any) -> None:
+    def __init__(self, make_spec: Any, on_start: Callable[[int], None] | None = None) -> None:
         #: rev -> ReferenceSpec (``make_spec(rev)``).
         self._make_spec = make_spec
+        #: Told each reference process's pid (the GPU monitor counts it as this session's own).
+        self._on_start = on_start
         self._running: dict[str | None, ReferenceProcess] = {}
         self._failed: dict[str | None, str] = {}
         self._guard: Any = None
@@ -473,6 +475,8 @@ class ReferencePool:
             raise
         self.started_s[rev] = time.perf_counter() - t0
         self._running[rev] = ref
+        if self._on_start is not None:
+            self._on_start(ref.proc.pid)
         return ref
 
     def end_test(self) -> None:

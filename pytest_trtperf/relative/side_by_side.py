@@ -59,12 +59,13 @@ JUDGED = ("pass", "regression", "improved")
 UNFAIR = "unfair"
 
 
-def make_pool(ab: AbSettings, rootdir: Path, files: Callable[[], tuple[str, ...]]) -> ReferencePool:
+def make_pool(ab: AbSettings, rootdir: Path, files: Callable[[], tuple[str, ...]],
+              on_start: Callable[[int], None] | None = None) -> ReferencePool:
     """The session's reference processes; ``files`` gives the session's perf
-    test files when the first one starts."""
+    test files when the first one starts; ``on_start`` gets each one's pid."""
     return ReferencePool(lambda rev: ReferenceSpec(rev=rev, python=ab.python, setup=ab.setup,
                                                    timeout_s=ab.timeout_s, rootdir=rootdir, files=files(),
-                                                   forwarded=ab.forwarded))
+                                                   forwarded=ab.forwarded), on_start)
 
 
 def _here() -> dict[str, str]:
