@@ -23,6 +23,7 @@ Usage (repository root, the project's virtualenv)::
     python bench/side_by_side.py run --out bench/data/side_by_side.json            # ~25 min on 2 cores
     python bench/side_by_side.py run --out /tmp/sbs.json --dry                      # one of each, short
     python bench/side_by_side.py summary bench/data/side_by_side.json
+    python bench/side_by_side.py env --python-a OLD/bin/python --python-b NEW/bin/python --out env.json
 
 Writes to ``$OUT/side_by_side.json`` when ``--out`` is not given and ``$OUT`` is set.
 Nothing here needs a GPU.
@@ -82,6 +83,33 @@ TESTS = textwrap.dedent('''
 ''')
 
 CHANGES = (1.0, 1.05, 1.10, 1.20)
+
+#: ``env``: numpy calls whose speed may move with numpy's version (its sort,
+#: unique and median kernels, its bundled OpenBLAS for the matrix product).
+ENV_TESTS = textwrap.dedent('''
+    import numpy as np
+
+    RNG = np.random.default_rng(0)
+    FLOATS = RNG.random(20_000)
+    INTS = RNG.integers(0, 1000, 20_000)
+    MAT = RNG.random((96, 96))
+
+
+    def test_sort(trt_bench):
+        trt_bench.measure(lambda: np.sort(FLOATS))
+
+
+    def test_unique(trt_bench):
+        trt_bench.measure(lambda: np.unique(INTS))
+
+
+    def test_median(trt_bench):
+        trt_bench.measure(lambda: np.median(FLOATS))
+
+
+    def test_matmul(trt_bench):
+        trt_bench.measure(lambda: MAT @ MAT)
+''')
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -213,6 +241,45 @@ def summary_of(doc: dict[str, Any]) -> None:
                       f"{ratios[len(ratios) // 2]:.3f} | {walls[len(walls) // 2]:.1f} | {meas[len(meas) // 2]:.2f} |")
 
 
+def env_case(args: argparse.Namespace) -> None:
+    """``--trt-ab-python``: this environment (``--python-b``) judged against
+    another (``--python-a``) that differs in one dependency's version; the
+    same comparison of ``--python-b`` against itself is the control."""
+    out_path = Path(args.out) if args.out else None
+    doc: dict[str, Any] = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                           "machine": f"{platform.node()} {os.cpu_count()} cores", "command": " ".join(sys.argv),
+                           "python_a": args.python_a, "python_b": args.python_b, "runs": []}
+    with tempfile.TemporaryDirectory(prefix="trtperf-sbs-env-") as tmp:
+        repo = Path(tmp) / "repo"
+        repo.mkdir()
+        (repo / "test_numpy.py").write_text(ENV_TESTS)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("PYTEST_ADDOPTS", None)
+        for i in range(args.runs):
+            for reference in (args.python_a, args.python_b):
+                out = repo / f"env{i}.json"
+                before = loadavg()
+                t0 = time.perf_counter()
+                done = subprocess.run([args.python_b, "-m", "pytest", "-q", "-p", "pytest_trtperf.plugin", "-p",
+                                       "no:cacheprovider", f"--trt-ab-python={reference}", f"--trt-json={out}"],
+                                      cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+                results = json.loads(out.read_text())["results"] if out.exists() else []
+                run = {"reference": reference, "returncode": done.returncode, "load_before": before,
+                       "wall_s": time.perf_counter() - t0,
+                       "tail": (done.stdout + done.stderr)[-1500:] if done.returncode not in (0, 1) else "",
+                       "verdicts": [{"id": r["id"], "status": r["verdict"]["status"],
+                                     "ratio": (r.get("relative") or {}).get("ratio"),
+                                     "ci": (r.get("relative") or {}).get("ci"),
+                                     "packages": ((r.get("relative") or {}).get("reference") or {}).get("packages"),
+                                     "message": r["verdict"]["message"][:300]} for r in results]}
+                doc["runs"].append(run)
+                print(f"{i} reference {reference}: "
+                      f"{[(v['id'].split('::')[-1], v['status'], round(v['ratio'] or 0, 3)) for v in run['verdicts']]}"
+                      f" load {before:.1f}", flush=True)
+                if out_path is not None:
+                    out_path.write_text(json.dumps(doc, indent=1))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -226,9 +293,16 @@ def main() -> None:
     r.add_argument("--dry", action="store_true", help="one process per case, short windows")
     s = sub.add_parser("summary")
     s.add_argument("path")
+    e = sub.add_parser("env", help="--trt-ab-python: two virtualenvs that differ in one dependency's version")
+    e.add_argument("--python-a", required=True, help="the reference environment's interpreter")
+    e.add_argument("--python-b", required=True, help="the environment judged (runs pytest)")
+    e.add_argument("--runs", type=int, default=3)
+    e.add_argument("--out")
     a = p.parse_args()
     if a.cmd == "run":
         run(a)
+    elif a.cmd == "env":
+        env_case(a)
     else:
         summary_of(json.loads(Path(a.path).read_text()))
 
