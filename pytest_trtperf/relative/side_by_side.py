@@ -166,8 +166,9 @@ def _stop_for_the_bound(opts: MeasureOptions) -> MeasureOptions:
     """The adaptive stop of a side-by-side run: the ratio needs to be known to
     a fraction of the tolerance it is judged against, not to the 1% a
     baseline entry is recorded to. Half the tolerance (2.5% wide at the
-    default 5%) cut the cost per verdict from ~4.6 s (the 5 s cap, under
-    load) while +10% stays well clear of the bound (bench/RESULTS.md)."""
+    default 5%) cut the measured time per no-change verdict on the loaded
+    2-core machine from 4.6 s (the 5 s cap) to 2.4-3.8 s, with +10% still
+    caught (bench/RESULTS.md, issue 22)."""
     return dataclasses.replace(opts, target_rel_ci=max(opts.target_rel_ci, opts.tolerance / 2))
 
 
