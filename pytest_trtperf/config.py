@@ -475,6 +475,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("--trt-ab-confirm", "TensorRT tests built from an ONNX file under git: confirm a suspected regression "
            "by building the model as it was at the baseline's commit and measuring both engines interleaved; the "
            "paired ratio decides.", False, "bool"),
+    Option("--trt-ab", "Side by side: judge every perf test against the same test at this git revision (a branch, "
+           "tag or commit, run from a temporary git worktree in a second pytest process, measured in alternating "
+           "blocks); baseline = confirm suspected regressions and unreliable windows against the commit each "
+           "baseline entry records.", None, metavar="REV"),
+    Option("--trt-ab-python", "Side by side: run the reference process with this Python interpreter (another "
+           "virtualenv, e.g. the previous TensorRT or torch); alone, the reference is this checkout in that "
+           "environment.", None, "path", metavar="PATH"),
+    Option("--trt-ab-setup", "Side by side: a shell command run once in the reference's worktree before its "
+           "process starts (build an extension, export a model).", None, metavar="CMD"),
+    Option("--trt-ab-timeout", "Side by side: longest wait in seconds for the reference process (start-up, "
+           "setup command, reaching a measurement, one block) before it counts as hung (default 300).", "300",
+           metavar="SECONDS"),
     # core: how to measure
     Option("--trt-warmup-ms", "Warm-up time before measuring (default 200 ms, as trtexec).", "200", metavar="MS"),
     Option("--trt-min-time", "Measure at least this many seconds before the adaptive stop (default 1: one "
@@ -671,6 +683,8 @@ class Settings:
     compare_rev: str | None = None
     #: ``--trt-csv``: results as CSV.
     csv_path: Path | None = None
+    #: ``--trt-ab*``: side by side against a revision or another environment.
+    ab: "AbSettings" = field(default_factory=lambda: AbSettings())
 
     @classmethod
     def from_pytest_config(cls, config: Any) -> "Settings":
@@ -778,7 +792,96 @@ class Settings:
             group_by=r.get("trt_group_by", lambda v, w: parse_group_by(v, what=w)),
             compare_rev=compare_rev,
             csv_path=csv_path,
+            ab=AbSettings.read(r, baseline_mode=baseline_mode, disabled=disabled, trt=trt),
         )
+
+
+#: ``--trt-ab=baseline``: the commit each baseline entry records.
+AB_BASELINE = "baseline"
+#: Options a reference process gets from its session: the ones that decide how
+#: a workload is made (the session decides how long and how it is measured).
+AB_FORWARDED = ("--trt-mode", "--trt-streams", "--trt-no-cuda-graph", "--trt-blocking-sync",
+                "--trt-include-transfers", "--trt-backend", "--trt-allow-engine-host-code", "--trt-require-gpu")
+
+
+@dataclass(frozen=True)
+class AbSettings:
+    """``--trt-ab``, ``--trt-ab-python``, ``--trt-ab-setup``, ``--trt-ab-timeout``,
+    and, in a reference process, the socket it serves on."""
+
+    #: The revision as the user wrote it, ``baseline``, or None.
+    rev: str | None = None
+    #: The reference's interpreter (None: this one).
+    python: Path | None = None
+    setup: str | None = None
+    timeout_s: float = 300.0
+    #: Command-line options the reference process gets (``AB_FORWARDED``, engine caches).
+    forwarded: tuple[str, ...] = ()
+    #: Set in a reference process: the inherited socket's descriptor.
+    serve_fd: int | None = None
+
+    @property
+    def active(self) -> bool:
+        """This session compares side by side (it is not itself a reference)."""
+        return self.serve_fd is None and (self.rev is not None or self.python is not None)
+
+    @property
+    def every_test(self) -> bool:
+        """Every perf test is judged side by side (``--trt-ab=REV`` or
+        ``--trt-ab-python`` alone); otherwise only suspected regressions and
+        unreliable windows are (``--trt-ab=baseline``)."""
+        return self.active and self.rev != AB_BASELINE
+
+    @classmethod
+    def read(cls, r: "_Reader", *, baseline_mode: str, disabled: bool, trt: TrtOptions) -> "AbSettings":
+        from .relative.protocol import FD_ENV
+
+        fd_text = os.environ.get(FD_ENV, "").strip()
+        if fd_text:  # a reference process: it serves, it never starts another
+            if not fd_text.isdigit():
+                raise UsageError(f"{FD_ENV}={fd_text!r} is not a file descriptor (it is set by pytest-trtperf for "
+                                 f"its reference processes; unset it)")
+            return cls(serve_fd=int(fd_text))
+        rev = r.optional("trt_ab", lambda v, w: parse_revision(v, what=w))
+        python = _plain_path(r.path("trt_ab_python", keep_link=True))
+        setup = r.optional("trt_ab_setup", lambda v, w: str(v).strip() or None)
+        timeout_s = r.get("trt_ab_timeout", lambda v, w: float(parse_number(v, what=w, low=1, high=MAX_SECONDS)))
+        if rev is None and python is None:
+            if setup is not None:
+                raise UsageError("--trt-ab-setup runs in the reference's worktree; give the revision with --trt-ab=REV")
+            return cls(timeout_s=timeout_s)
+        if python is not None and not (python.is_file() and os.access(python, os.X_OK)):
+            raise UsageError(f"--trt-ab-python={python}: not an executable file; give the interpreter of the other "
+                             f"environment (e.g. --trt-ab-python=.venv-old/bin/python)")
+        if setup is not None and rev is None:
+            raise UsageError("--trt-ab-setup runs in the reference's worktree; give the revision with --trt-ab=REV")
+        if baseline_mode == "update":
+            raise UsageError("--trt-ab compares side by side and writes nothing; it cannot be combined with "
+                             "--trt-baseline=update")
+        if disabled:
+            raise UsageError("--trt-disable runs each measurement once without timing it, so --trt-ab would compare "
+                             "nothing; keep one")
+        forwarded = _forwarded_args(r)
+        if trt.engine_cache is not None:
+            forwarded += (f"--trt-engine-cache={trt.engine_cache}",)
+        if trt.timing_cache is not None:
+            forwarded += (f"--trt-timing-cache={trt.timing_cache}",)
+        return cls(rev=rev, python=python, setup=setup, timeout_s=timeout_s, forwarded=forwarded)
+
+
+def _forwarded_args(r: "_Reader") -> tuple[str, ...]:
+    """The session's ``AB_FORWARDED`` options as ``--flag=value`` (flags alone)."""
+    out: list[str] = []
+    for opt in OPTIONS:
+        if opt.flag not in AB_FORWARDED:
+            continue
+        value, _ = r.raw(opt.dest)
+        if opt.kind == "bool":
+            if value not in (None, False, "") and parse_bool(value, what=opt.flag):
+                out.append(opt.flag)
+        elif value is not None and value != opt.default:
+            out.append(f"{opt.flag}={value}")
+    return tuple(out)
 
 
 def _plain_path(p: Path | None | str) -> Path | None:

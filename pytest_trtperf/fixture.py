@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import pytest
 
-from .config import (MeasureOptions, escape_text, expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides)
+from .config import (AB_BASELINE, MeasureOptions, escape_text, expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides)
 from .errors import BackendUnavailable, UsageError, cause_first
 from .identity import result_id
 from .report import progress
@@ -168,7 +168,9 @@ class TrtBench:
         target = self._target(name, opts, info)
         expectation = Expectation.from_config(kind, value)
         labels = (_label(a, "a"), _label(b, "b"))
-        if self._state.settings.disabled:  # --trt-disable: each side once, untimed, not reported
+        # --trt-disable, or a reference process (--trt-ab: the judging session runs compare() itself):
+        # each side once, untimed, not reported.
+        if self._state.settings.disabled or self._state.server is not None:
             from .disabled import run_pair_once
 
             once = run_pair_once(workloads[0], workloads[1], rid=target.id, nodeid=target.nodeid, name=name,
@@ -466,12 +468,18 @@ class TrtBench:
         return check_extra_info(self.extra_info, where=self._item.nodeid, what="trt_bench.extra_info")
 
     def _ab_check(self, engine: Any, shapes: Any, inputs: Any, opts: MeasureOptions) -> RegressionCheck | None:
-        """The ``--trt-ab-confirm`` step for an engine built from ONNX here."""
-        if not opts.ab_confirm:
-            return None
-        spec = next((sp for e, sp in self._specs if e is engine), None)
+        """The ``--trt-ab-confirm`` step for an engine built from ONNX here
+        (in process: cheaper than a second process); otherwise, under
+        ``--trt-ab=baseline``, the side-by-side confirmation against the
+        baseline entry's commit."""
+        spec = next((sp for e, sp in self._specs if e is engine), None) if opts.ab_confirm else None
         if spec is None:
-            return None
+            ab = self._state.settings.ab
+            if not (ab.active and ab.rev == AB_BASELINE):
+                return None
+            from .relative.side_by_side import SideBySideConfirm
+
+            return SideBySideConfirm(self._runner, self._state.references(), label=self._item.name)
         from .relative.ab_confirm import AbConfirm
 
         return AbConfirm(runner=self._runner, spec=spec, trt_options=self._state.settings.trt,
@@ -482,6 +490,26 @@ class TrtBench:
              extra_info: Mapping[str, Any], check: RegressionCheck | None = None) -> Result:
         target = self._target(name, opts, extra_info)
         extra_info = {**self._shared_info(), **extra_info}
+        if self._state.server is not None:  # a reference process (--trt-ab): served, not judged, not reported
+            from .relative.serve import served_result
+
+            result = served_result(self._state.server, workload, rid=target.id, nodeid=target.nodeid, name=name,
+                                   location=target.location, fingerprint=self._runner.fingerprint(workload),
+                                   metric=opts.metric, tolerance=opts.tolerance, mode=opts.mode)
+            return self._labelled(result, workload, opts, extra_info)
+        ab = self._state.settings.ab
+        if ab.every_test and not self._state.settings.disabled:
+            from .relative.side_by_side import SideBySide
+
+            result = SideBySide(self._runner, self._state.references(), ab.rev).run(
+                workload, target, opts, label=name or self._item.name)
+            if result.relative is not None:  # both sides' samples (the reference's TensorRT files stay there)
+                self._export_sides(result, (None, workload))
+            else:  # measured here alone (new, or the reference could not be had)
+                self._export(result, workload)
+            result = self._labelled(self._with_profile_command(result), workload, opts, extra_info)
+            self.results.append(result)
+            return result
         if self._state.settings.disabled:  # --trt-disable: once, untimed, not reported
             from .disabled import run_once
 
@@ -532,7 +560,7 @@ class TrtBench:
         self._write_exports(result, lambda exports, directory: exports.export_result(
             directory, result, self._runner.last_measurement, workload))
 
-    def _export_sides(self, result: Result, workloads: tuple[Workload, Workload]) -> None:
+    def _export_sides(self, result: Result, workloads: tuple[Workload | None, Workload]) -> None:
         """``--trt-export-dir`` for the interleaved run of ``compare()``: both
         sides' samples, and the TensorRT files of the sides whose workload is
         given."""

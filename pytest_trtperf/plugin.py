@@ -73,6 +73,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.benchmark_compat:
         _offer_benchmark(config)
     config.pluginmanager.register(SessionHooks(state), "trtperf-session")
+    if settings.ab.serve_fd is not None:  # a reference process of --trt-ab
+        from .relative.serve import Server
+
+        state.server = Server(settings.ab.serve_fd)
+        config.pluginmanager.register(ServeHooks(state.server), "trtperf-serve")
     gpu = GpuSessionPlugin(config, settings.gpu, settings.baseline_mode)
     config.pluginmanager.register(gpu, GPU_PLUGIN_NAME)
     state.gpu = gpu
@@ -118,7 +123,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Every test that uses ``trt_bench`` carries the ``trt_perf`` marker, so
     ``-m trt_perf`` / ``-m "not trt_perf"`` select it; ``--trt-skip`` and
     ``--trt-only`` skip at collection, before any fixture runs."""
-    settings = config.stash[STATE_KEY].settings
+    state = config.stash[STATE_KEY]
+    settings = state.settings
+    state.perf_files = tuple(dict.fromkeys(item.nodeid.split("::", 1)[0] for item in items if uses_bench(item)))
     for item in items:
         if uses_bench(item):
             if item.get_closest_marker("trt_perf") is None:
@@ -187,7 +194,15 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     error = marker_error(item)
     if error:
         pytest.fail(error, pytrace=False)
-    result = yield
+    state = item.config.stash[STATE_KEY]
+    try:
+        result = yield
+    except (KeyboardInterrupt, pytest.exit.Exception):  # the session ends: nothing waits for the reference
+        raise
+    except BaseException:  # failed or skipped: its copy at the reference runs to its end too
+        state.end_reference_test()
+        raise
+    state.end_reference_test()
     bench = item.stash.get(BENCH_KEY, None)
     failures = (bench.finish() + bench.failures()) if bench is not None else []
     if failures:
@@ -237,6 +252,50 @@ def _say(config: pytest.Config) -> Any:
         reporter.flush()
 
     return say
+
+
+class ServeHooks:
+    """A reference process of ``--trt-ab`` (``relative/serve.py``): its tests
+    run one at a time when the judging session asks, not in collection order."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.errors: list[str] = []
+        self.outcome: tuple[str, str] = ("passed", "")
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            lines = [ln for ln in str(report.longreprtext).strip().splitlines() if ln.strip()]
+            self.errors.append(f"{report.nodeid}: {lines[-1].strip() if lines else 'collection failed'}")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            lines = [ln for ln in str(report.longreprtext).strip().splitlines() if ln.strip()]
+            text = str(crash.message) if crash is not None else (lines[-1] if lines else f"{report.when} failed")
+            self.outcome = ("failed", " ".join(text.split()))
+        elif report.skipped and self.outcome[0] == "passed":
+            self.outcome = ("skipped", skip_reason(report))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        items = {item.nodeid: item for item in session.items}
+        order = list(items)
+
+        def run_test(nodeid: str) -> tuple[str, str]:
+            item = items.get(nodeid)
+            if item is None:
+                return "failed", "not collected"
+            at = order.index(nodeid)
+            self.outcome = ("passed", "")
+            # Tests come in the judging session's order: tear down what this one does not share.
+            session._setupstate.teardown_exact(item)
+            item.ihook.pytest_runtest_protocol(item=item, nextitem=items[order[at + 1]] if at + 1 < len(order)
+                                               else None)
+            return self.outcome
+
+        self.server.session(order, self.errors, run_test)
+        return True
 
 
 class SessionHooks:

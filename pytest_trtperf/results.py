@@ -28,11 +28,12 @@ STATUSES = (
     "not_written",  # --trt-baseline=update, but its test failed or errored: the baseline keeps its old entry
     "off",  # --trt-baseline=off: measured, not compared
     "disabled",  # --trt-disable: ran once, untimed (never reported)
+    "new",  # --trt-ab: the test (or this measurement) does not exist at the reference; measured, not judged
 )
 #: ``Verdict.decided_by`` values. Compared verdicts: which bar the change was
 #: held to (the larger one decides). Unreliable verdicts: why.
 DECIDED_BY = ("tolerance", "run_noise", "sample_noise", "host_busy", "gpu_busy", "invalid_data", "too_wide",
-              "suspect_baseline")
+              "suspect_baseline", "no_reference")
 
 
 @dataclass(frozen=True)
@@ -351,6 +352,7 @@ class Side:
 ORIGINS = (
     "compare",  # trt_bench.compare(a, b, ...): a relative gate written in the test
     "ab_confirm",  # --trt-ab-confirm: a suspected regression re-measured against the baseline's own model
+    "side_by_side",  # --trt-ab: the same test at another revision or environment, in a second process
 )
 
 
@@ -377,18 +379,26 @@ class Relative:
     commit: str | None = None
     #: B over A of every pair, in the order measured (the report plots them).
     pair_ratios: tuple[float, ...] = ()
+    #: ``side_by_side``: where side A ran (``revision`` as given, ``commit``,
+    #: ``python``, ``python_version``, ``packages``, ``setup``) and this side's
+    #: ``python`` / ``python_version`` as ``here``; its memory figures.
+    reference: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a.to_dict(), "b": self.b.to_dict(), "metric": self.metric, "ratio": self.ratio,
-                "ci": list(self.ci), "pairs": self.pairs, "bound": self.bound, "expectation": self.expectation,
-                "origin": self.origin, "commit": self.commit, "pair_ratios": list(self.pair_ratios)}
+        d = {"a": self.a.to_dict(), "b": self.b.to_dict(), "metric": self.metric, "ratio": self.ratio,
+             "ci": list(self.ci), "pairs": self.pairs, "bound": self.bound, "expectation": self.expectation,
+             "origin": self.origin, "commit": self.commit, "pair_ratios": list(self.pair_ratios)}
+        if self.reference is not None:
+            d["reference"] = dict(self.reference)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Relative":
         return cls(a=Side.from_dict(d["a"]), b=Side.from_dict(d["b"]), metric=str(d["metric"]),
                    ratio=_num(d["ratio"]), ci=(_num(d["ci"][0]), _num(d["ci"][1])), pairs=int(d["pairs"]),
                    bound=float(d["bound"]), expectation=str(d["expectation"]), origin=str(d.get("origin", "compare")),
-                   commit=d.get("commit"), pair_ratios=tuple(_num(x) for x in d.get("pair_ratios", ())))
+                   commit=d.get("commit"), pair_ratios=tuple(_num(x) for x in d.get("pair_ratios", ())),
+                   reference=dict(d["reference"]) if isinstance(d.get("reference"), dict) else None)
 
 
 def _num(x: Any) -> float:

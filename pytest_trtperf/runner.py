@@ -61,9 +61,10 @@ def launch_bound_note(result: Result) -> str | None:
     return (f"launch-bound: enqueueing one call takes {enq.median:.4g} ms of its {lat:.4g} ms ({share:.0%}), so "
             f"this timing follows the host CPU's speed more than the GPU's; CUDA graphs (on by default) remove "
             f"the launch cost (a call that waits for the GPU itself counts that wait as enqueue time too)")
-#: A second opinion on a verdict that is still a regression after the re-measure
-#: (``ab_confirm.AbConfirm``): given the set-up workload, the result, its verdict
-#: and the options, a replacement (result, verdict), or None to keep them.
+#: A second opinion on a verdict that is still a regression after the re-measure,
+#: or ``unreliable`` (``ab_confirm.AbConfirm``, ``side_by_side.SideBySideConfirm``):
+#: given the set-up workload, the result, its verdict and the options, a
+#: replacement (result, verdict), or None to keep them.
 RegressionCheck = Callable[[Workload, Result, Verdict, MeasureOptions], "tuple[Result, Verdict] | None"]
 
 
@@ -243,7 +244,7 @@ class Runner:
                 unreliable=lambda r, v, who: self._unreliable(r, v, who, opts),
                 matters=lambda v: v.status in COMPARED_OR_SAVED or v.decided_by == "too_wide",
             )
-            if regression_check is not None and verdict.status == "regression":
+            if regression_check is not None and verdict.status in ("regression", "unreliable"):
                 result, verdict = regression_check(workload, result, verdict, opts) or (result, verdict)
             figures, memory_verdict = self.memory(workload, result, verdict, opts)  # after timing: never inside it
             if verdict.status == "not_written" and memory_verdict is not None and memory_verdict.status == "updated":

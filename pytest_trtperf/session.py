@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 
 if TYPE_CHECKING:
     from .baseline import BaselineStore
+    from .relative.reference_process import ReferencePool
     from .results import Result
     from .runner import GpuSide
 
@@ -36,7 +37,14 @@ class SessionState:
     #: summary says why without -rs.
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
+    #: Test files (rootdir-relative) of the perf tests collected here: what
+    #: a reference process (``--trt-ab``) collects.
+    perf_files: tuple[str, ...] = ()
+    #: In a reference process: the socket it serves its measurements on.
+    server: Any = None
+
     _store: BaselineStore | None = field(default=None, repr=False)
+    _references: ReferencePool | None = field(default=None, repr=False)
 
     @classmethod
     def create(cls, settings: Settings, *, is_controller: bool) -> "SessionState":
@@ -58,11 +66,32 @@ class SessionState:
                                             root=self.settings.rootdir)
         return self._store
 
+    def references(self) -> "ReferencePool":
+        """The reference processes of ``--trt-ab``, started on first need."""
+        if self._references is None:
+            from .relative.side_by_side import make_pool
+
+            from .gpu.session import GpuSessionPlugin
+
+            gpu = self.gpu  # its NVML monitor counts the reference as this session's, not another process
+            self._references = make_pool(self.settings.ab, self.settings.rootdir, lambda: self.perf_files,
+                                         on_start=gpu.partner_pids.add if isinstance(gpu, GpuSessionPlugin)
+                                         else None)
+        return self._references
+
+    def end_reference_test(self) -> None:
+        """The test is over here: let the reference's copy of it end too."""
+        if self._references is not None:
+            self._references.end_test()
+
     def close(self) -> None:
-        """Release what the store holds (``--trt-compare``'s extracted files)."""
+        """Release what the store holds (``--trt-compare``'s extracted files)
+        and stop the reference processes (removing their worktrees)."""
         close = getattr(self._store, "close", None)
         if close is not None:
             close()
+        if self._references is not None:
+            self._references.close()
 
     def withhold(self, result_id: str, why: str) -> None:
         """An ``update`` does not write ``result_id`` (its test failed or

@@ -79,6 +79,8 @@ class GpuSessionPlugin:
         self._guard: RestoreGuard | None = None
         self._gpu_lock: GpuLock | None = None
         self._nvml_held = False
+        #: Processes of this session's own (``--trt-ab``'s reference): not "another process on the GPU".
+        self.partner_pids: set[int] = set()
         self._pid_file: Path | None = None
         self._nvml_error: str | None = None
         self._lock_requested = False
@@ -301,7 +303,7 @@ class GpuSessionPlugin:
         return device_state.wait_until_idle(timeout_s, self._own_pids, 0)
 
     def _own_pids(self) -> set[int]:
-        pids = {os.getpid()}
+        pids = {os.getpid(), *self.partner_pids}
         if self.shared and self.assignment is not None:
             from . import pinning
 

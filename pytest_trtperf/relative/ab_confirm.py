@@ -115,7 +115,7 @@ class AbConfirm:
 
     def __call__(self, workload: Workload, result: Result, verdict: Verdict,
                  opts: MeasureOptions) -> tuple[Result, Verdict] | None:
-        if not opts.ab_confirm:
+        if not opts.ab_confirm or verdict.status != "regression":
             return None
         store = self.runner.store
         entry = store.lookup(result.device_class, result.id)

@@ -37,7 +37,7 @@ _LEFT_OUT = ("left out: GitHub drops job summaries over 1 MiB; every result is i
 
 _ICON = {"regression": "\u274c", "unreliable": "\u23f3", "improved": "\U0001f680", "missing": "\u2753",
          "incomparable": "\u26a0\ufe0f", "pass": "\u2705", "not_written": "\U0001f6ab", "updated": "\U0001f4dd",
-         "off": "\u2796", "disabled": "\u23f8\ufe0f"}
+         "off": "\u2796", "disabled": "\u23f8\ufe0f", "new": "\U0001f195"}
 _ATTENTION = ("regression", "unreliable", "incomparable", "missing", "not_written")
 
 

@@ -36,7 +36,7 @@ from ..results import Distribution, Relative, Result, SeriesStats
 PLOTS_HINT = "Plots need matplotlib: pip install 'pytest-trtperf[plots]'"
 COLORS = {"regression": "#c62828", "unreliable": "#ad1457", "improved": "#2e7d32", "pass": "#1565c0",
           "missing": "#757575", "incomparable": "#ef6c00", "updated": "#6a1b9a", "not_written": "#4e342e",
-          "off": "#757575", "disabled": "#9e9e9e"}
+          "off": "#757575", "disabled": "#9e9e9e", "new": "#00838f"}
 BASELINE_COLOR = "#9e9e9e"
 #: Above this many results, sections (with their plots) are drawn for this many
 #: only: regressions, improvements, incomparable baselines, then the largest
@@ -349,15 +349,40 @@ def _two_sides(base: SeriesStats | None, base_tp: float | None, cur: SeriesStats
     return table(["", esc(head[0]), esc(head[1]), "change"], rows, num_cols=(1, 2, 3))
 
 
+def environment_facts(reference: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Where each side of a side-by-side run ran (``Relative.reference``)."""
+    out = []
+    if reference.get("revision"):
+        commit = str(reference.get("commit") or "")[:12]
+        out.append(("reference revision", f"{reference['revision']} ({commit})" if commit else
+                    str(reference["revision"])))
+    for key, label in (("python", "reference python"), ("python_version", "reference python version")):
+        if reference.get(key):
+            out.append((label, str(reference[key])))
+    packages = reference.get("packages")
+    if isinstance(packages, Mapping) and packages:
+        out.append(("reference packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items()))))
+    here = reference.get("here")
+    if isinstance(here, Mapping):
+        out.append(("this side", f"{here.get('python', '')} {here.get('python_version', '')}".strip()))
+    if reference.get("setup"):
+        out.append(("reference setup", str(reference["setup"])))
+    return out
+
+
 def _relative(r: Result, rel: Relative, status: str, Figure: Callable[..., Any] | None) -> str:
     """Both sides of an interleaved A/B measurement and their pairs."""
     names = ((f"a: model at {rel.commit[:12]}" if rel.commit else "a: baseline's model", "b: now")
              if rel.origin == "ab_confirm" else (f"a: {rel.a.label}", f"b: {rel.b.label}"))
+    if rel.origin == "side_by_side":
+        names = (f"a: {rel.a.label}", "b: now")
     lo, hi = rel.ci
     facts = [("expectation", rel.expectation), ("b/a", f"{rel.ratio:.4f}"),
              ("interval", f"{lo:.4f} .. {hi:.4f}" if math.isfinite(hi) else "too few pairs"),
              ("pairs", str(rel.pairs)), ("metric", rel.metric), ("a", f"{rel.a.label} ({rel.a.kind})"),
              ("b", f"{rel.b.label} ({rel.b.kind})")]
+    if rel.reference:
+        facts += environment_facts(rel.reference)
     grid = []
     if Figure is not None:
         grid.append(plot_distribution(Figure, rel.b.distribution, rel.a.distribution, status, labels=names))

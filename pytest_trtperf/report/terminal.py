@@ -20,7 +20,7 @@ JSON_SCHEMA_VERSION = 2
 
 #: Regressions first, then what needs attention, then the rest.
 _ORDER = {"regression": 0, "unreliable": 1, "missing": 2, "incomparable": 3, "improved": 4, "pass": 5,
-          "not_written": 6, "updated": 7, "off": 8, "disabled": 9}
+          "new": 6, "not_written": 7, "updated": 8, "off": 9, "disabled": 10}
 
 
 def status_words(status: str) -> str:
@@ -40,7 +40,7 @@ def natural_key(text: str) -> tuple[Any, ...]:
 def sort_results(results: Iterable[Result]) -> list[Result]:
     """A memory regression sorts as a regression (``memory_rows.status``);
     within a status, ids in natural order."""
-    return sorted(results, key=lambda r: (_ORDER.get(memory_rows.status(r), 9), natural_key(r.id)))
+    return sorted(results, key=lambda r: (_ORDER.get(memory_rows.status(r), 11), natural_key(r.id)))
 
 
 def shown_flags(r: Result, sep: str = ", ") -> str:
@@ -78,8 +78,9 @@ def compared_cells(r: Result, unit: units.TimeUnit | None = None) -> tuple[str, 
     v = r.verdict
     rel = r.relative
     if rel is not None:
-        first = f"{rel.commit[:7]} " if rel.origin == "ab_confirm" and rel.commit else "a "
-        second = "now " if rel.origin == "ab_confirm" else "b "
+        against = rel.origin in ("ab_confirm", "side_by_side")
+        first = f"{rel.commit[:7]} " if against and rel.commit else ("ref " if against else "a ")
+        second = "now " if against else "b "
         return (f"{rel.metric} b/a" if rel.origin == "compare" else f"{rel.metric} A/B",
                 first + fmt_value(rel.metric, rel.a.metric_value(rel.metric), unit),
                 second + fmt_value(rel.metric, rel.b.metric_value(rel.metric), unit))
@@ -254,7 +255,7 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
         s = memory_rows.status(r)
         counts[s] = counts.get(s, 0) + 1
     out.append(", ".join(f"{n} {status_words(s)}" for s, n in sorted(counts.items(),
-                                                                     key=lambda kv: _ORDER.get(kv[0], 9)))
+                                                                     key=lambda kv: _ORDER.get(kv[0], 10)))
                + (f"; {memory_rows.counts_text(results)}" if memory_rows.counts_text(results) else ""))
     for r in sort_results(results):
         if r.verdict and r.verdict.status in ("regression", "unreliable", "incomparable", "improved"):
