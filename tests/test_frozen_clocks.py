@@ -103,3 +103,28 @@ def test_the_timers_are_the_real_ones_under_freeze_time() -> None:
         a = REAL.perf_counter()
         REAL.sleep(0.01)
         assert REAL.perf_counter() > a
+
+
+def test_serve_and_pedantic_keep_time_under_a_stopped_clock(pytester: pytest.Pytester) -> None:
+    """The load driver, its rate search deadline and pedantic's rounds use the
+    plugin's bound clocks too: with every clock of ``time`` stopped, a serve
+    run still spaces its arrivals and ends, and its latencies are real."""
+    pytester.makeconftest(STOPPED_CLOCK)
+    pytester.makepyfile(test_patched="""
+import time as t
+
+
+def test_serve(trt_bench):
+    r = trt_bench.serve(lambda: t.sleep(0.002), rate=50, duration=1.0, slo="p50<1s", name="served")
+
+
+def test_pedantic(trt_bench):
+    assert trt_bench.pedantic(lambda: sum(range(2000)), rounds=7) == sum(range(2000))
+""")
+    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=off", "--trt-json=out.json", timeout=120)
+    r.assert_outcomes(passed=2)
+    doc = json.loads((pytester.path / "out.json").read_text())
+    served = [x for x in doc["results"] if x["name"] == "served"]
+    assert len(served) == 1, doc["results"]
+    # A request of a 2 ms sleep takes at least 2 ms from its scheduled arrival.
+    assert served[0]["latency_ms"]["median"] >= 1.9

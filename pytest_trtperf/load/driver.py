@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import math
 import threading
-import time
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+
+from ..timers import REAL
 
 #: The last part of a wait for an arrival is spun (yielding), not slept: a
 #: sleep wakes late by the scheduler's latency, which would be counted.
@@ -33,13 +34,13 @@ class RequestFailed(Exception):
     """A request raised; the run stopped (the driver re-raises it with its index)."""
 
 
-def wait_until(t: float, clock: Callable[[], float] = time.perf_counter) -> None:
+def wait_until(t: float, clock: Callable[[], float] = REAL.perf_counter) -> None:
     """Sleep until ``SPIN_S`` before ``t``, then yield until ``t``."""
     while True:
         left = t - clock()
         if left <= 0:
             return
-        time.sleep(left - SPIN_S if left > SPIN_S else 0)
+        REAL.sleep(left - SPIN_S if left > SPIN_S else 0)
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class Run:
 
 
 def drive(calls: Sequence[Callable[[], None]], arrivals_s: np.ndarray, *, window_s: float, drain_s: float,
-          clock: Callable[[], float] = time.perf_counter) -> Run:
+          clock: Callable[[], float] = REAL.perf_counter) -> Run:
     """Send the requests at ``arrivals_s`` (offsets, s) to the slots' ``calls``.
 
     Stops taking requests ``drain_s`` after ``window_s``; requests not started

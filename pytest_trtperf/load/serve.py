@@ -3,15 +3,14 @@ rate, search the sustainable rate when asked, tear down."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Mapping
 
-
+from ..memory import measure as measure_memory
+from ..timers import REAL
 from . import arrivals as arrivals_mod
 from .driver import Run, drive
-from ..memory import measure as measure_memory
 from .percentiles import min_requests
 from .point import rate_point
 from .search import find_sustainable
@@ -96,7 +95,7 @@ def run_serve(slots: Slots, plan: ServePlan) -> ServeRun:
         points = [point]
         search = None
         if plan.search and plan.slo is not None:
-            deadline = time.monotonic() + plan.search_time_s  # checked before each run: over by one run at most
+            deadline = REAL.monotonic() + plan.search_time_s  # checked before each run: over by one run at most
             first = [point]  # the run at the stated rate is the search's first step
 
             def try_rate(r: float) -> RatePoint:
@@ -104,7 +103,7 @@ def run_serve(slots: Slots, plan: ServePlan) -> ServeRun:
 
             search, tried = find_sustainable(try_rate, start=plan.rate, precision=plan.precision,
                                              max_steps=MAX_SEARCH_RUNS, lowest=plan.rate / 1024,
-                                             out_of_time=lambda: time.monotonic() >= deadline)
+                                             out_of_time=lambda: REAL.monotonic() >= deadline)
             points = tried
         memory = measure_memory(slots)  # outside every timed run
     finally:

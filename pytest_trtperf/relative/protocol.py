@@ -26,8 +26,9 @@ import base64
 import json
 import select
 import socket
-import time
 from typing import TYPE_CHECKING, Any, Mapping
+
+from ..timers import REAL
 
 if TYPE_CHECKING:
     from ..workload import Batch
@@ -65,7 +66,7 @@ class Channel:
     def recv(self, timeout_s: float | None = None) -> dict[str, Any]:
         """The next message; ``timeout_s`` None waits for ever (the reference
         waits for its next order: the candidate's death closes the socket)."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        deadline = None if timeout_s is None else REAL.monotonic() + timeout_s
         while True:
             end = self._buf.find(b"\n")
             if end >= 0:
@@ -80,7 +81,7 @@ class Channel:
                 return msg
             if len(self._buf) > MAX_LINE:
                 raise ChannelClosed("the other process sent a message over the size limit")
-            wait = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            wait = None if deadline is None else max(deadline - REAL.monotonic(), 0.0)
             ready, _, _ = select.select([self.sock], [], [], wait)
             if not ready:
                 raise ChannelTimeout()

@@ -31,11 +31,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from ..timers import REAL
 from .gitfiles import Unavailable
 from .protocol import FD_ENV, VERSION, Channel, ChannelClosed, ChannelTimeout, unpack_batch
 from .worktree import Worktree, prune_stale, repository_top, resolve, run_setup
@@ -467,13 +467,13 @@ class ReferencePool:
             self._failed[rev] = ref.broken or "the reference process stopped"
             raise Unavailable(self._failed[rev])
         self._install_guard()
-        t0 = time.perf_counter()
+        t0 = REAL.perf_counter()
         try:
             ref = ReferenceProcess.start(self._make_spec(rev))
         except Unavailable as e:
             self._failed[rev] = str(e)
             raise
-        self.started_s[rev] = time.perf_counter() - t0
+        self.started_s[rev] = REAL.perf_counter() - t0
         self._running[rev] = ref
         if self._on_start is not None:
             self._on_start(ref.proc.pid)

@@ -10,13 +10,13 @@ the options), so ``rounds=`` means what it means in pytest-benchmark.
 
 from __future__ import annotations
 
-import time
-from typing import Any
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from ..errors import UsageError
+from ..timers import REAL
 from ..workload import Batch
 
 #: Fewer rounds than this give an interval too short to see this run's own
@@ -64,7 +64,7 @@ class RoundsWorkload:
         """Per-round setup runs inside :meth:`run`, outside the timed calls."""
 
     def run(self, iterations: int) -> Batch:
-        clock = time.perf_counter_ns
+        clock = REAL.perf_counter_ns
         times = np.empty(iterations, dtype=np.float64)
         target, calls = self._target, self._iterations
         t_start = clock()
