@@ -223,6 +223,9 @@ def test_the_html_report_writes_every_time_in_one_unit(pytester: pytest.Pytester
     assert TIME.fullmatch(median), summary
     slow_section = next(cells for where, cells in page.cells.items() if where != "summary" and median in cells)
     assert slow_section[slow_section.index("median") + 2] == median
+    # ... and as the terminal's table wrote it
+    terminal = next(ln for ln in r.stdout.lines if ln.startswith("test_t.py::test_slow"))
+    assert median.replace("\u00b5s", "us") in terminal.replace("\u00b5s", "us"), (median, terminal)
 
 
 REGRESSES = '''

@@ -155,13 +155,14 @@ def step_summary(results: Sequence[Result], *, title: str = "pytest-trtperf",
     ``MAX_SUMMARY_BYTES``: the counts line always, then the results that
     need attention, their details and the table of all results, each within
     its share of the budget and ending with a line that says what was left
-    out and where it is. Every table of it writes times in one unit, chosen
-    from all the values it shows (a number reads the same in the table of
-    results that need attention and in the table of all results); the
-    messages spell microseconds ``µs`` as the tables do."""
+    out and where it is. Every table of it writes times in the unit the
+    terminal's table chose from the same results, so a number reads the same
+    in the table of results that need attention, in the table of all results
+    and in the terminal; the messages spell microseconds ``µs`` as the tables
+    do."""
     ordered = sort_results(results)
     attention = [r for r in ordered if memory_rows.status(r) in _ATTENTION]
-    unit = table_unit([*attention[:MAX_ROWS], *ordered[:MAX_ROWS]], units.MICRO)
+    unit = table_unit(ordered, units.MICRO)
     out = [f"## {md_cell(title)}", "", counts_line(ordered), ""]
     budget = MAX_SUMMARY_BYTES - _size(out) - 1024  # room for the fences and closing lines
     if len(ordered) <= FOLD_ROWS:

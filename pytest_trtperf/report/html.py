@@ -556,15 +556,19 @@ def _section_times(r: Result, entry: BaselineEntry | None) -> list[float | None]
 
 
 def page_unit(ordered: Sequence[Result], entries: Mapping[str, BaselineEntry], shown: set[int]) -> units.TimeUnit:
-    """One time unit for the whole page, chosen from every time it shows
-    (the summary table and each section's statistics and quantiles): a
-    number reads the same in the summary, its section and the plot's axis
-    (``1,776.56 µs`` in one place and ``1.777 ms`` in another made the reader
-    convert)."""
+    """One time unit for the whole page: the one the terminal's table chose
+    from the same results (``terminal.table_unit``: every result's baseline
+    and current value), used by the summary, every section's statistics,
+    quantiles and the plots' axes, so a number reads the same on the page
+    and in the terminal (``1,776.56 µs`` in the summary and ``1.777 ms`` in
+    its section made the reader convert). Tails and minima are written in
+    it too rather than choose another unit; a page with no such value (a
+    file that held none) chooses from what its sections show."""
     values = time_values(ordered)
-    for i in sorted(shown):
-        values += _section_times(ordered[i], entries.get(ordered[i].id))
-    return units.choose(values, units.MICRO, across=True)
+    if any((_num(v) or 0.0) > 0 for v in values):
+        return units.choose(values, units.MICRO, across=True)
+    return units.choose((v for i in sorted(shown) for v in _section_times(ordered[i], entries.get(ordered[i].id))),
+                        units.MICRO, across=True)
 
 
 def render(results: Sequence[Result], entries: Mapping[str, BaselineEntry], *, generated: str,

@@ -2,9 +2,11 @@
 
 A table that writes ``67.23 us`` in one row and ``0.06723 ms`` in the next,
 or a report that says ``0.006142 ms`` where the terminal said ``6.14 us``,
-makes the reader convert before comparing. Every report table (terminal, job
-summary, HTML, history, ``compare``) picks its unit here, once, from its own
-values: the largest unit in which the smallest value is at least 1, like
+makes the reader convert before comparing. Every report table (terminal,
+history, ``compare``) picks its unit here, once, from its own values, and the
+HTML report and the job summary take the terminal table's unit for the
+whole page (``html.page_unit``), so one number reads the same everywhere:
+the largest unit in which the smallest value is at least 1, like
 pytest-benchmark's tables, and one number of decimals for the whole table.
 Single values inside messages (``format.fmt_value``) use the same rule on
 their own value.
