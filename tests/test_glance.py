@@ -8,6 +8,7 @@ import csv
 import importlib.util
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,170 @@ def test_json_of_a_disabled_verdict_is_valid() -> None:
 def test_the_step_up_never_writes_a_value_as_zero() -> None:
     u = units.choose([0.000005, 50.0], across=True)  # 5 ns beside 50 ms: no unit reads both well
     assert u.fmt(0.000005) != "0.0000 ms" and float(u.fmt(0.000005).split()[0].replace(",", "")) > 0
+
+
+class _Cells(HTMLParser):
+    """The text of every table cell of an HTML report, by where it stands:
+    ``summary`` or the id of a result's section."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: dict[str, list[str]] = {"summary": []}
+        self.where = "summary"
+        self.cell: list[str] | None = None
+        self.messages: list[str] = []
+        self.msg: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "section":
+            self.where = a.get("id") or "?"
+            self.cells[self.where] = []
+        elif tag == "td":
+            self.cell = []
+        elif tag == "div" and a.get("class") == "msg":
+            self.msg = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self.cell is not None:
+            self.cells[self.where].append("".join(self.cell).strip())
+            self.cell = None
+        elif tag == "div" and self.msg is not None:
+            self.messages.append("".join(self.msg))
+            self.msg = None
+
+    def handle_data(self, data: str) -> None:
+        for buf in (self.cell, self.msg):
+            if buf is not None:
+                buf.append(data)
+
+
+TIME = re.compile(r"\d[\d,]*\.\d+ (ns|\u00b5s|us|ms|s)\b")
+
+TWO_SCALES = '''
+import hashlib
+
+BIG = b"\\x5a" * 4_000_000
+
+
+def test_fast(trt_bench):
+    trt_bench.measure(lambda: sum(range(20)))
+
+
+def test_slow(trt_bench):
+    trt_bench.measure(lambda: hashlib.sha256(BIG).digest())
+'''
+
+
+def test_the_html_report_writes_every_time_in_one_unit(pytester: pytest.Pytester) -> None:
+    """A sub-microsecond result beside a millisecond one: the summary, every
+    section's statistics and quantiles write times in one unit, so the slow
+    test's median reads the same in the summary and in its section (they
+    read ``4,012.55 µs`` and ``4.013 ms`` when each section chose its own)."""
+    pytester.makepyfile(test_t=TWO_SCALES)
+    r = pytester.runpytest(*FAST, "--trt-baseline=off", "--trt-report=r.html")
+    assert r.ret == 0, r.stdout.str()
+    page = _Cells()
+    page.feed((pytester.path / "r.html").read_text(encoding="utf-8"))
+    assert len(page.cells) == 3, list(page.cells)  # the summary and two sections
+    found = {where: {m.group(1) for c in cells for m in TIME.finditer(c)} for where, cells in page.cells.items()}
+    assert all(found.values()) and len(set().union(*found.values())) == 1, found
+    summary = page.cells["summary"]
+    slow_row = summary.index("test_t.py::test_slow")
+    median = summary[slow_row + 3]  # result, metric, baseline, current
+    assert TIME.fullmatch(median), summary
+    slow_section = next(cells for where, cells in page.cells.items() if where != "summary" and median in cells)
+    assert slow_section[slow_section.index("median") + 2] == median
+    # ... and as the terminal's table wrote it
+    terminal = next(ln for ln in r.stdout.lines if ln.startswith("test_t.py::test_slow"))
+    assert median.replace("\u00b5s", "us") in terminal.replace("\u00b5s", "us"), (median, terminal)
+
+
+REGRESSES = '''
+import hashlib
+import os
+
+DATA = b"\\x5a" * int(os.environ.get("TRT_GLANCE_BYTES", "4000"))
+
+
+def test_t(trt_bench):
+    trt_bench.measure(lambda: hashlib.sha256(DATA).digest(), name="at 5 us")
+'''
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "ascii"])
+def test_messages_spell_microseconds_where_they_are_shown(pytester: pytest.Pytester,
+                                                          monkeypatch: pytest.MonkeyPatch, encoding: str) -> None:
+    """A regression's message is made in ASCII (``us``: it is data in JSON,
+    JUnit and annotations, and may come from a worker that cannot know the
+    terminal); the terminal summary spells ``µs`` where it encodes UTF-8, as
+    its table does, and the HTML report and the job summary always. The
+    measurement's own name (``at 5 us``) is user text and reads as written."""
+    pytester.makepyfile(test_t=REGRESSES)
+    monkeypatch.setenv("PYTHONIOENCODING", encoding)
+    assert pytester.runpytest_subprocess(*FAST, "--trt-baseline=update").ret == 0
+    monkeypatch.setenv("TRT_GLANCE_BYTES", "80000")  # 20x the work: a regression of microsecond values
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    r = pytester.runpytest_subprocess(*FAST, "--junitxml=j.xml", "--trt-json=r.json", "--trt-report=r.html")
+    out = r.stdout.str()
+    assert r.ret == 1, out
+    line = next(ln for ln in r.stdout.lines if ln.startswith("test_t.py::test_t::at 5 us: median latency regressed"))
+    units_in_line = {m.group(1) for m in TIME.finditer(line)}
+    assert units_in_line == ({"\u00b5s"} if encoding == "utf-8" else {"us"}), line
+    if encoding == "ascii":
+        assert "\u00b5" not in out
+    message = json.loads((pytester.path / "r.json").read_text())["results"][0]["verdict"]["message"]
+    assert " us" in message and "\u00b5" not in message  # the data keeps ASCII
+    junit = (pytester.path / "j.xml").read_text(encoding="utf-8")
+    assert "regressed" in junit and "\u00b5" not in junit
+    page = _Cells()
+    page.feed((pytester.path / "r.html").read_text(encoding="utf-8"))
+    (shown,) = page.messages
+    assert {m.group(1) for m in TIME.finditer(shown)} == {"\u00b5s"}, shown
+    details = summary.read_text(encoding="utf-8").split("```text", 1)[1]
+    assert "regressed" in details and {m.group(1) for m in TIME.finditer(details)} == {"\u00b5s"}, details
+    assert "::at 5 us:" in line and "::at 5 us:" in details  # the user's name as written
+
+
+def test_spelling_a_message_leaves_the_users_text_alone() -> None:
+    text = "t.py::t[5 us]: median latency regressed +50.0% (1,776.56 us -> 2,664.84 us); at 3 us"
+    spelled = units.spelled(text, "\u00b5s", ["t.py::t[5 us]", "at 3 us"])
+    assert spelled == ("t.py::t[5 us]: median latency regressed +50.0% (1,776.56 \u00b5s -> 2,664.84 \u00b5s); "
+                       "at 3 us")
+    assert units.spelled(text, "us", ["t.py::t[5 us]"]) == text
+
+
+MANY_AND_ONE = '''
+import hashlib
+import pytest
+
+BIG = b"\\x5a" * 4_000_000
+
+
+@pytest.mark.parametrize("i", range(21))
+def test_fast(trt_bench, i):
+    trt_bench.measure(lambda: sum(range(20)))
+
+
+def test_slow(trt_bench):
+    trt_bench.measure(lambda: hashlib.sha256(BIG).digest())
+'''
+
+
+def test_the_job_summary_writes_every_time_in_one_unit(pytester: pytest.Pytester,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past 20 results the job summary has two tables: the results that need
+    attention (here the slow one, without a baseline) and all results. Both
+    write times in one unit, so the slow result's value reads the same in
+    both (the first table chose ``ms`` from its one row, the second ``µs``)."""
+    pytester.makepyfile(test_t=MANY_AND_ONE)
+    assert pytester.runpytest(*FAST, "--trt-baseline=update", "-k", "fast").ret == 0
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert pytester.runpytest(*FAST).ret == 0
+    text = summary.read_text(encoding="utf-8")
+    slow_rows = [ln for ln in text.splitlines() if ln.startswith("| test_t.py::test_slow |")]
+    assert len(slow_rows) == 2 and slow_rows[0] == slow_rows[1], slow_rows  # attention table, then all
+    rows = [ln for ln in text.splitlines() if ln.startswith("| test_t.py::")]
+    assert len(rows) == 23 and {m.group(1) for ln in rows for m in TIME.finditer(ln)} == {"\u00b5s"}, rows

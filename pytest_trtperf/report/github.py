@@ -88,10 +88,9 @@ _HEAD = ["| result | metric | baseline | current | change [CI] | verdict | fails
          "| --- | --- | ---: | ---: | ---: | --- | ---: | --- |"]
 
 
-def _table(results: Sequence[Result], group_by: Sequence[str] = ("group",)) -> list[str]:
-    """One table, one time unit; with groups, a bold row opens each block."""
+def _table(results: Sequence[Result], unit: units.TimeUnit, group_by: Sequence[str] = ("group",)) -> list[str]:
+    """One table in the summary's time unit; with groups, a bold row opens each block."""
     shown = results[:MAX_ROWS]
-    unit = table_unit(shown, units.MICRO)
     blocks = grouping.grouped(shown, group_by)
     rows = []
     for label, block in blocks:
@@ -141,9 +140,9 @@ def _fit(lines: Sequence[str], budget: int, what: str, keep: int = 0) -> list[st
     return out
 
 
-def _table_fit(results: Sequence[Result], group_by: Sequence[str], budget: int) -> list[str]:
+def _table_fit(results: Sequence[Result], unit: units.TimeUnit, group_by: Sequence[str], budget: int) -> list[str]:
     """``_table`` within ``budget`` bytes; the left-out line is a table row."""
-    rows = _table(results, group_by)
+    rows = _table(results, unit, group_by)
     fitted = _fit(rows, budget, "rows", keep=len(_HEAD))
     if len(fitted) <= len(rows) and fitted[-1] not in rows:
         fitted[-1] = f"| {md_cell(fitted[-1])} | | | | | | |"
@@ -156,20 +155,26 @@ def step_summary(results: Sequence[Result], *, title: str = "pytest-trtperf",
     ``MAX_SUMMARY_BYTES``: the counts line always, then the results that
     need attention, their details and the table of all results, each within
     its share of the budget and ending with a line that says what was left
-    out and where it is."""
+    out and where it is. Every table of it writes times in the unit the
+    terminal's table chose from the same results, so a number reads the same
+    in the table of results that need attention, in the table of all results
+    and in the terminal; the messages spell microseconds ``µs`` as the tables
+    do."""
     ordered = sort_results(results)
+    attention = [r for r in ordered if memory_rows.status(r) in _ATTENTION]
+    unit = table_unit(ordered, units.MICRO)
     out = [f"## {md_cell(title)}", "", counts_line(ordered), ""]
     budget = MAX_SUMMARY_BYTES - _size(out) - 1024  # room for the fences and closing lines
     if len(ordered) <= FOLD_ROWS:
-        out += _table_fit(ordered, group_by, budget)
+        out += _table_fit(ordered, unit, group_by, budget)
         budget -= _size(out)
         full: list[str] = []
     else:
-        attention = [r for r in ordered if memory_rows.status(r) in _ATTENTION]
         if attention:
-            out += _table_fit(attention, group_by, int(budget * _ATTENTION_SHARE)) + [""]
+            out += _table_fit(attention, unit, group_by, int(budget * _ATTENTION_SHARE)) + [""]
         full = ["<details>", f"<summary>All {len(ordered)} results</summary>", ""]
-    messages = [message_safe(f"{r.id}: {r.verdict.message}", r.id) for r in ordered
+    messages = [message_safe(f"{r.id}: {units.spelled(r.verdict.message, units.MICRO, (r.id, r.name or ''))}", r.id)
+                for r in ordered
                 if r.verdict and r.verdict.status in ("regression", "unreliable")]
     messages += [message_safe(m, r.id) for r in ordered for m in memory_rows.messages([r], ("regression",))]
     if messages:
@@ -178,7 +183,7 @@ def step_summary(results: Sequence[Result], *, title: str = "pytest-trtperf",
                 *lines, "```", "", "</details>"]
     if full:
         left = MAX_SUMMARY_BYTES - _size(out) - _size(full) - 256
-        out += ["", *full, *_table_fit(ordered, group_by, max(left, 0)), "", "</details>"]
+        out += ["", *full, *_table_fit(ordered, unit, group_by, max(left, 0)), "", "</details>"]
     return "\n".join(out) + "\n\n"
 
 

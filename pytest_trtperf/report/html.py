@@ -30,7 +30,7 @@ from ..errors import BaselineFileError
 from ..files import atomic_write
 from . import grouping, memory_rows, units
 from .format import fmt_change, fmt_value, no_controls
-from .terminal import compared_cells, fails_above_cell, shown_flags, sort_results, table_unit
+from .terminal import compared_cells, fails_above_cell, shown_flags, sort_results, time_values
 from ..results import Distribution, Relative, Result, SeriesStats
 
 PLOTS_HINT = "Plots need matplotlib: pip install 'pytest-trtperf[plots]'"
@@ -163,9 +163,10 @@ TAIL_IQRS = 6.0
 
 
 def distribution_figure(Figure: Callable[..., Any], current: Distribution, baseline: Distribution | None,
-                        status: str, labels: tuple[str, str] = ("baseline", "this run")) -> Any:
-    """ECDF of this run over the baseline's (or side b over side a), in the
-    unit that suits their values. The x axis spans the 1st..95th percentiles
+                        status: str, labels: tuple[str, str] = ("baseline", "this run"),
+                        unit: units.TimeUnit | None = None) -> Any:
+    """ECDF of this run over the baseline's (or side b over side a), in
+    ``unit`` (the page's), else the unit that suits their values. The x axis spans the 1st..95th percentiles
     of both, and never more than :data:`TAIL_IQRS` interquartile ranges above
     the median, so a heavy tail (a fifth of the samples 50x slower) cannot
     squash the body into a line; a clipped tail is marked on the plot and in
@@ -173,7 +174,7 @@ def distribution_figure(Figure: Callable[..., Any], current: Distribution, basel
     fig = Figure(figsize=(5.6, 3.0))
     ax = fig.add_subplot()
     dists = [d for d in (baseline, current) if d is not None and _plottable(d)]
-    unit = units.choose((q for d in dists for q in d.quantiles_ms), units.MICRO)
+    unit = unit or units.choose((q for d in dists for q in d.quantiles_ms), units.MICRO)
     lo_hi: list[float] = []
     largest = 0.0
     for dist, label, color in ((baseline, labels[0], BASELINE_COLOR), (current, labels[1], COLORS.get(status))):
@@ -206,8 +207,9 @@ def distribution_figure(Figure: Callable[..., Any], current: Distribution, basel
 
 
 def plot_distribution(Figure: Callable[..., Any], current: Distribution, baseline: Distribution | None,
-                      status: str, labels: tuple[str, str] = ("baseline", "this run")) -> str:
-    return img(distribution_figure(Figure, current, baseline, status, labels),
+                      status: str, labels: tuple[str, str] = ("baseline", "this run"),
+                      unit: units.TimeUnit | None = None) -> str:
+    return img(distribution_figure(Figure, current, baseline, status, labels, unit),
                f"latency distribution: {labels[1]} over {labels[0]}")
 
 
@@ -293,7 +295,8 @@ def detailed(ordered: Sequence[Result], limit: int = MAX_SECTIONS) -> set[int]:
     return set(sorted(range(len(ordered)), key=key)[:limit])
 
 
-def _summary(results: Sequence[Result], plots: bool, shown: set[int], group_by: Sequence[str] = ("group",)) -> str:
+def _summary(results: Sequence[Result], plots: bool, shown: set[int], unit: units.TimeUnit,
+             group_by: Sequence[str] = ("group",)) -> str:
     counts: dict[str, int] = {}
     for r in results:
         counts[_status(r)] = counts.get(_status(r), 0) + 1
@@ -304,7 +307,6 @@ def _summary(results: Sequence[Result], plots: bool, shown: set[int], group_by: 
         parts.append(f'<p class="meta">{len(results)} results: the {len(shown)} that need attention most '
                      f"(regressions, improvements, incomparable baselines, then the largest changes) have a "
                      f"section below; the others are in this table only, and every number is in --trt-json.</p>")
-    unit = table_unit(results, units.MICRO)
     labels = [grouping.label(r, group_by) for r in results]
     labelled = any(labels)
     rows: list[list[str] | str] = []
@@ -325,16 +327,20 @@ def _summary(results: Sequence[Result], plots: bool, shown: set[int], group_by: 
     return "<h2>Summary</h2>" + "\n".join(parts) + table(head, rows, num_cols=(2, 3, 4, 6))
 
 
-def _stats_table(r: Result, entry: BaselineEntry | None) -> str:
+def _stats_table(r: Result, entry: BaselineEntry | None, unit: units.TimeUnit) -> str:
     return _two_sides(entry.latency if entry else None, entry.throughput if entry else None, r.latency, r.throughput,
-                      ("baseline", "this run"))
+                      ("baseline", "this run"), unit)
+
+
+#: The times of a statistics table (``n`` is a count; ``stdev`` a spread,
+#: written in the unit the times chose).
+_STAT_TIMES = ("median", "mean", "p90", "p99", "min", "max")
+#: The quantiles a result's section lists.
+_PERCENTILES = (0, 1, 10, 25, 50, 75, 90, 99, 100)
 
 
 def _two_sides(base: SeriesStats | None, base_tp: float | None, cur: SeriesStats, cur_tp: float,
-               head: tuple[str, str]) -> str:
-    keys = ("median", "mean", "p90", "p99", "min", "max")
-    unit = units.choose([getattr(cur, k) for k in keys] + ([getattr(base, k) for k in keys] if base else []),
-                        units.MICRO)
+               head: tuple[str, str], unit: units.TimeUnit) -> str:
     rows = []
     for key in ("n", "median", "mean", "p90", "p99", "min", "max", "stdev"):
         c = getattr(cur, key)
@@ -370,7 +376,7 @@ def environment_facts(reference: Mapping[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def _relative(r: Result, rel: Relative, status: str, Figure: Callable[..., Any] | None) -> str:
+def _relative(r: Result, rel: Relative, status: str, Figure: Callable[..., Any] | None, unit: units.TimeUnit) -> str:
     """Both sides of an interleaved A/B measurement and their pairs."""
     names = ((f"a: model at {rel.commit[:12]}" if rel.commit else "a: baseline's model", "b: now")
              if rel.origin == "ab_confirm" else (f"a: {rel.a.label}", f"b: {rel.b.label}"))
@@ -385,11 +391,12 @@ def _relative(r: Result, rel: Relative, status: str, Figure: Callable[..., Any] 
         facts += environment_facts(rel.reference)
     grid = []
     if Figure is not None:
-        grid.append(plot_distribution(Figure, rel.b.distribution, rel.a.distribution, status, labels=names))
+        grid.append(plot_distribution(Figure, rel.b.distribution, rel.a.distribution, status, labels=names,
+                                      unit=unit))
         if rel.pair_ratios:
             grid.append(plot_pairs(Figure, rel, status))
     grid.append("<div>" + table(["", ""], ([esc(k), esc(v)] for k, v in facts))
-                + _two_sides(rel.a.latency, rel.a.throughput, rel.b.latency, rel.b.throughput, names) + "</div>")
+                + _two_sides(rel.a.latency, rel.a.throughput, rel.b.latency, rel.b.throughput, names, unit) + "</div>")
     return "<h3>Interleaved A/B</h3>" + '<div class="grid">' + "".join(grid) + "</div>"
 
 
@@ -458,15 +465,20 @@ def _memory(r: Result, entry: BaselineEntry | None) -> str:
     return "\n".join(parts)
 
 
-def _quantiles(r: Result, entry: BaselineEntry | None) -> str:
+def _quantile_pairs(r: Result, entry: BaselineEntry | None) -> list[tuple[int, float | None, float | None]]:
+    """(percentile, baseline, this run) of every quantile a section lists."""
     cur = r.distribution.quantiles_ms
     base = entry.distribution.quantiles_ms if entry else None
     pairs = []
-    for pct in (0, 1, 10, 25, 50, 75, 90, 99, 100):
+    for pct in _PERCENTILES:
         c = _num(cur[round(pct / 100 * (len(cur) - 1))]) if cur else None
         b = _num(base[round(pct / 100 * (len(base) - 1))]) if base else None
         pairs.append((pct, b, c))
-    unit = units.choose((x for _, b, c in pairs for x in (b, c)), units.MICRO)
+    return pairs
+
+
+def _quantiles(r: Result, entry: BaselineEntry | None, unit: units.TimeUnit) -> str:
+    pairs = _quantile_pairs(r, entry)
     rows = [[f"p{pct}", esc(unit.fmt(b)), esc(unit.fmt(c))] for pct, b, c in pairs]
     return ("<details><summary>quantiles</summary>"
             + table(["", "baseline", "this run"], rows, num_cols=(1, 2)) + "</details>")
@@ -489,14 +501,15 @@ def _extra_info(r: Result, entry: BaselineEntry | None) -> str:
     return "<h3>extra_info</h3>" + table(["", "baseline", "this run"], rows)
 
 
-def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..., Any] | None) -> str:
+def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..., Any] | None,
+             unit: units.TimeUnit) -> str:
     status = _status(r)
     v = r.verdict
     parts = [f'<section id="r{i}" class="result" data-status="{esc(status)}" '
              f'style="border-left-color:{COLORS.get(status, "#9e9e9e")}">',
              f"<h2>{badge(status)} <code>{esc(r.id)}</code></h2>"]
     if v is not None and v.message:
-        parts.append(f'<div class="msg">{esc(v.message)}</div>')
+        parts.append(f'<div class="msg">{esc(units.spelled(v.message, units.MICRO, (r.id, r.name or "")))}</div>')
     if v is not None and v.could_catch:
         parts.append(f'<p class="meta">what this test can catch: {esc(v.could_catch)}</p>')
     meta = [f"{esc(r.kind)} / {esc(r.mode)}", f"stopped: {esc(r.stop_reason)}", f"device class: {esc(r.device_class)}"]
@@ -507,12 +520,13 @@ def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..
                                                                 if entry.git_commit else ""))
     parts.append(f'<p class="meta">{" &middot; ".join(meta)}</p>')
     if r.relative is not None:
-        parts.append(_relative(r, r.relative, status, Figure))
+        parts.append(_relative(r, r.relative, status, Figure, unit))
     if r.relative is None or r.relative.origin != "compare":
         grid = []
         if Figure is not None and _plottable(r.distribution):
-            grid.append(plot_distribution(Figure, r.distribution, entry.distribution if entry else None, status))
-        grid.append("<div>" + _stats_table(r, entry) + _quantiles(r, entry) + "</div>")
+            grid.append(plot_distribution(Figure, r.distribution, entry.distribution if entry else None, status,
+                                          unit=unit))
+        grid.append("<div>" + _stats_table(r, entry, unit) + _quantiles(r, entry, unit) + "</div>")
         parts.append('<div class="grid">' + "".join(grid) + "</div>")
     if r.serve is not None and r.serve.gated == "latency":
         from .knee import section as serve_section
@@ -529,6 +543,34 @@ def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..
     return "\n".join(parts)
 
 
+def _section_times(r: Result, entry: BaselineEntry | None) -> list[float | None]:
+    """The times (ms) a result's section shows: its statistics, quantiles
+    and the sides of an interleaved measurement."""
+    sides = [r.latency, entry.latency if entry else None]
+    if r.relative is not None:
+        sides += [r.relative.a.latency, r.relative.b.latency]
+    out: list[float | None] = [getattr(s, k, None) for s in sides if s is not None for k in _STAT_TIMES]
+    if r.relative is None or r.relative.origin != "compare":
+        out += [x for _, b, c in _quantile_pairs(r, entry) for x in (b, c)]
+    return out
+
+
+def page_unit(ordered: Sequence[Result], entries: Mapping[str, BaselineEntry], shown: set[int]) -> units.TimeUnit:
+    """One time unit for the whole page: the one the terminal's table chose
+    from the same results (``terminal.table_unit``: every result's baseline
+    and current value), used by the summary, every section's statistics,
+    quantiles and the plots' axes, so a number reads the same on the page
+    and in the terminal (``1,776.56 µs`` in the summary and ``1.777 ms`` in
+    its section made the reader convert). Tails and minima are written in
+    it too rather than choose another unit; a page with no such value (a
+    file that held none) chooses from what its sections show."""
+    values = time_values(ordered)
+    if any((_num(v) or 0.0) > 0 for v in values):
+        return units.choose(values, units.MICRO, across=True)
+    return units.choose((v for i in sorted(shown) for v in _section_times(ordered[i], entries.get(ordered[i].id))),
+                        units.MICRO, across=True)
+
+
 def render(results: Sequence[Result], entries: Mapping[str, BaselineEntry], *, generated: str,
            baseline_mode: str = "compare", plots: bool = True, group_by: Sequence[str] = ("group",),
            title: str = "pytest-trtperf report") -> str:
@@ -536,8 +578,9 @@ def render(results: Sequence[Result], entries: Mapping[str, BaselineEntry], *, g
     Figure = figure_factory() if plots else None
     ordered = [r for _, block in grouping.grouped(sort_results(results), group_by) for r in block]
     shown = detailed(ordered, MAX_SECTIONS)
-    body = [_summary(ordered, Figure is not None, shown, group_by)]
-    body += [_section(i, r, entries.get(r.id), Figure) for i, r in enumerate(ordered) if i in shown]
+    unit = page_unit(ordered, entries, shown)
+    body = [_summary(ordered, Figure is not None, shown, unit, group_by)]
+    body += [_section(i, r, entries.get(r.id), Figure, unit) for i, r in enumerate(ordered) if i in shown]
     if not ordered:
         body.append("<p>No results were measured in this session.</p>")
     subtitle = f"{generated} \u00b7 baseline mode {baseline_mode} \u00b7 pytest-trtperf {__version__}"

@@ -219,16 +219,16 @@ def terminal_lines(state: SessionState, extra: list[str], *, skips: bool = True,
     ``skips``: say why trt_bench tests skipped (off when ``-rs`` lists them)."""
     out: list[str] = []
     try:
-        if state.collected:
-            from . import units
+        from . import units
 
+        micro = units.micro_for(encoding)
+        if state.collected:
             out += report_mod.format_table(state.collected, group_by=state.settings.group_by,
-                                           width=width or report_mod.DEFAULT_WIDTH,
-                                           micro=units.micro_for(encoding))
+                                           width=width or report_mod.DEFAULT_WIDTH, micro=micro)
         not_written = state.not_written if state.settings.baseline_mode == "update" else {}
         if state.collected or state.write_error or not_written:
             out += report_mod.summary_lines(state.collected, written=state.written, write_error=state.write_error,
-                                            not_written=not_written, notes=state.write_notes)
+                                            not_written=not_written, notes=state.write_notes, micro=micro)
         if skips:
             out += report_mod.skip_lines(state.skipped)
     except Exception as e:  # noqa: BLE001

@@ -244,11 +244,13 @@ def _hidden_by_noise(r: Result) -> bool:
 
 
 def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_error: str | None,
-                  not_written: Mapping[str, str] | None = None, notes: Sequence[str] = ()) -> list[str]:
+                  not_written: Mapping[str, str] | None = None, notes: Sequence[str] = (),
+                  micro: str = "us") -> list[str]:
     """Everything the terminal summary prints below the table: counts, the
     message of each result that needs attention (``<id>: <verdict>``), notes,
     and which baselines were and were not written. User text in it (ids,
-    messages, notes) is made safe for CI logs."""
+    messages, notes) is made safe for CI logs; the messages' microseconds
+    are spelled ``micro``, as in the table (``units.spelled``)."""
     out: list[str] = []
     counts: dict[str, int] = {}
     for r in results:  # a result whose memory regressed counts as a regression, as in the table
@@ -259,7 +261,8 @@ def summary_lines(results: Sequence[Result], *, written: Sequence[str], write_er
                + (f"; {memory_rows.counts_text(results)}" if memory_rows.counts_text(results) else ""))
     for r in sort_results(results):
         if r.verdict and r.verdict.status in ("regression", "unreliable", "incomparable", "improved"):
-            out.append(message_safe(f"{r.id}: {r.verdict.message}", r.id))
+            message = units.spelled(r.verdict.message, micro, (r.id, r.name or ""))
+            out.append(message_safe(f"{r.id}: {message}", r.id))
         elif _hidden_by_noise(r):
             assert r.verdict is not None
             out.append(message_safe(f"{r.id}: pass ({r.verdict.could_catch})", r.id))

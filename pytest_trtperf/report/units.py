@@ -2,17 +2,27 @@
 
 A table that writes ``67.23 us`` in one row and ``0.06723 ms`` in the next,
 or a report that says ``0.006142 ms`` where the terminal said ``6.14 us``,
-makes the reader convert before comparing. Every report table (terminal, job
-summary, HTML, history, ``compare``) picks its unit here, once, from its own
-values: the largest unit in which the smallest value is at least 1, like
+makes the reader convert before comparing. Every report table (terminal,
+history, ``compare``) picks its unit here, once, from its own values, and the
+HTML report and the job summary take the terminal table's unit for the
+whole page (``html.page_unit``), so one number reads the same everywhere:
+the largest unit in which the smallest value is at least 1, like
 pytest-benchmark's tables, and one number of decimals for the whole table.
 Single values inside messages (``format.fmt_value``) use the same rule on
 their own value.
+
+Messages are made once, in ASCII (``us``), where the verdict is reached,
+often in an xdist worker that cannot know how the text will be shown: they
+are data (JSON, CSV, JUnit, workflow annotations, pytest's failure text).
+Each display that knows its encoding spells them with :func:`spelled` (the
+terminal summary by the terminal's encoding, the HTML report and the job
+summary always).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -32,6 +42,24 @@ MICRO = "\u00b5s"
 def micro_for(encoding: str | None) -> str:
     """``µs`` for an output that encodes UTF-8, ``us`` otherwise."""
     return MICRO if (encoding or "").lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig") else "us"
+
+
+#: ``us`` as :func:`format.fmt_value` writes it: right after a number.
+_US = re.compile(r"(?<=\d) us\b")
+
+
+def spelled(text: str, micro: str, keep: Iterable[str] = ()) -> str:
+    """A message (ASCII, ``1,776.56 us``) with microseconds spelled ``micro``
+    (:func:`micro_for`). Only a number's unit changes, and never inside the
+    user's own text quoted in it (``keep``: the result id, a measurement's
+    name), so an id ``test_x[5 us]`` reads as written."""
+    if micro == "us" or " us" not in text:
+        return text
+    protected = sorted({k for k in keep if k}, key=len, reverse=True)
+    if not protected:
+        return _US.sub(" " + micro, text)
+    parts = re.split("(" + "|".join(re.escape(k) for k in protected) + ")", text)
+    return "".join(part if i % 2 else _US.sub(" " + micro, part) for i, part in enumerate(parts))
 
 
 @dataclass(frozen=True)
