@@ -182,14 +182,19 @@ def test_every_writer_fails_with_its_own_line(pytester: pytest.Pytester, monkeyp
     pytester.makepyfile(test_perf=hash_test())
     blocker = pytester.path / "blocker"
     blocker.write_text("a file, not a directory")
+    # A baseline location that cannot be written is found before measuring (issue 25).
+    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", "--trt-baseline-dir=blocker/b")
+    assert r.ret == 4 and "Traceback" not in r.stdout.str() + r.stderr.str()
+    r.stderr.fnmatch_lines(["ERROR: baseline directory */blocker/b cannot be written: */blocker is not a directory; "
+                            "point --trt-baseline-dir at a writable directory; nothing was measured"])
+    # The other writers run after measuring; each says for itself why it could not write.
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(blocker / "summary.md"))
-    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", "--trt-baseline-dir=blocker/b",
+    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", "--trt-baseline-dir=b",
                                       "--trt-json=blocker/r.json", "--trt-report=blocker/r.html")
     assert r.ret == 4
     text = r.stdout.str() + r.stderr.str()
     assert "Traceback" not in text
-    r.stdout.fnmatch_lines(["baseline NOT written: baseline directory */blocker/b is under a path that is not a directory*",
-                            "--trt-json NOT written: */blocker/r.json: *",
+    r.stdout.fnmatch_lines(["--trt-json NOT written: */blocker/r.json: *",
                             "GitHub job summary NOT written: */blocker/summary.md: *",
                             "HTML report NOT written: */blocker/r.html: *"])
 

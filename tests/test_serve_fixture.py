@@ -180,7 +180,7 @@ def test_trt_disable_runs_one_request_per_slot_untimed(pytester: pytest.Pytester
 calls = []
 def test_off(trt_bench):
     r = trt_bench.serve(lambda: calls.append(1), rate=1000, concurrency=3, duration=30, slo="p99<1ms")
-    assert len(calls) == 3 and r.verdict.status == "off"
+    assert len(calls) == 3 and r.verdict.status == "disabled"
 ''')
     r = run(pytester, "--trt-disable")
     r.assert_outcomes(passed=1)
