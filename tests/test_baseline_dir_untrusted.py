@@ -178,10 +178,10 @@ def test_a_file_cut_in_half_is_truncated_and_garbage_is_corrupt(tmp_path: Path) 
         with pytest.raises(BaselineFileError, match="is truncated") as e:
             baseline.read_file(path)
         assert "\n" not in str(e.value)
-    # Garbage that JSON rejects before the end of the text: corrupt, not cut short (a cut at
-    # half the file could fall inside a string, where appended brackets still read as a cut).
+    # Garbage that JSON rejects well before the end of the text: corrupt, not cut short (a cut
+    # at half the file could fall inside a string, where appended brackets still read as a cut).
     opened = full.index(b"[", full.index(b'"quantiles_ms"')) + 1
-    for garbage in (b"\x00\x01garbage", full[:opened] + b"}}}}"):
+    for garbage in (b"\x00\x01garbage", full[:opened] + b"}" + full[opened:]):
         path.write_bytes(garbage)
         with pytest.raises(BaselineFileError, match="is corrupt"):
             baseline.read_file(path)
