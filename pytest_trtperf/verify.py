@@ -12,7 +12,8 @@ entry's ``timestamp`` changes, its ``history`` ends with a row carrying that
 same timestamp (this run), and the rows before it are the previous version's
 rows unchanged (oldest dropped past ``noise.HISTORY_RUNS``), or the history
 restarts with this one row (entries of schema 1, before histories, have
-none). Any other change of an entry (numbers changed
+none); two updates within one second keep the timestamp, and are told by the
+run they append. Any other change of an entry (numbers changed
 under an unchanged timestamp, rewritten or added history rows, a new entry
 arriving with a history) is reported with the commit that made it. Every
 version is also read with the session's own checks (``baseline.read_file``)
@@ -121,7 +122,7 @@ def entry_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str |
         return None
     if old == new:
         return None
-    if stamp == old.get("timestamp"):
+    if stamp == old.get("timestamp") and not _second_run_same_second(_rows(old), rows, last_ok):
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         return f"{', '.join(changed)} changed under an unchanged timestamp ({stamp})"
     if rows and not last_ok:
@@ -130,6 +131,16 @@ def entry_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str |
     if kept and kept != before[len(before) - len(kept):]:
         return "its earlier history rows were rewritten (update keeps them unchanged or restarts the history)"
     return None
+
+
+def _second_run_same_second(before: list[Any], rows: list[Any], last_ok: bool) -> bool:
+    """Two updates within one second (timestamps have whole seconds): the new
+    version keeps every earlier row and appends one run of its own, a row the
+    old version did not have."""
+    if not last_ok or len(rows) < 2 or not before or rows[-1] in before:
+        return False
+    kept = rows[:-1]
+    return kept == before[len(before) - len(kept):]
 
 
 def _check_now(path: Path) -> list[str]:

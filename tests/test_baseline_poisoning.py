@@ -244,3 +244,21 @@ def test_verify_reports_a_missing_path_and_no_git_as_one_line(tmp_path: Path,
     assert main(["verify", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "git rev-parse failed" in err, err
+
+
+def test_verify_tells_two_updates_in_one_second_from_an_edit() -> None:
+    """Timestamps have whole seconds: a second update within the same second
+    keeps the entry's timestamp and appends its own run, which verify accepts;
+    numbers changed under that timestamp without a new run are still named."""
+    from pytest_trtperf.verify import entry_change
+
+    stamp = "2026-12-06T05:15:26+00:00"
+    row1 = {"timestamp": stamp, "latency_ms": {"median": 1.0}}
+    row2 = {"timestamp": stamp, "latency_ms": {"median": 1.01}}
+    old = {"timestamp": stamp, "latency_ms": {"median": 1.0}, "history": [row1]}
+    again = {"timestamp": stamp, "latency_ms": {"median": 1.01}, "history": [row1, row2]}
+    assert entry_change(old, again) is None
+    edited = {"timestamp": stamp, "latency_ms": {"median": 2.0}, "history": [{**row1, "latency_ms": {"median": 2.0}}]}
+    assert "changed under an unchanged timestamp" in (entry_change(old, edited) or "")
+    appended_twice = {**again, "history": [row1, row2, row2]}
+    assert "changed under an unchanged timestamp" in (entry_change(again, appended_twice) or "")
