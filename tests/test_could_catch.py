@@ -129,19 +129,20 @@ QUICK = ["--trt-warmup-ms=30", "--trt-min-time=0.3", "--trt-max-time=1", "-p", "
 
 
 def test_a_pass_inside_the_bar_says_so_everywhere(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    """+25% work against a between-run sd of 20% (bar about 107%): a pass
-    beyond its 5% tolerance, which every report explains with its bar."""
+    """+25% work against a between-run sd of 15% (bar about 73%; at 20% the bar
+    passes 100%, where a pass is unreliable, too wide to decide): a pass beyond
+    its 5% tolerance, which every report explains with its bar."""
     pytester.makepyfile(test_perf=TEST_SRC)
     pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=1)
     monkeypatch.setenv("ROUNDS", "5")
     summary = pytester.path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    r = pytester.runpytest(*QUICK, "--trt-run-noise=20%", "--trt-json=out.json", "--trt-csv=out.csv",
+    r = pytester.runpytest(*QUICK, "--trt-run-noise=15%", "--trt-json=out.json", "--trt-csv=out.csv",
                            "--trt-report=out.html")
     r.assert_outcomes(passed=1)
     v = json.loads((pytester.path / "out.json").read_text())["results"][0]["verdict"]
     assert v["status"] == "pass" and v["change"] > 0.05, v
-    bar = math.expm1(Z99 * 0.20 * math.sqrt(2))
+    bar = math.expm1(Z99 * 0.15 * math.sqrt(2))
     assert v["fails_above"] >= bar - 1e-9
     text = r.stdout.str()
     assert (f"test_perf.py::test_hash: pass ({v['change'] * 100:+.1f}% is inside what this test can tell apart: "
