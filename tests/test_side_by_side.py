@@ -437,7 +437,11 @@ def test_a_window_too_busy_to_judge_is_judged_side_by_side_against_the_baseline_
     assert r["relative"]["origin"] == "side_by_side"
     assert v["message"].endswith("; the baseline-file window was too busy to judge")
     if v["status"] == "regression":
-        assert 1.15 < r["relative"]["ratio"] < 1.5
+        # Right direction, never a pass. No upper bound: under two more busy loops than
+        # CPUs a call 1.3x as long is preempted inside itself more often than the shorter
+        # one, so the ratio over-reads (measured 1.57-2.88 here), while no change reads
+        # 1.002 under the same load (both sides' calls are hit alike).
+        assert r["relative"]["ratio"] > 1.15
     else:  # this much load cuts most calls of most blocks on a side: said so, not passed
         assert v["status"] == "unreliable" and v["decided_by"] == "host_busy", v
         assert v["message"].startswith("unreliable: host busy: too few pairs kept their calls whole on both sides")
