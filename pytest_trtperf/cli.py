@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -184,21 +183,11 @@ def _check_outputs(args: argparse.Namespace) -> None:
     """The files a command will write: each a regular file (or new), never a
     device, FIFO, socket, directory or Python source, and no two the same;
     checked before anything is read or computed."""
-    from .files import output_problem
+    from .files import distinct_outputs
 
-    seen: dict[str, str] = {}
-    for flag in ("output", "html", "csv"):
-        value = getattr(args, flag, None)
-        if value is None:
-            continue
-        name = "-o" if flag == "output" else f"--{flag}"
-        why = output_problem(Path(value))
-        if why is not None:
-            raise UsageError(f"{name} {value}: {why}")
-        real = os.path.realpath(value)
-        if real in seen:
-            raise UsageError(f"{seen[real]} and {name} {value} are the same file; give each output its own file")
-        seen[real] = f"{name} {value}"
+    names = {"output": "-o", "html": "--html", "csv": "--csv"}
+    distinct_outputs((f"{names[flag]} {value}", Path(value)) for flag in names
+                     if (value := getattr(args, flag, None)) is not None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

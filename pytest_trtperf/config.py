@@ -893,19 +893,9 @@ def _usable_outputs(outputs: tuple[tuple[str, Path | None], ...]) -> None:
     """Outputs written at session end: a usage error, before anything runs,
     for one that is not a regular file (``files.output_problem``) or that two
     options name (the last writer silently won)."""
-    from .files import output_problem
+    from .files import distinct_outputs
 
-    seen: dict[str, str] = {}
-    for flag, path in outputs:
-        if path is None:
-            continue
-        why = output_problem(path)
-        if why is not None:
-            raise UsageError(f"{flag}={path}: {why}")
-        real = os.path.realpath(path)
-        if real in seen:
-            raise UsageError(f"{seen[real]} and {flag}={path} are the same file; give each output its own file")
-        seen[real] = f"{flag}={path}"
+    distinct_outputs((f"{flag}={path}", path) for flag, path in outputs if path is not None)
 
 
 def _not_a_baseline_file(baseline_dir: Path, outputs: tuple[tuple[str, Path | None], ...]) -> None:

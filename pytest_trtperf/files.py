@@ -22,7 +22,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 #: Temporary files of :func:`atomic_write` are named ``.<name>.<random>.tmp``.
@@ -69,6 +69,24 @@ def output_problem(path: Path) -> str | None:
     if Path(path).suffix in _SOURCE_SUFFIXES:
         return "is a Python source file name; outputs never replace sources (give a .json, .html or .csv file)"
     return not_replaceable(path)
+
+
+def distinct_outputs(outputs: Iterable[tuple[str, Path]]) -> None:
+    """Each output a file we may replace (:func:`output_problem`) and no two the
+    same file (the last writer would silently win). ``outputs`` pairs how the
+    user named it (``--trt-json=r.json``, ``-o r.json``) with the path; the
+    error names it that way, before anything runs."""
+    from .errors import UsageError
+
+    seen: dict[str, str] = {}
+    for label, path in outputs:
+        why = output_problem(path)
+        if why is not None:
+            raise UsageError(f"{label}: {why}")
+        real = os.path.realpath(path)
+        if real in seen:
+            raise UsageError(f"{seen[real]} and {label} are the same file; give each output its own file")
+        seen[real] = label
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -234,3 +252,18 @@ def read_regular_file(path: Path, *, limit: int) -> bytes:
     if len(data) > limit:
         raise UnreadableFile(f"grew over the limit of {_size(limit)} while being read")
     return data
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs here: owner files (a clock lock, a
+    side-by-side worktree) name their process, and a file whose owner died is
+    stale. A process of another user counts as alive (we may not signal it)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

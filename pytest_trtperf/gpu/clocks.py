@@ -30,7 +30,7 @@ from typing import Any
 from . import nvml
 from ..config import LockSpec
 from ..errors import BackendUnavailable, UsageError
-from ..files import UnreadableFile, atomic_write, ignore_in_git, read_regular_file
+from ..files import UnreadableFile, atomic_write, ignore_in_git, process_alive, read_regular_file
 from .pinning import VisibleGpu, device_for_entry
 
 STATE_PREFIX = "clocks-"
@@ -188,7 +188,7 @@ class ClockController:
             if data.get("host") != socket.gethostname() or path == self.state_file:
                 continue
             pid = int(data.get("pid", -1))
-            if _alive(pid):
+            if process_alive(pid):
                 continue
             gpus = data.get("gpus", [])
             self._stale_files.append((path, {g["cuda_id"] for g in gpus}))
@@ -328,18 +328,6 @@ def _state_files(state_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
         if isinstance(data, dict):
             out.append((path, data))
     return out
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ---- restoring on the way out ---------------------------------------------

@@ -24,6 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..files import process_alive
 from .gitfiles import GIT_TIMEOUT_S, Unavailable
 
 #: Scratch directories made here start with this (``prune_stale`` looks for it).
@@ -71,15 +72,6 @@ def resolve(top: Path, rev: str) -> str:
                       f"tag or commit that exists")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 def prune_stale(top: Path) -> list[str]:
     """Remove this repository's worktrees left by sessions whose process is
@@ -98,7 +90,7 @@ def prune_stale(top: Path) -> list[str]:
             pid = int(owner["pid"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if _alive(pid):
+        if process_alive(pid):
             continue
         _git(top, "worktree", "remove", "--force", str(tree))
         shutil.rmtree(scratch, ignore_errors=True)
