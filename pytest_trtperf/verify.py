@@ -12,8 +12,9 @@ entry's ``timestamp`` changes, its ``history`` ends with a row carrying that
 same timestamp (this run), and the rows before it are the previous version's
 rows unchanged (oldest dropped past ``noise.HISTORY_RUNS``), or the history
 restarts with this one row (entries of schema 1, before histories, have
-none); two updates within one second keep the timestamp, and are told by the
-run they append. Any other change of an entry (numbers changed
+none); several updates between two commits append a run each, and two
+within one second keep the timestamp and are told by the run they append.
+Any other change of an entry (numbers changed
 under an unchanged timestamp, rewritten or added history rows, a new entry
 arriving with a history) is reported with the commit that made it. Every
 version is also read with the session's own checks (``baseline.read_file``)
@@ -116,31 +117,51 @@ def entry_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str |
     stamp = new.get("timestamp")
     last_ok = bool(rows) and isinstance(rows[-1], Mapping) and rows[-1].get("timestamp") == stamp
     if old is None:  # schema 1 entries (before histories) have none
-        if len(rows) > 1 or (rows and not last_ok):
-            return (f"arrived with {len(rows)} history row(s) whose last is not its own run; update starts a new "
-                    f"entry with one row")
+        if rows and not (last_ok and _in_time_order(rows)):
+            return (f"arrived with {len(rows)} history row(s) that are not runs in time order ending with its own; "
+                    f"update starts a new entry with its run and appends one row a run")
         return None
     if old == new:
         return None
-    if stamp == old.get("timestamp") and not _second_run_same_second(_rows(old), rows, last_ok):
+    before = _rows(old)
+    added = _runs_added(before, rows, old.get("timestamp")) if last_ok else None
+    if added is not None or (not rows and stamp != old.get("timestamp")):
+        return None
+    if stamp == old.get("timestamp"):
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         return f"{', '.join(changed)} changed under an unchanged timestamp ({stamp})"
-    if rows and not last_ok:
+    if not last_ok:
         return "its history does not end with its own run (the last row's timestamp is not the entry's)"
-    before, kept = _rows(old), rows[:-1]
-    if kept and kept != before[len(before) - len(kept):]:
-        return "its earlier history rows were rewritten (update keeps them unchanged or restarts the history)"
+    return "its earlier history rows were rewritten (update keeps them unchanged or restarts the history)"
+
+
+def _stamp(row: Any) -> str:
+    return str(row.get("timestamp", "")) if isinstance(row, Mapping) else ""
+
+
+def _in_time_order(rows: list[Any]) -> bool:
+    stamps = [_stamp(r) for r in rows]
+    return all(stamps) and stamps == sorted(stamps)
+
+
+def _runs_added(before: list[Any], rows: list[Any], old_stamp: Any) -> int | None:
+    """How many runs ``update`` appended between two versions (one or more:
+    several updates between two commits are how a history is built), or None
+    when ``rows`` is not the old rows' tail followed by new runs in time
+    order, none earlier than the old version. Timestamps have whole seconds:
+    a run in the same second as the old version's counts only when that
+    version's own run is kept (a rewritten one-row history is not a new run)."""
+    for k in range(1, len(rows) + 1):
+        kept, new_rows = rows[:len(rows) - k], rows[len(rows) - k:]
+        if kept != before[len(before) - len(kept):] or any(r in before for r in new_rows):
+            continue
+        first = _stamp(new_rows[0])
+        if not _in_time_order(new_rows) or first < str(old_stamp or ""):
+            return None
+        if first == str(old_stamp) and not (kept and before and kept[-1] == before[-1]):
+            return None
+        return k
     return None
-
-
-def _second_run_same_second(before: list[Any], rows: list[Any], last_ok: bool) -> bool:
-    """Two updates within one second (timestamps have whole seconds): the new
-    version keeps every earlier row and appends one run of its own, a row the
-    old version did not have."""
-    if not last_ok or len(rows) < 2 or not before or rows[-1] in before:
-        return False
-    kept = rows[:-1]
-    return kept == before[len(before) - len(kept):]
 
 
 def _check_now(path: Path) -> list[str]:

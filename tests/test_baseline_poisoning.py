@@ -262,3 +262,21 @@ def test_verify_tells_two_updates_in_one_second_from_an_edit() -> None:
     assert "changed under an unchanged timestamp" in (entry_change(old, edited) or "")
     appended_twice = {**again, "history": [row1, row2, row2]}
     assert "changed under an unchanged timestamp" in (entry_change(again, appended_twice) or "")
+
+
+def test_verify_takes_several_updates_between_two_commits() -> None:
+    """A history is built by several update runs, often before any commit:
+    runs appended in time order are updates; rows out of order, or a history
+    rewritten under a new last run, are not."""
+    from pytest_trtperf.verify import entry_change
+
+    rows = [{"timestamp": f"2026-12-06T05:0{i}:00+00:00", "latency_ms": {"median": 1.0 + i / 100}} for i in range(5)]
+
+    def entry(hist: list[dict[str, object]]) -> dict[str, object]:
+        return {"timestamp": hist[-1]["timestamp"], "history": hist}
+
+    assert entry_change(None, entry(rows[:3])) is None
+    assert entry_change(entry(rows[:2]), entry(rows[:5])) is None
+    assert "not runs in time order" in (entry_change(None, entry([rows[2], rows[1], rows[3]])) or "")
+    forged = [{**r, "latency_ms": {"median": 9.0}} for r in rows[:2]] + rows[2:4]
+    assert "rewritten" in (entry_change(entry(rows[:2]), entry(forged)) or "")
