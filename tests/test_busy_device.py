@@ -15,6 +15,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -135,9 +136,11 @@ def test_the_wait_ends_only_after_a_quiet_spell_not_one_poll_without_samples(gpu
     assert device_state.wait_until_idle(0.3, lambda: {os.getpid()}, poll_s=0.05) == ()
 
 
-def policy(baseline: Result, scale: float, wait_s: float) -> tuple[Result, Verdict, bool, list[str]]:
+def policy(baseline: Result, scale: float, wait_s: float,
+           on_wait: Callable[[], object] = lambda: None) -> tuple[Result, Verdict, bool, list[str]]:
     """The runner's policy (``settle``) over real measurements, the real gate
-    and the runner's unreliable verdict; the wait is the real NVML wait."""
+    and the runner's unreliable verdict; the wait is the real NVML wait
+    (``on_wait`` runs as it starts)."""
     entry = BaselineEntry.from_result(baseline, timestamp="T", git_commit=None)
     events: list[str] = []
 
@@ -151,6 +154,7 @@ def policy(baseline: Result, scale: float, wait_s: float) -> tuple[Result, Verdi
 
     def wait_quiet(r: Result) -> tuple[str, ...]:
         events.append("wait")
+        on_wait()
         return device_state.wait_until_idle(wait_s, lambda: {os.getpid()}, poll_s=0.05)
 
     r, v, again = settle(measure_once, judge_one, is_regression=lambda v: v.status == "regression",
@@ -186,8 +190,9 @@ def test_a_neighbour_that_stays_makes_the_result_unreliable_not_a_regression(gpu
 
 def test_a_neighbour_that_leaves_gets_a_clean_re_measurement(gpu: Path) -> None:
     base = quiet_baseline(gpu)
-    neighbour_leaves(gpu, 0.2)
-    r, v, again, events = policy(base, 3.0, wait_s=20.0)
+    # The neighbour leaves 0.2 s into the wait (not 0.2 s from now: on a loaded
+    # machine the first window could outlast that and never see it).
+    r, v, again, events = policy(base, 3.0, wait_s=20.0, on_wait=lambda: neighbour_leaves(gpu, 0.2))
     assert events[:3] == ["measure", "wait", "measure"]
     assert "busy" not in r.device_state.flags
     assert v.status == "regression"  # now it is a regression of the code, measured on a quiet GPU
