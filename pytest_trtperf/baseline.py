@@ -32,7 +32,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
+from collections.abc import Callable, Iterator, Mapping
 
 from . import __version__
 from . import baseline_check as check
@@ -141,7 +142,7 @@ class BaselineEntry:
 
     @classmethod
     def from_result(cls, r: Result, *, timestamp: str, git_commit: str | None,
-                    history: tuple[Mapping[str, Any], ...] = ()) -> "BaselineEntry":
+                    history: tuple[Mapping[str, Any], ...] = ()) -> BaselineEntry:
         """``history``: the earlier runs to keep (this run is appended)."""
         rows = (*history, history_row(r, timestamp=timestamp, git_commit=git_commit))[-HISTORY_RUNS:]
         return cls(
@@ -195,7 +196,7 @@ class BaselineEntry:
         return d
 
     @classmethod
-    def from_dict(cls, result_id: str, d: Any) -> "BaselineEntry":
+    def from_dict(cls, result_id: str, d: Any) -> BaselineEntry:
         """Validate every field (``baseline_check``) and build the entry;
         raises ``check.FieldError`` naming the first bad field."""
         d = check.obj(d, "entry")

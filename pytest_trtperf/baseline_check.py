@@ -12,7 +12,8 @@ type, finiteness, sign and size; the first problem is raised as
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 from .identity import config_hash as hash_of_config
 

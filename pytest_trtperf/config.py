@@ -30,7 +30,8 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from .errors import UsageError
 
@@ -209,7 +210,7 @@ class MeasureSettings:
     duration_s: float | None = None
 
     @classmethod
-    def from_options(cls, o: "MeasureOptions") -> "MeasureSettings":
+    def from_options(cls, o: MeasureOptions) -> MeasureSettings:
         return cls(**{f.name: getattr(o, f.name) for f in dataclasses.fields(cls)})
 
 
@@ -260,7 +261,7 @@ class MeasureOptions:
     #: of the baseline's own model (git show of its commit): ``ab_confirm.py``.
     ab_confirm: bool = False
 
-    def with_overrides(self, overrides: Mapping[str, Any], *, where: str) -> "MeasureOptions":
+    def with_overrides(self, overrides: Mapping[str, Any], *, where: str) -> MeasureOptions:
         """Apply marker or keyword overrides (user vocabulary), then check the
         same cross-field rules as the command line."""
         if not overrides:
@@ -334,7 +335,7 @@ class LockSpec:
     value: str = "off"
 
     @classmethod
-    def parse(cls, text: object, option: str = "--trt-lock-clocks") -> "LockSpec":
+    def parse(cls, text: object, option: str = "--trt-lock-clocks") -> LockSpec:
         s = str(text if text is not None else "off").strip().lower()
         if s in ("", "off", "none", "no", "false", "0"):
             return cls("off")
@@ -395,7 +396,7 @@ class TrtOptions:
         profile_layers: bool | str | None = None,
         default_cache_dir: Path | None = None,
         rootdir: Path | None = None,
-    ) -> "TrtOptions":
+    ) -> TrtOptions:
         """Options for scripts and tests outside a pytest session. Relative
         paths are taken from ``rootdir`` (default: the current directory)."""
         backend = (backend or "auto").strip()
@@ -684,10 +685,10 @@ class Settings:
     #: ``--trt-csv``: results as CSV.
     csv_path: Path | None = None
     #: ``--trt-ab*``: side by side against a revision or another environment.
-    ab: "AbSettings" = field(default_factory=lambda: AbSettings())
+    ab: AbSettings = field(default_factory=lambda: AbSettings())
 
     @classmethod
-    def from_pytest_config(cls, config: Any) -> "Settings":
+    def from_pytest_config(cls, config: Any) -> Settings:
         r = _Reader(config)
         baseline_dir = r.path("trt_baseline_dir", keep_link=True)
         assert not isinstance(baseline_dir, str)
@@ -833,7 +834,7 @@ class AbSettings:
         return self.active and self.rev != AB_BASELINE
 
     @classmethod
-    def read(cls, r: "_Reader", *, baseline_mode: str, disabled: bool, trt: TrtOptions) -> "AbSettings":
+    def read(cls, r: _Reader, *, baseline_mode: str, disabled: bool, trt: TrtOptions) -> AbSettings:
         from .relative.protocol import FD_ENV
 
         fd_text = os.environ.get(FD_ENV, "").strip()
@@ -869,7 +870,7 @@ class AbSettings:
         return cls(rev=rev, python=python, setup=setup, timeout_s=timeout_s, forwarded=forwarded)
 
 
-def _forwarded_args(r: "_Reader") -> tuple[str, ...]:
+def _forwarded_args(r: _Reader) -> tuple[str, ...]:
     """The session's ``AB_FORWARDED`` options as ``--flag=value`` (flags alone)."""
     out: list[str] = []
     for opt in OPTIONS:

@@ -59,7 +59,7 @@ def run_pair_once(a: Any, b: Any, *, rid: str, nodeid: str, name: str | None, lo
     once = [run_once(w, rid=rid, nodeid=nodeid, name=name, location=location, fingerprint=fingerprint,
                      metric=metric, tolerance=bound - 1.0) for w in (a, b)]
     sides = [Side(label=label, kind=r.kind, latency=r.latency, throughput=r.throughput, distribution=r.distribution,
-                  config_hash=r.config_hash, identity=dict(r.identity)) for label, r in zip(labels, once)]
+                  config_hash=r.config_hash, identity=dict(r.identity)) for label, r in zip(labels, once, strict=False)]
     va, vb = (s.metric_value(metric) for s in sides)
     if metric == "throughput":
         va, vb = vb, va  # time-like: above 1 means b is slower

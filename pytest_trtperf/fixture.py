@@ -13,7 +13,8 @@ import dataclasses
 import functools
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
 
 import pytest
 
@@ -36,7 +37,7 @@ def user_errors(fn: F) -> F:
     (raised outside the ``except`` block so no exception chain is printed)."""
 
     @functools.wraps(fn)
-    def wrapper(self: "TrtBench", *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: TrtBench, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(self, *args, **kwargs)
         except UsageError as e:
@@ -164,7 +165,7 @@ class TrtBench:
                              f"{type(a).__name__} and {type(b).__name__}")
         workloads = [self._resolve(t, timer=timer, opts=opts, inferences_per_iteration=inferences_per_iteration,
                                    shapes=shapes if is_engine else None, inputs=inputs if is_engine else None)
-                     for t, is_engine in zip((a, b), engines)]
+                     for t, is_engine in zip((a, b), engines, strict=False)]
         target = self._target(name, opts, info)
         expectation = Expectation.from_config(kind, value)
         labels = (_label(a, "a"), _label(b, "b"))

@@ -13,7 +13,8 @@ cannot compute with (non-finite, zero) is ``unreliable`` and fails.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 from .attribution import attribution_text
 from .catch import projection

@@ -13,8 +13,10 @@ median), with a hard cap on time and iterations.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -123,12 +125,12 @@ class Watched:
     monitor's summary is ``state`` after the ``with`` block (None without a
     monitor), taken even when the loop raised."""
 
-    def __init__(self, monitor: StateMonitor | None, window: ContextManager[Any] | None) -> None:
+    def __init__(self, monitor: StateMonitor | None, window: AbstractContextManager[Any] | None) -> None:
         self._monitor = monitor
         self._window = window
         self.state: Any = None
 
-    def __enter__(self) -> "Watched":
+    def __enter__(self) -> Watched:
         if self._monitor is not None:
             self._monitor.start()
         if self._window is not None:
@@ -152,7 +154,7 @@ class Watched:
 
 def measure(workload: Workload, settings: MeasureSettings, monitor: StateMonitor | None = None,
             on_progress: Callable[[float], None] | None = None,
-            window: ContextManager[Any] | None = None) -> Measurement:
+            window: AbstractContextManager[Any] | None = None) -> Measurement:
     """Warm up, then measure until the stopping rule says enough.
 
     ``workload.setup()`` must have been called; the caller owns teardown.

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 #: Relative sd of a fresh process's metric around the long-run value, used
 #: until an entry has a history of its own. Chosen from data (bench/RESULTS.md,

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Generator
+from typing import TYPE_CHECKING, Any
+from collections.abc import Generator
 
 import pytest
 
@@ -137,12 +138,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
-def trt_bench(request: pytest.FixtureRequest) -> "TrtBench":
+def trt_bench(request: pytest.FixtureRequest) -> TrtBench:
     """Measure inference performance and gate it against the test's baseline."""
     return _make_bench(request)
 
 
-def _make_bench(request: pytest.FixtureRequest) -> "TrtBench":
+def _make_bench(request: pytest.FixtureRequest) -> TrtBench:
     """The test's ``TrtBench`` (behind ``trt_bench`` and the compat ``benchmark``)."""
     state = request.config.stash[STATE_KEY]
     request.node.stash[USES_KEY] = True

@@ -8,7 +8,8 @@ Times are milliseconds unless a name says otherwise.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from .load.summary import Serve
 
@@ -66,7 +67,7 @@ class SeriesStats:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "SeriesStats":
+    def from_dict(cls, d: Mapping[str, Any]) -> SeriesStats:
         kw = {f.name: d[f.name] for f in fields(cls)}
         kw["median_ci"] = tuple(kw["median_ci"])
         return cls(**kw)
@@ -85,7 +86,7 @@ class Distribution:
         return {"n": self.n, "quantiles_ms": list(self.quantiles_ms)}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Distribution":
+    def from_dict(cls, d: Mapping[str, Any]) -> Distribution:
         return cls(n=int(d["n"]), quantiles_ms=tuple(float(x) for x in d["quantiles_ms"]))
 
 
@@ -148,7 +149,7 @@ class DeviceState:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "DeviceState":
+    def from_dict(cls, d: Mapping[str, Any]) -> DeviceState:
         kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
         kw["throttle_reasons"] = tuple(kw.get("throttle_reasons", ()))
         kw["flags"] = tuple(kw.get("flags", ()))
@@ -222,7 +223,7 @@ class Verdict:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Verdict":
+    def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
         kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
         if kw.get("ci") is not None:
             kw["ci"] = tuple(kw["ci"])
@@ -265,7 +266,7 @@ class MemoryChange:
                 "status": self.status}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "MemoryChange":
+    def from_dict(cls, d: Mapping[str, Any]) -> MemoryChange:
         return cls(figure=str(d["figure"]), current=int(d["current"]),
                    baseline=None if d.get("baseline") is None else int(d["baseline"]),
                    change=d.get("change"), status=str(d.get("status", "missing")))
@@ -295,7 +296,7 @@ class MemoryVerdict:
                 "message": self.message, "remeasured": self.remeasured}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "MemoryVerdict":
+    def from_dict(cls, d: Mapping[str, Any]) -> MemoryVerdict:
         return cls(status=str(d["status"]), tolerance=d.get("tolerance"),
                    changes=tuple(MemoryChange.from_dict(c) for c in d.get("changes", ())),
                    message=str(d.get("message", "")), remeasured=bool(d.get("remeasured", False)))
@@ -342,7 +343,7 @@ class Side:
                 "config_hash": self.config_hash, "identity": dict(self.identity)}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Side":
+    def from_dict(cls, d: Mapping[str, Any]) -> Side:
         return cls(label=str(d["label"]), kind=str(d["kind"]), latency=SeriesStats.from_dict(d["latency_ms"]),
                    throughput=float(d["throughput"]), distribution=Distribution.from_dict(d["distribution"]),
                    config_hash=str(d["config_hash"]), identity=d.get("identity", {}))
@@ -393,7 +394,7 @@ class Relative:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Relative":
+    def from_dict(cls, d: Mapping[str, Any]) -> Relative:
         return cls(a=Side.from_dict(d["a"]), b=Side.from_dict(d["b"]), metric=str(d["metric"]),
                    ratio=_num(d["ratio"]), ci=(_num(d["ci"][0]), _num(d["ci"][1])), pairs=int(d["pairs"]),
                    bound=float(d["bound"]), expectation=str(d["expectation"]), origin=str(d.get("origin", "compare")),
@@ -492,7 +493,7 @@ class Result:
             return self.throughput
         return float(getattr(self.latency, metric))
 
-    def withheld(self, why: str) -> "Result":
+    def withheld(self, why: str) -> Result:
         """This result when an ``update`` does not write it (``why``: its test
         failed or errored): the ``updated`` verdicts (time and memory) become
         ``not_written``, so no report counts it as updated."""
@@ -539,7 +540,7 @@ class Result:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Result":
+    def from_dict(cls, d: Mapping[str, Any]) -> Result:
         return cls(
             id=d["id"],
             nodeid=d["nodeid"],

@@ -59,7 +59,7 @@ class RevisionStore(BaselineStore):
         self.notes.extend(notes or [])
 
     @classmethod
-    def open(cls, baseline_dir: Path, rev: str) -> "RevisionStore":
+    def open(cls, baseline_dir: Path, rev: str) -> RevisionStore:
         """Extract ``baseline_dir``'s ``*.json`` files at ``rev``. A revision
         that does not exist, a directory outside a git work tree, or a
         revision without baseline files there is one line."""

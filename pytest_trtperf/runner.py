@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Mapping, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .baseline import BaselineStore
 from .config import MeasureOptions, MeasureSettings, Settings
@@ -24,10 +26,10 @@ from .errors import UsageError
 from .fingerprint import Fingerprint, host_fingerprint
 from .gate import judge
 from .gpu.window import measured_window
+from .identity import config_hash
 from .measure import Measurement, measure
 from .memory import MemoryVerdict, judge_memory, measure_and_judge
 from .results import DeviceState, Result, Verdict
-from .identity import config_hash
 from .workload import ChoosingWorkload, ProfiledWorkload, StateMonitor, Workload
 
 R = TypeVar("R")
@@ -162,7 +164,7 @@ class GpuSide(Protocol):
         """``off``, ``sm=1980`` ... for the fingerprint."""
         ...
 
-    def measurement_lock(self) -> ContextManager[Any]:
+    def measurement_lock(self) -> AbstractContextManager[Any]:
         """Held around each measured window (GPUs shared by xdist workers)."""
         ...
 

@@ -47,7 +47,7 @@ class SessionState:
     _references: ReferencePool | None = field(default=None, repr=False)
 
     @classmethod
-    def create(cls, settings: Settings, *, is_controller: bool) -> "SessionState":
+    def create(cls, settings: Settings, *, is_controller: bool) -> SessionState:
         return cls(settings=settings, is_controller=is_controller)
 
     @property
@@ -66,7 +66,7 @@ class SessionState:
                                             root=self.settings.rootdir)
         return self._store
 
-    def references(self) -> "ReferencePool":
+    def references(self) -> ReferencePool:
         """The reference processes of ``--trt-ab``, started on first need."""
         if self._references is None:
             from .relative.side_by_side import make_pool

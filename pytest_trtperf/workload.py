@@ -9,7 +9,8 @@ and synchronise once, so the Python loop stays out of the measured time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
 
 if TYPE_CHECKING:  # numpy is loaded by whoever makes a Batch, not by loading the plugin
     import numpy as np

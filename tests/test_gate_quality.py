@@ -21,7 +21,7 @@ import json
 import subprocess
 import sys
 import textwrap
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 

@@ -217,7 +217,7 @@ def test_sharing_serialises_measured_windows_per_gpu(pytester, fake) -> None:
     assert set(windows) <= {uuid(mod, 0), uuid(mod, 1)}
     for spans in windows.values():
         spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:]):
+        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
             assert start >= end, f"overlapping windows on one GPU: {spans}"
 
 

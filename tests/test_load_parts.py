@@ -162,7 +162,7 @@ def test_search_brackets_the_knee_within_its_precision(start: float) -> None:
     lo, hi = search.bracket
     assert lo <= knee < hi and hi / lo - 1 <= 0.02
     assert search.steps == len(points) == len(tried) <= 30
-    assert all((r <= knee) == p.meets for r, p in zip(tried, points))
+    assert all((r <= knee) == p.meets for r, p in zip(tried, points, strict=False))
 
 
 def test_search_is_bounded_and_says_why_it_stopped() -> None:

@@ -47,7 +47,7 @@ def _mean(lam: float) -> q.Theory:
     return lambda es, es2: q.mg1_mean(lam, es, es2)
 
 
-def _quantile(lam: float) -> "q.Callable[[float], q.Theory]":
+def _quantile(lam: float) -> q.Callable[[float], q.Theory]:
     """M/M/1 response quantile -ln(1 - p)/(mu - lambda) = -ln(1 - p) x the mean
     response (p99: ln(100)/(mu - lambda))."""
     return lambda p: lambda es, es2: -math.log1p(-p) * q.mg1_mean(lam, es, es2)

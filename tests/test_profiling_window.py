@@ -13,7 +13,7 @@ import sys
 import textwrap
 import warnings
 from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -132,7 +132,7 @@ def test_interleaved_window_holds_every_measured_block_and_no_warm_up(fixed: boo
     assert sum(tag == "a" for tag, _, _ in measured) == il.a.iterations
     assert sum(tag == "b" for tag, _, _ in measured) == il.b.iterations
     assert len(inside) - len(measured) == sum(il.lead_ins) and min(il.lead_ins) >= il.pairs  # one or more per block
-    for before, after in zip(inside, inside[1:]):
+    for before, after in zip(inside, inside[1:], strict=False):
         if before[2] is None:
             assert after[0] == before[0], (before, after)  # a lead-in leads into its own side
     if fixed:

@@ -113,7 +113,7 @@ def test_history_plot_has_a_tolerance_band_and_a_sane_y_range() -> None:
 
     commits = [history.Commit(f"{i:040x}", 1_700_000_000 + i, f"c{i}") for i in range(40)]
     wiggle = [0.006142 * (1 + 0.02 * (i % 2)) for i in range(40)]  # a 2% wiggle around 6.1 us
-    s = history.Series("dc", "t.py::x", tuple(history.Point(c, m, None, 100) for c, m in zip(commits, wiggle)))
+    s = history.Series("dc", "t.py::x", tuple(history.Point(c, m, None, 100) for c, m in zip(commits, wiggle, strict=False)))
     fig = history.series_figure(Figure, s, tolerance=0.05)
     ax = fig.axes[0]
     lo, hi = ax.get_ylim()

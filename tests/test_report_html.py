@@ -104,7 +104,7 @@ def test_report_from_a_real_run(pytester: pytest.Pytester) -> None:
     statuses = [s["attrs"]["data-status"] for s in page.sections]
     assert statuses == ["regression", "pass", "pass"]
     ids = ["test_perf.py::test_hash", "test_perf.py::test_sweep::n20000", "test_perf.py::test_sweep::n60000"]
-    for section, rid in zip(page.sections, ids):
+    for section, rid in zip(page.sections, ids, strict=False):
         text = "".join(section["text"])
         assert rid in text and "baseline from" in text
         (plot,) = section["imgs"]  # host workload: the distribution only, no GPU timeline

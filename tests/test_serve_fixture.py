@@ -241,6 +241,6 @@ def test_exp(trt_bench):
     s = doc["series"]
     assert doc["mode"] == "serve" and doc["requests"] == len(s["scheduled"]) == len(s["latency"]) >= 40
     # latency is completion minus scheduled arrival, and never shorter than the service it contains
-    for sched, start, done, lat in zip(s["scheduled"], s["start"], s["done"], s["latency"]):
+    for sched, start, done, lat in zip(s["scheduled"], s["start"], s["done"], s["latency"], strict=False):
         assert lat == pytest.approx(done - sched, abs=2e-6) and start >= sched - 1e-6 and done - start >= 0.9
     assert doc["measured"].count(False) == sum(1 for t in s["scheduled"] if t < 200.0)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -260,7 +260,7 @@ def test_two_sessions_at_once_and_xdist_workers_each_have_their_own(repo: pytest
                               cwd=repo.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i in range(2)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
-    for p, text in zip(procs, outs):
+    for p, text in zip(procs, outs, strict=False):
         assert p.returncode == 0, text
     for i in range(2):
         got = results(repo.path / f"s{i}.json")

@@ -25,7 +25,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from ..baseline import BaselineEntry
 from ..config import MeasureOptions, TrtOptions

@@ -18,7 +18,8 @@ calls whole is a fair comparison.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 #: Largest share of a block's calls that may have been cut by a return to the
 #: CPU (time slices / calls) for its median to be the code's: the half at
@@ -73,9 +74,9 @@ def cut_shares(slices: Sequence[int | None], blocks: Sequence[tuple[int, float]]
     last = list(slices)[-len(blocks):] if blocks else []
     if len(last) != len(blocks):
         return [None] * len(blocks)
-    return [min(max(k - 1, 0) / n, 1.0) if k is not None and n > 0 else None for k, (n, _) in zip(last, blocks)]
+    return [min(max(k - 1, 0) / n, 1.0) if k is not None and n > 0 else None for k, (n, _) in zip(last, blocks, strict=False)]
 
 
 def fair_pairs(a: Sequence[float | None], b: Sequence[float | None]) -> list[bool]:
     """Which pairs compare like with like (unknown counts as fair)."""
-    return [(sa is None or sa <= MAX_CUT) and (sb is None or sb <= MAX_CUT) for sa, sb in zip(a, b)]
+    return [(sa is None or sa <= MAX_CUT) and (sb is None or sb <= MAX_CUT) for sa, sb in zip(a, b, strict=False)]

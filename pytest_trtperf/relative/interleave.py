@@ -41,18 +41,20 @@ before its range, inside the window.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 import contextlib
-from typing import Any, Callable, ContextManager
+import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..config import MeasureSettings
 from ..measure import Measurement, Watched, progress_fraction, stop_reason, warm_up
-from .paired import block_value, ratio_ci_rel_width
 from ..timers import REAL
 from ..workload import Batch, StateMonitor, Workload
+from .paired import block_value, ratio_ci_rel_width
 
 #: Seconds per block: short next to the drift interleaving must cancel (the
 #: GPU power-cap controller moves over ~1 s, load bursts on a shared CPU over
@@ -176,8 +178,8 @@ class _Side:
 def measure_interleaved(a: Workload, b: Workload, settings: MeasureSettings, *, metric: str = "median",
                         monitor: StateMonitor | None = None, on_progress: Callable[[float], None] | None = None,
                         block_s: float = BLOCK_S, min_pairs: int = MIN_PAIRS,
-                        window: ContextManager[Any] | None = None,
-                        block: Callable[[str], ContextManager[Any]] | None = None,
+                        window: AbstractContextManager[Any] | None = None,
+                        block: Callable[[str], AbstractContextManager[Any]] | None = None,
                         lead_in_fraction: float = LEAD_IN_FRACTION) -> Interleaved:
     """Warm up both sides, then measure them in alternating blocks until the
     paired ratio of ``metric`` is tight (or a cap or fixed stop is reached).

@@ -16,7 +16,8 @@ import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ..config import MeasureOptions, MeasureSettings
 from ..errors import UsageError
@@ -47,7 +48,7 @@ class Expectation:
     rule: str = field(default="", compare=False)
 
     @classmethod
-    def from_config(cls, kind: str, value: float) -> "Expectation":
+    def from_config(cls, kind: str, value: float) -> Expectation:
         """From ``config.expectation``: ``("max_slowdown", 0.03)`` or ``("min_speedup", 1.5)``."""
         if kind == "max_slowdown":
             return cls(bound=1.0 + value, text=f"b at most {_pct(value)} slower than a",

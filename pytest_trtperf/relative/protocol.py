@@ -26,7 +26,8 @@ import base64
 import json
 import select
 import socket
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
 
 from ..timers import REAL
 
@@ -114,12 +115,12 @@ def unpack_array(text: Any) -> Any:
     return np.frombuffer(base64.b64decode(text), dtype="<f8").astype(np.float64)
 
 
-def pack_batch(batch: "Batch") -> dict[str, Any]:
+def pack_batch(batch: Batch) -> dict[str, Any]:
     return {"op": "batch", "latency": pack_array(batch.latency_s), "wall_s": float(batch.wall_s),
             "extra": {k: pack_array(v) for k, v in batch.extra.items()}}
 
 
-def unpack_batch(msg: Mapping[str, Any]) -> "Batch":
+def unpack_batch(msg: Mapping[str, Any]) -> Batch:
     from ..workload import Batch
 
     extra = msg.get("extra") or {}

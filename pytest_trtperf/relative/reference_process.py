@@ -33,7 +33,8 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from ..timers import REAL
 from .gitfiles import Unavailable
@@ -118,7 +119,7 @@ class RemoteWorkload:
     :class:`~pytest_trtperf.workload.Workload`: ``run(n)`` asks for one
     block there and waits for its timings (the two processes take turns)."""
 
-    process: "ReferenceProcess"
+    process: ReferenceProcess
     kind: str
     inferences_per_iteration: int
     _identity: Mapping[str, Any]
@@ -153,7 +154,7 @@ class RemoteWorkload:
 @dataclass
 class ReferenceProcess:
     spec: ReferenceSpec
-    proc: "subprocess.Popen[Any]"
+    proc: subprocess.Popen[Any]
     channel: Channel
     log: Path
     scratch: Path
@@ -172,7 +173,7 @@ class ReferenceProcess:
 
     # -- starting ---------------------------------------------------------------
     @classmethod
-    def start(cls, spec: ReferenceSpec) -> "ReferenceProcess":
+    def start(cls, spec: ReferenceSpec) -> ReferenceProcess:
         """Worktree, setup command, process, hello; :class:`Unavailable` with the cause."""
         top = tree = None
         worktree = None
@@ -199,7 +200,7 @@ class ReferenceProcess:
 
     @classmethod
     def _spawn(cls, spec: ReferenceSpec, *, cwd: Path, top: Path | None, worktree: Worktree | None,
-               commit: str | None) -> "ReferenceProcess":
+               commit: str | None) -> ReferenceProcess:
         import pytest_trtperf
 
         scratch = Path(tempfile.mkdtemp(prefix="trtperf-ref-"))

@@ -20,7 +20,8 @@ import platform
 import socket
 import subprocess
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from .protocol import FD_ENV, VERSION, Channel, ChannelClosed, pack_batch
 from .cpu_slices import time_slices

@@ -36,7 +36,8 @@ import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from ..config import AbSettings, MeasureOptions
 from ..gate import verdict_flags

@@ -108,7 +108,7 @@ class Worktree:
     path: Path
 
     @classmethod
-    def create(cls, top: Path, commit: str) -> "Worktree":
+    def create(cls, top: Path, commit: str) -> Worktree:
         scratch = Path(tempfile.mkdtemp(prefix=PREFIX))
         try:
             (scratch / OWNER).write_text(json.dumps({"pid": os.getpid(), "repository": str(top)}))

@@ -18,7 +18,8 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from ..files import atomic_write
 from ..results import Result

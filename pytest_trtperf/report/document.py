@@ -16,7 +16,8 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ..errors import UsageError
 from ..files import UnreadableFile, read_regular_file

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 from ..errors import UsageError
 from ..files import atomic_write
@@ -157,7 +158,7 @@ def export_interleaved(directory: Path, result: Any, interleaved: Any, workloads
     written = []
     sides = ((interleaved.a, interleaved.a_blocks, workloads[0], getattr(rel, "a", None)),
              (interleaved.b, interleaved.b_blocks, workloads[1], getattr(rel, "b", None)))
-    for side, (measurement, blocks, workload, described) in zip(SIDES, sides):
+    for side, (measurement, blocks, workload, described) in zip(SIDES, sides, strict=False):
         doc = samples_document(result, measurement)
         doc.update({
             "side": side,

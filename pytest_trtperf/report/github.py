@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from . import grouping, memory_rows, units
 from .format import fmt_change, message_safe, no_controls

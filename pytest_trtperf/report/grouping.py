@@ -11,7 +11,8 @@ by commas, make one label of their parts.
 
 from __future__ import annotations
 
-from typing import Sequence, TypeVar
+from typing import TypeVar
+from collections.abc import Sequence
 
 from ..identity import plain_nodeid
 

@@ -17,7 +17,8 @@ import math
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import UsageError
@@ -61,7 +62,7 @@ class Series:
 
     @property
     def largest_step(self) -> float | None:
-        steps = [b.median_ms / a.median_ms - 1.0 for a, b in zip(self.points, self.points[1:]) if a.median_ms > 0]
+        steps = [b.median_ms / a.median_ms - 1.0 for a, b in zip(self.points, self.points[1:], strict=False) if a.median_ms > 0]
         return max(steps, key=abs) if steps else None
 
     def creep(self, tolerance: float) -> bool:

@@ -21,7 +21,8 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from .. import __version__
 from ..attribution import most_changed
@@ -243,7 +244,7 @@ def timeline_figure(Figure: Callable[..., Any], timeline: Sequence[Sequence[floa
     axes = fig.subplots(3, 1, sharex=True)
     groups = [[(1, "SM clock"), (2, "memory clock")], [(3, "power")], [(4, "temperature")]]
     units = ["MHz", "W", "\u00b0C"]
-    for ax, group, unit in zip(axes, groups, units):
+    for ax, group, unit in zip(axes, groups, units, strict=False):
         for col, label in group:
             ax.plot(t, [p[col] for p in timeline], lw=1.5, label=label)
         ax.set_ylabel(unit, fontsize=8)

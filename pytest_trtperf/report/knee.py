@@ -9,7 +9,8 @@ only the table is shown), the same way as its other pictures.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from ..load.summary import RatePoint, Serve, Slo
 from .format import no_controls

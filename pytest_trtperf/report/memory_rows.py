@@ -9,7 +9,7 @@ always the memory gate's figures.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from ..memory import FIGURES, SHORT, MemoryVerdict, overall_status
 from ..results import Result

@@ -23,7 +23,8 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from ..identity import file_stem, plain_nodeid
 from ..results import Result

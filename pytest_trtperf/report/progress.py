@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Callable, Protocol, TextIO
+from typing import Any, Protocol, TextIO
+from collections.abc import Callable
 
 from .format import log_safe
 from ..timers import REAL
@@ -160,7 +161,7 @@ class Progress:
             else:
                 self.sink.line(final)
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -3,7 +3,7 @@ result (rate, percentiles with their bounds, queue, SLO, sustainable rate)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..load.summary import RatePoint, Serve
 from ..results import Result

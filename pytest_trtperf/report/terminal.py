@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 from .. import __version__
 from ..baseline import dumps
@@ -197,7 +198,7 @@ def format_table(results: Sequence[Result], *, width: int = DEFAULT_WIDTH, micro
         wrapped[id(row)] = _wrap(row[-1], flag_width)
         row[-1] = wrapped[id(row)][0]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(HEADER)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()  # noqa: E731
     out = [line(HEADER), line(["-" * w for w in widths])]
     for lbl, block in parts:
         if labelled:

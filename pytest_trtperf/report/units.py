@@ -24,7 +24,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 #: (name, units per millisecond), smallest unit first.
 UNITS = (("ns", 1e6), ("us", 1e3), ("ms", 1.0), ("s", 1e-3))

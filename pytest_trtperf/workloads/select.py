@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from ..config import MeasureOptions
 from ..errors import UsageError
