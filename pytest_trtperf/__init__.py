@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import BackendUnavailable, TrtPerfError, UsageError
+from pytest_trtperf.errors import BackendUnavailable, TrtPerfError, UsageError
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .results import DeviceState, Distribution, Result, SeriesStats, Verdict
-    from .workload import Batch, Workload
+    from pytest_trtperf.results import DeviceState, Distribution, Result, SeriesStats, Verdict
+    from pytest_trtperf.workload import Batch, Workload
 
 #: Public name -> the module that defines it.
 _LAZY = {

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Mapping
 
-from .errors import UsageError
+from pytest_trtperf.errors import UsageError
 
 BASELINE_MODES = ("compare", "update", "off")
 #: ``--trt-baseline-loaded``: what an update does with a window still loaded after the wait and re-measure.
@@ -835,7 +835,7 @@ class AbSettings:
 
     @classmethod
     def read(cls, r: _Reader, *, baseline_mode: str, disabled: bool, trt: TrtOptions) -> AbSettings:
-        from .relative.protocol import FD_ENV
+        from pytest_trtperf.relative.protocol import FD_ENV
 
         fd_text = os.environ.get(FD_ENV, "").strip()
         if fd_text:  # a reference process: it serves, it never starts another
@@ -894,7 +894,7 @@ def _usable_outputs(outputs: tuple[tuple[str, Path | None], ...]) -> None:
     """Outputs written at session end: a usage error, before anything runs,
     for one that is not a regular file (``files.output_problem``) or that two
     options name (the last writer silently won)."""
-    from .files import distinct_outputs
+    from pytest_trtperf.files import distinct_outputs
 
     distinct_outputs((f"{flag}={path}", path) for flag, path in outputs if path is not None)
 
@@ -909,7 +909,7 @@ def _not_a_baseline_file(baseline_dir: Path, outputs: tuple[tuple[str, Path | No
     for flag, path in outputs:
         if path is None or Path(os.path.realpath(path)).parent != real_dir:
             continue
-        from .baseline import foreign_reason, owned_name
+        from pytest_trtperf.baseline import foreign_reason, owned_name
 
         target = Path(os.path.realpath(path))
         if owned_name(target) or (target.is_file() and foreign_reason(target) is None):
@@ -1210,9 +1210,9 @@ SERVE_WARMUP_SHARE = 0.2
 def serve_plan(args: Mapping[str, Any], *, where: str) -> Any:
     """A checked ``load.serve.ServePlan`` from serve keywords (marker defaults
     merged under the call's). One line naming ``where`` on bad input."""
-    from .load.arrivals import ARRIVALS, check_trace
-    from .load.serve import ServePlan
-    from .load.summary import Slo
+    from pytest_trtperf.load.arrivals import ARRIVALS, check_trace
+    from pytest_trtperf.load.serve import ServePlan
+    from pytest_trtperf.load.summary import Slo
 
     unknown = sorted(set(args) - set(SERVE_ARGS))
     if unknown:

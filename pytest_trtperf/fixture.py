@@ -18,16 +18,16 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from .config import (AB_BASELINE, MeasureOptions, escape_text, expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides)
-from .errors import BackendUnavailable, UsageError, cause_first
-from .identity import result_id
-from .report import progress
-from .report.format import log_safe, message_safe
-from .results import Result
-from .runner import RegressionCheck, Runner, Target
-from .session import SessionState
-from .workload import Workload
-from .workloads.select import for_callable, last_value
+from pytest_trtperf.config import AB_BASELINE, MeasureOptions, escape_text, expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides
+from pytest_trtperf.errors import BackendUnavailable, UsageError, cause_first
+from pytest_trtperf.identity import result_id
+from pytest_trtperf.report import progress
+from pytest_trtperf.report.format import log_safe, message_safe
+from pytest_trtperf.results import Result
+from pytest_trtperf.runner import RegressionCheck, Runner, Target
+from pytest_trtperf.session import SessionState
+from pytest_trtperf.workload import Workload
+from pytest_trtperf.workloads.select import for_callable, last_value
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -148,7 +148,7 @@ class TrtBench:
         ``pairs``) the blocks are open-loop runs on the same schedule and the
         ratio is of the SLO's percentile (p99 without an SLO).
         """
-        from .relative.policy import Expectation, run_relative
+        from pytest_trtperf.relative.policy import Expectation, run_relative
 
         where = f"{self._item.nodeid}: trt_bench.compare()"
         name = measurement_name(name, where=where)
@@ -172,7 +172,7 @@ class TrtBench:
         # --trt-disable, or a reference process (--trt-ab: the judging session runs compare() itself):
         # each side once, untimed, not reported.
         if self._state.settings.disabled or self._state.server is not None:
-            from .disabled import run_pair_once
+            from pytest_trtperf.disabled import run_pair_once
 
             once = run_pair_once(workloads[0], workloads[1], rid=target.id, nodeid=target.nodeid, name=name,
                                  location=target.location, fingerprint=self._runner.fingerprint(workloads[1]),
@@ -224,8 +224,8 @@ class TrtBench:
         kwargs)``), ``teardown(*args, **kwargs)`` after it. Returns what
         ``target`` returned last. Measured, baselined and gated like
         :meth:`measure`; the rounds are the samples."""
-        from .config import pedantic_options
-        from .workloads.rounds import RoundsWorkload
+        from pytest_trtperf.config import pedantic_options
+        from pytest_trtperf.workloads.rounds import RoundsWorkload
 
         where = f"{self._item.nodeid}: trt_bench.pedantic()"
         for label, fn in (("target", target), ("setup", setup), ("teardown", teardown)):
@@ -255,7 +255,7 @@ class TrtBench:
         engine = self._trt().engine_from_marker(marker, where=self._item.nodeid, options=self._state.settings.trt,
                                                 progress=self._progress, base_dir=self._item.path.parent)
         if opts.ab_confirm:
-            from .trt.spec import EngineSpec
+            from pytest_trtperf.trt.spec import EngineSpec
 
             self._specs.append((engine, EngineSpec.from_marker(marker, self._item.nodeid, self._item.path.parent)))
         workload = self._engine_workload(engine, shapes=shapes, inputs=inputs, opts=opts)
@@ -283,9 +283,9 @@ class TrtBench:
         ``precision=``; defaults come from ``@pytest.mark.trt_serve``. Other
         keywords are ``trt_perf`` options (``tolerance=``, ...).
         """
-        from .config import SERVE_ARGS, serve_overrides, serve_plan
-        from .load.metrics import sustainable_name
-        from .load.policy import serve as serve_gated
+        from pytest_trtperf.config import SERVE_ARGS, serve_overrides, serve_plan
+        from pytest_trtperf.load.metrics import sustainable_name
+        from pytest_trtperf.load.policy import serve as serve_gated
 
         where = f"{self._item.nodeid}: trt_bench.serve()"
         name = measurement_name(name, where=where)
@@ -314,8 +314,8 @@ class TrtBench:
                         timer: str, shapes: Any, inputs: Any, opts: MeasureOptions, info: Mapping[str, Any],
                         where: str) -> Result:
         """``compare(a, b, serve={...})``: both sides served in alternating blocks (``load.relative``)."""
-        from .config import parse_number, serve_overrides, serve_plan
-        from .load.relative import DEFAULT_PAIRS, serve_pair
+        from pytest_trtperf.config import parse_number, serve_overrides, serve_plan
+        from pytest_trtperf.load.relative import DEFAULT_PAIRS, serve_pair
 
         if not isinstance(serve, Mapping):
             raise UsageError(f"{where}: serve={type(serve).__name__} must be a dict of serve arguments, e.g. "
@@ -343,7 +343,7 @@ class TrtBench:
     def _slots(self, target: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None, *, timer: str,
                shapes: Any, inputs: Any, opts: MeasureOptions, count: int, where: str) -> Any:
         """The execution slots for a serve target (``load.slots``)."""
-        from .load import slots
+        from pytest_trtperf.load import slots
 
         engine = target
         if target is None:
@@ -356,7 +356,7 @@ class TrtBench:
         if hasattr(engine, "__trtperf_engine__"):
             if args or kwargs:
                 raise UsageError(f"{where}: an engine takes no arguments (it takes shapes= and inputs=)")
-            from .workloads.tensorrt import make_workload
+            from pytest_trtperf.workloads.tensorrt import make_workload
 
             workload = make_workload(engine, shapes=shapes, inputs=inputs, options=opts, mode="throughput",
                                      streams=count, cuda_graph=False)
@@ -367,8 +367,8 @@ class TrtBench:
 
     def _serve_once(self, slots: Any, target: Target, opts: MeasureOptions) -> Result:
         """``--trt-disable``: each slot runs one request, untimed; verdict ``off``."""
-        from .disabled import run_once
-        from .workloads.host import HostWorkload
+        from pytest_trtperf.disabled import run_once
+        from pytest_trtperf.workloads.host import HostWorkload
 
         slots.setup()
         try:
@@ -387,7 +387,7 @@ class TrtBench:
         engine = self._trt().engine_from_kwargs(onnx=onnx, where=self._item.nodeid, options=self._state.settings.trt,
                                                 progress=self._progress, rootdir=str(self._item.path.parent), **kwargs)
         if onnx is not None or kwargs.get("onnx") is not None:
-            from .trt.spec import EngineSpec
+            from pytest_trtperf.trt.spec import EngineSpec
 
             spec_kw = dict(kwargs)
             if onnx is not None:
@@ -411,7 +411,7 @@ class TrtBench:
 
     def _trt(self) -> Any:
         try:
-            from .trt import api
+            from pytest_trtperf.trt import api
         except ImportError as e:  # pragma: no cover - only while trt/ is absent
             raise BackendUnavailable(f"TensorRT support is not available ({e})") from None
         return api
@@ -442,7 +442,7 @@ class TrtBench:
                             where=f"{self._item.nodeid}: trt_bench.measure()", args=args, kwargs=kwargs)
 
     def _engine_workload(self, engine: Any, *, shapes: Any, inputs: Any, opts: MeasureOptions) -> Workload:
-        from .workloads.tensorrt import make_workload
+        from pytest_trtperf.workloads.tensorrt import make_workload
 
         return make_workload(engine, shapes=shapes, inputs=inputs, options=opts,
                                          profile_layers=self._state.settings.trt.profile_layers,
@@ -478,10 +478,10 @@ class TrtBench:
             ab = self._state.settings.ab
             if not (ab.active and ab.rev == AB_BASELINE):
                 return None
-            from .relative.side_by_side import SideBySideConfirm
+            from pytest_trtperf.relative.side_by_side import SideBySideConfirm
 
             return SideBySideConfirm(self._runner, self._state.references(), label=self._item.name)
-        from .relative.ab_confirm import AbConfirm
+        from pytest_trtperf.relative.ab_confirm import AbConfirm
 
         return AbConfirm(runner=self._runner, spec=spec, trt_options=self._state.settings.trt,
                          make_workload=lambda h: self._engine_workload(h, shapes=shapes, inputs=inputs, opts=opts),
@@ -492,7 +492,7 @@ class TrtBench:
         target = self._target(name, opts, extra_info)
         extra_info = {**self._shared_info(), **extra_info}
         if self._state.server is not None:  # a reference process (--trt-ab): served, not judged, not reported
-            from .relative.serve import served_result
+            from pytest_trtperf.relative.serve import served_result
 
             result = served_result(self._state.server, workload, rid=target.id, nodeid=target.nodeid, name=name,
                                    location=target.location, fingerprint=self._runner.fingerprint(workload),
@@ -500,7 +500,7 @@ class TrtBench:
             return self._labelled(result, workload, opts, extra_info)
         ab = self._state.settings.ab
         if ab.every_test and not self._state.settings.disabled:
-            from .relative.side_by_side import SideBySide
+            from pytest_trtperf.relative.side_by_side import SideBySide
 
             result = SideBySide(self._runner, self._state.references(), ab.rev).run(
                 workload, target, opts, label=name or self._item.name)
@@ -512,7 +512,7 @@ class TrtBench:
             self.results.append(result)
             return result
         if self._state.settings.disabled:  # --trt-disable: once, untimed, not reported
-            from .disabled import run_once
+            from pytest_trtperf.disabled import run_once
 
             result = run_once(workload, rid=target.id, nodeid=target.nodeid, name=name, location=target.location,
                               fingerprint=self._runner.fingerprint(workload), metric=opts.metric,
@@ -575,7 +575,7 @@ class TrtBench:
         directory = self._state.settings.export_dir
         if directory is None:
             return
-        from .report import exports
+        from pytest_trtperf.report import exports
 
         try:
             write(exports, Path(directory))
@@ -586,7 +586,7 @@ class TrtBench:
     def _with_profile_command(self, result: Result) -> Result:
         """A failed or incomparable GPU result's message ends with the nsys
         command that profiles just this test."""
-        from .report import nsight
+        from pytest_trtperf.report import nsight
 
         if not nsight.wants_command(result):
             return result
@@ -636,7 +636,7 @@ class TrtBench:
 
 def _split_command(message: str) -> tuple[str, str]:
     """(message, profile command suffix): the command stays last."""
-    from .report.nsight import PREFIX
+    from pytest_trtperf.report.nsight import PREFIX
 
     head, sep, tail = message.rpartition(PREFIX)
     return (head, sep + tail) if sep else (message, "")

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import MeasureSettings
-from .stats import median_ci_rel_width
-from .timers import REAL
-from .workload import Batch, StateMonitor, Workload
+from pytest_trtperf.config import MeasureSettings
+from pytest_trtperf.stats import median_ci_rel_width
+from pytest_trtperf.timers import REAL
+from pytest_trtperf.workload import Batch, StateMonitor, Workload
 
 #: Why a measurement stopped.
 STOP_REASONS = ("converged", "max_time", "max_iterations", "iterations", "duration")

@@ -31,12 +31,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .report.format import fmt_bytes, fmt_change
-from .results import FIGURES, MemoryChange, MemoryVerdict, Verdict, figures_from_json
-from .timers import REAL
+from pytest_trtperf.report.format import fmt_bytes, fmt_change
+from pytest_trtperf.results import FIGURES, MemoryChange, MemoryVerdict, Verdict, figures_from_json
+from pytest_trtperf.timers import REAL
 
 if TYPE_CHECKING:
-    from .baseline import BaselineEntry
+    from pytest_trtperf.baseline import BaselineEntry
 
 #: The figures the gate judges; the others are recorded, never failed.
 GATED = ("host_peak_bytes", "device_peak_bytes")

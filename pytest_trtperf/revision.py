@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .baseline import MAX_FILE_BYTES, BaselineFile, BaselineStore, foreign_reason, read_file
-from .errors import BaselineFileError, UsageError
-from .fingerprint import slug
+from pytest_trtperf.baseline import MAX_FILE_BYTES, BaselineFile, BaselineStore, foreign_reason, read_file
+from pytest_trtperf.errors import BaselineFileError, UsageError
+from pytest_trtperf.fingerprint import slug
 
 #: Seconds one git command may take (a huge repository on a slow disk).
 GIT_TIMEOUT_S = 60.0

@@ -7,13 +7,13 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .config import Settings
+from pytest_trtperf.config import Settings
 
 if TYPE_CHECKING:
-    from .baseline import BaselineStore
-    from .relative.reference_process import ReferencePool
-    from .results import Result
-    from .runner import GpuSide
+    from pytest_trtperf.baseline import BaselineStore
+    from pytest_trtperf.relative.reference_process import ReferencePool
+    from pytest_trtperf.results import Result
+    from pytest_trtperf.runner import GpuSide
 
 
 @dataclass
@@ -56,11 +56,11 @@ class SessionState:
         nothing never loads the baseline code)."""
         if self._store is None:
             if self.settings.compare_rev is not None:
-                from .revision import RevisionStore
+                from pytest_trtperf.revision import RevisionStore
 
                 self._store = RevisionStore.open(self.settings.baseline_dir, self.settings.compare_rev)
             else:
-                from .baseline import BaselineStore
+                from pytest_trtperf.baseline import BaselineStore
 
                 self._store = BaselineStore(self.settings.baseline_dir, lock_timeout_s=self.settings.lock_timeout_s,
                                             root=self.settings.rootdir)
@@ -69,9 +69,9 @@ class SessionState:
     def references(self) -> ReferencePool:
         """The reference processes of ``--trt-ab``, started on first need."""
         if self._references is None:
-            from .relative.side_by_side import make_pool
+            from pytest_trtperf.relative.side_by_side import make_pool
 
-            from .gpu.session import GpuSessionPlugin
+            from pytest_trtperf.gpu.session import GpuSessionPlugin
 
             gpu = self.gpu  # its NVML monitor counts the reference as this session's, not another process
             self._references = make_pool(self.settings.ab, self.settings.rootdir, lambda: self.perf_files,

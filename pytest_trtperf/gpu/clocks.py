@@ -27,11 +27,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import nvml
-from ..config import LockSpec
-from ..errors import BackendUnavailable, UsageError
-from ..files import UnreadableFile, atomic_write, ignore_in_git, process_alive, read_regular_file
-from .pinning import VisibleGpu, device_for_entry
+from pytest_trtperf.gpu import nvml
+from pytest_trtperf.config import LockSpec
+from pytest_trtperf.errors import BackendUnavailable, UsageError
+from pytest_trtperf.files import UnreadableFile, atomic_write, ignore_in_git, process_alive, read_regular_file
+from pytest_trtperf.gpu.pinning import VisibleGpu, device_for_entry
 
 STATE_PREFIX = "clocks-"
 

@@ -23,7 +23,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..errors import BackendUnavailable, TrtPerfError
+from pytest_trtperf.errors import BackendUnavailable, TrtPerfError
 
 INSTALL_HINT = "pip install 'pytest-trtperf[gpu]'"
 
@@ -459,7 +459,7 @@ def _capture_mode(mode: str) -> Any:
         "relaxed": m.cudaStreamCaptureModeRelaxed,
     }
     if mode not in table:
-        from ..errors import UsageError
+        from pytest_trtperf.errors import UsageError
 
         raise UsageError(f"capture mode {mode!r} is not one of {', '.join(CAPTURE_MODES)}")
     return table[mode]

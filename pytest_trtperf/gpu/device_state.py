@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import nvml
-from .pinning import resolve_cuda_device
-from ..errors import BackendUnavailable
-from ..results import DeviceState
-from ..timers import REAL
+from pytest_trtperf.gpu import nvml
+from pytest_trtperf.gpu.pinning import resolve_cuda_device
+from pytest_trtperf.errors import BackendUnavailable
+from pytest_trtperf.results import DeviceState
+from pytest_trtperf.timers import REAL
 
 #: Read the process list every this many samples (plus at start and stop).
 PROCESS_EVERY = 25

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import cuda
-from ..fingerprint import Fingerprint, gpu_fingerprint
+from pytest_trtperf.gpu import cuda
+from pytest_trtperf.fingerprint import Fingerprint, gpu_fingerprint
 
 
 def library_line(identity: Mapping[str, Any]) -> str | None:
@@ -23,7 +23,7 @@ def library_line(identity: Mapping[str, Any]) -> str | None:
 
 def _nvml_driver() -> str | None:
     try:
-        from . import nvml
+        from pytest_trtperf.gpu import nvml
 
         return str(nvml.driver_version())
     except Exception:  # noqa: BLE001 - the driver version is informative only

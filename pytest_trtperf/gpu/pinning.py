@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import nvml
-from ..files import ignore_in_git
-from ..errors import BackendUnavailable, UsageError
+from pytest_trtperf.gpu import nvml
+from pytest_trtperf.files import ignore_in_git
+from pytest_trtperf.errors import BackendUnavailable, UsageError
 
 try:  # POSIX; elsewhere sharing runs unserialised
     import fcntl

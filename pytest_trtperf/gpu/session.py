@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..config import GpuSettings
-from ..errors import BackendUnavailable, UsageError
+from pytest_trtperf.config import GpuSettings
+from pytest_trtperf.errors import BackendUnavailable, UsageError
 
 if TYPE_CHECKING:  # loaded when a GPU is used, not when pytest loads the plugin
-    from .clocks import ClockController, LockOutcome, RestoreGuard
-    from .device_state import DeviceStateSampler
-    from .pinning import GpuLock, VisibleGpu
+    from pytest_trtperf.gpu.clocks import ClockController, LockOutcome, RestoreGuard
+    from pytest_trtperf.gpu.device_state import DeviceStateSampler
+    from pytest_trtperf.gpu.pinning import GpuLock, VisibleGpu
 
 PLUGIN_NAME = "trtperf-gpu"
 EARLY_PLUGIN_NAME = "trtperf-gpu-early"
@@ -44,7 +44,7 @@ class AutoWorkersHook:
     def pytest_xdist_auto_num_workers(self, config: pytest.Config) -> int | None:
         if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
             return None  # the user's explicit choice wins (xdist reads it)
-        from . import nvml, pinning
+        from pytest_trtperf.gpu import nvml, pinning
 
         try:
             with nvml.session():
@@ -98,8 +98,8 @@ class GpuSessionPlugin:
         info = workerinput.get(WORKERINPUT_KEY)
         if not info:
             return
-        from . import pinning
-        from .clocks import LockOutcome
+        from pytest_trtperf.gpu import pinning
+        from pytest_trtperf.gpu.clocks import LockOutcome
 
         self.assignment = pinning.VisibleGpu.from_dict(info["gpu"])
         os.environ["CUDA_VISIBLE_DEVICES"] = self.assignment.cuda_id
@@ -119,7 +119,7 @@ class GpuSessionPlugin:
         self._lock_requested = self._wants_lock(config)
         if not (self.workers or self._lock_requested):
             return
-        from . import nvml, pinning
+        from pytest_trtperf.gpu import nvml, pinning
 
         try:
             with nvml.session():
@@ -152,7 +152,7 @@ class GpuSessionPlugin:
         """Controller: tell worker ``gwK`` which GPU is its own."""
         if not self.gpus:
             return
-        from . import pinning
+        from pytest_trtperf.gpu import pinning
 
         worker_id = node.workerinput["workerid"]
         gpu = pinning.assign(worker_id, self.gpus)
@@ -173,7 +173,7 @@ class GpuSessionPlugin:
         s = self.settings
         if not (self._lock_requested or s.state_dir.is_dir()):
             return  # no lock asked for and no state a killed session could have left
-        from .clocks import ClockController, RestoreGuard
+        from pytest_trtperf.gpu.clocks import ClockController, RestoreGuard
 
         controller = ClockController(s.state_dir, s.lock_sm, s.lock_mem, strict=s.strict)
         for line in controller.stale_locks():
@@ -211,7 +211,7 @@ class GpuSessionPlugin:
             with contextlib.suppress(OSError):
                 self._pid_file.unlink()
         if self._nvml_held:
-            from . import nvml
+            from pytest_trtperf.gpu import nvml
 
             self._nvml_held = False
             nvml.shutdown()
@@ -225,7 +225,7 @@ class GpuSessionPlugin:
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         lines = []
         if self.settings.nvtx or self.settings.profiler_api:
-            from .window import header_line
+            from pytest_trtperf.gpu.window import header_line
 
             line = header_line(self.settings)
             if line:
@@ -233,7 +233,7 @@ class GpuSessionPlugin:
         if self._lock_requested:
             lines.append(f"trtperf clocks: {self.outcome.state if self.outcome is not None else 'off'}")
         if self.workers and self.gpus:
-            from . import pinning
+            from pytest_trtperf.gpu import pinning
 
             pins = ", ".join(
                 f"gw{k}->{pinning.assign(f'gw{k}', self.gpus).cuda_id}" for k in range(self.workers)
@@ -277,7 +277,7 @@ class GpuSessionPlugin:
 
     def make_monitor(self, interval_s: float | None = None) -> DeviceStateSampler | None:
         """An NVML sampler for CUDA device 0 of this process, or None without NVML."""
-        from . import device_state, nvml
+        from pytest_trtperf.gpu import device_state, nvml
 
         if not self._nvml_held:
             try:
@@ -298,14 +298,14 @@ class GpuSessionPlugin:
     def wait_until_idle(self, timeout_s: float) -> tuple[str, ...]:
         """Wait up to ``timeout_s`` for other processes to leave this worker's
         GPU; the labels (``"1234 python3"``) of those still there."""
-        from . import device_state
+        from pytest_trtperf.gpu import device_state
 
         return device_state.wait_until_idle(timeout_s, self._own_pids, 0)
 
     def _own_pids(self) -> set[int]:
         pids = {os.getpid(), *self.partner_pids}
         if self.shared and self.assignment is not None:
-            from . import pinning
+            from pytest_trtperf.gpu import pinning
 
             pids |= pinning.session_pids(self.settings.state_dir, self.assignment.cuda_id)
         return pids

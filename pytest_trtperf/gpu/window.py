@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import BackendUnavailable
+from pytest_trtperf.errors import BackendUnavailable
 
 
 class ProfilingWarning(UserWarning):
@@ -53,7 +53,7 @@ def measured_window(settings: Any, result_id: str, kind: str) -> contextlib.Abst
 
 @contextlib.contextmanager
 def _window(result_id: str, *, nvtx_on: bool, api: bool) -> Iterator[None]:
-    from . import nvtx
+    from pytest_trtperf.gpu import nvtx
 
     started = _profiler("start") if api else False
     pushed = False
@@ -92,14 +92,14 @@ def block_ranges(settings: Any, result_id: str) -> Callable[[str], contextlib.Ab
     """
     if not bool(getattr(settings, "nvtx", False)):
         return None
-    from . import nvtx
+    from pytest_trtperf.gpu import nvtx
 
     return lambda side: nvtx.nvtx_range(side_range_name(result_id, side))
 
 
 def _profiler(which: str) -> bool:
     """Call ``cudaProfilerStart``/``Stop``; True when it succeeded."""
-    from . import cuda
+    from pytest_trtperf.gpu import cuda
 
     try:
         (cuda.profiler_start if which == "start" else cuda.profiler_stop)()
@@ -121,7 +121,7 @@ def header_line(settings: Any) -> str | None:
     if getattr(settings, "profiler_api", False):
         parts.append("cudaProfilerStart/Stop around GPU windows")
     if getattr(settings, "nvtx", False):
-        from . import nvtx
+        from pytest_trtperf.gpu import nvtx
 
         why = nvtx.unavailable_reason()
         parts.append(f"NVTX ranges in domain {nvtx.DOMAIN!r} (nvtx {nvtx.version()})" if why is None

@@ -70,7 +70,7 @@ class HostSlots:
 
     def memory_figures(self) -> Mapping[str, int]:
         """``host_peak_bytes`` of one request, as for ``trt_bench.measure``."""
-        from ..memory import host_peak_per_call
+        from pytest_trtperf.memory import host_peak_per_call
 
         return {"host_peak_bytes": host_peak_per_call(self._fn)}
 
@@ -91,7 +91,7 @@ class TorchSlots:
         self._streams: list[Any] = []
 
     def setup(self) -> None:
-        from ..workloads.torch import _torch
+        from pytest_trtperf.workloads.torch import _torch
 
         torch = _torch()
         self._streams = [torch.cuda.Stream() for _ in range(self.count)]
@@ -99,7 +99,7 @@ class TorchSlots:
             call()
 
     def calls(self) -> Sequence[Callable[[], None]]:
-        from ..workloads.torch import _torch
+        from pytest_trtperf.workloads.torch import _torch
 
         torch = _torch()
         fn = self._fn
@@ -134,7 +134,7 @@ class StreamSlots:
         self._streams: list[Any] = []
 
     def setup(self) -> None:
-        from ..gpu import cuda
+        from pytest_trtperf.gpu import cuda
 
         cuda.require_gpu()
         self._streams = [cuda.Stream(non_blocking=True) for _ in range(self.count)]
@@ -202,8 +202,8 @@ def for_callable(fn: Any, *, timer: str, count: int, args: Sequence[Any] = (),
     torch GPU work running), ``host`` otherwise."""
     import functools
 
-    from ..errors import UsageError
-    from ..workloads.select import TIMERS, check_call, enqueues_torch_gpu_work
+    from pytest_trtperf.errors import UsageError
+    from pytest_trtperf.workloads.select import TIMERS, check_call, enqueues_torch_gpu_work
 
     if timer not in TIMERS:
         raise UsageError(f"{where}: timer={timer!r} is not one of {', '.join(TIMERS)}")

@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-from ..baseline import BaselineEntry
-from ..config import MeasureOptions, TrtOptions
-from ..errors import BackendUnavailable, UsageError
-from .gitfiles import Unavailable, file_at_commit
-from .policy import describe, judge_pair, measure_pair, metric_words, numbers, relative_verdict
-from ..report.format import fmt_change
-from ..results import DeviceState, Result, Verdict
-from ..runner import Runner, Target
-from ..workload import Workload
+from pytest_trtperf.baseline import BaselineEntry
+from pytest_trtperf.config import MeasureOptions, TrtOptions
+from pytest_trtperf.errors import BackendUnavailable, UsageError
+from pytest_trtperf.relative.gitfiles import Unavailable, file_at_commit
+from pytest_trtperf.relative.policy import describe, judge_pair, measure_pair, metric_words, numbers, relative_verdict
+from pytest_trtperf.report.format import fmt_change
+from pytest_trtperf.results import DeviceState, Result, Verdict
+from pytest_trtperf.runner import Runner, Target
+from pytest_trtperf.workload import Workload
 
 __all__ = ["AbConfirm", "Unavailable", "baseline_model", "confirm_against"]
 
@@ -137,7 +137,7 @@ class AbConfirm:
         which keys on the ONNX bytes)."""
         get_engine = self.get_engine
         if get_engine is None:
-            from ..trt.api import get_engine
+            from pytest_trtperf.trt.api import get_engine
         scratch = Path(tempfile.mkdtemp(prefix="trtperf-ab-"))
         try:
             path = scratch / Path(self.spec.onnx).name

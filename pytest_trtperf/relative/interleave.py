@@ -50,11 +50,11 @@ from typing import Any
 
 import numpy as np
 
-from ..config import MeasureSettings
-from ..measure import Measurement, Watched, progress_fraction, stop_reason, warm_up
-from ..timers import REAL
-from ..workload import Batch, StateMonitor, Workload
-from .paired import block_value, ratio_ci_rel_width
+from pytest_trtperf.config import MeasureSettings
+from pytest_trtperf.measure import Measurement, Watched, progress_fraction, stop_reason, warm_up
+from pytest_trtperf.timers import REAL
+from pytest_trtperf.workload import Batch, StateMonitor, Workload
+from pytest_trtperf.relative.paired import block_value, ratio_ci_rel_width
 
 #: Seconds per block: short next to the drift interleaving must cancel (the
 #: GPU power-cap controller moves over ~1 s, load bursts on a shared CPU over

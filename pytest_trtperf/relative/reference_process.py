@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Mapping, Sequence
 
-from ..timers import REAL
-from .gitfiles import Unavailable
-from .protocol import FD_ENV, VERSION, Channel, ChannelClosed, ChannelTimeout, unpack_batch
-from .worktree import Worktree, prune_stale, repository_top, resolve, run_setup
+from pytest_trtperf.timers import REAL
+from pytest_trtperf.relative.gitfiles import Unavailable
+from pytest_trtperf.relative.protocol import FD_ENV, VERSION, Channel, ChannelClosed, ChannelTimeout, unpack_batch
+from pytest_trtperf.relative.worktree import Worktree, prune_stale, repository_top, resolve, run_setup
 
 #: The reference process learns its worktree from these (to remove it if its session dies).
 WORKTREE_ENV = "TRTPERF_AB_WORKTREE"
@@ -490,7 +490,7 @@ class ReferencePool:
 
     def _install_guard(self) -> None:
         if self._guard is None:
-            from ..gpu.clocks import RestoreGuard
+            from pytest_trtperf.gpu.clocks import RestoreGuard
 
             self._guard = RestoreGuard(self.close)
             self._guard.install()

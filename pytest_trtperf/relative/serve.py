@@ -23,8 +23,8 @@ import sys
 from typing import Any
 from collections.abc import Callable, Sequence
 
-from .protocol import FD_ENV, VERSION, Channel, ChannelClosed, pack_batch
-from .cpu_slices import time_slices
+from pytest_trtperf.relative.protocol import FD_ENV, VERSION, Channel, ChannelClosed, pack_batch
+from pytest_trtperf.relative.cpu_slices import time_slices
 
 #: Packages whose versions the reference reports (its environment, in the result).
 PACKAGES = ("pytest", "numpy", "torch", "tensorrt", "tensorrt_rtx", "cuda-python")
@@ -63,7 +63,7 @@ def remove_own_worktree() -> None:
     """The judging session is gone: remove the worktree it made for us."""
     import shutil
 
-    from .reference_process import REPOSITORY_ENV, SCRATCH_ENV, WORKTREE_ENV
+    from pytest_trtperf.relative.reference_process import REPOSITORY_ENV, SCRATCH_ENV, WORKTREE_ENV
 
     scratch = os.environ.get(SCRATCH_ENV)
     if scratch:
@@ -165,7 +165,7 @@ class Server:
 
 
 def _figures(workload: Any) -> dict[str, int]:
-    from ..memory import MemoryWorkload
+    from pytest_trtperf.memory import MemoryWorkload
 
     if not isinstance(workload, MemoryWorkload):
         return {}
@@ -193,9 +193,9 @@ def served_result(server: Server, workload: Any, *, rid: str, nodeid: str, name:
     what the body there gets back."""
     import numpy as np
 
-    from .. import stats
-    from ..identity import config_hash
-    from ..results import DeviceState, Result, Verdict
+    from pytest_trtperf import stats
+    from pytest_trtperf.identity import config_hash
+    from pytest_trtperf.results import DeviceState, Result, Verdict
 
     workload.setup()
     try:

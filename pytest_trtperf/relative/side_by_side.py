@@ -39,18 +39,18 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Mapping
 
-from ..config import AbSettings, MeasureOptions
-from ..gate import verdict_flags
-from ..identity import config_hash
-from ..report.format import fmt_change
-from ..results import DeviceState, Relative, Result, Verdict
-from ..runner import Runner, Target, confirm
-from ..workload import Workload
-from .gitfiles import Unavailable
-from .policy import judge_pair, measure_pair, metric_words, numbers, relative_verdict
-from .paired import MIN_PAIRS_FOR_CI, compare_pairs, decide
-from .reference_process import NotThere, ReferencePool, ReferenceProcess, ReferenceSpec, RemoteWorkload
-from .cpu_slices import MAX_CUT, DelayWatched, cut_shares, fair_pairs
+from pytest_trtperf.config import AbSettings, MeasureOptions
+from pytest_trtperf.gate import verdict_flags
+from pytest_trtperf.identity import config_hash
+from pytest_trtperf.report.format import fmt_change
+from pytest_trtperf.results import DeviceState, Relative, Result, Verdict
+from pytest_trtperf.runner import Runner, Target, confirm
+from pytest_trtperf.workload import Workload
+from pytest_trtperf.relative.gitfiles import Unavailable
+from pytest_trtperf.relative.policy import judge_pair, measure_pair, metric_words, numbers, relative_verdict
+from pytest_trtperf.relative.paired import MIN_PAIRS_FOR_CI, compare_pairs, decide
+from pytest_trtperf.relative.reference_process import NotThere, ReferencePool, ReferenceProcess, ReferenceSpec, RemoteWorkload
+from pytest_trtperf.relative.cpu_slices import MAX_CUT, DelayWatched, cut_shares, fair_pairs
 
 __all__ = ["SideBySide", "SideBySideConfirm", "make_pool", "mark_new", "rests_on_baseline"]
 
@@ -111,7 +111,7 @@ def _message(rel: Relative, status: str, opts: MeasureOptions, where: str) -> st
 
 def _memory(remote: RemoteWorkload, workload: Workload) -> dict[str, Any]:
     """Both sides' memory figures, reported next to the ratio (not gated here)."""
-    from ..memory import MemoryWorkload
+    from pytest_trtperf.memory import MemoryWorkload
 
     out: dict[str, Any] = {}
     try:
@@ -183,7 +183,7 @@ def _check_alike(remote: RemoteWorkload, workload: Workload, where: str) -> None
 
 def _judged_result(runner: Runner, ref: ReferenceProcess, remote: RemoteWorkload, workload: Workload,
                    target: Target, opts: MeasureOptions, fp: Any, label: str) -> Result:
-    from .. import stats
+    from pytest_trtperf import stats
 
     rel, status, il = _measure(runner, ref, remote, workload, target, opts, label=label)
     state = il.device_state if isinstance(il.device_state, DeviceState) else DeviceState(kind=workload.kind)

@@ -15,11 +15,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..baseline import BaselineEntry
-from ..gate import judge
-from ..memory import DEFAULT_TOLERANCE, judge_memory
-from ..results import Result
-from .document import Document
+from pytest_trtperf.baseline import BaselineEntry
+from pytest_trtperf.gate import judge
+from pytest_trtperf.memory import DEFAULT_TOLERANCE, judge_memory
+from pytest_trtperf.results import Result
+from pytest_trtperf.report.document import Document
 
 #: The gate's defaults, for results whose document carries no verdict.
 DEFAULT_METRIC, DEFAULT_TOL, DEFAULT_CONFIDENCE = "median", 0.05, 0.99
@@ -70,7 +70,7 @@ def compare_documents(a: Document, b: Document, *, a_name: str, metric: str | No
 
 def summary_lines(c: Comparison, a_name: str, b_name: str) -> list[str]:
     """What the terminal says under the table."""
-    from .terminal import summary_lines as session_lines
+    from pytest_trtperf.report.terminal import summary_lines as session_lines
 
     out = session_lines(c.results, written=(), write_error=None)
     out = [line.replace("record them with pytest --trt-baseline=update", f"they are not in {a_name}")

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Sequence
 
-from ..files import atomic_write
-from ..results import Result
-from .format import metric_of, no_controls
-from .terminal import sort_results
+from pytest_trtperf.files import atomic_write
+from pytest_trtperf.results import Result
+from pytest_trtperf.report.format import metric_of, no_controls
+from pytest_trtperf.report.terminal import sort_results
 
 COLUMNS = ("id", "group", "name", "kind", "mode", "device_class", "metric", "status", "baseline", "current",
            "change", "ci_low", "ci_high", "tolerance", "fails_above", "n", "median_ms", "mean_ms", "min_ms", "max_ms", "p90_ms",

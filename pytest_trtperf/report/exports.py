@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Mapping
 
-from ..errors import UsageError
-from ..files import atomic_write
-from ..identity import file_stem
-from ..workload import ExportingWorkload
+from pytest_trtperf.errors import UsageError
+from pytest_trtperf.files import atomic_write
+from pytest_trtperf.identity import file_stem
+from pytest_trtperf.workload import ExportingWorkload
 
 SAMPLES = ".samples.json"
 LAYER_INFO = ".layer_info.json"

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Sequence
 
-from .. import __version__
-from ..errors import UsageError
-from . import units
-from .html import badge, esc, figure_factory, img, page, readable_ticks, table, PLOTS_HINT
+from pytest_trtperf import __version__
+from pytest_trtperf.errors import UsageError
+from pytest_trtperf.report import units
+from pytest_trtperf.report.html import badge, esc, figure_factory, img, page, readable_ticks, table, PLOTS_HINT
 
 
 @dataclass(frozen=True)

@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from .. import __version__
-from ..attribution import most_changed
-from ..baseline import BaselineEntry
-from ..errors import BaselineFileError
-from ..files import atomic_write
-from . import grouping, memory_rows, units
-from .format import fmt_change, fmt_value, no_controls
-from .terminal import compared_cells, fails_above_cell, shown_flags, sort_results, time_values
-from ..results import Distribution, Relative, Result, SeriesStats
+from pytest_trtperf import __version__
+from pytest_trtperf.attribution import most_changed
+from pytest_trtperf.baseline import BaselineEntry
+from pytest_trtperf.errors import BaselineFileError
+from pytest_trtperf.files import atomic_write
+from pytest_trtperf.report import grouping, memory_rows, units
+from pytest_trtperf.report.format import fmt_change, fmt_value, no_controls
+from pytest_trtperf.report.terminal import compared_cells, fails_above_cell, shown_flags, sort_results, time_values
+from pytest_trtperf.results import Distribution, Relative, Result, SeriesStats
 
 PLOTS_HINT = "Plots need matplotlib: pip install 'pytest-trtperf[plots]'"
 COLORS = {"regression": "#c62828", "unreliable": "#ad1457", "improved": "#2e7d32", "pass": "#1565c0",
@@ -530,7 +530,7 @@ def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..
         grid.append("<div>" + _stats_table(r, entry, unit) + _quantiles(r, entry, unit) + "</div>")
         parts.append('<div class="grid">' + "".join(grid) + "</div>")
     if r.serve is not None and r.serve.gated == "latency":
-        from .knee import section as serve_section
+        from pytest_trtperf.report.knee import section as serve_section
 
         parts.append(serve_section(r.serve, entry.serve if entry is not None else None, Figure, esc=esc,
                                    table=table, img=img, color=COLORS.get(status, "#1565c0"),

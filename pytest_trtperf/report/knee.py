@@ -12,9 +12,9 @@ import math
 from typing import Any
 from collections.abc import Callable, Sequence
 
-from ..load.summary import RatePoint, Serve, Slo
-from .format import no_controls
-from .serve_rows import serve_text
+from pytest_trtperf.load.summary import RatePoint, Serve, Slo
+from pytest_trtperf.report.format import no_controls
+from pytest_trtperf.report.serve_rows import serve_text
 
 #: Percentiles drawn (solid: this run; dashed: the baseline).
 DRAWN = (("p50", ":"), ("p99", "-"))

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from collections.abc import Iterable, Sequence
 
-from ..memory import FIGURES, SHORT, MemoryVerdict, overall_status
-from ..results import Result
-from .format import fmt_bytes, fmt_change
+from pytest_trtperf.memory import FIGURES, SHORT, MemoryVerdict, overall_status
+from pytest_trtperf.results import Result
+from pytest_trtperf.report.format import fmt_bytes, fmt_change
 
 #: Memory verdicts that get their own rows in the tables.
 _SHOWN = ("regression", "improved")

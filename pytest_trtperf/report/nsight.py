@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Sequence
 
-from ..identity import file_stem, plain_nodeid
-from ..results import Result
+from pytest_trtperf.identity import file_stem, plain_nodeid
+from pytest_trtperf.results import Result
 
 #: Verdicts whose message gets the command (a GPU result only).
 PROFILED_STATUSES = ("regression", "incomparable")
@@ -167,8 +167,8 @@ def ncu_filter(result_id: str, side: str | None = None) -> str:
     marks a push/pop range; ``/ [ ] + * @ \\`` in the id are escaped). For a
     relative gate the id's range holds both sides; ``side="a"`` or ``"b"``
     selects one side's blocks (``<id> [a]``, ``gpu/window.py``)."""
-    from ..gpu.nvtx import DOMAIN
-    from ..gpu.window import side_range_name
+    from pytest_trtperf.gpu.nvtx import DOMAIN
+    from pytest_trtperf.gpu.window import side_range_name
 
     name = result_id if side is None else side_range_name(result_id, side)
     escaped = "".join("\\" + c if c in _NCU_SPECIAL else c for c in name)

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable
 
-from . import terminal as report_mod
-from . import github as report_github, html as report_html
-from .format import log_safe
-from ..errors import BaselineFileError
-from ..fingerprint import git_commit
-from ..results import Result
-from ..session import SessionState, now_iso
+from pytest_trtperf.report import terminal as report_mod
+from pytest_trtperf.report import github as report_github, html as report_html
+from pytest_trtperf.report.format import log_safe
+from pytest_trtperf.errors import BaselineFileError
+from pytest_trtperf.fingerprint import git_commit
+from pytest_trtperf.results import Result
+from pytest_trtperf.session import SessionState, now_iso
 
 #: pytest exit codes (ints, so this module needs no pytest import).
 INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR = 2, 3, 4
@@ -186,7 +186,7 @@ def _csv(state: SessionState, run: _Run) -> None:
     path = state.settings.csv_path
     if path is None:
         return
-    from . import csv_export
+    from pytest_trtperf.report import csv_export
 
     _machine_output(run, "--trt-csv", path, lambda: csv_export.write_csv(path, state.collected))
 
@@ -202,7 +202,7 @@ def _summary(state: SessionState) -> list[str]:
 def _export_index(directory: Path, state: SessionState) -> str:
     """``index.json`` of ``--trt-export-dir`` (the measuring processes wrote
     the files); a line for the terminal, never an exception."""
-    from . import exports
+    from pytest_trtperf.report import exports
 
     try:
         path, n = exports.write_index(directory, (r.id for r in state.collected))
@@ -219,7 +219,7 @@ def terminal_lines(state: SessionState, extra: list[str], *, skips: bool = True,
     ``skips``: say why trt_bench tests skipped (off when ``-rs`` lists them)."""
     out: list[str] = []
     try:
-        from . import units
+        from pytest_trtperf.report import units
 
         micro = units.micro_for(encoding)
         if state.collected:

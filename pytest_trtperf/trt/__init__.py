@@ -6,13 +6,13 @@ not import TensorRT; :func:`.backend.load_backend` does, on first use.
 
 from __future__ import annotations
 
-from .api import engine_from_kwargs, engine_from_marker, engine_from_plan, get_engine
-from .backend import Backend, load_backend
-from .engine import EngineHandle
-from ..config import TrtOptions
-from .progress import ProgressEvent, line_printer
-from .spec import EngineSpec
-from .tensors import TensorInfo
+from pytest_trtperf.trt.api import engine_from_kwargs, engine_from_marker, engine_from_plan, get_engine
+from pytest_trtperf.trt.backend import Backend, load_backend
+from pytest_trtperf.trt.engine import EngineHandle
+from pytest_trtperf.config import TrtOptions
+from pytest_trtperf.trt.progress import ProgressEvent, line_printer
+from pytest_trtperf.trt.spec import EngineSpec
+from pytest_trtperf.trt.tensors import TensorInfo
 
 __all__ = [
     "Backend",

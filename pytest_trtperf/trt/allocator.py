@@ -158,7 +158,7 @@ def make_tracking_allocator(trt_module: Any, malloc: Callable[[int], int] | None
 def _cuda_calls() -> tuple[Callable[[int], int], Callable[[int], None]]:
     """cudaMalloc on the device current when the allocator was made (TensorRT
     may ask from its own threads, whose current device is their own), and cudaFree."""
-    from ..gpu import cuda
+    from pytest_trtperf.gpu import cuda
 
     try:
         device: int | None = cuda.current_device()
@@ -176,7 +176,7 @@ def _cuda_calls() -> tuple[Callable[[int], int], Callable[[int], None]]:
 def can_track() -> bool:
     """Whether cudaMalloc is reachable (cuda-python installed). Without it no
     tracking allocator is installed: TensorRT keeps its own."""
-    from ..gpu import cuda
+    from pytest_trtperf.gpu import cuda
 
     return cuda.is_installed()
 

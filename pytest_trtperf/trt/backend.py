@@ -33,13 +33,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from ..config import BACKEND_CHOICES
-from ..errors import BackendUnavailable, UsageError
+from pytest_trtperf.config import BACKEND_CHOICES
+from pytest_trtperf.errors import BackendUnavailable, UsageError
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
-    from .types import RtxRuntime, TrtModule
+    from pytest_trtperf.trt.types import RtxRuntime, TrtModule
 
 #: ``--trt-backend`` values, and the modules each one may import, in order.
 BACKEND_MODULES: dict[str, tuple[str, ...]] = {

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
-from ..files import UnreadableFile, atomic_write, file_lock, read_regular_file
-from .allocator import AllocationStats, can_track, figures, make_tracking_allocator
-from .backend import LOWERED, Backend, CapturingLogger, last_line, no_gc
-from .progress import ProgressCallback, make_monitor
-from .spec import EngineSpec
-from .tensors import ProfileRange, Shape, TensorInfo, dims, dtype_name
+from pytest_trtperf.errors import UsageError
+from pytest_trtperf.files import UnreadableFile, atomic_write, file_lock, read_regular_file
+from pytest_trtperf.trt.allocator import AllocationStats, can_track, figures, make_tracking_allocator
+from pytest_trtperf.trt.backend import LOWERED, Backend, CapturingLogger, last_line, no_gc
+from pytest_trtperf.trt.progress import ProgressCallback, make_monitor
+from pytest_trtperf.trt.spec import EngineSpec
+from pytest_trtperf.trt.tensors import ProfileRange, Shape, TensorInfo, dims, dtype_name
 
 if TYPE_CHECKING:
     import tensorrt as trt

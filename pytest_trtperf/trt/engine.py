@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BackendUnavailable, UsageError
-from .allocator import AllocationStats, can_track, make_tracking_allocator
-from .backend import Backend, CapturingLogger, last_line, no_gc, no_gpu
-from .tensors import TensorInfo, dims, dtype_name
+from pytest_trtperf.errors import BackendUnavailable, UsageError
+from pytest_trtperf.trt.allocator import AllocationStats, can_track, make_tracking_allocator
+from pytest_trtperf.trt.backend import Backend, CapturingLogger, last_line, no_gc, no_gpu
+from pytest_trtperf.trt.tensors import TensorInfo, dims, dtype_name
 
 if TYPE_CHECKING:
     import tensorrt as trt

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
-from .tensors import Shape, TensorInfo, numpy_dtype
+from pytest_trtperf.errors import UsageError
+from pytest_trtperf.trt.tensors import Shape, TensorInfo, numpy_dtype
 
 
 def resolve_shapes(

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendUnavailable, TrtPerfError, UsageError
-from ..files import UnreadableFile, read_regular_file
-from .tensors import TensorInfo
+from pytest_trtperf.errors import BackendUnavailable, TrtPerfError, UsageError
+from pytest_trtperf.files import UnreadableFile, read_regular_file
+from pytest_trtperf.trt.tensors import TensorInfo
 
 HEADER_BYTES = 28
 #: Largest plan read (README "plan-info"). Engines with their weights reach a
@@ -124,7 +124,7 @@ def plan_info(path: Path, *, allow_host_code: bool = False) -> PlanInfo:
 
 
 def _deserialize(info: PlanInfo, plan: bytes, allow_host_code: bool) -> None:
-    from .backend import load_backend
+    from pytest_trtperf.trt.backend import load_backend
 
     h = info.header
     try:
@@ -133,8 +133,8 @@ def _deserialize(info: PlanInfo, plan: bytes, allow_host_code: bool) -> None:
         info.not_deserialized = f"{h.label} is not installed here ({exc})"
         return
     info.installed = backend.label
-    from .api import engine_from_plan
-    from .engine import deserialize, introspect
+    from pytest_trtperf.trt.api import engine_from_plan
+    from pytest_trtperf.trt.engine import deserialize, introspect
 
     handle = engine_from_plan(backend, plan, where=str(info.path), source=str(info.path),
                               allow_host_code=allow_host_code)

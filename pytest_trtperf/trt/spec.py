@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..errors import UsageError
-from .backend import PRECISIONS
+from pytest_trtperf.errors import UsageError
+from pytest_trtperf.trt.backend import PRECISIONS
 
 Shape = tuple[int, ...]
 Shapes = Mapping[str, Shape]

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..gpu import cuda
+from pytest_trtperf.gpu import cuda
 
 GRAPH = "graph"
 EAGER = "eager"

@@ -48,11 +48,11 @@ from typing import Any
 
 import numpy as np
 
-from ..gpu import cuda
-from ..errors import UsageError
-from ..timers import REAL
-from ..workload import Batch, KeepsLastValue
-from .capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, time_and_decide
+from pytest_trtperf.gpu import cuda
+from pytest_trtperf.errors import UsageError
+from pytest_trtperf.timers import REAL
+from pytest_trtperf.workload import Batch, KeepsLastValue
+from pytest_trtperf.workloads.capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, time_and_decide
 
 Enqueue = Callable[[int], Any]
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
-from ..timers import REAL
-from ..workload import Batch
+from pytest_trtperf.errors import UsageError
+from pytest_trtperf.timers import REAL
+from pytest_trtperf.workload import Batch
 
 #: Fewer rounds than this give an interval too short to see this run's own
 #: noise; the result says so.

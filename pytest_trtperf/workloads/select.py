@@ -22,9 +22,9 @@ import sys
 from typing import Any
 from collections.abc import Callable, Mapping, Sequence
 
-from ..config import MeasureOptions
-from ..errors import UsageError
-from ..workload import KeepsLastValue, ValueKeepingWorkload, Workload
+from pytest_trtperf.config import MeasureOptions
+from pytest_trtperf.errors import UsageError
+from pytest_trtperf.workload import KeepsLastValue, ValueKeepingWorkload, Workload
 
 TIMERS = ("auto", "host", "cuda", "torch")
 
@@ -72,7 +72,7 @@ def for_callable(fn: Any, *, timer: str = "auto", opts: MeasureOptions | None = 
             # it end to end (host clock + synchronize) so it is never too short.
             import torch
 
-            from .host import HostWorkload
+            from pytest_trtperf.workloads.host import HostWorkload
 
             return HostWorkload(call, inferences_per_iteration=inferences_per_iteration,
                                 # torch is optional and not installed where CI type-checks.
@@ -80,18 +80,18 @@ def for_callable(fn: Any, *, timer: str = "auto", opts: MeasureOptions | None = 
                                 sync_name="torch.cuda.synchronize")
     check_call(fn, args, kwargs, stream=timer == "cuda", where=where)
     if timer == "host":
-        from .host import HostWorkload
+        from pytest_trtperf.workloads.host import HostWorkload
 
         return HostWorkload(_bound(fn, args, kwargs), inferences_per_iteration=inferences_per_iteration)
     gpu_kw: dict[str, Any] = dict(mode=opts.mode, streams=opts.streams, cuda_graph=opts.cuda_graph,
                                   blocking_sync=opts.blocking_sync,
                                   inferences_per_iteration=inferences_per_iteration)
     if timer == "cuda":
-        from .cuda import CudaWorkload
+        from pytest_trtperf.workloads.cuda import CudaWorkload
 
         enqueue = fn if not args and not kwargs else (lambda stream: fn(stream, *args, **kwargs))
         return CudaWorkload(LastCall(enqueue), **gpu_kw)
-    from .torch import TorchWorkload
+    from pytest_trtperf.workloads.torch import TorchWorkload
 
     return TorchWorkload(LastCall(_bound(fn, args, kwargs)), **gpu_kw)
 

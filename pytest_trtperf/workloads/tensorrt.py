@@ -23,19 +23,19 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from ..gpu import cuda
-from ..errors import TrtPerfError, UsageError
-from ..trt.backend import last_line, no_gc
-from ..trt.engine import EngineHandle, LiveEngine, deserialize, timed_nvtx_verbosity
-from ..trt.inputs import load_inputs, resolve_shapes, user_shapes
-from ..trt.profiler import make_profiler, summarize, trtexec_profile
-from ..trt.tensors import TensorInfo, dims, numpy_dtype
-from ..workload import Batch
+from pytest_trtperf.gpu import cuda
+from pytest_trtperf.errors import TrtPerfError, UsageError
+from pytest_trtperf.trt.backend import last_line, no_gc
+from pytest_trtperf.trt.engine import EngineHandle, LiveEngine, deserialize, timed_nvtx_verbosity
+from pytest_trtperf.trt.inputs import load_inputs, resolve_shapes, user_shapes
+from pytest_trtperf.trt.profiler import make_profiler, summarize, trtexec_profile
+from pytest_trtperf.trt.tensors import TensorInfo, dims, numpy_dtype
+from pytest_trtperf.workload import Batch
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
-    from ..trt.types import RtxExecutionContext, RtxRuntimeConfig, TrtModule
+    from pytest_trtperf.trt.types import RtxExecutionContext, RtxRuntimeConfig, TrtModule
 
 class EnqueueFailed(TrtPerfError):
     """``execute_async_v3`` returned False."""
@@ -206,7 +206,7 @@ class TensorRTWorkload:
         the builder's (this build or the engine cache's record of it)."""
         if self.live is None:
             return {}
-        from ..trt.allocator import figures
+        from pytest_trtperf.trt.allocator import figures
 
         return {**dict(self.engine.build_memory), **self.live.memory_figures(),
                 **figures(self.live.allocator_stats(), "device")}
@@ -216,7 +216,7 @@ class TensorRTWorkload:
             self._setup()
 
     def _setup(self) -> None:
-        from .cuda import CudaWorkload
+        from pytest_trtperf.workloads.cuda import CudaWorkload
 
         cuda.require_gpu()
         try:

@@ -27,11 +27,11 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..gpu import cuda
-from ..errors import BackendUnavailable, UsageError
-from ..workload import Batch, KeepsLastValue
-from .capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, time_and_decide
-from .cuda import CudaWorkload
+from pytest_trtperf.gpu import cuda
+from pytest_trtperf.errors import BackendUnavailable, UsageError
+from pytest_trtperf.workload import Batch, KeepsLastValue
+from pytest_trtperf.workloads.capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, time_and_decide
+from pytest_trtperf.workloads.cuda import CudaWorkload
 
 _TORCH_HINT = "pip install torch (a CUDA build)"
 
