@@ -54,13 +54,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_trtperf import stats  # noqa: E402
-from pytest_trtperf.baseline import BaselineStore  # noqa: E402
-from pytest_trtperf.config import MeasureOptions, MeasureSettings, Settings  # noqa: E402
-from pytest_trtperf.measure import measure  # noqa: E402
+from pytest_trtperf.core import stats
+from pytest_trtperf.baselines.store import BaselineStore  # noqa: E402
+from pytest_trtperf.core.config import MeasureOptions, MeasureSettings, Settings  # noqa: E402
+from pytest_trtperf.core.measure import measure  # noqa: E402
 from pytest_trtperf.relative.policy import Expectation, run_relative  # noqa: E402
-from pytest_trtperf.results import Distribution  # noqa: E402
-from pytest_trtperf.runner import Runner, Target, confirm  # noqa: E402
+from pytest_trtperf.core.results import Distribution  # noqa: E402
+from pytest_trtperf.pipeline.runner import Runner, Target, confirm  # noqa: E402
 
 
 def _gate_quality() -> Any:

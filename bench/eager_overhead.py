@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_trtperf.measure import MeasureSettings, measure  # noqa: E402
+from pytest_trtperf.core.measure import MeasureSettings, measure  # noqa: E402
 from pytest_trtperf.workloads.torch import TorchWorkload  # noqa: E402
 from reference_models import listing9  # noqa: E402  (the guide's loop, as the reference-model bench runs it)
 

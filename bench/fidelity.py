@@ -50,7 +50,7 @@ def load_kernels() -> Any:
 def through_core(workload: Any, monitor: Any = None, **overrides: Any) -> tuple[Any, str]:
     """Measure with the lead's adaptive loop when it exists, else run() directly."""
     try:
-        from pytest_trtperf.measure import MeasureSettings, measure
+        from pytest_trtperf.core.measure import MeasureSettings, measure
     except ImportError:
         workload.run(200)
         n = overrides.get("iterations") or 2000

@@ -59,13 +59,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_trtperf import measure as measure_mod  # noqa: E402
-from pytest_trtperf import noise, stats  # noqa: E402
-from pytest_trtperf.config import MeasureOptions  # noqa: E402
-from pytest_trtperf.measure import MeasureSettings, measure  # noqa: E402
-from pytest_trtperf.results import Distribution  # noqa: E402
-from pytest_trtperf.runner import confirm  # noqa: E402
-from pytest_trtperf.workload import Batch  # noqa: E402
+from pytest_trtperf.core import measure as measure_mod
+from pytest_trtperf.core import noise
+from pytest_trtperf.core import stats
+from pytest_trtperf.core.config import MeasureOptions  # noqa: E402
+from pytest_trtperf.core.measure import MeasureSettings, measure  # noqa: E402
+from pytest_trtperf.core.results import Distribution  # noqa: E402
+from pytest_trtperf.pipeline.runner import confirm  # noqa: E402
+from pytest_trtperf.core.workload import Batch  # noqa: E402
 
 #: Injected slowdowns (fractions); 0.0 appears twice per process so the
 #: within-process repeatability can be told apart from the process offset.

@@ -25,7 +25,7 @@ cat "$OUT/env.txt"
 # Without that, load it by module name.
 PLUGIN=()
 python3 -m pip install --no-deps --no-build-isolation --no-index -q -e . > "$OUT/install.txt" 2>&1 \
-  || PLUGIN=(-p pytest_trtperf.plugin)
+  || PLUGIN=(-p pytest_trtperf.plugin.hooks)
 echo "plugin: ${PLUGIN[*]:-installed entry point}"
 python3 bench/nvml_probe.py > "$OUT/nvml_probe.txt" 2>&1; echo "nvml_probe rc=$?"
 python3 -m pytest tests/gpu tests/trt -m gpu "${PLUGIN[@]}" -p no:cacheprovider -q -rs \

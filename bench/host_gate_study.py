@@ -171,9 +171,9 @@ def offline(base: dict[str, Any], cur: dict[str, Any], rule: str,
     ``history``: earlier update runs (``--trt-json`` results) of the entry."""
     import math
 
-    from pytest_trtperf.baseline import BaselineEntry, history_row
-    from pytest_trtperf.gate import judge
-    from pytest_trtperf.results import Result
+    from pytest_trtperf.baselines.store import BaselineEntry, history_row
+    from pytest_trtperf.gate.timing import judge
+    from pytest_trtperf.core.results import Result
 
     b, c = Result.from_dict(base), Result.from_dict(cur)
     if rule == "pytest-benchmark median:5%":
@@ -344,7 +344,7 @@ def _history_failures(procs: list[dict[str, Any]], w: str, scale: float,
         fails += offline(_by_id(chosen[-1])[w], _by_id(cp)[w], "default",
                          [_by_id(q)[w] for q in chosen[:-1]]) == "regression"
         if sds is not None:
-            from pytest_trtperf.noise import estimate
+            from pytest_trtperf.core.noise import estimate
 
             sds.append(estimate("host", [_by_id(q)[w]["latency_ms"]["median"] for q in chosen]).sd)
     return fails, n
@@ -398,9 +398,9 @@ def sampler_cost(ns: argparse.Namespace) -> None:
     import hashlib
     import statistics
 
-    from pytest_trtperf.config import MeasureSettings
-    from pytest_trtperf.host_state import HostSampler
-    from pytest_trtperf.measure import measure
+    from pytest_trtperf.core.config import MeasureSettings
+    from pytest_trtperf.core.host_state import HostSampler
+    from pytest_trtperf.core.measure import measure
     from pytest_trtperf.workloads.host import HostWorkload
 
     t = []

@@ -33,11 +33,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_trtperf import stats  # noqa: E402
-from pytest_trtperf.baseline import BaselineEntry  # noqa: E402
-from pytest_trtperf.fingerprint import host_fingerprint  # noqa: E402
+from pytest_trtperf.core import stats
+from pytest_trtperf.baselines.store import BaselineEntry  # noqa: E402
+from pytest_trtperf.core.fingerprint import host_fingerprint  # noqa: E402
 from pytest_trtperf.report import html as report_html  # noqa: E402
-from pytest_trtperf.results import DeviceState, Result, Verdict  # noqa: E402
+from pytest_trtperf.core.results import DeviceState, Result, Verdict  # noqa: E402
 
 TIMELINE = tuple((i * 0.05, 1980.0 - i * 3, 2619.0, 600.0 + i, 60.0 + i / 10) for i in range(60))
 

@@ -69,16 +69,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_trtperf.baseline import BaselineStore  # noqa: E402
-from pytest_trtperf.config import MeasureOptions, MeasureSettings, Settings  # noqa: E402
-from pytest_trtperf.errors import BackendUnavailable  # noqa: E402
-from pytest_trtperf.measure import measure  # noqa: E402
+from pytest_trtperf.baselines.store import BaselineStore  # noqa: E402
+from pytest_trtperf.core.config import MeasureOptions, MeasureSettings, Settings  # noqa: E402
+from pytest_trtperf.core.errors import BackendUnavailable  # noqa: E402
+from pytest_trtperf.core.measure import measure  # noqa: E402
 from pytest_trtperf.relative.interleave import Interleaved, measure_interleaved  # noqa: E402
 from pytest_trtperf.relative.paired import compare_pairs  # noqa: E402
 from pytest_trtperf.relative.policy import Expectation, run_relative  # noqa: E402
-from pytest_trtperf.runner import Runner, Target  # noqa: E402
-from pytest_trtperf.stats import median_ci_rel_width  # noqa: E402
-from pytest_trtperf.workload import Workload  # noqa: E402
+from pytest_trtperf.pipeline.runner import Runner, Target  # noqa: E402
+from pytest_trtperf.core.stats import median_ci_rel_width  # noqa: E402
+from pytest_trtperf.core.workload import Workload  # noqa: E402
 from pytest_trtperf.workloads.host import HostWorkload  # noqa: E402
 
 

@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_trtperf import baseline  # noqa: E402
-from pytest_trtperf.files import PAUSE_ENV  # noqa: E402
+from pytest_trtperf.baselines import store as baseline
+from pytest_trtperf.core.files import PAUSE_ENV  # noqa: E402
 
 TESTS = 6
 SUITE = "\n".join(f"def test_{i}(trt_bench):\n    trt_bench.measure(lambda: sum(range({200 + 50 * i})))\n"

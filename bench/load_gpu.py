@@ -60,7 +60,7 @@ from pytest_trtperf.load.arrivals import schedule
 from pytest_trtperf.load.search import find_sustainable
 from pytest_trtperf.load.serve import ServePlan, run_at
 from pytest_trtperf.load.slots import HostSlots, Slots, TorchSlots
-from pytest_trtperf.load.summary import RatePoint, Slo
+from pytest_trtperf.core.serve_summary import RatePoint, Slo
 
 FRACTIONS = (0.1, 0.25, 0.4, 0.55, 0.7, 0.8, 0.9, 1.0, 1.1)
 KNEE_FACTOR = 3.0

@@ -44,9 +44,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_trtperf.config import MeasureSettings  # noqa: E402
+from pytest_trtperf.core.config import MeasureSettings  # noqa: E402
 from pytest_trtperf.gpu import cuda  # noqa: E402
-from pytest_trtperf.measure import measure  # noqa: E402
+from pytest_trtperf.core.measure import measure  # noqa: E402
 from pytest_trtperf.trt import allocator as allocator_mod  # noqa: E402
 
 PAIRS = 2000

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_trtperf.gpu import nvml  # noqa: E402
-from pytest_trtperf.errors import BackendUnavailable  # noqa: E402
+from pytest_trtperf.core.errors import BackendUnavailable  # noqa: E402
 
 
 def attempt(fn, *args):  # type: ignore[no-untyped-def]

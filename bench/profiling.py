@@ -33,11 +33,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_trtperf.config import GpuSettings, MeasureSettings  # noqa: E402
+from pytest_trtperf.core.config import GpuSettings, MeasureSettings  # noqa: E402
 from pytest_trtperf.gpu import cuda  # noqa: E402
 from pytest_trtperf.gpu import nvtx as nvtx_layer  # noqa: E402
 from pytest_trtperf.gpu.window import measured_window  # noqa: E402
-from pytest_trtperf.measure import measure  # noqa: E402
+from pytest_trtperf.core.measure import measure  # noqa: E402
 from pytest_trtperf.workloads.cuda import CudaWorkload  # noqa: E402
 
 RID = "bench/profiling.py::test_spin[20us]::window"

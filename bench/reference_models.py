@@ -52,7 +52,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_trtperf.measure import MeasureSettings, measure  # noqa: E402
+from pytest_trtperf.core.measure import MeasureSettings, measure  # noqa: E402
 from pytest_trtperf.workloads.torch import TorchWorkload, _recover_stream  # noqa: E402
 
 TARGET = 0.02  # ours vs Listing 9, GPU-bound cases

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trtperf.workload import Batch
+from pytest_trtperf.core.workload import Batch
 from pytest_trtperf.workloads.host import HostWorkload
 from pytest_trtperf.workloads.select import LastCall
 

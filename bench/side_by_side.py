@@ -260,7 +260,7 @@ def env_case(args: argparse.Namespace) -> None:
                 out = repo / f"env{i}.json"
                 before = loadavg()
                 t0 = time.perf_counter()
-                done = subprocess.run([args.python_b, "-m", "pytest", "-q", "-p", "pytest_trtperf.plugin", "-p",
+                done = subprocess.run([args.python_b, "-m", "pytest", "-q", "-p", "pytest_trtperf.plugin.hooks", "-p",
                                        "no:cacheprovider", f"--trt-ab-python={reference}", f"--trt-json={out}"],
                                       cwd=repo, env=env, capture_output=True, text=True, timeout=900)
                 results = json.loads(out.read_text())["results"] if out.exists() else []

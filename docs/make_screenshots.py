@@ -118,7 +118,7 @@ def git(cwd: Path, *args: str) -> None:
 
 def history(work: Path, real_baseline: Path, profile: Path) -> None:
     """A repository whose first commit is the real baseline, then a creep."""
-    from pytest_trtperf.baseline import dumps
+    from pytest_trtperf.baselines.store import dumps
 
     repo = work / "history"
     bdir = repo / ".trtperf"
@@ -149,10 +149,10 @@ def gpu_synthetic(work: Path, profile: Path) -> None:
     """A TensorRT result's section from synthetic numbers (no GPU here)."""
     import numpy as np
 
-    from pytest_trtperf import stats
-    from pytest_trtperf.baseline import BaselineEntry
+    from pytest_trtperf.core import stats
+    from pytest_trtperf.baselines.store import BaselineEntry
     from pytest_trtperf.report.html import render
-    from pytest_trtperf.results import DeviceState, Result, Verdict
+    from pytest_trtperf.core.results import DeviceState, Result, Verdict
 
     def result(median_ms: float, layers: tuple, timeline: tuple, status: str) -> Result:
         samples = np.random.default_rng(1).normal(median_ms, median_ms / 100, 2000) / 1000.0

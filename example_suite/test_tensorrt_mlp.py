@@ -56,7 +56,7 @@ def test_mlp_serves_2000_per_second(trt_bench):
 @pytest.fixture(scope="module")
 def saved_engine(pytestconfig):
     """Build the engine once and save it, like ``trtexec --saveEngine``."""
-    from pytest_trtperf.plugin import session_settings
+    from pytest_trtperf.plugin.hooks import session_settings
     from pytest_trtperf.trt import EngineSpec, get_engine
 
     spec = EngineSpec.create(

@@ -8,23 +8,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pytest_trtperf.errors import BackendUnavailable, TrtPerfError, UsageError
+from pytest_trtperf.core.errors import BackendUnavailable, TrtPerfError, UsageError
 
-__version__ = "0.1.0"
+from pytest_trtperf.core.version import __version__
 
 if TYPE_CHECKING:
-    from pytest_trtperf.results import DeviceState, Distribution, Result, SeriesStats, Verdict
-    from pytest_trtperf.workload import Batch, Workload
+    from pytest_trtperf.core.results import DeviceState, Distribution, Result, SeriesStats, Verdict
+    from pytest_trtperf.core.workload import Batch, Workload
 
 #: Public name -> the module that defines it.
 _LAZY = {
-    "DeviceState": "results",
-    "Distribution": "results",
-    "Result": "results",
-    "SeriesStats": "results",
-    "Verdict": "results",
-    "Batch": "workload",
-    "Workload": "workload",
+    "DeviceState": "core.results",
+    "Distribution": "core.results",
+    "Result": "core.results",
+    "SeriesStats": "core.results",
+    "Verdict": "core.results",
+    "Batch": "core.workload",
+    "Workload": "core.workload",
 }
 
 

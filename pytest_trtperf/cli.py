@@ -24,22 +24,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_trtperf.config import parse_fraction
+from pytest_trtperf.core.config import parse_fraction
 from pytest_trtperf.report.document import schema_text
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.errors import UsageError
 
 
 def _now() -> str:
-    from pytest_trtperf.session import now_iso
+    from pytest_trtperf.plugin.session import now_iso
 
     return now_iso()
 
 
 def _history(args: argparse.Namespace) -> int:
     from pytest_trtperf.report import history
-    from pytest_trtperf.files import atomic_write
+    from pytest_trtperf.core.files import atomic_write
 
-    from pytest_trtperf.report.format import log_safe
+    from pytest_trtperf.core.formatting import log_safe
 
     tolerance = parse_fraction(args.tolerance, what="--tolerance")
     if args.max_commits is not None and args.max_commits < 1:
@@ -55,9 +55,9 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pytest_trtperf.baseline import BaselineStore
+    from pytest_trtperf.baselines.store import BaselineStore
     from pytest_trtperf.report.document import read_document
-    from pytest_trtperf.report.format import log_safe
+    from pytest_trtperf.core.formatting import log_safe
     from pytest_trtperf.report.html import baseline_entries, write_report
 
     doc = read_document(Path(args.json))
@@ -72,10 +72,10 @@ def _report(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     """Judge B against A; exit status 1 when anything regressed (a gate)."""
-    from pytest_trtperf.config import METRICS, parse_choice, parse_group_by
+    from pytest_trtperf.core.config import METRICS, parse_choice, parse_group_by
     from pytest_trtperf.report import compare, csv_export, terminal
     from pytest_trtperf.report.document import read_document
-    from pytest_trtperf.report.format import log_safe
+    from pytest_trtperf.core.formatting import log_safe
     from pytest_trtperf.report.html import write_report
 
     metric = parse_choice(args.metric, METRICS, what="--metric") if args.metric else None
@@ -106,8 +106,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     """Exit status 1 when an entry changed outside an update (a gate for CI)."""
-    from pytest_trtperf import verify
-    from pytest_trtperf.report.format import log_safe
+    from pytest_trtperf.baselines import verify
+    from pytest_trtperf.core.formatting import log_safe
 
     found, summary = verify.verify([Path(p) for p in args.paths])
     for line in found:
@@ -134,7 +134,7 @@ def _plan_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pytest_trtperf import __version__
+    from pytest_trtperf.core.version import __version__
 
     p = argparse.ArgumentParser(prog="pytest-trtperf", description="pytest-trtperf tools outside a test session")
     p.add_argument("--version", action="version", version=f"pytest-trtperf {__version__}")
@@ -183,7 +183,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
     """The files a command will write: each a regular file (or new), never a
     device, FIFO, socket, directory or Python source, and no two the same;
     checked before anything is read or computed."""
-    from pytest_trtperf.files import distinct_outputs
+    from pytest_trtperf.core.files import distinct_outputs
 
     names = {"output": "-o", "html": "--html", "csv": "--csv"}
     distinct_outputs((f"{names[flag]} {value}", Path(value)) for flag in names
@@ -203,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = "interrupted (Ctrl-C); files not yet written are left as they were"
     except Exception as e:  # noqa: BLE001 - the promise is one line, exit 2, even for our own bugs
         message = f"internal error ({type(e).__name__}: {e}); this is a bug in pytest-trtperf, please report it"
-    from pytest_trtperf.report.format import log_safe
+    from pytest_trtperf.core.formatting import log_safe
 
     print(f"pytest-trtperf: error: {log_safe(message)}", file=sys.stderr)
     return 2

@@ -55,8 +55,8 @@ REPO = Path(__file__).resolve().parents[1]
 #: block the installed plugin with ``-p no:trtperf``.
 GPU_PLUGIN_WIRING = """
 import pytest
-from pytest_trtperf.config import Settings, add_options
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.config import Settings, add_options
+from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.gpu import session as gpu_plugin
 
 def pytest_addoption(parser, pluginmanager):
@@ -76,8 +76,8 @@ def make_result(nodeid: str, *, kind: str = "cuda", status: str = "regression", 
                 identity: dict[str, Any] | None = None) -> Any:
     """A judged result as plain data, shaped like what a GPU run produces
     (GPU results cannot be measured on a machine without one)."""
-    from pytest_trtperf.identity import result_id
-    from pytest_trtperf.results import DeviceState, Distribution, Result, SeriesStats, Verdict
+    from pytest_trtperf.core.identity import result_id
+    from pytest_trtperf.core.results import DeviceState, Distribution, Result, SeriesStats, Verdict
 
     stats = SeriesStats(n=100, median=1.0, mean=1.0, min=0.9, max=1.2, p90=1.1, p95=1.1, p99=1.2, stdev=0.05,
                         median_ci=(0.99, 1.01))
@@ -92,14 +92,14 @@ def make_result(nodeid: str, *, kind: str = "cuda", status: str = "regression", 
 
 
 def load_plugin_args() -> list[str]:
-    """``-p pytest_trtperf.plugin`` for a subprocess pytest run only where the
+    """``-p pytest_trtperf.plugin.hooks`` for a subprocess pytest run only where the
     package is not installed: with its entry point registered too, pytest
     refuses the plugin twice (seen on the lent GPU machine, where the GPU
     tests install it without an index)."""
     from importlib.metadata import entry_points
 
     installed = any(ep.name == "trtperf" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "pytest_trtperf.plugin"]
+    return [] if installed else ["-p", "pytest_trtperf.plugin.hooks"]
 
 
 #: The NVRTC kernels of the GPU tests (``tests/gpu/gpu_kernels.py``).

@@ -8,13 +8,13 @@ import math
 
 import numpy as np
 
-from pytest_trtperf import stats
-from pytest_trtperf.attribution import (LayerDelta, attribution_text, compare_layers, describe, layer_times,
+from pytest_trtperf.core import stats
+from pytest_trtperf.core.attribution import (LayerDelta, attribution_text, compare_layers, describe, layer_times,
                                         most_changed, top_added)
-from pytest_trtperf.baseline import BaselineEntry
-from pytest_trtperf.fingerprint import host_fingerprint
-from pytest_trtperf.gate import judge
-from pytest_trtperf.results import Result
+from pytest_trtperf.baselines.store import BaselineEntry
+from pytest_trtperf.core.fingerprint import host_fingerprint
+from pytest_trtperf.gate.timing import judge
+from pytest_trtperf.core.results import Result
 
 BASE = [{"name": "conv1", "ms": 1.0}, {"name": "gemm", "ms": 4.0}, {"name": "softmax", "ms": 0.5},
         {"name": "old_fused", "ms": 0.3}]

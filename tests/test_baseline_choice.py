@@ -19,7 +19,7 @@ import hashlib, os, random, time
 
 import numpy as np
 
-from pytest_trtperf.workload import Batch
+from pytest_trtperf.core.workload import Batch
 
 DATA = b"\\x5a" * 200_000
 

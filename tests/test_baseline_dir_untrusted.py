@@ -15,9 +15,9 @@ from collections.abc import Callable
 import pytest
 
 from helpers import FAST, hash_test
-from pytest_trtperf import baseline
-from pytest_trtperf.errors import BaselineFileError
-from pytest_trtperf.fingerprint import host_fingerprint
+from pytest_trtperf.baselines import store as baseline
+from pytest_trtperf.core.errors import BaselineFileError
+from pytest_trtperf.core.fingerprint import host_fingerprint
 from test_baseline_store import make_result
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs and links")

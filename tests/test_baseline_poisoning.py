@@ -251,7 +251,7 @@ def test_verify_tells_two_updates_in_one_second_from_an_edit() -> None:
     """Timestamps have whole seconds: a second update within the same second
     keeps the entry's timestamp and appends its own run, which verify accepts;
     numbers changed under that timestamp without a new run are still named."""
-    from pytest_trtperf.verify import entry_change
+    from pytest_trtperf.baselines.verify import entry_change
 
     stamp = "2026-12-06T05:15:26+00:00"
     row1 = {"timestamp": stamp, "latency_ms": {"median": 1.0}}
@@ -269,7 +269,7 @@ def test_verify_takes_several_updates_between_two_commits() -> None:
     """A history is built by several update runs, often before any commit:
     runs appended in time order are updates; rows out of order, or a history
     rewritten under a new last run, are not."""
-    from pytest_trtperf.verify import entry_change
+    from pytest_trtperf.baselines.verify import entry_change
 
     rows = [{"timestamp": f"2026-12-06T05:0{i}:00+00:00", "latency_ms": {"median": 1.0 + i / 100}} for i in range(5)]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from helpers import FAST, hash_test
-from pytest_trtperf import baseline
-from pytest_trtperf.errors import BaselineFileError
+from pytest_trtperf.baselines import store as baseline
+from pytest_trtperf.core.errors import BaselineFileError
 from test_baseline_validation import RID, make_result, written
 
 

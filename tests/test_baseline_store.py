@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_trtperf import baseline, stats
-from pytest_trtperf.errors import BaselineFileError
-from pytest_trtperf.fingerprint import host_fingerprint
-from pytest_trtperf.results import Result
+from pytest_trtperf.baselines import store as baseline
+from pytest_trtperf.core import stats
+from pytest_trtperf.core.errors import BaselineFileError
+from pytest_trtperf.core.fingerprint import host_fingerprint
+from pytest_trtperf.core.results import Result
 
 
 def make_result(rid: str, scale: float = 1.0) -> Result:

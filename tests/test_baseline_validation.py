@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 from helpers import FAST, hash_test
-from pytest_trtperf import baseline, stats
-from pytest_trtperf.errors import BaselineFileError
-from pytest_trtperf.fingerprint import host_fingerprint
-from pytest_trtperf.results import DeviceState, Result
+from pytest_trtperf.baselines import store as baseline
+from pytest_trtperf.core import stats
+from pytest_trtperf.core.errors import BaselineFileError
+from pytest_trtperf.core.fingerprint import host_fingerprint
+from pytest_trtperf.core.results import DeviceState, Result
 
 RID = "t.py::test_a"
 

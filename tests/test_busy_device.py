@@ -21,16 +21,16 @@ from pathlib import Path
 import pytest
 
 from helpers import FAKE_NVML
-from pytest_trtperf import stats
-from pytest_trtperf.baseline import BaselineEntry
-from pytest_trtperf.config import MeasureSettings
-from pytest_trtperf.fingerprint import gpu_fingerprint
-from pytest_trtperf.gate import judge
+from pytest_trtperf.core import stats
+from pytest_trtperf.baselines.store import BaselineEntry
+from pytest_trtperf.core.config import MeasureSettings
+from pytest_trtperf.core.fingerprint import gpu_fingerprint
+from pytest_trtperf.gate.timing import judge
 from pytest_trtperf.gpu import device_state, nvml
 from pytest_trtperf.gpu import pinning as gpu_pinning
-from pytest_trtperf.measure import measure
-from pytest_trtperf.results import Result, Verdict
-from pytest_trtperf.runner import settle, unreliable_verdict
+from pytest_trtperf.core.measure import measure
+from pytest_trtperf.core.results import Result, Verdict
+from pytest_trtperf.pipeline.runner import settle, unreliable_verdict
 from pytest_trtperf.workloads.host import HostWorkload
 
 NEIGHBOUR = 4242

@@ -18,7 +18,7 @@ import pytest
 
 from pytest_trtperf.gpu import nvml
 from pytest_trtperf.gpu.clocks import ClockController, LockSpec, plan_for, snap
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.gpu.pinning import VisibleGpu
 
 pytest_plugins = ["pytester"]

@@ -191,6 +191,6 @@ def test_a(trt_bench, name):
 def test_a_change_that_rounds_to_zero_never_reads_minus_zero() -> None:
     # A result compared with itself can differ by a rounding error of either
     # sign; '-0.0%' would read as a (tiny) improvement.
-    from pytest_trtperf.report.format import fmt_change
+    from pytest_trtperf.core.formatting import fmt_change
     assert fmt_change(-1e-12) == "+0.0%" and fmt_change(-0.0004) == "+0.0%"
     assert fmt_change(-0.0006) == "-0.1%" and fmt_change(0.05, (-1e-9, 0.1)) == "+5.0% [+0.0%, +10.0%]"

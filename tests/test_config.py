@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_trtperf.config import MeasureOptions, parse_fraction
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.config import MeasureOptions, parse_fraction
+from pytest_trtperf.core.errors import UsageError
 
 
 def test_command_line_defaults_match_the_measurement_defaults(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_defaults='''
-        from pytest_trtperf.config import MeasureOptions
-        from pytest_trtperf.plugin import STATE_KEY
+        from pytest_trtperf.core.config import MeasureOptions
+        from pytest_trtperf.plugin.hooks import STATE_KEY
 
         def test_defaults(request):
             assert request.config.stash[STATE_KEY].settings.measure == MeasureOptions()
@@ -58,7 +58,7 @@ def test_marker_values_are_checked_before_the_test_runs(pytester: pytest.Pyteste
 # ---- one settings owner: regressions of the three-readers era ------------------------
 SETTINGS_PROBE = '''
 import json
-from pytest_trtperf.plugin import session_settings
+from pytest_trtperf.plugin.hooks import session_settings
 
 def test_probe(request):
     s = session_settings(request.config)
@@ -163,7 +163,7 @@ def test_iterations_and_duration_together_are_refused_but_the_command_line_beats
     r.stderr.fnmatch_lines(["*--trt-iterations and --trt-duration both given*"])
     pytester.makeini("[pytest]\ntrt_duration = 1\n")
     pytester.makepyfile(test_probe='''
-from pytest_trtperf.plugin import session_settings
+from pytest_trtperf.plugin.hooks import session_settings
 
 def test_probe(request):
     m = session_settings(request.config).measure
@@ -218,7 +218,7 @@ def test_engine_marker(trt_bench):
     ("t.py::test_xy: another test", "t.py::test_xy: another test"),
 ])
 def test_cause_first(message: str, expected: str) -> None:
-    from pytest_trtperf.errors import cause_first
+    from pytest_trtperf.core.errors import cause_first
 
     assert cause_first(message, "t.py::test_x") == expected
 
@@ -247,7 +247,7 @@ def test_measure_arguments_take_only_what_makes_sense(pytester: pytest.Pytester,
 
 def test_min_and_max_iterations_are_options_too(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_probe='''
-from pytest_trtperf.plugin import session_settings
+from pytest_trtperf.plugin.hooks import session_settings
 
 def test_probe(request):
     m = session_settings(request.config).measure
@@ -270,7 +270,7 @@ def test_two_unnamed_measurements_say_so(pytester: pytest.Pytester) -> None:
 def test_ab_confirm_from_command_line_ini_and_marker(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_ab='''
         import pytest
-        from pytest_trtperf.plugin import session_settings
+        from pytest_trtperf.plugin.hooks import session_settings
 
         def test_session(request):
             print("AB=" + str(session_settings(request.config).measure.ab_confirm))

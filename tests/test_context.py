@@ -11,7 +11,7 @@ import json
 import pytest
 
 from helpers import FAST, load_baseline
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.workloads.cuda import CudaWorkload
 from pytest_trtperf.workloads.select import LastCall, for_callable
 

@@ -20,11 +20,11 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from pytest_trtperf import stats
-from pytest_trtperf.baseline import BaselineEntry
-from pytest_trtperf.fingerprint import host_fingerprint
-from pytest_trtperf.gate import judge
-from pytest_trtperf.results import DeviceState, Result, Verdict
+from pytest_trtperf.core import stats
+from pytest_trtperf.baselines.store import BaselineEntry
+from pytest_trtperf.core.fingerprint import host_fingerprint
+from pytest_trtperf.gate.timing import judge
+from pytest_trtperf.core.results import DeviceState, Result, Verdict
 
 Z99 = NormalDist().inv_cdf(0.995)
 HOST_PRIOR = 0.035  # README, "Between-run noise": the host family's sd until a history exists

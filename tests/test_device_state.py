@@ -12,8 +12,8 @@ import pytest
 from pytest_trtperf.gpu import device_state, nvml
 from pytest_trtperf.gpu import pinning as gpu_pinning
 from pytest_trtperf.gpu.device_state import DeviceStateSampler, flags_for, others_on_gpu
-from pytest_trtperf.results import DeviceState
-from pytest_trtperf.workload import StateMonitor
+from pytest_trtperf.core.results import DeviceState
+from pytest_trtperf.core.workload import StateMonitor
 
 from helpers import FAKE_NVML as FAKE
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pytest_trtperf.report import exports
-from pytest_trtperf.identity import file_stem
+from pytest_trtperf.core.identity import file_stem
 from pytest_trtperf.trt.profiler import trtexec_profile
 
 TESTS = '''

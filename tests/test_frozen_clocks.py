@@ -81,9 +81,9 @@ def test_a_conftest_that_stops_time_does_not_hang(pytester: pytest.Pytester) -> 
 def test_warm_up_is_bounded_by_iterations_too() -> None:
     """A warm-up of an hour still ends after a measurement's worth of
     iterations (``max_iterations``): its count does not depend on a clock."""
-    from pytest_trtperf.config import MeasureSettings
-    from pytest_trtperf.measure import warm_up
-    from pytest_trtperf.timers import REAL
+    from pytest_trtperf.core.config import MeasureSettings
+    from pytest_trtperf.core.measure import warm_up
+    from pytest_trtperf.core.timers import REAL
     from pytest_trtperf.workloads.host import HostWorkload
 
     calls = []
@@ -96,7 +96,7 @@ def test_warm_up_is_bounded_by_iterations_too() -> None:
 def test_the_timers_are_the_real_ones_under_freeze_time() -> None:
     import time
 
-    from pytest_trtperf.timers import REAL
+    from pytest_trtperf.core.timers import REAL
 
     with freezegun.freeze_time("2026-01-01"):
         assert time.perf_counter() == time.perf_counter()

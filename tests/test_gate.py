@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from pytest_trtperf import stats
-from pytest_trtperf.baseline import BaselineEntry
-from pytest_trtperf.fingerprint import gpu_fingerprint
-from pytest_trtperf.gate import judge
-from pytest_trtperf.results import DeviceState, Result, Verdict
+from pytest_trtperf.core import stats
+from pytest_trtperf.baselines.store import BaselineEntry
+from pytest_trtperf.core.fingerprint import gpu_fingerprint
+from pytest_trtperf.gate.timing import judge
+from pytest_trtperf.core.results import DeviceState, Result, Verdict
 
 
 def result(scale: float = 1.0, *, clocks: str = "off", sm: float | None = 1545.0, driver: str = "580.159",
@@ -123,9 +123,9 @@ def test_verdict_flags_survive_json() -> None:
 
 # -- issue 11: between-run noise, build vs method changes, cause first -------
 
-from pytest_trtperf.fingerprint import host_fingerprint  # noqa: E402
-from pytest_trtperf.identity import config_hash as hash_of  # noqa: E402
-from pytest_trtperf.results import Distribution  # noqa: E402
+from pytest_trtperf.core.fingerprint import host_fingerprint  # noqa: E402
+from pytest_trtperf.core.identity import config_hash as hash_of  # noqa: E402
+from pytest_trtperf.core.results import Distribution  # noqa: E402
 
 
 def host_result(scale: float = 1.0, *, seed: int = 0, identity: dict | None = None, kind: str = "host") -> Result:
@@ -196,7 +196,7 @@ def test_a_busy_run_in_the_history_is_left_out_of_the_centre() -> None:
 def test_a_busy_update_joins_the_history_instead_of_restarting_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A run 50% slower restarts the history when quiet (a new level), never
     when busy: it joins it, and the centre stays the quiet run."""
-    from pytest_trtperf.baseline import BaselineStore
+    from pytest_trtperf.baselines.store import BaselineStore
 
     quiet, slow = host_result(), host_result(1.5, seed=1)
     busy = dataclasses.replace(slow, device_state=DeviceState(kind="host", flags=("host_busy",), cpu_delayed=0.6))

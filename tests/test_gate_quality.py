@@ -25,9 +25,9 @@ from collections.abc import Callable
 
 import pytest
 
-from pytest_trtperf import stats
-from pytest_trtperf.config import MeasureOptions
-from pytest_trtperf.results import Distribution
+from pytest_trtperf.core import stats
+from pytest_trtperf.core.config import MeasureOptions
+from pytest_trtperf.core.results import Distribution
 
 Rule = Callable[[Distribution, Distribution, float], str]
 
@@ -39,7 +39,7 @@ CHILD = textwrap.dedent("""
     import hashlib, json, sys
     import numpy as np
     from pytest_trtperf import stats
-    from pytest_trtperf.measure import MeasureSettings, measure
+    from pytest_trtperf.core.measure import MeasureSettings, measure
     from pytest_trtperf.workloads.host import HostWorkload
 
     proc, runs, iters = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])

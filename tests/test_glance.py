@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from helpers import FAST
-from pytest_trtperf import stats
+from pytest_trtperf.core import stats
 from pytest_trtperf.cli import main
-from pytest_trtperf.report import units
+from pytest_trtperf.core import units
 from pytest_trtperf.report.terminal import natural_key, shorten_middle
 
 needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="needs matplotlib")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_trtperf.gpu import cuda
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.workloads.cuda import CudaWorkload, TransferSpec
 from pytest_trtperf.workloads.torch import TorchWorkload
 
@@ -37,7 +37,7 @@ def test_import_without_cuda_python_and_one_line_error() -> None:
         import pytest_trtperf.gpu.cuda as c
         import pytest_trtperf.workloads.cuda as wc
         import pytest_trtperf.workloads.torch as wt
-        from pytest_trtperf.errors import BackendUnavailable
+        from pytest_trtperf.core.errors import BackendUnavailable
         assert not c.is_installed()
         for call in (c.device_count, c.Stream, c.Event, lambda: c.malloc(8),
                      lambda: wc.CudaWorkload(lambda s: None).setup()):
@@ -114,7 +114,7 @@ def test_stream_callables_take_the_baselines_capture_choice_and_engines_do_not()
     """The runner hands the baseline's ``timed_as`` to ChoosingWorkloads: a
     stream callable is one (the harness captures and checks it); a TensorRT
     engine is not (its CudaWorkload runs with check_capture=False)."""
-    from pytest_trtperf.workload import ChoosingWorkload
+    from pytest_trtperf.core.workload import ChoosingWorkload
     from pytest_trtperf.workloads.select import for_callable
     from pytest_trtperf.workloads.tensorrt import TensorRTWorkload
 

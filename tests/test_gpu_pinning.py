@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_trtperf.gpu import pinning as gpu_pinning, nvml
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.gpu.pinning import VisibleGpu, assign, check_worker_count, parse_visible
 
 pytest_plugins = ["pytester"]

@@ -13,8 +13,8 @@ import pytest
 from helpers import FAST, hash_test
 from pytest_trtperf import cli
 from pytest_trtperf.report import history
-from pytest_trtperf.baseline import dumps
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.baselines.store import dumps
+from pytest_trtperf.core.errors import UsageError
 from test_report_html import Page, assert_self_contained, svg_of
 
 

@@ -20,11 +20,11 @@ from collections.abc import Iterator
 import pytest
 
 from helpers import hash_test
-from pytest_trtperf.baseline import BaselineEntry
-from pytest_trtperf.host_state import (DELAYED_BUSY, HEAVY_DELAYED, QUANTILE_LEVEL, HostSampler, busiest_others,
+from pytest_trtperf.baselines.store import BaselineEntry
+from pytest_trtperf.core.host_state import (DELAYED_BUSY, HEAVY_DELAYED, QUANTILE_LEVEL, HostSampler, busiest_others,
                                        busy_for, cpu_cores, cpu_sharing_error, describe_load, judge_window,
                                        wait_until_quiet)
-from pytest_trtperf.results import DeviceState
+from pytest_trtperf.core.results import DeviceState
 
 needs_schedstat = pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat"),
                                      reason="needs Linux schedstats (/proc/thread-self/schedstat)")

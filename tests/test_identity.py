@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_trtperf.identity import config_hash, result_id
+from pytest_trtperf.core.identity import config_hash, result_id
 
 
 def engine_identity(**engine: object) -> dict:

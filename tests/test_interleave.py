@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_trtperf.config import MeasureSettings
+from pytest_trtperf.core.config import MeasureSettings
 from pytest_trtperf.relative.interleave import BLOCK_S, MIN_BLOCK_ITERATIONS, MIN_PAIRS, measure_interleaved
-from pytest_trtperf.measure import measure
+from pytest_trtperf.core.measure import measure
 from pytest_trtperf.relative.paired import compare_pairs
 from pytest_trtperf.workloads.host import HostWorkload
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from host_spin import Switching, spin_ns
-from pytest_trtperf.config import MeasureSettings
+from pytest_trtperf.core.config import MeasureSettings
 from pytest_trtperf.relative.interleave import Interleaved, measure_interleaved
 from pytest_trtperf.workloads.host import HostWorkload
 

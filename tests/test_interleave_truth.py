@@ -20,12 +20,12 @@ import pytest
 
 from helpers import REPO
 from host_spin import loop_step_ns, overhead_us, spinner
-from pytest_trtperf.baseline import BaselineStore
-from pytest_trtperf.config import MeasureOptions, MeasureSettings, Settings
-from pytest_trtperf.measure import measure
+from pytest_trtperf.baselines.store import BaselineStore
+from pytest_trtperf.core.config import MeasureOptions, MeasureSettings, Settings
+from pytest_trtperf.core.measure import measure
 from pytest_trtperf.relative.policy import Expectation, run_relative
-from pytest_trtperf.runner import Runner, Target
-from pytest_trtperf.stats import median_ci_rel_width
+from pytest_trtperf.pipeline.runner import Runner, Target
+from pytest_trtperf.core.stats import median_ci_rel_width
 from pytest_trtperf.workloads.host import HostWorkload
 from truth_bounds import RatioBound, absolute_holds, half_width, swap_holds
 
@@ -134,7 +134,7 @@ def test_gpu_script_dry_run_on_the_cpu(tmp_path: Path) -> None:
 
 
 def test_gpu_mode_without_a_gpu_says_so_in_one_line() -> None:
-    from pytest_trtperf.errors import BackendUnavailable
+    from pytest_trtperf.core.errors import BackendUnavailable
     from pytest_trtperf.gpu import cuda
 
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from helpers import FAST, hash_test
-from pytest_trtperf.files import PAUSE_ENV
+from pytest_trtperf.core.files import PAUSE_ENV
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 

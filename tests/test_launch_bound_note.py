@@ -10,10 +10,10 @@ import re
 import numpy as np
 import pytest
 
-from pytest_trtperf import stats
-from pytest_trtperf.fingerprint import gpu_fingerprint, host_fingerprint
-from pytest_trtperf.results import DeviceState, Result
-from pytest_trtperf.runner import LAUNCH_BOUND_SHARE, launch_bound_note
+from pytest_trtperf.core import stats
+from pytest_trtperf.core.fingerprint import gpu_fingerprint, host_fingerprint
+from pytest_trtperf.core.results import DeviceState, Result
+from pytest_trtperf.pipeline.runner import LAUNCH_BOUND_SHARE, launch_bound_note
 
 
 def result(latency_ms: float, enqueue_ms: float | None, *, kind: str = "torch", mode: str = "latency") -> Result:

@@ -10,13 +10,13 @@ import time
 import numpy as np
 import pytest
 
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.load.arrivals import check_trace, schedule, trace_rate
 from pytest_trtperf.load.driver import drive
 from pytest_trtperf.load.percentiles import lower_rank, percentile, upper_rank
 from pytest_trtperf.load.point import rate_point
 from pytest_trtperf.load.search import find_sustainable
-from pytest_trtperf.load.summary import RatePoint, Serve, Slo
+from pytest_trtperf.core.serve_summary import RatePoint, Serve, Slo
 
 
 # -- arrivals --------------------------------------------------------------------
@@ -195,8 +195,8 @@ def test_every_serve_setting_is_part_of_how_it_is_measured() -> None:
     (the gate: incomparable), never a build change it would judge."""
     import dataclasses
 
-    from pytest_trtperf.config import serve_plan
-    from pytest_trtperf.identity import config_changes, config_hash, split_config
+    from pytest_trtperf.core.config import serve_plan
+    from pytest_trtperf.core.identity import config_changes, config_hash, split_config
 
     base = serve_plan({"rate": 100, "slo": "p99<20ms", "duration": 2}, where="t")
     variants = {"rate": {"rate": 120}, "arrivals": {"arrivals": "constant"}, "concurrency": {"concurrency": 2},

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from helpers import FAST, hash_test
-from pytest_trtperf.report.format import log_safe, message_safe, no_controls
+from pytest_trtperf.core.formatting import log_safe, message_safe, no_controls
 
 #: Everything a log must never show raw: C0 but tab/newline, DEL, C1, line
 #: separators, bidi overrides and isolates, BOM.

@@ -18,15 +18,18 @@ import numpy as np
 import pytest
 
 from helpers import FAST, load_baseline
-from pytest_trtperf import memory, stats
-from pytest_trtperf.baseline import BaselineEntry, read_file
-from pytest_trtperf.config import OPTIONS, MeasureOptions
-from pytest_trtperf.errors import BaselineFileError, UsageError
-from pytest_trtperf.fingerprint import host_fingerprint
-from pytest_trtperf.gate import judge
-from pytest_trtperf.memory import MIN_GROWTH_BYTES, MemoryVerdict, judge_memory
+from pytest_trtperf.core import memory
+from pytest_trtperf.core import stats
+from pytest_trtperf.baselines.store import BaselineEntry, read_file
+from pytest_trtperf.core.config import OPTIONS, MeasureOptions
+from pytest_trtperf.core.errors import BaselineFileError, UsageError
+from pytest_trtperf.core.fingerprint import host_fingerprint
+from pytest_trtperf.gate.timing import judge
+from pytest_trtperf.core.memory import MemoryVerdict
+from pytest_trtperf.gate import memory as memory_gate
+from pytest_trtperf.gate.memory import MIN_GROWTH_BYTES, judge_memory
 from pytest_trtperf.report import github, html, terminal
-from pytest_trtperf.results import Result
+from pytest_trtperf.core.results import Result
 
 ALLOC_TEST = '''
 import os
@@ -167,15 +170,15 @@ def test_order(trt_bench):
 # ------------------------------------------------------------------ the rule
 def test_rule_needs_the_tolerance_and_the_floor() -> None:
     mib = 1 << 20
-    assert memory.compare("host_peak_bytes", 10 * mib, 11 * mib + 1, 0.10).status == "regression"
-    assert memory.compare("host_peak_bytes", 10 * mib, 11 * mib, 0.10).status == "pass"
-    assert memory.compare("host_peak_bytes", 10 * mib, 9 * mib - 1, 0.10).status == "improved"
+    assert memory_gate.compare("host_peak_bytes", 10 * mib, 11 * mib + 1, 0.10).status == "regression"
+    assert memory_gate.compare("host_peak_bytes", 10 * mib, 11 * mib, 0.10).status == "pass"
+    assert memory_gate.compare("host_peak_bytes", 10 * mib, 9 * mib - 1, 0.10).status == "improved"
     # Small figures: doubling 20 KiB is under the 64 KiB floor.
-    assert memory.compare("host_peak_bytes", 20 << 10, 40 << 10, 0.10).status == "pass"
-    assert memory.compare("host_peak_bytes", 20 << 10, (20 << 10) + MIN_GROWTH_BYTES + 1, 0.10).status == "regression"
-    grown = memory.compare("device_peak_bytes", 0, mib, 0.10)
+    assert memory_gate.compare("host_peak_bytes", 20 << 10, 40 << 10, 0.10).status == "pass"
+    assert memory_gate.compare("host_peak_bytes", 20 << 10, (20 << 10) + MIN_GROWTH_BYTES + 1, 0.10).status == "regression"
+    grown = memory_gate.compare("device_peak_bytes", 0, mib, 0.10)
     assert grown.status == "regression" and grown.change is None  # from nothing
-    assert memory.compare("device_peak_bytes", None, mib, 0.10).status == "missing"
+    assert memory_gate.compare("device_peak_bytes", None, mib, 0.10).status == "missing"
 
 
 def host_result(rid: str = "t.py::test_m", **figures: int) -> Result:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from pytest_trtperf import noise
+from pytest_trtperf.core import noise
 
 
 def test_one_run_uses_the_prior_of_its_family() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from pytest_trtperf.report import nsight
-from pytest_trtperf.config import MeasureOptions, Settings, TrtOptions
+from pytest_trtperf.core.config import MeasureOptions, Settings, TrtOptions
 from pytest_trtperf.report.html import render
 from helpers import make_result
 
@@ -74,7 +74,7 @@ def relative_result(nodeid: str, a: tuple[str, dict[str, object]], b: tuple[str,
                     status: str = "regression", origin: str = "compare") -> Any:
     """A judged relative gate as plain data, as a GPU ``trt_bench.compare`` produces it."""
     from pytest_trtperf.relative.policy import relative_message
-    from pytest_trtperf.results import Relative, Side
+    from pytest_trtperf.core.results import Relative, Side
 
     base = make_result(nodeid, kind=b[0], status=status, identity={"relative": {"a": a[1], "b": b[1]}})
 

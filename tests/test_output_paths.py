@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from helpers import FAST, hash_test
-from pytest_trtperf.files import atomic_write
+from pytest_trtperf.core.files import atomic_write
 
 
 def _fifo(d: Path) -> Path:

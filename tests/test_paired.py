@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pytest_trtperf.relative import paired
-from pytest_trtperf import stats
+from pytest_trtperf.core import stats
 from pytest_trtperf.relative.paired import PairedComparison, block_length, block_value, compare_pairs, decide
 
 

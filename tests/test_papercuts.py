@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO
-from pytest_trtperf import baseline
-from pytest_trtperf.errors import BaselineFileError
+from pytest_trtperf.baselines import store as baseline
+from pytest_trtperf.core.errors import BaselineFileError
 from pytest_trtperf.gpu import nvml
 from pytest_trtperf.gpu.clocks import ClockController
-from pytest_trtperf.config import LockSpec
+from pytest_trtperf.core.config import LockSpec
 
 
 @pytest.mark.parametrize("tool, writer", [

@@ -17,11 +17,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_trtperf.config import GpuSettings, MeasureSettings
+from pytest_trtperf.core.config import GpuSettings, MeasureSettings
 from pytest_trtperf.gpu import cuda
 from pytest_trtperf.gpu import nvtx as nvtx_layer
 from pytest_trtperf.gpu.window import ProfilingWarning, block_ranges, header_line, measured_window, side_range_name
-from pytest_trtperf.measure import measure
+from pytest_trtperf.core.measure import measure
 from pytest_trtperf.relative.interleave import measure_interleaved
 from pytest_trtperf.workloads.host import HostWorkload
 import nvtx_recorder

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from helpers import FAST
-from pytest_trtperf import stats
-from pytest_trtperf.fingerprint import host_fingerprint
-from pytest_trtperf.report import units
+from pytest_trtperf.core import stats
+from pytest_trtperf.core.fingerprint import host_fingerprint
+from pytest_trtperf.core import units
 from pytest_trtperf.report.terminal import format_table
-from pytest_trtperf.results import DeviceState, Result, Verdict
+from pytest_trtperf.core.results import DeviceState, Result, Verdict
 from test_report_html import Page, make
 
 # Not importorskip("matplotlib"): importing the bare package at collection while
@@ -153,7 +153,7 @@ def test_verdict_message_writes_times_in_the_tables_unit() -> None:
     the table said ``90.00 ns``; both now use report.units' rule."""
     import dataclasses
 
-    from pytest_trtperf import gate
+    from pytest_trtperf.gate import timing as gate
     from pytest_trtperf.report import terminal
     from test_report_html import entry_for, make
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf.config import PERF_ARGS
+from pytest_trtperf.core.config import PERF_ARGS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -167,7 +167,7 @@ def readme_steps() -> list[tuple[int, str, str]]:
 def test_every_option_appears_in_a_readme_command() -> None:
     """Tables and prose are not enough: each option of ``config.OPTIONS`` is
     in at least one fenced code block (a command a user can copy)."""
-    from pytest_trtperf.config import OPTIONS
+    from pytest_trtperf.core.config import OPTIONS
 
     code = "\n".join(text for _, _, text in fenced_blocks())
     missing = [o.flag for o in OPTIONS if not re.search(re.escape(o.flag) + r"(?![\w-])", code)]
@@ -188,7 +188,7 @@ def _available(need: str) -> bool:
         import importlib.util
 
         return importlib.util.find_spec("jsonschema") is not None
-    from pytest_trtperf.errors import BackendUnavailable
+    from pytest_trtperf.core.errors import BackendUnavailable
     from pytest_trtperf.trt.backend import load_backend
 
     try:

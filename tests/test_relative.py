@@ -9,8 +9,8 @@ import json
 import pytest
 
 from helpers import FAST, baseline_files
-from pytest_trtperf.config import expectation
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.config import expectation
+from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.relative.policy import Expectation, describe
 
 HEADER = '''
@@ -189,12 +189,12 @@ def test_an_ab_confirmed_result_reads_as_the_baselines_model_against_now(tmp_pat
     import dataclasses
     import hashlib
 
-    from pytest_trtperf.baseline import BaselineStore
-    from pytest_trtperf.config import MeasureOptions, Settings
+    from pytest_trtperf.baselines.store import BaselineStore
+    from pytest_trtperf.core.config import MeasureOptions, Settings
     from pytest_trtperf.relative.policy import run_relative
     from pytest_trtperf.report.html import render
     from pytest_trtperf.report.terminal import compared_cells
-    from pytest_trtperf.runner import Runner, Target
+    from pytest_trtperf.pipeline.runner import Runner, Target
     from pytest_trtperf.workloads.host import HostWorkload
 
     s = Settings(baseline_mode="compare", baseline_dir=tmp_path, rootdir=tmp_path, require_gpu=False,

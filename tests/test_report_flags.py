@@ -12,12 +12,12 @@ import json
 
 import numpy as np
 
-from pytest_trtperf import stats
-from pytest_trtperf.baseline import BaselineEntry
-from pytest_trtperf.fingerprint import gpu_fingerprint
-from pytest_trtperf.gate import judge
+from pytest_trtperf.core import stats
+from pytest_trtperf.baselines.store import BaselineEntry
+from pytest_trtperf.core.fingerprint import gpu_fingerprint
+from pytest_trtperf.gate.timing import judge
 from pytest_trtperf.report import github, html, terminal
-from pytest_trtperf.results import DeviceState, Result
+from pytest_trtperf.core.results import DeviceState, Result
 
 FP = gpu_fingerprint(kind="cuda", gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0", trt_version=None,
                      clocks="off", info={})

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from helpers import FAST, hash_test
-from pytest_trtperf import stats
-from pytest_trtperf.fingerprint import host_fingerprint
+from pytest_trtperf.core import stats
+from pytest_trtperf.core.fingerprint import host_fingerprint
 from pytest_trtperf.report.github import (FOLD_ROWS, annotations_for, workflow_annotations as annotations, md_cell, relative_path, step_summary, write_step_summary)
-from pytest_trtperf.results import DeviceState, Result, Verdict
+from pytest_trtperf.core.results import DeviceState, Result, Verdict
 
 
 def make_result(rid: str, status: str, change: float = 0.0, flags: tuple[str, ...] = (),
@@ -139,7 +139,7 @@ def test_unwritable_summary_is_reported_not_raised(tmp_path: Path) -> None:
 
 def test_results_an_update_did_not_write_are_counted_and_shown_as_such() -> None:
     """Every status is counted (a status without an icon once vanished from the count line)."""
-    from pytest_trtperf.results import STATUSES
+    from pytest_trtperf.core.results import STATUSES
 
     md = step_summary([make_result("t.py::test_a", "updated"), make_result("t.py::test_b", "not_written")])
     assert "\U0001f4dd 1 updated" in md and "\U0001f6ab 1 not_written" in md

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from helpers import FAST, hash_test
-from pytest_trtperf import stats
-from pytest_trtperf.baseline import BaselineEntry
-from pytest_trtperf.fingerprint import host_fingerprint
+from pytest_trtperf.core import stats
+from pytest_trtperf.baselines.store import BaselineEntry
+from pytest_trtperf.core.fingerprint import host_fingerprint
 from pytest_trtperf.report.html import PLOTS_HINT, render
-from pytest_trtperf.results import DeviceState, Result, Verdict
+from pytest_trtperf.core.results import DeviceState, Result, Verdict
 
 
 class Page(HTMLParser):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_trtperf.config import MeasureOptions
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.config import MeasureOptions
+from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.workloads.cuda import CudaWorkload
 from pytest_trtperf.workloads.host import HostWorkload
 from pytest_trtperf.workloads.select import for_callable

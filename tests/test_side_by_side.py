@@ -331,7 +331,7 @@ def test_bad_options_are_one_line(pytester: pytest.Pytester, args: list[str], ne
 WORKLOAD_TEST = '''
 import hashlib
 import numpy as np
-from pytest_trtperf.workload import Batch
+from pytest_trtperf.core.workload import Batch
 
 SIZE = {size}
 
@@ -397,7 +397,7 @@ def test_workload_objects_are_served_and_compare_pairs_stay_in_process(repo: pyt
 @pytest.fixture
 def load() -> Iterator[None]:
     """Busy loops, two more than the CPUs: windows measured here are busy."""
-    from pytest_trtperf.host_state import cpu_cores
+    from pytest_trtperf.core.host_state import cpu_cores
 
     procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores() + 2)]
     time.sleep(0.3)

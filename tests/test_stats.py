@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_trtperf import stats
+from pytest_trtperf.core import stats
 
 
 def test_summarize_matches_numpy() -> None:

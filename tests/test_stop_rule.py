@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pytest_trtperf.config import MeasureSettings
-from pytest_trtperf.measure import progress_fraction, stop_reason
+from pytest_trtperf.core.config import MeasureSettings
+from pytest_trtperf.core.measure import progress_fraction, stop_reason
 
 S = MeasureSettings(min_time_s=1.0, max_time_s=5.0, min_iterations=10, max_iterations=1000)
 

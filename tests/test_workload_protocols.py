@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from pytest_trtperf.report import exports
-from pytest_trtperf.workload import Batch, ExportingWorkload, ProfiledWorkload, ValueKeepingWorkload, Workload
+from pytest_trtperf.core.workload import Batch, ExportingWorkload, ProfiledWorkload, ValueKeepingWorkload, Workload
 from pytest_trtperf.workloads.cuda import CudaWorkload
 from pytest_trtperf.workloads.host import HostWorkload
 from pytest_trtperf.workloads.select import LastCall, for_callable, last_value

@@ -204,7 +204,7 @@ def tensorrt_unavailable() -> str | None:
         import onnx  # noqa: F401
     except ImportError:
         return "needs onnx to generate the example models (pip install onnx)"
-    from pytest_trtperf.errors import BackendUnavailable
+    from pytest_trtperf.core.errors import BackendUnavailable
     from pytest_trtperf.trt.backend import load_backend
 
     try:

@@ -28,9 +28,9 @@ from types import FrameType
 from typing import Any
 
 from pytest_trtperf.gpu import nvml
-from pytest_trtperf.config import LockSpec
-from pytest_trtperf.errors import BackendUnavailable, UsageError
-from pytest_trtperf.files import UnreadableFile, atomic_write, ignore_in_git, process_alive, read_regular_file
+from pytest_trtperf.core.config import LockSpec
+from pytest_trtperf.core.errors import BackendUnavailable, UsageError
+from pytest_trtperf.core.files import UnreadableFile, atomic_write, ignore_in_git, process_alive, read_regular_file
 from pytest_trtperf.gpu.pinning import VisibleGpu, device_for_entry
 
 STATE_PREFIX = "clocks-"

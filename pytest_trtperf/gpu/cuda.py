@@ -6,7 +6,7 @@ call is checked and turned into a :class:`CudaError` that names the call, the
 error and its description, in one line.
 
 cuda-python is optional. Importing this module never needs it; the first call
-that does raises :class:`~pytest_trtperf.errors.BackendUnavailable` saying what
+that does raises :class:`~pytest_trtperf.core.errors.BackendUnavailable` saying what
 to install. Works with cuda-bindings 12.x and 13.x (13.0 removed the old
 ``cuda.cudart`` trampoline, so that spelling is only a fallback for old 12.x).
 
@@ -23,7 +23,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from pytest_trtperf.errors import BackendUnavailable, TrtPerfError
+from pytest_trtperf.core.errors import BackendUnavailable, TrtPerfError
 
 INSTALL_HINT = "pip install 'pytest-trtperf[gpu]'"
 
@@ -459,7 +459,7 @@ def _capture_mode(mode: str) -> Any:
         "relaxed": m.cudaStreamCaptureModeRelaxed,
     }
     if mode not in table:
-        from pytest_trtperf.errors import UsageError
+        from pytest_trtperf.core.errors import UsageError
 
         raise UsageError(f"capture mode {mode!r} is not one of {', '.join(CAPTURE_MODES)}")
     return table[mode]

@@ -23,9 +23,9 @@ from typing import Any
 
 from pytest_trtperf.gpu import nvml
 from pytest_trtperf.gpu.pinning import resolve_cuda_device
-from pytest_trtperf.errors import BackendUnavailable
-from pytest_trtperf.results import DeviceState
-from pytest_trtperf.timers import REAL
+from pytest_trtperf.core.errors import BackendUnavailable
+from pytest_trtperf.core.results import DeviceState
+from pytest_trtperf.core.timers import REAL
 
 #: Read the process list every this many samples (plus at start and stop).
 PROCESS_EVERY = 25

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_trtperf.gpu import cuda
-from pytest_trtperf.fingerprint import Fingerprint, gpu_fingerprint
+from pytest_trtperf.core.fingerprint import Fingerprint, gpu_fingerprint
 
 
 def library_line(identity: Mapping[str, Any]) -> str | None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from pytest_trtperf.errors import BackendUnavailable
+from pytest_trtperf.core.errors import BackendUnavailable
 
 #: Environment variable naming the NVML module to use instead of ``pynvml``.
 ENV_MODULE = "TRTPERF_NVML_MODULE"

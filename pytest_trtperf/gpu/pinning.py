@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_trtperf.gpu import nvml
-from pytest_trtperf.files import ignore_in_git
-from pytest_trtperf.errors import BackendUnavailable, UsageError
+from pytest_trtperf.core.files import ignore_in_git
+from pytest_trtperf.core.errors import BackendUnavailable, UsageError
 
 try:  # POSIX; elsewhere sharing runs unserialised
     import fcntl

@@ -4,7 +4,7 @@ worker per GPU, and the NVML sampler the ``trt_bench`` fixture attaches.
 ``plugin.py`` registers :class:`AutoWorkersHook` from ``pytest_addoption``
 (xdist asks for ``-n auto`` before ``pytest_configure``) and a
 :class:`GpuSessionPlugin` built from the session's frozen
-:class:`~pytest_trtperf.config.GpuSettings` at configure time.
+:class:`~pytest_trtperf.core.config.GpuSettings` at configure time.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_trtperf.config import GpuSettings
-from pytest_trtperf.errors import BackendUnavailable, UsageError
+from pytest_trtperf.core.config import GpuSettings
+from pytest_trtperf.core.errors import BackendUnavailable, UsageError
 
 if TYPE_CHECKING:  # loaded when a GPU is used, not when pytest loads the plugin
     from pytest_trtperf.gpu.clocks import ClockController, LockOutcome, RestoreGuard

@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pytest_trtperf.errors import BackendUnavailable
+from pytest_trtperf.core.errors import BackendUnavailable
 
 
 class ProfilingWarning(UserWarning):

@@ -24,7 +24,7 @@ MAX_REQUESTS = 2_000_000
 def check_trace(trace: Sequence[float], where: str) -> np.ndarray:
     """A user's trace as sorted offsets (s) from its first request: finite,
     non-negative, non-decreasing, at least two requests."""
-    from pytest_trtperf.errors import UsageError
+    from pytest_trtperf.core.errors import UsageError
 
     try:
         t = np.asarray(trace, dtype=np.float64).reshape(-1)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pytest_trtperf.timers import REAL
+from pytest_trtperf.core.timers import REAL
 
 #: The last part of a wait for an arrival is spun (yielding), not slept: a
 #: sleep wakes late by the scheduler's latency, which would be counted.

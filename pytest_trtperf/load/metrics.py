@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pytest_trtperf.load.summary import Serve, Slo
+from pytest_trtperf.core.serve_summary import Serve, Slo
 
 #: The ``Serve.gated`` values, in the order a serve call records its results.
 FIGURES = ("latency", "sustainable_rate")

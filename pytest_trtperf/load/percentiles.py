@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pytest_trtperf.load.summary import PERCENTILES
+from pytest_trtperf.core.serve_summary import PERCENTILES
 
 
 def binom_cdf(n: int, p: float) -> np.ndarray:

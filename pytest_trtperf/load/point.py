@@ -8,7 +8,7 @@ import numpy as np
 
 from pytest_trtperf.load.driver import Run
 from pytest_trtperf.load.percentiles import percentile
-from pytest_trtperf.load.summary import RatePoint, Slo
+from pytest_trtperf.core.serve_summary import RatePoint, Slo
 
 #: Percentiles every point reports (the SLO's is added when it is another).
 REPORTED = ("p50", "p90", "p99")

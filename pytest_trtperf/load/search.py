@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pytest_trtperf.load.summary import RatePoint, Search
+from pytest_trtperf.core.serve_summary import RatePoint, Search
 
 #: Expansion factor per step while no bracket is known.
 GROWTH = 2.0

@@ -7,15 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_trtperf.memory import measure as measure_memory
-from pytest_trtperf.timers import REAL
+from pytest_trtperf.core.memory import measure as measure_memory
+from pytest_trtperf.core.timers import REAL
 from pytest_trtperf.load import arrivals as arrivals_mod
 from pytest_trtperf.load.driver import Run, drive
 from pytest_trtperf.load.percentiles import min_requests
 from pytest_trtperf.load.point import rate_point
 from pytest_trtperf.load.search import find_sustainable
 from pytest_trtperf.load.slots import Slots
-from pytest_trtperf.load.summary import PERCENTILES, RatePoint, Serve, Slo
+from pytest_trtperf.core.serve_summary import PERCENTILES, RatePoint, Serve, Slo
 
 #: Confidence of each one-sided percentile bound (LoadGen's early stopping uses 99%).
 CONFIDENCE = 0.99

@@ -70,7 +70,7 @@ class HostSlots:
 
     def memory_figures(self) -> Mapping[str, int]:
         """``host_peak_bytes`` of one request, as for ``trt_bench.measure``."""
-        from pytest_trtperf.memory import host_peak_per_call
+        from pytest_trtperf.core.memory import host_peak_per_call
 
         return {"host_peak_bytes": host_peak_per_call(self._fn)}
 
@@ -202,7 +202,7 @@ def for_callable(fn: Any, *, timer: str, count: int, args: Sequence[Any] = (),
     torch GPU work running), ``host`` otherwise."""
     import functools
 
-    from pytest_trtperf.errors import UsageError
+    from pytest_trtperf.core.errors import UsageError
     from pytest_trtperf.workloads.select import TIMERS, check_call, enqueues_torch_gpu_work
 
     if timer not in TIMERS:

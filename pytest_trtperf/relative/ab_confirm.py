@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-from pytest_trtperf.baseline import BaselineEntry
-from pytest_trtperf.config import MeasureOptions, TrtOptions
-from pytest_trtperf.errors import BackendUnavailable, UsageError
+from pytest_trtperf.baselines.store import BaselineEntry
+from pytest_trtperf.core.config import MeasureOptions, TrtOptions
+from pytest_trtperf.core.errors import BackendUnavailable, UsageError
 from pytest_trtperf.relative.gitfiles import Unavailable, file_at_commit
 from pytest_trtperf.relative.policy import describe, judge_pair, measure_pair, metric_words, numbers, relative_verdict
-from pytest_trtperf.report.format import fmt_change
-from pytest_trtperf.results import DeviceState, Result, Verdict
-from pytest_trtperf.runner import Runner, Target
-from pytest_trtperf.workload import Workload
+from pytest_trtperf.core.formatting import fmt_change
+from pytest_trtperf.core.results import DeviceState, Result, Verdict
+from pytest_trtperf.pipeline.runner import Runner, Target
+from pytest_trtperf.core.workload import Workload
 
 __all__ = ["AbConfirm", "Unavailable", "baseline_model", "confirm_against"]
 

@@ -50,10 +50,10 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trtperf.config import MeasureSettings
-from pytest_trtperf.measure import Measurement, Watched, progress_fraction, stop_reason, warm_up
-from pytest_trtperf.timers import REAL
-from pytest_trtperf.workload import Batch, StateMonitor, Workload
+from pytest_trtperf.core.config import MeasureSettings
+from pytest_trtperf.core.measure import Measurement, Watched, progress_fraction, stop_reason, warm_up
+from pytest_trtperf.core.timers import REAL
+from pytest_trtperf.core.workload import Batch, StateMonitor, Workload
 from pytest_trtperf.relative.paired import block_value, ratio_ci_rel_width
 
 #: Seconds per block: short next to the drift interleaving must cancel (the

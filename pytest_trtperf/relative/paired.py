@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pytest_trtperf.stats import BOOTSTRAP_REPLICATES, median_ci_rel_width
+from pytest_trtperf.core.stats import BOOTSTRAP_REPLICATES, median_ci_rel_width
 
 _QUANTILE = {"median": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
 #: Fewer pairs than this give no interval (a pair or two cannot show a trend).

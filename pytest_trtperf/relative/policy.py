@@ -19,18 +19,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Mapping
 
-from pytest_trtperf.config import MeasureOptions, MeasureSettings
-from pytest_trtperf.errors import UsageError
-from pytest_trtperf.gate import verdict_flags
+from pytest_trtperf.core.config import MeasureOptions, MeasureSettings
+from pytest_trtperf.core.errors import UsageError
+from pytest_trtperf.gate.timing import verdict_flags
 from pytest_trtperf.gpu.window import block_ranges, measured_window
-from pytest_trtperf.identity import config_hash
+from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.relative.interleave import Interleaved, measure_interleaved
-from pytest_trtperf.measure import Measurement
+from pytest_trtperf.core.measure import Measurement
 from pytest_trtperf.relative.paired import compare_pairs, decide, fail_ratio
-from pytest_trtperf.report.format import fmt_value
-from pytest_trtperf.results import DeviceState, Relative, Result, Side, Verdict
-from pytest_trtperf.runner import Runner, Target, confirm
-from pytest_trtperf.workload import Workload
+from pytest_trtperf.core.formatting import fmt_value
+from pytest_trtperf.core.results import DeviceState, Relative, Result, Side, Verdict
+from pytest_trtperf.pipeline.runner import Runner, Target, confirm
+from pytest_trtperf.core.workload import Workload
 
 _METRIC_WORDS = {"median": "median latency", "mean": "mean latency", "p90": "p90 latency",
                  "p95": "p95 latency", "p99": "p99 latency", "throughput": "time per inference"}
@@ -105,7 +105,7 @@ def measure_pair(runner: Runner, a: Workload, b: Workload, target: Target, opts:
 
 
 def _side(label: str, workload: Workload, m: Measurement, identity: Mapping[str, Any], confidence: float) -> Side:
-    from pytest_trtperf import stats
+    from pytest_trtperf.core import stats
 
     return Side(label=label, kind=workload.kind, latency=stats.summarize(m.latency_s, confidence),
                 throughput=m.throughput, distribution=stats.compress(m.latency_s),
@@ -229,7 +229,7 @@ def _verdict_of(r: Result) -> Verdict:
 
 def _result(runner: Runner, a: Workload, b: Workload, target: Target, opts: MeasureOptions,
             expectation: Expectation, labels: tuple[str, str], fp: Any) -> Result:
-    from pytest_trtperf import stats
+    from pytest_trtperf.core import stats
 
     il = measure_pair(runner, a, b, target, opts)
     rel, status = judge_pair(il, a, b, labels=labels, opts=opts, bound=expectation.bound,

@@ -29,10 +29,10 @@ import socket
 from typing import TYPE_CHECKING, Any
 from collections.abc import Mapping
 
-from pytest_trtperf.timers import REAL
+from pytest_trtperf.core.timers import REAL
 
 if TYPE_CHECKING:
-    from pytest_trtperf.workload import Batch
+    from pytest_trtperf.core.workload import Batch
 
 #: Bumped whenever a message changes meaning; both ends must agree.
 VERSION = 1
@@ -121,7 +121,7 @@ def pack_batch(batch: Batch) -> dict[str, Any]:
 
 
 def unpack_batch(msg: Mapping[str, Any]) -> Batch:
-    from pytest_trtperf.workload import Batch
+    from pytest_trtperf.core.workload import Batch
 
     extra = msg.get("extra") or {}
     if not isinstance(extra, dict):

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Mapping, Sequence
 
-from pytest_trtperf.timers import REAL
+from pytest_trtperf.core.timers import REAL
 from pytest_trtperf.relative.gitfiles import Unavailable
 from pytest_trtperf.relative.protocol import FD_ENV, VERSION, Channel, ChannelClosed, ChannelTimeout, unpack_batch
 from pytest_trtperf.relative.worktree import Worktree, prune_stale, repository_top, resolve, run_setup
@@ -116,7 +116,7 @@ def _mapped(entries: Sequence[str], top: Path | None, tree: Path | None) -> list
 @dataclass
 class RemoteWorkload:
     """A measurement set up in the reference process, as a
-    :class:`~pytest_trtperf.workload.Workload`: ``run(n)`` asks for one
+    :class:`~pytest_trtperf.core.workload.Workload`: ``run(n)`` asks for one
     block there and waits for its timings (the two processes take turns)."""
 
     process: ReferenceProcess

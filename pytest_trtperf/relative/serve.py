@@ -41,7 +41,7 @@ def main(args: Sequence[str]) -> int:
 
     extra: list[str] = []
     if not any(ep.value.startswith("pytest_trtperf") for ep in importlib.metadata.entry_points(group="pytest11")):
-        extra += ["-p", "pytest_trtperf.plugin"]
+        extra += ["-p", "pytest_trtperf.plugin.hooks"]
     if importlib.util.find_spec("xdist") is not None:
         extra += ["-n", "0"]
     return int(pytest.main([*extra, *args]))
@@ -165,7 +165,7 @@ class Server:
 
 
 def _figures(workload: Any) -> dict[str, int]:
-    from pytest_trtperf.memory import MemoryWorkload
+    from pytest_trtperf.core.memory import MemoryWorkload
 
     if not isinstance(workload, MemoryWorkload):
         return {}
@@ -193,9 +193,9 @@ def served_result(server: Server, workload: Any, *, rid: str, nodeid: str, name:
     what the body there gets back."""
     import numpy as np
 
-    from pytest_trtperf import stats
-    from pytest_trtperf.identity import config_hash
-    from pytest_trtperf.results import DeviceState, Result, Verdict
+    from pytest_trtperf.core import stats
+    from pytest_trtperf.core.identity import config_hash
+    from pytest_trtperf.core.results import DeviceState, Result, Verdict
 
     workload.setup()
     try:

@@ -39,13 +39,13 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Mapping
 
-from pytest_trtperf.config import AbSettings, MeasureOptions
-from pytest_trtperf.gate import verdict_flags
-from pytest_trtperf.identity import config_hash
-from pytest_trtperf.report.format import fmt_change
-from pytest_trtperf.results import DeviceState, Relative, Result, Verdict
-from pytest_trtperf.runner import Runner, Target, confirm
-from pytest_trtperf.workload import Workload
+from pytest_trtperf.core.config import AbSettings, MeasureOptions
+from pytest_trtperf.gate.timing import verdict_flags
+from pytest_trtperf.core.identity import config_hash
+from pytest_trtperf.core.formatting import fmt_change
+from pytest_trtperf.core.results import DeviceState, Relative, Result, Verdict
+from pytest_trtperf.pipeline.runner import Runner, Target, confirm
+from pytest_trtperf.core.workload import Workload
 from pytest_trtperf.relative.gitfiles import Unavailable
 from pytest_trtperf.relative.policy import judge_pair, measure_pair, metric_words, numbers, relative_verdict
 from pytest_trtperf.relative.paired import MIN_PAIRS_FOR_CI, compare_pairs, decide
@@ -111,7 +111,7 @@ def _message(rel: Relative, status: str, opts: MeasureOptions, where: str) -> st
 
 def _memory(remote: RemoteWorkload, workload: Workload) -> dict[str, Any]:
     """Both sides' memory figures, reported next to the ratio (not gated here)."""
-    from pytest_trtperf.memory import MemoryWorkload
+    from pytest_trtperf.core.memory import MemoryWorkload
 
     out: dict[str, Any] = {}
     try:
@@ -183,7 +183,7 @@ def _check_alike(remote: RemoteWorkload, workload: Workload, where: str) -> None
 
 def _judged_result(runner: Runner, ref: ReferenceProcess, remote: RemoteWorkload, workload: Workload,
                    target: Target, opts: MeasureOptions, fp: Any, label: str) -> Result:
-    from pytest_trtperf import stats
+    from pytest_trtperf.core import stats
 
     rel, status, il = _measure(runner, ref, remote, workload, target, opts, label=label)
     state = il.device_state if isinstance(il.device_state, DeviceState) else DeviceState(kind=workload.kind)

@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_trtperf.files import process_alive
+from pytest_trtperf.core.files import process_alive
 from pytest_trtperf.relative.gitfiles import GIT_TIMEOUT_S, Unavailable
 
 #: Scratch directories made here start with this (``prune_stale`` looks for it).

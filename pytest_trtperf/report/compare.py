@@ -15,10 +15,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from pytest_trtperf.baseline import BaselineEntry
-from pytest_trtperf.gate import judge
-from pytest_trtperf.memory import DEFAULT_TOLERANCE, judge_memory
-from pytest_trtperf.results import Result
+from pytest_trtperf.baselines.store import BaselineEntry
+from pytest_trtperf.gate.timing import judge
+from pytest_trtperf.core.memory import DEFAULT_TOLERANCE
+from pytest_trtperf.gate.memory import judge_memory
+from pytest_trtperf.core.results import Result
 from pytest_trtperf.report.document import Document
 
 #: The gate's defaults, for results whose document carries no verdict.

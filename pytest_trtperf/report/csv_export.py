@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Sequence
 
-from pytest_trtperf.files import atomic_write
-from pytest_trtperf.results import Result
-from pytest_trtperf.report.format import metric_of, no_controls
+from pytest_trtperf.core.files import atomic_write
+from pytest_trtperf.core.results import Result
+from pytest_trtperf.core.formatting import metric_of, no_controls
 from pytest_trtperf.report.terminal import sort_results
 
 COLUMNS = ("id", "group", "name", "kind", "mode", "device_class", "metric", "status", "baseline", "current",

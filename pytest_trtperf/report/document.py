@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
-from pytest_trtperf.errors import UsageError
-from pytest_trtperf.files import UnreadableFile, read_regular_file
-from pytest_trtperf.results import Result
+from pytest_trtperf.core.errors import UsageError
+from pytest_trtperf.core.files import UnreadableFile, read_regular_file
+from pytest_trtperf.core.results import Result
 
 #: Largest document read: 2000 results are about 10 MB.
 MAX_DOCUMENT_BYTES = 256 * 2**20

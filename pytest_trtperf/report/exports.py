@@ -5,7 +5,7 @@ the deciding measurement (the baselines keep only a compressed quantile
 function). For a TensorRT result also ``<stem>.layer_info.json``, the engine
 inspector's JSON (what ``trtexec --exportLayerInfo`` writes), and, with
 ``--trt-profile-layers``, ``<stem>.profile.json`` in ``trtexec
---exportProfile``'s layout. ``<stem>`` is :func:`~pytest_trtperf.identity.file_stem`
+--exportProfile``'s layout. ``<stem>`` is :func:`~pytest_trtperf.core.identity.file_stem`
 of the result id: safe characters only, unique per id.
 
 A relative result (``trt_bench.compare``) was measured as an interleaved run
@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Mapping
 
-from pytest_trtperf.errors import UsageError
-from pytest_trtperf.files import atomic_write
-from pytest_trtperf.identity import file_stem
-from pytest_trtperf.workload import ExportingWorkload
+from pytest_trtperf.core.errors import UsageError
+from pytest_trtperf.core.files import atomic_write
+from pytest_trtperf.core.identity import file_stem
+from pytest_trtperf.core.workload import ExportingWorkload
 
 SAMPLES = ".samples.json"
 LAYER_INFO = ".layer_info.json"
@@ -131,7 +131,7 @@ def _dump(path: Path, doc: Any, *, compact: bool = False) -> Path:
 
 def export_result(directory: Path, result: Any, measurement: Any, workload: Any) -> list[Path]:
     """Write the files of one result; returns their paths. A workload that
-    knows its engine (:class:`~pytest_trtperf.workload.ExportingWorkload`)
+    knows its engine (:class:`~pytest_trtperf.core.workload.ExportingWorkload`)
     adds its inspector JSON and its trtexec-style layer profile."""
     directory = Path(directory)
     names = file_names(result.id)

@@ -14,10 +14,11 @@ import os
 from pathlib import Path
 from collections.abc import Mapping, Sequence
 
-from pytest_trtperf.report import grouping, memory_rows, units
-from pytest_trtperf.report.format import fmt_change, message_safe, no_controls
+from pytest_trtperf.report import grouping, memory_rows
+from pytest_trtperf.core import units
+from pytest_trtperf.core.formatting import fmt_change, message_safe, no_controls
 from pytest_trtperf.report.terminal import compared_cells, fails_above_cell, shown_flags, sort_results, table_unit
-from pytest_trtperf.results import Result
+from pytest_trtperf.core.results import Result
 
 #: Above this many rows, the full table is folded into <details>.
 FOLD_ROWS = 20

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TypeVar
 from collections.abc import Sequence
 
-from pytest_trtperf.identity import plain_nodeid
+from pytest_trtperf.core.identity import plain_nodeid
 
 T = TypeVar("T")
 

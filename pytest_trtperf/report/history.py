@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Sequence
 
-from pytest_trtperf import __version__
-from pytest_trtperf.errors import UsageError
-from pytest_trtperf.report import units
+from pytest_trtperf.core.version import __version__
+from pytest_trtperf.core.errors import UsageError
+from pytest_trtperf.core import units
 from pytest_trtperf.report.html import badge, esc, figure_factory, img, page, readable_ticks, table, PLOTS_HINT
 
 

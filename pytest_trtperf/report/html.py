@@ -24,15 +24,16 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from pytest_trtperf import __version__
-from pytest_trtperf.attribution import most_changed
-from pytest_trtperf.baseline import BaselineEntry
-from pytest_trtperf.errors import BaselineFileError
-from pytest_trtperf.files import atomic_write
-from pytest_trtperf.report import grouping, memory_rows, units
-from pytest_trtperf.report.format import fmt_change, fmt_value, no_controls
+from pytest_trtperf.core.version import __version__
+from pytest_trtperf.core.attribution import most_changed
+from pytest_trtperf.baselines.store import BaselineEntry
+from pytest_trtperf.core.errors import BaselineFileError
+from pytest_trtperf.core.files import atomic_write
+from pytest_trtperf.report import grouping, memory_rows
+from pytest_trtperf.core import units
+from pytest_trtperf.core.formatting import fmt_change, fmt_value, no_controls
 from pytest_trtperf.report.terminal import compared_cells, fails_above_cell, shown_flags, sort_results, time_values
-from pytest_trtperf.results import Distribution, Relative, Result, SeriesStats
+from pytest_trtperf.core.results import Distribution, Relative, Result, SeriesStats
 
 PLOTS_HINT = "Plots need matplotlib: pip install 'pytest-trtperf[plots]'"
 COLORS = {"regression": "#c62828", "unreliable": "#ad1457", "improved": "#2e7d32", "pass": "#1565c0",

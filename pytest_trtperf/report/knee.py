@@ -12,8 +12,8 @@ import math
 from typing import Any
 from collections.abc import Callable, Sequence
 
-from pytest_trtperf.load.summary import RatePoint, Serve, Slo
-from pytest_trtperf.report.format import no_controls
+from pytest_trtperf.core.serve_summary import RatePoint, Serve, Slo
+from pytest_trtperf.core.formatting import no_controls
 from pytest_trtperf.report.serve_rows import serve_text
 
 #: Percentiles drawn (solid: this run; dashed: the baseline).

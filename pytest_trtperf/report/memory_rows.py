@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from collections.abc import Iterable, Sequence
 
-from pytest_trtperf.memory import FIGURES, SHORT, MemoryVerdict, overall_status
-from pytest_trtperf.results import Result
-from pytest_trtperf.report.format import fmt_bytes, fmt_change
+from pytest_trtperf.core.memory import FIGURES, SHORT, MemoryVerdict
+from pytest_trtperf.gate.memory import overall_status
+from pytest_trtperf.core.results import Result
+from pytest_trtperf.core.formatting import fmt_bytes, fmt_change
 
 #: Memory verdicts that get their own rows in the tables.
 _SHOWN = ("regression", "improved")

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Sequence
 
-from pytest_trtperf.identity import file_stem, plain_nodeid
-from pytest_trtperf.results import Result
+from pytest_trtperf.core.identity import file_stem, plain_nodeid
+from pytest_trtperf.core.results import Result
 
 #: Verdicts whose message gets the command (a GPU result only).
 PROFILED_STATUSES = ("regression", "incomparable")

@@ -14,8 +14,8 @@ import threading
 from typing import Any, Protocol, TextIO
 from collections.abc import Callable
 
-from pytest_trtperf.report.format import log_safe
-from pytest_trtperf.timers import REAL
+from pytest_trtperf.core.formatting import log_safe
+from pytest_trtperf.core.timers import REAL
 
 
 class Sink(Protocol):

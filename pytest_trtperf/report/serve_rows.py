@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pytest_trtperf.load.summary import RatePoint, Serve
-from pytest_trtperf.results import Result
-from pytest_trtperf.report.format import message_safe
+from pytest_trtperf.core.serve_summary import RatePoint, Serve
+from pytest_trtperf.core.results import Result
+from pytest_trtperf.core.formatting import message_safe
 
 
 def _ms(x: float) -> str:

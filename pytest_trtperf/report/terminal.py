@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Mapping, Sequence
 
-from pytest_trtperf import __version__
-from pytest_trtperf.baseline import dumps
-from pytest_trtperf.files import atomic_write
-from pytest_trtperf.report import grouping, memory_rows, serve_rows, units
-from pytest_trtperf.report.format import fmt_change, fmt_value, log_safe, message_safe, metric_of, no_controls
-from pytest_trtperf.results import Result
+from pytest_trtperf.core.version import __version__
+from pytest_trtperf.baselines.store import dumps
+from pytest_trtperf.core.files import atomic_write
+from pytest_trtperf.report import grouping, memory_rows, serve_rows
+from pytest_trtperf.core import units
+from pytest_trtperf.core.formatting import fmt_change, fmt_value, log_safe, message_safe, metric_of, no_controls
+from pytest_trtperf.core.results import Result
 
 #: Version of the --trt-json document (see schemas/trtperf-json.schema.json).
 #: 2 added memory, memory_verdict, group, extra_info, params and relative per

@@ -12,12 +12,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.trt.backend import Backend, load_backend, no_gc
 from pytest_trtperf.trt.build import build_plan
 from pytest_trtperf.trt.engine import EngineHandle, plan_identity, read_engine_file
 from pytest_trtperf.trt.engine_cache import EngineCache, cache_key, file_digest
-from pytest_trtperf.config import TrtOptions
+from pytest_trtperf.core.config import TrtOptions
 from pytest_trtperf.trt.progress import ProgressCallback, line_printer
 from pytest_trtperf.trt.spec import EngineSpec
 from pytest_trtperf.trt.tensors import TensorInfo

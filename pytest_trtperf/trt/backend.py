@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from pytest_trtperf.config import BACKEND_CHOICES
-from pytest_trtperf.errors import BackendUnavailable, UsageError
+from pytest_trtperf.core.config import BACKEND_CHOICES
+from pytest_trtperf.core.errors import BackendUnavailable, UsageError
 
 if TYPE_CHECKING:
     import tensorrt as trt

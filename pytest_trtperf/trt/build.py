@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_trtperf.errors import UsageError
-from pytest_trtperf.files import UnreadableFile, atomic_write, file_lock, read_regular_file
+from pytest_trtperf.core.errors import UsageError
+from pytest_trtperf.core.files import UnreadableFile, atomic_write, file_lock, read_regular_file
 from pytest_trtperf.trt.allocator import AllocationStats, can_track, figures, make_tracking_allocator
 from pytest_trtperf.trt.backend import LOWERED, Backend, CapturingLogger, last_line, no_gc
 from pytest_trtperf.trt.progress import ProgressCallback, make_monitor

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_trtperf.errors import BackendUnavailable, UsageError
+from pytest_trtperf.core.errors import BackendUnavailable, UsageError
 from pytest_trtperf.trt.allocator import AllocationStats, can_track, make_tracking_allocator
 from pytest_trtperf.trt.backend import Backend, CapturingLogger, last_line, no_gc, no_gpu
 from pytest_trtperf.trt.tensors import TensorInfo, dims, dtype_name

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_trtperf.files import UnreadableFile, atomic_write, make_ignored_dir, read_regular_file
+from pytest_trtperf.core.files import UnreadableFile, atomic_write, make_ignored_dir, read_regular_file
 
 SCHEMA = 1
 #: Largest metadata file read (a few hundred bytes are written).

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.trt.tensors import Shape, TensorInfo, numpy_dtype
 
 

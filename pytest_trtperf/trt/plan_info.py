@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_trtperf.errors import BackendUnavailable, TrtPerfError, UsageError
-from pytest_trtperf.files import UnreadableFile, read_regular_file
+from pytest_trtperf.core.errors import BackendUnavailable, TrtPerfError, UsageError
+from pytest_trtperf.core.files import UnreadableFile, read_regular_file
 from pytest_trtperf.trt.tensors import TensorInfo
 
 HEADER_BYTES = 28

@@ -2,7 +2,7 @@
 
 :class:`CudaWorkload` wraps ``enqueue(stream_handle: int) -> None``, a callable
 that puts one inference on the given stream (a TensorRT ``execute_async_v3``, a
-kernel launch, ...). It implements :class:`pytest_trtperf.workload.Workload`.
+kernel launch, ...). It implements :class:`pytest_trtperf.core.workload.Workload`.
 
 Method (README, "How it measures" and "CUDA graphs and captured torch code"):
 
@@ -49,9 +49,9 @@ from typing import Any
 import numpy as np
 
 from pytest_trtperf.gpu import cuda
-from pytest_trtperf.errors import UsageError
-from pytest_trtperf.timers import REAL
-from pytest_trtperf.workload import Batch, KeepsLastValue
+from pytest_trtperf.core.errors import UsageError
+from pytest_trtperf.core.timers import REAL
+from pytest_trtperf.core.workload import Batch, KeepsLastValue
 from pytest_trtperf.workloads.capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, time_and_decide
 
 Enqueue = Callable[[int], Any]

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trtperf.timers import REAL
-from pytest_trtperf.workload import Batch
+from pytest_trtperf.core.timers import REAL
+from pytest_trtperf.core.workload import Batch
 
 
 class HostWorkload:
@@ -60,7 +60,7 @@ class HostWorkload:
     def memory_figures(self) -> Mapping[str, int]:
         """``host_peak_bytes``: the peak Python allocation of one call (median
         of a few calls under ``tracemalloc``), measured after the timed window."""
-        from pytest_trtperf.memory import host_peak_per_call
+        from pytest_trtperf.core.memory import host_peak_per_call
 
         return {"host_peak_bytes": host_peak_per_call(self._fn)}
 

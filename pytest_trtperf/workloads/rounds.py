@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trtperf.errors import UsageError
-from pytest_trtperf.timers import REAL
-from pytest_trtperf.workload import Batch
+from pytest_trtperf.core.errors import UsageError
+from pytest_trtperf.core.timers import REAL
+from pytest_trtperf.core.workload import Batch
 
 #: Fewer rounds than this give an interval too short to see this run's own
 #: noise; the result says so.

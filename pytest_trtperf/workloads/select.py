@@ -22,9 +22,9 @@ import sys
 from typing import Any
 from collections.abc import Callable, Mapping, Sequence
 
-from pytest_trtperf.config import MeasureOptions
-from pytest_trtperf.errors import UsageError
-from pytest_trtperf.workload import KeepsLastValue, ValueKeepingWorkload, Workload
+from pytest_trtperf.core.config import MeasureOptions
+from pytest_trtperf.core.errors import UsageError
+from pytest_trtperf.core.workload import KeepsLastValue, ValueKeepingWorkload, Workload
 
 TIMERS = ("auto", "host", "cuda", "torch")
 

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from pytest_trtperf.gpu import cuda
-from pytest_trtperf.errors import TrtPerfError, UsageError
+from pytest_trtperf.core.errors import TrtPerfError, UsageError
 from pytest_trtperf.trt.backend import last_line, no_gc
 from pytest_trtperf.trt.engine import EngineHandle, LiveEngine, deserialize, timed_nvtx_verbosity
 from pytest_trtperf.trt.inputs import load_inputs, resolve_shapes, user_shapes
 from pytest_trtperf.trt.profiler import make_profiler, summarize, trtexec_profile
 from pytest_trtperf.trt.tensors import TensorInfo, dims, numpy_dtype
-from pytest_trtperf.workload import Batch
+from pytest_trtperf.core.workload import Batch
 
 if TYPE_CHECKING:
     import tensorrt as trt

@@ -28,8 +28,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_trtperf.gpu import cuda
-from pytest_trtperf.errors import BackendUnavailable, UsageError
-from pytest_trtperf.workload import Batch, KeepsLastValue
+from pytest_trtperf.core.errors import BackendUnavailable, UsageError
+from pytest_trtperf.core.workload import Batch, KeepsLastValue
 from pytest_trtperf.workloads.capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, time_and_decide
 from pytest_trtperf.workloads.cuda import CudaWorkload
 

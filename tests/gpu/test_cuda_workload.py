@@ -13,7 +13,7 @@ import pytest
 
 from helpers import LOAD_KERNELS, load_plugin_args
 from pytest_trtperf.gpu import cuda
-from pytest_trtperf.workload import Batch, ChoosingWorkload, Workload
+from pytest_trtperf.core.workload import Batch, ChoosingWorkload, Workload
 from pytest_trtperf.workloads.capture_check import fmt_ms
 from pytest_trtperf.workloads.cuda import CHUNK, CudaWorkload, TransferSpec
 from timing_bounds import slack_us, within

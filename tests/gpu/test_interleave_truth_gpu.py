@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_trtperf.baseline import BaselineStore
-from pytest_trtperf.config import MeasureOptions, MeasureSettings, Settings
-from pytest_trtperf.measure import measure
+from pytest_trtperf.baselines.store import BaselineStore
+from pytest_trtperf.core.config import MeasureOptions, MeasureSettings, Settings
+from pytest_trtperf.core.measure import measure
 from pytest_trtperf.relative.policy import Expectation, run_relative
-from pytest_trtperf.runner import Runner, Target
-from pytest_trtperf.stats import median_ci_rel_width
+from pytest_trtperf.pipeline.runner import Runner, Target
+from pytest_trtperf.core.stats import median_ci_rel_width
 from pytest_trtperf.workloads.cuda import CudaWorkload
 from helpers import LOAD_KERNELS, load_plugin_args
 from timing_bounds import within

@@ -15,7 +15,7 @@ import warnings
 import pytest
 
 from pytest_trtperf.report import nsight
-from pytest_trtperf.config import GpuSettings
+from pytest_trtperf.core.config import GpuSettings
 from pytest_trtperf.gpu import cuda
 from pytest_trtperf.gpu import nvtx as nvtx_layer
 from pytest_trtperf.gpu.window import measured_window

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 
 import nvtx_recorder
-from pytest_trtperf.baseline import BaselineStore
-from pytest_trtperf.config import MeasureOptions, Settings
+from pytest_trtperf.baselines.store import BaselineStore
+from pytest_trtperf.core.config import MeasureOptions, Settings
 from pytest_trtperf.gpu.window import side_range_name
 from pytest_trtperf.report import nsight
 from pytest_trtperf.relative.policy import Expectation, run_relative
-from pytest_trtperf.runner import Runner, Target
+from pytest_trtperf.pipeline.runner import Runner, Target
 from pytest_trtperf.workloads.cuda import CudaWorkload
 from helpers import LOAD_KERNELS, load_plugin_args
 

@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pytest_trtperf.errors import BackendUnavailable  # noqa: E402
+from pytest_trtperf.core.errors import BackendUnavailable  # noqa: E402
 from pytest_trtperf.trt import backend as backend_mod  # noqa: E402
-from pytest_trtperf.config import TrtOptions  # noqa: E402
+from pytest_trtperf.core.config import TrtOptions  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from pytest_trtperf.relative.ab_confirm import AbConfirm, Unavailable, baseline_model
-from pytest_trtperf.baseline import BaselineStore
-from pytest_trtperf.config import MeasureOptions, Settings, TrtOptions
-from pytest_trtperf.fingerprint import slug
-from pytest_trtperf.runner import Runner, Target
+from pytest_trtperf.baselines.store import BaselineStore
+from pytest_trtperf.core.config import MeasureOptions, Settings, TrtOptions
+from pytest_trtperf.core.fingerprint import slug
+from pytest_trtperf.pipeline.runner import Runner, Target
 from pytest_trtperf.trt.spec import EngineSpec
 from pytest_trtperf.workloads.host import HostWorkload
 from tests.gitrepo import commit_all, git, init
@@ -90,7 +90,7 @@ def test_unavailable_models_say_why(repo: dict[str, Any], tmp_path: Path) -> Non
 
 
 def host_class(tmp_path: Path) -> str:
-    from pytest_trtperf.fingerprint import host_fingerprint
+    from pytest_trtperf.core.fingerprint import host_fingerprint
 
     return host_fingerprint().device_class
 
@@ -202,7 +202,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf.config import MeasureOptions
+from pytest_trtperf.core.config import MeasureOptions
 
 ON = MeasureOptions(ab_confirm=True)
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from pytest_trtperf.relative.ab_confirm import AbConfirm
-from pytest_trtperf.baseline import BaselineStore, dumps
-from pytest_trtperf.config import MeasureOptions, Settings, TrtOptions
-from pytest_trtperf.runner import Runner, Target
+from pytest_trtperf.baselines.store import BaselineStore, dumps
+from pytest_trtperf.core.config import MeasureOptions, Settings, TrtOptions
+from pytest_trtperf.pipeline.runner import Runner, Target
 from pytest_trtperf.trt.api import engine_from_plan
 from pytest_trtperf.workloads.tensorrt import make_workload
 from pytest_trtperf.trt.spec import EngineSpec

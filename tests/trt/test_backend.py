@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf.errors import BackendUnavailable, UsageError
+from pytest_trtperf.core.errors import BackendUnavailable, UsageError
 from pytest_trtperf.trt import backend as backend_mod
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def test_stub_package_is_skipped_with_a_note_and_auto_falls_through_to_rtx(rtx, 
     out = _run("""
         import json, tensorrt
         from pytest_trtperf.trt.backend import load_backend
-        from pytest_trtperf.errors import BackendUnavailable
+        from pytest_trtperf.core.errors import BackendUnavailable
         b = load_backend("auto")
         try:
             load_backend("tensorrt")

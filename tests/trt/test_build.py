@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.trt.build import build_plan
 from pytest_trtperf.trt.progress import ProgressEvent, line_printer
 from pytest_trtperf.trt.spec import EngineSpec

@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_trtperf import stats
-from pytest_trtperf.baseline import BaselineEntry
-from pytest_trtperf.config import TrtOptions
-from pytest_trtperf.fingerprint import gpu_fingerprint
-from pytest_trtperf.gate import judge
-from pytest_trtperf.identity import config_hash
-from pytest_trtperf.results import DeviceState, Result, Verdict
+from pytest_trtperf.core import stats
+from pytest_trtperf.baselines.store import BaselineEntry
+from pytest_trtperf.core.config import TrtOptions
+from pytest_trtperf.core.fingerprint import gpu_fingerprint
+from pytest_trtperf.gate.timing import judge
+from pytest_trtperf.core.identity import config_hash
+from pytest_trtperf.core.results import DeviceState, Result, Verdict
 from pytest_trtperf.trt.api import built_identity, get_engine, host_code_policy
 from pytest_trtperf.trt.spec import EngineSpec
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf.errors import BackendUnavailable, UsageError
+from pytest_trtperf.core.errors import BackendUnavailable, UsageError
 from pytest_trtperf.trt.api import engine_from_plan, get_engine
 from pytest_trtperf.trt.engine import deserialize, read_engine_file, resolve_budget, timed_nvtx_verbosity
 from pytest_trtperf.trt.spec import EngineSpec
@@ -104,7 +104,7 @@ def test_version_compatible_builds_allow_their_own_host_code(fake_backend, rtx, 
     with pytest.raises(UsageError, match="version_compatible=True is not possible: .*no lean runtime"):
         get_engine(spec, options)
     from pytest_trtperf.trt.api import host_code_policy
-    from pytest_trtperf.config import TrtOptions
+    from pytest_trtperf.core.config import TrtOptions
 
     off = TrtOptions.from_values(engine_cache="off")
     assert host_code_policy(spec, off) == (True, "built here (version_compatible)")

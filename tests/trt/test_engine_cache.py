@@ -10,7 +10,7 @@ import pytest
 
 from pytest_trtperf.trt.api import get_engine
 from pytest_trtperf.trt.engine_cache import EngineCacheWarning, cache_key
-from pytest_trtperf.config import TrtOptions
+from pytest_trtperf.core.config import TrtOptions
 from pytest_trtperf.trt.spec import EngineSpec
 
 WHERE = "test_x.py::test_cache"

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf.baseline import BaselineStore
+from pytest_trtperf.baselines.store import BaselineStore
 from pytest_trtperf.report import exports
-from pytest_trtperf.config import MeasureOptions, MeasureSettings, Settings
-from pytest_trtperf.measure import measure
+from pytest_trtperf.core.config import MeasureOptions, MeasureSettings, Settings
+from pytest_trtperf.core.measure import measure
 from pytest_trtperf.relative.policy import Expectation, run_relative
-from pytest_trtperf.runner import Runner, Target
+from pytest_trtperf.pipeline.runner import Runner, Target
 from pytest_trtperf.trt.api import engine_from_plan
 from pytest_trtperf.workloads.tensorrt import make_workload
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf.baseline import BaselineStore
-from pytest_trtperf.config import MeasureOptions, Settings
-from pytest_trtperf.runner import Runner, Target
+from pytest_trtperf.baselines.store import BaselineStore
+from pytest_trtperf.core.config import MeasureOptions, Settings
+from pytest_trtperf.pipeline.runner import Runner, Target
 from pytest_trtperf.trt.api import engine_from_plan
 from pytest_trtperf.workloads.tensorrt import make_workload
 from pytest_trtperf.trt.backend import from_module

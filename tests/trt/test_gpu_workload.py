@@ -150,7 +150,7 @@ def test_engine_device_memory_is_recorded(fake_backend, fake_trt) -> None:
 # item 3), through FakeTensorRT / FakeTensorRT-RTX on the GPU.
 from dataclasses import replace  # noqa: E402
 
-from pytest_trtperf.errors import UsageError  # noqa: E402
+from pytest_trtperf.core.errors import UsageError  # noqa: E402
 from pytest_trtperf.trt.engine import deserialize, introspect  # noqa: E402
 
 TWO_PROFILES = [

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.trt.inputs import check_shape, load_inputs, random_array, resolve_shapes, user_shapes
 from pytest_trtperf.trt.tensors import TensorInfo
 

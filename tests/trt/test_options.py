@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf.errors import UsageError
-from pytest_trtperf.config import TrtOptions
+from pytest_trtperf.core.errors import UsageError
+from pytest_trtperf.core.config import TrtOptions
 
 TEST = """
 import json
-from pytest_trtperf.plugin import session_settings
+from pytest_trtperf.plugin.hooks import session_settings
 
 def test_opts(request):
     o = session_settings(request.config).trt

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pytest_trtperf.cli import main
-from pytest_trtperf.config import TrtOptions
+from pytest_trtperf.core.config import TrtOptions
 from pytest_trtperf.gpu import cuda
 from pytest_trtperf.trt.api import get_engine
 from pytest_trtperf.trt.plan_info import read_header

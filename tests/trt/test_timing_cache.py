@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf.files import lock_path
+from pytest_trtperf.core.files import lock_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,7 @@ def test_file_lock_excludes_another_process(tmp_path: Path) -> None:
     target = tmp_path / "timing.cache"
     code = f"""
         import json, sys, time
-        from pytest_trtperf.files import file_lock
+        from pytest_trtperf.core.files import file_lock
         with file_lock({str(target)!r}):
             t0 = time.time(); time.sleep(0.4); t1 = time.time()
         print(json.dumps([t0, t1]))
@@ -171,7 +171,7 @@ def test_two_builder_processes_merge_into_one_cache_under_the_lock(tmp_path: Pat
     both builds' (an overwrite would keep one build's only)."""
     from tests.fakes import fake_tensorrt as fake
 
-    from pytest_trtperf.files import file_lock
+    from pytest_trtperf.core.files import file_lock
 
     cache, gate = tmp_path / "timing.cache", tmp_path / "gate"
     gate.mkdir()

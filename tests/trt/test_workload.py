@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trtperf.errors import BackendUnavailable, UsageError
+from pytest_trtperf.core.errors import BackendUnavailable, UsageError
 from pytest_trtperf.trt.api import get_engine
 from pytest_trtperf.workloads.tensorrt import make_workload
 from pytest_trtperf.trt.spec import EngineSpec
-from pytest_trtperf.workload import Workload
+from pytest_trtperf.core.workload import Workload
 
 WHERE = "test_x.py::test_sweep"
 

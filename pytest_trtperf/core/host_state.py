@@ -40,8 +40,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from pytest_trtperf.results import DeviceState
-from pytest_trtperf.timers import REAL
+from pytest_trtperf.core.results import DeviceState
+from pytest_trtperf.core.timers import REAL
 
 #: A window is ``host_busy`` for a quantile metric at level p when at least
 #: (1 - p) / 2 of its samples contain a wait for a CPU: a quarter for the

@@ -35,16 +35,16 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterator, Mapping
 
-from pytest_trtperf import __version__
-from pytest_trtperf import baseline_check as check
-from pytest_trtperf.errors import BaselineFileError
-from pytest_trtperf.files import TEMP_SUFFIX, UnreadableFile, atomic_write, read_regular_file
-from pytest_trtperf.fingerprint import Fingerprint, is_slug_form, slug
-from pytest_trtperf.identity import config_identity
-from pytest_trtperf.load.summary import Serve
-from pytest_trtperf.noise import HISTORY_RUNS, MAX_SD, centre, estimate, moved
-from pytest_trtperf.results import Distribution, Result, SeriesStats, figures_from_json
-from pytest_trtperf.timers import REAL
+from pytest_trtperf.core.version import __version__
+from pytest_trtperf.baselines import checks as check
+from pytest_trtperf.core.errors import BaselineFileError
+from pytest_trtperf.core.files import TEMP_SUFFIX, UnreadableFile, atomic_write, read_regular_file
+from pytest_trtperf.core.fingerprint import Fingerprint, is_slug_form, slug
+from pytest_trtperf.core.identity import config_identity
+from pytest_trtperf.core.serve_summary import Serve
+from pytest_trtperf.core.noise import HISTORY_RUNS, MAX_SD, centre, estimate, moved
+from pytest_trtperf.core.results import Distribution, Result, SeriesStats, figures_from_json
+from pytest_trtperf.core.timers import REAL
 
 #: 2: entries keep ``history`` (the last runs' summaries, for the between-run
 #: noise term) and ``config`` (the configuration itself, so a verdict can name
@@ -845,7 +845,7 @@ def _busy_text(r: Result) -> str:
     """``measured while the host was busy (the measuring thread waited ...;
     flags host_busy)``: the load the window saw, for the update's note."""
     if r.kind == "host":
-        from pytest_trtperf.host_state import describe_load
+        from pytest_trtperf.core.host_state import describe_load
 
         seen = describe_load(r.device_state)
     else:

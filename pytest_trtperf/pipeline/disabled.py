@@ -13,10 +13,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pytest_trtperf import stats
-from pytest_trtperf.fingerprint import Fingerprint
-from pytest_trtperf.identity import config_hash
-from pytest_trtperf.results import DeviceState, Relative, Result, Side, Verdict
+from pytest_trtperf.core import stats
+from pytest_trtperf.core.fingerprint import Fingerprint
+from pytest_trtperf.core.identity import config_hash
+from pytest_trtperf.core.results import DeviceState, Relative, Result, Side, Verdict
 
 
 def run_once(workload: Any, *, rid: str, nodeid: str, name: str | None, location: tuple[str, int] | None,

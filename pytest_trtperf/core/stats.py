@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pytest_trtperf.results import Distribution, SeriesStats
+from pytest_trtperf.core.results import Distribution, SeriesStats
 
 #: Points of the stored quantile function: the 0th..100th percentiles.
 QUANTILE_POINTS = 101

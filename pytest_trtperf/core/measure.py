@@ -1,6 +1,6 @@
 """Warm-up, the batched timing loop and the adaptive stopping rule.
 
-Engine-agnostic: it drives any :class:`~pytest_trtperf.workload.Workload`.
+Engine-agnostic: it drives any :class:`~pytest_trtperf.core.workload.Workload`.
 
 Warm-up runs by time (trtexec's 200 ms) and for at least a few iterations so
 lazy initialisation and clock ramp-up stay out. Measurement then runs in
@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trtperf.config import MeasureSettings
-from pytest_trtperf.stats import median_ci_rel_width
-from pytest_trtperf.timers import REAL
-from pytest_trtperf.workload import Batch, StateMonitor, Workload
+from pytest_trtperf.core.config import MeasureSettings
+from pytest_trtperf.core.stats import median_ci_rel_width
+from pytest_trtperf.core.timers import REAL
+from pytest_trtperf.core.workload import Batch, StateMonitor, Workload
 
 #: Why a measurement stopped.
 STOP_REASONS = ("converged", "max_time", "max_iterations", "iterations", "duration")

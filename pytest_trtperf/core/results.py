@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 from collections.abc import Mapping
 
-from pytest_trtperf.load.summary import Serve
+from pytest_trtperf.core.serve_summary import Serve
 
 
 #: Verdict statuses. ``regression`` always fails a test; ``missing``,
@@ -204,7 +204,7 @@ class Verdict:
     def could_catch(self) -> str:
         """``+13.0% is inside what this test can tell apart: 13.6%; 1 baseline
         run; ...`` for a judged verdict, else empty."""
-        from pytest_trtperf.catch import explain
+        from pytest_trtperf.core.catch import explain
 
         return explain(self.change, self.fails_above, self.run_noise, self.fails_above_later)
 

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from pytest_trtperf.config import MeasureOptions
-from pytest_trtperf.identity import config_hash
-from pytest_trtperf.results import DeviceState, Distribution, Result
-from pytest_trtperf.runner import Runner, Target, confirm
+from pytest_trtperf.core.config import MeasureOptions
+from pytest_trtperf.core.identity import config_hash
+from pytest_trtperf.core.results import DeviceState, Distribution, Result
+from pytest_trtperf.pipeline.runner import Runner, Target, confirm
 from pytest_trtperf.load.metrics import Figure, latency_figure, sustainable_figure
 from pytest_trtperf.load.point import censored_latency_s, measured
 from pytest_trtperf.load.serve import ServePlan, ServeRun, run_serve
@@ -120,7 +120,7 @@ def _judged(runner: Runner, result: Result, figure: Figure, opts: MeasureOptions
 
 def _latency_result(out: ServeRun, plan: ServePlan, target: Target, identity: Mapping[str, Any],
                     base: Mapping[str, Any], opts: MeasureOptions) -> Result:
-    from pytest_trtperf import stats
+    from pytest_trtperf.core import stats
 
     m = measured(out.run, plan.warmup_s)
     lat = censored_latency_s(out.run)[m]
@@ -134,7 +134,7 @@ def _latency_result(out: ServeRun, plan: ServePlan, target: Target, identity: Ma
 
 def _sustainable_result(out: ServeRun, target: Target, identity: Mapping[str, Any], base: Mapping[str, Any],
                         opts: MeasureOptions) -> Result:
-    from pytest_trtperf import stats
+    from pytest_trtperf.core import stats
 
     search = out.serve.search
     assert search is not None

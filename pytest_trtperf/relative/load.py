@@ -15,17 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trtperf.config import MeasureOptions
-from pytest_trtperf.identity import config_hash
+from pytest_trtperf.core.config import MeasureOptions
+from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.relative.paired import compare_pairs, decide
 from pytest_trtperf.relative.policy import Expectation, relative_verdict
-from pytest_trtperf.results import DeviceState, Relative, Result, Side
-from pytest_trtperf.runner import Runner, Target
+from pytest_trtperf.core.results import DeviceState, Relative, Result, Side
+from pytest_trtperf.pipeline.runner import Runner, Target
 from pytest_trtperf.load.metrics import latency_figure
 from pytest_trtperf.load.point import censored_latency_s, measured
 from pytest_trtperf.load.serve import ServePlan, run_at
 from pytest_trtperf.load.slots import Slots
-from pytest_trtperf.load.summary import Serve
+from pytest_trtperf.core.serve_summary import Serve
 
 #: Pairs of blocks by default (each block is one run at the stated rate).
 DEFAULT_PAIRS = 6
@@ -34,7 +34,7 @@ DEFAULT_PAIRS = 6
 def serve_pair(runner: Runner, a: Slots, b: Slots, target: Target, plan: ServePlan, opts: MeasureOptions,
                expectation: Expectation, *, labels: tuple[str, str], pairs: int) -> Result:
     """Serve both sides ``pairs`` times each, alternating; judge b/a."""
-    from pytest_trtperf import stats
+    from pytest_trtperf.core import stats
 
     figure = latency_figure(plan.slo, plan.rate)
     pct = plan.slo.percentile if plan.slo is not None else "p99"

@@ -20,17 +20,18 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from pytest_trtperf.baseline import BaselineStore
-from pytest_trtperf.config import MeasureOptions, MeasureSettings, Settings
-from pytest_trtperf.errors import UsageError
-from pytest_trtperf.fingerprint import Fingerprint, host_fingerprint
-from pytest_trtperf.gate import judge
+from pytest_trtperf.baselines.store import BaselineStore
+from pytest_trtperf.core.config import MeasureOptions, MeasureSettings, Settings
+from pytest_trtperf.core.errors import UsageError
+from pytest_trtperf.core.fingerprint import Fingerprint, host_fingerprint
+from pytest_trtperf.gate.timing import judge
 from pytest_trtperf.gpu.window import measured_window
-from pytest_trtperf.identity import config_hash
-from pytest_trtperf.measure import Measurement, measure
-from pytest_trtperf.memory import MemoryVerdict, judge_memory, measure_and_judge
-from pytest_trtperf.results import DeviceState, Result, Verdict
-from pytest_trtperf.workload import ChoosingWorkload, ProfiledWorkload, StateMonitor, Workload
+from pytest_trtperf.core.identity import config_hash
+from pytest_trtperf.core.measure import Measurement, measure
+from pytest_trtperf.core.memory import MemoryVerdict, measure_and_judge
+from pytest_trtperf.gate.memory import judge_memory
+from pytest_trtperf.core.results import DeviceState, Result, Verdict
+from pytest_trtperf.core.workload import ChoosingWorkload, ProfiledWorkload, StateMonitor, Workload
 
 R = TypeVar("R")
 V = TypeVar("V")
@@ -135,7 +136,7 @@ def unreliable_verdict(result: Result, verdict: Verdict, who: tuple[str, ...], b
     host = result.kind == "host"
     state = result.device_state
     if host:
-        from pytest_trtperf.host_state import describe_load
+        from pytest_trtperf.core.host_state import describe_load
 
         cause = f"host busy ({describe_load(state)})"
     else:
@@ -291,7 +292,7 @@ class Runner:
     def _previous(self, result: Result) -> Any:
         """The entry an update replaces, to show what moved; an unreadable
         file shows nothing here (the write at session end names it)."""
-        from pytest_trtperf.errors import BaselineFileError
+        from pytest_trtperf.core.errors import BaselineFileError
 
         try:
             return self.store.lookup(result.device_class, result.id)
@@ -302,7 +303,7 @@ class Runner:
     def _check_cpu_sharing(self, target: Target) -> None:
         """More xdist workers than CPU cores: a usage error when host numbers
         are gated or saved, unless allowed; allowed, windows take turns."""
-        from pytest_trtperf.host_state import cpu_cores, cpu_sharing_error
+        from pytest_trtperf.core.host_state import cpu_cores, cpu_sharing_error
 
         cores = cpu_cores()
         error = cpu_sharing_error(self.workers, cores, self.settings.baseline_mode, self.settings.allow_cpu_sharing)
@@ -316,7 +317,7 @@ class Runner:
     def _wait_quiet(self, result: Result, opts: MeasureOptions) -> tuple[str, ...]:
         """Wait for the device to become quiet; who was still there after the wait."""
         if result.kind == "host":
-            from pytest_trtperf.host_state import busiest_others, wait_until_quiet
+            from pytest_trtperf.core.host_state import busiest_others, wait_until_quiet
 
             return () if wait_until_quiet(opts.busy_wait_s) else busiest_others()
         if self.gpu is None:
@@ -326,7 +327,7 @@ class Runner:
     def _unreliable(self, result: Result, verdict: Verdict, who: tuple[str, ...], opts: MeasureOptions) -> Verdict:
         if not who:
             if result.kind == "host":
-                from pytest_trtperf.host_state import busiest_others
+                from pytest_trtperf.core.host_state import busiest_others
 
                 who = busiest_others()
             else:
@@ -375,7 +376,7 @@ class Runner:
     def _host_monitor(self) -> StateMonitor | None:
         if not self.settings.watch_host:
             return None
-        from pytest_trtperf.host_state import HostSampler
+        from pytest_trtperf.core.host_state import HostSampler
 
         return HostSampler()
 
@@ -383,12 +384,12 @@ class Runner:
                 identity: Mapping[str, Any], opts: MeasureOptions) -> Result:
         import numpy as np
 
-        from pytest_trtperf import stats
+        from pytest_trtperf.core import stats
 
         extra = {k: stats.summarize(v, opts.confidence) for k, v in m.extra.items() if len(v)}
         state = m.device_state if isinstance(m.device_state, DeviceState) else DeviceState(kind=workload.kind)
         if workload.kind == "host" and len(m.latency_s):
-            from pytest_trtperf.host_state import judge_window
+            from pytest_trtperf.core.host_state import judge_window
 
             state = judge_window(state, opts.metric, float(np.median(m.latency_s)),
                                  saving=self.settings.baseline_mode == "update")

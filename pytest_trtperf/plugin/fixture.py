@@ -18,15 +18,15 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from pytest_trtperf.config import AB_BASELINE, MeasureOptions, escape_text, expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides
-from pytest_trtperf.errors import BackendUnavailable, UsageError, cause_first
-from pytest_trtperf.identity import result_id
+from pytest_trtperf.core.config import AB_BASELINE, MeasureOptions, escape_text, expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides
+from pytest_trtperf.core.errors import BackendUnavailable, UsageError, cause_first
+from pytest_trtperf.core.identity import result_id
 from pytest_trtperf.report import progress
-from pytest_trtperf.report.format import log_safe, message_safe
-from pytest_trtperf.results import Result
-from pytest_trtperf.runner import RegressionCheck, Runner, Target
-from pytest_trtperf.session import SessionState
-from pytest_trtperf.workload import Workload
+from pytest_trtperf.core.formatting import log_safe, message_safe
+from pytest_trtperf.core.results import Result
+from pytest_trtperf.pipeline.runner import RegressionCheck, Runner, Target
+from pytest_trtperf.plugin.session import SessionState
+from pytest_trtperf.core.workload import Workload
 from pytest_trtperf.workloads.select import for_callable, last_value
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -94,7 +94,7 @@ class TrtBench:
                 inputs: Any = None, extra_info: Mapping[str, Any] | None = None, **overrides: Any) -> Result:
         """Time ``target`` and judge it against its baseline.
 
-        ``target`` is a :class:`~pytest_trtperf.workload.Workload`, an engine
+        ``target`` is a :class:`~pytest_trtperf.core.workload.Workload`, an engine
         from :meth:`engine`, or a callable: timed with the host clock
         (``timer="host"``), on a CUDA stream (``timer="cuda"``; the callable
         takes the stream handle), or on torch's current stream
@@ -172,7 +172,7 @@ class TrtBench:
         # --trt-disable, or a reference process (--trt-ab: the judging session runs compare() itself):
         # each side once, untimed, not reported.
         if self._state.settings.disabled or self._state.server is not None:
-            from pytest_trtperf.disabled import run_pair_once
+            from pytest_trtperf.pipeline.disabled import run_pair_once
 
             once = run_pair_once(workloads[0], workloads[1], rid=target.id, nodeid=target.nodeid, name=name,
                                  location=target.location, fingerprint=self._runner.fingerprint(workloads[1]),
@@ -224,7 +224,7 @@ class TrtBench:
         kwargs)``), ``teardown(*args, **kwargs)`` after it. Returns what
         ``target`` returned last. Measured, baselined and gated like
         :meth:`measure`; the rounds are the samples."""
-        from pytest_trtperf.config import pedantic_options
+        from pytest_trtperf.core.config import pedantic_options
         from pytest_trtperf.workloads.rounds import RoundsWorkload
 
         where = f"{self._item.nodeid}: trt_bench.pedantic()"
@@ -283,9 +283,9 @@ class TrtBench:
         ``precision=``; defaults come from ``@pytest.mark.trt_serve``. Other
         keywords are ``trt_perf`` options (``tolerance=``, ...).
         """
-        from pytest_trtperf.config import SERVE_ARGS, serve_overrides, serve_plan
+        from pytest_trtperf.core.config import SERVE_ARGS, serve_overrides, serve_plan
         from pytest_trtperf.load.metrics import sustainable_name
-        from pytest_trtperf.load.policy import serve as serve_gated
+        from pytest_trtperf.pipeline.serve import serve as serve_gated
 
         where = f"{self._item.nodeid}: trt_bench.serve()"
         name = measurement_name(name, where=where)
@@ -314,8 +314,8 @@ class TrtBench:
                         timer: str, shapes: Any, inputs: Any, opts: MeasureOptions, info: Mapping[str, Any],
                         where: str) -> Result:
         """``compare(a, b, serve={...})``: both sides served in alternating blocks (``load.relative``)."""
-        from pytest_trtperf.config import parse_number, serve_overrides, serve_plan
-        from pytest_trtperf.load.relative import DEFAULT_PAIRS, serve_pair
+        from pytest_trtperf.core.config import parse_number, serve_overrides, serve_plan
+        from pytest_trtperf.relative.load import DEFAULT_PAIRS, serve_pair
 
         if not isinstance(serve, Mapping):
             raise UsageError(f"{where}: serve={type(serve).__name__} must be a dict of serve arguments, e.g. "
@@ -367,7 +367,7 @@ class TrtBench:
 
     def _serve_once(self, slots: Any, target: Target, opts: MeasureOptions) -> Result:
         """``--trt-disable``: each slot runs one request, untimed; verdict ``off``."""
-        from pytest_trtperf.disabled import run_once
+        from pytest_trtperf.pipeline.disabled import run_once
         from pytest_trtperf.workloads.host import HostWorkload
 
         slots.setup()
@@ -512,7 +512,7 @@ class TrtBench:
             self.results.append(result)
             return result
         if self._state.settings.disabled:  # --trt-disable: once, untimed, not reported
-            from pytest_trtperf.disabled import run_once
+            from pytest_trtperf.pipeline.disabled import run_once
 
             result = run_once(workload, rid=target.id, nodeid=target.nodeid, name=name, location=target.location,
                               fingerprint=self._runner.fingerprint(workload), metric=opts.metric,

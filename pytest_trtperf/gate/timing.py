@@ -16,18 +16,18 @@ import math
 from typing import Any
 from collections.abc import Iterable, Mapping
 
-from pytest_trtperf.attribution import attribution_text
-from pytest_trtperf.catch import projection
-from pytest_trtperf.baseline import BaselineEntry
-from pytest_trtperf.baseline_check import identity_disagreement
-from pytest_trtperf.fingerprint import Fingerprint, incomparable_reason, info_changes
+from pytest_trtperf.core.attribution import attribution_text
+from pytest_trtperf.core.catch import projection
+from pytest_trtperf.baselines.store import BaselineEntry
+from pytest_trtperf.baselines.checks import identity_disagreement
+from pytest_trtperf.core.fingerprint import Fingerprint, incomparable_reason, info_changes
 from pytest_trtperf.load.metrics import serve_words
-from pytest_trtperf.identity import config_changes, config_hash, config_identity, split_config, without_derived
-from pytest_trtperf.noise import centre, estimate, too_wide, widen
-from pytest_trtperf.noise import status as noise_status
-from pytest_trtperf.report.format import fmt_change, fmt_value
-from pytest_trtperf.results import DeviceState, Distribution, Result, Verdict
-from pytest_trtperf.stats import compare
+from pytest_trtperf.core.identity import config_changes, config_hash, config_identity, split_config, without_derived
+from pytest_trtperf.core.noise import centre, estimate, too_wide, widen
+from pytest_trtperf.core.noise import status as noise_status
+from pytest_trtperf.core.formatting import fmt_change, fmt_value
+from pytest_trtperf.core.results import DeviceState, Distribution, Result, Verdict
+from pytest_trtperf.core.stats import compare
 
 #: The SM clock must differ from the baseline's by more than this to be shown
 #: (flag and verdict message). Fresh processes of an unchanged GEMM on an H100

@@ -7,13 +7,13 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_trtperf.config import Settings
+from pytest_trtperf.core.config import Settings
 
 if TYPE_CHECKING:
-    from pytest_trtperf.baseline import BaselineStore
+    from pytest_trtperf.baselines.store import BaselineStore
     from pytest_trtperf.relative.reference_process import ReferencePool
-    from pytest_trtperf.results import Result
-    from pytest_trtperf.runner import GpuSide
+    from pytest_trtperf.core.results import Result
+    from pytest_trtperf.pipeline.runner import GpuSide
 
 
 @dataclass
@@ -56,11 +56,11 @@ class SessionState:
         nothing never loads the baseline code)."""
         if self._store is None:
             if self.settings.compare_rev is not None:
-                from pytest_trtperf.revision import RevisionStore
+                from pytest_trtperf.baselines.revision import RevisionStore
 
                 self._store = RevisionStore.open(self.settings.baseline_dir, self.settings.compare_rev)
             else:
-                from pytest_trtperf.baseline import BaselineStore
+                from pytest_trtperf.baselines.store import BaselineStore
 
                 self._store = BaselineStore(self.settings.baseline_dir, lock_timeout_s=self.settings.lock_timeout_s,
                                             root=self.settings.rootdir)

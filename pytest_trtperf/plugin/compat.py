@@ -19,11 +19,11 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from pytest_trtperf.config import BenchmarkMarker, benchmark_marker
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.config import BenchmarkMarker, benchmark_marker
+from pytest_trtperf.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from pytest_trtperf.fixture import TrtBench
+    from pytest_trtperf.plugin.fixture import TrtBench
 
 #: The plugin name pytest-benchmark registers under (``-p no:benchmark``).
 PYTEST_BENCHMARK = "benchmark"
@@ -121,7 +121,7 @@ class BenchmarkFixture:
 
     @staticmethod
     def _fail(msg: str) -> None:
-        from pytest_trtperf.report.format import log_safe
+        from pytest_trtperf.core.formatting import log_safe
 
         pytest.fail(log_safe(msg, multiline=True), pytrace=False)
 

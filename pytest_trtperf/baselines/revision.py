@@ -3,7 +3,7 @@ revision, without checking it out.
 
 The files come out of git (``git ls-tree`` + ``git cat-file``, i.e. ``git
 show REV:path``) into a private temporary directory and are then read by the
-ordinary :class:`~pytest_trtperf.baseline.BaselineStore` code, so a file from
+ordinary :class:`~pytest_trtperf.baselines.store.BaselineStore` code, so a file from
 an old commit gets the same checks as one in the working tree (size limit,
 schema version, malformed entries). Messages name the file as ``REV:path``.
 Nothing is ever written: the working tree's baselines are untouched.
@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pytest_trtperf.baseline import MAX_FILE_BYTES, BaselineFile, BaselineStore, foreign_reason, read_file
-from pytest_trtperf.errors import BaselineFileError, UsageError
-from pytest_trtperf.fingerprint import slug
+from pytest_trtperf.baselines.store import MAX_FILE_BYTES, BaselineFile, BaselineStore, foreign_reason, read_file
+from pytest_trtperf.core.errors import BaselineFileError, UsageError
+from pytest_trtperf.core.fingerprint import slug
 
 #: Seconds one git command may take (a huge repository on a slow disk).
 GIT_TIMEOUT_S = 60.0

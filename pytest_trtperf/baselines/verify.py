@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping, Sequence
 
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.errors import UsageError
 
 #: Seconds one git command may take.
 GIT_TIMEOUT_S = 120.0
@@ -92,8 +92,8 @@ def versions(path: Path) -> list[Version]:
         data, problem = _parse(raw.stdout)
         out.append(Version(label, data, problem))
     if path.exists():
-        from pytest_trtperf.files import UnreadableFile, read_regular_file
-        from pytest_trtperf.baseline import MAX_FILE_BYTES
+        from pytest_trtperf.core.files import UnreadableFile, read_regular_file
+        from pytest_trtperf.baselines.store import MAX_FILE_BYTES
 
         try:
             raw_now = read_regular_file(path, limit=MAX_FILE_BYTES)
@@ -166,9 +166,9 @@ def _runs_added(before: list[Any], rows: list[Any], old_stamp: Any) -> int | Non
 
 def _check_now(path: Path) -> list[str]:
     """The session's own reading of the current file, and each entry's identity."""
-    from pytest_trtperf import baseline_check as check
-    from pytest_trtperf.baseline import read_file
-    from pytest_trtperf.errors import BaselineFileError
+    from pytest_trtperf.baselines import checks as check
+    from pytest_trtperf.baselines.store import read_file
+    from pytest_trtperf.core.errors import BaselineFileError
 
     try:
         f = read_file(path)

@@ -19,15 +19,15 @@ from collections.abc import Generator
 
 import pytest
 
-from pytest_trtperf.config import Settings, add_options, perf_overrides, serve_overrides
-from pytest_trtperf.errors import BaselineFileError, UsageError, cause_first
+from pytest_trtperf.core.config import Settings, add_options, perf_overrides, serve_overrides
+from pytest_trtperf.core.errors import BaselineFileError, UsageError, cause_first
 from pytest_trtperf.gpu.session import PLUGIN_NAME as GPU_PLUGIN_NAME
 from pytest_trtperf.gpu.session import GpuSessionPlugin, register_auto_workers, xdist_workers
-from pytest_trtperf.session import SessionState
-from pytest_trtperf.timers import REAL as _TIMERS  # noqa: F401 - bind the real clocks when pytest loads the plugin (timers.py)
+from pytest_trtperf.plugin.session import SessionState
+from pytest_trtperf.core.timers import REAL as _TIMERS  # noqa: F401 - bind the real clocks when pytest loads the plugin (timers.py)
 
 if TYPE_CHECKING:
-    from pytest_trtperf.fixture import TrtBench
+    from pytest_trtperf.plugin.fixture import TrtBench
 
 STATE_KEY = pytest.StashKey[SessionState]()
 BENCH_KEY = pytest.StashKey["TrtBench"]()
@@ -87,7 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _offer_benchmark(config: pytest.Config) -> None:
     """``--trt-benchmark-compat``: pytest-benchmark's ``benchmark`` fixture and
     marker, unless pytest-benchmark is loaded (then one line, no session)."""
-    from pytest_trtperf.compat import BenchmarkPlugin, conflict
+    from pytest_trtperf.plugin.compat import BenchmarkPlugin, conflict
 
     why = conflict(config.pluginmanager)
     if why:
@@ -98,7 +98,7 @@ def _offer_benchmark(config: pytest.Config) -> None:
 
 
 def _benchmark_fixture(request: pytest.FixtureRequest) -> Any:
-    from pytest_trtperf.compat import make_fixture
+    from pytest_trtperf.plugin.compat import make_fixture
 
     bench = _make_bench(request)
     return make_fixture(request, bench, request.config.stash[STATE_KEY].settings.disabled)
@@ -149,7 +149,7 @@ def _make_bench(request: pytest.FixtureRequest) -> TrtBench:
     request.node.stash[USES_KEY] = True
     if state.settings.skip_perf:  # requested through getfixturevalue: collection did not see it
         pytest.skip(SKIP_REASON)
-    from pytest_trtperf.fixture import TrtBench
+    from pytest_trtperf.plugin.fixture import TrtBench
 
     bench = TrtBench(request.node, state)
     request.node.stash[BENCH_KEY] = bench
@@ -166,7 +166,7 @@ def _terminal_width(terminalreporter: Any) -> int | None:
 
 def _log_safe(text: str) -> str:
     """User text made safe for CI logs (see ``report.format.log_safe``)."""
-    from pytest_trtperf.report.format import log_safe
+    from pytest_trtperf.core.formatting import log_safe
 
     return log_safe(text, multiline=True)
 
@@ -325,7 +325,7 @@ class SessionHooks:
                 raise pytest.UsageError(_log_safe(str(e))) from None
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        from pytest_trtperf.host_state import cpu_cores
+        from pytest_trtperf.core.host_state import cpu_cores
 
         s, workers = self.state.settings, self.state.xdist_workers
         if not self.state.is_controller or workers <= cpu_cores() or s.baseline_mode == "off":
@@ -337,7 +337,7 @@ class SessionHooks:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "trtperf", None)
         if data and report.when == "call":
-            from pytest_trtperf.results import Result
+            from pytest_trtperf.core.results import Result
 
             results = [Result.from_dict(d) for d in data]
             self.state.collected.extend(results)
@@ -356,7 +356,7 @@ class SessionHooks:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.state.is_controller and self._has_outputs():
-            from pytest_trtperf.report import outputs
+            from pytest_trtperf.plugin import outputs
 
             self.output_lines, status = outputs.write_outputs(self.state, int(exitstatus),
                                                               say=_say(session.config))
@@ -367,7 +367,7 @@ class SessionHooks:
         state = self.state
         if state.is_controller and (state.collected or state.write_error or self.output_lines
                                     or state.store_notes() or state.skipped):
-            from pytest_trtperf.report import outputs
+            from pytest_trtperf.plugin import outputs
 
             # With -rs (or -ra/-rA) pytest lists skip reasons itself.
             chars = str(getattr(terminalreporter, "reportchars", "") or "")

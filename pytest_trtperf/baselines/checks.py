@@ -15,7 +15,7 @@ import math
 from typing import Any
 from collections.abc import Mapping, Sequence
 
-from pytest_trtperf.identity import config_hash as hash_of_config
+from pytest_trtperf.core.identity import config_hash as hash_of_config
 
 #: Size limits: far above what the plugin writes (101 quantiles, up to 10
 #: million samples, a few thousand layers), far below what exhausts memory.

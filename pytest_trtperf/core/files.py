@@ -76,7 +76,7 @@ def distinct_outputs(outputs: Iterable[tuple[str, Path]]) -> None:
     same file (the last writer would silently win). ``outputs`` pairs how the
     user named it (``--trt-json=r.json``, ``-o r.json``) with the path; the
     error names it that way, before anything runs."""
-    from pytest_trtperf.errors import UsageError
+    from pytest_trtperf.core.errors import UsageError
 
     seen: dict[str, str] = {}
     for label, path in outputs:

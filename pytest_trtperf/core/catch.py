@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Mapping, Sequence
 
-from pytest_trtperf.noise import HISTORY_RUNS, centre, estimate, fail_bar
+from pytest_trtperf.core.noise import HISTORY_RUNS, centre, estimate, fail_bar
 
 #: The projection suggests at most this many more ``update`` runs.
 MORE_RUNS = 3

@@ -20,11 +20,11 @@ from collections.abc import Callable
 
 from pytest_trtperf.report import terminal as report_mod
 from pytest_trtperf.report import github as report_github, html as report_html
-from pytest_trtperf.report.format import log_safe
-from pytest_trtperf.errors import BaselineFileError
-from pytest_trtperf.fingerprint import git_commit
-from pytest_trtperf.results import Result
-from pytest_trtperf.session import SessionState, now_iso
+from pytest_trtperf.core.formatting import log_safe
+from pytest_trtperf.core.errors import BaselineFileError
+from pytest_trtperf.core.fingerprint import git_commit
+from pytest_trtperf.core.results import Result
+from pytest_trtperf.plugin.session import SessionState, now_iso
 
 #: pytest exit codes (ints, so this module needs no pytest import).
 INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR = 2, 3, 4
@@ -219,7 +219,7 @@ def terminal_lines(state: SessionState, extra: list[str], *, skips: bool = True,
     ``skips``: say why trt_bench tests skipped (off when ``-rs`` lists them)."""
     out: list[str] = []
     try:
-        from pytest_trtperf.report import units
+        from pytest_trtperf.core import units
 
         micro = units.micro_for(encoding)
         if state.collected:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Mapping
 
-from pytest_trtperf.errors import UsageError
+from pytest_trtperf.core.errors import UsageError
 
 BASELINE_MODES = ("compare", "update", "off")
 #: ``--trt-baseline-loaded``: what an update does with a window still loaded after the wait and re-measure.
@@ -894,7 +894,7 @@ def _usable_outputs(outputs: tuple[tuple[str, Path | None], ...]) -> None:
     """Outputs written at session end: a usage error, before anything runs,
     for one that is not a regular file (``files.output_problem``) or that two
     options name (the last writer silently won)."""
-    from pytest_trtperf.files import distinct_outputs
+    from pytest_trtperf.core.files import distinct_outputs
 
     distinct_outputs((f"{flag}={path}", path) for flag, path in outputs if path is not None)
 
@@ -909,7 +909,7 @@ def _not_a_baseline_file(baseline_dir: Path, outputs: tuple[tuple[str, Path | No
     for flag, path in outputs:
         if path is None or Path(os.path.realpath(path)).parent != real_dir:
             continue
-        from pytest_trtperf.baseline import foreign_reason, owned_name
+        from pytest_trtperf.baselines.store import foreign_reason, owned_name
 
         target = Path(os.path.realpath(path))
         if owned_name(target) or (target.is_file() and foreign_reason(target) is None):
@@ -1212,7 +1212,7 @@ def serve_plan(args: Mapping[str, Any], *, where: str) -> Any:
     merged under the call's). One line naming ``where`` on bad input."""
     from pytest_trtperf.load.arrivals import ARRIVALS, check_trace
     from pytest_trtperf.load.serve import ServePlan
-    from pytest_trtperf.load.summary import Slo
+    from pytest_trtperf.core.serve_summary import Slo
 
     unknown = sorted(set(args) - set(SERVE_ARGS))
     if unknown:

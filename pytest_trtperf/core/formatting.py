@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pytest_trtperf.report import units
+from pytest_trtperf.core import units
 
 #: Control characters (C0 but tab and newline, DEL, C1), Unicode line and
 #: paragraph separators, bidirectional overrides and isolates ("Trojan
