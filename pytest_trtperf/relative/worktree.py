@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_trtperf.core.files import process_alive
-from pytest_trtperf.relative.gitfiles import GIT_TIMEOUT_S, Unavailable
+from pytest_trtperf.relative.gitfiles import GIT_TIMEOUT_S, Unavailable, run_git
 
 #: Scratch directories made here start with this (``prune_stale`` looks for it).
 PREFIX = "trtperf-ab-"
@@ -36,13 +36,10 @@ TAIL_LINES = 5
 
 
 def _git(cwd: Path, *args: str, timeout: float = GIT_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except FileNotFoundError:
-        raise Unavailable("git is not installed here") from None
-    except subprocess.TimeoutExpired:
-        raise Unavailable(f"git {args[0]} took longer than {timeout:.0f} s") from None
+    """:func:`run_git` with its output decoded (git's messages are shown to users)."""
+    done = run_git(cwd, *args, timeout=timeout)
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
+                                       done.stderr.decode(errors="replace"))
 
 
 def _last_line(text: str) -> str:
