@@ -1,0 +1,95 @@
+"""Every gated metric, defined once (core/metrics.py): directions, readers and
+formats checked against real results, baseline entries and history rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_trtperf.baselines.store import BaselineEntry
+from pytest_trtperf.core import metrics, stats, units
+from pytest_trtperf.core.fingerprint import gpu_fingerprint
+from pytest_trtperf.core.results import DeviceState, Result
+
+
+def result(scale: float = 1.0, *, seed: int = 0, memory: dict[str, int] | None = None) -> Result:
+    x = np.random.default_rng(seed).lognormal(0.0, 0.2, 2000) * scale * 1e-3
+    fp = gpu_fingerprint(kind="cuda", gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0",
+                         trt_version=None, clocks="off", info={})
+    return Result(id="t.py::test_x", nodeid="t.py::test_x", name=None, kind="cuda", mode="latency",
+                  latency=stats.summarize(x), throughput=1 / x.mean(), distribution=stats.compress(x),
+                  stop_reason="converged", warmup_iterations=5, warmup_s=0.2, measured_s=1.0, config_hash="c",
+                  identity={}, fingerprint=fp.to_dict(), device_class=fp.device_class,
+                  device_state=DeviceState(kind="cuda"), memory=memory or {})
+
+
+def test_the_registry_names_every_gated_metric_once() -> None:
+    assert metrics.timing_names() == ("median", "mean", "p90", "p95", "p99", "throughput")
+    assert metrics.memory_names() == ("host_peak_bytes", "device_peak_bytes")
+    every = [m.name for m in (*metrics.TIMING, *metrics.MEMORY)]
+    assert len(every) == len(set(every))
+
+
+@pytest.mark.parametrize("m", metrics.TIMING, ids=lambda m: m.name)
+def test_time_metrics_read_the_same_value_from_a_result_its_entry_and_its_history_row(m: metrics.Metric) -> None:
+    r = result()
+    entry = BaselineEntry.from_result(r, timestamp="T", git_commit=None)
+    value = m.read(r)
+    assert value > 0 and value == r.metric_value(m.name)
+    assert m.read(entry) == pytest.approx(value, rel=1e-12)
+    assert m.read_row(entry.runs()[-1]) == pytest.approx(value, rel=1e-12)
+
+
+def test_readers_follow_the_samples() -> None:
+    """Each reader picks its own statistic: the percentiles are ordered, the
+    mean of a right-skewed series is above its median, and the rate is the
+    inverse of the mean time."""
+    r = result()
+    by = {m.name: m.read(r) for m in metrics.TIMING}
+    assert by["median"] < by["p90"] < by["p95"] < by["p99"]
+    assert by["mean"] > by["median"]
+    assert by["throughput"] == pytest.approx(1000.0 / by["mean"], rel=1e-6)
+
+
+@pytest.mark.parametrize("m", [*metrics.TIMING, *metrics.MEMORY], ids=lambda m: m.name)
+def test_direction_a_worse_value_is_a_positive_change(m: metrics.Metric) -> None:
+    slow, fast = result(1.25, seed=1, memory={"host_peak_bytes": 2000, "device_peak_bytes": 2000}), \
+        result(1.0, memory={"host_peak_bytes": 1000, "device_peak_bytes": 1000})
+    before, after = m.read(fast), m.read(slow)
+    assert m.change(after, before) > 0.1 and m.change(before, after) < -0.1
+    assert m.slowdown(after, before) == pytest.approx(m.change(after, before) + 1.0)
+    assert m.lower_is_better == (after > before)
+
+
+def test_kinds_and_words() -> None:
+    assert {m.name: (m.unit, m.lower_is_better) for m in metrics.TIMING}["throughput"] == (metrics.RATE, False)
+    assert all(m.unit == metrics.TIME and m.lower_is_better for m in metrics.TIMING if m.name != "throughput")
+    assert all(m.unit == metrics.BYTES and m.lower_is_better for m in metrics.MEMORY)
+    assert metrics.words("p99") == "p99 latency" and metrics.words("throughput") == "throughput"
+    assert metrics.timing("throughput").paired_words == "time per inference"
+    assert metrics.timing("p95").paired_words == "p95 latency"
+    assert metrics.words("nonsense") == "nonsense"
+    assert [m.short for m in metrics.MEMORY] == ["host memory", "device memory"]
+    assert metrics.timing("throughput").stat == "mean" and metrics.timing("p90").stat == "p90"
+
+
+def test_formats() -> None:
+    r = result(memory={"host_peak_bytes": 3 * 1024 * 1024})
+    assert metrics.fmt_value("throughput", 1234.56) == "1,234.6/s"
+    assert metrics.fmt_value("median", 0.00009) == "90.00 ns"
+    assert metrics.fmt_value("p99", 1.5, units.choose([1.0])) == units.choose([1.0]).fmt(1.5)
+    host = metrics.MEMORY[0]
+    assert host.fmt(host.read(r)) == "3.0 MiB" and metrics.fmt_value("host_peak_bytes", 512) == "512 B"
+    assert metrics.MEMORY[1].read(r) is None
+    for bad in (None, float("nan"), "1"):
+        assert metrics.fmt_value("median", bad) == "-"  # type: ignore[arg-type]
+
+
+def test_an_unknown_name_reads_as_a_time_statistic_of_that_name() -> None:
+    """A verdict read from a file may name a metric this version lacks: it is
+    written as a time and read as ``latency.<name>`` (AttributeError for a
+    statistic the series lacks; reports show ``-``)."""
+    r = result()
+    assert metrics.timing("min").read(r) == r.latency.min
+    with pytest.raises(AttributeError):
+        metrics.timing("p42").read(r)
