@@ -16,6 +16,7 @@ import math
 from typing import Any
 from collections.abc import Iterable, Mapping
 
+from pytest_trtperf.core import metrics
 from pytest_trtperf.core.attribution import attribution_text
 from pytest_trtperf.core.catch import projection
 from pytest_trtperf.baselines.store import BaselineEntry
@@ -54,16 +55,6 @@ MAX_SHIFT = 2.0
 IMPROVED_SUSPECT = 1.5
 #: Verdicts that compared numbers with a baseline.
 _COMPARED = ("pass", "regression", "improved")
-
-_METRIC_WORDS = {
-    "median": "median latency",
-    "mean": "mean latency",
-    "p90": "p90 latency",
-    "p95": "p95 latency",
-    "p99": "p99 latency",
-    "throughput": "throughput",
-}
-
 
 def clock_change(baseline_mhz: float | None, current_mhz: float | None,
                  threshold: float = CLOCK_FLAG_THRESHOLD) -> str:
@@ -162,7 +153,7 @@ def _update_verdict(result: Result, entry: BaselineEntry | None, metric: str, cu
         return Verdict(status="updated", current_value=current_value,
                        message=message + " (replaces an entry measured another way)", **base)
     previous = centre(values)
-    change = previous / current_value - 1.0 if metric == "throughput" else current_value / previous - 1.0
+    change = metrics.timing(metric).change(current_value, previous)
     runs = f"{len(values)} run{'s' if len(values) != 1 else ''}"
     return Verdict(status="updated", baseline_value=previous, current_value=current_value, change=change,
                    message=f"{message}: {fmt_value(metric, previous)} ({runs}) -> {fmt_value(metric, current_value)} "
@@ -188,7 +179,7 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     "p99 latency at 200/s", "sustainable rate (p99<20ms)")."""
     base: dict[str, Any] = dict(metric=metric, tolerance=tolerance, confidence=confidence,
                                 flags=verdict_flags(result.device_state, compared=False))
-    words = serve_words(result.serve, metric) or _METRIC_WORDS.get(metric, metric)
+    words = serve_words(result.serve, metric) or metrics.words(metric)
     current_value = result.metric_value(metric)
     if baseline_mode == "off":
         return Verdict(status="off", current_value=current_value, **base)
@@ -247,7 +238,7 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
         return _invalid(words, f"the comparison gave a non-finite change ({cmp.change}, CI {cmp.ci})", base,
                         current_value, centre_value)
     # From the latest run to the centre of all runs (positive = the latest was slower).
-    shift = latest / centre_value if metric != "throughput" else centre_value / latest
+    shift = metrics.timing(metric).slowdown(latest, centre_value)
     limit = max(MAX_SHIFT, 1.0 + tolerance)
     if not (math.isfinite(shift) and 1.0 / limit <= shift <= limit):
         return _invalid(words, f"the baseline entry's latest run ({fmt_value(metric, latest)}) is {shift:.3g}x the "
