@@ -233,10 +233,10 @@ class Verdict:
         return cls(**kw)
 
 
-#: Every figure a result may carry (bytes), in report order, with its label.
+#: Every figure a result may carry (bytes), in report order, with its label:
+#: the gated ones (``metrics.MEMORY``) first, then those recorded for reading.
 FIGURES: dict[str, str] = {
-    "host_peak_bytes": "host memory peak per call",
-    "device_peak_bytes": "device memory peak",
+    **{m.name: m.words for m in metrics.MEMORY},
     "device_total_bytes": "device memory allocated in total",
     "context_memory_bytes": "execution context memory",
     "weights_bytes": "engine weights",
