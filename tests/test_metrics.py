@@ -93,3 +93,18 @@ def test_an_unknown_name_reads_as_a_time_statistic_of_that_name() -> None:
     assert metrics.timing("min").read(r) == r.latency.min
     with pytest.raises(AttributeError):
         metrics.timing("p42").read(r)
+
+
+def test_serve_figures_are_judged_as_registry_metrics() -> None:
+    """A serve measurement's two figures (load/metrics.py) are time-gate
+    metrics: the SLO's percentile, and the rate metric for the sustainable rate."""
+    from pytest_trtperf.core.serve_summary import Slo
+    from pytest_trtperf.load.metrics import latency_figure, sustainable_figure
+
+    assert metrics.percentile_metric("p50") == "median" and metrics.percentile_metric("p95") == "p95"
+    assert metrics.percentile_metric("p999") == "p999"
+    slo = Slo.parse("p50<20ms")
+    lat, rate = latency_figure(slo, 200.0), sustainable_figure(slo)
+    assert (lat.gate_metric, lat.higher_is_better, lat.words) == ("median", False, "p50 latency at 200/s")
+    assert (rate.gate_metric, rate.higher_is_better) == ("throughput", True)
+    assert latency_figure(None, 5.0).gate_metric == "p99"

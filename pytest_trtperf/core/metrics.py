@@ -199,6 +199,15 @@ def timing(name: str) -> TimeMetric | RateMetric:
     return TimeMetric(name, name)
 
 
+def percentile_metric(label: str) -> str:
+    """The time-gate metric of a percentile label (``"p50"`` -> ``"median"``,
+    ``"p99"`` -> ``"p99"``); a label no metric is stays itself."""
+    for m in TIMING:
+        if m.percentile is not None and label == f"p{m.percentile:g}":
+            return m.name
+    return label
+
+
 def words(name: str) -> str:
     """How verdicts name ``name`` (the name itself when unknown)."""
     m = find(name)
