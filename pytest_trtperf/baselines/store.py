@@ -885,7 +885,7 @@ def _kept_history(old: BaselineEntry | None, r: Result, notes: list[str]) -> tup
         return ()
     step = moved(new, values, kind=r.kind, tolerance=tolerance, confidence=confidence)
     if step is not None:
-        change = -step / (1 + step) if metric == "throughput" else step  # positive = slower
+        change = step if metrics.timing(metric).lower_is_better else -step / (1 + step)  # positive = slower
         notes.append(f"{r.id}: {metric} moved {change:+.1%} from the centre of {len(values)} earlier run(s) "
                      f"({centre(values):.6g}); its history restarts with this run")
         return ()
