@@ -3,6 +3,11 @@ formats checked against real results, baseline entries and history rows."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -108,3 +113,97 @@ def test_serve_figures_are_judged_as_registry_metrics() -> None:
     assert (lat.gate_metric, lat.higher_is_better, lat.words) == ("median", False, "p50 latency at 200/s")
     assert (rate.gate_metric, rate.higher_is_better) == ("throughput", True)
     assert latency_figure(None, 5.0).gate_metric == "p99"
+
+
+# -- adding a metric is one definition ----------------------------------------------
+
+def _enums(node: object, key: str) -> list[list[str]]:
+    """Every ``{key: {"enum": [...]}}`` in a JSON schema."""
+    out: list[list[str]] = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == key and isinstance(v, dict) and "enum" in v:
+                out.append(list(v["enum"]))
+            out += _enums(v, key)
+    elif isinstance(node, list):
+        for v in node:
+            out += _enums(v, key)
+    return out
+
+
+def test_the_json_schemas_name_the_registry_metrics() -> None:
+    """The packaged schemas are static files: a metric added to the registry
+    must be added to them too, and this test says where."""
+    from pytest_trtperf.report.document import SCHEMA_FILES, schema_text
+
+    for version in SCHEMA_FILES:
+        schema = json.loads(schema_text(version))
+        found = _enums(schema, "metric")
+        assert found and all(e == list(metrics.timing_names()) for e in found), (version, found)
+        series = schema["$defs"]["series"]["properties"]
+        assert all(m.name in series for m in metrics.TIMING if m.unit == metrics.TIME), version
+    figures = _enums(json.loads(schema_text()), "figure")
+    assert figures == [list(metrics.memory_names())]
+
+
+#: A metric name compared with a string (``metric == "throughput"``,
+#: ``metric in ("mean", ...)``) or a word table keyed by metric names.
+_NAME_BRANCH = re.compile(r"""\bmetric\w*\s*(==|!=|\bin\b|\bnot in\b)\s*[("']|_METRIC_WORDS|_QUANTILE\w*\s*=\s*\{""")
+
+
+def test_no_module_but_the_registry_branches_on_a_metric_name() -> None:
+    """What a metric is (words, direction, unit, statistic) lives in
+    core/metrics.py only: everything else looks it up."""
+    root = Path(metrics.__file__).parents[1]
+    found = [f"{p.relative_to(root)}:{n}: {line.strip()}"
+             for p in sorted(root.rglob("*.py")) if p.name != "metrics.py" or p.parent.name != "core"
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if _NAME_BRANCH.search(line.split("#")[0])]
+    assert found == []
+
+
+def test_the_name_branch_check_sees_a_branch() -> None:
+    assert _NAME_BRANCH.search('    if metric == "throughput":')
+    assert _NAME_BRANCH.search('stat = "mean" if metric in ("mean", "throughput") else metric')
+    assert not _NAME_BRANCH.search('    if mode != "throughput":')
+
+
+@pytest.fixture
+def max_latency(monkeypatch: pytest.MonkeyPatch) -> metrics.TimeMetric:
+    """A throwaway time metric: the slowest call, registered by one definition."""
+    m = metrics.TimeMetric("max", "max latency", percentile=100.0)
+    monkeypatch.setattr(metrics, "TIMING", (*metrics.TIMING, m))
+    return m
+
+
+def test_a_new_time_metric_is_gated_recorded_and_reported(max_latency: metrics.TimeMetric) -> None:
+    from pytest_trtperf.gate.timing import judge
+    from pytest_trtperf.report import csv_export, terminal
+
+    base, cur = result(), result(1.5, seed=1)
+    entry = BaselineEntry.from_result(base, timestamp="T", git_commit=None)
+    assert entry.runs()[-1]["max"] == base.latency.max  # the history keeps it
+    v = judge(cur, entry, baseline_mode="compare", metric="max", tolerance=0.05, confidence=0.99,
+              baseline_path="b.json")
+    assert v.status == "regression" and v.message.startswith("max latency regressed +")
+    assert (v.baseline_value, v.current_value) == (base.latency.max, cur.latency.max)
+    judged = dataclasses.replace(cur, verdict=v)
+    metric, before, after = terminal.compared_cells(judged)
+    assert (metric, before, after) == ("max", metrics.fmt_value("max", base.latency.max),
+                                       metrics.fmt_value("max", cur.latency.max))
+    cells = dict(zip(csv_export.COLUMNS, csv_export.row(judged), strict=True))
+    assert cells["metric"] == "max" and float(cells["current"]) == pytest.approx(cur.latency.max, rel=1e-5)
+    assert float(cells["baseline"]) == pytest.approx(base.latency.max, rel=1e-5)
+
+
+def test_a_new_memory_figure_is_gated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_trtperf.gate.memory import judge_memory
+
+    scratch = metrics.BytesMetric("scratch_bytes", "scratch memory", label="scratch")
+    monkeypatch.setattr(metrics, "MEMORY", (*metrics.MEMORY, scratch))
+    entry = BaselineEntry.from_result(result(memory={"scratch_bytes": 1 << 20}), timestamp="T", git_commit=None)
+    v = judge_memory({"scratch_bytes": 4 << 20}, entry, None, baseline_mode="compare", tolerance=0.1,
+                     baseline_path="b.json")
+    assert v is not None and v.status == "regression"
+    assert [(c.figure, c.baseline, c.current) for c in v.changes] == [("scratch_bytes", 1 << 20, 4 << 20)]
+    assert "1.0 MiB -> 4.0 MiB" in v.message
