@@ -29,7 +29,8 @@ BYTES = "bytes"
 
 @dataclass(frozen=True)
 class Metric:
-    """One gated metric. Subclasses say how its value is read and written."""
+    """One gated metric. Its class fixes the unit kind and the direction
+    (class attributes, not arguments) and says how a value is read and written."""
 
     name: str
     #: How verdicts name it ("median latency", "host memory peak per call").
