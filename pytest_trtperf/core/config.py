@@ -34,11 +34,12 @@ from typing import Any
 from collections.abc import Callable, Mapping
 
 from pytest_trtperf.core.errors import UsageError
+from pytest_trtperf.core.metrics import timing_names
 
 BASELINE_MODES = ("compare", "update", "off")
 #: ``--trt-baseline-loaded``: what an update does with a window still loaded after the wait and re-measure.
 BASELINE_LOADED = ("skip", "write")
-METRICS = ("median", "mean", "p90", "p95", "p99", "throughput")
+METRICS = timing_names()  # core/metrics.py defines them
 MODES = ("latency", "throughput")
 MISSING = ("pass", "fail")
 #: What ``incomparable`` and ``unreliable`` verdicts do to their test.

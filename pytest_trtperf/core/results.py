@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 from collections.abc import Mapping
 
+from pytest_trtperf.core import metrics
 from pytest_trtperf.core.serve_summary import Serve
 
 
@@ -232,10 +233,10 @@ class Verdict:
         return cls(**kw)
 
 
-#: Every figure a result may carry (bytes), in report order, with its label.
+#: Every figure a result may carry (bytes), in report order, with its label:
+#: the gated ones (``metrics.MEMORY``) first, then those recorded for reading.
 FIGURES: dict[str, str] = {
-    "host_peak_bytes": "host memory peak per call",
-    "device_peak_bytes": "device memory peak",
+    **{m.name: m.words for m in metrics.MEMORY},
     "device_total_bytes": "device memory allocated in total",
     "context_memory_bytes": "execution context memory",
     "weights_bytes": "engine weights",
@@ -335,7 +336,7 @@ class Side:
     identity: Mapping[str, Any] = field(default_factory=dict)
 
     def metric_value(self, metric: str) -> float:
-        return self.throughput if metric == "throughput" else float(getattr(self.latency, metric))
+        return metrics.timing(metric).read(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "kind": self.kind, "latency_ms": self.latency.to_dict(),
@@ -489,9 +490,7 @@ class Result:
 
     def metric_value(self, metric: str) -> float:
         """The value of ``metric`` for this result (ms, or inferences/s)."""
-        if metric == "throughput":
-            return self.throughput
-        return float(getattr(self.latency, metric))
+        return metrics.timing(metric).read(self)
 
     def withheld(self, why: str) -> Result:
         """This result when an ``update`` does not write it (``why``: its test

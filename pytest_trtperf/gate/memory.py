@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from pytest_trtperf.core import metrics
 from pytest_trtperf.core.formatting import fmt_bytes, fmt_change
-from pytest_trtperf.core.memory import GATED
 from pytest_trtperf.core.results import MemoryChange, MemoryVerdict, Verdict
 
 if TYPE_CHECKING:
@@ -26,15 +26,19 @@ _ORDER = {"regression": 0, "improved": 1, "missing": 2, "pass": 3}
 
 # -- the verdict ---------------------------------------------------------------------
 def compare(figure: str, baseline: int | None, current: int, tolerance: float) -> MemoryChange:
-    """Regression: grew by more than ``tolerance`` and by more than
-    :data:`MIN_GROWTH_BYTES`; improved: shrank by as much; else pass."""
+    """Regression: worse (for the figure's direction, ``metrics.MEMORY``)
+    by more than ``tolerance`` and by more than :data:`MIN_GROWTH_BYTES`;
+    improved: better by as much; else pass."""
     if baseline is None:
         return MemoryChange(figure, current)
-    change = current / baseline - 1.0 if baseline > 0 else None
+    m = metrics.find(figure) or metrics.BytesMetric(figure, figure)
+    divisor = baseline if m.lower_is_better else current
+    change = m.change(current, baseline) if divisor > 0 else None
     allowed = max(tolerance * baseline, MIN_GROWTH_BYTES)
-    if current - baseline > allowed:
+    worse = current - baseline if m.lower_is_better else baseline - current
+    if worse > allowed:
         status = "regression"
-    elif baseline - current > allowed:
+    elif -worse > allowed:
         status = "improved"
     else:
         status = "pass"
@@ -48,7 +52,7 @@ def judge_memory(figures: Mapping[str, int], entry: BaselineEntry | None, time_v
     A baseline the time verdict found incomparable (another GPU class,
     configuration, mode) is not compared for memory either. A baseline written
     before memory was recorded is ``missing`` for memory and never fails."""
-    gated = [f for f in GATED if f in figures]
+    gated = [m.name for m in metrics.MEMORY if m.name in figures]
     if not gated:
         return None
     plain = tuple(MemoryChange(f, int(figures[f])) for f in gated)
@@ -63,8 +67,8 @@ def judge_memory(figures: Mapping[str, int], entry: BaselineEntry | None, time_v
     if time_verdict is not None and time_verdict.status == "incomparable":
         return MemoryVerdict("incomparable", tolerance, plain, "memory not compared: the baseline is not comparable "
                                                                "(see the time verdict)")
-    base = getattr(entry, "memory", None) or {}
-    changes = tuple(compare(f, base.get(f), int(figures[f]), tolerance) for f in gated)
+    changes = tuple(compare(m.name, m.read(entry), int(figures[m.name]), tolerance)
+                    for m in metrics.MEMORY if m.name in figures)
     status = min((c.status for c in changes), key=lambda s: _ORDER[s])
     return MemoryVerdict(status, tolerance, changes, _message(changes, status, tolerance, baseline_path))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pytest_trtperf.core import stats
+from pytest_trtperf.core import metrics, stats
 from pytest_trtperf.core.fingerprint import Fingerprint
 from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.core.results import DeviceState, Relative, Result, Side, Verdict
@@ -61,7 +61,7 @@ def run_pair_once(a: Any, b: Any, *, rid: str, nodeid: str, name: str | None, lo
     sides = [Side(label=label, kind=r.kind, latency=r.latency, throughput=r.throughput, distribution=r.distribution,
                   config_hash=r.config_hash, identity=dict(r.identity)) for label, r in zip(labels, once, strict=False)]
     va, vb = (s.metric_value(metric) for s in sides)
-    if metric == "throughput":
+    if not metrics.timing(metric).lower_is_better:
         va, vb = vb, va  # time-like: above 1 means b is slower
     ratio = vb / va if va > 0 else float("nan")
     relative = Relative(a=sides[0], b=sides[1], metric=metric, ratio=ratio, ci=(float("nan"), float("nan")),

@@ -23,6 +23,7 @@ from pytest_trtperf.core.config import MeasureOptions, MeasureSettings
 from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.gate.timing import verdict_flags
 from pytest_trtperf.gpu.window import block_ranges, measured_window
+from pytest_trtperf.core import metrics
 from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.relative.interleave import Interleaved, measure_interleaved
 from pytest_trtperf.core.measure import Measurement
@@ -32,8 +33,6 @@ from pytest_trtperf.core.results import DeviceState, Relative, Result, Side, Ver
 from pytest_trtperf.pipeline.runner import Runner, Target, confirm
 from pytest_trtperf.core.workload import Workload
 
-_METRIC_WORDS = {"median": "median latency", "mean": "mean latency", "p90": "p90 latency",
-                 "p95": "p95 latency", "p99": "p99 latency", "throughput": "time per inference"}
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ def _identity(w: Workload) -> dict[str, Any]:
 
 def metric_words(metric: str) -> str:
     """``median latency``, ``time per inference`` (throughput), ..."""
-    return _METRIC_WORDS.get(metric, metric)
+    return metrics.timing(metric).paired_words
 
 
 def interval(rel: Relative, confidence: float) -> str:
