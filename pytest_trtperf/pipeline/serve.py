@@ -20,6 +20,7 @@ import numpy as np
 from pytest_trtperf.core.config import MeasureOptions
 from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.core.results import DeviceState, Distribution, Result
+from pytest_trtperf.core.serve_summary import RatePoint
 from pytest_trtperf.pipeline.runner import Runner, Target, confirm
 from pytest_trtperf.load.metrics import Figure, latency_figure, sustainable_figure
 from pytest_trtperf.load.point import censored_latency_s, measured
@@ -92,7 +93,7 @@ def _serve_once(runner: Runner, slots: Slots, target: Target, sustainable_target
         figure = sustainable_figure(plan.slo)
         result = _sustainable_result(out, sustainable_target, {**identity, "figure": figure.name}, base, opts)
         sustainable = _judged(runner, result, figure, opts)
-    return Served(latency, sustainable, _slo_missed(out, plan), out.run)
+    return Served(latency, sustainable, slo_missed(out.serve.at_rate, plan), out.run)
 
 
 class _Figures:
@@ -167,8 +168,9 @@ def _notes(out: ServeRun) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def _slo_missed(out: ServeRun, plan: ServePlan) -> str | None:
-    slo, at = plan.slo, out.serve.at_rate
+def slo_missed(at: RatePoint, plan: ServePlan) -> str | None:
+    """Why the SLO was missed at the stated rate (``at``), or None."""
+    slo = plan.slo
     if slo is None or at.meets:
         return None
     value, _, upper = at.percentiles[slo.percentile]

@@ -38,26 +38,28 @@ DEFAULT_PAIRS = 6
 
 
 @dataclass(frozen=True)
-class Served:
+class ServedBlock:
     """One serve block: the gated percentile (ms), the achieved rate, the
-    measured requests' latencies (s, unfinished ones censored) and the rate
-    point when it was measured in this process."""
+    measured requests' latencies (s, unfinished ones censored) and, when it
+    was served in this process, its rate point and raw run."""
 
     value_ms: float
     achieved_rate: float
     latency_s: np.ndarray
     point: RatePoint | None = None
+    #: The raw run, when served in this process (for ``--trt-export-dir``; never serialised).
+    run: Any = None
 
 
 #: Serves one block of one side.
-Block = Callable[[], Served]
+Block = Callable[[], ServedBlock]
 
 
 @dataclass
 class Blocks:
     """Every block of both sides (``"a"``, ``"b"``), in the order served."""
 
-    served: dict[str, list[Served]] = field(default_factory=lambda: {"a": [], "b": []})
+    served: dict[str, list[ServedBlock]] = field(default_factory=lambda: {"a": [], "b": []})
 
     def last_point(self, side: str) -> RatePoint | None:
         return self.served[side][-1].point if self.served[side] else None
@@ -66,10 +68,10 @@ class Blocks:
 def local_block(slots: Slots, plan: ServePlan, percentile: str) -> Block:
     """A block served here: one open-loop run of ``slots`` at the stated rate."""
 
-    def block() -> Served:
+    def block() -> ServedBlock:
         point, run = run_at(slots, plan, plan.rate)
-        return Served(point.value(percentile), point.achieved_rate,
-                      censored_latency_s(run)[measured(run, plan.warmup_s)], point)
+        return ServedBlock(point.value(percentile), point.achieved_rate,
+                           censored_latency_s(run)[measured(run, plan.warmup_s)], point, run)
 
     return block
 
