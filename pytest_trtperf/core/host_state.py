@@ -62,6 +62,17 @@ STEAL_BUSY = 0.10
 #: quantile rule. Twice the default tolerance, so ordinary background load
 #: (0.5-5% on the shared 2-core CI machine) does not flag every update.
 HEAVY_DELAYED = 0.10
+#: A serve window (requests on an open-loop schedule, run by slot threads
+#: that sleep between them) is ``host_busy``, whatever its metric, when the
+#: slot threads waited for a CPU this share of the requests' summed response
+#: time or more. The latency of a request counts every wait it meets, so the
+#: share of response time lost to waits is what a loaded host adds; the bar
+#: is the heavy-load one, not ``DELAYED_BUSY``, because on an idle host every
+#: request still pays a couple of wake-ups of its slot thread (tens of
+#: microseconds each against millisecond responses). On the shared 2-core
+#: machine four busy loops made 2 ms requests wait 90% of their response
+#: time; background load of other test sessions 40%.
+SERVE_DELAYED_BUSY = 0.10
 #: ``wait_until_quiet``: the host is quiet when fewer than this many runnable
 #: tasks, on average over a second, had no CPU.
 WAITING_QUIET = 0.5
@@ -184,6 +195,23 @@ def judge_window(state: DeviceState, metric: str, median_s: float, *, saving: bo
     state = replace(state, cpu_hit=round(hit, 4))
     flags = tuple(f for f in state.flags if f != "host_busy")
     if busy_for(state, metric, saving=saving):
+        flags += ("host_busy",)
+    return replace(state, flags=flags)
+
+
+def judge_serve_window(state: DeviceState, threads: ThreadTimes | None, response_s: float) -> DeviceState:
+    """``state`` (the host watch of a serve window) with the slot threads'
+    counters (``threads``, summed over the run) and the ``host_busy`` flag:
+    ``cpu_delayed`` is their waits for a CPU as a share of ``response_s``,
+    the requests' summed response time (see ``SERVE_DELAYED_BUSY``)."""
+    if threads is None or response_s <= 0:
+        return state
+    delayed = min(1.0, threads.wait_ns / 1e9 / response_s)
+    state = replace(state, cpu_delayed=round(delayed, 4), cpu_gaps=threads.preempted,
+                    cpu_run_s=round(threads.run_ns / 1e9, 6), cpu_hit=None)
+    flags = tuple(f for f in state.flags if f != "host_busy")
+    steal = state.cpu_steal is not None and state.cpu_steal >= STEAL_BUSY
+    if delayed >= SERVE_DELAYED_BUSY or steal:
         flags += ("host_busy",)
     return replace(state, flags=flags)
 
