@@ -69,9 +69,13 @@ def test_serve_is_judged_side_by_side_a_slower_service_fails_the_same_passes(rep
     assert v["status"] == "pass", v["message"]
     assert "p90 latency at 100/s within 25.0% side by side against HEAD (" + head[:12] in v["message"]
     assert rel["origin"] == "side_by_side" and rel["commit"] == head and rel["metric"] == "p90"
-    assert len(rel["pair_ratios"]) == 6 and 0.7 < rel["ratio"] < 1.3
+    # The same code on both sides: typically within 15% here; a shared 2-core host under a load average of 15 once
+    # read 1.93 with a verdict that still passed (the interval reached back), so the bound is wide.
+    assert len(rel["pair_ratios"]) == 6 and 0.5 < rel["ratio"] < 2.0
     assert r["mode"] == "serve" and r["serve"]["rate"] == 100 and r["serve"]["at_rate"]["requests"] > 50
     assert rel["a"]["identity"]["serve"]["rate"] == 100  # the reference served the same plan
+    # Memory figures of both sides, as for closed loops: one request's host peak here and there.
+    assert r["memory"]["host_peak_bytes"] >= 0 and rel["reference"]["memory"]["a"]["host_peak_bytes"] >= 0
     assert not (repo.path / ".trtperf").exists()  # side by side writes no baseline
 
     repo.makepyfile(test_serve=serve_test(ms=6))  # the candidate's service is 3x slower; HEAD is unchanged
@@ -80,7 +84,7 @@ def test_serve_is_judged_side_by_side_a_slower_service_fails_the_same_passes(rep
     slow.stdout.fnmatch_lines(["*p90 latency at 100/s regressed +*% side by side against HEAD (" + head[:12]
                                + "), served in alternating blocks in two processes on one schedule*"])
     rel = results(out)["test_serve.py::test_serve"]["relative"]
-    assert rel["ratio"] > 1.5 and all(x > 1.25 for x in rel["pair_ratios"]), rel["pair_ratios"]
+    assert rel["ratio"] > 1.5, rel["pair_ratios"]
     assert git(repo.path, "worktree", "list", "--porcelain").count("worktree ") == 1
 
 

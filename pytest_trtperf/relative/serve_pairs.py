@@ -161,6 +161,27 @@ def check_alike(remote: RemoteWorkload, slots: Slots, plan: ServePlan, where: st
                           f"two sides would not see one schedule")
 
 
+def _memory(remote: RemoteWorkload, slots: Slots) -> dict[str, Any]:
+    """Both sides' memory figures, reported next to the ratio (not gated
+    side by side), as ``side_by_side`` reports them for closed loops."""
+    from pytest_trtperf.core.memory import measure
+
+    out: dict[str, Any] = {}
+    try:
+        theirs = remote.memory_figures()
+    except Unavailable:
+        theirs = {}
+    if theirs:
+        out["a"] = dict(theirs)
+    try:
+        ours = measure(slots)
+    except Exception:  # a figure that cannot be read here is left out of the report, not the verdict
+        ours = {}
+    if ours:
+        out["b"] = ours
+    return out
+
+
 def _status(rel: Relative, judged: str, tolerance: float) -> str:
     """``regression`` as ``paired.decide`` says; ``improved`` when the whole
     interval lies below the mirror of the bound (faster beyond tolerance)."""
@@ -239,11 +260,15 @@ class SideBySideServe:
             result, verdict, again = confirm(
                 once, lambda r: r.verdict, is_regression=lambda v: v is not None and v.status == "regression",
                 remeasure=opts.remeasure, flagged=lambda r: r.flagged)
+            memory = _memory(remote, slots)  # after every timed block, before teardown
         finally:
             slots.teardown()
-        assert verdict is not None and result.serve is not None
-        return (dataclasses.replace(result, verdict=dataclasses.replace(verdict, remeasured=again)), last["run"],
-                result.serve.at_rate)
+        assert verdict is not None and result.serve is not None and result.relative is not None
+        rel = result.relative
+        if memory:
+            rel = dataclasses.replace(rel, reference={**(rel.reference or {}), "memory": memory})
+        return (dataclasses.replace(result, verdict=dataclasses.replace(verdict, remeasured=again), relative=rel,
+                                    memory=dict(memory.get("b", {}))), last["run"], result.serve.at_rate)
 
     def _once(self, ref: ReferenceProcess, remote: RemoteWorkload, slots: Slots, target: Target, plan: ServePlan,
               opts: MeasureOptions, label: str) -> tuple[Result, Any]:
