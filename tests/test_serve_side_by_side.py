@@ -148,14 +148,35 @@ def test_searched(trt_bench):
                                               "baseline file")
 
 
-def test_serve_under_ab_baseline_says_its_regression_rests_on_the_baseline(repo: pytest.Pytester) -> None:
+def test_serve_under_ab_baseline_a_suspected_regression_is_decided_against_the_baseline_commit(
+        repo: pytest.Pytester) -> None:
+    """``--trt-ab=baseline``: the baseline file suspects a regression of the
+    latency at the rate; the commit its entry records serves the same plan
+    side by side and decides. The sustainable rate keeps its baseline-file
+    verdict, marked."""
     run(repo, "--trt-baseline=update").assert_outcomes(passed=1)
-    commit_all(repo.path, "baseline")
+    entry_commit = git(repo.path, "rev-parse", "HEAD")  # the baseline was measured at the reference's commit
     repo.makepyfile(test_serve=serve_test(ms=6))
+    commit_all(repo.path, "slower")
     out = repo.path / "r.json"
     run(repo, "--trt-ab=baseline", f"--trt-json={out}").assert_outcomes(failed=1)
+    r = results(out)["test_serve.py::test_serve"]
+    v = r["verdict"]
+    assert v["status"] == "regression" and r["relative"]["origin"] == "side_by_side"
+    assert r["relative"]["commit"] == entry_commit and r["relative"]["ratio"] > 1.5
+    assert v["message"].startswith("p90 latency at 100/s regressed +"), v["message"]
+    assert f"side by side against {entry_commit} ({entry_commit[:12]})" in v["message"]
+    assert "; the baseline file said +" in v["message"]
+
+
+def test_serve_under_ab_baseline_without_a_commit_rests_on_the_baseline(pytester: pytest.Pytester) -> None:
+    """A baseline written outside git names no commit: the regression stands, marked."""
+    pytester.makepyfile(test_serve=serve_test())
+    run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    pytester.makepyfile(test_serve=serve_test(ms=9))  # utilisation 0.9: a regression the baseline file sees under load
+    out = pytester.path / "r.json"
+    run(pytester, "--trt-ab=baseline", f"--trt-json={out}").assert_outcomes(failed=1)
     v = results(out)["test_serve.py::test_serve"]["verdict"]
     assert v["status"] == "regression"
-    assert v["message"].endswith("side by side not possible (--trt-ab=baseline does not yet re-serve a serve "
-                                 "measurement against the baseline's commit; --trt-ab=REV judges it side by side): "
-                                 "the verdict rests on the baseline file")
+    assert v["message"].endswith("side by side not possible (the baseline entry names no commit (written outside "
+                                 "git)): the verdict rests on the baseline file")

@@ -317,7 +317,7 @@ class TrtBench:
     def _served(self, slots: Any, first: Target, second: Target | None, plan: Any, opts: MeasureOptions, *,
                 label: str) -> Any:
         """Served and judged: side by side under ``--trt-ab=REV`` (``relative.serve_pairs``), else on the
-        baseline file (marked under ``--trt-ab=baseline``, which does not re-serve)."""
+        baseline file (a regression or a busy window confirmed side by side under ``--trt-ab=baseline``)."""
         from pytest_trtperf.pipeline.serve import serve as serve_gated
 
         ab = self._state.settings.ab
@@ -328,9 +328,10 @@ class TrtBench:
                 slots, first, second, plan, opts, label=label)
         served = serve_gated(self._runner, slots, first, second, plan, opts)
         if ab.active and ab.rev == AB_BASELINE:
-            from pytest_trtperf.relative.serve_pairs import unconfirmed
+            from pytest_trtperf.relative.serve_pairs import SideBySideServeConfirm
 
-            served = unconfirmed(served)
+            served = SideBySideServeConfirm(self._runner, self._state.references(), label)(
+                served, slots, first, plan, opts)
         return served
 
     def _compare_served(self, a: Any, b: Any, serve: Mapping[str, Any], expectation: Any, *, name: str | None,

@@ -25,6 +25,11 @@ resting on the baseline file (``side_by_side.rests_on_baseline``):
   whose serve configuration differs (the two would not see one schedule).
 
 A measurement absent at the reference is ``new``.
+
+Under ``--trt-ab=baseline`` (:class:`SideBySideServeConfirm`), a
+baseline-file regression of the latency at the stated rate, or a window too
+busy to judge, is served again side by side against the commit the baseline
+entry records, and the paired ratio decides.
 """
 
 from __future__ import annotations
@@ -228,7 +233,7 @@ class SideBySideServe:
         try:
             try:
                 check_alike(remote, slots, plan, ref.where)
-                latency, run, point = self._judge(ref, remote, slots, target, plan, opts, label)
+                latency, run, point = self.judge(ref, remote, slots, target, plan, opts, label)
             finally:
                 remote.teardown()
         except Unavailable as e:  # not comparable, or the reference died or hung mid-way: served again, alone
@@ -247,8 +252,10 @@ class SideBySideServe:
         return dataclasses.replace(served, latency=mark(served.latency, why),
                                    sustainable=mark(served.sustainable, why) if served.sustainable else None)
 
-    def _judge(self, ref: ReferenceProcess, remote: RemoteWorkload, slots: Slots, target: Target, plan: ServePlan,
-               opts: MeasureOptions, label: str) -> tuple[Result, Any, RatePoint]:
+    def judge(self, ref: ReferenceProcess, remote: RemoteWorkload, slots: Slots, target: Target, plan: ServePlan,
+              opts: MeasureOptions, label: str) -> tuple[Result, Any, RatePoint]:
+        """Serve both sides in alternating blocks (again when it looks like a
+        regression) and judge; the result, the last local run and its point."""
         last: dict[str, Any] = {}
 
         def once() -> Result:
@@ -312,27 +319,69 @@ class SideBySideServe:
             location=target.location, relative=rel, serve=summary(plan, point), verdict=verdict), blocks.served["b"][-1].run
 
 
-#: Why ``--trt-ab=baseline`` leaves a serve verdict on the baseline file.
-NOT_CONFIRMED = ("--trt-ab=baseline does not yet re-serve a serve measurement against the baseline's commit; "
-                 "--trt-ab=REV judges it side by side")
+def _busy_or_regressed(r: Result | None) -> bool:
+    """What the side-by-side confirmation takes up: a regression, or a window too busy to judge."""
+    v = r.verdict if r is not None else None
+    if v is None:
+        return False
+    return v.status == "regression" or (v.status == "unreliable" and v.decided_by in ("host_busy", "gpu_busy"))
 
 
-def unconfirmed(served: Served) -> Served:
-    """``--trt-ab=baseline``: each serve verdict the side-by-side confirmation
-    would have taken up (a regression, a window too busy to judge) says in one
-    line that it rests on the baseline file."""
+def _stands(r: Result | None, why: str) -> Result | None:
+    """A baseline-file verdict the confirmation could not take up, marked."""
+    if r is None or r.verdict is None or not _busy_or_regressed(r):
+        return r
+    v = r.verdict
+    return dataclasses.replace(r, verdict=dataclasses.replace(
+        v, message=f"{v.message}; side by side not possible ({why}): the verdict rests on the baseline file"))
 
-    def mark(r: Result | None) -> Result | None:
-        v = r.verdict if r is not None else None
-        if r is None or v is None:
-            return r
-        busy = v.status == "unreliable" and v.decided_by in ("host_busy", "gpu_busy")
-        if v.status != "regression" and not busy:
-            return r
-        return dataclasses.replace(r, verdict=dataclasses.replace(
-            v, message=f"{v.message}; side by side not possible ({NOT_CONFIRMED}): the verdict rests on the "
-                       f"baseline file"))
 
-    latency = mark(served.latency)
-    assert latency is not None
-    return dataclasses.replace(served, latency=latency, sustainable=mark(served.sustainable))
+@dataclass
+class SideBySideServeConfirm:
+    """``--trt-ab=baseline`` for a serve measurement: a baseline-file
+    regression of the latency at the stated rate, or a window too busy to
+    judge, is served again side by side against the commit its baseline
+    entry records, and the paired ratio decides (as
+    ``side_by_side.SideBySideConfirm`` does for closed loops). The
+    sustainable rate keeps its baseline-file verdict, marked."""
+
+    runner: Runner
+    pool: ReferencePool
+    label: str
+
+    def __call__(self, served: Served, slots: Slots, target: Target, plan: ServePlan,
+                 opts: MeasureOptions) -> Served:
+        served = dataclasses.replace(served, sustainable=_stands(served.sustainable, NO_SEARCH))
+        lat = served.latency
+        if not _busy_or_regressed(lat) or lat.verdict is None:
+            return served
+        earlier = (f"the baseline file said {fmt_change(lat.verdict.change)}" if lat.verdict.status == "regression"
+                   else "the baseline-file window was too busy to judge")
+        entry = self.runner.store.lookup(lat.device_class, lat.id)
+        commit = entry.git_commit if entry is not None else None
+        if not commit:
+            return self._stands(served, "the baseline entry names no commit (written outside git)")
+        try:
+            ref = self.pool.get(commit)
+            remote = ref.measurement(target.nodeid, target.id, target.name)
+        except (Unavailable, NotThere) as e:
+            return self._stands(served, f"the baseline's commit {commit[:12]}: {e}")
+        try:
+            try:
+                check_alike(remote, slots, plan, ref.where)
+                judged, run, point = SideBySideServe(self.runner, self.pool, commit).judge(
+                    ref, remote, slots, target, plan, opts, self.label)
+            finally:
+                remote.teardown()
+        except Unavailable as e:
+            return self._stands(served, f"the baseline's commit {commit[:12]}: {e}")
+        assert judged.verdict is not None
+        verdict = dataclasses.replace(judged.verdict, message=f"{judged.verdict.message}; {earlier}")
+        return dataclasses.replace(served, latency=dataclasses.replace(judged, verdict=verdict),
+                                   slo_missed=slo_missed(point, plan), run=run)
+
+    @staticmethod
+    def _stands(served: Served, why: str) -> Served:
+        latency = _stands(served.latency, why)
+        assert latency is not None
+        return dataclasses.replace(served, latency=latency)
