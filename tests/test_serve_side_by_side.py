@@ -79,8 +79,11 @@ def test_serve_is_judged_side_by_side_a_slower_service_fails_the_same_passes(rep
     assert not (repo.path / ".trtperf").exists()  # side by side writes no baseline
 
     repo.makepyfile(test_serve=serve_test(ms=6))  # the candidate's service is 3x slower; HEAD is unchanged
-    slow = run(repo, "--trt-ab=HEAD", f"--trt-json={out}")
+    html = repo.path / "r.html"
+    slow = run(repo, "--trt-ab=HEAD", f"--trt-json={out}", f"--trt-report={html}")
     slow.assert_outcomes(failed=1)
+    page = html.read_text()
+    assert "Latency under load" in page and f"HEAD ({head[:12]})" in page and "reference revision" in page
     slow.stdout.fnmatch_lines(["*p90 latency at 100/s regressed +*% side by side against HEAD (" + head[:12]
                                + "), served in alternating blocks in two processes on one schedule*"])
     rel = results(out)["test_serve.py::test_serve"]["relative"]
