@@ -87,6 +87,13 @@ class Run:
         return self.done_s - self.start_s
 
     @property
+    def on_requests_s(self) -> float:
+        """The slots' summed time on finished requests, each from when it
+        could start (``ready_s``) to its completion."""
+        fin = self.finished
+        return float(np.sum(self.done_s[fin] - self.ready_s[fin]))
+
+    @property
     def lag_s(self) -> np.ndarray:
         """The driver's own delay: start minus the earliest moment the request
         could have started (its arrival, or its slot freeing up)."""

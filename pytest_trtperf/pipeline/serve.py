@@ -79,6 +79,12 @@ def _unreliable(runner: Runner, s: Served, who: tuple[str, ...], opts: MeasureOp
     def mark(r: Result) -> Result:
         assert r.verdict is not None
         verdict = runner._unreliable(r, r.verdict, who, opts)  # the runner's own, shared within pipeline/
+        if r.kind == "host":  # the load in a serve window's own words (the slot threads' waits)
+            from pytest_trtperf.core.host_state import describe_load, describe_serve_load
+
+            state = r.device_state
+            verdict = dataclasses.replace(verdict, message=verdict.message.replace(
+                f"({describe_load(state)})", f"({describe_serve_load(state)})", 1))
         return dataclasses.replace(r, verdict=verdict)
 
     return dataclasses.replace(s, latency=mark(s.latency), sustainable=mark(s.sustainable) if s.sustainable else None)
@@ -110,7 +116,7 @@ def _serve_once(runner: Runner, slots: Slots, target: Target, sustainable_target
     if slots.kind == "host" and runner.settings.watch_host:
         from pytest_trtperf.core.host_state import judge_serve_window
 
-        state = judge_serve_window(state, out.run.cpu, float(censored_latency_s(out.run).sum()))
+        state = judge_serve_window(state, out.run.cpu, out.run.on_requests_s)
     identity = {"kind": slots.kind, "mode": "serve", **dict(slots.identity()), "serve": plan.identity()}
     base = dict(nodeid=target.nodeid, kind=slots.kind, mode="serve", warmup_s=plan.warmup_s,
                 measured_s=plan.duration_s, fingerprint=fp.to_dict(), device_class=fp.device_class,
