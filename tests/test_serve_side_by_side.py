@@ -81,6 +81,7 @@ def test_serve_is_judged_side_by_side_a_slower_service_fails_the_same_passes(rep
     repo.makepyfile(test_serve=serve_test(ms=6))  # the candidate's service is 3x slower; HEAD is unchanged
     html = repo.path / "r.html"
     slow = run(repo, "--trt-ab=HEAD", f"--trt-json={out}", f"--trt-report={html}")
+    assert slow.ret == 1, results(out)["test_serve.py::test_serve"]["verdict"]["message"]
     slow.assert_outcomes(failed=1)
     page = html.read_text()
     assert "Latency under load" in page and f"HEAD ({head[:12]})" in page and "reference revision" in page
