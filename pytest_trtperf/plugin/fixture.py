@@ -285,7 +285,6 @@ class TrtBench:
         """
         from pytest_trtperf.core.config import SERVE_ARGS, serve_overrides, serve_plan
         from pytest_trtperf.load.metrics import sustainable_name
-        from pytest_trtperf.pipeline.serve import serve as serve_gated
 
         where = f"{self._item.nodeid}: trt_bench.serve()"
         name = measurement_name(name, where=where)
@@ -297,9 +296,14 @@ class TrtBench:
                             count=plan.concurrency, where=where)
         first = self._target(name, opts, info)
         second = self._target(sustainable_name(name), opts, info) if plan.search else None
+        if self._state.server is not None:  # a reference process (--trt-ab): served block by block, not judged
+            from pytest_trtperf.relative.serve_pairs import serve_as_reference
+
+            return serve_as_reference(self._state.server, slots, plan, first,
+                                      fingerprint=self._runner.fingerprint(slots), opts=opts)
         if self._state.settings.disabled:  # --trt-disable: one request per slot, untimed, not reported
             return self._serve_once(slots, first, opts)
-        served = serve_gated(self._runner, slots, first, second, plan, opts)
+        served = self._served(slots, first, second, plan, opts, label=name or self._item.name)
         self._write_exports(served.latency, lambda exports, directory: exports.export_serve(
             directory, served.latency, served.run, plan.warmup_s))
         shared = {**self._shared_info(), **info}
@@ -309,6 +313,26 @@ class TrtBench:
         if served.slo_missed is not None:
             self._slo_missed.append((first.id, served.slo_missed))
         return self.results[-len(results)]
+
+    def _served(self, slots: Any, first: Target, second: Target | None, plan: Any, opts: MeasureOptions, *,
+                label: str) -> Any:
+        """Served and judged: side by side under ``--trt-ab=REV`` (``relative.serve_pairs``), else on the
+        baseline file (a regression or a busy window confirmed side by side under ``--trt-ab=baseline``)."""
+        from pytest_trtperf.pipeline.serve import serve as serve_gated
+
+        ab = self._state.settings.ab
+        if ab.every_test:
+            from pytest_trtperf.relative.serve_pairs import SideBySideServe
+
+            return SideBySideServe(self._runner, self._state.references(), ab.rev).run(
+                slots, first, second, plan, opts, label=label)
+        served = serve_gated(self._runner, slots, first, second, plan, opts)
+        if ab.active and ab.rev == AB_BASELINE:
+            from pytest_trtperf.relative.serve_pairs import SideBySideServeConfirm
+
+            served = SideBySideServeConfirm(self._runner, self._state.references(), label)(
+                served, slots, first, plan, opts)
+        return served
 
     def _compare_served(self, a: Any, b: Any, serve: Mapping[str, Any], expectation: Any, *, name: str | None,
                         timer: str, shapes: Any, inputs: Any, opts: MeasureOptions, info: Mapping[str, Any],
