@@ -16,10 +16,11 @@ Two uses:
 
 * :meth:`SideBySide.run` (``--trt-ab=REV``, ``--trt-ab-python``): every
   measurement is decided this way; no baseline is needed or written.
-* :class:`SideBySideConfirm` (``--trt-ab=baseline``): the runner's
+* :class:`SideBySideConfirm` (baseline compare mode by default,
+  ``--trt-ab=baseline``; not with ``--trt-ab=off``): the runner's
   ``regression_check`` for a baseline-file verdict that is a regression or
   ``unreliable`` (a busy window): the reference is the commit the baseline
-  entry records.
+  entry records, started on the first such verdict.
 
 When the reference cannot be had, the verdict says so in one line and rests
 on the baseline file (marked as such), or is ``unreliable``; a measurement
@@ -275,13 +276,20 @@ class SideBySide:
 
 @dataclass
 class SideBySideConfirm:
-    """``--trt-ab=baseline``: the runner's ``regression_check``. A baseline-file
-    regression, or a window too busy to judge, is measured again side by side
-    against the commit its baseline entry records; the paired ratio decides."""
+    """The runner's ``regression_check`` in baseline compare mode (the
+    default, ``--trt-ab=baseline``; ``--trt-ab=off`` turns it off). A
+    baseline-file regression, or a window too busy to judge, is measured again
+    side by side against the commit its baseline entry records; the paired
+    ratio decides. Nothing starts before such a verdict: the commit is checked
+    first (``worktree.check_commit``, once per session), and the reference
+    process starts on the first suspect verdict that can use it. When it
+    cannot be had, one more line says why and what the verdict rests on."""
 
     runner: Runner
     pool: ReferencePool
     label: str
+    #: Where the session's tests live (the git work tree is found from here).
+    rootdir: Path
 
     def __call__(self, workload: Workload, result: Result, verdict: Verdict,
                  opts: MeasureOptions) -> tuple[Result, Verdict] | None:
@@ -291,7 +299,11 @@ class SideBySideConfirm:
         entry = self.runner.store.lookup(result.device_class, result.id)
         commit = entry.git_commit if entry is not None else None
         if not commit:
-            return result, self._stands(verdict, "the baseline entry names no commit (written outside git)")
+            return result, self._stands(verdict, "the baseline entry names no commit: it was written outside a "
+                                                 "git checkout")
+        why = self._unreachable(commit)
+        if why is not None:
+            return result, self._stands(verdict, why)
         target = Target(id=result.id, nodeid=result.nodeid, name=result.name, location=result.location)
         try:
             ref = self.pool.get(commit)
@@ -314,10 +326,29 @@ class SideBySideConfirm:
         return dataclasses.replace(result, relative=rel), dataclasses.replace(
             new, flags=verdict_flags(state, compared=False))
 
+    def _unreachable(self, commit: str) -> str | None:
+        """Why ``commit`` cannot be checked out here (None: it can); asked of
+        git once per commit and session."""
+        from pytest_trtperf.relative.worktree import check_commit
+
+        if commit not in self.pool.checked:
+            try:
+                check_commit(self.rootdir, commit)
+                self.pool.checked[commit] = None
+            except Unavailable as e:
+                self.pool.checked[commit] = str(e)
+        return self.pool.checked[commit]
+
     @staticmethod
     def _stands(verdict: Verdict, why: str) -> Verdict:
-        return dataclasses.replace(verdict, message=f"{verdict.message}; side by side not possible ({why}): the "
-                                                    f"verdict rests on the baseline file")
+        """The verdict as the baseline file gave it, plus one line: why side
+        by side was not possible and what the verdict rests on (a line of its
+        own, so the first line, the cause, stays what it was)."""
+        if verdict.status == "regression":
+            rests = "the verdict rests on the baseline file"
+        else:
+            rests = "the verdict stays unreliable (the baseline-file window was too busy to judge)"
+        return dataclasses.replace(verdict, message=f"{verdict.message}\n  side by side not possible ({why}): {rests}")
 
 
 def environment(reference: Mapping[str, Any] | None) -> str:
