@@ -396,6 +396,10 @@ def test_workload_objects_are_served_and_compare_pairs_stay_in_process(repo: pyt
     assert f"reference: hashing {N} bytes" in w["notes"] and f"hashing {SLOWER} bytes" in w["notes"]
     pair = got["test_wl.py::test_compare_pair::pair"]
     assert pair["relative"]["origin"] == "compare" and pair["verdict"]["status"] == "pass"
+    # Said in one line: a compare() pair is its own interleaved gate here, not a side-by-side one.
+    assert ("trt_bench.compare() is judged in this process (a against b, interleaved here), not side by side "
+            "against HEAD: the reference ran its copy once, untimed") in pair["notes"], pair["notes"]
+    result.stdout.fnmatch_lines(["*test_compare_pair::pair: note: trt_bench.compare() is judged in this process*"])
 
 
 @pytest.fixture
@@ -640,3 +644,36 @@ def test_check_commit_is_cheap_and_says_why_not(tmp_path: Path) -> None:
     outside.mkdir()
     with pytest.raises(Unavailable, match="is not in a git work tree"):
         check_commit(outside, head)
+
+
+ALLOC_TEST = '''
+def test_alloc(trt_bench):
+    trt_bench.measure(lambda: bytearray({size}))
+'''
+
+
+def test_memory_is_gated_against_the_reference_side(repo: pytest.Pytester) -> None:
+    """Point 3: both processes measure the call's host peak after their
+    timings; this side's figure is gated against the reference's like
+    against a baseline entry (tolerance and 64 KiB floor), no baseline file."""
+    repo.makepyfile(test_alloc=ALLOC_TEST.format(size=1 << 20))
+    commit_all(repo.path, "1 MiB a call")
+    out = repo.path / "r.json"
+    run(repo, "--trt-ab=HEAD", f"--trt-json={out}", "test_alloc.py").assert_outcomes(passed=1)
+    r = results(out)["test_alloc.py::test_alloc"]
+    m = r["memory_verdict"]
+    assert m["status"] == "pass", m
+    (change,) = m["changes"]
+    assert change["figure"] == "host_peak_bytes" and change["baseline"] == change["current"]
+    assert r["relative"]["reference"]["memory"]["a"]["host_peak_bytes"] == change["baseline"]
+
+    repo.makepyfile(test_alloc=ALLOC_TEST.format(size=2 << 20))  # twice the allocation here, not at HEAD
+    slow = run(repo, "--trt-ab=HEAD", f"--trt-json={out}", "test_alloc.py")
+    slow.assert_outcomes(failed=1)
+    m = results(out)["test_alloc.py::test_alloc"]["memory_verdict"]
+    assert m["status"] == "regression" and m["remeasured"], m
+    (change,) = m["changes"]
+    assert change["current"] >= 2 * change["baseline"] - 4096, change
+    assert m["message"].startswith("host memory peak per call grew +")
+    assert m["message"].endswith(f"side by side against HEAD ({git(repo.path, 'rev-parse', 'HEAD')[:12]})")
+    slow.stdout.fnmatch_lines(["*host memory peak per call grew +*side by side against HEAD*"])

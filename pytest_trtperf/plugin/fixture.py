@@ -181,6 +181,10 @@ class TrtBench:
             return self._labelled(once, workloads[1], opts, {**self._shared_info(), **info})
         result = run_relative(self._runner, workloads[0], workloads[1], target, opts,
                               expectation, labels=labels)
+        if self._state.settings.ab.every_test:  # --trt-ab=REV: said in one line, not silently in-process
+            from pytest_trtperf.relative.side_by_side import compare_note
+
+            result = dataclasses.replace(result, notes=(*result.notes, compare_note(self._state.settings.ab)))
         # The same aids as an ordinary measurement: exports of both sides, and
         # the nsys command at the end of a failed GPU gate's message.
         self._export_sides(result, (workloads[0], workloads[1]))

@@ -41,10 +41,11 @@ from typing import Any
 from collections.abc import Callable, Mapping
 
 from pytest_trtperf.core.config import AbSettings, MeasureOptions
+from pytest_trtperf.gate.memory import judge_memory_pair
 from pytest_trtperf.gate.timing import verdict_flags
 from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.core.formatting import fmt_change
-from pytest_trtperf.core.results import DeviceState, Relative, Result, Verdict
+from pytest_trtperf.core.results import DeviceState, MemoryVerdict, Relative, Result, Verdict
 from pytest_trtperf.pipeline.runner import Runner, Target, confirm
 from pytest_trtperf.core.workload import Workload
 from pytest_trtperf.relative.gitfiles import Unavailable
@@ -53,7 +54,7 @@ from pytest_trtperf.relative.paired import MIN_PAIRS_FOR_CI, compare_pairs, deci
 from pytest_trtperf.relative.reference_process import NotThere, ReferencePool, ReferenceProcess, ReferenceSpec, RemoteWorkload
 from pytest_trtperf.relative.cpu_slices import MAX_CUT, DelayWatched, cut_shares, fair_pairs
 
-__all__ = ["SideBySide", "SideBySideConfirm", "make_pool", "mark_new", "rests_on_baseline"]
+__all__ = ["SideBySide", "SideBySideConfirm", "compare_note", "make_pool", "mark_new", "rests_on_baseline"]
 
 #: Baseline-file verdicts that are judgements (a fallback keeps them, marked).
 JUDGED = ("pass", "regression", "improved")
@@ -111,7 +112,7 @@ def _message(rel: Relative, status: str, opts: MeasureOptions, where: str) -> st
 
 
 def _memory(remote: RemoteWorkload, workload: Workload) -> dict[str, Any]:
-    """Both sides' memory figures, reported next to the ratio (not gated here)."""
+    """Both sides' memory figures (``a``: the reference, ``b``: here), reported next to the ratio."""
     from pytest_trtperf.core.memory import MemoryWorkload
 
     out: dict[str, Any] = {}
@@ -127,6 +128,23 @@ def _memory(remote: RemoteWorkload, workload: Workload) -> dict[str, Any]:
         except Exception:  # a figure that cannot be read here is left out of the report, not the verdict
             pass
     return out
+
+
+def _memory_gate(remote: RemoteWorkload, workload: Workload, opts: MeasureOptions,
+                 where: str) -> tuple[dict[str, Any], MemoryVerdict | None]:
+    """Both sides' memory figures and this side's gated figures judged
+    against the reference's (``gate.memory.judge_memory_pair``); a suspected
+    memory regression is measured again on both sides and the second decides,
+    as against a baseline."""
+    memory = _memory(remote, workload)
+    verdict = judge_memory_pair(memory.get("b", {}), memory.get("a", {}), tolerance=opts.memory_tolerance,
+                                where=where)
+    if verdict is not None and verdict.failed and opts.remeasure:
+        memory = _memory(remote, workload)
+        verdict = judge_memory_pair(memory.get("b", {}), memory.get("a", {}), tolerance=opts.memory_tolerance,
+                                    where=where)
+        verdict = dataclasses.replace(verdict, remeasured=True) if verdict is not None else None
+    return memory, verdict
 
 
 def _measure(runner: Runner, ref: ReferenceProcess, remote: RemoteWorkload, workload: Workload, target: Target,
@@ -260,7 +278,7 @@ class SideBySide:
                     lambda r: r.verdict or Verdict(status="unreliable", metric=opts.metric, tolerance=opts.tolerance),
                     is_regression=lambda v: v.status == "regression", remeasure=opts.remeasure,
                     flagged=lambda r: r.flagged)
-                memory = _memory(remote, workload)
+                memory, memory_verdict = _memory_gate(remote, workload, opts, ref.where)
                 notes = tuple(dict.fromkeys((*(f"reference: {n}" for n in remote.notes()), *workload.notes())))
             finally:
                 workload.teardown()
@@ -271,7 +289,7 @@ class SideBySide:
             rel = dataclasses.replace(rel, reference={**(rel.reference or {}), "memory": memory})
         return dataclasses.replace(result, relative=rel, notes=notes,
                                    verdict=dataclasses.replace(verdict, remeasured=again),
-                                   memory=dict(memory.get("b", {})))
+                                   memory=dict(memory.get("b", {})), memory_verdict=memory_verdict)
 
 
 @dataclass
@@ -349,6 +367,16 @@ class SideBySideConfirm:
         else:
             rests = "the verdict stays unreliable (the baseline-file window was too busy to judge)"
         return dataclasses.replace(verdict, message=f"{verdict.message}\n  side by side not possible ({why}): {rests}")
+
+
+def compare_note(ab: AbSettings) -> str:
+    """The note on a ``trt_bench.compare()`` result under ``--trt-ab=REV``:
+    the pair is its own interleaved A/B gate, judged in this process; its
+    copy at the reference runs once, untimed (pairing a pair across two
+    processes is not done)."""
+    where = ab.rev if ab.rev is not None else f"this checkout in {ab.python}"
+    return (f"trt_bench.compare() is judged in this process (a against b, interleaved here), not side by side "
+            f"against {where}: the reference ran its copy once, untimed")
 
 
 def environment(reference: Mapping[str, Any] | None) -> str:
