@@ -677,3 +677,28 @@ def test_memory_is_gated_against_the_reference_side(repo: pytest.Pytester) -> No
     assert m["message"].startswith("host memory peak per call grew +")
     assert m["message"].endswith(f"side by side against HEAD ({git(repo.path, 'rev-parse', 'HEAD')[:12]})")
     slow.stdout.fnmatch_lines(["*host memory peak per call grew +*side by side against HEAD*"])
+
+
+@pytest.mark.parametrize("args, ini, expected", [
+    ([], "", "CONFIRM=True EVERY=False"),  # the default in compare mode
+    (["--trt-ab=off"], "", "CONFIRM=False EVERY=False"),
+    ([], "trt_ab = off", "CONFIRM=False EVERY=False"),
+    (["--trt-ab=baseline"], "", "CONFIRM=True EVERY=False"),
+    (["--trt-baseline=off"], "", "CONFIRM=False EVERY=False"),  # nothing compared, nothing to confirm
+    (["--trt-baseline=update"], "", "CONFIRM=False EVERY=False"),
+    (["--trt-disable"], "", "CONFIRM=False EVERY=False"),
+    (["--trt-ab=HEAD"], "", "CONFIRM=False EVERY=True"),
+])
+def test_confirmation_is_the_default_of_compare_mode_and_off_turns_it_off(
+        pytester: pytest.Pytester, args: list[str], ini: str, expected: str) -> None:
+    pytester.makepyfile(test_s="""
+from pytest_trtperf.plugin.hooks import session_settings
+def test_s(request):
+    ab = session_settings(request.config).ab
+    print(f"CONFIRM={ab.confirm} EVERY={ab.every_test}")
+""")
+    if ini:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+    r = pytester.runpytest("-s", "-p", "no:cacheprovider", *args)
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines([f"*{expected}*"])
