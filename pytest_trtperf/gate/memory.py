@@ -73,6 +73,28 @@ def judge_memory(figures: Mapping[str, int], entry: BaselineEntry | None, time_v
     return MemoryVerdict(status, tolerance, changes, _message(changes, status, tolerance, baseline_path))
 
 
+def judge_memory_pair(current: Mapping[str, int], reference: Mapping[str, int], *, tolerance: float | None,
+                      where: str) -> MemoryVerdict | None:
+    """Side by side (``--trt-ab``): this checkout's gated figures against the
+    reference's, each measured in its own process after its timings, by the
+    same rule as against a baseline entry (the reference's figure stands for
+    the baseline's). None without a gated figure here; ``missing`` (never
+    fails) when the reference reported none."""
+    gated = [f for f in GATED if f in current]
+    if not gated:
+        return None
+    plain = tuple(MemoryChange(f, int(current[f])) for f in gated)
+    if tolerance is None:
+        return MemoryVerdict("off", None, plain, "memory recorded, not gated (memory_tolerance off)")
+    if not any(f in reference for f in gated):
+        return MemoryVerdict("missing", tolerance, plain, f"memory not gated: the reference at {where} reported "
+                                                          f"no memory figures for this measurement")
+    changes = tuple(compare(f, reference.get(f), int(current[f]), tolerance) for f in gated)
+    status = min((c.status for c in changes), key=lambda s: _ORDER[s])
+    return MemoryVerdict(status, tolerance, changes,
+                         f"{_message(changes, status, tolerance, where)}, side by side against {where}")
+
+
 def _message(changes: tuple[MemoryChange, ...], status: str, tolerance: float, path: str) -> str:
     """The cause first, like the time verdict's message; reports put the result id before it."""
     floor = fmt_bytes(MIN_GROWTH_BYTES)
@@ -102,4 +124,4 @@ def overall_status(time_status: str | None, memory: MemoryVerdict | None) -> str
     return time_status or "off"
 
 
-__all__ = ["MIN_GROWTH_BYTES", "compare", "judge_memory", "overall_status"]
+__all__ = ["MIN_GROWTH_BYTES", "compare", "judge_memory", "judge_memory_pair", "overall_status"]

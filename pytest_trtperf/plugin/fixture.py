@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from pytest_trtperf.core.config import AB_BASELINE, MeasureOptions, escape_text, expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides
+from pytest_trtperf.core.config import MeasureOptions, escape_text, expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides
 from pytest_trtperf.core.errors import BackendUnavailable, UsageError, cause_first
 from pytest_trtperf.core.identity import result_id
 from pytest_trtperf.report import progress
@@ -181,6 +181,10 @@ class TrtBench:
             return self._labelled(once, workloads[1], opts, {**self._shared_info(), **info})
         result = run_relative(self._runner, workloads[0], workloads[1], target, opts,
                               expectation, labels=labels)
+        if self._state.settings.ab.every_test:  # --trt-ab=REV: said in one line, not silently in-process
+            from pytest_trtperf.relative.side_by_side import compare_note
+
+            result = dataclasses.replace(result, notes=(*result.notes, compare_note(self._state.settings.ab)))
         # The same aids as an ordinary measurement: exports of both sides, and
         # the nsys command at the end of a failed GPU gate's message.
         self._export_sides(result, (workloads[0], workloads[1]))
@@ -212,7 +216,8 @@ class TrtBench:
                              f"trt_bench.measure(...)")
         opts = self._options(dict(overrides or {}), where=where)
         workload = for_callable(fn, opts=opts, where=where, args=args, kwargs=kwargs)
-        return self._run(workload, name=None, opts=opts, extra_info={}).return_value
+        return self._run(workload, name=None, opts=opts, extra_info={},
+                         check=self._ab_check(None, None, None, opts)).return_value
 
     @user_errors
     def pedantic(self, target: Any, args: Any = (), kwargs: Mapping[str, Any] | None = None,
@@ -238,7 +243,8 @@ class TrtBench:
                                        has_setup=setup is not None, where=where)
         workload = RoundsWorkload(target, args=tuple(args or ()), kwargs=dict(kwargs or {}), setup=setup,
                                   teardown=teardown, iterations=calls, rounds=opts.iterations or 1, where=where)
-        return self._run(workload, name=None, opts=opts, extra_info={}).return_value
+        return self._run(workload, name=None, opts=opts, extra_info={},
+                         check=self._ab_check(None, None, None, opts)).return_value
 
     @user_errors
     def _engine_call(self, *, name: str | None = None, shapes: Mapping[str, Any] | None = None,
@@ -494,17 +500,19 @@ class TrtBench:
 
     def _ab_check(self, engine: Any, shapes: Any, inputs: Any, opts: MeasureOptions) -> RegressionCheck | None:
         """The ``--trt-ab-confirm`` step for an engine built from ONNX here
-        (in process: cheaper than a second process); otherwise, under
-        ``--trt-ab=baseline``, the side-by-side confirmation against the
-        baseline entry's commit."""
+        (in process: cheaper than a second process); otherwise, in baseline
+        compare mode (unless ``--trt-ab=off``), the side-by-side confirmation
+        against the baseline entry's commit (nothing starts until a verdict
+        needs it)."""
         spec = next((sp for e, sp in self._specs if e is engine), None) if opts.ab_confirm else None
         if spec is None:
-            ab = self._state.settings.ab
-            if not (ab.active and ab.rev == AB_BASELINE):
+            settings = self._state.settings
+            if not settings.ab.confirm or settings.baseline_mode != "compare":
                 return None
             from pytest_trtperf.relative.side_by_side import SideBySideConfirm
 
-            return SideBySideConfirm(self._runner, self._state.references(), label=self._item.name)
+            return SideBySideConfirm(self._runner, self._state.references(), label=self._item.name,
+                                     rootdir=settings.rootdir)
         from pytest_trtperf.relative.ab_confirm import AbConfirm
 
         return AbConfirm(runner=self._runner, spec=spec, trt_options=self._state.settings.trt,

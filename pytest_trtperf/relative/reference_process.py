@@ -264,6 +264,8 @@ class ReferenceProcess:
     def where(self) -> str:
         if self.commit is None:
             return f"this checkout in {self.environment.get('python') or self.spec.python}"
+        if self.spec.rev == self.commit:  # a baseline entry's commit: its id once
+            return f"commit {self.commit[:12]}"
         return f"{self.spec.rev} ({self.commit[:12]})"
 
     def _fail(self, reason: str) -> None:
@@ -457,6 +459,9 @@ class ReferencePool:
         self._failed: dict[str | None, str] = {}
         self._guard: Any = None
         self.started_s: dict[str | None, float] = {}
+        #: Baseline commits checked before starting anything for them
+        #: (``worktree.check_commit``): None when reachable, else why not.
+        self.checked: dict[str, str | None] = {}
 
     def get(self, rev: str | None) -> ReferenceProcess:
         if rev in self._failed:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -68,6 +69,23 @@ def resolve(top: Path, rev: str) -> str:
     raise Unavailable(f"{rev} is not a revision of this repository; fetch it (git fetch origin) or name a branch, "
                       f"tag or commit that exists")
 
+
+def check_commit(path: Path, commit: str) -> Path:
+    """The top of the work tree holding ``path`` when ``commit`` (a commit id
+    read from a baseline entry) is in its object store: the cheap check
+    (``git cat-file -e``, no worktree, no process) before a reference process
+    is started for it. :class:`Unavailable` says why not in one line."""
+    if not re.fullmatch(r"[0-9a-f]{7,64}", commit):
+        raise Unavailable(f"the baseline entry's git_commit {commit[:80]!r} is not a commit id")
+    top = repository_top(path)
+    if _git(top, "cat-file", "-e", f"{commit}^{{commit}}").returncode == 0:
+        return top
+    short = commit[:12]
+    if _git(top, "rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+        raise Unavailable(f"the baseline's commit {short} is not in this shallow clone; fetch the history (git "
+                          f"fetch --unshallow, or actions/checkout with fetch-depth: 0)")
+    raise Unavailable(f"the baseline's commit {short} is not in this repository (not fetched: git fetch origin; "
+                      f"or history rewritten: refresh the baseline with --trt-baseline=update)")
 
 
 def prune_stale(top: Path) -> list[str]:
