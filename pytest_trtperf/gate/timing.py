@@ -28,6 +28,7 @@ from pytest_trtperf.core.noise import status as noise_status
 from pytest_trtperf.core.formatting import fmt_change, fmt_value
 from pytest_trtperf.core.results import DeviceState, Distribution, Result, Verdict
 from pytest_trtperf.core.stats import compare
+from pytest_trtperf.core.workload import clock_of
 
 #: The SM clock must differ from the baseline's by more than this to be shown
 #: (flag and verdict message). Fresh processes of an unchanged GEMM on an H100
@@ -258,13 +259,13 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     if not all(math.isfinite(x) and x > -1.0 for x in (change, *ci)):
         return _invalid(words, f"the change from the baseline is not a finite number above -100% ({change}, CI "
                         f"{ci[0]}..{ci[1]})", base, current_value, centre_value)
-    noise = estimate(result.kind, values, run_noise)
+    noise = estimate(clock_of(result), values, run_noise)
     j = widen(change, ci, noise.allowance(confidence), tolerance)
     status = noise_status(j, tolerance)
     if status == "unreliable":  # widen could not judge it (an interval that overflows): never a pass
         return _invalid(words, f"the interval of the change is not finite ({fmt_change(j.change)}, CI "
                         f"{j.ci[0]}..{j.ci[1]})", base, current_value, centre_value)
-    later = projection(result.kind, values, within=j.within, tolerance=tolerance, confidence=confidence,
+    later = projection(clock_of(result), values, within=j.within, tolerance=tolerance, confidence=confidence,
                        fails_above=j.fails_above, override=run_noise)
     ci_text = f"{confidence:.0%} CI {fmt_change(j.ci[0])}..{fmt_change(j.ci[1])}"
     vals = f"{fmt_value(metric, centre_value)} -> {fmt_value(metric, current_value)}"
@@ -298,7 +299,7 @@ def judge(result: Result, entry: BaselineEntry | None, *, baseline_mode: str, me
     base["flags"] = verdict_flags(result.device_state, entry.flags, entry.sm_clock_mhz)
     state_flags = [f for f in base["flags"] if not f.startswith("SM clock")]
     if state_flags:
-        msg += f"; {'host' if result.kind == 'host' else 'GPU'} state vs the baseline: {', '.join(state_flags)}"
+        msg += f"; {'host' if clock_of(result) == 'host' else 'GPU'} state vs the baseline: {', '.join(state_flags)}"
     if status == "regression":
         msg += attribution_text(entry.layers, result.layers)  # where the time went, when both have profiles
     decided_by = "suspect_baseline" if status == "improved" and suspect_improvement(j.change) else j.decided_by

@@ -17,6 +17,7 @@ from pytest_trtperf.core import stats
 from pytest_trtperf.core.fingerprint import Fingerprint
 from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.core.results import DeviceState, Relative, Result, Side, Verdict
+from pytest_trtperf.core.workload import clock_of
 
 
 def run_once(workload: Any, *, rid: str, nodeid: str, name: str | None, location: tuple[str, int] | None,
@@ -24,7 +25,7 @@ def run_once(workload: Any, *, rid: str, nodeid: str, name: str | None, location
     """Set up, one iteration, tear down: a result of one sample, verdict ``off``."""
     workload.setup()
     try:
-        mode = mode if workload.kind != "host" else "latency"
+        mode = mode if clock_of(workload) != "host" else "latency"
         identity = {"kind": workload.kind, "mode": mode, **dict(workload.identity())}
         batch = workload.run(1)
         notes = tuple(workload.notes())
@@ -33,7 +34,7 @@ def run_once(workload: Any, *, rid: str, nodeid: str, name: str | None, location
     latency = stats.summarize(batch.latency_s)
     wall = float(batch.wall_s)
     result = Result(
-        id=rid, nodeid=nodeid, name=name, kind=workload.kind, mode=mode, latency=latency,
+        id=rid, nodeid=nodeid, name=name, kind=workload.kind, clock=clock_of(workload), mode=mode, latency=latency,
         throughput=workload.inferences_per_iteration / wall if wall > 0 else 0.0,
         distribution=stats.compress(batch.latency_s), stop_reason="disabled", warmup_iterations=0, warmup_s=0.0,
         measured_s=wall, config_hash=config_hash(identity), identity=identity, fingerprint=fingerprint.to_dict(),

@@ -31,7 +31,7 @@ from pytest_trtperf.core.measure import Measurement, measure
 from pytest_trtperf.core.memory import MemoryVerdict, measure_and_judge
 from pytest_trtperf.gate.memory import judge_memory
 from pytest_trtperf.core.results import DeviceState, Result, Verdict
-from pytest_trtperf.core.workload import ChoosingWorkload, ProfiledWorkload, StateMonitor, Workload
+from pytest_trtperf.core.workload import ChoosingWorkload, Clock, ProfiledWorkload, StateMonitor, Workload, clock_of
 
 R = TypeVar("R")
 V = TypeVar("V")
@@ -56,7 +56,7 @@ def launch_bound_note(result: Result) -> str | None:
     that is what moved."""
     enq = result.enqueue
     lat = result.latency.median
-    if result.kind == "host" or result.mode != "latency" or enq is None or not lat > 0:
+    if clock_of(result) == "host" or result.mode != "latency" or enq is None or not lat > 0:
         return None
     share = enq.median / lat
     if not share >= LAUNCH_BOUND_SHARE:
@@ -133,7 +133,7 @@ def unreliable_verdict(result: Result, verdict: Verdict, who: tuple[str, ...], b
     runs read as improvements), unless ``write_loaded``
     (``--trt-baseline-loaded=write``): then it keeps its status and says so
     (the entry records the flag)."""
-    host = result.kind == "host"
+    host = clock_of(result) == "host"
     state = result.device_state
     if host:
         from pytest_trtperf.core.host_state import describe_load
@@ -227,12 +227,12 @@ class Runner:
         that is still a regression (``--trt-ab-confirm``)."""
         self.last_interleaved = None
         fp = self.fingerprint(workload)
-        if workload.kind == "host":
+        if clock_of(workload) == "host":
             self._check_cpu_sharing(target)
         self._pass_baseline_choice(workload, target.id, fp)
         workload.setup()
         try:
-            identity = {"kind": workload.kind, "mode": opts.mode if workload.kind != "host" else "latency",
+            identity = {"kind": workload.kind, "mode": opts.mode if clock_of(workload) != "host" else "latency",
                         **dict(workload.identity())}
             watching = self.settings.baseline_mode in ("compare", "update")
             result, verdict, again = settle(
@@ -264,8 +264,8 @@ class Runner:
                                    memory=figures, memory_verdict=memory_verdict)
 
     def fingerprint(self, workload: Workload) -> Fingerprint:
-        if workload.kind == "host":
-            return host_fingerprint()
+        if clock_of(workload) == "host":
+            return host_fingerprint(workload.kind)
         from pytest_trtperf.gpu.identity import gpu_fingerprint_for
 
         return gpu_fingerprint_for(workload, clocks=self.gpu.clock_state() if self.gpu is not None else "off")
@@ -316,7 +316,7 @@ class Runner:
 
     def _wait_quiet(self, result: Result, opts: MeasureOptions) -> tuple[str, ...]:
         """Wait for the device to become quiet; who was still there after the wait."""
-        if result.kind == "host":
+        if clock_of(result) == "host":
             from pytest_trtperf.core.host_state import busiest_others, wait_until_quiet
 
             return () if wait_until_quiet(opts.busy_wait_s) else busiest_others()
@@ -326,7 +326,7 @@ class Runner:
 
     def _unreliable(self, result: Result, verdict: Verdict, who: tuple[str, ...], opts: MeasureOptions) -> Verdict:
         if not who:
-            if result.kind == "host":
+            if clock_of(result) == "host":
                 from pytest_trtperf.core.host_state import busiest_others
 
                 who = busiest_others()
@@ -348,26 +348,28 @@ class Runner:
                                          tolerance=opts.memory_tolerance, baseline_path=path),
             remeasure=opts.remeasure)
 
-    def monitor_for(self, kind: str) -> StateMonitor | None:
-        """The device-state sampler for a measured window of ``kind`` work:
-        the host watch for host work, NVML for GPU work (None: not watched)."""
-        if kind == "host":
+    def monitor_for(self, clock: Clock) -> StateMonitor | None:
+        """The device-state sampler for a measured window of work timed by
+        ``clock``: the host watch for host work, NVML for GPU work (None: not
+        watched)."""
+        if clock == "host":
             return self._host_monitor()
         return self.gpu.make_monitor() if self.gpu is not None else None
 
     def _measure_once(self, workload: Workload, opts: MeasureOptions, target: Target) -> Measurement:
-        monitor = self.monitor_for(workload.kind)
+        clock = clock_of(workload)
+        monitor = self.monitor_for(clock)
         with contextlib.ExitStack() as locks:
             if self.gpu is not None:
                 locks.enter_context(self.gpu.measurement_lock())
-            if self._cpu_lock is not None and workload.kind == "host":
+            if self._cpu_lock is not None and clock == "host":
                 locks.enter_context(self._cpu_lock.hold())
             bar = self.progress(target, opts) if self.progress is not None else None
             try:
                 self.last_measurement = measure(
                     workload, MeasureSettings.from_options(opts), monitor,
                     on_progress=bar.update if bar is not None else None,
-                    window=measured_window(self.settings.gpu, target.id, workload.kind))
+                    window=measured_window(self.settings.gpu, target.id, clock))
                 return self.last_measurement
             finally:
                 if bar is not None:
@@ -388,7 +390,7 @@ class Runner:
 
         extra = {k: stats.summarize(v, opts.confidence) for k, v in m.extra.items() if len(v)}
         state = m.device_state if isinstance(m.device_state, DeviceState) else DeviceState(kind=workload.kind)
-        if workload.kind == "host" and len(m.latency_s):
+        if clock_of(workload) == "host" and len(m.latency_s):
             from pytest_trtperf.core.host_state import judge_window
 
             state = judge_window(state, opts.metric, float(np.median(m.latency_s)),
@@ -398,6 +400,7 @@ class Runner:
             nodeid=target.nodeid,
             name=target.name,
             kind=workload.kind,
+            clock=clock_of(workload),
             mode=str(identity.get("mode", "latency")),
             latency=stats.summarize(m.latency_s, opts.confidence),
             throughput=m.throughput,

@@ -20,6 +20,7 @@ import numpy as np
 from pytest_trtperf.core.config import MeasureOptions
 from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.core.results import DeviceState, Distribution, Result
+from pytest_trtperf.core.workload import clock_of
 from pytest_trtperf.pipeline.runner import Runner, Target, confirm
 from pytest_trtperf.load.metrics import Figure, latency_figure, sustainable_figure
 from pytest_trtperf.load.point import censored_latency_s, measured
@@ -69,7 +70,7 @@ def _remeasured(r: Result) -> Result:
 def _serve_once(runner: Runner, slots: Slots, target: Target, sustainable_target: Target | None,
                 plan: ServePlan, opts: MeasureOptions) -> Served:
     fp = runner.fingerprint(slots)  # type: ignore[arg-type]  # slots have what a fingerprint reads: kind, identity()
-    monitor = runner.monitor_for(slots.kind)
+    monitor = runner.monitor_for(clock_of(slots))
     lock = runner.gpu.measurement_lock() if runner.gpu is not None else contextlib.nullcontext()
     with lock:
         if monitor is not None:
@@ -80,7 +81,7 @@ def _serve_once(runner: Runner, slots: Slots, target: Target, sustainable_target
             state = monitor.stop() if monitor is not None else None
     state = state if isinstance(state, DeviceState) else DeviceState(kind=slots.kind)
     identity = {"kind": slots.kind, "mode": "serve", **dict(slots.identity()), "serve": plan.identity()}
-    base = dict(nodeid=target.nodeid, kind=slots.kind, mode="serve", warmup_s=plan.warmup_s,
+    base = dict(nodeid=target.nodeid, kind=slots.kind, clock=clock_of(slots), mode="serve", warmup_s=plan.warmup_s,
                 measured_s=plan.duration_s, fingerprint=fp.to_dict(), device_class=fp.device_class,
                 device_state=state, location=target.location)
     figure = latency_figure(plan.slo, plan.rate)

@@ -26,7 +26,7 @@ from pytest_trtperf.core.formatting import log_safe, message_safe
 from pytest_trtperf.core.results import Result
 from pytest_trtperf.pipeline.runner import RegressionCheck, Runner, Target
 from pytest_trtperf.plugin.session import SessionState
-from pytest_trtperf.core.workload import Workload
+from pytest_trtperf.core.workload import Workload, clock_of
 from pytest_trtperf.workloads.select import for_callable, last_value
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -326,7 +326,7 @@ class TrtBench:
         plan = dataclasses.replace(serve_plan(args, where=where), search=False)
         sides = [self._slots(t, (), None, timer=timer, shapes=shapes, inputs=inputs, opts=opts,
                              count=plan.concurrency, where=where) for t in (a, b)]
-        if (sides[0].kind == "host") != (sides[1].kind == "host"):
+        if clock_of(sides[0]) != clock_of(sides[1]):
             raise UsageError(f"{where}: a is served as {sides[0].kind} and b as {sides[1].kind}; serve both on the "
                              f"host or both on the GPU")
         target = self._target(name, opts, info)

@@ -26,6 +26,7 @@ from pytest_trtperf.load.point import censored_latency_s, measured
 from pytest_trtperf.load.serve import ServePlan, run_at
 from pytest_trtperf.load.slots import Slots
 from pytest_trtperf.core.serve_summary import Serve
+from pytest_trtperf.core.workload import clock_of
 
 #: Pairs of blocks by default (each block is one run at the stated rate).
 DEFAULT_PAIRS = 6
@@ -39,7 +40,7 @@ def serve_pair(runner: Runner, a: Slots, b: Slots, target: Target, plan: ServePl
     figure = latency_figure(plan.slo, plan.rate)
     pct = plan.slo.percentile if plan.slo is not None else "p99"
     fp = runner.fingerprint(b)  # type: ignore[arg-type]  # slots have what a fingerprint reads: kind, identity()
-    monitor = runner.monitor_for(b.kind)
+    monitor = runner.monitor_for(clock_of(b))
     lock = runner.gpu.measurement_lock() if runner.gpu is not None else contextlib.nullcontext()
     lat: dict[str, list[np.ndarray]] = {"a": [], "b": []}
     values: dict[str, list[float]] = {"a": [], "b": []}
@@ -82,7 +83,7 @@ def serve_pair(runner: Runner, a: Slots, b: Slots, target: Target, plan: ServePl
                   at_rate=last["b"])
     verdict = relative_verdict(rel, status, opts=dataclasses.replace(opts, metric=figure.gate_metric), state=state,
                                rule=expectation.rule)
-    return Result(id=target.id, nodeid=target.nodeid, name=target.name, kind=b.kind, mode="serve",
+    return Result(id=target.id, nodeid=target.nodeid, name=target.name, kind=b.kind, clock=clock_of(b), mode="serve",
                   latency=sb.latency, throughput=sb.throughput, distribution=sb.distribution,
                   stop_reason=f"{pairs} pairs of serve blocks at {plan.rate:g}/s", warmup_iterations=0,
                   warmup_s=plan.warmup_s, measured_s=plan.duration_s * 2 * pairs, config_hash=config_hash(identity),

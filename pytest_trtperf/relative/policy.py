@@ -30,7 +30,7 @@ from pytest_trtperf.relative.paired import compare_pairs, decide, fail_ratio
 from pytest_trtperf.core.formatting import fmt_value
 from pytest_trtperf.core.results import DeviceState, Relative, Result, Side, Verdict
 from pytest_trtperf.pipeline.runner import Runner, Target, confirm
-from pytest_trtperf.core.workload import Workload
+from pytest_trtperf.core.workload import Workload, clock_of
 
 _METRIC_WORDS = {"median": "median latency", "mean": "mean latency", "p90": "p90 latency",
                  "p95": "p95 latency", "p99": "p99 latency", "throughput": "time per inference"}
@@ -72,10 +72,10 @@ def describe(ratio: float) -> str:
 def timed_alike(a: Workload, b: Workload, *, where: str) -> None:
     """Both sides on the same clock: host time against CUDA-event time would
     compare two different things."""
-    if (a.kind == "host") != (b.kind == "host"):
-        clock = {True: "the host clock", False: "CUDA events"}
-        raise UsageError(f"{where}: a is timed with {clock[a.kind == 'host']} ({a.kind}) and b with "
-                         f"{clock[b.kind == 'host']} ({b.kind}); time both the same way (timer=\"host\" for both, "
+    if clock_of(a) != clock_of(b):
+        clock = {"host": "the host clock", "device": "CUDA events"}
+        raise UsageError(f"{where}: a is timed with {clock[clock_of(a)]} ({a.kind}) and b with "
+                         f"{clock[clock_of(b)]} ({b.kind}); time both the same way (timer=\"host\" for both, "
                          f"or GPU work on a stream for both)")
 
 
@@ -86,7 +86,7 @@ def measure_pair(runner: Runner, a: Workload, b: Workload, target: Target, opts:
     one window over all blocks, one NVTX range per block naming its side).
     The run is kept as ``runner.last_interleaved`` (``--trt-export-dir``)."""
     gpu = runner.gpu
-    host = a.kind == "host" and b.kind == "host"
+    host = clock_of(a) == "host" and clock_of(b) == "host"
     monitor = gpu.make_monitor() if gpu is not None and not host else None
     lock = gpu.measurement_lock() if gpu is not None else contextlib.nullcontext()
     profiling = runner.settings.gpu
@@ -95,7 +95,7 @@ def measure_pair(runner: Runner, a: Workload, b: Workload, target: Target, opts:
         try:
             il = measure_interleaved(a, b, MeasureSettings.from_options(opts), metric=opts.metric,
                                      monitor=monitor, on_progress=bar.update if bar is not None else None,
-                                     window=measured_window(profiling, target.id, "host" if host else b.kind),
+                                     window=measured_window(profiling, target.id, "host" if host else clock_of(b)),
                                      block=block_ranges(profiling, target.id))
         finally:
             if bar is not None:
@@ -238,8 +238,8 @@ def _result(runner: Runner, a: Workload, b: Workload, target: Target, opts: Meas
     identity = {"relative": {"a": rel.a.identity, "b": rel.b.identity}}
     m = il.b
     return Result(
-        id=target.id, nodeid=target.nodeid, name=target.name, kind=b.kind,
-        mode=opts.mode if b.kind != "host" else "latency",
+        id=target.id, nodeid=target.nodeid, name=target.name, kind=b.kind, clock=clock_of(b),
+        mode=opts.mode if clock_of(b) != "host" else "latency",
         latency=stats.summarize(m.latency_s, opts.confidence), throughput=m.throughput,
         distribution=stats.compress(m.latency_s), stop_reason=m.stop_reason, warmup_iterations=m.warmup_iterations,
         warmup_s=m.warmup_s, measured_s=il.a.wall_s + il.b.wall_s, config_hash=config_hash(identity),
