@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import warnings
 from pathlib import Path
 from typing import Any, TypeVar
 from collections.abc import Callable, Mapping
@@ -22,6 +21,7 @@ from pytest_trtperf.core.config import AB_BASELINE, MeasureOptions, escape_text,
 from pytest_trtperf.core.errors import BackendUnavailable, UsageError, cause_first
 from pytest_trtperf.core.identity import result_id
 from pytest_trtperf.report import progress
+from pytest_trtperf.report.aids import ResultAids
 from pytest_trtperf.core.formatting import log_safe, message_safe
 from pytest_trtperf.core.results import Result
 from pytest_trtperf.pipeline.runner import RegressionCheck, Runner, Target
@@ -84,6 +84,8 @@ class TrtBench:
         self._specs: list[tuple[Any, Any]] = []
         #: (result id, why) of each serve() call that missed its SLO at the stated rate.
         self._slo_missed: list[tuple[str, str]] = []
+        self._aids = ResultAids(state.settings, Path(str(item.config.invocation_params.dir)),
+                                xdist=item.config.pluginmanager.hasplugin("xdist"))
         self._runner = Runner(state.settings, state.store, state.gpu, progress=self._measure_bar,
                               workers=state.xdist_workers)
 
@@ -183,8 +185,8 @@ class TrtBench:
                               expectation, labels=labels)
         # The same aids as an ordinary measurement: exports of both sides, and
         # the nsys command at the end of a failed GPU gate's message.
-        self._export_sides(result, (workloads[0], workloads[1]))
-        result = self._labelled(self._with_profile_command(result), workloads[1], opts,
+        self._aids.export_sides(result, self._runner.last_interleaved, (workloads[0], workloads[1]))
+        result = self._labelled(self._aids.with_profile_command(result), workloads[1], opts,
                                 {**self._shared_info(), **info})
         self.results.append(result)
         return result
@@ -300,8 +302,7 @@ class TrtBench:
         if self._state.settings.disabled:  # --trt-disable: one request per slot, untimed, not reported
             return self._serve_once(slots, first, opts)
         served = serve_gated(self._runner, slots, first, second, plan, opts)
-        self._write_exports(served.latency, lambda exports, directory: exports.export_serve(
-            directory, served.latency, served.run, plan.warmup_s))
+        self._aids.export_serve(served.latency, served.run, plan.warmup_s)
         shared = {**self._shared_info(), **info}
         results = [served.latency] + ([served.sustainable] if served.sustainable is not None else [])
         for r in results:
@@ -505,10 +506,10 @@ class TrtBench:
             result = SideBySide(self._runner, self._state.references(), ab.rev).run(
                 workload, target, opts, label=name or self._item.name)
             if result.relative is not None:  # both sides' samples (the reference's TensorRT files stay there)
-                self._export_sides(result, (None, workload))
+                self._aids.export_sides(result, self._runner.last_interleaved, (None, workload))
             else:  # measured here alone (new, or the reference could not be had)
-                self._export(result, workload)
-            result = self._labelled(self._with_profile_command(result), workload, opts, extra_info)
+                self._aids.export(result, self._runner.last_measurement, workload)
+            result = self._labelled(self._aids.with_profile_command(result), workload, opts, extra_info)
             self.results.append(result)
             return result
         if self._state.settings.disabled:  # --trt-disable: once, untimed, not reported
@@ -519,8 +520,8 @@ class TrtBench:
                               tolerance=opts.tolerance, mode=opts.mode)
             return self._labelled(result, workload, opts, extra_info)
         result = self._runner.run(workload, target, opts, regression_check=check)
-        self._export(result, workload)
-        result = self._labelled(self._with_profile_command(result), workload, opts, extra_info)
+        self._aids.export(result, self._runner.last_measurement, workload)
+        result = self._labelled(self._aids.with_profile_command(result), workload, opts, extra_info)
         self.results.append(result)
         return result
 
@@ -554,46 +555,6 @@ class TrtBench:
         self.results = [dataclasses.replace(r, extra_info={**info, **self._own_info.get(r.id, {})})
                         for r in self.results]
         return []
-
-    def _export(self, result: Result, workload: Workload) -> None:
-        """``--trt-export-dir``: this process writes the result's files (raw
-        samples never travel to the xdist controller)."""
-        self._write_exports(result, lambda exports, directory: exports.export_result(
-            directory, result, self._runner.last_measurement, workload))
-
-    def _export_sides(self, result: Result, workloads: tuple[Workload | None, Workload]) -> None:
-        """``--trt-export-dir`` for the interleaved run of ``compare()``: both
-        sides' samples, and the TensorRT files of the sides whose workload is
-        given."""
-        il = self._runner.last_interleaved
-        if il is None:
-            return
-        self._write_exports(result, lambda exports, directory: exports.export_interleaved(
-            directory, result, il, workloads))
-
-    def _write_exports(self, result: Result, write: Callable[[Any, Path], Any]) -> None:
-        directory = self._state.settings.export_dir
-        if directory is None:
-            return
-        from pytest_trtperf.report import exports
-
-        try:
-            write(exports, Path(directory))
-        except OSError as e:
-            warnings.warn(exports.ExportWarning(f"{result.id}: --trt-export-dir: could not write into {directory} "
-                                                f"({e.strerror or e})"), stacklevel=3)
-
-    def _with_profile_command(self, result: Result) -> Result:
-        """A failed or incomparable GPU result's message ends with the nsys
-        command that profiles just this test."""
-        from pytest_trtperf.report import nsight
-
-        if not nsight.wants_command(result):
-            return result
-        config = self._item.config
-        ctx = nsight.context_for(self._state.settings, Path(str(config.invocation_params.dir)),
-                                 xdist=config.pluginmanager.hasplugin("xdist"))
-        return nsight.with_profile_command(result, ctx)
 
     def failures(self) -> list[str]:
         """Messages of the results that fail the test: the verdict first (an
