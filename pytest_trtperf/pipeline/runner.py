@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from pytest_trtperf.baselines.store import BaselineStore
@@ -196,19 +196,79 @@ class Target:
     location: tuple[str, int] | None = None
 
 
+@dataclass(frozen=True)
+class Labels:
+    """What the runner cannot know about a result: its report group, the
+    user's context (``extra_info``), the test's parameters, and the name of
+    this checkout's side in a side-by-side run (the measurement's name, else
+    the test's)."""
+
+    group: str | None = None
+    extra_info: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+    side: str = ""
+
+    def apply(self, result: Result, workload: Workload) -> Result:
+        """``result`` labelled, with the callable's last return value."""
+        from pytest_trtperf.workloads.select import last_value
+
+        return dataclasses.replace(result, group=self.group, extra_info=dict(self.extra_info),
+                                   params=dict(self.params), return_value=last_value(workload))
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A measurement at the end of its trip: the labelled result, and whether
+    it goes to the reports (not a ``--trt-disable`` run, not a reference
+    process's served side)."""
+
+    result: Result
+    reported: bool
+
+
+class Aids(Protocol):
+    """What a reported result takes with it (``report.aids.ResultAids``):
+    the files of ``--trt-export-dir`` and the profile command."""
+
+    def export(self, result: Result, measurement: Any, workload: Workload) -> None: ...
+
+    def export_sides(self, result: Result, interleaved: Any,
+                     workloads: tuple[Workload | None, Workload]) -> None: ...
+
+    def with_profile_command(self, result: Result) -> Result: ...
+
+
+class StandIn(Protocol):
+    """Measures every measurement of a session in the runner's place: a
+    reference process of ``--trt-ab`` serving its side to the judging
+    session (``relative.serve.Serving``; only the test body sees the
+    result), or this checkout side by side with the reference
+    (``relative.side_by_side.EveryTest``)."""
+
+    #: Whether its results go to the reports.
+    reported: bool
+
+    def measure(self, runner: Runner, workload: Workload, target: Target, opts: MeasureOptions,
+                side: str) -> Result: ...
+
+
 class Runner:
     """Runs one workload through the policy and returns its judged result."""
 
     def __init__(self, settings: Settings, store: BaselineStore, gpu: GpuSide | None = None,
                  progress: Callable[[Target, MeasureOptions], MeasureProgress | None] | None = None,
-                 *, workers: int = 0) -> None:
+                 *, workers: int = 0, aids: Aids | None = None, stand_in: StandIn | None = None) -> None:
         """``workers``: xdist workers in the session (0 without xdist), for
-        the rule on more workers than CPU cores."""
+        the rule on more workers than CPU cores. ``aids``: exports and the
+        profile command of reported results; ``stand_in``: who measures in
+        :meth:`measure` instead of :meth:`run` for the whole session."""
         self.settings = settings
         self.store = store
         self.gpu = gpu
         self.progress = progress
         self.workers = workers
+        self.aids = aids
+        self.stand_in = stand_in
         self._cpu_lock: Any = None
         #: The deciding (last) measurement of the last ``run``: raw samples for
         #: ``--trt-export-dir``, which never travel inside a ``Result``.
@@ -218,6 +278,43 @@ class Runner:
         #: ``--trt-ab-confirm`` re-measure), for ``--trt-export-dir``; reset
         #: by every ``run``.
         self.last_interleaved: Any = None
+
+    def measure(self, workload: Workload, target: Target, opts: MeasureOptions, labels: Labels | None = None,
+                regression_check: RegressionCheck | None = None) -> Finished:
+        """One measurement's whole trip, the fixture's one call: the stand-in
+        measures it when the session has one; under ``--trt-disable`` it runs
+        once, untimed (``disabled.py``); otherwise :meth:`run`. A reported
+        result gets its aids (files, profile command); every result its
+        labels."""
+        labels = labels if labels is not None else Labels()
+        if self.stand_in is not None:
+            result = self.stand_in.measure(self, workload, target, opts, labels.side)
+            reported = self.stand_in.reported
+            if reported:  # side by side: both sides' samples, or this side's when measured here alone
+                result = self._aided(result, workload, sides=result.relative is not None)
+        elif self.settings.disabled:
+            from pytest_trtperf.pipeline.disabled import run_once
+
+            result = run_once(workload, rid=target.id, nodeid=target.nodeid, name=target.name,
+                              location=target.location, fingerprint=self.fingerprint(workload),
+                              metric=opts.metric, tolerance=opts.tolerance, mode=opts.mode)
+            reported = False
+        else:
+            result = self._aided(self.run(workload, target, opts, regression_check=regression_check), workload,
+                                 sides=False)
+            reported = True
+        return Finished(labels.apply(result, workload), reported)
+
+    def _aided(self, result: Result, workload: Workload, *, sides: bool) -> Result:
+        """The result's ``--trt-export-dir`` files written, and its profile
+        command added (a failed or incomparable GPU gate)."""
+        if self.aids is None:
+            return result
+        if sides:
+            self.aids.export_sides(result, self.last_interleaved, (None, workload))
+        else:
+            self.aids.export(result, self.last_measurement, workload)
+        return self.aids.with_profile_command(result)
 
     def run(self, workload: Workload, target: Target, opts: MeasureOptions,
             regression_check: RegressionCheck | None = None) -> Result:

@@ -24,7 +24,7 @@ from pytest_trtperf.report import progress
 from pytest_trtperf.report.aids import ResultAids
 from pytest_trtperf.core.formatting import log_safe, message_safe
 from pytest_trtperf.core.results import Result
-from pytest_trtperf.pipeline.runner import RegressionCheck, Runner, Target
+from pytest_trtperf.pipeline.runner import Labels, RegressionCheck, Runner, StandIn, Target
 from pytest_trtperf.plugin.session import SessionState
 from pytest_trtperf.core.workload import Workload, clock_of
 from pytest_trtperf.workloads.select import for_callable, last_value
@@ -87,7 +87,7 @@ class TrtBench:
         self._aids = ResultAids(state.settings, Path(str(item.config.invocation_params.dir)),
                                 xdist=item.config.pluginmanager.hasplugin("xdist"))
         self._runner = Runner(state.settings, state.store, state.gpu, progress=self._measure_bar,
-                              workers=state.xdist_workers)
+                              workers=state.xdist_workers, aids=self._aids, stand_in=self._stand_in())
 
     # -- public API ---------------------------------------------------------
     @user_errors
@@ -488,42 +488,32 @@ class TrtBench:
                          make_workload=lambda h: self._engine_workload(h, shapes=shapes, inputs=inputs, opts=opts),
                          progress=self._progress)
 
-    def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions,
-             extra_info: Mapping[str, Any], check: RegressionCheck | None = None) -> Result:
-        target = self._target(name, opts, extra_info)
-        extra_info = {**self._shared_info(), **extra_info}
-        if self._state.server is not None:  # a reference process (--trt-ab): served, not judged, not reported
-            from pytest_trtperf.relative.serve import served_result
+    def _stand_in(self) -> StandIn | None:
+        """Who measures in the runner's place this session: a reference
+        process (``--trt-ab``) serves every measurement to the judging
+        session, also under ``--trt-disable``; the judging session measures
+        every one side by side, unless disabled."""
+        if self._state.server is not None:
+            from pytest_trtperf.relative.serve import Serving
 
-            result = served_result(self._state.server, workload, rid=target.id, nodeid=target.nodeid, name=name,
-                                   location=target.location, fingerprint=self._runner.fingerprint(workload),
-                                   metric=opts.metric, tolerance=opts.tolerance, mode=opts.mode)
-            return self._labelled(result, workload, opts, extra_info)
+            return Serving(self._state.server)
         ab = self._state.settings.ab
         if ab.every_test and not self._state.settings.disabled:
-            from pytest_trtperf.relative.side_by_side import SideBySide
+            from pytest_trtperf.relative.side_by_side import EveryTest
 
-            result = SideBySide(self._runner, self._state.references(), ab.rev).run(
-                workload, target, opts, label=name or self._item.name)
-            if result.relative is not None:  # both sides' samples (the reference's TensorRT files stay there)
-                self._aids.export_sides(result, self._runner.last_interleaved, (None, workload))
-            else:  # measured here alone (new, or the reference could not be had)
-                self._aids.export(result, self._runner.last_measurement, workload)
-            result = self._labelled(self._aids.with_profile_command(result), workload, opts, extra_info)
-            self.results.append(result)
-            return result
-        if self._state.settings.disabled:  # --trt-disable: once, untimed, not reported
-            from pytest_trtperf.pipeline.disabled import run_once
+            return EveryTest(self._state.references, ab.rev)
+        return None
 
-            result = run_once(workload, rid=target.id, nodeid=target.nodeid, name=name, location=target.location,
-                              fingerprint=self._runner.fingerprint(workload), metric=opts.metric,
-                              tolerance=opts.tolerance, mode=opts.mode)
-            return self._labelled(result, workload, opts, extra_info)
-        result = self._runner.run(workload, target, opts, regression_check=check)
-        self._aids.export(result, self._runner.last_measurement, workload)
-        result = self._labelled(self._aids.with_profile_command(result), workload, opts, extra_info)
-        self.results.append(result)
-        return result
+    def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions,
+             extra_info: Mapping[str, Any], check: RegressionCheck | None = None) -> Result:
+        """Hand the workload to the runner once; keep a reported result."""
+        target = self._target(name, opts, extra_info)
+        labels = Labels(group=opts.group, extra_info={**self._shared_info(), **extra_info}, params=self._params(),
+                        side=name or self._item.name)
+        done = self._runner.measure(workload, target, opts, labels, regression_check=check)
+        if done.reported:
+            self.results.append(done.result)
+        return done.result
 
     def _labelled(self, result: Result, workload: Workload, opts: MeasureOptions,
                   extra_info: Mapping[str, Any]) -> Result:

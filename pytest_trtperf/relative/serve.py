@@ -186,6 +186,21 @@ def _jsonable(value: Any) -> Any:
         return json.loads(json.dumps(value, default=str))
 
 
+class Serving:
+    """The runner's stand-in in a reference process (``pipeline.runner.StandIn``):
+    every measurement is served to the judging session, not judged here."""
+
+    reported = False
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def measure(self, runner: Any, workload: Any, target: Any, opts: Any, side: str) -> Any:
+        return served_result(self.server, workload, rid=target.id, nodeid=target.nodeid, name=target.name,
+                             location=target.location, fingerprint=runner.fingerprint(workload),
+                             metric=opts.metric, tolerance=opts.tolerance, mode=opts.mode)
+
+
 def served_result(server: Server, workload: Any, *, rid: str, nodeid: str, name: str | None,
                   location: tuple[str, int] | None, fingerprint: Any, metric: str, tolerance: float,
                   mode: str) -> Any:

@@ -226,6 +226,22 @@ def rests_on_baseline(result: Result, why: str) -> Result:
                 f"({v.status}); fix the cause above or commit a baseline"))
 
 
+class EveryTest:
+    """The runner's stand-in under ``--trt-ab=REV`` / ``--trt-ab-python``
+    (``pipeline.runner.StandIn``): every measurement side by side with the
+    reference (:class:`SideBySide`); its pool is asked for on first use."""
+
+    reported = True
+
+    def __init__(self, references: Callable[[], ReferencePool], rev: str | None) -> None:
+        self.references = references
+        self.rev = rev
+
+    def measure(self, runner: Runner, workload: Workload, target: Target, opts: MeasureOptions,
+                side: str) -> Result:
+        return SideBySide(runner, self.references(), self.rev).run(workload, target, opts, label=side)
+
+
 @dataclass
 class SideBySide:
     """``--trt-ab=REV`` / ``--trt-ab-python``: every measurement side by side."""
