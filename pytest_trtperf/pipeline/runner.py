@@ -279,6 +279,12 @@ class Runner:
         #: by every ``run``.
         self.last_interleaved: Any = None
 
+    @property
+    def serving(self) -> bool:
+        """This is a reference process (``--trt-ab``): its measurements are
+        served to the judging session, never reported here."""
+        return self.stand_in is not None and not self.stand_in.reported
+
     def measure(self, workload: Workload, target: Target, opts: MeasureOptions, labels: Labels | None = None,
                 regression_check: RegressionCheck | None = None) -> Finished:
         """One measurement's whole trip, the fixture's one call: the stand-in

@@ -27,7 +27,7 @@ from pytest_trtperf.core.results import Result
 from pytest_trtperf.pipeline.runner import Labels, RegressionCheck, Runner, StandIn, Target
 from pytest_trtperf.plugin.session import SessionState
 from pytest_trtperf.core.workload import Workload, clock_of
-from pytest_trtperf.workloads.select import for_callable, last_value
+from pytest_trtperf.workloads.select import for_callable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -150,7 +150,7 @@ class TrtBench:
         ``pairs``) the blocks are open-loop runs on the same schedule and the
         ratio is of the SLO's percentile (p99 without an SLO).
         """
-        from pytest_trtperf.relative.policy import Expectation, run_relative
+        from pytest_trtperf.relative.policy import Expectation, measure_relative
 
         where = f"{self._item.nodeid}: trt_bench.compare()"
         name = measurement_name(name, where=where)
@@ -169,27 +169,13 @@ class TrtBench:
                                    shapes=shapes if is_engine else None, inputs=inputs if is_engine else None)
                      for t, is_engine in zip((a, b), engines, strict=False)]
         target = self._target(name, opts, info)
-        expectation = Expectation.from_config(kind, value)
-        labels = (_label(a, "a"), _label(b, "b"))
-        # --trt-disable, or a reference process (--trt-ab: the judging session runs compare() itself):
-        # each side once, untimed, not reported.
-        if self._state.settings.disabled or self._state.server is not None:
-            from pytest_trtperf.pipeline.disabled import run_pair_once
-
-            once = run_pair_once(workloads[0], workloads[1], rid=target.id, nodeid=target.nodeid, name=name,
-                                 location=target.location, fingerprint=self._runner.fingerprint(workloads[1]),
-                                 metric=opts.metric, labels=labels, bound=expectation.bound,
-                                 expectation=expectation.text)
-            return self._labelled(once, workloads[1], opts, {**self._shared_info(), **info})
-        result = run_relative(self._runner, workloads[0], workloads[1], target, opts,
-                              expectation, labels=labels)
-        # The same aids as an ordinary measurement: exports of both sides, and
-        # the nsys command at the end of a failed GPU gate's message.
-        self._aids.export_sides(result, self._runner.last_interleaved, (workloads[0], workloads[1]))
-        result = self._labelled(self._aids.with_profile_command(result), workloads[1], opts,
-                                {**self._shared_info(), **info})
-        self.results.append(result)
-        return result
+        labels = Labels(group=opts.group, extra_info={**self._shared_info(), **info}, params=self._params())
+        done = measure_relative(self._runner, workloads[0], workloads[1], target, opts,
+                                Expectation.from_config(kind, value), sides=(_label(a, "a"), _label(b, "b")),
+                                labels=labels)
+        if done.reported:
+            self.results.append(done.result)
+        return done.result
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """``trt_bench(fn, *args, **kwargs)``: pytest-benchmark's
@@ -514,14 +500,6 @@ class TrtBench:
         if done.reported:
             self.results.append(done.result)
         return done.result
-
-    def _labelled(self, result: Result, workload: Workload, opts: MeasureOptions,
-                  extra_info: Mapping[str, Any]) -> Result:
-        """The result with what the runner does not know: its report group,
-        the user's context, the test's parameters and the callable's last
-        return value."""
-        return dataclasses.replace(result, group=opts.group, extra_info=dict(extra_info), params=self._params(),
-                                   return_value=last_value(workload))
 
     def _params(self) -> dict[str, str]:
         """``parametrize`` arguments as short text (``--trt-group-by=param:NAME``)."""

@@ -29,7 +29,7 @@ from pytest_trtperf.core.measure import Measurement
 from pytest_trtperf.relative.paired import compare_pairs, decide, fail_ratio
 from pytest_trtperf.core.formatting import fmt_value
 from pytest_trtperf.core.results import DeviceState, Relative, Result, Side, Verdict
-from pytest_trtperf.pipeline.runner import Runner, Target, confirm
+from pytest_trtperf.pipeline.runner import Finished, Labels, Runner, Target, confirm
 from pytest_trtperf.core.workload import Workload, clock_of
 
 _METRIC_WORDS = {"median": "median latency", "mean": "mean latency", "p90": "p90 latency",
@@ -180,6 +180,28 @@ def relative_verdict(rel: Relative, status: str, *, opts: MeasureOptions, state:
                    change=rel.ratio - 1.0, ci=(rel.ci[0] - 1.0, rel.ci[1] - 1.0), confidence=opts.confidence,
                    message=message, flags=verdict_flags(state, compared=False),
                    fails_above=bar if math.isfinite(bar) else None)
+
+
+def measure_relative(runner: Runner, a: Workload, b: Workload, target: Target, opts: MeasureOptions,
+                     expectation: Expectation, *, sides: tuple[str, str], labels: Labels) -> Finished:
+    """``trt_bench.compare``'s whole trip, the fixture's one call. Under
+    ``--trt-disable``, or in a reference process (``--trt-ab``: the judging
+    session runs ``compare()`` itself), each side once, untimed, not
+    reported; otherwise :func:`run_relative`, with the aids of an ordinary
+    measurement: both sides' exports, and the nsys command at the end of a
+    failed GPU gate's message."""
+    if runner.settings.disabled or runner.serving:
+        from pytest_trtperf.pipeline.disabled import run_pair_once
+
+        once = run_pair_once(a, b, rid=target.id, nodeid=target.nodeid, name=target.name, location=target.location,
+                             fingerprint=runner.fingerprint(b), metric=opts.metric, labels=sides,
+                             bound=expectation.bound, expectation=expectation.text)
+        return Finished(labels.apply(once, b), reported=False)
+    result = run_relative(runner, a, b, target, opts, expectation, labels=sides)
+    if runner.aids is not None:
+        runner.aids.export_sides(result, runner.last_interleaved, (a, b))
+        result = runner.aids.with_profile_command(result)
+    return Finished(labels.apply(result, b), reported=True)
 
 
 def run_relative(runner: Runner, a: Workload, b: Workload, target: Target, opts: MeasureOptions,
