@@ -11,6 +11,7 @@ gated, reported, or written to baselines. Pytest-free, like the runner.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from pytest_trtperf.core import stats
@@ -71,3 +72,21 @@ def run_pair_once(a: Any, b: Any, *, rid: str, nodeid: str, name: str | None, lo
     verdict = dataclasses.replace(once[1].verdict, message=message) if once[1].verdict else None
     notes = tuple(dict.fromkeys((*(f"a: {n}" for n in once[0].notes), *(f"b: {n}" for n in once[1].notes))))
     return dataclasses.replace(once[1], relative=relative, verdict=verdict, notes=notes)
+
+
+def serve_once(slots: Any, *, rid: str, nodeid: str, name: str | None, location: tuple[str, int] | None,
+               fingerprint: Callable[[Any], Fingerprint], metric: str, tolerance: float) -> Result:
+    """``trt_bench.serve`` under ``--trt-disable``: each slot runs one
+    request, untimed; verdict ``off``. ``fingerprint``: the runner's, of the
+    stand-in host workload the result describes."""
+    from pytest_trtperf.workloads.host import HostWorkload
+
+    slots.setup()
+    try:
+        for call in slots.calls():
+            call()
+    finally:
+        slots.teardown()
+    once = HostWorkload(lambda: None, identity=dict(slots.identity()))
+    return run_once(once, rid=rid, nodeid=nodeid, name=name, location=location, fingerprint=fingerprint(once),
+                    metric=metric, tolerance=tolerance)

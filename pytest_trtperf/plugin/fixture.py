@@ -24,6 +24,7 @@ from pytest_trtperf.report import progress
 from pytest_trtperf.report.aids import ResultAids
 from pytest_trtperf.core.formatting import log_safe, message_safe
 from pytest_trtperf.core.results import Result
+from pytest_trtperf.pipeline.disabled import serve_once
 from pytest_trtperf.pipeline.runner import Labels, RegressionCheck, Runner, StandIn, Target
 from pytest_trtperf.plugin.session import SessionState
 from pytest_trtperf.core.workload import Workload, clock_of
@@ -286,7 +287,8 @@ class TrtBench:
         first = self._target(name, opts, info)
         second = self._target(sustainable_name(name), opts, info) if plan.search else None
         if self._state.settings.disabled:  # --trt-disable: one request per slot, untimed, not reported
-            return self._serve_once(slots, first, opts)
+            return serve_once(slots, rid=first.id, nodeid=first.nodeid, name=first.name, location=first.location,
+                              fingerprint=self._runner.fingerprint, metric=opts.metric, tolerance=opts.tolerance)
         served = serve_gated(self._runner, slots, first, second, plan, opts)
         self._aids.export_serve(served.latency, served.run, plan.warmup_s)
         shared = {**self._shared_info(), **info}
@@ -318,8 +320,11 @@ class TrtBench:
                              f"host or both on the GPU")
         target = self._target(name, opts, info)
         if self._state.settings.disabled:  # --trt-disable: one request per slot on each side, untimed
-            self._serve_once(sides[0], target, opts)
-            return self._serve_once(sides[1], target, opts)
+            once = functools.partial(serve_once, rid=target.id, nodeid=target.nodeid, name=target.name,
+                                     location=target.location, fingerprint=self._runner.fingerprint,
+                                     metric=opts.metric, tolerance=opts.tolerance)
+            once(sides[0])
+            return once(sides[1])
         result = serve_pair(self._runner, sides[0], sides[1], target, plan, opts, expectation,
                             labels=(_label(a, "a"), _label(b, "b")), pairs=pairs)
         result = dataclasses.replace(result, group=opts.group, extra_info={**self._shared_info(), **info},
@@ -351,21 +356,6 @@ class TrtBench:
         if shapes is not None or inputs is not None:
             raise UsageError(f"{where}: shapes= and inputs= apply to engines, not to a {type(target).__name__}")
         return slots.for_callable(target, timer=timer, count=count, args=args, kwargs=kwargs, where=where)
-
-    def _serve_once(self, slots: Any, target: Target, opts: MeasureOptions) -> Result:
-        """``--trt-disable``: each slot runs one request, untimed; verdict ``off``."""
-        from pytest_trtperf.pipeline.disabled import run_once
-        from pytest_trtperf.workloads.host import HostWorkload
-
-        slots.setup()
-        try:
-            for call in slots.calls():
-                call()
-        finally:
-            slots.teardown()
-        once = HostWorkload(lambda: None, identity=dict(slots.identity()))
-        return run_once(once, rid=target.id, nodeid=target.nodeid, name=target.name, location=target.location,
-                        fingerprint=self._runner.fingerprint(once), metric=opts.metric, tolerance=opts.tolerance)
 
     @user_errors
     def engine(self, onnx: str | None = None, **kwargs: Any) -> Any:
