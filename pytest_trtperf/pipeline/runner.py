@@ -208,12 +208,16 @@ class Labels:
     params: Mapping[str, str] = field(default_factory=dict)
     side: str = ""
 
+    def on(self, result: Result) -> Result:
+        """``result`` labelled."""
+        return dataclasses.replace(result, group=self.group, extra_info=dict(self.extra_info),
+                                   params=dict(self.params))
+
     def apply(self, result: Result, workload: Workload) -> Result:
         """``result`` labelled, with the callable's last return value."""
         from pytest_trtperf.workloads.select import last_value
 
-        return dataclasses.replace(result, group=self.group, extra_info=dict(self.extra_info),
-                                   params=dict(self.params), return_value=last_value(workload))
+        return dataclasses.replace(self.on(result), return_value=last_value(workload))
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,8 @@ class Aids(Protocol):
 
     def export_sides(self, result: Result, interleaved: Any,
                      workloads: tuple[Workload | None, Workload]) -> None: ...
+
+    def export_serve(self, result: Result, run: Any, warmup_s: float) -> None: ...
 
     def with_profile_command(self, result: Result) -> Result: ...
 

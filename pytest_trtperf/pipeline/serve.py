@@ -21,7 +21,7 @@ from pytest_trtperf.core.config import MeasureOptions
 from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.core.results import DeviceState, Distribution, Result
 from pytest_trtperf.core.workload import clock_of
-from pytest_trtperf.pipeline.runner import Runner, Target, confirm
+from pytest_trtperf.pipeline.runner import Labels, Runner, Target, confirm
 from pytest_trtperf.load.metrics import Figure, latency_figure, sustainable_figure
 from pytest_trtperf.load.point import censored_latency_s, measured
 from pytest_trtperf.load.serve import ServePlan, ServeRun, run_serve
@@ -41,6 +41,36 @@ class Served:
     slo_missed: str | None
     #: The deciding run at the stated rate (raw, for --trt-export-dir; never serialised).
     run: Any = None
+
+
+@dataclass(frozen=True)
+class ServeTrip:
+    """A serve call at the end of its trip: its labelled results (the
+    latency at the stated rate, then the sustainable rate when searched),
+    whether they are reported (not under ``--trt-disable``), and why the SLO
+    was missed at the stated rate (fails the test), or None."""
+
+    results: tuple[Result, ...]
+    reported: bool
+    slo_missed: str | None = None
+
+
+def measure_served(runner: Runner, slots: Slots, target: Target, sustainable_target: Target | None,
+                   plan: ServePlan, opts: MeasureOptions, labels: Labels) -> ServeTrip:
+    """``trt_bench.serve``'s whole trip, the fixture's one call: under
+    ``--trt-disable`` one request per slot, untimed, not reported;
+    otherwise :func:`serve`, its samples exported, its results labelled."""
+    if runner.settings.disabled:
+        from pytest_trtperf.pipeline.disabled import serve_once
+
+        once = serve_once(slots, rid=target.id, nodeid=target.nodeid, name=target.name, location=target.location,
+                          fingerprint=runner.fingerprint, metric=opts.metric, tolerance=opts.tolerance)
+        return ServeTrip((once,), reported=False)
+    served = serve(runner, slots, target, sustainable_target, plan, opts)
+    if runner.aids is not None:
+        runner.aids.export_serve(served.latency, served.run, plan.warmup_s)
+    results = (served.latency,) + ((served.sustainable,) if served.sustainable is not None else ())
+    return ServeTrip(tuple(labels.on(r) for r in results), reported=True, slo_missed=served.slo_missed)
 
 
 def serve(runner: Runner, slots: Slots, target: Target, sustainable_target: Target | None, plan: ServePlan,

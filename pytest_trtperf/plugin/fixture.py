@@ -24,7 +24,6 @@ from pytest_trtperf.report import progress
 from pytest_trtperf.report.aids import ResultAids
 from pytest_trtperf.core.formatting import log_safe, message_safe
 from pytest_trtperf.core.results import Result
-from pytest_trtperf.pipeline.disabled import serve_once
 from pytest_trtperf.pipeline.runner import Labels, RegressionCheck, Runner, StandIn, Target
 from pytest_trtperf.plugin.session import SessionState
 from pytest_trtperf.core.workload import Workload, clock_of
@@ -274,7 +273,7 @@ class TrtBench:
         """
         from pytest_trtperf.core.config import SERVE_ARGS, serve_overrides, serve_plan
         from pytest_trtperf.load.metrics import sustainable_name
-        from pytest_trtperf.pipeline.serve import serve as serve_gated
+        from pytest_trtperf.pipeline.serve import measure_served
 
         where = f"{self._item.nodeid}: trt_bench.serve()"
         name = measurement_name(name, where=where)
@@ -286,25 +285,20 @@ class TrtBench:
                             count=plan.concurrency, where=where)
         first = self._target(name, opts, info)
         second = self._target(sustainable_name(name), opts, info) if plan.search else None
-        if self._state.settings.disabled:  # --trt-disable: one request per slot, untimed, not reported
-            return serve_once(slots, rid=first.id, nodeid=first.nodeid, name=first.name, location=first.location,
-                              fingerprint=self._runner.fingerprint, metric=opts.metric, tolerance=opts.tolerance)
-        served = serve_gated(self._runner, slots, first, second, plan, opts)
-        self._aids.export_serve(served.latency, served.run, plan.warmup_s)
-        shared = {**self._shared_info(), **info}
-        results = [served.latency] + ([served.sustainable] if served.sustainable is not None else [])
-        for r in results:
-            self.results.append(dataclasses.replace(r, group=opts.group, extra_info=shared, params=self._params()))
-        if served.slo_missed is not None:
-            self._slo_missed.append((first.id, served.slo_missed))
-        return self.results[-len(results)]
+        labels = Labels(group=opts.group, extra_info={**self._shared_info(), **info}, params=self._params())
+        trip = measure_served(self._runner, slots, first, second, plan, opts, labels)
+        if trip.reported:
+            self.results.extend(trip.results)
+        if trip.slo_missed is not None:
+            self._slo_missed.append((first.id, trip.slo_missed))
+        return trip.results[0]
 
     def _compare_served(self, a: Any, b: Any, serve: Mapping[str, Any], expectation: Any, *, name: str | None,
                         timer: str, shapes: Any, inputs: Any, opts: MeasureOptions, info: Mapping[str, Any],
                         where: str) -> Result:
         """``compare(a, b, serve={...})``: both sides served in alternating blocks (``load.relative``)."""
         from pytest_trtperf.core.config import parse_number, serve_overrides, serve_plan
-        from pytest_trtperf.relative.load import DEFAULT_PAIRS, serve_pair
+        from pytest_trtperf.relative.load import DEFAULT_PAIRS, measure_served_pair
 
         if not isinstance(serve, Mapping):
             raise UsageError(f"{where}: serve={type(serve).__name__} must be a dict of serve arguments, e.g. "
@@ -319,18 +313,12 @@ class TrtBench:
             raise UsageError(f"{where}: a is served as {sides[0].kind} and b as {sides[1].kind}; serve both on the "
                              f"host or both on the GPU")
         target = self._target(name, opts, info)
-        if self._state.settings.disabled:  # --trt-disable: one request per slot on each side, untimed
-            once = functools.partial(serve_once, rid=target.id, nodeid=target.nodeid, name=target.name,
-                                     location=target.location, fingerprint=self._runner.fingerprint,
-                                     metric=opts.metric, tolerance=opts.tolerance)
-            once(sides[0])
-            return once(sides[1])
-        result = serve_pair(self._runner, sides[0], sides[1], target, plan, opts, expectation,
-                            labels=(_label(a, "a"), _label(b, "b")), pairs=pairs)
-        result = dataclasses.replace(result, group=opts.group, extra_info={**self._shared_info(), **info},
-                                     params=self._params())
-        self.results.append(result)
-        return result
+        labels = Labels(group=opts.group, extra_info={**self._shared_info(), **info}, params=self._params())
+        done = measure_served_pair(self._runner, sides[0], sides[1], target, plan, opts, expectation,
+                                   sides=(_label(a, "a"), _label(b, "b")), pairs=pairs, labels=labels)
+        if done.reported:
+            self.results.append(done.result)
+        return done.result
 
     def _slots(self, target: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None, *, timer: str,
                shapes: Any, inputs: Any, opts: MeasureOptions, count: int, where: str) -> Any:

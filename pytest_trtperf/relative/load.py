@@ -20,7 +20,7 @@ from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.relative.paired import compare_pairs, decide
 from pytest_trtperf.relative.policy import Expectation, relative_verdict
 from pytest_trtperf.core.results import DeviceState, Relative, Result, Side
-from pytest_trtperf.pipeline.runner import Runner, Target
+from pytest_trtperf.pipeline.runner import Finished, Labels, Runner, Target
 from pytest_trtperf.load.metrics import latency_figure
 from pytest_trtperf.load.point import censored_latency_s, measured
 from pytest_trtperf.load.serve import ServePlan, run_at
@@ -30,6 +30,23 @@ from pytest_trtperf.core.workload import clock_of
 
 #: Pairs of blocks by default (each block is one run at the stated rate).
 DEFAULT_PAIRS = 6
+
+
+def measure_served_pair(runner: Runner, a: Slots, b: Slots, target: Target, plan: ServePlan,
+                        opts: MeasureOptions, expectation: Expectation, *, sides: tuple[str, str], pairs: int,
+                        labels: Labels) -> Finished:
+    """``compare(a, b, serve={...})``'s whole trip, the fixture's one call:
+    under ``--trt-disable`` one request per slot on each side, untimed, not
+    reported; otherwise :func:`serve_pair`, labelled."""
+    if runner.settings.disabled:
+        from pytest_trtperf.pipeline.disabled import serve_once
+
+        for side in (a, b):
+            once = serve_once(side, rid=target.id, nodeid=target.nodeid, name=target.name, location=target.location,
+                              fingerprint=runner.fingerprint, metric=opts.metric, tolerance=opts.tolerance)
+        return Finished(once, reported=False)
+    result = serve_pair(runner, a, b, target, plan, opts, expectation, labels=sides, pairs=pairs)
+    return Finished(labels.on(result), reported=True)
 
 
 def serve_pair(runner: Runner, a: Slots, b: Slots, target: Target, plan: ServePlan, opts: MeasureOptions,
