@@ -46,6 +46,7 @@ from pytest_trtperf.core.serve_summary import Serve
 from pytest_trtperf.core.noise import HISTORY_RUNS, MAX_SD, centre, estimate, moved
 from pytest_trtperf.core.results import Distribution, Result, SeriesStats, figures_from_json
 from pytest_trtperf.core.timers import REAL
+from pytest_trtperf.core.workload import clock_of
 
 #: 2: entries keep ``history`` (the last runs' summaries, for the between-run
 #: noise term) and ``config`` (the configuration itself, so a verdict can name
@@ -849,14 +850,14 @@ def _same_measurement(old: BaselineEntry, r: Result) -> bool:
 def _busy_text(r: Result) -> str:
     """``measured while the host was busy (the measuring thread waited ...;
     flags host_busy)``: the load the window saw, for the update's note."""
-    if r.kind == "host":
+    if clock_of(r) == "host":
         from pytest_trtperf.core.host_state import describe_load
 
         seen = describe_load(r.device_state)
     else:
         others = r.device_state.other_processes
         seen = f"other processes: {', '.join(others)}" if others else "another process used it"
-    return (f"measured while the {'host' if r.kind == 'host' else 'GPU'} was busy ({seen}; flags "
+    return (f"measured while the {'host' if clock_of(r) == 'host' else 'GPU'} was busy ({seen}; flags "
             f"{', '.join(r.device_state.flags)})")
 
 
@@ -878,12 +879,12 @@ def _kept_history(old: BaselineEntry | None, r: Result, notes: list[str]) -> tup
     values = old.run_values(metric)
     if not (new > 0 and math.isfinite(new)):
         return ()
-    noise = estimate(r.kind, values)
+    noise = estimate(clock_of(r), values)
     if noise.capped:
         notes.append(f"{r.id}: the {metric} of its {len(values)} earlier runs spread with sd {noise.sd:.1%}, too wide "
                      f"for a real history (beyond {MAX_SD:.0%}; edited?); its history restarts with this run")
         return ()
-    step = moved(new, values, kind=r.kind, tolerance=tolerance, confidence=confidence)
+    step = moved(new, values, clock=clock_of(r), tolerance=tolerance, confidence=confidence)
     if step is not None:
         change = step if metrics.timing(metric).lower_is_better else -step / (1 + step)  # positive = slower
         notes.append(f"{r.id}: {metric} moved {change:+.1%} from the centre of {len(values)} earlier run(s) "

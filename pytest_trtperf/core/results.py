@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from pytest_trtperf.core import metrics
 from pytest_trtperf.core.serve_summary import Serve
+from pytest_trtperf.core.workload import Clock, kind_clock
 
 
 #: Verdict statuses. ``regression`` always fails a test; ``missing``,
@@ -460,6 +461,14 @@ class Result:
     #: Latency under load (``trt_bench.serve``, mode ``serve``): the
     #: configuration, every rate run and the rate search.
     serve: Serve | None = None
+    #: Which clock timed it (``core.workload.clock_of`` of its workload);
+    #: None when made: the clock of its ``kind``. Written to JSON only when
+    #: it differs from that, so documents of the built-in kinds are unchanged.
+    clock: Clock | None = None
+
+    def __post_init__(self) -> None:
+        if self.clock is None:
+            object.__setattr__(self, "clock", kind_clock(self.kind))
 
     @property
     def is_relative_gate(self) -> bool:
@@ -536,6 +545,7 @@ class Result:
             "params": dict(self.params),
             "relative": self.relative.to_dict() if self.relative is not None else None,
             **({"serve": self.serve.to_dict()} if self.serve is not None else {}),
+            **({"clock": self.clock} if self.clock != kind_clock(self.kind) else {}),
         }
 
     @classmethod
@@ -571,4 +581,5 @@ class Result:
             params={str(k): str(v) for k, v in (d.get("params") or {}).items()},
             relative=Relative.from_dict(d["relative"]) if d.get("relative") else None,
             serve=Serve.from_dict(d["serve"]) if d.get("serve") else None,
+            clock=d.get("clock"),
         )

@@ -80,7 +80,7 @@ def judge_memory_pair(current: Mapping[str, int], reference: Mapping[str, int], 
     same rule as against a baseline entry (the reference's figure stands for
     the baseline's). None without a gated figure here; ``missing`` (never
     fails) when the reference reported none."""
-    gated = [f for f in GATED if f in current]
+    gated = [m.name for m in metrics.MEMORY if m.name in current]
     if not gated:
         return None
     plain = tuple(MemoryChange(f, int(current[f])) for f in gated)

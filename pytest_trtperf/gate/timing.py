@@ -30,6 +30,7 @@ from pytest_trtperf.core.noise import status as noise_status
 from pytest_trtperf.core.formatting import fmt_change, fmt_value
 from pytest_trtperf.core.results import DeviceState, Distribution, Result, Verdict
 from pytest_trtperf.core.stats import compare
+from pytest_trtperf.core.workload import clock_of
 
 #: The SM clock must differ from the baseline's by more than this to be shown
 #: (flag and verdict message). Fresh processes of an unchanged GEMM on an H100
@@ -314,7 +315,7 @@ def _noise_band(result: Result, entry: BaselineEntry, *, metric: str, tolerance:
     if not all(math.isfinite(x) and x > -1.0 for x in (change, *ci)):
         return _Unusable(f"the change from the baseline is not a finite number above -100% ({change}, CI "
                          f"{ci[0]}..{ci[1]})", centre_value)
-    noise = estimate(result.kind, values, run_noise)
+    noise = estimate(clock_of(result), values, run_noise)
     j = widen(change, ci, noise.allowance(confidence), tolerance)
     status = noise_status(j, tolerance)
     if status == "unreliable":  # widen could not judge it (an interval that overflows): never a pass
@@ -329,7 +330,7 @@ def _decide(result: Result, entry: BaselineEntry, band: _Band, *, words: str, bu
     then what changed around it) and the flags that bear on it."""
     metric, tolerance, confidence = base["metric"], base["tolerance"], base["confidence"]
     j, noise, status = band.judged, band.noise, band.status
-    later = projection(result.kind, band.values, within=j.within, tolerance=tolerance, confidence=confidence,
+    later = projection(clock_of(result), band.values, within=j.within, tolerance=tolerance, confidence=confidence,
                        fails_above=j.fails_above, override=run_noise)
     ci_text = f"{confidence:.0%} CI {fmt_change(j.ci[0])}..{fmt_change(j.ci[1])}"
     vals = f"{fmt_value(metric, band.centre_value)} -> {fmt_value(metric, band.current_value)}"
@@ -383,5 +384,5 @@ def _context(result: Result, entry: BaselineEntry, build_changes: list[str], fla
         msg += f"; {clock}"
     state_flags = [f for f in flags if not f.startswith("SM clock")]
     if state_flags:
-        msg += f"; {'host' if result.kind == 'host' else 'GPU'} state vs the baseline: {', '.join(state_flags)}"
+        msg += f"; {'host' if clock_of(result) == 'host' else 'GPU'} state vs the baseline: {', '.join(state_flags)}"
     return msg

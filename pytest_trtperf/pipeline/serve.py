@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -21,7 +21,8 @@ from pytest_trtperf.core.config import MeasureOptions
 from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.core.results import DeviceState, Distribution, Result
 from pytest_trtperf.core.serve_summary import RatePoint
-from pytest_trtperf.pipeline.runner import BUSY_FLAGS, COMPARED_OR_SAVED, Runner, Target, settle
+from pytest_trtperf.pipeline.runner import BUSY_FLAGS, COMPARED_OR_SAVED, Labels, Runner, Target, settle
+from pytest_trtperf.core.workload import clock_of
 from pytest_trtperf.load.metrics import Figure, latency_figure, sustainable_figure
 from pytest_trtperf.load.point import censored_latency_s, measured
 from pytest_trtperf.load.serve import ServePlan, ServeRun, run_serve
@@ -41,6 +42,38 @@ class Served:
     slo_missed: str | None
     #: The deciding run at the stated rate (raw, for --trt-export-dir; never serialised).
     run: Any = None
+
+
+@dataclass(frozen=True)
+class ServeTrip:
+    """A serve call at the end of its trip: its labelled results (the
+    latency at the stated rate, then the sustainable rate when searched),
+    whether they are reported (not under ``--trt-disable``), and why the SLO
+    was missed at the stated rate (fails the test), or None."""
+
+    results: tuple[Result, ...]
+    reported: bool
+    slo_missed: str | None = None
+
+
+def measure_served(runner: Runner, slots: Slots, target: Target, sustainable_target: Target | None,
+                   plan: ServePlan, opts: MeasureOptions, labels: Labels,
+                   serve_fn: Callable[[], Served] | None = None) -> ServeTrip:
+    """``trt_bench.serve``'s whole trip, the fixture's one call: under
+    ``--trt-disable`` one request per slot, untimed, not reported;
+    otherwise :func:`serve` (or ``serve_fn``: the session's side-by-side
+    choice, ``--trt-ab``), its samples exported, its results labelled."""
+    if runner.settings.disabled:
+        from pytest_trtperf.pipeline.disabled import serve_once
+
+        once = serve_once(slots, rid=target.id, nodeid=target.nodeid, name=target.name, location=target.location,
+                          fingerprint=runner.fingerprint, metric=opts.metric, tolerance=opts.tolerance)
+        return ServeTrip((once,), reported=False)
+    served = serve_fn() if serve_fn is not None else serve(runner, slots, target, sustainable_target, plan, opts)
+    if runner.aids is not None:
+        runner.aids.export_serve(served.latency, served.run, plan.warmup_s)
+    results = (served.latency,) + ((served.sustainable,) if served.sustainable is not None else ())
+    return ServeTrip(tuple(labels.on(r) for r in results), reported=True, slo_missed=served.slo_missed)
 
 
 def serve(runner: Runner, slots: Slots, target: Target, sustainable_target: Target | None, plan: ServePlan,
@@ -79,7 +112,7 @@ def _unreliable(runner: Runner, s: Served, who: tuple[str, ...], opts: MeasureOp
     def mark(r: Result) -> Result:
         assert r.verdict is not None
         verdict = runner._unreliable(r, r.verdict, who, opts)  # the runner's own, shared within pipeline/
-        if r.kind == "host":  # the load in a serve window's own words (the slot threads' waits)
+        if clock_of(r) == "host":  # the load in a serve window's own words (the slot threads' waits)
             from pytest_trtperf.core.host_state import describe_load, describe_serve_load
 
             state = r.device_state
@@ -103,7 +136,7 @@ def _remeasured(r: Result) -> Result:
 def _serve_once(runner: Runner, slots: Slots, target: Target, sustainable_target: Target | None,
                 plan: ServePlan, opts: MeasureOptions) -> Served:
     fp = runner.fingerprint(slots)  # type: ignore[arg-type]  # slots have what a fingerprint reads: kind, identity()
-    monitor = runner.monitor_for(slots.kind)
+    monitor = runner.monitor_for(clock_of(slots))
     lock = runner.gpu.measurement_lock() if runner.gpu is not None else contextlib.nullcontext()
     with lock:
         if monitor is not None:
@@ -113,12 +146,12 @@ def _serve_once(runner: Runner, slots: Slots, target: Target, sustainable_target
         finally:
             state = monitor.stop() if monitor is not None else None
     state = state if isinstance(state, DeviceState) else DeviceState(kind=slots.kind)
-    if slots.kind == "host" and runner.settings.watch_host:
+    if clock_of(slots) == "host" and runner.settings.watch_host:
         from pytest_trtperf.core.host_state import judge_serve_window
 
         state = judge_serve_window(state, out.run.cpu, out.run.on_requests_s)
     identity = {"kind": slots.kind, "mode": "serve", **dict(slots.identity()), "serve": plan.identity()}
-    base = dict(nodeid=target.nodeid, kind=slots.kind, mode="serve", warmup_s=plan.warmup_s,
+    base = dict(nodeid=target.nodeid, kind=slots.kind, clock=clock_of(slots), mode="serve", warmup_s=plan.warmup_s,
                 measured_s=plan.duration_s, fingerprint=fp.to_dict(), device_class=fp.device_class,
                 device_state=state, location=target.location)
     figure = latency_figure(plan.slo, plan.rate)

@@ -26,12 +26,13 @@ from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.relative.paired import compare_pairs, decide
 from pytest_trtperf.relative.policy import Expectation, relative_verdict
 from pytest_trtperf.core.results import DeviceState, Relative, Result, Side
-from pytest_trtperf.pipeline.runner import Runner, Target
+from pytest_trtperf.pipeline.runner import Finished, Labels, Runner, Target
 from pytest_trtperf.load.metrics import latency_figure
 from pytest_trtperf.load.point import censored_latency_s, measured
 from pytest_trtperf.load.serve import ServePlan, run_at
 from pytest_trtperf.load.slots import Slots
 from pytest_trtperf.core.serve_summary import RatePoint, Serve
+from pytest_trtperf.core.workload import clock_of
 
 #: Pairs of blocks by default (each block is one run at the stated rate).
 DEFAULT_PAIRS = 6
@@ -102,6 +103,21 @@ def served_side(blocks: Blocks, side: str, label: str, kind: str, identity: Mapp
     return Side(label=label, kind=kind, latency=stats.summarize(x, confidence),
                 throughput=float(np.mean([s.achieved_rate for s in blocks.served[side]])),
                 distribution=stats.compress(x), config_hash=config_hash(ident), identity=ident)
+def measure_served_pair(runner: Runner, a: Slots, b: Slots, target: Target, plan: ServePlan,
+                        opts: MeasureOptions, expectation: Expectation, *, sides: tuple[str, str], pairs: int,
+                        labels: Labels) -> Finished:
+    """``compare(a, b, serve={...})``'s whole trip, the fixture's one call:
+    under ``--trt-disable`` one request per slot on each side, untimed, not
+    reported; otherwise :func:`serve_pair`, labelled."""
+    if runner.settings.disabled:
+        from pytest_trtperf.pipeline.disabled import serve_once
+
+        for side in (a, b):
+            once = serve_once(side, rid=target.id, nodeid=target.nodeid, name=target.name, location=target.location,
+                              fingerprint=runner.fingerprint, metric=opts.metric, tolerance=opts.tolerance)
+        return Finished(once, reported=False)
+    result = serve_pair(runner, a, b, target, plan, opts, expectation, labels=sides, pairs=pairs)
+    return Finished(labels.on(result), reported=True)
 
 
 def serve_pair(runner: Runner, a: Slots, b: Slots, target: Target, plan: ServePlan, opts: MeasureOptions,
@@ -110,7 +126,7 @@ def serve_pair(runner: Runner, a: Slots, b: Slots, target: Target, plan: ServePl
     figure = latency_figure(plan.slo, plan.rate)
     pct = plan.slo.percentile if plan.slo is not None else "p99"
     fp = runner.fingerprint(b)  # type: ignore[arg-type]  # slots have what a fingerprint reads: kind, identity()
-    monitor = runner.monitor_for(b.kind)
+    monitor = runner.monitor_for(clock_of(b))
     lock = runner.gpu.measurement_lock() if runner.gpu is not None else contextlib.nullcontext()
     with lock:
         if monitor is not None:
@@ -137,7 +153,7 @@ def serve_pair(runner: Runner, a: Slots, b: Slots, target: Target, plan: ServePl
                   at_rate=last)
     verdict = relative_verdict(rel, status, opts=dataclasses.replace(opts, metric=figure.gate_metric), state=state,
                                rule=expectation.rule)
-    return Result(id=target.id, nodeid=target.nodeid, name=target.name, kind=b.kind, mode="serve",
+    return Result(id=target.id, nodeid=target.nodeid, name=target.name, kind=b.kind, clock=clock_of(b), mode="serve",
                   latency=sb.latency, throughput=sb.throughput, distribution=sb.distribution,
                   stop_reason=f"{pairs} pairs of serve blocks at {plan.rate:g}/s", warmup_iterations=0,
                   warmup_s=plan.warmup_s, measured_s=plan.duration_s * 2 * pairs, config_hash=config_hash(identity),

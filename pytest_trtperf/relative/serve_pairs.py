@@ -50,7 +50,7 @@ from pytest_trtperf.core.formatting import fmt_change
 from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.core.results import DeviceState, Relative, Result
 from pytest_trtperf.core.serve_summary import RatePoint, Serve
-from pytest_trtperf.core.workload import Batch
+from pytest_trtperf.core.workload import Batch, clock_of
 from pytest_trtperf.load.metrics import Figure, latency_figure
 from pytest_trtperf.load.serve import ServePlan, measured_s
 from pytest_trtperf.load.slots import Slots
@@ -155,7 +155,7 @@ def check_alike(remote: RemoteWorkload, slots: Slots, plan: ServePlan, where: st
     if theirs.get("mode") != "serve":
         raise Unavailable(f"the measurement at {where} is not served (a closed loop there): an open-loop serve run "
                           f"and a closed loop do not compare")
-    if (remote.kind == "host") != (slots.kind == "host"):
+    if clock_of(remote) != clock_of(slots):
         raise Unavailable(f"the measurement is served as {remote.kind} at {where} and as {slots.kind} here; a host "
                           f"clock and the GPU's do not compare")
     ours, other = json.loads(_canonical(plan.identity())), theirs.get("serve")
@@ -281,7 +281,7 @@ class SideBySideServe:
               opts: MeasureOptions, label: str) -> tuple[Result, Any]:
         figure = latency_figure(plan.slo, plan.rate)
         fp = self.runner.fingerprint(slots)  # type: ignore[arg-type]  # slots have what a fingerprint reads: kind, identity()
-        monitor = self.runner.monitor_for(slots.kind)
+        monitor = self.runner.monitor_for(clock_of(slots))
         lock = self.runner.gpu.measurement_lock() if self.runner.gpu is not None else contextlib.nullcontext()
         with lock:
             if monitor is not None:

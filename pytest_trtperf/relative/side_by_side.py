@@ -47,7 +47,7 @@ from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.core.formatting import fmt_change
 from pytest_trtperf.core.results import DeviceState, MemoryVerdict, Relative, Result, Verdict
 from pytest_trtperf.pipeline.runner import Runner, Target, confirm
-from pytest_trtperf.core.workload import Workload
+from pytest_trtperf.core.workload import Workload, clock_of
 from pytest_trtperf.relative.gitfiles import Unavailable
 from pytest_trtperf.relative.policy import judge_pair, measure_pair, metric_words, numbers, relative_verdict
 from pytest_trtperf.relative.paired import MIN_PAIRS_FOR_CI, compare_pairs, decide
@@ -152,7 +152,7 @@ def _measure(runner: Runner, ref: ReferenceProcess, remote: RemoteWorkload, work
     """One interleaved run of the reference (A) and this checkout (B), judged;
     host-timed pairs whose blocks did not have the CPU alike are set aside
     (``cpu_slices.py``), and too few fair pairs make it ``unreliable``."""
-    host = workload.kind == "host"
+    host = clock_of(workload) == "host"
     local = DelayWatched(workload) if host else workload
     remote.delays.clear()
     il = measure_pair(runner, remote, local, target, _stop_for_the_bound(opts))
@@ -195,7 +195,7 @@ def _stop_for_the_bound(opts: MeasureOptions) -> MeasureOptions:
 
 
 def _check_alike(remote: RemoteWorkload, workload: Workload, where: str) -> None:
-    if (remote.kind == "host") != (workload.kind == "host"):
+    if clock_of(remote) != clock_of(workload):
         raise Unavailable(f"the measurement is timed as {remote.kind} at {where} and as {workload.kind} here; a "
                           f"host clock and CUDA events do not compare")
 
@@ -207,12 +207,13 @@ def _judged_result(runner: Runner, ref: ReferenceProcess, remote: RemoteWorkload
     rel, status, il = _measure(runner, ref, remote, workload, target, opts, label=label)
     state = il.device_state if isinstance(il.device_state, DeviceState) else DeviceState(kind=workload.kind)
     rel = dataclasses.replace(rel, reference={**ref.environment, "here": _here()})
-    identity = {"kind": workload.kind, "mode": opts.mode if workload.kind != "host" else "latency",
+    identity = {"kind": workload.kind, "mode": opts.mode if clock_of(workload) != "host" else "latency",
                 **dict(workload.identity())}
     m = il.b
     verdict = _verdict(rel, status, opts, state, _message(rel, status, opts, ref.where))
     return Result(
-        id=target.id, nodeid=target.nodeid, name=target.name, kind=workload.kind, mode=str(identity["mode"]),
+        id=target.id, nodeid=target.nodeid, name=target.name, kind=workload.kind, clock=clock_of(workload),
+        mode=str(identity["mode"]),
         latency=stats.summarize(m.latency_s, opts.confidence), throughput=m.throughput,
         distribution=stats.compress(m.latency_s), stop_reason=m.stop_reason, warmup_iterations=m.warmup_iterations,
         warmup_s=m.warmup_s, measured_s=il.a.wall_s + il.b.wall_s, config_hash=config_hash(identity),
@@ -242,6 +243,22 @@ def rests_on_baseline(result: Result, why: str) -> Result:
         v, status="unreliable", decided_by="no_reference",
         message=f"unreliable: side by side not possible ({why}) and no baseline-file verdict to fall back on "
                 f"({v.status}); fix the cause above or commit a baseline"))
+
+
+class EveryTest:
+    """The runner's stand-in under ``--trt-ab=REV`` / ``--trt-ab-python``
+    (``pipeline.runner.StandIn``): every measurement side by side with the
+    reference (:class:`SideBySide`); its pool is asked for on first use."""
+
+    reported = True
+
+    def __init__(self, references: Callable[[], ReferencePool], rev: str | None) -> None:
+        self.references = references
+        self.rev = rev
+
+    def measure(self, runner: Runner, workload: Workload, target: Target, opts: MeasureOptions,
+                side: str) -> Result:
+        return SideBySide(runner, self.references(), self.rev).run(workload, target, opts, label=side)
 
 
 @dataclass
