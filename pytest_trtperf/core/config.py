@@ -18,7 +18,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from collections.abc import Callable, Mapping
 
 from pytest_trtperf.core.errors import UsageError
@@ -119,7 +119,7 @@ def parse_bool(value: Any, *, what: str) -> bool:
     raise UsageError(f"{what}: {value!r} is not a boolean; use true or false")
 
 
-def _strict_bool(value: Any, what: str) -> bool:
+def strict_bool(value: Any, what: str) -> bool:
     """Marker and keyword arguments take real booleans only."""
     if isinstance(value, bool):
         return value
@@ -148,15 +148,15 @@ def _memory_tolerance(value: Any, what: str) -> float | None:
     return parse_fraction(value, what=what, bare_max=1.0)
 
 
-def _seconds(value: Any, what: str) -> float:
+def parse_seconds(value: Any, what: str) -> float:
     return float(parse_number(value, what=what, low=0, high=MAX_SECONDS, low_open=True))
 
 
-def _ms_to_s(value: Any, what: str) -> float:
+def parse_ms_to_s(value: Any, what: str) -> float:
     return float(parse_number(value, what=what, low=0, high=MAX_WARMUP_MS)) / 1000.0
 
 
-def _count(value: Any, what: str) -> int:
+def parse_count(value: Any, what: str) -> int:
     return int(parse_number(value, what=what, low=1, high=MAX_ITERATIONS, integer=True))
 
 
@@ -164,7 +164,7 @@ def _streams(value: Any, what: str) -> int:
     return int(parse_number(value, what=what, low=1, high=MAX_STREAMS, integer=True))
 
 
-def _wait_s(value: Any, what: str) -> float:
+def parse_wait_s(value: Any, what: str) -> float:
     return float(parse_number(value, what=what, low=0, high=MAX_SECONDS))
 
 
@@ -261,8 +261,8 @@ class MeasureOptions:
                 hint = (f"; keyword arguments for the measured callable go in kwargs={{{key!r}: ...}}"
                         if where.endswith("measure()") else "")
                 raise UsageError(f"{where}: unknown trt_perf argument {key!r} (known: {known}){hint}")
-            field_name, convert = PERF_ARGS[key]
-            updates[field_name] = convert(value, f"{where}: {key}")
+            knob = PERF_ARGS[key]
+            updates[knob.field] = knob.parse(value, f"{where}: {key}")
         if "iterations" in updates and "duration_s" in updates:
             raise UsageError(f"{where}: iterations= and duration= both given; a measurement stops on one of them")
         # A fixed stop set here replaces the other fixed stop from a lower layer.
@@ -285,33 +285,100 @@ class MeasureOptions:
                              f"({self.min_iterations})")
 
 
-#: trt_perf marker / measure() keyword -> (MeasureOptions field, converter).
-PERF_ARGS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
-    "metric": ("metric", lambda v, w: parse_choice(v, METRICS, what=w)),
-    "tolerance": ("tolerance", lambda v, w: parse_fraction(v, what=w, bare_max=1.0)),
-    "confidence": ("confidence", _confidence),
-    "missing_baseline": ("missing_baseline", lambda v, w: parse_choice(v, MISSING, what=w)),
-    "remeasure": ("remeasure", _strict_bool),
-    "warmup_ms": ("warmup_s", _ms_to_s),
-    "min_time": ("min_time_s", _seconds),
-    "max_time": ("max_time_s", _seconds),
-    "min_iterations": ("min_iterations", _count),
-    "max_iterations": ("max_iterations", _count),
-    "target_ci": ("target_rel_ci", _target_ci),
-    "iterations": ("iterations", _count),
-    "duration": ("duration_s", _seconds),
-    "mode": ("mode", lambda v, w: parse_choice(v, MODES, what=w)),
-    "streams": ("streams", _streams),
-    "cuda_graph": ("cuda_graph", _strict_bool),
-    "blocking_sync": ("blocking_sync", _strict_bool),
-    "include_transfers": ("include_transfers", _strict_bool),
-    "incomparable": ("incomparable", lambda v, w: parse_choice(v, PASS_FAIL, what=w)),
-    "unreliable": ("unreliable", lambda v, w: parse_choice(v, PASS_FAIL, what=w)),
-    "busy_wait": ("busy_wait_s", _wait_s),
-    "run_noise": ("run_noise", _run_noise),
-    "memory_tolerance": ("memory_tolerance", _memory_tolerance),
-    "group": ("group", lambda v, w: group_name(v, what=w)),
-    "ab_confirm": ("ab_confirm", _strict_bool),
+def shown(value: Any) -> str | None:
+    """A default as a user writes it: ``on``/``off`` for booleans, ``%g`` for numbers."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def _percent(none: str) -> Callable[[Any], str]:
+    return lambda x: none if x is None else f"{x * 100:g}%"
+
+
+def _ms(x: float) -> str:
+    return f"{x * 1000:g}"
+
+
+class Knob(NamedTuple):
+    """One :class:`MeasureOptions` setting as users write it, for the
+    ``trt_perf`` marker, ``measure()`` keywords, the command line and the ini
+    file alike: the field it sets, the one parser of its values, and how the
+    field's value is written back (the default ``--help`` shows, derived
+    from the dataclass)."""
+
+    field: str
+    parse: Callable[[Any, str], Any]
+    show: Callable[[Any], str | None] = shown
+
+    @property
+    def boolean(self) -> bool:
+        return self.parse is strict_bool
+
+    def parse_text(self, value: Any, what: str) -> Any:
+        """The command line's and the ini file's parser: the marker's, except
+        that booleans arrive as words there (``on``/``off``, ``true``/``false``)."""
+        return parse_bool(value, what=what) if self.boolean else self.parse(value, what)
+
+    def default(self) -> str | None:
+        """The dataclass default as a user writes it."""
+        return self.show(getattr(MeasureOptions(), self.field))
+
+
+def parse_metric(value: Any, what: str) -> str:
+    return parse_choice(value, METRICS, what=what)
+
+
+def parse_tolerance(value: Any, what: str) -> float:
+    return parse_fraction(value, what=what, bare_max=1.0)
+
+
+def parse_missing(value: Any, what: str) -> str:
+    return parse_choice(value, MISSING, what=what)
+
+
+def parse_mode(value: Any, what: str) -> str:
+    return parse_choice(value, MODES, what=what)
+
+
+def parse_pass_fail(value: Any, what: str) -> str:
+    return parse_choice(value, PASS_FAIL, what=what)
+
+
+def parse_group(value: Any, what: str) -> str:
+    return group_name(value, what=what)
+
+
+#: trt_perf marker / measure() keyword -> its :class:`Knob`. The command-line
+#: options that set the same field (``plugin/options.py``) use the same knob.
+PERF_ARGS: dict[str, Knob] = {
+    "metric": Knob("metric", parse_metric),
+    "tolerance": Knob("tolerance", parse_tolerance, _percent("off")),
+    "confidence": Knob("confidence", _confidence),
+    "missing_baseline": Knob("missing_baseline", parse_missing),
+    "remeasure": Knob("remeasure", strict_bool),
+    "warmup_ms": Knob("warmup_s", parse_ms_to_s, _ms),
+    "min_time": Knob("min_time_s", parse_seconds),
+    "max_time": Knob("max_time_s", parse_seconds),
+    "min_iterations": Knob("min_iterations", parse_count),
+    "max_iterations": Knob("max_iterations", parse_count),
+    "target_ci": Knob("target_rel_ci", _target_ci, _percent("off")),
+    "iterations": Knob("iterations", parse_count),
+    "duration": Knob("duration_s", parse_seconds),
+    "mode": Knob("mode", parse_mode),
+    "streams": Knob("streams", _streams),
+    "cuda_graph": Knob("cuda_graph", strict_bool),
+    "blocking_sync": Knob("blocking_sync", strict_bool),
+    "include_transfers": Knob("include_transfers", strict_bool),
+    "incomparable": Knob("incomparable", parse_pass_fail),
+    "unreliable": Knob("unreliable", parse_pass_fail),
+    "busy_wait": Knob("busy_wait_s", parse_wait_s),
+    "run_noise": Knob("run_noise", _run_noise, _percent("auto")),
+    "memory_tolerance": Knob("memory_tolerance", _memory_tolerance, _percent("off")),
+    "group": Knob("group", parse_group),
+    "ab_confirm": Knob("ab_confirm", strict_bool),
 }
 
 
@@ -534,7 +601,7 @@ def escape_text(text: str) -> str:
     return "".join(c if text_problem(c) is None else repr(c)[1:-1] for c in text)
 
 
-_TEXT_FIX = "give plain text (decode file names with errors='replace', or use their repr)"
+TEXT_FIX = "give plain text (decode file names with errors='replace', or use their repr)"
 
 
 def group_name(value: Any, *, what: str) -> str:
@@ -544,7 +611,7 @@ def group_name(value: Any, *, what: str) -> str:
     if isinstance(value, str) and value.strip() and len(value) <= 200:
         why = text_problem(value)
         if why is not None:
-            raise UsageError(f"{what}: group={value!r} {why}; {_TEXT_FIX}")
+            raise UsageError(f"{what}: group={value!r} {why}; {TEXT_FIX}")
         return value
     raise UsageError(f"{what}: {value!r} must be a non-empty string of at most 200 characters, "
                      f"such as group=\"preprocessing\"")

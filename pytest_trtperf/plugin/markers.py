@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Mapping
 
-from pytest_trtperf.core.config import (_CORE, _TEXT_FIX, MeasureOptions, _seconds, _strict_bool, parse_bool,
-                                        parse_choice, parse_fraction, parse_number, text_problem)
+from pytest_trtperf.core.config import (TEXT_FIX, MeasureOptions, MeasureSettings, parse_bool, parse_choice,
+                                        parse_fraction, parse_number, parse_seconds, strict_bool, text_problem)
 from pytest_trtperf.core.errors import UsageError
 
 
@@ -26,7 +26,7 @@ def measurement_name(value: Any, *, where: str) -> str | None:
     if value is None or (isinstance(value, str) and value.strip()):
         why = text_problem(value) if value is not None else None
         if why is not None:
-            raise UsageError(f"{where}: name={value!r} {why}; {_TEXT_FIX}")
+            raise UsageError(f"{where}: name={value!r} {why}; {TEXT_FIX}")
         return value
     raise UsageError(f"{where}: name={value!r} must be a non-empty string such as name=\"bs16\"")
 
@@ -53,7 +53,7 @@ def extra_info(value: Any, *, where: str, what: str = "extra_info") -> dict[str,
         raise UsageError(f"{where}: {what} key {bad_key!r} is not a string; {fix}")
     bad = _bad_text(value, what)
     if bad is not None:
-        raise UsageError(f"{where}: {bad}; {_TEXT_FIX}")
+        raise UsageError(f"{where}: {bad}; {TEXT_FIX}")
     try:
         text = json.dumps(dict(value), allow_nan=False)
     except (TypeError, ValueError, RecursionError) as e:
@@ -184,12 +184,12 @@ def benchmark_marker(markers: list[Any], *, where: str) -> BenchmarkMarker:
         if key in BENCHMARK_MAPPED:
             overrides[BENCHMARK_MAPPED[key]] = value
             if key == "max_time":  # a cap below our minimum time lowers the minimum with it
-                overrides["min_time"] = min(_seconds(value, what), _CORE.min_time_s)
+                overrides["min_time"] = min(parse_seconds(value, what), MeasureSettings().min_time_s)
         elif key == "warmup":
-            if not _strict_bool(value, what):
+            if not strict_bool(value, what):
                 overrides["warmup_ms"] = 0
         elif key == "disable_gc":
-            disable_gc = _strict_bool(value, what)
+            disable_gc = strict_bool(value, what)
         elif key == "timer":
             note = _benchmark_timer(value, where)
             notes += [note] if note else []

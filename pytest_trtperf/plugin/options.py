@@ -23,6 +23,7 @@ Importing this module is cheap (no numpy): pytest loads it with the plugin.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,67 +31,97 @@ from typing import Any
 from collections.abc import Callable
 
 from pytest_trtperf.core.config import (BACKEND_CHOICES, BASELINE_LOADED, BASELINE_MODES, MAX_SECONDS, METRICS,
-                                        MISSING, MODES, OFF, PASS_FAIL, AbSettings, GpuSettings, LockSpec,
-                                        MeasureOptions, Settings, TrtOptions, _CORE, _confidence, _count,
-                                        _memory_tolerance, _ms_to_s, _run_noise, _seconds, _streams, _target_ci,
-                                        _wait_s, parse_bool, parse_choice, parse_fraction, parse_group_by,
-                                        parse_number, parse_revision)
+                                        MISSING, MODES, OFF, PASS_FAIL, PERF_ARGS, AbSettings, GpuSettings, LockSpec,
+                                        MeasureOptions, Settings, TrtOptions, parse_bool, parse_choice, parse_group_by,
+                                        parse_number, parse_revision, shown)
 from pytest_trtperf.core.errors import UsageError
 
 
 # -- the option table ---------------------------------------------------------------
 @dataclass(frozen=True)
 class Option:
-    """One command-line option that is also an ini key."""
+    """One command-line option that is also an ini key.
+
+    ``default`` is the value as a user writes it, derived from the settings
+    dataclasses (None: unset or computed, such as a path), never written
+    twice; ``choices`` the words it takes, where it takes a fixed set;
+    ``knob`` the ``trt_perf`` marker argument that sets the same
+    :class:`MeasureOptions` field with the same parser (``PERF_ARGS``)."""
 
     flag: str
     help: str
     default: Any = None
     kind: str = "str"  # str | bool | path
     metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    knob: str | None = None
 
     @property
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
 
+    @property
+    def help_text(self) -> str:
+        """The help with its default, as ``--help`` shows it."""
+        if self.kind == "bool" or self.default is None:
+            return self.help
+        return f"{self.help} Default: {self.default}."
+
+
+def _knob(key: str, flag: str, help: str, *, kind: str = "str", metavar: str | None = None,
+          choices: tuple[str, ...] | None = None) -> Option:
+    """An option that sets the same field as the marker argument ``key``, with its parser and default."""
+    return Option(flag, help, PERF_ARGS[key].default(), kind, metavar, choices, knob=key)
+
+
+def _field_default(cls: type, name: str) -> Any:
+    """A settings dataclass's default for ``name``."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    assert f.default_factory is not dataclasses.MISSING, f"{cls.__name__}.{name} has no default"
+    return f.default_factory()
+
+
+_GPU, _TRT = GpuSettings(), TrtOptions()
 
 OPTIONS: tuple[Option, ...] = (
     # core: baselines and the gate
-    Option("--trt-baseline", "compare (default): gate against baselines; update: measure and "
-           "write baselines; off: measure only.", "compare", metavar="compare|update|off"),
-    Option("--trt-baseline-loaded", "skip (default): an update does not write a result whose window was measured "
-           "on a loaded host or a busy GPU after waiting and measuring again; write: write it anyway (the entry "
-           "records it).", "skip", metavar="skip|write"),
+    Option("--trt-baseline", "compare: gate against baselines; update: measure and write baselines; off: measure "
+           "only.", BASELINE_MODES[0], metavar="compare|update|off", choices=BASELINE_MODES),
+    Option("--trt-baseline-loaded", "skip: an update does not write a result whose window was measured on a loaded "
+           "host or a busy GPU after waiting and measuring again; write: write it anyway (the entry records it).",
+           _field_default(Settings, "baseline_loaded"), metavar="skip|write", choices=BASELINE_LOADED),
     Option("--trt-baseline-dir", "Directory of the JSON baselines (default: .trtperf/ under the rootdir).",
            None, "path", metavar="DIR"),
-    Option("--trt-tolerance", "Slowdown allowed before a test fails, e.g. 5% or 0.05 (default 5%); a bare "
-           "number above 1 is refused.", "5%", metavar="FRACTION"),
-    Option("--trt-memory-tolerance", "Growth of a gated memory figure (host peak per call, device peak) allowed "
-           "before a test fails, e.g. 10% (default) or 0.1; it must also exceed 64 KiB. 'off' records memory "
-           "without gating it.", "10%", metavar="FRACTION|off"),
-    Option("--trt-metric", "Metric the gate compares: median (default), mean, p90, p95, p99, throughput.",
-           "median", metavar="METRIC"),
-    Option("--trt-confidence", "Confidence level of the statistical test (default 0.99).", "0.99", metavar="LEVEL"),
-    Option("--trt-missing-baseline", "pass (default, with a note) or fail when a result has no baseline.",
-           "pass", metavar="pass|fail"),
+    _knob("tolerance", "--trt-tolerance", "Slowdown allowed before a test fails, e.g. 5% or 0.05; a bare number "
+          "above 1 is refused.", metavar="FRACTION"),
+    _knob("memory_tolerance", "--trt-memory-tolerance", "Growth of a gated memory figure (host peak per call, "
+          "device peak) allowed before a test fails, e.g. 10% or 0.1; it must also exceed 64 KiB. 'off' records "
+          "memory without gating it.", metavar="FRACTION|off"),
+    _knob("metric", "--trt-metric", "Metric the gate compares: median, mean, p90, p95, p99, throughput.",
+          metavar="METRIC", choices=METRICS),
+    _knob("confidence", "--trt-confidence", "Confidence level of the statistical test.", metavar="LEVEL"),
+    _knob("missing_baseline", "--trt-missing-baseline", "pass (with a note) or fail when a result has no baseline.",
+          metavar="pass|fail", choices=MISSING),
     Option("--trt-no-remeasure", "Decide on the first measurement: do not measure again to confirm a "
            "suspected regression.", False, "bool"),
-    Option("--trt-incomparable", "pass (default, with a warning) or fail when a baseline cannot be compared "
-           "(other measurement method, clock state, device class).", "pass", metavar="pass|fail"),
-    Option("--trt-unreliable", "pass (default, with a warning) or fail when a result stays unreliable (a busy "
-           "GPU or a loaded host after the wait and a re-measure).", "pass", metavar="pass|fail"),
-    Option("--trt-busy-wait", "Seconds to wait for a busy GPU or a loaded host to become quiet before "
-           "measuring again (default 10).", "10", metavar="SECONDS"),
-    Option("--trt-run-noise", "Between-run noise (relative sd) the gate allows for: auto (default: from the "
-           "baseline's history of update runs, with a prior per workload family), or e.g. 2%; 0 turns it off.",
-           "auto", metavar="auto|FRACTION"),
+    _knob("incomparable", "--trt-incomparable", "pass (with a warning) or fail when a baseline cannot be compared "
+          "(other measurement method, clock state, device class).", metavar="pass|fail", choices=PASS_FAIL),
+    _knob("unreliable", "--trt-unreliable", "pass (with a warning) or fail when a result stays unreliable (a busy "
+          "GPU or a loaded host after the wait and a re-measure).", metavar="pass|fail", choices=PASS_FAIL),
+    _knob("busy_wait", "--trt-busy-wait", "Seconds to wait for a busy GPU or a loaded host to become quiet before "
+          "measuring again.", metavar="SECONDS"),
+    _knob("run_noise", "--trt-run-noise", "Between-run noise (relative sd) the gate allows for: auto (from the "
+          "baseline's history of update runs, with a prior per workload family), or e.g. 2%; 0 turns it off.",
+          metavar="auto|FRACTION"),
     Option("--trt-ignore-host-load", "Do not watch the host's CPU load during host-timed measurements (no "
            "host_busy flag, no wait, no unreliable verdicts for host load).", False, "bool"),
     Option("--trt-allow-cpu-sharing", "Allow more xdist workers than CPU cores for host-timed tests; their "
            "measured windows then take turns.", False, "bool"),
-    Option("--trt-ab-confirm", "TensorRT tests built from an ONNX file under git: confirm a suspected regression "
-           "by building the model as it was at the baseline's commit and measuring both engines interleaved; the "
-           "paired ratio decides.", False, "bool"),
+    _knob("ab_confirm", "--trt-ab-confirm", "TensorRT tests built from an ONNX file under git: confirm a suspected "
+          "regression by building the model as it was at the baseline's commit and measuring both engines "
+          "interleaved; the paired ratio decides.", kind="bool"),
     Option("--trt-ab", "Side by side: judge every perf test against the same test at this git revision (a branch, "
            "tag or commit, run from a temporary git worktree in a second pytest process, measured in alternating "
            "blocks); baseline = confirm suspected regressions and unreliable windows against the commit each "
@@ -101,32 +132,31 @@ OPTIONS: tuple[Option, ...] = (
     Option("--trt-ab-setup", "Side by side: a shell command run once in the reference's worktree before its "
            "process starts (build an extension, export a model).", None, metavar="CMD"),
     Option("--trt-ab-timeout", "Side by side: longest wait in seconds for the reference process (start-up, "
-           "setup command, reaching a measurement, one block) before it counts as hung (default 300).", "300",
-           metavar="SECONDS"),
+           "setup command, reaching a measurement, one block) before it counts as hung.",
+           shown(AbSettings().timeout_s), metavar="SECONDS"),
     # core: how to measure
-    Option("--trt-warmup-ms", "Warm-up time before measuring (default 200 ms, as trtexec).", "200", metavar="MS"),
-    Option("--trt-min-time", "Measure at least this many seconds before the adaptive stop (default 1: one "
-           "period of the GPU power-cap controller).", "1", metavar="SECONDS"),
-    Option("--trt-max-time", "Hard cap on measured seconds per result (default 5).", "5", metavar="SECONDS"),
-    Option("--trt-target-ci", "Stop when the confidence interval of the median is narrower than this, "
-           "relative to the median (default 1%).", "1%", metavar="FRACTION"),
-    Option("--trt-duration", "Measure for exactly this many seconds (turns the adaptive stop off), like "
-           "trtexec --duration.", None, metavar="SECONDS"),
-    Option("--trt-iterations", "Measure exactly this many iterations (turns the adaptive stop off), like "
-           "trtexec --iterations.", None, metavar="N"),
-    Option("--trt-min-iterations", "Measure at least this many iterations before the adaptive stop (default 10).",
-           str(_CORE.min_iterations), metavar="N"),
-    Option("--trt-max-iterations", "Hard cap on measured iterations per result (default 10,000,000).",
-           str(_CORE.max_iterations), metavar="N"),
-    Option("--trt-mode", "latency (default: inferences one after another, GPU time per inference) or throughput "
-           "(enqueue ahead, inferences per second).", "latency", metavar="latency|throughput"),
-    Option("--trt-streams", "Streams in throughput mode (default 1), like trtexec --infStreams.", "1", metavar="N"),
+    _knob("warmup_ms", "--trt-warmup-ms", "Warm-up time before measuring, as trtexec.", metavar="MS"),
+    _knob("min_time", "--trt-min-time", "Measure at least this many seconds before the adaptive stop (one period "
+          "of the GPU power-cap controller).", metavar="SECONDS"),
+    _knob("max_time", "--trt-max-time", "Hard cap on measured seconds per result.", metavar="SECONDS"),
+    _knob("target_ci", "--trt-target-ci", "Stop when the confidence interval of the median is narrower than this, "
+          "relative to the median.", metavar="FRACTION"),
+    _knob("duration", "--trt-duration", "Measure for exactly this many seconds (turns the adaptive stop off), like "
+          "trtexec --duration.", metavar="SECONDS"),
+    _knob("iterations", "--trt-iterations", "Measure exactly this many iterations (turns the adaptive stop off), "
+          "like trtexec --iterations.", metavar="N"),
+    _knob("min_iterations", "--trt-min-iterations", "Measure at least this many iterations before the adaptive "
+          "stop.", metavar="N"),
+    _knob("max_iterations", "--trt-max-iterations", "Hard cap on measured iterations per result.", metavar="N"),
+    _knob("mode", "--trt-mode", "latency (inferences one after another, GPU time per inference) or throughput "
+          "(enqueue ahead, inferences per second).", metavar="latency|throughput", choices=MODES),
+    _knob("streams", "--trt-streams", "Streams in throughput mode, like trtexec --infStreams.", metavar="N"),
     Option("--trt-no-cuda-graph", "Do not capture the enqueue in a CUDA graph (trtexec without "
            "--useCudaGraph).", False, "bool"),
-    Option("--trt-blocking-sync", "Block on events instead of spin-waiting (trtexec --useSpinWait off).",
-           False, "bool"),
-    Option("--trt-include-transfers", "Copy inputs H2D and outputs D2H every iteration and report them "
-           "(trtexec --includeDataTransfers).", False, "bool"),
+    _knob("blocking_sync", "--trt-blocking-sync", "Block on events instead of spin-waiting (trtexec --useSpinWait "
+          "off).", kind="bool"),
+    _knob("include_transfers", "--trt-include-transfers", "Copy inputs H2D and outputs D2H every iteration and "
+          "report them (trtexec --includeDataTransfers).", kind="bool"),
     Option("--trt-require-gpu", "Fail, instead of skip, tests that need a GPU or TensorRT when none is "
            "available.", False, "bool"),
     # core: which tests run, and whether they measure (pytest-benchmark's --benchmark-skip/-only/-disable)
@@ -145,23 +175,22 @@ OPTIONS: tuple[Option, ...] = (
     Option("--trt-report", "Write a self-contained HTML report to this file.", None, "path", metavar="PATH"),
     Option("--trt-csv", "Write every result and verdict as CSV (one row per result) to this file.", None, "path",
            metavar="PATH"),
-    Option("--trt-group-by", "How the terminal table, job summary and HTML report group results: group (default: "
-           "the group= of trt_perf / measure()), file, func, test, name, param or param:NAME; join several with "
-           "commas.", "group", metavar="LABEL"),
+    Option("--trt-group-by", "How the terminal table, job summary and HTML report group results: group (the "
+           "group= of trt_perf / measure()), file, func, test, name, param or param:NAME; join several with "
+           "commas.", ",".join(_field_default(Settings, "group_by")), metavar="LABEL"),
     Option("--trt-lock-timeout", "Seconds to wait for another session's lock on the baseline directory before "
-           "giving up (default 60).", "60", metavar="SECONDS"),
+           "giving up.", shown(_field_default(Settings, "lock_timeout_s")), metavar="SECONDS"),
     # GPU
-    Option("--trt-lock-clocks", "Lock the SM clock of every GPU used for the session (needs root): off "
-           "(default), base (default applications clock), max, or MHz (snapped).", "off",
-           metavar="off|base|max|MHZ"),
-    Option("--trt-lock-memory-clocks", "Also lock the memory clock (Ampere or newer, needs root): off (default), "
-           "base, max or MHz.", "off", metavar="off|base|max|MHZ"),
+    Option("--trt-lock-clocks", "Lock the SM clock of every GPU used for the session (needs root): off, base "
+           "(default applications clock), max, or MHz (snapped).", _GPU.lock_sm.value, metavar="off|base|max|MHZ"),
+    Option("--trt-lock-memory-clocks", "Also lock the memory clock (Ampere or newer, needs root): off, base, max "
+           "or MHz.", _GPU.lock_mem.value, metavar="off|base|max|MHZ"),
     Option("--trt-lock-clocks-strict", "Fail the session when clocks cannot be locked instead of warning "
            "and running unlocked.", False, "bool"),
     Option("--trt-allow-gpu-sharing", "Allow more xdist workers than GPUs; measured windows on a shared GPU "
            "are serialised.", False, "bool"),
-    Option("--trt-nvml-interval-ms", "NVML sampling interval during measurements (default 10 ms).", "10",
-           metavar="MS"),
+    Option("--trt-nvml-interval-ms", "NVML sampling interval during measurements, in ms.",
+           shown(_GPU.interval_s * 1000), metavar="MS"),
     Option("--trt-nvtx", "Put each measured window (not warm-up, not builds) in an NVTX range named after the "
            "result id, domain trtperf, for Nsight Systems and ncu --nvtx-include (needs the nvtx package).",
            False, "bool"),
@@ -171,8 +200,8 @@ OPTIONS: tuple[Option, ...] = (
            "JSON (trtexec --exportLayerInfo) and, with --trt-profile-layers, the per-layer profile (trtexec "
            "--exportProfile).", None, "path", metavar="DIR"),
     # TensorRT
-    Option("--trt-backend", "auto|tensorrt|tensorrt_rtx: which library builds and runs engines (default auto: "
-           "TensorRT, then TensorRT-RTX).", "auto", metavar="auto|tensorrt|tensorrt_rtx"),
+    Option("--trt-backend", "auto|tensorrt|tensorrt_rtx: which library builds and runs engines (auto: TensorRT, "
+           "then TensorRT-RTX).", _TRT.backend, metavar="auto|tensorrt|tensorrt_rtx", choices=BACKEND_CHOICES),
     Option("--trt-engine-cache", "Directory for built engines keyed by model, build config, TensorRT version "
            "and GPU; 'off' rebuilds every time (default: engines/ inside the baseline directory, git-ignored).",
            None, "path", metavar="DIR|off"),
@@ -190,13 +219,13 @@ def add_options(parser: Any) -> None:
     """Register every option and its ini key (``pytest_addoption``)."""
     group = parser.getgroup("trtperf", "TensorRT performance tests (pytest-trtperf)")
     for opt in OPTIONS:
-        text = opt.help.replace("%", "%%")  # argparse formats help with %
+        text = opt.help_text.replace("%", "%%")  # argparse formats help with %
         if opt.kind == "bool":
             group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=text)
         else:
             group.addoption(opt.flag, action="store", default=None, dest=opt.dest, help=text, metavar=opt.metavar)
         # Booleans are ini strings too, so a bad spelling is an error naming the key.
-        parser.addini(opt.dest, opt.help, default="")
+        parser.addini(opt.dest, opt.help_text, default="")
 
 
 class _Reader:
@@ -208,8 +237,8 @@ class _Reader:
         self.config = config
         self.rootdir = Path(str(config.rootpath))
 
-    def raw(self, dest: str) -> tuple[Any, str]:
-        """(value, label): the command line's, else the ini file's, else the default."""
+    def given(self, dest: str) -> tuple[Any, str] | None:
+        """(value, label) from the command line, else the ini file; None when neither sets it."""
         opt = self._OPTS[dest]
         value = self.config.getoption(dest, default=None)
         if value is not None:
@@ -217,7 +246,11 @@ class _Reader:
         ini = self.config.getini(dest)
         if ini not in ("", None, []):
             return ini, f"{dest} (ini)"
-        return opt.default, opt.flag
+        return None
+
+    def raw(self, dest: str) -> tuple[Any, str]:
+        """(value, label): the command line's, else the ini file's, else the default."""
+        return self.given(dest) or (self._OPTS[dest].default, self._OPTS[dest].flag)
 
     def from_cli(self, dest: str) -> bool:
         return self.config.getoption(dest, default=None) is not None
@@ -233,6 +266,17 @@ class _Reader:
     def flag(self, dest: str) -> bool:
         value, label = self.raw(dest)
         return parse_bool(value, what=label)
+
+    def knobs(self) -> dict[str, Any]:
+        """The ``MeasureOptions`` fields the command line or the ini file set,
+        each through its marker argument's parser (``PERF_ARGS``)."""
+        out: dict[str, Any] = {}
+        for opt in OPTIONS:
+            found = self.given(opt.dest) if opt.knob is not None else None
+            if opt.knob is not None and found is not None:
+                knob = PERF_ARGS[opt.knob]
+                out[knob.field] = knob.parse_text(*found)
+        return out
 
     def path(self, dest: str, *, allow_off: bool = False, keep_link: bool = False) -> Path | None | str:
         """A path, None when unset, or ``"off"`` when ``allow_off`` and the
@@ -262,84 +306,18 @@ class _Reader:
             return Path(os.path.abspath(joined))
 
 
+
 def settings_from_config(config: Any) -> Settings:
     """The session's settings, read once from pytest's options and ini values."""
     r = _Reader(config)
     baseline_dir = r.path("trt_baseline_dir", keep_link=True)
     assert not isinstance(baseline_dir, str)
     baseline_dir = baseline_dir or r.rootdir / ".trtperf"
-    iterations, duration = r.optional("trt_iterations", _count), r.optional("trt_duration", _seconds)
-    if iterations is not None and duration is not None:
-        # The command line wins over the ini file; in one place, both is an error.
-        from_cli = [d for d in ("trt_iterations", "trt_duration") if r.from_cli(d)]
-        if len(from_cli) != 1:
-            raise UsageError("--trt-iterations and --trt-duration both given; a measurement stops on one "
-                             "of them: keep one")
-        iterations, duration = (iterations, None) if from_cli == ["trt_iterations"] else (None, duration)
-    m = MeasureOptions(
-        metric=r.get("trt_metric", lambda v, w: parse_choice(v, METRICS, what=w)),
-        tolerance=r.get("trt_tolerance", lambda v, w: parse_fraction(v, what=w, bare_max=1.0)),
-        confidence=r.get("trt_confidence", _confidence),
-        missing_baseline=r.get("trt_missing_baseline", lambda v, w: parse_choice(v, MISSING, what=w)),
-        remeasure=not r.flag("trt_no_remeasure"),
-        warmup_s=r.get("trt_warmup_ms", _ms_to_s),
-        min_time_s=r.get("trt_min_time", _seconds),
-        max_time_s=r.get("trt_max_time", _seconds),
-        target_rel_ci=r.get("trt_target_ci", _target_ci),
-        min_iterations=r.get("trt_min_iterations", _count),
-        max_iterations=r.get("trt_max_iterations", _count),
-        iterations=iterations,
-        duration_s=duration,
-        mode=r.get("trt_mode", lambda v, w: parse_choice(v, MODES, what=w)),
-        streams=r.get("trt_streams", _streams),
-        cuda_graph=not r.flag("trt_no_cuda_graph"),
-        blocking_sync=r.flag("trt_blocking_sync"),
-        include_transfers=r.flag("trt_include_transfers"),
-        incomparable=r.get("trt_incomparable", lambda v, w: parse_choice(v, PASS_FAIL, what=w)),
-        unreliable=r.get("trt_unreliable", lambda v, w: parse_choice(v, PASS_FAIL, what=w)),
-        busy_wait_s=r.get("trt_busy_wait", _wait_s),
-        run_noise=r.get("trt_run_noise", _run_noise),
-        memory_tolerance=r.get("trt_memory_tolerance", _memory_tolerance),
-        ab_confirm=r.flag("trt_ab_confirm"),
-    )
-    m.check(where="command line / ini:")
-    gpu = GpuSettings(
-        lock_sm=r.get("trt_lock_clocks", lambda v, w: LockSpec.parse(v, w)),
-        lock_mem=r.get("trt_lock_memory_clocks", lambda v, w: LockSpec.parse(v, w)),
-        strict=r.flag("trt_lock_clocks_strict"),
-        allow_sharing=r.flag("trt_allow_gpu_sharing"),
-        interval_s=r.get("trt_nvml_interval_ms", lambda v, w: float(
-            parse_number(v, what=w, low=1, high=10_000))) / 1000.0,
-        state_dir=baseline_dir / ".state",
-        nvtx=r.flag("trt_nvtx"),
-        profiler_api=r.flag("trt_profiler_api"),
-    )
-    engine_cache = r.path("trt_engine_cache", allow_off=True)
-    timing_cache = r.path("trt_timing_cache", allow_off=True)
-    cache_dir = None if engine_cache == "off" else (engine_cache or baseline_dir / "engines")
-    timing = None if timing_cache == "off" else timing_cache
-    assert not isinstance(cache_dir, str) and not isinstance(timing, str)
-    trt = TrtOptions(
-        backend=r.get("trt_backend", lambda v, w: parse_choice(v, BACKEND_CHOICES, what=w)),
-        engine_cache=cache_dir,
-        timing_cache=(None if timing_cache == "off" else
-                      timing or (cache_dir / "timing.cache" if cache_dir is not None else None)),
-        allow_engine_host_code=r.flag("trt_allow_engine_host_code"),
-        profile_layers=r.flag("trt_profile_layers"),
-    )
+    trt = _trt_options(r, baseline_dir)
     baseline_mode = r.get("trt_baseline", lambda v, w: parse_choice(v, BASELINE_MODES, what=w))
     skip_perf, only_perf, disabled = r.flag("trt_skip"), r.flag("trt_only"), r.flag("trt_disable")
     compare_rev = r.optional("trt_compare", lambda v, w: parse_revision(v, what=w))
-    if only_perf and disabled:
-        raise UsageError("--trt-only and --trt-disable both given: --trt-only runs only the perf tests, "
-                         "--trt-disable stops them measuring; keep one")
-    if compare_rev is not None and baseline_mode != "compare":
-        raise UsageError(f"--trt-compare={compare_rev} compares with baselines; it cannot be combined with "
-                         f"--trt-baseline={baseline_mode}")
-    if disabled and (baseline_mode == "update" or compare_rev is not None):
-        what = "--trt-baseline=update would write" if baseline_mode == "update" else "--trt-compare would compare"
-        raise UsageError(f"--trt-disable runs each measurement once without timing it, so {what} nothing; "
-                         f"keep one")
+    _check_run_modes(baseline_mode, only_perf=only_perf, disabled=disabled, compare_rev=compare_rev)
     json_path, report_path = _plain_path(r.path("trt_json")), _plain_path(r.path("trt_report"))
     csv_path = _plain_path(r.path("trt_csv"))
     outputs = (("--trt-json", json_path), ("--trt-csv", csv_path), ("--trt-report", report_path))
@@ -354,8 +332,8 @@ def settings_from_config(config: Any) -> Settings:
         report_path=report_path,
         lock_timeout_s=r.get("trt_lock_timeout", lambda v, w: float(parse_number(v, what=w, low=0,
                                                                                 high=MAX_SECONDS))),
-        measure=m,
-        gpu=gpu,
+        measure=_measure_options(r),
+        gpu=_gpu_settings(r, baseline_dir),
         trt=trt,
         watch_host=not r.flag("trt_ignore_host_load"),
         allow_cpu_sharing=r.flag("trt_allow_cpu_sharing"),
@@ -370,6 +348,70 @@ def settings_from_config(config: Any) -> Settings:
         csv_path=csv_path,
         ab=read_ab_settings(r, baseline_mode=baseline_mode, disabled=disabled, trt=trt),
     )
+
+
+def _measure_options(r: _Reader) -> MeasureOptions:
+    """Measuring and gating: the marker's fields, each through the marker's
+    parser; unset ones keep the dataclass default."""
+    values = r.knobs()
+    if "iterations" in values and "duration_s" in values:
+        # The command line wins over the ini file; in one place, both is an error.
+        from_cli = [d for d in ("trt_iterations", "trt_duration") if r.from_cli(d)]
+        if len(from_cli) != 1:
+            raise UsageError("--trt-iterations and --trt-duration both given; a measurement stops on one "
+                             "of them: keep one")
+        del values["duration_s" if from_cli == ["trt_iterations"] else "iterations"]
+    if r.flag("trt_no_remeasure"):
+        values["remeasure"] = False
+    if r.flag("trt_no_cuda_graph"):
+        values["cuda_graph"] = False
+    m = MeasureOptions(**values)
+    m.check(where="command line / ini:")
+    return m
+
+
+def _gpu_settings(r: _Reader, baseline_dir: Path) -> GpuSettings:
+    return GpuSettings(
+        lock_sm=r.get("trt_lock_clocks", lambda v, w: LockSpec.parse(v, w)),
+        lock_mem=r.get("trt_lock_memory_clocks", lambda v, w: LockSpec.parse(v, w)),
+        strict=r.flag("trt_lock_clocks_strict"),
+        allow_sharing=r.flag("trt_allow_gpu_sharing"),
+        interval_s=r.get("trt_nvml_interval_ms", lambda v, w: float(
+            parse_number(v, what=w, low=1, high=10_000))) / 1000.0,
+        state_dir=baseline_dir / ".state",
+        nvtx=r.flag("trt_nvtx"),
+        profiler_api=r.flag("trt_profiler_api"),
+    )
+
+
+def _trt_options(r: _Reader, baseline_dir: Path) -> TrtOptions:
+    engine_cache = r.path("trt_engine_cache", allow_off=True)
+    timing_cache = r.path("trt_timing_cache", allow_off=True)
+    cache_dir = None if engine_cache == "off" else (engine_cache or baseline_dir / "engines")
+    timing = None if timing_cache == "off" else timing_cache
+    assert not isinstance(cache_dir, str) and not isinstance(timing, str)
+    return TrtOptions(
+        backend=r.get("trt_backend", lambda v, w: parse_choice(v, BACKEND_CHOICES, what=w)),
+        engine_cache=cache_dir,
+        timing_cache=(None if timing_cache == "off" else
+                      timing or (cache_dir / "timing.cache" if cache_dir is not None else None)),
+        allow_engine_host_code=r.flag("trt_allow_engine_host_code"),
+        profile_layers=r.flag("trt_profile_layers"),
+    )
+
+
+def _check_run_modes(baseline_mode: str, *, only_perf: bool, disabled: bool, compare_rev: str | None) -> None:
+    """Options that contradict each other: one line each, before anything runs."""
+    if only_perf and disabled:
+        raise UsageError("--trt-only and --trt-disable both given: --trt-only runs only the perf tests, "
+                         "--trt-disable stops them measuring; keep one")
+    if compare_rev is not None and baseline_mode != "compare":
+        raise UsageError(f"--trt-compare={compare_rev} compares with baselines; it cannot be combined with "
+                         f"--trt-baseline={baseline_mode}")
+    if disabled and (baseline_mode == "update" or compare_rev is not None):
+        what = "--trt-baseline=update would write" if baseline_mode == "update" else "--trt-compare would compare"
+        raise UsageError(f"--trt-disable runs each measurement once without timing it, so {what} nothing; "
+                         f"keep one")
 
 
 #: Options a reference process gets from its session: the ones that decide how

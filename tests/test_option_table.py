@@ -1,0 +1,133 @@
+"""The option table (issue 24, point 5): defaults come from the settings
+dataclasses, and the command line, the ini file and the ``trt_perf`` marker
+read a shared setting through one parser."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from pytest_trtperf.core.config import PERF_ARGS, MeasureOptions
+from pytest_trtperf.core.errors import UsageError
+from pytest_trtperf.plugin.options import OPTIONS, settings_from_config
+
+#: Every setting the session holds, printed by a test so two runs can be compared.
+PROBE = '''
+from pytest_trtperf.plugin.hooks import session_settings
+
+def test_probe(request):
+    s = session_settings(request.config)
+    print("SETTINGS=" + repr((s.measure, s.gpu, s.trt, s.baseline_mode, s.baseline_loaded, s.group_by,
+                              s.lock_timeout_s, s.ab)))
+'''
+
+
+def _settings_line(r: pytest.RunResult) -> str:
+    return next(line for line in r.outlines if "SETTINGS=" in line)
+
+
+def _valued() -> list[Any]:
+    """Options that take a value and have a default."""
+    return [o for o in OPTIONS if o.kind != "bool" and o.default is not None]
+
+
+def test_every_knob_default_reads_back_as_the_dataclass_default() -> None:
+    for key, knob in PERF_ARGS.items():
+        default, shown = getattr(MeasureOptions(), knob.field), knob.default()
+        if shown is None:  # unset: no fixed stop, no group
+            assert default is None, key
+            continue
+        assert knob.parse_text(shown, key) == default, (key, shown)
+
+
+def test_options_that_set_a_marker_field_show_its_dataclass_default() -> None:
+    for opt in OPTIONS:
+        if opt.knob is not None and opt.kind != "bool":
+            assert opt.default == PERF_ARGS[opt.knob].default(), opt.flag
+
+
+def test_help_shows_each_default_and_giving_it_changes_nothing(pytester: pytest.Pytester) -> None:
+    """Each default ``--help`` shows is the one the session uses: writing every
+    shown default on the command line gives the same settings as writing none."""
+    help_text = " ".join(pytester.runpytest("--help").stdout.str().split())
+    for opt in _valued():
+        assert f"Default: {opt.default}." in help_text, opt.flag
+    pytester.makepyfile(test_probe=PROBE)
+    plain = pytester.runpytest("-s", "-p", "no:cacheprovider")
+    explicit = pytester.runpytest("-s", "-p", "no:cacheprovider", *(f"{o.flag}={o.default}" for o in _valued()))
+    plain.assert_outcomes(passed=1)
+    explicit.assert_outcomes(passed=1)
+    assert _settings_line(plain) == _settings_line(explicit)
+
+
+def test_every_option_with_a_fixed_set_of_words_lists_them() -> None:
+    for opt in OPTIONS:
+        if opt.choices is not None:
+            assert opt.default is None or opt.default in opt.choices, opt.flag
+            assert opt.metavar is not None and all(c in opt.help or c in opt.metavar for c in opt.choices), opt.flag
+
+
+def _config(tmp_path: Path, cli: dict[str, Any], ini: dict[str, Any] | None = None) -> Any:
+    """Just enough of pytest's config for ``settings_from_config``."""
+    ini = ini or {}
+    return SimpleNamespace(rootpath=tmp_path, invocation_params=SimpleNamespace(dir=tmp_path), inipath=None,
+                           getoption=lambda dest, default=None: cli.get(dest, default),
+                           getini=lambda dest: ini.get(dest, ""))
+
+
+def _cause(message: str, label: str) -> str:
+    assert label in message, (label, message)
+    return message.split(label, 1)[1]
+
+
+#: A value every parser of a valued setting refuses.
+BAD = "lots"
+
+
+@pytest.mark.parametrize("opt", [o for o in OPTIONS if o.knob is not None and o.kind != "bool"],
+                         ids=lambda o: o.flag)
+def test_marker_command_line_and_ini_refuse_a_bad_value_in_the_same_words(tmp_path: Path, opt: Any) -> None:
+    with pytest.raises(UsageError) as from_marker:
+        MeasureOptions().with_overrides({opt.knob: BAD}, where="t.py::test")
+    with pytest.raises(UsageError) as from_cli:
+        settings_from_config(_config(tmp_path, {opt.dest: BAD}))
+    with pytest.raises(UsageError) as from_ini:
+        settings_from_config(_config(tmp_path, {}, {opt.dest: BAD}))
+    cause = _cause(str(from_marker.value), f"t.py::test: {opt.knob}")
+    assert _cause(str(from_cli.value), opt.flag) == cause
+    assert _cause(str(from_ini.value), f"{opt.dest} (ini)") == cause
+
+
+@pytest.mark.parametrize("opt", [o for o in OPTIONS if o.knob is not None and o.kind != "bool"],
+                         ids=lambda o: o.flag)
+def test_marker_and_command_line_read_a_good_value_alike(tmp_path: Path, opt: Any) -> None:
+    knob = PERF_ARGS[opt.knob]
+    good = {"metric": "p99", "missing_baseline": "fail", "incomparable": "fail", "unreliable": "fail",
+            "mode": "throughput", "run_noise": "2%", "memory_tolerance": "off", "max_iterations": "500"}.get(opt.knob, "3")
+    if knob.field in ("tolerance", "target_rel_ci", "confidence"):
+        good = "0.95" if knob.field == "confidence" else "3%"
+    marked = MeasureOptions().with_overrides({opt.knob: good}, where="t")
+    read = settings_from_config(_config(tmp_path, {opt.dest: good})).measure
+    assert getattr(read, knob.field) == getattr(marked, knob.field) != getattr(MeasureOptions(), knob.field)
+
+
+def test_a_bad_value_reads_the_same_from_a_marker_and_the_command_line(pytester: pytest.Pytester) -> None:
+    """End to end, through pytest: the cause after the label is one text."""
+    pytester.makepyfile(test_m='''
+        import pytest
+
+        @pytest.mark.trt_perf(target_ci="0%")
+        def test_bad(trt_bench):
+            pass
+    ''')
+    marker = pytester.runpytest("-p", "no:cacheprovider", "--trt-baseline=off")
+    marker.assert_outcomes(failed=1)
+    cli = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--trt-target-ci=0%")
+    assert cli.ret == pytest.ExitCode.USAGE_ERROR
+    cause = "'0%' must be above 0 and at most 100% (e.g. 1%)"
+    assert any(re.search(r"target_ci: " + re.escape(cause), line) for line in marker.outlines), marker.stdout.str()
+    cli.stderr.fnmatch_lines([f"*--trt-target-ci: {cause}*"])
