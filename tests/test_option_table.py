@@ -84,12 +84,15 @@ def _cause(message: str, label: str) -> str:
     return message.split(label, 1)[1]
 
 
+#: Options that set a marker field that is not a boolean. Booleans are the one
+#: difference by design: a marker takes True/False, the command line and the
+#: ini file take words (on/off, true/false), so a marker's ``"yes"`` is refused.
+VALUED_KNOBS = [o for o in OPTIONS if o.knob is not None and not PERF_ARGS[o.knob].boolean]
 #: A value every parser of a valued setting refuses.
 BAD = "lots"
 
 
-@pytest.mark.parametrize("opt", [o for o in OPTIONS if o.knob is not None and o.kind != "bool"],
-                         ids=lambda o: o.flag)
+@pytest.mark.parametrize("opt", VALUED_KNOBS, ids=lambda o: o.flag)
 def test_marker_command_line_and_ini_refuse_a_bad_value_in_the_same_words(tmp_path: Path, opt: Any) -> None:
     with pytest.raises(UsageError) as from_marker:
         MeasureOptions().with_overrides({opt.knob: BAD}, where="t.py::test")
@@ -102,8 +105,7 @@ def test_marker_command_line_and_ini_refuse_a_bad_value_in_the_same_words(tmp_pa
     assert _cause(str(from_ini.value), f"{opt.dest} (ini)") == cause
 
 
-@pytest.mark.parametrize("opt", [o for o in OPTIONS if o.knob is not None and o.kind != "bool"],
-                         ids=lambda o: o.flag)
+@pytest.mark.parametrize("opt", VALUED_KNOBS, ids=lambda o: o.flag)
 def test_marker_and_command_line_read_a_good_value_alike(tmp_path: Path, opt: Any) -> None:
     knob = PERF_ARGS[opt.knob]
     good = {"metric": "p99", "missing_baseline": "fail", "incomparable": "fail", "unreliable": "fail",
@@ -131,3 +133,55 @@ def test_a_bad_value_reads_the_same_from_a_marker_and_the_command_line(pytester:
     cause = "'0%' must be above 0 and at most 100% (e.g. 1%)"
     assert any(re.search(r"target_ci: " + re.escape(cause), line) for line in marker.outlines), marker.stdout.str()
     cli.stderr.fnmatch_lines([f"*--trt-target-ci: {cause}*"])
+
+
+# -- positive spellings beside the old negative flags ----------------------------------------
+NEGATIVES = [o for o in OPTIONS if o.negative is not None]
+
+
+def _field(settings: Any, opt: Any) -> Any:
+    return getattr(settings.measure, PERF_ARGS[opt.knob].field) if opt.knob else settings.watch_host
+
+
+def test_each_old_negative_flag_has_a_positive_spelling() -> None:
+    assert {o.negative for o in NEGATIVES} == {"--trt-no-cuda-graph", "--trt-no-remeasure", "--trt-ignore-host-load"}
+    assert {o.flag for o in NEGATIVES} == {"--trt-cuda-graph", "--trt-remeasure", "--trt-watch-host-load"}
+
+
+@pytest.mark.parametrize("opt", NEGATIVES, ids=lambda o: o.flag)
+def test_positive_and_negative_spellings_say_the_same(tmp_path: Path, opt: Any) -> None:
+    default = _field(settings_from_config(_config(tmp_path, {})), opt)
+    assert default is True and opt.default == "on"
+    assert _field(settings_from_config(_config(tmp_path, {opt.dest: "off"})), opt) is False
+    assert _field(settings_from_config(_config(tmp_path, {opt.dest: "on"})), opt) is True
+    assert _field(settings_from_config(_config(tmp_path, {}, {opt.dest: "off"})), opt) is False
+    # the old ini key, and the new one winning over it
+    assert _field(settings_from_config(_config(tmp_path, {}, {opt.negative_dest: "true"})), opt) is False
+    assert _field(settings_from_config(_config(tmp_path, {}, {opt.negative_dest: "false"})), opt) is True
+    assert _field(settings_from_config(_config(tmp_path, {}, {opt.negative_dest: "true", opt.dest: "on"})),
+                  opt) is True
+    with pytest.raises(UsageError, match=rf"^{opt.negative_dest} \(ini\): 'maybe' is not a boolean"):
+        settings_from_config(_config(tmp_path, {}, {opt.negative_dest: "maybe"}))
+    if opt.knob is not None:  # the marker says it with the same word
+        assert getattr(MeasureOptions().with_overrides({opt.knob: False}, where="t"), opt.knob) is False
+
+
+def test_old_and_new_flags_give_the_same_session(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_probe=PROBE)
+    plain = _settings_line(pytester.runpytest("-s", "-p", "no:cacheprovider"))
+    old = _settings_line(pytester.runpytest("-s", "-p", "no:cacheprovider", *(o.negative or "" for o in NEGATIVES)))
+    new = _settings_line(pytester.runpytest("-s", "-p", "no:cacheprovider", *(f"{o.flag}=off" for o in NEGATIVES)))
+    assert old == new != plain
+    bad = pytester.runpytest("-p", "no:cacheprovider", "--trt-cuda-graph=sometimes")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--trt-cuda-graph: 'sometimes' is not a boolean; use true or false" in bad.stderr.str()
+
+
+def test_a_reference_process_gets_the_old_spelling(tmp_path: Path) -> None:
+    """``--trt-ab`` forwards how workloads are made; a reference of an older
+    revision knows ``--trt-no-cuda-graph`` only."""
+    s = settings_from_config(_config(tmp_path, {"trt_ab": "main", "trt_cuda_graph": "off", "trt_mode": "throughput"}))
+    assert "--trt-no-cuda-graph" in s.ab.forwarded and "--trt-mode=throughput" in s.ab.forwarded
+    assert not any(a.startswith("--trt-cuda-graph") for a in s.ab.forwarded)
+    on = settings_from_config(_config(tmp_path, {"trt_ab": "main", "trt_cuda_graph": "on"}))
+    assert not any("cuda-graph" in a for a in on.ab.forwarded)

@@ -46,7 +46,10 @@ class Option:
     dataclasses (None: unset or computed, such as a path), never written
     twice; ``choices`` the words it takes, where it takes a fixed set;
     ``knob`` the ``trt_perf`` marker argument that sets the same
-    :class:`MeasureOptions` field with the same parser (``PERF_ARGS``)."""
+    :class:`MeasureOptions` field with the same parser (``PERF_ARGS``);
+    ``negative`` the older flag (and ini key) that says ``off``, kept because
+    scripts, CI files and side-by-side reference processes of older revisions
+    use it."""
 
     flag: str
     help: str
@@ -55,10 +58,15 @@ class Option:
     metavar: str | None = None
     choices: tuple[str, ...] | None = None
     knob: str | None = None
+    negative: str | None = None
 
     @property
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def negative_dest(self) -> str | None:
+        return self.negative.lstrip("-").replace("-", "_") if self.negative else None
 
     @property
     def help_text(self) -> str:
@@ -69,9 +77,13 @@ class Option:
 
 
 def _knob(key: str, flag: str, help: str, *, kind: str = "str", metavar: str | None = None,
-          choices: tuple[str, ...] | None = None) -> Option:
+          choices: tuple[str, ...] | None = None, negative: str | None = None) -> Option:
     """An option that sets the same field as the marker argument ``key``, with its parser and default."""
-    return Option(flag, help, PERF_ARGS[key].default(), kind, metavar, choices, knob=key)
+    return Option(flag, help, PERF_ARGS[key].default(), kind, metavar, choices, knob=key, negative=negative)
+
+
+#: The words of an on/off option (``parse_bool`` also takes true/false, yes/no, 1/0).
+ON_OFF = ("on", "off")
 
 
 def _field_default(cls: type, name: str) -> Any:
@@ -104,8 +116,9 @@ OPTIONS: tuple[Option, ...] = (
     _knob("confidence", "--trt-confidence", "Confidence level of the statistical test.", metavar="LEVEL"),
     _knob("missing_baseline", "--trt-missing-baseline", "pass (with a note) or fail when a result has no baseline.",
           metavar="pass|fail", choices=MISSING),
-    Option("--trt-no-remeasure", "Decide on the first measurement: do not measure again to confirm a "
-           "suspected regression.", False, "bool"),
+    _knob("remeasure", "--trt-remeasure", "on: measure a suspected regression again before deciding; off: decide "
+          "on the first measurement (--trt-no-remeasure says off too).", metavar="on|off", choices=ON_OFF,
+          negative="--trt-no-remeasure"),
     _knob("incomparable", "--trt-incomparable", "pass (with a warning) or fail when a baseline cannot be compared "
           "(other measurement method, clock state, device class).", metavar="pass|fail", choices=PASS_FAIL),
     _knob("unreliable", "--trt-unreliable", "pass (with a warning) or fail when a result stays unreliable (a busy "
@@ -115,8 +128,10 @@ OPTIONS: tuple[Option, ...] = (
     _knob("run_noise", "--trt-run-noise", "Between-run noise (relative sd) the gate allows for: auto (from the "
           "baseline's history of update runs, with a prior per workload family), or e.g. 2%; 0 turns it off.",
           metavar="auto|FRACTION"),
-    Option("--trt-ignore-host-load", "Do not watch the host's CPU load during host-timed measurements (no "
-           "host_busy flag, no wait, no unreliable verdicts for host load).", False, "bool"),
+    Option("--trt-watch-host-load", "on: watch the host's CPU load during host-timed measurements (host_busy "
+           "flag, wait, unreliable verdicts for host load); off: don't (--trt-ignore-host-load says off too).",
+           shown(_field_default(Settings, "watch_host")), metavar="on|off", choices=ON_OFF,
+           negative="--trt-ignore-host-load"),
     Option("--trt-allow-cpu-sharing", "Allow more xdist workers than CPU cores for host-timed tests; their "
            "measured windows then take turns.", False, "bool"),
     _knob("ab_confirm", "--trt-ab-confirm", "TensorRT tests built from an ONNX file under git: confirm a suspected "
@@ -151,8 +166,9 @@ OPTIONS: tuple[Option, ...] = (
     _knob("mode", "--trt-mode", "latency (inferences one after another, GPU time per inference) or throughput "
           "(enqueue ahead, inferences per second).", metavar="latency|throughput", choices=MODES),
     _knob("streams", "--trt-streams", "Streams in throughput mode, like trtexec --infStreams.", metavar="N"),
-    Option("--trt-no-cuda-graph", "Do not capture the enqueue in a CUDA graph (trtexec without "
-           "--useCudaGraph).", False, "bool"),
+    _knob("cuda_graph", "--trt-cuda-graph", "on: capture the enqueue in a CUDA graph and replay it (trtexec "
+          "--useCudaGraph); off: plain enqueue (--trt-no-cuda-graph says off too).", metavar="on|off",
+          choices=ON_OFF, negative="--trt-no-cuda-graph"),
     _knob("blocking_sync", "--trt-blocking-sync", "Block on events instead of spin-waiting (trtexec --useSpinWait "
           "off).", kind="bool"),
     _knob("include_transfers", "--trt-include-transfers", "Copy inputs H2D and outputs D2H every iteration and "
@@ -226,6 +242,10 @@ def add_options(parser: Any) -> None:
             group.addoption(opt.flag, action="store", default=None, dest=opt.dest, help=text, metavar=opt.metavar)
         # Booleans are ini strings too, so a bad spelling is an error naming the key.
         parser.addini(opt.dest, opt.help_text, default="")
+        if opt.negative and opt.negative_dest:
+            group.addoption(opt.negative, action="store_const", const="off", default=None, dest=opt.dest,
+                            help=f"Same as {opt.flag}=off.")
+            parser.addini(opt.negative_dest, f"true: same as {opt.dest} = off.", default="")
 
 
 class _Reader:
@@ -246,6 +266,10 @@ class _Reader:
         ini = self.config.getini(dest)
         if ini not in ("", None, []):
             return ini, f"{dest} (ini)"
+        old = self.config.getini(opt.negative_dest) if opt.negative_dest else None
+        if old not in ("", None, []):  # trt_no_cuda_graph = true: cuda_graph off
+            label = f"{opt.negative_dest} (ini)"
+            return ("off" if parse_bool(old, what=label) else "on"), label
         return None
 
     def raw(self, dest: str) -> tuple[Any, str]:
@@ -335,7 +359,7 @@ def settings_from_config(config: Any) -> Settings:
         measure=_measure_options(r),
         gpu=_gpu_settings(r, baseline_dir),
         trt=trt,
-        watch_host=not r.flag("trt_ignore_host_load"),
+        watch_host=r.flag("trt_watch_host_load"),
         allow_cpu_sharing=r.flag("trt_allow_cpu_sharing"),
         export_dir=_plain_path(r.path("trt_export_dir")),
         skip_perf=skip_perf and not only_perf,  # --trt-only wins, as --benchmark-only does
@@ -361,10 +385,6 @@ def _measure_options(r: _Reader) -> MeasureOptions:
             raise UsageError("--trt-iterations and --trt-duration both given; a measurement stops on one "
                              "of them: keep one")
         del values["duration_s" if from_cli == ["trt_iterations"] else "iterations"]
-    if r.flag("trt_no_remeasure"):
-        values["remeasure"] = False
-    if r.flag("trt_no_cuda_graph"):
-        values["cuda_graph"] = False
     m = MeasureOptions(**values)
     m.check(where="command line / ini:")
     return m
@@ -416,7 +436,7 @@ def _check_run_modes(baseline_mode: str, *, only_perf: bool, disabled: bool, com
 
 #: Options a reference process gets from its session: the ones that decide how
 #: a workload is made (the session decides how long and how it is measured).
-AB_FORWARDED = ("--trt-mode", "--trt-streams", "--trt-no-cuda-graph", "--trt-blocking-sync",
+AB_FORWARDED = ("--trt-mode", "--trt-streams", "--trt-cuda-graph", "--trt-blocking-sync",
                 "--trt-include-transfers", "--trt-backend", "--trt-allow-engine-host-code", "--trt-require-gpu")
 
 
@@ -457,13 +477,18 @@ def read_ab_settings(r: _Reader, *, baseline_mode: str, disabled: bool, trt: Trt
 
 
 def _forwarded_args(r: _Reader) -> tuple[str, ...]:
-    """The session's ``AB_FORWARDED`` options as ``--flag=value`` (flags alone)."""
+    """The session's ``AB_FORWARDED`` options as ``--flag=value`` (flags alone;
+    an on/off option that is off as its older negative flag, which a reference
+    process of an older revision knows too)."""
     out: list[str] = []
     for opt in OPTIONS:
         if opt.flag not in AB_FORWARDED:
             continue
-        value, _ = r.raw(opt.dest)
-        if opt.kind == "bool":
+        value, label = r.raw(opt.dest)
+        if opt.negative:
+            if not parse_bool(value, what=label):
+                out.append(opt.negative)
+        elif opt.kind == "bool":
             if value not in (None, False, "") and parse_bool(value, what=opt.flag):
                 out.append(opt.flag)
         elif value is not None and value != opt.default:
