@@ -185,3 +185,53 @@ def test_a_reference_process_gets_the_old_spelling(tmp_path: Path) -> None:
     assert not any(a.startswith("--trt-cuda-graph") for a in s.ab.forwarded)
     on = settings_from_config(_config(tmp_path, {"trt_ab": "main", "trt_cuda_graph": "on"}))
     assert not any("cuda-graph" in a for a in on.ab.forwarded)
+
+
+# -- one option for strict CI ------------------------------------------------------------------
+OLD_STRICT = {"trt_missing_baseline": "fail", "trt_incomparable": "fail", "trt_unreliable": "fail",
+              "trt_lock_clocks_strict": True}
+
+
+def _strictness(s: Any) -> tuple[str, str, str, bool]:
+    return s.measure.missing_baseline, s.measure.incomparable, s.measure.unreliable, s.gpu.strict
+
+
+def test_strict_says_what_the_four_old_options_say(tmp_path: Path) -> None:
+    assert _strictness(settings_from_config(_config(tmp_path, {}))) == ("pass", "pass", "pass", False)
+    old = settings_from_config(_config(tmp_path, OLD_STRICT))
+    assert _strictness(old) == ("fail", "fail", "fail", True)
+    assert settings_from_config(_config(tmp_path, {"trt_strict": "all"})) == old
+    assert settings_from_config(_config(tmp_path, {"trt_strict": "clocks,unreliable,missing,incomparable"})) == old
+    assert _strictness(settings_from_config(_config(tmp_path, {"trt_strict": "unreliable"}))) == \
+        ("pass", "pass", "fail", False)
+    assert _strictness(settings_from_config(_config(tmp_path, {}, {"trt_strict": "missing, clocks"}))) == \
+        ("fail", "pass", "pass", True)
+    # said twice alike is fine
+    assert settings_from_config(_config(tmp_path, {"trt_strict": "all", **OLD_STRICT})) == old
+
+
+@pytest.mark.parametrize("cli, ini, message", [
+    ({"trt_strict": "all", "trt_unreliable": "pass"}, {},
+     "--trt-strict makes unreliable fail, and --trt-unreliable says pass; keep one"),
+    ({"trt_strict": "missing"}, {"trt_missing_baseline": "pass"},
+     "--trt-strict makes missing fail, and trt_missing_baseline (ini) says pass; keep one"),
+    ({"trt_strict": "unreliabel"}, {},
+     "--trt-strict: 'unreliabel' is not one of missing, incomparable, unreliable, clocks, all or none"),
+])
+def test_strict_refuses_contradictions_and_typos_in_one_line(tmp_path: Path, cli: dict, ini: dict,
+                                                            message: str) -> None:
+    with pytest.raises(UsageError) as e:
+        settings_from_config(_config(tmp_path, cli, ini))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_strict_on_the_command_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_probe=PROBE)
+    old = _settings_line(pytester.runpytest("-s", "-p", "no:cacheprovider", "--trt-missing-baseline=fail",
+                                            "--trt-incomparable=fail", "--trt-unreliable=fail",
+                                            "--trt-lock-clocks-strict"))
+    new = _settings_line(pytester.runpytest("-s", "-p", "no:cacheprovider", "--trt-strict=all"))
+    assert old == new
+    r = pytester.runpytest("-p", "no:cacheprovider", "--trt-strict=all", "--trt-incomparable=pass")
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--trt-strict makes incomparable fail, and --trt-incomparable says pass; keep one" in r.stderr.str()

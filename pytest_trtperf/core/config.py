@@ -347,6 +347,32 @@ def parse_pass_fail(value: Any, what: str) -> str:
     return parse_choice(value, PASS_FAIL, what=what)
 
 
+#: ``--trt-strict`` items: what fails instead of passing with a note or a
+#: warning. The first three are the ``MeasureOptions`` fields they set to
+#: ``fail``; ``clocks`` is ``GpuSettings.strict`` (``--trt-lock-clocks-strict``).
+STRICT_FIELDS = {"missing": "missing_baseline", "incomparable": "incomparable", "unreliable": "unreliable"}
+STRICT_ITEMS = (*STRICT_FIELDS, "clocks")
+
+
+def parse_strict(value: Any, what: str) -> tuple[str, ...]:
+    """``"all"``, ``"none"`` or comma-joined ``STRICT_ITEMS`` -> the items, in table order."""
+    words = {w.strip().lower() for w in str(value).split(",") if w.strip()}
+    if words in ({"all"}, {"none"}) or not words:
+        return STRICT_ITEMS if words == {"all"} else ()
+    unknown = sorted(words - set(STRICT_ITEMS))
+    if unknown:
+        raise UsageError(f"{what}: {', '.join(map(repr, unknown))} is not one of {', '.join(STRICT_ITEMS)}, "
+                         f"all or none (join several with commas)")
+    return tuple(i for i in STRICT_ITEMS if i in words)
+
+
+def strict_default() -> str:
+    """The default of ``--trt-strict``, as the dataclasses have it."""
+    m, gpu = MeasureOptions(), GpuSettings()
+    on = [i for i, f in STRICT_FIELDS.items() if getattr(m, f) == "fail"] + (["clocks"] if gpu.strict else [])
+    return ",".join(on) or "none"
+
+
 def parse_group(value: Any, what: str) -> str:
     return group_name(value, what=what)
 

@@ -31,9 +31,10 @@ from typing import Any
 from collections.abc import Callable
 
 from pytest_trtperf.core.config import (BACKEND_CHOICES, BASELINE_LOADED, BASELINE_MODES, MAX_SECONDS, METRICS,
-                                        MISSING, MODES, OFF, PASS_FAIL, PERF_ARGS, AbSettings, GpuSettings, LockSpec,
+                                        MISSING, MODES, OFF, PASS_FAIL, PERF_ARGS, STRICT_FIELDS,
+                                        STRICT_ITEMS, AbSettings, GpuSettings, LockSpec,
                                         MeasureOptions, Settings, TrtOptions, parse_bool, parse_choice, parse_group_by,
-                                        parse_number, parse_revision, shown)
+                                        parse_number, parse_revision, parse_strict, shown, strict_default)
 from pytest_trtperf.core.errors import UsageError
 
 
@@ -123,6 +124,10 @@ OPTIONS: tuple[Option, ...] = (
           "(other measurement method, clock state, device class).", metavar="pass|fail", choices=PASS_FAIL),
     _knob("unreliable", "--trt-unreliable", "pass (with a warning) or fail when a result stays unreliable (a busy "
           "GPU or a loaded host after the wait and a re-measure).", metavar="pass|fail", choices=PASS_FAIL),
+    Option("--trt-strict", "What fails instead of passing with a note or a warning, comma-joined: missing "
+           "(--trt-missing-baseline=fail), incomparable (--trt-incomparable=fail), unreliable "
+           "(--trt-unreliable=fail), clocks (--trt-lock-clocks-strict); all or none. An option of its own that "
+           "says pass beside it is a usage error.", strict_default(), metavar="LIST", choices=(*STRICT_ITEMS, "all", "none")),
     _knob("busy_wait", "--trt-busy-wait", "Seconds to wait for a busy GPU or a loaded host to become quiet before "
           "measuring again.", metavar="SECONDS"),
     _knob("run_noise", "--trt-run-noise", "Between-run noise (relative sd) the gate allows for: auto (from the "
@@ -378,6 +383,7 @@ def _measure_options(r: _Reader) -> MeasureOptions:
     """Measuring and gating: the marker's fields, each through the marker's
     parser; unset ones keep the dataclass default."""
     values = r.knobs()
+    _apply_strict(r, values)
     if "iterations" in values and "duration_s" in values:
         # The command line wins over the ini file; in one place, both is an error.
         from_cli = [d for d in ("trt_iterations", "trt_duration") if r.from_cli(d)]
@@ -390,11 +396,25 @@ def _measure_options(r: _Reader) -> MeasureOptions:
     return m
 
 
+def _apply_strict(r: _Reader, values: dict[str, Any]) -> None:
+    """``--trt-strict``: each item's field set to ``fail``; the item's own
+    option saying ``pass`` beside it is a usage error (one thing said twice)."""
+    strict, label = r.get("trt_strict", parse_strict), r.raw("trt_strict")[1]
+    for item in strict:
+        field = STRICT_FIELDS.get(item)
+        if field is None:
+            continue
+        if values.get(field, "fail") != "fail":
+            own = next(o for o in OPTIONS if o.knob is not None and PERF_ARGS[o.knob].field == field)
+            raise UsageError(f"{label} makes {item} fail, and {r.raw(own.dest)[1]} says {values[field]}; keep one")
+        values[field] = "fail"
+
+
 def _gpu_settings(r: _Reader, baseline_dir: Path) -> GpuSettings:
     return GpuSettings(
         lock_sm=r.get("trt_lock_clocks", lambda v, w: LockSpec.parse(v, w)),
         lock_mem=r.get("trt_lock_memory_clocks", lambda v, w: LockSpec.parse(v, w)),
-        strict=r.flag("trt_lock_clocks_strict"),
+        strict=r.flag("trt_lock_clocks_strict") or "clocks" in r.get("trt_strict", parse_strict),
         allow_sharing=r.flag("trt_allow_gpu_sharing"),
         interval_s=r.get("trt_nvml_interval_ms", lambda v, w: float(
             parse_number(v, what=w, low=1, high=10_000))) / 1000.0,
