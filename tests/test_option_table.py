@@ -41,7 +41,10 @@ def test_every_knob_default_reads_back_as_the_dataclass_default() -> None:
         if shown is None:  # unset: no fixed stop, no group
             assert default is None, key
             continue
-        assert knob.parse_text(shown, key) == default, (key, shown)
+        if knob.boolean:  # a marker takes True/False, the command line the word
+            assert knob.parse_text(shown, key) == default, (key, shown)
+        else:
+            assert MeasureOptions().with_overrides({key: shown}, where="t") == MeasureOptions(), (key, shown)
 
 
 def test_options_that_set_a_marker_field_show_its_dataclass_default() -> None:
@@ -235,3 +238,55 @@ def test_strict_on_the_command_line(pytester: pytest.Pytester) -> None:
     r = pytester.runpytest("-p", "no:cacheprovider", "--trt-strict=all", "--trt-incomparable=pass")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     assert "--trt-strict makes incomparable fail, and --trt-incomparable says pass; keep one" in r.stderr.str()
+
+
+# -- one option for the stop rule ----------------------------------------------------------------
+@pytest.mark.parametrize("stop, old", [("500", {"trt_iterations": "500"}), ("2s", {"trt_duration": "2"}),
+                                       ("0.5s", {"trt_duration": "0.5"}), ("auto", {})])
+def test_stop_says_what_iterations_and_duration_say(tmp_path: Path, stop: str, old: dict) -> None:
+    new = settings_from_config(_config(tmp_path, {"trt_stop": stop}))
+    assert new == settings_from_config(_config(tmp_path, old))
+    assert new.measure.stop == stop
+    marker = {"500": {"iterations": 500}, "2s": {"duration": 2}, "0.5s": {"duration": 0.5}, "auto": {}}[stop]
+    assert MeasureOptions().with_overrides({"stop": stop}, where="t") == \
+        (MeasureOptions().with_overrides(marker, where="t") if marker else MeasureOptions())
+
+
+def test_a_marker_stop_replaces_the_command_lines_fixed_stop() -> None:
+    assert MeasureOptions(duration_s=2.0).with_overrides({"stop": "auto"}, where="t").stop == "auto"
+    assert MeasureOptions(duration_s=2.0).with_overrides({"stop": 50}, where="t").stop == "50"
+    assert MeasureOptions(iterations=5).with_overrides({"stop": "1s"}, where="t").stop == "1s"
+
+
+def test_the_command_line_stop_beats_the_ini_files(tmp_path: Path) -> None:
+    s = settings_from_config(_config(tmp_path, {"trt_stop": "2s"}, {"trt_iterations": "10"}))
+    assert (s.measure.iterations, s.measure.duration_s) == (None, 2.0)
+    s = settings_from_config(_config(tmp_path, {"trt_iterations": "10"}, {"trt_stop": "2s"}))
+    assert (s.measure.iterations, s.measure.duration_s) == (10, None)
+
+
+@pytest.mark.parametrize("cli, ini, message", [
+    ({"trt_stop": "2s", "trt_iterations": "5"}, {},
+     "--trt-iterations and --trt-stop both given; a measurement stops on one of them: keep one"),
+    ({}, {"trt_stop": "auto", "trt_duration": "1"},
+     "--trt-duration and --trt-stop both given; a measurement stops on one of them: keep one"),
+    ({"trt_stop": "2 minutes"}, {}, "--trt-stop: '2 minutes' is not a stop rule; write auto, a number of "
+                                    "iterations such as 500, or seconds such as 2s"),
+    ({"trt_stop": "0"}, {}, "--trt-stop: '0' must be >= 1"),
+    ({"trt_stop": "99999s"}, {}, "--trt-stop: '99999' must be > 0 and <= 3600"),
+])
+def test_stop_refuses_two_rules_and_typos_in_one_line(tmp_path: Path, cli: dict, ini: dict, message: str) -> None:
+    with pytest.raises(UsageError) as e:
+        settings_from_config(_config(tmp_path, cli, ini))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"stop": "2s", "iterations": 5}, "t: iterations= and stop= both given"),
+    ({"stop": True}, "t: stop: True is not a stop rule"),
+    ({"stop": 2.5}, "t: stop: 2.5 is not a stop rule"),
+])
+def test_the_marker_stop_refuses_the_same(kwargs: dict, message: str) -> None:
+    with pytest.raises(UsageError) as e:
+        MeasureOptions().with_overrides(kwargs, where="t")
+    assert message in str(e.value)

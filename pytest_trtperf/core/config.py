@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -254,6 +255,10 @@ class MeasureOptions:
         same cross-field rules as the command line."""
         if not overrides:
             return self
+        fixed = [k for k in ("iterations", "duration", "stop") if k in overrides]
+        if len(fixed) > 1:
+            raise UsageError(f"{where}: {' and '.join(k + '=' for k in fixed)} both given; a measurement stops on "
+                             f"one of them")
         updates: dict[str, Any] = {}
         for key, value in overrides.items():
             if key not in PERF_ARGS:
@@ -263,8 +268,8 @@ class MeasureOptions:
                 raise UsageError(f"{where}: unknown trt_perf argument {key!r} (known: {known}){hint}")
             knob = PERF_ARGS[key]
             updates[knob.field] = knob.parse(value, f"{where}: {key}")
-        if "iterations" in updates and "duration_s" in updates:
-            raise UsageError(f"{where}: iterations= and duration= both given; a measurement stops on one of them")
+        if "stop" in updates:  # stop= says both: a fixed amount, or the adaptive stop (auto)
+            updates["iterations"], updates["duration_s"] = updates.pop("stop")
         # A fixed stop set here replaces the other fixed stop from a lower layer.
         if "iterations" in updates:
             updates.setdefault("duration_s", None)
@@ -273,6 +278,14 @@ class MeasureOptions:
         out = dataclasses.replace(self, **updates)
         out.check(where=f"{where}:")
         return out
+
+    @property
+    def stop(self) -> str:
+        """The stop rule as ``--trt-stop`` and ``stop=`` write it: ``auto``,
+        ``N`` (exactly N iterations) or ``Ns`` (exactly N seconds)."""
+        if self.iterations is not None:
+            return str(self.iterations)
+        return "auto" if self.duration_s is None else f"{self.duration_s:g}s"
 
     def check(self, *, where: str = "") -> None:
         """Rules between fields, for the command line and markers alike."""
@@ -373,6 +386,24 @@ def strict_default() -> str:
     return ",".join(on) or "none"
 
 
+_STOP_FIX = "write auto, a number of iterations such as 500, or seconds such as 2s"
+
+
+def parse_stop(value: Any, what: str) -> tuple[int | None, float | None]:
+    """``--trt-stop`` / ``stop=``, the one spelling of the stop rule:
+    ``auto`` (the adaptive stop: (None, None)), ``500`` (exactly 500
+    iterations, as ``--trt-iterations``) or ``2s`` (exactly 2 seconds, as
+    ``--trt-duration``)."""
+    text = str(value).strip().lower() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    if text == "auto":
+        return None, None
+    if re.fullmatch(r"\d+", text):
+        return parse_count(text, what), None
+    if re.fullmatch(r"(\d+\.?\d*|\.\d+)s", text):
+        return None, parse_seconds(text[:-1], what)
+    raise UsageError(f"{what}: {value!r} is not a stop rule; {_STOP_FIX}")
+
+
 def parse_group(value: Any, what: str) -> str:
     return group_name(value, what=what)
 
@@ -393,6 +424,7 @@ PERF_ARGS: dict[str, Knob] = {
     "target_ci": Knob("target_rel_ci", _target_ci, _percent("off")),
     "iterations": Knob("iterations", parse_count),
     "duration": Knob("duration_s", parse_seconds),
+    "stop": Knob("stop", parse_stop),
     "mode": Knob("mode", parse_mode),
     "streams": Knob("streams", _streams),
     "cuda_graph": Knob("cuda_graph", strict_bool),

@@ -50,7 +50,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "trt_perf(metric=, tolerance=, warmup_ms=, min_time=, max_time=, iterations=, duration=, "
+        "markers", "trt_perf(metric=, tolerance=, warmup_ms=, min_time=, max_time=, stop=, iterations=, duration=, "
         "mode=, group=, ...): how pytest-trtperf measures and gates this test; every test that uses trt_bench "
         "carries it, so -m trt_perf / -m 'not trt_perf' select the perf tests")
     config.addinivalue_line(

@@ -161,6 +161,9 @@ OPTIONS: tuple[Option, ...] = (
     _knob("max_time", "--trt-max-time", "Hard cap on measured seconds per result.", metavar="SECONDS"),
     _knob("target_ci", "--trt-target-ci", "Stop when the confidence interval of the median is narrower than this, "
           "relative to the median.", metavar="FRACTION"),
+    _knob("stop", "--trt-stop", "The stop rule in one option: auto (the adaptive stop between the minimum and "
+          "maximum time and iterations), N (exactly N iterations, as --trt-iterations) or Ns (exactly N seconds, "
+          "as --trt-duration).", metavar="auto|N|Ns"),
     _knob("duration", "--trt-duration", "Measure for exactly this many seconds (turns the adaptive stop off), like "
           "trtexec --duration.", metavar="SECONDS"),
     _knob("iterations", "--trt-iterations", "Measure exactly this many iterations (turns the adaptive stop off), "
@@ -384,13 +387,7 @@ def _measure_options(r: _Reader) -> MeasureOptions:
     parser; unset ones keep the dataclass default."""
     values = r.knobs()
     _apply_strict(r, values)
-    if "iterations" in values and "duration_s" in values:
-        # The command line wins over the ini file; in one place, both is an error.
-        from_cli = [d for d in ("trt_iterations", "trt_duration") if r.from_cli(d)]
-        if len(from_cli) != 1:
-            raise UsageError("--trt-iterations and --trt-duration both given; a measurement stops on one "
-                             "of them: keep one")
-        del values["duration_s" if from_cli == ["trt_iterations"] else "iterations"]
+    _one_stop_rule(r, values)
     m = MeasureOptions(**values)
     m.check(where="command line / ini:")
     return m
@@ -408,6 +405,27 @@ def _apply_strict(r: _Reader, values: dict[str, Any]) -> None:
             own = next(o for o in OPTIONS if o.knob is not None and PERF_ARGS[o.knob].field == field)
             raise UsageError(f"{label} makes {item} fail, and {r.raw(own.dest)[1]} says {values[field]}; keep one")
         values[field] = "fail"
+
+
+#: The options that set the stop rule, by the field ``_Reader.knobs`` reads them into.
+_STOP_OPTIONS = {"iterations": "--trt-iterations", "duration_s": "--trt-duration", "stop": "--trt-stop"}
+
+
+def _one_stop_rule(r: _Reader, values: dict[str, Any]) -> None:
+    """At most one of ``--trt-iterations``, ``--trt-duration`` and
+    ``--trt-stop``: the command line wins over the ini file; in one place,
+    two is an error. ``stop`` becomes the two fields it says."""
+    said = [f for f in _STOP_OPTIONS if f in values]
+    if len(said) > 1:
+        from_cli = [f for f in said if r.from_cli(_STOP_OPTIONS[f].lstrip("-").replace("-", "_"))]
+        if len(from_cli) != 1:
+            raise UsageError(f"{' and '.join(_STOP_OPTIONS[f] for f in said)} both given; a measurement stops on "
+                             f"one of them: keep one")
+        for f in said:
+            if f != from_cli[0]:
+                del values[f]
+    if "stop" in values:
+        values["iterations"], values["duration_s"] = values.pop("stop")
 
 
 def _gpu_settings(r: _Reader, baseline_dir: Path) -> GpuSettings:
