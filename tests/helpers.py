@@ -55,7 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: block the installed plugin with ``-p no:trtperf``.
 GPU_PLUGIN_WIRING = """
 import pytest
-from pytest_trtperf.core.config import Settings, add_options
+from pytest_trtperf.plugin.options import add_options, settings_from_config
 from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.gpu import session as gpu_plugin
 
@@ -65,7 +65,7 @@ def pytest_addoption(parser, pluginmanager):
 
 def pytest_configure(config):
     try:
-        s = Settings.from_pytest_config(config)
+        s = settings_from_config(config)
     except UsageError as e:
         raise pytest.UsageError(str(e)) from None
     config.pluginmanager.register(gpu_plugin.GpuSessionPlugin(config, s.gpu, s.baseline_mode), gpu_plugin.PLUGIN_NAME)

@@ -32,18 +32,18 @@ def test_every_type_check_suppression_says_why() -> None:
                       f"if pyright is clean without: {over}")
 
 
-#: Reads of pytest's options outside config.py, by design (config.py's docstring):
+#: Reads of pytest's options outside plugin/options.py, by design (its docstring):
 #: pytest's and xdist's own options, never this plugin's.
 OTHER_READERS = {"gpu/session.py": {"collectonly", "dist", "tx"}}
 
 
 def test_only_config_reads_pytest_options() -> None:
     """One settings owner (issue 13 item 1): a ``getoption`` / ``getini`` /
-    ``config.option.`` outside config.py is a second reader."""
+    ``config.option.`` outside plugin/options.py is a second reader."""
     found: list[str] = []
     for path in _sources():
         name = path.relative_to(PACKAGE).as_posix()
-        if name == "core/config.py":
+        if name == "plugin/options.py":
             continue
         text = path.read_text(encoding="utf-8")
         for m in re.finditer(r"\.(getoption|getini)\(\s*(?:[\"']([^\"']*)[\"'])?|\bconfig\.option\.\w+", text):
@@ -51,7 +51,7 @@ def test_only_config_reads_pytest_options() -> None:
             if m.group(0).startswith(".get") and m.group(2) in allowed:
                 continue
             found.append(f"{name}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}")
-    assert found == [], f"read options in config.py (Settings.from_pytest_config), not here: {found}"
+    assert found == [], f"read options in plugin/options.py (settings_from_config), not here: {found}"
 
 
 def test_help_does_not_cite_files_the_wheel_lacks(pytester) -> None:

@@ -20,14 +20,7 @@ LAYERS = ("core", "gpu", "trt", "workloads", "load", "baselines", "gate", "pipel
 #: Imports from a lower layer to a higher one that are still to go, as
 #: (importing module, imported module). Empty is the goal; an entry here
 #: that no longer happens fails too, so the list only shrinks.
-KNOWN_UPWARD: set[tuple[str, str]] = {
-    # Option and marker parsing still lives in core/config.py beside the
-    # settings dataclasses (issue 24, point 5 moves it to plugin/).
-    ("core.config", "baselines.store"),
-    ("core.config", "load.arrivals"),
-    ("core.config", "load.serve"),
-    ("core.config", "relative.protocol"),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 
 def module_of(path: Path) -> str:

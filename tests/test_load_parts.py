@@ -195,7 +195,7 @@ def test_every_serve_setting_is_part_of_how_it_is_measured() -> None:
     (the gate: incomparable), never a build change it would judge."""
     import dataclasses
 
-    from pytest_trtperf.core.config import serve_plan
+    from pytest_trtperf.plugin.markers import serve_plan
     from pytest_trtperf.core.identity import config_changes, config_hash, split_config
 
     base = serve_plan({"rate": 100, "slo": "p99<20ms", "duration": 2}, where="t")

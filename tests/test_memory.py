@@ -21,7 +21,8 @@ from helpers import FAST, load_baseline
 from pytest_trtperf.core import memory
 from pytest_trtperf.core import stats
 from pytest_trtperf.baselines.store import BaselineEntry, read_file
-from pytest_trtperf.core.config import OPTIONS, MeasureOptions
+from pytest_trtperf.core.config import MeasureOptions
+from pytest_trtperf.plugin.options import OPTIONS
 from pytest_trtperf.core.errors import BaselineFileError, UsageError
 from pytest_trtperf.core.fingerprint import host_fingerprint
 from pytest_trtperf.gate.timing import judge

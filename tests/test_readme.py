@@ -165,9 +165,9 @@ def readme_steps() -> list[tuple[int, str, str]]:
 
 
 def test_every_option_appears_in_a_readme_command() -> None:
-    """Tables and prose are not enough: each option of ``config.OPTIONS`` is
+    """Tables and prose are not enough: each option of ``options.OPTIONS`` is
     in at least one fenced code block (a command a user can copy)."""
-    from pytest_trtperf.core.config import OPTIONS
+    from pytest_trtperf.plugin.options import OPTIONS
 
     code = "\n".join(text for _, _, text in fenced_blocks())
     missing = [o.flag for o in OPTIONS if not re.search(re.escape(o.flag) + r"(?![\w-])", code)]

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from helpers import FAST, baseline_files
-from pytest_trtperf.core.config import expectation
+from pytest_trtperf.plugin.markers import expectation
 from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.relative.policy import Expectation, describe
 

@@ -23,7 +23,7 @@ CONFIDENCE = 0.99
 
 @dataclass(frozen=True)
 class ServePlan:
-    """A checked serve configuration (``config.serve_plan`` makes it)."""
+    """A checked serve configuration (``plugin.markers.serve_plan`` makes it)."""
 
     rate: float
     arrivals: Any  # "poisson" | "constant" | np.ndarray of offsets (a checked trace)

@@ -5,7 +5,7 @@ A suite written for pytest-benchmark runs unchanged: ``benchmark(fn, *args,
 **kwargs)`` returns what ``fn`` returns, ``benchmark.pedantic(...)`` keeps its
 meaning, ``benchmark.extra_info`` / ``.group`` / ``.name`` are there, and
 ``@pytest.mark.benchmark(...)`` arguments are mapped or refused with one line
-(``config.benchmark_marker``). Only offered when pytest-benchmark itself is
+(``plugin.markers.benchmark_marker``). Only offered when pytest-benchmark itself is
 not loaded: two plugins must never both answer to ``benchmark``.
 
 pytest code, like ``plugin.py``; imports nothing heavy at module level.
@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from pytest_trtperf.core.config import BenchmarkMarker, benchmark_marker
+from pytest_trtperf.plugin.markers import BenchmarkMarker, benchmark_marker
 from pytest_trtperf.core.errors import UsageError
 
 if TYPE_CHECKING:

@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from pytest_trtperf.core.config import MeasureOptions, escape_text, expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides
+from pytest_trtperf.core.config import MeasureOptions, escape_text
+from pytest_trtperf.plugin.markers import expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides
 from pytest_trtperf.core.errors import BackendUnavailable, UsageError, cause_first
 from pytest_trtperf.core.identity import result_id
 from pytest_trtperf.report import progress
@@ -213,7 +214,7 @@ class TrtBench:
         kwargs)``), ``teardown(*args, **kwargs)`` after it. Returns what
         ``target`` returned last. Measured, baselined and gated like
         :meth:`measure`; the rounds are the samples."""
-        from pytest_trtperf.core.config import pedantic_options
+        from pytest_trtperf.plugin.markers import pedantic_options
         from pytest_trtperf.workloads.rounds import RoundsWorkload
 
         where = f"{self._item.nodeid}: trt_bench.pedantic()"
@@ -273,7 +274,7 @@ class TrtBench:
         ``precision=``; defaults come from ``@pytest.mark.trt_serve``. Other
         keywords are ``trt_perf`` options (``tolerance=``, ...).
         """
-        from pytest_trtperf.core.config import SERVE_ARGS, serve_overrides, serve_plan
+        from pytest_trtperf.plugin.markers import SERVE_ARGS, serve_overrides, serve_plan
         from pytest_trtperf.load.metrics import sustainable_name
         from pytest_trtperf.pipeline.serve import measure_served
 
@@ -326,7 +327,8 @@ class TrtBench:
                         timer: str, shapes: Any, inputs: Any, opts: MeasureOptions, info: Mapping[str, Any],
                         where: str) -> Result:
         """``compare(a, b, serve={...})``: both sides served in alternating blocks (``load.relative``)."""
-        from pytest_trtperf.core.config import parse_number, serve_overrides, serve_plan
+        from pytest_trtperf.core.config import parse_number
+        from pytest_trtperf.plugin.markers import serve_overrides, serve_plan
         from pytest_trtperf.relative.load import DEFAULT_PAIRS, measure_served_pair
 
         if not isinstance(serve, Mapping):

@@ -19,7 +19,9 @@ from collections.abc import Generator
 
 import pytest
 
-from pytest_trtperf.core.config import Settings, add_options, perf_overrides, serve_overrides
+from pytest_trtperf.core.config import Settings
+from pytest_trtperf.plugin.markers import perf_overrides, serve_overrides
+from pytest_trtperf.plugin.options import add_options, settings_from_config
 from pytest_trtperf.core.errors import BaselineFileError, UsageError, cause_first
 from pytest_trtperf.gpu.session import PLUGIN_NAME as GPU_PLUGIN_NAME
 from pytest_trtperf.gpu.session import GpuSessionPlugin, register_auto_workers, xdist_workers
@@ -48,7 +50,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "trt_perf(metric=, tolerance=, warmup_ms=, min_time=, max_time=, iterations=, duration=, "
+        "markers", "trt_perf(metric=, tolerance=, warmup_ms=, min_time=, max_time=, stop=, iterations=, duration=, "
         "mode=, group=, ...): how pytest-trtperf measures and gates this test; every test that uses trt_bench "
         "carries it, so -m trt_perf / -m 'not trt_perf' select the perf tests")
     config.addinivalue_line(
@@ -58,7 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "trt_serve(rate=, concurrency=, arrivals=, duration=, slo=, seed=, search=, ...): defaults for "
         "trt_bench.serve() (latency under load); with trt_engine, trt_bench.serve() serves the marker's engine")
     try:
-        settings = Settings.from_pytest_config(config)
+        settings = settings_from_config(config)
     except UsageError as e:
         raise pytest.UsageError(str(e)) from None
     state = SessionState.create(settings, is_controller=not hasattr(config, "workerinput"))

@@ -48,7 +48,7 @@ class Expectation:
 
     @classmethod
     def from_config(cls, kind: str, value: float) -> Expectation:
-        """From ``config.expectation``: ``("max_slowdown", 0.03)`` or ``("min_speedup", 1.5)``."""
+        """From ``plugin.markers.expectation``: ``("max_slowdown", 0.03)`` or ``("min_speedup", 1.5)``."""
         if kind == "max_slowdown":
             return cls(bound=1.0 + value, text=f"b at most {_pct(value)} slower than a",
                        rule=f"max_slowdown {value * 100:g}%")
