@@ -4,10 +4,13 @@ controlled amount of extra work)."""
 
 from __future__ import annotations
 
+import functools
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 #: Hashing a buffer is stable across processes on our CI machines (C code, no
@@ -72,23 +75,51 @@ def pytest_configure(config):
 """
 
 
-def make_result(nodeid: str, *, kind: str = "cuda", status: str = "regression", name: str | None = None,
-                identity: dict[str, Any] | None = None) -> Any:
-    """A judged result as plain data, shaped like what a GPU run produces
-    (GPU results cannot be measured on a machine without one)."""
-    from pytest_trtperf.core.identity import result_id
-    from pytest_trtperf.core.results import DeviceState, Distribution, Result, SeriesStats, Verdict
+def make_result(nodeid: str = "t.py::test_a", status: str | None = None, change: float = 0.0, *,
+                kind: str = "host", name: str | None = None, scale: float = 1.0, spread: float = 0.01, n: int = 500,
+                seed: int | None = None, flags: tuple[str, ...] = (), identity: dict[str, Any] | None = None,
+                location: tuple[str, int] | None = None, message: str | None = None) -> Any:
+    """A measured result as plain data, for tests of what reads results (the
+    store, reports, the nsys command) without measuring anything.
 
-    stats = SeriesStats(n=100, median=1.0, mean=1.0, min=0.9, max=1.2, p90=1.1, p95=1.1, p99=1.2, stdev=0.05,
-                        median_ci=(0.99, 1.01))
+    Latencies are ``n`` draws around ``scale`` ms with relative ``spread``, from
+    ``seed`` (by default the CRC of the id: the same in every process). A
+    ``status`` adds a verdict whose current value is ``change`` above the
+    baseline. ``kind`` other than ``host`` is shaped like a GPU run's result
+    (GPU results cannot be measured on a machine without one)."""
+    from pytest_trtperf.core.fingerprint import host_fingerprint
+    from pytest_trtperf.core.identity import result_id
+    from pytest_trtperf.core.results import DeviceState, Result, Verdict
+
     rid = result_id(nodeid, name)
-    return Result(id=rid, nodeid=nodeid, name=name, kind=kind, mode="latency", latency=stats, throughput=1000.0,
-                  distribution=Distribution(n=100, quantiles_ms=(0.9, 1.0, 1.2)), stop_reason="converged",
-                  warmup_iterations=10, warmup_s=0.2, measured_s=1.0, config_hash="abc",
-                  identity=identity if identity is not None else {"kind": kind, "cuda_graph": True},
-                  fingerprint={}, device_class="NVIDIA H200 sm90 cuda", device_state=DeviceState(kind=kind),
-                  verdict=Verdict(status=status, metric="median", tolerance=0.05,
-                                  message=f"{rid}: median latency regressed +30.0% (1.000 ms -> 1.300 ms)"))
+    latency, distribution = _series(zlib.crc32(rid.encode()) if seed is None else seed, n, scale, spread)
+    if kind == "host":
+        fp = host_fingerprint()
+        fingerprint, device_class = fp.to_dict(), fp.device_class
+    else:
+        fingerprint, device_class = {}, "NVIDIA H200 sm90 cuda"
+        identity = {"kind": kind, "cuda_graph": True} if identity is None else identity
+    verdict = None
+    if status is not None:
+        now = scale * (1 + change)
+        verdict = Verdict(status=status, metric="median", tolerance=0.05, baseline_value=scale, current_value=now,
+                          change=change, ci=(change - 0.01, change + 0.01),
+                          message=message or f"{rid}: median latency {change:+.1%} ({scale:.3f} ms -> {now:.3f} ms)")
+    return Result(id=rid, nodeid=nodeid, name=name, kind=kind, mode="latency", latency=latency,
+                  throughput=1e3 / latency.mean, distribution=distribution, stop_reason="converged",
+                  warmup_iterations=5, warmup_s=0.2, measured_s=0.5, config_hash="abc",
+                  identity={} if identity is None else identity, fingerprint=fingerprint, device_class=device_class,
+                  device_state=DeviceState(kind=kind, flags=flags), location=location, verdict=verdict)
+
+
+@functools.lru_cache(maxsize=64)
+def _series(seed: int, n: int, scale: float, spread: float) -> tuple[Any, Any]:
+    """Summary and distribution of one drawn series (cached: 5,000 results in
+    one test would otherwise spend 20 s summarising)."""
+    from pytest_trtperf.core import stats
+
+    x = np.random.default_rng(seed).normal(1.0, spread, n) * scale * 1e-3
+    return stats.summarize(x), stats.compress(x)
 
 
 def load_plugin_args() -> list[str]:

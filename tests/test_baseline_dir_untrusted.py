@@ -14,11 +14,10 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import FAST, hash_test
+from helpers import FAST, hash_test, make_result
 from pytest_trtperf.baselines import store as baseline
 from pytest_trtperf.core.errors import BaselineFileError
 from pytest_trtperf.core.fingerprint import host_fingerprint
-from test_baseline_store import make_result
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs and links")
 
