@@ -8,6 +8,7 @@ import functools
 import json
 import zlib
 from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,37 @@ def test_hash(trt_bench):
 #: shared 2-core machine (tests/test_host_load.py covers the watch).
 FAST = ["--trt-warmup-ms=50", "--trt-min-time=0.3", "--trt-max-time=2", "--trt-ignore-host-load",
         "-p", "no:cacheprovider"]
+
+
+#: The knobs the inner test sources of these tests read from the environment,
+#: by the keyword ``run_inner`` takes for each (unset: the source's default).
+KNOBS = {
+    "scale": "TRTPERF_TEST_SCALE",  # HASH_TEST: bytes hashed
+    "mb": "TRTPERF_TEST_MB",  # tests/test_memory.py: MiB allocated
+    "ipi": "TRTPERF_IPI",  # tests/test_strict_gate.py: inferences per iteration
+    "service_ms": "TRTPERF_TEST_SERVICE_MS",  # tests/test_serve_fixture.py: service time
+    "mib": "TORCH_MIB",  # tests/gpu/test_torch_memory.py: MiB of the temporary
+}
+
+
+def run_inner(pytester: pytest.Pytester, *args: str, opts: Sequence[str] = FAST, env: Mapping[str, object] | None = None,
+              subprocess: bool = False, timeout: float | None = None, **knobs: float) -> pytest.RunResult:
+    """One inner pytest session: ``opts`` (the short measurement windows of
+    ``FAST`` unless a test says otherwise), then ``args``; in-process, or in a
+    child process with ``subprocess`` (``timeout`` applies there).
+
+    ``env`` and the ``KNOBS`` given as keywords are set through monkeypatch for
+    this session alone: restored afterwards whatever happens, so one test's
+    knob never leaks into the next run."""
+    unknown = sorted(set(knobs) - set(KNOBS))
+    if unknown:
+        raise TypeError(f"run_inner: unknown knob(s) {unknown}; known: {sorted(KNOBS)}")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {**(env or {}), **{KNOBS[k]: v for k, v in knobs.items()}}.items():
+            mp.setenv(key, str(value))
+        if subprocess:
+            return pytester.runpytest_subprocess(*opts, *args, timeout=timeout)
+        return pytester.runpytest(*opts, *args)
 
 
 def hash_test(nbytes: int = 300_000) -> str:
