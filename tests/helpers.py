@@ -67,6 +67,13 @@ def run_inner(pytester: pytest.Pytester, *args: str, opts: Sequence[str] = FAST,
         return pytester.runpytest(*opts, *args)
 
 
+#: For inner runs whose test judges no timing (a usage error, outputs written,
+#: markers and off switches, memory with time at 200% tolerance): a tenth of
+#: FAST's windows, still well over min_iterations of the hash workload.
+QUICK = ["--trt-warmup-ms=10", "--trt-min-time=0.05", "--trt-max-time=0.5", "--trt-ignore-host-load",
+         "-p", "no:cacheprovider"]
+
+
 def hash_test(nbytes: int = 300_000) -> str:
     return HASH_TEST.format(nbytes=nbytes)
 

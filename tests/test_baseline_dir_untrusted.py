@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import hash_test, make_result, run_inner
+from helpers import QUICK, hash_test, make_result, run_inner
 from pytest_trtperf.baselines import store as baseline
 from pytest_trtperf.core.errors import BaselineFileError
 from pytest_trtperf.core.fingerprint import host_fingerprint
@@ -265,7 +265,7 @@ def test_an_output_on_the_baseline_file_is_a_usage_error(pytester: pytest.Pytest
     """``--trt-json`` pointing at the baseline file silently replaced the
     baseline just written."""
     pytester.makepyfile(test_perf=hash_test())
-    run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    run(pytester, "--trt-baseline=update", opts=QUICK).assert_outcomes(passed=1)
     (path,) = (pytester.path / ".trtperf").glob("*.json")
     before = path.read_bytes()
     for mode in ("update", "compare"):

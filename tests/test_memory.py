@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import FAST, load_baseline, run_inner
+from helpers import QUICK, load_baseline, run_inner
 from pytest_trtperf.core import memory
 from pytest_trtperf.core import stats
 from pytest_trtperf.baselines.store import BaselineEntry, read_file
@@ -47,7 +47,7 @@ def test_alloc(trt_bench):
 LOOSE = ["--trt-tolerance=200%", "--trt-json=r.json"]
 
 
-run = functools.partial(run_inner, opts=(*FAST, *LOOSE), subprocess=True)
+run = functools.partial(run_inner, opts=(*QUICK, *LOOSE), subprocess=True)
 
 
 def result_json(p: pytest.Pytester) -> dict:
@@ -157,7 +157,7 @@ def test_order(trt_bench):
     assert len(SEEN) - len(traced) >= timed
     assert not tracemalloc.is_tracing()
 ''')
-    pytester.runpytest(*FAST, "--trt-baseline=off").assert_outcomes(passed=1)
+    pytester.runpytest(*QUICK, "--trt-baseline=off").assert_outcomes(passed=1)
 
 
 # ------------------------------------------------------------------ the rule
@@ -249,7 +249,7 @@ def test_bad_memory_tolerance_is_one_line(value: str, fragment: str) -> None:
 
 def test_bad_option_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mem=ALLOC_TEST)
-    r = pytester.runpytest(*FAST, "--trt-memory-tolerance=5")
+    r = pytester.runpytest(*QUICK, "--trt-memory-tolerance=5")
     assert r.ret == 4
     r.stderr.fnmatch_lines(["*--trt-memory-tolerance: '5' would mean 500%*"])
 
