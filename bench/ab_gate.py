@@ -28,8 +28,8 @@ This study asks how often each kind of gate is fooled, on real data:
 
 Usage (from the repository root)::
 
-    python bench/ab_gate.py collect-cpu --procs 25 --out /tmp/ab_gate_cpu_raw.npz
-    python bench/ab_gate.py evaluate /tmp/ab_gate_cpu_raw.npz --json bench/data/ab_gate_cpu_eval.json
+    PYTHONPATH=$PWD python bench/ab_gate.py collect-cpu --procs 25 --out /tmp/ab_gate_cpu_raw.npz
+    PYTHONPATH=$PWD python bench/ab_gate.py evaluate /tmp/ab_gate_cpu_raw.npz --json bench/data/ab_gate_cpu_eval.json
     PYTHONPATH=$PWD python bench/ab_gate.py gpu --budget 200 --out $OUT/ab_gate_gpu.json
 """
 
@@ -51,8 +51,6 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from pytest_trtperf.core import stats
 from pytest_trtperf.baselines.store import BaselineStore  # noqa: E402

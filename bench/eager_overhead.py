@@ -21,13 +21,10 @@ import argparse
 import datetime as dt
 import json
 import statistics
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from pytest_trtperf.core.measure import MeasureSettings, measure  # noqa: E402
 from pytest_trtperf.workloads.torch import TorchWorkload  # noqa: E402

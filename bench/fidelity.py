@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from pytest_trtperf.gpu import cuda  # noqa: E402
 from pytest_trtperf.workloads.cuda import CudaWorkload  # noqa: E402

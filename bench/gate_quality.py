@@ -26,9 +26,9 @@ Peers, on the same samples and tolerance:
 
 Usage (from the repository root)::
 
-    python bench/gate_quality.py collect-cpu --procs 20 --out bench/data/gate_quality_cpu_raw.npz
+    PYTHONPATH=$PWD python bench/gate_quality.py collect-cpu --procs 20 --out bench/data/gate_quality_cpu_raw.npz
     PYTHONPATH=$PWD python bench/gate_quality.py collect-gpu --procs 6 --out $OUT/gate_quality_gpu_raw.npz
-    python bench/gate_quality.py evaluate bench/data/gate_quality_cpu_raw.npz --json out.json
+    PYTHONPATH=$PWD python bench/gate_quality.py evaluate bench/data/gate_quality_cpu_raw.npz --json out.json
 
 Never changes GPU settings.
 """
@@ -57,7 +57,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from pytest_trtperf.core import measure as measure_mod
 from pytest_trtperf.core import noise

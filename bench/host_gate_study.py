@@ -23,9 +23,9 @@ prints the spread of a fresh process's median per workload (the data behind
 
 Usage (from the repository root, in the project's virtualenv)::
 
-    python bench/host_gate_study.py run --out bench/data/host_gate_study.json
-    python bench/host_gate_study.py evaluate bench/data/host_gate_study.json
-    python bench/host_gate_study.py sampler-cost
+    PYTHONPATH=$PWD python bench/host_gate_study.py run --out bench/data/host_gate_study.json
+    PYTHONPATH=$PWD python bench/host_gate_study.py evaluate bench/data/host_gate_study.json
+    PYTHONPATH=$PWD python bench/host_gate_study.py sampler-cost
 
 Nothing here needs a GPU.
 """
@@ -47,8 +47,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 TESTS = textwrap.dedent('''
     import hashlib, json, os

@@ -14,8 +14,8 @@ results, with matplotlib installed):
 
 Usage (from the repository root)::
 
-    python bench/html_scale.py render --n 2000
-    python bench/html_scale.py session --n 2000
+    PYTHONPATH=$PWD python bench/html_scale.py render --n 2000
+    PYTHONPATH=$PWD python bench/html_scale.py session --n 2000
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from pytest_trtperf.core import stats
 from pytest_trtperf.baselines.store import BaselineEntry  # noqa: E402

@@ -67,7 +67,6 @@ from collections.abc import Callable
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from pytest_trtperf.baselines.store import BaselineStore  # noqa: E402
 from pytest_trtperf.core.config import MeasureOptions, MeasureSettings, Settings  # noqa: E402

@@ -12,8 +12,8 @@ slow versions of tests/test_interrupted_writes.py, with real processes.
 
 Usage (from the repository root)::
 
-    python bench/interrupts.py kill --trials 60
-    python bench/interrupts.py race --rounds 10 --ways 6
+    PYTHONPATH=$PWD python bench/interrupts.py kill --trials 60
+    PYTHONPATH=$PWD python bench/interrupts.py race --rounds 10 --ways 6
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from pytest_trtperf.baselines import store as baseline
 from pytest_trtperf.core.files import PAUSE_ENV  # noqa: E402

@@ -24,13 +24,11 @@ import json
 import math
 import os
 import platform
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import queueing as q  # noqa: E402  (tests/queueing.py: the closed forms and checks the tests use)
+from tests import queueing as q  # noqa: E402  (tests/queueing.py: the closed forms and checks the tests use)
 
 from pytest_trtperf.load.arrivals import schedule  # noqa: E402
 

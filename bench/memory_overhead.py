@@ -34,15 +34,12 @@ import datetime as dt
 import json
 import platform
 import statistics
-import sys
 import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from pytest_trtperf.core.config import MeasureSettings  # noqa: E402
 from pytest_trtperf.gpu import cuda  # noqa: E402

@@ -43,7 +43,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from pytest_trtperf.core.identity import result_id  # noqa: E402
 from pytest_trtperf.report.nsight import ncu_filter  # noqa: E402

@@ -5,7 +5,7 @@ It never calls an NVML ``Set*``/``Reset*`` function: whether locking would be
 allowed is inferred from the user id, the capabilities and NVML's API
 restriction flags. Prints a compact table and exits 0 (also without NVML).
 
-    python bench/nvml_probe.py
+    PYTHONPATH=$PWD python bench/nvml_probe.py
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_trtperf.gpu import nvml  # noqa: E402
 from pytest_trtperf.core.errors import BackendUnavailable  # noqa: E402

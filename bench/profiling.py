@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from pytest_trtperf.core.config import GpuSettings, MeasureSettings  # noqa: E402
 from pytest_trtperf.gpu import cuda  # noqa: E402

@@ -49,8 +49,6 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from pytest_trtperf.core.measure import MeasureSettings, measure  # noqa: E402
 from pytest_trtperf.workloads.torch import TorchWorkload, _recover_stream  # noqa: E402

@@ -4,10 +4,14 @@ controlled amount of extra work)."""
 
 from __future__ import annotations
 
+import functools
 import json
+import zlib
 from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 
 #: Hashing a buffer is stable across processes on our CI machines (C code, no
@@ -30,6 +34,44 @@ def test_hash(trt_bench):
 #: shared 2-core machine (tests/test_host_load.py covers the watch).
 FAST = ["--trt-warmup-ms=50", "--trt-min-time=0.3", "--trt-max-time=2", "--trt-ignore-host-load",
         "-p", "no:cacheprovider"]
+
+
+#: The knobs the inner test sources of these tests read from the environment,
+#: by the keyword ``run_inner`` takes for each (unset: the source's default).
+KNOBS = {
+    "scale": "TRTPERF_TEST_SCALE",  # HASH_TEST: bytes hashed
+    "mb": "TRTPERF_TEST_MB",  # tests/test_memory.py: MiB allocated
+    "ipi": "TRTPERF_IPI",  # tests/test_strict_gate.py: inferences per iteration
+    "service_ms": "TRTPERF_TEST_SERVICE_MS",  # tests/test_serve_fixture.py: service time
+    "mib": "TORCH_MIB",  # tests/gpu/test_torch_memory.py: MiB of the temporary
+}
+
+
+def run_inner(pytester: pytest.Pytester, *args: str, opts: Sequence[str] = FAST, env: Mapping[str, object] | None = None,
+              subprocess: bool = False, timeout: float | None = None, **knobs: float) -> pytest.RunResult:
+    """One inner pytest session: ``opts`` (the short measurement windows of
+    ``FAST`` unless a test says otherwise), then ``args``; in-process, or in a
+    child process with ``subprocess`` (``timeout`` applies there).
+
+    ``env`` and the ``KNOBS`` given as keywords are set through monkeypatch for
+    this session alone: restored afterwards whatever happens, so one test's
+    knob never leaks into the next run."""
+    unknown = sorted(set(knobs) - set(KNOBS))
+    if unknown:
+        raise TypeError(f"run_inner: unknown knob(s) {unknown}; known: {sorted(KNOBS)}")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {**(env or {}), **{KNOBS[k]: v for k, v in knobs.items()}}.items():
+            mp.setenv(key, str(value))
+        if subprocess:
+            return pytester.runpytest_subprocess(*opts, *args, timeout=timeout)
+        return pytester.runpytest(*opts, *args)
+
+
+#: For inner runs whose test judges no timing (a usage error, outputs written,
+#: markers and off switches, memory with time at 200% tolerance): a tenth of
+#: FAST's windows, still well over min_iterations of the hash workload.
+QUICK = ["--trt-warmup-ms=10", "--trt-min-time=0.05", "--trt-max-time=0.5", "--trt-ignore-host-load",
+         "-p", "no:cacheprovider"]
 
 
 def hash_test(nbytes: int = 300_000) -> str:
@@ -72,23 +114,51 @@ def pytest_configure(config):
 """
 
 
-def make_result(nodeid: str, *, kind: str = "cuda", status: str = "regression", name: str | None = None,
-                identity: dict[str, Any] | None = None) -> Any:
-    """A judged result as plain data, shaped like what a GPU run produces
-    (GPU results cannot be measured on a machine without one)."""
-    from pytest_trtperf.core.identity import result_id
-    from pytest_trtperf.core.results import DeviceState, Distribution, Result, SeriesStats, Verdict
+def make_result(nodeid: str = "t.py::test_a", status: str | None = None, change: float = 0.0, *,
+                kind: str = "host", name: str | None = None, scale: float = 1.0, spread: float = 0.01, n: int = 500,
+                seed: int | None = None, flags: tuple[str, ...] = (), identity: dict[str, Any] | None = None,
+                location: tuple[str, int] | None = None, message: str | None = None) -> Any:
+    """A measured result as plain data, for tests of what reads results (the
+    store, reports, the nsys command) without measuring anything.
 
-    stats = SeriesStats(n=100, median=1.0, mean=1.0, min=0.9, max=1.2, p90=1.1, p95=1.1, p99=1.2, stdev=0.05,
-                        median_ci=(0.99, 1.01))
+    Latencies are ``n`` draws around ``scale`` ms with relative ``spread``, from
+    ``seed`` (by default the CRC of the id: the same in every process). A
+    ``status`` adds a verdict whose current value is ``change`` above the
+    baseline. ``kind`` other than ``host`` is shaped like a GPU run's result
+    (GPU results cannot be measured on a machine without one)."""
+    from pytest_trtperf.core.fingerprint import host_fingerprint
+    from pytest_trtperf.core.identity import result_id
+    from pytest_trtperf.core.results import DeviceState, Result, Verdict
+
     rid = result_id(nodeid, name)
-    return Result(id=rid, nodeid=nodeid, name=name, kind=kind, mode="latency", latency=stats, throughput=1000.0,
-                  distribution=Distribution(n=100, quantiles_ms=(0.9, 1.0, 1.2)), stop_reason="converged",
-                  warmup_iterations=10, warmup_s=0.2, measured_s=1.0, config_hash="abc",
-                  identity=identity if identity is not None else {"kind": kind, "cuda_graph": True},
-                  fingerprint={}, device_class="NVIDIA H200 sm90 cuda", device_state=DeviceState(kind=kind),
-                  verdict=Verdict(status=status, metric="median", tolerance=0.05,
-                                  message=f"{rid}: median latency regressed +30.0% (1.000 ms -> 1.300 ms)"))
+    latency, distribution = _series(zlib.crc32(rid.encode()) if seed is None else seed, n, scale, spread)
+    if kind == "host":
+        fp = host_fingerprint()
+        fingerprint, device_class = fp.to_dict(), fp.device_class
+    else:
+        fingerprint, device_class = {}, "NVIDIA H200 sm90 cuda"
+        identity = {"kind": kind, "cuda_graph": True} if identity is None else identity
+    verdict = None
+    if status is not None:
+        now = scale * (1 + change)
+        verdict = Verdict(status=status, metric="median", tolerance=0.05, baseline_value=scale, current_value=now,
+                          change=change, ci=(change - 0.01, change + 0.01),
+                          message=message or f"{rid}: median latency {change:+.1%} ({scale:.3f} ms -> {now:.3f} ms)")
+    return Result(id=rid, nodeid=nodeid, name=name, kind=kind, mode="latency", latency=latency,
+                  throughput=1e3 / latency.mean, distribution=distribution, stop_reason="converged",
+                  warmup_iterations=5, warmup_s=0.2, measured_s=0.5, config_hash="abc",
+                  identity={} if identity is None else identity, fingerprint=fingerprint, device_class=device_class,
+                  device_state=DeviceState(kind=kind, flags=flags), location=location, verdict=verdict)
+
+
+@functools.lru_cache(maxsize=64)
+def _series(seed: int, n: int, scale: float, spread: float) -> tuple[Any, Any]:
+    """Summary and distribution of one drawn series (cached: 5,000 results in
+    one test would otherwise spend 20 s summarising)."""
+    from pytest_trtperf.core import stats
+
+    x = np.random.default_rng(seed).normal(1.0, spread, n) * scale * 1e-3
+    return stats.summarize(x), stats.compress(x)
 
 
 def load_plugin_args() -> list[str]:

@@ -6,6 +6,7 @@ A/B and baseline-file verdicts, the summary) with host workloads."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ def test_gpu_script_dry_run_on_the_cpu(tmp_path: Path) -> None:
     out = tmp_path / "ab_gate_gpu.json"
     r = subprocess.run([sys.executable, str(REPO / "bench" / "ab_gate.py"), "gpu", "--cpu-dry-run", "--budget", "16",
                         "--soak", "0.5", "--windows", "1", "--trial-s", "5", "--out", str(out)],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])})
     assert r.returncode == 0, r.stdout + r.stderr
     log = json.loads(out.read_text())
     assert list(log["phases"]) == ["baseline (fresh process, cool card)", "heat soak", "neighbour started",

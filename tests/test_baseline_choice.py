@@ -8,11 +8,10 @@ plumbing runs without a GPU; the GPU side is tests/gpu/test_torch_workload.py.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
-from helpers import FAST, load_baseline
+from helpers import FAST, load_baseline, run_inner
 
 TEST = '''
 import hashlib, os, random, time
@@ -70,14 +69,8 @@ def test_choice(trt_bench):
 
 
 def run(pytester: pytest.Pytester, *args: str, first: str, ignore: bool = False) -> dict:
-    os.environ["FIRST"] = first
-    if ignore:
-        os.environ["IGNORE_PRIOR"] = "1"
-    try:
-        r = pytester.runpytest(*FAST, "--trt-json=out.json", *args)
-    finally:
-        os.environ.pop("FIRST", None)
-        os.environ.pop("IGNORE_PRIOR", None)
+    env = {"FIRST": first, **({"IGNORE_PRIOR": "1"} if ignore else {})}
+    r = run_inner(pytester, "--trt-json=out.json", *args, env=env)
     assert r.ret == 0, r.stdout.str()
     (res,) = json.loads((pytester.path / "out.json").read_text())["results"]
     return res

@@ -5,6 +5,7 @@ must be a directory. Real files, FIFOs and links; pytest runs under pytester."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -14,11 +15,10 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import FAST, hash_test
+from helpers import QUICK, hash_test, make_result, run_inner
 from pytest_trtperf.baselines import store as baseline
 from pytest_trtperf.core.errors import BaselineFileError
 from pytest_trtperf.core.fingerprint import host_fingerprint
-from test_baseline_store import make_result
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs and links")
 
@@ -193,8 +193,7 @@ def test_a_file_cut_in_half_is_truncated_and_garbage_is_corrupt(tmp_path: Path) 
 
 # -- end to end -----------------------------------------------------------------
 
-def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return p.runpytest_subprocess(*FAST, *args, timeout=120)
+run = functools.partial(run_inner, subprocess=True, timeout=120)
 
 
 def test_session_with_hostile_files_passes_with_notes(pytester: pytest.Pytester) -> None:
@@ -266,7 +265,7 @@ def test_an_output_on_the_baseline_file_is_a_usage_error(pytester: pytest.Pytest
     """``--trt-json`` pointing at the baseline file silently replaced the
     baseline just written."""
     pytester.makepyfile(test_perf=hash_test())
-    run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    run(pytester, "--trt-baseline=update", opts=QUICK).assert_outcomes(passed=1)
     (path,) = (pytester.path / ".trtperf").glob("*.json")
     before = path.read_bytes()
     for mode in ("update", "compare"):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import FAST, hash_test
+from helpers import FAST, hash_test, run_inner
 
 RID = "test_perf.py::test_hash"
 METRICS = ("median", "mean", "p90", "p95", "p99")
@@ -35,11 +35,9 @@ def _edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
     path.write_text(json.dumps(doc, indent=1))
 
 
-def _run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, scale: float, *args: str) -> tuple[
-        pytest.RunResult, dict[str, Any]]:
-    monkeypatch.setenv("TRTPERF_TEST_SCALE", str(scale))
+def _run(pytester: pytest.Pytester, scale: float, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
     out = pytester.path / "out.json"
-    r = pytester.runpytest_subprocess(*FAST, f"--trt-json={out}", *args, timeout=180)
+    r = run_inner(pytester, f"--trt-json={out}", *args, scale=scale, subprocess=True, timeout=180)
     doc = json.loads(out.read_text()) if out.exists() else {}
     return r, doc
 
@@ -67,7 +65,7 @@ def test_a_poisoned_history_cannot_pass_a_3x_slowdown(pytester: pytest.Pytester,
     """Audit: between-run noise 1932.7%, a 3.2x slowdown read ``pass``, exit 0."""
     path = _recorded(pytester)
     _edit(path, poison_history)
-    r, doc = _run(pytester, monkeypatch, 3.2)
+    r, doc = _run(pytester, 3.2)
     assert r.ret == 1, r.stdout.str()
     v = _verdict(doc)
     assert v["status"] == "regression", v
@@ -78,19 +76,19 @@ def test_a_poisoned_history_without_a_slowdown_is_unreliable_not_pass(pytester: 
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     path = _recorded(pytester)
     _edit(path, poison_history)
-    r, doc = _run(pytester, monkeypatch, 1.0, "--trt-tolerance=60%")
+    r, doc = _run(pytester, 1.0, "--trt-tolerance=60%")
     v = _verdict(doc)
     assert v["status"] == "unreliable" and v["decided_by"] == "too_wide", v
     assert "too wide to decide" in v["message"], v["message"]
     assert r.ret == 0, r.stdout.str()
-    strict, doc = _run(pytester, monkeypatch, 1.0, "--trt-tolerance=60%", "--trt-unreliable=fail")
+    strict, doc = _run(pytester, 1.0, "--trt-tolerance=60%", "--trt-unreliable=fail")
     assert strict.ret == 1 and _verdict(doc)["status"] == "unreliable", strict.stdout.str()
 
 
 def test_update_does_not_keep_a_poisoned_history(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _recorded(pytester)
     _edit(path, poison_history)
-    r, _ = _run(pytester, monkeypatch, 1.0, "--trt-baseline=update")
+    r, _ = _run(pytester, 1.0, "--trt-baseline=update")
     assert r.ret == 0, r.stdout.str()
     entry = json.loads(path.read_text())["results"][RID]
     assert len(entry["history"]) == 1, entry["history"]
@@ -107,7 +105,7 @@ def test_poisoned_quantile_tails_are_refused(pytester: pytest.Pytester, monkeypa
     """Audit: "within this run's own noise (99% CI -100.0%..+3767019.0%)", exit 0."""
     path = _recorded(pytester)
     _edit(path, poison_tails)
-    r, _ = _run(pytester, monkeypatch, 3.0)
+    r, _ = _run(pytester, 3.0)
     assert r.ret == 4, r.stdout.str()
     errors = [ln for ln in r.stderr.lines if ln.startswith("ERROR:")]
     assert len(errors) == 1 and "distribution.quantiles_ms" in errors[0] and "edited" in errors[0], r.stderr.lines
@@ -133,7 +131,7 @@ def test_poisoned_tails_with_matching_percentiles_are_never_a_plain_pass(
         lat["stdev"] = math.sqrt(sum((x - lat["mean"]) ** 2 for x in values) / len(values))
         entry["history"][-1].update({k: lat[k] for k in METRICS})
     _edit(path, change)
-    r, doc = _run(pytester, monkeypatch, 3.0)
+    r, doc = _run(pytester, 3.0)
     v = _verdict(doc)
     assert r.ret == 1 and v["status"] == "regression", v
 
@@ -158,7 +156,7 @@ def test_an_entry_made_2x_slower_is_a_loud_warning_and_fails_when_strict(
     "improved -50%" silently."""
     path = _recorded(pytester)
     _edit(path, scale_entry(2.0))
-    r, doc = _run(pytester, monkeypatch, 1.0)
+    r, doc = _run(pytester, 1.0)
     assert r.ret == 0, r.stdout.str()
     v = _verdict(doc)
     assert v["status"] == "improved" and v["decided_by"] == "suspect_baseline", v
@@ -166,9 +164,9 @@ def test_an_entry_made_2x_slower_is_a_loud_warning_and_fails_when_strict(
     gh = pytester.path / "summary.md"
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(gh))
-    r, _ = _run(pytester, monkeypatch, 1.0)
+    r, _ = _run(pytester, 1.0)
     assert any(ln.startswith("::warning ") and "suspect" in ln for ln in r.stdout.lines), r.stdout.str()
-    strict, _ = _run(pytester, monkeypatch, 1.0, "--trt-incomparable=fail")
+    strict, _ = _run(pytester, 1.0, "--trt-incomparable=fail")
     assert strict.ret == 1, strict.stdout.str()
     strict.stdout.fnmatch_lines(["*(--trt-incomparable=fail)*"])
 
@@ -183,12 +181,12 @@ def test_an_edited_identity_field_is_a_loud_warning_and_fails_when_strict(
     """Audit: a one-line edit made a 3x slowdown ``incomparable``, which passes."""
     path = _recorded(pytester)
     _edit(path, change)
-    r, doc = _run(pytester, monkeypatch, 3.0)
+    r, doc = _run(pytester, 3.0)
     v = _verdict(doc)
     assert v["status"] == "incomparable" and v["decided_by"] == "suspect_baseline", v
     assert "edited" in v["message"], v["message"]
     r.stdout.fnmatch_lines(["WARNING: 1 baseline entry does not describe the code it gates*"])
-    strict, _ = _run(pytester, monkeypatch, 3.0, "--trt-incomparable=fail")
+    strict, _ = _run(pytester, 3.0, "--trt-incomparable=fail")
     assert strict.ret == 1, strict.stdout.str()
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAST, hash_test
+from helpers import FAST, hash_test, make_result
 from pytest_trtperf.baselines import store as baseline
 from pytest_trtperf.core.errors import BaselineFileError
-from test_baseline_validation import RID, make_result, written
+from test_baseline_validation import RID, written
 
 
 def _one_line(path: Path) -> str:
@@ -67,7 +67,7 @@ def test_update_keeps_fields_it_does_not_know(tmp_path: Path) -> None:
     """A newer plugin of the same schema wrote fields this one does not know:
     a rewrite keeps them (other entries' and the file's own)."""
     store = baseline.BaselineStore(tmp_path)
-    (path,) = store.write([make_result()], timestamp="T1", git_commit=None)
+    (path,) = store.write([make_result(seed=0)], timestamp="T1", git_commit=None)
     doc = json.loads(path.read_text())
     doc["future"] = {"kept": True}
     doc["results"][RID]["future_field"] = [1, 2]
@@ -88,7 +88,7 @@ def test_update_refuses_a_file_the_next_run_could_not_read(tmp_path: Path, monke
     path = written(tmp_path)
     before = path.read_bytes()
     monkeypatch.setattr(baseline, "MAX_FILE_BYTES", len(before) + 100)
-    many = [type(r)(**{**r.__dict__, "id": f"t.py::test_{i}"}) for i, r in enumerate([make_result()] * 3)]
+    many = [type(r)(**{**r.__dict__, "id": f"t.py::test_{i}"}) for i, r in enumerate([make_result(seed=0)] * 3)]
     with pytest.raises(BaselineFileError) as e:
         baseline.BaselineStore(tmp_path).write(many, timestamp="T2", git_commit=None)
     msg = str(e.value)

@@ -5,26 +5,14 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from helpers import make_result
 from pytest_trtperf.baselines import store as baseline
-from pytest_trtperf.core import stats
 from pytest_trtperf.core.errors import BaselineFileError
 from pytest_trtperf.core.fingerprint import host_fingerprint
-from pytest_trtperf.core.results import Result
-
-
-def make_result(rid: str, scale: float = 1.0) -> Result:
-    x = np.random.default_rng(zlib.crc32(rid.encode())).normal(1.0, 0.02, 500) * scale * 1e-3  # same in every process
-    fp = host_fingerprint()
-    return Result(id=rid, nodeid=rid.split("::")[0], name=None, kind="host", mode="latency",
-                  latency=stats.summarize(x), throughput=1.0 / x.mean(), distribution=stats.compress(x),
-                  stop_reason="converged", warmup_iterations=5, warmup_s=0.2, measured_s=0.5,
-                  config_hash="abc", identity={}, fingerprint=fp.to_dict(), device_class=fp.device_class)
 
 
 def test_round_trip_and_merge(tmp_path: Path) -> None:

@@ -14,31 +14,17 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-import numpy as np
 import pytest
 
-from helpers import FAST, hash_test
+from helpers import FAST, hash_test, make_result
 from pytest_trtperf.baselines import store as baseline
-from pytest_trtperf.core import stats
 from pytest_trtperf.core.errors import BaselineFileError
-from pytest_trtperf.core.fingerprint import host_fingerprint
-from pytest_trtperf.core.results import DeviceState, Result
 
 RID = "t.py::test_a"
 
 
-def make_result(scale: float = 1.0, *, seed: int = 0, flags: tuple[str, ...] = ()) -> Result:
-    x = np.random.default_rng(seed).normal(1.0, 0.01, 500) * scale * 1e-3
-    fp = host_fingerprint()
-    return Result(id=RID, nodeid="t.py::test_a", name=None, kind="host", mode="latency",
-                  latency=stats.summarize(x), throughput=1.0 / x.mean(), distribution=stats.compress(x),
-                  stop_reason="converged", warmup_iterations=5, warmup_s=0.2, measured_s=0.5,
-                  config_hash="abc", identity={}, fingerprint=fp.to_dict(), device_class=fp.device_class,
-                  device_state=DeviceState(kind="host", flags=flags))
-
-
 def written(tmp_path: Path) -> Path:
-    (path,) = baseline.BaselineStore(tmp_path).write([make_result()], timestamp="T1", git_commit="a" * 40)
+    (path,) = baseline.BaselineStore(tmp_path).write([make_result(seed=0)], timestamp="T1", git_commit="a" * 40)
     return path
 
 
@@ -113,7 +99,7 @@ def test_a_bad_field_is_one_line_naming_file_entry_and_field(tmp_path: Path, fie
     assert path.read_bytes() == raw
     # The store refuses to merge into it: the file stays as it is.
     with pytest.raises(BaselineFileError):
-        baseline.BaselineStore(tmp_path).write([make_result()], timestamp="T2", git_commit=None)
+        baseline.BaselineStore(tmp_path).write([make_result(seed=0)], timestamp="T2", git_commit=None)
     assert path.read_bytes() == raw
 
 
@@ -197,7 +183,7 @@ def test_spread_figures_must_agree_with_the_quantiles(tmp_path: Path, change: Ca
 
 def test_a_history_row_whose_percentiles_do_not_ascend_is_refused(tmp_path: Path) -> None:
     path = written(tmp_path)
-    baseline.BaselineStore(tmp_path).write([make_result()], timestamp="T2", git_commit=None)
+    baseline.BaselineStore(tmp_path).write([make_result(seed=0)], timestamp="T2", git_commit=None)
     edit(path, _scale("history.0.p99", 0.5))
     with pytest.raises(BaselineFileError, match=r"field history\[0\]\.p99 is .* below its p95"):
         baseline.read_file(path)
@@ -231,7 +217,7 @@ def test_a_schema_1_file_is_read_and_written_back_as_2_with_its_run_kept(tmp_pat
     old = baseline.read_file(path).entries[RID]
     assert old.config is None and len(old.runs()) == 1 and old.runs()[0]["median"] == old.latency.median
     notes: list[str] = []
-    baseline.BaselineStore(tmp_path).write([make_result(1.001, seed=1)], timestamp="T2", git_commit=None,
+    baseline.BaselineStore(tmp_path).write([make_result(scale=1.001, seed=1)], timestamp="T2", git_commit=None,
                                            notes=notes)
     new = json.loads(path.read_text())
     assert new["schema_version"] == 2 and notes == []
@@ -242,12 +228,12 @@ def test_a_schema_1_file_is_read_and_written_back_as_2_with_its_run_kept(tmp_pat
 def test_history_keeps_the_last_runs_and_restarts_on_a_new_level(tmp_path: Path) -> None:
     store = baseline.BaselineStore(tmp_path)
     for i in range(12):
-        store.write([make_result(1 + 0.001 * (i % 3), seed=i)], timestamp=f"T{i:02d}", git_commit=None)
+        store.write([make_result(scale=1 + 0.001 * (i % 3), seed=i)], timestamp=f"T{i:02d}", git_commit=None)
     (path,) = store.files()
     rows = json.loads(path.read_text())["results"][RID]["history"]
     assert [r["timestamp"] for r in rows] == [f"T{i:02d}" for i in range(2, 12)]  # the last 10
     notes: list[str] = []
-    store.write([make_result(1.5, seed=99)], timestamp="T99", git_commit=None, notes=notes)
+    store.write([make_result(scale=1.5, seed=99)], timestamp="T99", git_commit=None, notes=notes)
     rows = json.loads(path.read_text())["results"][RID]["history"]
     assert [r["timestamp"] for r in rows] == ["T99"]
     assert len(notes) == 1 and "median moved +50." in notes[0] and "history restarts" in notes[0]
@@ -255,7 +241,7 @@ def test_history_keeps_the_last_runs_and_restarts_on_a_new_level(tmp_path: Path)
 
 def test_a_busy_run_is_recorded_with_a_note(tmp_path: Path) -> None:
     notes: list[str] = []
-    (path,) = baseline.BaselineStore(tmp_path).write([make_result(flags=("host_busy",))], timestamp="T",
+    (path,) = baseline.BaselineStore(tmp_path).write([make_result(seed=0, flags=("host_busy",))], timestamp="T",
                                                      git_commit=None, notes=notes)
     entry = baseline.read_file(path).entries[RID]
     assert entry.flags == ("host_busy",) and list(entry.runs()[0]["flags"]) == ["host_busy"]
@@ -263,7 +249,7 @@ def test_a_busy_run_is_recorded_with_a_note(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_result_is_never_written(tmp_path: Path) -> None:
-    bad = dataclasses.replace(make_result(), throughput=0.0)
+    bad = dataclasses.replace(make_result(seed=0), throughput=0.0)
     notes: list[str] = []
     baseline.BaselineStore(tmp_path).write([bad], timestamp="T", git_commit=None, notes=notes)
     (path,) = baseline.BaselineStore(tmp_path).files()

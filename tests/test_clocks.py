@@ -6,6 +6,7 @@ is killed) this test can read whether the clocks were reset.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ from pytest_trtperf.gpu.pinning import VisibleGpu
 
 pytest_plugins = ["pytester"]
 
-from helpers import FAKE_NVML as FAKE, GPU_PLUGIN_WIRING as WIRING, REPO
+from helpers import FAKE_NVML as FAKE, GPU_PLUGIN_WIRING as WIRING, REPO, run_inner
 
 
 #: A test that reports what it sees, then waits to be killed.
@@ -91,8 +92,8 @@ def visible(mod) -> list[VisibleGpu]:
     return [VisibleGpu(mod.make_gpu(i)["uuid"], mod.make_gpu(i)["pci_bus_id"], "H100") for i in range(2)]
 
 
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess("-p", "no:trtperf", "-p", "no:cacheprovider", *args, timeout=180)
+#: The installed plugin is blocked: the conftest wires the GPU plugin itself.
+run = functools.partial(run_inner, opts=("-p", "no:trtperf", "-p", "no:cacheprovider"), subprocess=True, timeout=180)
 
 
 # ---- parsing and planning ------------------------------------------------------
@@ -258,7 +259,6 @@ def test_restore_guard_restores_on_sigterm_then_terminates(fake, tmp_path) -> No
     mod, path = fake
     code = f"""
 import os, signal, sys, time
-sys.path.insert(0, {str(REPO)!r})
 from pytest_trtperf.gpu import clocks, pinning as gpu_pinning
 ctl = clocks.ClockController({str(tmp_path / 'st')!r}, clocks.LockSpec("max"))
 g = [gpu_pinning.VisibleGpu({mod.make_gpu(0)["uuid"]!r}, None, "")]
@@ -268,7 +268,8 @@ os.kill(os.getpid(), signal.SIGTERM)
 time.sleep(5)
 print("not reached")
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert proc.stdout.strip() == "sm=1980", proc.stderr
     assert proc.returncode == -signal.SIGTERM
     assert gpu_state(path)[0]["locked_sm"] is None

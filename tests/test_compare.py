@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAST, baseline_files, hash_test
+from helpers import baseline_files, hash_test, run_inner
 from pytest_trtperf import __version__
 from pytest_trtperf.cli import main
 
@@ -24,20 +24,12 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
 
 
-def run(p: pytest.Pytester, *args: str, scale: float = 1.0) -> pytest.RunResult:
-    os.environ["TRTPERF_TEST_SCALE"] = str(scale)
-    try:
-        return p.runpytest(*FAST, *args)
-    finally:
-        os.environ.pop("TRTPERF_TEST_SCALE", None)
-
-
 @pytest.fixture
 def repo(pytester: pytest.Pytester) -> pytest.Pytester:
     """A git repository whose first commit holds the baseline of a fast hash."""
     pytester.makepyfile(test_perf=hash_test())
     git(pytester.path, "init", "-q", "-b", "main")
-    run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    run_inner(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
     git(pytester.path, "add", "-A")
     git(pytester.path, "commit", "-qm", "fast baseline")
     return pytester
@@ -46,22 +38,22 @@ def repo(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_compare_against_a_revision_without_checking_it_out(repo: pytest.Pytester) -> None:
     # The working tree's baseline is now 3x slower (not committed): the default
     # gate passes a slow run, --trt-compare=main judges it against main.
-    run(repo, "--trt-baseline=update", scale=3.0).assert_outcomes(passed=1)
+    run_inner(repo, "--trt-baseline=update", scale=3.0).assert_outcomes(passed=1)
     (path,) = baseline_files(repo)
     before = path.read_bytes()
-    run(repo, scale=3.0).assert_outcomes(passed=1)
-    r = run(repo, "--trt-compare=main", scale=3.0)
+    run_inner(repo, scale=3.0).assert_outcomes(passed=1)
+    r = run_inner(repo, "--trt-compare=main", scale=3.0)
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines(["*test_perf.py::test_hash: median latency regressed +*"])
     # xdist workers judge too: each reads the revision's files itself
-    run(repo, "--trt-compare=main", "-n", "2", scale=3.0).assert_outcomes(failed=1)
+    run_inner(repo, "--trt-compare=main", "-n", "2", scale=3.0).assert_outcomes(failed=1)
     assert path.read_bytes() == before  # the working tree is untouched
     assert git(repo.path, "status", "--porcelain", "--untracked-files=no").strip() == f"M .trtperf/{path.name}"
 
 
 def test_missing_baseline_message_names_the_revision(repo: pytest.Pytester) -> None:
     repo.makepyfile(test_new="def test_new(trt_bench):\n    trt_bench.measure(lambda: None)\n")
-    r = run(repo, "--trt-compare=main", "--trt-json=r.json", "test_new.py")
+    r = run_inner(repo, "--trt-compare=main", "--trt-json=r.json", "test_new.py")
     r.assert_outcomes(passed=1)
     doc = json.loads((repo.path / "r.json").read_text())
     assert "no baseline in main:.trtperf/host-" in doc["results"][0]["verdict"]["message"]
@@ -73,7 +65,7 @@ def test_missing_baseline_message_names_the_revision(repo: pytest.Pytester) -> N
     ("--output=x", "ERROR: --trt-compare: '--output=x' is not a git revision; *"),
 ])
 def test_a_bad_revision_is_one_line(repo: pytest.Pytester, rev: str, needle: str) -> None:
-    r = run(repo, f"--trt-compare={rev}")
+    r = run_inner(repo, f"--trt-compare={rev}")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stderr.fnmatch_lines([needle])
     assert "Traceback" not in r.stderr.str()
@@ -87,11 +79,11 @@ def test_a_revision_without_baselines_is_one_line(repo: pytest.Pytester) -> None
     git(repo.path, "rm", "-rq", "--cached", ".")
     git(repo.path, "add", "other.txt")
     git(repo.path, "commit", "-qm", "no baselines")
-    r = run(repo, "--trt-compare=bare")
+    r = run_inner(repo, "--trt-compare=bare")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stderr.fnmatch_lines(["ERROR: --trt-compare=bare: no baseline files in .trtperf/ at bare (*); pick a revision "
                             "that has them*"])
-    run(repo, f"--trt-compare={first}").assert_outcomes(passed=1)
+    run_inner(repo, f"--trt-compare={first}").assert_outcomes(passed=1)
 
 
 def test_outside_a_git_repository_is_one_line(pytester: pytest.Pytester) -> None:
@@ -99,7 +91,7 @@ def test_outside_a_git_repository_is_one_line(pytester: pytest.Pytester) -> None
     env_dir = pytester.path
     if subprocess.run(["git", "rev-parse"], cwd=env_dir, capture_output=True).returncode == 0:
         pytest.skip("the temporary directory is inside a git work tree")
-    r = run(pytester, "--trt-compare=main")
+    r = run_inner(pytester, "--trt-compare=main")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stderr.fnmatch_lines(["ERROR: --trt-compare=main: git rev-parse failed in *: *not a git repository*"])
 
@@ -109,7 +101,7 @@ def test_outside_a_git_repository_is_one_line(pytester: pytest.Pytester) -> None
                                 "--trt-baseline=update"),
 ])
 def test_compare_needs_compare_mode(repo: pytest.Pytester, args: list[str], needle: str) -> None:
-    r = run(repo, "--trt-compare=main", *args)
+    r = run_inner(repo, "--trt-compare=main", *args)
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stderr.fnmatch_lines([needle])
 
@@ -121,9 +113,9 @@ def two_runs(pytester: pytest.Pytester) -> tuple[Path, Path, Path]:
     pytester.makepyfile(test_perf=hash_test(), test_other="def test_only_in_a(trt_bench):\n"
                                                           "    trt_bench.measure(lambda: None)\n")
     a, b, same = (pytester.path / n for n in ("a.json", "b.json", "same.json"))
-    run(pytester, "--trt-baseline=off", f"--trt-json={a}").assert_outcomes(passed=2)
-    run(pytester, "--trt-baseline=off", f"--trt-json={b}", "test_perf.py", scale=2.0).assert_outcomes(passed=1)
-    run(pytester, "--trt-baseline=off", f"--trt-json={same}", "test_perf.py").assert_outcomes(passed=1)
+    run_inner(pytester, "--trt-baseline=off", f"--trt-json={a}").assert_outcomes(passed=2)
+    run_inner(pytester, "--trt-baseline=off", f"--trt-json={b}", "test_perf.py", scale=2.0).assert_outcomes(passed=1)
+    run_inner(pytester, "--trt-baseline=off", f"--trt-json={same}", "test_perf.py").assert_outcomes(passed=1)
     return a, b, same
 
 
@@ -176,14 +168,14 @@ def test_a(trt_bench, name):
     trt_bench.measure(lambda: None, name=name, extra_info={"k": 1})
 ''')
     out = pytester.path / "r.csv"
-    r = run(pytester, "--trt-baseline=off", f"--trt-csv={out}")
+    r = run_inner(pytester, "--trt-baseline=off", f"--trt-csv={out}")
     r.assert_outcomes(passed=2)
     r.stdout.fnmatch_lines([f"--trt-csv written: {out}"])
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert {r["name"] for r in rows} == {"'=cmd()", "plain"}  # no formula a spreadsheet would run
     assert all(float(r["median_ms"]) > 0 and r["status"] == "off" and r["extra_info"] == '{"k": 1}' for r in rows)
     (pytester.path / "a_file").write_text("")
-    r = run(pytester, "--trt-baseline=off", f"--trt-csv={pytester.path / 'a_file' / 'r.csv'}")
+    r = run_inner(pytester, "--trt-baseline=off", f"--trt-csv={pytester.path / 'a_file' / 'r.csv'}")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stdout.fnmatch_lines(["--trt-csv NOT written: */a_file/r.csv: *; check the path"])
 

@@ -97,7 +97,6 @@ def test_upper_case_off_with_more_workers_than_gpus_is_no_usage_error(pytester: 
     """``--trt-baseline=OFF -n 2`` on one GPU: measuring only, so sharing the GPU
     is allowed; the worker-count check used to compare ``"off"`` case-sensitively."""
     import os
-    import sys
 
     from helpers import FAKE_NVML, REPO
 
@@ -105,11 +104,7 @@ def test_upper_case_off_with_more_workers_than_gpus_is_no_usage_error(pytester: 
     monkeypatch.setenv("TRTPERF_NVML_MODULE", str(FAKE_NVML))
     monkeypatch.setenv("TRTPERF_FAKE_NVML_STATE", str(state))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    sys.path.insert(0, str(FAKE_NVML.parent))
-    try:
-        import fake_nvml  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
+    from fakes import fake_nvml
     fake_nvml.write_state(state, [fake_nvml.make_gpu(0)])
     pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
     r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--trt-baseline=OFF")

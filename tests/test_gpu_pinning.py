@@ -14,7 +14,7 @@ from pytest_trtperf.gpu.pinning import VisibleGpu, assign, check_worker_count, p
 
 pytest_plugins = ["pytester"]
 
-from helpers import FAKE_NVML as FAKE, GPU_PLUGIN_WIRING as WIRING, REPO
+from helpers import FAKE_NVML as FAKE, GPU_PLUGIN_WIRING as WIRING, REPO, run_inner
 
 
 #: Every worker runs this (``--dist each``) and reports what it sees.
@@ -76,7 +76,8 @@ def uuid(mod, i: int) -> str:
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     pytester.makeconftest(WIRING)
-    return pytester.runpytest_subprocess("-p", "no:trtperf", "-p", "no:cacheprovider", *args, timeout=240)
+    return run_inner(pytester, *args, opts=("-p", "no:trtperf", "-p", "no:cacheprovider"), subprocess=True,
+                     timeout=240)
 
 
 def reports(out: Path) -> dict[str, dict]:

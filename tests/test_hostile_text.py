@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from helpers import FAST
+from helpers import QUICK
 
 BAD = {
     "surrogate-name": ("name=os.fsdecode(b'model-\\xff')", "name='model-\\udcff'", "a lone surrogate"),
@@ -57,7 +57,7 @@ def test_hostile_text_is_refused_at_measure_with_one_line(pytester: pytest.Pytes
     arg, shown, words = BAD[case]
     pytester.makepyfile(test_perf=SOURCE.format(arg=arg))
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary.md"))
-    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", *OUTPUTS, timeout=120)
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", *OUTPUTS, timeout=120)
     assert r.ret == 1, r.stdout.str()  # the bad test fails; no INTERNALERROR, no "this is a bug"
     r.assert_outcomes(passed=1, failed=1)
     out = r.stdout.str()
@@ -85,7 +85,7 @@ def test_parametrize_values_are_escaped_in_every_writer(pytester: pytest.Pyteste
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_perf=PARAMS)
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary.md"))
-    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", *OUTPUTS, timeout=120)
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", *OUTPUTS, timeout=120)
     assert r.ret == 0, r.stdout.str() + r.stderr.str()
     _all_written(pytester)
     doc = json.loads((pytester.path / "out.json").read_text(encoding="utf-8"))
@@ -107,7 +107,7 @@ def test_control_characters_are_escaped_in_every_writer(pytester: pytest.Pyteste
     """JUnit property names were written raw: ``--junitxml`` was not well-formed XML."""
     pytester.makepyfile(test_perf=CONTROLS)
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary.md"))
-    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", *OUTPUTS, timeout=120)
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", *OUTPUTS, timeout=120)
     assert r.ret == 0, r.stdout.str() + r.stderr.str()
     _all_written(pytester)
     props = [p.get("name") for p in ET.parse(pytester.path / "junit.xml").iter("property")]

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from helpers import FAST, hash_test
+from helpers import QUICK, hash_test
 from pytest_trtperf import cli
 from pytest_trtperf.report.terminal import JSON_SCHEMA_VERSION
 
@@ -30,9 +30,9 @@ def document(pytester: pytest.Pytester) -> dict:
                                                 "\n\ndef test_relative(trt_bench):\n"
                                                 "    trt_bench.compare(lambda: sum(range(300)), lambda: sum(range(300)),"
                                                 " max_slowdown='50%', name='ab')\n")
-    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=3)
+    pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=3)
     # The verdicts do not matter here (tiny host workloads on shared cores), the document does.
-    r = pytester.runpytest(*FAST, "--trt-json=r.json", "--trt-tolerance=80%")
+    r = pytester.runpytest(*QUICK, "--trt-json=r.json", "--trt-tolerance=80%")
     assert r.ret in (0, 1)
     return json.loads((pytester.path / "r.json").read_text())
 
@@ -88,7 +88,7 @@ def test_real_compare_verdicts_carry_the_between_run_term(schema: dict, document
         assert v["decided_by"] in ("tolerance", "run_noise", "sample_noise")
         assert v["run_noise"]["source"] == "prior" and v["run_noise"]["family"] == "host"
         assert v["config_changes"] == []
-        assert r["device_state"]["cpu_delayed"] is None  # FAST turns the host watch off
+        assert r["device_state"]["cpu_delayed"] is None  # QUICK turns the host watch off
 
 
 def test_unreliable_and_host_state_documents_are_valid(schema: dict, document: dict) -> None:
@@ -106,7 +106,7 @@ def test_unreliable_and_host_state_documents_are_valid(schema: dict, document: d
 def test_an_update_document_with_results_not_written_is_valid(schema: dict, pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=hash_test() + "\n\ndef test_fails(trt_bench):\n"
                                                 "    trt_bench.measure(lambda: sum(range(300)))\n    assert False\n")
-    pytester.runpytest(*FAST, "--trt-baseline=update", "--trt-json=u.json").assert_outcomes(passed=1, failed=1)
+    pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-json=u.json").assert_outcomes(passed=1, failed=1)
     doc = json.loads((pytester.path / "u.json").read_text())
     jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
     assert doc["session"]["baselines_not_written"] == [{"id": "test_perf.py::test_fails", "reason": "its test failed"}]

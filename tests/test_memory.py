@@ -9,15 +9,15 @@ doubling the bytes changes the memory, not the latency.
 
 from __future__ import annotations
 
+import functools
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import FAST, load_baseline
+from helpers import QUICK, load_baseline, run_inner
 from pytest_trtperf.core import memory
 from pytest_trtperf.core import stats
 from pytest_trtperf.baselines.store import BaselineEntry, read_file
@@ -48,14 +48,7 @@ def test_alloc(trt_bench):
 LOOSE = ["--trt-tolerance=200%", "--trt-json=r.json"]
 
 
-def run(p: pytest.Pytester, *args: str, mb: float = 4, subprocess_: bool = True) -> pytest.RunResult:
-    os.environ["TRTPERF_TEST_MB"] = str(mb)
-    try:
-        if subprocess_:
-            return p.runpytest_subprocess(*FAST, *LOOSE, *args)
-        return p.runpytest(*FAST, *LOOSE, *args)
-    finally:
-        os.environ.pop("TRTPERF_TEST_MB", None)
+run = functools.partial(run_inner, opts=(*QUICK, *LOOSE), subprocess=True)
 
 
 def result_json(p: pytest.Pytester) -> dict:
@@ -122,7 +115,7 @@ def test_memory_tolerance_marker_option_and_off(alloc: pytest.Pytester) -> None:
     alloc.makepyfile(test_mem=ALLOC_TEST.replace("def test_alloc", "@pytest.mark.trt_perf(memory_tolerance='20%')\n"
                                                                    "def test_alloc"))
     run(alloc, mb=6).assert_outcomes(failed=1)
-    r = run(alloc, "--trt-memory-tolerance=off", mb=6, subprocess_=False)
+    r = run(alloc, "--trt-memory-tolerance=off", mb=6, subprocess=False)
     r.assert_outcomes(failed=1)  # the marker's 20% still applies
     alloc.makepyfile(test_mem=ALLOC_TEST.replace("def test_alloc", "@pytest.mark.trt_perf(memory_tolerance='off')\n"
                                                                    "def test_alloc"))
@@ -165,7 +158,7 @@ def test_order(trt_bench):
     assert len(SEEN) - len(traced) >= timed
     assert not tracemalloc.is_tracing()
 ''')
-    pytester.runpytest(*FAST, "--trt-baseline=off").assert_outcomes(passed=1)
+    pytester.runpytest(*QUICK, "--trt-baseline=off").assert_outcomes(passed=1)
 
 
 # ------------------------------------------------------------------ the rule
@@ -257,7 +250,7 @@ def test_bad_memory_tolerance_is_one_line(value: str, fragment: str) -> None:
 
 def test_bad_option_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mem=ALLOC_TEST)
-    r = pytester.runpytest(*FAST, "--trt-memory-tolerance=5")
+    r = pytester.runpytest(*QUICK, "--trt-memory-tolerance=5")
     assert r.ret == 4
     r.stderr.fnmatch_lines(["*--trt-memory-tolerance: '5' would mean 500%*"])
 

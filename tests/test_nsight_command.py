@@ -9,6 +9,7 @@ for real, minus the ``nsys profile ...`` prefix, and looking at which test ran.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shlex
 import subprocess
@@ -22,6 +23,9 @@ from pytest_trtperf.report import nsight
 from pytest_trtperf.core.config import MeasureOptions, Settings, TrtOptions
 from pytest_trtperf.report.html import render
 from helpers import make_result
+
+#: A judged GPU result, 30% slower than its baseline (the default of what nsight is about).
+gpu_result = functools.partial(make_result, status="regression", change=0.3, kind="cuda")
 
 
 def settings(rootdir: Path, **measure: object) -> Settings:
@@ -37,7 +41,7 @@ def ctx_for(rootdir: Path, invocation: Path | None = None, *, xdist: bool = Fals
 def test_message_ends_with_the_nsys_command_for_failed_and_incomparable_gpu_results(tmp_path: Path) -> None:
     ctx = ctx_for(tmp_path)
     for status in ("regression", "incomparable"):
-        r = nsight.with_profile_command(make_result("tests/test_m.py::test_a", status=status), ctx)
+        r = nsight.with_profile_command(gpu_result("tests/test_m.py::test_a", status=status), ctx)
         assert r.verdict is not None
         head, _, command = r.verdict.message.partition(nsight.PREFIX)
         assert head.endswith("(1.000 ms -> 1.300 ms)") and "\n" not in command
@@ -53,20 +57,20 @@ def test_message_ends_with_the_nsys_command_for_failed_and_incomparable_gpu_resu
 
 def test_no_command_for_passing_host_or_missing_results(tmp_path: Path) -> None:
     ctx = ctx_for(tmp_path)
-    for r in (make_result("t.py::a", status="pass"), make_result("t.py::a", kind="host"),
-              make_result("t.py::a", status="missing"), make_result("t.py::a", status="improved")):
+    for r in (gpu_result("t.py::a", status="pass"), gpu_result("t.py::a", kind="host"),
+              gpu_result("t.py::a", status="missing"), gpu_result("t.py::a", status="improved")):
         assert nsight.with_profile_command(r, ctx) == r
 
 
 def test_tensorrt_adds_layer_profiling_and_exports_and_eager_drops_graph_trace(tmp_path: Path) -> None:
     ctx = ctx_for(tmp_path)
-    trt = nsight.nsys_argv(make_result("t.py::test_vit", kind="tensorrt",
+    trt = nsight.nsys_argv(gpu_result("t.py::test_vit", kind="tensorrt",
                                        identity={"cuda_graph": True}), ctx)
     assert "--trt-profile-layers" in trt and f"--trt-export-dir={nsight.EXPORT_DIR}" in trt
-    eager = nsight.nsys_argv(make_result("t.py::test_torch", kind="torch",
+    eager = nsight.nsys_argv(gpu_result("t.py::test_torch", kind="torch",
                                          identity={"cuda_graph": True, "timed_as": "eager"}), ctx)
     assert "--cuda-graph-trace=node" not in eager
-    off = nsight.nsys_argv(make_result("t.py::test_k", identity={"cuda_graph": False}), ctx)
+    off = nsight.nsys_argv(gpu_result("t.py::test_k", identity={"cuda_graph": False}), ctx)
     assert "--cuda-graph-trace=node" not in off
 
 
@@ -76,7 +80,7 @@ def relative_result(nodeid: str, a: tuple[str, dict[str, object]], b: tuple[str,
     from pytest_trtperf.relative.policy import relative_message
     from pytest_trtperf.core.results import Relative, Side
 
-    base = make_result(nodeid, kind=b[0], status=status, identity={"relative": {"a": a[1], "b": b[1]}})
+    base = gpu_result(nodeid, kind=b[0], status=status, identity={"relative": {"a": a[1], "b": b[1]}})
 
     def side(label: str, kind_identity: tuple[str, dict[str, object]], ms: float) -> Side:
         return Side(label=label, kind=kind_identity[0], latency=dataclasses.replace(base.latency, median=ms),
@@ -171,7 +175,7 @@ def test_the_command_selects_exactly_that_test(pytester: pytest.Pytester, from_s
     invocation = sub if from_subdir else pytester.path
     ctx = ctx_for(pytester.path, invocation, xdist=True, mode="throughput", cuda_graph=False)
     for nodeid in nodeids:
-        line = nsight.command_line(nsight.nsys_argv(make_result(nodeid), ctx))
+        line = nsight.command_line(nsight.nsys_argv(gpu_result(nodeid), ctx))
         proc = _collect_with(shlex.split(line), invocation)
         assert proc.returncode == 0, (line, proc.stdout, proc.stderr)
         selected = [x for x in proc.stdout.splitlines() if "::" in x]
@@ -181,7 +185,7 @@ def test_the_command_selects_exactly_that_test(pytester: pytest.Pytester, from_s
 def test_the_command_runs_the_measurement(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_one=ODD_TESTS)
     nodeid = "test_one.py::test_odd[a/b]"
-    r = make_result(nodeid, name="sha")
+    r = gpu_result(nodeid, name="sha")
     argv = shlex.split(nsight.command_line(nsight.nsys_argv(r, ctx_for(pytester.path))))
     start = argv.index("-m") - 1
     cmd = [sys.executable if argv[start] == "python" else argv[start], *argv[start + 1:],
@@ -194,7 +198,7 @@ def test_the_command_runs_the_measurement(pytester: pytest.Pytester) -> None:
 
 
 def test_html_report_shows_the_command(tmp_path: Path) -> None:
-    r = nsight.with_profile_command(make_result("tests/t.py::test_a[x<y]"), ctx_for(tmp_path))
+    r = nsight.with_profile_command(gpu_result("tests/t.py::test_a[x<y]"), ctx_for(tmp_path))
     page = render([r], {}, generated="now", plots=False)
     assert "profile this test under Nsight Systems: nsys profile" in page
     assert "test_a[x&lt;y]" in page and "test_a[x<y]" not in page  # escaped, still copyable as text

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from helpers import FAST, baseline_files
+from helpers import FAST, QUICK, baseline_files
 
 SUITE = '''
 import pytest
@@ -57,7 +57,7 @@ def outcomes(r: pytest.RunResult) -> dict[str, str]:
 
 
 def test_trt_skip_skips_every_test_that_uses_trt_bench(suite: pytest.Pytester) -> None:
-    r = suite.runpytest(*FAST, "-v", "--trt-skip")
+    r = suite.runpytest(*QUICK, "-v", "--trt-skip")
     assert outcomes(r) == {"test_mixed.py::test_perf": "SKIPPED", "test_mixed.py::test_perf_through_a_fixture": "SKIPPED",
                            "test_mixed.py::test_unit": "PASSED", "test_mixed.py::test_dynamic": "SKIPPED"}
     # Without -rs the trtperf section says why, once per reason.
@@ -67,16 +67,16 @@ def test_trt_skip_skips_every_test_that_uses_trt_bench(suite: pytest.Pytester) -
 
 def test_trt_skip_as_ini_key(suite: pytest.Pytester) -> None:
     suite.makeini("[pytest]\ntrt_skip = true\n")
-    r = suite.runpytest(*FAST, "-v")
+    r = suite.runpytest(*QUICK, "-v")
     r.assert_outcomes(passed=1, skipped=3)
-    bad = suite.runpytest(*FAST, "-o", "trt_skip=sometimes")
+    bad = suite.runpytest(*QUICK, "-o", "trt_skip=sometimes")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*trt_skip (ini): 'sometimes' is not a boolean*"])
 
 
 def test_trt_only_runs_only_perf_tests_and_wins_over_skip(suite: pytest.Pytester) -> None:
     for args in (["--trt-only"], ["--trt-only", "--trt-skip"]):
-        r = suite.runpytest(*FAST, "-v", "--trt-baseline=off", *args)
+        r = suite.runpytest(*QUICK, "-v", "--trt-baseline=off", *args)
         got = outcomes(r)
         assert got["test_mixed.py::test_unit"] == "SKIPPED", r.stdout.str()
         assert got["test_mixed.py::test_perf"] == got["test_mixed.py::test_perf_through_a_fixture"] == "PASSED"
@@ -86,7 +86,7 @@ def test_trt_only_runs_only_perf_tests_and_wins_over_skip(suite: pytest.Pytester
 
 def test_trt_disable_runs_each_callable_once_and_reports_nothing(suite: pytest.Pytester) -> None:
     out = suite.path / "r.json"
-    r = suite.runpytest(*FAST, "-s", "--trt-disable", "--trt-baseline=compare", f"--trt-json={out}")
+    r = suite.runpytest(*QUICK, "-s", "--trt-disable", "--trt-baseline=compare", f"--trt-json={out}")
     r.assert_outcomes(passed=4)
     # One call: the callable ran, with a one-sample result the test can still read.
     r.stdout.fnmatch_lines(["*CALLS=1 N=1 VERDICT=disabled RET=1"])  # not off: that is --trt-baseline=off
@@ -99,7 +99,7 @@ def test_trt_disable_keeps_asserts_running(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_a="def test_budget(trt_bench):\n"
                                "    r = trt_bench.measure(lambda: 1)\n"
                                "    assert r.latency.median_ms < 0, 'budget'\n")
-    r = pytester.runpytest(*FAST, "--trt-disable")
+    r = pytester.runpytest(*QUICK, "--trt-disable")
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines(["*AssertionError: budget*"])
 
@@ -124,11 +124,11 @@ def test_rel(trt_bench):
     r = trt_bench.compare(a, b, max_slowdown="3%")
     print(f"CALLS={CALLS} STATUS={r.verdict.status} PAIRS={r.relative.pairs} SLOWER={r.relative.ratio > 1}")
 """)
-    r = pytester.runpytest(*FAST, "-s", "--trt-disable", f"--trt-json={out}")
+    r = pytester.runpytest(*QUICK, "-s", "--trt-disable", f"--trt-json={out}")
     r.assert_outcomes(passed=1)
     r.stdout.fnmatch_lines(["*CALLS={'a': 1, 'b': 1} STATUS=disabled PAIRS=1 SLOWER=True"])
     assert json.loads(out.read_text())["results"] == []
-    plain = pytester.runpytest(*FAST, "-s")
+    plain = pytester.runpytest(*FAST, "-s")  # timing judged: an ordinary run fails
     plain.assert_outcomes(failed=1)
 
 
@@ -138,15 +138,15 @@ def test_rel(trt_bench):
     (["--trt-only", "--trt-disable"], "--trt-only and --trt-disable both given*keep one"),
 ])
 def test_contradicting_switches_are_a_usage_error(suite: pytest.Pytester, args: list[str], needle: str) -> None:
-    r = suite.runpytest(*FAST, *args)
+    r = suite.runpytest(*QUICK, *args)
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stderr.fnmatch_lines([f"ERROR: {needle}"])
 
 
 def test_every_trt_bench_test_carries_the_trt_perf_marker(suite: pytest.Pytester) -> None:
-    r = suite.runpytest(*FAST, "-v", "--trt-baseline=off", "-m", "trt_perf")
+    r = suite.runpytest(*QUICK, "-v", "--trt-baseline=off", "-m", "trt_perf")
     assert set(outcomes(r)) == {"test_mixed.py::test_perf", "test_mixed.py::test_perf_through_a_fixture"}
-    r = suite.runpytest(*FAST, "-v", "--trt-baseline=off", "-m", "not trt_perf")
+    r = suite.runpytest(*QUICK, "-v", "--trt-baseline=off", "-m", "not trt_perf")
     # test_dynamic asks for the fixture at run time: collection cannot know (as with pytest-benchmark)
     assert set(outcomes(r)) == {"test_mixed.py::test_unit", "test_mixed.py::test_dynamic"}
 
@@ -156,7 +156,7 @@ def test_an_explicit_marker_keeps_its_arguments(pytester: pytest.Pytester) -> No
                                "@pytest.mark.trt_perf(tolerance='30%')\n"
                                "def test_x(trt_bench):\n"
                                "    assert trt_bench.measure(lambda: 1).verdict.tolerance == 0.3\n")
-    r = pytester.runpytest(*FAST, "--trt-baseline=off", "-m", "trt_perf")
+    r = pytester.runpytest(*QUICK, "--trt-baseline=off", "-m", "trt_perf")
     r.assert_outcomes(passed=1)
 
 
@@ -186,7 +186,7 @@ def test_skip_reasons_are_shown_without_rs_and_not_twice_with_it(pytester: pytes
 
     if unavailable_reason() is None:
         pytest.skip("needs a machine without a GPU, where the CUDA test skips")
-    r = pytester.runpytest(*FAST)
+    r = pytester.runpytest(*QUICK)
     r.assert_outcomes(skipped=3, xfailed=1)
     text = r.stdout.str()
     assert "known slow" not in text.split("short test summary")[0]  # an xfail is not a skip
@@ -194,14 +194,14 @@ def test_skip_reasons_are_shown_without_rs_and_not_twice_with_it(pytester: pytes
     cuda_line = [line for line in r.stdout.lines if "test_gpu.py::test_cuda" in line]
     assert len(cuda_line) == 1 and cuda_line[0].startswith("skipped 1 trt_bench test(s): ")
     assert "unrelated" not in text  # not a trt_bench test: pytest's own -rs is for those
-    r = pytester.runpytest(*FAST, "-rs")
+    r = pytester.runpytest(*QUICK, "-rs")
     assert "skipped 1 trt_bench test(s)" not in r.stdout.str()
     assert r.stdout.str().count("not today") == 1
 
 
 def test_skip_switches_and_reasons_under_xdist(suite: pytest.Pytester) -> None:
-    r = suite.runpytest(*FAST, "-n", "2", "--trt-skip")
+    r = suite.runpytest(*QUICK, "-n", "2", "--trt-skip")
     r.assert_outcomes(passed=1, skipped=3)
     r.stdout.fnmatch_lines(["skipped 3 trt_bench test(s): trt_bench test skipped (--trt-skip): *"])
-    r = suite.runpytest(*FAST, "-n", "2", "--trt-baseline=off", "-m", "trt_perf")
+    r = suite.runpytest(*QUICK, "-n", "2", "--trt-baseline=off", "-m", "trt_perf")
     r.assert_outcomes(passed=2)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from helpers import FAST, hash_test
+from helpers import QUICK, hash_test
 from pytest_trtperf.core.files import atomic_write
 
 
@@ -89,7 +89,7 @@ def test_an_output_that_is_not_a_regular_file_is_a_usage_error_before_measuring(
         pytester: pytest.Pytester, option: str, kind: str) -> None:
     pytester.makepyfile(test_perf=hash_test())
     with _made(kind, pytester.path) as p:
-        r = pytester.runpytest_subprocess(*FAST, f"{option}={p}", timeout=60)
+        r = pytester.runpytest_subprocess(*QUICK, f"{option}={p}", timeout=60)
         assert r.ret == 4, r.stdout.str()
         errors = [ln for ln in r.stderr.lines if ln.startswith("ERROR:")]
         assert len(errors) == 1 and errors[0].startswith(f"ERROR: {option}={p}: {WORDS[kind]}"), r.stderr.lines
@@ -100,11 +100,11 @@ def test_an_output_that_is_not_a_regular_file_is_a_usage_error_before_measuring(
 def test_an_output_onto_a_test_source_or_another_output_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=hash_test())
     before = (pytester.path / "test_perf.py").read_bytes()
-    r = pytester.runpytest_subprocess(*FAST, "--trt-report=test_perf.py", timeout=60)
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-report=test_perf.py", timeout=60)
     assert r.ret == 4
     r.stderr.fnmatch_lines(["ERROR: --trt-report=*test_perf.py: is a Python source file*"])
     assert (pytester.path / "test_perf.py").read_bytes() == before
-    r = pytester.runpytest_subprocess(*FAST, "--trt-json=out.json", "--trt-csv=./out.json", timeout=60)
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-json=out.json", "--trt-csv=./out.json", timeout=60)
     assert r.ret == 4
     r.stderr.fnmatch_lines(["ERROR: --trt-json=*out.json and --trt-csv=*out.json are the same file*"])
     assert not (pytester.path / "out.json").exists()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import FAST, hash_test
+from helpers import FAST, QUICK, hash_test
 from pytest_trtperf import cli
 from pytest_trtperf.report.document import Invalid, schema, validate
 from pytest_trtperf.report.html import write_report
@@ -184,13 +184,13 @@ def test_every_writer_fails_with_its_own_line(pytester: pytest.Pytester, monkeyp
     blocker = pytester.path / "blocker"
     blocker.write_text("a file, not a directory")
     # A baseline location that cannot be written is found before measuring (issue 25).
-    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", "--trt-baseline-dir=blocker/b")
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", "--trt-baseline-dir=blocker/b")
     assert r.ret == 4 and "Traceback" not in r.stdout.str() + r.stderr.str()
     r.stderr.fnmatch_lines(["ERROR: baseline directory */blocker/b cannot be written: */blocker is not a directory; "
                             "point --trt-baseline-dir at a writable directory; nothing was measured"])
     # The other writers run after measuring; each says for itself why it could not write.
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(blocker / "summary.md"))
-    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", "--trt-baseline-dir=b",
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", "--trt-baseline-dir=b",
                                       "--trt-json=blocker/r.json", "--trt-report=blocker/r.html")
     assert r.ret == 4
     text = r.stdout.str() + r.stderr.str()
@@ -204,7 +204,7 @@ def test_terminal_lists_every_output_written(pytester: pytest.Pytester, monkeypa
     pytester.makepyfile(test_perf=hash_test())
     summary = pytester.path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", "--trt-json=r.json", "--trt-report=r.html")
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", "--trt-json=r.json", "--trt-report=r.html")
     assert r.ret == 0
     r.stdout.fnmatch_lines(["baseline written: */.trtperf/*.json", f"--trt-json written: {pytester.path / 'r.json'}",
                             f"GitHub job summary appended to {summary}", f"HTML report: {pytester.path / 'r.html'}"])

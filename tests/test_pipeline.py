@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from helpers import FAST, baseline_files, hash_test, load_baseline
+from helpers import FAST, baseline_files, hash_test, load_baseline, run_inner
 
 
 @pytest.fixture
@@ -25,18 +25,8 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def run(p: pytest.Pytester, *args: str, scale: float = 1.0, subprocess_: bool = False) -> pytest.RunResult:
-    os.environ["TRTPERF_TEST_SCALE"] = str(scale)
-    try:
-        if subprocess_:
-            return p.runpytest_subprocess(*FAST, *args)
-        return p.runpytest(*FAST, *args)
-    finally:
-        os.environ.pop("TRTPERF_TEST_SCALE", None)
-
-
 def test_update_then_compare_passes(suite: pytest.Pytester) -> None:
-    r = run(suite, "--trt-baseline=update")
+    r = run_inner(suite, "--trt-baseline=update")
     r.assert_outcomes(passed=1)
     r.stdout.fnmatch_lines(["*trtperf*", "*test_perf.py::test_hash*median*updated*", "baseline written: *.json"])
     data = load_baseline(suite)
@@ -48,16 +38,16 @@ def test_update_then_compare_passes(suite: pytest.Pytester) -> None:
     assert len(entry["distribution"]["quantiles_ms"]) == 101
     assert entry["fingerprint"]["critical"] == {"kind": "host"}
 
-    r = run(suite)
+    r = run_inner(suite)
     r.assert_outcomes(passed=1)
     r.stdout.fnmatch_lines(["*test_perf.py::test_hash*median*pass*"])
 
 
 def test_thirty_percent_slower_fails_with_message(suite: pytest.Pytester) -> None:
-    run(suite, "--trt-baseline=update").assert_outcomes(passed=1)
+    run_inner(suite, "--trt-baseline=update").assert_outcomes(passed=1)
     # In-process: this machine's processes differ by up to ~25% in host speed
     # (bench/RESULTS.md); the gate's arithmetic is what is under test here.
-    r = run(suite, scale=1.3)
+    r = run_inner(suite, scale=1.3)
     r.assert_outcomes(failed=1)
     # The cause first: pytest's short summary shows it.
     r.stdout.fnmatch_lines([
@@ -72,38 +62,38 @@ def test_thirty_percent_slower_fails_with_message(suite: pytest.Pytester) -> Non
 
 
 def test_faster_is_reported_not_failed(suite: pytest.Pytester) -> None:
-    run(suite, "--trt-baseline=update", scale=1.5).assert_outcomes(passed=1)
-    r = run(suite, scale=1.0)
+    run_inner(suite, "--trt-baseline=update", scale=1.5).assert_outcomes(passed=1)
+    r = run_inner(suite, scale=1.0)
     r.assert_outcomes(passed=1)
     r.stdout.fnmatch_lines(["*test_hash*improved*"])
 
 
 def test_twenty_no_change_compares_never_fail(suite: pytest.Pytester) -> None:
-    run(suite, "--trt-baseline=update").assert_outcomes(passed=1)
+    run_inner(suite, "--trt-baseline=update").assert_outcomes(passed=1)
     outcomes = []
     for _ in range(20):
-        r = run(suite)
+        r = run_inner(suite)
         outcomes.append(r.parseoutcomes())
     failures = [o for o in outcomes if o.get("failed")]
     assert failures == [], outcomes
 
 
 def test_two_percent_slowdown_passes_five_percent_tolerance(suite: pytest.Pytester) -> None:
-    run(suite, "--trt-baseline=update").assert_outcomes(passed=1)
-    r = run(suite, "--trt-tolerance=5%", scale=1.02)
+    run_inner(suite, "--trt-baseline=update").assert_outcomes(passed=1)
+    r = run_inner(suite, "--trt-tolerance=5%", scale=1.02)
     r.assert_outcomes(passed=1)
 
 
 def test_per_test_tolerance_and_metric_from_marker(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=hash_test().replace(
         "def test_hash", "@pytest.mark.trt_perf(tolerance='300%', metric='p99')\ndef test_hash"))
-    run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    run_inner(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
     # +30% fails at the default 5%; the marker's 300% is wide enough that a p99
     # taken on a loaded shared machine (it moved +80% there) cannot break it. A
     # short window's p99 interval can also be too wide to decide anything
     # (issue 25: unreliable, never a pass): either way the verdict is held to
     # the marker's metric and tolerance.
-    r = run(pytester, "--trt-json=out.json", scale=1.3)
+    r = run_inner(pytester, "--trt-json=out.json", scale=1.3)
     r.assert_outcomes(passed=1)
     v = json.loads((pytester.path / "out.json").read_text())["results"][0]["verdict"]
     assert v["metric"] == "p99" and v["tolerance"] == 3.0, v
@@ -127,7 +117,7 @@ def test_bad_baseline_file_is_a_usage_error_and_untouched(suite: pytest.Pytester
     bad = d / "host-some-cpu-cpython.json"
     bad.write_bytes(content)
     before = bad.stat().st_mtime_ns
-    r = run(suite, f"--trt-baseline={mode}", subprocess_=True)
+    r = run_inner(suite, f"--trt-baseline={mode}", subprocess=True)
     assert r.ret == 4
     errors = [line for line in r.stderr.lines if line.startswith("ERROR:")]
     assert len(errors) == 1, r.stderr.lines
@@ -140,9 +130,9 @@ def test_bad_baseline_file_is_a_usage_error_and_untouched(suite: pytest.Pytester
 def test_update_merges_and_keeps_other_entries(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=hash_test() + "\n\ndef test_other(trt_bench):\n"
                                                 "    trt_bench.measure(lambda: sum(range(100)))\n")
-    run(pytester, "--trt-baseline=update").assert_outcomes(passed=2)
+    run_inner(pytester, "--trt-baseline=update").assert_outcomes(passed=2)
     first = load_baseline(pytester)["results"]
-    run(pytester, "--trt-baseline=update", "-k", "test_other").assert_outcomes(passed=1, deselected=1)
+    run_inner(pytester, "--trt-baseline=update", "-k", "test_other").assert_outcomes(passed=1, deselected=1)
     second = load_baseline(pytester)["results"]
     assert set(second) == {"test_perf.py::test_hash", "test_perf.py::test_other"}
     assert second["test_perf.py::test_hash"] == first["test_perf.py::test_hash"]
@@ -155,7 +145,7 @@ def test_sigkill_during_update_leaves_previous_file_intact(pytester: pytest.Pyte
                                                 "    open('started', 'w').close()\n"
                                                 "    trt_bench.measure(lambda: time.sleep(0.001), max_time=60, "
                                                 "min_time=60)\n")
-    run(pytester, "--trt-baseline=update", "-k", "test_hash").assert_outcomes(passed=1, deselected=1)
+    run_inner(pytester, "--trt-baseline=update", "-k", "test_hash").assert_outcomes(passed=1, deselected=1)
     path = baseline_files(pytester)[0]
     before = path.read_bytes()
     proc = subprocess.Popen([sys.executable, "-m", "pytest", *FAST, "--trt-baseline=update"],
@@ -175,7 +165,7 @@ def test_interrupted_update_writes_nothing(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=hash_test() + "\n\ndef test_stop(trt_bench):\n"
                                                 "    trt_bench.measure(lambda: None)\n"
                                                 "    raise KeyboardInterrupt\n")
-    r = run(pytester, "--trt-baseline=update", subprocess_=True)
+    r = run_inner(pytester, "--trt-baseline=update", subprocess=True)
     assert r.ret == 2
     assert baseline_files(pytester) == []
     r.stdout.fnmatch_lines(["*baseline NOT written: the session was interrupted*"])
@@ -188,12 +178,12 @@ def test_xdist_matches_serial(pytester: pytest.Pytester, workers: str) -> None:
         body += (f"\n\ndef test_case_{i}(trt_bench):\n"
                  f"    trt_bench.measure(lambda: hashlib.sha256(DATA[:{50_000 * (i + 1)}]).digest(), name='n{i}')\n")
     pytester.makepyfile(test_perf=body)
-    serial = run(pytester, "--trt-baseline=update", "--trt-json=serial.json", subprocess_=True)
+    serial = run_inner(pytester, "--trt-baseline=update", "--trt-json=serial.json", subprocess=True)
     serial.assert_outcomes(passed=5)
     serial_file = load_baseline(pytester)
     for p in baseline_files(pytester):
         p.unlink()
-    par = run(pytester, "--trt-baseline=update", "-n", workers, "--trt-json=par.json", subprocess_=True)
+    par = run_inner(pytester, "--trt-baseline=update", "-n", workers, "--trt-json=par.json", subprocess=True)
     par.assert_outcomes(passed=5)
     par_file = load_baseline(pytester)
     assert par_file.keys() == serial_file.keys()
@@ -205,8 +195,8 @@ def test_xdist_matches_serial(pytester: pytest.Pytester, workers: str) -> None:
     # And a compare under xdist reaches the same verdicts as a serial compare
     # (a wide tolerance: this checks the plumbing, not the speed differences
     # between processes and two cores' contention).
-    v_serial = run(pytester, "--trt-json=s.json", "--trt-tolerance=60%", subprocess_=True)
-    v_par = run(pytester, "-n", workers, "--trt-json=p.json", "--trt-tolerance=60%", subprocess_=True)
+    v_serial = run_inner(pytester, "--trt-json=s.json", "--trt-tolerance=60%", subprocess=True)
+    v_par = run_inner(pytester, "-n", workers, "--trt-json=p.json", "--trt-tolerance=60%", subprocess=True)
     verdicts = lambda name: {r["id"]: r["verdict"]["status"]  # noqa: E731
                              for r in json.loads((pytester.path / name).read_text())["results"]}
     assert v_serial.ret == v_par.ret == 0
@@ -218,20 +208,20 @@ def test_xdist_matches_serial(pytester: pytest.Pytester, workers: str) -> None:
 def test_hostile_result_names_stay_inside_the_baseline_dir(pytester: pytest.Pytester, name: str) -> None:
     pytester.makepyfile(test_perf=hash_test().replace(".digest())", f".digest(), name={name!r})"))
     before = {p for p in pytester.path.rglob("*")}
-    run(pytester, "--trt-baseline=update", "--trt-max-time=0.5").assert_outcomes(passed=1)
+    run_inner(pytester, "--trt-baseline=update", "--trt-max-time=0.5").assert_outcomes(passed=1)
     created = {p for p in pytester.path.rglob("*")} - before
     base = pytester.path / ".trtperf"
     assert created and all(p == base or base in p.parents for p in created), created
     assert f"test_perf.py::test_hash::{name}" in load_baseline(pytester)["results"]
-    r = run(pytester, "--trt-max-time=0.5")
+    r = run_inner(pytester, "--trt-max-time=0.5")
     r.assert_outcomes(passed=1)
 
 
 def test_missing_baseline_passes_with_note_or_fails_on_request(suite: pytest.Pytester) -> None:
-    r = run(suite)
+    r = run_inner(suite)
     r.assert_outcomes(passed=1)
     r.stdout.fnmatch_lines(["*test_hash*missing*", "*have no baseline; record them with pytest --trt-baseline=update*"])
-    r = run(suite, "--trt-missing-baseline=fail")
+    r = run_inner(suite, "--trt-missing-baseline=fail")
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines(["no baseline in *; run pytest --trt-baseline=update to record one "
                             "(--trt-missing-baseline=fail)"])
@@ -249,7 +239,7 @@ def test_several_named_measurements_are_separate_results(pytester: pytest.Pytest
             trt_bench.measure(lambda: None, name="a")
             trt_bench.measure(lambda: None, name="a")
     """)
-    r = run(pytester, "--trt-baseline=update", "--trt-max-time=0.5")
+    r = run_inner(pytester, "--trt-baseline=update", "--trt-max-time=0.5")
     r.assert_outcomes(passed=1, failed=1)
     r.stdout.fnmatch_lines(["two measurements named 'a' in one test; give each*"])
     assert set(load_baseline(pytester)["results"]) >= {f"test_perf.py::test_sweep::n{n}" for n in (1000, 10000, 100000)}
@@ -264,7 +254,7 @@ def test_unknown_marker_argument_fails_that_test_only(pytester: pytest.Pytester)
         def test_fine():
             pass
     """)
-    r = run(pytester, "--trt-baseline=off")
+    r = run_inner(pytester, "--trt-baseline=off")
     r.assert_outcomes(passed=1, failed=1)
     r.stdout.fnmatch_lines(["unknown trt_perf argument 'tolerence' (known: *",
                             "FAILED test_perf.py::test_typo - Failed: unknown trt_perf argument *"])
@@ -272,24 +262,24 @@ def test_unknown_marker_argument_fails_that_test_only(pytester: pytest.Pytester)
 
 
 def test_bad_option_value_is_a_one_line_usage_error(suite: pytest.Pytester) -> None:
-    r = run(suite, "--trt-tolerance=lots", subprocess_=True)
+    r = run_inner(suite, "--trt-tolerance=lots", subprocess=True)
     assert r.ret == 4
     r.stderr.fnmatch_lines(["ERROR: --trt-tolerance: 'lots' is not a fraction; write it as 5% or 0.05"])
 
 
 def test_ini_keys_configure_the_plugin(suite: pytest.Pytester) -> None:
     suite.makeini("[pytest]\ntrt_baseline_dir = perf/baselines\ntrt_metric = mean\n")
-    run(suite, "--trt-baseline=update").assert_outcomes(passed=1)
+    run_inner(suite, "--trt-baseline=update").assert_outcomes(passed=1)
     assert len(list((suite.path / "perf" / "baselines").glob("*.json"))) == 1
-    r = run(suite)
+    r = run_inner(suite)
     # Compared (the ini's directory was found) on the ini's metric; pass or improved
     # alike: a mean on a loaded shared machine moved -38% once, which is not the point.
     r.stdout.re_match_lines([r".*test_hash\s+mean\s.*\b(pass|improved)\b.*"])
 
 
 def test_json_report_and_junit_properties(suite: pytest.Pytester) -> None:
-    run(suite, "--trt-baseline=update").assert_outcomes(passed=1)
-    r = run(suite, "--trt-json=out/results.json", "--junitxml=junit.xml")
+    run_inner(suite, "--trt-baseline=update").assert_outcomes(passed=1)
+    r = run_inner(suite, "--trt-json=out/results.json", "--junitxml=junit.xml")
     r.assert_outcomes(passed=1)
     doc = json.loads((suite.path / "out" / "results.json").read_text())
     assert doc["schema_version"] == 2 and doc["session"]["baseline_mode"] == "compare"
@@ -308,7 +298,7 @@ def test_json_report_and_junit_properties(suite: pytest.Pytester) -> None:
 def test_junit_names_the_gated_metric_and_its_value(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=hash_test().replace(
         "def test_hash", "@pytest.mark.trt_perf(metric='throughput')\ndef test_hash"))
-    run(pytester, "--trt-baseline=off", "--junitxml=junit.xml").assert_outcomes(passed=1)
+    run_inner(pytester, "--trt-baseline=off", "--junitxml=junit.xml").assert_outcomes(passed=1)
     props = {p.get("name"): p.get("value") for p in ET.parse(pytester.path / "junit.xml").iter("property")}
     assert props["trtperf.metric"] == "throughput"
     assert float(props["trtperf.value"]) == pytest.approx(float(props["trtperf.throughput"]))
@@ -316,7 +306,7 @@ def test_junit_names_the_gated_metric_and_its_value(pytester: pytest.Pytester) -
 
 
 def test_baseline_off_measures_without_files(suite: pytest.Pytester) -> None:
-    r = run(suite, "--trt-baseline=off")
+    r = run_inner(suite, "--trt-baseline=off")
     r.assert_outcomes(passed=1)
     r.stdout.fnmatch_lines(["*test_hash*off*"])
     assert not (suite.path / ".trtperf").exists()
@@ -333,8 +323,8 @@ def test_paths_from_the_command_line_are_relative_to_the_invocation_dir(suite: p
     sub.mkdir()
     suite.makeini("[pytest]\n")
     os.chdir(sub)
-    r = run(suite, "--trt-baseline=update", "--trt-baseline-dir=base", "--trt-json=out.json",
-            str(suite.path / "test_perf.py"), subprocess_=True)
+    r = run_inner(suite, "--trt-baseline=update", "--trt-baseline-dir=base", "--trt-json=out.json",
+            str(suite.path / "test_perf.py"), subprocess=True)
     r.assert_outcomes(passed=1)
     assert len(list((sub / "base").glob("*.json"))) == 1 and (sub / "out.json").is_file()
     assert not (suite.path / "base").exists()
@@ -342,7 +332,7 @@ def test_paths_from_the_command_line_are_relative_to_the_invocation_dir(suite: p
 
 def test_unwritable_json_path_is_one_line_and_exit_4(suite: pytest.Pytester) -> None:
     (suite.path / "blocker").write_text("a file, not a directory")
-    r = run(suite, "--trt-baseline=off", "--trt-json=blocker/out.json", subprocess_=True)
+    r = run_inner(suite, "--trt-baseline=off", "--trt-json=blocker/out.json", subprocess=True)
     assert r.ret == 4
     r.stdout.fnmatch_lines(["--trt-json NOT written: */blocker/out.json: *; check the path"])
     assert "Traceback" not in r.stdout.str() + r.stderr.str()

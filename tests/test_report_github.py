@@ -8,28 +8,10 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from helpers import FAST, hash_test
-from pytest_trtperf.core import stats
-from pytest_trtperf.core.fingerprint import host_fingerprint
+from helpers import FAST, hash_test, make_result
 from pytest_trtperf.report.github import (FOLD_ROWS, annotations_for, workflow_annotations as annotations, md_cell, relative_path, step_summary, write_step_summary)
-from pytest_trtperf.core.results import DeviceState, Result, Verdict
-
-
-def make_result(rid: str, status: str, change: float = 0.0, flags: tuple[str, ...] = (),
-                location: tuple[str, int] | None = None, message: str = "msg") -> Result:
-    samples = np.random.default_rng(0).normal(0.01, 0.0001, 200)
-    fp = host_fingerprint()
-    return Result(id=rid, nodeid=rid, name=None, kind="host", mode="latency",
-                  latency=stats.summarize(samples, 0.99), throughput=100.0, distribution=stats.compress(samples),
-                  stop_reason="converged", warmup_iterations=1, warmup_s=0.1, measured_s=1.0, config_hash="h",
-                  identity={}, fingerprint=fp.to_dict(), device_class=fp.device_class,
-                  device_state=DeviceState(flags=flags), location=location,
-                  verdict=Verdict(status=status, metric="median", tolerance=0.05, baseline_value=10.0,
-                                  current_value=10.0 * (1 + change), change=change,
-                                  ci=(change - 0.01, change + 0.01), message=message))
 
 
 def table_rows(md: str) -> list[list[str]]:
@@ -151,10 +133,9 @@ def test_results_an_update_did_not_write_are_counted_and_shown_as_such() -> None
 def test_the_job_summary_stays_under_githubs_limit_whatever_the_count() -> None:
     """Issue 25: 4,938 regressions made a 1.24 MB summary, which GitHub drops
     (over 1 MiB): the summary was lost exactly when everything regressed."""
-    from helpers import make_result as plain_result
     from pytest_trtperf.report.github import MAX_SUMMARY_BYTES, step_summary
 
-    results = [plain_result(f"tests/test_models.py::test_model[{'x' * 60}-{i}]", kind="host") for i in range(5000)]
+    results = [make_result(f"tests/test_models.py::test_model[{'x' * 60}-{i}]", "regression", 0.3, seed=0) for i in range(5000)]
     longer = []
     for r in results:
         assert r.verdict is not None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import os
 import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from helpers import FAST, hash_test
+from helpers import hash_test, run_inner
 from pytest_trtperf.core import stats
 from pytest_trtperf.baselines.store import BaselineEntry
 from pytest_trtperf.core.fingerprint import host_fingerprint
@@ -79,22 +78,14 @@ def svg_of(img: dict[str, str]) -> ET.Element:
     return root
 
 
-def run(p: pytest.Pytester, *args: str, scale: float = 1.0, subprocess_: bool = False) -> pytest.RunResult:
-    os.environ["TRTPERF_TEST_SCALE"] = str(scale)
-    try:
-        return p.runpytest_subprocess(*FAST, *args) if subprocess_ else p.runpytest(*FAST, *args)
-    finally:
-        os.environ.pop("TRTPERF_TEST_SCALE", None)
-
-
 SWEEP = "\n\ndef test_sweep(trt_bench):\n    for n in (20_000, 60_000):\n" \
         "        trt_bench.measure(lambda: hashlib.sha256(DATA[:n]).digest(), name=f'n{n}')\n"
 
 
 def test_report_from_a_real_run(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=hash_test() + SWEEP)
-    run(pytester, "--trt-baseline=update").assert_outcomes(passed=2)
-    r = run(pytester, "--trt-report=out/report.html", "--trt-tolerance=40%", scale=1.8)
+    run_inner(pytester, "--trt-baseline=update").assert_outcomes(passed=2)
+    r = run_inner(pytester, "--trt-report=out/report.html", "--trt-tolerance=40%", scale=1.8)
     r.assert_outcomes(failed=1, passed=1)
     path = pytester.path / "out" / "report.html"
     r.stdout.fnmatch_lines([f"HTML report: {path}"])
@@ -119,8 +110,8 @@ def test_report_from_a_real_run(pytester: pytest.Pytester) -> None:
 
 def test_update_report_shows_the_previous_baseline(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=hash_test())
-    run(pytester, "--trt-baseline=update", scale=2.0).assert_outcomes(passed=1)
-    run(pytester, "--trt-baseline=update", "--trt-report=r.html").assert_outcomes(passed=1)
+    run_inner(pytester, "--trt-baseline=update", scale=2.0).assert_outcomes(passed=1)
+    run_inner(pytester, "--trt-baseline=update", "--trt-report=r.html").assert_outcomes(passed=1)
     page = Page((pytester.path / "r.html").read_text(encoding="utf-8"))
     (section,) = page.sections
     assert section["attrs"]["data-status"] == "updated"
@@ -139,7 +130,7 @@ def test_without_matplotlib_tables_and_hint(pytester: pytest.Pytester, monkeypat
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     pytester.makepyfile(test_perf=hash_test())
-    run(pytester, "--trt-baseline=off", "--trt-report=r.html").assert_outcomes(passed=1)
+    run_inner(pytester, "--trt-baseline=off", "--trt-report=r.html").assert_outcomes(passed=1)
     raw = (pytester.path / "r.html").read_text(encoding="utf-8")
     page = Page(raw)
     assert page.tags("img") == []
@@ -150,7 +141,7 @@ def test_without_matplotlib_tables_and_hint(pytester: pytest.Pytester, monkeypat
 def test_unwritable_report_path_does_not_change_the_outcome(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=hash_test())
     (pytester.path / "afile").write_text("x")
-    r = run(pytester, "--trt-baseline=off", "--trt-report=afile/r.html")
+    r = run_inner(pytester, "--trt-baseline=off", "--trt-report=afile/r.html")
     r.assert_outcomes(passed=1)
     assert r.ret == 0
     r.stdout.fnmatch_lines(["HTML report NOT written: *afile/r.html*"])

@@ -11,12 +11,12 @@ would make every run here several seconds long).
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 
 import pytest
 
-from helpers import baseline_files, load_baseline
+from helpers import baseline_files, load_baseline, run_inner
 
 SERVE_TEST = '''
 import os, time
@@ -38,12 +38,7 @@ def test_serve(trt_bench):
 OPTS = ["-p", "no:cacheprovider", "--trt-ignore-host-load"]
 
 
-def run(p: pytest.Pytester, *args: str, service_ms: float = 2.0) -> pytest.RunResult:
-    os.environ["TRTPERF_TEST_SERVICE_MS"] = str(service_ms)
-    try:
-        return p.runpytest(*OPTS, *args)
-    finally:
-        os.environ.pop("TRTPERF_TEST_SERVICE_MS", None)
+run = functools.partial(run_inner, opts=OPTS)
 
 
 def suite(p: pytest.Pytester, rate: float = 100, slo: float = 30) -> pytest.Pytester:

@@ -11,6 +11,7 @@ not tell the two revisions apart, or tells them apart when they are equal.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 import pytest
 
 from gitrepo import commit_all, git, init
-from helpers import FAST, hash_test
+from helpers import FAST, hash_test, run_inner
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -56,8 +57,7 @@ def results(path: Path) -> dict[str, dict]:
     return {r["id"]: r for r in json.loads(path.read_text())["results"]}
 
 
-def run(repo: pytest.Pytester, *args: str, timeout: float = 240) -> pytest.RunResult:
-    return repo.runpytest_subprocess(*FAST, *args, timeout=timeout)
+run = functools.partial(run_inner, subprocess=True, timeout=240)
 
 
 def test_a_real_slowdown_fails_and_the_same_code_passes(repo: pytest.Pytester) -> None:
@@ -79,11 +79,8 @@ def test_a_real_slowdown_fails_and_the_same_code_passes(repo: pytest.Pytester) -
 
     repo.makepyfile(test_perf=hash_test(SLOWER))  # the candidate hashes 30% more bytes; REV is unchanged
     summary, html = repo.path / "summary.md", repo.path / "r.html"
-    os.environ["GITHUB_STEP_SUMMARY"] = str(summary)
-    try:
-        slow = run(repo, "--trt-ab=HEAD", f"--trt-json={out}", f"--trt-report={html}")
-    finally:
-        del os.environ["GITHUB_STEP_SUMMARY"]
+    slow = run(repo, "--trt-ab=HEAD", f"--trt-json={out}", f"--trt-report={html}",
+               env={"GITHUB_STEP_SUMMARY": str(summary)})
     slow.assert_outcomes(failed=1)
     slow.stdout.fnmatch_lines(["*median latency regressed +*% side by side against HEAD (" + head[:12]
                                + "), measured interleaved in two processes*"])

@@ -5,12 +5,11 @@ errored writes nothing for it."""
 from __future__ import annotations
 
 import json
-import os
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from helpers import FAST, hash_test, load_baseline
+from helpers import FAST, hash_test, load_baseline, run_inner
 
 #: The method changes with TRTPERF_IPI: inferences per iteration are part of
 #: how a result is measured, so a baseline taken with another value is incomparable.
@@ -20,38 +19,30 @@ IPI_TEST = hash_test().replace(
     "inferences_per_iteration=int(os.environ.get('TRTPERF_IPI', '1')))")
 
 
-def run(p: pytest.Pytester, *args: str, ipi: int = 1) -> pytest.RunResult:
-    os.environ["TRTPERF_IPI"] = str(ipi)
-    try:
-        return p.runpytest(*FAST, *args)
-    finally:
-        os.environ.pop("TRTPERF_IPI", None)
-
-
 def test_incomparable_passes_with_a_warning_or_fails_in_strict_ci(pytester: pytest.Pytester) -> None:
     assert "inferences_per_iteration" in IPI_TEST
     pytester.makepyfile(test_perf=IPI_TEST)
-    run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
-    lenient = run(pytester, ipi=2)
+    run_inner(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    lenient = run_inner(pytester, ipi=2)
     lenient.assert_outcomes(passed=1)
     lenient.stdout.fnmatch_lines(["*test_perf.py::test_hash: baseline not comparable: measurement method changed: "
                                   "inferences_per_iteration 1 -> 2; refresh it with pytest --trt-baseline=update"])
-    strict = run(pytester, "--trt-incomparable=fail", ipi=2)
+    strict = run_inner(pytester, "--trt-incomparable=fail", ipi=2)
     strict.assert_outcomes(failed=1)
     strict.stdout.fnmatch_lines(["FAILED test_perf.py::test_hash - Failed: baseline not comparable: measurement*"])
     strict.stdout.fnmatch_lines(["*(--trt-incomparable=fail)"])
     # The same baseline, compared with the same method: passes under the strict option too.
-    run(pytester, "--trt-incomparable=fail", "--trt-tolerance=80%").assert_outcomes(passed=1)
+    run_inner(pytester, "--trt-incomparable=fail", "--trt-tolerance=80%").assert_outcomes(passed=1)
 
 
 def test_incomparable_from_the_ini_file_and_the_marker(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=IPI_TEST)
-    run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    run_inner(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
     pytester.makeini("[pytest]\ntrt_incomparable = fail\n")
-    run(pytester, ipi=3).assert_outcomes(failed=1)
+    run_inner(pytester, ipi=3).assert_outcomes(failed=1)
     pytester.makepyfile(test_perf=IPI_TEST.replace(
         "def test_hash", "@pytest.mark.trt_perf(incomparable='pass')\ndef test_hash"))
-    run(pytester, ipi=3).assert_outcomes(passed=1)  # the marker wins over the ini file
+    run_inner(pytester, ipi=3).assert_outcomes(passed=1)  # the marker wins over the ini file
 
 
 def test_bad_pass_fail_values_are_one_line_usage_errors(pytester: pytest.Pytester) -> None:

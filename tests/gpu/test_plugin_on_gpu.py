@@ -4,11 +4,11 @@ kernel got 30% longer."""
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 
 import pytest
-from helpers import LOAD_KERNELS, load_plugin_args
+from helpers import LOAD_KERNELS, load_plugin_args, run_inner
 
 pytestmark = pytest.mark.gpu
 
@@ -32,12 +32,7 @@ def test_spin(trt_bench):
 ARGS = [*load_plugin_args(), "-p", "no:cacheprovider", "--trt-max-time=2", "--trt-json=out.json"]
 
 
-def run(p: pytest.Pytester, *args: str, scale: float = 1.0) -> pytest.RunResult:
-    os.environ["SPIN_SCALE"] = str(scale)
-    try:
-        return p.runpytest_subprocess(*ARGS, *args)
-    finally:
-        os.environ.pop("SPIN_SCALE", None)
+run = functools.partial(run_inner, opts=ARGS, subprocess=True)
 
 
 def test_update_compare_and_a_thirty_percent_slower_kernel(pytester: pytest.Pytester, floor) -> None:
@@ -56,7 +51,7 @@ def test_update_compare_and_a_thirty_percent_slower_kernel(pytester: pytest.Pyte
     assert res["verdict"]["status"] == "pass", res["verdict"]
     assert res["identity"]["cuda_graph"] is True
 
-    slow = run(pytester, scale=1.3)
+    slow = run(pytester, env={"SPIN_SCALE": 1.3})
     slow.assert_outcomes(failed=1)
     slow.stdout.fnmatch_lines(["*spin200us: median latency regressed +*%*"])
     res = json.loads((pytester.path / "out.json").read_text())["results"][0]

@@ -5,8 +5,8 @@ checked by ``bench/profiling_gpu.sh``, which runs the tests under ncu.)"""
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -19,7 +19,7 @@ from pytest_trtperf.core.config import GpuSettings
 from pytest_trtperf.gpu import cuda
 from pytest_trtperf.gpu import nvtx as nvtx_layer
 from pytest_trtperf.gpu.window import measured_window
-from helpers import LOAD_KERNELS, load_plugin_args
+from helpers import LOAD_KERNELS, load_plugin_args, run_inner
 
 pytestmark = pytest.mark.gpu
 
@@ -42,12 +42,7 @@ def test_spin(trt_bench):
 ARGS = [*load_plugin_args(), "-p", "no:cacheprovider", "--trt-max-time=1", "--trt-json=out.json"]
 
 
-def run(p: pytest.Pytester, *args: str, scale: float = 1.0) -> pytest.RunResult:
-    os.environ["SPIN_SCALE"] = str(scale)
-    try:
-        return p.runpytest_subprocess(*ARGS, *args)
-    finally:
-        os.environ.pop("SPIN_SCALE", None)
+run = functools.partial(run_inner, opts=ARGS, subprocess=True)
 
 
 def test_profiler_api_calls_succeed() -> None:
@@ -78,7 +73,7 @@ def test_a_regression_message_ends_with_the_nsys_command(pytester: pytest.Pytest
         pytest.skip(why)  # --trt-nvtx would warn (tested on the CPU); here the ranges must work
     pytester.makepyfile(test_gpu=TEST)
     run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
-    slow = run(pytester, "--trt-nvtx", "--trt-profiler-api", scale=1.3)
+    slow = run(pytester, "--trt-nvtx", "--trt-profiler-api", env={"SPIN_SCALE": 1.3})
     slow.assert_outcomes(failed=1)
     out = slow.stdout.str()
     assert "ProfilingWarning" not in out

@@ -6,13 +6,13 @@ the memory gate failing a callable whose temporary doubled. Under a minute:
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 
 import pytest
 
 from pytest_trtperf.workloads.torch import TorchWorkload
-from helpers import load_plugin_args
+from helpers import load_plugin_args, run_inner
 
 pytestmark = pytest.mark.gpu
 
@@ -58,14 +58,10 @@ def test_torch(trt_bench):
 
 
 
-def run(p: pytest.Pytester, *args: str, mib: float) -> pytest.RunResult:
-    os.environ["TORCH_MIB"] = str(mib)
-    try:
-        # Time is not under test: the data size changes the time too.
-        return p.runpytest_subprocess(*load_plugin_args(), "-p", "no:cacheprovider", "--trt-max-time=1",
-                                      "--trt-min-time=0.3", "--trt-tolerance=500%", "--trt-json=out.json", *args)
-    finally:
-        os.environ.pop("TORCH_MIB", None)
+# Time is not under test: the data size changes the time too.
+run = functools.partial(run_inner, opts=(*load_plugin_args(), "-p", "no:cacheprovider", "--trt-max-time=1",
+                                        "--trt-min-time=0.3", "--trt-tolerance=500%", "--trt-json=out.json"),
+                        subprocess=True)
 
 
 def test_a_doubled_temporary_fails_the_memory_gate(pytester: pytest.Pytester) -> None:

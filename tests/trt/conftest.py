@@ -3,18 +3,13 @@ models, and the FakeTensorRT backend for execution-side tests."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from pytest_trtperf.core.errors import BackendUnavailable  # noqa: E402
-from pytest_trtperf.trt import backend as backend_mod  # noqa: E402
-from pytest_trtperf.core.config import TrtOptions  # noqa: E402
+from pytest_trtperf.core.errors import BackendUnavailable
+from pytest_trtperf.trt import backend as backend_mod
+from pytest_trtperf.core.config import TrtOptions
 
 
 @pytest.fixture(scope="session")

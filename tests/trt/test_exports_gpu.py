@@ -39,7 +39,7 @@ def test_tensorrt_result_exports_inspector_profile_and_samples(fake_backend, fak
         m = measure(w, MeasureSettings(warmup_s=0.02, min_time_s=0.05, max_time_s=0.2))
     finally:
         w.teardown()  # the per-layer pass runs here, after measuring
-    r = make_result("test_exports_gpu.py::test_trt", kind="tensorrt")
+    r = make_result("test_exports_gpu.py::test_trt", "regression", 0.3, kind="tensorrt")
     written = exports.export_result(tmp_path, r, m, w)
     names = exports.file_names(r.id)
     own = {kind: name for kind, name in names.items() if not kind.startswith(("a.", "b."))}  # no sides here
