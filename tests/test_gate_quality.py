@@ -38,7 +38,7 @@ NOISY_ITERATIONS = 15
 CHILD = textwrap.dedent("""
     import hashlib, json, sys
     import numpy as np
-    from pytest_trtperf import stats
+    from pytest_trtperf.core import stats
     from pytest_trtperf.core.measure import MeasureSettings, measure
     from pytest_trtperf.workloads.host import HostWorkload
 
