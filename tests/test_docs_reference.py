@@ -74,6 +74,28 @@ def test_a_marker_argument_without_words_stops_the_generator(monkeypatch: pytest
         gen.render()
 
 
+def test_readme_fits_its_budget_and_has_a_table_of_contents() -> None:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= README_MAX_LINES, (
+        f"README.md has {len(lines)} lines (budget {README_MAX_LINES}): move reference text to a docs/ page")
+    sections = []
+    fence = False
+    for line in lines:
+        if line.startswith("```"):
+            fence = not fence
+        elif not fence and line.startswith("## ") and line[3:] != "Contents":
+            sections.append(line[3:])
+    text = "\n".join(lines)
+    contents = text.split("## Contents", 1)[1].split("\n## ", 1)[0]
+    slugs = set(re.findall(r"\]\(#([\w-]+)\)", contents))
+
+    def slug(title: str) -> str:
+        return re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+
+    missing = [s for s in sections if slug(s) not in slugs]
+    assert len(sections) >= 6 and missing == [], f"sections missing from README's Contents: {missing}"
+
+
 def _documents() -> list[Path]:
     return [README, *sorted((REPO / "docs").glob("*.md"))]
 
