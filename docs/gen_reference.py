@@ -249,7 +249,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Render docs/reference.md from the plugin's own tables.")
     parser.add_argument("--check", action="store_true", help="exit 1 when docs/reference.md differs")
     args = parser.parse_args(argv)
     text = render()

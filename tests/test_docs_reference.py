@@ -50,7 +50,6 @@ def test_reference_holds_every_option_marker_argument_and_json_field() -> None:
     import json
     from dataclasses import fields
 
-    from pytest_trtperf.core.config import PERF_ARGS, SERVE_ARGS
     from pytest_trtperf.trt.spec import EngineSpec
 
     gen = generator()
@@ -58,7 +57,7 @@ def test_reference_holds_every_option_marker_argument_and_json_field() -> None:
     rows = set(re.findall(r"^\| `([^`]+)`", text, flags=re.M))
     flags = {row.split("=", 1)[0] for row in rows}
     assert {opt.flag for opt in gen.OPTIONS} <= flags
-    assert set(PERF_ARGS) | set(SERVE_ARGS) | {f.name for f in fields(EngineSpec)} - {"where"} <= rows
+    assert set(gen.PERF_ARGS) | set(gen.SERVE_ARGS) | {f.name for f in fields(EngineSpec)} - {"where"} <= rows
     schema = json.loads((REPO / "pytest_trtperf" / "schemas" / "trtperf-json.schema.json").read_text())
     assert set(schema["properties"]) <= rows
     assert set(schema["$defs"]["verdict"]["properties"]) <= rows
@@ -103,9 +102,7 @@ def _documents() -> list[Path]:
 def test_every_option_the_documentation_names_exists() -> None:
     """README and docs/ name only options the plugin registers (a renamed or
     removed option leaves no stale command behind)."""
-    from pytest_trtperf.core.config import OPTIONS
-
-    known = {opt.flag for opt in OPTIONS}
+    known = {opt.flag for opt in generator().OPTIONS}  # the option table, through the generator's one import
     named = {(path.name, m.group(0).rstrip("-"))
              for path in _documents()
              for m in re.finditer(r"(?<![\w#-])--trt-[a-z0-9][a-z0-9-]*", path.read_text(encoding="utf-8"))}
