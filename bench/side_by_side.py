@@ -10,7 +10,8 @@ condition (quiet; loaded by CPU burner processes):
 2. then, in shuffled order, fresh pytest processes with the working tree's
    ``SCALE`` at 1.00 (no change), 1.05, 1.10 or 1.20 (a real slowdown: more
    of the same work in the code, the committed reference unchanged), each
-   case run twice: once gated on the baseline file (plain ``pytest``) and once
+   case run twice: once gated on the baseline file alone (``pytest --trt-ab=off``;
+   by default a suspect verdict would be confirmed side by side) and once
    side by side (``pytest --trt-ab=HEAD``), both with the plugin's defaults.
 
 Every verdict is kept (``--trt-json``), with the load average around each
@@ -171,7 +172,8 @@ def condition(name: str, repo: Path, *, burn: int, runs: dict[float, int], extra
         cond = {"name": name, "burners": burn, "update": update, "runs": out}
         for i, (scale, gate) in enumerate(cases):
             (repo / "scale.py").write_text(f"SCALE = {scale}\n")
-            args = ["--trt-ab=HEAD"] if gate == "side" else []
+            # The baseline file alone: --trt-ab=off (by default a suspect verdict is confirmed side by side).
+            args = ["--trt-ab=HEAD"] if gate == "side" else ["--trt-ab=off"]
             run = pytest_run(repo, args, repo / f"run{i}.json", extra)
             run.update(scale=scale, gate=gate)
             out.append(run)

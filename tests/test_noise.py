@@ -58,10 +58,10 @@ def test_without_the_term_the_rule_is_the_old_one() -> None:
 
 def test_moved_detects_a_new_level_not_noise() -> None:
     history = [1.00, 1.01, 0.99, 1.00]
-    assert noise.moved(1.02, history, kind="host", tolerance=0.05, confidence=0.99) is None
-    step = noise.moved(1.30, history, kind="host", tolerance=0.05, confidence=0.99)
+    assert noise.moved(1.02, history, clock="host", tolerance=0.05, confidence=0.99) is None
+    step = noise.moved(1.30, history, clock="host", tolerance=0.05, confidence=0.99)
     assert step is not None and step == pytest.approx(0.30, abs=0.01)
-    assert noise.moved(1.3, [], kind="host", tolerance=0.05, confidence=0.99) is None
+    assert noise.moved(1.3, [], clock="host", tolerance=0.05, confidence=0.99) is None
 
 
 @pytest.mark.parametrize("change, ci", [

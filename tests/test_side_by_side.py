@@ -273,15 +273,17 @@ def test_two_sessions_at_once_and_xdist_workers_each_have_their_own(repo: pytest
     assert git(repo.path, "worktree", "list", "--porcelain").count("worktree ") == 1
 
 
-def test_the_baseline_commit_confirms_a_suspected_regression(repo: pytest.Pytester) -> None:
-    """``--trt-ab=baseline``: the baseline file suspects a regression; the
-    commit its entry records is measured side by side and decides."""
+@pytest.mark.parametrize("how", [["--trt-ab=baseline"], []], ids=["explicit", "default"])
+def test_the_baseline_commit_confirms_a_suspected_regression(repo: pytest.Pytester, how: list[str]) -> None:
+    """``--trt-ab=baseline``, and the default in baseline compare mode: the
+    baseline file suspects a regression; the commit its entry records is
+    measured side by side and decides."""
     run(repo, "--trt-baseline=update").assert_outcomes(passed=1)
     commit_all(repo.path, "baseline")
     entry_commit = git(repo.path, "rev-parse", "HEAD~1")  # the baseline was measured at the reference's commit
     repo.makepyfile(test_perf=hash_test(SLOWER))
     out = repo.path / "r.json"
-    result = run(repo, "--trt-ab=baseline", f"--trt-json={out}")
+    result = run(repo, *how, f"--trt-json={out}")
     result.assert_outcomes(failed=1)
     r = results(out)["test_perf.py::test_hash"]
     assert r["relative"]["origin"] == "side_by_side" and r["relative"]["commit"] == entry_commit
@@ -319,6 +321,8 @@ def test_hash(trt_bench):
     (["--trt-ab-python=/no/such/python"], "--trt-ab-python=/no/such/python: not an executable file"),
     (["--trt-ab=-x"], "is not a git revision"),
     (["--trt-ab=HEAD", "--trt-ab-timeout=0"], "--trt-ab-timeout"),
+    (["--trt-ab=off", f"--trt-ab-python={sys.executable}"], "--trt-ab=off turns side by side off; drop "
+                                                            "--trt-ab-python and --trt-ab-setup"),
 ])
 def test_bad_options_are_one_line(pytester: pytest.Pytester, args: list[str], needle: str) -> None:
     pytester.makepyfile(test_a="def test_a(trt_bench):\n    trt_bench.measure(lambda: None)\n")
@@ -392,6 +396,10 @@ def test_workload_objects_are_served_and_compare_pairs_stay_in_process(repo: pyt
     assert f"reference: hashing {N} bytes" in w["notes"] and f"hashing {SLOWER} bytes" in w["notes"]
     pair = got["test_wl.py::test_compare_pair::pair"]
     assert pair["relative"]["origin"] == "compare" and pair["verdict"]["status"] == "pass"
+    # Said in one line: a compare() pair is its own interleaved gate here, not a side-by-side one.
+    assert ("trt_bench.compare() is judged in this process (a against b, interleaved here), not side by side "
+            "against HEAD: the reference ran its copy once, untimed") in pair["notes"], pair["notes"]
+    result.stdout.fnmatch_lines(["*test_compare_pair::pair: note: trt_bench.compare() is judged in this process*"])
 
 
 @pytest.fixture
@@ -413,9 +421,9 @@ def load() -> Iterator[None]:
 @pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat"), reason="needs Linux schedstats")
 def test_a_window_too_busy_to_judge_is_judged_side_by_side_against_the_baseline_commit(
         repo: pytest.Pytester, load: None) -> None:
-    """Point 2(b): on a loaded host the baseline gate alone ends
-    ``unreliable`` (a pass by default); with ``--trt-ab=baseline`` the commit
-    the entry records is measured side by side and a real +30% fails."""
+    """Point 2(b): on a loaded host the baseline gate alone (``--trt-ab=off``)
+    ends ``unreliable`` (a pass by default); by default the commit the entry
+    records is measured side by side and a real +30% fails."""
     long = hash_test(2_000_000)
     repo.makepyfile(test_perf=long)
     commit_all(repo.path, "long hash")
@@ -424,13 +432,14 @@ def test_a_window_too_busy_to_judge_is_judged_side_by_side_against_the_baseline_
     quick = ["--trt-warmup-ms=50", "--trt-min-time=0.5", "--trt-max-time=2", "-p", "no:cacheprovider",
              "--trt-busy-wait=0.5", "--trt-run-noise=0", "--trt-tolerance=5%"]
     out = repo.path / "r.json"
-    alone = repo.runpytest_subprocess(*quick, f"--trt-json={out}", timeout=240)
+    alone = repo.runpytest_subprocess(*quick, "--trt-ab=off", f"--trt-json={out}", timeout=240)  # as before
     v = results(out)["test_perf.py::test_hash"]["verdict"]
     if v["status"] != "unreliable":
         pytest.skip(f"the load did not make the window busy here ({v['status']})")
     alone.assert_outcomes(passed=1)
-    confirmed = repo.runpytest_subprocess(*quick, "--trt-ab=baseline", "--trt-unreliable=fail",
-                                          f"--trt-json={out}", timeout=240)
+    assert results(out)["test_perf.py::test_hash"]["relative"] is None  # off: no reference
+    # The default in baseline compare mode (no --trt-ab): confirmed against the entry's commit.
+    confirmed = repo.runpytest_subprocess(*quick, "--trt-unreliable=fail", f"--trt-json={out}", timeout=240)
     confirmed.assert_outcomes(failed=1)  # never a pass: judged a regression, or too busy even side by side
     r = results(out)["test_perf.py::test_hash"]
     v = r["verdict"]
@@ -506,3 +515,190 @@ def test_exports_hold_both_sides_samples(repo: pytest.Pytester) -> None:
     assert len(a) == 1 and len(b) == 1, files
     doc = json.loads((exports / a[0]).read_text())
     assert doc["origin"] == "side_by_side" and sum(doc["blocks"]) == 400
+
+
+# -- the default in baseline compare mode: suspect verdicts confirmed against the entry's commit ---------
+
+#: The hash test, logging each import of its file: the reference process imports it in its worktree.
+LOGGED = hash_test(N) + '''
+if os.environ.get("IMPORT_LOG"):
+    with open(os.environ["IMPORT_LOG"], "a") as _log:
+        _log.write(__file__ + "\\n")
+'''
+
+
+def reference_started(log: Path) -> bool:
+    """Whether a reference process imported the test file (in a worktree)."""
+    return log.exists() and any("trtperf-ab-" in line for line in log.read_text().splitlines())
+
+
+@pytest.fixture
+def baselined(repo: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The logged hash test committed, its baseline written at that commit
+    (the entry records it); returns the import log."""
+    repo.makepyfile(test_perf=LOGGED)
+    commit_all(repo.path, "logged hash")
+    run(repo, "--trt-baseline=update").assert_outcomes(passed=1)
+    log = tmp_path / "imports.log"
+    monkeypatch.setenv("IMPORT_LOG", str(log))
+    return log
+
+
+def test_no_change_starts_no_reference_unless_a_verdict_is_suspect(repo: pytest.Pytester, baselined: Path) -> None:
+    out = repo.path / "r.json"
+    run(repo, f"--trt-json={out}").assert_outcomes(passed=1)
+    r = results(out)["test_perf.py::test_hash"]
+    # Lazy: a reference process only where the baseline file suspected something (then it decided).
+    assert reference_started(baselined) == (r["relative"] is not None), r["verdict"]
+    if r["relative"] is None:
+        assert r["verdict"]["status"] in ("pass", "improved") and "side by side" not in r["verdict"]["message"]
+    assert scratch_left() == []
+
+
+def test_a_slower_machine_is_not_a_regression_of_the_code(repo: pytest.Pytester, baselined: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both processes hash twice the bytes (as a much slower machine would
+    run the same code): the baseline file reads a regression, the baseline's
+    own commit side by side reads the same speed, and that decides. With
+    ``--trt-ab=off`` the baseline file's regression stands, nothing started."""
+    entry_commit = git(repo.path, "rev-parse", "HEAD")
+    monkeypatch.setenv("TRTPERF_TEST_SCALE", "2")  # far beyond this shared machine's drift between runs
+    out = repo.path / "r.json"
+    run(repo, f"--trt-json={out}").assert_outcomes(passed=1)
+    r = results(out)["test_perf.py::test_hash"]
+    assert reference_started(baselined)
+    assert r["relative"]["origin"] == "side_by_side" and r["relative"]["commit"] == entry_commit
+    assert 0.9 < r["relative"]["ratio"] < 1.1
+    v = r["verdict"]
+    assert v["status"] == "pass", v["message"]
+    assert f"side by side against commit {entry_commit[:12]}" in v["message"]
+    assert "; the baseline file said +" in v["message"]
+    assert scratch_left() == []
+
+    baselined.unlink()
+    off = run(repo, "--trt-ab=off", f"--trt-json={out}")
+    off.assert_outcomes(failed=1)
+    r = results(out)["test_perf.py::test_hash"]
+    assert r["verdict"]["status"] == "regression" and r["relative"] is None
+    assert "side by side" not in r["verdict"]["message"]
+    assert not reference_started(baselined)
+
+
+def test_a_baseline_commit_missing_from_a_shallow_clone_is_one_line(repo: pytest.Pytester, tmp_path: Path) -> None:
+    run(repo, "--trt-baseline=update").assert_outcomes(passed=1)
+    entry_commit = git(repo.path, "rev-parse", "HEAD")
+    (repo.path / "notes.txt").write_text("a later commit\n")
+    commit_all(repo.path, "later")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo.path}", str(clone))
+    shutil.copytree(repo.path / ".trtperf", clone / ".trtperf")  # the baseline file (ignored in the repository)
+    out = tmp_path / "r.json"
+    done = subprocess.run([sys.executable, "-m", "pytest", *FAST, "-q", f"--trt-json={out}"], cwd=clone,
+                          capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "TRTPERF_TEST_SCALE": "2"})
+    assert done.returncode == 1, done.stdout
+    v = results(out)["test_perf.py::test_hash"]["verdict"]
+    assert v["status"] == "regression"
+    first, line = v["message"].split("\n")
+    assert first.startswith("median latency regressed +")
+    assert line == (f"  side by side not possible (the baseline's commit {entry_commit[:12]} is not in this shallow "
+                    f"clone; fetch the history (git fetch --unshallow, or actions/checkout with fetch-depth: 0)): "
+                    f"the verdict rests on the baseline file")
+    assert line.strip() in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_baseline_written_outside_git_says_the_verdict_rests_on_it(pytester: pytest.Pytester,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(test_perf=hash_test(N))
+    pytester.runpytest_subprocess(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
+    monkeypatch.setenv("TRTPERF_TEST_SCALE", "2")
+    out = pytester.path / "r.json"
+    result = pytester.runpytest_subprocess(*FAST, f"--trt-json={out}", timeout=240)
+    result.assert_outcomes(failed=1)
+    v = results(out)["test_perf.py::test_hash"]["verdict"]
+    assert v["status"] == "regression"
+    assert v["message"].endswith("\n  side by side not possible (the baseline entry names no commit: it was written "
+                                 "outside a git checkout): the verdict rests on the baseline file")
+    result.stdout.fnmatch_lines(["median latency regressed +*", "  side by side not possible (the baseline entry "
+                                 "names no commit*): the verdict rests on the baseline file"])
+
+
+def test_check_commit_is_cheap_and_says_why_not(tmp_path: Path) -> None:
+    from pytest_trtperf.relative.gitfiles import Unavailable
+    from pytest_trtperf.relative.worktree import check_commit
+
+    top = init(tmp_path / "r")
+    (top / "f").write_text("x")
+    head = commit_all(top, "one")
+    (top / "sub").mkdir()
+    assert check_commit(top / "sub", head) == top.resolve()
+    assert check_commit(top, head[:10]) == top.resolve()
+    for commit, needle in [("0" * 40, f"the baseline's commit {'0' * 12} is not in this repository"),
+                           ("--output=/tmp/x", "the baseline entry's git_commit '--output=/tmp/x' is not a commit id"),
+                           ("HEAD", "the baseline entry's git_commit 'HEAD' is not a commit id")]:
+        with pytest.raises(Unavailable) as e:
+            check_commit(top, commit)
+        assert needle in str(e.value)
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    with pytest.raises(Unavailable, match="is not in a git work tree"):
+        check_commit(outside, head)
+
+
+ALLOC_TEST = '''
+def test_alloc(trt_bench):
+    trt_bench.measure(lambda: bytearray({size}))
+'''
+
+
+def test_memory_is_gated_against_the_reference_side(repo: pytest.Pytester) -> None:
+    """Point 3: both processes measure the call's host peak after their
+    timings; this side's figure is gated against the reference's like
+    against a baseline entry (tolerance and 64 KiB floor), no baseline file."""
+    repo.makepyfile(test_alloc=ALLOC_TEST.format(size=1 << 20))
+    commit_all(repo.path, "1 MiB a call")
+    out = repo.path / "r.json"
+    run(repo, "--trt-ab=HEAD", f"--trt-json={out}", "test_alloc.py").assert_outcomes(passed=1)
+    r = results(out)["test_alloc.py::test_alloc"]
+    m = r["memory_verdict"]
+    assert m["status"] == "pass", m
+    (change,) = m["changes"]
+    assert change["figure"] == "host_peak_bytes" and change["baseline"] == change["current"]
+    assert r["relative"]["reference"]["memory"]["a"]["host_peak_bytes"] == change["baseline"]
+
+    repo.makepyfile(test_alloc=ALLOC_TEST.format(size=2 << 20))  # twice the allocation here, not at HEAD
+    slow = run(repo, "--trt-ab=HEAD", f"--trt-json={out}", "test_alloc.py")
+    slow.assert_outcomes(failed=1)
+    m = results(out)["test_alloc.py::test_alloc"]["memory_verdict"]
+    assert m["status"] == "regression" and m["remeasured"], m
+    (change,) = m["changes"]
+    assert change["current"] >= 2 * change["baseline"] - 4096, change
+    assert m["message"].startswith("host memory peak per call grew +")
+    assert m["message"].endswith(f"side by side against HEAD ({git(repo.path, 'rev-parse', 'HEAD')[:12]})")
+    slow.stdout.fnmatch_lines(["*host memory peak per call grew +*side by side against HEAD*"])
+
+
+@pytest.mark.parametrize("args, ini, expected", [
+    ([], "", "CONFIRM=True EVERY=False"),  # the default in compare mode
+    (["--trt-ab=off"], "", "CONFIRM=False EVERY=False"),
+    ([], "trt_ab = off", "CONFIRM=False EVERY=False"),
+    (["--trt-ab=baseline"], "", "CONFIRM=True EVERY=False"),
+    (["--trt-baseline=off"], "", "CONFIRM=False EVERY=False"),  # nothing compared, nothing to confirm
+    (["--trt-baseline=update"], "", "CONFIRM=False EVERY=False"),
+    (["--trt-disable"], "", "CONFIRM=False EVERY=False"),
+    (["--trt-ab=HEAD"], "", "CONFIRM=False EVERY=True"),
+])
+def test_confirmation_is_the_default_of_compare_mode_and_off_turns_it_off(
+        pytester: pytest.Pytester, args: list[str], ini: str, expected: str) -> None:
+    pytester.makepyfile(test_s="""
+from pytest_trtperf.plugin.hooks import session_settings
+def test_s(request):
+    ab = session_settings(request.config).ab
+    print(f"CONFIRM={ab.confirm} EVERY={ab.every_test}")
+""")
+    if ini:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+    r = pytester.runpytest("-s", "-p", "no:cacheprovider", *args)
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines([f"*{expected}*"])

@@ -15,6 +15,7 @@ import math
 from typing import Any
 from collections.abc import Mapping, Sequence
 
+from pytest_trtperf.core import metrics
 from pytest_trtperf.core.identity import config_hash as hash_of_config
 
 #: Size limits: far above what the plugin writes (101 quantiles, up to 10
@@ -150,8 +151,9 @@ def json_value(value: Any, field: str, depth: int = 0) -> Any:
 # -- the parts of an entry ------------------------------------------------------
 
 SERIES_FIELDS = ("median", "mean", "min", "max", "p90", "p95", "p99", "stdev")
-#: Gate metrics that must be > 0 (a ratio is taken of them).
-POSITIVE = ("median", "mean", "p90", "p95", "p99")
+#: Gate metrics that must be > 0 (a ratio is taken of them): the time
+#: metrics of the registry, which every history row keeps.
+POSITIVE = tuple(m.name for m in metrics.TIMING if m.unit == metrics.TIME)
 
 
 def series(d: Any, field: str) -> dict[str, Any]:

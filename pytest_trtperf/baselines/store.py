@@ -36,6 +36,7 @@ from typing import Any
 from collections.abc import Callable, Iterator, Mapping
 
 from pytest_trtperf.core.version import __version__
+from pytest_trtperf.core import metrics
 from pytest_trtperf.baselines import checks as check
 from pytest_trtperf.core.errors import BaselineFileError
 from pytest_trtperf.core.files import TEMP_SUFFIX, UnreadableFile, atomic_write, read_regular_file
@@ -45,6 +46,7 @@ from pytest_trtperf.core.serve_summary import Serve
 from pytest_trtperf.core.noise import HISTORY_RUNS, MAX_SD, centre, estimate, moved
 from pytest_trtperf.core.results import Distribution, Result, SeriesStats, figures_from_json
 from pytest_trtperf.core.timers import REAL
+from pytest_trtperf.core.workload import clock_of
 
 #: 2: entries keep ``history`` (the last runs' summaries, for the between-run
 #: noise term) and ``config`` (the configuration itself, so a verdict can name
@@ -67,8 +69,12 @@ LOCK_OWNER_FILE = ".trtperf.lock.owner"
 LEFTOVERS_IGNORE = ("# written by pytest-trtperf: leftovers and state, never the baselines\n"
                     ".*.tmp\n.trtperf.lock.owner\n.trtperf-probe-*\n.state/\n")
 _FIX = "restore it from version control (git checkout -- FILE) or delete it and run pytest --trt-baseline=update"
-#: Metrics a history row keeps.
-_ROW_METRICS = ("median", "mean", "p90", "p95", "p99")
+
+
+def _metric_values(source: Any) -> dict[str, float]:
+    """The value of every time-gate metric (``metrics.TIMING``): what a
+    history row keeps, so the gate's centre can average any of them."""
+    return {m.name: float(m.read(source)) for m in metrics.TIMING}
 
 
 def history_row(r: Result, *, timestamp: str, git_commit: str | None) -> dict[str, Any]:
@@ -76,12 +82,12 @@ def history_row(r: Result, *, timestamp: str, git_commit: str | None) -> dict[st
     values and the flags of its window."""
     row: dict[str, Any] = {"timestamp": timestamp, "git_commit": git_commit, "machine": platform.node() or None,
                            "n": r.latency.n, "throughput": r.throughput, "flags": list(r.device_state.flags)}
-    row.update({k: float(getattr(r.latency, k)) for k in _ROW_METRICS})
+    row.update(_metric_values(r))
     return row
 
 
 def row_value(row: Mapping[str, Any], metric: str) -> float:
-    return float(row[metric])
+    return metrics.timing(metric).read_row(row)
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,7 @@ class BaselineEntry:
     serve: Serve | None = None
 
     def metric_value(self, metric: str) -> float:
-        return self.throughput if metric == "throughput" else float(getattr(self.latency, metric))
+        return metrics.timing(metric).read(self)
 
     def runs(self) -> tuple[Mapping[str, Any], ...]:
         """The history, or this entry as its only run."""
@@ -130,7 +136,7 @@ class BaselineEntry:
             return self.history
         row: dict[str, Any] = {"timestamp": self.timestamp, "git_commit": self.git_commit, "machine": None,
                                "n": self.latency.n, "throughput": self.throughput, "flags": list(self.flags)}
-        row.update({k: float(getattr(self.latency, k)) for k in _ROW_METRICS})
+        row.update(_metric_values(self))
         return (row,)
 
     def run_values(self, metric: str) -> list[float]:
@@ -844,14 +850,14 @@ def _same_measurement(old: BaselineEntry, r: Result) -> bool:
 def _busy_text(r: Result) -> str:
     """``measured while the host was busy (the measuring thread waited ...;
     flags host_busy)``: the load the window saw, for the update's note."""
-    if r.kind == "host":
+    if clock_of(r) == "host":
         from pytest_trtperf.core.host_state import describe_load
 
         seen = describe_load(r.device_state)
     else:
         others = r.device_state.other_processes
         seen = f"other processes: {', '.join(others)}" if others else "another process used it"
-    return (f"measured while the {'host' if r.kind == 'host' else 'GPU'} was busy ({seen}; flags "
+    return (f"measured while the {'host' if clock_of(r) == 'host' else 'GPU'} was busy ({seen}; flags "
             f"{', '.join(r.device_state.flags)})")
 
 
@@ -873,14 +879,14 @@ def _kept_history(old: BaselineEntry | None, r: Result, notes: list[str]) -> tup
     values = old.run_values(metric)
     if not (new > 0 and math.isfinite(new)):
         return ()
-    noise = estimate(r.kind, values)
+    noise = estimate(clock_of(r), values)
     if noise.capped:
         notes.append(f"{r.id}: the {metric} of its {len(values)} earlier runs spread with sd {noise.sd:.1%}, too wide "
                      f"for a real history (beyond {MAX_SD:.0%}; edited?); its history restarts with this run")
         return ()
-    step = moved(new, values, kind=r.kind, tolerance=tolerance, confidence=confidence)
+    step = moved(new, values, clock=clock_of(r), tolerance=tolerance, confidence=confidence)
     if step is not None:
-        change = -step / (1 + step) if metric == "throughput" else step  # positive = slower
+        change = step if metrics.timing(metric).lower_is_better else -step / (1 + step)  # positive = slower
         notes.append(f"{r.id}: {metric} moved {change:+.1%} from the centre of {len(values)} earlier run(s) "
                      f"({centre(values):.6g}); its history restarts with this run")
         return ()

@@ -36,7 +36,7 @@ class Projection:
         return {"more_runs": self.more_runs, "fails_above": self.fails_above}
 
 
-def projection(kind: str, values: Sequence[float], *, within: float, tolerance: float, confidence: float,
+def projection(clock: str, values: Sequence[float], *, within: float, tolerance: float, confidence: float,
                fails_above: float, override: float | None = None) -> Projection | None:
     """The bar after up to :data:`MORE_RUNS` more baseline runs that land at
     the centre of the runs so far (the history cannot hold more than
@@ -47,7 +47,7 @@ def projection(kind: str, values: Sequence[float], *, within: float, tolerance: 
     if more <= 0 or not values or not math.isfinite(fails_above) or fails_above <= tolerance:
         return None
     longer = [*values, *([centre(values)] * more)]
-    then = fail_bar(within, estimate(kind, longer, override).allowance(confidence), tolerance)
+    then = fail_bar(within, estimate(clock, longer, override).allowance(confidence), tolerance)
     if not math.isfinite(then) or fails_above - then < MIN_GAIN:
         return None
     return Projection(more, then)

@@ -34,11 +34,12 @@ from typing import Any
 from collections.abc import Callable, Mapping
 
 from pytest_trtperf.core.errors import UsageError
+from pytest_trtperf.core.metrics import timing_names
 
 BASELINE_MODES = ("compare", "update", "off")
 #: ``--trt-baseline-loaded``: what an update does with a window still loaded after the wait and re-measure.
 BASELINE_LOADED = ("skip", "write")
-METRICS = ("median", "mean", "p90", "p95", "p99", "throughput")
+METRICS = timing_names()  # core/metrics.py defines them
 MODES = ("latency", "throughput")
 MISSING = ("pass", "fail")
 #: What ``incomparable`` and ``unreliable`` verdicts do to their test.
@@ -479,7 +480,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("--trt-ab", "Side by side: judge every perf test against the same test at this git revision (a branch, "
            "tag or commit, run from a temporary git worktree in a second pytest process, measured in alternating "
            "blocks); baseline = confirm suspected regressions and unreliable windows against the commit each "
-           "baseline entry records.", None, metavar="REV"),
+           "baseline entry records (the default in baseline compare mode when that commit is in the repository); "
+           "off = never.", None, metavar="REV|baseline|off"),
     Option("--trt-ab-python", "Side by side: run the reference process with this Python interpreter (another "
            "virtualenv, e.g. the previous TensorRT or torch); alone, the reference is this checkout in that "
            "environment.", None, "path", metavar="PATH"),
@@ -799,6 +801,8 @@ class Settings:
 
 #: ``--trt-ab=baseline``: the commit each baseline entry records.
 AB_BASELINE = "baseline"
+#: ``--trt-ab=off``: no side by side, not even the default confirmation of suspect verdicts.
+AB_OFF = "off"
 #: Options a reference process gets from its session: the ones that decide how
 #: a workload is made (the session decides how long and how it is measured).
 AB_FORWARDED = ("--trt-mode", "--trt-streams", "--trt-no-cuda-graph", "--trt-blocking-sync",
@@ -820,6 +824,10 @@ class AbSettings:
     forwarded: tuple[str, ...] = ()
     #: Set in a reference process: the inherited socket's descriptor.
     serve_fd: int | None = None
+    #: A suspected regression or a busy window of baseline compare mode is
+    #: confirmed side by side against the commit its baseline entry records
+    #: (``--trt-ab=baseline``, and the default unless ``--trt-ab=off``).
+    confirm: bool = False
 
     @property
     def active(self) -> bool:
@@ -830,7 +838,7 @@ class AbSettings:
     def every_test(self) -> bool:
         """Every perf test is judged side by side (``--trt-ab=REV`` or
         ``--trt-ab-python`` alone); otherwise only suspected regressions and
-        unreliable windows are (``--trt-ab=baseline``)."""
+        unreliable windows are (``confirm``: ``--trt-ab=baseline``, the default)."""
         return self.active and self.rev != AB_BASELINE
 
     @classmethod
@@ -847,10 +855,16 @@ class AbSettings:
         python = _plain_path(r.path("trt_ab_python", keep_link=True))
         setup = r.optional("trt_ab_setup", lambda v, w: str(v).strip() or None)
         timeout_s = r.get("trt_ab_timeout", lambda v, w: float(parse_number(v, what=w, low=1, high=MAX_SECONDS)))
-        if rev is None and python is None:
+        off = rev == AB_OFF
+        if off and (python is not None or setup is not None):
+            raise UsageError("--trt-ab=off turns side by side off; drop --trt-ab-python and --trt-ab-setup, or give "
+                             "--trt-ab=REV")
+        if off or (rev is None and python is None):
             if setup is not None:
                 raise UsageError("--trt-ab-setup runs in the reference's worktree; give the revision with --trt-ab=REV")
-            return cls(timeout_s=timeout_s)
+            confirm = not off and baseline_mode == "compare" and not disabled
+            return cls(timeout_s=timeout_s, confirm=confirm,
+                       forwarded=_forwarded(r, trt) if confirm else ())
         if python is not None and not (python.is_file() and os.access(python, os.X_OK)):
             raise UsageError(f"--trt-ab-python={python}: not an executable file; give the interpreter of the other "
                              f"environment (e.g. --trt-ab-python=.venv-old/bin/python)")
@@ -862,12 +876,18 @@ class AbSettings:
         if disabled:
             raise UsageError("--trt-disable runs each measurement once without timing it, so --trt-ab would compare "
                              "nothing; keep one")
-        forwarded = _forwarded_args(r)
-        if trt.engine_cache is not None:
-            forwarded += (f"--trt-engine-cache={trt.engine_cache}",)
-        if trt.timing_cache is not None:
-            forwarded += (f"--trt-timing-cache={trt.timing_cache}",)
-        return cls(rev=rev, python=python, setup=setup, timeout_s=timeout_s, forwarded=forwarded)
+        return cls(rev=rev, python=python, setup=setup, timeout_s=timeout_s, forwarded=_forwarded(r, trt),
+                   confirm=rev == AB_BASELINE)
+
+
+def _forwarded(r: _Reader, trt: TrtOptions) -> tuple[str, ...]:
+    """What a reference process gets from this session's command line."""
+    forwarded = _forwarded_args(r)
+    if trt.engine_cache is not None:
+        forwarded += (f"--trt-engine-cache={trt.engine_cache}",)
+    if trt.timing_cache is not None:
+        forwarded += (f"--trt-timing-cache={trt.timing_cache}",)
+    return forwarded
 
 
 def _forwarded_args(r: _Reader) -> tuple[str, ...]:

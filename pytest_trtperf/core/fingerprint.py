@@ -54,11 +54,13 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown-cpu"
 
 
-def host_fingerprint() -> Fingerprint:
+def host_fingerprint(kind: str = "host") -> Fingerprint:
+    """Fingerprint of a host-timed workload of ``kind`` (its ``critical.kind``:
+    a baseline entry's kind must agree with it)."""
     impl = platform.python_implementation()
     return Fingerprint(
         device_class=f"host {cpu_model()} {impl}",
-        critical={"kind": "host"},
+        critical={"kind": kind},
         info={
             "python": platform.python_version(),
             "os": f"{platform.system()} {platform.release()}",

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pytest_trtperf.core import units
+from pytest_trtperf.core import metrics
+from pytest_trtperf.core.metrics import fmt_bytes
 
 #: Control characters (C0 but tab and newline, DEL, C1), Unicode line and
 #: paragraph separators, bidirectional overrides and isolates ("Trojan
@@ -64,15 +65,12 @@ def _no_command(line: str) -> str:
 
 
 def fmt_value(metric: str, value: float | None, unit: Any = None) -> str:
-    """A metric's value: throughput as ``/s``; a time (ms) in ``unit`` (a
-    table's ``units.TimeUnit``), else in the unit a table of this one value
-    would choose (``units.choose``), so a message says ``90.00 ns`` where the
-    table says ``90.00 ns``, not ``0.09 us``."""
-    if value is None or not isinstance(value, (int, float)) or value != value:
-        return "-"
-    if metric == "throughput":
-        return f"{value:,.1f}/s"
-    return str((unit if unit is not None else units.choose([value])).fmt(value))
+    """A metric's value as its definition writes it (``metrics.Metric.fmt``):
+    throughput as ``/s``; a time (ms) in ``unit`` (a table's
+    ``units.TimeUnit``), else in the unit a table of this one value would
+    choose (``units.choose``), so a message says ``90.00 ns`` where the table
+    says ``90.00 ns``, not ``0.09 us``."""
+    return metrics.fmt_value(metric, value, unit)
 
 
 def fmt_change(change: float | None, ci: tuple[float, float] | None = None) -> str:
@@ -91,19 +89,6 @@ def _signed_pct(fraction: float) -> str:
     return f"{round(fraction * 100, 1) + 0.0:+.1f}%"
 
 
-def fmt_bytes(n: int | float | None) -> str:
-    """``512 B``, ``64.0 KiB``, ``12.3 MiB``, ``1.25 GiB`` (binary units, as
-    CUDA and TensorRT report memory)."""
-    if n is None:
-        return "-"
-    n = float(n)
-    if abs(n) < 1024:
-        return f"{n:.0f} B"
-    for unit in ("KiB", "MiB", "GiB"):
-        n /= 1024.0
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.2f} {unit}" if unit == "GiB" else f"{n:.1f} {unit}"
-    return f"{n:.2f} GiB"  # pragma: no cover - loop always returns
 def metric_of(result: Any, metric: str) -> float | None:
     """``result.metric_value(metric)``, or None when the result (read from a
     file) has no usable value for it: reports show ``-`` instead of failing."""
@@ -112,3 +97,6 @@ def metric_of(result: Any, metric: str) -> float | None:
     except (AttributeError, TypeError, ValueError):
         return None
     return value if isinstance(value, (int, float)) else None
+
+
+__all__ = ["fmt_bytes", "fmt_change", "fmt_value", "log_safe", "message_safe", "metric_of", "no_controls"]

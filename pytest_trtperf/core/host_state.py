@@ -62,6 +62,19 @@ STEAL_BUSY = 0.10
 #: quantile rule. Twice the default tolerance, so ordinary background load
 #: (0.5-5% on the shared 2-core CI machine) does not flag every update.
 HEAVY_DELAYED = 0.10
+#: A serve window (requests on an open-loop schedule, run by slot threads
+#: that sleep between them) is ``host_busy``, whatever its metric, when the
+#: slot threads waited for a CPU this share of their time on requests (from
+#: when each request could start, its arrival or its slot freeing up, to its
+#: completion) or more. Not the requests' response time: a slot slowed by the
+#: load makes a queue, whose waits would dilute the share. Every such wait
+#: is in some request's latency; the bar is the heavy-load one, not
+#: ``DELAYED_BUSY``, because on an idle host every request still pays a
+#: couple of wake-ups of its slot thread (tens of microseconds each against
+#: millisecond requests). On the shared 2-core machine four busy loops made
+#: 2 ms requests wait several times their service; the background load of
+#: other test sessions 40% of it.
+SERVE_DELAYED_BUSY = 0.10
 #: ``wait_until_quiet``: the host is quiet when fewer than this many runnable
 #: tasks, on average over a second, had no CPU.
 WAITING_QUIET = 0.5
@@ -188,6 +201,23 @@ def judge_window(state: DeviceState, metric: str, median_s: float, *, saving: bo
     return replace(state, flags=flags)
 
 
+def judge_serve_window(state: DeviceState, threads: ThreadTimes | None, on_requests_s: float) -> DeviceState:
+    """``state`` (the host watch of a serve window) with the slot threads'
+    counters (``threads``, summed over the run) and the ``host_busy`` flag:
+    ``cpu_delayed`` is their waits for a CPU as a share of ``on_requests_s``,
+    the slots' summed time on requests (see ``SERVE_DELAYED_BUSY``)."""
+    if threads is None or on_requests_s <= 0:
+        return state
+    delayed = min(1.0, threads.wait_ns / 1e9 / on_requests_s)
+    state = replace(state, cpu_delayed=round(delayed, 4), cpu_gaps=threads.preempted,
+                    cpu_run_s=round(threads.run_ns / 1e9, 6), cpu_hit=None)
+    flags = tuple(f for f in state.flags if f != "host_busy")
+    steal = state.cpu_steal is not None and state.cpu_steal >= STEAL_BUSY
+    if delayed >= SERVE_DELAYED_BUSY or steal:
+        flags += ("host_busy",)
+    return replace(state, flags=flags)
+
+
 def describe_load(state: DeviceState) -> str:
     """What the host's load did to a window, in words: ``the measuring thread
     waited for a CPU 78% of the window, 1% of the samples contained a wait,
@@ -197,6 +227,19 @@ def describe_load(state: DeviceState) -> str:
         parts.append(f"the measuring thread waited for a CPU {state.cpu_delayed:.0%} of the window")
     if state.cpu_hit is not None:
         parts.append(f"{state.cpu_hit:.0%} of the samples contained a wait")
+    if state.cpu_steal:
+        parts.append(f"{state.cpu_steal:.0%} of CPU time stolen by the hypervisor")
+    if state.cpu_others is not None:
+        parts.append(f"{state.cpu_others:.1f} cores used by other processes")
+    return ", ".join(parts) or "loaded"
+
+
+def describe_serve_load(state: DeviceState) -> str:
+    """:func:`describe_load` for a serve window (``judge_serve_window``): the
+    waits are the slot threads', a share of their time on requests."""
+    parts = []
+    if state.cpu_delayed is not None:
+        parts.append(f"the serving threads waited for a CPU {state.cpu_delayed:.0%} of their time on requests")
     if state.cpu_steal:
         parts.append(f"{state.cpu_steal:.0%} of CPU time stolen by the hypervisor")
     if state.cpu_others is not None:

@@ -31,13 +31,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
+from pytest_trtperf.core.metrics import MEMORY, memory_names
 from pytest_trtperf.core.results import FIGURES, MemoryChange, MemoryVerdict, figures_from_json
 from pytest_trtperf.core.timers import REAL
 
-#: The figures the gate judges; the others are recorded, never failed.
-GATED = ("host_peak_bytes", "device_peak_bytes")
+#: The figures the gate judges (``metrics.MEMORY``); the others are recorded, never failed.
+GATED = memory_names()
 #: Short labels for the report tables' metric column.
-SHORT = {"host_peak_bytes": "host memory", "device_peak_bytes": "device memory"}
+SHORT = {m.name: m.short for m in MEMORY}
 #: Default of ``--trt-memory-tolerance`` / ``memory_tolerance``.
 DEFAULT_TOLERANCE = 0.10
 #: Host measurement: calls under tracemalloc after the timed window.

@@ -50,10 +50,11 @@ MAX_SD = 0.20
 MAX_BAR = 1.0
 
 
-def family(kind: str) -> str:
-    """``host`` or ``gpu``: which prior a workload kind uses. Host code must
-    not inherit the GPU's near-zero spread."""
-    return "host" if kind == "host" else "gpu"
+def family(clock: str) -> str:
+    """``host`` or ``gpu``: which prior a workload timed by ``clock``
+    (``core.workload.clock_of``) uses. Host code must not inherit the GPU's
+    near-zero spread."""
+    return "host" if clock == "host" else "gpu"
 
 
 def z_value(confidence: float) -> float:
@@ -105,11 +106,11 @@ class RunNoise:
         return f"between-run noise {math.expm1(self.allowance(confidence)):.1%} ({sd}, {where})"
 
 
-def estimate(kind: str, values: Sequence[float], override: float | None = None) -> RunNoise:
+def estimate(clock: str, values: Sequence[float], override: float | None = None) -> RunNoise:
     """The spread of ``values`` (one metric value per baseline run, all > 0),
-    pooled with the prior of ``kind``'s family: ``sd^2 = (w p^2 + (k-1) s^2)
+    pooled with the prior of ``clock``'s family: ``sd^2 = (w p^2 + (k-1) s^2)
     / (w + k - 1)``. ``override`` (``--trt-run-noise``) replaces it."""
-    fam = family(kind)
+    fam = family(clock)
     k = max(len(values), 1)
     if override is not None:
         return RunNoise(sd=float(override), source="option", runs=k, family=fam)
@@ -220,14 +221,14 @@ def too_wide(noise: RunNoise, change: float, ci: tuple[float, float], confidence
     return None
 
 
-def moved(new: float, history: Sequence[float], *, kind: str, tolerance: float, confidence: float,
+def moved(new: float, history: Sequence[float], *, clock: str, tolerance: float, confidence: float,
           override: float | None = None) -> float | None:
     """The relative move of ``new`` from the history's centre when it is
     beyond both the tolerance and the between-run noise (the level changed:
     an accepted regression or improvement), else None."""
     if not history:
         return None
-    noise = estimate(kind, history, override)
+    noise = estimate(clock, history, override)
     step = math.log(new / centre(history))
     if abs(step) > max(math.log1p(tolerance), noise.allowance(confidence)):
         return math.expm1(step)

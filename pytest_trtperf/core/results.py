@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 from collections.abc import Mapping
 
+from pytest_trtperf.core import metrics
 from pytest_trtperf.core.serve_summary import Serve
+from pytest_trtperf.core.workload import Clock, kind_clock
 
 
 #: Verdict statuses. ``regression`` always fails a test; ``missing``,
@@ -232,10 +234,10 @@ class Verdict:
         return cls(**kw)
 
 
-#: Every figure a result may carry (bytes), in report order, with its label.
+#: Every figure a result may carry (bytes), in report order, with its label:
+#: the gated ones (``metrics.MEMORY``) first, then those recorded for reading.
 FIGURES: dict[str, str] = {
-    "host_peak_bytes": "host memory peak per call",
-    "device_peak_bytes": "device memory peak",
+    **{m.name: m.words for m in metrics.MEMORY},
     "device_total_bytes": "device memory allocated in total",
     "context_memory_bytes": "execution context memory",
     "weights_bytes": "engine weights",
@@ -335,7 +337,7 @@ class Side:
     identity: Mapping[str, Any] = field(default_factory=dict)
 
     def metric_value(self, metric: str) -> float:
-        return self.throughput if metric == "throughput" else float(getattr(self.latency, metric))
+        return metrics.timing(metric).read(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "kind": self.kind, "latency_ms": self.latency.to_dict(),
@@ -459,6 +461,14 @@ class Result:
     #: Latency under load (``trt_bench.serve``, mode ``serve``): the
     #: configuration, every rate run and the rate search.
     serve: Serve | None = None
+    #: Which clock timed it (``core.workload.clock_of`` of its workload);
+    #: None when made: the clock of its ``kind``. Written to JSON only when
+    #: it differs from that, so documents of the built-in kinds are unchanged.
+    clock: Clock | None = None
+
+    def __post_init__(self) -> None:
+        if self.clock is None:
+            object.__setattr__(self, "clock", kind_clock(self.kind))
 
     @property
     def is_relative_gate(self) -> bool:
@@ -489,9 +499,7 @@ class Result:
 
     def metric_value(self, metric: str) -> float:
         """The value of ``metric`` for this result (ms, or inferences/s)."""
-        if metric == "throughput":
-            return self.throughput
-        return float(getattr(self.latency, metric))
+        return metrics.timing(metric).read(self)
 
     def withheld(self, why: str) -> Result:
         """This result when an ``update`` does not write it (``why``: its test
@@ -537,6 +545,7 @@ class Result:
             "params": dict(self.params),
             "relative": self.relative.to_dict() if self.relative is not None else None,
             **({"serve": self.serve.to_dict()} if self.serve is not None else {}),
+            **({"clock": self.clock} if self.clock != kind_clock(self.kind) else {}),
         }
 
     @classmethod
@@ -572,4 +581,5 @@ class Result:
             params={str(k): str(v) for k, v in (d.get("params") or {}).items()},
             relative=Relative.from_dict(d["relative"]) if d.get("relative") else None,
             serve=Serve.from_dict(d["serve"]) if d.get("serve") else None,
+            clock=d.get("clock"),
         )

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pytest_trtperf.core import metrics
 from pytest_trtperf.core.results import Distribution, SeriesStats
 
 #: Points of the stored quantile function: the 0th..100th percentiles.
 QUANTILE_POINTS = 101
 BOOTSTRAP_REPLICATES = 4000
-_QUANTILE_OF = {"median": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 
 
 def _z(confidence: float) -> float:
@@ -111,8 +111,9 @@ def _boot_stat(d: Distribution, metric: str, rng: np.random.Generator, reps: int
     """Point value and bootstrap replicates of ``metric`` (ms) for one side."""
     p, q = _quantile_fn(d)
     n = max(d.n, 1)
-    if metric in _QUANTILE_OF:
-        prob = _QUANTILE_OF[metric]
+    percentile = metrics.timing(metric).percentile
+    if percentile is not None:
+        prob = percentile / 100.0
         k = min(max(int(math.ceil(prob * n)), 1), n)
         u = rng.beta(k, n + 1 - k, size=reps)
         return float(np.interp(prob, p, q)), np.interp(u, p, q)
@@ -150,7 +151,7 @@ def compare(
     is the inverse ratio of throughputs. Seeded from ``seed`` so a verdict can
     be reproduced from the same data.
     """
-    stat = "mean" if metric in ("mean", "throughput") else metric
+    stat = metrics.timing(metric).stat
     rng = _rng(f"{seed}|{stat}")
     b_point, b_reps = _boot_stat(baseline, stat, rng, replicates)
     c_point, c_reps = _boot_stat(current, stat, rng, replicates)

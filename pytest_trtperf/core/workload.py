@@ -9,8 +9,10 @@ and synchronise once, so the Python loop stays out of the measured time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from collections.abc import Mapping, Sequence
+
+from pytest_trtperf.core.errors import UsageError
 
 if TYPE_CHECKING:  # numpy is loaded by whoever makes a Batch, not by loading the plugin
     import numpy as np
@@ -40,11 +42,47 @@ class Batch:
         return int(self.latency_s.shape[0])
 
 
+#: Which clock times a workload: ``host`` (the host's wall clock: the noise
+#: prior of host code, the host watch and its busy-host wait, the host
+#: fingerprint) or ``device`` (CUDA events: the GPU's prior, NVML, the GPU
+#: fingerprint and lock). Everything that treats host and GPU work apart asks
+#: :func:`clock_of`, never the workload's ``kind``.
+Clock = Literal["host", "device"]
+CLOCKS: tuple[Clock, ...] = ("host", "device")
+#: The clock of each workload kind that does not say its own (``clock``
+#: attribute): the only place a kind's name decides a clock. Kinds not listed
+#: (``cuda``, ``torch``, ``tensorrt`` and any other) are device-timed, as
+#: before clocks were declared.
+KIND_CLOCKS: Mapping[str, Clock] = {"host": "host"}
+
+
+def kind_clock(kind: str) -> Clock:
+    """The clock of a workload kind that does not declare one."""
+    return KIND_CLOCKS.get(kind, "device")
+
+
+def clock_of(thing: Any) -> Clock:
+    """The clock that times ``thing``: a workload, execution slots, a result
+    or a device state. Its own ``clock`` attribute when it has one (a
+    :class:`ClockedWorkload`, ``Result.clock``), else the clock of its
+    ``kind`` (:func:`kind_clock`): user workloads written before clocks
+    were declared keep the behaviour they had."""
+    clock = getattr(thing, "clock", None)
+    if clock is None:
+        return kind_clock(str(getattr(thing, "kind", "")))
+    if clock not in CLOCKS:
+        raise UsageError(f"{type(thing).__name__}.clock is {clock!r}; set it to \"host\" (timed by the host's "
+                         f"clock) or \"device\" (timed on the GPU), or leave it out")
+    return clock
+
+
 @runtime_checkable
 class Workload(Protocol):
     """Something the core can time. Implementations live in ``workloads/``."""
 
     #: "host", "cuda", "torch" or "tensorrt": part of the baseline fingerprint.
+    #: Which clock times it is its optional ``clock`` (:class:`ClockedWorkload`;
+    #: without one, :func:`kind_clock` of the kind).
     kind: str
     #: Inferences (samples of a batch) per iteration; throughput counts these.
     inferences_per_iteration: int
@@ -70,6 +108,15 @@ class Workload(Protocol):
     def notes(self) -> tuple[str, ...]:
         """Things the user should know about this run (e.g. graph fallback)."""
         ...
+
+
+@runtime_checkable
+class ClockedWorkload(Workload, Protocol):
+    """A workload that says which clock times it (every workload of the
+    package does). Optional, so that a user's ``Workload`` without the
+    attribute is still one: :func:`clock_of` gives it its kind's clock."""
+
+    clock: Clock
 
 
 @runtime_checkable

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from pytest_trtperf.core import metrics
 from pytest_trtperf.core.formatting import fmt_bytes, fmt_change
-from pytest_trtperf.core.memory import GATED
 from pytest_trtperf.core.results import MemoryChange, MemoryVerdict, Verdict
 
 if TYPE_CHECKING:
@@ -26,15 +26,19 @@ _ORDER = {"regression": 0, "improved": 1, "missing": 2, "pass": 3}
 
 # -- the verdict ---------------------------------------------------------------------
 def compare(figure: str, baseline: int | None, current: int, tolerance: float) -> MemoryChange:
-    """Regression: grew by more than ``tolerance`` and by more than
-    :data:`MIN_GROWTH_BYTES`; improved: shrank by as much; else pass."""
+    """Regression: worse (for the figure's direction, ``metrics.MEMORY``)
+    by more than ``tolerance`` and by more than :data:`MIN_GROWTH_BYTES`;
+    improved: better by as much; else pass."""
     if baseline is None:
         return MemoryChange(figure, current)
-    change = current / baseline - 1.0 if baseline > 0 else None
+    m = metrics.find(figure) or metrics.BytesMetric(figure, figure)
+    divisor = baseline if m.lower_is_better else current
+    change = m.change(current, baseline) if divisor > 0 else None
     allowed = max(tolerance * baseline, MIN_GROWTH_BYTES)
-    if current - baseline > allowed:
+    worse = current - baseline if m.lower_is_better else baseline - current
+    if worse > allowed:
         status = "regression"
-    elif baseline - current > allowed:
+    elif -worse > allowed:
         status = "improved"
     else:
         status = "pass"
@@ -48,7 +52,7 @@ def judge_memory(figures: Mapping[str, int], entry: BaselineEntry | None, time_v
     A baseline the time verdict found incomparable (another GPU class,
     configuration, mode) is not compared for memory either. A baseline written
     before memory was recorded is ``missing`` for memory and never fails."""
-    gated = [f for f in GATED if f in figures]
+    gated = [m.name for m in metrics.MEMORY if m.name in figures]
     if not gated:
         return None
     plain = tuple(MemoryChange(f, int(figures[f])) for f in gated)
@@ -63,10 +67,32 @@ def judge_memory(figures: Mapping[str, int], entry: BaselineEntry | None, time_v
     if time_verdict is not None and time_verdict.status == "incomparable":
         return MemoryVerdict("incomparable", tolerance, plain, "memory not compared: the baseline is not comparable "
                                                                "(see the time verdict)")
-    base = getattr(entry, "memory", None) or {}
-    changes = tuple(compare(f, base.get(f), int(figures[f]), tolerance) for f in gated)
+    changes = tuple(compare(m.name, m.read(entry), int(figures[m.name]), tolerance)
+                    for m in metrics.MEMORY if m.name in figures)
     status = min((c.status for c in changes), key=lambda s: _ORDER[s])
     return MemoryVerdict(status, tolerance, changes, _message(changes, status, tolerance, baseline_path))
+
+
+def judge_memory_pair(current: Mapping[str, int], reference: Mapping[str, int], *, tolerance: float | None,
+                      where: str) -> MemoryVerdict | None:
+    """Side by side (``--trt-ab``): this checkout's gated figures against the
+    reference's, each measured in its own process after its timings, by the
+    same rule as against a baseline entry (the reference's figure stands for
+    the baseline's). None without a gated figure here; ``missing`` (never
+    fails) when the reference reported none."""
+    gated = [m.name for m in metrics.MEMORY if m.name in current]
+    if not gated:
+        return None
+    plain = tuple(MemoryChange(f, int(current[f])) for f in gated)
+    if tolerance is None:
+        return MemoryVerdict("off", None, plain, "memory recorded, not gated (memory_tolerance off)")
+    if not any(f in reference for f in gated):
+        return MemoryVerdict("missing", tolerance, plain, f"memory not gated: the reference at {where} reported "
+                                                          f"no memory figures for this measurement")
+    changes = tuple(compare(f, reference.get(f), int(current[f]), tolerance) for f in gated)
+    status = min((c.status for c in changes), key=lambda s: _ORDER[s])
+    return MemoryVerdict(status, tolerance, changes,
+                         f"{_message(changes, status, tolerance, where)}, side by side against {where}")
 
 
 def _message(changes: tuple[MemoryChange, ...], status: str, tolerance: float, path: str) -> str:
@@ -98,4 +124,4 @@ def overall_status(time_status: str | None, memory: MemoryVerdict | None) -> str
     return time_status or "off"
 
 
-__all__ = ["MIN_GROWTH_BYTES", "compare", "judge_memory", "overall_status"]
+__all__ = ["MIN_GROWTH_BYTES", "compare", "judge_memory", "judge_memory_pair", "overall_status"]

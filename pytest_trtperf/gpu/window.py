@@ -41,10 +41,11 @@ class ProfilingWarning(UserWarning):
     """A profiling aid (NVTX range, profiler API) could not be applied."""
 
 
-def measured_window(settings: Any, result_id: str, kind: str) -> contextlib.AbstractContextManager[None] | None:
-    """The context around one measured window, or None when neither
-    ``settings.nvtx`` nor (for GPU kinds) ``settings.profiler_api`` is on."""
-    api = bool(getattr(settings, "profiler_api", False)) and kind != "host"
+def measured_window(settings: Any, result_id: str, clock: str) -> contextlib.AbstractContextManager[None] | None:
+    """The context around one measured window of work timed by ``clock``
+    (``core.workload.clock_of``), or None when neither ``settings.nvtx`` nor
+    (for device-timed work) ``settings.profiler_api`` is on."""
+    api = bool(getattr(settings, "profiler_api", False)) and clock != "host"
     ranges = bool(getattr(settings, "nvtx", False))
     if not (api or ranges):
         return None

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pytest_trtperf.core.host_state import ThreadTimes, read_thread
 from pytest_trtperf.core.timers import REAL
 
 #: The last part of a wait for an arrival is spun (yielding), not slept: a
@@ -56,6 +57,11 @@ class Run:
     slots: int
     window_s: float
     wall_s: float
+    #: The slot threads' scheduler counters over the run, summed (CPU time,
+    #: time runnable but waiting for a CPU, preemptions): what a loaded host
+    #: did to the serving (``host_state.judge_serve_window``). None where
+    #: /proc does not have them.
+    cpu: ThreadTimes | None = None
 
     @property
     def n(self) -> int:
@@ -79,6 +85,13 @@ class Run:
     @property
     def service_s(self) -> np.ndarray:
         return self.done_s - self.start_s
+
+    @property
+    def on_requests_s(self) -> float:
+        """The slots' summed time on finished requests, each from when it
+        could start (``ready_s``) to its completion."""
+        fin = self.finished
+        return float(np.sum(self.done_s[fin] - self.ready_s[fin]))
 
     @property
     def lag_s(self) -> np.ndarray:
@@ -122,7 +135,19 @@ def drive(calls: Sequence[Callable[[], None]], arrivals_s: np.ndarray, *, window
     errors: list[tuple[int, BaseException]] = []
     t0 = clock() + LEAD_S
 
+    counters: list[ThreadTimes | None] = []
+
     def worker(call: Callable[[], None]) -> None:
+        tid = threading.get_native_id()
+        before = read_thread(tid)  # read before the first request and after the last: outside every request
+        try:
+            serve_requests(call)
+        finally:
+            after = read_thread(tid)
+            with lock:
+                counters.append(_delta(before, after))
+
+    def serve_requests(call: Callable[[], None]) -> None:
         free = 0.0  # when this slot last became free, s from t0
         while not stop.is_set():
             with lock:
@@ -159,4 +184,20 @@ def drive(calls: Sequence[Callable[[], None]], arrivals_s: np.ndarray, *, window
         i, e = errors[0]
         raise RequestFailed(f"request {i} raised {type(e).__name__}: {e}") from e
     return Run(scheduled_s=np.asarray(arrivals_s, dtype=np.float64), start_s=start, done_s=done, ready_s=ready,
-               slots=len(calls), window_s=float(window_s), wall_s=clock() - t0)
+               slots=len(calls), window_s=float(window_s), wall_s=clock() - t0, cpu=_summed(counters))
+
+
+def _delta(before: ThreadTimes | None, after: ThreadTimes | None) -> ThreadTimes | None:
+    if before is None or after is None:
+        return None
+    return ThreadTimes(run_ns=max(after.run_ns - before.run_ns, 0), wait_ns=max(after.wait_ns - before.wait_ns, 0),
+                       preempted=max(after.preempted - before.preempted, 0))
+
+
+def _summed(counters: Sequence[ThreadTimes | None]) -> ThreadTimes | None:
+    """The slot threads' counters added up; None when any thread's are unknown."""
+    if not counters or any(c is None for c in counters):
+        return None
+    known = [c for c in counters if c is not None]
+    return ThreadTimes(run_ns=sum(c.run_ns for c in known), wait_ns=sum(c.wait_ns for c in known),
+                       preempted=sum(c.preempted for c in known))

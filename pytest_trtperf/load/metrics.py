@@ -1,5 +1,6 @@
 """The two figures a serve measurement gates, defined once: what each is
-called, which way is better, and how the baseline gate judges it.
+called, and which time-gate metric (``core/metrics.py``) judges it, which
+says which way is better.
 
 Both go through the ordinary gate (``gate.judge``), baseline store, reports
 and ``compare``, as results of their own:
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pytest_trtperf.core import metrics
 from pytest_trtperf.core.serve_summary import Serve, Slo
 
 #: The ``Serve.gated`` values, in the order a serve call records its results.
@@ -33,21 +35,25 @@ class Figure:
     """One gated figure of a serve measurement."""
 
     name: str
-    #: The gate metric it is judged as (``config.METRICS``).
+    #: The gate metric it is judged as (``core.metrics.TIMING``).
     gate_metric: str
-    higher_is_better: bool
     #: How verdicts and reports name it.
     words: str
+
+    @property
+    def higher_is_better(self) -> bool:
+        return not metrics.timing(self.gate_metric).lower_is_better
 
 
 def latency_figure(slo: Slo | None, rate: float) -> Figure:
     """The percentile at the stated rate: the SLO's (p99 without an SLO)."""
     pct = slo.percentile if slo is not None else "p99"
-    return Figure("latency", {"p50": "median"}.get(pct, pct), False, f"{pct} latency at {rate:g}/s")
+    return Figure("latency", metrics.percentile_metric(pct), f"{pct} latency at {rate:g}/s")
 
 
 def sustainable_figure(slo: Slo) -> Figure:
-    return Figure("sustainable_rate", "throughput", True, f"sustainable rate ({slo})")
+    rate = next(m for m in metrics.TIMING if m.unit == metrics.RATE)
+    return Figure("sustainable_rate", rate.name, f"sustainable rate ({slo})")
 
 
 def sustainable_name(name: str | None) -> str:

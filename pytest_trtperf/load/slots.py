@@ -21,6 +21,8 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 from collections.abc import Callable, Mapping, Sequence
 
+from pytest_trtperf.core.workload import Clock
+
 #: Slot kinds, as the fixture picks them (``timer=`` for callables).
 KINDS = ("host", "torch", "cuda", "tensorrt")
 
@@ -53,6 +55,7 @@ class HostSlots:
     several threads at once when ``count > 1``)."""
 
     kind = "host"
+    clock: Clock = "host"
 
     def __init__(self, fn: Callable[[], Any], count: int) -> None:
         self._fn = fn
@@ -84,6 +87,7 @@ class TorchSlots:
     the request is done when that stream has finished its work."""
 
     kind = "torch"
+    clock: Clock = "device"
 
     def __init__(self, fn: Callable[[], Any], count: int) -> None:
         self._fn = fn
@@ -127,6 +131,7 @@ class StreamSlots:
     """A CUDA-stream callable ``fn(stream_handle)``, one stream per slot."""
 
     kind = "cuda"
+    clock: Clock = "device"
 
     def __init__(self, fn: Callable[[int], Any], count: int) -> None:
         self._fn = fn
@@ -169,6 +174,7 @@ class EngineSlots:
     each with its own device buffers (``TensorRTWorkload.slot_calls``)."""
 
     kind = "tensorrt"
+    clock: Clock = "device"
 
     def __init__(self, workload: Any, count: int) -> None:
         if int(getattr(workload, "n_streams", 0)) != int(count):

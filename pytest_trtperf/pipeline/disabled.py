@@ -11,12 +11,14 @@ gated, reported, or written to baselines. Pytest-free, like the runner.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
-from pytest_trtperf.core import stats
+from pytest_trtperf.core import metrics, stats
 from pytest_trtperf.core.fingerprint import Fingerprint
 from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.core.results import DeviceState, Relative, Result, Side, Verdict
+from pytest_trtperf.core.workload import clock_of
 
 
 def run_once(workload: Any, *, rid: str, nodeid: str, name: str | None, location: tuple[str, int] | None,
@@ -24,7 +26,7 @@ def run_once(workload: Any, *, rid: str, nodeid: str, name: str | None, location
     """Set up, one iteration, tear down: a result of one sample, verdict ``off``."""
     workload.setup()
     try:
-        mode = mode if workload.kind != "host" else "latency"
+        mode = mode if clock_of(workload) != "host" else "latency"
         identity = {"kind": workload.kind, "mode": mode, **dict(workload.identity())}
         batch = workload.run(1)
         notes = tuple(workload.notes())
@@ -33,7 +35,7 @@ def run_once(workload: Any, *, rid: str, nodeid: str, name: str | None, location
     latency = stats.summarize(batch.latency_s)
     wall = float(batch.wall_s)
     result = Result(
-        id=rid, nodeid=nodeid, name=name, kind=workload.kind, mode=mode, latency=latency,
+        id=rid, nodeid=nodeid, name=name, kind=workload.kind, clock=clock_of(workload), mode=mode, latency=latency,
         throughput=workload.inferences_per_iteration / wall if wall > 0 else 0.0,
         distribution=stats.compress(batch.latency_s), stop_reason="disabled", warmup_iterations=0, warmup_s=0.0,
         measured_s=wall, config_hash=config_hash(identity), identity=identity, fingerprint=fingerprint.to_dict(),
@@ -61,7 +63,7 @@ def run_pair_once(a: Any, b: Any, *, rid: str, nodeid: str, name: str | None, lo
     sides = [Side(label=label, kind=r.kind, latency=r.latency, throughput=r.throughput, distribution=r.distribution,
                   config_hash=r.config_hash, identity=dict(r.identity)) for label, r in zip(labels, once, strict=False)]
     va, vb = (s.metric_value(metric) for s in sides)
-    if metric == "throughput":
+    if not metrics.timing(metric).lower_is_better:
         va, vb = vb, va  # time-like: above 1 means b is slower
     ratio = vb / va if va > 0 else float("nan")
     relative = Relative(a=sides[0], b=sides[1], metric=metric, ratio=ratio, ci=(float("nan"), float("nan")),
@@ -70,3 +72,21 @@ def run_pair_once(a: Any, b: Any, *, rid: str, nodeid: str, name: str | None, lo
     verdict = dataclasses.replace(once[1].verdict, message=message) if once[1].verdict else None
     notes = tuple(dict.fromkeys((*(f"a: {n}" for n in once[0].notes), *(f"b: {n}" for n in once[1].notes))))
     return dataclasses.replace(once[1], relative=relative, verdict=verdict, notes=notes)
+
+
+def serve_once(slots: Any, *, rid: str, nodeid: str, name: str | None, location: tuple[str, int] | None,
+               fingerprint: Callable[[Any], Fingerprint], metric: str, tolerance: float) -> Result:
+    """``trt_bench.serve`` under ``--trt-disable``: each slot runs one
+    request, untimed; verdict ``off``. ``fingerprint``: the runner's, of the
+    stand-in host workload the result describes."""
+    from pytest_trtperf.workloads.host import HostWorkload
+
+    slots.setup()
+    try:
+        for call in slots.calls():
+            call()
+    finally:
+        slots.teardown()
+    once = HostWorkload(lambda: None, identity=dict(slots.identity()))
+    return run_once(once, rid=rid, nodeid=nodeid, name=name, location=location, fingerprint=fingerprint(once),
+                    metric=metric, tolerance=tolerance)

@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from pytest_trtperf.baselines.store import BaselineStore
@@ -31,7 +31,7 @@ from pytest_trtperf.core.measure import Measurement, measure
 from pytest_trtperf.core.memory import MemoryVerdict, measure_and_judge
 from pytest_trtperf.gate.memory import judge_memory
 from pytest_trtperf.core.results import DeviceState, Result, Verdict
-from pytest_trtperf.core.workload import ChoosingWorkload, ProfiledWorkload, StateMonitor, Workload
+from pytest_trtperf.core.workload import ChoosingWorkload, Clock, ProfiledWorkload, StateMonitor, Workload, clock_of
 
 R = TypeVar("R")
 V = TypeVar("V")
@@ -56,7 +56,7 @@ def launch_bound_note(result: Result) -> str | None:
     that is what moved."""
     enq = result.enqueue
     lat = result.latency.median
-    if result.kind == "host" or result.mode != "latency" or enq is None or not lat > 0:
+    if clock_of(result) == "host" or result.mode != "latency" or enq is None or not lat > 0:
         return None
     share = enq.median / lat
     if not share >= LAUNCH_BOUND_SHARE:
@@ -133,7 +133,7 @@ def unreliable_verdict(result: Result, verdict: Verdict, who: tuple[str, ...], b
     runs read as improvements), unless ``write_loaded``
     (``--trt-baseline-loaded=write``): then it keeps its status and says so
     (the entry records the flag)."""
-    host = result.kind == "host"
+    host = clock_of(result) == "host"
     state = result.device_state
     if host:
         from pytest_trtperf.core.host_state import describe_load
@@ -196,19 +196,85 @@ class Target:
     location: tuple[str, int] | None = None
 
 
+@dataclass(frozen=True)
+class Labels:
+    """What the runner cannot know about a result: its report group, the
+    user's context (``extra_info``), the test's parameters, and the name of
+    this checkout's side in a side-by-side run (the measurement's name, else
+    the test's)."""
+
+    group: str | None = None
+    extra_info: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+    side: str = ""
+
+    def on(self, result: Result) -> Result:
+        """``result`` labelled."""
+        return dataclasses.replace(result, group=self.group, extra_info=dict(self.extra_info),
+                                   params=dict(self.params))
+
+    def apply(self, result: Result, workload: Workload) -> Result:
+        """``result`` labelled, with the callable's last return value."""
+        from pytest_trtperf.workloads.select import last_value
+
+        return dataclasses.replace(self.on(result), return_value=last_value(workload))
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A measurement at the end of its trip: the labelled result, and whether
+    it goes to the reports (not a ``--trt-disable`` run, not a reference
+    process's served side)."""
+
+    result: Result
+    reported: bool
+
+
+class Aids(Protocol):
+    """What a reported result takes with it (``report.aids.ResultAids``):
+    the files of ``--trt-export-dir`` and the profile command."""
+
+    def export(self, result: Result, measurement: Any, workload: Workload) -> None: ...
+
+    def export_sides(self, result: Result, interleaved: Any,
+                     workloads: tuple[Workload | None, Workload]) -> None: ...
+
+    def export_serve(self, result: Result, run: Any, warmup_s: float) -> None: ...
+
+    def with_profile_command(self, result: Result) -> Result: ...
+
+
+class StandIn(Protocol):
+    """Measures every measurement of a session in the runner's place: a
+    reference process of ``--trt-ab`` serving its side to the judging
+    session (``relative.serve.Serving``; only the test body sees the
+    result), or this checkout side by side with the reference
+    (``relative.side_by_side.EveryTest``)."""
+
+    #: Whether its results go to the reports.
+    reported: bool
+
+    def measure(self, runner: Runner, workload: Workload, target: Target, opts: MeasureOptions,
+                side: str) -> Result: ...
+
+
 class Runner:
     """Runs one workload through the policy and returns its judged result."""
 
     def __init__(self, settings: Settings, store: BaselineStore, gpu: GpuSide | None = None,
                  progress: Callable[[Target, MeasureOptions], MeasureProgress | None] | None = None,
-                 *, workers: int = 0) -> None:
+                 *, workers: int = 0, aids: Aids | None = None, stand_in: StandIn | None = None) -> None:
         """``workers``: xdist workers in the session (0 without xdist), for
-        the rule on more workers than CPU cores."""
+        the rule on more workers than CPU cores. ``aids``: exports and the
+        profile command of reported results; ``stand_in``: who measures in
+        :meth:`measure` instead of :meth:`run` for the whole session."""
         self.settings = settings
         self.store = store
         self.gpu = gpu
         self.progress = progress
         self.workers = workers
+        self.aids = aids
+        self.stand_in = stand_in
         self._cpu_lock: Any = None
         #: The deciding (last) measurement of the last ``run``: raw samples for
         #: ``--trt-export-dir``, which never travel inside a ``Result``.
@@ -219,6 +285,49 @@ class Runner:
         #: by every ``run``.
         self.last_interleaved: Any = None
 
+    @property
+    def serving(self) -> bool:
+        """This is a reference process (``--trt-ab``): its measurements are
+        served to the judging session, never reported here."""
+        return self.stand_in is not None and not self.stand_in.reported
+
+    def measure(self, workload: Workload, target: Target, opts: MeasureOptions, labels: Labels | None = None,
+                regression_check: RegressionCheck | None = None) -> Finished:
+        """One measurement's whole trip, the fixture's one call: the stand-in
+        measures it when the session has one; under ``--trt-disable`` it runs
+        once, untimed (``disabled.py``); otherwise :meth:`run`. A reported
+        result gets its aids (files, profile command); every result its
+        labels."""
+        labels = labels if labels is not None else Labels()
+        if self.stand_in is not None:
+            result = self.stand_in.measure(self, workload, target, opts, labels.side)
+            reported = self.stand_in.reported
+            if reported:  # side by side: both sides' samples, or this side's when measured here alone
+                result = self._aided(result, workload, sides=result.relative is not None)
+        elif self.settings.disabled:
+            from pytest_trtperf.pipeline.disabled import run_once
+
+            result = run_once(workload, rid=target.id, nodeid=target.nodeid, name=target.name,
+                              location=target.location, fingerprint=self.fingerprint(workload),
+                              metric=opts.metric, tolerance=opts.tolerance, mode=opts.mode)
+            reported = False
+        else:
+            result = self._aided(self.run(workload, target, opts, regression_check=regression_check), workload,
+                                 sides=False)
+            reported = True
+        return Finished(labels.apply(result, workload), reported)
+
+    def _aided(self, result: Result, workload: Workload, *, sides: bool) -> Result:
+        """The result's ``--trt-export-dir`` files written, and its profile
+        command added (a failed or incomparable GPU gate)."""
+        if self.aids is None:
+            return result
+        if sides:
+            self.aids.export_sides(result, self.last_interleaved, (None, workload))
+        else:
+            self.aids.export(result, self.last_measurement, workload)
+        return self.aids.with_profile_command(result)
+
     def run(self, workload: Workload, target: Target, opts: MeasureOptions,
             regression_check: RegressionCheck | None = None) -> Result:
         """Set up, measure (twice when a regression must be confirmed), judge,
@@ -227,12 +336,12 @@ class Runner:
         that is still a regression (``--trt-ab-confirm``)."""
         self.last_interleaved = None
         fp = self.fingerprint(workload)
-        if workload.kind == "host":
+        if clock_of(workload) == "host":
             self._check_cpu_sharing(target)
         self._pass_baseline_choice(workload, target.id, fp)
         workload.setup()
         try:
-            identity = {"kind": workload.kind, "mode": opts.mode if workload.kind != "host" else "latency",
+            identity = {"kind": workload.kind, "mode": opts.mode if clock_of(workload) != "host" else "latency",
                         **dict(workload.identity())}
             watching = self.settings.baseline_mode in ("compare", "update")
             result, verdict, again = settle(
@@ -264,8 +373,8 @@ class Runner:
                                    memory=figures, memory_verdict=memory_verdict)
 
     def fingerprint(self, workload: Workload) -> Fingerprint:
-        if workload.kind == "host":
-            return host_fingerprint()
+        if clock_of(workload) == "host":
+            return host_fingerprint(workload.kind)
         from pytest_trtperf.gpu.identity import gpu_fingerprint_for
 
         return gpu_fingerprint_for(workload, clocks=self.gpu.clock_state() if self.gpu is not None else "off")
@@ -316,7 +425,7 @@ class Runner:
 
     def _wait_quiet(self, result: Result, opts: MeasureOptions) -> tuple[str, ...]:
         """Wait for the device to become quiet; who was still there after the wait."""
-        if result.kind == "host":
+        if clock_of(result) == "host":
             from pytest_trtperf.core.host_state import busiest_others, wait_until_quiet
 
             return () if wait_until_quiet(opts.busy_wait_s) else busiest_others()
@@ -326,7 +435,7 @@ class Runner:
 
     def _unreliable(self, result: Result, verdict: Verdict, who: tuple[str, ...], opts: MeasureOptions) -> Verdict:
         if not who:
-            if result.kind == "host":
+            if clock_of(result) == "host":
                 from pytest_trtperf.core.host_state import busiest_others
 
                 who = busiest_others()
@@ -348,26 +457,28 @@ class Runner:
                                          tolerance=opts.memory_tolerance, baseline_path=path),
             remeasure=opts.remeasure)
 
-    def monitor_for(self, kind: str) -> StateMonitor | None:
-        """The device-state sampler for a measured window of ``kind`` work:
-        the host watch for host work, NVML for GPU work (None: not watched)."""
-        if kind == "host":
+    def monitor_for(self, clock: Clock) -> StateMonitor | None:
+        """The device-state sampler for a measured window of work timed by
+        ``clock``: the host watch for host work, NVML for GPU work (None: not
+        watched)."""
+        if clock == "host":
             return self._host_monitor()
         return self.gpu.make_monitor() if self.gpu is not None else None
 
     def _measure_once(self, workload: Workload, opts: MeasureOptions, target: Target) -> Measurement:
-        monitor = self.monitor_for(workload.kind)
+        clock = clock_of(workload)
+        monitor = self.monitor_for(clock)
         with contextlib.ExitStack() as locks:
             if self.gpu is not None:
                 locks.enter_context(self.gpu.measurement_lock())
-            if self._cpu_lock is not None and workload.kind == "host":
+            if self._cpu_lock is not None and clock == "host":
                 locks.enter_context(self._cpu_lock.hold())
             bar = self.progress(target, opts) if self.progress is not None else None
             try:
                 self.last_measurement = measure(
                     workload, MeasureSettings.from_options(opts), monitor,
                     on_progress=bar.update if bar is not None else None,
-                    window=measured_window(self.settings.gpu, target.id, workload.kind))
+                    window=measured_window(self.settings.gpu, target.id, clock))
                 return self.last_measurement
             finally:
                 if bar is not None:
@@ -388,7 +499,7 @@ class Runner:
 
         extra = {k: stats.summarize(v, opts.confidence) for k, v in m.extra.items() if len(v)}
         state = m.device_state if isinstance(m.device_state, DeviceState) else DeviceState(kind=workload.kind)
-        if workload.kind == "host" and len(m.latency_s):
+        if clock_of(workload) == "host" and len(m.latency_s):
             from pytest_trtperf.core.host_state import judge_window
 
             state = judge_window(state, opts.metric, float(np.median(m.latency_s)),
@@ -398,6 +509,7 @@ class Runner:
             nodeid=target.nodeid,
             name=target.name,
             kind=workload.kind,
+            clock=clock_of(workload),
             mode=str(identity.get("mode", "latency")),
             latency=stats.summarize(m.latency_s, opts.confidence),
             throughput=m.throughput,

@@ -13,14 +13,16 @@ import contextlib
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from pytest_trtperf.core.config import MeasureOptions
 from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.core.results import DeviceState, Distribution, Result
-from pytest_trtperf.pipeline.runner import Runner, Target, confirm
+from pytest_trtperf.core.serve_summary import RatePoint
+from pytest_trtperf.pipeline.runner import BUSY_FLAGS, COMPARED_OR_SAVED, Labels, Runner, Target, settle
+from pytest_trtperf.core.workload import clock_of
 from pytest_trtperf.load.metrics import Figure, latency_figure, sustainable_figure
 from pytest_trtperf.load.point import censored_latency_s, measured
 from pytest_trtperf.load.serve import ServePlan, ServeRun, run_serve
@@ -42,18 +44,83 @@ class Served:
     run: Any = None
 
 
+@dataclass(frozen=True)
+class ServeTrip:
+    """A serve call at the end of its trip: its labelled results (the
+    latency at the stated rate, then the sustainable rate when searched),
+    whether they are reported (not under ``--trt-disable``), and why the SLO
+    was missed at the stated rate (fails the test), or None."""
+
+    results: tuple[Result, ...]
+    reported: bool
+    slo_missed: str | None = None
+
+
+def measure_served(runner: Runner, slots: Slots, target: Target, sustainable_target: Target | None,
+                   plan: ServePlan, opts: MeasureOptions, labels: Labels,
+                   serve_fn: Callable[[], Served] | None = None) -> ServeTrip:
+    """``trt_bench.serve``'s whole trip, the fixture's one call: under
+    ``--trt-disable`` one request per slot, untimed, not reported;
+    otherwise :func:`serve` (or ``serve_fn``: the session's side-by-side
+    choice, ``--trt-ab``), its samples exported, its results labelled."""
+    if runner.settings.disabled:
+        from pytest_trtperf.pipeline.disabled import serve_once
+
+        once = serve_once(slots, rid=target.id, nodeid=target.nodeid, name=target.name, location=target.location,
+                          fingerprint=runner.fingerprint, metric=opts.metric, tolerance=opts.tolerance)
+        return ServeTrip((once,), reported=False)
+    served = serve_fn() if serve_fn is not None else serve(runner, slots, target, sustainable_target, plan, opts)
+    if runner.aids is not None:
+        runner.aids.export_serve(served.latency, served.run, plan.warmup_s)
+    results = (served.latency,) + ((served.sustainable,) if served.sustainable is not None else ())
+    return ServeTrip(tuple(labels.on(r) for r in results), reported=True, slo_missed=served.slo_missed)
+
+
 def serve(runner: Runner, slots: Slots, target: Target, sustainable_target: Target | None, plan: ServePlan,
           opts: MeasureOptions) -> Served:
-    """Serve and judge; a suspected regression of either figure (or a window
-    flagged for throttling) is served once more and the second run decides,
-    the runner's policy for every measurement (``runner.confirm``)."""
-    served, _, again = confirm(lambda: _serve_once(runner, slots, target, sustainable_target, plan, opts),
-                               lambda s: s, is_regression=_regressed, remeasure=opts.remeasure,
-                               flagged=lambda s: s.latency.flagged)
+    """Serve and judge, the runner's policy for every measurement
+    (``runner.settle``): a window on a busy device (a loaded host, another
+    process on the GPU) is served again after waiting for quiet, and
+    ``unreliable`` if that window is busy too; a suspected regression of
+    either figure (or a window flagged for throttling) is served once more
+    and the second run decides."""
+    watching = runner.settings.baseline_mode in ("compare", "update")
+    # The judged object is the Served itself: the second of settle's answers (``unreliable`` marks it).
+    _, served, again = settle(
+        lambda: _serve_once(runner, slots, target, sustainable_target, plan, opts), lambda s: s,
+        is_regression=_regressed, remeasure=opts.remeasure, flagged=lambda s: s.latency.flagged,
+        busy=lambda s: watching and any(f in BUSY_FLAGS for f in s.latency.device_state.flags),
+        wait_quiet=lambda s: runner._wait_quiet(s.latency, opts),  # the runner's own, shared within pipeline/
+        unreliable=lambda s, _, who: _unreliable(runner, s, who, opts),
+        matters=lambda s: any(_matters(r) for r in (s.latency, s.sustainable)))
     if not again:
         return served
     return dataclasses.replace(served, latency=_remeasured(served.latency),
                                sustainable=_remeasured(served.sustainable) if served.sustainable else None)
+
+
+def _matters(r: Result | None) -> bool:
+    """Numbers were compared or are to be saved (the runner's rule)."""
+    v = r.verdict if r is not None else None
+    return v is not None and (v.status in COMPARED_OR_SAVED or v.decided_by == "too_wide")
+
+
+def _unreliable(runner: Runner, s: Served, who: tuple[str, ...], opts: MeasureOptions) -> Served:
+    """Both figures of a window still busy after the wait and the re-serve:
+    ``unreliable`` (or ``not_written``), naming who shared the device."""
+
+    def mark(r: Result) -> Result:
+        assert r.verdict is not None
+        verdict = runner._unreliable(r, r.verdict, who, opts)  # the runner's own, shared within pipeline/
+        if clock_of(r) == "host":  # the load in a serve window's own words (the slot threads' waits)
+            from pytest_trtperf.core.host_state import describe_load, describe_serve_load
+
+            state = r.device_state
+            verdict = dataclasses.replace(verdict, message=verdict.message.replace(
+                f"({describe_load(state)})", f"({describe_serve_load(state)})", 1))
+        return dataclasses.replace(r, verdict=verdict)
+
+    return dataclasses.replace(s, latency=mark(s.latency), sustainable=mark(s.sustainable) if s.sustainable else None)
 
 
 def _regressed(s: Served) -> bool:
@@ -69,7 +136,7 @@ def _remeasured(r: Result) -> Result:
 def _serve_once(runner: Runner, slots: Slots, target: Target, sustainable_target: Target | None,
                 plan: ServePlan, opts: MeasureOptions) -> Served:
     fp = runner.fingerprint(slots)  # type: ignore[arg-type]  # slots have what a fingerprint reads: kind, identity()
-    monitor = runner.monitor_for(slots.kind)
+    monitor = runner.monitor_for(clock_of(slots))
     lock = runner.gpu.measurement_lock() if runner.gpu is not None else contextlib.nullcontext()
     with lock:
         if monitor is not None:
@@ -79,8 +146,12 @@ def _serve_once(runner: Runner, slots: Slots, target: Target, sustainable_target
         finally:
             state = monitor.stop() if monitor is not None else None
     state = state if isinstance(state, DeviceState) else DeviceState(kind=slots.kind)
+    if clock_of(slots) == "host" and runner.settings.watch_host:
+        from pytest_trtperf.core.host_state import judge_serve_window
+
+        state = judge_serve_window(state, out.run.cpu, out.run.on_requests_s)
     identity = {"kind": slots.kind, "mode": "serve", **dict(slots.identity()), "serve": plan.identity()}
-    base = dict(nodeid=target.nodeid, kind=slots.kind, mode="serve", warmup_s=plan.warmup_s,
+    base = dict(nodeid=target.nodeid, kind=slots.kind, clock=clock_of(slots), mode="serve", warmup_s=plan.warmup_s,
                 measured_s=plan.duration_s, fingerprint=fp.to_dict(), device_class=fp.device_class,
                 device_state=state, location=target.location)
     figure = latency_figure(plan.slo, plan.rate)
@@ -92,7 +163,7 @@ def _serve_once(runner: Runner, slots: Slots, target: Target, sustainable_target
         figure = sustainable_figure(plan.slo)
         result = _sustainable_result(out, sustainable_target, {**identity, "figure": figure.name}, base, opts)
         sustainable = _judged(runner, result, figure, opts)
-    return Served(latency, sustainable, _slo_missed(out, plan), out.run)
+    return Served(latency, sustainable, slo_missed(out.serve.at_rate, plan), out.run)
 
 
 class _Figures:
@@ -167,8 +238,9 @@ def _notes(out: ServeRun) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def _slo_missed(out: ServeRun, plan: ServePlan) -> str | None:
-    slo, at = plan.slo, out.serve.at_rate
+def slo_missed(at: RatePoint, plan: ServePlan) -> str | None:
+    """Why the SLO was missed at the stated rate (``at``), or None."""
+    slo = plan.slo
     if slo is None or at.meets:
         return None
     value, _, upper = at.percentiles[slo.percentile]

@@ -11,23 +11,23 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import warnings
 from pathlib import Path
 from typing import Any, TypeVar
 from collections.abc import Callable, Mapping
 
 import pytest
 
-from pytest_trtperf.core.config import AB_BASELINE, MeasureOptions, escape_text, expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides
+from pytest_trtperf.core.config import MeasureOptions, escape_text, expectation as check_expectation, extra_info as check_extra_info, inferences_per_iteration as check_inferences, measurement_name, perf_overrides
 from pytest_trtperf.core.errors import BackendUnavailable, UsageError, cause_first
 from pytest_trtperf.core.identity import result_id
 from pytest_trtperf.report import progress
+from pytest_trtperf.report.aids import ResultAids
 from pytest_trtperf.core.formatting import log_safe, message_safe
 from pytest_trtperf.core.results import Result
-from pytest_trtperf.pipeline.runner import RegressionCheck, Runner, Target
+from pytest_trtperf.pipeline.runner import Labels, RegressionCheck, Runner, StandIn, Target
 from pytest_trtperf.plugin.session import SessionState
-from pytest_trtperf.core.workload import Workload
-from pytest_trtperf.workloads.select import for_callable, last_value
+from pytest_trtperf.core.workload import Workload, clock_of
+from pytest_trtperf.workloads.select import for_callable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,8 +84,10 @@ class TrtBench:
         self._specs: list[tuple[Any, Any]] = []
         #: (result id, why) of each serve() call that missed its SLO at the stated rate.
         self._slo_missed: list[tuple[str, str]] = []
+        self._aids = ResultAids(state.settings, Path(str(item.config.invocation_params.dir)),
+                                xdist=item.config.pluginmanager.hasplugin("xdist"))
         self._runner = Runner(state.settings, state.store, state.gpu, progress=self._measure_bar,
-                              workers=state.xdist_workers)
+                              workers=state.xdist_workers, aids=self._aids, stand_in=self._stand_in())
 
     # -- public API ---------------------------------------------------------
     @user_errors
@@ -148,7 +150,7 @@ class TrtBench:
         ``pairs``) the blocks are open-loop runs on the same schedule and the
         ratio is of the SLO's percentile (p99 without an SLO).
         """
-        from pytest_trtperf.relative.policy import Expectation, run_relative
+        from pytest_trtperf.relative.policy import Expectation, measure_relative
 
         where = f"{self._item.nodeid}: trt_bench.compare()"
         name = measurement_name(name, where=where)
@@ -167,27 +169,13 @@ class TrtBench:
                                    shapes=shapes if is_engine else None, inputs=inputs if is_engine else None)
                      for t, is_engine in zip((a, b), engines, strict=False)]
         target = self._target(name, opts, info)
-        expectation = Expectation.from_config(kind, value)
-        labels = (_label(a, "a"), _label(b, "b"))
-        # --trt-disable, or a reference process (--trt-ab: the judging session runs compare() itself):
-        # each side once, untimed, not reported.
-        if self._state.settings.disabled or self._state.server is not None:
-            from pytest_trtperf.pipeline.disabled import run_pair_once
-
-            once = run_pair_once(workloads[0], workloads[1], rid=target.id, nodeid=target.nodeid, name=name,
-                                 location=target.location, fingerprint=self._runner.fingerprint(workloads[1]),
-                                 metric=opts.metric, labels=labels, bound=expectation.bound,
-                                 expectation=expectation.text)
-            return self._labelled(once, workloads[1], opts, {**self._shared_info(), **info})
-        result = run_relative(self._runner, workloads[0], workloads[1], target, opts,
-                              expectation, labels=labels)
-        # The same aids as an ordinary measurement: exports of both sides, and
-        # the nsys command at the end of a failed GPU gate's message.
-        self._export_sides(result, (workloads[0], workloads[1]))
-        result = self._labelled(self._with_profile_command(result), workloads[1], opts,
-                                {**self._shared_info(), **info})
-        self.results.append(result)
-        return result
+        labels = Labels(group=opts.group, extra_info={**self._shared_info(), **info}, params=self._params())
+        done = measure_relative(self._runner, workloads[0], workloads[1], target, opts,
+                                Expectation.from_config(kind, value), sides=(_label(a, "a"), _label(b, "b")),
+                                labels=labels)
+        if done.reported:
+            self.results.append(done.result)
+        return done.result
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """``trt_bench(fn, *args, **kwargs)``: pytest-benchmark's
@@ -212,7 +200,8 @@ class TrtBench:
                              f"trt_bench.measure(...)")
         opts = self._options(dict(overrides or {}), where=where)
         workload = for_callable(fn, opts=opts, where=where, args=args, kwargs=kwargs)
-        return self._run(workload, name=None, opts=opts, extra_info={}).return_value
+        return self._run(workload, name=None, opts=opts, extra_info={},
+                         check=self._ab_check(None, None, None, opts)).return_value
 
     @user_errors
     def pedantic(self, target: Any, args: Any = (), kwargs: Mapping[str, Any] | None = None,
@@ -238,7 +227,8 @@ class TrtBench:
                                        has_setup=setup is not None, where=where)
         workload = RoundsWorkload(target, args=tuple(args or ()), kwargs=dict(kwargs or {}), setup=setup,
                                   teardown=teardown, iterations=calls, rounds=opts.iterations or 1, where=where)
-        return self._run(workload, name=None, opts=opts, extra_info={}).return_value
+        return self._run(workload, name=None, opts=opts, extra_info={},
+                         check=self._ab_check(None, None, None, opts)).return_value
 
     @user_errors
     def _engine_call(self, *, name: str | None = None, shapes: Mapping[str, Any] | None = None,
@@ -285,7 +275,7 @@ class TrtBench:
         """
         from pytest_trtperf.core.config import SERVE_ARGS, serve_overrides, serve_plan
         from pytest_trtperf.load.metrics import sustainable_name
-        from pytest_trtperf.pipeline.serve import serve as serve_gated
+        from pytest_trtperf.pipeline.serve import measure_served
 
         where = f"{self._item.nodeid}: trt_bench.serve()"
         name = measurement_name(name, where=where)
@@ -297,25 +287,47 @@ class TrtBench:
                             count=plan.concurrency, where=where)
         first = self._target(name, opts, info)
         second = self._target(sustainable_name(name), opts, info) if plan.search else None
-        if self._state.settings.disabled:  # --trt-disable: one request per slot, untimed, not reported
-            return self._serve_once(slots, first, opts)
+        if self._state.server is not None:  # a reference process (--trt-ab): served block by block, not judged
+            from pytest_trtperf.relative.serve_pairs import serve_as_reference
+
+            return serve_as_reference(self._state.server, slots, plan, first,
+                                      fingerprint=self._runner.fingerprint(slots), opts=opts)
+        labels = Labels(group=opts.group, extra_info={**self._shared_info(), **info}, params=self._params())
+        trip = measure_served(self._runner, slots, first, second, plan, opts, labels,
+                              serve_fn=lambda: self._served(slots, first, second, plan, opts,
+                                                          label=name or self._item.name))
+        if trip.reported:
+            self.results.extend(trip.results)
+        if trip.slo_missed is not None:
+            self._slo_missed.append((first.id, trip.slo_missed))
+        return trip.results[0]
+
+    def _served(self, slots: Any, first: Target, second: Target | None, plan: Any, opts: MeasureOptions, *,
+                label: str) -> Any:
+        """Served and judged: side by side under ``--trt-ab=REV`` (``relative.serve_pairs``), else on the
+        baseline file (a regression or a busy window confirmed side by side under ``--trt-ab=baseline``)."""
+        from pytest_trtperf.pipeline.serve import serve as serve_gated
+
+        ab = self._state.settings.ab
+        if ab.every_test:
+            from pytest_trtperf.relative.serve_pairs import SideBySideServe
+
+            return SideBySideServe(self._runner, self._state.references(), ab.rev).run(
+                slots, first, second, plan, opts, label=label)
         served = serve_gated(self._runner, slots, first, second, plan, opts)
-        self._write_exports(served.latency, lambda exports, directory: exports.export_serve(
-            directory, served.latency, served.run, plan.warmup_s))
-        shared = {**self._shared_info(), **info}
-        results = [served.latency] + ([served.sustainable] if served.sustainable is not None else [])
-        for r in results:
-            self.results.append(dataclasses.replace(r, group=opts.group, extra_info=shared, params=self._params()))
-        if served.slo_missed is not None:
-            self._slo_missed.append((first.id, served.slo_missed))
-        return self.results[-len(results)]
+        if ab.confirm and self._state.settings.baseline_mode == "compare":
+            from pytest_trtperf.relative.serve_pairs import SideBySideServeConfirm
+
+            served = SideBySideServeConfirm(self._runner, self._state.references(), label)(
+                served, slots, first, plan, opts)
+        return served
 
     def _compare_served(self, a: Any, b: Any, serve: Mapping[str, Any], expectation: Any, *, name: str | None,
                         timer: str, shapes: Any, inputs: Any, opts: MeasureOptions, info: Mapping[str, Any],
                         where: str) -> Result:
         """``compare(a, b, serve={...})``: both sides served in alternating blocks (``load.relative``)."""
         from pytest_trtperf.core.config import parse_number, serve_overrides, serve_plan
-        from pytest_trtperf.relative.load import DEFAULT_PAIRS, serve_pair
+        from pytest_trtperf.relative.load import DEFAULT_PAIRS, measure_served_pair
 
         if not isinstance(serve, Mapping):
             raise UsageError(f"{where}: serve={type(serve).__name__} must be a dict of serve arguments, e.g. "
@@ -326,19 +338,16 @@ class TrtBench:
         plan = dataclasses.replace(serve_plan(args, where=where), search=False)
         sides = [self._slots(t, (), None, timer=timer, shapes=shapes, inputs=inputs, opts=opts,
                              count=plan.concurrency, where=where) for t in (a, b)]
-        if (sides[0].kind == "host") != (sides[1].kind == "host"):
+        if clock_of(sides[0]) != clock_of(sides[1]):
             raise UsageError(f"{where}: a is served as {sides[0].kind} and b as {sides[1].kind}; serve both on the "
                              f"host or both on the GPU")
         target = self._target(name, opts, info)
-        if self._state.settings.disabled:  # --trt-disable: one request per slot on each side, untimed
-            self._serve_once(sides[0], target, opts)
-            return self._serve_once(sides[1], target, opts)
-        result = serve_pair(self._runner, sides[0], sides[1], target, plan, opts, expectation,
-                            labels=(_label(a, "a"), _label(b, "b")), pairs=pairs)
-        result = dataclasses.replace(result, group=opts.group, extra_info={**self._shared_info(), **info},
-                                     params=self._params())
-        self.results.append(result)
-        return result
+        labels = Labels(group=opts.group, extra_info={**self._shared_info(), **info}, params=self._params())
+        done = measure_served_pair(self._runner, sides[0], sides[1], target, plan, opts, expectation,
+                                   sides=(_label(a, "a"), _label(b, "b")), pairs=pairs, labels=labels)
+        if done.reported:
+            self.results.append(done.result)
+        return done.result
 
     def _slots(self, target: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None, *, timer: str,
                shapes: Any, inputs: Any, opts: MeasureOptions, count: int, where: str) -> Any:
@@ -364,21 +373,6 @@ class TrtBench:
         if shapes is not None or inputs is not None:
             raise UsageError(f"{where}: shapes= and inputs= apply to engines, not to a {type(target).__name__}")
         return slots.for_callable(target, timer=timer, count=count, args=args, kwargs=kwargs, where=where)
-
-    def _serve_once(self, slots: Any, target: Target, opts: MeasureOptions) -> Result:
-        """``--trt-disable``: each slot runs one request, untimed; verdict ``off``."""
-        from pytest_trtperf.pipeline.disabled import run_once
-        from pytest_trtperf.workloads.host import HostWorkload
-
-        slots.setup()
-        try:
-            for call in slots.calls():
-                call()
-        finally:
-            slots.teardown()
-        once = HostWorkload(lambda: None, identity=dict(slots.identity()))
-        return run_once(once, rid=target.id, nodeid=target.nodeid, name=target.name, location=target.location,
-                        fingerprint=self._runner.fingerprint(once), metric=opts.metric, tolerance=opts.tolerance)
 
     @user_errors
     def engine(self, onnx: str | None = None, **kwargs: Any) -> Any:
@@ -470,67 +464,51 @@ class TrtBench:
 
     def _ab_check(self, engine: Any, shapes: Any, inputs: Any, opts: MeasureOptions) -> RegressionCheck | None:
         """The ``--trt-ab-confirm`` step for an engine built from ONNX here
-        (in process: cheaper than a second process); otherwise, under
-        ``--trt-ab=baseline``, the side-by-side confirmation against the
-        baseline entry's commit."""
+        (in process: cheaper than a second process); otherwise, in baseline
+        compare mode (unless ``--trt-ab=off``), the side-by-side confirmation
+        against the baseline entry's commit (nothing starts until a verdict
+        needs it)."""
         spec = next((sp for e, sp in self._specs if e is engine), None) if opts.ab_confirm else None
         if spec is None:
-            ab = self._state.settings.ab
-            if not (ab.active and ab.rev == AB_BASELINE):
+            settings = self._state.settings
+            if not settings.ab.confirm or settings.baseline_mode != "compare":
                 return None
             from pytest_trtperf.relative.side_by_side import SideBySideConfirm
 
-            return SideBySideConfirm(self._runner, self._state.references(), label=self._item.name)
+            return SideBySideConfirm(self._runner, self._state.references(), label=self._item.name,
+                                     rootdir=settings.rootdir)
         from pytest_trtperf.relative.ab_confirm import AbConfirm
 
         return AbConfirm(runner=self._runner, spec=spec, trt_options=self._state.settings.trt,
                          make_workload=lambda h: self._engine_workload(h, shapes=shapes, inputs=inputs, opts=opts),
                          progress=self._progress)
 
-    def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions,
-             extra_info: Mapping[str, Any], check: RegressionCheck | None = None) -> Result:
-        target = self._target(name, opts, extra_info)
-        extra_info = {**self._shared_info(), **extra_info}
-        if self._state.server is not None:  # a reference process (--trt-ab): served, not judged, not reported
-            from pytest_trtperf.relative.serve import served_result
+    def _stand_in(self) -> StandIn | None:
+        """Who measures in the runner's place this session: a reference
+        process (``--trt-ab``) serves every measurement to the judging
+        session, also under ``--trt-disable``; the judging session measures
+        every one side by side, unless disabled."""
+        if self._state.server is not None:
+            from pytest_trtperf.relative.serve import Serving
 
-            result = served_result(self._state.server, workload, rid=target.id, nodeid=target.nodeid, name=name,
-                                   location=target.location, fingerprint=self._runner.fingerprint(workload),
-                                   metric=opts.metric, tolerance=opts.tolerance, mode=opts.mode)
-            return self._labelled(result, workload, opts, extra_info)
+            return Serving(self._state.server)
         ab = self._state.settings.ab
         if ab.every_test and not self._state.settings.disabled:
-            from pytest_trtperf.relative.side_by_side import SideBySide
+            from pytest_trtperf.relative.side_by_side import EveryTest
 
-            result = SideBySide(self._runner, self._state.references(), ab.rev).run(
-                workload, target, opts, label=name or self._item.name)
-            if result.relative is not None:  # both sides' samples (the reference's TensorRT files stay there)
-                self._export_sides(result, (None, workload))
-            else:  # measured here alone (new, or the reference could not be had)
-                self._export(result, workload)
-            result = self._labelled(self._with_profile_command(result), workload, opts, extra_info)
-            self.results.append(result)
-            return result
-        if self._state.settings.disabled:  # --trt-disable: once, untimed, not reported
-            from pytest_trtperf.pipeline.disabled import run_once
+            return EveryTest(self._state.references, ab.rev)
+        return None
 
-            result = run_once(workload, rid=target.id, nodeid=target.nodeid, name=name, location=target.location,
-                              fingerprint=self._runner.fingerprint(workload), metric=opts.metric,
-                              tolerance=opts.tolerance, mode=opts.mode)
-            return self._labelled(result, workload, opts, extra_info)
-        result = self._runner.run(workload, target, opts, regression_check=check)
-        self._export(result, workload)
-        result = self._labelled(self._with_profile_command(result), workload, opts, extra_info)
-        self.results.append(result)
-        return result
-
-    def _labelled(self, result: Result, workload: Workload, opts: MeasureOptions,
-                  extra_info: Mapping[str, Any]) -> Result:
-        """The result with what the runner does not know: its report group,
-        the user's context, the test's parameters and the callable's last
-        return value."""
-        return dataclasses.replace(result, group=opts.group, extra_info=dict(extra_info), params=self._params(),
-                                   return_value=last_value(workload))
+    def _run(self, workload: Workload, *, name: str | None, opts: MeasureOptions,
+             extra_info: Mapping[str, Any], check: RegressionCheck | None = None) -> Result:
+        """Hand the workload to the runner once; keep a reported result."""
+        target = self._target(name, opts, extra_info)
+        labels = Labels(group=opts.group, extra_info={**self._shared_info(), **extra_info}, params=self._params(),
+                        side=name or self._item.name)
+        done = self._runner.measure(workload, target, opts, labels, regression_check=check)
+        if done.reported:
+            self.results.append(done.result)
+        return done.result
 
     def _params(self) -> dict[str, str]:
         """``parametrize`` arguments as short text (``--trt-group-by=param:NAME``)."""
@@ -554,46 +532,6 @@ class TrtBench:
         self.results = [dataclasses.replace(r, extra_info={**info, **self._own_info.get(r.id, {})})
                         for r in self.results]
         return []
-
-    def _export(self, result: Result, workload: Workload) -> None:
-        """``--trt-export-dir``: this process writes the result's files (raw
-        samples never travel to the xdist controller)."""
-        self._write_exports(result, lambda exports, directory: exports.export_result(
-            directory, result, self._runner.last_measurement, workload))
-
-    def _export_sides(self, result: Result, workloads: tuple[Workload | None, Workload]) -> None:
-        """``--trt-export-dir`` for the interleaved run of ``compare()``: both
-        sides' samples, and the TensorRT files of the sides whose workload is
-        given."""
-        il = self._runner.last_interleaved
-        if il is None:
-            return
-        self._write_exports(result, lambda exports, directory: exports.export_interleaved(
-            directory, result, il, workloads))
-
-    def _write_exports(self, result: Result, write: Callable[[Any, Path], Any]) -> None:
-        directory = self._state.settings.export_dir
-        if directory is None:
-            return
-        from pytest_trtperf.report import exports
-
-        try:
-            write(exports, Path(directory))
-        except OSError as e:
-            warnings.warn(exports.ExportWarning(f"{result.id}: --trt-export-dir: could not write into {directory} "
-                                                f"({e.strerror or e})"), stacklevel=3)
-
-    def _with_profile_command(self, result: Result) -> Result:
-        """A failed or incomparable GPU result's message ends with the nsys
-        command that profiles just this test."""
-        from pytest_trtperf.report import nsight
-
-        if not nsight.wants_command(result):
-            return result
-        config = self._item.config
-        ctx = nsight.context_for(self._state.settings, Path(str(config.invocation_params.dir)),
-                                 xdist=config.pluginmanager.hasplugin("xdist"))
-        return nsight.with_profile_command(result, ctx)
 
     def failures(self) -> list[str]:
         """Messages of the results that fail the test: the verdict first (an

@@ -367,13 +367,14 @@ class SessionHooks:
         state = self.state
         if state.is_controller and (state.collected or state.write_error or self.output_lines
                                     or state.store_notes() or state.skipped):
+            from pytest_trtperf.core.workload import clock_of
             from pytest_trtperf.plugin import outputs
 
             # With -rs (or -ra/-rA) pytest lists skip reasons itself.
             chars = str(getattr(terminalreporter, "reportchars", "") or "")
             extra = list(self.output_lines)
             note = state.gpu.pinning_note() if isinstance(state.gpu, GpuSessionPlugin) else None
-            gpu_used = any(r.kind != "host" for r in state.collected) or any(
+            gpu_used = any(clock_of(r) != "host" for r in state.collected) or any(
                 reason != SKIP_REASON for _, reason in state.skipped)  # a GPU test skipped for want of one
             if note and gpu_used:
                 extra.append(note)

@@ -21,6 +21,8 @@ from __future__ import annotations
 from typing import Any
 from collections.abc import Mapping, Sequence
 
+from pytest_trtperf.core.workload import clock_of
+
 #: Largest share of a block's calls that may have been cut by a return to the
 #: CPU (time slices / calls) for its median to be the code's: the half at
 #: which a median is lost (``host_state.QUANTILE_LEVEL``'s rule). Returns to the
@@ -45,6 +47,7 @@ class DelayWatched:
     def __init__(self, workload: Any) -> None:
         self.w = workload
         self.kind = workload.kind
+        self.clock = clock_of(workload)
         self.inferences_per_iteration = workload.inferences_per_iteration
         self.delays: list[int | None] = []
 

@@ -4,6 +4,10 @@ schedule at the same rate, in one process, and judges the paired ratio of the
 chosen percentile b/a (``relative.paired``: median of pair ratios, moving-block
 bootstrap) against the expectation, as ``trt_bench.compare`` does for closed
 loops. No baseline is read or written.
+
+The blocks and their ratio (:func:`alternate`, :func:`pair_ratios`,
+:func:`served_side`) are shared with side by side under load
+(``relative.serve_pairs``), where side A is served by the reference process.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,69 +26,134 @@ from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.relative.paired import compare_pairs, decide
 from pytest_trtperf.relative.policy import Expectation, relative_verdict
 from pytest_trtperf.core.results import DeviceState, Relative, Result, Side
-from pytest_trtperf.pipeline.runner import Runner, Target
+from pytest_trtperf.pipeline.runner import Finished, Labels, Runner, Target
 from pytest_trtperf.load.metrics import latency_figure
 from pytest_trtperf.load.point import censored_latency_s, measured
 from pytest_trtperf.load.serve import ServePlan, run_at
 from pytest_trtperf.load.slots import Slots
-from pytest_trtperf.core.serve_summary import Serve
+from pytest_trtperf.core.serve_summary import RatePoint, Serve
+from pytest_trtperf.core.workload import clock_of
 
 #: Pairs of blocks by default (each block is one run at the stated rate).
 DEFAULT_PAIRS = 6
 
 
+@dataclass(frozen=True)
+class ServedBlock:
+    """One serve block: the gated percentile (ms), the achieved rate, the
+    measured requests' latencies (s, unfinished ones censored) and, when it
+    was served in this process, its rate point and raw run."""
+
+    value_ms: float
+    achieved_rate: float
+    latency_s: np.ndarray
+    point: RatePoint | None = None
+    #: The raw run, when served in this process (for ``--trt-export-dir``; never serialised).
+    run: Any = None
+
+
+#: Serves one block of one side.
+Block = Callable[[], ServedBlock]
+
+
+@dataclass
+class Blocks:
+    """Every block of both sides (``"a"``, ``"b"``), in the order served."""
+
+    served: dict[str, list[ServedBlock]] = field(default_factory=lambda: {"a": [], "b": []})
+
+    def last_point(self, side: str) -> RatePoint | None:
+        return self.served[side][-1].point if self.served[side] else None
+
+
+def local_block(slots: Slots, plan: ServePlan, percentile: str) -> Block:
+    """A block served here: one open-loop run of ``slots`` at the stated rate."""
+
+    def block() -> ServedBlock:
+        point, run = run_at(slots, plan, plan.rate)
+        return ServedBlock(point.value(percentile), point.achieved_rate,
+                           censored_latency_s(run)[measured(run, plan.warmup_s)], point, run)
+
+    return block
+
+
+def alternate(block_a: Block, block_b: Block, pairs: int) -> Blocks:
+    """``pairs`` blocks of each side, the order flipped every pair (ABBA):
+    a drift of the machine falls on both sides alike."""
+    out = Blocks()
+    for k in range(pairs):
+        for side in (("a", "b") if k % 2 == 0 else ("b", "a")):
+            out.served[side].append((block_a if side == "a" else block_b)())
+    return out
+
+
+def pair_ratios(blocks: Blocks) -> np.ndarray:
+    """b/a of the percentile, pair by pair (NaN where a's is zero or infinite)."""
+    return np.array([b.value_ms / a.value_ms if a.value_ms > 0 and math.isfinite(a.value_ms) else math.nan
+                     for a, b in zip(blocks.served["a"], blocks.served["b"], strict=False)])
+
+
+def served_side(blocks: Blocks, side: str, label: str, kind: str, identity: Mapping[str, Any],
+                confidence: float) -> Side:
+    """One side's latencies over all its blocks, as a ``Side`` of the relative result."""
+    from pytest_trtperf.core import stats
+
+    x = np.concatenate([s.latency_s for s in blocks.served[side]])
+    ident = {"kind": kind, **dict(identity)}
+    return Side(label=label, kind=kind, latency=stats.summarize(x, confidence),
+                throughput=float(np.mean([s.achieved_rate for s in blocks.served[side]])),
+                distribution=stats.compress(x), config_hash=config_hash(ident), identity=ident)
+def measure_served_pair(runner: Runner, a: Slots, b: Slots, target: Target, plan: ServePlan,
+                        opts: MeasureOptions, expectation: Expectation, *, sides: tuple[str, str], pairs: int,
+                        labels: Labels) -> Finished:
+    """``compare(a, b, serve={...})``'s whole trip, the fixture's one call:
+    under ``--trt-disable`` one request per slot on each side, untimed, not
+    reported; otherwise :func:`serve_pair`, labelled."""
+    if runner.settings.disabled:
+        from pytest_trtperf.pipeline.disabled import serve_once
+
+        for side in (a, b):
+            once = serve_once(side, rid=target.id, nodeid=target.nodeid, name=target.name, location=target.location,
+                              fingerprint=runner.fingerprint, metric=opts.metric, tolerance=opts.tolerance)
+        return Finished(once, reported=False)
+    result = serve_pair(runner, a, b, target, plan, opts, expectation, labels=sides, pairs=pairs)
+    return Finished(labels.on(result), reported=True)
+
+
 def serve_pair(runner: Runner, a: Slots, b: Slots, target: Target, plan: ServePlan, opts: MeasureOptions,
                expectation: Expectation, *, labels: tuple[str, str], pairs: int) -> Result:
     """Serve both sides ``pairs`` times each, alternating; judge b/a."""
-    from pytest_trtperf.core import stats
-
     figure = latency_figure(plan.slo, plan.rate)
     pct = plan.slo.percentile if plan.slo is not None else "p99"
     fp = runner.fingerprint(b)  # type: ignore[arg-type]  # slots have what a fingerprint reads: kind, identity()
-    monitor = runner.monitor_for(b.kind)
+    monitor = runner.monitor_for(clock_of(b))
     lock = runner.gpu.measurement_lock() if runner.gpu is not None else contextlib.nullcontext()
-    lat: dict[str, list[np.ndarray]] = {"a": [], "b": []}
-    values: dict[str, list[float]] = {"a": [], "b": []}
-    achieved: dict[str, list[float]] = {"a": [], "b": []}
-    last: dict[str, Any] = {}
     with lock:
         if monitor is not None:
             monitor.start()
         try:
             with _set_up(a), _set_up(b):
-                for k in range(pairs):
-                    for side in (("a", "b") if k % 2 == 0 else ("b", "a")):
-                        point, run = run_at(a if side == "a" else b, plan, plan.rate)
-                        lat[side].append(censored_latency_s(run)[measured(run, plan.warmup_s)])
-                        values[side].append(point.value(pct))
-                        achieved[side].append(point.achieved_rate)
-                        last[side] = point
+                blocks = alternate(local_block(a, plan, pct), local_block(b, plan, pct), pairs)
         finally:
             state = monitor.stop() if monitor is not None else None
     state = state if isinstance(state, DeviceState) else DeviceState(kind=b.kind)
-    ratios = np.array([vb / va if va > 0 and math.isfinite(va) else math.nan
-                       for va, vb in zip(values["a"], values["b"], strict=False)])
+    ratios = pair_ratios(blocks)
     cmp = compare_pairs(ratios, confidence=opts.confidence, seed=target.id)
     status = decide(cmp, expectation.bound)
-
-    def make_side(name: str, label: str, slots: Slots) -> Side:
-        x = np.concatenate(lat[name])
-        ident = {"kind": slots.kind, **dict(slots.identity())}
-        return Side(label=label, kind=slots.kind, latency=stats.summarize(x, opts.confidence),
-                    throughput=float(np.mean(achieved[name])), distribution=stats.compress(x),
-                    config_hash=config_hash(ident), identity=ident)
-
-    sa, sb = make_side("a", labels[0], a), make_side("b", labels[1], b)
+    sa = served_side(blocks, "a", labels[0], a.kind, a.identity(), opts.confidence)
+    sb = served_side(blocks, "b", labels[1], b.kind, b.identity(), opts.confidence)
     rel = Relative(a=sa, b=sb, metric=figure.gate_metric, ratio=cmp.ratio, ci=cmp.ci, pairs=cmp.pairs,
                    bound=expectation.bound, expectation=expectation.text,
                    pair_ratios=tuple(float(f"{r:.6g}") for r in ratios))
     identity = {"relative": {"a": sa.identity, "b": sb.identity}, "mode": "serve", "serve": plan.identity()}
+    last = blocks.last_point("b")
+    assert last is not None  # side b is served here
     serve = Serve(rate=plan.rate, arrivals=str(plan.identity()["arrivals"]), concurrency=plan.concurrency,
                   slo=str(plan.slo) if plan.slo else None, seed=plan.seed, duration_s=plan.duration_s,
-                  at_rate=last["b"])
+                  at_rate=last)
     verdict = relative_verdict(rel, status, opts=dataclasses.replace(opts, metric=figure.gate_metric), state=state,
                                rule=expectation.rule)
-    return Result(id=target.id, nodeid=target.nodeid, name=target.name, kind=b.kind, mode="serve",
+    return Result(id=target.id, nodeid=target.nodeid, name=target.name, kind=b.kind, clock=clock_of(b), mode="serve",
                   latency=sb.latency, throughput=sb.throughput, distribution=sb.distribution,
                   stop_reason=f"{pairs} pairs of serve blocks at {plan.rate:g}/s", warmup_iterations=0,
                   warmup_s=plan.warmup_s, measured_s=plan.duration_s * 2 * pairs, config_hash=config_hash(identity),

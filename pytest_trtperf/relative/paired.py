@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pytest_trtperf.core import metrics
 from pytest_trtperf.core.stats import BOOTSTRAP_REPLICATES, median_ci_rel_width
 
-_QUANTILE = {"median": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
 #: Fewer pairs than this give no interval (a pair or two cannot show a trend).
 MIN_PAIRS_FOR_CI = 3
 
@@ -33,11 +33,12 @@ MIN_PAIRS_FOR_CI = 3
 def block_value(latency_s: np.ndarray, metric: str, *, wall_s: float, inferences: int) -> float:
     """One block's value of ``metric``, time-like: the latency statistic in
     seconds, or for ``throughput`` the block's wall seconds per inference."""
-    if metric == "throughput":
+    m = metrics.timing(metric)
+    if m.unit == metrics.RATE:  # judged as the time per inference
         return wall_s / inferences if inferences > 0 else math.inf
-    if metric == "mean":
+    if m.percentile is None:
         return float(np.mean(latency_s))
-    return float(np.percentile(latency_s, _QUANTILE[metric]))
+    return float(np.percentile(latency_s, m.percentile))
 
 
 def ratio_ci_rel_width(ratios: np.ndarray, confidence: float) -> float:

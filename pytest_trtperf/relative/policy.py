@@ -23,17 +23,16 @@ from pytest_trtperf.core.config import MeasureOptions, MeasureSettings
 from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.gate.timing import verdict_flags
 from pytest_trtperf.gpu.window import block_ranges, measured_window
+from pytest_trtperf.core import metrics
 from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.relative.interleave import Interleaved, measure_interleaved
 from pytest_trtperf.core.measure import Measurement
 from pytest_trtperf.relative.paired import compare_pairs, decide, fail_ratio
 from pytest_trtperf.core.formatting import fmt_value
 from pytest_trtperf.core.results import DeviceState, Relative, Result, Side, Verdict
-from pytest_trtperf.pipeline.runner import Runner, Target, confirm
-from pytest_trtperf.core.workload import Workload
+from pytest_trtperf.pipeline.runner import Finished, Labels, Runner, Target, confirm
+from pytest_trtperf.core.workload import Workload, clock_of
 
-_METRIC_WORDS = {"median": "median latency", "mean": "mean latency", "p90": "p90 latency",
-                 "p95": "p95 latency", "p99": "p99 latency", "throughput": "time per inference"}
 
 
 @dataclass(frozen=True)
@@ -72,10 +71,10 @@ def describe(ratio: float) -> str:
 def timed_alike(a: Workload, b: Workload, *, where: str) -> None:
     """Both sides on the same clock: host time against CUDA-event time would
     compare two different things."""
-    if (a.kind == "host") != (b.kind == "host"):
-        clock = {True: "the host clock", False: "CUDA events"}
-        raise UsageError(f"{where}: a is timed with {clock[a.kind == 'host']} ({a.kind}) and b with "
-                         f"{clock[b.kind == 'host']} ({b.kind}); time both the same way (timer=\"host\" for both, "
+    if clock_of(a) != clock_of(b):
+        clock = {"host": "the host clock", "device": "CUDA events"}
+        raise UsageError(f"{where}: a is timed with {clock[clock_of(a)]} ({a.kind}) and b with "
+                         f"{clock[clock_of(b)]} ({b.kind}); time both the same way (timer=\"host\" for both, "
                          f"or GPU work on a stream for both)")
 
 
@@ -86,7 +85,7 @@ def measure_pair(runner: Runner, a: Workload, b: Workload, target: Target, opts:
     one window over all blocks, one NVTX range per block naming its side).
     The run is kept as ``runner.last_interleaved`` (``--trt-export-dir``)."""
     gpu = runner.gpu
-    host = a.kind == "host" and b.kind == "host"
+    host = clock_of(a) == "host" and clock_of(b) == "host"
     monitor = gpu.make_monitor() if gpu is not None and not host else None
     lock = gpu.measurement_lock() if gpu is not None else contextlib.nullcontext()
     profiling = runner.settings.gpu
@@ -95,7 +94,7 @@ def measure_pair(runner: Runner, a: Workload, b: Workload, target: Target, opts:
         try:
             il = measure_interleaved(a, b, MeasureSettings.from_options(opts), metric=opts.metric,
                                      monitor=monitor, on_progress=bar.update if bar is not None else None,
-                                     window=measured_window(profiling, target.id, "host" if host else b.kind),
+                                     window=measured_window(profiling, target.id, "host" if host else clock_of(b)),
                                      block=block_ranges(profiling, target.id))
         finally:
             if bar is not None:
@@ -134,7 +133,7 @@ def _identity(w: Workload) -> dict[str, Any]:
 
 def metric_words(metric: str) -> str:
     """``median latency``, ``time per inference`` (throughput), ..."""
-    return _METRIC_WORDS.get(metric, metric)
+    return metrics.timing(metric).paired_words
 
 
 def interval(rel: Relative, confidence: float) -> str:
@@ -180,6 +179,32 @@ def relative_verdict(rel: Relative, status: str, *, opts: MeasureOptions, state:
                    change=rel.ratio - 1.0, ci=(rel.ci[0] - 1.0, rel.ci[1] - 1.0), confidence=opts.confidence,
                    message=message, flags=verdict_flags(state, compared=False),
                    fails_above=bar if math.isfinite(bar) else None)
+
+
+def measure_relative(runner: Runner, a: Workload, b: Workload, target: Target, opts: MeasureOptions,
+                     expectation: Expectation, *, sides: tuple[str, str], labels: Labels) -> Finished:
+    """``trt_bench.compare``'s whole trip, the fixture's one call. Under
+    ``--trt-disable``, or in a reference process (``--trt-ab``: the judging
+    session runs ``compare()`` itself), each side once, untimed, not
+    reported; otherwise :func:`run_relative`, with the aids of an ordinary
+    measurement: both sides' exports, and the nsys command at the end of a
+    failed GPU gate's message."""
+    if runner.settings.disabled or runner.serving:
+        from pytest_trtperf.pipeline.disabled import run_pair_once
+
+        once = run_pair_once(a, b, rid=target.id, nodeid=target.nodeid, name=target.name, location=target.location,
+                             fingerprint=runner.fingerprint(b), metric=opts.metric, labels=sides,
+                             bound=expectation.bound, expectation=expectation.text)
+        return Finished(labels.apply(once, b), reported=False)
+    result = run_relative(runner, a, b, target, opts, expectation, labels=sides)
+    if runner.settings.ab.every_test:  # --trt-ab=REV: said in one line, not silently in-process
+        from pytest_trtperf.relative.side_by_side import compare_note
+
+        result = dataclasses.replace(result, notes=(*result.notes, compare_note(runner.settings.ab)))
+    if runner.aids is not None:
+        runner.aids.export_sides(result, runner.last_interleaved, (a, b))
+        result = runner.aids.with_profile_command(result)
+    return Finished(labels.apply(result, b), reported=True)
 
 
 def run_relative(runner: Runner, a: Workload, b: Workload, target: Target, opts: MeasureOptions,
@@ -238,8 +263,8 @@ def _result(runner: Runner, a: Workload, b: Workload, target: Target, opts: Meas
     identity = {"relative": {"a": rel.a.identity, "b": rel.b.identity}}
     m = il.b
     return Result(
-        id=target.id, nodeid=target.nodeid, name=target.name, kind=b.kind,
-        mode=opts.mode if b.kind != "host" else "latency",
+        id=target.id, nodeid=target.nodeid, name=target.name, kind=b.kind, clock=clock_of(b),
+        mode=opts.mode if clock_of(b) != "host" else "latency",
         latency=stats.summarize(m.latency_s, opts.confidence), throughput=m.throughput,
         distribution=stats.compress(m.latency_s), stop_reason=m.stop_reason, warmup_iterations=m.warmup_iterations,
         warmup_s=m.warmup_s, measured_s=il.a.wall_s + il.b.wall_s, config_hash=config_hash(identity),

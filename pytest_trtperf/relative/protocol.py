@@ -12,7 +12,7 @@ answers, so the two processes never measure at the same time)::
 
     reference -> hello {version, items, errors, python, ...}
     candidate -> test {nodeid}                 run that test's body
-    reference -> ready {rid, kind, identity}   a measurement, set up, waiting
+    reference -> ready {rid, kind, clock, identity}   a measurement, set up, waiting
     candidate -> run {n}                        one block of n iterations
     reference -> batch {latency, wall_s, extra}
     candidate -> done | skip                    tear it down / not this one

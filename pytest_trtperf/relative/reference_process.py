@@ -37,6 +37,7 @@ from typing import Any
 from collections.abc import Callable, Mapping, Sequence
 
 from pytest_trtperf.core.timers import REAL
+from pytest_trtperf.core.workload import CLOCKS
 from pytest_trtperf.relative.gitfiles import Unavailable
 from pytest_trtperf.relative.protocol import FD_ENV, VERSION, Channel, ChannelClosed, ChannelTimeout, unpack_batch
 from pytest_trtperf.relative.worktree import Worktree, prune_stale, repository_top, resolve, run_setup
@@ -127,6 +128,8 @@ class RemoteWorkload:
     released: bool = False
     #: Time slices each block ran in there (``cpu_slices.py``), one per ``run``.
     delays: list[int | None] = field(default_factory=list)
+    #: The clock that times it there (``core.workload.clock_of``); None: its kind's.
+    clock: str | None = None
 
     def setup(self) -> None:
         """Set up there before it said ``ready``."""
@@ -264,6 +267,8 @@ class ReferenceProcess:
     def where(self) -> str:
         if self.commit is None:
             return f"this checkout in {self.environment.get('python') or self.spec.python}"
+        if self.spec.rev == self.commit:  # a baseline entry's commit: its id once
+            return f"commit {self.commit[:12]}"
         return f"{self.spec.rev} ({self.commit[:12]})"
 
     def _fail(self, reason: str) -> None:
@@ -323,7 +328,8 @@ class ReferenceProcess:
             if op == "ready" and msg.get("rid") == rid:
                 return RemoteWorkload(self, kind=str(msg.get("kind")), inferences_per_iteration=max(
                     int(msg.get("inferences_per_iteration", 1)), 1), _identity=dict(msg.get("identity", {})),
-                    _notes=tuple(str(n) for n in msg.get("notes", ())))
+                    _notes=tuple(str(n) for n in msg.get("notes", ())),
+                    clock=msg.get("clock") if msg.get("clock") in CLOCKS else None)
             if op == "ready":
                 self._send({"op": "skip"})
                 self._await_released()
@@ -457,6 +463,9 @@ class ReferencePool:
         self._failed: dict[str | None, str] = {}
         self._guard: Any = None
         self.started_s: dict[str | None, float] = {}
+        #: Baseline commits checked before starting anything for them
+        #: (``worktree.check_commit``): None when reachable, else why not.
+        self.checked: dict[str, str | None] = {}
 
     def get(self, rev: str | None) -> ReferenceProcess:
         if rev in self._failed:

@@ -23,6 +23,7 @@ import sys
 from typing import Any
 from collections.abc import Callable, Sequence
 
+from pytest_trtperf.core.workload import clock_of
 from pytest_trtperf.relative.protocol import FD_ENV, VERSION, Channel, ChannelClosed, pack_batch
 from pytest_trtperf.relative.cpu_slices import time_slices
 
@@ -126,7 +127,7 @@ class Server:
     def serve(self, rid: str, workload: Any) -> list[Any]:
         """Announce the set-up ``workload`` and run blocks until ``done`` or
         ``skip`` (then one iteration, so the test still gets a result)."""
-        self._send({"op": "ready", "rid": rid, "kind": workload.kind,
+        self._send({"op": "ready", "rid": rid, "kind": workload.kind, "clock": clock_of(workload),
                     "inferences_per_iteration": int(getattr(workload, "inferences_per_iteration", 1)),
                     "identity": _jsonable(dict(workload.identity())), "notes": list(workload.notes())})
         chunks: list[Any] = []
@@ -185,6 +186,21 @@ def _jsonable(value: Any) -> Any:
         return json.loads(json.dumps(value, default=str))
 
 
+class Serving:
+    """The runner's stand-in in a reference process (``pipeline.runner.StandIn``):
+    every measurement is served to the judging session, not judged here."""
+
+    reported = False
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def measure(self, runner: Any, workload: Any, target: Any, opts: Any, side: str) -> Any:
+        return served_result(self.server, workload, rid=target.id, nodeid=target.nodeid, name=target.name,
+                             location=target.location, fingerprint=runner.fingerprint(workload),
+                             metric=opts.metric, tolerance=opts.tolerance, mode=opts.mode)
+
+
 def served_result(server: Server, workload: Any, *, rid: str, nodeid: str, name: str | None,
                   location: tuple[str, int] | None, fingerprint: Any, metric: str, tolerance: float,
                   mode: str) -> Any:
@@ -199,7 +215,7 @@ def served_result(server: Server, workload: Any, *, rid: str, nodeid: str, name:
 
     workload.setup()
     try:
-        mode = mode if workload.kind != "host" else "latency"
+        mode = mode if clock_of(workload) != "host" else "latency"
         identity = {"kind": workload.kind, "mode": mode, **dict(workload.identity())}
         chunks = server.serve(rid, workload)
         notes = tuple(workload.notes())
@@ -212,7 +228,8 @@ def served_result(server: Server, workload: Any, *, rid: str, nodeid: str, name:
     wall = float(sum(c.wall_s for c in chunks))
     inferences = len(latency) * max(int(getattr(workload, "inferences_per_iteration", 1)), 1)
     result = Result(
-        id=rid, nodeid=nodeid, name=name, kind=workload.kind, mode=mode, latency=stats.summarize(latency),
+        id=rid, nodeid=nodeid, name=name, kind=workload.kind, clock=clock_of(workload), mode=mode,
+        latency=stats.summarize(latency),
         throughput=inferences / wall if wall > 0 else 0.0, distribution=stats.compress(latency),
         stop_reason="served", warmup_iterations=0, warmup_s=0.0, measured_s=wall, config_hash=config_hash(identity),
         identity=identity, fingerprint=fingerprint.to_dict(), device_class=fingerprint.device_class,

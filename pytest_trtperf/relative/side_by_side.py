@@ -16,10 +16,11 @@ Two uses:
 
 * :meth:`SideBySide.run` (``--trt-ab=REV``, ``--trt-ab-python``): every
   measurement is decided this way; no baseline is needed or written.
-* :class:`SideBySideConfirm` (``--trt-ab=baseline``): the runner's
+* :class:`SideBySideConfirm` (baseline compare mode by default,
+  ``--trt-ab=baseline``; not with ``--trt-ab=off``): the runner's
   ``regression_check`` for a baseline-file verdict that is a regression or
   ``unreliable`` (a busy window): the reference is the commit the baseline
-  entry records.
+  entry records, started on the first such verdict.
 
 When the reference cannot be had, the verdict says so in one line and rests
 on the baseline file (marked as such), or is ``unreliable``; a measurement
@@ -40,19 +41,20 @@ from typing import Any
 from collections.abc import Callable, Mapping
 
 from pytest_trtperf.core.config import AbSettings, MeasureOptions
+from pytest_trtperf.gate.memory import judge_memory_pair
 from pytest_trtperf.gate.timing import verdict_flags
 from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.core.formatting import fmt_change
-from pytest_trtperf.core.results import DeviceState, Relative, Result, Verdict
+from pytest_trtperf.core.results import DeviceState, MemoryVerdict, Relative, Result, Verdict
 from pytest_trtperf.pipeline.runner import Runner, Target, confirm
-from pytest_trtperf.core.workload import Workload
+from pytest_trtperf.core.workload import Workload, clock_of
 from pytest_trtperf.relative.gitfiles import Unavailable
 from pytest_trtperf.relative.policy import judge_pair, measure_pair, metric_words, numbers, relative_verdict
 from pytest_trtperf.relative.paired import MIN_PAIRS_FOR_CI, compare_pairs, decide
 from pytest_trtperf.relative.reference_process import NotThere, ReferencePool, ReferenceProcess, ReferenceSpec, RemoteWorkload
 from pytest_trtperf.relative.cpu_slices import MAX_CUT, DelayWatched, cut_shares, fair_pairs
 
-__all__ = ["SideBySide", "SideBySideConfirm", "make_pool", "mark_new", "rests_on_baseline"]
+__all__ = ["SideBySide", "SideBySideConfirm", "compare_note", "make_pool", "mark_new", "rests_on_baseline"]
 
 #: Baseline-file verdicts that are judgements (a fallback keeps them, marked).
 JUDGED = ("pass", "regression", "improved")
@@ -110,7 +112,7 @@ def _message(rel: Relative, status: str, opts: MeasureOptions, where: str) -> st
 
 
 def _memory(remote: RemoteWorkload, workload: Workload) -> dict[str, Any]:
-    """Both sides' memory figures, reported next to the ratio (not gated here)."""
+    """Both sides' memory figures (``a``: the reference, ``b``: here), reported next to the ratio."""
     from pytest_trtperf.core.memory import MemoryWorkload
 
     out: dict[str, Any] = {}
@@ -128,12 +130,29 @@ def _memory(remote: RemoteWorkload, workload: Workload) -> dict[str, Any]:
     return out
 
 
+def _memory_gate(remote: RemoteWorkload, workload: Workload, opts: MeasureOptions,
+                 where: str) -> tuple[dict[str, Any], MemoryVerdict | None]:
+    """Both sides' memory figures and this side's gated figures judged
+    against the reference's (``gate.memory.judge_memory_pair``); a suspected
+    memory regression is measured again on both sides and the second decides,
+    as against a baseline."""
+    memory = _memory(remote, workload)
+    verdict = judge_memory_pair(memory.get("b", {}), memory.get("a", {}), tolerance=opts.memory_tolerance,
+                                where=where)
+    if verdict is not None and verdict.failed and opts.remeasure:
+        memory = _memory(remote, workload)
+        verdict = judge_memory_pair(memory.get("b", {}), memory.get("a", {}), tolerance=opts.memory_tolerance,
+                                    where=where)
+        verdict = dataclasses.replace(verdict, remeasured=True) if verdict is not None else None
+    return memory, verdict
+
+
 def _measure(runner: Runner, ref: ReferenceProcess, remote: RemoteWorkload, workload: Workload, target: Target,
              opts: MeasureOptions, *, label: str) -> tuple[Relative, str, Any]:
     """One interleaved run of the reference (A) and this checkout (B), judged;
     host-timed pairs whose blocks did not have the CPU alike are set aside
     (``cpu_slices.py``), and too few fair pairs make it ``unreliable``."""
-    host = workload.kind == "host"
+    host = clock_of(workload) == "host"
     local = DelayWatched(workload) if host else workload
     remote.delays.clear()
     il = measure_pair(runner, remote, local, target, _stop_for_the_bound(opts))
@@ -176,7 +195,7 @@ def _stop_for_the_bound(opts: MeasureOptions) -> MeasureOptions:
 
 
 def _check_alike(remote: RemoteWorkload, workload: Workload, where: str) -> None:
-    if (remote.kind == "host") != (workload.kind == "host"):
+    if clock_of(remote) != clock_of(workload):
         raise Unavailable(f"the measurement is timed as {remote.kind} at {where} and as {workload.kind} here; a "
                           f"host clock and CUDA events do not compare")
 
@@ -188,12 +207,13 @@ def _judged_result(runner: Runner, ref: ReferenceProcess, remote: RemoteWorkload
     rel, status, il = _measure(runner, ref, remote, workload, target, opts, label=label)
     state = il.device_state if isinstance(il.device_state, DeviceState) else DeviceState(kind=workload.kind)
     rel = dataclasses.replace(rel, reference={**ref.environment, "here": _here()})
-    identity = {"kind": workload.kind, "mode": opts.mode if workload.kind != "host" else "latency",
+    identity = {"kind": workload.kind, "mode": opts.mode if clock_of(workload) != "host" else "latency",
                 **dict(workload.identity())}
     m = il.b
     verdict = _verdict(rel, status, opts, state, _message(rel, status, opts, ref.where))
     return Result(
-        id=target.id, nodeid=target.nodeid, name=target.name, kind=workload.kind, mode=str(identity["mode"]),
+        id=target.id, nodeid=target.nodeid, name=target.name, kind=workload.kind, clock=clock_of(workload),
+        mode=str(identity["mode"]),
         latency=stats.summarize(m.latency_s, opts.confidence), throughput=m.throughput,
         distribution=stats.compress(m.latency_s), stop_reason=m.stop_reason, warmup_iterations=m.warmup_iterations,
         warmup_s=m.warmup_s, measured_s=il.a.wall_s + il.b.wall_s, config_hash=config_hash(identity),
@@ -223,6 +243,22 @@ def rests_on_baseline(result: Result, why: str) -> Result:
         v, status="unreliable", decided_by="no_reference",
         message=f"unreliable: side by side not possible ({why}) and no baseline-file verdict to fall back on "
                 f"({v.status}); fix the cause above or commit a baseline"))
+
+
+class EveryTest:
+    """The runner's stand-in under ``--trt-ab=REV`` / ``--trt-ab-python``
+    (``pipeline.runner.StandIn``): every measurement side by side with the
+    reference (:class:`SideBySide`); its pool is asked for on first use."""
+
+    reported = True
+
+    def __init__(self, references: Callable[[], ReferencePool], rev: str | None) -> None:
+        self.references = references
+        self.rev = rev
+
+    def measure(self, runner: Runner, workload: Workload, target: Target, opts: MeasureOptions,
+                side: str) -> Result:
+        return SideBySide(runner, self.references(), self.rev).run(workload, target, opts, label=side)
 
 
 @dataclass
@@ -259,7 +295,7 @@ class SideBySide:
                     lambda r: r.verdict or Verdict(status="unreliable", metric=opts.metric, tolerance=opts.tolerance),
                     is_regression=lambda v: v.status == "regression", remeasure=opts.remeasure,
                     flagged=lambda r: r.flagged)
-                memory = _memory(remote, workload)
+                memory, memory_verdict = _memory_gate(remote, workload, opts, ref.where)
                 notes = tuple(dict.fromkeys((*(f"reference: {n}" for n in remote.notes()), *workload.notes())))
             finally:
                 workload.teardown()
@@ -270,18 +306,25 @@ class SideBySide:
             rel = dataclasses.replace(rel, reference={**(rel.reference or {}), "memory": memory})
         return dataclasses.replace(result, relative=rel, notes=notes,
                                    verdict=dataclasses.replace(verdict, remeasured=again),
-                                   memory=dict(memory.get("b", {})))
+                                   memory=dict(memory.get("b", {})), memory_verdict=memory_verdict)
 
 
 @dataclass
 class SideBySideConfirm:
-    """``--trt-ab=baseline``: the runner's ``regression_check``. A baseline-file
-    regression, or a window too busy to judge, is measured again side by side
-    against the commit its baseline entry records; the paired ratio decides."""
+    """The runner's ``regression_check`` in baseline compare mode (the
+    default, ``--trt-ab=baseline``; ``--trt-ab=off`` turns it off). A
+    baseline-file regression, or a window too busy to judge, is measured again
+    side by side against the commit its baseline entry records; the paired
+    ratio decides. Nothing starts before such a verdict: the commit is checked
+    first (``worktree.check_commit``, once per session), and the reference
+    process starts on the first suspect verdict that can use it. When it
+    cannot be had, one more line says why and what the verdict rests on."""
 
     runner: Runner
     pool: ReferencePool
     label: str
+    #: Where the session's tests live (the git work tree is found from here).
+    rootdir: Path
 
     def __call__(self, workload: Workload, result: Result, verdict: Verdict,
                  opts: MeasureOptions) -> tuple[Result, Verdict] | None:
@@ -291,7 +334,11 @@ class SideBySideConfirm:
         entry = self.runner.store.lookup(result.device_class, result.id)
         commit = entry.git_commit if entry is not None else None
         if not commit:
-            return result, self._stands(verdict, "the baseline entry names no commit (written outside git)")
+            return result, self._stands(verdict, "the baseline entry names no commit: it was written outside a "
+                                                 "git checkout")
+        why = self._unreachable(commit)
+        if why is not None:
+            return result, self._stands(verdict, why)
         target = Target(id=result.id, nodeid=result.nodeid, name=result.name, location=result.location)
         try:
             ref = self.pool.get(commit)
@@ -314,10 +361,39 @@ class SideBySideConfirm:
         return dataclasses.replace(result, relative=rel), dataclasses.replace(
             new, flags=verdict_flags(state, compared=False))
 
+    def _unreachable(self, commit: str) -> str | None:
+        """Why ``commit`` cannot be checked out here (None: it can); asked of
+        git once per commit and session."""
+        from pytest_trtperf.relative.worktree import check_commit
+
+        if commit not in self.pool.checked:
+            try:
+                check_commit(self.rootdir, commit)
+                self.pool.checked[commit] = None
+            except Unavailable as e:
+                self.pool.checked[commit] = str(e)
+        return self.pool.checked[commit]
+
     @staticmethod
     def _stands(verdict: Verdict, why: str) -> Verdict:
-        return dataclasses.replace(verdict, message=f"{verdict.message}; side by side not possible ({why}): the "
-                                                    f"verdict rests on the baseline file")
+        """The verdict as the baseline file gave it, plus one line: why side
+        by side was not possible and what the verdict rests on (a line of its
+        own, so the first line, the cause, stays what it was)."""
+        if verdict.status == "regression":
+            rests = "the verdict rests on the baseline file"
+        else:
+            rests = "the verdict stays unreliable (the baseline-file window was too busy to judge)"
+        return dataclasses.replace(verdict, message=f"{verdict.message}\n  side by side not possible ({why}): {rests}")
+
+
+def compare_note(ab: AbSettings) -> str:
+    """The note on a ``trt_bench.compare()`` result under ``--trt-ab=REV``:
+    the pair is its own interleaved A/B gate, judged in this process; its
+    copy at the reference runs once, untimed (pairing a pair across two
+    processes is not done)."""
+    where = ab.rev if ab.rev is not None else f"this checkout in {ab.python}"
+    return (f"trt_bench.compare() is judged in this process (a against b, interleaved here), not side by side "
+            f"against {where}: the reference ran its copy once, untimed")
 
 
 def environment(reference: Mapping[str, Any] | None) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_trtperf.core.files import process_alive
-from pytest_trtperf.relative.gitfiles import GIT_TIMEOUT_S, Unavailable
+from pytest_trtperf.relative.gitfiles import GIT_TIMEOUT_S, Unavailable, run_git
 
 #: Scratch directories made here start with this (``prune_stale`` looks for it).
 PREFIX = "trtperf-ab-"
@@ -36,13 +37,10 @@ TAIL_LINES = 5
 
 
 def _git(cwd: Path, *args: str, timeout: float = GIT_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except FileNotFoundError:
-        raise Unavailable("git is not installed here") from None
-    except subprocess.TimeoutExpired:
-        raise Unavailable(f"git {args[0]} took longer than {timeout:.0f} s") from None
+    """:func:`run_git` with its output decoded (git's messages are shown to users)."""
+    done = run_git(cwd, *args, timeout=timeout)
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
+                                       done.stderr.decode(errors="replace"))
 
 
 def _last_line(text: str) -> str:
@@ -71,6 +69,23 @@ def resolve(top: Path, rev: str) -> str:
     raise Unavailable(f"{rev} is not a revision of this repository; fetch it (git fetch origin) or name a branch, "
                       f"tag or commit that exists")
 
+
+def check_commit(path: Path, commit: str) -> Path:
+    """The top of the work tree holding ``path`` when ``commit`` (a commit id
+    read from a baseline entry) is in its object store: the cheap check
+    (``git cat-file -e``, no worktree, no process) before a reference process
+    is started for it. :class:`Unavailable` says why not in one line."""
+    if not re.fullmatch(r"[0-9a-f]{7,64}", commit):
+        raise Unavailable(f"the baseline entry's git_commit {commit[:80]!r} is not a commit id")
+    top = repository_top(path)
+    if _git(top, "cat-file", "-e", f"{commit}^{{commit}}").returncode == 0:
+        return top
+    short = commit[:12]
+    if _git(top, "rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+        raise Unavailable(f"the baseline's commit {short} is not in this shallow clone; fetch the history (git "
+                          f"fetch --unshallow, or actions/checkout with fetch-depth: 0)")
+    raise Unavailable(f"the baseline's commit {short} is not in this repository (not fetched: git fetch origin; "
+                      f"or history rewritten: refresh the baseline with --trt-baseline=update)")
 
 
 def prune_stale(top: Path) -> list[str]:

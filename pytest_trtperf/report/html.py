@@ -31,6 +31,7 @@ from pytest_trtperf.core.errors import BaselineFileError
 from pytest_trtperf.core.files import atomic_write
 from pytest_trtperf.report import grouping, memory_rows
 from pytest_trtperf.core import units
+from pytest_trtperf.core.workload import clock_of
 from pytest_trtperf.core.formatting import fmt_change, fmt_value, no_controls
 from pytest_trtperf.report.terminal import compared_cells, fails_above_cell, shown_flags, sort_results, time_values
 from pytest_trtperf.core.results import Distribution, Relative, Result, SeriesStats
@@ -404,7 +405,7 @@ def _relative(r: Result, rel: Relative, status: str, Figure: Callable[..., Any] 
 
 def _device_state(r: Result, Figure: Callable[..., Any] | None) -> str:
     ds = r.device_state
-    if ds.kind == "host" and not ds.samples:
+    if clock_of(r) == "host" and not ds.samples:
         return '<p class="meta">host-timed workload: no GPU state sampled</p>'
     parts = []
     if ds.timeline and Figure is not None and all(len(p) == 5 and all(_num(x) is not None for x in p)
@@ -536,7 +537,7 @@ def _section(i: int, r: Result, entry: BaselineEntry | None, Figure: Callable[..
         parts.append(serve_section(r.serve, entry.serve if entry is not None else None, Figure, esc=esc,
                                    table=table, img=img, color=COLORS.get(status, "#1565c0"),
                                    baseline_color=BASELINE_COLOR))
-    if r.kind != "host" or r.device_state.samples:  # host timings have no GPU state to show
+    if clock_of(r) != "host" or r.device_state.samples:  # host timings have no GPU state to show
         parts.append("<h3>GPU state during the run</h3>" + _device_state(r, Figure))
     parts.append(_memory(r, entry))
     parts.append(_extra_info(r, entry))

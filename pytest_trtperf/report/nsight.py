@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 from pytest_trtperf.core.identity import file_stem, plain_nodeid
 from pytest_trtperf.core.results import Result
+from pytest_trtperf.core.workload import clock_of
 
 #: Verdicts whose message gets the command (a GPU result only).
 PROFILED_STATUSES = ("regression", "incomparable")
@@ -191,7 +192,7 @@ def command_line(argv: Sequence[str]) -> str:
 
 
 def wants_command(result: Result) -> bool:
-    return result.kind != "host" and result.verdict is not None and result.verdict.status in PROFILED_STATUSES
+    return clock_of(result) != "host" and result.verdict is not None and result.verdict.status in PROFILED_STATUSES
 
 
 def with_profile_command(result: Result, ctx: CommandContext) -> Result:

@@ -11,7 +11,7 @@ from pytest_trtperf.core.version import __version__
 from pytest_trtperf.baselines.store import dumps
 from pytest_trtperf.core.files import atomic_write
 from pytest_trtperf.report import grouping, memory_rows, serve_rows
-from pytest_trtperf.core import units
+from pytest_trtperf.core import metrics, units
 from pytest_trtperf.core.formatting import fmt_change, fmt_value, log_safe, message_safe, metric_of, no_controls
 from pytest_trtperf.core.results import Result
 
@@ -98,7 +98,7 @@ def time_values(results: Iterable[Result]) -> list[float | None]:
     for r in results:
         v = r.verdict
         metric = v.metric if v else "median"
-        if metric != "throughput":
+        if metrics.timing(metric).unit == metrics.TIME:
             out += [v.baseline_value if v else None, metric_of(r, metric)]
     return out
 

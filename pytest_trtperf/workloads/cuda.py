@@ -51,7 +51,7 @@ import numpy as np
 from pytest_trtperf.gpu import cuda
 from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.core.timers import REAL
-from pytest_trtperf.core.workload import Batch, KeepsLastValue
+from pytest_trtperf.core.workload import Batch, Clock, KeepsLastValue
 from pytest_trtperf.workloads.capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, time_and_decide
 
 Enqueue = Callable[[int], Any]
@@ -198,6 +198,7 @@ class CudaWorkload:
     """Times ``enqueue(stream_handle)`` with CUDA events (kind ``"cuda"``)."""
 
     kind = "cuda"
+    clock: Clock = "device"
 
     def __init__(
         self,

@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 
 from pytest_trtperf.core.timers import REAL
-from pytest_trtperf.core.workload import Batch
+from pytest_trtperf.core.workload import Batch, Clock
 
 
 class HostWorkload:
     """Times ``fn()`` per iteration with ``time.perf_counter_ns`` (as bound at import: ``timers``)."""
 
     kind = "host"
+    clock: Clock = "host"
 
     def __init__(self, fn: Callable[[], Any], *, inferences_per_iteration: int = 1,
                  identity: Mapping[str, Any] | None = None, sync: Callable[[], Any] | None = None,

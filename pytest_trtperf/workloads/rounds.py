@@ -17,7 +17,7 @@ import numpy as np
 
 from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.core.timers import REAL
-from pytest_trtperf.core.workload import Batch
+from pytest_trtperf.core.workload import Batch, Clock
 
 #: Fewer rounds than this give an interval too short to see this run's own
 #: noise; the result says so.
@@ -28,6 +28,7 @@ class RoundsWorkload:
     """Times ``rounds`` of ``iterations`` calls with the host clock."""
 
     kind = "host"
+    clock: Clock = "host"
 
     def __init__(self, target: Callable[..., Any], *, args: tuple[Any, ...], kwargs: Mapping[str, Any],
                  setup: Callable[[], Any] | None, teardown: Callable[..., Any] | None, iterations: int,

@@ -30,7 +30,7 @@ from pytest_trtperf.trt.engine import EngineHandle, LiveEngine, deserialize, tim
 from pytest_trtperf.trt.inputs import load_inputs, resolve_shapes, user_shapes
 from pytest_trtperf.trt.profiler import make_profiler, summarize, trtexec_profile
 from pytest_trtperf.trt.tensors import TensorInfo, dims, numpy_dtype
-from pytest_trtperf.core.workload import Batch
+from pytest_trtperf.core.workload import Batch, Clock
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -91,6 +91,7 @@ class TensorRTWorkload:
     """Runs an :class:`EngineHandle` at fixed shapes; see module docstring."""
 
     kind = "tensorrt"
+    clock: Clock = "device"
 
     def __init__(
         self,

@@ -29,7 +29,7 @@ from typing import Any
 
 from pytest_trtperf.gpu import cuda
 from pytest_trtperf.core.errors import BackendUnavailable, UsageError
-from pytest_trtperf.core.workload import Batch, KeepsLastValue
+from pytest_trtperf.core.workload import Batch, Clock, KeepsLastValue
 from pytest_trtperf.workloads.capture_check import CHOICES, EAGER, GRAPH, CaptureCheck, time_and_decide
 from pytest_trtperf.workloads.cuda import CudaWorkload
 
@@ -66,6 +66,7 @@ class TorchWorkload:
     """Times ``fn()`` on torch's current stream (kind ``"torch"``)."""
 
     kind = "torch"
+    clock: Clock = "device"
 
     def __init__(
         self,
