@@ -1,5 +1,6 @@
-"""The README is part of the product: its examples run, and every option and
-marker argument the plugin registers is documented there."""
+"""The README and the pages under docs/ are part of the product: their examples
+run, their commands run in a fresh clone, and every option and marker argument
+the plugin registers is documented there."""
 
 from __future__ import annotations
 
@@ -10,17 +11,36 @@ import pytest
 
 from pytest_trtperf.core.config import PERF_ARGS
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+
+
+def documents() -> list[Path]:
+    """The README, then every page under docs/ (by name): the order in which the
+    clone test runs their commands, so a page's commands may use what an earlier
+    command of the same page wrote."""
+    return [README, *sorted((REPO / "docs").glob("*.md"))]
+
+
+def doc_text() -> str:
+    """README and docs/ pages as one text (what "documented" means)."""
+    return "\n".join(path.read_text() for path in documents())
+
+
+def where(path: Path, line: int) -> str:
+    return f"{path.relative_to(REPO).as_posix()}:{line}"
 
 
 def examples() -> dict[str, str]:
-    """Python blocks of the README that start with ``# test_<name>.py``."""
-    out = {}
-    for block in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S):
-        first = block.splitlines()[0]
-        m = re.fullmatch(r"# (test_\w+)\.py", first.strip())
-        if m:
-            out[m.group(1)] = block
+    """Python blocks of the README and docs/ pages that start with ``# test_<name>.py``."""
+    out: dict[str, str] = {}
+    for path in documents():
+        for block in re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S):
+            first = block.splitlines()[0]
+            m = re.fullmatch(r"# (test_\w+)\.py", first.strip())
+            if m:
+                assert m.group(1) not in out, f"{path.name}: example {m.group(1)}.py appears twice"
+                out[m.group(1)] = block
     return out
 
 
@@ -62,7 +82,7 @@ def registered_options(pytester: pytest.Pytester) -> set[str]:
 
 
 def test_every_option_is_in_the_readme(pytester: pytest.Pytester) -> None:
-    text = README.read_text()
+    text = doc_text()
     options = registered_options(pytester)
     assert "--trt-baseline" in options
     missing = sorted(o for o in options if f"`{o}" not in text)
@@ -70,7 +90,7 @@ def test_every_option_is_in_the_readme(pytester: pytest.Pytester) -> None:
 
 
 def test_every_marker_argument_is_in_the_readme() -> None:
-    text = README.read_text()
+    text = doc_text()
     missing = sorted(a for a in PERF_ARGS if f"`{a}`" not in text)
     assert missing == []
 
@@ -109,7 +129,7 @@ def test_every_marker_argument_in_the_readme_exists() -> None:
     from pytest_trtperf.trt.spec import EngineSpec
 
     known = {"trt_engine": {f.name for f in fields(EngineSpec)} - {"where"}, "trt_perf": set(PERF_ARGS)}
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", doc_text(), flags=re.S)
     calls = [call for block in blocks for call in _marker_calls(block)]
     assert len(calls) >= 5
     bad = [(marker, sorted(kw - known[marker])) for marker, kw in calls if kw - known[marker]]
@@ -131,28 +151,32 @@ NOT_RUN = {
 NEEDS = {"--plan": "tensorrt", "plan-info": "tensorrt", "jsonschema": "jsonschema"}
 
 
-def fenced_blocks(lang: str | None = None) -> list[tuple[int, str, str]]:
-    """(line, language, text) of every fenced block (``lang`` None: all)."""
-    lines = README.read_text().splitlines()
-    out, i = [], 0
-    while i < len(lines):
-        m = re.match(r"^```(\w*)\s*$", lines[i])
-        if m is None:
-            i += 1
-            continue
-        j = i + 1
-        while not lines[j].startswith("```"):
-            j += 1
-        if lang is None or m.group(1) == lang:
-            out.append((i + 1, m.group(1), "\n".join(lines[i + 1:j])))
-        i = j + 1
+def fenced_blocks(lang: str | None = None) -> list[tuple[str, str, str]]:
+    """("file:line", language, text) of every fenced block (at the start of a
+    line) of the README and docs/ pages, in :func:`documents` order (``lang``
+    None: all)."""
+    out = []
+    for path in documents():
+        lines = path.read_text().splitlines()
+        i = 0
+        while i < len(lines):
+            m = re.match(r"^```(\w*)\s*$", lines[i])
+            if m is None:
+                i += 1
+                continue
+            j = i + 1
+            while not lines[j].startswith("```"):
+                j += 1
+            if lang is None or m.group(1) == lang:
+                out.append((where(path, i + 1), m.group(1), "\n".join(lines[i + 1:j])))
+            i = j + 1
     return out
 
 
-def readme_steps() -> list[tuple[int, str, str]]:
-    """In README order: ("sh", command) for each line of a bash block (``\\``
-    continuations joined), ("py", code) for each python block that is a script
-    (no test in it)."""
+def readme_steps() -> list[tuple[str, str, str]]:
+    """In README-then-docs order: ("file:line", "sh", command) for each line of a
+    bash block (``\\`` continuations joined), ("file:line", "py", code) for each
+    python block that is a script (no test in it)."""
     steps = []
     for line, lang, text in fenced_blocks():
         if lang == "bash":
@@ -166,12 +190,13 @@ def readme_steps() -> list[tuple[int, str, str]]:
 
 def test_every_option_appears_in_a_readme_command() -> None:
     """Tables and prose are not enough: each option of ``options.OPTIONS`` is
-    in at least one fenced code block (a command a user can copy)."""
+    in at least one fenced code block of the README or a docs/ page (a command
+    a user can copy)."""
     from pytest_trtperf.plugin.options import OPTIONS
 
     code = "\n".join(text for _, _, text in fenced_blocks())
     missing = [o.flag for o in OPTIONS if not re.search(re.escape(o.flag) + r"(?![\w-])", code)]
-    assert missing == [], f"options in no README code block: {missing}"
+    assert missing == [], f"options in no code block of README.md or docs/: {missing}"
 
 
 def test_every_readme_command_is_run_by_the_clone_test_or_says_why_not() -> None:
@@ -199,7 +224,8 @@ def _available(need: str) -> bool:
 
 
 def test_readme_commands_run_in_a_fresh_clone(tmp_path: Path) -> None:
-    """``git clone``, then every README command in README order, as written
+    """``git clone``, then every README command in README order, then each
+    docs/ page's (pages by name), as written
     (bash), with short measuring times from ``PYTEST_ADDOPTS`` (a command's
     own options win). A gate may fire on a shared machine (exit status 1 with a
     regression or unreliable verdict); a usage error, a traceback or a missing
@@ -214,9 +240,11 @@ def test_readme_commands_run_in_a_fresh_clone(tmp_path: Path) -> None:
         pytest.skip("not a git checkout")
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True, capture_output=True)
-    # The working tree's README, example suite and settings, so the test checks what is being changed.
+    # The working tree's README, docs, example suite and settings, so the test checks what is being changed.
     for name in ("README.md", "pyproject.toml", "conftest.py"):
         shutil.copy2(repo / name, clone / name)
+    shutil.rmtree(clone / "docs", ignore_errors=True)
+    shutil.copytree(repo / "docs", clone / "docs", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.rmtree(clone / "example_suite")
     shutil.copytree(repo / "example_suite", clone / "example_suite",
                     ignore=shutil.ignore_patterns("*.onnx", "*.plan", "*.npy", "__pycache__"))
@@ -239,15 +267,15 @@ def test_readme_commands_run_in_a_fresh_clone(tmp_path: Path) -> None:
             continue
         missing = sorted({need for key, need in NEEDS.items() if key in text and not _available(need)})
         if missing or ("on a GPU runner" in text and not gpu):
-            skipped.append(f"README.md:{line} ({', '.join(missing) or 'GPU'})")
+            skipped.append(f"{line} ({', '.join(missing) or 'GPU'})")
             continue
         argv = ["bash", "-c", text] if kind == "sh" else [sys.executable, "-c", text]
         proc = subprocess.run(argv, cwd=clone, env=env, capture_output=True, text=True, timeout=600)
         out = proc.stdout + proc.stderr
-        where = f"README.md:{line}: {text.splitlines()[0]}\n{out[-3000:]}"
-        assert "Traceback (most recent call last)" not in out and "INTERNALERROR" not in out, where
+        at = f"{line}: {text.splitlines()[0]}\n{out[-3000:]}"
+        assert "Traceback (most recent call last)" not in out and "INTERNALERROR" not in out, at
         gated = text.startswith(("pytest example_suite", "pytest-trtperf compare"))
         assert proc.returncode == 0 or (gated and proc.returncode == 1
-                                        and re.search(r"regressed|unreliable|slower than", out)), where
+                                        and re.search(r"regressed|unreliable|slower than", out)), at
         ran += 1
     assert ran >= 30, (ran, skipped)
