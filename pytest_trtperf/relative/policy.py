@@ -27,7 +27,7 @@ from pytest_trtperf.core import metrics
 from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.relative.interleave import Interleaved, measure_interleaved
 from pytest_trtperf.core.measure import Measurement
-from pytest_trtperf.relative.paired import compare_pairs, decide, fail_ratio
+from pytest_trtperf.relative.paired import MIN_PAIRS_FOR_CI, compare_pairs, decide, fail_ratio
 from pytest_trtperf.core.formatting import fmt_value
 from pytest_trtperf.core.results import DeviceState, Relative, Result, Side, Verdict
 from pytest_trtperf.pipeline.runner import Finished, Labels, Runner, Target, confirm
@@ -171,10 +171,19 @@ def relative_verdict(rel: Relative, status: str, *, opts: MeasureOptions, state:
     """A verdict whose numbers are the paired ratio: ``baseline_value`` is
     A's metric, ``current_value`` B's, ``change`` B/A - 1; its message is
     :func:`relative_message` unless given."""
+    decided_by = None
+    if status == "pass" and rel.pairs < MIN_PAIRS_FOR_CI and not rel.ratio <= rel.bound:
+        # Beyond the bound with no interval at all (a window that held one or
+        # two pairs): nothing was shown either way, so never a pass.
+        status, decided_by = "unreliable", "too_wide"
+        message = message or (f"unreliable: b/a {rel.ratio:.3f} is beyond {rule or 'the bound'} on {rel.pairs} "
+                              f"interleaved pair(s), too few for an interval (at least {MIN_PAIRS_FOR_CI}); give "
+                              f"the measurement more time (max_time=) or fewer calls per block; "
+                              f"{metric_words(rel.metric)}: {describe(rel.ratio)} ({interval(rel, opts.confidence)})")
     if message is None:
         message = relative_message(rel, status, opts.confidence, rule)
     bar = fail_ratio(rel.ratio, rel.ci[0], rel.pairs, rel.bound) - 1.0
-    return Verdict(status=status, metric=rel.metric, tolerance=rel.bound - 1.0,
+    return Verdict(status=status, decided_by=decided_by, metric=rel.metric, tolerance=rel.bound - 1.0,
                    baseline_value=rel.a.metric_value(rel.metric), current_value=rel.b.metric_value(rel.metric),
                    change=rel.ratio - 1.0, ci=(rel.ci[0] - 1.0, rel.ci[1] - 1.0), confidence=opts.confidence,
                    message=message, flags=verdict_flags(state, compared=False),
