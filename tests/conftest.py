@@ -11,6 +11,11 @@ themselves.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -26,3 +31,20 @@ def _isolate_inner_runs(request: pytest.FixtureRequest, monkeypatch: pytest.Monk
     request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS when it starts: set ours after
     blocks = " ".join(f"-p no:{name}" for name in INTERFERING)
     monkeypatch.setenv("PYTEST_ADDOPTS", blocks)
+
+
+@pytest.fixture
+def load() -> Iterator[list[int]]:
+    """Busy-looping processes, two more than this machine's CPUs (tests of
+    windows measured on a loaded host); their pids."""
+    from pytest_trtperf.core.host_state import cpu_cores
+
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores() + 2)]
+    time.sleep(0.3)  # let them start spinning
+    try:
+        yield [p.pid for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait(timeout=30)

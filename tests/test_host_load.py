@@ -12,10 +12,7 @@ import json
 import os
 import re
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -33,19 +30,6 @@ needs_schedstat = pytest.mark.skipif(not os.path.exists("/proc/thread-self/sched
 LONG_HASH = hash_test(2_000_000)
 QUICK = ["--trt-warmup-ms=50", "--trt-min-time=0.5", "--trt-max-time=2", "-p", "no:cacheprovider"]
 
-
-@pytest.fixture
-def load() -> Iterator[list[int]]:
-    """Busy-looping processes, two more than this process's CPUs; their pids."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores() + 2)]
-    time.sleep(0.3)  # let them start spinning
-    try:
-        yield [p.pid for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-        for p in procs:
-            p.wait(timeout=30)
 
 
 def window(seconds: float = 0.6, nbytes: int = 2_000_000) -> tuple[object, float]:

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from pytest_trtperf.core.host_state import (SERVE_DELAYED_BUSY, ThreadTimes, cpu_cores, judge_serve_window,
+from pytest_trtperf.core.host_state import (SERVE_DELAYED_BUSY, ThreadTimes, judge_serve_window,
                                             wait_until_quiet)
 from pytest_trtperf.core.results import DeviceState
 from pytest_trtperf.load import arrivals
@@ -39,19 +36,6 @@ def test_serve(trt_bench):
 '''
 QUICK = ["-p", "no:cacheprovider", "--trt-busy-wait=0.5", "--trt-tolerance=400%"]
 
-
-@pytest.fixture
-def load() -> Iterator[list[int]]:
-    """Busy-looping processes, two more than this process's CPUs; their pids."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores() + 2)]
-    time.sleep(0.3)  # let them start spinning
-    try:
-        yield [p.pid for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-        for p in procs:
-            p.wait(timeout=30)
 
 
 def served(slots: int = 1, ms: float = 2.0, rate: float = 100, span: float = 0.8) -> tuple[ThreadTimes | None, float]:

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from collections.abc import Iterator
 
 import pytest
 
@@ -398,21 +397,6 @@ def test_workload_objects_are_served_and_compare_pairs_stay_in_process(repo: pyt
             "against HEAD: the reference ran its copy once, untimed") in pair["notes"], pair["notes"]
     result.stdout.fnmatch_lines(["*test_compare_pair::pair: note: trt_bench.compare() is judged in this process*"])
 
-
-@pytest.fixture
-def load() -> Iterator[None]:
-    """Busy loops, two more than the CPUs: windows measured here are busy."""
-    from pytest_trtperf.core.host_state import cpu_cores
-
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores() + 2)]
-    time.sleep(0.3)
-    try:
-        yield
-    finally:
-        for p in procs:
-            p.kill()
-        for p in procs:
-            p.wait(timeout=30)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat"), reason="needs Linux schedstats")

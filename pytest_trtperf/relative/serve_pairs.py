@@ -62,7 +62,7 @@ from pytest_trtperf.relative.load import (DEFAULT_PAIRS, Block, ServedBlock, alt
 from pytest_trtperf.relative.paired import compare_pairs, decide
 from pytest_trtperf.relative.policy import numbers, relative_verdict
 from pytest_trtperf.relative.reference_process import NotThere, ReferencePool, ReferenceProcess, RemoteWorkload
-from pytest_trtperf.relative.side_by_side import mark_new, rests_on_baseline
+from pytest_trtperf.relative.side_by_side import mark_new, paired_status, rests_on_baseline
 
 #: Extra series of a served block's batch: the gated percentile (ms) and the achieved rate (1/s).
 VALUE = "serve_value_ms"
@@ -187,16 +187,6 @@ def _memory(remote: RemoteWorkload, slots: Slots) -> dict[str, Any]:
     return out
 
 
-def _status(rel: Relative, judged: str, tolerance: float) -> str:
-    """``regression`` as ``paired.decide`` says; ``improved`` when the whole
-    interval lies below the mirror of the bound (faster beyond tolerance)."""
-    if judged == "regression":
-        return judged
-    if rel.pairs >= 3 and rel.ci[1] < 1.0 / (1.0 + tolerance):
-        return "improved"
-    return "pass"
-
-
 def _message(rel: Relative, status: str, opts: MeasureOptions, figure: Figure, where: str) -> str:
     against = f"side by side against {where}, served in alternating blocks in two processes on one schedule"
     change = fmt_change(rel.ratio - 1.0)
@@ -303,7 +293,7 @@ class SideBySideServe:
             commit=ref.commit, pair_ratios=tuple(float(f"{r:.6g}") for r in ratios),
             reference={**ref.environment, "here": {"python": sys.executable,
                                                    "python_version": platform.python_version()}})
-        status = _status(rel, decide(cmp, bound), opts.tolerance)
+        status = paired_status(rel, decide(cmp, bound), opts.tolerance)
         gated = dataclasses.replace(opts, metric=figure.gate_metric)
         verdict = relative_verdict(rel, status, opts=gated, state=state,
                                    message=_message(rel, status, opts, figure, ref.where))

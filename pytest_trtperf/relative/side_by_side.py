@@ -83,12 +83,12 @@ def _describe(ratio: float, where: str) -> str:
     return f"this checkout {(1.0 / ratio - 1.0) * 100:.1f}% faster than {where}"
 
 
-def _status(rel: Relative, judged: str, tolerance: float) -> str:
-    """``regression`` as ``paired.decide`` says; ``improved`` when the whole
+def paired_status(rel: Relative, judged: str, tolerance: float) -> str:
+    """``regression`` as ``paired.decide`` says (side by side, also for serve results); ``improved`` when the whole
     interval lies below the mirror of the bound (faster beyond tolerance)."""
     if judged == "regression":
         return judged
-    if rel.pairs >= 3 and rel.ci[1] < 1.0 / (1.0 + tolerance):
+    if rel.pairs >= MIN_PAIRS_FOR_CI and rel.ci[1] < 1.0 / (1.0 + tolerance):
         return "improved"
     return "pass"
 
@@ -170,7 +170,7 @@ def _measure(runner: Runner, ref: ReferenceProcess, remote: RemoteWorkload, work
             if kept < max(MIN_PAIRS_FOR_CI, len(fair) / 2):
                 return rel, UNFAIR, il
             judged = decide(cmp, rel.bound)
-    return rel, _status(rel, judged, opts.tolerance), il
+    return rel, paired_status(rel, judged, opts.tolerance), il
 
 
 def _verdict(rel: Relative, status: str, opts: MeasureOptions, state: DeviceState, message: str) -> Verdict:
