@@ -1,7 +1,7 @@
 """Render docs/reference.md from the plugin's own tables, so the reference
 cannot drift from the code.
 
-    python docs/gen_reference.py           # rewrite docs/reference.md
+    python docs/gen_reference.py           # rewrite docs/reference.md (the package installed: pip install -e .)
     python docs/gen_reference.py --check   # exit status 1 when docs/reference.md differs
 
 What it reads: the option table (``OPTIONS``: every ``--trt-*`` option, its ini
@@ -27,15 +27,13 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script from a checkout without an install
-    sys.path.insert(0, str(REPO))
 
 # The option table.
-from pytest_trtperf.plugin.options import OPTIONS  # noqa: E402
+from pytest_trtperf.plugin.options import OPTIONS
 # trt_bench.serve() / trt_serve keywords.
-from pytest_trtperf.plugin.markers import SERVE_ARGS  # noqa: E402
-from pytest_trtperf.core.config import PERF_ARGS, MeasureOptions  # noqa: E402
-from pytest_trtperf.trt.spec import EngineSpec  # noqa: E402
+from pytest_trtperf.plugin.markers import SERVE_ARGS
+from pytest_trtperf.core.config import PERF_ARGS
+from pytest_trtperf.trt.spec import EngineSpec
 
 OUT = REPO / "docs" / "reference.md"
 SCHEMA = REPO / "pytest_trtperf" / "schemas" / "trtperf-json.schema.json"
