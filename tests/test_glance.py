@@ -310,7 +310,7 @@ def test_the_job_summary_writes_every_time_in_one_unit(pytester: pytest.Pytester
     assert pytester.runpytest(*FAST, "--trt-baseline=update", "-k", "fast").ret == 0
     summary = pytester.path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    assert pytester.runpytest(*FAST).ret == 0
+    assert pytester.runpytest(*FAST, "--trt-tolerance=1000%").ret == 0  # units, not timing: sub-us calls differ by process
     text = summary.read_text(encoding="utf-8")
     slow_rows = [ln for ln in text.splitlines() if ln.startswith("| test_t.py::test_slow |")]
     assert len(slow_rows) == 2 and slow_rows[0] == slow_rows[1], slow_rows  # attention table, then all
