@@ -166,7 +166,10 @@ def test_an_entry_made_2x_slower_is_a_loud_warning_and_fails_when_strict(
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(gh))
     r, _ = _run(pytester, 1.0)
     assert any(ln.startswith("::warning ") and "suspect" in ln for ln in r.stdout.lines), r.stdout.str()
-    strict, _ = _run(pytester, 1.0, "--trt-incomparable=fail")
+    for _ in range(3):  # a loaded moment can read the code slower than the entry's half (then not suspect): again
+        strict, _ = _run(pytester, 1.0, "--trt-incomparable=fail")
+        if "more than 1.5x faster" in strict.stdout.str():
+            break
     assert strict.ret == 1, strict.stdout.str()
     strict.stdout.fnmatch_lines(["*(--trt-incomparable=fail)*"])
 
