@@ -222,24 +222,24 @@ def describe_load(state: DeviceState) -> str:
     """What the host's load did to a window, in words: ``the measuring thread
     waited for a CPU 78% of the window, 1% of the samples contained a wait,
     1.8 cores used by other processes`` (what is known of it)."""
-    parts = []
-    if state.cpu_delayed is not None:
-        parts.append(f"the measuring thread waited for a CPU {state.cpu_delayed:.0%} of the window")
-    if state.cpu_hit is not None:
-        parts.append(f"{state.cpu_hit:.0%} of the samples contained a wait")
-    if state.cpu_steal:
-        parts.append(f"{state.cpu_steal:.0%} of CPU time stolen by the hypervisor")
-    if state.cpu_others is not None:
-        parts.append(f"{state.cpu_others:.1f} cores used by other processes")
-    return ", ".join(parts) or "loaded"
+    waited = (f"the measuring thread waited for a CPU {state.cpu_delayed:.0%} of the window"
+              if state.cpu_delayed is not None else None)
+    hit = f"{state.cpu_hit:.0%} of the samples contained a wait" if state.cpu_hit is not None else None
+    return _load_words(state, waited, hit)
 
 
 def describe_serve_load(state: DeviceState) -> str:
     """:func:`describe_load` for a serve window (``judge_serve_window``): the
     waits are the slot threads', a share of their time on requests."""
-    parts = []
-    if state.cpu_delayed is not None:
-        parts.append(f"the serving threads waited for a CPU {state.cpu_delayed:.0%} of their time on requests")
+    waited = (f"the serving threads waited for a CPU {state.cpu_delayed:.0%} of their time on requests"
+              if state.cpu_delayed is not None else None)
+    return _load_words(state, waited)
+
+
+def _load_words(state: DeviceState, *first: str | None) -> str:
+    """The window's own waits (``first``), then what every window shares:
+    stolen time and the other processes' cores."""
+    parts = [p for p in first if p]
     if state.cpu_steal:
         parts.append(f"{state.cpu_steal:.0%} of CPU time stolen by the hypervisor")
     if state.cpu_others is not None:
