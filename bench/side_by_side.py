@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> None:
     if args.dry:
         runs = {c: 1 for c in CHANGES}
     else:
-        runs = {1.0: args.nochange, 1.05: args.change_runs, 1.10: args.change_runs, 1.20: args.change_runs}
+        runs = {1.0: args.nochange, **{float(x): args.change_runs for x in args.scales.split(",") if x}}
     doc: dict[str, Any] = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                            "machine": f"{platform.node()} {os.cpu_count()} cores {platform.processor()}",
                            "python": platform.python_version(), "command": " ".join(sys.argv),
@@ -291,6 +291,7 @@ def main() -> None:
     r.add_argument("--burners", type=int, default=2, help="CPU burner processes in the loaded condition")
     r.add_argument("--nochange", type=int, default=10, help="processes per gate at no change (x4 verdicts)")
     r.add_argument("--change-runs", type=int, default=5, help="processes per gate at each slowdown (x4 verdicts)")
+    r.add_argument("--scales", default="1.05,1.10,1.20", help="the slowdowns measured (SCALE values), comma-separated")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--dry", action="store_true", help="one process per case, short windows")
     s = sub.add_parser("summary")

@@ -27,6 +27,7 @@ from pytest_trtperf.core import metrics
 from pytest_trtperf.core.identity import config_hash
 from pytest_trtperf.relative.interleave import Interleaved, measure_interleaved
 from pytest_trtperf.core.measure import Measurement
+from pytest_trtperf.core.noise import MAX_BAR
 from pytest_trtperf.relative.paired import MIN_PAIRS_FOR_CI, compare_pairs, decide, fail_ratio
 from pytest_trtperf.core.formatting import fmt_value
 from pytest_trtperf.core.results import DeviceState, Relative, Result, Side, Verdict
@@ -180,9 +181,19 @@ def relative_verdict(rel: Relative, status: str, *, opts: MeasureOptions, state:
                               f"interleaved pair(s), too few for an interval (at least {MIN_PAIRS_FOR_CI}); give "
                               f"the measurement more time (max_time=) or fewer calls per block; "
                               f"{metric_words(rel.metric)}: {describe(rel.ratio)} ({interval(rel, opts.confidence)})")
+    bar = fail_ratio(rel.ratio, rel.ci[0], rel.pairs, rel.bound) - 1.0
+    if status == "pass" and decided_by is None and math.isfinite(bar) and bar + 1.0 > rel.bound * (1.0 + MAX_BAR):
+        # The interval's lower half spans more than a factor 2: a b/a twice the
+        # bound would have passed too, so this pass shows nothing (the baseline
+        # gate's ``noise.too_wide`` rule, in ratio terms).
+        status, decided_by = "unreliable", "too_wide"
+        message = (f"unreliable: b/a {rel.ratio:.3f} is too wide to decide: the interval reaches back to "
+                   f"{rel.ci[0]:.3f}, so it would fail only above {bar + 1.0:.3f}, more than {1.0 + MAX_BAR:g}x "
+                   f"{rule or 'the bound'} ({rel.bound:.3f}); give the measurement more time (max_time=) or a "
+                   f"quieter machine; {metric_words(rel.metric)}: {describe(rel.ratio)} "
+                   f"({interval(rel, opts.confidence)})")
     if message is None:
         message = relative_message(rel, status, opts.confidence, rule)
-    bar = fail_ratio(rel.ratio, rel.ci[0], rel.pairs, rel.bound) - 1.0
     return Verdict(status=status, decided_by=decided_by, metric=rel.metric, tolerance=rel.bound - 1.0,
                    baseline_value=rel.a.metric_value(rel.metric), current_value=rel.b.metric_value(rel.metric),
                    change=rel.ratio - 1.0, ci=(rel.ci[0] - 1.0, rel.ci[1] - 1.0), confidence=opts.confidence,
