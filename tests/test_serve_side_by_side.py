@@ -71,7 +71,8 @@ def test_serve_is_judged_side_by_side_a_slower_service_fails_the_same_passes(rep
     assert rel["origin"] == "side_by_side" and rel["commit"] == head and rel["metric"] == "p90"
     # The same code on both sides: typically within 15% here; a shared 2-core host under a load average of 15 once
     # read 1.93 with a verdict that still passed (the interval reached back), so the bound is wide.
-    assert len(rel["pair_ratios"]) == 6 and 0.5 < rel["ratio"] < 2.0
+    # Six pairs, and whole ABBA cycles more (up to twelve) while the interval straddles the bound.
+    assert len(rel["pair_ratios"]) in (6, 8, 10, 12) and 0.5 < rel["ratio"] < 2.0
     assert r["mode"] == "serve" and r["serve"]["rate"] == 100 and r["serve"]["at_rate"]["requests"] > 50
     assert rel["a"]["identity"]["serve"]["rate"] == 100  # the reference served the same plan
     # Memory figures of both sides, as for closed loops: one request's host peak here and there.

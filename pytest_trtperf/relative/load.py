@@ -77,13 +77,26 @@ def local_block(slots: Slots, plan: ServePlan, percentile: str) -> Block:
     return block
 
 
-def alternate(block_a: Block, block_b: Block, pairs: int) -> Blocks:
+def alternate(block_a: Block, block_b: Block, pairs: int, *, more: Callable[[Blocks], bool] | None = None,
+              max_pairs: int = 0) -> Blocks:
     """``pairs`` blocks of each side, the order flipped every pair (ABBA):
-    a drift of the machine falls on both sides alike."""
+    a drift of the machine falls on both sides alike. Then, while ``more``
+    says the blocks so far do not decide, whole ABBA cycles (two pairs) more,
+    up to ``max_pairs``."""
     out = Blocks()
-    for k in range(pairs):
+
+    def wanted(k: int) -> bool:
+        if k < pairs:
+            return True
+        if more is None or k >= max_pairs:
+            return False
+        return k % 2 == 1 or more(out)  # an ABBA cycle is finished before asking again
+
+    k = 0
+    while wanted(k):
         for side in (("a", "b") if k % 2 == 0 else ("b", "a")):
             out.served[side].append((block_a if side == "a" else block_b)())
+        k += 1
     return out
 
 

@@ -57,8 +57,8 @@ from pytest_trtperf.load.slots import Slots
 from pytest_trtperf.pipeline.runner import Runner, Target, confirm
 from pytest_trtperf.pipeline.serve import Served, serve as serve_alone, slo_missed
 from pytest_trtperf.relative.gitfiles import Unavailable
-from pytest_trtperf.relative.load import (DEFAULT_PAIRS, Block, ServedBlock, alternate, local_block, pair_ratios,
-                                         served_side)
+from pytest_trtperf.relative.load import (DEFAULT_PAIRS, Block, Blocks, ServedBlock, alternate, local_block,
+                                         pair_ratios, served_side)
 from pytest_trtperf.relative.paired import compare_pairs, decide
 from pytest_trtperf.relative.policy import numbers, relative_verdict
 from pytest_trtperf.relative.reference_process import NotThere, ReferencePool, ReferenceProcess, RemoteWorkload
@@ -69,6 +69,22 @@ VALUE = "serve_value_ms"
 ACHIEVED = "serve_achieved_rate"
 #: Why the sustainable rate rests on the baseline file under ``--trt-ab``.
 NO_SEARCH = "a rate search is not run side by side; the latency at the stated rate is"
+
+
+#: Side by side under load serves up to this many times ``pairs`` pairs while
+#: the interval neither shows the bound exceeded nor shows it kept (each pair
+#: is two whole runs at the rate, so the cap is kept low: twice the cost).
+MORE_PAIRS = 2
+
+
+def undecided(bound: float, confidence: float, seed: str) -> Callable[[Blocks], bool]:
+    """Whether the pairs so far leave the verdict open: not a regression, and
+    the interval's upper end beyond the bound (nor shown within it)."""
+    def more(blocks: Blocks) -> bool:
+        cmp = compare_pairs(pair_ratios(blocks), confidence=confidence, seed=seed)
+        return decide(cmp, bound) != "regression" and not cmp.ci[1] <= bound
+
+    return more
 
 
 def percentile_of(plan: ServePlan) -> str:
@@ -277,7 +293,9 @@ class SideBySideServe:
             if monitor is not None:
                 monitor.start()
             try:
-                blocks = alternate(_remote_block(remote), local_block(slots, plan, percentile_of(plan)), self.pairs)
+                blocks = alternate(_remote_block(remote), local_block(slots, plan, percentile_of(plan)), self.pairs,
+                                   more=undecided(1.0 + opts.tolerance, opts.confidence, target.id),
+                                   max_pairs=MORE_PAIRS * self.pairs)
             finally:
                 state = monitor.stop() if monitor is not None else None
         state = state if isinstance(state, DeviceState) else DeviceState(kind=slots.kind)
@@ -299,12 +317,13 @@ class SideBySideServe:
                                    message=_message(rel, status, opts, figure, ref.where))
         point = blocks.last_point("b")
         assert point is not None  # side b is served here
+        served = len(blocks.served["b"])
         sb = rel.b
         return Result(
             id=target.id, nodeid=target.nodeid, name=target.name, kind=slots.kind, mode="serve", latency=sb.latency,
             throughput=sb.throughput, distribution=sb.distribution,
-            stop_reason=f"{self.pairs} pairs of serve blocks at {plan.rate:g}/s side by side", warmup_iterations=0,
-            warmup_s=plan.warmup_s, measured_s=plan.duration_s * 2 * self.pairs, config_hash=config_hash(identity),
+            stop_reason=f"{served} pairs of serve blocks at {plan.rate:g}/s side by side", warmup_iterations=0,
+            warmup_s=plan.warmup_s, measured_s=plan.duration_s * 2 * served, config_hash=config_hash(identity),
             identity=identity, fingerprint=fp.to_dict(), device_class=fp.device_class, device_state=state,
             location=target.location, relative=rel, serve=summary(plan, point), verdict=verdict), blocks.served["b"][-1].run
 
