@@ -1,9 +1,11 @@
 """Side by side (``--trt-ab``) against the baseline file, on the host, the way users meet both.
 
-A temporary git repository holds four host workloads of 0.2-0.8 ms a call
-(a pure-Python loop, sha256 of 600 kB, ``np.sort`` of 10k floats,
-``json.dumps`` of 400 small dicts; the same kinds as ``host_gate_study.py``)
-whose amount of work is ``scale.py``'s ``SCALE``, committed as 1.0. Per
+A temporary git repository holds four host workloads of 0.1-0.8 ms a call
+(a pure-Python loop, sha256, ``np.sort``, ``json.dumps`` of small dicts; the
+same kinds as ``host_gate_study.py``) whose amount of work is ``scale.py``'s
+``SCALE``, committed as 1.0: by default each call repeats one unit of work
+``round(20 * SCALE)`` times, so the true slowdown is SCALE (``--work size``:
+more data per call, the runs before 2026-12-06 10:20). Per
 condition (quiet; loaded by CPU burner processes):
 
 1. one pytest process records the baselines at that commit (``--trt-baseline=update``);
@@ -83,6 +85,53 @@ TESTS = textwrap.dedent('''
         trt_bench.measure(lambda: json.dumps(ITEMS))
 ''')
 
+#: ``--work reps`` (the default since 2026-12-06 run 5): each call repeats one
+#: fixed unit of work ``round(20 * SCALE)`` times, so the true cost ratio is
+#: SCALE itself (22/20 = 1.10 exactly, up to the call's fixed overhead of well
+#: under 1%). ``--work size`` (runs 1-4) grew the data instead, and the cost
+#: grew less than SCALE: +10% of data read as +6.5..+9.3% (``np.sort``'s and
+#: ``json.dumps``' fixed costs), so a "missed +10%" there was a smaller change.
+TESTS_REPS = textwrap.dedent('''
+    import hashlib, json
+    import numpy as np
+    from scale import SCALE
+
+    REPS = round(20 * SCALE)
+    DATA = memoryview(b"\\x5a" * 30_000)
+    SORT = np.random.default_rng(0).random(500)
+    ITEMS = [{"id": i, "name": f"item{i}", "score": i * 0.5} for i in range(20)]
+
+
+    def loop():
+        s = 0
+        for i in range(400):
+            s += i * i
+        return s
+
+
+    def repeat(unit):
+        def call():
+            for _ in range(REPS):
+                unit()
+        return call
+
+
+    def test_python_loop(trt_bench):
+        trt_bench.measure(repeat(loop))
+
+
+    def test_sha256(trt_bench):
+        trt_bench.measure(repeat(lambda: hashlib.sha256(DATA).digest()))
+
+
+    def test_numpy_sort(trt_bench):
+        trt_bench.measure(repeat(lambda: np.sort(SORT)))
+
+
+    def test_json_dumps(trt_bench):
+        trt_bench.measure(repeat(lambda: json.dumps(ITEMS)))
+''')
+
 CHANGES = (1.0, 1.05, 1.10, 1.20)
 
 #: ``env``: numpy calls whose speed may move with numpy's version (its sort,
@@ -119,11 +168,11 @@ def git(cwd: Path, *args: str) -> str:
                           text=True).stdout.strip()
 
 
-def make_repo(where: Path) -> Path:
+def make_repo(where: Path, tests: str = TESTS_REPS) -> Path:
     repo = where / "repo"
     repo.mkdir()
     git(repo, "init", "-q")
-    (repo / "test_host.py").write_text(TESTS)
+    (repo / "test_host.py").write_text(tests)
     (repo / "scale.py").write_text("SCALE = 1.0\n")
     (repo / ".gitignore").write_text(".trtperf/\n*.json\n__pycache__/\n")
     git(repo, "add", "-A")
@@ -204,7 +253,7 @@ def run(args: argparse.Namespace) -> None:
     out_path = Path(args.out) if args.out else (Path(os.environ["OUT"]) / "side_by_side.json"
                                                  if os.environ.get("OUT") else None)
     with tempfile.TemporaryDirectory(prefix="trtperf-sbs-bench-") as tmp:
-        repo = make_repo(Path(tmp))
+        repo = make_repo(Path(tmp), TESTS_REPS if args.work == "reps" else TESTS)
         for name in args.conditions.split(","):
             done = list(doc["conditions"])
 
@@ -292,6 +341,8 @@ def main() -> None:
     r.add_argument("--nochange", type=int, default=10, help="processes per gate at no change (x4 verdicts)")
     r.add_argument("--change-runs", type=int, default=5, help="processes per gate at each slowdown (x4 verdicts)")
     r.add_argument("--scales", default="1.05,1.10,1.20", help="the slowdowns measured (SCALE values), comma-separated")
+    r.add_argument("--work", choices=("reps", "size"), default="reps",
+                   help="how SCALE grows the work: repeats of one unit (true ratio = SCALE) or more data (runs 1-4)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--dry", action="store_true", help="one process per case, short windows")
     s = sub.add_parser("summary")
