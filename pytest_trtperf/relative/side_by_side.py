@@ -29,6 +29,7 @@ that does not exist there is ``new``. Free of pytest.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 
@@ -53,6 +54,7 @@ from pytest_trtperf.relative.policy import judge_pair, measure_pair, metric_word
 from pytest_trtperf.relative.paired import MIN_PAIRS_FOR_CI, compare_pairs, decide
 from pytest_trtperf.relative.reference_process import NotThere, ReferencePool, ReferenceProcess, ReferenceSpec, RemoteWorkload
 from pytest_trtperf.relative.cpu_slices import MAX_CUT, DelayWatched, cut_shares, fair_pairs
+from pytest_trtperf.relative.same_cpu import one_cpu
 
 __all__ = ["SideBySide", "SideBySideConfirm", "compare_note", "make_pool", "mark_new", "rests_on_baseline"]
 
@@ -166,7 +168,8 @@ def _measure(runner: Runner, ref: ReferenceProcess, remote: RemoteWorkload, work
     host = clock_of(workload) == "host"
     local = DelayWatched(workload) if host else workload
     remote.delays.clear()
-    il = measure_pair(runner, remote, local, target, _stop_for_the_bound(opts))
+    with one_cpu(ref.proc.pid) if host else contextlib.nullcontext():  # a vCPU's own speed on both sides alike
+        il = measure_pair(runner, remote, local, target, _stop_for_the_bound(opts))
     where = ref.where
     rel, judged = judge_pair(il, remote, workload, labels=(f"{label} at {where}", label), opts=opts,
                              bound=1.0 + opts.tolerance, seed=target.id, origin="side_by_side", commit=ref.commit,
