@@ -96,3 +96,18 @@ def test_too_few_fair_pairs_are_not_judged() -> None:
     ratios, fair = fair_and_cut(1.10, 2.0, MIN_FAIR_PAIRS - 1, 12)
     rel, status = judge_fair(relative(ratios), ratios, fair, OPTS, seed="t")
     assert status == UNFAIR and rel.pairs == MIN_FAIR_PAIRS - 1
+
+
+def test_a_verdict_left_open_is_measured_again() -> None:
+    """Side by side measures a second interleaved run, judged with the first's
+    pairs, when the first left the verdict open: too few fair pairs, or a pass
+    whose interval reaches over the bound. A decided one is not."""
+    from pytest_trtperf.relative.side_by_side import _open
+
+    rng = np.random.default_rng(4)
+    straddles = relative(1.06 * np.exp(rng.normal(0, 0.03, 12)))
+    assert straddles.ci[0] < BOUND < straddles.ci[1]
+    assert _open(straddles, "pass") and _open(straddles, UNFAIR)
+    within = relative(np.exp(rng.normal(0, 0.005, 24)))
+    assert within.ci[1] < BOUND and not _open(within, "pass")
+    assert not _open(relative(1.2 * np.exp(rng.normal(0, 0.005, 24))), "regression")

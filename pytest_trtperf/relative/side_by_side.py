@@ -38,7 +38,7 @@ import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from collections.abc import Callable, Mapping
 
 from pytest_trtperf.core.config import AbSettings, MeasureOptions
@@ -101,9 +101,12 @@ def paired_status(rel: Relative, judged: str, tolerance: float) -> str:
     return "pass"
 
 
-def _message(rel: Relative, status: str, opts: MeasureOptions, where: str, set_aside: int = 0) -> str:
+def _message(rel: Relative, status: str, opts: MeasureOptions, where: str, set_aside: int = 0,
+             runs: int = 1) -> str:
     change = rel.ratio - 1.0
     against = f"side by side against {where}, measured interleaved in two processes"
+    if runs > 1:
+        against += f" ({runs} runs: the first left it open)"
     if status == UNFAIR:
         return (f"unreliable: host busy: too few pairs kept their calls whole on both sides ({rel.pairs} of "
                 f"{rel.pairs + set_aside}, fewer than {MIN_FAIR_PAIRS}: in the others over {MAX_CUT:.0%} of a "
@@ -159,39 +162,68 @@ def _memory_gate(remote: RemoteWorkload, workload: Workload, opts: MeasureOption
     return memory, verdict
 
 
+class Measured(NamedTuple):
+    """A judged side-by-side measurement: the paired result, its status, the
+    last interleaved run, pairs set aside (cut by time slices) and runs made."""
+
+    rel: Relative
+    status: str
+    il: Any
+    set_aside: int
+    runs: int
+    #: Both sides' measured seconds over all runs.
+    measured_s: float
+
+
+def _open(rel: Relative, status: str) -> bool:
+    """A verdict the pairs left open: too few fair pairs, or a pass whose
+    interval neither shows the tolerance exceeded nor kept."""
+    return status == UNFAIR or (status == "pass" and not rel.ci[1] <= rel.bound)
+
+
 def _measure(runner: Runner, ref: ReferenceProcess, remote: RemoteWorkload, workload: Workload, target: Target,
-             opts: MeasureOptions, *, label: str) -> tuple[Relative, str, Any, int]:
-    """One interleaved run of the reference (A) and this checkout (B), judged,
-    and how many pairs were set aside: host-timed pairs whose blocks did not
-    have the CPU alike (``cpu_slices.py``); fewer than
-    :data:`MIN_FAIR_PAIRS` fair pairs make it ``unreliable``."""
+             opts: MeasureOptions, *, label: str) -> Measured:
+    """Interleaved runs of the reference (A) and this checkout (B), judged on
+    their pairs together: one run, and a second when the first left the
+    verdict open (``_open``; not with ``remeasure=False``). Host-timed pairs
+    whose blocks did not have the CPU alike are set aside (``cpu_slices.py``,
+    :func:`judge_fair`)."""
     host = clock_of(workload) == "host"
     local = DelayWatched(workload) if host else workload
-    remote.delays.clear()
-    with one_cpu(ref.proc.pid) if host else contextlib.nullcontext():  # a vCPU's own speed on both sides alike
-        il = measure_pair(runner, remote, local, target, _stop_for_the_bound(opts))
     where = ref.where
-    rel, judged = judge_pair(il, remote, workload, labels=(f"{label} at {where}", label), opts=opts,
-                             bound=1.0 + opts.tolerance, seed=target.id, origin="side_by_side", commit=ref.commit,
-                             expectation=f"at most {opts.tolerance:.1%} slower than {where}")
-    if isinstance(local, DelayWatched):
-        fair = fair_pairs(cut_shares(remote.delays, il.a_blocks), cut_shares(local.delays, il.b_blocks))
-        if not all(fair):
-            rel, status = judge_fair(rel, il.ratios(opts.metric), fair, opts, seed=target.id)
-            return rel, status, il, len(fair) - sum(fair)
-    return rel, paired_status(rel, judged, opts.tolerance), il, 0
+    ratios: list[float] = []
+    fair: list[bool] = []
+    measured_s = 0.0
+    for run in (1, 2):
+        remote.delays.clear()
+        if isinstance(local, DelayWatched):
+            local.delays.clear()
+        with one_cpu(ref.proc.pid) if host else contextlib.nullcontext():  # a vCPU's own speed on both sides
+            il = measure_pair(runner, remote, local, target, _stop_for_the_bound(opts))
+        measured_s += il.a.wall_s + il.b.wall_s
+        rel, _ = judge_pair(il, remote, workload, labels=(f"{label} at {where}", label), opts=opts,
+                            bound=1.0 + opts.tolerance, seed=target.id, origin="side_by_side", commit=ref.commit,
+                            expectation=f"at most {opts.tolerance:.1%} slower than {where}")
+        ratios.extend(float(r) for r in il.ratios(opts.metric))
+        fair.extend(fair_pairs(cut_shares(remote.delays, il.a_blocks), cut_shares(local.delays, il.b_blocks))
+                    if isinstance(local, DelayWatched) else [True] * len(il.a_blocks))
+        rel = dataclasses.replace(rel, pair_ratios=tuple(float(f"{r:.6g}") for r in ratios))
+        rel, status = judge_fair(rel, np.asarray(ratios), fair, opts, seed=target.id)
+        if run == 2 or not (opts.remeasure and _open(rel, status)):
+            return Measured(rel, status, il, len(fair) - sum(fair), run, measured_s)
+    raise AssertionError("unreachable")
 
 
 def judge_fair(rel: Relative, ratios: np.ndarray, fair: list[bool], opts: MeasureOptions, *,
                seed: str) -> tuple[Relative, str]:
-    """The verdict on the fair pairs alone (both blocks' calls whole): their
-    ratio and interval replace the whole run's; :data:`UNFAIR` when fewer
-    than :data:`MIN_FAIR_PAIRS` are fair (the unfair ones read the
-    scheduler, not the code)."""
+    """The verdict on the fair pairs (both blocks' calls whole; all of them
+    when none was set aside): their ratio and interval; :data:`UNFAIR` when
+    some were set aside and fewer than :data:`MIN_FAIR_PAIRS` remain (the
+    unfair ones read the scheduler, not the code)."""
     kept = np.asarray(fair, dtype=bool)
     cmp = compare_pairs(np.asarray(ratios, dtype=np.float64)[kept], confidence=opts.confidence, seed=seed)
     rel = dataclasses.replace(rel, ratio=cmp.ratio, ci=cmp.ci, pairs=cmp.pairs)
-    if int(kept.sum()) < max(MIN_PAIRS_FOR_CI, MIN_FAIR_PAIRS):
+    if not kept.all() and int(kept.sum()) < max(MIN_PAIRS_FOR_CI, MIN_FAIR_PAIRS):
         return rel, UNFAIR
     return rel, paired_status(rel, decide(cmp, rel.bound), opts.tolerance)
 
@@ -227,19 +259,19 @@ def _judged_result(runner: Runner, ref: ReferenceProcess, remote: RemoteWorkload
                    target: Target, opts: MeasureOptions, fp: Any, label: str) -> Result:
     from pytest_trtperf.core import stats
 
-    rel, status, il, set_aside = _measure(runner, ref, remote, workload, target, opts, label=label)
+    rel, status, il, set_aside, runs, measured_s = _measure(runner, ref, remote, workload, target, opts, label=label)
     state = il.device_state if isinstance(il.device_state, DeviceState) else DeviceState(kind=workload.kind)
     rel = dataclasses.replace(rel, reference={**ref.environment, "here": _here()})
     identity = {"kind": workload.kind, "mode": opts.mode if clock_of(workload) != "host" else "latency",
                 **dict(workload.identity())}
     m = il.b
-    verdict = _verdict(rel, status, opts, state, _message(rel, status, opts, ref.where, set_aside))
+    verdict = _verdict(rel, status, opts, state, _message(rel, status, opts, ref.where, set_aside, runs))
     return Result(
         id=target.id, nodeid=target.nodeid, name=target.name, kind=workload.kind, clock=clock_of(workload),
         mode=str(identity["mode"]),
         latency=stats.summarize(m.latency_s, opts.confidence), throughput=m.throughput,
         distribution=stats.compress(m.latency_s), stop_reason=m.stop_reason, warmup_iterations=m.warmup_iterations,
-        warmup_s=m.warmup_s, measured_s=il.a.wall_s + il.b.wall_s, config_hash=config_hash(identity),
+        warmup_s=m.warmup_s, measured_s=measured_s, config_hash=config_hash(identity),
         identity=identity, fingerprint=fp.to_dict(), device_class=fp.device_class, device_state=state,
         extra={k: stats.summarize(v, opts.confidence) for k, v in m.extra.items() if len(v)},
         location=target.location, relative=rel, verdict=verdict)
@@ -370,7 +402,8 @@ class SideBySideConfirm:
             return result, self._stands(verdict, f"the baseline's commit {commit[:12]}: {e}")
         try:
             _check_alike(remote, workload, ref.where)
-            rel, status, il, set_aside = _measure(self.runner, ref, remote, workload, target, opts, label=self.label)
+            rel, status, il, set_aside, runs, _ = _measure(self.runner, ref, remote, workload, target, opts,
+                                                        label=self.label)
         except Unavailable as e:
             return result, self._stands(verdict, f"the baseline's commit {commit[:12]}: {e}")
         finally:
@@ -379,7 +412,8 @@ class SideBySideConfirm:
         state = il.device_state if isinstance(il.device_state, DeviceState) else result.device_state
         earlier = (f"the baseline file said {fmt_change(verdict.change)}" if verdict.status == "regression"
                    else "the baseline-file window was too busy to judge")
-        new = _verdict(rel, status, opts, state, f"{_message(rel, status, opts, ref.where, set_aside)}; {earlier}")
+        new = _verdict(rel, status, opts, state,
+                       f"{_message(rel, status, opts, ref.where, set_aside, runs)}; {earlier}")
         if not new.message.endswith(earlier):  # a message of the verdict's own (too wide to decide)
             new = dataclasses.replace(new, message=f"{new.message}; {earlier}")
         return dataclasses.replace(result, relative=rel), dataclasses.replace(
