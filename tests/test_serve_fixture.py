@@ -32,7 +32,7 @@ def service():
 
 def test_serve(trt_bench):
     result = trt_bench.serve(service, rate={rate}, duration={duration}, warmup=0.02, slo="p90<{slo}ms", {search},
-                             seed=3)
+                             seed=8)
     assert result.serve.at_rate.requests > 50
 '''
 
@@ -50,9 +50,9 @@ run = functools.partial(run_inner, opts=OPTS)
 
 
 def suite(p: pytest.Pytester, rate: float = 100, slo: float = 30, search: str = SEARCH,
-          duration: float = 0.6) -> pytest.Pytester:
-    """The serve test: after a 0.02 s warm-up, 0.6 s at the rate holds 55
-    requests of seed 3's schedule at 100/s, more than the 53 that bound the
+          duration: float = 0.53) -> pytest.Pytester:
+    """The serve test: after a 0.02 s warm-up, 0.53 s at the rate holds 66
+    requests of seed 8's schedule at 100/s, more than the 53 that bound the
     p90 at 99% (each search run is as long)."""
     p.makepyfile(test_serve=SERVE_TEST.format(rate=rate, slo=slo, search=search, duration=duration))
     return p
@@ -218,7 +218,7 @@ from pytest_trtperf.load.driver import wait_until
 def service(ms):
     return lambda: wait_until(time.perf_counter() + ms / 1e3)
 
-SERVE = {"rate": 100, "duration": 0.6, "warmup": 0.02, "slo": "p90<500ms", "pairs": 4, "seed": 2}
+SERVE = {"rate": 100, "duration": 0.53, "warmup": 0.02, "slo": "p90<500ms", "pairs": 4, "seed": 2}
 
 def test_slower(trt_bench):
     trt_bench.compare(service(2), service(6), serve=SERVE, max_slowdown="20%")
