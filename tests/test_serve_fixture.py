@@ -209,8 +209,10 @@ def test_pytest_trtperf_compare_judges_both_serve_figures(pytester: pytest.Pytes
 
 
 def test_compare_under_load_judges_the_paired_percentile_on_one_schedule(pytester: pytest.Pytester) -> None:
-    """A 6 ms service against a 2 ms one at 100/s: b's p90 is several times
-    a's in every pair, beyond max_slowdown 20%; two equal services meet it."""
+    """A 3 ms service against a 1 ms one at 200/s (utilisation 0.6 against
+    0.2, in blocks half as long as at 100/s): b's p90 is several times a's in
+    every pair, beyond max_slowdown 20%; two equal 2 ms services at 100/s
+    meet it."""
     pytester.makepyfile(test_ab='''
 import time
 from pytest_trtperf.load.driver import wait_until
@@ -219,9 +221,10 @@ def service(ms):
     return lambda: wait_until(time.perf_counter() + ms / 1e3)
 
 SERVE = {"rate": 100, "duration": 0.53, "warmup": 0.02, "slo": "p90<500ms", "pairs": 4, "seed": 2}
+TWICE = {**SERVE, "rate": 200, "duration": 0.27}
 
 def test_slower(trt_bench):
-    trt_bench.compare(service(2), service(6), serve=SERVE, max_slowdown="20%")
+    trt_bench.compare(service(1), service(3), serve=TWICE, max_slowdown="20%")
 
 def test_same(trt_bench):
     r = trt_bench.compare(service(2), service(2), serve=SERVE, max_slowdown="100%")
