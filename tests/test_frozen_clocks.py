@@ -115,7 +115,7 @@ import time as t
 
 
 def test_serve(trt_bench):
-    r = trt_bench.serve(lambda: t.sleep(0.002), rate=50, duration=1.0, slo="p50<1s", name="served")
+    r = trt_bench.serve(lambda: t.sleep(0.002), rate=50, duration=0.5, slo="p50<1s", search_time=1, name="served")
 
 
 def test_pedantic(trt_bench):
@@ -128,3 +128,7 @@ def test_pedantic(trt_bench):
     assert len(served) == 1, doc["results"]
     # A request of a 2 ms sleep takes at least 2 ms from its scheduled arrival.
     assert served[0]["latency_ms"]["median"] >= 1.9
+    # The search's 1 s budget ended it: each run lasts 0.6 s or more, so at most 2 runs start within the budget
+    # after the one at the stated rate (and one more late start); on a stopped clock it would run on to its
+    # bracket, 8 runs or more (p50 < 1 s is met far beyond this service's 500/s).
+    assert served[0]["serve"]["search"]["steps"] <= 4, served[0]["serve"]["search"]

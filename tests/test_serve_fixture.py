@@ -31,9 +31,17 @@ def service():
 
 
 def test_serve(trt_bench):
-    result = trt_bench.serve(service, rate={rate}, duration=1.0, slo="p90<{slo}ms", search_time=8, seed=3)
+    result = trt_bench.serve(service, rate={rate}, duration={duration}, warmup=0.02, slo="p90<{slo}ms", {search},
+                             seed=8)
     assert result.serve.at_rate.requests > 50
 '''
+
+#: A short rate search: doubling from the stated rate to the first miss, then
+#: halving the bracket down to 25% (M/D/1 at 2 ms: 100, 200, 400, 800, 600,
+#: 500/s, about 4 s); its time budget only guards a loaded host.
+SEARCH = "search_time=5, precision=0.25"
+#: The latency at the rate alone, for tests that judge nothing of the search.
+NO_SEARCH = "search=False"
 
 OPTS = ["-p", "no:cacheprovider", "--trt-ignore-host-load"]
 
@@ -41,8 +49,12 @@ OPTS = ["-p", "no:cacheprovider", "--trt-ignore-host-load"]
 run = functools.partial(run_inner, opts=OPTS)
 
 
-def suite(p: pytest.Pytester, rate: float = 100, slo: float = 30) -> pytest.Pytester:
-    p.makepyfile(test_serve=SERVE_TEST.format(rate=rate, slo=slo))
+def suite(p: pytest.Pytester, rate: float = 100, slo: float = 30, search: str = SEARCH,
+          duration: float = 0.53) -> pytest.Pytester:
+    """The serve test: after a 0.02 s warm-up, 0.53 s at the rate holds 66
+    requests of seed 8's schedule at 100/s, more than the 53 that bound the
+    p90 at 99% (each search run is as long)."""
+    p.makepyfile(test_serve=SERVE_TEST.format(rate=rate, slo=slo, search=search, duration=duration))
     return p
 
 
@@ -77,9 +89,9 @@ def test_a_slower_service_fails_on_p99_at_the_rate_and_on_the_sustainable_rate(p
 
 
 def test_changing_the_rate_is_incomparable(pytester: pytest.Pytester) -> None:
-    suite(pytester)
+    suite(pytester, search=NO_SEARCH)
     run(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
-    suite(pytester, rate=120)
+    suite(pytester, rate=120, search=NO_SEARCH)
     r = run(pytester, "--trt-incomparable=fail")
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines(["*measurement method changed*serve*"])
@@ -197,8 +209,10 @@ def test_pytest_trtperf_compare_judges_both_serve_figures(pytester: pytest.Pytes
 
 
 def test_compare_under_load_judges_the_paired_percentile_on_one_schedule(pytester: pytest.Pytester) -> None:
-    """A 6 ms service against a 2 ms one at 100/s: b's p90 is several times
-    a's in every pair, beyond max_slowdown 20%; two equal services meet it."""
+    """A 3 ms service against a 1 ms one at 200/s (utilisation 0.6 against
+    0.2, in blocks half as long as at 100/s): b's p90 is several times a's in
+    every pair, beyond max_slowdown 20%; two equal 2 ms services at 100/s
+    meet it."""
     pytester.makepyfile(test_ab='''
 import time
 from pytest_trtperf.load.driver import wait_until
@@ -206,10 +220,11 @@ from pytest_trtperf.load.driver import wait_until
 def service(ms):
     return lambda: wait_until(time.perf_counter() + ms / 1e3)
 
-SERVE = {"rate": 100, "duration": 0.6, "slo": "p90<500ms", "pairs": 4, "seed": 2}
+SERVE = {"rate": 100, "duration": 0.53, "warmup": 0.02, "slo": "p90<500ms", "pairs": 4, "seed": 2}
+TWICE = {**SERVE, "rate": 200, "duration": 0.27}
 
 def test_slower(trt_bench):
-    trt_bench.compare(service(2), service(6), serve=SERVE, max_slowdown="20%")
+    trt_bench.compare(service(1), service(3), serve=TWICE, max_slowdown="20%")
 
 def test_same(trt_bench):
     r = trt_bench.compare(service(2), service(2), serve=SERVE, max_slowdown="100%")

@@ -36,8 +36,11 @@ def service():
         pass
 
 def test_serve(trt_bench):
-    trt_bench.serve(service, rate=100, duration=0.6, slo="p90<2s", seed=3, search_time=1)
+    trt_bench.serve(service, rate=100, duration=0.6, warmup=0.02, slo="p90<2s", seed=3, search_time=1e-9)
 '''
+# search_time=1e-9: the search's budget is spent once the run at the stated rate (its first step) is done, so
+# both figures come from that one 0.62 s run (the sustainable rate a lower bound): what is watched here is the
+# window, not the search.
 QUICK = ["-p", "no:cacheprovider", "--trt-busy-wait=0.5", "--trt-tolerance=400%"]
 
 
