@@ -36,6 +36,7 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -402,6 +403,15 @@ def nvml_now() -> dict[str, Any]:
 GPU_CYCLE = (0.0, 0.05, 0.0, 0.05, 0.0, 0.10, 0.0, 0.05, 0.0, 0.03)
 
 
+def trial_options(max_time_s: float | None) -> MeasureOptions:
+    """The plugin's default measurement (what a user's gate runs), or with
+    its time capped at ``max_time_s`` (the minimum time shortened to fit)."""
+    opts = MeasureOptions(tolerance=TOLERANCE)
+    if max_time_s is None:
+        return opts
+    return dataclasses.replace(opts, max_time_s=max_time_s, min_time_s=min(opts.min_time_s, max_time_s))
+
+
 def run_gpu(args: argparse.Namespace) -> None:
     t_start = time.monotonic()
     dry = args.cpu_dry_run
@@ -440,7 +450,7 @@ def run_gpu(args: argparse.Namespace) -> None:
     side.calibrate()
     phase("neighbour started", pid=neigh.pid, gemm_us=round(getattr(getattr(side, "gw", None), "gemm_ns", 0) / 1e3, 2))
     runner = bench_runner()
-    opts = MeasureOptions(tolerance=TOLERANCE)
+    opts = trial_options(args.max_time)
     trials: list[dict[str, Any]] = []
     i = 0
     try:
@@ -523,6 +533,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--soak", type=float, default=45.0, help="seconds of back-to-back GEMMs before the trials")
     p.add_argument("--windows", type=int, default=3, help="baseline windows in the fresh process")
     p.add_argument("--trial-s", type=float, default=6.0, help="time one trial (A/B + baseline file) may need")
+    p.add_argument("--max-time", type=float, default=None,
+                   help="cap in s on each A/B and baseline-file measurement (default: the plugin's); a short "
+                        "cap makes a quick dry run (tests/test_ab_gate_bench.py)")
     p.add_argument("--cpu-dry-run", action="store_true")
     p.add_argument("--out", required=True)
     for name in ("_gpu-baseline", "_neighbour"):

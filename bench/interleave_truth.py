@@ -100,6 +100,15 @@ DURATIONS_US = (20.0, 200.0, 2000.0)
 INFORMATIVE = 0.01
 #: The gate's bound is irrelevant here (no verdict is read); never re-measure.
 NEVER_FAILS = Expectation.from_config("max_slowdown", 10.0)
+#: ``gpu --cpu-dry-run --quick`` (tests/test_interleave_truth.py) proves that
+#: every section and output runs; it judges nothing, so each measurement is a
+#: fixed 80 iterations: an interleaved run still makes the fewest pairs the
+#: loop makes (10, whole (A, B), (B, A) cycles, enough for an interval), in
+#: blocks of 8 iterations (enough for the head diagnostic). A GPU run, ``--quick`` or not, keeps its own
+#: adaptive windows (``run_gpu``).
+DRY_QUICK = MeasureOptions(remeasure=False, iterations=80, warmup_s=0.01)
+#: Seconds each fresh process of that dry run measures its side for.
+DRY_QUICK_SIDE_S = 0.05
 
 
 def bench_runner() -> Runner:
@@ -467,7 +476,7 @@ def model_pair(args: argparse.Namespace, runner: Runner, opts: MeasureOptions, *
             record("graph a/b no lead-in", lambda: variant(w(fa), w(fb), opts, lead_in_fraction=0.0))
             record("graph a/b 250ms blocks", lambda: variant(w(fa), w(fb), opts, block_s=0.25))
             record("graph a/a' no lead-in", lambda: variant(w(fa), w(fa2), opts, lead_in_fraction=0.0))
-    seconds = 0.2 if args.quick and dry else 1.0
+    seconds = DRY_QUICK_SIDE_S if args.quick and dry else 1.0
     for graph in (True,):  # what compare() times by default; a fresh process costs a torch import and a CUDA context
         g = "graph" if graph else "eager"
         runs = [fresh_process(kind, size, graph, dry, seconds) for size in (sizes[0], sizes[1], sizes[1], sizes[0])]
@@ -578,7 +587,7 @@ def run_gpu(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) ->
     runner = bench_runner()
     opts = MeasureOptions(remeasure=False, min_time_s=0.5 if args.quick else 1.0, max_time_s=4.0)
     if args.quick and args.cpu_dry_run:  # every phase once, as fast as it goes (tests/test_interleave_truth.py)
-        opts = MeasureOptions(remeasure=False, min_time_s=0.2, max_time_s=1.0, warmup_s=0.05)
+        opts = DRY_QUICK
     out: dict[str, Any] = {}
     if "spin" in args.sections:
         out["spin"] = run_gpu_spins(args, runner, opts)

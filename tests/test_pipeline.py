@@ -178,7 +178,8 @@ def test_xdist_matches_serial(pytester: pytest.Pytester, workers: str) -> None:
         body += (f"\n\ndef test_case_{i}(trt_bench):\n"
                  f"    trt_bench.measure(lambda: hashlib.sha256(DATA[:{50_000 * (i + 1)}]).digest(), name='n{i}')\n")
     pytester.makepyfile(test_perf=body)
-    serial = run_inner(pytester, "--trt-baseline=update", "--trt-json=serial.json", subprocess=True)
+    # The serial sessions run in this process (nothing about processes is tested there); xdist's in their own
+    serial = run_inner(pytester, "--trt-baseline=update", "--trt-json=serial.json")
     serial.assert_outcomes(passed=5)
     serial_file = load_baseline(pytester)
     for p in baseline_files(pytester):
@@ -195,7 +196,7 @@ def test_xdist_matches_serial(pytester: pytest.Pytester, workers: str) -> None:
     # And a compare under xdist reaches the same verdicts as a serial compare
     # (a wide tolerance: this checks the plumbing, not the speed differences
     # between processes and two cores' contention).
-    v_serial = run_inner(pytester, "--trt-json=s.json", "--trt-tolerance=60%", subprocess=True)
+    v_serial = run_inner(pytester, "--trt-json=s.json", "--trt-tolerance=60%")
     v_par = run_inner(pytester, "-n", workers, "--trt-json=p.json", "--trt-tolerance=60%", subprocess=True)
     verdicts = lambda name: {r["id"]: r["verdict"]["status"]  # noqa: E731
                              for r in json.loads((pytester.path / name).read_text())["results"]}
