@@ -200,9 +200,11 @@ def save_plan(directory: Path = HERE) -> Path:
 
 def tensorrt_unavailable() -> str | None:
     """One line saying why the TensorRT examples cannot run here, or None."""
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    # Whether onnx is installed, without importing it: the import (mostly ml_dtypes) costs ~1.3 s of CPU
+    # in every session and xdist worker of the example suite, and only a build needs the module.
+    if importlib.util.find_spec("onnx") is None:
         return "needs onnx to generate the example models (pip install onnx)"
     from pytest_trtperf.core.errors import BackendUnavailable
     from pytest_trtperf.trt.backend import load_backend
