@@ -62,7 +62,7 @@ from pytest_trtperf.relative.load import (DEFAULT_PAIRS, Block, Blocks, ServedBl
 from pytest_trtperf.relative.paired import compare_pairs, decide
 from pytest_trtperf.relative.policy import numbers, relative_verdict
 from pytest_trtperf.relative.reference_process import NotThere, ReferencePool, ReferenceProcess, RemoteWorkload
-from pytest_trtperf.relative.side_by_side import mark_new, paired_status, rests_on_baseline
+from pytest_trtperf.relative.side_by_side import both_memory, mark_new, paired_status, rests_on_baseline
 
 #: Extra series of a served block's batch: the gated percentile (ms) and the achieved rate (1/s).
 VALUE = "serve_value_ms"
@@ -183,24 +183,11 @@ def check_alike(remote: RemoteWorkload, slots: Slots, plan: ServePlan, where: st
 
 
 def _memory(remote: RemoteWorkload, slots: Slots) -> dict[str, Any]:
-    """Both sides' memory figures, reported next to the ratio (not gated
-    side by side), as ``side_by_side`` reports them for closed loops."""
+    """Both sides' memory figures of a serve run (``side_by_side.both_memory``),
+    reported next to the ratio, not gated side by side."""
     from pytest_trtperf.core.memory import measure
 
-    out: dict[str, Any] = {}
-    try:
-        theirs = remote.memory_figures()
-    except Unavailable:
-        theirs = {}
-    if theirs:
-        out["a"] = dict(theirs)
-    try:
-        ours = measure(slots)
-    except Exception:  # a figure that cannot be read here is left out of the report, not the verdict
-        ours = {}
-    if ours:
-        out["b"] = ours
-    return out
+    return both_memory(remote, lambda: measure(slots) or None)
 
 
 def _message(rel: Relative, status: str, opts: MeasureOptions, figure: Figure, where: str) -> str:

@@ -56,7 +56,8 @@ from pytest_trtperf.relative.reference_process import NotThere, ReferencePool, R
 from pytest_trtperf.relative.cpu_slices import MAX_CUT, DelayWatched, cut_shares, fair_pairs
 from pytest_trtperf.relative.same_cpu import one_cpu
 
-__all__ = ["SideBySide", "SideBySideConfirm", "compare_note", "make_pool", "mark_new", "rests_on_baseline"]
+__all__ = ["SideBySide", "SideBySideConfirm", "both_memory", "compare_note", "make_pool", "mark_new",
+           "rests_on_baseline"]
 
 #: Baseline-file verdicts that are judgements (a fallback keeps them, marked).
 JUDGED = ("pass", "regression", "improved")
@@ -126,10 +127,10 @@ def _message(rel: Relative, status: str, opts: MeasureOptions, where: str, set_a
             f"({numbers(rel, opts.confidence)})")
 
 
-def _memory(remote: RemoteWorkload, workload: Workload) -> dict[str, Any]:
-    """Both sides' memory figures (``a``: the reference, ``b``: here), reported next to the ratio."""
-    from pytest_trtperf.core.memory import MemoryWorkload
-
+def both_memory(remote: RemoteWorkload, ours: Callable[[], Mapping[str, Any] | None]) -> dict[str, Any]:
+    """Both sides' memory figures (``a``: the reference, ``b``: here, read by
+    ``ours``; None leaves ``b`` out), reported next to the ratio: closed
+    loops here, serve runs in ``serve_pairs``."""
     out: dict[str, Any] = {}
     try:
         theirs = remote.memory_figures()
@@ -137,12 +138,25 @@ def _memory(remote: RemoteWorkload, workload: Workload) -> dict[str, Any]:
         theirs = {}
     if theirs:
         out["a"] = dict(theirs)
-    if isinstance(workload, MemoryWorkload):
-        try:
-            out["b"] = {str(k): int(v) for k, v in workload.memory_figures().items()}
-        except Exception:  # a figure that cannot be read here is left out of the report, not the verdict
-            pass
+    try:
+        figures = ours()
+    except Exception:  # a figure that cannot be read here is left out of the report, not the verdict
+        figures = None
+    if figures is not None:
+        out["b"] = dict(figures)
     return out
+
+
+def _memory(remote: RemoteWorkload, workload: Workload) -> dict[str, Any]:
+    """Both sides' memory figures of a closed loop (:func:`both_memory`)."""
+    from pytest_trtperf.core.memory import MemoryWorkload
+
+    def ours() -> dict[str, int] | None:
+        if not isinstance(workload, MemoryWorkload):
+            return None
+        return {str(k): int(v) for k, v in workload.memory_figures().items()}
+
+    return both_memory(remote, ours)
 
 
 def _memory_gate(remote: RemoteWorkload, workload: Workload, opts: MeasureOptions,
