@@ -23,18 +23,26 @@ def schema() -> dict:
     return s
 
 
+@pytest.fixture(scope="module")
+def _documents() -> dict[str, dict]:
+    """The real document, made once per module (two inner sessions) and copied per test."""
+    return {}
+
+
 @pytest.fixture
-def document(pytester: pytest.Pytester) -> dict:
-    pytester.makepyfile(test_perf=hash_test() + "\n\ndef test_named(trt_bench):\n"
-                                                "    trt_bench.measure(lambda: sum(range(300)), name='sum')\n"
-                                                "\n\ndef test_relative(trt_bench):\n"
-                                                "    trt_bench.compare(lambda: sum(range(300)), lambda: sum(range(300)),"
-                                                " max_slowdown='50%', name='ab')\n")
-    pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=3)
-    # The verdicts do not matter here (tiny host workloads on shared cores), the document does.
-    r = pytester.runpytest(*QUICK, "--trt-json=r.json", "--trt-tolerance=80%")
-    assert r.ret in (0, 1)
-    return json.loads((pytester.path / "r.json").read_text())
+def document(pytester: pytest.Pytester, _documents: dict[str, dict]) -> dict:
+    if "doc" not in _documents:
+        pytester.makepyfile(test_perf=hash_test() + "\n\ndef test_named(trt_bench):\n"
+                                                    "    trt_bench.measure(lambda: sum(range(300)), name='sum')\n"
+                                                    "\n\ndef test_relative(trt_bench):\n"
+                                                    "    trt_bench.compare(lambda: sum(range(300)), lambda: sum(range(300)),"
+                                                    " max_slowdown='50%', name='ab')\n")
+        pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=3)
+        # The verdicts do not matter here (tiny host workloads on shared cores), the document does.
+        r = pytester.runpytest(*QUICK, "--trt-json=r.json", "--trt-tolerance=80%")
+        assert r.ret in (0, 1)
+        _documents["doc"] = json.loads((pytester.path / "r.json").read_text())
+    return copy.deepcopy(_documents["doc"])
 
 
 def test_schema_version_matches_the_writer(schema: dict) -> None:
