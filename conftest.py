@@ -1,4 +1,5 @@
-"""Repository-wide test configuration: the one ``gpu`` skip gate.
+"""Repository-wide test configuration: the one ``gpu`` skip gate, and the
+``long`` tests first.
 
 ``gpu`` marks tests that need a CUDA GPU; without one they skip with a single
 line saying what is missing (cuda-python, driver, device), so the CPU-only CI
@@ -7,6 +8,11 @@ stays green and the GPU machine runs them for real. ``tests/`` uses this gate
 again). ``example_suite/`` does not: it is what users copy into projects that
 have no such conftest, so its GPU and TensorRT modules skip with their own
 ``pytestmark = pytest.mark.skipif(...)``.
+
+``long`` marks the few tests that run for tens of seconds (the README clone
+test, end-to-end runs under load). They are collected first, so under
+``-n 2`` they start at once and the workers finish together, instead of one
+worker starting a two-minute test when the other has little left.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import pytest
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU and cuda-python (skipped with one line otherwise)")
+    config.addinivalue_line("markers", "long: runs for tens of seconds; collected first, so xdist workers end together")
 
 
 @functools.lru_cache(maxsize=1)
@@ -31,6 +38,7 @@ def gpu_missing_reason() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)  # stable: otherwise collection order
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
     reason = gpu_missing_reason() if gpu_items else None
     if reason is None:

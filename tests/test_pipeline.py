@@ -69,6 +69,7 @@ def test_faster_is_reported_not_failed(suite: pytest.Pytester) -> None:
     r.stdout.fnmatch_lines(["*test_hash*improved*"])
 
 
+@pytest.mark.long
 def test_twenty_no_change_compares_never_fail(suite: pytest.Pytester) -> None:
     """In a git checkout, as most projects are and as a user meets it: a
     suspect baseline verdict is confirmed side by side against the commit the

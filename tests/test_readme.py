@@ -224,6 +224,7 @@ def _available(need: str) -> bool:
     return True
 
 
+@pytest.mark.long
 def test_readme_commands_run_in_a_fresh_clone(tmp_path: Path) -> None:
     """``git clone``, then every README command in README order, then each
     docs/ page's (pages by name), as written
