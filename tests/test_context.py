@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from helpers import FAST, load_baseline
+from helpers import QUICK, load_baseline
 from pytest_trtperf.core.errors import UsageError
 from pytest_trtperf.workloads.cuda import CudaWorkload
 from pytest_trtperf.workloads.select import LastCall, for_callable
@@ -52,7 +52,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def test_extra_info_reaches_json_baseline_and_html(suite: pytest.Pytester) -> None:
     out, html = suite.path / "r.json", suite.path / "r.html"
-    r = suite.runpytest(*FAST, "--trt-baseline=update", f"--trt-json={out}", f"--trt-report={html}")
+    r = suite.runpytest(*QUICK, "--trt-baseline=update", f"--trt-json={out}", f"--trt-report={html}")
     r.assert_outcomes(passed=4)
     doc = {x["id"]: x for x in json.loads(out.read_text())["results"]}
     want = {"dataset": "small", "factor": 2, "late": True}
@@ -65,7 +65,7 @@ def test_extra_info_reaches_json_baseline_and_html(suite: pytest.Pytester) -> No
     page = html.read_text()
     assert "<h3>extra_info</h3>" in page and "<code>dataset</code>" in page and "small" in page
     # The baseline keeps it: a compare run's report shows the baseline's beside this run's.
-    r = suite.runpytest(*FAST, f"--trt-report={html}", "--trt-tolerance=90%")
+    r = suite.runpytest(*QUICK, f"--trt-report={html}", "--trt-tolerance=90%")
     r.assert_outcomes(passed=4)
     assert html.read_text().count("<code>late</code>") == 1
 
@@ -84,7 +84,7 @@ def test_extra_info_reaches_json_baseline_and_html(suite: pytest.Pytester) -> No
 ])
 def test_bad_extra_info_is_one_line_naming_the_test(pytester: pytest.Pytester, body: str, needle: str) -> None:
     pytester.makepyfile(test_x=f"def test_x(trt_bench):\n    {body}\n")
-    r = pytester.runpytest(*FAST, "--trt-baseline=off")
+    r = pytester.runpytest(*QUICK, "--trt-baseline=off")
     r.assert_outcomes(failed=1)
     # The short summary starts with the cause; the section under the test's name says it whole.
     r.stdout.fnmatch_lines([f"FAILED test_x.py::test_x - {needle.split(' ')[0]} {needle.split(' ')[1]} *"])
@@ -96,7 +96,7 @@ def test_bad_extra_info_is_one_line_naming_the_test(pytester: pytest.Pytester, b
 def test_groups_in_terminal_job_summary_and_html(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     summary, html = suite.path / "summary.md", suite.path / "r.html"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    r = suite.runpytest(*FAST, "--trt-baseline=off", f"--trt-report={html}")
+    r = suite.runpytest(*QUICK, "--trt-baseline=off", f"--trt-report={html}")
     r.assert_outcomes(passed=4)
     lines = r.stdout.lines
     start = next(i for i, line in enumerate(lines) if line.startswith("result "))
@@ -111,13 +111,13 @@ def test_groups_in_terminal_job_summary_and_html(suite: pytest.Pytester, monkeyp
 
 
 def test_group_by_param_and_file(suite: pytest.Pytester) -> None:
-    r = suite.runpytest(*FAST, "--trt-baseline=off", "--trt-group-by=param:n")
+    r = suite.runpytest(*QUICK, "--trt-baseline=off", "--trt-group-by=param:n")
     assert {line for line in r.stdout.lines if line.startswith("[")} == {"[n=10]", "[n=20]", "[no group]"}
-    r = suite.runpytest(*FAST, "--trt-baseline=off", "--trt-group-by=file,func")
+    r = suite.runpytest(*QUICK, "--trt-baseline=off", "--trt-group-by=file,func")
     labels = {line for line in r.stdout.lines if line.startswith("[")}
     assert labels == {"[test_ctx.py test_ctx.py::test_scaled]", "[test_ctx.py test_ctx.py::test_sum]",
                       "[test_ctx.py test_ctx.py::test_plain]"}
-    r = suite.runpytest(*FAST, "--trt-group-by=colour")
+    r = suite.runpytest(*QUICK, "--trt-group-by=colour")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stderr.fnmatch_lines(["ERROR: --trt-group-by: 'colour' is not one of group, file, func, test, name, param "
                             "or param:NAME"])
@@ -125,14 +125,14 @@ def test_group_by_param_and_file(suite: pytest.Pytester) -> None:
 
 def test_without_groups_the_table_has_no_group_lines(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_a="def test_a(trt_bench):\n    trt_bench.measure(lambda: None)\n")
-    r = pytester.runpytest(*FAST, "--trt-baseline=off")
+    r = pytester.runpytest(*QUICK, "--trt-baseline=off")
     assert not [line for line in r.stdout.lines if line.startswith("[")]
 
 
 def test_group_must_be_a_string(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_a="import pytest\n@pytest.mark.trt_perf(group=3)\n"
                                "def test_a(trt_bench):\n    trt_bench.measure(lambda: None)\n")
-    r = pytester.runpytest(*FAST, "--trt-baseline=off")
+    r = pytester.runpytest(*QUICK, "--trt-baseline=off")
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines(["group: 3 must be a non-empty string of at most 200 characters*"])
     r.stdout.fnmatch_lines(["FAILED test_a.py::test_a - Failed: group: 3 must be a non-empty string*"])
@@ -153,7 +153,7 @@ def test_a(trt_bench):
     assert 100 < r.return_value <= 100 + 3 * timed and (r.return_value - 100) % 3 == 0
     assert set(CALLS) == {3}
 ''')
-    r = pytester.runpytest(*FAST, "--trt-baseline=off")
+    r = pytester.runpytest(*QUICK, "--trt-baseline=off")
     r.assert_outcomes(passed=1)
 
 
@@ -176,7 +176,7 @@ def test_a(trt_bench):
 def test_a_callable_that_cannot_take_its_arguments_is_one_line(pytester: pytest.Pytester, call: str,
                                                                needle: str) -> None:
     pytester.makepyfile(test_a=f"def test_a(trt_bench):\n    {call}\n")
-    r = pytester.runpytest(*FAST, "--trt-baseline=off")
+    r = pytester.runpytest(*QUICK, "--trt-baseline=off")
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines([needle])  # the failure section: the cause first, the call last
     r.stdout.fnmatch_lines(["FAILED test_a.py::test_a - Failed: *"])
@@ -201,7 +201,7 @@ class W:
 def test_a(trt_bench):
     trt_bench.measure(W(), 1)
 ''')
-    r = pytester.runpytest(*FAST, "--trt-baseline=off")
+    r = pytester.runpytest(*QUICK, "--trt-baseline=off")
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines(["arguments are passed to a callable; a W takes none (engines take shapes= and inputs=) "
                             "(in trt_bench.measure())"])
@@ -235,7 +235,7 @@ def test_the_block_with_a_regression_comes_first() -> None:
 
 def test_context_travels_from_xdist_workers(suite: pytest.Pytester) -> None:
     out = suite.path / "r.json"
-    r = suite.runpytest(*FAST, "-n", "2", "--trt-baseline=off", f"--trt-json={out}")
+    r = suite.runpytest(*QUICK, "-n", "2", "--trt-baseline=off", f"--trt-json={out}")
     r.assert_outcomes(passed=4)
     doc = {x["id"]: x for x in json.loads(out.read_text())["results"]}
     assert doc["test_ctx.py::test_scaled::x2"]["extra_info"] == {"dataset": "small", "factor": 2, "late": True}
