@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAST, hash_test, make_result
+from helpers import QUICK, hash_test, make_result
 from pytest_trtperf.baselines import store as baseline
 from pytest_trtperf.core.errors import BaselineFileError
 from test_baseline_validation import RID, written
@@ -24,18 +24,18 @@ def _one_line(path: Path) -> str:
 
 def test_a_huge_integer_is_one_line_not_internalerror(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=hash_test())
-    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
+    pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=1)
     (path,) = (pytester.path / ".trtperf").glob("*.json")
     text = path.read_text()
     path.write_text(text.replace('"schema_version": 2', '"schema_version": 2, "x": ' + "9" * 5000))
-    r = pytester.runpytest_subprocess(*FAST, timeout=60)
+    r = pytester.runpytest_subprocess(*QUICK, timeout=60)
     assert r.ret == 4 and "INTERNALERROR" not in r.stdout.str() + r.stderr.str(), r.stderr.str()
     r.stderr.fnmatch_lines([f"ERROR: baseline file {path} has a number with more than 4300 digits*"])
 
 
 def test_lock_clocks_with_a_superscript_digit_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=hash_test())
-    r = pytester.runpytest_subprocess(*FAST, "--trt-lock-clocks=\u00b2", timeout=60)
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-lock-clocks=\u00b2", timeout=60)
     assert r.ret == 4 and "INTERNALERROR" not in r.stdout.str() + r.stderr.str(), r.stderr.str()
     r.stderr.fnmatch_lines(["ERROR: --trt-lock-clocks='\u00b2' is not valid*"])
 
@@ -103,7 +103,7 @@ def test_a_newer_schema_for_another_device_class_is_a_note(pytester: pytest.Pyte
     other = {"schema_version": 99, "device_class": "NVIDIA H100 sm90 trt10.13", "results": {},
              "tool": {"name": "pytest-trtperf", "version": "9.0"}}
     (d / "nvidia-h100-sm90-trt10.13.json").write_text(json.dumps(other))
-    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", timeout=60)
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", timeout=60)
     assert r.ret == 0, r.stdout.str() + r.stderr.str()
     r.stdout.fnmatch_lines(["*nvidia-h100-sm90-trt10.13.json*schema 99*"])
     assert json.loads((d / "nvidia-h100-sm90-trt10.13.json").read_text()) == other
@@ -131,7 +131,7 @@ def test_a_failed_baseline_write_names_the_path_and_counts_nothing_as_updated(py
     file, and the summary still said "1 updated"."""
     pytester.makepyfile(test_perf=hash_test())
     pytester.makeconftest(FILE_SIZE_LIMIT)
-    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", timeout=120)
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", timeout=120)
     out = r.stdout.str()
     assert r.ret == 4, out + r.stderr.str()
     line = next(ln for ln in r.stdout.lines if "baseline NOT written" in ln)
@@ -145,7 +145,7 @@ def test_an_unwritable_baseline_location_is_found_before_measuring(pytester: pyt
     regular file cannot be created whoever runs (root included)."""
     pytester.makepyfile(test_perf=hash_test())
     (pytester.path / "afile").write_text("not a directory")
-    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", "--trt-baseline-dir=afile/baselines",
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", "--trt-baseline-dir=afile/baselines",
                                       timeout=120)
     assert r.ret == 4, r.stdout.str()
     r.stderr.fnmatch_lines(["ERROR: baseline directory *afile/baselines cannot be written: *afile is not a "
@@ -155,14 +155,14 @@ def test_an_unwritable_baseline_location_is_found_before_measuring(pytester: pyt
 
 def test_a_newer_schema_for_this_device_class_still_stops_the_run(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=hash_test())
-    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
+    pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=1)
     (path,) = (pytester.path / ".trtperf").glob("*.json")
     doc = json.loads(path.read_text())
     doc["schema_version"] = 99
     path.write_text(json.dumps(doc))
     before = path.read_bytes()
     for mode in ("compare", "update"):
-        r = pytester.runpytest_subprocess(*FAST, f"--trt-baseline={mode}", timeout=120)
+        r = pytester.runpytest_subprocess(*QUICK, f"--trt-baseline={mode}", timeout=120)
         out = r.stdout.str() + r.stderr.str()
         assert r.ret != 0 and "schema 99" in out and "upgrade with pip install -U pytest-trtperf" in out, out
         assert "Traceback" not in out and "INTERNALERROR" not in out, out
@@ -177,7 +177,7 @@ def test_a_baseline_directory_linked_out_of_the_repository_is_not_written(pytest
     outside = tmp_path_factory.mktemp("outside")
     pytester.makepyfile(test_perf=hash_test())
     (pytester.path / ".trtperf").symlink_to(outside, target_is_directory=True)
-    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", timeout=120)
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", timeout=120)
     assert r.ret == 4, r.stdout.str()
     r.stderr.fnmatch_lines([f"ERROR: baseline directory {pytester.path / '.trtperf'} is a symbolic link to "
                             f"{outside}, outside the project*"])
@@ -186,5 +186,5 @@ def test_a_baseline_directory_linked_out_of_the_repository_is_not_written(pytest
     inside.mkdir()
     (pytester.path / ".trtperf").unlink()
     (pytester.path / ".trtperf").symlink_to(inside, target_is_directory=True)
-    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)  # a link inside is fine
+    pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=1)  # a link inside is fine
     assert list(inside.glob("*.json"))

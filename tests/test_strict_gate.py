@@ -4,12 +4,13 @@ errored writes nothing for it."""
 
 from __future__ import annotations
 
+import functools
 import json
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from helpers import FAST, hash_test, load_baseline, run_inner
+from helpers import QUICK, hash_test, load_baseline, run_inner
 
 #: The method changes with TRTPERF_IPI: inferences per iteration are part of
 #: how a result is measured, so a baseline taken with another value is incomparable.
@@ -18,42 +19,45 @@ IPI_TEST = hash_test().replace(
     "trt_bench.measure(lambda: hashlib.sha256(DATA[:N]).digest(), "
     "inferences_per_iteration=int(os.environ.get('TRTPERF_IPI', '1')))")
 
+#: No test here judges timing (incomparable identities, failed tests, usage errors): short windows.
+quick = functools.partial(run_inner, opts=QUICK)
+
 
 def test_incomparable_passes_with_a_warning_or_fails_in_strict_ci(pytester: pytest.Pytester) -> None:
     assert "inferences_per_iteration" in IPI_TEST
     pytester.makepyfile(test_perf=IPI_TEST)
-    run_inner(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
-    lenient = run_inner(pytester, ipi=2)
+    quick(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    lenient = quick(pytester, ipi=2)
     lenient.assert_outcomes(passed=1)
     lenient.stdout.fnmatch_lines(["*test_perf.py::test_hash: baseline not comparable: measurement method changed: "
                                   "inferences_per_iteration 1 -> 2; refresh it with pytest --trt-baseline=update"])
-    strict = run_inner(pytester, "--trt-incomparable=fail", ipi=2)
+    strict = quick(pytester, "--trt-incomparable=fail", ipi=2)
     strict.assert_outcomes(failed=1)
     strict.stdout.fnmatch_lines(["FAILED test_perf.py::test_hash - Failed: baseline not comparable: measurement*"])
     strict.stdout.fnmatch_lines(["*(--trt-incomparable=fail)"])
     # The same baseline, compared with the same method: passes under the strict option too.
-    run_inner(pytester, "--trt-incomparable=fail", "--trt-tolerance=80%").assert_outcomes(passed=1)
+    quick(pytester, "--trt-incomparable=fail", "--trt-tolerance=80%").assert_outcomes(passed=1)
 
 
 def test_incomparable_from_the_ini_file_and_the_marker(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=IPI_TEST)
-    run_inner(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
+    quick(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
     pytester.makeini("[pytest]\ntrt_incomparable = fail\n")
-    run_inner(pytester, ipi=3).assert_outcomes(failed=1)
+    quick(pytester, ipi=3).assert_outcomes(failed=1)
     pytester.makepyfile(test_perf=IPI_TEST.replace(
         "def test_hash", "@pytest.mark.trt_perf(incomparable='pass')\ndef test_hash"))
-    run_inner(pytester, ipi=3).assert_outcomes(passed=1)  # the marker wins over the ini file
+    quick(pytester, ipi=3).assert_outcomes(passed=1)  # the marker wins over the ini file
 
 
 def test_bad_pass_fail_values_are_one_line_usage_errors(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=hash_test())
-    r = pytester.runpytest_subprocess(*FAST, "--trt-incomparable=maybe")
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-incomparable=maybe")
     assert r.ret == 4
     r.stderr.fnmatch_lines(["ERROR: --trt-incomparable: 'maybe' is not one of pass, fail"])
-    r = pytester.runpytest_subprocess(*FAST, "--trt-busy-wait=nan")
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-busy-wait=nan")
     assert r.ret == 4
     r.stderr.fnmatch_lines(["ERROR: --trt-busy-wait: 'nan' must be a finite number"])
-    r = pytester.runpytest_subprocess(*FAST, "--trt-run-noise=3")
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-run-noise=3")
     assert r.ret == 4
     r.stderr.fnmatch_lines(["ERROR: --trt-run-noise: '3' would mean 300%; write 3% or 0.03 *"])
 
@@ -104,7 +108,7 @@ def assert_reported_as_not_written(doc: dict) -> None:
 
 def test_update_writes_nothing_for_a_test_that_failed_or_errored(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=FAILING)
-    r = pytester.runpytest(*FAST, "--trt-baseline=update", "--trt-max-time=0.5", "--trt-json=out.json",
+    r = pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-max-time=0.5", "--trt-json=out.json",
                            "--junitxml=j.xml")
     r.assert_outcomes(passed=2, failed=1, errors=1, xfailed=1)
     assert set(load_baseline(pytester)["results"]) == {"test_perf.py::test_hash"}
@@ -122,7 +126,7 @@ def test_update_writes_nothing_for_a_test_that_failed_or_errored(pytester: pytes
 
 def test_update_under_xdist_withholds_failed_tests_too(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_perf=FAILING)
-    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", "--trt-max-time=0.5", "-n", "2",
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", "--trt-max-time=0.5", "-n", "2",
                                       "--trt-json=out.json")
     r.assert_outcomes(passed=2, failed=1, errors=1, xfailed=1)
     assert set(load_baseline(pytester)["results"]) == {"test_perf.py::test_hash"}
@@ -135,8 +139,8 @@ def test_update_under_xdist_withholds_failed_tests_too(pytester: pytest.Pytester
 def test_a_compare_lists_nothing_as_not_written(pytester: pytest.Pytester) -> None:
     """Only an update writes: a failing test in a compare run is no baseline not written."""
     pytester.makepyfile(test_perf=FAILING)
-    pytester.runpytest(*FAST, "--trt-baseline=update", "--trt-max-time=0.5")
-    r = pytester.runpytest(*FAST, "--trt-max-time=0.5", "--trt-json=out.json", "--trt-tolerance=90%")
+    pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-max-time=0.5")
+    r = pytester.runpytest(*QUICK, "--trt-max-time=0.5", "--trt-json=out.json", "--trt-tolerance=90%")
     assert "not written" not in r.stdout.str()
     doc = json.loads((pytester.path / "out.json").read_text())
     assert doc["session"]["baselines_not_written"] == []
@@ -147,7 +151,7 @@ def test_an_update_that_cannot_write_exits_4_and_names_the_file(pytester: pytest
     """Kept from before issue 11: never a green run when the baseline was not written."""
     pytester.makepyfile(test_perf=hash_test())
     (pytester.path / "blocker").write_text("a file where the baseline directory should be")
-    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update", "--trt-baseline-dir=blocker/base")
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", "--trt-baseline-dir=blocker/base")
     assert r.ret == 4
     # Found at session start since issue 25, before anything is measured.
     r.stderr.fnmatch_lines(["ERROR: baseline directory *blocker/base cannot be written: *blocker is not a directory*"])
