@@ -72,13 +72,23 @@ def shared(p: pytest.Pytester, key: str, sessions: Callable[[], list[pytest.RunR
     if key not in _SHARED:
         results = sessions()
         files = {f.relative_to(p.path).as_posix(): f.read_bytes() for f in p.path.rglob("*")
-                 if f.is_file() and (f.suffix == ".json" or ".trtperf" in f.relative_to(p.path).parts)}
+                 if f.is_file() and f.suffix != ".py" and "__pycache__" not in f.relative_to(p.path).parts}
         _SHARED[key] = (files, results)
     files, results = _SHARED[key]
     for rel, data in files.items():
         (p.path / rel).parent.mkdir(parents=True, exist_ok=True)
         (p.path / rel).write_bytes(data)
     return results
+
+
+def updated_then_compared(p: pytest.Pytester) -> tuple[pytest.RunResult, pytest.RunResult]:
+    """``suite(p)``, its baseline update, then a compare against it that
+    writes ``report.html``, shared between the tests that start so (the
+    baseline store holds what the update wrote: a compare writes none)."""
+    suite(p)
+    update, compare = shared(p, "update and compare slo 30", lambda: [
+        run(p, "--trt-baseline=update", "--trt-json=a.json"), run(p, "--trt-report=report.html")])
+    return update, compare
 
 
 def updated(p: pytest.Pytester, slo: float) -> pytest.RunResult:
@@ -90,7 +100,7 @@ def updated(p: pytest.Pytester, slo: float) -> pytest.RunResult:
 
 
 def test_update_writes_both_figures_then_compare_passes(pytester: pytest.Pytester) -> None:
-    r = updated(pytester, slo=30)
+    r, compared = updated_then_compared(pytester)
     r.assert_outcomes(passed=1)
     data = load_baseline(pytester)
     lat = data["results"]["test_serve.py::test_serve"]
@@ -101,7 +111,7 @@ def test_update_writes_both_figures_then_compare_passes(pytester: pytest.Pyteste
     assert "host_peak_bytes" in lat["memory"]  # memory figures as for any host measurement
     # M/D/1 with D = 2 ms: capacity 500/s; the search brackets the knee below it
     assert 100 <= sus["throughput"] <= 500
-    r = run(pytester)
+    r = compared
     r.assert_outcomes(passed=1)
     # pass, or improved when a load spike on this shared host slowed the baseline's run
     r.stdout.re_match_lines([r".*test_serve\.py::test_serve +p90 .*(pass|improved).*"])
@@ -193,10 +203,10 @@ def _svgs(html: str) -> list[str]:
 def test_terminal_and_html_show_rates_percentiles_and_the_knee_against_the_baseline(
         pytester: pytest.Pytester) -> None:
     pytest.importorskip("matplotlib")
-    updated(pytester, slo=30).assert_outcomes(passed=1)
+    update, r = updated_then_compared(pytester)
+    update.assert_outcomes(passed=1)
     entry = load_baseline(pytester)["results"]["test_serve.py::test_serve"]
     assert entry["serve"]["at_rate"]["requests"] > 50 and entry["serve"]["search"]["sustainable_rate"] > 0
-    r = run(pytester, "--trt-report=report.html")
     r.assert_outcomes(passed=1)
     r.stdout.fnmatch_lines(["test_serve.py::test_serve: served poisson arrivals to 1 slot: *offered, *achieved, "
                             "* requests, queue mean * max *: p50 * ms, p99 *, p90 * ms (<= * ms); SLO p90<30ms met; "
