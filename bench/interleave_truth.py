@@ -50,6 +50,7 @@ is set; the text summary goes to stdout and next to the JSON):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import importlib.util
 import json
@@ -107,7 +108,8 @@ NEVER_FAILS = Expectation.from_config("max_slowdown", 10.0)
 #: blocks of 8 iterations (enough for the head diagnostic). A GPU run, ``--quick`` or not, keeps its own
 #: adaptive windows (``run_gpu``).
 DRY_QUICK = MeasureOptions(remeasure=False, iterations=80, warmup_s=0.01)
-#: Seconds each fresh process of that dry run measures its side for.
+#: Seconds each fresh process of that dry run measures its side for (after
+#: DRY_QUICK's warm-up, not the default 0.2 s).
 DRY_QUICK_SIDE_S = 0.05
 
 
@@ -419,10 +421,13 @@ def model_workload(fn: Callable[[], Any], *, graph: bool, dry: bool) -> Workload
     return TorchWorkload(fn, cuda_graph=graph)
 
 
-def fresh_process(kind: str, size: int, graph: bool, dry: bool, seconds: float) -> dict[str, Any]:
-    """One side measured alone in a new process (as a baseline run is)."""
+def fresh_process(kind: str, size: int, graph: bool, dry: bool, seconds: float,
+                  warmup_s: float | None = None) -> dict[str, Any]:
+    """One side measured alone in a new process (as a baseline run is);
+    ``warmup_s`` None: the measurement's default warm-up."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "side", "--kind", kind, "--size", str(size),
            "--graph", str(int(graph)), "--min-time", str(seconds)] + (["--cpu-dry-run"] if dry else [])
+    cmd += [] if warmup_s is None else ["--warmup", str(warmup_s)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if p.returncode != 0:
         return dict(error=(p.stderr or p.stdout).strip().splitlines()[-1:])
@@ -434,6 +439,8 @@ def run_side(args: argparse.Namespace) -> None:
     fn = (mlp_callable(args.size, 0, args.cpu_dry_run) if args.kind == "mlp"
           else launch_callable(args.size, args.cpu_dry_run))
     opts = MeasureOptions(min_time_s=args.min_time, max_time_s=max(args.min_time * 3, 3.0))
+    if args.warmup is not None:
+        opts = dataclasses.replace(opts, warmup_s=args.warmup)
     sampler = ClockSampler()
     with sampler:
         res = alone(model_workload(fn, graph=bool(args.graph), dry=args.cpu_dry_run), opts)
@@ -477,9 +484,11 @@ def model_pair(args: argparse.Namespace, runner: Runner, opts: MeasureOptions, *
             record("graph a/b 250ms blocks", lambda: variant(w(fa), w(fb), opts, block_s=0.25))
             record("graph a/a' no lead-in", lambda: variant(w(fa), w(fa2), opts, lead_in_fraction=0.0))
     seconds = DRY_QUICK_SIDE_S if args.quick and dry else 1.0
+    warmup_s = DRY_QUICK.warmup_s if args.quick and dry else None
     for graph in (True,):  # what compare() times by default; a fresh process costs a torch import and a CUDA context
         g = "graph" if graph else "eager"
-        runs = [fresh_process(kind, size, graph, dry, seconds) for size in (sizes[0], sizes[1], sizes[1], sizes[0])]
+        runs = [fresh_process(kind, size, graph, dry, seconds, warmup_s)
+                for size in (sizes[0], sizes[1], sizes[1], sizes[0])]
         res[f"{g} separate processes"] = runs
         ok = [r for r in runs if "us" in r]
         if len(ok) == 4:
@@ -629,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=16384, help=argparse.SUPPRESS)
     ap.add_argument("--graph", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--min-time", type=float, default=2.0, help=argparse.SUPPRESS)
+    ap.add_argument("--warmup", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.sections = tuple(s.strip() for s in args.sections.split(","))
     if args.mode == "side":

@@ -2,7 +2,11 @@
 
 Real load from real processes: busy loops, two more than the CPUs this test
 may use, so the measuring thread waits for a CPU most of the time. Verdicts
-come from real pytest sessions (pytester), with real baseline files.
+come from real pytest sessions (pytester), with real baseline files; where
+a test's first session is a baseline it means to take on a quiet host (or
+regardless of the load, for a test of the compare that follows), the busy
+loops start after it (``request.getfixturevalue("load")``): it runs faster,
+and the loops spin only while a session needs them.
 """
 
 from __future__ import annotations
@@ -82,11 +86,13 @@ def test_waiting_for_quiet_is_bounded(load: list[int]) -> None:
 
 @needs_schedstat
 def test_a_compare_on_a_loaded_host_is_unreliable_and_names_the_load(pytester: pytest.Pytester,
-                                                                    load: list[int]) -> None:
+                                                                    request: pytest.FixtureRequest) -> None:
     pytester.makepyfile(test_perf=LONG_HASH)
-    # A baseline regardless of the load (this test is about the compare).
+    # A baseline regardless of the load (this test is about the compare), taken before the load starts.
     pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-ignore-host-load").assert_outcomes(passed=1)
-    r = pytester.runpytest(*QUICK, "--trt-busy-wait=0.5", "--trt-json=out.json", "--trt-run-noise=0",
+    request.getfixturevalue("load")
+    # A wait for quiet of one poll (0.25 s: wait_until_quiet's step): under the busy loops it never comes.
+    r = pytester.runpytest(*QUICK, "--trt-busy-wait=0.25", "--trt-json=out.json", "--trt-run-noise=0",
                            "--trt-tolerance=1%")
     r.assert_outcomes(passed=1)
     (res,) = json.loads((pytester.path / "out.json").read_text())["results"]
@@ -98,7 +104,7 @@ def test_a_compare_on_a_loaded_host_is_unreliable_and_names_the_load(pytester: p
     assert named and all(re.fullmatch(r"\d+ \S.* \(\d+\.\d cores\)", n) for n in named), named
     r.stdout.fnmatch_lines(["*1 unreliable*"])
 
-    strict = pytester.runpytest(*QUICK, "--trt-busy-wait=0.5", "--trt-unreliable=fail")
+    strict = pytester.runpytest(*QUICK, "--trt-busy-wait=0.25", "--trt-unreliable=fail")
     strict.assert_outcomes(failed=1)
     strict.stdout.fnmatch_lines(["FAILED test_perf.py::test_hash - Failed: unreliable: host busy (*"])
     strict.stdout.fnmatch_lines(["*(--trt-unreliable=fail)"])
@@ -133,14 +139,15 @@ def test_an_update_is_busy_under_heavy_load_whatever_the_metric() -> None:
 
 
 @needs_schedstat
-def test_an_update_of_short_calls_on_a_loaded_host_warns_and_stays_out_of_the_centre(pytester: pytest.Pytester,
-                                                                                    load: list[int]) -> None:
+def test_an_update_of_short_calls_on_a_loaded_host_warns_and_stays_out_of_the_centre(
+        pytester: pytest.Pytester, request: pytest.FixtureRequest) -> None:
     """Issue 11.2: the default median, ~30 us calls (a preemption lands in few
     samples), busy loops on every core: the update warns naming the load, the
     entry and its history row record it, the earlier quiet run stays the
     centre."""
     pytester.makepyfile(test_perf=hash_test(50_000))
     pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-ignore-host-load").assert_outcomes(passed=1)
+    request.getfixturevalue("load")  # the busy loops from here on: the run above is the quiet one
     r = pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-busy-wait=0.3", "--trt-json=out.json",
                            "--trt-baseline-loaded=write")
     r.assert_outcomes(passed=1)
