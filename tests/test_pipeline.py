@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from gitrepo import commit_all, init
-from helpers import FAST, baseline_files, hash_test, load_baseline, run_inner
+from helpers import FAST, QUICK, baseline_files, hash_test, load_baseline, run_inner
 
 
 @pytest.fixture
@@ -190,13 +190,15 @@ def test_xdist_matches_serial(pytester: pytest.Pytester, workers: str) -> None:
         body += (f"\n\ndef test_case_{i}(trt_bench):\n"
                  f"    trt_bench.measure(lambda: hashlib.sha256(DATA[:{50_000 * (i + 1)}]).digest(), name='n{i}')\n")
     pytester.makepyfile(test_perf=body)
-    # The serial sessions run in this process (nothing about processes is tested there); xdist's in their own
-    serial = run_inner(pytester, "--trt-baseline=update", "--trt-json=serial.json")
+    # The serial sessions run in this process (nothing about processes is tested there); xdist's in their own.
+    # Short windows throughout: files, identities and verdicts are compared, not timings.
+    serial = run_inner(pytester, "--trt-baseline=update", "--trt-json=serial.json", opts=QUICK)
     serial.assert_outcomes(passed=5)
     serial_file = load_baseline(pytester)
     for p in baseline_files(pytester):
         p.unlink()
-    par = run_inner(pytester, "--trt-baseline=update", "-n", workers, "--trt-json=par.json", subprocess=True)
+    par = run_inner(pytester, "--trt-baseline=update", "-n", workers, "--trt-json=par.json", subprocess=True,
+                    opts=QUICK)
     par.assert_outcomes(passed=5)
     par_file = load_baseline(pytester)
     assert par_file.keys() == serial_file.keys()
@@ -208,8 +210,9 @@ def test_xdist_matches_serial(pytester: pytest.Pytester, workers: str) -> None:
     # And a compare under xdist reaches the same verdicts as a serial compare
     # (a wide tolerance: this checks the plumbing, not the speed differences
     # between processes and two cores' contention).
-    v_serial = run_inner(pytester, "--trt-json=s.json", "--trt-tolerance=60%")
-    v_par = run_inner(pytester, "-n", workers, "--trt-json=p.json", "--trt-tolerance=60%", subprocess=True)
+    v_serial = run_inner(pytester, "--trt-json=s.json", "--trt-tolerance=60%", opts=QUICK)
+    v_par = run_inner(pytester, "-n", workers, "--trt-json=p.json", "--trt-tolerance=60%", subprocess=True,
+                     opts=QUICK)
     verdicts = lambda name: {r["id"]: r["verdict"]["status"]  # noqa: E731
                              for r in json.loads((pytester.path / name).read_text())["results"]}
     assert v_serial.ret == v_par.ret == 0
