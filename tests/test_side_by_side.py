@@ -3,26 +3,28 @@ revision (or in another interpreter), in a second pytest process, the two
 measuring in alternating blocks.
 
 Everything here is real: git repositories and worktrees, the reference
-process, the socket between them, the plugin under pytester in a subprocess,
-and slowdowns made by real extra work in the code at one revision and not
+process, the socket between them, the plugin under pytester, and slowdowns made by real extra work in the code at one revision and not
 the other (hashing 30% more bytes), so a test fails when the mechanism does
 not tell the two revisions apart, or tells them apart when they are equal.
 
 Tests whose point is a ratio or a timing verdict measure with ``FAST``
 windows; tests of plumbing (new, unreliable and crash lines, cleanup,
 exports, the setup command, what is served) measure with ``QUICK`` windows:
-their assertions hold for any window the gate accepts.
+their assertions hold for any window the gate accepts. The judging session
+runs in this process (``run``; the reference is a second process either
+way); where the judging process itself is the point (stopped, killed, xdist
+workers, a shallow clone run as users run it) it is a process of its own.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,6 +52,7 @@ def repo(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory,
     commit_all(pytester.path, "reference")
     scratch = tmp_path_factory.mktemp("scratch")
     monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # in-process sessions: tempfile has read TMPDIR
     return pytester
 
 
@@ -61,7 +64,10 @@ def results(path: Path) -> dict[str, dict]:
     return {r["id"]: r for r in json.loads(path.read_text())["results"]}
 
 
-run = functools.partial(run_inner, subprocess=True, timeout=240)
+#: One judging session, in this process: pytester restores sys.modules after
+#: it, and ``repo`` points tempfile at the scratch directory as TMPDIR does
+#: for a process of its own.
+run = run_inner
 
 
 def test_a_real_slowdown_fails_and_the_same_code_passes(repo: pytest.Pytester) -> None:
@@ -285,7 +291,8 @@ def test_the_baseline_commit_confirms_a_suspected_regression(repo: pytest.Pytest
     baseline file suspects a regression; the commit its entry records is
     measured side by side and decides."""
     run(repo, "--trt-baseline=update").assert_outcomes(passed=1)
-    commit_all(repo.path, "baseline")
+    (repo.path / "notes.txt").write_text("a later commit\n")  # the baseline file itself is ignored by git
+    commit_all(repo.path, "later")
     entry_commit = git(repo.path, "rev-parse", "HEAD~1")  # the baseline was measured at the reference's commit
     repo.makepyfile(test_perf=hash_test(SLOWER))
     out = repo.path / "r.json"
@@ -332,7 +339,7 @@ def test_hash(trt_bench):
 ])
 def test_bad_options_are_one_line(pytester: pytest.Pytester, args: list[str], needle: str) -> None:
     pytester.makepyfile(test_a="def test_a(trt_bench):\n    trt_bench.measure(lambda: None)\n")
-    result = pytester.runpytest_subprocess(*args)
+    result = pytester.runpytest(*args)
     assert result.ret == 4
     assert needle in result.stderr.str()
     assert "Traceback" not in result.stderr.str()
@@ -426,14 +433,14 @@ def test_a_window_too_busy_to_judge_is_judged_side_by_side_against_the_baseline_
     quick = ["--trt-warmup-ms=50", "--trt-min-time=0.5", "--trt-max-time=1", "-p", "no:cacheprovider",
              "--trt-busy-wait=0.5", "--trt-run-noise=0", "--trt-tolerance=5%"]
     out = repo.path / "r.json"
-    alone = repo.runpytest_subprocess(*quick, "--trt-ab=off", f"--trt-json={out}", timeout=240)  # as before
+    alone = run(repo, "--trt-ab=off", f"--trt-json={out}", opts=quick)  # as before
     v = results(out)["test_perf.py::test_hash"]["verdict"]
     if v["status"] != "unreliable":
         pytest.skip(f"the load did not make the window busy here ({v['status']})")
     alone.assert_outcomes(passed=1)
     assert results(out)["test_perf.py::test_hash"]["relative"] is None  # off: no reference
     # The default in baseline compare mode (no --trt-ab): confirmed against the entry's commit.
-    confirmed = repo.runpytest_subprocess(*quick, "--trt-unreliable=fail", f"--trt-json={out}", timeout=240)
+    confirmed = run(repo, "--trt-unreliable=fail", f"--trt-json={out}", opts=quick)
     confirmed.assert_outcomes(failed=1)  # never a pass: judged a regression, or too busy even side by side
     r = results(out)["test_perf.py::test_hash"]
     v = r["verdict"]
@@ -606,10 +613,10 @@ def test_a_baseline_commit_missing_from_a_shallow_clone_is_one_line(repo: pytest
 def test_a_baseline_written_outside_git_says_the_verdict_rests_on_it(pytester: pytest.Pytester,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_perf=hash_test(N))
-    pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update").assert_outcomes(passed=1)
+    run_inner(pytester, "--trt-baseline=update", opts=QUICK).assert_outcomes(passed=1)
     monkeypatch.setenv("TRTPERF_TEST_SCALE", "2")
     out = pytester.path / "r.json"
-    result = pytester.runpytest_subprocess(*QUICK, f"--trt-json={out}", timeout=240)
+    result = run_inner(pytester, f"--trt-json={out}", opts=QUICK)
     result.assert_outcomes(failed=1)
     v = results(out)["test_perf.py::test_hash"]["verdict"]
     assert v["status"] == "regression"
