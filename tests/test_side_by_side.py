@@ -430,7 +430,7 @@ def test_a_window_too_busy_to_judge_is_judged_side_by_side_against_the_baseline_
     run(repo, "--trt-baseline=update").assert_outcomes(passed=1)  # an entry, measured before the load
     request.getfixturevalue("load")  # the busy loops from here on: only the windows judged need them
     repo.makepyfile(test_perf=long.replace("2000000", "2600000"))
-    quick = ["--trt-warmup-ms=50", "--trt-min-time=0.5", "--trt-max-time=1", "-p", "no:cacheprovider",
+    quick = ["--trt-warmup-ms=50", "--trt-min-time=0.5", "--trt-max-time=2", "-p", "no:cacheprovider",
              "--trt-busy-wait=0.5", "--trt-run-noise=0", "--trt-tolerance=5%"]
     out = repo.path / "r.json"
     alone = run(repo, "--trt-ab=off", f"--trt-json={out}", opts=quick)  # as before
