@@ -351,10 +351,7 @@ def apart(runs: Sequence[Callable[[], Observed]], timeout_s: float = 120.0) -> l
     shows in the service times and lags the checks already measure."""
     import multiprocessing as mp
 
-    # No fork of a process with threads (pytest, xdist): a fork server, started once per process with this
-    # module (numpy, the driver) imported, forks each run's process from itself in milliseconds.
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
+    ctx = mp.get_context("spawn")  # no fork of a process with threads (pytest, xdist)
     barrier, out = ctx.Barrier(len(runs) + 1), ctx.Queue()
     procs = [ctx.Process(target=_apart_child, args=(run, barrier, out, i), daemon=True) for i, run in enumerate(runs)]
     for p in procs:
