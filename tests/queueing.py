@@ -30,8 +30,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -306,68 +305,3 @@ def judgeable(check: Check) -> Check:
     if not math.isfinite(check.t_low):
         pytest.skip(f"host too loaded to judge {check.what}: its measured service times saturate the queue")
     return check
-
-
-# -- several runs at once ------------------------------------------------------
-#: A service to build in the process that serves it: ("exp", mean s, seed) or ("fixed", s, 0).
-ServiceSpec = tuple[str, float, int]
-
-
-def _service(spec: ServiceSpec) -> Service:
-    kind, s, seed = spec
-    return Service(exponential(s, seed) if kind == "exp" else fixed(s))
-
-
-def served_open(spec: ServiceSpec, slots: int, rate: float, span_s: float, seed: int, warmup_s: float) -> Observed:
-    """``open_loop`` of a service built here, at Poisson arrivals of ``rate``
-    for ``span_s`` from ``seed`` (what the tests ran in their own process)."""
-    from pytest_trtperf.load.arrivals import schedule
-
-    return open_loop(_service(spec), slots, schedule("poisson", rate, span_s, seed), warmup_s)
-
-
-def served_closed(spec: ServiceSpec, slots: int, requests: int) -> Observed:
-    """``closed_loop`` of a service built here."""
-    return closed_loop(_service(spec), slots, requests)
-
-
-def _apart_child(run: Callable[[], Observed], barrier: Any, out: Any, index: int) -> None:
-    try:
-        barrier.wait(120)
-        out.put((index, run(), None))
-    except BaseException as e:  # noqa: BLE001 - reported by the parent, with the run's index
-        out.put((index, None, f"{type(e).__name__}: {e}"))
-
-
-def apart(runs: Sequence[Callable[[], Observed]], timeout_s: float = 120.0) -> list[Observed]:
-    """Each run (a picklable call of ``served_open``/``served_closed``) in a
-    process of its own, all started together once every process has
-    imported what it needs (no interpreter start-up overlaps a run).
-
-    The runs do not change each other's queueing: each has its own
-    interpreter, lock and threads, and its service sleeps; what they share
-    is the CPUs, for the driver's bookkeeping and the last 0.2 ms of each
-    wait (a few percent of one core each), and what that costs a request
-    shows in the service times and lags the checks already measure."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")  # no fork of a process with threads (pytest, xdist)
-    barrier, out = ctx.Barrier(len(runs) + 1), ctx.Queue()
-    procs = [ctx.Process(target=_apart_child, args=(run, barrier, out, i), daemon=True) for i, run in enumerate(runs)]
-    for p in procs:
-        p.start()
-    try:
-        barrier.wait(timeout_s)
-        got: dict[int, Observed] = {}
-        for _ in runs:
-            i, obs, err = out.get(timeout=timeout_s)
-            if err is not None:
-                raise RuntimeError(f"run {i} of {len(runs)} failed in its process: {err}")
-            got[i] = obs
-        return [got[i] for i in range(len(runs))]
-    finally:
-        for p in procs:
-            p.join(10)
-            if p.is_alive():
-                p.kill()
-                p.join()

@@ -14,9 +14,10 @@ one run of the p99's size.
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import pytest
+
+from pytest_trtperf.load.arrivals import schedule
 
 import queueing as q
 
@@ -35,6 +36,14 @@ P99_SERVICE_S = 1e-3
 P99_SPAN_S = 7.0
 
 
+def _mm1(rho: float, service_s: float = SERVICE_S, span_s: float = SPAN_S, seed: int = 11
+         ) -> tuple[q.Observed, float]:
+    lam = rho / service_s
+    obs = q.open_loop(q.Service(q.exponential(service_s, seed)), 1, schedule("poisson", lam, span_s, seed),
+                      WARMUP_S)
+    return obs, lam
+
+
 def _mean(lam: float) -> q.Theory:
     """M/G/1 mean response (P-K): 1/(mu - lambda) for exponential service, M/D/1 for fixed."""
     return lambda es, es2: q.mg1_mean(lam, es, es2)
@@ -46,76 +55,41 @@ def _quantile(lam: float) -> q.Callable[[float], q.Theory]:
     return lambda p: lambda es, es2: -math.log1p(-p) * q.mg1_mean(lam, es, es2)
 
 
-def _each(checks: dict[float, q.Callable[[], None]]) -> None:
-    """Run every utilisation's checks, then report them together: the
-    failures (with their utilisation), else a skip where the host could not
-    give one of them its service rate (``q.judgeable``); the others were
-    judged all the same."""
-    failed, skipped = [], []
-    for rho, check in checks.items():
-        try:
-            check()
-        except AssertionError as e:
-            failed.append(f"rho {rho}: {e}")
-        except pytest.skip.Exception as e:
-            skipped.append(f"rho {rho}: {e.msg}")
-    assert not failed, "\n".join(failed)
-    if skipped:
-        pytest.skip("; ".join(skipped))
-
-
-def test_mm1_mean_and_p99_match_the_closed_forms() -> None:
-    """One run per utilisation serves both checks (the p99 needs the larger
-    sample; the mean's allowance comes from the same run's cycles). The three
-    runs are served at once, each in its own process (``q.apart`` says why
-    that changes no run's queueing)."""
+@pytest.mark.parametrize("rho", UTILISATIONS)
+def test_mm1_mean_and_p99_match_the_closed_forms(rho: float) -> None:
+    """One run serves both checks (the p99 needs the larger sample; the
+    mean's allowance comes from the same run's cycles)."""
+    obs, lam = _mm1(rho, P99_SERVICE_S, P99_SPAN_S)
     nominal = (P99_SERVICE_S, 2 * P99_SERVICE_S**2)
-    runs = q.apart([partial(q.served_open, ("exp", P99_SERVICE_S, 11), 1, rho / P99_SERVICE_S, P99_SPAN_S, 11,
-                            WARMUP_S) for rho in UTILISATIONS])
-
-    def check(rho: float, obs: q.Observed) -> None:
-        lam = rho / P99_SERVICE_S
-        assert _mean(lam)(*nominal) == pytest.approx(q.mm1_mean(lam, 1.0 / P99_SERVICE_S))  # P-K at exponential
-        mean = q.judgeable(q.check_mean(obs, _mean(lam), nominal))
-        assert mean.ok, str(mean)
-        assert _quantile(lam)(0.99)(*nominal) == pytest.approx(q.mm1_quantile(lam, 1.0 / P99_SERVICE_S, 0.99))
-        p99 = q.judgeable(q.check_quantile(obs, 0.99, _quantile(lam), nominal))
-        assert p99.ok, str(p99)
-        # Whether the data bound the p99 from above depends on how correlated the
-        # responses were (a loaded host makes more of them wait together): at 0.3
-        # usually, at 0.5-0.8 rarely within a 7 s run. That side is what a driver
-        # hiding queueing misses; the closed-loop test below shows the check fails it.
-
-    _each({rho: partial(check, rho, obs) for rho, obs in zip(UTILISATIONS, runs, strict=True)})
+    assert _mean(lam)(*nominal) == pytest.approx(q.mm1_mean(lam, 1.0 / P99_SERVICE_S))  # P-K at exponential service
+    mean = q.judgeable(q.check_mean(obs, _mean(lam), nominal))
+    assert mean.ok, str(mean)
+    assert _quantile(lam)(0.99)(*nominal) == pytest.approx(q.mm1_quantile(lam, 1.0 / P99_SERVICE_S, 0.99))
+    p99 = q.judgeable(q.check_quantile(obs, 0.99, _quantile(lam), nominal))
+    assert p99.ok, str(p99)
+    # Whether the data bound the p99 from above depends on how correlated the
+    # responses were (a loaded host makes more of them wait together): at 0.3
+    # usually, at 0.5-0.8 rarely within a 7 s run. That side is what a driver
+    # hiding queueing misses; the closed-loop test below shows the check fails it.
 
 
-def test_md1_mean_matches_the_closed_form() -> None:
-    """The three utilisations' runs at once, each in its own process."""
-    runs = q.apart([partial(q.served_open, ("fixed", SERVICE_S, 0), 1, rho / SERVICE_S, SPAN_S, 5, WARMUP_S)
-                    for rho in UTILISATIONS])
-
-    def check(rho: float, obs: q.Observed) -> None:
-        lam = rho / SERVICE_S
-        assert _mean(lam)(*FIXED) == pytest.approx(q.md1_mean(lam, SERVICE_S))  # P-K at fixed service
-        c = q.judgeable(q.check_mean(obs, _mean(lam), FIXED))
-        assert c.ok, str(c)
-
-    _each({rho: partial(check, rho, obs) for rho, obs in zip(UTILISATIONS, runs, strict=True)})
+@pytest.mark.parametrize("rho", UTILISATIONS)
+def test_md1_mean_matches_the_closed_form(rho: float) -> None:
+    lam = rho / SERVICE_S
+    assert _mean(lam)(*FIXED) == pytest.approx(q.md1_mean(lam, SERVICE_S))  # P-K at fixed service
+    obs = q.open_loop(q.Service(q.fixed(SERVICE_S)), 1, schedule("poisson", lam, SPAN_S, 5), WARMUP_S)
+    check = q.judgeable(q.check_mean(obs, _mean(lam), FIXED))
+    assert check.ok, str(check)
 
 
-def test_mmc_mean_matches_erlang_c() -> None:
-    """The three utilisations' runs at once, each in its own process."""
+@pytest.mark.parametrize("rho", UTILISATIONS)
+def test_mmc_mean_matches_erlang_c(rho: float) -> None:
     c = 2
-    runs = q.apart([partial(q.served_open, ("exp", SERVICE_S, 23), c, rho * c / SERVICE_S, SPAN_S, 23, WARMUP_S)
-                    for rho in UTILISATIONS])
-
-    def check(rho: float, obs: q.Observed) -> None:
-        lam = rho * c / SERVICE_S
-        assert q.mgc_mean(lam, *EXP, c) == pytest.approx(q.mmc_mean(lam, 1.0 / SERVICE_S, c))
-        mmc = q.judgeable(q.check_mean(obs, lambda es, es2: q.mgc_mean(lam, es, es2, c), EXP))
-        assert mmc.ok, str(mmc)
-
-    _each({rho: partial(check, rho, obs) for rho, obs in zip(UTILISATIONS, runs, strict=True)})
+    lam = rho * c / SERVICE_S
+    assert q.mgc_mean(lam, *EXP, c) == pytest.approx(q.mmc_mean(lam, 1.0 / SERVICE_S, c))
+    obs = q.open_loop(q.Service(q.exponential(SERVICE_S, 23)), c, schedule("poisson", lam, SPAN_S, 23), WARMUP_S)
+    check = q.judgeable(q.check_mean(obs, lambda es, es2: q.mgc_mean(lam, es, es2, c), EXP))
+    assert check.ok, str(check)
 
 
 @pytest.mark.parametrize("rho", UTILISATIONS)
@@ -123,29 +97,24 @@ def test_a_closed_loop_driver_fails_the_same_checks(rho: float) -> None:
     """Same service, same number of requests, timed back to back: the mean
     misses the closed forms (M/M/1 and M/D/1 at every utilisation, M/M/2
     from 0.5), and the p99 at 0.5 (where the closed form is twice the
-    closed loop's p99). This utilisation's closed loops run at once, each in
-    its own process (``q.apart``)."""
+    closed loop's p99)."""
     lam = rho / SERVICE_S
     n = int(lam * (SPAN_S - WARMUP_S))
-    lam1 = rho / P99_SERVICE_S
-    runs = [partial(q.served_closed, ("exp", SERVICE_S, 11), 1, n), partial(q.served_closed, ("fixed", SERVICE_S, 0), 1, n)]
-    if rho >= 0.5:  # at 0.3 two servers rarely queue: M/M/2's mean is within 10% of the service time
-        runs.append(partial(q.served_closed, ("exp", SERVICE_S, 23), 2, 2 * n))
-    if rho == 0.5:  # the p99 is 2x the closed loop's here; at 0.3 (1.4x) a loaded machine's stalls blur it
-        runs.append(partial(q.served_closed, ("exp", P99_SERVICE_S, 11), 1, int(lam1 * (P99_SPAN_S - WARMUP_S))))
-    obs, fixed, *more = q.apart(runs)
+    obs = q.closed_loop(q.Service(q.exponential(SERVICE_S, 11)), 1, n)
     mean = q.check_mean(obs, _mean(lam), EXP)
     assert not mean.ok, f"a closed loop passed the M/M/1 check: {mean}"
+    fixed = q.closed_loop(q.Service(q.fixed(SERVICE_S)), 1, n)
     md1 = q.check_mean(fixed, _mean(lam), FIXED)
     assert not md1.ok, f"a closed loop passed the M/D/1 check: {md1}"
-    if rho >= 0.5:
-        two = more.pop(0)
+    if rho >= 0.5:  # at 0.3 two servers rarely queue: M/M/2's mean is within 10% of the service time
+        two = q.closed_loop(q.Service(q.exponential(SERVICE_S, 23)), 2, 2 * n)
         mmc = q.check_mean(two, lambda es, es2: q.mgc_mean(2 * lam, es, es2, 2), EXP)
         assert not mmc.ok, f"a closed loop passed the M/M/2 check: {mmc}"
-    if rho == 0.5:
-        (p99_run,) = more
-        assert q.bounded_both_sides(p99_run, 0.99)
-        p99 = q.check_quantile(p99_run, 0.99, _quantile(lam1), (P99_SERVICE_S, 2 * P99_SERVICE_S**2))
+    if rho == 0.5:  # the p99 is 2x the closed loop's here; at 0.3 (1.4x) a loaded machine's stalls blur it
+        lam = rho / P99_SERVICE_S
+        obs = q.closed_loop(q.Service(q.exponential(P99_SERVICE_S, 11)), 1, int(lam * (P99_SPAN_S - WARMUP_S)))
+        assert q.bounded_both_sides(obs, 0.99)
+        p99 = q.check_quantile(obs, 0.99, _quantile(lam), (P99_SERVICE_S, 2 * P99_SERVICE_S**2))
         assert not p99.ok, f"a closed loop passed the M/M/1 p99 check: {p99}"
 
 
