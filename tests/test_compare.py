@@ -1,9 +1,6 @@
 """Comparing runs: --trt-compare=REV against the baselines committed at a git
 revision (real git repositories), ``pytest-trtperf compare A.json B.json``
-over two real --trt-json documents, --trt-csv, and ``--version``.
-
-The timed changes here are 2x and 3x the work, far beyond any window's noise,
-so every inner run measures with ``QUICK`` windows."""
+over two real --trt-json documents, --trt-csv, and ``--version``."""
 
 from __future__ import annotations
 
@@ -16,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import QUICK, baseline_files, hash_test, run_inner
+from helpers import baseline_files, hash_test, run_inner
 from pytest_trtperf import __version__
 from pytest_trtperf.cli import main
 
@@ -32,7 +29,7 @@ def repo(pytester: pytest.Pytester) -> pytest.Pytester:
     """A git repository whose first commit holds the baseline of a fast hash."""
     pytester.makepyfile(test_perf=hash_test())
     git(pytester.path, "init", "-q", "-b", "main")
-    run_inner(pytester, "--trt-baseline=update", opts=QUICK).assert_outcomes(passed=1)
+    run_inner(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
     git(pytester.path, "add", "-A")
     git(pytester.path, "commit", "-qm", "fast baseline")
     return pytester
@@ -41,22 +38,22 @@ def repo(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_compare_against_a_revision_without_checking_it_out(repo: pytest.Pytester) -> None:
     # The working tree's baseline is now 3x slower (not committed): the default
     # gate passes a slow run, --trt-compare=main judges it against main.
-    run_inner(repo, "--trt-baseline=update", opts=QUICK, scale=3.0).assert_outcomes(passed=1)
+    run_inner(repo, "--trt-baseline=update", scale=3.0).assert_outcomes(passed=1)
     (path,) = baseline_files(repo)
     before = path.read_bytes()
-    run_inner(repo, opts=QUICK, scale=3.0).assert_outcomes(passed=1)
-    r = run_inner(repo, "--trt-compare=main", opts=QUICK, scale=3.0)
+    run_inner(repo, scale=3.0).assert_outcomes(passed=1)
+    r = run_inner(repo, "--trt-compare=main", scale=3.0)
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines(["*test_perf.py::test_hash: median latency regressed +*"])
     # xdist workers judge too: each reads the revision's files itself
-    run_inner(repo, "--trt-compare=main", "-n", "2", opts=QUICK, scale=3.0).assert_outcomes(failed=1)
+    run_inner(repo, "--trt-compare=main", "-n", "2", scale=3.0).assert_outcomes(failed=1)
     assert path.read_bytes() == before  # the working tree is untouched
     assert git(repo.path, "status", "--porcelain", "--untracked-files=no").strip() == f"M .trtperf/{path.name}"
 
 
 def test_missing_baseline_message_names_the_revision(repo: pytest.Pytester) -> None:
     repo.makepyfile(test_new="def test_new(trt_bench):\n    trt_bench.measure(lambda: None)\n")
-    r = run_inner(repo, "--trt-compare=main", "--trt-json=r.json", "test_new.py", opts=QUICK)
+    r = run_inner(repo, "--trt-compare=main", "--trt-json=r.json", "test_new.py")
     r.assert_outcomes(passed=1)
     doc = json.loads((repo.path / "r.json").read_text())
     assert "no baseline in main:.trtperf/host-" in doc["results"][0]["verdict"]["message"]
@@ -86,7 +83,7 @@ def test_a_revision_without_baselines_is_one_line(repo: pytest.Pytester) -> None
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stderr.fnmatch_lines(["ERROR: --trt-compare=bare: no baseline files in .trtperf/ at bare (*); pick a revision "
                             "that has them*"])
-    run_inner(repo, f"--trt-compare={first}").assert_outcomes(passed=1)  # FAST: a no-change compare at 5%
+    run_inner(repo, f"--trt-compare={first}").assert_outcomes(passed=1)
 
 
 def test_outside_a_git_repository_is_one_line(pytester: pytest.Pytester) -> None:
@@ -116,10 +113,9 @@ def two_runs(pytester: pytest.Pytester) -> tuple[Path, Path, Path]:
     pytester.makepyfile(test_perf=hash_test(), test_other="def test_only_in_a(trt_bench):\n"
                                                           "    trt_bench.measure(lambda: None)\n")
     a, b, same = (pytester.path / n for n in ("a.json", "b.json", "same.json"))
-    run_inner(pytester, "--trt-baseline=off", f"--trt-json={a}", opts=QUICK).assert_outcomes(passed=2)
-    run_inner(pytester, "--trt-baseline=off", f"--trt-json={b}", "test_perf.py", opts=QUICK,
-              scale=2.0).assert_outcomes(passed=1)
-    run_inner(pytester, "--trt-baseline=off", f"--trt-json={same}", "test_perf.py", opts=QUICK).assert_outcomes(passed=1)
+    run_inner(pytester, "--trt-baseline=off", f"--trt-json={a}").assert_outcomes(passed=2)
+    run_inner(pytester, "--trt-baseline=off", f"--trt-json={b}", "test_perf.py", scale=2.0).assert_outcomes(passed=1)
+    run_inner(pytester, "--trt-baseline=off", f"--trt-json={same}", "test_perf.py").assert_outcomes(passed=1)
     return a, b, same
 
 
@@ -172,14 +168,14 @@ def test_a(trt_bench, name):
     trt_bench.measure(lambda: None, name=name, extra_info={"k": 1})
 ''')
     out = pytester.path / "r.csv"
-    r = run_inner(pytester, "--trt-baseline=off", f"--trt-csv={out}", opts=QUICK)
+    r = run_inner(pytester, "--trt-baseline=off", f"--trt-csv={out}")
     r.assert_outcomes(passed=2)
     r.stdout.fnmatch_lines([f"--trt-csv written: {out}"])
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert {r["name"] for r in rows} == {"'=cmd()", "plain"}  # no formula a spreadsheet would run
     assert all(float(r["median_ms"]) > 0 and r["status"] == "off" and r["extra_info"] == '{"k": 1}' for r in rows)
     (pytester.path / "a_file").write_text("")
-    r = run_inner(pytester, "--trt-baseline=off", f"--trt-csv={pytester.path / 'a_file' / 'r.csv'}", opts=QUICK)
+    r = run_inner(pytester, "--trt-baseline=off", f"--trt-csv={pytester.path / 'a_file' / 'r.csv'}")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stdout.fnmatch_lines(["--trt-csv NOT written: */a_file/r.csv: *; check the path"])
 

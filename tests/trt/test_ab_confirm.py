@@ -30,9 +30,6 @@ pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
 DATA = memoryview(b"\x5a" * 2_000_000)
 FAST = dict(warmup_s=0.05, min_time_s=0.3, max_time_s=2.0)
-#: For measurements whose ratio no test reads (a baseline entry to look up, a
-#: 2x regression to hand the hook): tests/helpers.py's QUICK windows.
-QUICK = dict(warmup_s=0.01, min_time_s=0.05, max_time_s=0.5)
 SHAPES = {"input": (4, 64)}
 
 
@@ -63,11 +60,9 @@ def runner(tmp_path: Path, mode: str) -> Runner:
 
 
 def baseline_of(tmp_path: Path, workload: HostWorkload, commit: str | None) -> None:
-    """Measure ``workload`` and commit it as the baseline of TARGET, at
-    ``commit``. Short windows: every test here compares 2x the work against
-    it, which any window's baseline tells apart."""
+    """Measure ``workload`` and commit it as the baseline of TARGET, at ``commit``."""
     r = runner(tmp_path, "update")
-    result = r.run(workload, TARGET, MeasureOptions(**QUICK))
+    result = r.run(workload, TARGET, MeasureOptions(**FAST))
     r.store.write([result], timestamp="2026-11-29T00:00:00+00:00", git_commit=commit)
 
 
@@ -132,7 +127,7 @@ def test_a_model_that_does_not_build_at_that_commit(rtx, repo: dict[str, Any], t
 
 
 def run_with_check(tmp_path: Path, repo: dict[str, Any], current: HostWorkload, old_nbytes: int,
-                   windows: dict[str, float] = FAST, **opts: Any) -> Any:
+                   **opts: Any) -> Any:
     """Runner.run in compare mode with the AbConfirm hook; the old engine's
     workload stands in as a host workload of ``old_nbytes``."""
     options = TrtOptions.from_values(backend="tensorrt_rtx", engine_cache=str(tmp_path / "engines"))
@@ -144,7 +139,7 @@ def run_with_check(tmp_path: Path, repo: dict[str, Any], current: HostWorkload, 
 
     r = runner(tmp_path, "compare")
     step = AbConfirm(runner=r, spec=repo["spec"], trt_options=options, make_workload=make_workload)
-    result = r.run(current, TARGET, MeasureOptions(**windows, tolerance=0.05, **opts), regression_check=step)
+    result = r.run(current, TARGET, MeasureOptions(**FAST, tolerance=0.05, **opts), regression_check=step)
     return result, built
 
 
@@ -178,12 +173,12 @@ def test_a_regression_the_paired_ratio_does_not_confirm_passes(rtx, repo: dict[s
 
 def test_off_or_unavailable_leaves_the_baseline_verdict(rtx, repo: dict[str, Any], tmp_path: Path) -> None:
     baseline_of(tmp_path, hasher(50_000), None)  # written outside git: no commit
-    result, built = run_with_check(tmp_path, repo, hasher(100_000), 50_000, QUICK, ab_confirm=True)
+    result, built = run_with_check(tmp_path, repo, hasher(100_000), 50_000, ab_confirm=True)
     assert built == [] and result.relative is None and result.verdict.status == "regression"
     assert result.verdict.message.endswith("; A/B confirm not possible: the baseline in "
                                            f"{tmp_path / '.trtperf'}/{slug(result.device_class)}"
                                            ".json names no commit (it was written outside a git checkout)")
-    off, built = run_with_check(tmp_path, repo, hasher(100_000), 50_000, QUICK, ab_confirm=False)
+    off, built = run_with_check(tmp_path, repo, hasher(100_000), 50_000, ab_confirm=False)
     assert built == [] and off.relative is None and "A/B" not in off.verdict.message
 
 
@@ -196,9 +191,9 @@ def test_the_runner_asks_the_hook_only_about_regressions(tmp_path: Path) -> None
         return None  # keep the verdict
 
     r = runner(tmp_path, "compare")
-    same = r.run(hasher(50_000), TARGET, MeasureOptions(**QUICK, tolerance=0.5), regression_check=check)
+    same = r.run(hasher(50_000), TARGET, MeasureOptions(**FAST, tolerance=0.5), regression_check=check)
     assert same.verdict.status == "pass" and calls == []
-    slow = r.run(hasher(100_000), TARGET, MeasureOptions(**QUICK), regression_check=check)
+    slow = r.run(hasher(100_000), TARGET, MeasureOptions(**FAST), regression_check=check)
     assert slow.verdict.status == "regression" and slow.verdict.remeasured and calls == ["regression"]
 
 
