@@ -181,3 +181,17 @@ mod = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mod)
 K = mod.Kernels()
 '''
+
+
+def scratch_tmpdir(monkeypatch: pytest.MonkeyPatch, factory: pytest.TempPathFactory) -> Path:
+    """A temp directory of the test's own for everything tempfile makes (the
+    side-by-side worktrees), outside the repository, so a test can see that
+    nothing is left there: through TMPDIR for processes started from here,
+    and through ``tempfile.tempdir`` for in-process sessions (tempfile has
+    read TMPDIR already)."""
+    import tempfile
+
+    scratch = factory.mktemp("scratch")
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    return scratch

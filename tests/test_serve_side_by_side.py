@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from gitrepo import commit_all, git, init
-from helpers import run_inner
+from helpers import run_inner, scratch_tmpdir
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -56,9 +55,7 @@ def repo(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory,
     pytester.makepyfile(test_serve=serve_test())
     (pytester.path / ".gitignore").write_text(".trtperf/\n")
     commit_all(pytester.path, "reference")
-    scratch = tmp_path_factory.mktemp("scratch")
-    monkeypatch.setenv("TMPDIR", str(scratch))
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # in-process sessions: tempfile has read TMPDIR
+    scratch_tmpdir(monkeypatch, tmp_path_factory)
     return pytester
 
 

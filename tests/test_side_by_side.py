@@ -24,14 +24,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from gitrepo import commit_all, git, init
-from helpers import QUICK, hash_test, run_inner
+from helpers import QUICK, hash_test, run_inner, scratch_tmpdir
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -50,9 +49,7 @@ def repo(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory,
     pytester.makepyfile(test_perf=hash_test(N))
     (pytester.path / ".gitignore").write_text(".trtperf/\n")
     commit_all(pytester.path, "reference")
-    scratch = tmp_path_factory.mktemp("scratch")
-    monkeypatch.setenv("TMPDIR", str(scratch))
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # in-process sessions: tempfile has read TMPDIR
+    scratch_tmpdir(monkeypatch, tmp_path_factory)
     return pytester
 
 
