@@ -29,6 +29,37 @@ def test_hash(trt_bench):
     trt_bench.measure(lambda: hashlib.sha256(DATA[:N]).digest())
 '''
 
+#: A fixed-duration host workload: each call spins on ``time.perf_counter_ns``
+#: for ``us`` microseconds times TRTPERF_TEST_SCALE, so a slowdown is exactly
+#: the scale asked for and the median does not move with this shared VM's
+#: speed. Hashing did: in CI (stop 29) one process read the same hash 27% and
+#: 43% slower a second after its update, turning a +30% slowdown into -9% and
+#: an unchanged test into a regression. Tests about the gate's arithmetic and
+#: messages use this; tests about the host itself (load, preemption) hash.
+SPIN_TEST = '''
+import os, time
+import pytest
+
+SCALE = float(os.environ.get("TRTPERF_TEST_SCALE", "1"))
+NS = int({us} * 1000 * SCALE)
+CLOCK = time.perf_counter_ns
+
+
+def spin(ns=NS):
+    end = CLOCK() + ns
+    while CLOCK() < end:
+        pass
+
+
+def test_spin(trt_bench):
+    trt_bench.measure(spin)
+'''
+
+
+def spin_test(us: int = 250) -> str:
+    return SPIN_TEST.format(us=us)
+
+
 #: Keep each measurement short; the statistics still converge on this workload.
 #: The host-load watch is off: these tests are about other things and run on a
 #: shared 2-core machine (tests/test_host_load.py covers the watch).
@@ -39,7 +70,7 @@ FAST = ["--trt-warmup-ms=50", "--trt-min-time=0.3", "--trt-max-time=2", "--trt-i
 #: The knobs the inner test sources of these tests read from the environment,
 #: by the keyword ``run_inner`` takes for each (unset: the source's default).
 KNOBS = {
-    "scale": "TRTPERF_TEST_SCALE",  # HASH_TEST: bytes hashed
+    "scale": "TRTPERF_TEST_SCALE",  # HASH_TEST: bytes hashed; SPIN_TEST: microseconds
     "mb": "TRTPERF_TEST_MB",  # tests/test_memory.py: MiB allocated
     "ipi": "TRTPERF_IPI",  # tests/test_strict_gate.py: inferences per iteration
     "service_ms": "TRTPERF_TEST_SERVICE_MS",  # tests/test_serve_fixture.py: service time

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import QUICK, hash_test, make_result, run_inner
+from helpers import QUICK, spin_test, make_result, run_inner
 from pytest_trtperf.baselines import store as baseline
 from pytest_trtperf.core.errors import BaselineFileError
 from pytest_trtperf.core.fingerprint import host_fingerprint
@@ -198,7 +198,7 @@ run = functools.partial(run_inner, subprocess=True, timeout=120, opts=QUICK)
 
 
 def test_session_with_hostile_files_passes_with_notes(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     hostile_directory(pytester.path / ".trtperf")
     r = run(pytester, "--trt-baseline=update")
     assert r.ret == 0, r.stdout.str()
@@ -206,32 +206,32 @@ def test_session_with_hostile_files_passes_with_notes(pytester: pytest.Pytester)
                             "trtperf: note: ignored fifo.json in the baseline directory: it is a FIFO*"])
     r = run(pytester, "--trt-tolerance=80%")
     assert r.ret == 0, r.stdout.str()
-    r.stdout.fnmatch_lines(["*test_perf.py::test_hash*pass*", "trtperf: note: ignored zero.json *character device*"])
+    r.stdout.fnmatch_lines(["*test_perf.py::test_spin*pass*", "trtperf: note: ignored zero.json *character device*"])
 
 
 def test_baseline_dir_dot_with_package_json(pytester: pytest.Pytester) -> None:
     """--trt-baseline-dir=. in a JavaScript monorepo: package.json and a JSONC
     tsconfig.json (comments: not valid JSON) are not ours."""
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     (pytester.path / "package.json").write_text('{"name": "web", "private": true}\n')
     (pytester.path / "tsconfig.json").write_text('{\n  // strict mode\n  "compilerOptions": {"strict": true}\n}\n')
     r = run(pytester, "--trt-baseline=update", "--trt-baseline-dir=.")
     assert r.ret == 0, r.stdout.str() + r.stderr.str()
     r = run(pytester, "--trt-baseline-dir=.", "--trt-tolerance=80%")
     assert r.ret == 0, r.stdout.str() + r.stderr.str()
-    r.stdout.fnmatch_lines(["*test_perf.py::test_hash*pass*"])
+    r.stdout.fnmatch_lines(["*test_perf.py::test_spin*pass*"])
     assert "delete it" not in r.stdout.str() + r.stderr.str()
     notes = [line for line in r.stdout.lines if line.startswith("trtperf: note: ignored")]
     assert [n.split()[3] for n in notes] == ["package.json", "tsconfig.json"]
 
 
 def test_trt_json_inside_the_baseline_directory_is_not_a_baseline(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     run(pytester, "--trt-baseline=update", "--trt-json=.trtperf/results.json").assert_outcomes(passed=1)
     assert (pytester.path / ".trtperf" / "results.json").is_file()
     r = run(pytester, "--trt-tolerance=80%", "--trt-json=.trtperf/results.json")
     assert r.ret == 0, r.stdout.str() + r.stderr.str()
-    r.stdout.fnmatch_lines(["*test_perf.py::test_hash*pass*",
+    r.stdout.fnmatch_lines(["*test_perf.py::test_spin*pass*",
                             "trtperf: note: ignored results.json in the baseline directory: it is a --trt-json*"])
 
 
@@ -242,7 +242,7 @@ def test_this_device_class_file_unusable_is_exit_4_with_one_line(pytester: pytes
     """This device class's own file as a FIFO, a device, ``[]`` or a
     ``--trt-json``-like document used to fail every test (exit 1) beside a note
     saying it was ignored; it is one unusable baseline: exit 4, one line."""
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     path = baseline.BaselineStore(pytester.path / ".trtperf").path_for(host_fingerprint().device_class)
     path.parent.mkdir()
     if what == "fifo":
@@ -265,7 +265,7 @@ def test_this_device_class_file_unusable_is_exit_4_with_one_line(pytester: pytes
 def test_an_output_on_the_baseline_file_is_a_usage_error(pytester: pytest.Pytester, flag: str) -> None:
     """``--trt-json`` pointing at the baseline file silently replaced the
     baseline just written."""
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     run(pytester, "--trt-baseline=update", opts=QUICK).assert_outcomes(passed=1)
     (path,) = (pytester.path / ".trtperf").glob("*.json")
     before = path.read_bytes()
@@ -290,7 +290,7 @@ def test_an_output_on_the_baseline_file_is_a_usage_error(pytester: pytest.Pytest
 def test_baseline_dir_that_is_not_a_directory(pytester: pytest.Pytester, mode: str, what: str) -> None:
     """A dangling link used to pass compare with "no baseline", and update
     created the link's target outside the repository and wrote there."""
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     target = pytester.path / "perfdata"
     outside = pytester.path / "outside" / "x"
     if what == "file":
@@ -314,7 +314,7 @@ def test_baseline_dir_that_is_not_a_directory(pytester: pytest.Pytester, mode: s
 def test_baseline_dir_link_to_a_directory_and_relative_paths_still_work(pytester: pytest.Pytester) -> None:
     """A link to a real directory is followed; a relative path is resolved
     against the invocation directory, a parent that is a link included."""
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     (pytester.path / "real" / "perf").mkdir(parents=True)
     (pytester.path / "perflink").symlink_to("real/perf")
     (pytester.path / "alias").symlink_to("real")
@@ -322,4 +322,4 @@ def test_baseline_dir_link_to_a_directory_and_relative_paths_still_work(pytester
     assert len(list((pytester.path / "real" / "perf").glob("*.json"))) == 1
     r = run(pytester, "--trt-baseline-dir=alias/perf", "--trt-tolerance=80%")
     assert r.ret == 0, r.stdout.str() + r.stderr.str()
-    r.stdout.fnmatch_lines(["*test_perf.py::test_hash*pass*"])
+    r.stdout.fnmatch_lines(["*test_perf.py::test_spin*pass*"])

@@ -16,14 +16,14 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import FAST, hash_test, run_inner
+from helpers import FAST, spin_test, run_inner
 
-RID = "test_perf.py::test_hash"
+RID = "test_perf.py::test_spin"
 METRICS = ("median", "mean", "p90", "p95", "p99")
 
 
 def _recorded(pytester: pytest.Pytester) -> Path:
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
     (path,) = (pytester.path / ".trtperf").glob("*.json")
     return path
@@ -160,7 +160,7 @@ def test_an_entry_made_2x_slower_is_a_loud_warning_and_fails_when_strict(
     assert r.ret == 0, r.stdout.str()
     v = _verdict(doc)
     assert v["status"] == "improved" and v["decided_by"] == "suspect_baseline", v
-    r.stdout.fnmatch_lines(["WARNING: 1 baseline entry does not describe the code it gates*test_perf.py::test_hash*"])
+    r.stdout.fnmatch_lines(["WARNING: 1 baseline entry does not describe the code it gates*test_perf.py::test_spin*"])
     gh = pytester.path / "summary.md"
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(gh))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import QUICK, hash_test, make_result
+from helpers import QUICK, spin_test, make_result
 from pytest_trtperf.baselines import store as baseline
 from pytest_trtperf.core.errors import BaselineFileError
 from test_baseline_validation import RID, written
@@ -23,7 +23,7 @@ def _one_line(path: Path) -> str:
 
 
 def test_a_huge_integer_is_one_line_not_internalerror(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=1)
     (path,) = (pytester.path / ".trtperf").glob("*.json")
     text = path.read_text()
@@ -34,7 +34,7 @@ def test_a_huge_integer_is_one_line_not_internalerror(pytester: pytest.Pytester)
 
 
 def test_lock_clocks_with_a_superscript_digit_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     r = pytester.runpytest_subprocess(*QUICK, "--trt-lock-clocks=\u00b2", timeout=60)
     assert r.ret == 4 and "INTERNALERROR" not in r.stdout.str() + r.stderr.str(), r.stderr.str()
     r.stderr.fnmatch_lines(["ERROR: --trt-lock-clocks='\u00b2' is not valid*"])
@@ -97,7 +97,7 @@ def test_update_refuses_a_file_the_next_run_could_not_read(tmp_path: Path, monke
 
 
 def test_a_newer_schema_for_another_device_class_is_a_note(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     d = pytester.path / ".trtperf"
     d.mkdir()
     other = {"schema_version": 99, "device_class": "NVIDIA H100 sm90 trt10.13", "results": {},
@@ -129,7 +129,7 @@ def pytest_sessionfinish(session):
 def test_a_failed_baseline_write_names_the_path_and_counts_nothing_as_updated(pytester: pytest.Pytester) -> None:
     """Audit: "NOT written: [Errno 28] No space left on device" named no
     file, and the summary still said "1 updated"."""
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     pytester.makeconftest(FILE_SIZE_LIMIT)
     r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", timeout=120)
     out = r.stdout.str()
@@ -143,7 +143,7 @@ def test_a_failed_baseline_write_names_the_path_and_counts_nothing_as_updated(py
 def test_an_unwritable_baseline_location_is_found_before_measuring(pytester: pytest.Pytester) -> None:
     """Audit: reported only after the whole suite measured. A path under a
     regular file cannot be created whoever runs (root included)."""
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     (pytester.path / "afile").write_text("not a directory")
     r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", "--trt-baseline-dir=afile/baselines",
                                       timeout=120)
@@ -154,7 +154,7 @@ def test_an_unwritable_baseline_location_is_found_before_measuring(pytester: pyt
 
 
 def test_a_newer_schema_for_this_device_class_still_stops_the_run(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=1)
     (path,) = (pytester.path / ".trtperf").glob("*.json")
     doc = json.loads(path.read_text())
@@ -175,7 +175,7 @@ def test_a_baseline_directory_linked_out_of_the_repository_is_not_written(pytest
     """A pull request can commit ``.trtperf`` as a symlink to anywhere; an
     update must not follow it out of the repository (a comment said it did not)."""
     outside = tmp_path_factory.mktemp("outside")
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     (pytester.path / ".trtperf").symlink_to(outside, target_is_directory=True)
     r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", timeout=120)
     assert r.ret == 4, r.stdout.str()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import baseline_files, hash_test, run_inner
+from helpers import baseline_files, spin_test, run_inner
 from pytest_trtperf import __version__
 from pytest_trtperf.cli import main
 
@@ -26,8 +26,8 @@ def git(cwd: Path, *args: str) -> str:
 
 @pytest.fixture
 def repo(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A git repository whose first commit holds the baseline of a fast hash."""
-    pytester.makepyfile(test_perf=hash_test())
+    """A git repository whose first commit holds the baseline of a short spin."""
+    pytester.makepyfile(test_perf=spin_test())
     git(pytester.path, "init", "-q", "-b", "main")
     run_inner(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
     git(pytester.path, "add", "-A")
@@ -44,7 +44,7 @@ def test_compare_against_a_revision_without_checking_it_out(repo: pytest.Pyteste
     run_inner(repo, scale=3.0).assert_outcomes(passed=1)
     r = run_inner(repo, "--trt-compare=main", scale=3.0)
     r.assert_outcomes(failed=1)
-    r.stdout.fnmatch_lines(["*test_perf.py::test_hash: median latency regressed +*"])
+    r.stdout.fnmatch_lines(["*test_perf.py::test_spin: median latency regressed +*"])
     # xdist workers judge too: each reads the revision's files itself
     run_inner(repo, "--trt-compare=main", "-n", "2", scale=3.0).assert_outcomes(failed=1)
     assert path.read_bytes() == before  # the working tree is untouched
@@ -87,7 +87,7 @@ def test_a_revision_without_baselines_is_one_line(repo: pytest.Pytester) -> None
 
 
 def test_outside_a_git_repository_is_one_line(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     env_dir = pytester.path
     if subprocess.run(["git", "rev-parse"], cwd=env_dir, capture_output=True).returncode == 0:
         pytest.skip("the temporary directory is inside a git work tree")
@@ -110,7 +110,7 @@ def test_compare_needs_compare_mode(repo: pytest.Pytester, args: list[str], need
 
 @pytest.fixture
 def two_runs(pytester: pytest.Pytester) -> tuple[Path, Path, Path]:
-    pytester.makepyfile(test_perf=hash_test(), test_other="def test_only_in_a(trt_bench):\n"
+    pytester.makepyfile(test_perf=spin_test(), test_other="def test_only_in_a(trt_bench):\n"
                                                           "    trt_bench.measure(lambda: None)\n")
     a, b, same = (pytester.path / n for n in ("a.json", "b.json", "same.json"))
     run_inner(pytester, "--trt-baseline=off", f"--trt-json={a}").assert_outcomes(passed=2)
@@ -126,10 +126,10 @@ def test_compare_command_gates_b_against_a(two_runs: tuple[Path, Path, Path], tm
     assert main(["compare", str(a), str(b), "--html", str(html), "--csv", str(table)]) == 1
     out = capsys.readouterr().out
     assert f"{b} against {a}: 1 result(s), 1 regression(s) (exit status 1)" in out
-    assert "test_perf.py::test_hash: median latency regressed +" in out
+    assert "test_perf.py::test_spin: median latency regressed +" in out
     assert f"1 result(s) only in {a}, not in {b}: test_other.py::test_only_in_a" in out
     rows = list(csv.DictReader(io.StringIO(table.read_text())))
-    assert [(r["id"], r["status"]) for r in rows] == [("test_perf.py::test_hash", "regression")]
+    assert [(r["id"], r["status"]) for r in rows] == [("test_perf.py::test_spin", "regression")]
     assert 0.5 < float(rows[0]["change"]) < 1.6
     assert "regression" in html.read_text() and "pytest-trtperf compare" in html.read_text()
     # a run against an equivalent one passes the gate (a loose tolerance: host timings move between processes)

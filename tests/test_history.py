@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAST, hash_test
+from helpers import FAST, spin_test
 from pytest_trtperf import cli
 from pytest_trtperf.report import history
 from pytest_trtperf.baselines.store import dumps
@@ -43,14 +43,14 @@ def repo(pytester: pytest.Pytester) -> Path:
     """A git repo whose baseline file: a real run (commit 1), then +2% per
     commit for 5 commits, a commit touching only another entry, a commit with
     an unrelated file, and a broken version that is later fixed."""
-    pytester.makepyfile(test_perf=hash_test() + "\n\ndef test_other(trt_bench):\n"
+    pytester.makepyfile(test_perf=spin_test() + "\n\ndef test_other(trt_bench):\n"
                                                 "    trt_bench.measure(lambda: sum(range(300)))\n")
     git(pytester.path, "init", "-q")
     pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=2)
     (bfile,) = (pytester.path / ".trtperf").glob("*.json")
     commit_all(pytester.path, "real baseline")
     real = json.loads(bfile.read_text())
-    rid = "test_perf.py::test_hash"
+    rid = "test_perf.py::test_spin"
     for k in range(1, 6):
         bfile.write_text(dumps(scaled(real, rid, 1.02 ** k)))
         commit_all(pytester.path, f"merge {k}: a little slower")
@@ -69,8 +69,8 @@ def repo(pytester: pytest.Pytester) -> Path:
 
 def test_collect_follows_each_entry_over_commits(repo: Path) -> None:
     series = {s.result_id: s for s in history.collect(repo / ".trtperf")}
-    assert set(series) == {"test_perf.py::test_hash", "test_perf.py::test_other"}
-    h = series["test_perf.py::test_hash"]
+    assert set(series) == {"test_perf.py::test_spin", "test_perf.py::test_other"}
+    h = series["test_perf.py::test_spin"]
     # real + 5 slower versions; "fixed" restores the same entry: no new point.
     assert [p.commit.subject for p in h.points] == ["real baseline"] + [f"merge {k}: a little slower"
                                                                          for k in range(1, 6)]
@@ -91,7 +91,7 @@ def test_cli_writes_html_and_prints_drift(repo: Path, capsys: pytest.CaptureFixt
     out = repo / "h.html"
     assert cli.main(["history", "--baseline-dir", str(repo / ".trtperf"), "--output", str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0].startswith("test_perf.py::test_hash (") and printed[0].endswith("(+10.4%) over 6 version(s)  [creep]")
+    assert printed[0].startswith("test_perf.py::test_spin (") and printed[0].endswith("(+10.4%) over 6 version(s)  [creep]")
     assert "(-50.0%) over 2 version(s)" in printed[1]
     raw = out.read_text(encoding="utf-8")
     page = Page(raw)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAST, hash_test
+from helpers import FAST, spin_test
 from pytest_trtperf.core.files import PAUSE_ENV
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -77,7 +77,7 @@ class Session:
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester) -> Path:
-    pytester.makepyfile(test_perf=hash_test(20_000))
+    pytester.makepyfile(test_perf=spin_test(17))
     r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=update")
     assert r.ret == 0
     return pytester.path

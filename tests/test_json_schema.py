@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from helpers import QUICK, hash_test
+from helpers import QUICK, spin_test
 from pytest_trtperf import cli
 from pytest_trtperf.report.terminal import JSON_SCHEMA_VERSION
 
@@ -32,7 +32,7 @@ def _documents() -> dict[str, dict]:
 @pytest.fixture
 def document(pytester: pytest.Pytester, _documents: dict[str, dict]) -> dict:
     if "doc" not in _documents:
-        pytester.makepyfile(test_perf=hash_test() + "\n\ndef test_named(trt_bench):\n"
+        pytester.makepyfile(test_perf=spin_test() + "\n\ndef test_named(trt_bench):\n"
                                                     "    trt_bench.measure(lambda: sum(range(300)), name='sum')\n"
                                                     "\n\ndef test_relative(trt_bench):\n"
                                                     "    trt_bench.compare(lambda: sum(range(300)), lambda: sum(range(300)),"
@@ -112,20 +112,20 @@ def test_unreliable_and_host_state_documents_are_valid(schema: dict, document: d
 
 
 def test_an_update_document_with_results_not_written_is_valid(schema: dict, pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_perf=hash_test() + "\n\ndef test_fails(trt_bench):\n"
+    pytester.makepyfile(test_perf=spin_test() + "\n\ndef test_fails(trt_bench):\n"
                                                 "    trt_bench.measure(lambda: sum(range(300)))\n    assert False\n")
     pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-json=u.json").assert_outcomes(passed=1, failed=1)
     doc = json.loads((pytester.path / "u.json").read_text())
     jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
     assert doc["session"]["baselines_not_written"] == [{"id": "test_perf.py::test_fails", "reason": "its test failed"}]
-    assert {r["id"]: r["verdict"]["status"] for r in doc["results"]} == {"test_perf.py::test_hash": "updated",
+    assert {r["id"]: r["verdict"]["status"] for r in doc["results"]} == {"test_perf.py::test_spin": "updated",
                                                                          "test_perf.py::test_fails": "not_written"}
     del doc["session"]["baselines_not_written"]  # documents written before the field stay valid
     jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
 
 
 @pytest.mark.parametrize("mutate", [
-    lambda d: d["session"].__setitem__("baselines_not_written", ["test_perf.py::test_hash"]),
+    lambda d: d["session"].__setitem__("baselines_not_written", ["test_perf.py::test_spin"]),
     lambda d: d["session"].__setitem__("baselines_not_written", [{"id": "t.py::test_x"}]),
     lambda d: d["session"].__setitem__("baselines_not_written", [{"id": "t.py::test_x", "reason": "r", "x": 1}]),
     lambda d: d.__setitem__("schema_version", 1),  # version 1's schema is its own (test_json_versions.py)

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from helpers import FAST, QUICK, hash_test
+from helpers import FAST, QUICK, spin_test
 from pytest_trtperf.core.formatting import log_safe, message_safe, no_controls
 
 #: Everything a log must never show raw: C0 but tab/newline, DEL, C1, line
@@ -34,7 +34,7 @@ def test_log_safe_neutralises(text: str, multiline: bool) -> None:
 
 
 def test_log_safe_keeps_ordinary_text_and_shows_what_it_changed() -> None:
-    for text in ("test_perf.py::test_hash::bs16", "median latency regressed +35.4% (1 ms -> 2 ms)", "名前-🚀"):
+    for text in ("test_perf.py::test_spin::bs16", "median latency regressed +35.4% (1 ms -> 2 ms)", "名前-🚀"):
         assert log_safe(text) == text
     assert log_safe("a\nb") == "a\\nb" and log_safe("a\nb", multiline=True) == "a\nb"
     assert log_safe("x\x1by") == "x\\x1by" and log_safe("::x") == "\\x3a:x" and log_safe("  ::x") == "  \\x3a:x"
@@ -43,10 +43,10 @@ def test_log_safe_keeps_ordinary_text_and_shows_what_it_changed() -> None:
 
 
 NAME = "x\\n::stop-commands::tok\\x00\\x1b[2J\\r::error::forged\\u2028::warning::ls"
-TEST = hash_test() + f'''
+TEST = spin_test() + f'''
 
 def test_named(trt_bench):
-    trt_bench.measure(lambda: hashlib.sha256(DATA[:N]).digest(), name="{NAME}")
+    trt_bench.measure(spin, name="{NAME}")
 '''
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from helpers import QUICK, hash_test
+from helpers import QUICK, spin_test
 from pytest_trtperf.core.files import atomic_write
 
 
@@ -87,7 +87,7 @@ def test_atomic_write_never_replaces_what_is_not_a_regular_file(tmp_path: Path, 
 @pytest.mark.parametrize("kind", ["fifo", "device", "socket"])
 def test_an_output_that_is_not_a_regular_file_is_a_usage_error_before_measuring(
         pytester: pytest.Pytester, option: str, kind: str) -> None:
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     with _made(kind, pytester.path) as p:
         r = pytester.runpytest_subprocess(*QUICK, f"{option}={p}", timeout=60)
         assert r.ret == 4, r.stdout.str()
@@ -98,7 +98,7 @@ def test_an_output_that_is_not_a_regular_file_is_a_usage_error_before_measuring(
 
 
 def test_an_output_onto_a_test_source_or_another_output_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     before = (pytester.path / "test_perf.py").read_bytes()
     r = pytester.runpytest_subprocess(*QUICK, "--trt-report=test_perf.py", timeout=60)
     assert r.ret == 4

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import FAST, QUICK, hash_test
+from helpers import FAST, QUICK, spin_test
 from pytest_trtperf import cli
 from pytest_trtperf.report.document import Invalid, schema, validate
 from pytest_trtperf.report.html import write_report
@@ -29,7 +29,7 @@ def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     import sys
 
     d = tmp_path_factory.mktemp("doc")
-    (d / "test_perf.py").write_text(hash_test() + "\n\ndef test_named(trt_bench):\n"
+    (d / "test_perf.py").write_text(spin_test() + "\n\ndef test_named(trt_bench):\n"
                                     "    trt_bench.measure(lambda: sum(range(300)), name='sum')\n")
     env = {**os.environ, "TRTPERF_TEST_SCALE": "1"}
     run = lambda *a: subprocess.run([sys.executable, "-m", "pytest", *FAST, *a], cwd=d, env=env,  # noqa: E731
@@ -180,7 +180,7 @@ def test_report_that_cannot_render_is_one_line(tmp_path: Path) -> None:
 
 
 def test_every_writer_fails_with_its_own_line(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     blocker = pytester.path / "blocker"
     blocker.write_text("a file, not a directory")
     # A baseline location that cannot be written is found before measuring (issue 25).
@@ -201,7 +201,7 @@ def test_every_writer_fails_with_its_own_line(pytester: pytest.Pytester, monkeyp
 
 
 def test_terminal_lists_every_output_written(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     summary = pytester.path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", "--trt-json=r.json", "--trt-report=r.html")

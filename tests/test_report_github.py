@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAST, hash_test, make_result
+from helpers import FAST, spin_test, make_result
 from pytest_trtperf.report.github import (FOLD_ROWS, annotations_for, workflow_annotations as annotations, md_cell, relative_path, step_summary, write_step_summary)
 
 
@@ -26,8 +26,8 @@ def table_rows(md: str) -> list[list[str]]:
 
 def test_real_run_appends_summary_and_annotates_the_failing_test(pytester: pytest.Pytester,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    body = hash_test() + ("\n\ndef test_small(trt_bench):\n"
-                          "    trt_bench.measure(lambda: hashlib.sha256(DATA[:100_000]).digest())\n")
+    body = spin_test() + ("\n\ndef test_small(trt_bench):\n"
+                          "    trt_bench.measure(lambda: spin(100_000))  # 100 us at any scale\n")
     pytester.makepyfile(test_perf=body)
     pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=2)
     summary = pytester.path / "step_summary.md"
@@ -42,27 +42,27 @@ def test_real_run_appends_summary_and_annotates_the_failing_test(pytester: pytes
     md = summary.read_text(encoding="utf-8")
     assert md.startswith("## earlier step\n\n## pytest-trtperf\n")
     rows = table_rows(md)
-    assert [row[0] for row in rows] == ["test_perf.py::test_hash", "test_perf.py::test_small"]
-    hash_row = rows[0]
-    assert hash_row[1] == "median" and "**regression**" in hash_row[5]
-    change = re.fullmatch(r"\+(\d+\.\d)% \[\+(\d+\.\d)%, \+(\d+\.\d)%\]", hash_row[4])
-    assert change, hash_row[4]
+    assert [row[0] for row in rows] == ["test_perf.py::test_spin", "test_perf.py::test_small"]
+    spin_row = rows[0]
+    assert spin_row[1] == "median" and "**regression**" in spin_row[5]
+    change = re.fullmatch(r"\+(\d+\.\d)% \[\+(\d+\.\d)%, \+(\d+\.\d)%\]", spin_row[4])
+    assert change, spin_row[4]
     assert float(change[2]) <= float(change[1]) <= float(change[3]) and float(change[1]) > 25
-    assert "Regression and unreliable details" in md and "test_perf.py::test_hash: median latency regressed" in md
+    assert "Regression and unreliable details" in md and "test_perf.py::test_spin: median latency regressed" in md
 
     written = (pytester.path / "test_perf.py").read_text().splitlines()
-    def_line = written.index("def test_hash(trt_bench):") + 1
+    def_line = written.index("def test_spin(trt_bench):") + 1
     errors = [line for line in r.stdout.lines if line.startswith("::error ")]
     assert len(errors) == 1, r.stdout.str()
     assert errors[0].startswith(f"::error file=test_perf.py,line={def_line},title=trtperf regression")
-    assert "test_perf.py%3A%3Atest_hash::median latency regressed +" in errors[0]  # title names it; cause first
+    assert "test_perf.py%3A%3Atest_spin::median latency regressed +" in errors[0]  # title names it; cause first
     assert not any(line.startswith("::error") for line in r.stderr.lines)
 
 
 def test_nothing_outside_github(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     r = pytester.runpytest(*FAST, "--trt-baseline=off")
     r.assert_outcomes(passed=1)
     assert "::" not in "\n".join(line for line in r.stdout.lines if line.startswith("::"))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from helpers import hash_test, run_inner
+from helpers import spin_test, run_inner
 from pytest_trtperf.core import stats
 from pytest_trtperf.baselines.store import BaselineEntry
 from pytest_trtperf.core.fingerprint import host_fingerprint
@@ -79,11 +79,11 @@ def svg_of(img: dict[str, str]) -> ET.Element:
 
 
 SWEEP = "\n\ndef test_sweep(trt_bench):\n    for n in (20_000, 60_000):\n" \
-        "        trt_bench.measure(lambda: hashlib.sha256(DATA[:n]).digest(), name=f'n{n}')\n"
+        "        trt_bench.measure(lambda: spin(n), name=f'n{n}')\n"
 
 
 def test_report_from_a_real_run(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_perf=hash_test() + SWEEP)
+    pytester.makepyfile(test_perf=spin_test() + SWEEP)
     run_inner(pytester, "--trt-baseline=update").assert_outcomes(passed=2)
     r = run_inner(pytester, "--trt-report=out/report.html", "--trt-tolerance=40%", scale=1.8)
     r.assert_outcomes(failed=1, passed=1)
@@ -94,7 +94,7 @@ def test_report_from_a_real_run(pytester: pytest.Pytester) -> None:
     assert_self_contained(page, raw)
     statuses = [s["attrs"]["data-status"] for s in page.sections]
     assert statuses == ["regression", "pass", "pass"]
-    ids = ["test_perf.py::test_hash", "test_perf.py::test_sweep::n20000", "test_perf.py::test_sweep::n60000"]
+    ids = ["test_perf.py::test_spin", "test_perf.py::test_sweep::n20000", "test_perf.py::test_sweep::n60000"]
     for section, rid in zip(page.sections, ids, strict=False):
         text = "".join(section["text"])
         assert rid in text and "baseline from" in text
@@ -109,7 +109,7 @@ def test_report_from_a_real_run(pytester: pytest.Pytester) -> None:
 
 
 def test_update_report_shows_the_previous_baseline(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     run_inner(pytester, "--trt-baseline=update", scale=2.0).assert_outcomes(passed=1)
     run_inner(pytester, "--trt-baseline=update", "--trt-report=r.html").assert_outcomes(passed=1)
     page = Page((pytester.path / "r.html").read_text(encoding="utf-8"))
@@ -129,7 +129,7 @@ def test_update_report_shows_the_previous_baseline(pytester: pytest.Pytester) ->
 def test_without_matplotlib_tables_and_hint(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     run_inner(pytester, "--trt-baseline=off", "--trt-report=r.html").assert_outcomes(passed=1)
     raw = (pytester.path / "r.html").read_text(encoding="utf-8")
     page = Page(raw)
@@ -139,7 +139,7 @@ def test_without_matplotlib_tables_and_hint(pytester: pytest.Pytester, monkeypat
 
 
 def test_unwritable_report_path_does_not_change_the_outcome(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     (pytester.path / "afile").write_text("x")
     r = run_inner(pytester, "--trt-baseline=off", "--trt-report=afile/r.html")
     r.assert_outcomes(passed=1)

@@ -10,13 +10,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from helpers import QUICK, hash_test, load_baseline, run_inner
+from helpers import QUICK, spin_test, load_baseline, run_inner
 
 #: The method changes with TRTPERF_IPI: inferences per iteration are part of
 #: how a result is measured, so a baseline taken with another value is incomparable.
-IPI_TEST = hash_test().replace(
-    "trt_bench.measure(lambda: hashlib.sha256(DATA[:N]).digest())",
-    "trt_bench.measure(lambda: hashlib.sha256(DATA[:N]).digest(), "
+IPI_TEST = spin_test().replace(
+    "trt_bench.measure(spin)",
+    "trt_bench.measure(spin, "
     "inferences_per_iteration=int(os.environ.get('TRTPERF_IPI', '1')))")
 
 #: No test here judges timing (incomparable identities, failed tests, usage errors): short windows.
@@ -29,11 +29,11 @@ def test_incomparable_passes_with_a_warning_or_fails_in_strict_ci(pytester: pyte
     quick(pytester, "--trt-baseline=update").assert_outcomes(passed=1)
     lenient = quick(pytester, ipi=2)
     lenient.assert_outcomes(passed=1)
-    lenient.stdout.fnmatch_lines(["*test_perf.py::test_hash: baseline not comparable: measurement method changed: "
+    lenient.stdout.fnmatch_lines(["*test_perf.py::test_spin: baseline not comparable: measurement method changed: "
                                   "inferences_per_iteration 1 -> 2; refresh it with pytest --trt-baseline=update"])
     strict = quick(pytester, "--trt-incomparable=fail", ipi=2)
     strict.assert_outcomes(failed=1)
-    strict.stdout.fnmatch_lines(["FAILED test_perf.py::test_hash - Failed: baseline not comparable: measurement*"])
+    strict.stdout.fnmatch_lines(["FAILED test_perf.py::test_spin - Failed: baseline not comparable: measurement*"])
     strict.stdout.fnmatch_lines(["*(--trt-incomparable=fail)"])
     # The same baseline, compared with the same method: passes under the strict option too.
     quick(pytester, "--trt-incomparable=fail", "--trt-tolerance=80%").assert_outcomes(passed=1)
@@ -45,12 +45,12 @@ def test_incomparable_from_the_ini_file_and_the_marker(pytester: pytest.Pytester
     pytester.makeini("[pytest]\ntrt_incomparable = fail\n")
     quick(pytester, ipi=3).assert_outcomes(failed=1)
     pytester.makepyfile(test_perf=IPI_TEST.replace(
-        "def test_hash", "@pytest.mark.trt_perf(incomparable='pass')\ndef test_hash"))
+        "def test_spin", "@pytest.mark.trt_perf(incomparable='pass')\ndef test_spin"))
     quick(pytester, ipi=3).assert_outcomes(passed=1)  # the marker wins over the ini file
 
 
 def test_bad_pass_fail_values_are_one_line_usage_errors(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     r = pytester.runpytest_subprocess(*QUICK, "--trt-incomparable=maybe")
     assert r.ret == 4
     r.stderr.fnmatch_lines(["ERROR: --trt-incomparable: 'maybe' is not one of pass, fail"])
@@ -62,7 +62,7 @@ def test_bad_pass_fail_values_are_one_line_usage_errors(pytester: pytest.Pyteste
     r.stderr.fnmatch_lines(["ERROR: --trt-run-noise: '3' would mean 300%; write 3% or 0.03 *"])
 
 
-FAILING = hash_test() + '''
+FAILING = spin_test() + '''
 
 def test_asserts_after_measuring(trt_bench):
     trt_bench.measure(lambda: sum(range(100)), name="fails")
@@ -100,7 +100,7 @@ def assert_reported_as_not_written(doc: dict) -> None:
     assert doc["session"]["baselines_not_written"] == [{"id": rid, "reason": why}
                                                        for rid, why in sorted(WITHHELD.items())]
     status = {r["id"]: (r["verdict"]["status"], r["memory_verdict"]["status"]) for r in doc["results"]}
-    assert status == {"test_perf.py::test_hash": ("updated", "updated"),
+    assert status == {"test_perf.py::test_spin": ("updated", "updated"),
                       **{rid: ("not_written", "not_written") for rid in WITHHELD}}
     messages = {r["id"]: r["verdict"]["message"] for r in doc["results"]}
     assert all(messages[rid] == f"baseline not written: {why}" for rid, why in WITHHELD.items())
@@ -111,7 +111,7 @@ def test_update_writes_nothing_for_a_test_that_failed_or_errored(pytester: pytes
     r = pytester.runpytest(*QUICK, "--trt-baseline=update", "--trt-max-time=0.5", "--trt-json=out.json",
                            "--junitxml=j.xml")
     r.assert_outcomes(passed=2, failed=1, errors=1, xfailed=1)
-    assert set(load_baseline(pytester)["results"]) == {"test_perf.py::test_hash"}
+    assert set(load_baseline(pytester)["results"]) == {"test_perf.py::test_spin"}
     r.stdout.fnmatch_lines([f"baseline not written for {rid}: {why}" for rid, why in sorted(WITHHELD.items())])
     # The results are still reported (table and JSON), as not written, and counted so.
     # the 100-column table shortens the id in the middle (issue 26): file and end stay
@@ -129,7 +129,7 @@ def test_update_under_xdist_withholds_failed_tests_too(pytester: pytest.Pytester
     r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", "--trt-max-time=0.5", "-n", "2",
                                       "--trt-json=out.json")
     r.assert_outcomes(passed=2, failed=1, errors=1, xfailed=1)
-    assert set(load_baseline(pytester)["results"]) == {"test_perf.py::test_hash"}
+    assert set(load_baseline(pytester)["results"]) == {"test_perf.py::test_spin"}
     doc = json.loads((pytester.path / "out.json").read_text())
     assert len(doc["results"]) == 4
     assert_reported_as_not_written(doc)
@@ -149,7 +149,7 @@ def test_a_compare_lists_nothing_as_not_written(pytester: pytest.Pytester) -> No
 
 def test_an_update_that_cannot_write_exits_4_and_names_the_file(pytester: pytest.Pytester) -> None:
     """Kept from before issue 11: never a green run when the baseline was not written."""
-    pytester.makepyfile(test_perf=hash_test())
+    pytester.makepyfile(test_perf=spin_test())
     (pytester.path / "blocker").write_text("a file where the baseline directory should be")
     r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=update", "--trt-baseline-dir=blocker/base")
     assert r.ret == 4
