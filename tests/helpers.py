@@ -78,10 +78,10 @@ KNOBS = {
 }
 
 
-def run_inner(pytester: pytest.Pytester, *args: str, opts: Sequence[str] = FAST, env: Mapping[str, object] | None = None,
+def run_inner(pytester: pytest.Pytester, *args: str, opts: Sequence[str] | None = None, env: Mapping[str, object] | None = None,
               subprocess: bool = False, timeout: float | None = None, **knobs: float) -> pytest.RunResult:
-    """One inner pytest session: ``opts`` (the short measurement windows of
-    ``FAST`` unless a test says otherwise), then ``args``; in-process, or in a
+    """One inner pytest session: ``opts`` (``QUICK``'s windows unless a test
+    says otherwise: a hashing test that judges timing passes ``FAST``), then ``args``; in-process, or in a
     child process with ``subprocess`` (``timeout`` applies there).
 
     ``env`` and the ``KNOBS`` given as keywords are set through monkeypatch for
@@ -94,12 +94,14 @@ def run_inner(pytester: pytest.Pytester, *args: str, opts: Sequence[str] = FAST,
         for key, value in {**(env or {}), **{KNOBS[k]: v for k, v in knobs.items()}}.items():
             mp.setenv(key, str(value))
         if subprocess:
-            return pytester.runpytest_subprocess(*opts, *args, timeout=timeout)
-        return pytester.runpytest(*opts, *args)
+            return pytester.runpytest_subprocess(*(QUICK if opts is None else opts), *args, timeout=timeout)
+        return pytester.runpytest(*(QUICK if opts is None else opts), *args)
 
 
 #: For inner runs whose test judges no timing (a usage error, outputs written,
-#: markers and off switches, memory with time at 200% tolerance): a tenth of
+#: markers and off switches, memory with time at 200% tolerance), and for
+#: SPIN_TEST workloads, whose median is set by the clock (200 calls pin it as
+#: well as FAST's 1200: the verdicts on them still judge timing): a tenth of
 #: FAST's windows, still well over min_iterations of the hash workload.
 QUICK = ["--trt-warmup-ms=10", "--trt-min-time=0.05", "--trt-max-time=0.5", "--trt-ignore-host-load",
          "-p", "no:cacheprovider"]

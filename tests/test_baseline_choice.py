@@ -70,7 +70,7 @@ def test_choice(trt_bench):
 
 def run(pytester: pytest.Pytester, *args: str, first: str, ignore: bool = False) -> dict:
     env = {"FIRST": first, **({"IGNORE_PRIOR": "1"} if ignore else {})}
-    r = run_inner(pytester, "--trt-json=out.json", *args, env=env)
+    r = run_inner(pytester, "--trt-json=out.json", *args, env=env, opts=FAST)
     assert r.ret == 0, r.stdout.str()
     (res,) = json.loads((pytester.path / "out.json").read_text())["results"]
     return res

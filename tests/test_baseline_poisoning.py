@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import FAST, spin_test, run_inner
+from helpers import QUICK, spin_test, run_inner
 
 RID = "test_perf.py::test_spin"
 METRICS = ("median", "mean", "p90", "p95", "p99")
@@ -24,7 +24,7 @@ METRICS = ("median", "mean", "p90", "p95", "p99")
 
 def _recorded(pytester: pytest.Pytester) -> Path:
     pytester.makepyfile(test_perf=spin_test())
-    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
+    pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=1)
     (path,) = (pytester.path / ".trtperf").glob("*.json")
     return path
 
@@ -212,7 +212,7 @@ def test_verify_names_commits_that_changed_entries_outside_an_update(
     path = _recorded(pytester)
     commit_all(pytester.path, "record baselines")
     monkeypatch.setenv("TRTPERF_TEST_SCALE", "1.01")
-    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
+    pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=1)
     commit_all(pytester.path, "refresh baselines")
     code, out = _verify(capsys, pytester.path / ".trtperf")
     assert code == 0 and out[-1].startswith("verify: 1 baseline file(s), 2 version(s): every change came from"), out

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import FAST, spin_test, make_result
+from helpers import QUICK, spin_test, make_result
 from pytest_trtperf.baselines import store as baseline
 from pytest_trtperf.core.errors import BaselineFileError
 
@@ -261,13 +261,13 @@ def test_an_unreadable_result_is_never_written(tmp_path: Path) -> None:
 def test_a_nan_quantile_stops_the_session_with_exit_4(pytester: pytest.Pytester, mode: str) -> None:
     """The attack of issue 16: NaN quantiles made a 4.6x slower run pass."""
     pytester.makepyfile(test_perf=spin_test())
-    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
+    pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=1)
     (path,) = (pytester.path / ".trtperf").glob("*.json")
     doc = json.loads(path.read_text())
     doc["results"]["test_perf.py::test_spin"]["distribution"]["quantiles_ms"][7] = float("nan")
     path.write_text(json.dumps(doc))
     before = path.read_bytes()
-    r = pytester.runpytest_subprocess(*FAST, f"--trt-baseline={mode}")
+    r = pytester.runpytest_subprocess(*QUICK, f"--trt-baseline={mode}")
     assert r.ret == 4
     errors = [ln for ln in r.stderr.lines if ln.startswith("ERROR:")]
     assert errors == [f"ERROR: baseline file {path}, entry 'test_perf.py::test_spin': field "
@@ -288,14 +288,14 @@ def test_an_edited_figure_stops_a_3x_slower_run_with_exit_4(pytester: pytest.Pyt
     """The audit's attacks: the median alone set to 1/1000 passed a 3x slower run
     (exit 0, "improved -99.7%"); quantiles of 1e300 ended in a traceback."""
     pytester.makepyfile(test_perf=spin_test())
-    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
+    pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=1)
     (path,) = (pytester.path / ".trtperf").glob("*.json")
     doc = json.loads(path.read_text())
     edit_entry(doc["results"]["test_perf.py::test_spin"])
     path.write_text(json.dumps(doc))
     before = path.read_bytes()
     monkeypatch.setenv("TRTPERF_TEST_SCALE", "3")
-    r = pytester.runpytest_subprocess(*FAST, timeout=120)
+    r = pytester.runpytest_subprocess(*QUICK, timeout=120)
     assert r.ret == 4, r.stdout.str()
     errors = [ln for ln in r.stderr.lines if ln.startswith("ERROR:")]
     assert len(errors) == 1 and errors[0].startswith(f"ERROR: baseline file {path}, entry 'test_perf.py::test_spin': "

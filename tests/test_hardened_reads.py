@@ -112,12 +112,12 @@ def test_state_and_leftover_files_are_ignored_by_git(pytester: pytest.Pytester) 
     not git-ignored; the baseline files themselves must stay visible."""
     from gitrepo import init
 
-    from helpers import FAST, spin_test
+    from helpers import QUICK, spin_test
     from pytest_trtperf.gpu.pinning import GpuLock
 
     init(pytester.path)
     pytester.makepyfile(test_perf=spin_test())
-    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
+    pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=1)
     d = pytester.path / ".trtperf"
     (baseline_file,) = d.glob("*.json")
     with GpuLock.for_cpu(d / ".state").hold():

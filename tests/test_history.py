@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAST, spin_test
+from helpers import QUICK, spin_test
 from pytest_trtperf import cli
 from pytest_trtperf.report import history
 from pytest_trtperf.baselines.store import dumps
@@ -46,7 +46,7 @@ def repo(pytester: pytest.Pytester) -> Path:
     pytester.makepyfile(test_perf=spin_test() + "\n\ndef test_other(trt_bench):\n"
                                                 "    trt_bench.measure(lambda: sum(range(300)))\n")
     git(pytester.path, "init", "-q")
-    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=2)
+    pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=2)
     (bfile,) = (pytester.path / ".trtperf").glob("*.json")
     commit_all(pytester.path, "real baseline")
     real = json.loads(bfile.read_text())

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from helpers import FAST, QUICK, spin_test
+from helpers import QUICK, spin_test
 from pytest_trtperf.core.formatting import log_safe, message_safe, no_controls
 
 #: Everything a log must never show raw: C0 but tab/newline, DEL, C1, line
@@ -84,7 +84,7 @@ def test_nothing_is_printed_raw_without_github(pytester: pytest.Pytester, monkey
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     pytester.makepyfile(test_perf=TEST)
-    r = pytester.runpytest_subprocess(*FAST, "--trt-baseline=off", "--color=no")
+    r = pytester.runpytest_subprocess(*QUICK, "--trt-baseline=off", "--color=no")
     assert r.ret == 0
     out = r.stdout.str()
     # the table shortens a long id in the middle (issue 26): its ends show, escaped

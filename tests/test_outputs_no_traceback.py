@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import FAST, QUICK, spin_test
+from helpers import QUICK, spin_test
 from pytest_trtperf import cli
 from pytest_trtperf.report.document import Invalid, schema, validate
 from pytest_trtperf.report.html import write_report
@@ -32,7 +32,7 @@ def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (d / "test_perf.py").write_text(spin_test() + "\n\ndef test_named(trt_bench):\n"
                                     "    trt_bench.measure(lambda: sum(range(300)), name='sum')\n")
     env = {**os.environ, "TRTPERF_TEST_SCALE": "1"}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "pytest", *FAST, *a], cwd=d, env=env,  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "pytest", *QUICK, *a], cwd=d, env=env,  # noqa: E731
                                     capture_output=True, text=True, timeout=120)
     assert run("--trt-baseline=update").returncode == 0
     env["TRTPERF_TEST_SCALE"] = "3"

@@ -87,10 +87,10 @@ def test_twenty_no_change_compares_never_fail(suite: pytest.Pytester) -> None:
     init(suite.path)
     (suite.path / ".gitignore").write_text(".trtperf/\n")
     commit_all(suite.path, "reference")
-    run_inner(suite, "--trt-baseline=update").assert_outcomes(passed=1)
+    run_inner(suite, "--trt-baseline=update", opts=FAST).assert_outcomes(passed=1)
     outcomes = []
     for _ in range(20):
-        r = run_inner(suite)
+        r = run_inner(suite, opts=FAST)
         outcomes.append(r.parseoutcomes())
     failures = [o for o in outcomes if o.get("failed")]
     assert failures == [], outcomes

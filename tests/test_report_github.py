@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAST, spin_test, make_result
+from helpers import QUICK, spin_test, make_result
 from pytest_trtperf.report.github import (FOLD_ROWS, annotations_for, workflow_annotations as annotations, md_cell, relative_path, step_summary, write_step_summary)
 
 
@@ -29,14 +29,14 @@ def test_real_run_appends_summary_and_annotates_the_failing_test(pytester: pytes
     body = spin_test() + ("\n\ndef test_small(trt_bench):\n"
                           "    trt_bench.measure(lambda: spin(100_000))  # 100 us at any scale\n")
     pytester.makepyfile(test_perf=body)
-    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=2)
+    pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=2)
     summary = pytester.path / "step_summary.md"
     summary.write_text("## earlier step\n\n", encoding="utf-8")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
     monkeypatch.setenv("TRTPERF_TEST_SCALE", "1.6")
-    r = pytester.runpytest(*FAST, "--trt-tolerance=25%")  # in-process: no process-to-process speed offset
+    r = pytester.runpytest(*QUICK, "--trt-tolerance=25%")  # in-process: no process-to-process speed offset
     r.assert_outcomes(failed=1, passed=1)
 
     md = summary.read_text(encoding="utf-8")
@@ -63,7 +63,7 @@ def test_nothing_outside_github(pytester: pytest.Pytester, monkeypatch: pytest.M
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     pytester.makepyfile(test_perf=spin_test())
-    r = pytester.runpytest(*FAST, "--trt-baseline=off")
+    r = pytester.runpytest(*QUICK, "--trt-baseline=off")
     r.assert_outcomes(passed=1)
     assert "::" not in "\n".join(line for line in r.stdout.lines if line.startswith("::"))
     assert not any(line.startswith("::") for line in r.stdout.lines)

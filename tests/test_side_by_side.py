@@ -18,6 +18,7 @@ workers, a shallow clone run as users run it) it is a process of its own.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from gitrepo import commit_all, git, init
-from helpers import QUICK, hash_test, run_inner, scratch_tmpdir
+from helpers import FAST, QUICK, hash_test, run_inner, scratch_tmpdir
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -64,7 +65,7 @@ def results(path: Path) -> dict[str, dict]:
 #: One judging session, in this process: pytester restores sys.modules after
 #: it, and ``repo`` points tempfile at the scratch directory as TMPDIR does
 #: for a process of its own.
-run = run_inner
+run = functools.partial(run_inner, opts=FAST)  # hashing, timed: FAST windows
 
 
 def test_a_real_slowdown_fails_and_the_same_code_passes(repo: pytest.Pytester) -> None:
