@@ -99,3 +99,19 @@ def test_distinct_classes_get_distinct_files(tmp_path: Path) -> None:
     names = ["名前", "名字", "GPU/A", "GPU:A", "a" * 200, "a" * 199]
     assert len({store.path_for(n) for n in names}) == len(names)
     assert store.path_for("NVIDIA H100 sm90 trt10.13").name == "nvidia-h100-sm90-trt10.13.json"
+
+
+def test_the_commit_recorded_is_head_now_not_an_earlier_call(tmp_path: Path) -> None:
+    """Side by side measures the commit an entry names, so each write must
+    name HEAD as it is then; one process can write twice with a commit in
+    between (pytest.main twice, an IDE's runner)."""
+    from gitrepo import commit_all, init
+    from pytest_trtperf.core.fingerprint import git_commit
+
+    repo = init(tmp_path / "repo")
+    (repo / "a.txt").write_text("1")
+    first = commit_all(repo, "first")
+    assert git_commit(str(repo)) == first
+    (repo / "a.txt").write_text("2")
+    second = commit_all(repo, "second")
+    assert git_commit(str(repo)) == second != first

@@ -131,9 +131,10 @@ def slug(device_class: str) -> str:
     return s
 
 
-@functools.lru_cache(maxsize=8)
 def git_commit(cwd: str) -> str | None:
-    """HEAD of the repository the tests live in, if any."""
+    """HEAD of the repository the tests live in, if any: read at each call (once
+    per written file), never cached, since HEAD moves between two sessions of
+    one process and side by side measures the commit an entry names."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                              timeout=5, check=False)
