@@ -11,6 +11,8 @@ themselves.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import subprocess
 import sys
 import time
@@ -18,7 +20,38 @@ from collections.abc import Iterator
 
 import pytest
 
+import pytest_trtperf
+
 pytest_plugins = ["pytester"]
+
+#: Modules of the package that pull in CUDA, TensorRT or torch when imported;
+#: the rest is what an inner session imports to measure, gate and report.
+GPU_SIDE = ("pytest_trtperf.trt", "pytest_trtperf.gpu.", "pytest_trtperf.workloads.cuda",
+            "pytest_trtperf.workloads.torch", "pytest_trtperf.workloads.tensorrt",
+            "pytest_trtperf.workloads.capture_check", "pytest_trtperf.load.slots")
+#: Optional GPU-side packages: which of them an inner session finds must not change here.
+OPTIONAL = ("cuda", "tensorrt", "tensorrt_rtx", "torch", "pynvml", "matplotlib")
+
+
+def _preload_host_modules() -> None:
+    """Import once, in this process, what an in-process inner session imports
+    after the plugin loads (its measuring, gating and reporting modules, and
+    numpy.ma). pytester drops the modules a session imported when it ends, so
+    each of ~150 inner sessions imported ~35 of them again: about a third of a
+    short session's CPU, compiled from source where PYTHONDONTWRITEBYTECODE is
+    set (as on CI). The GPU side stays out: an inner session still finds CUDA,
+    TensorRT and torch exactly as it would without this."""
+    had = {name for name in OPTIONAL if name in sys.modules}
+    importlib.import_module("numpy.ma")
+    for info in pkgutil.walk_packages(pytest_trtperf.__path__, "pytest_trtperf."):
+        if info.name.startswith(GPU_SIDE) and info.name != "pytest_trtperf.gpu.window":
+            continue
+        importlib.import_module(info.name)
+        pulled = {name for name in OPTIONAL if name in sys.modules} - had
+        assert not pulled, f"{info.name} imports {sorted(pulled)}: add it to GPU_SIDE in tests/conftest.py"
+
+
+_preload_host_modules()
 
 #: Third-party plugins that change what an inner run writes, prints or orders.
 INTERFERING = ("benchmark", "randomly", "cov", "sugar", "timeout", "rerunfailures", "instafail", "html")
