@@ -193,8 +193,9 @@ def test_a_file_cut_in_half_is_truncated_and_garbage_is_corrupt(tmp_path: Path) 
 
 # -- end to end -----------------------------------------------------------------
 
-#: None of these runs judges timing (a pass at 80% tolerance at most): the short windows.
-run = functools.partial(run_inner, subprocess=True, timeout=120, opts=QUICK)
+#: None of these runs judges timing (a pass at 80% tolerance at most): the short windows. In this
+#: process (pytester restores modules and the working directory): the claims are about files and messages.
+run = functools.partial(run_inner, opts=QUICK)
 
 
 def test_session_with_hostile_files_passes_with_notes(pytester: pytest.Pytester) -> None:
