@@ -125,7 +125,7 @@ def test_upper_case_off_with_more_workers_than_gpus_is_no_usage_error(pytester: 
 ])
 def test_bad_numbers_on_the_command_line_are_one_line_usage_errors(pytester: pytest.Pytester, arg: str) -> None:
     pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
-    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", arg)
+    r = pytester.runpytest("-p", "no:cacheprovider", arg)  # in-process: the claim is the message
     assert r.ret == pytest.ExitCode.USAGE_ERROR, r.stdout.str()
     flag = arg.split("=")[0]
     errors = [line for line in r.errlines if flag in line]
@@ -145,7 +145,7 @@ def test_bad_ini_values_name_the_key(pytester: pytest.Pytester, ini: str) -> Non
     key = ini.split(" = ")[0]
     pytester.makeini(f"[pytest]\n{ini}\n")
     pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
-    r = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    r = pytester.runpytest("-p", "no:cacheprovider")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stderr.fnmatch_lines([f"*{key} (ini)*"])
 
