@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import QUICK, spin_test, run_inner
+from helpers import FAST, spin_test, run_inner
 
 RID = "test_perf.py::test_spin"
 METRICS = ("median", "mean", "p90", "p95", "p99")
@@ -24,7 +24,7 @@ METRICS = ("median", "mean", "p90", "p95", "p99")
 
 def _recorded(pytester: pytest.Pytester) -> Path:
     pytester.makepyfile(test_perf=spin_test())
-    pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=1)
+    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
     (path,) = (pytester.path / ".trtperf").glob("*.json")
     return path
 
@@ -37,7 +37,7 @@ def _edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
 
 def _run(pytester: pytest.Pytester, scale: float, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
     out = pytester.path / "out.json"
-    r = run_inner(pytester, f"--trt-json={out}", *args, scale=scale, subprocess=True, timeout=180)
+    r = run_inner(pytester, f"--trt-json={out}", *args, scale=scale, subprocess=True, timeout=180, opts=FAST)
     doc = json.loads(out.read_text()) if out.exists() else {}
     return r, doc
 
@@ -212,7 +212,7 @@ def test_verify_names_commits_that_changed_entries_outside_an_update(
     path = _recorded(pytester)
     commit_all(pytester.path, "record baselines")
     monkeypatch.setenv("TRTPERF_TEST_SCALE", "1.01")
-    pytester.runpytest(*QUICK, "--trt-baseline=update").assert_outcomes(passed=1)
+    pytester.runpytest(*FAST, "--trt-baseline=update").assert_outcomes(passed=1)
     commit_all(pytester.path, "refresh baselines")
     code, out = _verify(capsys, pytester.path / ".trtperf")
     assert code == 0 and out[-1].startswith("verify: 1 baseline file(s), 2 version(s): every change came from"), out
