@@ -12,6 +12,7 @@ themselves.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 import pytest
 
 import pytest_trtperf
+from host_share import HostShare
 
 pytest_plugins = ["pytester"]
 
@@ -53,6 +55,11 @@ def _preload_host_modules() -> None:
 
 _preload_host_modules()
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_quiet_host: timed against bounds that busy loops on another xdist "
+                                       "worker would break; runs only while no ``load`` fixture is active")
+
 #: Third-party plugins that change what an inner run writes, prints or orders.
 INTERFERING = ("benchmark", "randomly", "cov", "sugar", "timeout", "rerunfailures", "instafail", "html")
 
@@ -66,18 +73,48 @@ def _isolate_inner_runs(request: pytest.FixtureRequest, monkeypatch: pytest.Monk
     monkeypatch.setenv("PYTEST_ADDOPTS", blocks)
 
 
+@pytest.fixture(scope="session")
+def host_share(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostShare]:
+    """The lock files of this session's workers (tests/host_share.py): in the
+    directory all of them create their temporary directories in."""
+    base = tmp_path_factory.getbasetemp()
+    share = HostShare(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+    yield share
+    share.close()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_neighbour(request: pytest.FixtureRequest) -> Iterator[None]:
+    """``needs_quiet_host`` tests hold the host shared: no busy loops beside them."""
+    if request.node.get_closest_marker("needs_quiet_host") is None:
+        yield
+        return
+    share: HostShare = request.getfixturevalue("host_share")
+    share.share()
+    try:
+        yield
+    finally:
+        share.release()
+
+
 @pytest.fixture
-def load() -> Iterator[list[int]]:
+def load(host_share: HostShare) -> Iterator[list[int]]:
     """Busy-looping processes, two more than this machine's CPUs (tests of
-    windows measured on a loaded host); their pids."""
+    windows measured on a loaded host); their pids. They start once no
+    ``needs_quiet_host`` test runs on another worker, and none starts there
+    until they are gone."""
     from pytest_trtperf.core.host_state import cpu_cores
 
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores() + 2)]
-    time.sleep(0.3)  # let them start spinning
+    host_share.take()
     try:
-        yield [p.pid for p in procs]
+        procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores() + 2)]
+        time.sleep(0.3)  # let them start spinning
+        try:
+            yield [p.pid for p in procs]
+        finally:
+            for p in procs:
+                p.kill()
+            for p in procs:
+                p.wait(timeout=30)
     finally:
-        for p in procs:
-            p.kill()
-        for p in procs:
-            p.wait(timeout=30)
+        host_share.release()

@@ -30,6 +30,9 @@ from pytest_trtperf.core import stats
 from pytest_trtperf.core.config import MeasureOptions
 from pytest_trtperf.core.results import Distribution
 
+#: Timed against closed forms or tight bounds: no busy loops on another xdist worker meanwhile (tests/host_share.py).
+pytestmark = pytest.mark.needs_quiet_host
+
 Rule = Callable[[Distribution, Distribution, float], str]
 
 PROCESSES = 3

@@ -16,6 +16,9 @@ from pytest_trtperf.core.measure import measure
 from pytest_trtperf.relative.paired import compare_pairs
 from pytest_trtperf.workloads.host import HostWorkload
 
+#: Timed against closed forms or tight bounds: no busy loops on another xdist worker meanwhile (tests/host_share.py).
+pytestmark = pytest.mark.needs_quiet_host
+
 DATA = memoryview(b"\x5a" * 4_000_000)
 FAST = MeasureSettings(warmup_s=0.05, min_time_s=0.3, max_time_s=2.0)
 

@@ -29,6 +29,9 @@ from pytest_trtperf.core.stats import median_ci_rel_width
 from pytest_trtperf.workloads.host import HostWorkload
 from truth_bounds import RatioBound, absolute_holds, half_width, swap_holds
 
+#: Timed against closed forms or tight bounds: no busy loops on another xdist worker meanwhile (tests/host_share.py).
+pytestmark = pytest.mark.needs_quiet_host
+
 T_US = 200.0
 OPTS = MeasureOptions(remeasure=False, warmup_s=0.05, min_time_s=0.3, max_time_s=2.0)
 NEVER_FAILS = Expectation.from_config("max_slowdown", 10.0)

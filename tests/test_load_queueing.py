@@ -21,6 +21,9 @@ from pytest_trtperf.load.arrivals import schedule
 
 import queueing as q
 
+#: Timed against closed forms or tight bounds: no busy loops on another xdist worker meanwhile (tests/host_share.py).
+pytestmark = pytest.mark.needs_quiet_host
+
 SERVICE_S = 2e-3
 WARMUP_S = 0.5
 SPAN_S = 3.0

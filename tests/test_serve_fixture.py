@@ -19,6 +19,9 @@ import pytest
 
 from helpers import baseline_files, load_baseline, run_inner
 
+#: Timed serve runs against tight bounds: no busy loops on another xdist worker meanwhile (tests/host_share.py).
+pytestmark = pytest.mark.needs_quiet_host
+
 SERVE_TEST = '''
 import os, time
 import pytest

@@ -22,7 +22,8 @@ import pytest
 from gitrepo import commit_all, git, init
 from helpers import run_inner, scratch_tmpdir
 
-pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+#: Timed serve blocks: no busy loops on another xdist worker meanwhile (tests/host_share.py).
+pytestmark = [pytest.mark.skipif(shutil.which("git") is None, reason="needs git"), pytest.mark.needs_quiet_host]
 
 SERVE = '''
 import time
