@@ -28,7 +28,7 @@ Pass when the knee and the sustainable rate of the two drivers agree within
 ``--json``) and a Markdown table for bench/RESULTS.md to stdout.
 
     PYTHONPATH=$PWD python bench/load_gpu.py                 # GPU: ~8-10 minutes
-    PYTHONPATH=$PWD python bench/load_gpu.py --quick         # GPU: ~3 minutes (1 and 2 slots, shorter runs)
+    PYTHONPATH=$PWD python bench/load_gpu.py --quick         # GPU: more than 4.5 minutes on an H100 (1 and 2 slots, shorter runs)
     PYTHONPATH=$PWD python bench/load_gpu.py --dry           # no GPU: a 2 ms host sleep instead of the model
 
 ``--dry`` only exercises the code paths: on a loaded 2-core host with short
@@ -47,6 +47,7 @@ import math
 import os
 import platform
 import queue
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -181,8 +182,15 @@ def ours_point(slots: Slots, plan: ServePlan, rate: float) -> tuple[RatePoint, n
     return point, run.latency_s[m]
 
 
+def progress(line: str) -> None:
+    """One line to stderr as each step ends: a run cut off by a device time limit
+    still says how far it got (the table is printed only at the end)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
 def sweep(call: Callable[[], Any], count: int, dry: bool, args: argparse.Namespace) -> dict[str, Any]:
     s = service_time(call, dry)
+    progress(f"slots {count}: service {s * 1e3:.3f} ms, capacity {count / s:.4g}/s")
     capacity = count / s
     rates = [f * capacity for f in FRACTIONS]
     plan = ServePlan(rate=rates[0], arrivals="poisson", concurrency=count, duration_s=args.duration,
@@ -205,6 +213,8 @@ def sweep(call: Callable[[], Any], count: int, dry: bool, args: argparse.Namespa
             points.append({"rate": rate, **{f"{w}_{q}": p(got[w], v) for w in ("ours", "ref")
                                             for q, v in (("p50", 0.5), ("p99", 0.99))},
                            "requests": int(got["ours"].size)})
+            progress(f"slots {count}: rate {rate:.4g}/s ({k + 1}/{len(rates)}): p99 ours "
+                     f"{points[-1]['ours_p99'] * 1e3:.3f} ms, ref {points[-1]['ref_p99'] * 1e3:.3f} ms")
         base = min(points[0]["ours_p99"], points[0]["ref_p99"])
         threshold = KNEE_FACTOR * base
         knees = {w: knee(rates, [pt[f"{w}_p99"] for pt in points], threshold) for w in ("ours", "ref")}
@@ -232,6 +242,7 @@ def sweep(call: Callable[[], Any], count: int, dry: bool, args: argparse.Namespa
                                          lowest=lowest)
             searches[who] = {"sustainable": search.sustainable_rate, "failed": search.failed_rate,
                              "steps": search.steps, "why": search.stop_reason}
+            progress(f"slots {count}: search {who}: sustainable {search.sustainable_rate}, {search.steps} steps")
     finally:
         slots.teardown()
 
