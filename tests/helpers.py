@@ -93,9 +93,10 @@ def run_inner(pytester: pytest.Pytester, *args: str, opts: Sequence[str] | None 
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {**(env or {}), **{KNOBS[k]: v for k, v in knobs.items()}}.items():
             mp.setenv(key, str(value))
+        windows = QUICK if opts is None else opts
         if subprocess:
-            return pytester.runpytest_subprocess(*(QUICK if opts is None else opts), *args, timeout=timeout)
-        return pytester.runpytest(*(QUICK if opts is None else opts), *args)
+            return pytester.runpytest_subprocess(*windows, *args, timeout=timeout)
+        return pytester.runpytest(*windows, *args)
 
 
 #: For inner runs whose test judges no timing (a usage error, outputs written,

@@ -26,18 +26,17 @@ class HostShare:
 
     def share(self) -> None:
         """Hold the host with other sharers; wait while one holds it alone."""
-        fcntl.flock(self._gate, fcntl.LOCK_EX)
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_SH)
-        finally:
-            fcntl.flock(self._gate, fcntl.LOCK_UN)
+        self._through_gate(fcntl.LOCK_SH)
 
     def take(self) -> None:
         """Hold the host alone: waits until every sharer has let go."""
         fcntl.flock(self._lock, fcntl.LOCK_UN)  # a shared hold of this process first (a no-op without one)
+        self._through_gate(fcntl.LOCK_EX)
+
+    def _through_gate(self, mode: int) -> None:
         fcntl.flock(self._gate, fcntl.LOCK_EX)
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            fcntl.flock(self._lock, mode)
         finally:
             fcntl.flock(self._gate, fcntl.LOCK_UN)
 
