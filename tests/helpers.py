@@ -36,7 +36,7 @@ def test_hash(trt_bench):
 #: 43% slower a second after its update, turning a +30% slowdown into -9% and
 #: an unchanged test into a regression. Tests about the gate's arithmetic and
 #: messages use this; tests about the host itself (load, preemption) hash.
-SPIN_TEST = '''
+SPIN_SOURCE = '''
 import os, time
 import pytest
 
@@ -49,11 +49,17 @@ def spin(ns=NS):
     end = CLOCK() + ns
     while CLOCK() < end:
         pass
-
+'''
+SPIN_TEST = SPIN_SOURCE + '''
 
 def test_spin(trt_bench):
     trt_bench.measure(spin)
 '''
+
+
+def spin_source(us: int = 250) -> str:
+    """The ``spin`` function alone (a test module that defines its own tests)."""
+    return SPIN_SOURCE.format(us=us)
 
 
 def spin_test(us: int = 250) -> str:
