@@ -214,7 +214,7 @@ def sweep(call: Callable[[], Any], count: int, dry: bool, args: argparse.Namespa
                                             for q, v in (("p50", 0.5), ("p99", 0.99))},
                            "requests": int(got["ours"].size)})
             progress(f"slots {count}: rate {rate:.4g}/s ({k + 1}/{len(rates)}): p99 ours "
-                     f"{points[-1]['ours_p99'] * 1e3:.3f} ms, ref {points[-1]['ref_p99'] * 1e3:.3f} ms")
+                     f"{points[-1]['ours_p99']:.3f} ms, ref {points[-1]['ref_p99']:.3f} ms")  # p() gives ms
         base = min(points[0]["ours_p99"], points[0]["ref_p99"])
         threshold = KNEE_FACTOR * base
         knees = {w: knee(rates, [pt[f"{w}_p99"] for pt in points], threshold) for w in ("ours", "ref")}
