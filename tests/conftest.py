@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import pytest
 
 import pytest_trtperf
+import cpu_slots
 from host_share import HostShare
 
 pytest_plugins = ["pytester"]
@@ -59,6 +60,17 @@ _preload_host_modules()
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_quiet_host: timed against bounds that busy loops on another xdist "
                                        "worker would break; runs only while no ``load`` fixture is active")
+    config.addinivalue_line("markers", "mostly_waits: sleeps for most of its time (open-loop services, lock "
+                                       "timeouts); holds no CPU slot (tests/cpu_slots.py)")
+    config.addinivalue_line("markers", "whole_cpu: a statistic of its own measurements that another computing "
+                                       "test beside it moves; holds every CPU slot (tests/cpu_slots.py)")
+    cpu_slots.install(config)
+
+
+@pytest.hookimpl(trylast=True)  # after the root conftest put the long tests first
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    cpu_slots.waiting_first(items)
+
 
 #: Third-party plugins that change what an inner run writes, prints or orders.
 INTERFERING = ("benchmark", "randomly", "cov", "sugar", "timeout", "rerunfailures", "instafail", "html")
@@ -90,7 +102,8 @@ def _quiet_neighbour(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     share: HostShare = request.getfixturevalue("host_share")
-    share.share()
+    with cpu_slots.released(request.config):  # the host first, then a slot (tests/cpu_slots.py)
+        share.share()
     try:
         yield
     finally:
@@ -98,14 +111,15 @@ def _quiet_neighbour(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
-def load(host_share: HostShare) -> Iterator[list[int]]:
+def load(host_share: HostShare, pytestconfig: pytest.Config) -> Iterator[list[int]]:
     """Busy-looping processes, two more than this machine's CPUs (tests of
     windows measured on a loaded host); their pids. They start once no
     ``needs_quiet_host`` test runs on another worker, and none starts there
     until they are gone."""
     from pytest_trtperf.core.host_state import cpu_cores
 
-    host_share.take()
+    with cpu_slots.released(pytestconfig):  # the host first, then a slot (tests/cpu_slots.py)
+        host_share.take()
     try:
         procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores() + 2)]
         time.sleep(0.3)  # let them start spinning

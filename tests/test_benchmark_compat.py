@@ -91,6 +91,7 @@ def test_my_marked_stuff(benchmark):
 '''
 
 
+@pytest.mark.mostly_waits  # the docs' examples sleep; judged at 200%
 def test_pytest_benchmark_docs_suite_runs_unchanged_and_is_gated(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_docs=DOCS_SUITE)
     first = pytester.runpytest(*COMPAT, "--trt-baseline=update")

@@ -105,6 +105,7 @@ def test_the_timers_are_the_real_ones_under_freeze_time() -> None:
         assert REAL.perf_counter() > a
 
 
+@pytest.mark.mostly_waits  # a sleeping service
 def test_serve_and_pedantic_keep_time_under_a_stopped_clock(pytester: pytest.Pytester) -> None:
     """The load driver, its rate search deadline and pedantic's rounds use the
     plugin's bound clocks too: with every clock of ``time`` stopped, a serve

@@ -21,8 +21,9 @@ from pytest_trtperf.load.arrivals import schedule
 
 import queueing as q
 
-#: Timed against closed forms or tight bounds: no busy loops on another xdist worker meanwhile (tests/host_share.py).
-pytestmark = pytest.mark.needs_quiet_host
+#: Timed against closed forms or tight bounds: no busy loops on another xdist worker meanwhile (tests/host_share.py);
+#: the services sleep, so these hold no CPU slot (tests/cpu_slots.py).
+pytestmark = [pytest.mark.needs_quiet_host, pytest.mark.mostly_waits]
 
 SERVICE_S = 2e-3
 WARMUP_S = 0.5

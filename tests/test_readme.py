@@ -48,7 +48,14 @@ def test_readme_has_runnable_examples() -> None:
     assert len(examples()) >= 3
 
 
-@pytest.mark.parametrize("name", sorted(examples()))
+def _example_params() -> list[object]:
+    """Each example by name; a serve example (a service that sleeps through
+    its rate runs) holds no CPU slot (tests/cpu_slots.py)."""
+    return [pytest.param(name, marks=pytest.mark.mostly_waits) if re.search(r"trt_bench\.serve\(|serve=", text) else name
+            for name, text in sorted(examples().items())]
+
+
+@pytest.mark.parametrize("name", _example_params())
 def test_readme_example_runs(pytester: pytest.Pytester, name: str) -> None:
     text = examples()[name]
     pytester.makepyfile(**{name: text})

@@ -23,7 +23,8 @@ from gitrepo import commit_all, git, init
 from helpers import run_inner, scratch_tmpdir
 
 #: Timed serve blocks: no busy loops on another xdist worker meanwhile (tests/host_share.py).
-pytestmark = [pytest.mark.skipif(shutil.which("git") is None, reason="needs git"), pytest.mark.needs_quiet_host]
+pytestmark = [pytest.mark.skipif(shutil.which("git") is None, reason="needs git"), pytest.mark.needs_quiet_host,
+              pytest.mark.mostly_waits]  # sleeping services: no CPU slot (tests/cpu_slots.py)
 
 SERVE = '''
 import time
