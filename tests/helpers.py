@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 from collections.abc import Mapping, Sequence
@@ -132,6 +135,27 @@ def load_baseline(pytester: pytest.Pytester) -> dict[str, Any]:
 #: The fake NVML module (tests/fakes/fake_nvml.py) and the repository root.
 FAKE_NVML = Path(__file__).parent / "fakes" / "fake_nvml.py"
 REPO = Path(__file__).resolve().parents[1]
+
+
+#: A second process that takes one of this folder's locks (``take``: Python
+#: statements, ``DIR`` the lock directory; they keep the lock object in a name,
+#: or its files close and let go at once), prints the time it got it, holds it
+#: ``hold`` seconds and exits (an exit lets go of every ``flock``).
+HOLDER = """
+import time
+from pathlib import Path
+DIR = Path({dir!r})
+{take}
+print(time.time(), flush=True)
+time.sleep({hold})
+"""
+
+
+def lock_holder(directory: Path, take: str, hold: float = 0.0) -> subprocess.Popen[str]:
+    """Start a HOLDER process: tests/host_share.py and tests/cpu_slots.py between real processes."""
+    code = HOLDER.format(dir=str(directory), take=take, hold=hold)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
 
 #: Exactly the wiring plugin.py does for the GPU plugin, for pytester runs that
 #: block the installed plugin with ``-p no:trtperf``.

@@ -7,30 +7,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from cpu_slots import CpuSlots, SlotPerTest
-
-CHILD = """
-import sys, time
-sys.path.insert(0, {tests!r})
-from pathlib import Path
-from cpu_slots import CpuSlots, SlotPerTest
-slots = CpuSlots(Path({dir!r}), {count})
-slots.take()
-print(time.time(), flush=True)
-time.sleep({hold})
-slots.close()
-"""
-
+from helpers import lock_holder
 
 def child(tmp_path: Path, count: int, hold: float = 0.0) -> subprocess.Popen[str]:
-    code = CHILD.format(tests=str(Path(__file__).parent), dir=str(tmp_path), count=count, hold=hold)
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    return lock_holder(tmp_path, f"from cpu_slots import CpuSlots\nheld = CpuSlots(DIR, {count})\nheld.take()", hold)
 
 
 def test_a_process_waits_while_every_slot_is_held_and_takes_one_when_freed(tmp_path: Path) -> None:

@@ -5,28 +5,14 @@ they run."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from helpers import lock_holder
 from host_share import HostShare
-
-CHILD = """
-import sys, time
-sys.path.insert(0, {tests!r})
-from pathlib import Path
-from host_share import HostShare
-share = HostShare(Path({dir!r}))
-getattr(share, {how!r})()
-print(time.time(), flush=True)
-time.sleep({hold})
-share.release()
-"""
-
 
 def child(tmp_path: Path, how: str, hold: float = 0.0) -> subprocess.Popen[str]:
-    code = CHILD.format(tests=str(Path(__file__).parent), dir=str(tmp_path), how=how, hold=hold)
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    return lock_holder(tmp_path, f"from host_share import HostShare\nheld = HostShare(DIR)\nheld.{how}()", hold)
 
 
 def test_taking_the_host_waits_for_a_sharer_to_let_go(tmp_path: Path) -> None:
