@@ -89,7 +89,7 @@ class SlotPerTest:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
-        if item.get_closest_marker("mostly_waits") is not None:
+        if waits(item):
             return (yield)
         self._take(all_of_them=item.get_closest_marker("whole_cpu") is not None)
         try:
@@ -139,8 +139,12 @@ def waiting_first(items: list[pytest.Item]) -> None:
     queue and run there one after another while the other two workers
     compute; anywhere else (their files, or spread through the run) they ran
     two or three at once or last, with a core left idle."""
-    waits = [item for item in items if item.get_closest_marker("mostly_waits") is not None]
-    items[:] = waits + [item for item in items if item.get_closest_marker("mostly_waits") is None]
+    items[:] = [item for item in items if waits(item)] + [item for item in items if not waits(item)]
+
+
+def waits(item: pytest.Item) -> bool:
+    """Marked ``mostly_waits``: holds no slot."""
+    return item.get_closest_marker("mostly_waits") is not None
 
 
 def install(config: pytest.Config, count: int | None = None) -> None:

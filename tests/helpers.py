@@ -154,8 +154,13 @@ time.sleep({hold})
 def lock_holder(directory: Path, take: str, hold: float = 0.0) -> subprocess.Popen[str]:
     """Start a HOLDER process: tests/host_share.py and tests/cpu_slots.py between real processes."""
     code = HOLDER.format(dir=str(directory), take=take, hold=hold)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": pythonpath_with_tests()}
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+
+
+def pythonpath_with_tests() -> str:
+    """PYTHONPATH for a child process that imports this folder's modules (``cpu_slots``, ``host_share``)."""
+    return os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
 
 #: Exactly the wiring plugin.py does for the GPU plugin, for pytester runs that
 #: block the installed plugin with ``-p no:trtperf``.

@@ -5,7 +5,6 @@ xdist a ``mostly_waits`` test runs while every slot is held."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from cpu_slots import CpuSlots, SlotPerTest
-from helpers import lock_holder
+from helpers import lock_holder, pythonpath_with_tests
+
 
 def child(tmp_path: Path, count: int, hold: float = 0.0) -> subprocess.Popen[str]:
     return lock_holder(tmp_path, f"from cpu_slots import CpuSlots\nheld = CpuSlots(DIR, {count})\nheld.take()", hold)
@@ -34,7 +34,6 @@ def test_a_process_waits_while_every_slot_is_held_and_takes_one_when_freed(tmp_p
     holder.kill()
     holder.wait(timeout=30)
     slots.close()
-
 
 
 def test_taking_every_slot_waits_for_each_holder_and_then_keeps_everyone_out(tmp_path: Path) -> None:
@@ -65,7 +64,6 @@ def test_a_slot_held_by_a_process_that_died_is_free(tmp_path: Path) -> None:
     slots.close()
 
 
-
 def test_released_lets_another_process_take_the_slot_and_takes_one_again(tmp_path: Path) -> None:
     """What a test does while it waits for the host lock: it holds no slot."""
     slots = CpuSlots(tmp_path, 1)
@@ -80,7 +78,8 @@ def test_released_lets_another_process_take_the_slot_and_takes_one_again(tmp_pat
 
 
 @pytest.mark.mostly_waits
-def test_under_xdist_a_waiting_test_runs_while_computing_tests_hold_every_slot(pytester: pytest.Pytester) -> None:
+def test_under_xdist_a_waiting_test_runs_while_computing_tests_hold_every_slot(pytester: pytest.Pytester,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """One slot, three workers, three tests of 1.5 s: the two computing tests
     never overlap; the ``mostly_waits`` one does not wait for them."""
     pytester.makeconftest("""
@@ -112,12 +111,9 @@ def test_waits():
 """)
     out = pytester.path / "out"
     out.mkdir()
-    env = {"OUT_DIR": str(out), "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent),
-                                                               os.environ.get("PYTHONPATH", "")])}
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        r = pytester.runpytest_subprocess("-n", "3", "-p", "no:cacheprovider", timeout=120)
+    monkeypatch.setenv("OUT_DIR", str(out))
+    monkeypatch.setenv("PYTHONPATH", pythonpath_with_tests())
+    r = pytester.runpytest_subprocess("-n", "3", "-p", "no:cacheprovider", timeout=120)
     r.assert_outcomes(passed=3)
     (a0, a1), (b0, b1), (w0, w1) = (json.loads((out / n).read_text()) for n in "abw")
     assert a1 <= b0 or b1 <= a0, "two computing tests held the one slot at once"

@@ -11,6 +11,7 @@ from pathlib import Path
 from helpers import lock_holder
 from host_share import HostShare
 
+
 def child(tmp_path: Path, how: str, hold: float = 0.0) -> subprocess.Popen[str]:
     return lock_holder(tmp_path, f"from host_share import HostShare\nheld = HostShare(DIR)\nheld.{how}()", hold)
 
