@@ -11,6 +11,7 @@ themselves.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -112,23 +113,47 @@ def _quiet_neighbour(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def load(host_share: HostShare, pytestconfig: pytest.Config) -> Iterator[list[int]]:
-    """Busy-looping processes, two more than this machine's CPUs (tests of
-    windows measured on a loaded host); their pids. They start once no
+    """Busy-looping processes, two more than the CPUs this test may use (tests
+    of windows measured on a loaded host); their pids. They start once no
     ``needs_quiet_host`` test runs on another worker, and none starts there
-    until they are gone."""
+    until they are gone.
+
+    Where the platform allows it, this test's thread (and so every thread and
+    process it starts) and the loops share one CPU for the test's duration:
+    three loops leave the test's thread a quarter of it (unpinned, four loops
+    and a neighbour left it a third of one of two), and the other workers'
+    tests keep the other CPUs. Unpinned, the loops took two thirds of both
+    cores of the 2-core machine for every second a loaded test ran."""
     from pytest_trtperf.core.host_state import cpu_cores
 
     with cpu_slots.released(pytestconfig):  # the host first, then a slot (tests/cpu_slots.py)
         host_share.take()
     try:
-        procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores() + 2)]
-        time.sleep(0.3)  # let them start spinning
-        try:
-            yield [p.pid for p in procs]
-        finally:
-            for p in procs:
-                p.kill()
-            for p in procs:
-                p.wait(timeout=30)
+        with _one_cpu():
+            procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores() + 2)]
+            time.sleep(0.3)  # let them start spinning
+            try:
+                yield [p.pid for p in procs]
+            finally:
+                for p in procs:
+                    p.kill()
+                for p in procs:
+                    p.wait(timeout=30)
     finally:
         host_share.release()
+
+
+@contextlib.contextmanager
+def _one_cpu() -> Iterator[None]:
+    """This thread on the last CPU of its affinity mask (inherited by what it
+    starts), then back to the whole mask; nothing where affinity is not settable."""
+    try:
+        mask = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {max(mask)})
+    except (AttributeError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mask)

@@ -209,3 +209,12 @@ def test_more_workers_than_cores_fails_host_tests_unless_allowed(pytester: pytes
     ok.stdout.fnmatch_lines([f"trtperf: -n {workers} on {cpu_cores()} CPU core(s): host-timed results take "
                              f"turns measuring"])
     assert (pytester.path / ".trtperf" / ".state" / "cpu.lock").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or cpu_cores() < 2, reason="needs CPU affinity and two CPUs")
+def test_the_loops_share_one_cpu_with_this_test(load: list[int]) -> None:
+    """The ``load`` fixture (tests/conftest.py) loads the one CPU this test
+    runs on, not every CPU of the machine: the other workers keep theirs."""
+    mine = os.sched_getaffinity(0)
+    assert len(mine) == 1 and len(load) == 3
+    assert all(os.sched_getaffinity(pid) == mine for pid in load)
