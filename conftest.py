@@ -10,9 +10,10 @@ have no such conftest, so its GPU and TensorRT modules skip with their own
 ``pytestmark = pytest.mark.skipif(...)``.
 
 ``long`` marks the few tests that run for tens of seconds (the README clone
-test, end-to-end runs under load). They are collected first, so under
-``-n 2`` they start at once and the workers finish together, instead of one
-worker starting a two-minute test when the other has little left.
+test, end-to-end runs under load). They are collected first, so they start at once
+and the workers finish together, instead of one worker starting a two-minute
+test when the other has little left (under xdist, ``tests/conftest.py`` then
+puts them at the head of the second worker's share: ``cpu_slots.schedule``).
 """
 
 from __future__ import annotations

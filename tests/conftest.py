@@ -63,14 +63,18 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "worker would break; runs only while no ``load`` fixture is active")
     config.addinivalue_line("markers", "mostly_waits: sleeps for most of its time (open-loop services, lock "
                                        "timeouts); holds no CPU slot (tests/cpu_slots.py)")
+    config.addinivalue_line("markers", "under_load: starts the ``load`` fixture part-way (request.getfixturevalue); "
+                                       "scheduled first (tests/cpu_slots.py)")
     config.addinivalue_line("markers", "whole_cpu: a statistic of its own measurements that another computing "
                                        "test beside it moves; holds every CPU slot (tests/cpu_slots.py)")
     cpu_slots.install(config)
 
 
 @pytest.hookimpl(trylast=True)  # after the root conftest put the long tests first
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    cpu_slots.waiting_first(items)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # an xdist worker: the order its controller schedules from
+        cpu_slots.schedule(items, int(workerinput["workercount"]))
 
 
 #: Third-party plugins that change what an inner run writes, prints or orders.

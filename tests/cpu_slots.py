@@ -130,16 +130,39 @@ def released(config: pytest.Config) -> contextlib.AbstractContextManager[None]:
     return plugin.released() if isinstance(plugin, SlotPerTest) else contextlib.nullcontext()
 
 
-def waiting_first(items: list[pytest.Item]) -> None:
-    """Put the ``mostly_waits`` tests first, in place (stable otherwise).
+def schedule(items: list[pytest.Item], workers: int) -> None:
+    """Order the collection, in place, for pytest-xdist's worksteal with
+    ``workers`` workers (stable within each group).
 
-    pytest-xdist's worksteal hands each worker a contiguous share of the
-    collection and later moves the tail of the longest queue to an idle
-    worker. So the waiting tests, first, all land at the head of one worker's
-    queue and run there one after another while the other two workers
-    compute; anywhere else (their files, or spread through the run) they ran
-    two or three at once or last, with a core left idle."""
-    items[:] = [item for item in items if waits(item)] + [item for item in items if not waits(item)]
+    Worksteal hands each worker a contiguous share of the collection (the
+    first ``len // workers`` items to one worker, the next to another ...)
+    and later moves the tail of the longest queue to an idle worker; a head
+    stays where it is. So:
+
+    * the first worker's share starts with the tests that start the ``load``
+      fixture's busy loops, then the ``mostly_waits`` tests: the loaded
+      windows run first, one after another, and the waiting tests (most need
+      a quiet host) after them. Anywhere else a loaded test waited for a
+      quiet waiting test to end, or a quiet test for the loops, with a core
+      idle each time; waiting tests spread through the run ran two or three
+      at once or last;
+    * the second worker's share starts with the ``long`` tests, which run
+      while the first worker is on the loaded and the waiting tests, not
+      after them."""
+    loaded = [item for item in items if loads(item)]
+    waiting = [item for item in items if waits(item) and not loads(item)]
+    long = [item for item in items if item.get_closest_marker("long") is not None
+            and not loads(item) and not waits(item)]
+    placed = {id(item) for item in (*loaded, *waiting, *long)}
+    rest = [item for item in items if id(item) not in placed]
+    first = max(len(items) // max(workers, 1) - len(loaded) - len(waiting), 0)
+    items[:] = loaded + waiting + rest[:first] + long + rest[first:]
+
+
+def loads(item: pytest.Item) -> bool:
+    """Starts the ``load`` fixture: requests it, or is marked ``under_load``
+    (a test that starts it part-way, ``request.getfixturevalue("load")``)."""
+    return "load" in getattr(item, "fixturenames", ()) or item.get_closest_marker("under_load") is not None
 
 
 def waits(item: pytest.Item) -> bool:

@@ -120,12 +120,23 @@ def test_waits():
     assert w0 < max(a1, b1) and w1 > min(a0, b0), "the waiting test waited for the computing ones"
 
 
-def test_the_waiting_tests_go_first_and_every_test_stays(pytester: pytest.Pytester) -> None:
-    from cpu_slots import waiting_first
+def test_loaded_then_waiting_tests_head_one_share_and_long_tests_the_next(pytester: pytest.Pytester) -> None:
+    from cpu_slots import schedule
 
-    pytester.makeini("[pytest]\nmarkers =\n    mostly_waits: no slot\n")
+    pytester.makeini("[pytest]\nmarkers =\n    mostly_waits: no slot\n    under_load: loops\n    long: long\n")
     items = pytester.getitems("""
 import pytest
-""" + "".join(f"def test_c{i}(): pass\n@pytest.mark.mostly_waits\ndef test_w{i}(): pass\n" for i in range(3)))
-    waiting_first(items)
-    assert [item.name for item in items] == ["test_w0", "test_w1", "test_w2", "test_c0", "test_c1", "test_c2"]
+
+@pytest.fixture
+def load():
+    return []
+""" + "".join(f"def test_c{i}(): pass\n" for i in range(10))
+        + "".join(f"@pytest.mark.mostly_waits\ndef test_w{i}(): pass\n" for i in range(2))
+        + "@pytest.mark.long\ndef test_long(): pass\ndef test_l0(load): pass\n@pytest.mark.under_load\ndef test_l1(): pass\n")
+    names = sorted(item.name for item in items)
+    schedule(items, 3)  # 15 tests: a share of 5 each
+    assert sorted(item.name for item in items) == names  # none lost, none twice
+    assert [item.name for item in items] == ["test_l0", "test_l1", "test_w0", "test_w1", "test_c0",
+                                             "test_long", *(f"test_c{i}" for i in range(1, 10))]
+    schedule(items, 5)  # a share of 3, shorter than the loaded and waiting tests: the long test follows them
+    assert [item.name for item in items][:6] == ["test_l0", "test_l1", "test_w0", "test_w1", "test_long", "test_c0"]

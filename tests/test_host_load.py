@@ -84,6 +84,7 @@ def test_waiting_for_quiet_is_bounded(load: list[int]) -> None:
     assert 0.6 <= time.monotonic() - t0 < 5.0
 
 
+@pytest.mark.under_load
 @needs_schedstat
 def test_a_compare_on_a_loaded_host_is_unreliable_and_names_the_load(pytester: pytest.Pytester,
                                                                     request: pytest.FixtureRequest) -> None:
@@ -138,6 +139,7 @@ def test_an_update_is_busy_under_heavy_load_whatever_the_metric() -> None:
         "the measuring thread waited for a CPU 10% of the window, 0% of the samples contained a wait")
 
 
+@pytest.mark.under_load
 @needs_schedstat
 def test_an_update_of_short_calls_on_a_loaded_host_warns_and_stays_out_of_the_centre(
         pytester: pytest.Pytester, request: pytest.FixtureRequest) -> None:

@@ -418,6 +418,7 @@ def test_workload_objects_are_served_and_compare_pairs_stay_in_process(repo: pyt
 
 
 
+@pytest.mark.under_load
 @pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat"), reason="needs Linux schedstats")
 def test_a_window_too_busy_to_judge_is_judged_side_by_side_against_the_baseline_commit(
         repo: pytest.Pytester, request: pytest.FixtureRequest) -> None:
