@@ -140,3 +140,25 @@ def load():
                                              "test_long", *(f"test_c{i}" for i in range(1, 10))]
     schedule(items, 5)  # a share of 3, shorter than the loaded and waiting tests: the long test follows them
     assert [item.name for item in items][:6] == ["test_l0", "test_l1", "test_w0", "test_w1", "test_long", "test_c0"]
+
+
+def test_every_test_that_starts_the_loops_part_way_is_marked_under_load() -> None:
+    """``schedule`` finds a test that requests ``load`` by its fixtures; one
+    that starts the loops part-way (``request.getfixturevalue("load")``) only
+    by its ``under_load`` marker: a test that forgets it runs the loops
+    wherever it lands, beside the quiet tests."""
+    import ast
+
+    unmarked = []
+    for path in sorted(Path(__file__).parent.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
+                continue
+            starts = any(isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                         and call.func.attr == "getfixturevalue" and call.args
+                         and isinstance(call.args[0], ast.Constant) and call.args[0].value == "load"
+                         for call in ast.walk(node))
+            marked = any("under_load" in ast.unparse(d) for d in node.decorator_list)
+            if starts and not marked:
+                unmarked.append(f"{path.name}::{node.name}")
+    assert unmarked == []
