@@ -125,20 +125,22 @@ def settle(measure_once: Callable[[], R], judge_one: Callable[[R], V], *, is_reg
 
 
 def unreliable_verdict(result: Result, verdict: Verdict, who: tuple[str, ...], busy_wait_s: float,
-                       write_loaded: bool = False) -> Verdict:
+                       write_loaded: bool = False, describe: Callable[[DeviceState], str] | None = None) -> Verdict:
     """The verdict of a window still busy after the wait and the re-measure,
     naming ``who`` shared the device. In compare mode it becomes
     ``unreliable`` (the numbers it would have judged are kept, not judged);
     an update is ``not_written`` (a loaded baseline would make later quiet
     runs read as improvements), unless ``write_loaded``
     (``--trt-baseline-loaded=write``): then it keeps its status and says so
-    (the entry records the flag)."""
+    (the entry records the flag). ``describe`` words a host window's load
+    (``host_state.describe_load`` unless given: a serve window passes its
+    slot threads' words)."""
     host = clock_of(result) == "host"
     state = result.device_state
     if host:
         from pytest_trtperf.core.host_state import describe_load
 
-        cause = f"host busy ({describe_load(state)})"
+        cause = f"host busy ({(describe or describe_load)(state)})"
     else:
         cause = "GPU busy (another process used it during the measurement)"
     names = f"; other processes: {', '.join(who)}" if who else ""
@@ -433,7 +435,8 @@ class Runner:
             return ()
         return self.gpu.wait_until_idle(opts.busy_wait_s)
 
-    def _unreliable(self, result: Result, verdict: Verdict, who: tuple[str, ...], opts: MeasureOptions) -> Verdict:
+    def _unreliable(self, result: Result, verdict: Verdict, who: tuple[str, ...], opts: MeasureOptions,
+                    describe: Callable[[DeviceState], str] | None = None) -> Verdict:
         if not who:
             if clock_of(result) == "host":
                 from pytest_trtperf.core.host_state import busiest_others
@@ -442,7 +445,7 @@ class Runner:
             else:
                 who = result.device_state.other_processes
         return unreliable_verdict(result, verdict, who, opts.busy_wait_s,
-                                  write_loaded=self.settings.baseline_loaded == "write")
+                                  write_loaded=self.settings.baseline_loaded == "write", describe=describe)
 
     def memory(self, workload: Workload, result: Result, verdict: Verdict,
                opts: MeasureOptions) -> tuple[dict[str, int], MemoryVerdict | None]:

@@ -109,15 +109,13 @@ def _unreliable(runner: Runner, s: Served, who: tuple[str, ...], opts: MeasureOp
     """Both figures of a window still busy after the wait and the re-serve:
     ``unreliable`` (or ``not_written``), naming who shared the device."""
 
+    from pytest_trtperf.core.host_state import describe_serve_load
+
     def mark(r: Result) -> Result:
         assert r.verdict is not None
-        verdict = runner._unreliable(r, r.verdict, who, opts)  # the runner's own, shared within pipeline/
-        if clock_of(r) == "host":  # the load in a serve window's own words (the slot threads' waits)
-            from pytest_trtperf.core.host_state import describe_load, describe_serve_load
-
-            state = r.device_state
-            verdict = dataclasses.replace(verdict, message=verdict.message.replace(
-                f"({describe_load(state)})", f"({describe_serve_load(state)})", 1))
+        # the runner's own, shared within pipeline/; a host window's load in a serve window's own words
+        # (the slot threads' waits)
+        verdict = runner._unreliable(r, r.verdict, who, opts, describe=describe_serve_load)
         return dataclasses.replace(r, verdict=verdict)
 
     return dataclasses.replace(s, latency=mark(s.latency), sustainable=mark(s.sustainable) if s.sustainable else None)
