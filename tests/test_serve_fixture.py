@@ -63,28 +63,42 @@ def suite(p: pytest.Pytester, rate: float = 100, slo: float = 30, search: str = 
     return p
 
 
-#: Sessions that two tests begin with (the same test file, the same options),
-#: run once per process by whichever of them comes first: the other gets the
-#: files they wrote (the baseline store, JSON) and their results.
-_SHARED: dict[str, tuple[dict[str, bytes], list[pytest.RunResult]]] = {}
+Sessions = Callable[[], list[pytest.RunResult]]
+Shared = Callable[[str, Sessions], list[pytest.RunResult]]
 
 
-def shared(p: pytest.Pytester, key: str, sessions: Callable[[], list[pytest.RunResult]]) -> list[pytest.RunResult]:
-    """``sessions()`` in ``p``'s directory, or a copy of what it wrote there
-    and returned the first time it ran (``key`` names it)."""
-    if key not in _SHARED:
-        results = sessions()
-        files = {f.relative_to(p.path).as_posix(): f.read_bytes() for f in p.path.rglob("*")
-                 if f.is_file() and f.suffix != ".py" and "__pycache__" not in f.relative_to(p.path).parts}
-        _SHARED[key] = (files, results)
-    files, results = _SHARED[key]
-    for rel, data in files.items():
-        (p.path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (p.path / rel).write_bytes(data)
-    return results
+@pytest.fixture(scope="module")
+def _sessions_run() -> dict[str, tuple[dict[str, bytes], list[pytest.RunResult]]]:
+    """Sessions that two tests begin with (the same test file, the same
+    options), by name: what they wrote (the baseline store, JSON) and returned,
+    kept for the module's other tests."""
+    return {}
 
 
-def updated_then_compared(p: pytest.Pytester) -> tuple[pytest.RunResult, pytest.RunResult]:
+@pytest.fixture
+def shared(pytester: pytest.Pytester, _sessions_run: dict[str, tuple[dict[str, bytes], list[pytest.RunResult]]]
+           ) -> Shared:
+    """``shared(key, sessions)``: ``sessions()`` in pytester's directory, or a
+    copy of what it wrote there and returned the first time it ran in this
+    module (``key`` names it)."""
+    p = pytester
+
+    def once(key: str, sessions: Sessions) -> list[pytest.RunResult]:
+        if key not in _sessions_run:
+            results = sessions()
+            files = {f.relative_to(p.path).as_posix(): f.read_bytes() for f in p.path.rglob("*")
+                     if f.is_file() and f.suffix != ".py" and "__pycache__" not in f.relative_to(p.path).parts}
+            _sessions_run[key] = (files, results)
+        files, results = _sessions_run[key]
+        for rel, data in files.items():
+            (p.path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (p.path / rel).write_bytes(data)
+        return results
+
+    return once
+
+
+def updated_then_compared(p: pytest.Pytester, shared: Shared) -> tuple[pytest.RunResult, pytest.RunResult]:
     """``suite(p)``, its baseline update, then a compare against it that
     writes ``report.html``, shared between the tests that start so (the
     baseline store holds what the update wrote: a compare writes none).
@@ -93,21 +107,21 @@ def updated_then_compared(p: pytest.Pytester) -> tuple[pytest.RunResult, pytest.
     too wide) beside two computing xdist workers; the search gets the time
     its five longer runs need."""
     suite(p, duration=1.5, search="search_time=12, precision=0.5")
-    update, compare = shared(p, "update and compare slo 30", lambda: [
+    update, compare = shared("update and compare slo 30", lambda: [
         run(p, "--trt-baseline=update", "--trt-json=a.json"), run(p, "--trt-report=report.html")])
     return update, compare
 
 
-def updated(p: pytest.Pytester, slo: float) -> pytest.RunResult:
+def updated(p: pytest.Pytester, shared: Shared, slo: float) -> pytest.RunResult:
     """``suite(p, slo=slo)`` and its baseline update (the update also writes
     its results to ``a.json``), shared between the tests that start so."""
     suite(p, slo=slo)
-    (r,) = shared(p, f"update slo {slo}", lambda: [run(p, "--trt-baseline=update", "--trt-json=a.json")])
+    (r,) = shared(f"update slo {slo}", lambda: [run(p, "--trt-baseline=update", "--trt-json=a.json")])
     return r
 
 
-def test_update_writes_both_figures_then_compare_passes(pytester: pytest.Pytester) -> None:
-    r, compared = updated_then_compared(pytester)
+def test_update_writes_both_figures_then_compare_passes(pytester: pytest.Pytester, shared: Shared) -> None:
+    r, compared = updated_then_compared(pytester, shared)
     r.assert_outcomes(passed=1)
     data = load_baseline(pytester)
     lat = data["results"]["test_serve.py::test_serve"]
@@ -124,8 +138,9 @@ def test_update_writes_both_figures_then_compare_passes(pytester: pytest.Pyteste
     r.stdout.re_match_lines([r".*test_serve\.py::test_serve +p90 .*(pass|improved).*"])
 
 
-def test_a_slower_service_fails_on_p99_at_the_rate_and_on_the_sustainable_rate(pytester: pytest.Pytester) -> None:
-    updated(pytester, slo=200).assert_outcomes(passed=1)
+def test_a_slower_service_fails_on_p99_at_the_rate_and_on_the_sustainable_rate(pytester: pytest.Pytester,
+                                                                                shared: Shared) -> None:
+    updated(pytester, shared, slo=200).assert_outcomes(passed=1)
     r = run(pytester, service_ms=7.0)
     r.assert_outcomes(failed=1)
     text = r.stdout.str()
@@ -208,9 +223,9 @@ def _svgs(html: str) -> list[str]:
 
 
 def test_terminal_and_html_show_rates_percentiles_and_the_knee_against_the_baseline(
-        pytester: pytest.Pytester) -> None:
+        pytester: pytest.Pytester, shared: Shared) -> None:
     pytest.importorskip("matplotlib")
-    update, r = updated_then_compared(pytester)
+    update, r = updated_then_compared(pytester, shared)
     update.assert_outcomes(passed=1)
     entry = load_baseline(pytester)["results"]["test_serve.py::test_serve"]
     assert entry["serve"]["at_rate"]["requests"] > 50 and entry["serve"]["search"]["sustainable_rate"] > 0
@@ -239,11 +254,11 @@ def test_off(trt_bench):
     assert not baseline_files(pytester)
 
 
-def test_pytest_trtperf_compare_judges_both_serve_figures(pytester: pytest.Pytester,
+def test_pytest_trtperf_compare_judges_both_serve_figures(pytester: pytest.Pytester, shared: Shared,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     from pytest_trtperf.cli import main
 
-    updated(pytester, slo=200).assert_outcomes(passed=1)  # its results in a.json (a baseline update's)
+    updated(pytester, shared, slo=200).assert_outcomes(passed=1)  # its results in a.json (a baseline update's)
     a, b = pytester.path / "a.json", pytester.path / "b.json"
     run(pytester, "--trt-baseline=off", f"--trt-json={b}", service_ms=7.0).assert_outcomes(passed=1)
     assert main(["compare", str(a), str(b)]) == 1
