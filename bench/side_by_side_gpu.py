@@ -154,13 +154,24 @@ def make_repo(where: Path, dry: bool) -> Path:
     return repo
 
 
+def loaded_plugin() -> list[str]:
+    """``-p pytest_trtperf.plugin.hooks`` where the package is on the path but
+    not installed (no ``pytest11`` entry point, as on a fresh lent GPU
+    machine): there pytest would refuse every ``--trt-*`` option."""
+    from importlib.metadata import entry_points
+
+    installed = any(ep.value.startswith("pytest_trtperf") for ep in entry_points(group="pytest11"))
+    return [] if installed else ["-p", "pytest_trtperf.plugin.hooks"]
+
+
 def pytest_run(repo: Path, args: list[str], out: Path, extra: list[str]) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("PYTEST_ADDOPTS", None)
     t0 = time.perf_counter()
     load = os.getloadavg()[0]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-                           "-p", "no:benchmark", "--trt-tolerance=1%", *args, *extra, f"--trt-json={out}"],
+                           "-p", "no:benchmark", *loaded_plugin(), "--trt-tolerance=1%", *args, *extra,
+                           f"--trt-json={out}"],
                           cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     results = json.loads(out.read_text())["results"] if out.exists() else []
     verdicts = []
@@ -173,6 +184,14 @@ def pytest_run(repo: Path, args: list[str], out: Path, extra: list[str]) -> dict
                          "other_processes": ds.get("other_processes"), "message": v["message"][:300]})
     return {"returncode": done.returncode, "wall_s": time.perf_counter() - t0, "load": load, "verdicts": verdicts,
             "tail": (done.stdout + done.stderr)[-1500:] if done.returncode not in (0, 1) else ""}
+
+
+def broken(run: dict[str, Any], what: str) -> None:
+    """Stop at once, with pytest's own words, when a session ended other than
+    passed or gated (1): a usage error or a crash does not mend itself, and the
+    loop would spend the whole budget on it."""
+    if run["returncode"] not in (0, 1):
+        sys.exit(f"{what}: pytest exited {run['returncode']}:\n{run['tail']}")
 
 
 def soak(seconds: float, dry: bool) -> None:
@@ -229,6 +248,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="trtperf-sbs-gpu-") as tmp:
         repo = make_repo(Path(tmp), dry)
         doc["update"] = pytest_run(repo, ["--trt-baseline=update"], repo / "update.json", extra)
+        broken(doc["update"], "the baseline update")
         soak(a.soak, dry)
         neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR_CPU if dry else NEIGHBOUR_GPU])
         try:
@@ -246,6 +266,9 @@ def main() -> None:
                 run.update(extra_blocks=extra_blocks, gate=gate)
                 last = run["wall_s"]
                 doc["runs"].append(run)
+                if out is not None:
+                    out.write_text(json.dumps(doc, indent=1))
+                broken(run, f"session {i}")
                 print(f"{i}: +{extra_blocks} block {gate}: {[v['status'] for v in run['verdicts']]} "
                       f"{[round(v['ratio'] or 1 + (v['change'] or 0), 4) for v in run['verdicts']]} "
                       f"{run['wall_s']:.1f}s", flush=True)
