@@ -27,16 +27,10 @@ from typing import IO
 
 import pytest
 
+from pytest_trtperf.core.host_state import cpu_cores
+
 #: How long a worker that found every slot taken sleeps before it looks again.
 POLL_S = 0.005
-
-
-def cpus() -> int:
-    """CPUs this process may run on (a container's or taskset's share, not the host's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class CpuSlots:
@@ -172,9 +166,9 @@ def waits(item: pytest.Item) -> bool:
 
 def install(config: pytest.Config, count: int | None = None) -> None:
     """Under xdist, give this worker the session's slots (``count``, or one
-    per CPU): xdist makes each worker's basetemp ``<session's basetemp>/gwN``,
+    per CPU this process may run on, the plugin's own count): xdist makes each worker's basetemp ``<session's basetemp>/gwN``,
     so their parent is the one directory all workers share."""
     basetemp = getattr(config.option, "basetemp", None)
     if os.environ.get("PYTEST_XDIST_WORKER") and basetemp:
-        slots = CpuSlots(Path(basetemp).parent, cpus() if count is None else count)
+        slots = CpuSlots(Path(basetemp).parent, cpu_cores() if count is None else count)
         config.pluginmanager.register(SlotPerTest(slots), PLUGIN)
