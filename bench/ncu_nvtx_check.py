@@ -45,6 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 from pytest_trtperf.core.identity import result_id  # noqa: E402
+from pytest_trtperf.relative.serve import plugin_args  # noqa: E402
 from pytest_trtperf.report.nsight import ncu_filter  # noqa: E402
 
 SUITE = '''
@@ -93,13 +94,6 @@ def find_ncu() -> str | None:
         if hits:
             return hits[-1]
     return None
-
-
-def plugin_args() -> list[str]:
-    from importlib.metadata import entry_points
-
-    installed = any(ep.name == "trtperf" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "pytest_trtperf.plugin.hooks"]
 
 
 def run(ncu: str, work: Path, flt: str, extra: list[str], n: int, log: Path) -> tuple[int, list[str], dict]:

@@ -46,6 +46,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pytest_trtperf.relative.serve import plugin_args
+
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = 33
 
@@ -154,23 +156,13 @@ def make_repo(where: Path, dry: bool) -> Path:
     return repo
 
 
-def loaded_plugin() -> list[str]:
-    """``-p pytest_trtperf.plugin.hooks`` where the package is on the path but
-    not installed (no ``pytest11`` entry point, as on a fresh lent GPU
-    machine): there pytest would refuse every ``--trt-*`` option."""
-    from importlib.metadata import entry_points
-
-    installed = any(ep.value.startswith("pytest_trtperf") for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "pytest_trtperf.plugin.hooks"]
-
-
 def pytest_run(repo: Path, args: list[str], out: Path, extra: list[str]) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("PYTEST_ADDOPTS", None)
     t0 = time.perf_counter()
     load = os.getloadavg()[0]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-                           "-p", "no:benchmark", *loaded_plugin(), "--trt-tolerance=1%", *args, *extra,
+                           "-p", "no:benchmark", *plugin_args(), "--trt-tolerance=1%", *args, *extra,
                            f"--trt-json={out}"],
                           cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     results = json.loads(out.read_text())["results"] if out.exists() else []

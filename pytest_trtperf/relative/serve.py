@@ -31,18 +31,28 @@ from pytest_trtperf.relative.cpu_slices import time_slices
 PACKAGES = ("pytest", "numpy", "torch", "tensorrt", "tensorrt_rtx", "cuda-python")
 
 
+def plugin_args() -> list[str]:
+    """``-p pytest_trtperf.plugin.hooks`` for a pytest process in an environment
+    where this package is importable but not installed (no ``pytest11`` entry
+    point: a reference interpreter, a lent machine with only ``PYTHONPATH``),
+    where pytest would otherwise refuse every ``--trt-*`` option; nothing
+    where the entry point loads it already (a second registration is an error)."""
+    import importlib.metadata
+
+    if any(ep.value.startswith("pytest_trtperf") for ep in importlib.metadata.entry_points(group="pytest11")):
+        return []
+    return ["-p", "pytest_trtperf.plugin.hooks"]
+
+
 def main(args: Sequence[str]) -> int:
     """Entry of the reference process (``reference_process._BOOT``): pytest
     with this plugin loaded (by its entry point, or explicitly when the
     environment does not have it installed) and never with xdist workers."""
-    import importlib.metadata
     import importlib.util
 
     import pytest
 
-    extra: list[str] = []
-    if not any(ep.value.startswith("pytest_trtperf") for ep in importlib.metadata.entry_points(group="pytest11")):
-        extra += ["-p", "pytest_trtperf.plugin.hooks"]
+    extra = plugin_args()
     if importlib.util.find_spec("xdist") is not None:
         extra += ["-n", "0"]
     return int(pytest.main([*extra, *args]))
